@@ -1,0 +1,70 @@
+"""What core hands downstream: scored batches and detector events.
+
+This module is the whole contract between ``core`` and ``rules`` (rules imports nothing else of
+core). A :class:`ScoredBatch` is one telemetry batch of one device after the detectors ran: the
+values and, for every sample and field, an anomaly score in [0, 1]. A :class:`DetectorEvent`
+marks the onset of an anomaly on one field, with an explanation a person can read.
+
+>>> import numpy as np
+>>> batch = ScoredBatch(tenant="acme", device_id="hp-1", product="heat_pump",
+...                     fields=("a", "b"), t=np.array([0.0, 60.0]),
+...                     values=np.zeros((2, 2)), scores=np.array([[0.1, 0.2], [0.9, 0.3]]))
+>>> batch.max_score_per_sample().tolist()
+[0.2, 0.9]
+>>> batch.n_samples
+2
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["DetectorEvent", "EventSink", "ScoredBatch"]
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorEvent:
+    """Onset of an anomaly on one series, explained."""
+
+    tenant: str
+    device_id: str
+    product: str
+    field: str
+    detector: str
+    ts: float
+    score: float
+    value: float
+    explanation: str
+    #: predicted seconds until the series crosses its limit, when a trend detector can tell
+    time_to_limit_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredBatch:
+    """One device's batch after detection: values and scores, one row per sample."""
+
+    tenant: str
+    device_id: str
+    product: str
+    fields: tuple[str, ...]
+    t: NDArray[np.float64]
+    values: NDArray[np.float64]
+    scores: NDArray[np.float64]
+    events: tuple[DetectorEvent, ...] = field(default=())
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples (rows)."""
+        return int(self.t.shape[0])
+
+    def max_score_per_sample(self) -> NDArray[np.float64]:
+        """The highest field score of every sample (NaN scores count as 0)."""
+        return np.nan_to_num(self.scores, nan=0.0).max(axis=1)
+
+
+#: Where core sends each scored batch (the rules pipeline, in the application shell's wiring).
+EventSink = Callable[[ScoredBatch], Awaitable[None]]

@@ -1,0 +1,64 @@
+"""The ``forewarn`` command line: one sub-command per module in :mod:`forewarn.commands`.
+
+Each command module exposes ``register(subparsers)``, which adds its parser and sets
+``func`` (called with the parsed arguments, returns the exit code). Add a command by adding a
+module and naming it in ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from forewarn.errors import ForewarnError
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+#: command modules under forewarn.commands, in the order --help lists them
+COMMANDS: tuple[str, ...] = ("demo", "edge", "core", "rules", "nab")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every command registered."""
+    parser = argparse.ArgumentParser(
+        prog="forewarn",
+        description=(
+            "IoT telemetry engine for proactive support: spots a device fault while it is small, "
+            "opens a support case and tells the customer before they call."
+        ),
+        epilog="Run 'forewarn COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument(
+        "--config", metavar="TOML", default=None,
+        help="configuration file (default: ./forewarn.toml if present; "
+        "FOREWARN_* environment variables override it)",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"forewarn.commands.{name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``forewarn`` script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.func(args)
+    except ForewarnError as exc:
+        print(f"forewarn: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,19 +7,27 @@ re-scoring and case evidence read history back. Implementations: :mod:`core.stor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from core.events import ScoredBatch
+from core.events import DetectorEvent, ScoredBatch
 
-__all__ = ["SeriesFrame", "StoreError", "TimeSeriesStore"]
+__all__ = ["HistoryStore", "SeriesFrame", "StoreError", "StoreRejectedError", "TimeSeriesStore"]
 
 
 class StoreError(Exception):
     """The store could not take or give data (unreachable, refused, timed out)."""
+
+
+class StoreRejectedError(StoreError):
+    """The store answered and refused the data for good (malformed, unauthorised, wrong bucket).
+
+    Trying again will not help, so :class:`~core.store.buffered.BufferedStore` does not spool it.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +56,19 @@ class TimeSeriesStore(Protocol):
 
     def close(self) -> None:
         """Flush and release resources."""
+
+
+class HistoryStore(TimeSeriesStore, Protocol):
+    """A store that also writes many batches at once and gives back the detector onsets.
+
+    Every implementation in :mod:`core.store` is one; the contract suite
+    (``tests/integration/test_store_contract.py``) holds them to it.
+    """
+
+    def write_many(self, batches: Sequence[ScoredBatch]) -> None:
+        """Store several batches, in as few round trips as the store allows."""
+
+    def read_events(
+        self, tenant: str, device_id: str, start: float, stop: float
+    ) -> tuple[DetectorEvent, ...]:
+        """Detector onsets of one device in [start, stop), oldest first."""

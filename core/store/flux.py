@@ -1,0 +1,99 @@
+"""The Flux queries :class:`~core.store.influx.InfluxStore` sends, built as text.
+
+InfluxDB OSS 2.x does not take query parameters (only InfluxDB Cloud does), so values are put
+into the query as escaped string literals and RFC 3339 time literals. Each query opens with a
+``// forewarn:<kind>`` comment naming its shape, which makes them easy to find in InfluxDB's
+query log (and lets the test server tell them apart).
+
+>>> print(read_query("fw", "acme", "hp-1", 1700000000.0, 1700003600.0, every_s=60.0))
+// forewarn:read
+from(bucket: "fw")
+  |> range(start: 2023-11-14T22:13:20.000000Z, stop: 2023-11-14T23:13:20.000000Z)
+  |> filter(fn: (r) => r.tenant == "acme" and r.device == "hp-1")
+  |> filter(fn: (r) => r._measurement == "telemetry" or (r._measurement == "anomaly" and not exists r.detector))
+  |> aggregateWindow(every: 60000000us, fn: mean, createEmpty: false, timeSrc: "_start")
+  |> keep(columns: ["_time", "_measurement", "_field", "_value"])
+"""  # noqa: E501
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+__all__ = ["count_query", "events_query", "flux_string", "flux_time", "read_query"]
+
+
+def flux_string(text: str) -> str:
+    """A Flux string literal.
+
+    >>> flux_string('a"b')
+    '"a\\\\"b"'
+    """
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${")
+    return f'"{escaped}"'
+
+
+def flux_time(epoch_s: float) -> str:
+    """A Flux time literal (RFC 3339, microseconds, UTC) for epoch seconds.
+
+    >>> flux_time(0.5)
+    '1970-01-01T00:00:00.500000Z'
+    """
+    return datetime.fromtimestamp(epoch_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _device_filter(tenant: str, device_id: str) -> str:
+    return (
+        f"  |> filter(fn: (r) => r.tenant == {flux_string(tenant)}"
+        f" and r.device == {flux_string(device_id)})\n"
+    )
+
+
+def read_query(
+    bucket: str, tenant: str, device_id: str, start: float, stop: float, every_s: float = 0.0
+) -> str:
+    """Values and per-field scores of one device in [start, stop), averaged when ``every_s`` > 0.
+
+    Windows start at multiples of ``every_s`` since the epoch and are stamped with their start.
+    """
+    query = (
+        "// forewarn:read\n"
+        f"from(bucket: {flux_string(bucket)})\n"
+        f"  |> range(start: {flux_time(start)}, stop: {flux_time(stop)})\n"
+        + _device_filter(tenant, device_id)
+        + '  |> filter(fn: (r) => r._measurement == "telemetry"'
+        ' or (r._measurement == "anomaly" and not exists r.detector))\n'
+    )
+    if every_s > 0:
+        every_us = max(1, round(every_s * 1e6))
+        query += (
+            f"  |> aggregateWindow(every: {every_us}us, fn: mean, createEmpty: false,"
+            ' timeSrc: "_start")\n'
+        )
+    return query + '  |> keep(columns: ["_time", "_measurement", "_field", "_value"])'
+
+
+def events_query(bucket: str, tenant: str, device_id: str, start: float, stop: float) -> str:
+    """Detector onsets of one device in [start, stop), one row per onset."""
+    return (
+        "// forewarn:events\n"
+        f"from(bucket: {flux_string(bucket)})\n"
+        f"  |> range(start: {flux_time(start)}, stop: {flux_time(stop)})\n"
+        + _device_filter(tenant, device_id)
+        + '  |> filter(fn: (r) => r._measurement == "anomaly" and exists r.detector)\n'
+        '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")'
+    )
+
+
+def count_query(bucket: str, tenant: str | None = None) -> str:
+    """Distinct (device, timestamp) samples per device in ``telemetry``; the caller sums them."""
+    tenant_filter = "" if tenant is None else f" and r.tenant == {flux_string(tenant)}"
+    return (
+        "// forewarn:count\n"
+        f"from(bucket: {flux_string(bucket)})\n"
+        "  |> range(start: 0)\n"
+        f'  |> filter(fn: (r) => r._measurement == "telemetry"{tenant_filter})\n'
+        '  |> group(columns: ["tenant", "device"])\n'
+        '  |> unique(column: "_time")\n'
+        '  |> count(column: "_time")\n'
+        '  |> rename(columns: {_time: "samples"})'
+    )

@@ -7,13 +7,18 @@ query log (and lets the test server tell them apart).
 
 >>> print(read_query("fw", "acme", "hp-1", 1700000000.0, 1700003600.0, every_s=60.0))
 // forewarn:read
-from(bucket: "fw")
+data = from(bucket: "fw")
   |> range(start: 2023-11-14T22:13:20.000000Z, stop: 2023-11-14T23:13:20.000000Z)
   |> filter(fn: (r) => r.tenant == "acme" and r.device == "hp-1")
-  |> filter(fn: (r) => r._measurement == "telemetry" or (r._measurement == "anomaly" and not exists r.detector))
-  |> aggregateWindow(every: 60000000us, fn: mean, createEmpty: false, timeSrc: "_start")
+values = data
+  |> filter(fn: (r) => r._measurement == "telemetry")
+  |> aggregateWindow(every: 60000000us, createEmpty: false, timeSrc: "_start", fn: mean)
+scores = data
+  |> filter(fn: (r) => r._measurement == "anomaly" and not exists r.detector)
+  |> aggregateWindow(every: 60000000us, createEmpty: false, timeSrc: "_start", fn: max)
+union(tables: [values, scores])
   |> keep(columns: ["_time", "_measurement", "_field", "_value"])
-"""  # noqa: E501
+"""
 
 from __future__ import annotations
 
@@ -51,25 +56,39 @@ def _device_filter(tenant: str, device_id: str) -> str:
 def read_query(
     bucket: str, tenant: str, device_id: str, start: float, stop: float, every_s: float = 0.0
 ) -> str:
-    """Values and per-field scores of one device in [start, stop), averaged when ``every_s`` > 0.
+    """Values and per-field scores of one device in [start, stop).
 
-    Windows start at multiples of ``every_s`` since the epoch and are stamped with their start.
+    With ``every_s`` > 0, values are averaged and scores take their maximum (an anomaly must not
+    be averaged away on a chart) over windows that start at multiples of ``every_s`` since the
+    epoch and are stamped with their start.
     """
+    values_filter = 'r._measurement == "telemetry"'
+    scores_filter = 'r._measurement == "anomaly" and not exists r.detector'
     query = (
         "// forewarn:read\n"
-        f"from(bucket: {flux_string(bucket)})\n"
+        f"data = from(bucket: {flux_string(bucket)})\n"
         f"  |> range(start: {flux_time(start)}, stop: {flux_time(stop)})\n"
         + _device_filter(tenant, device_id)
-        + '  |> filter(fn: (r) => r._measurement == "telemetry"'
-        ' or (r._measurement == "anomaly" and not exists r.detector))\n'
     )
-    if every_s > 0:
-        every_us = max(1, round(every_s * 1e6))
-        query += (
-            f"  |> aggregateWindow(every: {every_us}us, fn: mean, createEmpty: false,"
-            ' timeSrc: "_start")\n'
+    if every_s <= 0:
+        return (
+            query
+            + f"data\n  |> filter(fn: (r) => {values_filter} or ({scores_filter}))\n"
+            + _KEEP
         )
-    return query + '  |> keep(columns: ["_time", "_measurement", "_field", "_value"])'
+    every = f"{max(1, round(every_s * 1e6))}us"
+    window = f'every: {every}, createEmpty: false, timeSrc: "_start"'
+    return (
+        query
+        + f"values = data\n  |> filter(fn: (r) => {values_filter})\n"
+        f"  |> aggregateWindow({window}, fn: mean)\n"
+        f"scores = data\n  |> filter(fn: (r) => {scores_filter})\n"
+        f"  |> aggregateWindow({window}, fn: max)\n"
+        "union(tables: [values, scores])\n" + _KEEP
+    )
+
+
+_KEEP = '  |> keep(columns: ["_time", "_measurement", "_field", "_value"])'
 
 
 def events_query(bucket: str, tenant: str, device_id: str, start: float, stop: float) -> str:

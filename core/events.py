@@ -63,7 +63,8 @@ class ScoredBatch:
 
     def max_score_per_sample(self) -> NDArray[np.float64]:
         """The highest field score of every sample (NaN scores count as 0)."""
-        return np.nan_to_num(self.scores, nan=0.0).max(axis=1)
+        out: NDArray[np.float64] = np.nan_to_num(self.scores, nan=0.0).max(axis=1)
+        return out
 
 
 #: Where core sends each scored batch (the rules pipeline, in the application shell's wiring).

@@ -1,0 +1,39 @@
+"""Configuration models of the core service (the application shell loads them from TOML/env).
+
+>>> MqttConfig().port
+1883
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["CoreConfig", "MqttConfig"]
+
+
+class MqttConfig(BaseModel):
+    """Where core subscribes to device telemetry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    client_id: str = "forewarn-core"
+    #: subscription filter; '+' levels stand for tenant and device
+    subscription: str = "forewarn/v1/+/+/telemetry"
+    #: how long the broker keeps core's session (and its QoS 1 messages) while core is away
+    session_expiry_s: int = Field(default=3600, ge=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+
+
+class CoreConfig(BaseModel):
+    """Core's processing settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: a field whose anomaly score reaches this emits one detector event (onset)
+    event_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    #: batches remembered per device boot for duplicate detection
+    dedup_window: int = Field(default=4096, ge=16)

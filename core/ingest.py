@@ -1,0 +1,88 @@
+"""Telemetry from the MQTT broker, as an async iterator of (topic, payload), with aiomqtt.
+
+Persistent session (clean start off, session expiry) so QoS 1 messages published while core is
+away wait at the broker. Reconnects with full-jitter exponential backoff.
+
+Usage::
+
+    async with Ingestor(MqttConfig(port=1883)) as ingestor:
+        async for topic, payload in ingestor.messages():
+            ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from core.config import MqttConfig
+
+__all__ = ["Ingestor"]
+
+_log = logging.getLogger(__name__)
+
+
+class Ingestor:
+    """Subscribes to telemetry and yields messages until cancelled."""
+
+    def __init__(self, config: MqttConfig) -> None:
+        self.config = config
+        self.connected = asyncio.Event()
+        self.reconnects = 0
+
+    async def __aenter__(self) -> Ingestor:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.connected.clear()
+
+    def _client(self) -> aiomqtt.Client:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.config.session_expiry_s
+        return aiomqtt.Client(
+            self.config.host,
+            self.config.port,
+            username=self.config.username,
+            password=self.config.password,
+            identifier=self.config.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            properties=props,
+            max_queued_incoming_messages=10_000,
+        )
+
+    async def messages(self) -> AsyncIterator[tuple[str, bytes]]:
+        """Yield (topic, payload) forever; reconnect on broker loss."""
+        attempt = 0
+        while True:
+            try:
+                async with self._client() as client:
+                    await client.subscribe(self.config.subscription, qos=1)
+                    self.connected.set()
+                    attempt = 0
+                    async for message in client.messages:
+                        payload = message.payload
+                        if isinstance(payload, str):
+                            payload = payload.encode()
+                        elif not isinstance(payload, bytes | bytearray):
+                            payload = b""
+                        yield message.topic.value, bytes(payload)
+            except aiomqtt.MqttError as exc:
+                self.connected.clear()
+                attempt += 1
+                self.reconnects += 1
+                delay = random.uniform(0, min(self.config.reconnect_max_s, 0.5 * 2**attempt))
+                _log.warning("broker connection lost (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)

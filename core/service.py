@@ -1,0 +1,39 @@
+"""The core service, wired in one place: MQTT ingest → pipeline (decode, dedup, detect, store)
+→ sink (the rules pipeline, handed in by the application shell).
+
+Usage::
+
+    service = CoreService(mqtt_config, pipeline, sink=rules.handle)
+    task = asyncio.create_task(service.run())
+    await service.ingestor.connected.wait()
+"""
+
+from __future__ import annotations
+
+import logging
+
+from core.config import MqttConfig
+from core.events import EventSink
+from core.ingest import Ingestor
+from core.pipeline import CorePipeline
+
+__all__ = ["CoreService"]
+
+_log = logging.getLogger(__name__)
+
+
+class CoreService:
+    """Runs the ingest loop until cancelled."""
+
+    def __init__(self, mqtt: MqttConfig, pipeline: CorePipeline, sink: EventSink) -> None:
+        self.pipeline = pipeline
+        self.sink = sink
+        self.ingestor = Ingestor(mqtt)
+
+    async def run(self) -> None:
+        """Consume telemetry forever (cancel the task to stop)."""
+        async with self.ingestor as ingestor:
+            async for topic, payload in ingestor.messages():
+                scored = self.pipeline.process_payload(topic, payload)
+                if scored is not None:
+                    await self.sink(scored)

@@ -1,0 +1,30 @@
+"""Errors of the rules, cases and notifications package.
+
+::
+
+    RuleError              anything rules raises on purpose
+    ├── RuleFileError      a rules file that cannot be used (names file, line and key)
+    └── NotifyError        a channel could not deliver a notice; ``retryable`` tells the
+                           outbox whether to try again (the outbox decides, not the notifier)
+"""
+
+from __future__ import annotations
+
+__all__ = ["NotifyError", "RuleError", "RuleFileError"]
+
+
+class RuleError(Exception):
+    """Anything the rules package raises on purpose."""
+
+
+class RuleFileError(RuleError):
+    """A rules file that cannot be used."""
+
+
+class NotifyError(RuleError):
+    """A notice was not delivered."""
+
+    def __init__(self, reason: str, retryable: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable

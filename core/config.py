@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["CoreConfig", "MqttConfig"]
@@ -21,6 +23,8 @@ class MqttConfig(BaseModel):
     username: str | None = None
     password: str | None = None
     client_id: str = "forewarn-core"
+    #: MQTT protocol version; "3.1.1" for brokers without MQTT 5 (the embedded demo broker)
+    protocol: Literal["3.1.1", "5"] = "5"
     #: subscription filter; '+' levels stand for tenant and device
     subscription: str = "forewarn/v1/+/+/telemetry"
     #: how long the broker keeps core's session (and its QoS 1 messages) while core is away

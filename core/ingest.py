@@ -49,6 +49,16 @@ class Ingestor:
         self.connected.clear()
 
     def _client(self) -> aiomqtt.Client:
+        if self.config.protocol == "3.1.1":
+            return aiomqtt.Client(
+                self.config.host,
+                self.config.port,
+                username=self.config.username,
+                password=self.config.password,
+                identifier=self.config.client_id,
+                protocol=aiomqtt.ProtocolVersion.V311,
+                clean_session=False,
+            )
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.config.session_expiry_s
         return aiomqtt.Client(
@@ -60,7 +70,6 @@ class Ingestor:
             protocol=aiomqtt.ProtocolVersion.V5,
             clean_start=False,
             properties=props,
-            max_queued_incoming_messages=10_000,
         )
 
     async def messages(self) -> AsyncIterator[tuple[str, bytes]]:

@@ -31,6 +31,7 @@ class MqttPublisher:
         password: str | None = None,
         max_inflight: int = 20,
         timeout_s: float = 30.0,
+        protocol: str = "5",
     ) -> None:
         self.client_id = client_id
         self.host = host
@@ -40,7 +41,8 @@ class MqttPublisher:
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id,
-            protocol=mqtt.MQTTv5,
+            # "3.1.1" for brokers without MQTT 5 (the embedded amqtt broker of the demo)
+            protocol=mqtt.MQTTv311 if protocol == "3.1.1" else mqtt.MQTTv5,
         )
         if username is not None:
             self._client.username_pw_set(username, password)

@@ -19,8 +19,11 @@ __all__ = ["MqttPublisher"]
 
 
 class MqttPublisher:
-    """One device's MQTT connection. ``publish`` blocks while ``max_inflight`` messages await PUBACK,
-    so paho's own queue never overflows (it refuses silently above its limit)."""
+    """One device's MQTT connection, blocking: the synchronous path without a disk queue.
+
+    ``publish`` blocks while ``max_inflight`` messages await PUBACK, so paho's own queue never
+    overflows (it refuses silently above its limit). The store-and-forward path is
+    :class:`edge.uplink.Uplink`."""
 
     def __init__(
         self,

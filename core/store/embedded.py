@@ -1,6 +1,9 @@
 """The embedded time-series store: one local SQLite file, no server.
 
-Good for the demo and small installs; the InfluxDB store serves fleets.
+Good for the demo and small installs; the InfluxDB store serves fleets. It behaves like the
+InfluxDB one (the contract suite checks both): timestamps are kept in milliseconds, writing a
+sample again overwrites the fields it carries and keeps the others, downsampling averages values
+and takes the maximum score over windows that start at multiples of ``every_s`` since the epoch.
 
 >>> import numpy as np
 >>> from core.events import ScoredBatch
@@ -12,38 +15,71 @@ Good for the demo and small installs; the InfluxDB store serves fleets.
 >>> frame = store.read("acme", "hp-1", 0.0, 120.0)
 >>> frame.fields, frame.values.tolist()
 (('a', 'b'), [[1.0, 2.0], [3.0, nan]])
+>>> store.read("acme", "hp-1", 0.0, 120.0, every_s=120.0).values.tolist()
+[[2.0, 2.0]]
 >>> store.close()
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
+from types import TracebackType
 
 import numpy as np
 
-from core.events import ScoredBatch
+from core.events import DetectorEvent, ScoredBatch
 from core.store.base import SeriesFrame, StoreError
 
 __all__ = ["EmbeddedStore"]
 
+# Table names differ from the first layout ("samples"), which is left alone in old files.
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS samples (
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY,
     tenant TEXT NOT NULL,
     device_id TEXT NOT NULL,
     field TEXT NOT NULL,
-    ts REAL NOT NULL,
+    product TEXT NOT NULL,
+    UNIQUE (tenant, device_id, field)
+);
+CREATE TABLE IF NOT EXISTS sample (
+    series_id INTEGER NOT NULL,
+    ts_ms INTEGER NOT NULL,
     value REAL,
     score REAL,
-    PRIMARY KEY (tenant, device_id, field, ts)
+    PRIMARY KEY (series_id, ts_ms)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS event (
+    tenant TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    product TEXT NOT NULL,
+    field TEXT NOT NULL,
+    detector TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL,
+    score REAL,
+    value REAL,
+    explanation TEXT NOT NULL,
+    time_to_limit_s REAL,
+    PRIMARY KEY (tenant, device_id, ts_ms, field, detector)
 ) WITHOUT ROWID;
 """
 
+# NaN binds as NULL in SQLite, and NULL never overwrites what a sample already holds
+_UPSERT = (
+    "INSERT INTO sample (series_id, ts_ms, value, score) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (series_id, ts_ms) DO UPDATE SET "
+    "value = coalesce(excluded.value, value), score = coalesce(excluded.score, score)"
+)
+
 
 class EmbeddedStore:
-    """Samples and scores in a SQLite file, one row per (device, field, timestamp)."""
+    """Samples and scores in a SQLite file, one row per (series, millisecond)."""
 
     def __init__(self, path: Path | str) -> None:
+        self.path = path
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -53,49 +89,125 @@ class EmbeddedStore:
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open embedded store {path}: {exc}") from exc
+        self._series: dict[tuple[str, str, str], int] = {}
+
+    def __enter__(self) -> EmbeddedStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def write(self, batch: ScoredBatch) -> None:
-        """Store values and scores; writing the same sample again replaces it."""
-        n, k = batch.values.shape
-        t = np.repeat(batch.t, k).tolist()
-        fields = list(batch.fields) * n
-        values = [None if v != v else v for v in batch.values.ravel().tolist()]
-        scores = [None if s != s else s for s in batch.scores.ravel().tolist()]
-        rows = zip([batch.tenant] * (n * k), [batch.device_id] * (n * k), fields, t, values,
-                   scores, strict=True)
+        """Store values, scores and detector onsets; a sample written again is overwritten."""
+        self.write_many([batch])
+
+    def write_many(self, batches: Sequence[ScoredBatch]) -> None:
+        """Store several batches in one transaction."""
         try:
             with self._db:
-                self._db.executemany("INSERT OR REPLACE INTO samples VALUES (?,?,?,?,?,?)", rows)
+                for batch in batches:
+                    self._insert(batch)
         except sqlite3.Error as exc:
             raise StoreError(f"embedded store write failed: {exc}") from exc
+
+    def _insert(self, batch: ScoredBatch) -> None:
+        n, k = batch.values.shape
+        if n and k:
+            ids = np.array([self._series_id(batch, name) for name in batch.fields], dtype=np.int64)
+            ts_ms = np.rint(batch.t * 1000.0).astype(np.int64)
+            values = batch.values.ravel()
+            scores = batch.scores.ravel()
+            keep = np.isfinite(values) | np.isfinite(scores)
+            rows = zip(
+                np.tile(ids, n)[keep].tolist(),
+                np.repeat(ts_ms, k)[keep].tolist(),
+                np.where(np.isfinite(values), values, np.nan)[keep].tolist(),
+                np.where(np.isfinite(scores), scores, np.nan)[keep].tolist(),
+                strict=True,
+            )
+            self._db.executemany(_UPSERT, rows)
+        if batch.events:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO event VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (e.tenant, e.device_id, e.product, e.field, e.detector, round(e.ts * 1000),
+                     e.score, e.value, e.explanation, e.time_to_limit_s)
+                    for e in batch.events
+                ],
+            )
+
+    def _series_id(self, batch: ScoredBatch, name: str) -> int:
+        key = (batch.tenant, batch.device_id, name)
+        series_id = self._series.get(key)
+        if series_id is None:
+            self._db.execute(
+                "INSERT OR IGNORE INTO series (tenant, device_id, field, product) VALUES (?,?,?,?)",
+                (*key, batch.product),
+            )
+            (series_id,) = self._db.execute(
+                "SELECT id FROM series WHERE tenant=? AND device_id=? AND field=?", key
+            ).fetchone()
+            self._series[key] = int(series_id)
+        return int(series_id)
 
     def read(
         self, tenant: str, device_id: str, start: float, stop: float, every_s: float = 0.0
     ) -> SeriesFrame:
-        """History of one device in [start, stop); ``every_s`` > 0 averages into buckets."""
-        bucket = "ts" if every_s <= 0 else f"(CAST(ts / {float(every_s)} AS INTEGER) * {float(every_s)})"
+        """History of one device in [start, stop); ``every_s`` > 0 averages into windows."""
+        every_ms = max(1, round(every_s * 1000)) if every_s > 0 else 1
+        try:
+            rows = self._db.execute(
+                "SELECT s.field, (x.ts_ms / ?) * ? AS window, AVG(x.value), MAX(x.score) "
+                "FROM sample x JOIN series s ON s.id = x.series_id "
+                "WHERE s.tenant = ? AND s.device_id = ? AND x.ts_ms >= ? AND x.ts_ms < ? "
+                "GROUP BY s.field, window",
+                (every_ms, every_ms, tenant, device_id, start * 1000.0, stop * 1000.0),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"embedded store read failed: {exc}") from exc
+        fields = tuple(sorted({row[0] for row in rows}))
+        windows = sorted({row[1] for row in rows})
+        col_of = {name: j for j, name in enumerate(fields)}
+        row_of = {window: i for i, window in enumerate(windows)}
+        values = np.full((len(windows), len(fields)), np.nan)
+        scores = np.full((len(windows), len(fields)), np.nan)
+        for name, window, value, score in rows:
+            i, j = row_of[window], col_of[name]
+            values[i, j] = math.nan if value is None else value
+            scores[i, j] = math.nan if score is None else score
+        t = np.array(windows, dtype=np.float64) / 1000.0
+        return SeriesFrame(fields, t, values, scores)
+
+    def read_events(
+        self, tenant: str, device_id: str, start: float, stop: float
+    ) -> tuple[DetectorEvent, ...]:
+        """Detector onsets of one device in [start, stop), oldest first."""
         rows = self._db.execute(
-            f"SELECT {bucket} AS b, field, AVG(value), MAX(score) FROM samples "
-            "WHERE tenant=? AND device_id=? AND ts>=? AND ts<? GROUP BY b, field ORDER BY b",
-            (tenant, device_id, start, stop),
+            "SELECT tenant, device_id, product, field, detector, ts_ms, score, value, explanation,"
+            " time_to_limit_s FROM event WHERE tenant = ? AND device_id = ? AND ts_ms >= ?"
+            " AND ts_ms < ? ORDER BY ts_ms, field, detector",
+            (tenant, device_id, start * 1000.0, stop * 1000.0),
         ).fetchall()
-        fields = tuple(sorted({r[1] for r in rows}))
-        times = sorted({r[0] for r in rows})
-        col = {f: i for i, f in enumerate(fields)}
-        row_of = {ts: i for i, ts in enumerate(times)}
-        values = np.full((len(times), len(fields)), np.nan)
-        scores = np.full((len(times), len(fields)), np.nan)
-        for ts, name, value, score in rows:
-            i, j = row_of[ts], col[name]
-            values[i, j] = np.nan if value is None else value
-            scores[i, j] = np.nan if score is None else score
-        return SeriesFrame(fields, np.array(times, dtype=np.float64), values, scores)
+        return tuple(
+            DetectorEvent(
+                tenant=row[0], device_id=row[1], product=row[2], field=row[3], detector=row[4],
+                ts=row[5] / 1000.0,
+                score=math.nan if row[6] is None else row[6],
+                value=math.nan if row[7] is None else row[7],
+                explanation=row[8], time_to_limit_s=row[9],
+            )
+            for row in rows
+        )
 
     def count_samples(self, tenant: str | None = None) -> int:
-        """Distinct (device, timestamp) samples stored."""
-        where, args = ("WHERE tenant=?", (tenant,)) if tenant is not None else ("", ())
+        """Distinct (device, timestamp) samples that hold at least one value."""
+        where, args = ("AND s.tenant = ?", (tenant,)) if tenant is not None else ("", ())
         (count,) = self._db.execute(
-            f"SELECT COUNT(*) FROM (SELECT DISTINCT tenant, device_id, ts FROM samples {where})",
+            "SELECT COUNT(*) FROM (SELECT DISTINCT s.tenant, s.device_id, x.ts_ms "
+            f"FROM sample x JOIN series s ON s.id = x.series_id WHERE x.value IS NOT NULL {where})",
             args,
         ).fetchone()
         return int(count)

@@ -1,4 +1,4 @@
-"""A throwaway VictoriaMetrics server for tests and benchmarks (Debian package ``victoria-metrics``).
+"""A throwaway VictoriaMetrics server for tests and benchmarks (Debian ``victoria-metrics``).
 
 It binds 127.0.0.1 on a free port, keeps its data in a directory the caller owns, and can be
 stopped and started again on the same port and data (the outage test does that). VictoriaMetrics
@@ -47,7 +47,7 @@ class VictoriaMetrics:
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         binary = victoria_metrics_binary()
         if binary is None:
-            raise RuntimeError("victoria-metrics is not installed (apt-get install victoria-metrics)")
+            raise RuntimeError("victoria-metrics not installed (apt-get install victoria-metrics)")
         self.binary = binary
         self.workdir = Path(workdir)
         self.data_dir = self.workdir / "vm-data"
@@ -95,7 +95,8 @@ class VictoriaMetrics:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"victoria-metrics exited; see {self.workdir}/victoria-metrics.log")
+                log_path = self.workdir / "victoria-metrics.log"
+                raise RuntimeError(f"victoria-metrics exited; see {log_path}")
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=1.0) as response:
                     if response.status == 200:

@@ -66,7 +66,7 @@ def batch(
     tenant: str, device: str = "hp-1", start: float = T0, n: int = 10, step: float = 6.0,
     events: tuple[DetectorEvent, ...] = (),
 ) -> ScoredBatch:
-    t = start + np.arange(n) * step + 0.125
+    t = (start + np.arange(n) * step + 0.125).astype(np.float64)
     values = np.column_stack([10.0 + np.arange(n), 50.0 + 0.5 * np.arange(n)]).astype(np.float64)
     scores = np.column_stack([np.linspace(0.0, 0.9, n), np.full(n, 0.05)]).astype(np.float64)
     return ScoredBatch(tenant, device, "heat_pump", FIELDS, t, values, scores, events)

@@ -1,0 +1,67 @@
+"""Configuration of the detector ensemble, shared by the core service and ``forewarn nab``.
+
+The defaults are the tuned configuration: one setting for every series (it was chosen on the
+NAB subset as a whole, never per file). :func:`make_detector` is the one place that turns a
+config into a detector, so the service and the benchmark run the very same thing.
+
+>>> det = make_detector(DetectorConfig())
+>>> det.update([0], [[1.0], [2.0]]).shape
+(2, 1)
+>>> DetectorConfig(quiet=10).quiet
+10
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from core.detect.ensemble import Ensemble
+
+__all__ = ["DetectorConfig", "make_detector"]
+
+
+class DetectorConfig(BaseModel):
+    """Every knob of the ensemble; half-lives and periods in samples unless they say seconds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    capacity: int = Field(1024, ge=1, description="initial series slots (grows on demand)")
+    warmup: int = Field(300, ge=0, description="samples a new series learns before it may fire")
+    half_z: float = Field(3.0, gt=0, description="z at which a z-type component scores 0.5")
+
+    level_weight: float = Field(1.0, ge=0, le=1)
+    level_half_life: float = Field(500.0, gt=0)
+    level_clip: float = Field(3.0, gt=0)
+
+    seasonal_weight: float = Field(1.0, ge=0, le=1)
+    seasonal_bins: int = Field(96, ge=1, description="time-of-day bins per period")
+    seasonal_period_s: float = Field(86400.0, gt=0)
+    seasonal_bin_half_life: float = Field(5.0, gt=0, description="in visits of the bin")
+    seasonal_resid_floor: float = Field(0.2, ge=0)
+
+    transition_weight: float = Field(1.0, ge=0, le=1)
+    transition_bins: int = Field(12, ge=3)
+    transition_half_life: float = Field(500.0, gt=0)
+
+    rate_weight: float = Field(0.0, ge=0, le=1)
+    drift_weight: float = Field(0.0, ge=0, le=1)
+    multivariate_weight: float = Field(1.0, ge=0, le=1)
+
+    likelihood_window: int = Field(30, ge=1)
+    likelihood_half_life: float = Field(4000.0, gt=0)
+    fire: float = Field(0.12, gt=0, le=1, description="likelihood score that fires an event")
+    quiet: int = Field(200, ge=0, description="samples a series stays quiet after firing")
+
+    stuck_factor: float = Field(3.0, gt=0)
+    dropout_factor: float = Field(3.0, gt=0)
+    rule_fire: float = Field(0.5, gt=0, le=1)
+
+
+def make_detector(config: DetectorConfig | None = None) -> Ensemble:
+    """The detector the service (and ``forewarn nab``) runs, built from ``config``."""
+    from core.detect.ensemble import Ensemble  # ensemble imports this module's config type
+
+    return Ensemble(config or DetectorConfig())

@@ -1,0 +1,139 @@
+"""Slow drift: two-sided Page–Hinkley test on standardised residuals, plus a trend estimate.
+
+The baseline (EWMA level and spread) learns slowly; the cumulative sums of standardised
+deviations beyond ``delta`` grow while the series creeps away from it and score as they pass
+``threshold``. Beside it a fast level and its slope (per second when times are given, else per
+sample) give :meth:`Drift.time_to_limit`, the predicted time until a limit is crossed.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(4)
+>>> det = Drift(capacity=1)
+>>> _ = det.update([0], rng.normal(20.0, 0.5, (600, 1)))
+>>> creep = 20.0 + 0.02 * np.arange(300.0) + rng.normal(0, 0.5, 300)
+>>> s = det.update([0], creep[:, None])
+>>> bool(s[:50].max() < 0.5), bool(s[-1, 0] > 0.9)
+(True, True)
+>>> ttl = det.time_to_limit(np.array([0]), hi=np.array([40.0]))
+>>> bool(100 < ttl[0] < 1000)                            # about (40 - 26) / 0.02 samples
+True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+from core.detect._base import SoADetector
+
+__all__ = ["Drift", "drift_update"]
+
+_MAD_TO_SIGMA = 1.2533141373155001
+
+
+@numba.njit(cache=True, nogil=True)
+def drift_update(
+    mean: NDArray[np.float64], spread: NDArray[np.float64], count: NDArray[np.int64],
+    up: NDArray[np.float64], down: NDArray[np.float64], level: NDArray[np.float64],
+    slope: NDArray[np.float64], last_t: NDArray[np.float64],
+    slots: NDArray[np.int64], x: NDArray[np.float64], t: NDArray[np.float64],
+    out: NDArray[np.float64], has_t: bool, alpha: float, fast: float, warmup: int,
+    delta: float, threshold: float,
+) -> None:
+    """Score then learn ``x`` (ticks × columns); scores into ``out``."""
+    n_ticks, n_cols = x.shape
+    h2 = threshold * threshold
+    for j in range(n_cols):
+        s = slots[j]
+        for i in range(n_ticks):
+            v = x[i, j]
+            out[i, j] = 0.0
+            if not math.isfinite(v):
+                continue
+            c = count[s]
+            ti = t[i] if has_t else float(c)
+            if c == 0:
+                mean[s] = v
+                level[s] = v
+                last_t[s] = ti
+                count[s] = 1
+                continue
+            sc = max(spread[s] * _MAD_TO_SIGMA, 1e-9 * (1.0 + abs(mean[s])))
+            z = min(max((v - mean[s]) / sc, -5.0), 5.0)
+            if c >= warmup:
+                up[s] = max(0.0, up[s] + z - delta)
+                down[s] = max(0.0, down[s] - z - delta)
+                g = max(up[s], down[s])
+                out[i, j] = g * g / (g * g + h2)
+            a = max(alpha, 1.0 / (c + 1.0))
+            dev = v - mean[s]
+            lim = 3.0 * sc if c >= warmup else abs(dev)
+            mean[s] += a * min(max(dev, -lim), lim)
+            spread[s] += a * (min(abs(dev), lim) - spread[s])
+            dt = ti - last_t[s]
+            new_level = level[s] + max(fast, 1.0 / (c + 1.0)) * (v - level[s])
+            if dt > 0.0:
+                slope[s] += fast * ((new_level - level[s]) / dt - slope[s])
+                last_t[s] = ti
+            level[s] = new_level
+            count[s] = c + 1
+
+
+class Drift(SoADetector):
+    """Page–Hinkley drift detector with a trend estimate, for many series."""
+
+    name: ClassVar[str] = "drift"
+    _spec: ClassVar[dict[str, tuple[Any, tuple[int, ...], float]]] = {
+        "mean": (np.float64, (), 0.0),
+        "spread": (np.float64, (), 0.0),
+        "count": (np.int64, (), 0),
+        "up": (np.float64, (), 0.0),
+        "down": (np.float64, (), 0.0),
+        "level": (np.float64, (), 0.0),
+        "slope": (np.float64, (), 0.0),
+        "last_t": (np.float64, (), 0.0),
+    }
+
+    def __init__(self, capacity: int = 1024, half_life: float = 2000.0,
+                 trend_half_life: float = 50.0, warmup: int = 300, delta: float = 0.5,
+                 threshold: float = 25.0) -> None:
+        self.alpha = 1.0 - 0.5 ** (1.0 / half_life)
+        self.fast = 1.0 - 0.5 ** (1.0 / trend_half_life)
+        self.warmup = warmup
+        self.delta = delta
+        self.threshold = threshold
+        super().__init__(capacity)
+
+    def _run(
+        self, slots: NDArray[np.int64], x: NDArray[np.float64], t: NDArray[np.float64] | None,
+        out: NDArray[np.float64],
+    ) -> None:
+        a = self._arrays
+        tt = np.zeros(x.shape[0]) if t is None else t
+        drift_update(a["mean"], a["spread"], a["count"], a["up"], a["down"], a["level"],
+                     a["slope"], a["last_t"], slots, x, tt, out, t is not None, self.alpha,
+                     self.fast, self.warmup, self.delta, self.threshold)
+
+    def time_to_limit(
+        self, slots: NDArray[np.int64], lo: NDArray[np.float64] | None = None,
+        hi: NDArray[np.float64] | None = None,
+    ) -> NDArray[np.float64]:
+        """Predicted time (s, or samples without times) until each series crosses a limit.
+
+        ``inf`` when the trend points away from every limit (or is flat), 0 when past one.
+        """
+        self._ensure(slots)
+        level = self._arrays["level"][slots]
+        slope = self._arrays["slope"][slots]
+        lo_a = np.full(level.shape, -np.inf) if lo is None else np.asarray(lo, dtype=np.float64)
+        hi_a = np.full(level.shape, np.inf) if hi is None else np.asarray(hi, dtype=np.float64)
+        out = np.full(level.shape, np.inf)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            up = (slope > 0) & np.isfinite(hi_a)
+            down = (slope < 0) & np.isfinite(lo_a)
+            out = np.where(up, np.maximum(hi_a - level, 0.0) / slope, out)
+            out = np.where(down, np.maximum(level - lo_a, 0.0) / -slope, out)
+        return np.asarray(out, dtype=np.float64)

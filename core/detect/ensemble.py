@@ -1,0 +1,240 @@
+"""The detector ensemble the core service runs: every detector, one score, explained events.
+
+Per block of samples of one device (or of many series), each statistical detector scores every
+sample; their weighted maximum goes through the anomaly-likelihood stage and the onset filter,
+so a series fires once at the start of an anomaly. Rule detectors (stuck, dropout, out of range)
+fire through their own onset filter, without the likelihood stage. The returned score is the
+fired score (0 where nothing fired); :meth:`Ensemble.last_findings` explains each firing.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> det = Ensemble()
+>>> t = np.arange(3000) * 300.0
+>>> x = rng.normal(50.0, 1.0, (3000, 1))
+>>> _ = det.update([0], x[:2900], t[:2900])
+>>> x[2950:, 0] += 8.0                                       # the level jumps
+>>> s = det.update([0], x[2900:], t[2900:])
+>>> onset = int(s.argmax()) + 2900                            # fires once, soon after
+>>> 2950 <= onset < 2970, int((s > 0).sum())
+(True, 1)
+>>> f = det.last_findings()[0]
+>>> f.row + 2900 == onset, f.column, f.detector in ("level", "transition")
+(True, 0, True)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from core.detect._base import SoADetector, StateDict, as_block
+from core.detect.config import DetectorConfig
+from core.detect.dropout import Dropout
+from core.detect.drift import Drift
+from core.detect.likelihood import AnomalyLikelihood
+from core.detect.multivariate import Multivariate
+from core.detect.onset import Onset
+from core.detect.out_of_range import OutOfRange
+from core.detect.rate import RateOfChange
+from core.detect.robust_z import RobustZ
+from core.detect.seasonal import Seasonal
+from core.detect.stuck import Stuck
+from core.detect.transition import Transition
+
+__all__ = ["Ensemble", "Finding"]
+
+_WHAT = {
+    "level": "far from its learned level",
+    "seasonal": "unusual for this time of day",
+    "transition": "an unusual change of level",
+    "rate_of_change": "an unusually fast change",
+    "drift": "drifting away from its baseline",
+    "multivariate": "out of step with the device's other fields",
+    "stuck": "stuck at one value",
+    "dropout": "missing samples",
+    "out_of_range": "beyond its configured limits",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One firing of the ensemble: where, which detector, how unusual, and why."""
+
+    row: int
+    column: int
+    score: float
+    detector: str
+    value: float
+    component_score: float
+    explanation: str
+    #: predicted time (seconds, or samples when no times were given) until a limit is crossed
+    time_to_limit: float | None = None
+
+
+class Ensemble:
+    """All detectors over many series, combined into one onset score per sample.
+
+    Call :meth:`update` once per block: ``slots`` (k,) int64, ``x`` (n_ticks, k) float64 with
+    NaN for missing, ``t`` (n_ticks,) seconds (optional; the seasonal and dropout-gap detectors
+    need it). The columns of one call should be one device's fields (the multivariate detector
+    relates them to each other).
+    """
+
+    name = "ensemble"
+
+    def __init__(self, config: DetectorConfig | None = None) -> None:
+        cfg = config or DetectorConfig()
+        self.config = cfg
+        cap = cfg.capacity
+        self.statistical: dict[str, tuple[float, SoADetector]] = {
+            "level": (cfg.level_weight, RobustZ(cap, cfg.level_half_life, 30, cfg.level_clip,
+                                                cfg.half_z)),
+            "seasonal": (cfg.seasonal_weight, Seasonal(
+                cap, cfg.seasonal_bins, cfg.seasonal_period_s, cfg.seasonal_bin_half_life,
+                cfg.level_half_life, 3, cfg.seasonal_resid_floor, cfg.half_z)),
+            "transition": (cfg.transition_weight, Transition(
+                cap, cfg.transition_bins, cfg.transition_half_life)),
+            "rate_of_change": (cfg.rate_weight, RateOfChange(cap, cfg.level_half_life, 30,
+                                                             4.0, cfg.half_z)),
+            "drift": (cfg.drift_weight, Drift(cap, warmup=cfg.warmup)),
+            "multivariate": (cfg.multivariate_weight, Multivariate(cap, half_z=cfg.half_z)),
+        }
+        self.range = OutOfRange(cap)
+        self.rules: dict[str, SoADetector] = {
+            "stuck": Stuck(cap, cfg.stuck_factor),
+            "dropout": Dropout(cap, cfg.dropout_factor, warmup=min(cfg.warmup, 100)),
+            "out_of_range": self.range,
+        }
+        self.likelihood = AnomalyLikelihood(cap, cfg.likelihood_window,
+                                            cfg.likelihood_half_life, cfg.warmup)
+        self.onset = Onset(cap, cfg.fire, cfg.quiet)
+        self.rule_onset = Onset(cap, cfg.rule_fire, cfg.quiet)
+        self._findings: tuple[Finding, ...] = ()
+        self._components: dict[str, NDArray[np.float64]] = {}
+
+    # -- the service's call ------------------------------------------------------------------
+    def update(
+        self,
+        slots: NDArray[np.int64] | list[int],
+        x: NDArray[np.float64] | list[list[float]],
+        t: NDArray[np.float64] | None = None,
+    ) -> NDArray[np.float64]:
+        """Score then learn a block; returns fired scores in [0, 1] of shape (n_ticks, k)."""
+        s, v = as_block(slots, x)
+        tt = None if t is None else np.ascontiguousarray(t, dtype=np.float64)
+        comps: dict[str, NDArray[np.float64]] = {}
+        raw = np.zeros(v.shape)
+        for name, (weight, det) in self.statistical.items():
+            if weight <= 0.0:
+                continue
+            sc = det.update(s, v, tt)
+            comps[name] = sc
+            np.maximum(raw, weight * sc, out=raw)
+        raw[~np.isfinite(v)] = np.nan
+        likelihood = self.likelihood.update(s, raw)
+        fired = self.onset.update(s, likelihood)
+        rule = np.zeros(v.shape)
+        for name, det in self.rules.items():
+            sc = det.update(s, v, tt)
+            comps[name] = sc
+            np.maximum(rule, sc, out=rule)
+        rule_fired = self.rule_onset.update(s, rule)
+        comps["likelihood"] = likelihood
+        self._components = comps
+        final = np.maximum(fired, rule_fired)
+        self._findings = self._explain(s, v, tt, final, fired, comps) if final.any() else ()
+        return final
+
+    # -- explanations ------------------------------------------------------------------------
+    def last_findings(self) -> tuple[Finding, ...]:
+        """Firings of the last :meth:`update`, in row order, each explained."""
+        return self._findings
+
+    def last_components(self) -> dict[str, NDArray[np.float64]]:
+        """Every detector's score of the last block (and the likelihood), by name."""
+        return self._components
+
+    def _explain(
+        self, slots: NDArray[np.int64], x: NDArray[np.float64], t: NDArray[np.float64] | None,
+        final: NDArray[np.float64], fired: NDArray[np.float64],
+        comps: dict[str, NDArray[np.float64]],
+    ) -> tuple[Finding, ...]:
+        out: list[Finding] = []
+        drift = self.statistical["drift"][1]
+        assert isinstance(drift, Drift)
+        lo, hi = self.range.limits(slots)
+        ttl = drift.time_to_limit(slots, lo, hi)
+        rows, cols = np.nonzero(final)
+        for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
+            if fired[i, j] > 0.0:
+                names = [n for n, (w, _) in self.statistical.items() if w > 0.0]
+                weights = {n: self.statistical[n][0] for n in names}
+            else:
+                names = list(self.rules)
+                weights = dict.fromkeys(names, 1.0)
+            best = max(names, key=lambda n: weights[n] * comps[n][i, j])
+            column = j
+            if best == "multivariate":  # blame the field that is most out of step
+                column = int(np.argmax(comps["multivariate"][i]))
+            c = float(comps[best][i, column])
+            left = float(ttl[column]) if np.isfinite(ttl[column]) else None
+            value = float(x[i, column])
+            out.append(Finding(
+                row=i, column=column, score=float(final[i, j]), detector=best, value=value,
+                component_score=c, time_to_limit=left,
+                explanation=(f"value {value:.6g} is {_WHAT[best]} "
+                             f"({best} score {c:.2f}, likelihood "
+                             f"{float(comps['likelihood'][i, j]):.2f})"),
+            ))
+        return tuple(out)
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _parts(self) -> dict[str, SoADetector]:
+        parts: dict[str, SoADetector] = {n: d for n, (_, d) in self.statistical.items()}
+        parts.update(self.rules)
+        parts["likelihood"] = self.likelihood
+        parts["onset"] = self.onset
+        parts["rule_onset"] = self.rule_onset
+        return parts
+
+    def state(self) -> StateDict:
+        """Copy of every detector's state, flattened as ``"detector.array"`` keys."""
+        return {f"{p}.{k}": v for p, det in self._parts().items() for k, v in det.state().items()}
+
+    def load_state(self, state: StateDict) -> None:
+        """Restore what :meth:`state` returned (built with the same config)."""
+        for p, det in self._parts().items():
+            prefix = p + "."
+            det.load_state({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+
+    @classmethod
+    def from_state(cls, state: StateDict, **params: Any) -> Ensemble:
+        """An ensemble built with ``DetectorConfig(**params)`` that continues from a checkpoint."""
+        det = cls(DetectorConfig(**params))
+        det.load_state(state)
+        return det
+
+    def bytes_per_series(self) -> int:
+        """Bytes of state one series slot costs, over all detectors."""
+        return sum(det.bytes_per_series() for det in self._parts().values())
+
+    def score_many(
+        self, slots: NDArray[np.int64] | list[int], x: NDArray[np.float64] | list[list[float]],
+        t: NDArray[np.float64] | None = None,
+    ) -> NDArray[np.float64]:
+        """Score a block as :meth:`update` would, leaving the learned state unchanged."""
+        saved = self.state()
+        try:
+            return self.update(slots, x, t)
+        finally:
+            self.load_state(saved)
+
+    def learn_many(
+        self, slots: NDArray[np.int64] | list[int], x: NDArray[np.float64] | list[list[float]],
+        t: NDArray[np.float64] | None = None,
+    ) -> None:
+        """Learn a block, discarding its scores."""
+        self.update(slots, x, t)

@@ -18,7 +18,7 @@ fired score (0 where nothing fired); :meth:`Ensemble.last_findings` explains eac
 >>> 2950 <= onset < 2970, int((s > 0).sum())
 (True, 1)
 >>> f = det.last_findings()[0]
->>> f.row + 2900 == onset, f.column, f.detector in ("level", "transition")
+>>> f.row + 2900 == onset, f.column, f.detector in ("level", "transition", "seasonal")
 (True, 0, True)
 """
 

@@ -208,7 +208,7 @@ class BufferedStore:
         """Samples in the store (spooled ones not counted)."""
         return self.inner.count_samples(tenant)
 
-    def stats(self) -> dict[str, int | float | str]:
+    def stats(self) -> dict[str, int]:
         """Self-metrics: batches written, spooled, replayed, dropped; what is pending.
 
         ``dropped_*`` counts batches the full spool could not take (:data:`DROP_POLICY`),
@@ -222,7 +222,6 @@ class BufferedStore:
             "damaged_records": self._spool.damaged,
             "consecutive_failures": self._failures,
             "store_up": int(self._failures == 0),
-            "drop_policy": DROP_POLICY,
         }
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.nab_scoring import (  # noqa: E402
+from benchmarks.nab_scoring import (
     load_labels,
     load_profiles,
     load_results,

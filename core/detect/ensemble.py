@@ -32,8 +32,8 @@ from numpy.typing import NDArray
 
 from core.detect._base import SoADetector, StateDict, as_block
 from core.detect.config import DetectorConfig
-from core.detect.dropout import Dropout
 from core.detect.drift import Drift
+from core.detect.dropout import Dropout
 from core.detect.likelihood import AnomalyLikelihood
 from core.detect.multivariate import Multivariate
 from core.detect.onset import Onset

@@ -1,0 +1,176 @@
+"""One conformance suite over every detector (River's ``check_estimator`` idea).
+
+Each detector must give finite scores in [0, 1], be deterministic, round-trip its state through
+a checkpoint, survive NaN/Inf samples without poisoning its state, and its numba kernel must
+agree with the same code run as plain Python/numpy (``kernel.py_func``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from core.detect import (
+    AnomalyLikelihood,
+    Drift,
+    Dropout,
+    Ensemble,
+    Multivariate,
+    Onset,
+    OutOfRange,
+    RateOfChange,
+    RobustZ,
+    Seasonal,
+    Stuck,
+    Transition,
+)
+from core.detect.robust_z import robust_z_reference, robust_z_update
+
+
+def _limited() -> OutOfRange:
+    det = OutOfRange(capacity=4)
+    det.set_limits([0, 1, 2, 3], lo=[-1.0, -np.inf, -2.0, 0.0], hi=[1.0, 1.5, np.inf, 3.0])
+    return det
+
+
+#: name -> (factory, module holding the kernel, kernel name)
+DETECTORS: dict[str, tuple[Callable[[], Any], str | None, str | None]] = {
+    "robust_z": (lambda: RobustZ(capacity=2, warmup=10, half_life=50.0),
+                 "core.detect.robust_z", "robust_z_update"),
+    "seasonal": (lambda: Seasonal(capacity=2, bins=8), "core.detect.seasonal", "seasonal_update"),
+    "transition": (lambda: Transition(capacity=2, bins=6), "core.detect.transition",
+                   "transition_update"),
+    "rate_of_change": (lambda: RateOfChange(capacity=2, warmup=10), "core.detect.rate",
+                       "rate_update"),
+    "drift": (lambda: Drift(capacity=2, warmup=10), "core.detect.drift", "drift_update"),
+    "multivariate": (lambda: Multivariate(capacity=2, warmup=10), "core.detect.multivariate",
+                     "multivariate_update"),
+    "stuck": (lambda: Stuck(capacity=2, min_run=3, min_changes=5), "core.detect.stuck",
+              "stuck_update"),
+    "dropout": (lambda: Dropout(capacity=2, warmup=5, min_gap=2), "core.detect.dropout",
+                "dropout_update"),
+    "out_of_range": (_limited, "core.detect.out_of_range", "out_of_range_update"),
+    "likelihood": (lambda: AnomalyLikelihood(capacity=2, window=4, warmup=10),
+                   "core.detect.likelihood", "likelihood_update"),
+    "onset": (lambda: Onset(capacity=2, fire=0.5, quiet=3), "core.detect.onset",
+              "onset_update"),
+    "ensemble": (lambda: Ensemble(), None, None),
+}
+IDS = list(DETECTORS)
+SLOTS = np.array([0, 1], dtype=np.int64)
+
+values = arrays(np.float64, (40, 2), elements=st.one_of(
+    st.floats(-1e6, 1e6, allow_nan=False, width=32),
+    st.sampled_from([np.nan, np.inf, -np.inf, 0.0, 1.0])))
+settings_ = settings(max_examples=12, deadline=None,
+                     suppress_health_check=[HealthCheck.too_slow])
+
+
+def _times(n: int, start: float = 0.0) -> np.ndarray:
+    return start + 600.0 * np.arange(n, dtype=np.float64)
+
+
+def _data(seed: int, n: int = 200) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(10.0, 2.0, (n, 2))
+    x[n // 2, 0] += 40.0
+    x[n // 3, 1] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("name", IDS)
+@settings_
+@given(x=values)
+def test_scores_finite_and_in_unit_interval(name: str, x: np.ndarray) -> None:
+    det = DETECTORS[name][0]()
+    with np.errstate(all="ignore"):
+        s = det.update(SLOTS, x, _times(x.shape[0]))
+    assert s.shape == x.shape
+    assert np.all(np.isfinite(s)) and s.min() >= 0.0 and s.max() <= 1.0
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_deterministic(name: str) -> None:
+    x = _data(1)
+    a = DETECTORS[name][0]().update(SLOTS, x, _times(x.shape[0]))
+    b = DETECTORS[name][0]().update(SLOTS, x, _times(x.shape[0]))
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_state_round_trip(name: str) -> None:
+    x, t = _data(2), _times(200)
+    whole = DETECTORS[name][0]()
+    expected = whole.update(SLOTS, x, t)
+    first = DETECTORS[name][0]()
+    head = first.update(SLOTS, x[:120], t[:120])
+    restarted = DETECTORS[name][0]()
+    restarted.load_state(first.state())
+    tail = restarted.update(SLOTS, x[120:], t[120:])
+    np.testing.assert_array_equal(np.vstack([head, tail]), expected)
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_non_finite_samples_do_not_poison_state(name: str) -> None:
+    x, t = _data(3), _times(200)
+    x[50:55, 0] = np.nan
+    x[60, 1] = np.inf
+    x[61, 1] = -np.inf
+    det = DETECTORS[name][0]()
+    det.update(SLOTS, x, t)
+    for key, arr in det.state().items():
+        if arr.dtype.kind == "f":
+            assert not np.isnan(arr).any(), key
+    after = det.update(SLOTS, _data(4)[:50], _times(50, t[-1] + 600.0))
+    assert np.all(np.isfinite(after))
+
+
+@pytest.mark.parametrize("name", [n for n in IDS if DETECTORS[n][1]])
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 2**16))
+def test_numba_kernel_agrees_with_python(name: str, seed: int) -> None:
+    factory, module_name, kernel_name = DETECTORS[name]
+    assert module_name and kernel_name
+    x, t = _data(seed, n=60), _times(60)
+    compiled = factory().update(SLOTS, x, t)
+    module = importlib.import_module(module_name)
+    with mock.patch.object(module, kernel_name, getattr(module, kernel_name).py_func):
+        plain = factory().update(SLOTS, x, t)
+    np.testing.assert_allclose(compiled, plain, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=10, deadline=None)
+@given(x=values)
+def test_robust_z_matches_vectorised_numpy(x: np.ndarray) -> None:
+    states = [(np.zeros(2), np.zeros(2), np.zeros(2, dtype=np.int64)) for _ in range(2)]
+    out_nb, out_np = np.zeros(x.shape), np.zeros(x.shape)
+    robust_z_update(*states[0], SLOTS, x, out_nb, 0.05, 5, 3.0, 2.0)
+    robust_z_reference(*states[1], SLOTS, x, out_np, 0.05, 5, 3.0, 2.0)
+    np.testing.assert_allclose(out_nb, out_np, rtol=1e-9, atol=1e-12)
+    for a, b in zip(states[0], states[1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_warm_up_raises_no_alarm(name: str) -> None:
+    if name in ("out_of_range", "onset"):
+        pytest.skip("configured limits and the onset filter have no learning period")
+    det = DETECTORS[name][0]()
+    x = np.full((5, 2), 1e9)
+    x[0] = 0.0
+    assert det.update(SLOTS, x, _times(5)).max() < 0.5 or name in ("transition",)
+
+
+def test_spike_scores_high_on_every_z_type_detector() -> None:
+    for det in (RobustZ(capacity=2, warmup=10), RateOfChange(capacity=2, warmup=10)):
+        x = _data(5)
+        s = det.update(SLOTS, x, _times(200))
+        assert s[100, 0] > 0.9

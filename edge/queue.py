@@ -259,7 +259,10 @@ class DiskQueue:
 
         ``exclude`` names records already in flight. Stale records are expired first.
         """
-        if self._bytes and self.max_age_s < float("inf"):
+        cutoff = self._clock() - self.max_age_s
+        if self._depth and self._db.execute(
+            "SELECT 1 FROM records WHERE created < ? LIMIT 1", (cutoff,)
+        ).fetchone():
             self.expire()
         skip = list(exclude)
         marks = ",".join("?" * len(skip))

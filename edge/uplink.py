@@ -1,0 +1,273 @@
+"""The agent's connection to the broker: drains the disk queue over MQTT 5 and never gives up.
+
+:class:`Uplink` is the ``Running…`` wrapper of the edge agent: it owns the connection, reconnects
+with exponential backoff and full jitter, keeps a persistent session (``clean_start=False`` and a
+session expiry), publishes the retained birth message and registers the retained last will,
+applies remote config, and sends the records of the agent's :class:`~edge.queue.DiskQueue` with
+QoS 1, at most ``window`` awaiting their PUBACK. A record is deleted from disk only after its
+PUBACK; whatever was in flight when a connection drops is sent again on the next one (the
+receiver drops duplicates by ``(device_id, boot_id, seq)``).
+
+It runs on the caller's event loop (aiomqtt drives paho-mqtt from it), so one process can run a
+whole fleet of uplinks::
+
+    async with Uplink(agent, BrokerConfig(host="127.0.0.1", port=1883, username="hp-0001",
+                                          password="…")) as uplink:
+        agent.add_samples(t, values)
+        uplink.notify()                     # records are waiting
+        await uplink.wait_drained(10.0)
+
+>>> from edge.queue import DiskQueue
+>>> BrokerConfig(host="broker.example", port=8883).tls is None
+True
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.agent import EdgeAgent
+from edge.backoff import Backoff
+from edge.queue import DiskQueue, QueuedRecord
+from edge.schema import (
+    CONTENT_TYPE_JSON,
+    config_desired_topic,
+    config_reported_topic,
+    status_topic,
+)
+
+__all__ = ["BrokerConfig", "TlsFiles", "Uplink"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """TLS to the broker: the CA that signed it, and optionally this device's client certificate.
+
+    With ``cert_file``/``key_file`` and mosquitto's ``require_certificate true`` +
+    ``use_identity_as_username true``, the certificate's CN is the device's identity (and the
+    ``%u`` of the ACL); no password is needed.
+    """
+
+    ca_file: str
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    """Where and as whom an uplink connects."""
+
+    host: str
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: TlsFiles | None = None
+    keepalive_s: int = 30
+    #: how long the broker keeps the session (subscriptions, queued config) while we are away
+    session_expiry_s: int = 3600
+    #: a PUBACK, SUBACK or CONNACK slower than this counts as a broken connection
+    timeout_s: float = 15.0
+
+
+class Uplink:
+    """Sends an agent's disk queue to the broker; an async context manager.
+
+    ``window`` caps messages awaiting PUBACK (paho's own in-flight cap is set to the same value,
+    so paho never queues and never refuses). ``backoff`` spaces reconnect attempts.
+    """
+
+    def __init__(
+        self,
+        agent: EdgeAgent,
+        broker: BrokerConfig,
+        *,
+        window: int = 16,
+        backoff: Backoff | None = None,
+        client_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if agent.queue is None:
+            raise ValueError("an Uplink sends a disk queue: build the EdgeAgent with queue=")
+        self.agent = agent
+        self.queue: DiskQueue = agent.queue
+        self.broker = broker
+        self.window = window
+        self.client_id = client_id or agent.device_id
+        self._backoff = backoff or Backoff()
+        self._clock = clock
+        self._work = asyncio.Event()
+        self._progress = asyncio.Event()
+        self.connected = asyncio.Event()
+        self._client: aiomqtt.Client | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        #: self-metrics
+        self.connects = 0
+        self.connection_losses = 0
+        self.records_acked = 0
+        self.last_error: str | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Uplink:
+        self._task = asyncio.create_task(self._run(), name=f"uplink-{self.client_id}")
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Say ``offline`` (retained) if connected, then disconnect cleanly."""
+        self._stopping = True
+        client = self._client
+        if client is not None and self.connected.is_set():
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                await self._publish_status(client, "offline")
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def notify(self) -> None:
+        """Tell the uplink that new records are on disk."""
+        self._work.set()
+
+    async def wait_drained(self, timeout_s: float) -> bool:
+        """Wait until the queue is empty; ``False`` if it was not within ``timeout_s``."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self.queue.depth:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), min(remaining, 1.0))
+        return True
+
+    # --- the connection loop -----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._session()
+            except* aiomqtt.MqttError as group:
+                self.last_error = "; ".join(str(e) for e in group.exceptions)
+                _log.info("%s: connection lost: %s", self.client_id, self.last_error)
+            self.connected.clear()
+            self._client = None
+            self.connection_losses += 1
+            await asyncio.sleep(self._backoff.next_delay())
+
+    def _new_client(self) -> aiomqtt.Client:
+        broker = self.broker
+        connect = _properties(PacketTypes.CONNECT)
+        connect.SessionExpiryInterval = broker.session_expiry_s
+        will = aiomqtt.Will(
+            status_topic(self.agent.tenant, self.agent.device_id),
+            self.agent.status("offline").model_dump_json().encode(), qos=1, retain=True,
+        )
+        tls = None
+        if broker.tls is not None:
+            tls = aiomqtt.TLSParameters(
+                ca_certs=broker.tls.ca_file, certfile=broker.tls.cert_file,
+                keyfile=broker.tls.key_file, cert_reqs=ssl.CERT_REQUIRED,
+            )
+        return aiomqtt.Client(
+            broker.host, broker.port, username=broker.username, password=broker.password,
+            identifier=self.client_id, protocol=aiomqtt.ProtocolVersion.V5, will=will,
+            clean_start=False, properties=connect, keepalive=broker.keepalive_s,
+            timeout=broker.timeout_s, tls_params=tls, max_inflight_messages=self.window,
+            max_queued_outgoing_messages=0,
+        )
+
+    async def _session(self) -> None:
+        client = self._new_client()
+        async with client:
+            self._client = client
+            self._backoff.reset()
+            self.connects += 1
+            await client.subscribe(config_desired_topic(self.agent.tenant, self.agent.device_id),
+                                   qos=1)
+            await self._publish_status(client, "online")
+            self.connected.set()
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._receive_config(client))
+                group.create_task(self._report_status(client))
+                group.create_task(self._send_queue(client, group))
+
+    async def _send_queue(self, client: aiomqtt.Client, group: asyncio.TaskGroup) -> None:
+        in_flight: set[int] = set()
+        slots = asyncio.Semaphore(self.window)
+        while True:
+            await slots.acquire()
+            records = self.queue.peek(1, exclude=in_flight)
+            while not records:
+                self._work.clear()
+                # a missed notify() only delays sending by a second
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._work.wait(), 1.0)
+                records = self.queue.peek(1, exclude=in_flight)
+            record = records[0]
+            in_flight.add(record.id)
+            group.create_task(self._send_one(client, record, in_flight, slots))
+
+    async def _send_one(self, client: aiomqtt.Client, record: QueuedRecord,
+                        in_flight: set[int], slots: asyncio.Semaphore) -> None:
+        await client.publish(record.topic, record.payload, qos=1,
+                             properties=_publish_properties(record.content_type))
+        self.queue.ack(record.id)
+        self.records_acked += 1
+        in_flight.discard(record.id)
+        slots.release()
+        self._progress.set()
+
+    async def _receive_config(self, client: aiomqtt.Client) -> None:
+        desired = config_desired_topic(self.agent.tenant, self.agent.device_id)
+        reported = config_reported_topic(self.agent.tenant, self.agent.device_id)
+        async for message in client.messages:
+            payload = message.payload
+            if not message.topic.matches(desired) or not isinstance(payload, bytes | bytearray) \
+                    or not payload:
+                continue  # an empty retained message clears the desired config: keep ours
+            report = self.agent.apply_config(bytes(payload))
+            _log.info("%s: config revision %s %s %s", self.client_id, report.revision,
+                      report.status, report.reason or "")
+            await client.publish(reported, report.model_dump_json().encode(), qos=1,
+                                 retain=True, properties=_publish_properties(CONTENT_TYPE_JSON))
+
+    async def _report_status(self, client: aiomqtt.Client) -> None:
+        while True:
+            await asyncio.sleep(self.agent.status_interval_s)
+            if not self._stopping:
+                await self._publish_status(client, "online")
+
+    async def _publish_status(self, client: aiomqtt.Client, state: str) -> None:
+        status = self.agent.status("online" if state == "online" else "offline")
+        await client.publish(status_topic(self.agent.tenant, self.agent.device_id),
+                             status.model_dump_json().encode(), qos=1, retain=True,
+                             properties=_publish_properties(CONTENT_TYPE_JSON))
+
+
+def _properties(packet_type: int) -> Properties:
+    return Properties(packet_type)  # type: ignore[no-untyped-call]  # paho is untyped here
+
+
+def _publish_properties(content_type: str) -> Properties:
+    properties = _properties(PacketTypes.PUBLISH)
+    properties.ContentType = content_type
+    return properties

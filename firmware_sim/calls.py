@@ -24,11 +24,15 @@ class CallModel:
     sigma: float = 0.8
     never_call_fraction: float = 0.1
 
-    def call_time(self, visible: float | None, rng: np.random.Generator) -> float | None:
-        """Time of the call, or None when the fault is never visible or the customer never calls."""
+    def call_time(self, visible: float | None, rng: np.random.Generator,
+                  urgency: float = 1.0) -> float | None:
+        """Time of the call, or None when the fault is never visible or the customer never calls.
+
+        ``urgency`` scales the delay (below 1: the customer calls sooner, e.g. a cold house).
+        """
         # draw both numbers always, so the stream of random numbers does not depend on the branch
         never = rng.random() < self.never_call_fraction
-        delay = float(self.median_delay_s * np.exp(self.sigma * rng.standard_normal()))
+        delay = float(urgency * self.median_delay_s * np.exp(self.sigma * rng.standard_normal()))
         if visible is None or never:
             return None
         return visible + delay

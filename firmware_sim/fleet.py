@@ -1,95 +1,239 @@
-"""A simulated fleet: devices of one product type, some with an injected fault, plus ground truth.
+"""A simulated fleet: devices of one or more product types, some with an injected fault, the
+imperfections of a real fleet, and the ground truth.
 
 Deterministic for a seed, and each device depends only on (seed, its index): device 17 is the same
-whatever the fleet size.
+whatever the fleet size. Each device draws from separate random streams per purpose (traits,
+fault, noise, per-sample events, delivery), one fixed-size draw per sample, so generating a day
+in one block or in 24 gives the same telemetry.
 
 >>> fleet = Fleet(FleetConfig(devices=3, seed=1, horizon_s=3600.0))
 >>> [d.device_id for d in fleet.devices]
 ['hp-0000', 'hp-0001', 'hp-0002']
 >>> t, values = fleet.devices[0].next_block(600.0)
 >>> values.shape
-(10, 4)
+(10, 5)
+>>> mixed = Fleet(FleetConfig(devices=4, seed=1, products=("heat_pump", "water_pump")))
+>>> sorted({d.product.name for d in mixed.devices})
+['heat_pump', 'water_pump']
 """
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from edge.schema import TelemetryBatch
 from firmware_sim.calls import CallModel
-from firmware_sim.faults import FaultPlan
+from firmware_sim.faults import FAULTS, FaultPlan
+from firmware_sim.imperfections import DeviceImperfections, Imperfections
 from firmware_sim.products import PRODUCTS, DeviceTraits, Product
-from firmware_sim.truth import FaultTruth
+from firmware_sim.truth import FaultTruth, write_jsonl
 
-__all__ = ["DEFAULT_START", "Fleet", "FleetConfig", "SimDevice"]
+__all__ = ["DEFAULT_START", "Delivery", "Fleet", "FleetConfig", "SimBlock", "SimDevice"]
 
 #: 2026-01-01T00:00:00Z: simulated runs start here unless told otherwise
 DEFAULT_START = 1_767_225_600.0
 
+# purposes of a device's random streams: np.random.default_rng([seed, index, purpose])
+_CALL, _FAULT, _IMPERFECT, _NOISE, _EVENTS, _DELIVERY = 1, 2, 3, 10, 11, 12
+
 
 @dataclass(frozen=True, slots=True)
 class FleetConfig:
-    """What fleet to simulate."""
+    """What fleet to simulate.
+
+    ``products`` (when not empty) mixes product types, each device drawing its own; otherwise
+    every device is a ``product``. ``fault_kinds`` (when not empty) limits the faults injected.
+    """
 
     devices: int = 12
     seed: int = 1
     product: str = "heat_pump"
+    products: tuple[str, ...] = ()
     tenant: str = "demo"
     start: float = DEFAULT_START
     horizon_s: float = 72 * 3600.0
     sample_period_s: float = 60.0
     fault_fraction: float = 0.25
+    fault_kinds: tuple[str, ...] = ()
     #: a fault begins somewhere in this part of the run (fractions of the horizon)
     onset_window: tuple[float, float] = (0.1, 0.35)
+    #: typical length of a slow fault's ramp from onset to full severity
     fault_ramp_s: float = 48 * 3600.0
     call_model: CallModel = field(default_factory=CallModel)
+    imperfections: Imperfections = field(default_factory=Imperfections)
+
+    @property
+    def end(self) -> float:
+        """End of the simulated run."""
+        return self.start + self.horizon_s
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SimBlock:
+    """A block of one device's telemetry with everything a real fleet would do to it.
+
+    ``t`` is what the device's clock says, ``true_t`` the true time; ``values`` has NaN for lost
+    samples and fields; ``present`` is False where the device was off (no sample at all);
+    ``arrival`` is when each sample reaches the server; ``boot`` counts the device's reboots.
+    """
+
+    t: NDArray[np.float64]
+    true_t: NDArray[np.float64]
+    values: NDArray[np.float64]
+    present: NDArray[np.bool_]
+    arrival: NDArray[np.float64]
+    boot: NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Delivery:
+    """One batch as it reaches the server: at ``arrival`` (true time), possibly out of order."""
+
+    tenant: str
+    device_id: str
+    product: str
+    fields: tuple[str, ...]
+    boot_id: str
+    firmware: str
+    seq: int
+    arrival: float
+    t: NDArray[np.float64]
+    values: NDArray[np.float64]
+
+    def to_batch(self, validate: bool = True) -> TelemetryBatch:
+        """The message the device's agent would publish (missing readings as None).
+
+        ``validate=False`` skips the schema checks, for trusted in-process streaming.
+        """
+        rows: list[list[float | None]]
+        if np.isnan(self.values).any():
+            obj = self.values.astype(object)
+            obj[np.isnan(self.values)] = None
+            rows = obj.tolist()
+        else:
+            rows = self.values.tolist()
+        kwargs = {"device_id": self.device_id, "boot_id": self.boot_id, "seq": self.seq,
+                  "product": self.product, "firmware": self.firmware,
+                  "fields": list(self.fields), "t": self.t.tolist(), "values": rows}
+        if validate:
+            return TelemetryBatch.model_validate(kwargs)
+        return TelemetryBatch.model_construct(**kwargs)
 
 
 class SimDevice:
-    """One simulated device: its traits, its fault (if any) and its own random stream."""
+    """One simulated device: its traits, its fault (if any), its imperfections, its streams."""
 
-    def __init__(self, config: FleetConfig, index: int, product: Product) -> None:
+    def __init__(self, config: FleetConfig, index: int, product: Product | None = None) -> None:
         self.index = index
         self.tenant = config.tenant
-        self.product = product
-        self.device_id = f"hp-{index:04d}" if product.name == "heat_pump" else f"{index:05d}"
+        rng = np.random.default_rng([config.seed, index])
+        names = config.products or (config.product,)
+        # always draw the product, so the rest of the stream is the same for a single product
+        chosen = names[int(rng.integers(len(names)))]
+        self.product: Product = product if product is not None else PRODUCTS[chosen]
+        self.device_id = f"{self.product.id_prefix}-{index:04d}"
         self._period = config.sample_period_s
-        self._rng = np.random.default_rng([config.seed, index])
-        self.traits: DeviceTraits = product.traits(self._rng)
+        self.traits: DeviceTraits = self.product.traits(rng)
         self.fault: FaultPlan | None = None
         self.truth: FaultTruth | None = None
-        faulty = self._rng.random() < config.fault_fraction
-        onset_frac = self._rng.uniform(*config.onset_window)
-        kind = product.fault_kinds[int(self._rng.integers(len(product.fault_kinds)))]
-        call_rng = np.random.default_rng([config.seed, index, 1])
-        if faulty:
-            self.fault = FaultPlan(
-                kind=kind,
-                onset=config.start + onset_frac * config.horizon_s,
-                ramp_s=config.fault_ramp_s,
-            )
+        faulty = rng.random() < config.fault_fraction
+        onset_frac = rng.uniform(*config.onset_window)
+        kinds = [k for k in self.product.fault_kinds
+                 if not config.fault_kinds or k in config.fault_kinds]
+        pick = int(rng.integers(1 << 30))
+        if faulty and kinds:
+            kind = FAULTS[kinds[pick % len(kinds)]]
+            self.fault = kind.plan(self.product, config.start + onset_frac * config.horizon_s,
+                                   config.fault_ramp_s, config.end,
+                                   np.random.default_rng([config.seed, index, _FAULT]))
             visible = self.fault.visible_time()
             self.truth = FaultTruth(
                 device_id=self.device_id,
-                product=product.name,
-                kind=kind,
+                product=self.product.name,
+                kind=kind.name,
                 onset=self.fault.onset,
                 visible=visible,
-                call=config.call_model.call_time(visible, call_rng),
+                call=config.call_model.call_time(
+                    visible, np.random.default_rng([config.seed, index, _CALL]),
+                    urgency=kind.call_urgency),
+                course=kind.course,
+                field=self.fault.field,
             )
+        self.imperfections = DeviceImperfections.draw(
+            config.imperfections, config.start, config.end,
+            np.random.default_rng([config.seed, index, _IMPERFECT]))
+        self._noise = np.random.default_rng([config.seed, index, _NOISE])
+        self._events = np.random.default_rng([config.seed, index, _EVENTS])
+        self._delivery = np.random.default_rng([config.seed, index, _DELIVERY])
+        self._fault_state: dict[str, float] = {}
+        self._next_seq: dict[int, int] = {}
+        self._shift_col = self.product.fields.index(self.product.firmware_shift[0])
         self._next_t = config.start
 
+    @property
+    def now(self) -> float:
+        """True time of the next sample this device will produce."""
+        return self._next_t
+
     def next_block(self, duration_s: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """The next ``duration_s`` seconds of telemetry: timestamps and values (rows × fields)."""
-        n = round(duration_s / self._period)
+        """The next ``duration_s`` seconds of telemetry: device timestamps and values (rows ×
+        fields), NaN for lost samples and for the time the device was off."""
+        block = self.next_sim_block(duration_s)
+        return block.t, block.values
+
+    def next_sim_block(self, duration_s: float) -> SimBlock:
+        """The next ``duration_s`` seconds, with the fleet's imperfections spelled out."""
+        n = max(0, round(duration_s / self._period))
         t = self._next_t + self._period * np.arange(n, dtype=np.float64)
         self._next_t += n * self._period
         severities: dict[str, NDArray[np.float64]] = {}
-        if self.fault is not None:
-            severities[self.fault.kind] = self.fault.severity(t)
-        return t, self.product.simulate(self.traits, t, self._rng, severities)
+        plan = self.fault
+        if plan is not None:
+            severities[plan.kind] = plan.severity(t)
+        values = self.product.simulate(self.traits, t, self._noise, severities)
+        u = self._events.random((n, 5))
+        if plan is not None and plan.kind not in self.product.physical_faults:
+            FAULTS[plan.kind].apply(plan, self.product, t, values, severities[plan.kind],
+                                    u[:, 3:], self._fault_state)
+        imp = self.imperfections
+        values[:, self._shift_col] += self.product.firmware_shift[1] * imp.updated(t)
+        present = imp.present(t)
+        values[(u[:, 0] < imp.missing_rate) | ~present] = np.nan
+        lost_field = np.flatnonzero(u[:, 1] < imp.field_missing_rate)
+        values[lost_field, (u[lost_field, 2] * values.shape[1]).astype(np.int64)] = np.nan
+        return SimBlock(t=imp.device_clock(t), true_t=t, values=values, present=present,
+                        arrival=imp.arrival(t), boot=imp.boot(t))
+
+    def batches(self, block: SimBlock, batch_s: float = 600.0) -> list[Delivery]:
+        """Cut a block into the batches the device's agent would send: one per ``batch_s`` of
+        samples and boot; a few arrive late, after batches sent later."""
+        keep = np.flatnonzero(block.present)
+        if not keep.size:
+            return []
+        key = block.boot[keep] * 1_000_000_000 + (block.true_t[keep] // batch_s).astype(np.int64)
+        cuts = np.flatnonzero(np.diff(key)) + 1
+        imp = self.imperfections
+        parts = np.split(keep, cuts)
+        late = self._delivery.random(len(parts)) < imp.late_batch_rate
+        extra = imp.late_median_s * np.exp(self._delivery.standard_normal(len(parts))) * late
+        arrivals = (np.maximum.reduceat(block.arrival[keep], np.append(0, cuts)) + extra).tolist()
+        out: list[Delivery] = []
+        for part, arrival in zip(parts, arrivals, strict=True):
+            boot = int(block.boot[part[0]])
+            seq = self._next_seq.get(boot, 0)
+            self._next_seq[boot] = seq + 1
+            out.append(Delivery(
+                tenant=self.tenant, device_id=self.device_id, product=self.product.name,
+                fields=self.product.fields, boot_id=f"boot{boot}", firmware=imp.firmware(boot),
+                seq=seq, arrival=arrival, t=block.t[part], values=block.values[part],
+            ))
+        return out
 
 
 class Fleet:
@@ -97,10 +241,38 @@ class Fleet:
 
     def __init__(self, config: FleetConfig) -> None:
         self.config = config
-        product = PRODUCTS[config.product]
-        self.devices = [SimDevice(config, i, product) for i in range(config.devices)]
+        single = PRODUCTS[config.product] if not config.products else None
+        self.devices = [SimDevice(config, i, single) for i in range(config.devices)]
 
     @property
     def ground_truth(self) -> list[FaultTruth]:
         """Every injected fault."""
         return [d.truth for d in self.devices if d.truth is not None]
+
+    def write_truth(self, path: Path) -> None:
+        """Write the ground truth as JSON lines."""
+        write_jsonl(path, self.ground_truth)
+
+    def deliveries(self, block_s: float = 86_400.0, batch_s: float = 600.0) -> Iterator[Delivery]:
+        """Every batch of the whole run, in the order they reach the server.
+
+        Generates ``block_s`` of the whole fleet at a time, so memory holds one block.
+
+        >>> fleet = Fleet(FleetConfig(devices=2, horizon_s=7200.0))
+        >>> arrivals = [d.arrival for d in fleet.deliveries(batch_s=1800.0)]
+        >>> len(arrivals), arrivals == sorted(arrivals)
+        (8, True)
+        """
+        pending: list[tuple[float, int, Delivery]] = []
+        order = 0
+        end = self.config.start
+        while end < self.config.end:
+            end = min(end + block_s, self.config.end)
+            for device in self.devices:
+                for delivery in device.batches(device.next_sim_block(end - device.now), batch_s):
+                    heapq.heappush(pending, (delivery.arrival, order, delivery))
+                    order += 1
+            while pending and pending[0][0] < end:
+                yield heapq.heappop(pending)[2]
+        while pending:
+            yield heapq.heappop(pending)[2]

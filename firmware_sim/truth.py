@@ -20,7 +20,11 @@ __all__ = ["FaultTruth", "read_jsonl", "write_jsonl"]
 
 @dataclass(frozen=True, slots=True)
 class FaultTruth:
-    """One injected fault. Times are epoch seconds; ``call`` is None when the customer never calls."""
+    """One injected fault. Times are epoch seconds (true time, not the device's clock).
+
+    ``visible`` is None for a fault the customer never notices (it deserves a low-priority case,
+    not a customer notice); ``call`` is None when the customer never calls.
+    """
 
     device_id: str
     product: str
@@ -28,6 +32,10 @@ class FaultTruth:
     onset: float
     visible: float | None
     call: float | None
+    #: "slow", "sudden" or "intermittent"
+    course: str = ""
+    #: the field a sensor fault affects, when it affects one
+    field: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""

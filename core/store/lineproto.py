@@ -7,12 +7,12 @@ measures both.
 
 A batch becomes, per sample (``t`` in epoch milliseconds, non-finite values left out)::
 
-    telemetry,tenant=acme,device=hp-1,product=heat_pump a=7.1,b=61.0 1700000000000
-    anomaly,tenant=acme,device=hp-1,product=heat_pump a=0.1,b=0.02 1700000000000
+    telemetry,device=hp-1,product=heat_pump,tenant=acme a=7.1,b=61.0 1700000000000
+    anomaly,device=hp-1,product=heat_pump,tenant=acme a=0.1,b=0.02 1700000000000
 
-and per detector event, one line in ``anomaly`` with two more tags::
+and per detector event, one line in ``anomaly`` with two more tags (tags sorted by key)::
 
-    anomaly,tenant=…,device=…,product=…,detector=robust_z,field=b onset=1i,score=0.93,value=88.0 …
+    anomaly,detector=robust_z,device=…,field=b,product=…,tenant=… onset=1i,score=0.93,value=88.0 …
 
 >>> import numpy as np
 >>> from core.events import ScoredBatch
@@ -21,10 +21,10 @@ and per detector event, one line in ``anomaly`` with two more tags::
 ...                     values=np.array([[7.1, 61.0], [np.nan, 62.5]]),
 ...                     scores=np.array([[0.1, 0.0], [0.0, 0.75]]))
 >>> print(encode_batch(batch).decode())
-telemetry,tenant=acme,device=hp-1,product=heat_pump a=7.1,b=61.0 1700000000000
-telemetry,tenant=acme,device=hp-1,product=heat_pump b=62.5 1700000060000
-anomaly,tenant=acme,device=hp-1,product=heat_pump a=0.1,b=0.0 1700000000000
-anomaly,tenant=acme,device=hp-1,product=heat_pump a=0.0,b=0.75 1700000060000
+telemetry,device=hp-1,product=heat_pump,tenant=acme a=7.1,b=61.0 1700000000000
+telemetry,device=hp-1,product=heat_pump,tenant=acme b=62.5 1700000060000
+anomaly,device=hp-1,product=heat_pump,tenant=acme a=0.1,b=0.0 1700000000000
+anomaly,device=hp-1,product=heat_pump,tenant=acme a=0.0,b=0.75 1700000060000
 """
 
 from __future__ import annotations
@@ -129,9 +129,10 @@ def measurement_lines(
 
 
 def _prefix(measurement: str, batch: ScoredBatch) -> str:
+    # tags sorted by key, as InfluxDB prefers them
     return (
-        f"{escape_measurement(measurement)},tenant={escape_key(batch.tenant)}"
-        f",device={escape_key(batch.device_id)},product={escape_key(batch.product)}"
+        f"{escape_measurement(measurement)},device={escape_key(batch.device_id)}"
+        f",product={escape_key(batch.product)},tenant={escape_key(batch.tenant)}"
     )
 
 
@@ -144,9 +145,9 @@ def encode_events(events: Iterable[DetectorEvent], *, explanations: bool = True)
     lines = []
     for event in events:
         prefix = (
-            f"{escape_measurement(ANOMALY)},tenant={escape_key(event.tenant)}"
-            f",device={escape_key(event.device_id)},product={escape_key(event.product)}"
-            f",detector={escape_key(event.detector)},field={escape_key(event.field)}"
+            f"{escape_measurement(ANOMALY)},detector={escape_key(event.detector)}"
+            f",device={escape_key(event.device_id)},field={escape_key(event.field)}"
+            f",product={escape_key(event.product)},tenant={escape_key(event.tenant)}"
         )
         pairs = ["onset=1i"]
         for key, number in (

@@ -1,7 +1,8 @@
-"""Payload → :class:`~edge.schema.TelemetryBatch`, or a :class:`~core.errors.DecodeError` naming why.
+"""Payload → :class:`~edge.schema.TelemetryBatch`, or a :class:`~core.errors.DecodeError`.
 
->>> batch = decode_telemetry("forewarn/v1/acme/hp-1/telemetry",
-...     b'{"v":1,"device_id":"hp-1","boot_id":"b","seq":0,"fields":["a"],"t":[1.0],"values":[[2.0]]}')
+>>> payload = (b'{"v":1,"device_id":"hp-1","boot_id":"b","seq":0,"fields":["a"],'
+...            b'"t":[1.0],"values":[[2.0]]}')
+>>> batch = decode_telemetry("forewarn/v1/acme/hp-1/telemetry", payload)
 >>> batch.tenant, batch.batch.device_id
 ('acme', 'hp-1')
 >>> decode_telemetry("forewarn/v1/acme/hp-2/telemetry", b'{"v": 2}')

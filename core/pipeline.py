@@ -42,7 +42,10 @@ __all__ = ["BatchDetector", "CorePipeline", "CoreStats"]
 class BatchDetector(Protocol):
     """What the pipeline needs of a detector: score then learn a block of many series."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Detector name, for explanations."""
+        ...
 
     def update(self, slots: NDArray[np.int64], x: NDArray[np.float64]) -> NDArray[np.float64]:
         """Scores in [0, 1] for ``x`` (ticks × len(slots))."""

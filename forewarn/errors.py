@@ -4,7 +4,8 @@
 
     ForewarnError              anything forewarn raises on purpose
     ├── ConfigError            a configuration or rules file that cannot be used
-    └── (per package)          edge.errors.EdgeError, core.errors.IngestError, rules.errors.RuleError
+    └── (per package)          edge.errors.EdgeError, core.errors.CoreError,
+                               rules.errors.RuleError
 
 Package errors do not derive from ForewarnError (the packages do not import the shell); the shell
 translates them at its boundary.

@@ -65,11 +65,12 @@ class RuleEvaluator:
         for rule in self.rules:
             if rule.product is not None and rule.product != batch.product:
                 continue
-            cols = [i for i, f in enumerate(batch.fields) if rule.fields is None or f in rule.fields]
+            cols = [i for i, f in enumerate(batch.fields)
+                    if rule.fields is None or f in rule.fields]
             if not cols:
                 continue
             scores = np.nan_to_num(batch.scores[:, cols], nan=0.0)
-            high = (scores >= rule.score_at_least).any(axis=1)
+            high = [bool(h) for h in (scores >= rule.score_at_least).any(axis=1)]
             key = (rule.name, batch.tenant, batch.device_id)
             state = self.states.setdefault(key, AlarmState())
             state.events.extend(e for e in batch.events if batch.fields.index(e.field) in cols)

@@ -95,7 +95,8 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
                 break
             line = match.start_mark.line + 1
             node = next(v for k, v in node.value if k is match)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif (isinstance(node, yaml.SequenceNode) and isinstance(part, int)
+              and part < len(node.value)):
             node = node.value[part]
             line = node.start_mark.line + 1
         else:

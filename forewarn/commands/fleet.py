@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import json
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +81,16 @@ def _run(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m forewarn.commands.fleet``: the command on its own (as benchmarks run it)."""
+    parser = argparse.ArgumentParser(prog="forewarn")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["fleet", *(sys.argv[1:] if argv is None else argv)])
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""What a notification channel is: one async ``send`` that raises :class:`NotifyError` on failure."""
+"""What a notification channel is: one async ``send`` that raises :class:`NotifyError`."""
 
 from __future__ import annotations
 

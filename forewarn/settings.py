@@ -1,0 +1,126 @@
+"""forewarn's configuration: defaults → TOML file → ``FOREWARN_*`` environment variables.
+
+Nested keys use ``__`` in the environment: ``FOREWARN_MQTT__PORT=1884`` sets ``[mqtt] port``.
+``config/forewarn.example.toml`` documents every key (a test loads it so it cannot rot).
+
+>>> settings = load_settings(None, env={})
+>>> settings.mqtt.port, settings.broker.embedded
+(1883, True)
+>>> load_settings(None, env={"FOREWARN_MQTT__PORT": "1999"}).mqtt.port
+1999
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from core.config import CoreConfig, MqttConfig
+from forewarn.errors import ConfigError
+
+__all__ = ["BrokerSettings", "CasesSettings", "Settings", "StoreSettings", "load_settings"]
+
+DEFAULT_CONFIG_FILE = Path("forewarn.toml")
+
+
+class BrokerSettings(BaseModel):
+    """The MQTT broker: embedded (in-process amqtt, for the demo) or an external one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: start an in-process broker on mqtt.host/mqtt.port (port 0: any free port)
+    embedded: bool = True
+
+
+class StoreSettings(BaseModel):
+    """Where telemetry and anomaly scores are kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = "embedded"
+    path: Path = Path("var/telemetry.sqlite")
+
+
+class CasesSettings(BaseModel):
+    """The case and outbox database, and the rules that open cases."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = "sqlite:///var/cases.sqlite"
+    rules_file: Path = Path("config/rules/heat_pump.yaml")
+    notices_jsonl: Path = Path("var/notices.jsonl")
+
+
+class Settings(BaseSettings):
+    """Everything the services read at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FOREWARN_", env_nested_delimiter="__", extra="forbid"
+    )
+    toml_file: ClassVar[Path | None] = None
+
+    tenant: str = "demo"
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    core: CoreConfig = Field(default_factory=CoreConfig)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    cases: CasesSettings = Field(default_factory=CasesSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_file))
+        return tuple(sources)
+
+
+def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``path`` (or ./forewarn.toml if present) and the environment.
+
+    Raises :class:`ConfigError` naming the file and key when something is wrong.
+    """
+    if path is None and DEFAULT_CONFIG_FILE.exists():
+        path = DEFAULT_CONFIG_FILE
+    if path is not None and not path.exists():
+        raise ConfigError(f"configuration file {path} does not exist")
+    environ = os.environ if env is None else env
+    saved = {k: v for k, v in os.environ.items() if k.startswith("FOREWARN_")}
+
+    class _Loaded(Settings):
+        toml_file: ClassVar[Path | None] = path
+
+    try:
+        # pydantic-settings reads os.environ; present exactly the mapping we were given
+        for key in saved:
+            del os.environ[key]
+        os.environ.update({k: v for k, v in environ.items() if k.startswith("FOREWARN_")})
+        loaded: Any = _Loaded()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        source = path if path is not None else "the environment"
+        raise ConfigError(f"{source}: {where}: {err['msg']}") from exc
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read configuration {path}: {exc}") from exc
+    finally:
+        for key in [k for k in os.environ if k.startswith("FOREWARN_")]:
+            del os.environ[key]
+        os.environ.update(saved)
+    return Settings.model_validate(loaded.model_dump())

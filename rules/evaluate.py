@@ -4,6 +4,7 @@ States: normal → pending (condition true, waiting out ``for``) → firing; bac
 condition is false. Entering *firing* yields one :class:`Alarm`.
 
 >>> import numpy as np
+from numpy.typing import NDArray
 >>> from core.events import ScoredBatch
 >>> from rules.model import Rule
 >>> rule = Rule(name="hot", score_at_least=0.8, **{"for": 120})
@@ -70,7 +71,8 @@ class RuleEvaluator:
             if not cols:
                 continue
             scores = np.nan_to_num(batch.scores[:, cols], nan=0.0)
-            high = [bool(h) for h in (scores >= rule.score_at_least).any(axis=1)]
+            mask: NDArray[np.bool_] = np.asarray(scores >= rule.score_at_least).any(axis=1)
+            high = [bool(h) for h in mask.tolist()]
             key = (rule.name, batch.tenant, batch.device_id)
             state = self.states.setdefault(key, AlarmState())
             state.events.extend(e for e in batch.events if batch.fields.index(e.field) in cols)

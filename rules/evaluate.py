@@ -4,7 +4,6 @@ States: normal → pending (condition true, waiting out ``for``) → firing; bac
 condition is false. Entering *firing* yields one :class:`Alarm`.
 
 >>> import numpy as np
-from numpy.typing import NDArray
 >>> from core.events import ScoredBatch
 >>> from rules.model import Rule
 >>> rule = Rule(name="hot", score_at_least=0.8, **{"for": 120})
@@ -21,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 
 from core.events import DetectorEvent, ScoredBatch
 from rules.model import Rule

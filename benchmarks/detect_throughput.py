@@ -1,0 +1,162 @@
+"""Detector speed on one core: ``python benchmarks/detect_throughput.py [--json]``.
+
+Measures, on the same synthetic stream: the robust z kernel over 100,000 series × 100 ticks,
+the full ensemble as the service runs it (many series per call), a vectorised numpy version of
+the z kernel, River's closest streaming detector, the time from process start to the first score
+with a warm numba cache (in a subprocess), and the detector state per series. Run it with
+``NUMBA_NUM_THREADS=1`` on a quiet machine; figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.detect import DetectorConfig, RobustZ, make_detector
+from core.detect.robust_z import robust_z_reference, robust_z_update
+
+__all__ = ["main"]
+
+_FIRST_SCORE = """
+import time, numpy as np
+from core.detect import make_detector
+det = make_detector()
+det.update(np.array([0]), np.array([[1.0]]), np.array([0.0]))
+print(time.time())
+"""
+
+
+def _best(fn: Callable[[], object], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def kernel_rate(n_series: int, n_ticks: int, repeat: int) -> float:
+    """Points/s of the robust z kernel, all series in one call (state warm, buffers reused)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.0, 1.0, (n_ticks, n_series))
+    det = RobustZ(capacity=n_series, warmup=10)
+    det.update(np.arange(n_series), x)  # compile and warm the state
+    a = det.state()
+    slots = np.arange(n_series, dtype=np.int64)
+    out = np.empty_like(x)
+    seconds = _best(lambda: robust_z_update(a["mean"], a["spread"], a["count"], slots, x, out,
+                                            det.alpha, det.warmup, det.clip, det.half_z), repeat)
+    return x.size / seconds
+
+
+def numpy_rate(n_series: int, n_ticks: int, repeat: int) -> float:
+    """Points/s of the vectorised numpy twin of the z kernel."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.0, 1.0, (n_ticks, n_series))
+    mean, spread = np.zeros(n_series), np.zeros(n_series)
+    count = np.full(n_series, 20, dtype=np.int64)
+    slots = np.arange(n_series, dtype=np.int64)
+    out = np.empty_like(x)
+    seconds = _best(lambda: robust_z_reference(mean, spread, count, slots, x, out,
+                                               0.01, 10, 3.0, 2.0), repeat)
+    return x.size / seconds
+
+
+def ensemble_rate(n_series: int, n_ticks: int, repeat: int) -> float:
+    """Points/s of the full ensemble, ``n_series`` series per call, with sample times."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.0, 1.0, (n_ticks, n_series))
+    t = 60.0 * np.arange(n_ticks, dtype=np.float64)
+    det = make_detector(DetectorConfig(capacity=n_series))
+    slots = np.arange(n_series, dtype=np.int64)
+    det.update(slots, x, t)
+    offset = [t[-1]]
+
+    def step() -> None:
+        offset[0] += 60.0 * n_ticks
+        det.update(slots, x, t + offset[0])
+
+    return x.size / _best(step, repeat)
+
+
+def river_rate(n_points: int) -> float | None:
+    """Points/s of River's HalfSpaceTrees on the same kind of stream (None without River)."""
+    try:
+        from river import anomaly
+    except ImportError:
+        return None
+    rng = np.random.default_rng(0)
+    xs = rng.uniform(0.0, 1.0, n_points).tolist()
+    model = anomaly.HalfSpaceTrees(n_trees=10, height=8, window_size=250, seed=42)
+    t0 = time.perf_counter()
+    for v in xs:
+        sample = {"x": v}
+        model.score_one(sample)
+        model.learn_one(sample)
+    return n_points / (time.perf_counter() - t0)
+
+
+def first_score_seconds() -> float:
+    """Seconds from starting a Python process to its first ensemble score (warm numba cache)."""
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, NUMBA_NUM_THREADS="1")
+    cmd = [sys.executable, "-c", _FIRST_SCORE]
+    subprocess.run(cmd, cwd=root, env=env, check=True, capture_output=True)  # warm the cache
+    t0 = time.time()
+    done = subprocess.run(cmd, cwd=root, env=env, check=True, capture_output=True, text=True)
+    return float(done.stdout.strip().splitlines()[-1]) - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every measurement and print them (JSON with ``--json``)."""
+    parser = argparse.ArgumentParser(description="detector throughput on one core")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--series", type=int, default=100_000)
+    parser.add_argument("--ticks", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--river-points", type=int, default=20_000)
+    args = parser.parse_args(argv)
+    kernel = kernel_rate(args.series, args.ticks, args.repeat)
+    ens = ensemble_rate(args.series // 10, args.ticks, max(args.repeat // 2, 1))
+    nump = numpy_rate(args.series, args.ticks, max(args.repeat // 2, 1))
+    river = river_rate(args.river_points)
+    det = make_detector()
+    report: dict[str, float | int | None] = {
+        "kernel_pts_per_s": kernel,
+        "ensemble_pts_per_s": ens,
+        "numpy_pts_per_s": nump,
+        "river_pts_per_s": river,
+        "kernel_over_numpy": kernel / nump,
+        "ensemble_over_river": ens / river if river else None,
+        "kernel_over_river": kernel / river if river else None,
+        "first_score_s": first_score_seconds(),
+        "ensemble_state_bytes_per_series": det.bytes_per_series(),
+        "robust_z_state_bytes_per_series": RobustZ(capacity=1).bytes_per_series(),
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for key, value in report.items():
+            if value is None:
+                print(f"{key:34s} n/a")
+            elif key.endswith("_pts_per_s") and isinstance(value, float):
+                print(f"{key:34s} {value / 1e6:12.2f} M")
+            elif isinstance(value, float):
+                print(f"{key:34s} {value:12.1f}")
+            else:
+                print(f"{key:34s} {value:12d}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -71,7 +71,7 @@ class RuleEvaluator:
             if not cols:
                 continue
             scores = np.nan_to_num(batch.scores[:, cols], nan=0.0)
-            mask: NDArray[np.bool_] = np.asarray(scores >= rule.score_at_least).any(axis=1)
+            mask: NDArray[np.bool_] = np.any(scores >= rule.score_at_least, axis=1)
             high = [bool(h) for h in mask.tolist()]
             key = (rule.name, batch.tenant, batch.device_id)
             state = self.states.setdefault(key, AlarmState())

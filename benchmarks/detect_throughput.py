@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -97,7 +98,7 @@ def river_rate(n_points: int) -> float | None:
         return None
     rng = np.random.default_rng(0)
     xs = rng.uniform(0.0, 1.0, n_points).tolist()
-    model = anomaly.HalfSpaceTrees(n_trees=10, height=8, window_size=250, seed=42)
+    model: Any = anomaly.HalfSpaceTrees(n_trees=10, height=8, window_size=250, seed=42)
     t0 = time.perf_counter()
     for v in xs:
         sample = {"x": v}

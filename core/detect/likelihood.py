@@ -33,7 +33,7 @@ _LOG_TINY = math.log(1e-12)
 
 @numba.njit(cache=True, nogil=True)
 def likelihood_update(
-    ring: NDArray[np.float64], mean: NDArray[np.float64], var: NDArray[np.float64],
+    ring: NDArray[np.float64], total: NDArray[np.float64], mean: NDArray[np.float64], var: NDArray[np.float64],
     count: NDArray[np.int64], slots: NDArray[np.int64], raw: NDArray[np.float64],
     out: NDArray[np.float64], alpha: float, warmup: int,
 ) -> None:
@@ -48,11 +48,14 @@ def likelihood_update(
                 out[i, j] = 0.0
                 continue
             c = count[s]
+            # a running sum of the ring, re-summed once per lap so rounding cannot creep
+            total[s] += r - ring[s, c % w]
             ring[s, c % w] = r
-            short = 0.0
-            for k in range(w):
-                short += ring[s, k]
-            short /= w
+            if c % w == w - 1:
+                total[s] = 0.0
+                for k in range(w):
+                    total[s] += ring[s, k]
+            short = total[s] / w
             sd = math.sqrt(max(var[s], 1e-6))
             z = (short - mean[s]) / sd
             a = max(alpha, 1.0 / (c + 1.0))
@@ -72,6 +75,7 @@ class AnomalyLikelihood(SoADetector):
     name: ClassVar[str] = "likelihood"
     _spec: ClassVar[dict[str, tuple[Any, tuple[int, ...], float]]] = {
         "ring": (np.float64, (0,), 0.0),
+        "total": (np.float64, (), 0.0),
         "mean": (np.float64, (), 0.0),
         "var": (np.float64, (), 0.0),
         "count": (np.int64, (), 0),
@@ -92,5 +96,5 @@ class AnomalyLikelihood(SoADetector):
         out: NDArray[np.float64],
     ) -> None:
         a = self._arrays
-        likelihood_update(a["ring"], a["mean"], a["var"], a["count"], slots, x, out,
+        likelihood_update(a["ring"], a["total"], a["mean"], a["var"], a["count"], slots, x, out,
                           self.alpha, self.warmup)

@@ -72,3 +72,6 @@ class HistoryStore(TimeSeriesStore, Protocol):
         self, tenant: str, device_id: str, start: float, stop: float
     ) -> tuple[DetectorEvent, ...]:
         """Detector onsets of one device in [start, stop), oldest first."""
+
+    def product_of(self, tenant: str, device_id: str) -> str | None:
+        """The product a device's samples were stored under, None if it has none stored."""

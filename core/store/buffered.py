@@ -204,6 +204,10 @@ class BufferedStore:
         """Detector onsets from the store."""
         return self.inner.read_events(tenant, device_id, start, stop)
 
+    def product_of(self, tenant: str, device_id: str) -> str | None:
+        """The device's product, from the store."""
+        return self.inner.product_of(tenant, device_id)
+
     def count_samples(self, tenant: str | None = None) -> int:
         """Samples in the store (spooled ones not counted)."""
         return self.inner.count_samples(tenant)

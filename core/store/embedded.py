@@ -202,6 +202,14 @@ class EmbeddedStore:
             for row in rows
         )
 
+    def product_of(self, tenant: str, device_id: str) -> str | None:
+        """The product the device's series were first stored under."""
+        row = self._db.execute(
+            "SELECT product FROM series WHERE tenant = ? AND device_id = ? ORDER BY id LIMIT 1",
+            (tenant, device_id),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def count_samples(self, tenant: str | None = None) -> int:
         """Distinct (device, timestamp) samples that hold at least one value."""
         where, args = ("AND s.tenant = ?", (tenant,)) if tenant is not None else ("", ())

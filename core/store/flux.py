@@ -24,7 +24,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["count_query", "events_query", "flux_string", "flux_time", "read_query"]
+__all__ = [
+    "count_query", "events_query", "flux_string", "flux_time", "product_query", "read_query",
+]
 
 
 def flux_string(text: str) -> str:
@@ -115,4 +117,15 @@ def count_query(bucket: str, tenant: str | None = None) -> str:
         '  |> unique(column: "_time")\n'
         '  |> count(column: "_time")\n'
         '  |> rename(columns: {_time: "samples"})'
+    )
+
+
+def product_query(bucket: str, tenant: str, device_id: str) -> str:
+    """The ``product`` tag values a device's telemetry carries (one, unless it was renamed)."""
+    return (
+        "// forewarn:product\n"
+        'import "influxdata/influxdb/schema"\n'
+        f"schema.tagValues(bucket: {flux_string(bucket)}, tag: \"product\", start: 0,"
+        f" predicate: (r) => r._measurement == \"telemetry\" and r.tenant =="
+        f" {flux_string(tenant)} and r.device == {flux_string(device_id)})"
     )

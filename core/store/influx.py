@@ -33,7 +33,7 @@ from influxdb_client.rest import ApiException
 from core.events import DetectorEvent, ScoredBatch
 from core.store.base import SeriesFrame, StoreError, StoreRejectedError
 from core.store.config import InfluxConfig
-from core.store.flux import count_query, events_query, read_query
+from core.store.flux import count_query, events_query, product_query, read_query
 from core.store.lineproto import ANOMALY, TELEMETRY, encode_batch
 
 __all__ = ["InfluxStore"]
@@ -167,6 +167,12 @@ class InfluxStore:
             )
         events.sort(key=lambda event: (event.ts, event.field, event.detector))
         return tuple(events)
+
+    def product_of(self, tenant: str, device_id: str) -> str | None:
+        """The ``product`` tag of the device's telemetry (the last, if it ever changed)."""
+        query = product_query(self.config.bucket, tenant, device_id)
+        products = [str(record["_value"]) for record in self._records(query)]
+        return products[-1] if products else None
 
     def count_samples(self, tenant: str | None = None) -> int:
         """Number of distinct (device, timestamp) samples in ``telemetry``."""

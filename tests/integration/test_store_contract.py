@@ -158,3 +158,11 @@ def test_detector_onsets_read_back(subject: Subject, tenant: str) -> None:
     assert subject.store.read_events(tenant, "hp-1", T0 + 13, T0 + 3600) == ()
     # onsets are not samples, and do not show up as a field in the history
     assert subject.store.read(tenant, "hp-1", T0, T0 + 3600).fields == FIELDS
+
+
+def test_the_product_of_a_device_is_known_once_it_has_samples(
+    subject: Subject, tenant: str
+) -> None:
+    assert subject.store.product_of(tenant, "hp-1") is None
+    subject.store.write(batch(tenant))
+    assert subject.store.product_of(tenant, "hp-1") == "heat_pump"

@@ -16,7 +16,8 @@ from tests.servers.influx_query import InfluxQueryServer, fixture_responder, rfc
 pytestmark = pytest.mark.integration
 
 T0 = 1_699_999_980.0  # 2023-11-14T22:13:00Z
-FILES = {"read": "read.csv", "events": "events.csv", "count": "count.csv"}
+FILES = {"read": "read.csv", "events": "events.csv", "count": "count.csv",
+         "product": "product.csv"}
 
 
 @pytest.fixture
@@ -69,6 +70,11 @@ def test_events_decode_quoted_text_and_null_numbers(store: InfluxStore) -> None:
 def test_count_sums_the_per_device_counts(store: InfluxStore, server: InfluxQueryServer) -> None:
     assert store.count_samples("acme") == 2160
     assert 'r.tenant == "acme"' in server.queries[0]
+
+
+def test_product_comes_from_the_tag_values(store: InfluxStore, server: InfluxQueryServer) -> None:
+    assert store.product_of("acme", "hp-1") == "heat_pump"
+    assert 'schema.tagValues(bucket: "fleet", tag: "product"' in server.queries[0]
 
 
 def _answer(status: int) -> InfluxQueryServer:

@@ -213,6 +213,8 @@ class VictoriaBridge:
             text = self._events(query)
         elif kind == "count":
             text = self._count(query)
+        elif kind == "product":
+            text = self._product(query)
         else:
             return _error(400, f"VictoriaBridge does not evaluate query kind {kind!r}")
         return 200, "text/csv; charset=utf-8", text.encode()
@@ -309,3 +311,9 @@ class VictoriaBridge:
         tables = [(columns, [(device, tenant, len(stamps))])
                   for (tenant, device), stamps in sorted(times.items())]
         return annotated_csv(tables)
+
+    def _product(self, query: str) -> str:
+        series, _, _ = self._series(query, '__name__=~"telemetry_.+"')
+        products = sorted({item["metric"].get("product", "") for item in series})
+        columns: list[Column] = [("_value", "string", False, "")]
+        return annotated_csv([(columns, [(product,) for product in products])] if products else [])

@@ -53,6 +53,9 @@ class FlakyStore:
                     ) -> tuple[DetectorEvent, ...]:
         return ()
 
+    def product_of(self, tenant: str, device_id: str) -> str | None:
+        return "heat_pump"
+
     def count_samples(self, tenant: str | None = None) -> int:
         return 3 * len(self.received)
 

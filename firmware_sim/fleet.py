@@ -105,6 +105,10 @@ class Delivery:
     arrival: float
     t: NDArray[np.float64]
     values: NDArray[np.float64]
+    #: when each sample would have reached the server had the agent sent it in its own small
+    #: batches (``agent_batch_s``): lets an evaluation stream big batches for speed and still
+    #: time a notice as a live server would have sent it
+    sample_arrival: NDArray[np.float64] | None = None
 
     def to_batch(self, validate: bool = True) -> TelemetryBatch:
         """The message the device's agent would publish (missing readings as None).
@@ -210,21 +214,31 @@ class SimDevice:
         return SimBlock(t=imp.device_clock(t), true_t=t, values=values, present=present,
                         arrival=imp.arrival(t), boot=imp.boot(t))
 
-    def batches(self, block: SimBlock, batch_s: float = 600.0) -> list[Delivery]:
+    def batches(self, block: SimBlock, batch_s: float = 600.0,
+                agent_batch_s: float = 600.0) -> list[Delivery]:
         """Cut a block into the batches the device's agent would send: one per ``batch_s`` of
-        samples and boot; a few arrive late, after batches sent later."""
+        samples and boot; a few arrive late, after batches sent later.
+
+        ``agent_batch_s`` is how long the agent itself would batch: it sets each delivery's
+        ``sample_arrival`` when ``batch_s`` is longer (see :class:`Delivery`).
+        """
         keep = np.flatnonzero(block.present)
         if not keep.size:
             return []
-        key = block.boot[keep] * 1_000_000_000 + (block.true_t[keep] // batch_s).astype(np.int64)
-        cuts = np.flatnonzero(np.diff(key)) + 1
+        boot_key, true_t = block.boot[keep] * 1_000_000_000, block.true_t[keep]
+        cuts = np.flatnonzero(np.diff(boot_key + (true_t // batch_s).astype(np.int64))) + 1
+        small = np.flatnonzero(np.diff(boot_key + (true_t // agent_batch_s).astype(np.int64))) + 1
+        small_starts = np.append(0, small)
+        small_arrival = np.maximum.reduceat(block.arrival[keep], small_starts)
+        sample_arrival = np.repeat(small_arrival, np.diff(np.append(small_starts, keep.size)))
         imp = self.imperfections
         parts = np.split(keep, cuts)
         late = self._delivery.random(len(parts)) < imp.late_batch_rate
         extra = imp.late_median_s * np.exp(self._delivery.standard_normal(len(parts))) * late
         arrivals = (np.maximum.reduceat(block.arrival[keep], np.append(0, cuts)) + extra).tolist()
+        per_sample = np.split(sample_arrival + np.repeat(extra, [p.size for p in parts]), cuts)
         out: list[Delivery] = []
-        for part, arrival in zip(parts, arrivals, strict=True):
+        for part, arrival, sample_at in zip(parts, arrivals, per_sample, strict=True):
             boot = int(block.boot[part[0]])
             seq = self._next_seq.get(boot, 0)
             self._next_seq[boot] = seq + 1
@@ -232,6 +246,7 @@ class SimDevice:
                 tenant=self.tenant, device_id=self.device_id, product=self.product.name,
                 fields=self.product.fields, boot_id=f"boot{boot}", firmware=imp.firmware(boot),
                 seq=seq, arrival=arrival, t=block.t[part], values=block.values[part],
+                sample_arrival=sample_at,
             ))
         return out
 
@@ -253,7 +268,8 @@ class Fleet:
         """Write the ground truth as JSON lines."""
         write_jsonl(path, self.ground_truth)
 
-    def deliveries(self, block_s: float = 86_400.0, batch_s: float = 600.0) -> Iterator[Delivery]:
+    def deliveries(self, block_s: float = 86_400.0, batch_s: float = 600.0,
+                   agent_batch_s: float = 600.0) -> Iterator[Delivery]:
         """Every batch of the whole run, in the order they reach the server.
 
         Generates ``block_s`` of the whole fleet at a time, so memory holds one block.
@@ -269,7 +285,8 @@ class Fleet:
         while end < self.config.end:
             end = min(end + block_s, self.config.end)
             for device in self.devices:
-                for delivery in device.batches(device.next_sim_block(end - device.now), batch_s):
+                block = device.next_sim_block(end - device.now)
+                for delivery in device.batches(block, batch_s, agent_batch_s):
                     heapq.heappush(pending, (delivery.arrival, order, delivery))
                     order += 1
             while pending and pending[0][0] < end:

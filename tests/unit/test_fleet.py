@@ -127,3 +127,13 @@ def test_valid_and_unvalidated_batches_agree() -> None:
     fleet = Fleet(FleetConfig(devices=1, seed=3, horizon_s=DAY))
     delivery = next(iter(fleet.deliveries(batch_s=3600.0)))
     assert delivery.to_batch(validate=False) == delivery.to_batch()
+
+
+def test_sample_arrival_follows_the_agents_small_batches() -> None:
+    config = FleetConfig(devices=1, seed=3, horizon_s=DAY, imperfections=Imperfections.none())
+    delivery = next(iter(Fleet(config).deliveries(batch_s=3600.0, agent_batch_s=600.0)))
+    assert delivery.sample_arrival is not None
+    # six agent batches of ten samples; each arrives just after its last sample
+    assert np.unique(delivery.sample_arrival).size == 6
+    assert (delivery.sample_arrival >= delivery.t).all()
+    assert delivery.sample_arrival.max() == delivery.arrival

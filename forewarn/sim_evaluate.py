@@ -1,0 +1,464 @@
+"""``forewarn sim evaluate``: stream a simulated fleet through core and rules, in-process, and
+measure how often the customer hears from us before they call.
+
+The fleet's batches go, in the order they would reach the server, through the very
+:class:`~core.pipeline.CorePipeline` (dedup → detect) and :class:`~rules.pipeline.RulesPipeline`
+(rules → cases → notices) the services run. Only the broker and the time-series store are left
+out: the store is a no-op here, since nothing reads it back. Then the cases are matched to the
+ground truth, which detectors and rules never see.
+
+Matching (:func:`match_cases`): a case belongs to a fault when it is on the faulty device and was
+noticed no earlier than ``grace_s`` before the fault's onset; every other case is a false case.
+A fault is *notified before the call* when a case with a customer notice came before the call.
+
+>>> from firmware_sim.truth import FaultTruth
+>>> leak = FaultTruth("hp-1", "heat_pump", "refrigerant_leak", onset=0.0, visible=3600.0,
+...                   call=7200.0, course="slow")
+>>> case = SimCase("hp-1", "heat_pump", "r", "warning", customer_notice=True, noticed_at=1800.0)
+>>> result = match_cases([leak], [case], horizon_end=10_000.0)
+>>> result.faults[0].outcome, result.faults[0].lead_time_s, result.false_cases
+('before_call', 5400.0, [])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from core.detect import DetectorConfig, make_detector
+from core.events import ScoredBatch
+from core.pipeline import CorePipeline
+from core.store.base import SeriesFrame
+from firmware_sim.calls import CallModel
+from firmware_sim.fleet import Delivery, Fleet, FleetConfig, SimDevice
+from firmware_sim.imperfections import Imperfections
+from firmware_sim.products import PRODUCTS
+from firmware_sim.truth import FaultTruth, write_jsonl
+from rules.cases import CaseBook
+from rules.db import connect
+from rules.model import Rule, RuleSet, load_rules
+from rules.pipeline import RulesPipeline
+
+__all__ = [
+    "EvalOptions",
+    "Evaluation",
+    "FaultMatch",
+    "MatchResult",
+    "Outcome",
+    "SimCase",
+    "TimelineTrace",
+    "evaluate",
+    "load_rule_dir",
+    "match_cases",
+    "report",
+    "run_evaluation",
+    "write_plots",
+]
+
+Outcome = Literal["before_call", "after_call", "missed", "no_call", "call_after_horizon"]
+
+_H = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class SimCase:
+    """A case the rules opened, as the evaluation sees it.
+
+    ``noticed_at`` is true time: when the server had the sample that opened the case (and so
+    when its notices went out); ``opened_at`` is the sample's time on the device's clock.
+    """
+
+    device_id: str
+    product: str
+    rule: str
+    severity: str
+    customer_notice: bool
+    noticed_at: float
+    opened_at: float = 0.0
+    field: str = ""
+
+
+@dataclass(slots=True)
+class FaultMatch:
+    """One fault of the ground truth and what forewarn did about it."""
+
+    truth: FaultTruth
+    outcome: Outcome
+    #: the first case that belongs to the fault, and the first with a customer notice
+    detected_at: float | None = None
+    notified_at: float | None = None
+    #: seconds between the customer notice and the call (positive: we were first)
+    lead_time_s: float | None = None
+    cases: list[SimCase] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class MatchResult:
+    """Every fault's match, and the cases no fault explains."""
+
+    faults: list[FaultMatch]
+    false_cases: list[SimCase]
+    #: customer notices sent for faults the customer would never have noticed
+    notices_for_invisible: int = 0
+
+
+def match_cases(truths: Sequence[FaultTruth], cases: Sequence[SimCase], horizon_end: float,
+                grace_s: float = 0.0) -> MatchResult:
+    """Match cases to the faults of the ground truth (see the module docstring).
+
+    A call after ``horizon_end`` has not happened yet: such a fault counts as
+    ``call_after_horizon``, neither won nor lost.
+    """
+    by_device: dict[str, list[SimCase]] = {}
+    for case in sorted(cases, key=lambda c: c.noticed_at):
+        by_device.setdefault(case.device_id, []).append(case)
+    faults_of: dict[str, list[FaultTruth]] = {}
+    for truth in truths:
+        faults_of.setdefault(truth.device_id, []).append(truth)
+    matched: set[int] = set()
+    faults: list[FaultMatch] = []
+    invisible_notices = 0
+    for truth in truths:
+        mine = [c for c in by_device.get(truth.device_id, [])
+                if c.noticed_at >= truth.onset - grace_s]
+        matched.update(id(c) for c in mine)
+        detected = mine[0].noticed_at if mine else None
+        notified = next((c.noticed_at for c in mine if c.customer_notice), None)
+        if truth.visible is None:
+            invisible_notices += sum(c.customer_notice for c in mine)
+        lead: float | None = None
+        outcome: Outcome
+        if truth.call is None:
+            outcome = "no_call"
+        elif notified is not None and notified < truth.call:
+            outcome, lead = "before_call", truth.call - notified
+        elif truth.call > horizon_end:
+            outcome = "call_after_horizon"
+        elif notified is not None or detected is not None:
+            outcome = "after_call"
+        else:
+            outcome = "missed"
+        faults.append(FaultMatch(truth, outcome, detected, notified, lead, mine))
+    false_cases = [c for c in cases if id(c) not in matched]
+    return MatchResult(faults, false_cases, invisible_notices)
+
+
+def _pct(values: Sequence[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)) / _H, 2) if values else None
+
+
+def _summary(matches: Sequence[FaultMatch]) -> dict[str, Any]:
+    calling = [m for m in matches if m.outcome in ("before_call", "after_call", "missed")]
+    before = [m for m in calling if m.outcome == "before_call"]
+    leads = [m.lead_time_s for m in before if m.lead_time_s is not None]
+    return {
+        "faults": len(matches),
+        "faults_causing_calls": len(calling),
+        "notified_before_call": len(before),
+        "pct_notified_before_call": (round(100.0 * len(before) / len(calling), 1)
+                                     if calling else None),
+        "median_lead_time_h": _pct(leads, 50),
+        "p10_lead_time_h": _pct(leads, 10),
+        "p90_lead_time_h": _pct(leads, 90),
+        "detected_after_call": sum(m.outcome == "after_call" for m in calling),
+        "missed": sum(m.outcome == "missed" for m in calling),
+        "calls_after_horizon": sum(m.outcome == "call_after_horizon" for m in matches),
+        "detected": sum(m.detected_at is not None for m in matches),
+        "customer_notices": sum(m.notified_at is not None for m in matches),
+    }
+
+
+def report(result: MatchResult, *, devices: int, days: float) -> dict[str, Any]:
+    """The evaluation's figures as a JSON-ready dict (overall, per fault kind, per course)."""
+    device_days = devices * days
+    out: dict[str, Any] = {"devices": devices, "days": days, "device_days": device_days}
+    out.update(_summary(result.faults))
+    out["false_cases"] = len(result.false_cases)
+    out["false_cases_per_1000_device_days"] = (
+        round(1000.0 * len(result.false_cases) / device_days, 2) if device_days else None)
+    out["false_customer_notices"] = sum(c.customer_notice for c in result.false_cases)
+    out["notices_for_never_visible_faults"] = result.notices_for_invisible
+    kinds = sorted({m.truth.kind for m in result.faults})
+    out["by_fault"] = {k: _summary([m for m in result.faults if m.truth.kind == k])
+                       for k in kinds}
+    courses = sorted({m.truth.course for m in result.faults})
+    out["by_course"] = {c: _summary([m for m in result.faults if m.truth.course == c])
+                        for c in courses}
+    false_by: dict[str, int] = {}
+    for case in result.false_cases:
+        false_by[case.rule] = false_by.get(case.rule, 0) + 1
+    out["false_cases_by_rule"] = dict(sorted(false_by.items()))
+    return out
+
+
+# -- running the fleet through the pipelines ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EvalOptions:
+    """What to simulate and how to stream it."""
+
+    devices: int = 100
+    days: float = 7.0
+    seed: int = 1
+    products: tuple[str, ...] = tuple(PRODUCTS)
+    fault_fraction: float = 0.25
+    #: rules files: every ``*.yaml`` in this directory
+    rules_dir: Path = Path("config/rules")
+    #: the evaluation streams batches this long (bigger is faster; notices are still timed by
+    #: the agent's own 10-minute batches, see :class:`firmware_sim.fleet.Delivery`)
+    batch_s: float = 6 * 3600.0
+    imperfections: Imperfections = field(default_factory=Imperfections)
+    call_model: CallModel = field(default_factory=CallModel)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    #: how many faulty devices to keep telemetry of, for timeline plots
+    trace: int = 0
+
+    def fleet_config(self) -> FleetConfig:
+        """The fleet these options describe; faults start after the first day (learning)."""
+        horizon = self.days * 86_400.0
+        first = min(0.5, 86_400.0 / horizon)
+        return FleetConfig(
+            devices=self.devices, seed=self.seed, products=self.products, tenant="sim",
+            horizon_s=horizon, fault_fraction=self.fault_fraction,
+            onset_window=(first, max(first, 0.7)),
+            fault_ramp_s=min(48 * _H, 0.5 * horizon), call_model=self.call_model,
+            imperfections=self.imperfections,
+        )
+
+
+@dataclass(slots=True)
+class TimelineTrace:
+    """Telemetry of one device kept for a timeline plot (true time)."""
+
+    fields: tuple[str, ...]
+    t: list[NDArray[np.float64]] = field(default_factory=list)
+    values: list[NDArray[np.float64]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Evaluation:
+    """Everything a run produced."""
+
+    options: EvalOptions
+    fleet: Fleet
+    cases: list[SimCase]
+    result: MatchResult
+    report: dict[str, Any]
+    traces: dict[str, TimelineTrace]
+
+
+class _NullStore:
+    """A store that keeps nothing: the evaluation never reads history back."""
+
+    def write(self, batch: ScoredBatch) -> None:
+        """Discard."""
+
+    def read(self, tenant: str, device_id: str, start: float, stop: float,
+             every_s: float = 0.0) -> SeriesFrame:
+        """Nothing was kept."""
+        empty = np.zeros((0, 0))
+        return SeriesFrame((), np.zeros(0), empty, empty)
+
+    def count_samples(self, tenant: str | None = None) -> int:
+        """Nothing was kept."""
+        return 0
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class _SimClock:
+    """The rules' clock, moved to each batch's arrival."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def load_rule_dir(rules_dir: Path) -> RuleSet:
+    """All rules of every ``*.yaml`` file in ``rules_dir``, as one rule set."""
+    rules: list[Rule] = []
+    for path in sorted(rules_dir.glob("*.yaml")):
+        rules.extend(load_rules(path).rules)
+    return RuleSet(rules=tuple(rules))
+
+
+def _noticed_at(delivery: Delivery, opened_at: float) -> float:
+    """When the sample that opened a case reached the server (true time)."""
+    if delivery.sample_arrival is None:
+        return delivery.arrival
+    i = int(np.searchsorted(delivery.t, opened_at))
+    if i < delivery.t.shape[0] and delivery.t[i] == opened_at:
+        return float(delivery.sample_arrival[i])
+    return delivery.arrival
+
+
+async def _stream(options: EvalOptions, fleet: Fleet,
+                  traces: dict[str, TimelineTrace]) -> tuple[list[SimCase], int, int]:
+    ruleset = load_rule_dir(options.rules_dir)
+    customer = {r.name: r.notify_customer for r in ruleset.rules}
+    core = CorePipeline(make_detector(options.detector), _NullStore())
+    clock = _SimClock(fleet.config.start)
+    engine = connect("sqlite://")
+    rules = RulesPipeline(ruleset, CaseBook(engine, channel="sim", clock=clock))
+    cases: list[SimCase] = []
+    samples = batches = 0
+    for delivery in fleet.deliveries(batch_s=options.batch_s):
+        clock.now = delivery.arrival
+        if delivery.device_id in traces:
+            trace = traces[delivery.device_id]
+            trace.t.append(delivery.t)
+            trace.values.append(delivery.values)
+        scored = core.process(delivery.tenant, delivery.to_batch(validate=False))
+        samples += delivery.t.shape[0]
+        batches += 1
+        if scored is None:
+            continue
+        seen = len(rules.opened)
+        await rules.handle(scored)
+        for row in rules.opened[seen:]:
+            cases.append(SimCase(
+                device_id=row.device_id, product=row.product, rule=row.rule,
+                severity=row.severity, customer_notice=customer.get(row.rule, False),
+                noticed_at=_noticed_at(delivery, row.opened_at), opened_at=row.opened_at,
+                field=row.field,
+            ))
+    engine.dispose()
+    return cases, samples, batches
+
+
+def _pick_traced(fleet: Fleet, n: int) -> list[SimDevice]:
+    """Up to ``n`` faulty devices whose customer calls, as many kinds of fault as possible."""
+    calling = [d for d in fleet.devices if d.truth is not None and d.truth.call is not None]
+    picked: list[SimDevice] = []
+    kinds: set[str] = set()
+    for device in calling:  # first one per kind, then the rest in order
+        assert device.truth is not None
+        if device.truth.kind not in kinds and len(picked) < n:
+            picked.append(device)
+            kinds.add(device.truth.kind)
+    picked += [d for d in calling if d not in picked][: n - len(picked)]
+    return picked
+
+
+def run_evaluation(options: EvalOptions, out_dir: Path | None = None) -> Evaluation:
+    """Simulate, stream, match and report; write the ground truth into ``out_dir`` if given."""
+    started = time.perf_counter()
+    fleet = Fleet(options.fleet_config())
+    if out_dir is not None:
+        write_jsonl(out_dir / "ground_truth.jsonl", fleet.ground_truth)
+    traces = {d.device_id: TimelineTrace(d.product.fields)
+              for d in _pick_traced(fleet, options.trace)}
+    cases, samples, batches = asyncio.run(_stream(options, fleet, traces))
+    result = match_cases(fleet.ground_truth, cases, fleet.config.end)
+    elapsed = time.perf_counter() - started
+    figures = report(result, devices=options.devices, days=options.days)
+    figures.update({
+        "seed": options.seed,
+        "cases": len(cases),
+        "samples": samples,
+        "batches": batches,
+        "run_time_s": round(elapsed, 2),
+        "samples_per_s": round(samples / elapsed) if elapsed > 0 else None,
+    })
+    return Evaluation(options, fleet, cases, result, figures, traces)
+
+
+def evaluate(devices: int, days: float, seed: int, **overrides: Any) -> dict[str, Any]:
+    """Run one evaluation and return its report (a shortcut for scripts and benchmarks)."""
+    options = dataclasses.replace(EvalOptions(devices=devices, days=days, seed=seed),
+                                  **overrides)
+    return run_evaluation(options).report
+
+
+# -- pictures ------------------------------------------------------------------------------------
+
+
+def write_plots(evaluation: Evaluation, out_dir: Path) -> list[Path]:
+    """Write the PNGs a support lead wants: lead times per fault kind, and device timelines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    start = evaluation.fleet.config.start
+
+    kinds = sorted({m.truth.kind for m in evaluation.result.faults if m.truth.call is not None})
+    if kinds:
+        fig, axes = plt.subplots(len(kinds), 1, figsize=(8, 1.8 * len(kinds) + 1),
+                                 sharex=True, squeeze=False)
+        for ax, kind in zip(axes[:, 0], kinds, strict=True):
+            ms = [m for m in evaluation.result.faults
+                  if m.truth.kind == kind and m.truth.call is not None]
+            leads = [(m.truth.call - m.notified_at) / _H for m in ms
+                     if m.notified_at is not None and m.truth.call is not None]
+            missed = sum(m.notified_at is None for m in ms)
+            if leads:
+                ax.hist(leads, bins=30, color="tab:green", alpha=0.8)
+            ax.axvline(0.0, color="tab:red", lw=1)
+            ax.set_ylabel(kind.replace("_", "\n"), rotation=0, ha="right", fontsize=8)
+            ax.text(0.99, 0.8, f"{len(leads)} notified, {missed} not", ha="right",
+                    transform=ax.transAxes, fontsize=8)
+        axes[-1, 0].set_xlabel("hours from customer notice to the customer's call "
+                               "(right of the red line: we were first)")
+        fig.suptitle(f"Lead time before the call, per fault kind "
+                     f"(seed {evaluation.options.seed}, {evaluation.options.devices} devices, "
+                     f"{evaluation.options.days:g} days)")
+        fig.tight_layout()
+        path = out_dir / "lead_time_by_fault.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+
+    by_device = {m.truth.device_id: m for m in evaluation.result.faults}
+    for device_id, trace in evaluation.traces.items():
+        if not trace.t:
+            continue
+        t = np.concatenate(trace.t)
+        order = np.argsort(t, kind="stable")
+        hours = (t[order] - start) / _H
+        values = np.vstack(trace.values)[order]
+        match = by_device.get(device_id)
+        fig, axes = plt.subplots(len(trace.fields), 1, figsize=(11, 1.4 * len(trace.fields) + 1),
+                                 sharex=True, squeeze=False)
+        marks: list[tuple[str, float | None, str]] = []
+        if match is not None:
+            truth = match.truth
+            marks = [("onset", truth.onset, "grey"), ("visible", truth.visible, "tab:orange"),
+                     ("case opened", match.detected_at, "tab:blue"),
+                     ("customer notice", match.notified_at, "tab:green"),
+                     ("call", truth.call, "tab:red")]
+        for ax, j in zip(axes[:, 0], range(len(trace.fields)), strict=True):
+            ax.plot(hours, values[:, j], lw=0.5, color="black")
+            ax.set_ylabel(trace.fields[j], rotation=0, ha="right", fontsize=8)
+            for label, at, colour in marks:
+                if at is not None:
+                    ax.axvline((at - start) / _H, color=colour, lw=1.2, ls="--", label=label)
+        if marks:
+            axes[0, 0].legend(loc="upper left", fontsize=7, ncol=5)
+        axes[-1, 0].set_xlabel("hours since the start of the run")
+        title = device_id
+        if match is not None:
+            lead = ("" if match.lead_time_s is None
+                    else f", notified {match.lead_time_s / _H:.1f} h before the call")
+            title += f": {match.truth.kind} ({match.outcome.replace('_', ' ')}{lead})"
+        fig.suptitle(title)
+        fig.tight_layout()
+        path = out_dir / f"timeline_{device_id}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written

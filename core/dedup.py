@@ -43,3 +43,14 @@ class DuplicateFilter:
     def state(self) -> dict[tuple[str, str, str], tuple[int, list[int]]]:
         """What is remembered, for checkpoints."""
         return {k: (floor, sorted(seen)) for k, (floor, seen) in self._seen.items()}
+
+    def load(self, state: dict[tuple[str, str, str], tuple[int, list[int]]]) -> None:
+        """Restore what :meth:`state` returned (a worker taking a partition over does this).
+
+        >>> dedup = DuplicateFilter()
+        >>> dedup.load({("t", "d", "b"): (3, [5])})
+        >>> [dedup.is_new("t", "d", "b", s) for s in (3, 4, 5)]
+        [False, True, False]
+        """
+        self._seen = {tuple(k): (int(floor), {int(s) for s in seen})  # type: ignore[misc]
+                      for k, (floor, seen) in state.items()}

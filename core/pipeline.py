@@ -22,7 +22,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,7 +36,7 @@ from core.events import DetectorEvent, ScoredBatch
 from core.store.base import TimeSeriesStore
 from edge.schema import TelemetryBatch
 
-__all__ = ["BatchDetector", "CorePipeline", "CoreStats"]
+__all__ = ["BatchDetector", "CorePipeline", "CoreStats", "PipelineState"]
 
 
 class BatchDetector(Protocol):
@@ -145,3 +145,44 @@ class CorePipeline:
                 f"(score {scores[i, j]:.2f})",
             ))
         return tuple(events)
+
+    def state(self) -> PipelineState:
+        """Everything the pipeline learned (for a partition's snapshot; copies, not views)."""
+        detector_state = getattr(self.detector, "state", None)
+        return PipelineState(
+            series=self.series.items(),
+            dedup=self.dedup.state(),
+            above=self._above.copy(),
+            detector=dict(detector_state()) if callable(detector_state) else {},
+        )
+
+    def load_state(self, state: PipelineState) -> None:
+        """Continue from what :meth:`state` returned (same detector configuration)."""
+        self.series.load(state.series)
+        self.dedup.load(state.dedup)
+        self._above = state.above.copy()
+        load = getattr(self.detector, "load_state", None)
+        if state.detector and callable(load):
+            load(state.detector)
+
+
+@dataclass(slots=True)
+class PipelineState:
+    """A pipeline's learned state: series slots, dedup memory, onset flags, detector arrays.
+
+    >>> from core.detect import RobustZ
+    >>> from core.store.embedded import EmbeddedStore
+    >>> pipe = CorePipeline(RobustZ(), EmbeddedStore(":memory:"))
+    >>> _ = pipe.process_payload("forewarn/v1/acme/hp-1/telemetry", (
+    ...     b'{"v":1,"device_id":"hp-1","boot_id":"b","seq":0,"fields":["a"],'
+    ...     b'"t":[1.0],"values":[[2.0]]}'))
+    >>> again = CorePipeline(RobustZ(), EmbeddedStore(":memory:"))
+    >>> again.load_state(pipe.state())
+    >>> again.series.items(), again.dedup.is_new("acme", "hp-1", "b", 0)
+    ([(('acme', 'hp-1', 'a'), 0)], False)
+    """
+
+    series: list[tuple[tuple[str, str, str], int]]
+    dedup: dict[tuple[str, str, str], tuple[int, list[int]]]
+    above: NDArray[np.bool_]
+    detector: dict[str, NDArray[Any]]

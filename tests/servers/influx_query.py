@@ -30,9 +30,10 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tests.servers.victoria import VictoriaMetrics
+if TYPE_CHECKING:  # only a type here: importable without tests/ on sys.path
+    from tests.servers.victoria import VictoriaMetrics
 
 __all__ = [
     "FIXTURES",

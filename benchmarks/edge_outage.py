@@ -20,6 +20,7 @@ received_unique``; the target is 0.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -38,10 +39,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from edge_broker import Mosquitto  # noqa: E402
+from edge_broker import Mosquitto
 
-from edge.schema import TelemetryBatch, decode_payload  # noqa: E402
-from forewarn.commands.devices import add_device  # noqa: E402
+from edge.schema import TelemetryBatch, decode_payload
+from forewarn.commands.devices import add_device
 
 __all__ = ["OutageResult", "run_outage"]
 
@@ -78,6 +79,8 @@ class _Counter:
         self.samples = 0
         self.duplicates = 0
         self.devices: set[str] = set()
+        #: newest sample time seen per device (sim devices stamp samples with wall time)
+        self.newest: dict[str, float] = {}
         self.lock = threading.Lock()
         self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
                                   client_id="bench-core", protocol=mqtt.MQTTv5)
@@ -107,6 +110,8 @@ class _Counter:
             self.batches.add(key)
             self.samples += batch.n_samples
             self.devices.add(batch.device_id)
+            self.newest[batch.device_id] = max(self.newest.get(batch.device_id, 0.0),
+                                               batch.t[-1])
 
     def close(self) -> None:
         self.client.disconnect()
@@ -164,9 +169,15 @@ index = {index}
 
 
 def run_outage(devices: int = 12, rate_hz: float = 10.0, warmup_s: float = 10.0,
-               outage_s: float = 30.0, tail_s: float = 10.0) -> OutageResult:
+               outage_s: float = 30.0, tail_s: float = 10.0,
+               verbose: bool = False) -> OutageResult:
     """Run the scenario once; see the module docstring."""
     started = time.monotonic()
+
+    def phase(what: str) -> None:
+        if verbose:
+            print(f"{time.monotonic() - started:7.1f} s  {what}", file=sys.stderr, flush=True)
+
     with tempfile.TemporaryDirectory(prefix="fw-outage-") as tmp:
         work = Path(tmp)
         passwd = work / "passwd"
@@ -186,7 +197,7 @@ def run_outage(devices: int = 12, rate_hz: float = 10.0, warmup_s: float = 10.0,
                  "--status-interval", "5", "--drain-timeout", "60"],
                 env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
             )
-            solo_cmd = [sys.executable, "-m", "forewarn.cli", "edge", "run", "--config",
+            solo_cmd = [sys.executable, "-m", "forewarn.commands.edge", "run", "--config",
                         str(_solo_config(work, broker.port, solo_id, fleet_size, rate_hz))]
             solo = subprocess.Popen(solo_cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
             queues = [work / "queues" / f"hp-{i:04d}.sqlite" for i in range(devices)]
@@ -205,27 +216,38 @@ def run_outage(devices: int = 12, rate_hz: float = 10.0, warmup_s: float = 10.0,
             try:
                 _wait_until(lambda: len(counter.devices) == devices, 60 + warmup_s,
                             "every device's first batch")
+                phase("every device streaming")
                 time.sleep(warmup_s)  # the scenario's timeline: stream this long
                 broker.stop()
                 outage_started = time.monotonic()
+                phase("broker stopped")
                 time.sleep(outage_s / 2)
                 solo.kill()  # SIGKILL while offline: its queue holds the outage so far
                 solo.wait()
                 kills += 1
                 solo = subprocess.Popen(solo_cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+                phase("agent killed -9 and restarted (offline)")
                 time.sleep(max(0.0, outage_s - (time.monotonic() - outage_started)))
                 broker.start()
                 outage = time.monotonic() - outage_started
+                phase("broker restarted")
                 time.sleep(0.5)
                 solo.kill()  # SIGKILL again while it catches up: records in flight
                 solo.wait()
                 kills += 1
                 solo = subprocess.Popen(solo_cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+                restarted_at = time.time()
+                phase("agent killed -9 and restarted (catching up)")
+                # a SIGTERM before the agent installed its handler would just kill it again
+                _wait_until(lambda: counter.newest.get(solo_id, 0.0) > restarted_at, 60,
+                            "the restarted agent's first new sample")
+                phase("restarted agent streaming again")
                 time.sleep(tail_s)
                 for process in (fleet, solo):
                     process.send_signal(signal.SIGTERM)
                 for process in (fleet, solo):
                     process.wait(120)
+                phase("agents stopped and drained")
             finally:
                 for process in (fleet, solo):
                     if process.poll() is None:
@@ -243,11 +265,10 @@ def run_outage(devices: int = 12, rate_hz: float = 10.0, warmup_s: float = 10.0,
             dropped = totals["dropped_samples"]
             still_queued = published - dropped - totals["acked_samples"]
             expected = published - dropped - still_queued
-            try:
+            with contextlib.suppress(TimeoutError):  # what did not arrive is reported as lost
                 _wait_until(lambda: counter.samples >= expected, 30, "the subscriber")
-            except TimeoutError:
-                pass  # reported as lost below
             counter.close()
+            phase("subscriber done")
     with counter.lock:
         received, duplicates = counter.samples, counter.duplicates
     return OutageResult(
@@ -269,8 +290,10 @@ def main() -> int:
     parser.add_argument("--outage", type=float, default=30.0)
     parser.add_argument("--tail", type=float, default=10.0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="print the phases to stderr")
     args = parser.parse_args()
-    result = run_outage(args.devices, args.rate, args.warmup, args.outage, args.tail)
+    result = run_outage(args.devices, args.rate, args.warmup, args.outage, args.tail,
+                        verbose=args.verbose)
     if args.json:
         print(json.dumps(asdict(result)))
     else:

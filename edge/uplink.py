@@ -187,13 +187,16 @@ class Uplink:
                 ca_certs=broker.tls.ca_file, certfile=broker.tls.cert_file,
                 keyfile=broker.tls.key_file, cert_reqs=ssl.CERT_REQUIRED,
             )
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             broker.host, broker.port, username=broker.username, password=broker.password,
             identifier=self.client_id, protocol=aiomqtt.ProtocolVersion.V5, will=will,
             clean_start=False, properties=connect, keepalive=broker.keepalive_s,
             timeout=broker.timeout_s, tls_params=tls, max_inflight_messages=self.window,
             max_queued_outgoing_messages=0,
         )
+        # our window is the limit by design: aiomqtt's "pending calls" warning would fire on it
+        client.pending_calls_threshold = self.window + 2
+        return client
 
     async def _session(self) -> None:
         client = self._new_client()

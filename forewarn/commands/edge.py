@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import json
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +61,17 @@ def _run(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m forewarn.commands.edge run ...``: the command alone, without importing the
+    rest of the application (what a device installs)."""
+    parser = argparse.ArgumentParser(prog="forewarn")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["edge", *(sys.argv[1:] if argv is None else argv)])
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

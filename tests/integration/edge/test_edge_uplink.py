@@ -1,0 +1,154 @@
+"""The uplink against a real broker: remote config, birth and last will, credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import aiomqtt
+import numpy as np
+import pytest
+
+from edge.agent import EdgeAgent
+from edge.backoff import Backoff
+from edge.batcher import Batcher
+from edge.queue import DiskQueue
+from edge.schema import (
+    ConfigReport,
+    StatusMessage,
+    config_desired_topic,
+    config_reported_topic,
+    status_topic,
+)
+from edge.uplink import BrokerConfig, Uplink
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _core(port: int, password: str) -> aiomqtt.Client:
+    return aiomqtt.Client("127.0.0.1", port, username="forewarn-core", password=password,
+                          identifier=f"core-{uuid.uuid4().hex[:6]}",
+                          protocol=aiomqtt.ProtocolVersion.V5, timeout=5.0)
+
+
+def test_remote_config_is_applied_and_a_bad_one_rejected(secured_broker, tmp_path) -> None:
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    queue = DiskQueue(tmp_path / "q.sqlite")
+    agent = EdgeAgent(tenant, Batcher("hp-a", "boot1", "heat_pump", ("a",), max_samples=60),
+                      queue=queue)
+    broker = BrokerConfig("127.0.0.1", secured_broker.port, username="hp-a",
+                          password=secured_broker.passwords["hp-a"])
+    desired = config_desired_topic(tenant, "hp-a")
+    reported = config_reported_topic(tenant, "hp-a")
+
+    async def scenario() -> list[ConfigReport]:
+        reports: list[ConfigReport] = []
+        async with _core(secured_broker.port, secured_broker.passwords["forewarn-core"]) as core:
+            await core.subscribe(reported, qos=1)
+            # retained before the device connects: it gets it on subscribe
+            await core.publish(desired, b'{"revision": 1, "batch_max_samples": 5}', qos=1,
+                               retain=True)
+            async with Uplink(agent, broker, backoff=Backoff(0.05, 0.5)):
+                async with asyncio.timeout(10):
+                    async for message in core.messages:
+                        assert isinstance(message.payload, bytes)
+                        reports.append(ConfigReport.model_validate_json(message.payload))
+                        if len(reports) == 1:
+                            await core.publish(
+                                desired, b'{"revision": 2, "batch_max_samples": 0, "x": 1}',
+                                qos=1, retain=True)
+                        else:
+                            break
+        return reports
+
+    try:
+        applied, rejected = asyncio.run(scenario())
+    finally:
+        queue.close()
+    assert (applied.status, applied.revision, applied.applied["batch_max_samples"]) == (
+        "applied", 1, 5)
+    assert rejected.status == "rejected"
+    assert "batch_max_samples" in (rejected.reason or "") and "x" in (rejected.reason or "")
+    assert rejected.applied["batch_max_samples"] == 5 == agent.batcher.max_samples
+
+
+def test_birth_then_last_will_when_the_agent_is_killed(secured_broker, tmp_path) -> None:
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    config = tmp_path / "edge.toml"
+    config.write_text(f"""
+tenant = "{tenant}"
+device_id = "hp-b"
+firmware = "1.2.3"
+[broker]
+port = {secured_broker.port}
+username = "hp-b"
+[queue]
+path = "{tmp_path / 'q.sqlite'}"
+[source]
+sample_period_s = 0.05
+""")
+    env = {**os.environ, "PYTHONPATH": str(ROOT),
+           "FOREWARN_EDGE_BROKER__PASSWORD": secured_broker.passwords["hp-b"]}
+    topic = status_topic(tenant, "hp-b")
+
+    async def scenario() -> list[StatusMessage]:
+        statuses: list[StatusMessage] = []
+        async with _core(secured_broker.port, secured_broker.passwords["forewarn-core"]) as core:
+            await core.subscribe(topic, qos=1)
+            agent = subprocess.Popen(
+                [sys.executable, "-m", "forewarn.commands.edge", "run", "--config", str(config)],
+                env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+            try:
+                async with asyncio.timeout(30):
+                    async for message in core.messages:
+                        assert isinstance(message.payload, bytes)
+                        statuses.append(StatusMessage.model_validate_json(message.payload))
+                        if statuses[-1].state == "online":
+                            agent.kill()
+                        else:
+                            break
+            finally:
+                agent.kill()
+                agent.wait()
+        return statuses
+
+    birth, will = asyncio.run(scenario())
+    assert (birth.state, birth.firmware, birth.device_id) == ("online", "1.2.3", "hp-b")
+    assert (will.state, will.boot_id) == ("offline", birth.boot_id)
+
+
+def test_agent_sends_compressed_batches_with_content_type(secured_broker, tmp_path) -> None:
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    queue = DiskQueue(tmp_path / "q.sqlite")
+    agent = EdgeAgent(tenant, Batcher("hp-a", "boot1", "heat_pump", ("a", "b"), max_samples=100),
+                      queue=queue, compress_above_bytes=256)
+    broker = BrokerConfig("127.0.0.1", secured_broker.port, username="hp-a",
+                          password=secured_broker.passwords["hp-a"])
+
+    async def scenario() -> tuple[str | None, bytes]:
+        async with _core(secured_broker.port, secured_broker.passwords["forewarn-core"]) as core:
+            await core.subscribe(f"forewarn/v1/{tenant}/+/telemetry", qos=1)
+            async with Uplink(agent, broker) as uplink:
+                agent.add_samples(np.arange(100.0), np.ones((100, 2)))
+                uplink.notify()
+                async with asyncio.timeout(10):
+                    async for message in core.messages:
+                        assert isinstance(message.payload, bytes)
+                        return getattr(message.properties, "ContentType", None), message.payload
+        raise AssertionError("no message")
+
+    try:
+        content_type, payload = asyncio.run(scenario())
+    finally:
+        queue.close()
+    from edge.schema import decode_payload
+
+    assert content_type == "application/json+zlib"
+    assert json.loads(decode_payload(payload))["t"] == list(np.arange(100.0))

@@ -124,9 +124,14 @@ def test_deliveries_arrive_in_order_and_cover_every_sample() -> None:
 
 
 def test_valid_and_unvalidated_batches_agree() -> None:
-    fleet = Fleet(FleetConfig(devices=1, seed=3, horizon_s=DAY))
+    fleet = Fleet(FleetConfig(devices=1, seed=3, horizon_s=DAY,
+                              imperfections=Imperfections(missing_rate=0.2)))
     delivery = next(iter(fleet.deliveries(batch_s=3600.0)))
-    assert delivery.to_batch(validate=False) == delivery.to_batch()
+    fast, valid = delivery.to_batch(validate=False), delivery.to_batch()
+    assert fast.model_dump(exclude={"values"}) == valid.model_dump(exclude={"values"})
+    as_array = lambda b: np.asarray(b.values, dtype=np.float64)  # noqa: E731 (as core reads it)
+    assert np.isnan(as_array(valid)).any()
+    np.testing.assert_array_equal(as_array(fast), as_array(valid))
 
 
 def test_sample_arrival_follows_the_agents_small_batches() -> None:

@@ -52,8 +52,15 @@ class DetectorConfig(BaseModel):
 
     likelihood_window: int = Field(30, ge=1)
     likelihood_half_life: float = Field(4000.0, gt=0)
+    split_likelihood: bool = False
+    boost: float = Field(0.0, ge=0)
+    bar_half_life: float = Field(2000.0, gt=0)
     fire: float = Field(0.12, gt=0, le=1, description="likelihood score that fires an event")
     quiet: int = Field(200, ge=0, description="samples a series stays quiet after firing")
+    calm_scale: float = Field(0.0, ge=0, description="samples after a firing before the next "
+                              "counts fully")
+    dropout_time_gaps: bool = Field(False, description="also score gaps in sample times "
+                                    "(a device gone silent is the watchdog's job)")
 
     stuck_factor: float = Field(3.0, gt=0)
     dropout_factor: float = Field(3.0, gt=0)

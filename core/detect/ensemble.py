@@ -90,8 +90,8 @@ class Ensemble:
         self.config = cfg
         cap = cfg.capacity
         self.statistical: dict[str, tuple[float, SoADetector]] = {
-            "level": (cfg.level_weight, RobustZ(cap, cfg.level_half_life, 30, cfg.level_clip,
-                                                cfg.half_z)),
+            "level": (cfg.level_weight, RobustZ(cap, cfg.level_half_life, cfg.warmup,
+                                                cfg.level_clip, cfg.half_z)),
             "seasonal": (cfg.seasonal_weight, Seasonal(
                 cap, cfg.seasonal_bins, cfg.seasonal_period_s, cfg.seasonal_bin_half_life,
                 cfg.level_half_life, 3, cfg.seasonal_resid_floor, cfg.half_z)),
@@ -110,8 +110,11 @@ class Ensemble:
         }
         self.likelihood = AnomalyLikelihood(cap, cfg.likelihood_window,
                                             cfg.likelihood_half_life, cfg.warmup)
-        self.onset = Onset(cap, cfg.fire, cfg.quiet)
-        self.rule_onset = Onset(cap, cfg.rule_fire, cfg.quiet)
+        self.split = {n: AnomalyLikelihood(cap, cfg.likelihood_window, cfg.likelihood_half_life,
+                                           cfg.warmup) for n in self.statistical}
+        self.onset = Onset(cap, cfg.fire, cfg.quiet, cfg.calm_scale, cfg.boost,
+                           cfg.bar_half_life)
+        self.rule_onset = Onset(cap, cfg.rule_fire, cfg.quiet, cfg.calm_scale)
         self._findings: tuple[Finding, ...] = ()
         self._components: dict[str, NDArray[np.float64]] = {}
 
@@ -134,11 +137,20 @@ class Ensemble:
             comps[name] = sc
             np.maximum(raw, weight * sc, out=raw)
         raw[~np.isfinite(v)] = np.nan
-        likelihood = self.likelihood.update(s, raw)
+        if self.config.split_likelihood:
+            likelihood = np.zeros(v.shape)
+            for name, lk in self.split.items():
+                if name in comps:
+                    rc = self.statistical[name][0] * comps[name]
+                    rc[~np.isfinite(v)] = np.nan
+                    np.maximum(likelihood, lk.update(s, rc), out=likelihood)
+        else:
+            likelihood = self.likelihood.update(s, raw)
         fired = self.onset.update(s, likelihood)
         rule = np.zeros(v.shape)
         for name, det in self.rules.items():
-            sc = det.update(s, v, tt)
+            use_t = name != "dropout" or self.config.dropout_time_gaps
+            sc = det.update(s, v, tt if use_t else None)
             comps[name] = sc
             np.maximum(rule, sc, out=rule)
         rule_fired = self.rule_onset.update(s, rule)

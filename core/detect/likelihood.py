@@ -33,9 +33,9 @@ _LOG_TINY = math.log(1e-12)
 
 @numba.njit(cache=True, nogil=True)
 def likelihood_update(
-    ring: NDArray[np.float64], total: NDArray[np.float64], mean: NDArray[np.float64], var: NDArray[np.float64],
-    count: NDArray[np.int64], slots: NDArray[np.int64], raw: NDArray[np.float64],
-    out: NDArray[np.float64], alpha: float, warmup: int,
+    ring: NDArray[np.float64], total: NDArray[np.float64], mean: NDArray[np.float64],
+    var: NDArray[np.float64], count: NDArray[np.int64], slots: NDArray[np.int64],
+    raw: NDArray[np.float64], out: NDArray[np.float64], alpha: float, warmup: int,
 ) -> None:
     """Turn raw scores (ticks × columns) into log-likelihood scores in ``out``."""
     n_ticks, n_cols = raw.shape

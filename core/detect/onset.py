@@ -1,13 +1,21 @@
 """Onset-only firing: one anomaly gives one high score, then the series stays quiet a while.
 
 A score fires when it reaches ``fire`` and the series has not fired in the last ``quiet``
-samples; the fired score passes through, every other score becomes 0. Downstream, a non-zero
-score is therefore the onset of an anomaly, and a long anomaly does not open a case per sample.
+samples; every other score becomes 0. The fired score is divided by ``1 + bar``, a per-series
+alarm level that each firing raises by ``boost`` and that decays with ``bar_half_life`` (a
+series that keeps firing must be more unusual to fire again), and discounted by how recently
+the series last fired (``1 − exp(−since/calm_scale)``), so a firing that only echoes an ongoing
+disturbance ranks below one out of a long calm. ``boost = 0`` and ``calm_scale = 0`` turn
+either off.
 
 >>> import numpy as np
->>> det = Onset(capacity=1, fire=0.5, quiet=3)
+>>> det = Onset(capacity=1, fire=0.5, quiet=3, calm_scale=0.0)
 >>> det.update([0], np.array([[0.1], [0.7], [0.8], [0.9], [0.2], [0.95]])).ravel().tolist()
 [0.0, 0.7, 0.0, 0.0, 0.0, 0.95]
+>>> echo = Onset(capacity=1, fire=0.5, quiet=3, calm_scale=10.0)
+>>> s = echo.update([0], np.array([[0.9], [0.9], [0.9], [0.9], [0.9]])).ravel()
+>>> float(s[0]), round(float(s[4]), 3)                       # the echo, 4 samples on, ranks low
+(0.9, 0.233)
 """
 
 from __future__ import annotations
@@ -26,38 +34,56 @@ __all__ = ["Onset", "onset_update"]
 
 @numba.njit(cache=True, nogil=True)
 def onset_update(
-    since: NDArray[np.int64], slots: NDArray[np.int64], score: NDArray[np.float64],
-    out: NDArray[np.float64], fire: float, quiet: int,
+    since: NDArray[np.int64], calm: NDArray[np.int64], slots: NDArray[np.int64],
+    bar: NDArray[np.float64], score: NDArray[np.float64], out: NDArray[np.float64],
+    fire: float, quiet: int, calm_scale: float, boost: float, bar_decay: float,
 ) -> None:
-    """Keep only onsets of ``score`` (ticks × columns) in ``out``; ``since`` counts samples."""
+    """Keep only onsets of ``score`` (ticks × columns) in ``out``; state counts samples."""
     n_ticks, n_cols = score.shape
     for j in range(n_cols):
         s = slots[j]
         for i in range(n_ticks):
-            v = score[i, j]
+            v = score[i, j] / (1.0 + bar[s])
+            bar[s] *= bar_decay
             since[s] += 1
-            if math.isfinite(v) and v >= fire and since[s] > quiet:
-                out[i, j] = min(v, 1.0)
+            calm[s] += 1
+            out[i, j] = 0.0
+            if not (math.isfinite(v) and v >= fire):
+                continue
+            if since[s] > quiet:
+                weight = 1.0
+                if calm_scale > 0.0:
+                    weight = 1.0 - math.exp(-(since[s] - 1) / calm_scale)
+                out[i, j] = min(v, 1.0) * weight
                 since[s] = 0
-            else:
-                out[i, j] = 0.0
+                bar[s] += boost
+            calm[s] = 0
 
 
 class Onset(SoADetector):
-    """Onset filter with a quiet period, for many series."""
+    """Onset filter with a quiet period and an echo discount, for many series."""
 
     name: ClassVar[str] = "onset"
     _spec: ClassVar[dict[str, tuple[Any, tuple[int, ...], float]]] = {
         "since": (np.int64, (), 1 << 40),
+        "calm": (np.int64, (), 1 << 40),
+        "bar": (np.float64, (), 0.0),
     }
 
-    def __init__(self, capacity: int = 1024, fire: float = 0.12, quiet: int = 200) -> None:
+    def __init__(self, capacity: int = 1024, fire: float = 0.12, quiet: int = 200,
+                 calm_scale: float = 0.0, boost: float = 0.0,
+                 bar_half_life: float = 2000.0) -> None:
         self.fire = fire
+        self.boost = boost
+        self.bar_decay = 0.5 ** (1.0 / bar_half_life)
         self.quiet = quiet
+        self.calm_scale = calm_scale
         super().__init__(capacity)
 
     def _run(
         self, slots: NDArray[np.int64], x: NDArray[np.float64], t: NDArray[np.float64] | None,
         out: NDArray[np.float64],
     ) -> None:
-        onset_update(self._arrays["since"], slots, x, out, self.fire, self.quiet)
+        a = self._arrays
+        onset_update(a["since"], a["calm"], slots, a["bar"], x, out, self.fire, self.quiet,
+                     self.calm_scale, self.boost, self.bar_decay)

@@ -59,7 +59,7 @@ def seasonal_update(
             c = seen[s, b]
             z = 0.0
             if c >= min_seen:
-                floor = 1e-6 * (1.0 + abs(level[s, b]))
+                floor = 1e-9 * (1.0 + abs(level[s, b]))
                 sc = max(spread[s, b] * _MAD_TO_SIGMA, resid_floor * resid[s], floor)
                 z = abs(v - level[s, b]) / sc
             out[i, j] = z * z / (z * z + h2)

@@ -5,8 +5,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the integration tests start for real (mosquitto, VictoriaMetrics, PostgreSQL)
-DEBIAN_PACKAGES := mosquitto victoria-metrics postgresql
+# Debian packages the integration tests start for real (Mosquitto, VictoriaMetrics, PostgreSQL,
+# Chromium for the console's browser test)
+DEBIAN_PACKAGES := mosquitto victoria-metrics postgresql chromium
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba-cache
 
 .PHONY: demo test lint typecheck importcheck unit venv system-packages clean

@@ -244,6 +244,8 @@ class Spool:
             offset = cursor["offset"] if segment == cursor["segment"] else 0
             self._index_segment(segment, offset)
             self._writer_segment = segment
+        # new segments must come after the cursor, or the next start would delete them
+        self._writer_segment = max(self._writer_segment, int(cursor["segment"]) - 1)
 
     def _index_segment(self, segment: int, offset: int) -> None:
         data = self._segment_path(segment).read_bytes()

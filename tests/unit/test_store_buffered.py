@@ -217,3 +217,15 @@ def test_replay_resumes_where_it_stopped_after_a_restart(tmp_path: Path) -> None
         assert len(list(tmp_path.glob("*.seg"))) == 3
     with Spool(tmp_path, max_bytes=1 << 20) as spool:
         assert [int(b.values[0, 0]) for b in spool.peek(10)] == [2, 3, 4]
+
+
+def test_a_spool_emptied_then_reopened_keeps_what_comes_next(tmp_path: Path) -> None:
+    # found by tests/property/test_store_buffered.py: new segments were numbered below the
+    # cursor of the emptied spool, and the start after that deleted them
+    with Spool(tmp_path, max_bytes=1 << 20) as spool:
+        spool.append(numbered(0))
+        spool.pop(1)
+    with Spool(tmp_path, max_bytes=1 << 20) as spool:
+        spool.append(numbered(1))
+    with Spool(tmp_path, max_bytes=1 << 20) as spool:
+        assert [int(b.values[0, 0]) for b in spool.peek(10)] == [1]

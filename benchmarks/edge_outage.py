@@ -154,7 +154,7 @@ port = {port}
 username = "{device_id}"
 password = "{DEVICE_PASSWORD}"
 backoff_base_s = 0.2
-backoff_cap_s = 2.0
+backoff_cap_s = 5.0
 [batching]
 max_samples = 50
 max_age_s = 1.0
@@ -194,7 +194,7 @@ def run_outage(devices: int = 12, rate_hz: float = 10.0, warmup_s: float = 10.0,
                  "--port", str(broker.port), "--password", DEVICE_PASSWORD,
                  "--tenant", "bench", "--queue-dir", str(work / "queues"),
                  "--rate", str(rate_hz), "--batch-samples", "50", "--batch-age", "1",
-                 "--status-interval", "5", "--drain-timeout", "60"],
+                 "--status-interval", "5", "--drain-timeout", "60", "--backoff-cap", "5"],
                 env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
             )
             solo_cmd = [sys.executable, "-m", "forewarn.commands.edge", "run", "--config",

@@ -49,6 +49,8 @@ def register(subparsers: Any) -> None:
                         help="seconds between status messages (default 30)")
     parser.add_argument("--drain-timeout", type=float, default=30.0,
                         help="seconds to keep sending after the stop (default 30)")
+    parser.add_argument("--backoff-cap", type=float, default=60.0,
+                        help="longest reconnect delay in seconds (default 60; full jitter)")
     parser.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON line per device at the end")
@@ -63,7 +65,8 @@ def _run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(signum, stop.set)
         timer = loop.call_later(args.duration, stop.set) if args.duration else None
         runs = await run_fleet(
-            args.devices, BrokerSection(host=args.host, port=args.port), args.queue_dir, stop,
+            args.devices, BrokerSection(host=args.host, port=args.port,
+                                          backoff_cap_s=args.backoff_cap), args.queue_dir, stop,
             tenant=args.tenant, rate_hz=args.rate, seed=args.seed, password=args.password,
             batching=BatchingSection(max_samples=args.batch_samples, max_age_s=args.batch_age),
             status_interval_s=args.status_interval, drain_timeout_s=args.drain_timeout,

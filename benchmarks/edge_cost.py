@@ -1,0 +1,126 @@
+"""What one edge agent costs: CPU microseconds per sample and resident memory, at 1/10/100 Hz.
+
+Runs ``forewarn edge run`` (a simulated heat pump, 4 fields; batches of 60 samples or 10 s;
+zlib above 1 KiB; disk queue with ``synchronous=NORMAL``) against a real mosquitto for
+``--seconds`` per rate, and reads the agent's CPU time (user + system, from /proc) over the
+measured window, after start-up. The figure includes everything the agent does in that window:
+idle wake-ups, status messages, SQLite commits and MQTT, so at 1 Hz it is dominated by fixed
+costs.
+
+    .venv/bin/python benchmarks/edge_cost.py            # 1, 10, 100 samples/s, 20 s each
+    .venv/bin/python benchmarks/edge_cost.py --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from edge_broker import Mosquitto
+
+ROOT = Path(__file__).resolve().parents[1]
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+
+
+def _memory_kib(pid: int) -> dict[str, int]:
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0])
+    return out
+
+
+def _accepted(queue: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{queue}?mode=ro", uri=True, timeout=1.0) as db:
+            row = db.execute("SELECT value FROM counters WHERE name = 'accepted_samples'")
+            return int(row.fetchone()[0])
+    except (sqlite3.Error, TypeError):
+        return 0
+
+
+def measure(rate_hz: float, seconds: float, port: int, work: Path) -> dict[str, float]:
+    """Run one agent at ``rate_hz`` and measure it for ``seconds`` after start-up."""
+    queue = work / f"q-{rate_hz:g}.sqlite"
+    config = work / f"edge-{rate_hz:g}.toml"
+    config.write_text(f"""
+device_id = "hp-cost"
+[broker]
+port = {port}
+[batching]
+max_samples = 60
+max_age_s = 10.0
+[queue]
+path = "{queue}"
+[source]
+sample_period_s = {1.0 / rate_hz}
+""")
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "forewarn.commands.edge", "run", "--config", str(config)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while _accepted(queue) < 1:  # start-up (imports, connect) is not what we measure
+            if time.monotonic() > deadline or agent.poll() is not None:
+                raise RuntimeError("the agent did not start")
+            time.sleep(0.05)
+        cpu0, samples0, t0 = _cpu_s(agent.pid), _accepted(queue), time.monotonic()
+        time.sleep(seconds)  # the measured window
+        cpu1, samples1, t1 = _cpu_s(agent.pid), _accepted(queue), time.monotonic()
+        memory = _memory_kib(agent.pid)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        try:
+            agent.wait(30)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait()
+    samples = samples1 - samples0
+    return {
+        "rate_hz": rate_hz,
+        "seconds": round(t1 - t0, 1),
+        "samples": samples,
+        "cpu_us_per_sample": round((cpu1 - cpu0) * 1e6 / max(samples, 1), 1),
+        "cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 2),
+        "rss_mib": round(memory["VmRSS"] / 1024, 1),
+        "peak_rss_mib": round(memory["VmHWM"] / 1024, 1),
+    }
+
+
+def main() -> int:
+    """Command line of the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", type=float, nargs="+", default=[1.0, 10.0, 100.0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured window per rate")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="fw-cost-") as tmp, Mosquitto() as broker:
+        rows = [measure(rate, args.seconds, broker.port, Path(tmp)) for rate in args.rates]
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        print(f"{'rate/s':>7} {'samples':>8} {'µs/sample':>10} {'cpu %':>6} {'RSS MiB':>8}"
+              f" {'peak MiB':>9}")
+        for row in rows:
+            print(f"{row['rate_hz']:>7g} {row['samples']:>8} {row['cpu_us_per_sample']:>10}"
+                  f" {row['cpu_percent']:>6} {row['rss_mib']:>8} {row['peak_rss_mib']:>9}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from core.events import DetectorEvent, ScoredBatch
 from core.store.base import SeriesFrame, StoreError
 from core.store.buffered import BufferedStore
-from core.store.spool import encode_record
+from core.store.spool import Spool, encode_record
 
 
 def numbered(seq: int, n: int) -> ScoredBatch:
@@ -127,3 +127,46 @@ class BufferedStoreMachine(RuleBasedStateMachine):
 BufferedStoreMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40,
                                                   deadline=None)
 TestBufferedStore = BufferedStoreMachine.TestCase
+
+
+class SpoolMachine(RuleBasedStateMachine):
+    """The spool alone, with small segments so that rotation and clean-up happen all the time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="forewarn-spool-"))
+        self.segment_bytes = 2 * len(encode_record(numbered(0, 2)))
+        self.spool = Spool(self.dir, CAP, self.segment_bytes)
+        self.model: list[int] = []
+        self.next_seq = 0
+
+    @rule(n=st.integers(1, 3))
+    def append(self, n: int) -> None:
+        seq, self.next_seq = self.next_seq, self.next_seq + 1
+        if self.spool.append(numbered(seq, n)):
+            self.model.append(seq)
+
+    @rule(k=st.integers(1, 4))
+    def pop(self, k: int) -> None:
+        self.spool.pop(k)
+        del self.model[:k]
+
+    @rule()
+    def reopen(self) -> None:
+        self.spool.close()
+        self.spool = Spool(self.dir, CAP, self.segment_bytes)
+
+    @invariant()
+    def holds_exactly_the_model(self) -> None:
+        assert [int(b.values[0, 0]) for b in self.spool.peek(100)] == self.model
+        assert len(self.spool) == len(self.model) and self.spool.damaged == 0
+        assert self.spool.nbytes <= CAP
+
+    def teardown(self) -> None:
+        self.spool.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+SpoolMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40,
+                                          deadline=None)
+TestSpool = SpoolMachine.TestCase

@@ -7,6 +7,8 @@ digits VictoriaMetrics keeps: it stores floats as scaled decimals).
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -95,6 +97,22 @@ def test_nobody_listening_is_a_store_error_to_retry(tenant: str) -> None:
     config = InfluxConfig(url=f"http://127.0.0.1:{free_port()}", retries=1, timeout_s=2.0)
     with InfluxStore(config) as store, pytest.raises(StoreError) as caught:
         store.write(scored(tenant))
+    assert not isinstance(caught.value, StoreRejectedError)
+
+
+def test_a_server_that_hangs_is_a_store_error_after_the_timeout(tenant: str) -> None:
+    # a socket that listens but never answers: the connection is made, the reply never comes
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        with (
+            InfluxStore(InfluxConfig(url=url, retries=0, timeout_s=0.3)) as store,
+            pytest.raises(StoreError) as caught,
+        ):
+            store.write(scored(tenant))
+        assert time.monotonic() - started < 5.0
     assert not isinstance(caught.value, StoreRejectedError)
 
 

@@ -1,49 +1,154 @@
-"""Opening support cases, idempotently, with their notices in the same transaction.
+"""The case book: opening (or joining, or reopening) cases idempotently, with their notices
+written to the outbox in the same transaction; escalation, acknowledgement and resolution.
+
+A case is keyed by tenant/device/group while it is open: the database's unique ``open_key``
+refuses a second open case for the same problem, also when several workers race.
 
 >>> from rules.db import connect
 >>> from rules.evaluate import Alarm
 >>> from rules.model import Rule
->>> book = CaseBook(connect("sqlite://"), channel="terminal", clock=lambda: 0.0)
+>>> engine = connect("sqlite://")
+>>> book = CaseBook(engine, channel="terminal", clock=lambda: 0.0)
 >>> alarm = Alarm(Rule(name="r", score_at_least=0.8), "acme", "hp-1", "heat_pump",
 ...               0.0, 600.0, "discharge_temp", 0.93, 81.5)
 >>> case = book.open_case(alarm)
 >>> case is not None and book.open_case(alarm) is None  # the same alarm never opens two cases
 True
->>> [(c.device_id, c.rule) for c in book.cases()]
-[('hp-1', 'r')]
+>>> [(c.device_id, c.rule, c.status) for c in book.cases()]
+[('hp-1', 'r', 'open')]
+>>> book.resolve("acme", "hp-1", "r", at=900.0), book.record_alarm(alarm).kind  # comes back
+(1, 'reopened')
+>>> [e.kind for e in book.timeline(1)]
+['opened', 'customer notice', 'resolved', 'reopened']
+>>> engine.dispose()
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rules.db import CaseRow, NoticeRow
+from rules.db import CaseEventRow, CaseRow, NoticeRow, TicketRow
 from rules.evaluate import Alarm
-from rules.messages import customer_message, team_message
+from rules.messages import case_ref, customer_message, team_message, update_message
+from rules.model import CasePolicy
+from rules.registry import CustomerRegistry, DeviceMeta
+from rules.timeparse import DailyHours, next_outside
 
-__all__ = ["CaseBook"]
+__all__ = ["CaseBook", "CaseOutcome"]
+
+_NEXT_SEVERITY = {"info": "warning", "warning": "critical", "critical": "critical"}
+
+
+@dataclass(frozen=True, slots=True)
+class CaseOutcome:
+    """What recording an alarm did to the case book."""
+
+    kind: Literal["opened", "reopened", "joined", "duplicate"]
+    case_id: int | None
+    case: CaseRow | None = None
 
 
 class CaseBook:
-    """Opens cases keyed by tenant/device/rule and queues their notices in the outbox."""
+    """Opens cases keyed by tenant/device/group and queues their notices in the outbox.
 
-    def __init__(self, engine: Engine, channel: str, clock: Callable[[], float]) -> None:
+    ``channel`` is the default outbox channel for every notice; a customer whose registry
+    contact names a channel gets theirs, and ``team_channel`` overrides it for the team.
+    """
+
+    def __init__(self, engine: Engine, channel: str = "terminal",
+                 clock: Callable[[], float] = time.time, *,
+                 policy: CasePolicy | None = None, registry: CustomerRegistry | None = None,
+                 team_channel: str | None = None, team_recipient: str = "") -> None:
         self.engine = engine
         self.channel = channel
         self.clock = clock
+        self.policy = policy or CasePolicy()
+        #: the pipeline replaces the policy with its rules file's unless one was given here
+        self.policy_from_rules = policy is None
+        self.registry = registry or CustomerRegistry()
+        self.team_channel = team_channel or channel
+        self.team_recipient = team_recipient
 
-    def open_case(self, alarm: Alarm) -> CaseRow | None:
-        """Open a case for ``alarm``; None when that alarm already has an open case."""
-        open_key = f"{alarm.tenant}/{alarm.device_id}/{alarm.rule.name}"
+    # -- opening -----------------------------------------------------------------------------
+
+    def open_case(self, alarm: Alarm, meta: DeviceMeta | None = None) -> CaseRow | None:
+        """Open a case for ``alarm``; None when it joined, reopened or duplicated one."""
+        outcome = self.record_alarm(alarm, meta)
+        return outcome.case if outcome.kind == "opened" else None
+
+    def record_alarm(self, alarm: Alarm, meta: DeviceMeta | None = None) -> CaseOutcome:
+        """Open a case, join the open one of its group, or reopen a recently resolved one."""
+        meta = meta or self.registry.lookup(alarm.tenant, alarm.device_id, alarm.product)
+        key = f"{alarm.tenant}/{alarm.device_id}/{alarm.rule.group_name}"
+        now = self.clock()
+        for _ in range(3):  # a lost race turns into a join on the next round
+            try:
+                with Session(self.engine, expire_on_commit=False) as session:
+                    outcome = self._record(session, alarm, meta, key, now)
+                    session.commit()
+                    return outcome
+            except IntegrityError:
+                continue
+        return CaseOutcome("duplicate", None)
+
+    def _record(self, session: Session, alarm: Alarm, meta: DeviceMeta, key: str,
+                now: float) -> CaseOutcome:
+        open_case = session.scalar(select(CaseRow).where(CaseRow.open_key == key))
+        if open_case is not None:
+            rules = open_case.rules.split(",") if open_case.rules else []
+            if alarm.rule.name in rules:
+                return CaseOutcome("duplicate", open_case.id, open_case)
+            open_case.rules = ",".join([*rules, alarm.rule.name])
+            if alarm.predicted_failure_at is not None and (
+                    open_case.predicted_failure_at is None
+                    or alarm.predicted_failure_at < open_case.predicted_failure_at):
+                open_case.predicted_failure_at = alarm.predicted_failure_at
+            self._event(session, open_case.id, alarm.fired_at, "joined",
+                        f"rule {alarm.rule.name} fired on {', '.join(alarm.fields) or '-'}")
+            session.flush()
+            return CaseOutcome("joined", open_case.id, open_case)
+        last = session.scalar(select(CaseRow).where(CaseRow.group_key == key)
+                              .order_by(CaseRow.id.desc()).limit(1))
+        if (last is not None and last.status == "resolved" and last.resolved_at is not None
+                and alarm.fired_at - last.resolved_at <= self.policy.reopen_within):
+            return self._reopen(session, last, alarm, key)
+        return self._open(session, alarm, meta, key, now)
+
+    def _reopen(self, session: Session, case: CaseRow, alarm: Alarm, key: str) -> CaseOutcome:
+        # only the worker whose UPDATE still sees 'resolved' reopens; the others join
+        done = session.execute(
+            update(CaseRow).where(CaseRow.id == case.id, CaseRow.status == "resolved")
+            .values(status="open", open_key=key, resolved_at=None, reopened=case.reopened + 1,
+                    escalated_at=None, acknowledged_at=None)
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            raise IntegrityError("reopen raced", None, Exception("reopen raced"))
+        rules = case.rules.split(",") if case.rules else []
+        if alarm.rule.name not in rules:
+            session.execute(update(CaseRow).where(CaseRow.id == case.id)
+                            .values(rules=",".join([*rules, alarm.rule.name])))
+        self._event(session, case.id, alarm.fired_at, "reopened",
+                    f"rule {alarm.rule.name} fired again on {', '.join(alarm.fields) or '-'}")
+        self._team_update(session, case, "reopened", f"reopened-{case.reopened + 1}",
+                          f"The fault came back ({alarm.rule.name}); the case is open again.")
+        session.flush()
+        session.refresh(case)
+        return CaseOutcome("reopened", case.id, case)
+
+    def _open(self, session: Session, alarm: Alarm, meta: DeviceMeta, key: str,
+              now: float) -> CaseOutcome:
         evidence = {
-            "field": alarm.field,
-            "value": alarm.value,
-            "peak_score": alarm.peak_score,
+            "fields": list(alarm.fields), "field": alarm.field, "value": alarm.value,
+            "peak_score": alarm.peak_score, "around": [list(p) for p in alarm.around],
+            "predicted_failure_at": alarm.predicted_failure_at,
             "events": [
                 {"ts": e.ts, "field": e.field, "detector": e.detector, "score": e.score,
                  "value": e.value, "explanation": e.explanation,
@@ -51,38 +156,203 @@ class CaseBook:
                 for e in alarm.events
             ],
         }
+        summary = (f"no data from {alarm.device_id}" if alarm.kind == "no_data"
+                   else f"{', '.join(alarm.fields or (alarm.field,))} anomalous on "
+                        f"{alarm.device_id}")
+        case = CaseRow(
+            tenant=alarm.tenant, device_id=alarm.device_id, product=alarm.product,
+            rule=alarm.rule.name, rules=alarm.rule.name, severity=alarm.rule.severity,
+            status="open", open_key=key, group_key=key, customer_id=meta.customer_id,
+            fault_started_at=alarm.started_at, opened_at=alarm.fired_at, field=alarm.field,
+            peak_score=alarm.peak_score, summary=summary, evidence_json=json.dumps(evidence),
+            predicted_failure_at=alarm.predicted_failure_at,
+            escalate_after_s=alarm.rule.escalate_after, reopened=0, customer_notified=False,
+        )
+        session.add(case)
+        session.flush()  # assigns case.id; a concurrent duplicate fails here
+        self._event(session, case.id, alarm.fired_at, "opened", summary)
+        customer_note, customer_wait = self._customer_decision(session, alarm, meta, case, now)
+        if customer_wait is not None:
+            subject, body = customer_message(alarm, case.id, meta.language, meta.timezone,
+                                             meta.customer_name)
+            status = "pending" if customer_wait >= 0 else "suppressed"
+            session.add(NoticeRow(
+                case_id=case.id, tenant=alarm.tenant, device_id=alarm.device_id,
+                audience="customer", kind="opened", customer_id=meta.customer_id,
+                channel=meta.contact.channel or self.channel, recipient=meta.contact.address,
+                idempotency_key=f"case-{case.id}-customer-opened", subject=subject, body=body,
+                status=status, attempts=0, next_attempt_at=max(customer_wait, 0.0),
+                created_at=now, last_error=None if status == "pending" else customer_note,
+            ))
+            case.customer_notified = status == "pending"
+            self._event(session, case.id, now, "customer notice", customer_note)
+        subject, body = team_message(alarm, case.id, meta.customer_name or meta.customer_id,
+                                     customer_note)
+        session.add(NoticeRow(
+            case_id=case.id, tenant=alarm.tenant, device_id=alarm.device_id, audience="team",
+            kind="opened", customer_id=meta.customer_id, channel=self.team_channel,
+            recipient=self.team_recipient, idempotency_key=f"case-{case.id}-team-opened",
+            subject=subject, body=body, status="pending", attempts=0, next_attempt_at=0.0,
+            created_at=now,
+        ))
+        session.flush()
+        return CaseOutcome("opened", case.id, case)
+
+    def _customer_decision(self, session: Session, alarm: Alarm, meta: DeviceMeta,
+                           case: CaseRow, now: float) -> tuple[str, float | None]:
+        """(what the team is told, when the customer notice may go: -1 suppressed, None: no
+        notice at all)."""
+        if not alarm.rule.notify_customer:
+            return "not sent (rule does not notify customers)", None
+        budget = (meta.notices_per_day if meta.notices_per_day is not None
+                  else self.policy.customer_notices_per_day)
+        if budget == 0:
+            return "not sent (customer notices are off for this customer)", None
+        ticket = session.scalar(select(TicketRow.id).where(
+            TicketRow.customer_id == meta.customer_id, TicketRow.device_id == alarm.device_id,
+            TicketRow.closed_at.is_(None)).limit(1))
+        if ticket is not None:
+            return f"suppressed: the customer has open ticket #{ticket} for this device", -1.0
+        other = session.scalar(select(CaseRow.id).where(
+            CaseRow.device_id == alarm.device_id, CaseRow.tenant == alarm.tenant,
+            CaseRow.open_key.is_not(None), CaseRow.customer_notified.is_(True),
+            CaseRow.id != case.id).limit(1))
+        if other is not None:
+            return (f"suppressed: the customer already has open case {case_ref(other)} "
+                    "for this device"), -1.0
+        sent_today = session.scalar(select(func.count()).select_from(NoticeRow).where(
+            NoticeRow.customer_id == meta.customer_id, NoticeRow.audience == "customer",
+            NoticeRow.status != "suppressed", NoticeRow.created_at > now - 86400.0)) or 0
+        if sent_today >= budget:
+            return f"suppressed: daily budget of {budget} customer notices reached", -1.0
+        quiet = meta.quiet_hours or self.policy.quiet_hours
+        if quiet is not None:
+            release = next_outside(now, DailyHours.parse(quiet), meta.timezone)
+            if release > now:
+                return (f"queued; waits for the end of quiet hours ({quiet} "
+                        f"{meta.timezone})"), release
+        return "queued", 0.0
+
+    # -- changes -----------------------------------------------------------------------------
+
+    def resolve(self, tenant: str, device_id: str, group: str, at: float,
+                detail: str = "recovered") -> int | None:
+        """Resolve the open case of a group; returns its id (None: no open case)."""
+        key = f"{tenant}/{device_id}/{group}"
         with Session(self.engine, expire_on_commit=False) as session:
-            if session.scalar(select(CaseRow.id).where(CaseRow.open_key == open_key)) is not None:
+            case = session.scalar(select(CaseRow).where(CaseRow.open_key == key))
+            if case is None:
                 return None
-            case = CaseRow(
-                tenant=alarm.tenant, device_id=alarm.device_id, product=alarm.product,
-                rule=alarm.rule.name, severity=alarm.rule.severity, status="open",
-                open_key=open_key, fault_started_at=alarm.started_at, opened_at=alarm.fired_at,
-                field=alarm.field, peak_score=alarm.peak_score,
-                summary=f"{alarm.field} anomalous on {alarm.device_id}",
-                evidence_json=json.dumps(evidence),
-            )
-            session.add(case)
-            try:
-                session.flush()  # assigns case.id; a concurrent duplicate fails here
-                audiences = ["team", "customer"] if alarm.rule.notify_customer else ["team"]
-                for audience in audiences:
-                    render = customer_message if audience == "customer" else team_message
-                    subject, body = render(alarm, case.id)
-                    session.add(NoticeRow(
-                        case_id=case.id, tenant=alarm.tenant, device_id=alarm.device_id,
-                        audience=audience, channel=self.channel,
-                        idempotency_key=f"case-{case.id}-{audience}-opened",
-                        subject=subject, body=body, status="pending", attempts=0,
-                        next_attempt_at=0.0, created_at=self.clock(),
-                    ))
+            done = session.execute(
+                update(CaseRow).where(CaseRow.id == case.id, CaseRow.open_key == key)
+                .values(status="resolved", open_key=None, resolved_at=at))
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            self._event(session, case.id, at, "resolved", detail)
+            self._team_update(session, case, "resolved", f"resolved-{case.reopened}",
+                              f"The device recovered; the case resolved itself ({detail}).")
+            session.commit()
+            return case.id
+
+    def note(self, tenant: str, device_id: str, group: str, at: float, kind: str,
+             detail: str) -> None:
+        """Add a line to the timeline of a group's open case (if any)."""
+        key = f"{tenant}/{device_id}/{group}"
+        with Session(self.engine) as session:
+            case_id = session.scalar(select(CaseRow.id).where(CaseRow.open_key == key))
+            if case_id is not None:
+                self._event(session, case_id, at, kind, detail)
                 session.commit()
-            except IntegrityError:
-                session.rollback()
-                return None
-            return case
+
+    def acknowledge(self, case_id: int, by: str = "") -> bool:
+        """Mark a case acknowledged by the team (stops escalation)."""
+        now = self.clock()
+        with Session(self.engine) as session:
+            done = session.execute(update(CaseRow).where(
+                CaseRow.id == case_id, CaseRow.status == "open")
+                .values(status="acknowledged", acknowledged_at=now))
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            self._event(session, case_id, now, "acknowledged", by)
+            session.commit()
+            return True
+
+    def escalate_due(self, now: float | None = None) -> list[int]:
+        """Escalate open cases nobody acknowledged in time; returns their ids."""
+        now = self.clock() if now is None else now
+        escalated: list[int] = []
+        with Session(self.engine, expire_on_commit=False) as session:
+            candidates = session.scalars(select(CaseRow).where(
+                CaseRow.status == "open", CaseRow.escalated_at.is_(None))).all()
+            for case in candidates:
+                after = (case.escalate_after_s if case.escalate_after_s is not None
+                         else self.policy.escalate_after)
+                if now - case.opened_at < after:
+                    continue
+                severity = _NEXT_SEVERITY.get(case.severity, case.severity)
+                done = session.execute(update(CaseRow).where(
+                    CaseRow.id == case.id, CaseRow.escalated_at.is_(None),
+                    CaseRow.status == "open").values(escalated_at=now, severity=severity))
+                if done.rowcount != 1:  # type: ignore[attr-defined]
+                    continue
+                case.severity = severity
+                self._event(session, case.id, now, "escalated",
+                            f"not acknowledged within {after / 3600:.1f} h → {severity}")
+                self._team_update(session, case, "escalated", f"escalated-{case.reopened}",
+                                  f"Nobody acknowledged it within {after / 3600:.1f} h; "
+                                  f"severity is now {severity}.")
+                escalated.append(case.id)
+            session.commit()
+        return escalated
+
+    def add_ticket(self, customer_id: str, device_id: str) -> int:
+        """Record a ticket the customer opened (their notices about the device are held)."""
+        with Session(self.engine) as session:
+            ticket = TicketRow(customer_id=customer_id, device_id=device_id,
+                               opened_at=self.clock())
+            session.add(ticket)
+            session.commit()
+            return ticket.id
+
+    def close_ticket(self, ticket_id: int) -> None:
+        """The customer's ticket is done."""
+        with Session(self.engine) as session:
+            session.execute(update(TicketRow).where(TicketRow.id == ticket_id)
+                            .values(closed_at=self.clock()))
+            session.commit()
+
+    # -- reading -----------------------------------------------------------------------------
 
     def cases(self) -> list[CaseRow]:
         """Every case, oldest first."""
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.scalars(select(CaseRow).order_by(CaseRow.id)))
+
+    def case(self, case_id: int) -> CaseRow | None:
+        """One case."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            return session.get(CaseRow, case_id)
+
+    def timeline(self, case_id: int) -> list[CaseEventRow]:
+        """A case's timeline, oldest first."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(session.scalars(select(CaseEventRow).where(
+                CaseEventRow.case_id == case_id).order_by(CaseEventRow.id)))
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _event(session: Session, case_id: int, ts: float, kind: str, detail: str) -> None:
+        session.add(CaseEventRow(case_id=case_id, ts=ts, kind=kind, detail=detail))
+
+    def _team_update(self, session: Session, case: CaseRow, kind: str, key_suffix: str,
+                     detail: str) -> None:
+        subject, body = update_message(kind, case.id, case.severity, case.device_id,
+                                       case.rules or case.rule, detail)
+        session.add(NoticeRow(
+            case_id=case.id, tenant=case.tenant, device_id=case.device_id, audience="team",
+            kind=kind, customer_id=case.customer_id, channel=self.team_channel,
+            recipient=self.team_recipient, idempotency_key=f"case-{case.id}-team-{key_suffix}",
+            subject=subject, body=body, status="pending", attempts=0, next_attempt_at=0.0,
+            created_at=self.clock(),
+        ))

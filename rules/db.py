@@ -3,15 +3,36 @@
 >>> engine = connect("sqlite://")
 >>> from sqlalchemy import inspect
 >>> sorted(inspect(engine).get_table_names())
-['cases', 'notices']
+['alarm_states', 'case_events', 'cases', 'notice_attempts', 'notices', 'tickets']
+>>> engine.dispose()
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, Float, ForeignKey, Integer, String, Text, create_engine, event
+from sqlalchemy import (
+    Boolean,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "CaseRow", "NoticeRow", "connect"]
+__all__ = [
+    "AlarmStateRow",
+    "AttemptRow",
+    "Base",
+    "CaseEventRow",
+    "CaseRow",
+    "NoticeRow",
+    "TicketRow",
+    "connect",
+]
 
 
 class Base(DeclarativeBase):
@@ -29,10 +50,23 @@ class CaseRow(Base):
     product: Mapped[str] = mapped_column(String(64))
     rule: Mapped[str] = mapped_column(String(64))
     severity: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default="open")
-    #: tenant/device/rule while the case is open, NULL after: the database itself refuses a
-    #: second open case for the same alarm, also under concurrent workers
+    #: open, acknowledged or resolved
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    #: tenant/device/group while the case is open or acknowledged, NULL after: the database
+    #: itself refuses a second open case for the same alarm, also under concurrent workers
     open_key: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+    #: tenant/device/group for good: finds the case to reopen
+    group_key: Mapped[str] = mapped_column(String(200), index=True, default="")
+    customer_id: Mapped[str] = mapped_column(String(64), index=True, default="")
+    #: every rule that joined this case, comma separated
+    rules: Mapped[str] = mapped_column(Text, default="")
+    predicted_failure_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    escalate_after_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    escalated_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    acknowledged_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    resolved_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reopened: Mapped[int] = mapped_column(Integer, default=0)
+    customer_notified: Mapped[bool] = mapped_column(Boolean, default=False)
     fault_started_at: Mapped[float] = mapped_column(Float)
     opened_at: Mapped[float] = mapped_column(Float)
     field: Mapped[str] = mapped_column(String(64))
@@ -51,16 +85,78 @@ class NoticeRow(Base):
     tenant: Mapped[str] = mapped_column(String(64), default="")
     device_id: Mapped[str] = mapped_column(String(64), default="")
     audience: Mapped[str] = mapped_column(String(16))
+    #: opened, reopened, escalated, resolved
+    kind: Mapped[str] = mapped_column(String(16), default="opened")
+    customer_id: Mapped[str] = mapped_column(String(64), index=True, default="")
     channel: Mapped[str] = mapped_column(String(32))
+    #: e-mail address, webhook or Apprise URL ("" : the channel's default)
+    recipient: Mapped[str] = mapped_column(Text, default="")
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     subject: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
+    #: pending, sent, dead, or suppressed (never sent, ``last_error`` says why)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[float] = mapped_column(Float, default=0.0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     sent_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class CaseEventRow(Base):
+    """One line of a case's timeline."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    ts: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class AttemptRow(Base):
+    """One delivery attempt of one notice: when, and what went wrong if anything."""
+
+    __tablename__ = "notice_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id"), index=True)
+    ts: Mapped[float] = mapped_column(Float)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class TicketRow(Base):
+    """A ticket the customer opened themselves (from the helpdesk): no proactive notice then."""
+
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(64), index=True)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    opened_at: Mapped[float] = mapped_column(Float)
+    closed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class AlarmStateRow(Base):
+    """The persisted state of one (rule, tenant, device) alarm."""
+
+    __tablename__ = "alarm_states"
+
+    rule: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    product: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16))
+    since: Mapped[float] = mapped_column(Float)
+    pending_since: Mapped[float | None] = mapped_column(Float, nullable=True)
+    clear_since: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fired_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_seen: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fires_json: Mapped[str] = mapped_column(Text, default="[]")
+    flapping: Mapped[bool] = mapped_column(Boolean, default=False)
+    before_no_data: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 def connect(url: str) -> Engine:
@@ -75,5 +171,9 @@ def connect(url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=5000")
             cursor.close()
 
-    Base.metadata.create_all(engine)
+    try:
+        Base.metadata.create_all(engine)
+    except (IntegrityError, ProgrammingError):
+        # several processes creating the tables at once on PostgreSQL: one of them won
+        Base.metadata.create_all(engine)
     return engine

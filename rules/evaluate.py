@@ -1,31 +1,65 @@
-"""Rule evaluation: per (rule, device), is the anomaly score high, and has it stayed high?
+"""Rule evaluation: the per-(rule, device) alarm state machine.
 
-States: normal → pending (condition true, waiting out ``for``) → firing; back to normal when the
-condition is false. Entering *firing* yields one :class:`Alarm`.
+::
+
+    normal ──condition──▶ pending ──held for `for`──▶ firing ──clear──▶ recovering
+      ▲                     │                          ▲                  │ │
+      └─────not held────────┘                          └───condition──────┘ │ clear for
+    resolved ◀──────────────────────────────────────────────────────────────┘ `resolve_after`
+    any state ──silent for `no_data`──▶ no_data ──data again──▶ the state before
+
+Conditions are evaluated with numpy over the whole batch; the state machine only walks the
+samples when something can change (a device in ``normal`` with nothing active costs one mask).
+Every transition is returned as a :class:`Transition`; entering *firing* carries an
+:class:`Alarm` with the evidence. States persist through :class:`rules.states.StateStore`, so
+a restart or a rule edit continues where it was (no lost or replayed alarms).
 
 >>> import numpy as np
 >>> from core.events import ScoredBatch
 >>> from rules.model import Rule
->>> rule = Rule(name="hot", score_at_least=0.8, **{"for": 120})
+>>> from rules.registry import CustomerRegistry
+>>> rule = Rule(name="hot", score_at_least=0.8, resolve_after=60, **{"for": 120})
 >>> ev = RuleEvaluator((rule,))
->>> scores = np.array([[0.1], [0.9], [0.9], [0.95], [0.2]])
->>> batch = ScoredBatch("acme", "hp-1", "heat_pump", ("a",), np.arange(5) * 60.0,
-...                     np.ones((5, 1)), scores)
->>> [(a.rule.name, a.started_at, a.fired_at) for a in ev.evaluate(batch)]
-[('hot', 60.0, 180.0)]
+>>> scores = np.array([[0.1], [0.9], [0.9], [0.95], [0.2], [0.1]])
+>>> batch = ScoredBatch("acme", "hp-1", "heat_pump", ("a",), np.arange(6) * 60.0,
+...                     np.ones((6, 1)), scores)
+>>> meta = CustomerRegistry().lookup("acme", "hp-1", "heat_pump")
+>>> [(t.kind, t.at) for t in ev.evaluate(batch, meta)]
+[('fired', 180.0), ('recovering', 240.0), ('resolved', 300.0)]
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
-from numpy.typing import NDArray
 
 from core.events import DetectorEvent, ScoredBatch
+from rules.conditions import Context
 from rules.model import Rule
+from rules.registry import DeviceMeta
 
-__all__ = ["Alarm", "AlarmState", "RuleEvaluator"]
+__all__ = [
+    "ACTIVE",
+    "Alarm",
+    "AlarmState",
+    "AlarmStatus",
+    "Key",
+    "RuleEvaluator",
+    "Transition",
+    "TransitionKind",
+]
+
+AlarmStatus = Literal["normal", "pending", "firing", "recovering", "resolved", "no_data"]
+TransitionKind = Literal["fired", "recovering", "refired", "resolved", "no_data", "data_back",
+                         "flapping"]
+#: states in which an alarm is "active" (it may inhibit others; its case stays open)
+ACTIVE: frozenset[str] = frozenset({"firing", "recovering"})
+_EVENT_HISTORY = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,56 +76,264 @@ class Alarm:
     peak_score: float
     value: float
     events: tuple[DetectorEvent, ...] = ()
+    #: every field anomalous at the firing sample, most anomalous first
+    fields: tuple[str, ...] = ()
+    #: (t, value) of ``field`` up to the firing sample: the values around onset
+    around: tuple[tuple[float, float], ...] = ()
+    kind: Literal["condition", "no_data"] = "condition"
+    #: when a trend detector expects the limit to be crossed (epoch seconds)
+    predicted_failure_at: float | None = None
+    flapping: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One state change of one (rule, device) alarm."""
+
+    kind: TransitionKind
+    rule: Rule
+    tenant: str
+    device_id: str
+    product: str
+    at: float
+    alarm: Alarm | None = None
 
 
 @dataclass(slots=True)
 class AlarmState:
-    """Where one (rule, device) pair stands."""
+    """Where one (rule, device) pair stands; persisted as one row."""
 
+    status: AlarmStatus = "normal"
+    since: float = 0.0
     pending_since: float | None = None
-    firing: bool = False
-    events: list[DetectorEvent] = field(default_factory=list)
+    clear_since: float | None = None
+    fired_at: float | None = None
+    last_seen: float | None = None
+    #: recent firing times (flapping detection)
+    fires: list[float] = field(default_factory=list)
+    flapping: bool = False
+    #: the state to return to when data comes back
+    before_no_data: AlarmStatus | None = None
+    product: str = ""
+
+
+Key = tuple[str, str, str]
 
 
 class RuleEvaluator:
-    """Evaluates every rule over each scored batch; keeps per-(rule, device) state."""
+    """Evaluates every rule over each scored batch; keeps per-(rule, tenant, device) state."""
 
-    def __init__(self, rules: tuple[Rule, ...]) -> None:
+    def __init__(self, rules: tuple[Rule, ...],
+                 states: dict[Key, AlarmState] | None = None) -> None:
         self.rules = rules
-        self.states: dict[tuple[str, str, str], AlarmState] = {}
+        self.by_name = {r.name: r for r in rules}
+        self.states: dict[Key, AlarmState] = states if states is not None else {}
+        #: keys whose state changed since the last :meth:`take_dirty`
+        self.dirty: set[Key] = set()
+        self._conditions = {r.name: r.condition for r in rules}
+        self._events: dict[tuple[str, str], deque[DetectorEvent]] = {}
 
-    def evaluate(self, batch: ScoredBatch) -> list[Alarm]:
-        """Alarms that start firing in this batch."""
-        alarms: list[Alarm] = []
+    def take_dirty(self) -> dict[Key, AlarmState]:
+        """States changed since the last call (the pipeline persists them once per batch)."""
+        out = {k: self.states[k] for k in self.dirty if k in self.states}
+        self.dirty.clear()
+        return out
+
+    def status(self, rule: str, tenant: str, device_id: str) -> AlarmStatus:
+        """Current status of one alarm (``normal`` when never seen)."""
+        state = self.states.get((rule, tenant, device_id))
+        return state.status if state is not None else "normal"
+
+    def active(self, rules: Iterable[str], tenant: str, device_id: str,
+               no_data_counts: bool = True) -> bool:
+        """Whether any of ``rules`` is firing/recovering (or silent) for the device."""
+        for name in rules:
+            status = self.status(name, tenant, device_id)
+            if status in ACTIVE or (no_data_counts and status == "no_data"):
+                return True
+        return False
+
+    def evaluate(self, batch: ScoredBatch, meta: DeviceMeta) -> list[Transition]:
+        """Transitions caused by this batch, in time order per rule."""
+        if batch.n_samples == 0:
+            return []
+        history = self._events.get((batch.tenant, batch.device_id))
+        if batch.events:
+            if history is None:
+                history = self._events[(batch.tenant, batch.device_id)] = deque(
+                    maxlen=_EVENT_HISTORY)
+            history.extend(batch.events)
+        base = Context.of(batch, meta, None, tuple(history) if history else ())
+        out: list[Transition] = []
         for rule in self.rules:
             if rule.product is not None and rule.product != batch.product:
                 continue
-            cols = [i for i, f in enumerate(batch.fields)
-                    if rule.fields is None or f in rule.fields]
-            if not cols:
+            cols = base.columns(rule.fields)
+            if rule.fields is not None and not cols:
                 continue
-            scores = np.nan_to_num(batch.scores[:, cols], nan=0.0)
-            mask: NDArray[np.bool_] = np.any(scores >= rule.score_at_least, axis=1)
-            high = [bool(h) for h in mask.tolist()]
             key = (rule.name, batch.tenant, batch.device_id)
-            state = self.states.setdefault(key, AlarmState())
-            state.events.extend(e for e in batch.events if batch.fields.index(e.field) in cols)
-            del state.events[:-20]  # keep the latest evidence only
-            for i in range(batch.n_samples):
-                ts = float(batch.t[i])
-                if not high[i]:
-                    state.pending_since = None
-                    state.firing = False
+            state = self.states.get(key)
+            if state is None:
+                state = self.states[key] = AlarmState(since=float(batch.t[0]),
+                                                      product=batch.product)
+                self.dirty.add(key)
+            self._step(rule, key, state, replace(base, rule_fields=rule.fields), cols, out)
+        return out
+
+    def tick(self, now: float, registry_devices: dict[str, float | None] | None = None,
+             tenant: str = "") -> list[Transition]:
+        """No-data transitions due at ``now`` (call it periodically; batches never arrive
+        from a silent device). ``registry_devices`` (device → installed_at) adds devices that
+        never reported at all."""
+        out: list[Transition] = []
+        for key, state in self.states.items():
+            rule = self.by_name.get(key[0])
+            if rule is None or rule.no_data is None or state.status == "no_data":
+                continue
+            seen = state.last_seen if state.last_seen is not None else state.since
+            if now - seen >= rule.no_data:
+                self._enter_no_data(rule, key, state, seen + rule.no_data, out)
+        for device_id, installed_at in (registry_devices or {}).items():
+            if installed_at is None:
+                continue
+            for rule in self.rules:
+                key = (rule.name, tenant, device_id)
+                if (rule.no_data is None or key in self.states
+                        or now - installed_at < rule.no_data):
                     continue
-                if state.pending_since is None:
-                    state.pending_since = ts
-                if not state.firing and ts - state.pending_since >= rule.for_s:
-                    state.firing = True
-                    j = int(np.argmax(scores[i]))
-                    alarms.append(Alarm(
-                        rule=rule, tenant=batch.tenant, device_id=batch.device_id,
-                        product=batch.product, started_at=state.pending_since, fired_at=ts,
-                        field=batch.fields[cols[j]], peak_score=float(scores[i, j]),
-                        value=float(batch.values[i, cols[j]]), events=tuple(state.events),
-                    ))
-        return alarms
+                state = self.states[key] = AlarmState(since=installed_at)
+                self._enter_no_data(rule, key, state, installed_at + rule.no_data, out)
+        return out
+
+    # -- the state machine -------------------------------------------------------------------
+
+    def _emit(self, out: list[Transition], kind: TransitionKind, rule: Rule, key: Key,
+              state: AlarmState, at: float, alarm: Alarm | None = None) -> None:
+        self.dirty.add(key)
+        out.append(Transition(kind, rule, key[1], key[2], state.product, at, alarm))
+
+    def _enter_no_data(self, rule: Rule, key: Key, state: AlarmState, at: float,
+                       out: list[Transition]) -> None:
+        state.before_no_data = state.status
+        state.status = "no_data"
+        state.since = at
+        alarm = None
+        if rule.is_no_data_rule:
+            alarm = Alarm(rule, key[1], key[2], state.product, at, at, "", 0.0, 0.0,
+                          kind="no_data")
+            state.fired_at = at
+        self._emit(out, "no_data", rule, key, state, at, alarm)
+
+    def _step(self, rule: Rule, key: Key, state: AlarmState, ctx: Context, cols: list[int],
+              out: list[Transition]) -> None:
+        t = ctx.batch.t
+        first = float(t[0])
+        if (rule.no_data is not None and state.last_seen is not None
+                and state.status != "no_data" and first - state.last_seen >= rule.no_data):
+            self._enter_no_data(rule, key, state, state.last_seen + rule.no_data, out)
+        if state.status == "no_data":
+            back = state.before_no_data or "normal"
+            if rule.is_no_data_rule or back == "pending":
+                back = "resolved" if rule.is_no_data_rule else "normal"
+            state.status = back
+            state.since = first
+            state.pending_since = None
+            self._emit(out, "resolved" if rule.is_no_data_rule else "data_back", rule, key,
+                       state, first)
+        state.last_seen = float(t[-1])
+        condition = self._conditions[rule.name]
+        if condition is None:
+            return
+        active = condition.mask(ctx)
+        if state.status in ("normal", "resolved") and not active.any():
+            return  # the common case: nothing to walk
+        clear = rule.clear.mask(ctx) & ~active if rule.clear is not None else ~active
+        act, clr = active.tolist(), clear.tolist()
+        for i in range(ctx.batch.n_samples):
+            ts = float(t[i])
+            status = state.status
+            if status in ("normal", "resolved"):
+                if not act[i]:
+                    continue
+                state.status, state.pending_since = "pending", ts
+                self.dirty.add(key)
+                status = "pending"
+            if status == "pending":
+                if not act[i]:
+                    state.status, state.pending_since = "normal", None
+                    self.dirty.add(key)
+                elif ts - (state.pending_since or ts) >= rule.for_s:
+                    self._fire(rule, key, state, ctx, cols, i, out)
+            elif status == "firing":
+                if clr[i]:
+                    state.status, state.clear_since = "recovering", ts
+                    self._emit(out, "recovering", rule, key, state, ts)
+                    self._maybe_resolve(rule, key, state, ts, out)
+            elif status == "recovering":
+                if act[i]:
+                    state.status, state.clear_since = "firing", None
+                    self._note_fire(rule, key, state, ts, out)
+                    self._emit(out, "refired", rule, key, state, ts)
+                elif not clr[i]:  # between clear and firing (hysteresis): not recovered yet
+                    state.status, state.clear_since = "firing", None
+                    self.dirty.add(key)
+                else:
+                    self._maybe_resolve(rule, key, state, ts, out)
+
+    def _note_fire(self, rule: Rule, key: Key, state: AlarmState, ts: float,
+                   out: list[Transition]) -> None:
+        state.fires.append(ts)
+        if rule.flapping is None:
+            del state.fires[:-1]
+            return
+        cutoff = ts - rule.flapping.within
+        state.fires = [f for f in state.fires if f >= cutoff][-rule.flapping.fires:]
+        if not state.flapping and len(state.fires) >= rule.flapping.fires:
+            state.flapping = True
+            self._emit(out, "flapping", rule, key, state, ts)
+
+    def _maybe_resolve(self, rule: Rule, key: Key, state: AlarmState, ts: float,
+                       out: list[Transition]) -> None:
+        if ts - (state.clear_since or ts) < rule.resolve_after:
+            return
+        if state.flapping and rule.flapping is not None:
+            if state.fires and ts - state.fires[-1] < rule.flapping.within:
+                return  # a flapping alarm holds its case until it has been quiet a while
+            state.flapping = False
+        state.status, state.since, state.clear_since = "resolved", ts, None
+        self._emit(out, "resolved", rule, key, state, ts)
+
+    def _fire(self, rule: Rule, key: Key, state: AlarmState, ctx: Context, cols: list[int],
+              i: int, out: list[Transition]) -> None:
+        batch = ctx.batch
+        ts = float(batch.t[i])
+        started = state.pending_since if state.pending_since is not None else ts
+        state.status, state.since, state.fired_at = "firing", ts, ts
+        self._note_fire(rule, key, state, ts, out)
+        row = ctx.scores[i, cols] if cols else np.zeros(0)
+        if row.size:
+            order = np.argsort(-row, kind="stable")
+            j = int(order[0])
+            field_name = batch.fields[cols[j]]
+            anomalous = tuple(batch.fields[cols[int(k)]] for k in order
+                              if row[int(k)] >= 0.5 or int(k) == j)
+            peak = float(row[j])
+            col = batch.values[:, cols[j]]
+            lo = max(0, i - 9)
+            around = tuple((float(batch.t[k]), float(col[k])) for k in range(lo, i + 1)
+                           if not math.isnan(float(col[k])))
+            value = float(col[i])
+        else:
+            field_name, anomalous, peak, around, value = "", (), 0.0, (), 0.0
+        evidence = tuple(e for e in ctx.events
+                         if (rule.fields is None or e.field in rule.fields) and e.ts <= ts)[-20:]
+        forecasts = [e.ts + e.time_to_limit_s for e in evidence
+                     if e.time_to_limit_s is not None]
+        alarm = Alarm(
+            rule=rule, tenant=key[1], device_id=key[2], product=batch.product,
+            started_at=started, fired_at=ts, field=field_name, peak_score=peak,
+            value=value if not math.isnan(value) else 0.0, events=evidence, fields=anomalous,
+            around=around, predicted_failure_at=min(forecasts) if forecasts else None,
+            flapping=state.flapping,
+        )
+        self._emit(out, "fired", rule, key, state, ts, alarm)

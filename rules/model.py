@@ -1,5 +1,10 @@
 """Rules as YAML, validated by pydantic: an unknown key is an error naming file, line and key.
 
+A rules file has ``rules`` (each with a condition, ``for``, a ``clear`` condition, ``no_data``,
+``flapping``, a ``group`` and ``inhibited_by``), optional ``silences`` (one-off or recurring
+maintenance windows) and an optional ``cases`` policy (escalation, reopen, quiet hours, budget).
+``docs/rules.md`` explains every key; ``config/rules/*.yaml`` are commented examples.
+
 >>> rules = parse_rules('''
 ... rules:
 ...   - name: sustained_anomaly
@@ -17,55 +22,203 @@ bad.yaml, line 3: rules.0.scor_at_least: Extra inputs are not permitted
 
 from __future__ import annotations
 
-import re
+import fnmatch
+from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from rules.conditions import Condition, ScoreTest
 from rules.errors import RuleFileError
+from rules.registry import DeviceMeta
+from rules.timeparse import WEEKDAYS, DailyHours, Duration, local_clock, parse_duration, zone
 
-__all__ = ["Rule", "RuleSet", "load_rules", "parse_duration", "parse_rules"]
+__all__ = [
+    "CasePolicy",
+    "Flapping",
+    "Rule",
+    "RuleSet",
+    "Silence",
+    "describe_errors",
+    "load_rule_dir",
+    "load_rules",
+    "merge_rule_sets",
+    "parse_duration",
+    "parse_rules",
+]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
-_UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+Severity = Literal["info", "warning", "critical"]
+_STRICT = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-def parse_duration(value: str | float | int) -> float:
-    """Seconds from ``90``, ``"90s"``, ``"10m"``, ``"2h"`` or ``"1d"``.
+class Flapping(BaseModel):
+    """An alarm that fired ``fires`` times ``within`` a while is flapping: it stays firing (one
+    case, no new notices) until it has been quiet for ``within``."""
 
-    >>> parse_duration("10m"), parse_duration(30)
-    (600.0, 30.0)
-    """
-    if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION.match(value)
-    if not match:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 10m, 2h, 1d)")
-    return float(match.group(1)) * _UNIT_S[match.group(2) or "s"]
+    model_config = _STRICT
+
+    fires: int = Field(default=3, ge=2)
+    within: Duration = 3600.0
 
 
 class Rule(BaseModel):
-    """Open a case when a device's anomaly score stays high for a while."""
+    """When to raise an alarm for a device, and when it is over."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    model_config = _STRICT
 
     name: str = Field(pattern=r"^[a-z0-9_]+$")
     description: str = ""
     #: the rule applies to devices of this product only (None: all products)
     product: str | None = None
-    #: fields considered (None: all fields of the device)
+    #: fields considered by score tests and events (None: all fields of the device)
     fields: tuple[str, ...] | None = None
-    score_at_least: float = Field(gt=0.0, le=1.0)
-    for_s: float = Field(alias="for", default=600.0, ge=0.0)
-    severity: Literal["info", "warning", "critical"] = "warning"
+    #: shorthand for ``when: {score: {at_least: X}}``
+    score_at_least: float | None = Field(default=None, gt=0.0, le=1.0)
+    #: the condition tree (see :mod:`rules.conditions`)
+    when: Condition | None = None
+    #: when the alarm counts as recovering (default: ``when`` is false); a clear condition
+    #: stricter than ``not when`` gives hysteresis
+    clear: Condition | None = None
+    #: the condition must hold this long before the alarm fires
+    for_s: Duration = Field(default=600.0, alias="for")
+    #: after recovering this long, the alarm resolves (and the case auto-resolves)
+    resolve_after: Duration = 1800.0
+    #: a device silent this long is "no data" (without ``when``: the rule *is* a no-data alarm)
+    no_data: Duration | None = None
+    flapping: Flapping | None = None
+    severity: Severity = "warning"
     notify_customer: bool = True
+    #: rules of one device with the same group share one case (default: the rule's name)
+    group: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$")
+    #: while one of these rules fires (or has no data) for the device, this rule opens no case
+    inhibited_by: tuple[str, ...] = ()
+    #: not acknowledged this long → severity one step up and a team notice (None: the policy's)
+    escalate_after: Duration | None = None
 
-    @field_validator("for_s", mode="before")
+    @model_validator(mode="after")
+    def _one_condition(self) -> Rule:
+        if self.score_at_least is not None and self.when is not None:
+            raise ValueError("give either 'score_at_least' or 'when', not both")
+        if self.score_at_least is None and self.when is None and self.no_data is None:
+            raise ValueError("a rule needs 'score_at_least', 'when' or 'no_data'")
+        return self
+
+    @property
+    def condition(self) -> Condition | None:
+        """The firing condition (None for a pure no-data rule)."""
+        if self.when is not None:
+            return self.when
+        if self.score_at_least is not None:
+            return Condition(score=ScoreTest(at_least=self.score_at_least))
+        return None
+
+    @property
+    def group_name(self) -> str:
+        """The case group this rule's alarms fall into."""
+        return self.group or self.name
+
+    @property
+    def is_no_data_rule(self) -> bool:
+        """True when the rule fires on silence alone."""
+        return self.condition is None
+
+
+class Silence(BaseModel):
+    """A silence or maintenance window: matching alarms open no case and send no notice.
+
+    One-off with ``start``/``end`` (ISO 8601), or recurring with ``hours`` (and ``weekdays``) in
+    ``timezone`` (``device``: the device's own).
+    """
+
+    model_config = _STRICT
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    kind: Literal["silence", "maintenance"] = "maintenance"
+    comment: str = ""
+    devices: tuple[str, ...] | None = None
+    products: tuple[str, ...] | None = None
+    customers: tuple[str, ...] | None = None
+    rules: tuple[str, ...] | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    hours: str | None = None
+    weekdays: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] | None = None
+    timezone: str = "device"
+
+    @model_validator(mode="after")
+    def _a_window(self) -> Silence:
+        one_off = self.start is not None or self.end is not None
+        if one_off and (self.start is None or self.end is None):
+            raise ValueError("a one-off window needs both 'start' and 'end'")
+        if one_off and self.hours is not None:
+            raise ValueError("give 'start'/'end' (one-off) or 'hours' (recurring), not both")
+        if not one_off and self.hours is None:
+            raise ValueError("a window needs 'start' and 'end', or recurring 'hours'")
+        for stamp in (self.start, self.end):
+            if stamp is not None and stamp.tzinfo is None:
+                raise ValueError("write window times with a zone, e.g. 2026-12-01T02:00:00Z")
+        if self.hours is not None:
+            DailyHours.parse(self.hours)
+        if self.timezone != "device":
+            zone(self.timezone)
+        return self
+
+    def covers(self, rule: str, meta: DeviceMeta, ts: float) -> bool:
+        """Whether an alarm of ``rule`` on the device at ``ts`` falls in this window."""
+        for patterns, actual in ((self.devices, meta.device_id), (self.products, meta.product),
+                                 (self.customers, meta.customer_id), (self.rules, rule)):
+            if patterns is not None and not any(fnmatch.fnmatchcase(actual, p)
+                                                for p in patterns):
+                return False
+        if self.start is not None and self.end is not None:
+            return self.start.timestamp() <= ts < self.end.timestamp()
+        import numpy as np
+
+        tz = meta.timezone if self.timezone == "device" else self.timezone
+        minutes, weekday = local_clock(np.array([ts]), tz)
+        assert self.hours is not None
+        hours = DailyHours.parse(self.hours)
+        if not hours.contains(int(minutes[0])):
+            return False
+        if self.weekdays is None:
+            return True
+        # a window past midnight belongs to the day it started on
+        day = int(weekday[0])
+        if hours.start_min > hours.end_min and int(minutes[0]) < hours.end_min:
+            day = (day - 1) % 7
+        return WEEKDAYS[day] in self.weekdays
+
+
+class CasePolicy(BaseModel):
+    """How cases and customer notices behave (one per rules file; merged files keep the first)."""
+
+    model_config = _STRICT
+
+    #: not acknowledged this long → one severity step up and a team notice
+    escalate_after: Duration = 4 * 3600.0
+    #: a fault returning this soon after its case resolved reopens that case
+    reopen_within: Duration = 2 * 86400.0
+    #: customer notices per customer and day (rolling 24 h); 0 turns customer notices off
+    customer_notices_per_day: int = Field(default=3, ge=0)
+    #: customer notices wait out these hours in the customer's time zone (team cases do not)
+    quiet_hours: str | None = "21:00-08:00"
+
+    @field_validator("quiet_hours")
     @classmethod
-    def _duration(cls, value: Any) -> float:
-        return parse_duration(value)
+    def _hours(cls, value: str | None) -> str | None:
+        if value is not None:
+            DailyHours.parse(value)
+        return value
 
 
 class RuleSet(BaseModel):
@@ -74,6 +227,8 @@ class RuleSet(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rules: tuple[Rule, ...] = Field(min_length=1)
+    silences: tuple[Silence, ...] = ()
+    cases: CasePolicy = Field(default_factory=CasePolicy)
 
     @field_validator("rules")
     @classmethod
@@ -82,7 +237,26 @@ class RuleSet(BaseModel):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"rule names repeat: {', '.join(dupes)}")
+        known = set(names)
+        for rule in rules:
+            missing = [n for n in rule.inhibited_by if n not in known]
+            if missing:
+                raise ValueError(f"rule {rule.name} is inhibited_by unknown rules: "
+                                 f"{', '.join(missing)}")
         return rules
+
+
+def merge_rule_sets(sets: Iterable[RuleSet]) -> RuleSet:
+    """One rule set from several files: all rules and silences, the first file's case policy."""
+    sets = list(sets)
+    if not sets:
+        raise RuleFileError("no rules files to merge")
+    try:
+        return RuleSet(rules=tuple(r for s in sets for r in s.rules),
+                       silences=tuple(w for s in sets for w in s.silences),
+                       cases=sets[0].cases)
+    except ValidationError as exc:
+        raise RuleFileError(f"rules files do not fit together: {exc}") from exc
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
@@ -92,7 +266,7 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
         if isinstance(node, yaml.MappingNode):
             match = next((k for k, _ in node.value if k.value == part), None)
             if match is None:
-                break
+                continue  # pydantic adds union/model names to loc: skip what is not a key
             line = match.start_mark.line + 1
             node = next(v for k, v in node.value if k is match)
         elif (isinstance(node, yaml.SequenceNode) and isinstance(part, int)
@@ -100,30 +274,35 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
             node = node.value[part]
             line = node.start_mark.line + 1
         else:
-            break
+            continue
     return line
+
+
+def describe_errors(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
+    """One line per problem: ``file, line N: dotted.key: message`` (typos first)."""
+    # an unknown key usually explains the missing one beside it (a typo): name it first
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    problems = []
+    for err in errors:
+        loc = tuple(err["loc"])
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        line = _line_of(root, loc)
+        at = f", line {line}" if line is not None else ""
+        problems.append(f"{source}{at}: {where}: {err['msg']}")
+    return "\n".join(problems)
 
 
 def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     """Validate rules YAML text; raise :class:`RuleFileError` naming where it is wrong."""
     try:
-        data = yaml.safe_load(text)
+        data: Any = yaml.safe_load(text)
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
         raise RuleFileError(f"{source}: not valid YAML: {exc}") from exc
     try:
         return RuleSet.model_validate(data)
     except ValidationError as exc:
-        # an unknown key usually explains the missing one beside it (a typo): name it first
-        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-        problems = []
-        for err in errors:
-            loc = tuple(err["loc"])
-            where = ".".join(str(p) for p in loc) or "(top level)"
-            line = _line_of(root, loc)
-            at = f", line {line}" if line is not None else ""
-            problems.append(f"{source}{at}: {where}: {err['msg']}")
-        raise RuleFileError("\n".join(problems)) from exc
+        raise RuleFileError(describe_errors(exc, root, source)) from exc
 
 
 def load_rules(path: Path) -> RuleSet:
@@ -133,3 +312,11 @@ def load_rules(path: Path) -> RuleSet:
     except OSError as exc:
         raise RuleFileError(f"cannot read rules file {path}: {exc}") from exc
     return parse_rules(text, source=str(path))
+
+
+def load_rule_dir(rules_dir: Path) -> RuleSet:
+    """Every ``*.yaml`` file of ``rules_dir`` as one rule set (see :func:`merge_rule_sets`)."""
+    paths = sorted(rules_dir.glob("*.yaml"))
+    if not paths:
+        raise RuleFileError(f"no *.yaml rules files in {rules_dir}")
+    return merge_rule_sets(load_rules(p) for p in paths)

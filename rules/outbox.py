@@ -1,5 +1,11 @@
 """The outbox dispatcher: delivers pending notices, retries with full-jitter backoff, gives up
-to a dead state after ``max_attempts``. Every attempt is recorded on the notice row.
+to a dead state after ``max_attempts``. Every attempt is recorded (``notice_attempts``).
+
+A notice is *claimed* before it is sent: its attempt is counted and it is hidden from other
+dispatchers for ``lease_s`` (a conditional UPDATE, so two dispatchers never claim the same
+notice; on PostgreSQL also ``FOR UPDATE SKIP LOCKED``). A dispatcher killed mid-send leaves the
+notice claimed; once the lease ends it is sent again, with the same idempotency key, so the
+receiver can drop the repeat.
 
 >>> import asyncio
 >>> from rules.db import connect
@@ -27,26 +33,43 @@ to a dead state after ``max_attempts``. Every attempt is recorded on the notice 
 >>> now[0] = 100.0
 >>> asyncio.run(outbox.dispatch_once()), outbox.counts()
 (1, {'sent': 1})
+>>> [(a.ok, a.error) for a in outbox.attempts(1)]
+[(False, 'gateway busy'), (True, None)]
+>>> engine.dispose()
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal, cast
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from rules.db import NoticeRow
+from rules.db import AttemptRow, NoticeRow
 from rules.errors import NotifyError
 from rules.notifiers.base import Notice, Notifier
 
 __all__ = ["Outbox"]
 
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    notice_id: int
+    attempts: int
+    channel: str
+    notice: Notice
+
 
 class Outbox:
-    """Reads pending notices and hands them to their channel."""
+    """Reads due notices and hands them to their channel, ``concurrency`` at a time."""
 
     def __init__(
         self,
@@ -57,6 +80,8 @@ class Outbox:
         base_delay_s: float = 2.0,
         max_delay_s: float = 600.0,
         rng: random.Random | None = None,
+        concurrency: int = 16,
+        lease_s: float = 60.0,
     ) -> None:
         self.engine = engine
         self.channels = channels
@@ -65,43 +90,88 @@ class Outbox:
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
         self.rng = rng or random.Random()
+        self.concurrency = concurrency
+        self.lease_s = lease_s
 
     async def dispatch_once(self, limit: int = 100) -> int:
-        """Try every notice that is due; return how many were delivered."""
-        delivered = 0
-        now = self.clock()
-        with Session(self.engine) as session:
-            due = session.scalars(
-                select(NoticeRow)
-                .where(NoticeRow.status == "pending", NoticeRow.next_attempt_at <= now)
-                .order_by(NoticeRow.id)
-                .limit(limit)
-            ).all()
-            for row in due:
-                channel = self.channels.get(row.channel)
-                row.attempts += 1
+        """Try every notice that is due (up to ``limit``); return how many were delivered."""
+        claims = self._claim(self.clock(), limit)
+        if not claims:
+            return 0
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def deliver(claim: _Claim) -> bool:
+            async with gate:
+                error: NotifyError | None = None
+                channel = self.channels.get(claim.channel)
                 try:
                     if channel is None:
-                        raise NotifyError(f"no channel named {row.channel!r}", retryable=False)
-                    await channel.send(Notice(
-                        idempotency_key=row.idempotency_key,
-                        audience=cast(Literal["customer", "team"], row.audience),
-                        tenant=row.tenant, device_id=row.device_id, case_id=row.case_id,
-                        subject=row.subject, body=row.body,
-                    ))
+                        raise NotifyError(f"no channel named {claim.channel!r}", retryable=False)
+                    await channel.send(claim.notice)
                 except NotifyError as exc:
-                    row.last_error = exc.reason
-                    if not exc.retryable or row.attempts >= self.max_attempts:
-                        row.status = "dead"
-                    else:
-                        cap = min(self.max_delay_s, self.base_delay_s * 2**row.attempts)
-                        row.next_attempt_at = now + self.rng.uniform(0.0, cap)
-                else:
-                    row.status = "sent"
-                    row.sent_at = self.clock()
-                    delivered += 1
-                session.commit()  # one notice at a time: a crash repeats at most one send
-        return delivered
+                    error = exc
+                except Exception as exc:  # a notifier bug must not stop the other notices
+                    _log.exception("channel %s raised", claim.channel)
+                    error = NotifyError(f"{type(exc).__name__}: {exc}", retryable=True)
+                self._finish(claim, error)
+                return error is None
+
+        results = await asyncio.gather(*(deliver(c) for c in claims))
+        return sum(results)
+
+    async def run(self, stop: asyncio.Event, idle_s: float = 0.05) -> None:
+        """Dispatch until ``stop`` is set, pausing ``idle_s`` when nothing was due."""
+        while not stop.is_set():
+            if await self.dispatch_once() == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), idle_s)
+
+    def _claim(self, now: float, limit: int) -> list[_Claim]:
+        claims: list[_Claim] = []
+        with Session(self.engine) as session:
+            query = (select(NoticeRow)
+                     .where(NoticeRow.status == "pending", NoticeRow.next_attempt_at <= now)
+                     .order_by(NoticeRow.next_attempt_at, NoticeRow.id).limit(limit))
+            if self.engine.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            for row in session.scalars(query).all():
+                done = session.execute(
+                    update(NoticeRow)
+                    .where(NoticeRow.id == row.id, NoticeRow.status == "pending",
+                           NoticeRow.attempts == row.attempts)
+                    .values(attempts=row.attempts + 1, next_attempt_at=now + self.lease_s)
+                    .execution_options(synchronize_session=False))
+                if done.rowcount != 1:  # type: ignore[attr-defined]
+                    continue  # another dispatcher took it
+                claims.append(_Claim(row.id, row.attempts + 1, row.channel, Notice(
+                    idempotency_key=row.idempotency_key,
+                    audience=cast(Literal["customer", "team"], row.audience),
+                    tenant=row.tenant, device_id=row.device_id, case_id=row.case_id,
+                    subject=row.subject, body=row.body, recipient=row.recipient or "",
+                    kind=row.kind or "opened",
+                )))
+            session.commit()
+        return claims
+
+    def _finish(self, claim: _Claim, error: NotifyError | None) -> None:
+        now = self.clock()
+        with Session(self.engine) as session:
+            session.add(AttemptRow(notice_id=claim.notice_id, ts=now, ok=error is None,
+                                   error=None if error is None else error.reason))
+            values: dict[str, object]
+            if error is None:
+                values = {"status": "sent", "sent_at": now, "last_error": None}
+            elif not error.retryable or claim.attempts >= self.max_attempts:
+                values = {"status": "dead", "last_error": error.reason}
+            else:
+                cap = min(self.max_delay_s, self.base_delay_s * 2**claim.attempts)
+                values = {"next_attempt_at": now + self.rng.uniform(0.0, cap),
+                          "last_error": error.reason}
+            session.execute(update(NoticeRow).where(NoticeRow.id == claim.notice_id)
+                            .values(**values))
+            session.commit()
+
+    # -- visibility --------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
         """Notices by status."""
@@ -114,3 +184,28 @@ class Outbox:
     def pending(self) -> int:
         """Notices not yet delivered nor dead."""
         return self.counts().get("pending", 0)
+
+    def notices(self, status: str | None = None, limit: int = 50) -> list[NoticeRow]:
+        """The newest notices (of one status), newest first."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            query = select(NoticeRow).order_by(NoticeRow.id.desc()).limit(limit)
+            if status is not None:
+                query = query.where(NoticeRow.status == status)
+            return list(session.scalars(query))
+
+    def attempts(self, notice_id: int) -> list[AttemptRow]:
+        """Every delivery attempt of one notice, oldest first."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            return list(session.scalars(select(AttemptRow).where(
+                AttemptRow.notice_id == notice_id).order_by(AttemptRow.id)))
+
+    def retry(self, notice_ids: Sequence[int] | None = None) -> int:
+        """Put dead notices (all, or these) back in line with fresh attempts; return how many."""
+        with Session(self.engine) as session:
+            stmt = update(NoticeRow).where(NoticeRow.status == "dead")
+            if notice_ids is not None:
+                stmt = stmt.where(NoticeRow.id.in_(list(notice_ids)))
+            done = session.execute(stmt.values(status="pending", attempts=0,
+                                               next_attempt_at=self.clock()))
+            session.commit()
+            return int(done.rowcount)  # type: ignore[attr-defined]

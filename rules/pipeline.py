@@ -1,37 +1,134 @@
-"""The rules pipeline, wired in one place: scored batch → rule evaluation → case (+ outbox).
+"""The rules pipeline, wired in one place.
+
+::
+
+    scored batch ─▶ registry lookup ─▶ evaluate (state machine) ─▶ silence ─▶ inhibit
+                 ─▶ case book (open / join / reopen / resolve, notices into the outbox)
+    tick(now)    ─▶ no-data transitions, escalation
 
 Delivery is separate (:class:`rules.outbox.Outbox`), so a slow channel never holds up ingest.
+The stages are plain synchronous calls: ``handle`` runs for every batch of every device (the
+simulation drives 1000 devices × 30 days through it), and only a transition reaches SQL.
 
 Usage::
 
-    rules = RulesPipeline(load_rules(path), CaseBook(connect(url), "terminal", time.time))
-    await rules.handle(scored_batch)      # the sink core calls for every batch
+    rules = load_rules(path)
+    pipeline = RulesPipeline(rules, CaseBook(connect(url), "terminal", time.time),
+                             registry=load_registry(customers_path))
+    await pipeline.handle(scored_batch)   # the sink core calls for every batch
+    await pipeline.tick(time.time())      # now and then: silent devices, escalation
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from core.events import ScoredBatch
 from rules.cases import CaseBook
 from rules.db import CaseRow
-from rules.evaluate import RuleEvaluator
+from rules.evaluate import RuleEvaluator, Transition
+from rules.inhibit import Inhibitor
 from rules.model import RuleSet
+from rules.registry import CustomerRegistry
+from rules.silence import Silencer
+from rules.states import StateStore
 
-__all__ = ["RulesPipeline"]
+__all__ = ["PipelineStats", "RulesPipeline"]
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    """What the pipeline did, by outcome."""
+
+    alarms: int = 0
+    opened: int = 0
+    joined: int = 0
+    reopened: int = 0
+    duplicates: int = 0
+    silenced: int = 0
+    inhibited: int = 0
+    resolved: int = 0
+    escalated: int = 0
 
 
 class RulesPipeline:
-    """Evaluates rules over every scored batch and opens cases for new alarms."""
+    """Evaluates rules over every scored batch and turns alarm transitions into case changes."""
 
-    def __init__(self, rules: RuleSet, casebook: CaseBook) -> None:
-        self.evaluator = RuleEvaluator(rules.rules)
+    def __init__(self, rules: RuleSet, casebook: CaseBook,
+                 registry: CustomerRegistry | None = None, persist_states: bool = True) -> None:
+        self.rules = rules
         self.casebook = casebook
-        self.alarms = 0
+        if casebook.policy_from_rules:
+            casebook.policy = rules.cases
+        self.registry = registry or casebook.registry
+        casebook.registry = self.registry
+        self.store = StateStore(casebook.engine) if persist_states else None
+        self.evaluator = RuleEvaluator(rules.rules, self.store.load() if self.store else None)
+        self.silencer = Silencer(rules.silences)
+        self.inhibitor = Inhibitor(self.evaluator)
+        self.stats = PipelineStats()
+        #: cases this pipeline opened (new ones only), in order
         self.opened: list[CaseRow] = []
+        #: (rule, device, reason) of alarms that opened no case because of a silence/inhibition
+        self.suppressed: list[tuple[str, str, str]] = []
+
+    @property
+    def alarms(self) -> int:
+        """Alarms that fired (any outcome)."""
+        return self.stats.alarms
 
     async def handle(self, batch: ScoredBatch) -> None:
         """The stage chain for one batch."""
-        for alarm in self.evaluator.evaluate(batch):
-            self.alarms += 1
-            case = self.casebook.open_case(alarm)
-            if case is not None:
-                self.opened.append(case)
+        meta = self.registry.lookup(batch.tenant, batch.device_id, batch.product)
+        transitions = self.evaluator.evaluate(batch, meta)
+        if transitions:
+            self._apply(transitions)
+        self._persist()
+
+    async def tick(self, now: float, tenant: str = "") -> None:
+        """Time-driven work: devices gone silent (or never heard from), escalation."""
+        self._apply(self.evaluator.tick(now, self.registry.known_devices(), tenant))
+        self._persist()
+        self.stats.escalated += len(self.casebook.escalate_due(now))
+
+    def _persist(self) -> None:
+        dirty = self.evaluator.take_dirty()
+        if dirty and self.store is not None:
+            self.store.save(dirty)
+
+    def _apply(self, transitions: list[Transition]) -> None:
+        for tr in transitions:
+            rule = tr.rule
+            if tr.alarm is not None:
+                self.stats.alarms += 1
+                meta = self.registry.lookup(tr.tenant, tr.device_id, tr.product)
+                window = self.silencer.match(rule.name, meta, tr.at)
+                if window is not None:
+                    self.stats.silenced += 1
+                    self.suppressed.append((rule.name, tr.device_id, f"{window.kind} "
+                                                                     f"{window.name}"))
+                    continue
+                inhibitor = self.inhibitor.inhibiting(rule, tr.tenant, tr.device_id)
+                if inhibitor is not None:
+                    self.stats.inhibited += 1
+                    self.suppressed.append((rule.name, tr.device_id, f"inhibited by {inhibitor}"))
+                    continue
+                outcome = self.casebook.record_alarm(tr.alarm, meta)
+                if outcome.kind == "opened" and outcome.case is not None:
+                    self.stats.opened += 1
+                    self.opened.append(outcome.case)
+                elif outcome.kind == "joined":
+                    self.stats.joined += 1
+                elif outcome.kind == "reopened":
+                    self.stats.reopened += 1
+                else:
+                    self.stats.duplicates += 1
+            elif tr.kind == "resolved":
+                group = [r.name for r in self.rules.rules if r.group_name == rule.group_name]
+                if not self.evaluator.active(group, tr.tenant, tr.device_id) and (
+                        self.casebook.resolve(tr.tenant, tr.device_id, rule.group_name, tr.at,
+                                              f"{rule.name} clear") is not None):
+                    self.stats.resolved += 1
+            elif tr.kind == "flapping":
+                self.casebook.note(tr.tenant, tr.device_id, rule.group_name, tr.at, "flapping",
+                                   f"{rule.name} keeps firing and clearing; held open")

@@ -21,6 +21,16 @@ class Notice:
     case_id: int
     subject: str
     body: str
+    #: e-mail address, webhook or Apprise URL ("": the channel's configured default)
+    recipient: str = ""
+    #: opened, reopened, escalated, resolved
+    kind: str = "opened"
+
+    def payload(self) -> dict[str, object]:
+        """The notice as a JSON-ready mapping (what the webhook posts)."""
+        return {"idempotency_key": self.idempotency_key, "audience": self.audience,
+                "kind": self.kind, "tenant": self.tenant, "device_id": self.device_id,
+                "case_id": self.case_id, "subject": self.subject, "body": self.body}
 
 
 class Notifier(Protocol):

@@ -1,0 +1,222 @@
+"""Who owns a device: customer, tier, time zone, language, contact, firmware.
+
+Read from a YAML file (``config/customers.example.yaml`` shows every key). A device the registry
+does not know gets the ``defaults`` and stands for an unknown customer of its own
+(``tenant/device``), so notices still go out and budgets still count per device, in English,
+in UTC, on the team's default channel.
+
+>>> registry = parse_registry('''
+... customers:
+...   - id: kim
+...     name: Kim Min-jun
+...     timezone: Asia/Seoul
+...     language: ko
+...     tier: premium
+...     contact: {channel: webhook, address: "https://example.invalid/hook"}
+... devices:
+...   hp-1: {customer: kim, firmware: "2.4.1"}
+... ''', source="customers.yaml")
+>>> meta = registry.lookup("acme", "hp-1", "heat_pump")
+>>> meta.customer_id, meta.language, meta.timezone, meta.firmware, meta.contact.channel
+('kim', 'ko', 'Asia/Seoul', '2.4.1', 'webhook')
+>>> registry.lookup("acme", "hp-9", "heat_pump").customer_id   # unknown: its own customer
+'acme/hp-9'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from rules.errors import RuleFileError
+from rules.timeparse import DailyHours, zone
+
+__all__ = [
+    "Contact",
+    "CustomerRegistry",
+    "DeviceMeta",
+    "load_registry",
+    "parse_registry",
+]
+
+Language = Literal["en", "ko"]
+
+
+class Contact(BaseModel):
+    """Where a customer's notices go; ``channel`` names an outbox channel (None: the default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel: str | None = None
+    #: e-mail address, webhook URL or Apprise URL, as the channel expects
+    address: str = ""
+
+
+class _Defaults(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tier: str = "standard"
+    timezone: str = "UTC"
+    language: Language = "en"
+    quiet_hours: str | None = None
+    notices_per_day: int | None = Field(default=None, ge=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _hours(cls, value: str | None) -> str | None:
+        if value is not None:
+            DailyHours.parse(value)
+        return value
+
+
+class _Customer(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    name: str = ""
+    tier: str | None = None
+    timezone: str | None = None
+    language: Language | None = None
+    contact: Contact = Field(default_factory=Contact)
+    #: hours when customer notices wait (in the customer's time zone), e.g. ``21:00-08:00``
+    quiet_hours: str | None = None
+    #: at most this many customer notices per day (None: the rules file's budget)
+    notices_per_day: int | None = Field(default=None, ge=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            zone(value)
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _hours(cls, value: str | None) -> str | None:
+        if value is not None:
+            DailyHours.parse(value)
+        return value
+
+
+class _Device(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    customer: str
+    firmware: str = ""
+    product: str | None = None
+    #: when it was installed (epoch seconds): a device that never reported since is "no data"
+    installed_at: float | None = None
+
+
+class _RegistryFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    defaults: _Defaults = Field(default_factory=_Defaults)
+    customers: tuple[_Customer, ...] = ()
+    devices: dict[str, _Device] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceMeta:
+    """What the rules and the case book know about one device and its owner."""
+
+    tenant: str
+    device_id: str
+    product: str
+    customer_id: str
+    customer_name: str = ""
+    tier: str = "standard"
+    timezone: str = "UTC"
+    language: Language = "en"
+    firmware: str = ""
+    contact: Contact = field(default_factory=Contact)
+    quiet_hours: str | None = None
+    notices_per_day: int | None = None
+    installed_at: float | None = None
+    known: bool = False
+
+
+class CustomerRegistry:
+    """Device → customer lookups; unknown devices get the defaults."""
+
+    def __init__(self, data: _RegistryFile | None = None) -> None:
+        self._data = data or _RegistryFile()
+        self._customers = {c.id: c for c in self._data.customers}
+        self._cache: dict[tuple[str, str, str], DeviceMeta] = {}
+
+    def lookup(self, tenant: str, device_id: str, product: str) -> DeviceMeta:
+        """The device's metadata (cached: called for every batch)."""
+        key = (tenant, device_id, product)
+        meta = self._cache.get(key)
+        if meta is None:
+            meta = self._cache[key] = self._build(tenant, device_id, product)
+        return meta
+
+    def known_devices(self) -> dict[str, float | None]:
+        """Every registered device and when it was installed (for never-reported checks)."""
+        return {d: spec.installed_at for d, spec in self._data.devices.items()}
+
+    def _build(self, tenant: str, device_id: str, product: str) -> DeviceMeta:
+        defaults = self._data.defaults
+        device = self._data.devices.get(device_id)
+        customer = self._customers.get(device.customer) if device else None
+        if device is None or customer is None:
+            return DeviceMeta(
+                tenant=tenant, device_id=device_id, product=product,
+                customer_id=f"{tenant}/{device_id}",
+                tier=defaults.tier, timezone=defaults.timezone, language=defaults.language,
+                firmware=device.firmware if device else "", quiet_hours=defaults.quiet_hours,
+                notices_per_day=defaults.notices_per_day,
+                installed_at=device.installed_at if device else None, known=device is not None,
+            )
+        return DeviceMeta(
+            tenant=tenant, device_id=device_id, product=device.product or product,
+            customer_id=customer.id, customer_name=customer.name,
+            tier=customer.tier or defaults.tier, timezone=customer.timezone or defaults.timezone,
+            language=customer.language or defaults.language, firmware=device.firmware,
+            contact=customer.contact, quiet_hours=customer.quiet_hours or defaults.quiet_hours,
+            notices_per_day=(customer.notices_per_day if customer.notices_per_day is not None
+                             else defaults.notices_per_day),
+            installed_at=device.installed_at, known=True,
+        )
+
+
+def parse_registry(text: str, source: str = "<customers>") -> CustomerRegistry:
+    """Validate registry YAML; raise :class:`RuleFileError` naming where it is wrong."""
+    from rules.model import describe_errors  # the shared file/line/key error wording
+
+    try:
+        data = yaml.safe_load(text) or {}
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise RuleFileError(f"{source}: not valid YAML: {exc}") from exc
+    try:
+        parsed = _RegistryFile.model_validate(data)
+    except ValidationError as exc:
+        raise RuleFileError(describe_errors(exc, root, source)) from exc
+    unknown = sorted({d.customer for d in parsed.devices.values()}
+                     - {c.id for c in parsed.customers})
+    if unknown:
+        raise RuleFileError(f"{source}: devices name unknown customers: {', '.join(unknown)}")
+    return CustomerRegistry(parsed)
+
+
+def load_registry(path: Path | None) -> CustomerRegistry:
+    """Read a registry file; ``None`` gives the empty registry (defaults for every device)."""
+    if path is None:
+        return CustomerRegistry()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RuleFileError(f"cannot read customer registry {path}: {exc}") from exc
+    return parse_registry(text, source=str(path))

@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import math
 import sqlite3
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
@@ -90,6 +92,8 @@ class EmbeddedStore:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open embedded store {path}: {exc}") from exc
         self._series: dict[tuple[str, str, str], int] = {}
+        # the service may write from a worker thread while a reader asks for history
+        self._lock = threading.Lock()
 
     def __enter__(self) -> EmbeddedStore:
         return self
@@ -107,7 +111,7 @@ class EmbeddedStore:
     def write_many(self, batches: Sequence[ScoredBatch]) -> None:
         """Store several batches in one transaction."""
         try:
-            with self._db:
+            with self._lock, self._db:
                 for batch in batches:
                     self._insert(batch)
         except sqlite3.Error as exc:
@@ -158,16 +162,13 @@ class EmbeddedStore:
     ) -> SeriesFrame:
         """History of one device in [start, stop); ``every_s`` > 0 averages into windows."""
         every_ms = max(1, round(every_s * 1000)) if every_s > 0 else 1
-        try:
-            rows = self._db.execute(
-                "SELECT s.field, (x.ts_ms / ?) * ? AS window, AVG(x.value), MAX(x.score) "
-                "FROM sample x JOIN series s ON s.id = x.series_id "
-                "WHERE s.tenant = ? AND s.device_id = ? AND x.ts_ms >= ? AND x.ts_ms < ? "
-                "GROUP BY s.field, window",
-                (every_ms, every_ms, tenant, device_id, start * 1000.0, stop * 1000.0),
-            ).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"embedded store read failed: {exc}") from exc
+        rows = self._fetch(
+            "SELECT s.field, (x.ts_ms / ?) * ? AS window, AVG(x.value), MAX(x.score) "
+            "FROM sample x JOIN series s ON s.id = x.series_id "
+            "WHERE s.tenant = ? AND s.device_id = ? AND x.ts_ms >= ? AND x.ts_ms < ? "
+            "GROUP BY s.field, window",
+            (every_ms, every_ms, tenant, device_id, start * 1000.0, stop * 1000.0),
+        )
         fields = tuple(sorted({row[0] for row in rows}))
         windows = sorted({row[1] for row in rows})
         col_of = {name: j for j, name in enumerate(fields)}
@@ -185,12 +186,12 @@ class EmbeddedStore:
         self, tenant: str, device_id: str, start: float, stop: float
     ) -> tuple[DetectorEvent, ...]:
         """Detector onsets of one device in [start, stop), oldest first."""
-        rows = self._db.execute(
+        rows = self._fetch(
             "SELECT tenant, device_id, product, field, detector, ts_ms, score, value, explanation,"
             " time_to_limit_s FROM event WHERE tenant = ? AND device_id = ? AND ts_ms >= ?"
             " AND ts_ms < ? ORDER BY ts_ms, field, detector",
             (tenant, device_id, start * 1000.0, stop * 1000.0),
-        ).fetchall()
+        )
         return tuple(
             DetectorEvent(
                 tenant=row[0], device_id=row[1], product=row[2], field=row[3], detector=row[4],
@@ -204,22 +205,30 @@ class EmbeddedStore:
 
     def product_of(self, tenant: str, device_id: str) -> str | None:
         """The product the device's series were first stored under."""
-        row = self._db.execute(
+        rows = self._fetch(
             "SELECT product FROM series WHERE tenant = ? AND device_id = ? ORDER BY id LIMIT 1",
             (tenant, device_id),
-        ).fetchone()
-        return None if row is None else str(row[0])
+        )
+        return str(rows[0][0]) if rows else None
 
     def count_samples(self, tenant: str | None = None) -> int:
         """Distinct (device, timestamp) samples that hold at least one value."""
         where, args = ("AND s.tenant = ?", (tenant,)) if tenant is not None else ("", ())
-        (count,) = self._db.execute(
+        ((count,),) = self._fetch(
             "SELECT COUNT(*) FROM (SELECT DISTINCT s.tenant, s.device_id, x.ts_ms "
             f"FROM sample x JOIN series s ON s.id = x.series_id WHERE x.value IS NOT NULL {where})",
             args,
-        ).fetchone()
+        )
         return int(count)
+
+    def _fetch(self, sql: str, args: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        try:
+            with self._lock:
+                return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"embedded store query failed: {exc}") from exc
 
     def close(self) -> None:
         """Close the file."""
-        self._db.close()
+        with self._lock:
+            self._db.close()

@@ -13,6 +13,7 @@ from core.detect.config import DetectorConfig, make_detector
 from core.detect.drift import Drift
 from core.detect.dropout import Dropout
 from core.detect.ensemble import Ensemble, Finding
+from core.detect.extreme import Extreme
 from core.detect.likelihood import AnomalyLikelihood
 from core.detect.multivariate import Multivariate
 from core.detect.onset import Onset
@@ -30,6 +31,7 @@ __all__ = [
     "Drift",
     "Dropout",
     "Ensemble",
+    "Extreme",
     "Finding",
     "Multivariate",
     "Onset",

@@ -50,9 +50,19 @@ class DetectorConfig(BaseModel):
     drift_weight: float = Field(0.0, ge=0, le=1)
     multivariate_weight: float = Field(1.0, ge=0, le=1)
 
+    extreme_weight: float = Field(1.0, ge=0, le=1)
+    extreme_half_life: float = Field(2000.0, gt=0)
+    extreme_margin: float = Field(1.2, ge=1)
+    extreme_z_min: float = Field(5.0, gt=0)
+
     likelihood_window: int = Field(30, ge=1)
     likelihood_half_life: float = Field(4000.0, gt=0)
     split_likelihood: bool = False
+    sharpness: float = 1.0
+    likelihood_mean_floor: float = 0.0
+    likelihood_var_floor: float = 0.004
+    combine: str = "max"
+    ladder: float = 0.0
     boost: float = Field(0.0, ge=0)
     bar_half_life: float = Field(2000.0, gt=0)
     fire: float = Field(0.12, gt=0, le=1, description="likelihood score that fires an event")
@@ -65,6 +75,35 @@ class DetectorConfig(BaseModel):
     stuck_factor: float = Field(3.0, gt=0)
     dropout_factor: float = Field(3.0, gt=0)
     rule_fire: float = Field(0.5, gt=0, le=1)
+
+    # fleet telemetry (see for_fleet): a per-device regression residual gives the level
+    regression_weight: float = Field(0.0, ge=0, le=1, description="0: no regression")
+    regression_warmup: int = Field(1440, ge=2, description="a full daily cycle of samples")
+    regression_half_life: float = Field(4320.0, gt=0, description="of means and covariances")
+    regression_short_half_life: float = Field(5.0, gt=0)
+    regression_long_half_life: float = Field(120.0, gt=0)
+    regression_half_z: float = Field(3.5, gt=0)
+    regression_short_floor: float = Field(0.6, gt=0)
+    regression_long_floor: float = Field(0.5, gt=0)
+    level_fire: float = Field(0.8, gt=0, le=1, description="level that gives a finding")
+
+    @classmethod
+    def for_fleet(cls, **overrides: object) -> DetectorConfig:
+        """The profile for device fleets at one sample a minute: a continuous level per field.
+
+        The NAB defaults tune one series' onset score; a fleet needs a level that stays high
+        while a fault lasts (rules hold it for minutes) and knows each device's fields relate.
+
+        >>> DetectorConfig.for_fleet().regression_weight, DetectorConfig.for_fleet(quiet=5).quiet
+        (1.0, 5)
+        """
+        fleet: dict[str, object] = {
+            "warmup": 1440, "regression_weight": 1.0, "level_weight": 0.0,
+            "seasonal_weight": 0.0, "transition_weight": 0.0, "multivariate_weight": 0.0,
+            "quiet": 1440,
+        }
+        fleet.update(overrides)
+        return cls.model_validate(fleet)
 
 
 def make_detector(config: DetectorConfig | None = None) -> Ensemble:

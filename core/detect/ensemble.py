@@ -12,14 +12,15 @@ fired score (0 where nothing fired); :meth:`Ensemble.last_findings` explains eac
 >>> t = np.arange(3000) * 300.0
 >>> x = rng.normal(50.0, 1.0, (3000, 1))
 >>> _ = det.update([0], x[:2900], t[:2900])
->>> x[2950:, 0] += 8.0                                       # the level jumps
+>>> x[2950, 0] = 80.0                                        # a spike
 >>> s = det.update([0], x[2900:], t[2900:])
->>> onset = int(s.argmax()) + 2900                            # fires once, soon after
->>> 2950 <= onset < 2970, int((s > 0).sum())
-(True, 1)
+>>> int(s.argmax()) + 2900, bool(s.max() > 0.9), int((s > 0).sum())   # one firing, at once
+(2950, True, 1)
 >>> f = det.last_findings()[0]
->>> f.row + 2900 == onset, f.column, f.detector in ("level", "transition", "seasonal")
-(True, 0, True)
+>>> f.row + 2900, f.column, f.detector
+(2950, 0, 'extreme')
+>>> f.explanation
+'value 80 is further from its level than ever before (extreme score 0.92, likelihood 0.00)'
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ from core.detect._base import SoADetector, StateDict, as_block
 from core.detect.config import DetectorConfig
 from core.detect.drift import Drift
 from core.detect.dropout import Dropout
+from core.detect.extreme import Extreme
 from core.detect.likelihood import AnomalyLikelihood
 from core.detect.multivariate import Multivariate
 from core.detect.onset import Onset
 from core.detect.out_of_range import OutOfRange
 from core.detect.rate import RateOfChange
+from core.detect.regression import Regression
 from core.detect.robust_z import RobustZ
 from core.detect.seasonal import Seasonal
 from core.detect.stuck import Stuck
@@ -53,9 +56,11 @@ _WHAT = {
     "rate_of_change": "an unusually fast change",
     "drift": "drifting away from its baseline",
     "multivariate": "out of step with the device's other fields",
+    "regression": "off from what the device's other fields predict",
     "stuck": "stuck at one value",
     "dropout": "missing samples",
     "out_of_range": "beyond its configured limits",
+    "extreme": "further from its level than ever before",
 }
 
 
@@ -101,7 +106,14 @@ class Ensemble:
                                                              4.0, cfg.half_z)),
             "drift": (cfg.drift_weight, Drift(cap, warmup=cfg.warmup)),
             "multivariate": (cfg.multivariate_weight, Multivariate(cap, half_z=cfg.half_z)),
+            "regression": (cfg.regression_weight, Regression(
+                cap, cfg.regression_half_life, cfg.regression_warmup,
+                cfg.regression_short_half_life, cfg.regression_long_half_life,
+                half_z=cfg.regression_half_z, short_floor=cfg.regression_short_floor,
+                long_floor=cfg.regression_long_floor)),
         }
+        self.extreme = Extreme(cap, cfg.extreme_half_life, cfg.warmup, cfg.extreme_margin,
+                               cfg.extreme_z_min)
         self.range = OutOfRange(cap)
         self.rules: dict[str, SoADetector] = {
             "stuck": Stuck(cap, cfg.stuck_factor),
@@ -109,14 +121,17 @@ class Ensemble:
             "out_of_range": self.range,
         }
         self.likelihood = AnomalyLikelihood(cap, cfg.likelihood_window,
-                                            cfg.likelihood_half_life, cfg.warmup)
+                                            cfg.likelihood_half_life, cfg.warmup,
+                                            cfg.likelihood_mean_floor, cfg.likelihood_var_floor)
         self.split = {n: AnomalyLikelihood(cap, cfg.likelihood_window, cfg.likelihood_half_life,
                                            cfg.warmup) for n in self.statistical}
         self.onset = Onset(cap, cfg.fire, cfg.quiet, cfg.calm_scale, cfg.boost,
-                           cfg.bar_half_life)
+                           cfg.bar_half_life, cfg.ladder)
         self.rule_onset = Onset(cap, cfg.rule_fire, cfg.quiet, cfg.calm_scale)
+        self.level_onset = Onset(cap, cfg.level_fire, cfg.quiet)
         self._findings: tuple[Finding, ...] = ()
         self._components: dict[str, NDArray[np.float64]] = {}
+        self._level: NDArray[np.float64] = np.zeros((0, 0))
 
     # -- the service's call ------------------------------------------------------------------
     def update(
@@ -135,6 +150,14 @@ class Ensemble:
                 continue
             sc = det.update(s, v, tt)
             comps[name] = sc
+            k = self.config.sharpness
+            if k != 1.0:
+                sk = sc ** k
+                sc = sk / (sk + (1.0 - sc) ** k)
+            if self.config.combine == "logodds":
+                sc = np.log1p(np.minimum(sc / np.maximum(1.0 - sc, 1e-9), 1e4))
+            elif self.config.combine == "sqrtodds":
+                sc = np.sqrt(np.minimum(sc / np.maximum(1.0 - sc, 1e-9), 1e4))
             np.maximum(raw, weight * sc, out=raw)
         raw[~np.isfinite(v)] = np.nan
         if self.config.split_likelihood:
@@ -146,7 +169,14 @@ class Ensemble:
                     np.maximum(likelihood, lk.update(s, rc), out=likelihood)
         else:
             likelihood = self.likelihood.update(s, raw)
-        fired = self.onset.update(s, likelihood)
+        if self.config.extreme_weight > 0.0:
+            # record-breaking values are precise enough to skip the likelihood stage
+            ext = self.extreme.update(s, v, tt)
+            comps["extreme"] = ext
+            fired = self.onset.update(s, np.maximum(likelihood,
+                                                    self.config.extreme_weight * ext))
+        else:
+            fired = self.onset.update(s, likelihood)
         rule = np.zeros(v.shape)
         for name, det in self.rules.items():
             use_t = name != "dropout" or self.config.dropout_time_gaps
@@ -157,8 +187,42 @@ class Ensemble:
         comps["likelihood"] = likelihood
         self._components = comps
         final = np.maximum(fired, rule_fired)
-        self._findings = self._explain(s, v, tt, final, fired, comps) if final.any() else ()
+        if self.config.regression_weight > 0.0:
+            self._fleet_level(s, v, tt, comps, rule_fired)
+        else:
+            self._level = np.maximum(np.nan_to_num(raw), rule)
+            self._findings = self._explain(s, v, tt, final, fired, comps) if final.any() else ()
         return final
+
+    # -- the fleet's level -------------------------------------------------------------------
+    def _fleet_level(
+        self, s: NDArray[np.int64], v: NDArray[np.float64], tt: NDArray[np.float64] | None,
+        comps: dict[str, NDArray[np.float64]], rule_fired: NDArray[np.float64],
+    ) -> None:
+        # the regression residual and the configured limits give a level that holds while a
+        # fault lasts; its onsets (and the rule detectors') are the findings
+        level = np.maximum(self.config.regression_weight * comps["regression"],
+                           comps["out_of_range"])
+        self._level = level
+        level_fired = self.level_onset.update(s, level)
+        final = np.maximum(level_fired, rule_fired)
+        self._findings = (self._explain(s, v, tt, final, level_fired, comps) if final.any()
+                          else ())
+
+    def last_level(self) -> NDArray[np.float64]:
+        """Continuous anomaly level in [0, 1] of every sample and field of the last block.
+
+        Unlike :meth:`update`'s onset scores it stays high while an anomaly lasts, which is
+        what rules with a duration need. With a regression (``DetectorConfig.for_fleet``) it is
+        the regression residual's level, else the strongest weighted component.
+        """
+        return self._level
+
+    def rebaseline(self, slots: NDArray[np.int64] | list[int]) -> None:
+        """Re-learn these series' levels (not their relations), e.g. after a firmware update."""
+        reg = self.statistical["regression"][1]
+        if isinstance(reg, Regression):
+            reg.rebaseline(slots)
 
     # -- explanations ------------------------------------------------------------------------
     def last_findings(self) -> tuple[Finding, ...]:
@@ -188,6 +252,10 @@ class Ensemble:
                 names = list(self.rules)
                 weights = dict.fromkeys(names, 1.0)
             best = max(names, key=lambda n: weights[n] * comps[n][i, j])
+            if "extreme" in comps and fired[i, j] > 0.0 and (
+                    self.config.extreme_weight * comps["extreme"][i, j]
+                    >= comps["likelihood"][i, j]):
+                best = "extreme"
             column = j
             if best == "multivariate":  # blame the field that is most out of step
                 column = int(np.argmax(comps["multivariate"][i]))
@@ -210,6 +278,7 @@ class Ensemble:
         parts["likelihood"] = self.likelihood
         parts["onset"] = self.onset
         parts["rule_onset"] = self.rule_onset
+        parts["level_onset"] = self.level_onset
         return parts
 
     def state(self) -> StateDict:

@@ -36,6 +36,7 @@ def likelihood_update(
     ring: NDArray[np.float64], total: NDArray[np.float64], mean: NDArray[np.float64],
     var: NDArray[np.float64], count: NDArray[np.int64], slots: NDArray[np.int64],
     raw: NDArray[np.float64], out: NDArray[np.float64], alpha: float, warmup: int,
+    mean_floor: float, var_floor: float,
 ) -> None:
     """Turn raw scores (ticks × columns) into log-likelihood scores in ``out``."""
     n_ticks, n_cols = raw.shape
@@ -56,8 +57,8 @@ def likelihood_update(
                 for k in range(w):
                     total[s] += ring[s, k]
             short = total[s] / w
-            sd = math.sqrt(max(var[s], 1e-6))
-            z = (short - mean[s]) / sd
+            sd = math.sqrt(max(var[s], var_floor))
+            z = (short - max(mean[s], mean_floor)) / sd
             a = max(alpha, 1.0 / (c + 1.0))
             mean[s] += a * (short - mean[s])
             var[s] += a * ((short - mean[s]) ** 2 - var[s])
@@ -82,7 +83,9 @@ class AnomalyLikelihood(SoADetector):
     }
 
     def __init__(self, capacity: int = 1024, window: int = 30, half_life: float = 4000.0,
-                 warmup: int = 300) -> None:
+                 warmup: int = 300, mean_floor: float = 0.0, var_floor: float = 1e-6) -> None:
+        self.mean_floor = mean_floor
+        self.var_floor = var_floor
         self.window = window
         self.alpha = 1.0 - 0.5 ** (1.0 / half_life)
         self.warmup = warmup
@@ -97,4 +100,4 @@ class AnomalyLikelihood(SoADetector):
     ) -> None:
         a = self._arrays
         likelihood_update(a["ring"], a["total"], a["mean"], a["var"], a["count"], slots, x, out,
-                          self.alpha, self.warmup)
+                          self.alpha, self.warmup, self.mean_floor, self.var_floor)

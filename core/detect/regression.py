@@ -147,7 +147,7 @@ def regression_update(
             if anchor[s] > 0 or not ready or m < 2:
                 continue
             # one wild reading must not hold the level up: clip what the averages see
-            zc = min(max(z[p], -2.0 * clip), 2.0 * clip)
+            zc = min(max(z[p], -5.0 * clip), 5.0 * clip)
             short[s] += alpha_short * (zc - short[s])
             long[s] += alpha_long * (zc - long[s])
             if c < warmup // 2:
@@ -219,9 +219,9 @@ class Regression(SoADetector):
 
     def __init__(self, capacity: int = 1024, half_life: float = 4320.0, warmup: int = 1440,
                  short_half_life: float = 5.0, long_half_life: float = 120.0,
-                 spread_half_life: float = 4320.0, half_z: float = 3.0, clip: float = 4.0,
+                 spread_half_life: float = 4320.0, half_z: float = 3.5, clip: float = 4.0,
                  ridge: float = 1e-3, max_fields: int = 8, anchor_samples: int = 120,
-                 short_floor: float = 0.4, long_floor: float = 0.3) -> None:
+                 short_floor: float = 0.6, long_floor: float = 0.5) -> None:
         self.alpha = 1.0 - 0.5 ** (1.0 / half_life)
         self.alpha_short = 1.0 - 0.5 ** (1.0 / short_half_life)
         self.alpha_long = 1.0 - 0.5 ** (1.0 / long_half_life)

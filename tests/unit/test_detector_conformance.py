@@ -20,9 +20,11 @@ from hypothesis.extra.numpy import arrays
 
 from core.detect import (
     AnomalyLikelihood,
+    DetectorConfig,
     Drift,
     Dropout,
     Ensemble,
+    Extreme,
     Multivariate,
     Onset,
     OutOfRange,
@@ -32,6 +34,7 @@ from core.detect import (
     Stuck,
     Transition,
 )
+from core.detect.regression import Regression
 from core.detect.robust_z import robust_z_reference, robust_z_update
 
 
@@ -58,11 +61,17 @@ DETECTORS: dict[str, tuple[Callable[[], Any], str | None, str | None]] = {
     "dropout": (lambda: Dropout(capacity=2, warmup=5, min_gap=2), "core.detect.dropout",
                 "dropout_update"),
     "out_of_range": (_limited, "core.detect.out_of_range", "out_of_range_update"),
+    "extreme": (lambda: Extreme(capacity=2, warmup=10, half_life=50.0), "core.detect.extreme",
+                "extreme_update"),
     "likelihood": (lambda: AnomalyLikelihood(capacity=2, window=4, warmup=10),
                    "core.detect.likelihood", "likelihood_update"),
     "onset": (lambda: Onset(capacity=2, fire=0.5, quiet=3), "core.detect.onset",
               "onset_update"),
+    "regression": (lambda: Regression(capacity=2, warmup=20), "core.detect.regression",
+                   "regression_update"),
     "ensemble": (lambda: Ensemble(), None, None),
+    "fleet_ensemble": (lambda: Ensemble(DetectorConfig.for_fleet(regression_warmup=20)), None,
+                       None),
 }
 IDS = list(DETECTORS)
 SLOTS = np.array([0, 1], dtype=np.int64)

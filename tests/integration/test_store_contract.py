@@ -48,10 +48,16 @@ def _influx(tmp_path: Path, request: pytest.FixtureRequest) -> Subject:
     return Subject(InfluxStore(config), keeps_text=False)
 
 
+def _buffered_influx(tmp_path: Path, request: pytest.FixtureRequest) -> Subject:
+    influx = _influx(tmp_path, request)
+    return Subject(BufferedStore(influx.store, tmp_path / "spool"), keeps_text=False)
+
+
 MAKERS: dict[str, Callable[[Path, pytest.FixtureRequest], Subject]] = {
     "embedded": _embedded,
     "buffered-embedded": _buffered,
     "influx-victoriametrics": _influx,
+    "buffered-influx-victoriametrics": _buffered_influx,
 }
 
 

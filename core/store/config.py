@@ -4,7 +4,7 @@ The application's settings hold a :class:`StoreConfig` under ``[store]``::
 
     [store]
     kind = "influxdb"            # or "embedded" (the default: a local SQLite file)
-    path = "forewarn.sqlite3"    # embedded only
+    path = "var/telemetry.sqlite"  # embedded only
 
     [store.influxdb]
     url = "http://127.0.0.1:8086"
@@ -78,7 +78,7 @@ class StoreConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["embedded", "influxdb"] = "embedded"
-    path: Path = Path("forewarn.sqlite3")
+    path: Path = Path("var/telemetry.sqlite")
     influxdb: InfluxConfig = InfluxConfig()
     buffer: BufferConfig | None = None
 

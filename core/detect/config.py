@@ -54,6 +54,8 @@ class DetectorConfig(BaseModel):
     extreme_half_life: float = Field(2000.0, gt=0)
     extreme_margin: float = Field(1.2, ge=1)
     extreme_z_min: float = Field(5.0, gt=0)
+    extreme_smoothing: tuple[float, ...] = Field(
+        (0.0, 5.0), description="EWMA half-lives the records are kept on (0 = raw samples)")
 
     likelihood_window: int = Field(30, ge=1)
     likelihood_half_life: float = Field(4000.0, gt=0)

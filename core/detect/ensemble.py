@@ -112,8 +112,8 @@ class Ensemble:
                 half_z=cfg.regression_half_z, short_floor=cfg.regression_short_floor,
                 long_floor=cfg.regression_long_floor)),
         }
-        self.extreme = Extreme(cap, cfg.extreme_half_life, cfg.warmup, cfg.extreme_margin,
-                               cfg.extreme_z_min)
+        self.extremes = [Extreme(cap, cfg.extreme_half_life, cfg.warmup, cfg.extreme_margin,
+                                 cfg.extreme_z_min, smooth) for smooth in cfg.extreme_smoothing]
         self.range = OutOfRange(cap)
         self.rules: dict[str, SoADetector] = {
             "stuck": Stuck(cap, cfg.stuck_factor),
@@ -131,7 +131,7 @@ class Ensemble:
         self.level_onset = Onset(cap, cfg.level_fire, cfg.quiet)
         self._findings: tuple[Finding, ...] = ()
         self._components: dict[str, NDArray[np.float64]] = {}
-        self._level: NDArray[np.float64] = np.zeros((0, 0))
+        self._level: NDArray[np.float64] | None = None
 
     # -- the service's call ------------------------------------------------------------------
     def update(
@@ -171,7 +171,9 @@ class Ensemble:
             likelihood = self.likelihood.update(s, raw)
         if self.config.extreme_weight > 0.0:
             # record-breaking values are precise enough to skip the likelihood stage
-            ext = self.extreme.update(s, v, tt)
+            ext = np.zeros(v.shape)
+            for det in self.extremes:
+                np.maximum(ext, det.update(s, v, tt), out=ext)
             comps["extreme"] = ext
             fired = self.onset.update(s, np.maximum(likelihood,
                                                     self.config.extreme_weight * ext))
@@ -190,7 +192,6 @@ class Ensemble:
         if self.config.regression_weight > 0.0:
             self._fleet_level(s, v, tt, comps, rule_fired)
         else:
-            self._level = np.maximum(np.nan_to_num(raw), rule)
             self._findings = self._explain(s, v, tt, final, fired, comps) if final.any() else ()
         return final
 
@@ -209,12 +210,13 @@ class Ensemble:
         self._findings = (self._explain(s, v, tt, final, level_fired, comps) if final.any()
                           else ())
 
-    def last_level(self) -> NDArray[np.float64]:
+    def last_level(self) -> NDArray[np.float64] | None:
         """Continuous anomaly level in [0, 1] of every sample and field of the last block.
 
         Unlike :meth:`update`'s onset scores it stays high while an anomaly lasts, which is
-        what rules with a duration need. With a regression (``DetectorConfig.for_fleet``) it is
-        the regression residual's level, else the strongest weighted component.
+        what rules with a duration need. It comes from the regression residual
+        (``DetectorConfig.for_fleet``); None when the configuration has none (the NAB
+        profile scores onsets only).
         """
         return self._level
 
@@ -275,6 +277,7 @@ class Ensemble:
     def _parts(self) -> dict[str, SoADetector]:
         parts: dict[str, SoADetector] = {n: d for n, (_, d) in self.statistical.items()}
         parts.update(self.rules)
+        parts.update({f"extreme{k}": det for k, det in enumerate(self.extremes)})
         parts["likelihood"] = self.likelihood
         parts["onset"] = self.onset
         parts["rule_onset"] = self.rule_onset

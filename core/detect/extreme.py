@@ -1,10 +1,12 @@
 """Extreme: a value further from the series' level than any value it has shown before.
 
 Keeps a robust EWMA level and spread and the record |z| seen so far (after a short settling
-period). A sample whose |z| beats the record by ``margin`` and is at least ``z_min`` scores at
-least 0.5, towards 1 as it beats the record further; the record then moves up, so an
-unprecedented value fires once and its repetitions do not. Record-breaking is a precise signal
-even on spiky series, whose ordinary spikes set a high record early on.
+period), of the samples or, with ``smooth_half_life``, of an EWMA of them (a level the series
+has never held, rather than a single value it never took). A sample whose |z| beats the record
+by ``margin`` and is at least ``z_min`` scores at least 0.5, towards 1 as it beats the record
+further; the record then moves up, so an unprecedented value fires once and its repetitions do
+not. Record-breaking is a precise signal even on spiky series, whose ordinary spikes set a high
+record early on.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(8)
@@ -35,8 +37,9 @@ _SETTLE = 30
 @numba.njit(cache=True, nogil=True)
 def extreme_update(
     mean: NDArray[np.float64], spread: NDArray[np.float64], record: NDArray[np.float64],
-    count: NDArray[np.int64], slots: NDArray[np.int64], x: NDArray[np.float64],
-    out: NDArray[np.float64], alpha: float, warmup: int, margin: float, z_min: float,
+    smooth: NDArray[np.float64], count: NDArray[np.int64], slots: NDArray[np.int64],
+    x: NDArray[np.float64], out: NDArray[np.float64], alpha: float, warmup: int,
+    margin: float, z_min: float, smooth_alpha: float,
 ) -> None:
     """Score then learn ``x`` (ticks × columns); scores into ``out``."""
     n_ticks, n_cols = x.shape
@@ -50,8 +53,11 @@ def extreme_update(
             c = count[s]
             if c == 0:
                 mean[s] = v
+                smooth[s] = v
                 count[s] = 1
                 continue
+            smooth[s] += smooth_alpha * (v - smooth[s])
+            v = smooth[s]
             sc = max(spread[s] * _MAD_TO_SIGMA, 1e-9 * (1.0 + abs(mean[s])))
             dev = v - mean[s]
             z = abs(dev) / sc
@@ -75,12 +81,16 @@ class Extreme(SoADetector):
         "mean": (np.float64, (), 0.0),
         "spread": (np.float64, (), 0.0),
         "record": (np.float64, (), 0.0),
+        "smooth": (np.float64, (), 0.0),
         "count": (np.int64, (), 0),
     }
 
     def __init__(self, capacity: int = 1024, half_life: float = 2000.0, warmup: int = 300,
-                 margin: float = 1.2, z_min: float = 5.0) -> None:
+                 margin: float = 1.2, z_min: float = 5.0,
+                 smooth_half_life: float = 0.0) -> None:
         self.alpha = 1.0 - 0.5 ** (1.0 / half_life)
+        self.smooth_alpha = (1.0 - 0.5 ** (1.0 / smooth_half_life) if smooth_half_life > 0
+                             else 1.0)
         self.warmup = warmup
         self.margin = margin
         self.z_min = z_min
@@ -91,5 +101,5 @@ class Extreme(SoADetector):
         out: NDArray[np.float64],
     ) -> None:
         a = self._arrays
-        extreme_update(a["mean"], a["spread"], a["record"], a["count"], slots, x, out,
-                       self.alpha, self.warmup, self.margin, self.z_min)
+        extreme_update(a["mean"], a["spread"], a["record"], a["smooth"], a["count"], slots, x,
+                       out, self.alpha, self.warmup, self.margin, self.z_min, self.smooth_alpha)

@@ -1,11 +1,14 @@
 """What one edge agent costs: CPU microseconds per sample and resident memory, at 1/10/100 Hz.
 
-Runs ``forewarn edge run`` (a simulated heat pump, 4 fields; batches of 60 samples or 10 s;
-zlib above 1 KiB; disk queue with ``synchronous=NORMAL``) against a real mosquitto for
-``--seconds`` per rate, and reads the agent's CPU time (user + system, from /proc) over the
-measured window, after start-up. The figure includes everything the agent does in that window:
-idle wake-ups, status messages, SQLite commits and MQTT, so at 1 Hz it is dominated by fixed
-costs.
+Runs ``forewarn edge run`` (4 fields; batches of 60 samples or 10 s; zlib above 1 KiB; disk
+queue with ``synchronous=NORMAL``) against a real mosquitto for ``--seconds`` per rate, and reads
+the agent's CPU time (all threads, /proc/<pid>/task/*/schedstat) over the measured window, after
+start-up. The figure includes everything the agent does in that window: idle wake-ups, status
+messages, SQLite commits and MQTT, so at 1 Hz it is dominated by fixed costs.
+
+The default source is a trivial Python callable (:func:`reading`), so the figures are the
+agent's; ``--source sim`` uses the firmware_sim heat pump instead, whose simulation (numba) then
+dominates CPU and memory.
 
     .venv/bin/python benchmarks/edge_cost.py            # 1, 10, 100 samples/s, 20 s each
     .venv/bin/python benchmarks/edge_cost.py --json
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sqlite3
@@ -28,12 +32,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from edge_broker import Mosquitto
 
 ROOT = Path(__file__).resolve().parents[1]
-_TICK = os.sysconf("SC_CLK_TCK")
+FIELDS = ("compressor_current", "discharge_temp", "suction_pressure", "outdoor_temp")
+
+
+def reading() -> dict[str, float]:
+    """The callable source: four slowly varying readings."""
+    phase = time.time() / 600.0
+    return {name: 10.0 * (i + 1) + math.sin(phase + i) for i, name in enumerate(FIELDS)}
 
 
 def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+    """CPU seconds of every thread of ``pid`` (schedstat: nanoseconds, not 10 ms ticks)."""
+    total_ns = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total_ns += int((task / "schedstat").read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that just ended
+    return total_ns / 1e9
 
 
 def _memory_kib(pid: int) -> dict[str, int]:
@@ -54,8 +70,11 @@ def _accepted(queue: Path) -> int:
         return 0
 
 
-def measure(rate_hz: float, seconds: float, port: int, work: Path) -> dict[str, float]:
+def measure(rate_hz: float, seconds: float, port: int, work: Path,
+            source: str = "callable") -> dict[str, float]:
     """Run one agent at ``rate_hz`` and measure it for ``seconds`` after start-up."""
+    source_lines = (f'kind = "callable"\ncallable = "edge_cost:reading"\nfields = {list(FIELDS)}'
+                    .replace("'", '"') if source == "callable" else 'kind = "sim"')
     queue = work / f"q-{rate_hz:g}.sqlite"
     config = work / f"edge-{rate_hz:g}.toml"
     config.write_text(f"""
@@ -69,10 +88,12 @@ max_age_s = 10.0
 path = "{queue}"
 [source]
 sample_period_s = {1.0 / rate_hz}
+{source_lines}
 """)
     agent = subprocess.Popen(
         [sys.executable, "-m", "forewarn.commands.edge", "run", "--config", str(config)],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'benchmarks'}"},
+        stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while _accepted(queue) < 1:  # start-up (imports, connect) is not what we measure
@@ -92,6 +113,7 @@ sample_period_s = {1.0 / rate_hz}
             agent.wait()
     samples = samples1 - samples0
     return {
+        "source": source,
         "rate_hz": rate_hz,
         "seconds": round(t1 - t0, 1),
         "samples": samples,
@@ -107,10 +129,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", type=float, nargs="+", default=[1.0, 10.0, 100.0])
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window per rate")
+    parser.add_argument("--source", choices=["callable", "sim"], default="callable")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fw-cost-") as tmp, Mosquitto() as broker:
-        rows = [measure(rate, args.seconds, broker.port, Path(tmp)) for rate in args.rates]
+        rows = [measure(rate, args.seconds, broker.port, Path(tmp), args.source)
+                for rate in args.rates]
     if args.json:
         print(json.dumps(rows))
     else:

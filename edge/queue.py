@@ -138,6 +138,8 @@ class DiskQueue:
             "INSERT OR IGNORE INTO counters (name, value) VALUES (?, 0)", [(c,) for c in _COUNTERS]
         )
         self._tx_depth = 0
+        #: records stored by this instance: a cheap "is there something new to send?"
+        self.records_put = 0
         self._load_totals()
 
     def _load_totals(self) -> None:
@@ -206,6 +208,7 @@ class DiskQueue:
             )
             self._depth += 1
             self._bytes += size
+            self.records_put += 1
             assert cursor.lastrowid is not None
             return cursor.lastrowid
 

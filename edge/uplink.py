@@ -168,6 +168,10 @@ class Uplink:
             except* aiomqtt.MqttError as group:
                 self.last_error = "; ".join(str(e) for e in group.exceptions)
                 _log.info("%s: connection lost: %s", self.client_id, self.last_error)
+            except* Exception as group:
+                # e.g. the disk queue failing (disk full): keep trying, the records are safe
+                self.last_error = "; ".join(repr(e) for e in group.exceptions)
+                _log.exception("%s: uplink failed, retrying", self.client_id)
             self.connected.clear()
             self._client = None
             self.connection_losses += 1

@@ -27,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -43,8 +43,10 @@ from edge.backoff import Backoff
 from edge.batcher import AgeClock, Batcher
 from edge.queue import DiskQueue
 from edge.uplink import BrokerConfig, TlsFiles, Uplink
-from firmware_sim.fleet import Fleet, FleetConfig, SimDevice
 from forewarn.errors import ConfigError
+
+if TYPE_CHECKING:
+    from firmware_sim.fleet import SimDevice
 
 __all__ = [
     "AgentRun",
@@ -287,6 +289,10 @@ def _float(value: object) -> float:
 def build_source(section: SourceSection, clock: Callable[[], float] = time.time) -> SampleSource:
     """The source a ``[source]`` section describes; :class:`ConfigError` if it is incomplete."""
     if section.kind == "sim":
+        # imported here: the simulator (numba) triples the agent's memory, a real device
+        # with a command or callable source should not pay for it
+        from firmware_sim.fleet import Fleet, FleetConfig
+
         fleet = Fleet(FleetConfig(devices=section.index + 1, seed=section.seed,
                                   product=section.product, start=clock(),
                                   sample_period_s=section.sample_period_s))
@@ -366,6 +372,7 @@ async def run_agent(settings: EdgeSettings, stop: asyncio.Event,
     assert agent.queue is not None
     backoff = Backoff(settings.broker.backoff_base_s, settings.broker.backoff_cap_s)
     samples = 0
+    stopped = asyncio.ensure_future(stop.wait())
     try:
         async with Uplink(agent, broker_config(settings.broker), window=settings.broker.window,
                           backoff=backoff) as uplink:
@@ -373,23 +380,29 @@ async def run_agent(settings: EdgeSettings, stop: asyncio.Event,
             while not stop.is_set() and (max_samples is None or samples < max_samples):
                 if not source.self_paced:
                     next_at += agent.sample_period_s or settings.source.sample_period_s
-                    if await _wait(stop, next_at - time.monotonic()):
+                    delay = next_at - time.monotonic()
+                    if delay > 0:
+                        await asyncio.wait({stopped}, timeout=delay)
+                    if stop.is_set():
                         break
                     sample = await source.read()
                 else:
-                    sample = await _first(source.read(), stop)
+                    sample = await _first(source.read(), stopped)
                 if sample is None:
                     break
                 t, row = sample
+                records = agent.queue.records_put
                 agent.add_samples(np.array([t]), np.array([row], dtype=np.float64))
                 agent.poll()
-                uplink.notify()
+                if agent.queue.records_put != records:
+                    uplink.notify()
                 samples += 1
             agent.close()
             uplink.notify()
             await uplink.wait_drained(settings.drain_timeout_s)
             connects = uplink.connects
     finally:
+        stopped.cancel()
         await source.aclose()
         stats = agent.queue.stats()
         agent.queue.close()
@@ -406,11 +419,9 @@ async def _wait(stop: asyncio.Event, seconds: float) -> bool:
 
 
 async def _first(read: Awaitable[tuple[float, list[float]] | None],
-                 stop: asyncio.Event) -> tuple[float, list[float]] | None:
+                 stopped: asyncio.Future[Any]) -> tuple[float, list[float]] | None:
     reading = asyncio.ensure_future(read)
-    stopped = asyncio.ensure_future(stop.wait())
     await asyncio.wait({reading, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    stopped.cancel()
     if not reading.done():
         reading.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -444,6 +455,8 @@ async def run_fleet(
     device in a single ticking loop, so a thousand devices cost a thousand rows per tick, not a
     thousand timers.
     """
+    from firmware_sim.fleet import Fleet, FleetConfig
+
     batching = batching or BatchingSection()
     period = 1.0 / rate_hz
     sim = Fleet(FleetConfig(devices=first_index + devices, seed=seed, tenant=tenant,
@@ -475,9 +488,11 @@ async def run_fleet(
                 break
             for device, agent, uplink in runs:
                 t, values = device.next_block(period)
+                records = uplink.queue.records_put
                 agent.add_samples(t, values)
                 agent.poll()
-                uplink.notify()
+                if uplink.queue.records_put != records:
+                    uplink.notify()
             ticks += 1
         for _, agent, uplink in runs:
             agent.close()

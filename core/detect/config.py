@@ -59,13 +59,11 @@ class DetectorConfig(BaseModel):
 
     likelihood_window: int = Field(30, ge=1)
     likelihood_half_life: float = Field(4000.0, gt=0)
-    split_likelihood: bool = False
-    sharpness: float = 1.0
-    likelihood_mean_floor: float = 0.0
-    likelihood_var_floor: float = 0.004
-    combine: str = "max"
-    ladder: float = 0.0
-    boost: float = Field(0.0, ge=0)
+    likelihood_mean_floor: float = Field(0.0, ge=0, description="lower bound of the mean")
+    likelihood_var_floor: float = Field(
+        0.004, gt=0, description="lower bound of the variance of the windowed mean raw score "
+        "(HTM bounds it too): a calm series must stir visibly before it fires")
+    boost: float = Field(0.0, ge=0, description="alarm bar each firing adds (0 = off)")
     bar_half_life: float = Field(2000.0, gt=0)
     fire: float = Field(0.12, gt=0, le=1, description="likelihood score that fires an event")
     quiet: int = Field(200, ge=0, description="samples a series stays quiet after firing")
@@ -102,7 +100,7 @@ class DetectorConfig(BaseModel):
         fleet: dict[str, object] = {
             "warmup": 1440, "regression_weight": 1.0, "level_weight": 0.0,
             "seasonal_weight": 0.0, "transition_weight": 0.0, "multivariate_weight": 0.0,
-            "quiet": 1440,
+            "extreme_weight": 0.0, "quiet": 1440,
         }
         fleet.update(overrides)
         return cls.model_validate(fleet)

@@ -123,10 +123,8 @@ class Ensemble:
         self.likelihood = AnomalyLikelihood(cap, cfg.likelihood_window,
                                             cfg.likelihood_half_life, cfg.warmup,
                                             cfg.likelihood_mean_floor, cfg.likelihood_var_floor)
-        self.split = {n: AnomalyLikelihood(cap, cfg.likelihood_window, cfg.likelihood_half_life,
-                                           cfg.warmup) for n in self.statistical}
         self.onset = Onset(cap, cfg.fire, cfg.quiet, cfg.calm_scale, cfg.boost,
-                           cfg.bar_half_life, cfg.ladder)
+                           cfg.bar_half_life)
         self.rule_onset = Onset(cap, cfg.rule_fire, cfg.quiet, cfg.calm_scale)
         self.level_onset = Onset(cap, cfg.level_fire, cfg.quiet)
         self._findings: tuple[Finding, ...] = ()
@@ -150,25 +148,9 @@ class Ensemble:
                 continue
             sc = det.update(s, v, tt)
             comps[name] = sc
-            k = self.config.sharpness
-            if k != 1.0:
-                sk = sc ** k
-                sc = sk / (sk + (1.0 - sc) ** k)
-            if self.config.combine == "logodds":
-                sc = np.log1p(np.minimum(sc / np.maximum(1.0 - sc, 1e-9), 1e4))
-            elif self.config.combine == "sqrtodds":
-                sc = np.sqrt(np.minimum(sc / np.maximum(1.0 - sc, 1e-9), 1e4))
             np.maximum(raw, weight * sc, out=raw)
         raw[~np.isfinite(v)] = np.nan
-        if self.config.split_likelihood:
-            likelihood = np.zeros(v.shape)
-            for name, lk in self.split.items():
-                if name in comps:
-                    rc = self.statistical[name][0] * comps[name]
-                    rc[~np.isfinite(v)] = np.nan
-                    np.maximum(likelihood, lk.update(s, rc), out=likelihood)
-        else:
-            likelihood = self.likelihood.update(s, raw)
+        likelihood = self.likelihood.update(s, raw)
         if self.config.extreme_weight > 0.0:
             # record-breaking values are precise enough to skip the likelihood stage
             ext = np.zeros(v.shape)
@@ -205,10 +187,28 @@ class Ensemble:
         level = np.maximum(self.config.regression_weight * comps["regression"],
                            comps["out_of_range"])
         self._level = level
+        drift = self.statistical["drift"][1]
+        if self.config.drift_weight <= 0.0:  # its trend still predicts the time to a limit
+            drift.update(s, v, tt)
         level_fired = self.level_onset.update(s, level)
         final = np.maximum(level_fired, rule_fired)
-        self._findings = (self._explain(s, v, tt, final, level_fired, comps) if final.any()
-                          else ())
+        self._findings = ()
+        if not final.any():
+            return
+        assert isinstance(drift, Drift)
+        lo, hi = self.range.limits(s)
+        ttl = drift.time_to_limit(s, lo, hi)
+        out: list[Finding] = []
+        for i, j in zip(*np.nonzero(final), strict=True):
+            names = ["regression", "out_of_range"] if level_fired[i, j] > 0 else list(self.rules)
+            best = max(names, key=lambda n: float(comps[n][i, j]))
+            c, value = float(comps[best][i, j]), float(v[i, j])
+            out.append(Finding(
+                row=int(i), column=int(j), score=float(final[i, j]), detector=best,
+                value=value, component_score=c,
+                time_to_limit=float(ttl[j]) if np.isfinite(ttl[j]) else None,
+                explanation=f"value {value:.6g} is {_WHAT[best]} ({best} level {c:.2f})"))
+        self._findings = tuple(out)
 
     def last_level(self) -> NDArray[np.float64] | None:
         """Continuous anomaly level in [0, 1] of every sample and field of the last block.

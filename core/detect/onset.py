@@ -37,7 +37,6 @@ def onset_update(
     since: NDArray[np.int64], calm: NDArray[np.int64], slots: NDArray[np.int64],
     bar: NDArray[np.float64], score: NDArray[np.float64], out: NDArray[np.float64],
     fire: float, quiet: int, calm_scale: float, boost: float, bar_decay: float,
-    last: NDArray[np.float64], ladder: float,
 ) -> None:
     """Keep only onsets of ``score`` (ticks × columns) in ``out``; state counts samples."""
     n_ticks, n_cols = score.shape
@@ -51,16 +50,11 @@ def onset_update(
             out[i, j] = 0.0
             if not (math.isfinite(v) and v >= fire):
                 continue
-            if ladder > 0.0 and since[s] <= quiet and v >= ladder * last[s]:
-                # the same disturbance grew much stronger: say so once more
-                out[i, j] = min(v, 1.0)
-                last[s] = v
-            elif since[s] > quiet:
+            if since[s] > quiet:
                 weight = 1.0
                 if calm_scale > 0.0:
                     weight = 1.0 - math.exp(-(since[s] - 1) / calm_scale)
                 out[i, j] = min(v, 1.0) * weight
-                last[s] = v
                 since[s] = 0
                 bar[s] += boost
             calm[s] = 0
@@ -74,13 +68,11 @@ class Onset(SoADetector):
         "since": (np.int64, (), 1 << 40),
         "calm": (np.int64, (), 1 << 40),
         "bar": (np.float64, (), 0.0),
-        "last": (np.float64, (), 0.0),
     }
 
     def __init__(self, capacity: int = 1024, fire: float = 0.12, quiet: int = 200,
                  calm_scale: float = 0.0, boost: float = 0.0,
-                 bar_half_life: float = 2000.0, ladder: float = 0.0) -> None:
-        self.ladder = ladder
+                 bar_half_life: float = 2000.0) -> None:
         self.fire = fire
         self.boost = boost
         self.bar_decay = 0.5 ** (1.0 / bar_half_life)
@@ -94,4 +86,4 @@ class Onset(SoADetector):
     ) -> None:
         a = self._arrays
         onset_update(a["since"], a["calm"], slots, a["bar"], x, out, self.fire, self.quiet,
-                     self.calm_scale, self.boost, self.bar_decay, a["last"], self.ladder)
+                     self.calm_scale, self.boost, self.bar_decay)

@@ -92,7 +92,11 @@ class InfluxStore:
 
     def write_many(self, batches: Sequence[ScoredBatch]) -> None:
         """Store several batches in as few requests as ``max_lines_per_request`` allows."""
-        for body in self._bodies(batches):
+        try:
+            bodies = list(self._bodies(batches))
+        except ValueError as exc:  # a name line protocol cannot carry
+            raise StoreRejectedError(f"cannot write to InfluxDB: {exc}") from exc
+        for body in bodies:
             self.write_lines(body)
 
     def write_lines(self, body: bytes) -> None:

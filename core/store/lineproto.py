@@ -129,6 +129,8 @@ def measurement_lines(
 
 
 def _prefix(measurement: str, batch: ScoredBatch) -> str:
+    if not (batch.tenant and batch.device_id and batch.product):
+        raise ValueError("tenant, device and product must not be empty (they are tags)")
     # tags sorted by key, as InfluxDB prefers them
     return (
         f"{escape_measurement(measurement)},device={escape_key(batch.device_id)}"

@@ -11,6 +11,9 @@ from influxdb_client.client.write.point import Point
 from influxdb_client.domain.write_precision import WritePrecision
 
 from core.events import DetectorEvent, ScoredBatch
+from core.store.base import StoreRejectedError
+from core.store.config import InfluxConfig
+from core.store.influx import InfluxStore
 from core.store.lineproto import encode_batch, encode_events, escape_key, measurement_lines
 
 
@@ -74,3 +77,16 @@ def test_onsets_carry_detector_and_field_tags_and_escaped_text() -> None:
         'onset=1i,score=0.9,explanation="flow \\"low\\"\\\\" 1700000000000'
     )
     assert "explanation" not in encode_events([onset], explanations=False)[0]
+
+
+def test_an_empty_tag_is_refused_before_anything_is_sent() -> None:
+    batch = ScoredBatch("acme", "", "heat_pump", ("a",), np.array([1.0]), np.array([[1.0]]),
+                        np.array([[0.0]]))
+    with pytest.raises(ValueError, match="must not be empty"):
+        encode_batch(batch)
+    # the store calls it a refusal (never worth retrying), before any request goes out
+    with (
+        InfluxStore(InfluxConfig(url="http://127.0.0.1:9", retries=0)) as store,
+        pytest.raises(StoreRejectedError, match="must not be empty"),
+    ):
+        store.write(batch)

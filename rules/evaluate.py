@@ -120,6 +120,11 @@ class AlarmState:
 Key = tuple[str, str, str]
 
 
+def _or(value: float | None, default: float) -> float:
+    """``value`` unless None (a time of 0.0 is a time, not a missing one)."""
+    return default if value is None else value
+
+
 class RuleEvaluator:
     """Evaluates every rule over each scored batch; keeps per-(rule, tenant, device) state."""
 
@@ -213,12 +218,14 @@ class RuleEvaluator:
         out.append(Transition(kind, rule, key[1], key[2], state.product, at, alarm))
 
     def _enter_no_data(self, rule: Rule, key: Key, state: AlarmState, at: float,
-                       out: list[Transition]) -> None:
+                       out: list[Transition], late: bool = False) -> None:
         state.before_no_data = state.status
         state.status = "no_data"
         state.since = at
         alarm = None
-        if rule.is_no_data_rule:
+        # a gap noticed only when data is back (``late``) is history: it goes in the states,
+        # but opens no "device silent" case for a device that is talking again
+        if rule.is_no_data_rule and not late:
             alarm = Alarm(rule, key[1], key[2], state.product, at, at, "", 0.0, 0.0,
                           kind="no_data")
             state.fired_at = at
@@ -230,7 +237,8 @@ class RuleEvaluator:
         first = float(t[0])
         if (rule.no_data is not None and state.last_seen is not None
                 and state.status != "no_data" and first - state.last_seen >= rule.no_data):
-            self._enter_no_data(rule, key, state, state.last_seen + rule.no_data, out)
+            self._enter_no_data(rule, key, state, state.last_seen + rule.no_data, out,
+                                late=True)
         if state.status == "no_data":
             back = state.before_no_data or "normal"
             if rule.is_no_data_rule or back == "pending":
@@ -262,7 +270,7 @@ class RuleEvaluator:
                 if not act[i]:
                     state.status, state.pending_since = "normal", None
                     self.dirty.add(key)
-                elif ts - (state.pending_since or ts) >= rule.for_s:
+                elif ts - _or(state.pending_since, ts) >= rule.for_s:
                     self._fire(rule, key, state, ctx, cols, i, out)
             elif status == "firing":
                 if clr[i]:
@@ -294,7 +302,7 @@ class RuleEvaluator:
 
     def _maybe_resolve(self, rule: Rule, key: Key, state: AlarmState, ts: float,
                        out: list[Transition]) -> None:
-        if ts - (state.clear_since or ts) < rule.resolve_after:
+        if ts - _or(state.clear_since, ts) < rule.resolve_after:
             return
         if state.flapping and rule.flapping is not None:
             if state.fires and ts - state.fires[-1] < rule.flapping.within:

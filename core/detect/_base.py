@@ -114,7 +114,9 @@ class SoADetector:
         """
         s, v = as_block(slots, x)
         self._ensure(s)
-        out = np.zeros(v.shape, dtype=np.float64)
+        # same memory order as x: the column-wise kernels take x Fortran-ordered (each series'
+        # samples adjacent), the tiled ones C-ordered
+        out = np.empty_like(v, dtype=np.float64)  # every kernel writes every score
         tt = None if t is None else np.ascontiguousarray(t, dtype=np.float64)
         if v.size:
             self._run(s, v, tt, out)

@@ -34,7 +34,7 @@ __all__ = ["Drift", "drift_update"]
 _MAD_TO_SIGMA = 1.2533141373155001
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def drift_update(
     mean: NDArray[np.float64], spread: NDArray[np.float64], count: NDArray[np.int64],
     up: NDArray[np.float64], down: NDArray[np.float64], level: NDArray[np.float64],

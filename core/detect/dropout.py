@@ -27,7 +27,7 @@ from core.detect._base import SoADetector
 __all__ = ["Dropout", "dropout_update"]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def dropout_update(
     missing: NDArray[np.int64], longest: NDArray[np.int64], count: NDArray[np.int64],
     last_t: NDArray[np.float64], interval: NDArray[np.float64],

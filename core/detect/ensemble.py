@@ -139,38 +139,53 @@ class Ensemble:
         t: NDArray[np.float64] | None = None,
     ) -> NDArray[np.float64]:
         """Score then learn a block; returns fired scores in [0, 1] of shape (n_ticks, k)."""
-        s, v = as_block(slots, x)
+        s, v_rows = as_block(slots, x)
+        # the kernels that walk one series at a time read it contiguous (one transpose per block)
+        v = np.asfortranarray(v_rows)
         tt = None if t is None else np.ascontiguousarray(t, dtype=np.float64)
         comps: dict[str, NDArray[np.float64]] = {}
-        raw = np.zeros(v.shape)
+        raw: NDArray[np.float64] | None = None
         for name, (weight, det) in self.statistical.items():
             if weight <= 0.0:
+                if name == "drift" and self.config.regression_weight <= 0.0:
+                    det.update(s, v, tt)  # its trend still predicts the time to a limit
                 continue
-            sc = det.update(s, v, tt)
+            row_wise = isinstance(det, RobustZ | Multivariate)  # these walk a tick at a time
+            sc = det.update(s, v_rows if row_wise else v, tt)
             comps[name] = sc
-            np.maximum(raw, weight * sc, out=raw)
+            weighted = sc if weight == 1.0 else weight * sc
+            if raw is None:
+                raw = weighted.copy()
+            else:
+                np.maximum(raw, weighted, out=raw)
+        if raw is None:
+            raw = np.zeros_like(v)
         raw[~np.isfinite(v)] = np.nan
         likelihood = self.likelihood.update(s, raw)
         if self.config.extreme_weight > 0.0:
             # record-breaking values are precise enough to skip the likelihood stage
-            ext = np.zeros(v.shape)
-            for det in self.extremes:
+            ext = self.extremes[0].update(s, v, tt)
+            for det in self.extremes[1:]:
                 np.maximum(ext, det.update(s, v, tt), out=ext)
             comps["extreme"] = ext
-            fired = self.onset.update(s, np.maximum(likelihood,
-                                                    self.config.extreme_weight * ext))
+            w = self.config.extreme_weight
+            fired = self.onset.update(s, np.maximum(likelihood, ext if w == 1.0 else w * ext))
         else:
             fired = self.onset.update(s, likelihood)
-        rule = np.zeros(v.shape)
+        rule: NDArray[np.float64] | None = None
         for name, det in self.rules.items():
             use_t = name != "dropout" or self.config.dropout_time_gaps
             sc = det.update(s, v, tt if use_t else None)
             comps[name] = sc
-            np.maximum(rule, sc, out=rule)
+            if rule is None:
+                rule = sc.copy()
+            else:
+                np.maximum(rule, sc, out=rule)
+        assert rule is not None
         rule_fired = self.rule_onset.update(s, rule)
         comps["likelihood"] = likelihood
         self._components = comps
-        final = np.maximum(fired, rule_fired)
+        final = np.ascontiguousarray(np.maximum(fired, rule_fired))
         if self.config.regression_weight > 0.0:
             self._fleet_level(s, v, tt, comps, rule_fired)
         else:

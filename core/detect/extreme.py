@@ -34,7 +34,7 @@ _MAD_TO_SIGMA = 1.2533141373155001
 _SETTLE = 30
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def extreme_update(
     mean: NDArray[np.float64], spread: NDArray[np.float64], record: NDArray[np.float64],
     smooth: NDArray[np.float64], count: NDArray[np.int64], slots: NDArray[np.int64],

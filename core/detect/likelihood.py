@@ -31,7 +31,7 @@ __all__ = ["AnomalyLikelihood", "likelihood_update"]
 _LOG_TINY = math.log(1e-12)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def likelihood_update(
     ring: NDArray[np.float64], total: NDArray[np.float64], mean: NDArray[np.float64],
     var: NDArray[np.float64], count: NDArray[np.int64], slots: NDArray[np.int64],

@@ -33,7 +33,7 @@ from core.detect._base import SoADetector
 __all__ = ["Multivariate", "multivariate_update"]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def multivariate_update(
     mean: NDArray[np.float64], var: NDArray[np.float64], cov: NDArray[np.float64],
     pvar: NDArray[np.float64], rvar: NDArray[np.float64], count: NDArray[np.int64],

@@ -32,7 +32,7 @@ from core.detect._base import SoADetector
 __all__ = ["Onset", "onset_update"]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def onset_update(
     since: NDArray[np.int64], calm: NDArray[np.int64], slots: NDArray[np.int64],
     bar: NDArray[np.float64], score: NDArray[np.float64], out: NDArray[np.float64],

@@ -24,7 +24,7 @@ from core.detect._base import SoADetector
 __all__ = ["OutOfRange", "out_of_range_update"]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def out_of_range_update(
     lo: NDArray[np.float64], hi: NDArray[np.float64], slots: NDArray[np.int64],
     x: NDArray[np.float64], out: NDArray[np.float64],

@@ -28,7 +28,7 @@ __all__ = ["RateOfChange", "rate_update"]
 _MAD_TO_SIGMA = 1.2533141373155001
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def rate_update(
     last: NDArray[np.float64], mean: NDArray[np.float64], spread: NDArray[np.float64],
     count: NDArray[np.int64], slots: NDArray[np.int64], x: NDArray[np.float64],

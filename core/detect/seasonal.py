@@ -33,7 +33,7 @@ __all__ = ["Seasonal", "seasonal_update"]
 _MAD_TO_SIGMA = 1.2533141373155001
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def seasonal_update(
     level: NDArray[np.float64], spread: NDArray[np.float64], seen: NDArray[np.int64],
     resid: NDArray[np.float64], count: NDArray[np.int64],

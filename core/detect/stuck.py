@@ -27,7 +27,7 @@ from core.detect._base import SoADetector
 __all__ = ["Stuck", "stuck_update"]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def stuck_update(
     last: NDArray[np.float64], run: NDArray[np.int64], longest: NDArray[np.int64],
     changes: NDArray[np.int64], slots: NDArray[np.int64], x: NDArray[np.float64],

@@ -28,7 +28,7 @@ from core.detect._base import SoADetector
 __all__ = ["Transition", "transition_update"]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def transition_update(
     lo: NDArray[np.float64], hi: NDArray[np.float64], prev: NDArray[np.int64],
     counts: NDArray[np.float64], slots: NDArray[np.int64], x: NDArray[np.float64],

@@ -21,8 +21,8 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,13 +30,14 @@ from numpy.typing import NDArray
 from core.dead_letter import DeadLetters
 from core.decode import decode_telemetry
 from core.dedup import DuplicateFilter
+from core.detect.ensemble import Finding
 from core.detect.series import SeriesRegistry
 from core.errors import DecodeError
 from core.events import DetectorEvent, ScoredBatch
 from core.store.base import TimeSeriesStore
 from edge.schema import TelemetryBatch
 
-__all__ = ["BatchDetector", "CorePipeline", "CoreStats", "PipelineState"]
+__all__ = ["BatchDetector", "CorePipeline", "CoreStats", "LevelDetector", "PipelineState"]
 
 
 class BatchDetector(Protocol):
@@ -47,8 +48,30 @@ class BatchDetector(Protocol):
         """Detector name, for explanations."""
         ...
 
-    def update(self, slots: NDArray[np.int64], x: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Scores in [0, 1] for ``x`` (ticks × len(slots))."""
+    def update(self, slots: NDArray[np.int64], x: NDArray[np.float64],
+               t: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+        """Scores in [0, 1] for ``x`` (ticks × len(slots)) sampled at times ``t``."""
+        ...
+
+
+@runtime_checkable
+class LevelDetector(Protocol):
+    """A detector that also gives a continuous level and explained onsets (the Ensemble).
+
+    The pipeline stores the level as the batch's scores (rules hold it for a duration) and
+    turns the findings into :class:`DetectorEvent` s.
+    """
+
+    def last_level(self) -> NDArray[np.float64] | None:
+        """Level in [0, 1] of every sample and field of the last update (None: no level)."""
+        ...
+
+    def last_findings(self) -> tuple[Finding, ...]:
+        """Explained onsets of the last update."""
+        ...
+
+    def rebaseline(self, slots: NDArray[np.int64]) -> None:
+        """Re-learn these series' baselines (after a firmware update)."""
         ...
 
 
@@ -66,8 +89,12 @@ class CoreStats:
 class CorePipeline:
     """Turns telemetry messages into stored, scored batches with detector events.
 
-    ``event_threshold``: a field whose score rises to at least this emits one
-    :class:`DetectorEvent` (onset only; the next one needs the score to fall below it first).
+    With a :class:`LevelDetector` (the :class:`~core.detect.Ensemble`) a batch's scores are
+    the detector's continuous level (high for as long as an anomaly lasts) and its events the
+    detector's explained onsets; a device's new firmware version re-anchors its baselines.
+    With a plain detector the scores are what it returns, and ``event_threshold`` makes the
+    events: a field whose score rises to at least this emits one :class:`DetectorEvent`
+    (onset only; the next one needs the score to fall below it first).
     """
 
     def __init__(
@@ -85,6 +112,8 @@ class CorePipeline:
         self.dead_letters = DeadLetters()
         self.stats = CoreStats()
         self._above = np.zeros(1024, dtype=np.bool_)
+        #: firmware each device last reported: an update may move baselines, not a fault
+        self._firmware: dict[tuple[str, str], str] = {}
 
     def process_payload(self, topic: str, payload: bytes) -> ScoredBatch | None:
         """Decode and process one MQTT message; bad ones are dead-lettered, duplicates dropped."""
@@ -108,8 +137,21 @@ class CorePipeline:
         if not np.all(order == np.arange(t.shape[0])):
             t, values = t[order], values[order]
         slots = self.series.slots(tenant, batch.device_id, fields)
-        scores = self.detector.update(slots, values)
-        events = self._onsets(tenant, batch, fields, slots, t, values, scores)
+        detector = self.detector
+        if batch.firmware is not None:
+            before = self._firmware.setdefault((tenant, batch.device_id), batch.firmware)
+            if before != batch.firmware:
+                self._firmware[(tenant, batch.device_id)] = batch.firmware
+                if isinstance(detector, LevelDetector):
+                    detector.rebaseline(slots)
+        scores = detector.update(slots, values, t)
+        if isinstance(detector, LevelDetector):
+            level = detector.last_level()
+            if level is not None:
+                scores = level
+            events = self._explained(tenant, batch, fields, t, detector.last_findings())
+        else:
+            events = self._onsets(tenant, batch, fields, slots, t, values, scores)
         scored = ScoredBatch(tenant, batch.device_id, batch.product, fields, t, values, scores,
                              events)
         self.store.write(scored)
@@ -117,6 +159,17 @@ class CorePipeline:
         self.stats.samples_ingested += scored.n_samples
         self.stats.events += len(events)
         return scored
+
+    def _explained(
+        self, tenant: str, batch: TelemetryBatch, fields: tuple[str, ...],
+        t: NDArray[np.float64], findings: tuple[Finding, ...],
+    ) -> tuple[DetectorEvent, ...]:
+        return tuple(DetectorEvent(
+            tenant=tenant, device_id=batch.device_id, product=batch.product,
+            field=fields[f.column], detector=f.detector, ts=float(t[f.row]), score=f.score,
+            value=f.value, explanation=f"{fields[f.column]}: {f.explanation}",
+            time_to_limit_s=f.time_to_limit,
+        ) for f in findings)
 
     def _onsets(
         self,
@@ -154,6 +207,7 @@ class CorePipeline:
             dedup=self.dedup.state(),
             above=self._above.copy(),
             detector=dict(detector_state()) if callable(detector_state) else {},
+            firmware=dict(self._firmware),
         )
 
     def load_state(self, state: PipelineState) -> None:
@@ -161,6 +215,7 @@ class CorePipeline:
         self.series.load(state.series)
         self.dedup.load(state.dedup)
         self._above = state.above.copy()
+        self._firmware = dict(state.firmware)
         load = getattr(self.detector, "load_state", None)
         if state.detector and callable(load):
             load(state.detector)
@@ -186,3 +241,4 @@ class PipelineState:
     dedup: dict[tuple[str, str, str], tuple[int, list[int]]]
     above: NDArray[np.bool_]
     detector: dict[str, NDArray[Any]]
+    firmware: dict[tuple[str, str], str] = field(default_factory=dict)

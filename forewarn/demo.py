@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from core.config import MqttConfig
-from core.detect import RobustZ
+from core.detect import make_detector
 from core.pipeline import CorePipeline
 from core.service import CoreService
 from core.store.embedded import EmbeddedStore
@@ -140,7 +140,7 @@ async def run_demo(
     engine = connect(f"sqlite:///{options.out_dir / 'cases.sqlite'}")
     casebook = CaseBook(engine, channel="terminal", clock=time.time)
     rules_pipeline = RulesPipeline(rules, casebook)
-    pipeline = CorePipeline(RobustZ(warmup=1440), store,
+    pipeline = CorePipeline(make_detector(settings.detector), store,
                             event_threshold=settings.core.event_threshold,
                             dedup_window=settings.core.dedup_window)
     notifier = TerminalNotifier(options.out_dir / "notices.jsonl", echo=options.show_notices,

@@ -8,6 +8,9 @@ Nested keys use ``__`` in the environment: ``FOREWARN_MQTT__PORT=1884`` sets ``[
 (1883, True)
 >>> load_settings(None, env={"FOREWARN_MQTT__PORT": "1999"}).mqtt.port
 1999
+>>> detector = load_settings(None, env={"FOREWARN_DETECTOR__REGRESSION_HALF_Z": "4"}).detector
+>>> detector.regression_half_z, detector.regression_weight     # the rest: the fleet profile
+(4.0, 1.0)
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,6 +29,7 @@ from pydantic_settings import (
 )
 
 from core.config import CoreConfig, MqttConfig
+from core.detect.config import DetectorConfig
 from forewarn.errors import ConfigError
 
 __all__ = ["BrokerSettings", "CasesSettings", "Settings", "StoreSettings", "load_settings"]
@@ -75,6 +79,16 @@ class Settings(BaseSettings):
     core: CoreConfig = Field(default_factory=CoreConfig)
     store: StoreSettings = Field(default_factory=StoreSettings)
     cases: CasesSettings = Field(default_factory=CasesSettings)
+    #: the detector core runs; ``[detector]`` keys override the fleet profile
+    #: (:meth:`DetectorConfig.for_fleet`), not the single-series NAB defaults
+    detector: DetectorConfig = Field(default_factory=DetectorConfig.for_fleet)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _detector_over_fleet_profile(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("detector"), Mapping):
+            data = {**data, "detector": DetectorConfig.for_fleet(**data["detector"])}
+        return data
 
     @classmethod
     def settings_customise_sources(

@@ -24,7 +24,7 @@ from core.config import MqttConfig
 from core.detect import make_detector
 from core.pipeline import CorePipeline
 from core.service import CoreService
-from core.store.embedded import EmbeddedStore
+from core.store.config import make_store
 from edge.agent import EdgeAgent
 from edge.batcher import Batcher
 from edge.publisher import MqttPublisher
@@ -136,7 +136,11 @@ async def run_demo(
                               horizon_s=options.hours * 3600.0, tenant=settings.tenant,
                               onset_window=(0.3, 0.5), fault_kinds=options.fault_kinds,
                               fault_fraction=options.fault_fraction))
-    store = EmbeddedStore(options.out_dir / "telemetry.sqlite")
+    store_config = settings.store
+    if store_config.kind == "embedded":
+        store_config = store_config.model_copy(
+            update={"path": options.out_dir / "telemetry.sqlite"})
+    store = make_store(store_config)
     engine = connect(f"sqlite:///{options.out_dir / 'cases.sqlite'}")
     casebook = CaseBook(engine, channel="terminal", clock=time.time)
     rules_pipeline = RulesPipeline(rules, casebook)

@@ -30,9 +30,17 @@ from pydantic_settings import (
 
 from core.config import CoreConfig, MqttConfig
 from core.detect.config import DetectorConfig
+from core.store.config import StoreConfig
 from forewarn.errors import ConfigError
 
-__all__ = ["BrokerSettings", "CasesSettings", "Settings", "StoreSettings", "load_settings"]
+__all__ = [
+    "BrokerSettings",
+    "CasesSettings",
+    "ServeSettings",
+    "Settings",
+    "StoreSettings",
+    "load_settings",
+]
 
 DEFAULT_CONFIG_FILE = Path("forewarn.toml")
 
@@ -46,13 +54,8 @@ class BrokerSettings(BaseModel):
     embedded: bool = True
 
 
-class StoreSettings(BaseModel):
-    """Where telemetry and anomaly scores are kept."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: str = "embedded"
-    path: Path = Path("var/telemetry.sqlite")
+#: ``[store]``: which time-series store and its settings (see core/store/config.py)
+StoreSettings = StoreConfig
 
 
 class CasesSettings(BaseModel):
@@ -63,6 +66,21 @@ class CasesSettings(BaseModel):
     url: str = "sqlite:///var/cases.sqlite"
     rules_file: Path = Path("config/rules/heat_pump.yaml")
     notices_jsonl: Path = Path("var/notices.jsonl")
+
+
+class ServeSettings(BaseModel):
+    """The support console and REST API (``forewarn serve``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    #: signs the console's session cookies; empty: a random one per start (everyone logs in
+    #: again after a restart)
+    session_secret: str = ""
+    session_max_age_s: int = Field(default=8 * 3600, gt=0)
+    #: send session cookies only over HTTPS (set it behind a TLS proxy)
+    secure_cookies: bool = False
 
 
 class Settings(BaseSettings):
@@ -77,11 +95,12 @@ class Settings(BaseSettings):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     core: CoreConfig = Field(default_factory=CoreConfig)
-    store: StoreSettings = Field(default_factory=StoreSettings)
+    store: StoreConfig = Field(default_factory=StoreConfig)
     cases: CasesSettings = Field(default_factory=CasesSettings)
     #: the detector core runs; ``[detector]`` keys override the fleet profile
     #: (:meth:`DetectorConfig.for_fleet`), not the single-series NAB defaults
     detector: DetectorConfig = Field(default_factory=DetectorConfig.for_fleet)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from forewarn.demo import DemoOptions, run_demo
-from forewarn.settings import load_settings
+from forewarn.settings import Settings, load_settings
 from forewarn.summary import DemoSummary
 
 __all__ = ["print_summary", "register"]
@@ -43,6 +43,11 @@ def register(subparsers: Any) -> None:
                         help="also write the summary as JSON here")
     parser.add_argument("--quiet", action="store_true",
                         help="do not print each notice or the progress bar")
+    parser.add_argument("--serve", action="store_true",
+                        help="afterwards keep the support console up on the run's cases "
+                        "(prints the address and a login token; Ctrl-C stops it)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="the console's port with --serve (default [serve] port: 8080)")
     parser.set_defaults(func=_run)
 
 
@@ -74,13 +79,16 @@ def print_summary(summary: DemoSummary, console: Console) -> None:
         table.add_row(name, str(value))
     console.print(table)
     if summary.cases:
-        cases = Table(title="cases", title_justify="left")
-        for col in ("case", "device", "rule", "opened (simulated)", "fault", "lead before call"):
-            cases.add_column(col)
+        rules = sorted({c.rule for c in summary.cases})
+        cases = Table(title="cases", title_justify="left",
+                      caption=f"rule{'s' if len(rules) > 1 else ''}: {', '.join(rules)}",
+                      caption_justify="left")
+        for col in ("case", "device", "opened (simulated)", "fault behind it", "lead before call"):
+            cases.add_column(col, overflow="fold")
         for c in summary.cases:
-            opened = datetime.fromtimestamp(c.opened_at, tz=UTC).strftime("%Y-%m-%d %H:%M")
+            opened = datetime.fromtimestamp(c.opened_at, tz=UTC).strftime("%m-%d %H:%M")
             lead = _hours(c.lead_time_s) if c.lead_time_s is not None else "-"
-            cases.add_row(f"FW-{c.case_id}", c.device_id, c.rule, opened,
+            cases.add_row(f"FW-{c.case_id}", c.device_id, opened,
                           c.fault_kind or "none (false case)", lead)
         console.print(cases)
 
@@ -100,4 +108,18 @@ def _run(args: argparse.Namespace) -> int:
     console.print(f"notices: {options.out_dir / 'notices.jsonl'}   cases: "
                   f"{options.out_dir / 'cases.sqlite'}   ground truth: "
                   f"{options.out_dir / 'ground_truth.jsonl'}")
+    if args.serve:
+        _serve(settings, options.out_dir, args.port, console)
     return 0 if summary.samples_lost == 0 else 1
+
+
+def _serve(settings: Settings, out_dir: Path, port: int | None, console: Console) -> None:
+    """Keep the console up on the demo's files, with an admin token to log in."""
+    from forewarn.console.server import console_context, serve_console
+
+    ctx = console_context(settings, demo_dir=out_dir)
+    issued = ctx.tokens.create(settings.tenant, "admin", "demo")
+    host, port = settings.serve.host, settings.serve.port if port is None else port
+    console.print(f"\nsupport console: [bold]http://{host}:{port}/login[/bold]  "
+                  f"token: [bold]{issued.token}[/bold]   (Ctrl-C stops it)")
+    asyncio.run(serve_console(ctx, host, port))

@@ -107,16 +107,20 @@ class SoADetector:
         slots: NDArray[np.int64] | list[int],
         x: NDArray[np.float64] | list[list[float]],
         t: NDArray[np.float64] | None = None,
+        out: NDArray[np.float64] | None = None,
     ) -> NDArray[np.float64]:
         """Score then learn a block ``x`` (ticks × len(slots)); scores in [0, 1], same shape.
 
         ``t`` (n_ticks,) are the samples' times in seconds; detectors that need time use it.
+        ``out``, if given, receives the scores (a caller scoring many blocks reuses one buffer
+        instead of faulting in fresh pages every call).
         """
         s, v = as_block(slots, x)
         self._ensure(s)
-        # same memory order as x: the column-wise kernels take x Fortran-ordered (each series'
-        # samples adjacent), the tiled ones C-ordered
-        out = np.empty_like(v, dtype=np.float64)  # every kernel writes every score
+        if out is None or out.shape != v.shape:
+            # same memory order as x: the column-wise kernels take x Fortran-ordered (each
+            # series' samples adjacent), the tiled ones C-ordered; every kernel writes every score
+            out = np.empty_like(v, dtype=np.float64)
         tt = None if t is None else np.ascontiguousarray(t, dtype=np.float64)
         if v.size:
             self._run(s, v, tt, out)

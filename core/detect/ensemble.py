@@ -129,6 +129,7 @@ class Ensemble:
         self.level_onset = Onset(cap, cfg.level_fire, cfg.quiet)
         self._findings: tuple[Finding, ...] = ()
         self._components: dict[str, NDArray[np.float64]] = {}
+        self._work: dict[str, NDArray[np.float64]] = {}
         self._level: NDArray[np.float64] | None = None
 
     # -- the service's call ------------------------------------------------------------------
@@ -141,51 +142,50 @@ class Ensemble:
         """Score then learn a block; returns fired scores in [0, 1] of shape (n_ticks, k)."""
         s, v_rows = as_block(slots, x)
         # the kernels that walk one series at a time read it contiguous (one transpose per block)
-        v = np.asfortranarray(v_rows)
+        v = self._buf("x", v_rows.shape, "F")
+        v[...] = v_rows
         tt = None if t is None else np.ascontiguousarray(t, dtype=np.float64)
         comps: dict[str, NDArray[np.float64]] = {}
-        raw: NDArray[np.float64] | None = None
+        raw = self._buf("raw", v.shape, "F")
+        raw[...] = 0.0
         for name, (weight, det) in self.statistical.items():
             if weight <= 0.0:
                 if name == "drift" and self.config.regression_weight <= 0.0:
-                    det.update(s, v, tt)  # its trend still predicts the time to a limit
+                    # its trend still predicts the time to a limit
+                    det.update(s, v, tt, out=self._buf(name, v.shape, "F"))
                 continue
             row_wise = isinstance(det, RobustZ | Multivariate)  # these walk a tick at a time
-            sc = det.update(s, v_rows if row_wise else v, tt)
+            src = v_rows if row_wise else v
+            sc = det.update(s, src, tt, out=self._buf(name, v.shape, "C" if row_wise else "F"))
             comps[name] = sc
-            weighted = sc if weight == 1.0 else weight * sc
-            if raw is None:
-                raw = weighted.copy()
-            else:
-                np.maximum(raw, weighted, out=raw)
-        if raw is None:
-            raw = np.zeros_like(v)
+            np.maximum(raw, sc if weight == 1.0 else weight * sc, out=raw)
         raw[~np.isfinite(v)] = np.nan
-        likelihood = self.likelihood.update(s, raw)
+        likelihood = self.likelihood.update(s, raw, out=self._buf("likelihood", v.shape, "F"))
+        candidate = likelihood
         if self.config.extreme_weight > 0.0:
             # record-breaking values are precise enough to skip the likelihood stage
-            ext = self.extremes[0].update(s, v, tt)
-            for det in self.extremes[1:]:
-                np.maximum(ext, det.update(s, v, tt), out=ext)
+            ext = self._buf("extreme", v.shape, "F")
+            ext[...] = 0.0
+            for k, det in enumerate(self.extremes):
+                np.maximum(ext, det.update(s, v, tt, out=self._buf(f"extreme{k}", v.shape, "F")),
+                           out=ext)
             comps["extreme"] = ext
             w = self.config.extreme_weight
-            fired = self.onset.update(s, np.maximum(likelihood, ext if w == 1.0 else w * ext))
-        else:
-            fired = self.onset.update(s, likelihood)
-        rule: NDArray[np.float64] | None = None
+            candidate = self._buf("candidate", v.shape, "F")
+            np.maximum(likelihood, ext if w == 1.0 else w * ext, out=candidate)
+        fired = self.onset.update(s, candidate, out=self._buf("fired", v.shape, "F"))
+        rule = self._buf("rule", v.shape, "F")
+        rule[...] = 0.0
         for name, det in self.rules.items():
             use_t = name != "dropout" or self.config.dropout_time_gaps
-            sc = det.update(s, v, tt if use_t else None)
+            sc = det.update(s, v, tt if use_t else None, out=self._buf(name, v.shape, "F"))
             comps[name] = sc
-            if rule is None:
-                rule = sc.copy()
-            else:
-                np.maximum(rule, sc, out=rule)
-        assert rule is not None
-        rule_fired = self.rule_onset.update(s, rule)
+            np.maximum(rule, sc, out=rule)
+        rule_fired = self.rule_onset.update(s, rule, out=self._buf("rule_fired", v.shape, "F"))
         comps["likelihood"] = likelihood
         self._components = comps
-        final = np.ascontiguousarray(np.maximum(fired, rule_fired))
+        final = np.empty(v.shape)  # the caller keeps this one: never a reused buffer
+        np.maximum(fired, rule_fired, out=final)
         if self.config.regression_weight > 0.0:
             self._fleet_level(s, v, tt, comps, rule_fired)
         else:
@@ -241,13 +241,26 @@ class Ensemble:
         if isinstance(reg, Regression):
             reg.rebaseline(slots)
 
+    def _buf(self, name: str, shape: tuple[int, ...], order: str) -> NDArray[np.float64]:
+        """A scratch array reused from block to block (fresh pages cost more than the maths)."""
+        arr = self._work.get(name)
+        fits = arr is not None and arr.shape == shape and (
+            arr.flags.f_contiguous if order == "F" else arr.flags.c_contiguous)
+        if arr is None or not fits:
+            arr = np.empty(shape, order="F" if order == "F" else "C")
+            self._work[name] = arr
+        return arr
+
     # -- explanations ------------------------------------------------------------------------
     def last_findings(self) -> tuple[Finding, ...]:
         """Firings of the last :meth:`update`, in row order, each explained."""
         return self._findings
 
     def last_components(self) -> dict[str, NDArray[np.float64]]:
-        """Every detector's score of the last block (and the likelihood), by name."""
+        """Every detector's score of the last block (and the likelihood), by name.
+
+        The arrays are scratch buffers: valid until the next :meth:`update`; copy to keep.
+        """
         return self._components
 
     def _explain(

@@ -1,0 +1,62 @@
+"""Configuration of the JetStream engine: where NATS is, the stream, partitions and workers.
+
+>>> cfg = NatsConfig()
+>>> cfg.partitions, cfg.fetch_batch, cfg.consumer_name(7)
+(32, 64, 'fw-part-07')
+>>> NatsConfig(partitions=0)
+Traceback (most recent call last):
+...
+pydantic_core._pydantic_core.ValidationError: 1 validation error for NatsConfig
+...
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["NatsConfig"]
+
+
+class NatsConfig(BaseModel):
+    """The stream every device's telemetry lands in, and how workers consume it.
+
+    ``partitions`` is fixed for the life of the stream (changing it moves devices between
+    partitions, and so between detector states): choose it generous, a few times the largest
+    number of worker processes you expect.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = "nats://127.0.0.1:4222"
+    stream: str = "FOREWARN_TELEMETRY"
+    #: subjects the MQTT listener publishes device telemetry on (MQTT '/' becomes NATS '.')
+    ingress_subject: str = "forewarn.v1.*.*.telemetry"
+    #: stored subjects: ``{prefix}.{partition}.{tenant}.{device}``
+    partition_prefix: str = "fw.tp"
+    partitions: int = Field(default=32, ge=1, le=1024)
+    #: how long the stream keeps telemetry for replay
+    max_age_s: float = Field(default=24 * 3600.0, gt=0)
+    #: disk the stream may use; when full the oldest messages go (discard old)
+    max_bytes: int = Field(default=10 * 1024**3, ge=1024 * 1024)
+    #: fill level (share of ``max_bytes``) from which the monitor raises its alert
+    alert_fill: float = Field(default=0.8, gt=0, le=1)
+    replicas: int = Field(default=1, ge=1, le=5)
+    #: messages per fetch, and the consumer's max_ack_pending: one batch in flight per partition
+    fetch_batch: int = Field(default=64, ge=1, le=10_000)
+    fetch_timeout_s: float = Field(default=1.0, gt=0)
+    #: redelivery after this long unacknowledged (only a crashed owner leaves messages unacked)
+    ack_wait_s: float = Field(default=60.0, gt=0)
+    #: detector state of each partition is snapshotted this often (and at shutdown)
+    snapshot_interval_s: float = Field(default=30.0, gt=0)
+    #: object store bucket holding the snapshots
+    snapshot_bucket: str = "forewarn-snapshots"
+    #: store retries while the store is down: full-jitter backoff up to this delay
+    store_retry_max_s: float = Field(default=5.0, gt=0)
+
+    def consumer_name(self, partition: int) -> str:
+        """Durable consumer name of one partition."""
+        return f"fw-part-{partition:02d}"
+
+    def partition_subject(self, partition: int) -> str:
+        """Filter subject of one partition's consumer."""
+        return f"{self.partition_prefix}.{partition}.>"

@@ -1,0 +1,330 @@
+"""JetStream workers: one task per owned partition, one process per set of partitions.
+
+A :class:`PartitionWorker` owns one partition. On start it restores the partition's snapshot
+into a fresh pipeline and recreates the partition's durable pull consumer so that it delivers
+from the snapshot's stream sequence + 1 (the whole stream when there is none): the detector
+relearns exactly what the previous owner had learned after its last snapshot. Then it loops:
+
+1. fetch up to ``fetch_batch`` messages (the consumer's ``max_ack_pending`` is that same
+   number, so one batch is in flight per partition and nothing overtakes it);
+2. decode, dedup and detect each message with the partition's :class:`CorePipeline`, whose
+   store is a hand-off list, not the real store;
+3. write the batch's scored batches to the real store, retrying with full-jitter backoff for as
+   long as the store is down (telling JetStream the messages are in progress meanwhile);
+4. hand every scored batch to the sink (the rules pipeline);
+5. acknowledge the last message (ack policy *all* covers the batch) and wait for the server
+   to confirm; every ``snapshot_interval_s`` save a snapshot with that message's sequence.
+
+A crash anywhere before 5 leaves the batch unacknowledged, and the next owner replays it; the
+store (samples keyed by device and time), the case book (open cases keyed by device and rule)
+and the outbox (notices keyed by idempotency key) make the replay change nothing.
+
+:class:`NatsEngine` is one worker process: it connects, makes sure the stream exists and runs
+a partition worker per partition it was given. Which process owns which partition is decided
+by whoever starts the processes (the supervisor in :mod:`forewarn.workers`), so a partition has
+one owner at a time. Usage::
+
+    async with NatsEngine(cfg, partitions=range(0, 16), make_pipeline=factory,
+                          store=store, sink=rules.handle) as engine:
+        await engine.run()            # until engine.stop() or cancellation
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TypeVar
+
+import nats
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from core.events import EventSink, ScoredBatch
+from core.nats.config import NatsConfig
+from core.nats.snapshot import Snapshot, SnapshotStore
+from core.nats.stream import StreamMonitor, ensure_stream, topic_of_subject
+from core.pipeline import CorePipeline
+from core.store.base import HistoryStore, SeriesFrame, StoreError, TimeSeriesStore
+
+__all__ = ["HandOff", "NatsEngine", "PartitionStats", "PartitionWorker", "PipelineFactory"]
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+#: builds a partition's pipeline around the store it is given (the engine's hand-off list)
+PipelineFactory = Callable[[TimeSeriesStore], CorePipeline]
+
+
+class HandOff:
+    """The pipeline's store inside a worker: it only collects, the worker writes for real.
+
+    >>> handoff = HandOff()
+    >>> handoff.take()
+    []
+    """
+
+    def __init__(self) -> None:
+        self._batches: list[ScoredBatch] = []
+
+    def write(self, batch: ScoredBatch) -> None:
+        """Keep ``batch`` until :meth:`take`."""
+        self._batches.append(batch)
+
+    def take(self) -> list[ScoredBatch]:
+        """What was written since the last call."""
+        batches, self._batches = self._batches, []
+        return batches
+
+    def read(self, tenant: str, device_id: str, start: float, stop: float,
+             every_s: float = 0.0) -> SeriesFrame:
+        """Not readable: the worker's real store is."""
+        raise StoreError("the hand-off list keeps no history")
+
+    def count_samples(self, tenant: str | None = None) -> int:
+        """Not countable: the worker's real store is."""
+        raise StoreError("the hand-off list keeps no history")
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+@dataclass(slots=True)
+class PartitionStats:
+    """What one partition worker did."""
+
+    partition: int
+    restored_seq: int = 0
+    last_seq: int = 0
+    fetches: int = 0
+    messages: int = 0
+    store_retries: int = 0
+    sink_retries: int = 0
+    snapshots: int = 0
+    snapshot_bytes: int = 0
+
+
+class PartitionWorker:
+    """Owns one partition: restore, replay, then fetch → process → store → sink → ack."""
+
+    def __init__(
+        self,
+        partition: int,
+        js: JetStreamContext,
+        cfg: NatsConfig,
+        make_pipeline: PipelineFactory,
+        store: HistoryStore,
+        sink: EventSink,
+        snapshots: SnapshotStore,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.partition = partition
+        self.js = js
+        self.cfg = cfg
+        self.handoff = HandOff()
+        self.pipeline = make_pipeline(self.handoff)
+        self.store = store
+        self.sink = sink
+        self.snapshots = snapshots
+        self.clock = clock
+        self.stats = PartitionStats(partition)
+        self._sub: JetStreamContext.PullSubscription | None = None
+        self._stopping = asyncio.Event()
+        self._last_snapshot = clock()
+        self._snapshot_seq = 0
+
+    async def start(self) -> None:
+        """Restore the snapshot and point the durable consumer just after it."""
+        snapshot = await self.snapshots.load(self.partition)
+        if snapshot is not None:
+            self.pipeline.load_state(snapshot.state)
+            self.stats.restored_seq = self._snapshot_seq = snapshot.stream_seq
+        name = self.cfg.consumer_name(self.partition)
+        with contextlib.suppress(NotFoundError):
+            await self.js.delete_consumer(self.cfg.stream, name)
+        await self.js.add_consumer(self.cfg.stream, ConsumerConfig(
+            durable_name=name,
+            filter_subject=self.cfg.partition_subject(self.partition),
+            deliver_policy=(DeliverPolicy.BY_START_SEQUENCE if snapshot is not None
+                            else DeliverPolicy.ALL),
+            opt_start_seq=snapshot.stream_seq + 1 if snapshot is not None else None,
+            ack_policy=AckPolicy.ALL,
+            # one batch in flight: a wider window lets a later batch be acknowledged (and so
+            # a crash skip) before an earlier one is stored
+            max_ack_pending=self.cfg.fetch_batch,
+            ack_wait=self.cfg.ack_wait_s,
+            max_deliver=-1,
+        ))
+        self._sub = await self.js.pull_subscribe_bind(durable=name, stream=self.cfg.stream)
+        _log.info("partition %d: restored at stream seq %d", self.partition,
+                  self.stats.restored_seq)
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then return from :meth:`run`."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop`; a last snapshot is saved on the way out."""
+        if self._sub is None:
+            await self.start()
+        assert self._sub is not None
+        while not self._stopping.is_set():
+            try:
+                msgs = await self._sub.fetch(self.cfg.fetch_batch, timeout=self.cfg.fetch_timeout_s)
+            except TimeoutError:  # nats-py raises the builtin one from fetch
+                await self._maybe_snapshot()
+                continue
+            await self.process(msgs)
+            await self._maybe_snapshot()
+        await self.snapshot()
+
+    async def process(self, msgs: Sequence[Msg]) -> None:
+        """One fetched batch, from decoding to the confirmed acknowledgement."""
+        if not msgs:
+            return
+        self.stats.fetches += 1
+        for msg in msgs:
+            self.pipeline.process_payload(topic_of_subject(msg.subject, self.cfg), msg.data)
+        scored = self.handoff.take()
+        if scored:
+            await self._retry(lambda: self._write(scored), msgs, "store")
+            for batch in scored:
+                await self._retry(lambda b=batch: self.sink(b), msgs, "sink")  # type: ignore[misc]
+        await msgs[-1].ack_sync(timeout=10.0)
+        self.stats.messages += len(msgs)
+        self.stats.last_seq = msgs[-1].metadata.sequence.stream
+
+    async def _write(self, scored: list[ScoredBatch]) -> None:
+        self.store.write_many(scored)
+
+    async def _retry(self, attempt: Callable[[], Awaitable[None]], msgs: Sequence[Msg],
+                     what: str) -> None:
+        failures = 0
+        last_progress = self.clock()
+        while True:
+            try:
+                await attempt()
+                return
+            except Exception as exc:  # store errors, and the sink is foreign code: keep the data
+                failures += 1
+                if what == "store":
+                    self.stats.store_retries += 1
+                else:
+                    self.stats.sink_retries += 1
+                if failures == 1 or failures % 20 == 0:
+                    _log.warning("partition %d: %s failed (%s); retrying, batch held",
+                                 self.partition, what, exc)
+            if self.clock() - last_progress > self.cfg.ack_wait_s / 3:
+                # keep JetStream from redelivering what this owner still holds
+                for msg in msgs:
+                    await msg.in_progress()
+                last_progress = self.clock()
+            cap = min(self.cfg.store_retry_max_s, 0.05 * 2 ** min(failures, 16))
+            await asyncio.sleep(random.uniform(0, cap))
+
+    async def _maybe_snapshot(self) -> None:
+        if self.clock() - self._last_snapshot >= self.cfg.snapshot_interval_s:
+            await self.snapshot()
+
+    async def snapshot(self) -> None:
+        """Save the state as of the last acknowledged message (if anything changed)."""
+        self._last_snapshot = self.clock()
+        if self.stats.last_seq <= self._snapshot_seq:
+            return
+        size = await self.snapshots.save(Snapshot(
+            self.partition, self.stats.last_seq, time.time(), self.pipeline.state()))
+        self._snapshot_seq = self.stats.last_seq
+        self.stats.snapshots += 1
+        self.stats.snapshot_bytes = size
+
+
+class NatsEngine:
+    """One worker process's JetStream side: connection, stream, and its partitions' workers."""
+
+    def __init__(
+        self,
+        cfg: NatsConfig,
+        partitions: Sequence[int],
+        make_pipeline: PipelineFactory,
+        store: HistoryStore,
+        sink: EventSink,
+        monitor_interval_s: float = 30.0,
+    ) -> None:
+        self.cfg = cfg
+        self.partitions = list(partitions)
+        self.make_pipeline = make_pipeline
+        self.store = store
+        self.sink = sink
+        self.monitor_interval_s = monitor_interval_s
+        self.workers: list[PartitionWorker] = []
+        self.ready = asyncio.Event()
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self.monitor: StreamMonitor | None = None
+
+    async def __aenter__(self) -> NatsEngine:
+        self._nc = await nats.connect(self.cfg.url, max_reconnect_attempts=-1,
+                                      reconnect_time_wait=0.5, name="forewarn-core")
+        self._js = self._nc.jetstream(timeout=10.0)
+        await ensure_stream(self._js, self.cfg)
+        snapshots = SnapshotStore(self._js, self.cfg.snapshot_bucket, self.cfg.replicas)
+        self.monitor = StreamMonitor(self._js, self.cfg)
+        self.workers = [
+            PartitionWorker(p, self._js, self.cfg, self.make_pipeline, self.store, self.sink,
+                            snapshots)
+            for p in self.partitions
+        ]
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._nc is not None:
+            await self._nc.close()
+            self._nc = None
+
+    def stop(self) -> None:
+        """Ask every partition worker to finish its batch and snapshot."""
+        for worker in self.workers:
+            worker.stop()
+
+    async def run(self) -> None:
+        """Restore every partition, then consume until :meth:`stop`."""
+        for worker in self.workers:
+            await worker.start()
+        self.ready.set()
+        tasks = [asyncio.create_task(w.run(), name=f"partition-{w.partition}")
+                 for w in self.workers]
+        watch = asyncio.create_task(self._watch_stream())
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            watch.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(watch, *tasks, return_exceptions=True)
+
+    async def _watch_stream(self) -> None:
+        assert self.monitor is not None
+        while True:
+            await asyncio.sleep(self.monitor_interval_s)
+            try:
+                await self.monitor.check(self.partitions)
+            except (TimeoutError, nats.errors.Error) as exc:
+                _log.warning("stream monitor: %s", exc)
+
+    def stats(self) -> list[PartitionStats]:
+        """Per-partition counters."""
+        return [w.stats for w in self.workers]

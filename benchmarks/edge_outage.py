@@ -41,6 +41,7 @@ from paho.mqtt.properties import Properties
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from edge_broker import Mosquitto
 
+from edge.queue import DiskQueue
 from edge.schema import TelemetryBatch, decode_payload
 from forewarn.commands.devices import add_device
 
@@ -127,11 +128,9 @@ def _queue_bytes(path: Path) -> int:
 
 
 def _queue_counters(path: Path) -> dict[str, int]:
-    with sqlite3.connect(path) as db:
-        counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
-        staged = db.execute("SELECT rows FROM staged").fetchall()
-    counters["staged"] = sum(len(json.loads(text)) for (text,) in staged)
-    return {k: int(v) for k, v in counters.items()}
+    """The queue's counters (open it only once its agent has exited)."""
+    with DiskQueue(path) as queue:
+        return asdict(queue.stats())
 
 
 def _wait_until(condition: object, timeout_s: float, what: str) -> None:
@@ -255,8 +254,7 @@ def run_outage(devices: int = 12, rate_hz: float = 10.0, warmup_s: float = 10.0,
                         process.wait()
                 stop_sampling.set()
                 sampler.join()
-            totals = {"accepted_samples": 0, "dropped_samples": 0, "acked_samples": 0,
-                      "staged": 0}
+            totals = {"accepted_samples": 0, "dropped_samples": 0, "acked_samples": 0}
             for queue in queues:
                 for key, value in _queue_counters(queue).items():
                     if key in totals:

@@ -14,8 +14,9 @@ uses):
 (['forewarn/v1/acme/hp-1/telemetry', 'forewarn/v1/acme/hp-1/telemetry'], 3)
 
 With a :class:`~edge.queue.DiskQueue`, every accepted sample is on disk when ``add_samples``
-returns: complete batches as queue records, the rest of the open batch as staged rows that a
-restarted agent picks up. :class:`~edge.uplink.Uplink` sends the records.
+returns: journalled as staged rows first, then, once a batch is complete, as a queue record
+(a restarted agent re-batches whatever was still staged). :class:`~edge.uplink.Uplink` sends
+the records.
 
 >>> import tempfile, pathlib
 >>> from edge.queue import DiskQueue
@@ -38,6 +39,7 @@ restarted agent picks up. :class:`~edge.uplink.Uplink` sends the records.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -119,10 +121,10 @@ class EdgeAgent:
         values = np.array([[np.nan if v is None else v for v in row] for _, row in staged],
                           dtype=np.float64)
         with queue.transaction():
-            # already counted as accepted before the restart; now part of this boot's batches
+            # journalled before the restart (so already accepted); now in this boot's batches
             for batch in self.batcher.add(t, values):
                 self._send(batch)
-            queue.stage(self.batcher.pending, replace=True)
+            queue.restage(self.batcher.pending)
 
     def add_samples(self, t: NDArray[np.float64], values: NDArray[np.float64]) -> None:
         """Accept samples (rows of ``values`` at epoch seconds ``t``); send what they complete."""
@@ -130,14 +132,14 @@ class EdgeAgent:
             for batch in self.batcher.add(t, values):
                 self._send(batch)
             return
-        with self.queue.transaction():
-            batches = self.batcher.add(t, values)
-            for batch in batches:
-                self._send(batch)
-            pending = self.batcher.pending
-            self.queue.stage(pending if batches else pending[len(pending) - len(t):],
-                             replace=bool(batches))
-            self.queue.count_samples(len(t))
+        # on disk first: from here on a crash cannot lose them
+        self.queue.stage([
+            (ts, [v if math.isfinite(v) else None for v in row])
+            for ts, row in zip(t.tolist(), values.tolist(), strict=True)
+        ])
+        batches = self.batcher.add(t, values)
+        if batches:
+            self._cut(batches)
 
     def poll(self) -> None:
         """Cut the open batch if it is due by the wall clock (``Batcher(age_clock="wall")``)."""
@@ -157,7 +159,7 @@ class EdgeAgent:
         with self.queue.transaction():
             for batch in batches:
                 self._send(batch)
-            self.queue.stage(self.batcher.pending, replace=True)
+            self.queue.restage(self.batcher.pending)
 
     def _send(self, batch: TelemetryBatch) -> None:
         body = batch.model_dump_json(exclude_none=True).encode()

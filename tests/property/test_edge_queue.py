@@ -1,5 +1,6 @@
 """The disk queue as a state machine: an acknowledged record never comes back; an accepted record
-is never lost unless the cap dropped it, and then the drop is counted."""
+is never lost unless the cap dropped it, and then the drop is counted; a staged sample is either
+still staged or inside a record, across crashes and failed transactions."""
 
 from __future__ import annotations
 
@@ -49,6 +50,9 @@ class DiskQueueMachine(RuleBasedStateMachine):
         self.acked: set[int] = set()
         self.dropped_records = 0
         self.dropped_samples = 0
+        self.staged: list[tuple[float, list[float | None]]] = []
+        self.accepted_samples = 0
+        self.next_t = 0.0
 
     def _open(self) -> DiskQueue:
         return DiskQueue(self.tmp / "q.sqlite", max_bytes=MAX_BYTES, max_age_s=MAX_AGE_S,
@@ -98,6 +102,41 @@ class DiskQueueMachine(RuleBasedStateMachine):
     def time_passes(self, seconds: float) -> None:
         self.clock.now += seconds
 
+    @rule(n=st.integers(1, 5), missing=st.booleans())
+    def stage(self, n: int, missing: bool) -> None:
+        rows = []
+        for _ in range(n):
+            rows.append((self.next_t, [None if missing else self.next_t, 1.5]))
+            self.next_t += 1.0
+        self.queue.stage(rows)
+        self.staged.extend(rows)
+        self.accepted_samples += n
+
+    @precondition(lambda self: bool(self.staged))
+    @rule(data=st.data(), fail=st.booleans())
+    def cut_batch(self, data: st.DataObject, fail: bool) -> None:
+        """The batcher cuts the oldest staged samples into a record; maybe the commit fails."""
+        keep = data.draw(st.integers(0, len(self.staged) - 1))
+        cut = len(self.staged) - keep
+        record_id = None
+        try:
+            with self.queue.transaction():
+                record_id = self.queue.put(TOPIC, b"x" * 10 * cut, n_samples=cut)
+                self.queue.restage(self.staged[cut:])
+                if fail:
+                    raise OSError("simulated failure before commit")
+        except OSError:
+            assert self.queue.staged() == self.staged
+            return
+        self._reconcile(Priority.TELEMETRY)
+        if record_id is None:
+            self.dropped_records += 1
+            self.dropped_samples += cut
+        else:
+            size = 10 * cut + len(TOPIC) + RECORD_OVERHEAD_BYTES
+            self.model[record_id] = (Priority.TELEMETRY, size, self.clock.now, cut)
+        self.staged = self.staged[cut:]
+
     @rule()
     def crash_and_reopen(self) -> None:
         # committed data is all there is: closing and reopening is what a kill -9 leaves
@@ -122,12 +161,14 @@ class DiskQueueMachine(RuleBasedStateMachine):
         assert stats.bytes == sum(size for _, size, _, _ in self.model.values())
         assert stats.dropped_records == self.dropped_records
         assert stats.dropped_samples == self.dropped_samples
+        assert stats.accepted_samples == self.accepted_samples
+        assert self.queue.staged() == self.staged
 
     def teardown(self) -> None:
         self.queue.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-DiskQueueMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40,
+DiskQueueMachine.TestCase.settings = settings(max_examples=50, stateful_step_count=30,
                                               deadline=None)
 TestDiskQueue = DiskQueueMachine.TestCase

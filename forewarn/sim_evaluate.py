@@ -24,15 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import multiprocessing
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from core.detect import DetectorConfig, make_detector
@@ -44,10 +46,12 @@ from firmware_sim.fleet import Delivery, Fleet, FleetConfig, SimDevice
 from firmware_sim.imperfections import Imperfections
 from firmware_sim.products import PRODUCTS
 from firmware_sim.truth import FaultTruth, write_jsonl
-from rules.cases import CaseBook
-from rules.db import CaseRow, connect
-from rules.model import Rule, RuleSet, load_rules
+from rules.cases import CaseBook, CaseOutcome
+from rules.db import CaseRow, NoticeRow, connect
+from rules.evaluate import Alarm
+from rules.model import load_rule_dir
 from rules.pipeline import RulesPipeline
+from rules.registry import DeviceMeta
 
 __all__ = [
     "EvalOptions",
@@ -58,7 +62,6 @@ __all__ = [
     "SimCase",
     "TimelineTrace",
     "evaluate",
-    "load_rule_dir",
     "match_cases",
     "report",
     "run_evaluation",
@@ -89,6 +92,17 @@ class SimCase:
     noticed_at: float
     opened_at: float = 0.0
     field: str = ""
+    #: when the customer notice went out (after quiet hours); defaults to ``noticed_at``
+    notified_at: float | None = None
+    #: a resolved case that opened again (the team hears, the customer is not told again)
+    reopened: bool = False
+
+    @property
+    def customer_heard_at(self) -> float | None:
+        """When the customer heard from us through this case (None: not through this one)."""
+        if not self.customer_notice:
+            return None
+        return self.notified_at if self.notified_at is not None else self.noticed_at
 
 
 @dataclass(slots=True)
@@ -136,7 +150,8 @@ def match_cases(truths: Sequence[FaultTruth], cases: Sequence[SimCase], horizon_
                 if c.noticed_at >= truth.onset - grace_s]
         matched.update(id(c) for c in mine)
         detected = mine[0].noticed_at if mine else None
-        notified = next((c.noticed_at for c in mine if c.customer_notice), None)
+        heard = [c.customer_heard_at for c in mine if c.customer_heard_at is not None]
+        notified = min(heard) if heard else None
         if truth.visible is None:
             invisible_notices += sum(c.customer_notice for c in mine)
         lead: float | None = None
@@ -225,17 +240,20 @@ class EvalOptions:
     batch_s: float = 6 * 3600.0
     imperfections: Imperfections = field(default_factory=Imperfections)
     call_model: CallModel = field(default_factory=CallModel)
-    detector: DetectorConfig = field(default_factory=DetectorConfig)
-    #: the support team closes a case this long after it opened (None: never), so that one
-    #: false case does not hide a later fault of the same device from the same rule
-    triage_s: float | None = 12 * 3600.0
+    #: the service's profile for fleets (settings [detector] layer over it)
+    detector: DetectorConfig = field(default_factory=DetectorConfig.for_fleet)
+    #: the first days only teach the detectors (no rules, no faults): a running service has
+    #: learned from history; false cases are counted over the days after
+    learn_days: float = 1.0
+    #: processes, each streaming a share of the devices through its own pipelines
+    workers: int = 1
     #: how many faulty devices to keep telemetry of, for timeline plots
     trace: int = 0
 
     def fleet_config(self) -> FleetConfig:
-        """The fleet these options describe; faults start after the first day (learning)."""
+        """The fleet these options describe; faults start after the learning days."""
         horizon = self.days * 86_400.0
-        first = min(0.5, 86_400.0 / horizon)
+        first = min(0.5, self.learn_days * 86_400.0 / horizon)
         return FleetConfig(
             devices=self.devices, seed=self.seed, products=self.products, tenant="sim",
             horizon_s=horizon, fault_fraction=self.fault_fraction, fault_kinds=self.fault_kinds,
@@ -287,7 +305,7 @@ class _NullStore:
 
 
 class _SimClock:
-    """The rules' clock, moved to each batch's arrival."""
+    """Simulated time for the rules: each batch's arrival, or the arrival of an alarm's sample."""
 
     def __init__(self, now: float) -> None:
         self.now = now
@@ -296,50 +314,81 @@ class _SimClock:
         return self.now
 
 
-def load_rule_dir(rules_dir: Path) -> RuleSet:
-    """All rules of every ``*.yaml`` file in ``rules_dir``, as one rule set."""
-    rules: list[Rule] = []
-    for path in sorted(rules_dir.glob("*.yaml")):
-        rules.extend(load_rules(path).rules)
-    return RuleSet(rules=tuple(rules))
+class _SimCaseBook(CaseBook):
+    """The case book on simulated time: an alarm is recorded at the moment the sample that
+    fired it would have reached a live server (with the agent's own small batches), although
+    the evaluation streams long batches for speed."""
+
+    def __init__(self, engine: Engine, clock: _SimClock) -> None:
+        super().__init__(engine, channel="sim", clock=clock)
+        self.sim_clock = clock
+        self.delivery: Delivery | None = None
+
+    def record_alarm(self, alarm: Alarm, meta: DeviceMeta | None = None) -> CaseOutcome:
+        """Record ``alarm`` at its sample's arrival, then as usual."""
+        if self.delivery is not None:
+            self.sim_clock.now = _arrival_of(self.delivery, alarm.fired_at)
+        return super().record_alarm(alarm, meta)
 
 
-def _noticed_at(delivery: Delivery, opened_at: float) -> float:
-    """When the sample that opened a case reached the server (true time)."""
+def _arrival_of(delivery: Delivery, ts: float) -> float:
+    """When the sample of ``delivery`` taken at ``ts`` (device clock) reached the server."""
     if delivery.sample_arrival is None:
         return delivery.arrival
-    i = int(np.searchsorted(delivery.t, opened_at))
-    if i < delivery.t.shape[0] and delivery.t[i] == opened_at:
+    i = int(np.searchsorted(delivery.t, ts))
+    if i < delivery.t.shape[0] and delivery.t[i] == ts:
         return float(delivery.sample_arrival[i])
     return delivery.arrival
 
 
-def _close_cases(engine: Engine, before: float) -> None:
-    """The support team closes the cases opened before ``before``: the device may open a new
-    case for the same rule from then on."""
+def _cases_from(engine: Engine) -> list[SimCase]:
+    """Every case the rules opened or reopened, timed by its notices: the team's notice says
+    when the case opened (or reopened), the customer's (unless suppressed) when the customer
+    heard, after quiet hours."""
     with Session(engine) as session:
-        session.execute(update(CaseRow)
-                        .where(CaseRow.status == "open", CaseRow.opened_at < before)
-                        .values(status="closed", open_key=None))
-        session.commit()
+        rows = {row.id: row for row in session.scalars(select(CaseRow))}
+        notices = list(session.scalars(select(NoticeRow).where(
+            NoticeRow.kind.in_(("opened", "reopened")))))
+    customer = {n.case_id: max(n.created_at, n.next_attempt_at) for n in notices
+                if n.audience == "customer" and n.kind == "opened" and n.status != "suppressed"}
+    out: list[SimCase] = []
+    for notice in notices:
+        row = rows.get(notice.case_id)
+        if notice.audience != "team" or row is None:
+            continue
+        opened = notice.kind == "opened"
+        out.append(SimCase(
+            device_id=row.device_id, product=row.product, rule=row.rule, severity=row.severity,
+            customer_notice=opened and row.id in customer, noticed_at=notice.created_at,
+            opened_at=row.opened_at, field=row.field,
+            notified_at=customer.get(row.id) if opened else None, reopened=not opened))
+    return sorted(out, key=lambda c: c.noticed_at)
 
 
 async def _stream(options: EvalOptions, fleet: Fleet,
                   traces: dict[str, TimelineTrace]) -> tuple[list[SimCase], int, int]:
-    ruleset = load_rule_dir(options.rules_dir)
-    customer = {r.name: r.notify_customer for r in ruleset.rules}
     core = CorePipeline(make_detector(options.detector), _NullStore())
     clock = _SimClock(fleet.config.start)
     engine = connect("sqlite://")
-    rules = RulesPipeline(ruleset, CaseBook(engine, channel="sim", clock=clock))
-    cases: list[SimCase] = []
+    book = _SimCaseBook(engine, clock)
+    rules = RulesPipeline(load_rule_dir(options.rules_dir), book)
     samples = batches = 0
-    next_triage = fleet.config.start
+    next_tick = fleet.config.start + options.learn_days * 86_400.0 + 3600.0
+    learning_until = fleet.config.start + options.learn_days * 86_400.0
     for delivery in fleet.deliveries(batch_s=options.batch_s):
+        if delivery.arrival < learning_until:
+            # detectors learn the first day(s), as a running service has learned from history
+            core.process(delivery.tenant, delivery.to_batch(validate=False))
+            samples += delivery.t.shape[0]
+            batches += 1
+            continue
+        if delivery.arrival >= next_tick:
+            # what the service does now and then: silent devices, escalation
+            clock.now = next_tick
+            await rules.tick(next_tick)
+            next_tick = float(np.floor(delivery.arrival / 3600.0) * 3600.0) + 3600.0
         clock.now = delivery.arrival
-        if options.triage_s is not None and clock.now >= next_triage:
-            _close_cases(engine, before=clock.now - options.triage_s)
-            next_triage = clock.now + 3600.0
+        book.delivery = delivery
         if delivery.device_id in traces:
             trace = traces[delivery.device_id]
             trace.t.append(delivery.t)
@@ -347,19 +396,31 @@ async def _stream(options: EvalOptions, fleet: Fleet,
         scored = core.process(delivery.tenant, delivery.to_batch(validate=False))
         samples += delivery.t.shape[0]
         batches += 1
-        if scored is None:
-            continue
-        seen = len(rules.opened)
-        await rules.handle(scored)
-        for row in rules.opened[seen:]:
-            cases.append(SimCase(
-                device_id=row.device_id, product=row.product, rule=row.rule,
-                severity=row.severity, customer_notice=customer.get(row.rule, False),
-                noticed_at=_noticed_at(delivery, row.opened_at), opened_at=row.opened_at,
-                field=row.field,
-            ))
+        if scored is not None:
+            await rules.handle(scored)
+    cases = _cases_from(engine)
     engine.dispose()
     return cases, samples, batches
+
+
+@dataclass(slots=True)
+class _ShardResult:
+    cases: list[SimCase]
+    samples: int
+    batches: int
+    traces: dict[str, TimelineTrace]
+
+
+def _run_shard(options: EvalOptions, shard: int, shards: int,
+               traced: tuple[str, ...]) -> _ShardResult:
+    """Stream every ``shards``-th device, starting at ``shard``: devices are independent (their
+    detector state and rule state are their own), so shards can run on separate cores."""
+    fleet = Fleet(options.fleet_config())
+    fleet.devices = fleet.devices[shard::shards]
+    traces = {d.device_id: TimelineTrace(d.product.fields)
+              for d in fleet.devices if d.device_id in traced}
+    cases, samples, batches = asyncio.run(_stream(options, fleet, traces))
+    return _ShardResult(cases, samples, batches, traces)
 
 
 def _pick_traced(fleet: Fleet, n: int) -> list[SimDevice]:
@@ -384,10 +445,24 @@ def run_evaluation(options: EvalOptions, out_dir: Path | None = None) -> Evaluat
         write_jsonl(out_dir / "ground_truth.jsonl", fleet.ground_truth)
     traces = {d.device_id: TimelineTrace(d.product.fields)
               for d in _pick_traced(fleet, options.trace)}
-    cases, samples, batches = asyncio.run(_stream(options, fleet, traces))
+    shards = max(1, min(options.workers, options.devices))
+    if shards == 1:
+        results = [_run_shard(options, 0, 1, tuple(traces))]
+    else:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=shards, mp_context=context) as pool:
+            results = list(pool.map(_run_shard, [options] * shards, range(shards),
+                                    [shards] * shards, [tuple(traces)] * shards))
+    cases = sorted((c for r in results for c in r.cases), key=lambda c: c.noticed_at)
+    samples = sum(r.samples for r in results)
+    batches = sum(r.batches for r in results)
+    for r in results:
+        traces.update(r.traces)
     result = match_cases(fleet.ground_truth, cases, fleet.config.end)
     elapsed = time.perf_counter() - started
-    figures = report(result, devices=options.devices, days=options.days)
+    figures = report(result, devices=options.devices,
+                     days=max(0.0, options.days - options.learn_days))
+    figures["simulated_days"] = options.days
     figures.update({
         "seed": options.seed,
         "cases": len(cases),

@@ -117,4 +117,5 @@ class HeatPump:
 
         values = np.column_stack((current, discharge, suction, outdoor, flow))
         values += eps[:, 1:] * _NOISE
+        values[:, [0, 4]] = np.maximum(values[:, [0, 4]], 0.0)  # current and flow are not < 0
         return quantise(values, _STEPS)

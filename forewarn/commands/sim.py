@@ -45,6 +45,8 @@ def register(subparsers: Any) -> None:
     ev.add_argument("--batch-hours", type=float, default=6.0,
                     help="length of the batches streamed (default 6; notices are still timed "
                     "by the agents' 10-minute batches)")
+    ev.add_argument("--workers", type=int, default=1,
+                    help="processes, each streaming a share of the devices (default 1)")
     ev.add_argument("--out", type=Path, default=Path("var/sim"), metavar="DIR",
                     help="where the ground truth is written (default var/sim)")
     ev.add_argument("--json", type=Path, default=None, metavar="PATH",
@@ -65,7 +67,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ForewarnError(f"no rules files (*.yaml) in {args.rules}")
     options = EvalOptions(devices=args.devices, days=args.days, seed=args.seed,
                           fault_fraction=args.fault_fraction, rules_dir=args.rules,
-                          batch_s=args.batch_hours * 3600.0,
+                          batch_s=args.batch_hours * 3600.0, workers=args.workers,
                           trace=4 if args.plots is not None else 0)
     try:
         evaluation = run_evaluation(options, out_dir=args.out)

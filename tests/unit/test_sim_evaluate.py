@@ -3,6 +3,7 @@ small end-to-end run through the real core and rules pipelines."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def test_small_run_catches_an_obvious_fault_before_the_call(tmp_path: Path) -> N
     options = EvalOptions(
         devices=2, days=2.0, seed=3, products=("heat_pump",), fault_fraction=1.0,
         fault_kinds=("component_failure",), rules_dir=tmp_path / "rules",
-        imperfections=Imperfections.none(), trace=1, triage_s=H,
+        imperfections=Imperfections.none(), trace=1,
         call_model=CallModel(median_delay_s=8 * H, sigma=0.3, never_call_fraction=0.0),
     )
     evaluation = run_evaluation(options, out_dir=tmp_path)
@@ -122,3 +123,14 @@ def test_small_run_catches_an_obvious_fault_before_the_call(tmp_path: Path) -> N
     assert read_jsonl(tmp_path / "ground_truth.jsonl") == evaluation.fleet.ground_truth
     pngs = write_plots(evaluation, tmp_path / "plots")
     assert [p.name for p in pngs][:1] == ["lead_time_by_fault.png"] and len(pngs) == 2
+
+
+def test_shards_on_two_workers_give_the_same_report(tmp_path: Path) -> None:
+    (tmp_path / "easy.yaml").write_text(EASY_RULES, encoding="utf-8")
+    options = EvalOptions(devices=6, days=1.5, seed=5, products=("heat_pump",),
+                          fault_fraction=0.5, rules_dir=tmp_path)
+    one = run_evaluation(options).report
+    two = run_evaluation(dataclasses.replace(options, workers=2)).report
+    for key in ("run_time_s", "samples_per_s"):
+        one.pop(key), two.pop(key)
+    assert one == two

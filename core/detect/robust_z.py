@@ -74,6 +74,43 @@ def robust_z_update(
             m[jj] = mean[s]
             sp[jj] = spread[s]
             c[jj] = count[s]
+        # counts only grow: once every series of the tile is warm and learning at the floor
+        # rate, the block runs a leaner loop (no warm-start division, no warm-up selects) with
+        # the very same arithmetic
+        least = c[0]
+        for jj in range(1, w):
+            least = min(least, c[jj])
+        if least >= warmup and least > 0.0 and 1.0 / (least + 1.0) <= alpha:
+            for i in range(n_ticks):
+                row = x[i, j0:j0 + w]
+                scores = out[i, j0:j0 + w]
+                for jj in range(w):
+                    v = row[jj]
+                    ok = (v - v) == 0.0
+                    spj = sp[jj]
+                    m_old = m[jj]
+                    am = m_old if m_old >= 0.0 else -m_old
+                    floor = 1e-6 * (1.0 + am)
+                    sc = spj * _MAD_TO_SIGMA
+                    sc = sc if sc > floor else floor
+                    dev = (v - m_old) if ok else 0.0
+                    ad = dev if dev >= 0.0 else -dev
+                    ad2 = ad * ad
+                    score = ad2 / (ad2 + h2 * sc * sc)
+                    scores[jj] = score if ok else 0.0
+                    lim = clip * sc
+                    d = dev if dev < lim else lim
+                    d = d if d > -lim else -lim
+                    adl = ad if ad < lim else lim
+                    m[jj] = m_old + alpha * d if ok else m_old
+                    sp[jj] = spj + alpha * (adl - spj) if ok else spj
+                    c[jj] = c[jj] + 1.0 if ok else c[jj]
+            for jj in range(w):
+                s = slots[j0 + jj]
+                mean[s] = m[jj]
+                spread[s] = sp[jj]
+                count[s] = np.int64(c[jj])
+            continue
         for i in range(n_ticks):
             row = x[i, j0:j0 + w]
             scores = out[i, j0:j0 + w]

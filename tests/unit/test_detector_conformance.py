@@ -160,13 +160,15 @@ def test_numba_kernel_agrees_with_python(name: str, seed: int) -> None:
 @given(x=values)
 def test_robust_z_matches_vectorised_numpy(x: np.ndarray) -> None:
     states = [(np.zeros(2), np.zeros(2), np.zeros(2, dtype=np.int64)) for _ in range(2)]
-    out_nb, out_np = np.zeros(x.shape), np.zeros(x.shape)
-    robust_z_update(*states[0], SLOTS, x, out_nb, 0.05, 5, 3.0, 2.0)
-    robust_z_reference(*states[1], SLOTS, x, out_np, 0.05, 5, 3.0, 2.0)
-    # the kernel may fuse multiply-adds and use reciprocals: equal up to rounding
-    np.testing.assert_allclose(out_nb, out_np, rtol=1e-7, atol=1e-9)
-    for a, b in zip(states[0], states[1], strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+    # two blocks: the second starts warm, so the kernel's steady-state loop runs too
+    for block in (x, x[::-1]):
+        out_nb, out_np = np.zeros(block.shape), np.zeros(block.shape)
+        robust_z_update(*states[0], SLOTS, block, out_nb, 0.2, 5, 3.0, 2.0)
+        robust_z_reference(*states[1], SLOTS, block, out_np, 0.2, 5, 3.0, 2.0)
+        # the kernel may fuse multiply-adds and use reciprocals: equal up to rounding
+        np.testing.assert_allclose(out_nb, out_np, rtol=1e-7, atol=1e-9)
+        for a, b in zip(states[0], states[1], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
 
 
 @pytest.mark.parametrize("name", IDS)

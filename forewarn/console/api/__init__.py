@@ -1,0 +1,13 @@
+"""The REST API under ``/api/v1``: one router per resource."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from forewarn.console.api import cases, devices, fleet, outbox, rules
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1")
+for _module in (cases, devices, fleet, rules, outbox):
+    router.include_router(_module.router)

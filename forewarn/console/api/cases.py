@@ -1,0 +1,112 @@
+"""``/api/v1/cases``: the queue (filters, paging), one case, and what an agent does to it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+
+from forewarn.auth import Principal
+from forewarn.console import queries
+from forewarn.console.context import ConsoleContext
+from forewarn.console.schemas import (
+    AssignBody,
+    CaseDetail,
+    CasePage,
+    CaseStatus,
+    NoteBody,
+    ResolveBody,
+    Severity,
+)
+from forewarn.console.security import context, requires
+from rules import case_actions
+from rules.case_actions import CaseNotFoundError, CaseStateError
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/cases", tags=["cases"])
+
+CaseId = Annotated[int, Path(ge=1, le=2**62, description="the case number (FW-<id>)")]
+Viewer = Annotated[Principal, Depends(requires("viewer"))]
+Agent = Annotated[Principal, Depends(requires("agent"))]
+Context = Annotated[ConsoleContext, Depends(context)]
+
+
+@router.get("", response_model=CasePage, summary="The case queue, most urgent first")
+def list_cases(
+    who: Viewer,
+    ctx: Context,
+    status: Annotated[list[CaseStatus], Query()] = [],  # noqa: B006
+    severity: Annotated[list[Severity], Query()] = [],  # noqa: B006
+    device_id: Annotated[str | None, Query(max_length=64)] = None,
+    customer_id: Annotated[str | None, Query(max_length=64)] = None,
+    rule: Annotated[str | None, Query(max_length=64)] = None,
+    sort: queries.SortOrder = "priority",
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> CasePage:
+    """Cases of the token's tenant. ``status`` and ``severity`` may repeat."""
+    filters = queries.CaseFilters(status, severity, device_id, customer_id, rule)
+    return queries.case_page(ctx, who.tenant, filters, limit, offset, sort)
+
+
+def _detail(ctx: ConsoleContext, tenant: str, case_id: int) -> CaseDetail:
+    detail = queries.case_detail(ctx, tenant, case_id)
+    if detail is None:
+        raise HTTPException(404, f"no case {case_id}")
+    return detail
+
+
+@router.get("/{case_id}", response_model=CaseDetail, summary="One case with its evidence")
+def get_case(case_id: CaseId, who: Viewer, ctx: Context) -> CaseDetail:
+    """Evidence, timeline and the notices exactly as they were sent."""
+    return _detail(ctx, who.tenant, case_id)
+
+
+def _act(ctx: ConsoleContext, who: Principal, case_id: int, action: str, text: str = "") -> None:
+    now = ctx.clock()
+    by = who.name or f"token {who.key}"
+    try:
+        if action == "acknowledge":
+            case_actions.acknowledge(ctx.engine, who.tenant, case_id, by=by, now=now)
+        elif action == "assign":
+            case_actions.assign(ctx.engine, who.tenant, case_id, text, by=by, now=now)
+        elif action == "note":
+            case_actions.note(ctx.engine, who.tenant, case_id, text, by=by, now=now)
+        else:
+            case_actions.resolve(ctx.engine, who.tenant, case_id, by=by, comment=text, now=now)
+    except CaseNotFoundError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except CaseStateError as exc:
+        raise HTTPException(409, str(exc)) from exc
+
+
+@router.post("/{case_id}/acknowledge", response_model=CaseDetail,
+             summary="Acknowledge a case (stops escalation)")
+def acknowledge(case_id: CaseId, who: Agent, ctx: Context) -> CaseDetail:
+    """Idempotent; 409 on a resolved case."""
+    _act(ctx, who, case_id, "acknowledge")
+    return _detail(ctx, who.tenant, case_id)
+
+
+@router.post("/{case_id}/assign", response_model=CaseDetail, summary="Assign a case")
+def assign(case_id: CaseId, body: AssignBody, who: Agent, ctx: Context) -> CaseDetail:
+    """Give the case to someone (``""`` unassigns it)."""
+    _act(ctx, who, case_id, "assign", body.assignee.strip())
+    return _detail(ctx, who.tenant, case_id)
+
+
+@router.post("/{case_id}/notes", response_model=CaseDetail, status_code=201,
+             summary="Add a note to a case")
+def add_note(case_id: CaseId, body: NoteBody, who: Agent, ctx: Context) -> CaseDetail:
+    """The note becomes a line of the case's timeline."""
+    _act(ctx, who, case_id, "note", body.text)
+    return _detail(ctx, who.tenant, case_id)
+
+
+@router.post("/{case_id}/resolve", response_model=CaseDetail, summary="Resolve a case")
+def resolve(case_id: CaseId, who: Agent, ctx: Context,
+            body: ResolveBody | None = None) -> CaseDetail:
+    """409 when it is already resolved; the same problem coming back opens a case again."""
+    _act(ctx, who, case_id, "resolve", body.comment if body else "")
+    return _detail(ctx, who.tenant, case_id)

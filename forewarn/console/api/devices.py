@@ -1,0 +1,71 @@
+"""``/api/v1/devices``: the tenant's devices, one device, and its telemetry with anomaly marks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+
+from forewarn.auth import Principal
+from forewarn.console import queries
+from forewarn.console.context import ConsoleContext
+from forewarn.console.schemas import DeviceDetail, DevicePage, Telemetry
+from forewarn.console.security import context, requires
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/devices", tags=["devices"])
+
+DeviceId = Annotated[str, Path(min_length=1, max_length=64)]
+Viewer = Annotated[Principal, Depends(requires("viewer"))]
+Context = Annotated[ConsoleContext, Depends(context)]
+#: the longest telemetry range one request may ask for
+MAX_RANGE_S = 366 * 86400.0
+#: a timestamp in seconds between 1970 and 2100
+Timestamp = Annotated[float, Query(ge=0, le=4_102_444_800)]
+
+
+@router.get("", response_model=DevicePage, summary="Devices with status and last seen")
+def list_devices(
+    who: Viewer,
+    ctx: Context,
+    status: Annotated[str | None, Query(pattern="^(ok|warning|critical)$")] = None,
+    product: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> DevicePage:
+    """Every device the store, the alarms or the cases know for the token's tenant."""
+    items = [d for d in queries.devices(ctx, who.tenant)
+             if (status is None or d.status == status)
+             and (product is None or d.product == product)]
+    return DevicePage(total=len(items), limit=limit, offset=offset,
+                      items=items[offset:offset + limit])
+
+
+@router.get("/{device_id}", response_model=DeviceDetail, summary="One device")
+def get_device(device_id: DeviceId, who: Viewer, ctx: Context) -> DeviceDetail:
+    """Status, last seen and unresolved cases."""
+    detail = queries.device_detail(ctx, who.tenant, device_id)
+    if detail is None:
+        raise HTTPException(404, f"no device {device_id}")
+    return detail
+
+
+@router.get("/{device_id}/telemetry", response_model=Telemetry,
+            summary="Values and anomaly scores over a time range")
+def get_telemetry(
+    device_id: DeviceId,
+    who: Viewer,
+    ctx: Context,
+    start: Timestamp,
+    stop: Timestamp,
+    every_s: Annotated[float, Query(ge=0, le=86400)] = 0.0,
+) -> Telemetry:
+    """History in [start, stop) (Unix seconds), bucketed to at most 1500 points per field."""
+    if stop <= start:
+        raise HTTPException(422, "stop must be after start")
+    if stop - start > MAX_RANGE_S:
+        raise HTTPException(422, "ask for at most 366 days at once")
+    if queries.device_detail(ctx, who.tenant, device_id) is None:
+        raise HTTPException(404, f"no device {device_id}")
+    return queries.telemetry(ctx, who.tenant, device_id, start, stop, every_s)

@@ -1,0 +1,108 @@
+"""What every console request reads from: the case database, the telemetry store, the rules and
+the tokens, built once by :func:`forewarn.console.app.create_app`.
+
+Usage::
+
+    context = ConsoleContext(engine=connect(url), store=EmbeddedStore(path),
+                             rules_files=(Path("config/rules/heat_pump.yaml"),))
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy import Engine
+
+from core.events import DetectorEvent
+from core.store.base import SeriesFrame, StoreError
+from forewarn.auth import TokenStore
+from forewarn.metrics import ForewarnMetrics
+
+__all__ = ["ConsoleContext", "ReadableStore"]
+
+
+class ReadableStore(Protocol):
+    """The part of a time-series store the console reads."""
+
+    def read(
+        self, tenant: str, device_id: str, start: float, stop: float, every_s: float = 0.0
+    ) -> SeriesFrame:
+        """History of one device in [start, stop)."""
+        ...
+
+
+@dataclass
+class ConsoleContext:
+    """The console's dependencies; ``clock`` says what "now" is (the demo's simulated end)."""
+
+    engine: Engine
+    store: ReadableStore | None = None
+    rules_files: tuple[Path, ...] = ()
+    clock: Callable[[], float] = time.time
+    session_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    session_max_age_s: int = 8 * 3600
+    secure_cookies: bool = False
+    #: a score at least this marks an anomaly on charts (core's event threshold)
+    anomaly_threshold: float = 0.8
+    tokens: TokenStore = field(init=False)
+    metrics: ForewarnMetrics = field(init=False)
+    _store_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.tokens = TokenStore(self.engine)
+        self.metrics = ForewarnMetrics(self.engine)
+
+    def read_series(self, tenant: str, device_id: str, start: float, stop: float,
+                    every_s: float) -> SeriesFrame | None:
+        """A device's stored history (None without a store); one reader at a time."""
+        if self.store is None:
+            return None
+        with self._store_lock:
+            return self.store.read(tenant, device_id, start, stop, every_s)
+
+    def read_events(self, tenant: str, device_id: str, start: float,
+                    stop: float) -> tuple[DetectorEvent, ...]:
+        """Detector onsets of a device, when the store keeps them."""
+        reader = getattr(self.store, "read_events", None)
+        if reader is None:
+            return ()
+        with self._store_lock:
+            try:
+                events: tuple[DetectorEvent, ...] = reader(tenant, device_id, start, stop)
+            except StoreError:
+                return ()
+            return events
+
+    def store_devices(self, tenant: str) -> dict[str, tuple[str, float | None]]:
+        """device_id → (product, last sample time) of the store, for stores that can list them.
+
+        The store interface has no device listing yet; the embedded store's file is read
+        directly (read-only) so the fleet page shows devices that never opened a case.
+        """
+        path = getattr(self.store, "path", None)
+        if path is None or str(path) == ":memory:":
+            return {}
+        import sqlite3
+
+        try:
+            db = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+        except sqlite3.Error:
+            return {}
+        try:
+            rows = db.execute(
+                "SELECT s.device_id, MIN(s.product), MAX(m.last_ms) FROM series s "
+                "LEFT JOIN (SELECT series_id, MAX(ts_ms) AS last_ms FROM sample "
+                "GROUP BY series_id) m ON m.series_id = s.id WHERE s.tenant = ? "
+                "GROUP BY s.device_id", (tenant,)).fetchall()
+        except sqlite3.Error:
+            return {}
+        finally:
+            db.close()
+        return {str(d): (str(p), None if last is None else float(last) / 1000.0)
+                for d, p, last in rows}

@@ -1,0 +1,198 @@
+"""The REST API's request and response bodies (they are also the OpenAPI schema at ``/docs``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AssignBody",
+    "CaseDetail",
+    "CaseEvent",
+    "CasePage",
+    "CaseSummary",
+    "DeviceDetail",
+    "DevicePage",
+    "DeviceSummary",
+    "FleetOverview",
+    "NoteBody",
+    "NoticeOut",
+    "OutboxPage",
+    "ResolveBody",
+    "RuleValidation",
+    "Telemetry",
+]
+
+CaseStatus = Literal["open", "acknowledged", "resolved"]
+Severity = Literal["info", "warning", "critical"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoteBody(_Body):
+    """A note an agent adds to a case."""
+
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class AssignBody(_Body):
+    """Who takes the case ("" unassigns it)."""
+
+    assignee: str = Field(max_length=100)
+
+
+class ResolveBody(_Body):
+    """Why the case is resolved."""
+
+    comment: str = Field(default="", max_length=4000)
+
+
+class CaseSummary(BaseModel):
+    """One row of the case queue."""
+
+    id: int
+    ref: str
+    tenant: str
+    device_id: str
+    product: str
+    customer_id: str
+    rule: str
+    rules: list[str]
+    severity: str
+    status: str
+    assignee: str
+    summary: str
+    field: str
+    peak_score: float
+    fault_started_at: float
+    opened_at: float
+    acknowledged_at: float | None
+    resolved_at: float | None
+    escalated_at: float | None
+    reopened: int
+    customer_notified: bool
+    #: seconds since the case opened (by the console's clock)
+    age_s: float
+    predicted_failure_at: float | None
+    #: seconds left before the predicted failure (negative: overdue); None without a prediction
+    lead_time_s: float | None
+
+
+class CaseEvent(BaseModel):
+    """One line of a case's timeline."""
+
+    ts: float
+    kind: str
+    detail: str
+
+
+class NoticeOut(BaseModel):
+    """A notice exactly as the outbox handed it to its channel."""
+
+    id: int
+    case_id: int
+    audience: str
+    kind: str
+    channel: str
+    recipient: str
+    customer_id: str
+    device_id: str
+    subject: str
+    body: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: float
+    sent_at: float | None
+    next_attempt_at: float
+
+
+class CaseDetail(CaseSummary):
+    """A case with its evidence, timeline and notices."""
+
+    evidence: dict[str, Any]
+    timeline: list[CaseEvent]
+    notices: list[NoticeOut]
+
+
+class CasePage(BaseModel):
+    """A page of the case queue."""
+
+    total: int
+    limit: int
+    offset: int
+    items: list[CaseSummary]
+
+
+class DeviceSummary(BaseModel):
+    """A device as the fleet page lists it."""
+
+    device_id: str
+    product: str
+    customer_id: str
+    #: ok, warning or critical (worst unresolved case)
+    status: str
+    last_seen: float | None
+    open_cases: int
+
+
+class DeviceDetail(DeviceSummary):
+    """A device with its unresolved cases."""
+
+    cases: list[CaseSummary]
+
+
+class DevicePage(BaseModel):
+    """A page of devices."""
+
+    total: int
+    limit: int
+    offset: int
+    items: list[DeviceSummary]
+
+
+class Telemetry(BaseModel):
+    """A device's history: one row per (bucketed) timestamp, one column per field.
+
+    ``values[i][j]`` and ``scores[i][j]`` are field ``fields[j]`` at ``t[i]``; null where nothing
+    was stored. ``anomalies`` are the (t, field, score) where the score reached the threshold.
+    """
+
+    device_id: str
+    start: float
+    stop: float
+    every_s: float
+    fields: list[str]
+    t: list[float]
+    values: list[list[float | None]]
+    scores: list[list[float | None]]
+    threshold: float
+    anomalies: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+
+
+class FleetOverview(BaseModel):
+    """Counts by product and status."""
+
+    devices: int
+    by_product: dict[str, dict[str, int]]
+    open_cases_by_severity: dict[str, int]
+    cases_by_status: dict[str, int]
+
+
+class RuleValidation(BaseModel):
+    """The verdict on an uploaded rules file (nothing is applied)."""
+
+    valid: bool
+    rules: list[str]
+    errors: list[str]
+
+
+class OutboxPage(BaseModel):
+    """Notices of one status."""
+
+    counts: dict[str, int]
+    items: list[NoticeOut]

@@ -1,0 +1,69 @@
+"""Running the console: its context from the settings, and uvicorn on the configured address.
+
+Usage::
+
+    ctx = console_context(load_settings(None))
+    asyncio.run(serve_console(ctx, "127.0.0.1", 8080))
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+
+from core.store.base import TimeSeriesStore
+from core.store.config import make_store
+from core.store.embedded import EmbeddedStore
+from forewarn.console.app import create_app
+from forewarn.console.context import ConsoleContext
+from forewarn.settings import Settings
+from rules.db import connect
+
+__all__ = ["console_context", "serve_console"]
+
+
+def console_context(settings: Settings, demo_dir: Path | None = None,
+                    clock: Callable[[], float] | None = None) -> ConsoleContext:
+    """The console over the configured case database and store, or over a demo run's files.
+
+    A demo's cases happened in simulated time: "now" is then the newest stored sample, so ages
+    and lead times read as they did when the demo ended.
+    """
+    store: TimeSeriesStore
+    if demo_dir is not None:
+        engine = connect(f"sqlite:///{demo_dir / 'cases.sqlite'}")
+        store = EmbeddedStore(demo_dir / "telemetry.sqlite")
+    else:
+        engine = connect(settings.cases.url)
+        store = make_store(settings.store)
+    ctx = ConsoleContext(
+        engine=engine, store=store, rules_files=(settings.cases.rules_file,),
+        clock=clock or time.time, session_max_age_s=settings.serve.session_max_age_s,
+        secure_cookies=settings.serve.secure_cookies,
+        anomaly_threshold=settings.core.event_threshold,
+    )
+    if settings.serve.session_secret:
+        ctx.session_secret = settings.serve.session_secret
+    if demo_dir is not None and clock is None:
+        ends = [last for _, last in ctx.store_devices(settings.tenant).values()
+                if last is not None]
+        if ends:
+            data_end = max(ends)
+            ctx.clock = lambda: data_end
+    return ctx
+
+
+async def serve_console(ctx: ConsoleContext, host: str, port: int) -> None:
+    """Serve until interrupted (Ctrl-C), then close the store and the database."""
+    server = uvicorn.Server(uvicorn.Config(create_app(ctx), host=host, port=port,
+                                           log_level="warning", lifespan="off"))
+    try:
+        await server.serve()
+    finally:
+        close = getattr(ctx.store, "close", None)
+        if close is not None:
+            close()
+        ctx.engine.dispose()

@@ -1,0 +1,248 @@
+"""The support console's web pages: log in with a token, the case queue, a case, the fleet.
+
+Server-rendered Jinja templates; the only script is the chart on the case and device pages
+(uPlot, vendored under ``static/vendor/uplot`` with its licence). Forms that change a case post
+the session's CSRF secret; the session cookie is HttpOnly and SameSite=Strict.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from forewarn.auth import Principal
+from forewarn.console import queries
+from forewarn.console.context import ConsoleContext
+from forewarn.console.security import (
+    SESSION_COOKIE,
+    WebSession,
+    check_csrf,
+    context,
+    sign_session,
+    web_session,
+)
+from rules import case_actions
+from rules.case_actions import CaseNotFoundError, CaseStateError
+
+__all__ = ["error_page", "router", "wants_html"]
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+Context = Annotated[ConsoleContext, Depends(context)]
+#: history shown before a fault's onset and after the case's last event
+_BEFORE_S = 24 * 3600.0
+_AFTER_S = 12 * 3600.0
+
+
+def _when(ts: float | None) -> str:
+    if ts is None or not math.isfinite(ts):
+        return "–"
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _span(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    s = abs(seconds)
+    if s < 3600:
+        text = f"{int(s // 60)} min"
+    elif s < 2 * 86400:
+        text = f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
+    else:
+        text = f"{int(s // 86400)} d {int(s % 86400 // 3600)} h"
+    return text if seconds >= 0 else f"{text} ago"
+
+
+templates.env.filters["when"] = _when
+templates.env.filters["span"] = _span
+
+
+def wants_html(request: Request) -> bool:
+    """True for the web pages (not the API, docs or metrics)."""
+    path = request.url.path
+    return not path.startswith(("/api/", "/docs", "/openapi", "/metrics", "/static", "/healthz"))
+
+
+def error_page(request: Request, status: int, message: str) -> Response:
+    """An error as a page; 401 sends the browser to the login page instead."""
+    if status == 401:
+        return RedirectResponse(f"/login?{urlencode({'next': request.url.path})}", 303)
+    return templates.TemplateResponse(request, "error.html.j2",
+                                      {"status": status, "message": message, "session": None},
+                                      status_code=status)
+
+
+def _session(request: Request) -> WebSession:
+    session = web_session(request)
+    if session is None:
+        raise HTTPException(401, "log in first")
+    return session
+
+
+Session = Annotated[WebSession, Depends(_session)]
+
+
+def _render(request: Request, name: str, session: WebSession | None, **values: Any) -> Response:
+    values["session"] = session
+    return templates.TemplateResponse(request, name, values)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = "/") -> Response:
+    """The login page: paste an API token."""
+    return _render(request, "login.html.j2", None, next=_safe_next(next), error="")
+
+
+def _safe_next(target: str) -> str:
+    # only paths of this site: never an open redirect to another host
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+@router.post("/login")
+def login(request: Request, ctx: Context, token: Annotated[str, Form(max_length=200)],
+          next: Annotated[str, Form(max_length=500)] = "/") -> Response:
+    """Exchange a valid token for a session cookie."""
+    principal = ctx.tokens.verify(token)
+    if principal is None:
+        response = _render(request, "login.html.j2", None, next=_safe_next(next),
+                           error="That token is not valid (or was revoked).")
+        response.status_code = 401
+        return response
+    response = RedirectResponse(_safe_next(next), 303)
+    response.set_cookie(SESSION_COOKIE, sign_session(ctx, principal),
+                        max_age=ctx.session_max_age_s, httponly=True, samesite="strict",
+                        secure=ctx.secure_cookies, path="/")
+    return response
+
+
+@router.post("/logout")
+def logout(session: Session, csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
+    """Forget the session."""
+    check_csrf(session, csrf)
+    response = RedirectResponse("/login", 303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def queue(
+    request: Request, session: Session, ctx: Context,
+    status: Annotated[str, Query(pattern="^(unresolved|open|acknowledged|resolved|all)$")]
+    = "unresolved",
+    severity: Annotated[str, Query(pattern="^(|info|warning|critical)$")] = "",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    """The case queue: unresolved first, worst and most urgent on top."""
+    statuses = {"unresolved": ("open", "acknowledged"), "all": ()}.get(status, (status,))
+    filters = queries.CaseFilters(statuses, (severity,) if severity else ())
+    per_page = 50
+    result = queries.case_page(ctx, session.principal.tenant, filters, per_page,
+                               (page - 1) * per_page)
+    overview = queries.fleet(ctx, session.principal.tenant)
+    return _render(request, "queue.html.j2", session, cases=result, status=status,
+                   severity=severity, page=page, pages=max(1, -(-result.total // per_page)),
+                   overview=overview, now=ctx.clock())
+
+
+def _chart(ctx: ConsoleContext, tenant: str, device_id: str, start: float, stop: float,
+           marks: list[dict[str, Any]], focus: list[str]) -> str:
+    data = queries.telemetry(ctx, tenant, device_id, start, stop)
+    payload = data.model_dump()
+    payload["marks"] = marks
+    payload["focus"] = [f for f in focus if f in data.fields] or data.fields[:1]
+    # "</" would end the <script> block the JSON sits in
+    return json.dumps(payload, allow_nan=False).replace("</", "<\\/")
+
+
+@router.get("/cases/{case_id}", response_class=HTMLResponse)
+def case_page(request: Request, case_id: int, session: Session, ctx: Context) -> Response:
+    """A case: what happened, the evidence, the chart, the timeline, the notices as sent."""
+    if not 1 <= case_id <= 2**62:
+        raise HTTPException(404, f"no case {case_id}")
+    tenant = session.principal.tenant
+    case = queries.case_detail(ctx, tenant, case_id)
+    if case is None:
+        raise HTTPException(404, f"no case FW-{case_id}")
+    marks: list[dict[str, Any]] = [
+        {"t": case.fault_started_at, "label": "onset", "kind": "onset"},
+        {"t": case.opened_at, "label": "case opened", "kind": "opened"}]
+    marks += [{"t": e.ts, "label": e.kind, "kind": e.kind} for e in case.timeline
+              if e.kind != "opened" and case.fault_started_at - _BEFORE_S <= e.ts]
+    last = max([case.opened_at] + [m["t"] for m in marks])
+    device = queries.device_detail(ctx, tenant, case.device_id)
+    stop = last + _AFTER_S
+    if device is not None and device.last_seen is not None:
+        stop = min(stop, max(device.last_seen + 1.0, case.opened_at + 3600.0))
+    evidence_fields = sorted({str(e.get("field")) for e in case.evidence.get("events", [])
+                              if isinstance(e, dict) and e.get("field")})
+    chart = _chart(ctx, tenant, case.device_id, case.fault_started_at - _BEFORE_S, stop,
+                   marks, [case.field, *evidence_fields])
+    return _render(request, "case.html.j2", session, case=case, chart=chart,
+                   evidence_events=case.evidence.get("events", []), now=ctx.clock(),
+                   can_act=session.principal.allows("agent"))
+
+
+@router.post("/cases/{case_id}/{action}")
+def case_action(
+    case_id: int, action: str, session: Session, ctx: Context,
+    csrf: Annotated[str, Form(max_length=100)] = "",
+    text: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    """Acknowledge, assign, note or resolve from the case page (agents and admins)."""
+    check_csrf(session, csrf)
+    who: Principal = session.principal
+    if not who.allows("agent"):
+        raise HTTPException(403, "viewers cannot change cases")
+    if action not in ("acknowledge", "assign", "note", "resolve"):
+        raise HTTPException(404, f"no action {action}")
+    if action == "note" and not text.strip():
+        raise HTTPException(422, "a note needs some text")
+    by, now = who.name or f"token {who.key}", ctx.clock()
+    try:
+        if action == "acknowledge":
+            case_actions.acknowledge(ctx.engine, who.tenant, case_id, by=by, now=now)
+        elif action == "assign":
+            case_actions.assign(ctx.engine, who.tenant, case_id, text.strip(), by=by, now=now)
+        elif action == "note":
+            case_actions.note(ctx.engine, who.tenant, case_id, text.strip(), by=by, now=now)
+        else:
+            case_actions.resolve(ctx.engine, who.tenant, case_id, by=by, comment=text.strip(),
+                                 now=now)
+    except CaseNotFoundError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except CaseStateError as exc:
+        raise HTTPException(409, str(exc)) from exc
+    return RedirectResponse(f"/cases/{case_id}", 303)
+
+
+@router.get("/fleet", response_class=HTMLResponse)
+def fleet_page(request: Request, session: Session, ctx: Context) -> Response:
+    """Devices by product and status, each with its last sample and open cases."""
+    tenant = session.principal.tenant
+    return _render(request, "fleet.html.j2", session, overview=queries.fleet(ctx, tenant),
+                   devices=queries.devices(ctx, tenant), now=ctx.clock())
+
+
+@router.get("/devices/{device_id}", response_class=HTMLResponse)
+def device_page(request: Request, device_id: str, session: Session, ctx: Context) -> Response:
+    """A device's last two days of telemetry and its unresolved cases."""
+    tenant = session.principal.tenant
+    device = queries.device_detail(ctx, tenant, device_id[:64])
+    if device is None:
+        raise HTTPException(404, f"no device {device_id[:64]}")
+    stop = (device.last_seen or ctx.clock()) + 1.0
+    marks = [{"t": c.opened_at, "label": c.ref, "kind": "opened"} for c in device.cases]
+    chart = _chart(ctx, tenant, device_id, stop - 2 * 86400.0, stop, marks,
+                   [c.field for c in device.cases])
+    return _render(request, "device.html.j2", session, device=device, chart=chart,
+                   now=ctx.clock())

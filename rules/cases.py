@@ -89,7 +89,7 @@ class CaseBook:
         meta = meta or self.registry.lookup(alarm.tenant, alarm.device_id, alarm.product)
         key = f"{alarm.tenant}/{alarm.device_id}/{alarm.rule.group_name}"
         now = self.clock()
-        for _ in range(3):  # a lost race turns into a join on the next round
+        for _ in range(20):  # a lost race turns into a join (or a duplicate) next round
             try:
                 with Session(self.engine, expire_on_commit=False) as session:
                     outcome = self._record(session, alarm, meta, key, now)
@@ -106,11 +106,20 @@ class CaseBook:
             rules = open_case.rules.split(",") if open_case.rules else []
             if alarm.rule.name in rules:
                 return CaseOutcome("duplicate", open_case.id, open_case)
-            open_case.rules = ",".join([*rules, alarm.rule.name])
+            predicted = open_case.predicted_failure_at
             if alarm.predicted_failure_at is not None and (
-                    open_case.predicted_failure_at is None
-                    or alarm.predicted_failure_at < open_case.predicted_failure_at):
-                open_case.predicted_failure_at = alarm.predicted_failure_at
+                    predicted is None or alarm.predicted_failure_at < predicted):
+                predicted = alarm.predicted_failure_at
+            # compare-and-set on the rule list: two workers joining at once must not both win
+            done = session.execute(
+                update(CaseRow).where(CaseRow.id == open_case.id,
+                                      CaseRow.rules == open_case.rules,
+                                      CaseRow.open_key == key)
+                .values(rules=",".join([*rules, alarm.rule.name]),
+                        predicted_failure_at=predicted)
+                .execution_options(synchronize_session=False))
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                raise IntegrityError("join raced", None, Exception("join raced"))
             self._event(session, open_case.id, alarm.fired_at, "joined",
                         f"rule {alarm.rule.name} fired on {', '.join(alarm.fields) or '-'}")
             session.flush()

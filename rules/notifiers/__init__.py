@@ -1,17 +1,11 @@
-"""Notification channels, one file per channel."""
+"""Notification channels, one file per channel.
 
-from rules.notifiers.apprise import AppriseNotifier
+The package exports the channel protocol and the demo's terminal channel; import the others
+from their modules (``rules.notifiers.webhook``, ``.smtp``, ``.apprise``), so a process that
+only needs one channel does not load the libraries of all of them.
+"""
+
 from rules.notifiers.base import Notice, Notifier, NotifyError
-from rules.notifiers.smtp import SmtpNotifier
 from rules.notifiers.terminal import TerminalNotifier
-from rules.notifiers.webhook import WebhookNotifier
 
-__all__ = [
-    "AppriseNotifier",
-    "Notice",
-    "Notifier",
-    "NotifyError",
-    "SmtpNotifier",
-    "TerminalNotifier",
-    "WebhookNotifier",
-]
+__all__ = ["Notice", "Notifier", "NotifyError", "TerminalNotifier"]

@@ -12,6 +12,7 @@ retryable and the outbox's attempt limit decides when to give up.
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Sequence
 
 import apprise
@@ -36,9 +37,12 @@ class AppriseNotifier:
         if not urls:
             raise NotifyError("no Apprise URL for this notice", retryable=False)
         client = apprise.Apprise()
-        for url in urls:
-            if not client.add(url):
-                raise NotifyError(f"Apprise does not understand {url!r}", retryable=False)
+        with warnings.catch_warnings():
+            # Apprise loads its plugins on first use; one imports the deprecated ``imghdr``
+            warnings.simplefilter("ignore", DeprecationWarning)
+            for url in urls:
+                if not client.add(url):
+                    raise NotifyError(f"Apprise does not understand {url!r}", retryable=False)
         ok = await asyncio.to_thread(client.notify, body=notice.body, title=notice.subject)
         if not ok:
             raise NotifyError(f"Apprise could not deliver to {len(urls)} URL(s)",

@@ -25,6 +25,12 @@ from rules.notifiers.webhook import verify_signature
 __all__ = ["WebhookReceiver"]
 
 
+class _Server(ThreadingHTTPServer):
+    # the default backlog of 5 drops connects of a concurrent sender: 1 s SYN retries
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class WebhookReceiver:
     """Threaded HTTP server that takes ``POST /hook``."""
 
@@ -56,8 +62,7 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet."""
 
-        self._server = ThreadingHTTPServer((self.host, 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((self.host, 0), Handler)
         self.port: int = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -48,38 +48,41 @@ def drift_update(
     h2 = threshold * threshold
     for j in range(n_cols):
         s = slots[j]
+        m, sp, c, u, dn = mean[s], spread[s], count[s], up[s], down[s]  # locals for the block
+        lv, sl, lt = level[s], slope[s], last_t[s]
         for i in range(n_ticks):
             v = x[i, j]
             out[i, j] = 0.0
             if not math.isfinite(v):
                 continue
-            c = count[s]
             ti = t[i] if has_t else float(c)
             if c == 0:
-                mean[s] = v
-                level[s] = v
-                last_t[s] = ti
-                count[s] = 1
+                m = v
+                lv = v
+                lt = ti
+                c = 1
                 continue
-            sc = max(spread[s] * _MAD_TO_SIGMA, 1e-9 * (1.0 + abs(mean[s])))
-            z = min(max((v - mean[s]) / sc, -5.0), 5.0)
+            sc = max(sp * _MAD_TO_SIGMA, 1e-9 * (1.0 + abs(m)))
+            z = min(max((v - m) / sc, -5.0), 5.0)
             if c >= warmup:
-                up[s] = max(0.0, up[s] + z - delta)
-                down[s] = max(0.0, down[s] - z - delta)
-                g = max(up[s], down[s])
+                u = max(0.0, u + z - delta)
+                dn = max(0.0, dn - z - delta)
+                g = max(u, dn)
                 out[i, j] = g * g / (g * g + h2)
             a = max(alpha, 1.0 / (c + 1.0))
-            dev = v - mean[s]
+            dev = v - m
             lim = 3.0 * sc if c >= warmup else abs(dev)
-            mean[s] += a * min(max(dev, -lim), lim)
-            spread[s] += a * (min(abs(dev), lim) - spread[s])
-            dt = ti - last_t[s]
-            new_level = level[s] + max(fast, 1.0 / (c + 1.0)) * (v - level[s])
+            m += a * min(max(dev, -lim), lim)
+            sp += a * (min(abs(dev), lim) - sp)
+            dt = ti - lt
+            new_level = lv + max(fast, 1.0 / (c + 1.0)) * (v - lv)
             if dt > 0.0:
-                slope[s] += fast * ((new_level - level[s]) / dt - slope[s])
-                last_t[s] = ti
-            level[s] = new_level
-            count[s] = c + 1
+                sl += fast * ((new_level - lv) / dt - sl)
+                lt = ti
+            lv = new_level
+            c += 1
+        mean[s], spread[s], count[s], up[s], down[s] = m, sp, c, u, dn
+        level[s], slope[s], last_t[s] = lv, sl, lt
 
 
 class Drift(SoADetector):

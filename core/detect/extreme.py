@@ -45,32 +45,34 @@ def extreme_update(
     n_ticks, n_cols = x.shape
     for j in range(n_cols):
         s = slots[j]
+        # the series' state lives in locals for the block: the compiler cannot keep array
+        # elements in registers across the stores to ``out``
+        m, sp, rec, f, c = mean[s], spread[s], record[s], smooth[s], count[s]
         for i in range(n_ticks):
             v = x[i, j]
             out[i, j] = 0.0
             if not math.isfinite(v):
                 continue
-            c = count[s]
             if c == 0:
-                mean[s] = v
-                smooth[s] = v
-                count[s] = 1
+                m = v
+                f = v
+                c = 1
                 continue
-            smooth[s] += smooth_alpha * (v - smooth[s])
-            v = smooth[s]
-            sc = max(spread[s] * _MAD_TO_SIGMA, 1e-9 * (1.0 + abs(mean[s])))
-            dev = v - mean[s]
+            f += smooth_alpha * (v - f)
+            sc = max(sp * _MAD_TO_SIGMA, 1e-9 * (1.0 + abs(m)))
+            dev = f - m
             z = abs(dev) / sc
-            bar = margin * record[s]
+            bar = margin * rec
             if c >= warmup and z >= z_min and z > bar:
                 out[i, j] = 1.0 - 0.5 * max(bar, z_min) / z
             if c >= _SETTLE:
-                record[s] = max(record[s], z)
+                rec = max(rec, z)
             a = max(alpha, 1.0 / (c + 1.0))
             lim = 3.0 * sc if c >= _SETTLE else abs(dev)
-            mean[s] += a * min(max(dev, -lim), lim)
-            spread[s] += a * (min(abs(dev), lim) - spread[s])
-            count[s] = c + 1
+            m += a * min(max(dev, -lim), lim)
+            sp += a * (min(abs(dev), lim) - sp)
+            c += 1
+        mean[s], spread[s], record[s], smooth[s], count[s] = m, sp, rec, f, c
 
 
 class Extreme(SoADetector):

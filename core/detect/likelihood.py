@@ -43,31 +43,33 @@ def likelihood_update(
     w = ring.shape[1]
     for j in range(n_cols):
         s = slots[j]
+        tot, mu, v2, c = total[s], mean[s], var[s], count[s]  # locals for the block
         for i in range(n_ticks):
             r = raw[i, j]
             if not math.isfinite(r):
                 out[i, j] = 0.0
                 continue
-            c = count[s]
             # a running sum of the ring, re-summed once per lap so rounding cannot creep
-            total[s] += r - ring[s, c % w]
-            ring[s, c % w] = r
-            if c % w == w - 1:
-                total[s] = 0.0
+            k0 = c % w
+            tot += r - ring[s, k0]
+            ring[s, k0] = r
+            if k0 == w - 1:
+                tot = 0.0
                 for k in range(w):
-                    total[s] += ring[s, k]
-            short = total[s] / w
-            sd = math.sqrt(max(var[s], var_floor))
-            z = (short - max(mean[s], mean_floor)) / sd
+                    tot += ring[s, k]
+            short = tot / w
+            sd = math.sqrt(max(v2, var_floor))
+            z = (short - max(mu, mean_floor)) / sd
             a = max(alpha, 1.0 / (c + 1.0))
-            mean[s] += a * (short - mean[s])
-            var[s] += a * ((short - mean[s]) ** 2 - var[s])
-            count[s] = c + 1
+            mu += a * (short - mu)
+            v2 += a * ((short - mu) ** 2 - v2)
             score = 0.0
             if z > 0.0 and c >= warmup:
                 tail = 0.5 * math.erfc(z / math.sqrt(2.0))
                 score = math.log(max(tail, 1e-12)) / _LOG_TINY
+            c += 1
             out[i, j] = score
+        total[s], mean[s], var[s], count[s] = tot, mu, v2, c
 
 
 class AnomalyLikelihood(SoADetector):

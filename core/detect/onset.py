@@ -42,22 +42,24 @@ def onset_update(
     n_ticks, n_cols = score.shape
     for j in range(n_cols):
         s = slots[j]
+        sn, cl, br = since[s], calm[s], bar[s]  # locals: kept in registers over the block
         for i in range(n_ticks):
-            v = score[i, j] / (1.0 + bar[s])
-            bar[s] *= bar_decay
-            since[s] += 1
-            calm[s] += 1
+            v = score[i, j] / (1.0 + br)
+            br *= bar_decay
+            sn += 1
+            cl += 1
             out[i, j] = 0.0
             if not (math.isfinite(v) and v >= fire):
                 continue
-            if since[s] > quiet:
+            if sn > quiet:
                 weight = 1.0
                 if calm_scale > 0.0:
-                    weight = 1.0 - math.exp(-(since[s] - 1) / calm_scale)
+                    weight = 1.0 - math.exp(-(sn - 1) / calm_scale)
                 out[i, j] = min(v, 1.0) * weight
-                since[s] = 0
-                bar[s] += boost
-            calm[s] = 0
+                sn = 0
+                br += boost
+            cl = 0
+        since[s], calm[s], bar[s] = sn, cl, br
 
 
 class Onset(SoADetector):

@@ -46,21 +46,25 @@ def seasonal_update(
     n_ticks, n_cols = x.shape
     n_bins = level.shape[1]
     h2 = half_z * half_z
+    # every series of the block shares the sample times: find each tick's bin once
+    bins = np.full(n_ticks, -1, dtype=np.int64)
+    for i in range(n_ticks):
+        if math.isfinite(t[i]):
+            bins[i] = min(max(int((t[i] % period) / period * n_bins), 0), n_bins - 1)
     for j in range(n_cols):
         s = slots[j]
+        res, cnt = resid[s], count[s]  # locals for the block
         for i in range(n_ticks):
             v = x[i, j]
-            ti = t[i]
-            if not (math.isfinite(v) and math.isfinite(ti)):
+            b = bins[i]
+            if not math.isfinite(v) or b < 0:
                 out[i, j] = 0.0
                 continue
-            b = int((ti % period) / period * n_bins)
-            b = min(max(b, 0), n_bins - 1)
             c = seen[s, b]
             z = 0.0
             if c >= min_seen:
                 floor = 1e-9 * (1.0 + abs(level[s, b]))
-                sc = max(spread[s, b] * _MAD_TO_SIGMA, resid_floor * resid[s], floor)
+                sc = max(spread[s, b] * _MAD_TO_SIGMA, resid_floor * res, floor)
                 z = abs(v - level[s, b]) / sc
             out[i, j] = z * z / (z * z + h2)
             if c == 0:
@@ -71,10 +75,11 @@ def seasonal_update(
                 d = v - level[s, b]
                 level[s, b] += a2 * d
                 spread[s, b] += a2 * (abs(d) - spread[s, b])
-                a = max(alpha, 1.0 / (count[s] + 1.0))
-                resid[s] += a * (abs(d) - resid[s])
+                a = max(alpha, 1.0 / (cnt + 1.0))
+                res += a * (abs(d) - res)
             seen[s, b] = c + 1
-            count[s] += 1
+            cnt += 1
+        resid[s], count[s] = res, cnt
 
 
 class Seasonal(SoADetector):

@@ -40,19 +40,19 @@ def transition_update(
     norm = math.log(nb / prior)
     for j in range(n_cols):
         s = slots[j]
+        low, high, p = lo[s], hi[s], prev[s]  # locals for the block
         for i in range(n_ticks):
             v = x[i, j]
             if not math.isfinite(v):
                 out[i, j] = 0.0
                 continue
-            if prev[s] < 0:
-                lo[s] = v
-                hi[s] = v
-            rng = hi[s] - lo[s]
+            if p < 0:
+                low = v
+                high = v
+            rng = high - low
             b = nb // 2
             if rng > 0.0:
-                b = min(max(int((v - lo[s]) / rng * (nb - 2)) + 1, 0), nb - 1)
-            p = prev[s]
+                b = min(max(int((v - low) / rng * (nb - 2)) + 1, 0), nb - 1)
             nov = 0.0
             if p >= 0:
                 row = 0.0
@@ -64,9 +64,10 @@ def transition_update(
                     counts[s, p, k] *= decay
                 counts[s, p, b] += 1.0
             out[i, j] = nov
-            prev[s] = b
-            lo[s] = min(lo[s], v)
-            hi[s] = max(hi[s], v)
+            p = b
+            low = min(low, v)
+            high = max(high, v)
+        lo[s], hi[s], prev[s] = low, high, p
 
 
 class Transition(SoADetector):

@@ -4,7 +4,8 @@ Runs ``forewarn edge run`` (4 fields; batches of 60 samples or 10 s; zlib above 
 queue with ``synchronous=NORMAL``) against a real mosquitto for ``--seconds`` per rate, and reads
 the agent's CPU time (all threads, /proc/<pid>/task/*/schedstat) over the measured window, after
 start-up. The figure includes everything the agent does in that window: idle wake-ups, status
-messages, SQLite commits and MQTT, so at 1 Hz it is dominated by fixed costs.
+messages, SQLite commits and MQTT, so at 1 Hz it is dominated by fixed costs. ``B/sample`` is
+what the agent handed to ``write()`` per sample (journal, SQLite, WAL and MQTT socket together).
 
 The default source is a trivial Python callable (:func:`reading`), so the figures are the
 agent's; ``--source sim`` uses the firmware_sim heat pump instead, whose simulation (numba) then
@@ -62,12 +63,24 @@ def _memory_kib(pid: int) -> dict[str, int]:
 
 
 def _accepted(queue: Path) -> int:
+    """Samples the running agent accepted: folded into the counter, or still in its journal."""
     try:
         with sqlite3.connect(f"file:{queue}?mode=ro", uri=True, timeout=1.0) as db:
-            row = db.execute("SELECT value FROM counters WHERE name = 'accepted_samples'")
-            return int(row.fetchone()[0])
-    except (sqlite3.Error, TypeError):
+            counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
+        generation, carried = counters["staged_generation"], counters["staged_carried"]
+        journal = queue.with_name(f"{queue.name}.staged-{generation}")
+        lines = journal.read_bytes().count(b"\n") if journal.exists() else carried
+        return int(counters["accepted_samples"]) + lines - int(carried)
+    except (sqlite3.Error, KeyError, OSError):
         return 0
+
+
+def _written_bytes(pid: int) -> int:
+    """Bytes the process handed to write() so far (files and sockets: /proc/<pid>/io wchar)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    return 0
 
 
 def measure(rate_hz: float, seconds: float, port: int, work: Path,
@@ -101,8 +114,10 @@ sample_period_s = {1.0 / rate_hz}
                 raise RuntimeError("the agent did not start")
             time.sleep(0.05)
         cpu0, samples0, t0 = _cpu_s(agent.pid), _accepted(queue), time.monotonic()
+        written0 = _written_bytes(agent.pid)
         time.sleep(seconds)  # the measured window
         cpu1, samples1, t1 = _cpu_s(agent.pid), _accepted(queue), time.monotonic()
+        written1 = _written_bytes(agent.pid)
         memory = _memory_kib(agent.pid)
     finally:
         agent.send_signal(signal.SIGTERM)
@@ -119,6 +134,7 @@ sample_period_s = {1.0 / rate_hz}
         "samples": samples,
         "cpu_us_per_sample": round((cpu1 - cpu0) * 1e6 / max(samples, 1), 1),
         "cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 2),
+        "written_bytes_per_sample": round((written1 - written0) / max(samples, 1)),
         "rss_mib": round(memory["VmRSS"] / 1024, 1),
         "peak_rss_mib": round(memory["VmHWM"] / 1024, 1),
     }
@@ -138,11 +154,12 @@ def main() -> int:
     if args.json:
         print(json.dumps(rows))
     else:
-        print(f"{'rate/s':>7} {'samples':>8} {'µs/sample':>10} {'cpu %':>6} {'RSS MiB':>8}"
-              f" {'peak MiB':>9}")
+        print(f"{'rate/s':>7} {'samples':>8} {'µs/sample':>10} {'cpu %':>6} {'B/sample':>9}"
+              f" {'RSS MiB':>8} {'peak MiB':>9}")
         for row in rows:
             print(f"{row['rate_hz']:>7g} {row['samples']:>8} {row['cpu_us_per_sample']:>10}"
-                  f" {row['cpu_percent']:>6} {row['rss_mib']:>8} {row['peak_rss_mib']:>9}")
+                  f" {row['cpu_percent']:>6} {row['written_bytes_per_sample']:>9}"
+                  f" {row['rss_mib']:>8} {row['peak_rss_mib']:>9}")
     return 0
 
 

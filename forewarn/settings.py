@@ -81,6 +81,11 @@ class ServeSettings(BaseModel):
     session_max_age_s: int = Field(default=8 * 3600, gt=0)
     #: send session cookies only over HTTPS (set it behind a TLS proxy)
     secure_cookies: bool = False
+    #: outbox channel that also gets agents' actions as team notices ("" : none), e.g.
+    #: "webhook" for a helpdesk behind the signed webhook (docs/helpdesk.md)
+    helpdesk_channel: str = ""
+    #: the helpdesk's URL ("" : the channel's configured default)
+    helpdesk_url: str = ""
 
 
 class Settings(BaseSettings):

@@ -1,9 +1,11 @@
 """What a support agent does to a case: acknowledge, assign, note, resolve — each a timeline line.
 
 Every action names the tenant: a case of another tenant is "not found", never touched. Actions on
-a case in the wrong state raise :class:`CaseStateError` (the console answers 409).
+a case in the wrong state raise :class:`CaseStateError` (the console answers 409). With a
+:class:`Push`, each action also queues a team notice in the outbox (same transaction), so a
+helpdesk behind the signed webhook channel sees what the agents did (docs/helpdesk.md).
 
->>> from rules.db import CaseRow, connect
+>>> from rules.db import CaseRow, NoticeRow, connect
 >>> from sqlalchemy.orm import Session
 >>> engine = connect("sqlite://")
 >>> with Session(engine) as s:
@@ -24,6 +26,9 @@ rules.case_actions.CaseNotFoundError: no case 1
 'resolved'
 >>> [e.kind for e in timeline(engine, "acme", 1)]
 ['acknowledged', 'assigned', 'resolved']
+>>> with Session(engine) as s:  # no Push given: nothing was queued for a helpdesk
+...     s.query(NoticeRow).count()
+0
 >>> engine.dispose()
 """
 
@@ -34,14 +39,16 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from rules.db import CaseEventRow, CaseRow
+from rules.db import CaseEventRow, CaseRow, NoticeRow
 from rules.errors import RuleError
+from rules.messages import update_message
 
 __all__ = [
     "CaseActionError",
     "CaseNotFoundError",
     "CaseState",
     "CaseStateError",
+    "Push",
     "acknowledge",
     "assign",
     "assignee_of",
@@ -72,6 +79,34 @@ class CaseState:
     assignee: str
 
 
+@dataclass(frozen=True, slots=True)
+class Push:
+    """Where agents' actions go as team notices: an outbox channel (e.g. ``webhook``) and its
+    recipient ("" : the channel's default)."""
+
+    channel: str
+    recipient: str = ""
+
+
+def _record(session: Session, case: CaseRow, kind: str, detail: str, now: float,
+            push: Push | None) -> None:
+    """A timeline line, and with ``push`` the team notice about it (keyed by the line's id)."""
+    event = CaseEventRow(case_id=case.id, ts=now, kind=kind, detail=detail)
+    session.add(event)
+    if push is None:
+        return
+    session.flush()  # the event's id makes the notice's idempotency key
+    subject, body = update_message(kind, case.id, case.severity, case.device_id,
+                                   case.rules or case.rule, detail)
+    session.add(NoticeRow(
+        case_id=case.id, tenant=case.tenant, device_id=case.device_id, audience="team",
+        kind=kind, customer_id=case.customer_id, channel=push.channel,
+        recipient=push.recipient, idempotency_key=f"case-{case.id}-team-{kind}-{event.id}",
+        subject=subject, body=body, status="pending", attempts=0, next_attempt_at=0.0,
+        created_at=now,
+    ))
+
+
 def _case(session: Session, tenant: str, case_id: int) -> CaseRow:
     case = session.scalar(select(CaseRow).where(CaseRow.id == case_id, CaseRow.tenant == tenant))
     if case is None:
@@ -93,7 +128,8 @@ def _line(by: str, text: str = "") -> str:
     return text or by
 
 
-def acknowledge(engine: Engine, tenant: str, case_id: int, by: str, now: float) -> CaseState:
+def acknowledge(engine: Engine, tenant: str, case_id: int, by: str, now: float,
+                push: Push | None = None) -> CaseState:
     """Mark an open case acknowledged (stops escalation); acknowledging twice is harmless."""
     with Session(engine) as session:
         case = _case(session, tenant, case_id)
@@ -104,35 +140,34 @@ def acknowledge(engine: Engine, tenant: str, case_id: int, by: str, now: float) 
                 CaseRow.id == case_id, CaseRow.status == "open")
                 .values(status="acknowledged", acknowledged_at=now))
             if done.rowcount == 1:  # type: ignore[attr-defined]
-                session.add(CaseEventRow(case_id=case_id, ts=now, kind="acknowledged",
-                                         detail=by))
+                _record(session, case, "acknowledged", by, now, push)
             session.commit()
         return CaseState(case_id, "acknowledged", _assignee(session, case_id))
 
 
 def assign(engine: Engine, tenant: str, case_id: int, assignee: str, by: str,
-           now: float) -> CaseState:
+           now: float, push: Push | None = None) -> CaseState:
     """Give a case to an agent (an empty ``assignee`` unassigns it)."""
     with Session(engine) as session:
         case = _case(session, tenant, case_id)
         # the detail starts with the assignee: _assignee reads it back from there
-        session.add(CaseEventRow(case_id=case_id, ts=now, kind="assigned",
-                                 detail=f"{assignee} (by {by})"))
+        _record(session, case, "assigned", f"{assignee} (by {by})", now, push)
         session.commit()
         return CaseState(case_id, case.status, assignee)
 
 
-def note(engine: Engine, tenant: str, case_id: int, text: str, by: str, now: float) -> CaseState:
+def note(engine: Engine, tenant: str, case_id: int, text: str, by: str, now: float,
+         push: Push | None = None) -> CaseState:
     """Add an agent's note to the case timeline."""
     with Session(engine) as session:
         case = _case(session, tenant, case_id)
-        session.add(CaseEventRow(case_id=case_id, ts=now, kind="note", detail=_line(by, text)))
+        _record(session, case, "note", _line(by, text), now, push)
         session.commit()
         return CaseState(case_id, case.status, _assignee(session, case_id))
 
 
 def resolve(engine: Engine, tenant: str, case_id: int, by: str, comment: str,
-            now: float) -> CaseState:
+            now: float, push: Push | None = None) -> CaseState:
     """Resolve a case by hand; the same problem coming back opens (or reopens) a case again."""
     with Session(engine) as session:
         case = _case(session, tenant, case_id)
@@ -143,8 +178,8 @@ def resolve(engine: Engine, tenant: str, case_id: int, by: str, comment: str,
             .values(status="resolved", open_key=None, resolved_at=now))
         if done.rowcount != 1:  # type: ignore[attr-defined]
             raise CaseStateError(f"case {case_id} is already resolved")
-        session.add(CaseEventRow(case_id=case_id, ts=now, kind="resolved",
-                                 detail=_line(by, comment or "resolved by an agent")))
+        _record(session, case, "resolved", _line(by, comment or "resolved by an agent"), now,
+                push)
         session.commit()
         return CaseState(case_id, "resolved", _assignee(session, case_id))
 

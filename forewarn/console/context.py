@@ -23,6 +23,7 @@ from core.events import DetectorEvent
 from core.store.base import SeriesFrame, StoreError
 from forewarn.auth import TokenStore
 from forewarn.metrics import ForewarnMetrics
+from rules.case_actions import Push
 
 __all__ = ["ConsoleContext", "ReadableStore"]
 
@@ -50,6 +51,8 @@ class ConsoleContext:
     secure_cookies: bool = False
     #: a score at least this marks an anomaly on charts (core's event threshold)
     anomaly_threshold: float = 0.8
+    #: agents' actions also go to this outbox channel as team notices (a helpdesk webhook)
+    helpdesk: Push | None = None
     tokens: TokenStore = field(init=False)
     metrics: ForewarnMetrics = field(init=False)
     _store_lock: threading.Lock = field(init=False, default_factory=threading.Lock)

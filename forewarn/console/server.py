@@ -20,6 +20,7 @@ from core.store.embedded import EmbeddedStore
 from forewarn.console.app import create_app
 from forewarn.console.context import ConsoleContext
 from forewarn.settings import Settings
+from rules.case_actions import Push
 from rules.db import connect
 
 __all__ = ["console_context", "serve_console"]
@@ -45,6 +46,8 @@ def console_context(settings: Settings, demo_dir: Path | None = None,
         secure_cookies=settings.serve.secure_cookies,
         anomaly_threshold=settings.core.event_threshold,
     )
+    if settings.serve.helpdesk_channel:
+        ctx.helpdesk = Push(settings.serve.helpdesk_channel, settings.serve.helpdesk_url)
     if settings.serve.session_secret:
         ctx.session_secret = settings.serve.session_secret
     if demo_dir is not None and clock is None:

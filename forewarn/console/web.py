@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 
 from forewarn.auth import Principal
 from forewarn.console import queries
+from forewarn.console.actions import apply_action
 from forewarn.console.context import ConsoleContext
 from forewarn.console.security import (
     SESSION_COOKIE,
@@ -29,8 +30,6 @@ from forewarn.console.security import (
     sign_session,
     web_session,
 )
-from rules import case_actions
-from rules.case_actions import CaseNotFoundError, CaseStateError
 
 __all__ = ["error_page", "router", "wants_html"]
 
@@ -200,6 +199,8 @@ def case_action(
 ) -> Response:
     """Acknowledge, assign, note or resolve from the case page (agents and admins)."""
     check_csrf(session, csrf)
+    if not 1 <= case_id <= 2**62:
+        raise HTTPException(404, f"no case {case_id}")
     who: Principal = session.principal
     if not who.allows("agent"):
         raise HTTPException(403, "viewers cannot change cases")
@@ -207,21 +208,7 @@ def case_action(
         raise HTTPException(404, f"no action {action}")
     if action == "note" and not text.strip():
         raise HTTPException(422, "a note needs some text")
-    by, now = who.name or f"token {who.key}", ctx.clock()
-    try:
-        if action == "acknowledge":
-            case_actions.acknowledge(ctx.engine, who.tenant, case_id, by=by, now=now)
-        elif action == "assign":
-            case_actions.assign(ctx.engine, who.tenant, case_id, text.strip(), by=by, now=now)
-        elif action == "note":
-            case_actions.note(ctx.engine, who.tenant, case_id, text.strip(), by=by, now=now)
-        else:
-            case_actions.resolve(ctx.engine, who.tenant, case_id, by=by, comment=text.strip(),
-                                 now=now)
-    except CaseNotFoundError as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except CaseStateError as exc:
-        raise HTTPException(409, str(exc)) from exc
+    apply_action(ctx, who, case_id, action, text.strip())  # type: ignore[arg-type]
     return RedirectResponse(f"/cases/{case_id}", 303)
 
 

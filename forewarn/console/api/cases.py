@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
 from forewarn.auth import Principal
 from forewarn.console import queries
+from forewarn.console.actions import apply_action
 from forewarn.console.context import ConsoleContext
 from forewarn.console.schemas import (
     AssignBody,
@@ -19,8 +20,6 @@ from forewarn.console.schemas import (
     Severity,
 )
 from forewarn.console.security import context, requires
-from rules import case_actions
-from rules.case_actions import CaseNotFoundError, CaseStateError
 
 __all__ = ["router"]
 
@@ -63,36 +62,18 @@ def get_case(case_id: CaseId, who: Viewer, ctx: Context) -> CaseDetail:
     return _detail(ctx, who.tenant, case_id)
 
 
-def _act(ctx: ConsoleContext, who: Principal, case_id: int, action: str, text: str = "") -> None:
-    now = ctx.clock()
-    by = who.name or f"token {who.key}"
-    try:
-        if action == "acknowledge":
-            case_actions.acknowledge(ctx.engine, who.tenant, case_id, by=by, now=now)
-        elif action == "assign":
-            case_actions.assign(ctx.engine, who.tenant, case_id, text, by=by, now=now)
-        elif action == "note":
-            case_actions.note(ctx.engine, who.tenant, case_id, text, by=by, now=now)
-        else:
-            case_actions.resolve(ctx.engine, who.tenant, case_id, by=by, comment=text, now=now)
-    except CaseNotFoundError as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except CaseStateError as exc:
-        raise HTTPException(409, str(exc)) from exc
-
-
 @router.post("/{case_id}/acknowledge", response_model=CaseDetail,
              summary="Acknowledge a case (stops escalation)")
 def acknowledge(case_id: CaseId, who: Agent, ctx: Context) -> CaseDetail:
     """Idempotent; 409 on a resolved case."""
-    _act(ctx, who, case_id, "acknowledge")
+    apply_action(ctx, who, case_id, "acknowledge")
     return _detail(ctx, who.tenant, case_id)
 
 
 @router.post("/{case_id}/assign", response_model=CaseDetail, summary="Assign a case")
 def assign(case_id: CaseId, body: AssignBody, who: Agent, ctx: Context) -> CaseDetail:
     """Give the case to someone (``""`` unassigns it)."""
-    _act(ctx, who, case_id, "assign", body.assignee.strip())
+    apply_action(ctx, who, case_id, "assign", body.assignee.strip())
     return _detail(ctx, who.tenant, case_id)
 
 
@@ -100,7 +81,7 @@ def assign(case_id: CaseId, body: AssignBody, who: Agent, ctx: Context) -> CaseD
              summary="Add a note to a case")
 def add_note(case_id: CaseId, body: NoteBody, who: Agent, ctx: Context) -> CaseDetail:
     """The note becomes a line of the case's timeline."""
-    _act(ctx, who, case_id, "note", body.text)
+    apply_action(ctx, who, case_id, "note", body.text)
     return _detail(ctx, who.tenant, case_id)
 
 
@@ -108,5 +89,5 @@ def add_note(case_id: CaseId, body: NoteBody, who: Agent, ctx: Context) -> CaseD
 def resolve(case_id: CaseId, who: Agent, ctx: Context,
             body: ResolveBody | None = None) -> CaseDetail:
     """409 when it is already resolved; the same problem coming back opens a case again."""
-    _act(ctx, who, case_id, "resolve", body.comment if body else "")
+    apply_action(ctx, who, case_id, "resolve", body.comment if body else "")
     return _detail(ctx, who.tenant, case_id)

@@ -1,0 +1,41 @@
+"""What agents do to cases, shared by the API and the web pages; errors become HTTP answers.
+
+Each action is a line of the case's timeline and, when the console has a helpdesk channel
+(``[serve] helpdesk_channel``), a team notice in the outbox about it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import HTTPException
+
+from forewarn.auth import Principal
+from forewarn.console.context import ConsoleContext
+from rules import case_actions
+from rules.case_actions import CaseNotFoundError, CaseStateError
+
+__all__ = ["Action", "apply_action"]
+
+Action = Literal["acknowledge", "assign", "note", "resolve"]
+
+
+def apply_action(ctx: ConsoleContext, who: Principal, case_id: int, action: Action,
+                 text: str = "") -> None:
+    """Apply ``action`` as ``who``; 404 for a case not of their tenant, 409 in the wrong state."""
+    now, push, engine = ctx.clock(), ctx.helpdesk, ctx.engine
+    by = who.name or f"token {who.key}"
+    try:
+        if action == "acknowledge":
+            case_actions.acknowledge(engine, who.tenant, case_id, by=by, now=now, push=push)
+        elif action == "assign":
+            case_actions.assign(engine, who.tenant, case_id, text, by=by, now=now, push=push)
+        elif action == "note":
+            case_actions.note(engine, who.tenant, case_id, text, by=by, now=now, push=push)
+        else:
+            case_actions.resolve(engine, who.tenant, case_id, by=by, comment=text, now=now,
+                                 push=push)
+    except CaseNotFoundError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except CaseStateError as exc:
+        raise HTTPException(409, str(exc)) from exc

@@ -3,7 +3,9 @@
 The baseline (EWMA level and spread) learns slowly; the cumulative sums of standardised
 deviations beyond ``delta`` grow while the series creeps away from it and score as they pass
 ``threshold``. Beside it a fast level and its slope (per second when times are given, else per
-sample) give :meth:`Drift.time_to_limit`, the predicted time until a limit is crossed.
+sample) give :meth:`Drift.time_to_limit`, the predicted time until a limit is crossed;
+``trend_only=True`` keeps just the trend (scores stay 0), for an ensemble that wants the time
+to a limit without the test.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(4)
@@ -41,7 +43,7 @@ def drift_update(
     slope: NDArray[np.float64], last_t: NDArray[np.float64],
     slots: NDArray[np.int64], x: NDArray[np.float64], t: NDArray[np.float64],
     out: NDArray[np.float64], has_t: bool, alpha: float, fast: float, warmup: int,
-    delta: float, threshold: float,
+    delta: float, threshold: float, trend_only: bool,
 ) -> None:
     """Score then learn ``x`` (ticks × columns); scores into ``out``."""
     n_ticks, n_cols = x.shape
@@ -62,18 +64,19 @@ def drift_update(
                 lt = ti
                 c = 1
                 continue
-            sc = max(sp * _MAD_TO_SIGMA, 1e-9 * (1.0 + abs(m)))
-            z = min(max((v - m) / sc, -5.0), 5.0)
-            if c >= warmup:
-                u = max(0.0, u + z - delta)
-                dn = max(0.0, dn - z - delta)
-                g = max(u, dn)
-                out[i, j] = g * g / (g * g + h2)
-            a = max(alpha, 1.0 / (c + 1.0))
-            dev = v - m
-            lim = 3.0 * sc if c >= warmup else abs(dev)
-            m += a * min(max(dev, -lim), lim)
-            sp += a * (min(abs(dev), lim) - sp)
+            if not trend_only:
+                sc = max(sp * _MAD_TO_SIGMA, 1e-9 * (1.0 + abs(m)))
+                z = min(max((v - m) / sc, -5.0), 5.0)
+                if c >= warmup:
+                    u = max(0.0, u + z - delta)
+                    dn = max(0.0, dn - z - delta)
+                    g = max(u, dn)
+                    out[i, j] = g * g / (g * g + h2)
+                a = max(alpha, 1.0 / (c + 1.0))
+                dev = v - m
+                lim = 3.0 * sc if c >= warmup else abs(dev)
+                m += a * min(max(dev, -lim), lim)
+                sp += a * (min(abs(dev), lim) - sp)
             dt = ti - lt
             new_level = lv + max(fast, 1.0 / (c + 1.0)) * (v - lv)
             if dt > 0.0:
@@ -102,7 +105,8 @@ class Drift(SoADetector):
 
     def __init__(self, capacity: int = 1024, half_life: float = 2000.0,
                  trend_half_life: float = 50.0, warmup: int = 300, delta: float = 0.5,
-                 threshold: float = 25.0) -> None:
+                 threshold: float = 25.0, trend_only: bool = False) -> None:
+        self.trend_only = trend_only
         self.alpha = 1.0 - 0.5 ** (1.0 / half_life)
         self.fast = 1.0 - 0.5 ** (1.0 / trend_half_life)
         self.warmup = warmup
@@ -118,7 +122,7 @@ class Drift(SoADetector):
         tt = np.zeros(x.shape[0]) if t is None else t
         drift_update(a["mean"], a["spread"], a["count"], a["up"], a["down"], a["level"],
                      a["slope"], a["last_t"], slots, x, tt, out, t is not None, self.alpha,
-                     self.fast, self.warmup, self.delta, self.threshold)
+                     self.fast, self.warmup, self.delta, self.threshold, self.trend_only)
 
     def time_to_limit(
         self, slots: NDArray[np.int64], lo: NDArray[np.float64] | None = None,

@@ -25,9 +25,11 @@ fired score (0 where nothing fired); :meth:`Ensemble.last_findings` explains eac
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -62,6 +64,33 @@ _WHAT = {
     "out_of_range": "beyond its configured limits",
     "extreme": "further from its level than ever before",
 }
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _fold_max(acc: NDArray[np.float64], score: NDArray[np.float64], weight: float,
+              first: bool) -> None:
+    """``acc = max(acc, weight·score)`` (or ``weight·score`` when ``first``), in one pass."""
+    n, k = acc.shape
+    if first:
+        for j in range(k):  # acc is series-contiguous (Fortran order)
+            for i in range(n):
+                acc[i, j] = weight * score[i, j]
+        return
+    for j in range(k):
+        for i in range(n):
+            v = weight * score[i, j]
+            a = acc[i, j]
+            acc[i, j] = a if a > v else v
+
+
+@numba.njit(cache=True, nogil=True)
+def _mark_missing(raw: NDArray[np.float64], x: NDArray[np.float64]) -> None:
+    """Set ``raw`` to NaN where the sample is missing, so the likelihood stage skips it."""
+    n, k = x.shape
+    for j in range(k):
+        for i in range(n):
+            if not math.isfinite(x[i, j]):
+                raw[i, j] = math.nan
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +133,8 @@ class Ensemble:
                 cap, cfg.transition_bins, cfg.transition_half_life)),
             "rate_of_change": (cfg.rate_weight, RateOfChange(cap, cfg.level_half_life, 30,
                                                              4.0, cfg.half_z)),
-            "drift": (cfg.drift_weight, Drift(cap, warmup=cfg.warmup)),
+            "drift": (cfg.drift_weight, Drift(cap, warmup=cfg.warmup,
+                                              trend_only=cfg.drift_weight <= 0.0)),
             "multivariate": (cfg.multivariate_weight, Multivariate(cap, half_z=cfg.half_z)),
             "regression": (cfg.regression_weight, Regression(
                 cap, cfg.regression_half_life, cfg.regression_warmup,
@@ -147,7 +177,7 @@ class Ensemble:
         tt = None if t is None else np.ascontiguousarray(t, dtype=np.float64)
         comps: dict[str, NDArray[np.float64]] = {}
         raw = self._buf("raw", v.shape, "F")
-        raw[...] = 0.0
+        first = True
         for name, (weight, det) in self.statistical.items():
             if weight <= 0.0:
                 if name == "drift" and self.config.regression_weight <= 0.0:
@@ -158,33 +188,35 @@ class Ensemble:
             src = v_rows if row_wise else v
             sc = det.update(s, src, tt, out=self._buf(name, v.shape, "C" if row_wise else "F"))
             comps[name] = sc
-            np.maximum(raw, sc if weight == 1.0 else weight * sc, out=raw)
-        raw[~np.isfinite(v)] = np.nan
+            _fold_max(raw, sc, weight, first)
+            first = False
+        if first:
+            raw[...] = 0.0
+        _mark_missing(raw, v)
         likelihood = self.likelihood.update(s, raw, out=self._buf("likelihood", v.shape, "F"))
         candidate = likelihood
         if self.config.extreme_weight > 0.0:
             # record-breaking values are precise enough to skip the likelihood stage
             ext = self._buf("extreme", v.shape, "F")
-            ext[...] = 0.0
             for k, det in enumerate(self.extremes):
-                np.maximum(ext, det.update(s, v, tt, out=self._buf(f"extreme{k}", v.shape, "F")),
-                           out=ext)
+                sc = det.update(s, v, tt, out=self._buf(f"extreme{k}", v.shape, "F"))
+                _fold_max(ext, sc, 1.0, k == 0)
             comps["extreme"] = ext
-            w = self.config.extreme_weight
             candidate = self._buf("candidate", v.shape, "F")
-            np.maximum(likelihood, ext if w == 1.0 else w * ext, out=candidate)
+            candidate[...] = likelihood
+            _fold_max(candidate, ext, self.config.extreme_weight, False)
         fired = self.onset.update(s, candidate, out=self._buf("fired", v.shape, "F"))
         rule = self._buf("rule", v.shape, "F")
-        rule[...] = 0.0
-        for name, det in self.rules.items():
+        for k, (name, det) in enumerate(self.rules.items()):
             use_t = name != "dropout" or self.config.dropout_time_gaps
             sc = det.update(s, v, tt if use_t else None, out=self._buf(name, v.shape, "F"))
             comps[name] = sc
-            np.maximum(rule, sc, out=rule)
+            _fold_max(rule, sc, 1.0, k == 0)
         rule_fired = self.rule_onset.update(s, rule, out=self._buf("rule_fired", v.shape, "F"))
         comps["likelihood"] = likelihood
         self._components = comps
-        final = np.empty(v.shape)  # the caller keeps this one: never a reused buffer
+        # the caller keeps this one: never a reused buffer (series-contiguous like the rest)
+        final = np.empty(v.shape, order="F")
         np.maximum(fired, rule_fired, out=final)
         if self.config.regression_weight > 0.0:
             self._fleet_level(s, v, tt, comps, rule_fired)

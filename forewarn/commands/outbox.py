@@ -1,0 +1,86 @@
+"""``forewarn outbox list`` / ``forewarn outbox retry``: see and revive the notification outbox.
+
+Reads the case database of the configuration (``[cases] url``, or ``--db``). ``list`` shows
+the newest notices (``--status dead`` for the dead letters) with their attempts; ``retry`` puts
+dead notices back in line (all of them, or the ids given) for the dispatcher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from rules.db import connect
+from rules.outbox import Outbox
+
+__all__ = ["register", "run_list", "run_retry"]
+
+
+def _db_url(args: argparse.Namespace) -> str:
+    if args.db:
+        return str(args.db)
+    from forewarn.settings import load_settings
+
+    return load_settings(args.config).cases.url
+
+
+def _when(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """Print counts by status and the newest notices."""
+    engine = connect(_db_url(args))
+    try:
+        outbox = Outbox(engine, {}, clock=time.time)
+        counts = outbox.counts()
+        print("notices: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                             or "none"))
+        for notice in outbox.notices(args.status, args.limit):
+            print(f"#{notice.id:<6} {notice.status:<10} {notice.audience:<8} "
+                  f"{notice.channel:<9} case {notice.case_id:<5} attempts {notice.attempts} "
+                  f"next {_when(notice.next_attempt_at)}  {notice.subject[:60]}")
+            if notice.last_error:
+                print(f"        last error: {notice.last_error}")
+            if args.attempts:
+                for attempt in outbox.attempts(notice.id):
+                    print(f"        {_when(attempt.ts)} "
+                          f"{'ok' if attempt.ok else 'failed: ' + (attempt.error or '')}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def run_retry(args: argparse.Namespace) -> int:
+    """Revive dead notices."""
+    engine = connect(_db_url(args))
+    try:
+        revived = Outbox(engine, {}, clock=time.time).retry(args.ids or None)
+    finally:
+        engine.dispose()
+    print(f"{revived} dead notice(s) back in line")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``outbox`` command."""
+    parser = subparsers.add_parser(
+        "outbox", help="list notices, retry dead ones",
+        description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--db", default=None, metavar="URL",
+                        help="case database URL (default: [cases] url of the configuration)")
+    sub = parser.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
+    listing = sub.add_parser("list", help="counts by status and the newest notices")
+    listing.add_argument("--status", choices=("pending", "sent", "dead", "suppressed"),
+                         default=None)
+    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--attempts", action="store_true", help="show every attempt")
+    listing.set_defaults(func=run_list)
+    retry = sub.add_parser("retry", help="put dead notices back in line")
+    retry.add_argument("ids", type=int, nargs="*", metavar="ID",
+                       help="notice ids (default: every dead notice)")
+    retry.set_defaults(func=run_retry)

@@ -120,6 +120,7 @@ def _serve(settings: Settings, out_dir: Path, port: int | None, console: Console
     ctx = console_context(settings, demo_dir=out_dir)
     issued = ctx.tokens.create(settings.tenant, "admin", "demo")
     host, port = settings.serve.host, settings.serve.port if port is None else port
-    console.print(f"\nsupport console: [bold]http://{host}:{port}/login[/bold]  "
-                  f"token: [bold]{issued.token}[/bold]   (Ctrl-C stops it)")
+    console.print(f"\nsupport console: [bold]http://{host}:{port}/login[/bold]  (Ctrl-C stops "
+                  "it)\nlog in with this token:")
+    print(issued.token, flush=True)  # plain: a terminal-wide line break would spoil copying it
     asyncio.run(serve_console(ctx, host, port))

@@ -175,13 +175,15 @@ def case_page(request: Request, case_id: int, session: Session, ctx: Context) ->
     marks: list[dict[str, Any]] = [
         {"t": case.fault_started_at, "label": "onset", "kind": "onset"},
         {"t": case.opened_at, "label": "case opened", "kind": "opened"}]
-    marks += [{"t": e.ts, "label": e.kind, "kind": e.kind} for e in case.timeline
-              if e.kind != "opened" and case.fault_started_at - _BEFORE_S <= e.ts]
-    last = max([case.opened_at] + [m["t"] for m in marks])
     device = queries.device_detail(ctx, tenant, case.device_id)
-    stop = last + _AFTER_S
-    if device is not None and device.last_seen is not None:
-        stop = min(stop, max(device.last_seen + 1.0, case.opened_at + 3600.0))
+    newest = device.last_seen if device is not None and device.last_seen is not None else None
+    # case events within the device's data (a demo's wall-clock events would stretch the chart)
+    marks += [{"t": e.ts, "label": e.kind, "kind": e.kind} for e in case.timeline
+              if e.kind != "opened" and case.fault_started_at - _BEFORE_S <= e.ts
+              and (newest is None or e.ts <= newest + _AFTER_S)]
+    stop = max([case.opened_at] + [m["t"] for m in marks]) + _AFTER_S
+    if newest is not None:
+        stop = min(stop, max(newest + 1.0, case.opened_at + 3600.0))
     evidence_fields = sorted({str(e.get("field")) for e in case.evidence.get("events", [])
                               if isinstance(e, dict) and e.get("field")})
     chart = _chart(ctx, tenant, case.device_id, case.fault_started_at - _BEFORE_S, stop,

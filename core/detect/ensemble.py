@@ -154,8 +154,9 @@ class Ensemble:
                                             cfg.likelihood_half_life, cfg.warmup,
                                             cfg.likelihood_mean_floor, cfg.likelihood_var_floor)
         self.onset = Onset(cap, cfg.fire, cfg.quiet, cfg.calm_scale, cfg.boost,
-                           cfg.bar_half_life)
-        self.rule_onset = Onset(cap, cfg.rule_fire, cfg.quiet, cfg.calm_scale)
+                           cfg.bar_half_life, cfg.rearm)
+        self.rule_onset = Onset(cap, cfg.rule_fire, cfg.quiet, cfg.calm_scale,
+                                rearm=cfg.rearm)
         self.level_onset = Onset(cap, cfg.level_fire, cfg.quiet)
         self._findings: tuple[Finding, ...] = ()
         self._components: dict[str, NDArray[np.float64]] = {}

@@ -6,7 +6,8 @@ alarm level that each firing raises by ``boost`` and that decays with ``bar_half
 series that keeps firing must be more unusual to fire again), and discounted by how recently
 the series last fired (``1 − exp(−since/calm_scale)``), so a firing that only echoes an ongoing
 disturbance ranks below one out of a long calm. ``boost = 0`` and ``calm_scale = 0`` turn
-either off.
+either off. With ``rearm`` > 0 a series fires again only after its score stayed below ``fire``
+for that many samples (strictly one firing per disturbance, however long it lasts).
 
 >>> import numpy as np
 >>> det = Onset(capacity=1, fire=0.5, quiet=3, calm_scale=0.0)
@@ -37,6 +38,7 @@ def onset_update(
     since: NDArray[np.int64], calm: NDArray[np.int64], slots: NDArray[np.int64],
     bar: NDArray[np.float64], score: NDArray[np.float64], out: NDArray[np.float64],
     fire: float, quiet: int, calm_scale: float, boost: float, bar_decay: float,
+    rearm: int,
 ) -> None:
     """Keep only onsets of ``score`` (ticks × columns) in ``out``; state counts samples."""
     n_ticks, n_cols = score.shape
@@ -51,7 +53,7 @@ def onset_update(
             out[i, j] = 0.0
             if not (math.isfinite(v) and v >= fire):
                 continue
-            if sn > quiet:
+            if sn > quiet and cl > rearm:
                 weight = 1.0
                 if calm_scale > 0.0:
                     weight = 1.0 - math.exp(-(sn - 1) / calm_scale)
@@ -74,7 +76,8 @@ class Onset(SoADetector):
 
     def __init__(self, capacity: int = 1024, fire: float = 0.12, quiet: int = 200,
                  calm_scale: float = 0.0, boost: float = 0.0,
-                 bar_half_life: float = 2000.0) -> None:
+                 bar_half_life: float = 2000.0, rearm: int = 0) -> None:
+        self.rearm = rearm
         self.fire = fire
         self.boost = boost
         self.bar_decay = 0.5 ** (1.0 / bar_half_life)
@@ -88,4 +91,4 @@ class Onset(SoADetector):
     ) -> None:
         a = self._arrays
         onset_update(a["since"], a["calm"], slots, a["bar"], x, out, self.fire, self.quiet,
-                     self.calm_scale, self.boost, self.bar_decay)
+                     self.calm_scale, self.boost, self.bar_decay, self.rearm)

@@ -67,6 +67,7 @@ class DetectorConfig(BaseModel):
     bar_half_life: float = Field(2000.0, gt=0)
     fire: float = Field(0.12, gt=0, le=1, description="likelihood score that fires an event")
     quiet: int = Field(200, ge=0, description="samples a series stays quiet after firing")
+    rearm: int = Field(0, ge=0, description="samples below `fire` needed before firing again")
     calm_scale: float = Field(0.0, ge=0, description="samples after a firing before the next "
                               "counts fully")
     dropout_time_gaps: bool = Field(False, description="also score gaps in sample times "
@@ -79,7 +80,7 @@ class DetectorConfig(BaseModel):
     # fleet telemetry (see for_fleet): a per-device regression residual gives the level
     regression_weight: float = Field(0.0, ge=0, le=1, description="0: no regression")
     regression_warmup: int = Field(1440, ge=2, description="a full daily cycle of samples")
-    regression_half_life: float = Field(4320.0, gt=0, description="of means and covariances")
+    regression_half_life: float = Field(43200.0, gt=0, description="of the relations (30 days)")
     regression_short_half_life: float = Field(5.0, gt=0)
     regression_long_half_life: float = Field(120.0, gt=0)
     regression_half_z: float = Field(3.5, gt=0)

@@ -225,18 +225,23 @@ class SimDevice:
         keep = np.flatnonzero(block.present)
         if not keep.size:
             return []
-        boot_key, true_t = block.boot[keep] * 1_000_000_000, block.true_t[keep]
-        cuts = np.flatnonzero(np.diff(boot_key + (true_t // batch_s).astype(np.int64))) + 1
-        small = np.flatnonzero(np.diff(boot_key + (true_t // agent_batch_s).astype(np.int64))) + 1
-        small_starts = np.append(0, small)
-        small_arrival = np.maximum.reduceat(block.arrival[keep], small_starts)
-        sample_arrival = np.repeat(small_arrival, np.diff(np.append(small_starts, keep.size)))
         imp = self.imperfections
+        boot_key, true_t = block.boot[keep] * 1_000_000_000, block.true_t[keep]
+        # the agent's own batches: each arrives with its last sample, a few of them late
+        small_key = boot_key + (true_t // agent_batch_s).astype(np.int64)
+        small_starts = np.append(0, np.flatnonzero(np.diff(small_key)) + 1)
+        sizes = np.diff(np.append(small_starts, keep.size))
+        late = self._delivery.random(small_starts.size) < imp.late_batch_rate
+        extra = imp.late_median_s * np.exp(self._delivery.standard_normal(small_starts.size))
+        small_arrival = np.maximum.reduceat(block.arrival[keep], small_starts) + extra * late
+        sample_arrival = np.repeat(small_arrival, sizes)
+        # deliveries: ``batch_s`` of on-time samples each; a late agent batch travels alone
+        late_id = np.repeat(np.where(late, np.arange(small_starts.size), -1), sizes)
+        big_key = boot_key + (true_t // batch_s).astype(np.int64)
+        cuts = np.flatnonzero((np.diff(big_key) != 0) | (np.diff(late_id) != 0)) + 1
         parts = np.split(keep, cuts)
-        late = self._delivery.random(len(parts)) < imp.late_batch_rate
-        extra = imp.late_median_s * np.exp(self._delivery.standard_normal(len(parts))) * late
-        arrivals = (np.maximum.reduceat(block.arrival[keep], np.append(0, cuts)) + extra).tolist()
-        per_sample = np.split(sample_arrival + np.repeat(extra, [p.size for p in parts]), cuts)
+        arrivals = np.maximum.reduceat(sample_arrival, np.append(0, cuts)).tolist()
+        per_sample = np.split(sample_arrival, cuts)
         out: list[Delivery] = []
         for part, arrival, sample_at in zip(parts, arrivals, per_sample, strict=True):
             boot = int(block.boot[part[0]])
@@ -274,7 +279,8 @@ class Fleet:
 
         Generates ``block_s`` of the whole fleet at a time, so memory holds one block.
 
-        >>> fleet = Fleet(FleetConfig(devices=2, horizon_s=7200.0))
+        >>> fleet = Fleet(FleetConfig(devices=2, horizon_s=7200.0,
+        ...                           imperfections=Imperfections.none()))
         >>> arrivals = [d.arrival for d in fleet.deliveries(batch_s=1800.0)]
         >>> len(arrivals), arrivals == sorted(arrivals)
         (8, True)

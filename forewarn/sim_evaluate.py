@@ -74,6 +74,10 @@ __all__ = [
 Outcome = Literal["before_call", "after_call", "missed", "no_call", "call_after_horizon"]
 
 _H = 3600.0
+#: a tick runs this long after a window's batches arrived (network latency, clock skew)
+_TICK_SLACK_S = 600.0
+#: a no-data case noticed up to this long after a simulated outage ended is explained by it
+_OUTAGE_SLACK_S = 12 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +100,8 @@ class SimCase:
     notified_at: float | None = None
     #: a resolved case that opened again (the team hears, the customer is not told again)
     reopened: bool = False
+    #: opened by a no-data rule (the device went silent), not by its telemetry
+    no_data: bool = False
 
     @property
     def customer_heard_at(self) -> float | None:
@@ -127,15 +133,32 @@ class MatchResult:
     false_cases: list[SimCase]
     #: customer notices sent for faults the customer would never have noticed
     notices_for_invisible: int = 0
+    #: no-data cases explained by a simulated outage (power or network)
+    offline_cases: list[SimCase] = field(default_factory=list)
 
 
 def match_cases(truths: Sequence[FaultTruth], cases: Sequence[SimCase], horizon_end: float,
-                grace_s: float = 0.0) -> MatchResult:
+                grace_s: float = 0.0,
+                outages: dict[str, NDArray[np.float64]] | None = None) -> MatchResult:
     """Match cases to the faults of the ground truth (see the module docstring).
 
     A call after ``horizon_end`` has not happened yet: such a fault counts as
-    ``call_after_horizon``, neither won nor lost.
+    ``call_after_horizon``, neither won nor lost. A no-data case on a device that the simulation
+    took offline (``outages``: rows of start, end per device) is an offline case, not a false
+    one, whether or not the device also has a fault.
     """
+    offline: list[SimCase] = []
+    if outages is not None:
+        kept = []
+        for case in cases:
+            spans = outages.get(case.device_id)
+            if case.no_data and spans is not None and bool(np.any(
+                    (spans[:, 0] <= case.noticed_at)
+                    & (case.noticed_at <= spans[:, 1] + _OUTAGE_SLACK_S))):
+                offline.append(case)
+            else:
+                kept.append(case)
+        cases = kept
     by_device: dict[str, list[SimCase]] = {}
     for case in sorted(cases, key=lambda c: c.noticed_at):
         by_device.setdefault(case.device_id, []).append(case)
@@ -168,7 +191,7 @@ def match_cases(truths: Sequence[FaultTruth], cases: Sequence[SimCase], horizon_
             outcome = "missed"
         faults.append(FaultMatch(truth, outcome, detected, notified, lead, mine))
     false_cases = [c for c in cases if id(c) not in matched]
-    return MatchResult(faults, false_cases, invisible_notices)
+    return MatchResult(faults, false_cases, invisible_notices, offline)
 
 
 def _pct(values: Sequence[float], q: float) -> float | None:
@@ -206,6 +229,7 @@ def report(result: MatchResult, *, devices: int, days: float) -> dict[str, Any]:
         round(1000.0 * len(result.false_cases) / device_days, 2) if device_days else None)
     out["false_customer_notices"] = sum(c.customer_notice for c in result.false_cases)
     out["notices_for_never_visible_faults"] = result.notices_for_invisible
+    out["offline_cases"] = len(result.offline_cases)
     kinds = sorted({m.truth.kind for m in result.faults})
     out["by_fault"] = {k: _summary([m for m in result.faults if m.truth.kind == k])
                        for k in kinds}
@@ -341,7 +365,7 @@ def _arrival_of(delivery: Delivery, ts: float) -> float:
     return delivery.arrival
 
 
-def _cases_from(engine: Engine) -> list[SimCase]:
+def _cases_from(engine: Engine, no_data_rules: frozenset[str]) -> list[SimCase]:
     """Every case the rules opened or reopened, timed by its notices: the team's notice says
     when the case opened (or reopened), the customer's (unless suppressed) when the customer
     heard, after quiet hours."""
@@ -361,7 +385,8 @@ def _cases_from(engine: Engine) -> list[SimCase]:
             device_id=row.device_id, product=row.product, rule=row.rule, severity=row.severity,
             customer_notice=opened and row.id in customer, noticed_at=notice.created_at,
             opened_at=row.opened_at, field=row.field,
-            notified_at=customer.get(row.id) if opened else None, reopened=not opened))
+            notified_at=customer.get(row.id) if opened else None, reopened=not opened,
+            no_data=row.rule in no_data_rules))
     return sorted(out, key=lambda c: c.noticed_at)
 
 
@@ -371,9 +396,13 @@ async def _stream(options: EvalOptions, fleet: Fleet,
     clock = _SimClock(fleet.config.start)
     engine = connect("sqlite://")
     book = _SimCaseBook(engine, clock)
-    rules = RulesPipeline(load_rule_dir(options.rules_dir), book)
+    ruleset = load_rule_dir(options.rules_dir)
+    rules = RulesPipeline(ruleset, book)
     samples = batches = 0
-    next_tick = fleet.config.start + options.learn_days * 86_400.0 + 3600.0
+    # the service ticks every minute or so; here a tick comes once a whole window of batches
+    # has arrived (a tick between would see every device silent since its last long batch)
+    window = options.batch_s
+    next_tick = fleet.config.start + options.learn_days * 86_400.0 + window + _TICK_SLACK_S
     learning_until = fleet.config.start + options.learn_days * 86_400.0
     for delivery in fleet.deliveries(batch_s=options.batch_s):
         if delivery.arrival < learning_until:
@@ -382,11 +411,11 @@ async def _stream(options: EvalOptions, fleet: Fleet,
             samples += delivery.t.shape[0]
             batches += 1
             continue
-        if delivery.arrival >= next_tick:
+        while delivery.arrival >= next_tick:
             # what the service does now and then: silent devices, escalation
             clock.now = next_tick
             await rules.tick(next_tick)
-            next_tick = float(np.floor(delivery.arrival / 3600.0) * 3600.0) + 3600.0
+            next_tick += window
         clock.now = delivery.arrival
         book.delivery = delivery
         if delivery.device_id in traces:
@@ -398,7 +427,7 @@ async def _stream(options: EvalOptions, fleet: Fleet,
         batches += 1
         if scored is not None:
             await rules.handle(scored)
-    cases = _cases_from(engine)
+    cases = _cases_from(engine, frozenset(r.name for r in ruleset.rules if r.is_no_data_rule))
     engine.dispose()
     return cases, samples, batches
 
@@ -458,7 +487,8 @@ def run_evaluation(options: EvalOptions, out_dir: Path | None = None) -> Evaluat
     batches = sum(r.batches for r in results)
     for r in results:
         traces.update(r.traces)
-    result = match_cases(fleet.ground_truth, cases, fleet.config.end)
+    outages = {d.device_id: d.imperfections.outages for d in fleet.devices}
+    result = match_cases(fleet.ground_truth, cases, fleet.config.end, outages=outages)
     elapsed = time.perf_counter() - started
     figures = report(result, devices=options.devices,
                      days=max(0.0, options.days - options.learn_days))

@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from firmware_sim.calls import CallModel
@@ -67,6 +68,16 @@ def test_matching(faults: list[FaultTruth], cases: list[SimCase], outcome: str,
     assert first.outcome == outcome
     assert (None if first.lead_time_s is None else first.lead_time_s / H) == lead_h
     assert len(result.false_cases) == false
+
+
+def test_no_data_cases_during_a_simulated_outage_are_offline_cases() -> None:
+    silent = dataclasses.replace(_case(30 * H, device="hp-2", customer=False), no_data=True)
+    unexplained = dataclasses.replace(_case(80 * H, device="hp-2", customer=False),
+                                      no_data=True)
+    outages = {"hp-2": np.array([[28 * H, 29 * H]])}
+    result = match_cases([_fault()], [silent, unexplained], END, outages=outages)
+    assert result.offline_cases == [silent]
+    assert result.false_cases == [unexplained]
 
 
 def test_notices_for_faults_never_visible_are_counted() -> None:

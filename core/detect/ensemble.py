@@ -155,8 +155,10 @@ class Ensemble:
                                             cfg.likelihood_mean_floor, cfg.likelihood_var_floor)
         self.onset = Onset(cap, cfg.fire, cfg.quiet, cfg.calm_scale, cfg.boost,
                            cfg.bar_half_life, cfg.rearm)
+        # a rule's condition (stuck, silent, out of range) holds while the fault lasts: it fires
+        # again only after the condition cleared
         self.rule_onset = Onset(cap, cfg.rule_fire, cfg.quiet, cfg.calm_scale,
-                                rearm=cfg.rearm)
+                                rearm=max(cfg.rearm, 1))
         self.level_onset = Onset(cap, cfg.level_fire, cfg.quiet)
         self._findings: tuple[Finding, ...] = ()
         self._components: dict[str, NDArray[np.float64]] = {}

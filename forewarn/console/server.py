@@ -23,7 +23,7 @@ from forewarn.settings import Settings
 from rules.case_actions import Push
 from rules.db import connect
 
-__all__ = ["console_context", "serve_console"]
+__all__ = ["console_context", "make_server", "serve_console"]
 
 
 def console_context(settings: Settings, demo_dir: Path | None = None,
@@ -59,10 +59,16 @@ def console_context(settings: Settings, demo_dir: Path | None = None,
     return ctx
 
 
+def make_server(ctx: ConsoleContext, host: str = "127.0.0.1", port: int = 8080
+                ) -> uvicorn.Server:
+    """The uvicorn server of the console (``server.serve()`` runs it, ``should_exit`` stops it)."""
+    return uvicorn.Server(uvicorn.Config(create_app(ctx), host=host, port=port,
+                                         log_level="warning", lifespan="off"))
+
+
 async def serve_console(ctx: ConsoleContext, host: str, port: int) -> None:
     """Serve until interrupted (Ctrl-C), then close the store and the database."""
-    server = uvicorn.Server(uvicorn.Config(create_app(ctx), host=host, port=port,
-                                           log_level="warning", lifespan="off"))
+    server = make_server(ctx, host, port)
     try:
         await server.serve()
     finally:

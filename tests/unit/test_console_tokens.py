@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,9 @@ from rules.db import connect
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> TokenStore:
+def store(tmp_path: Path) -> Iterator[TokenStore]:
     engine = connect(f"sqlite:///{tmp_path / 'cases.sqlite'}")
-    yield TokenStore(engine)  # type: ignore[misc]
+    yield TokenStore(engine)
     engine.dispose()
 
 
@@ -41,9 +42,9 @@ def test_only_the_hash_is_stored(store: TokenStore) -> None:
     lambda t: t + "\x00",
     lambda t: t * 10,
 ], ids=["one-char", "prefix", "other-key", "empty", "nul", "long"])
-def test_a_wrong_token_is_nobody(store: TokenStore, mangle: object) -> None:
+def test_a_wrong_token_is_nobody(store: TokenStore, mangle: Callable[[str], str]) -> None:
     issued = store.create("acme", "admin")
-    assert store.verify(mangle(issued.token)) is None  # type: ignore[operator]
+    assert store.verify(mangle(issued.token)) is None
 
 
 @pytest.mark.parametrize(("tenant", "role"), [("acme", "root"), ("", "viewer"),

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -27,7 +26,8 @@ from core.detect import RobustZ
 from core.pipeline import CorePipeline
 from core.store.embedded import EmbeddedStore
 from firmware_sim.fleet import Fleet, FleetConfig
-from forewarn.console import ConsoleContext, create_app
+from forewarn.console import ConsoleContext
+from forewarn.console.server import make_server
 from rules.cases import CaseBook
 from rules.db import CaseRow, connect
 from rules.model import load_rules
@@ -95,12 +95,15 @@ class ConsoleUnderTest:
         return httpx.Client(base_url=self.url, timeout=30.0, headers={
             "Authorization": f"Bearer {self.tokens[(tenant, role)]}"})
 
-    def case_id(self, tenant: str, status: str = "open") -> int:
-        """A case of ``tenant`` in ``status``."""
+    def case_id(self, tenant: str, *status: str) -> int:
+        """The first case of ``tenant`` the simulation opened in ``status`` (default: open or
+        acknowledged)."""
+        wanted = status or ("open", "acknowledged")
         with Session(self.ctx.engine) as session:
             found = session.scalar(select(CaseRow.id).where(
-                CaseRow.tenant == tenant, CaseRow.status == status).order_by(CaseRow.id))
-        assert found is not None, f"the simulation opened no {status} case for {tenant}"
+                CaseRow.tenant == tenant, CaseRow.status.in_(wanted),
+                CaseRow.evidence_json != "{}").order_by(CaseRow.id))  # not the tests' own
+        assert found is not None, f"the simulation opened no {wanted} case for {tenant}"
         return int(found)
 
 
@@ -118,8 +121,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleUnderTe
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(ctx), log_level="warning",
-                                           lifespan="off"))
+    server = make_server(ctx)  # what forewarn serve runs, on a socket bound here
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20.0

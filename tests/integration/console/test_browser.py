@@ -25,13 +25,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-backg
 if not Path(CHROMIUM).exists():
     pytest.skip("chromium not installed (Debian package chromium; make test installs it)",
                 allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 
 @pytest.fixture
-def page() -> Iterator[object]:
+def page() -> Iterator[Page]:
     """A fresh page of a headless chromium, closed afterwards."""
-    with sync_api.sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 900},
@@ -43,9 +44,8 @@ def page() -> Iterator[object]:
 
 
 def test_agent_logs_in_sees_the_chart_and_acknowledges(console: ConsoleUnderTest,
-                                                       page: object) -> None:
-    p: sync_api.Page = page  # type: ignore[assignment]
-    expect = sync_api.expect
+                                                       page: Page) -> None:
+    p = page
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     case_id = console.case_id("acme", "open")
 
@@ -90,8 +90,8 @@ def test_agent_logs_in_sees_the_chart_and_acknowledges(console: ConsoleUnderTest
 
 
 def test_a_stale_form_and_another_tenants_case_are_refused(console: ConsoleUnderTest,
-                                                           page: object) -> None:
-    p: sync_api.Page = page  # type: ignore[assignment]
+                                                           page: Page) -> None:
+    p = page
     acme_case = _any_acme_case(console)
     p.goto(f"{console.url}/login")
     p.fill("#token", console.tokens[("globex", "agent")])

@@ -309,6 +309,17 @@ class DiskQueue:
             self._delete([row], dropped=False)
             return True
 
+    def drop(self, record_id: int) -> bool:
+        """Give up on a record (the broker refused it for good); counted as dropped."""
+        with self.transaction():
+            row = self._db.execute(
+                "SELECT id, size, n_samples FROM records WHERE id = ?", (record_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            self._delete([row], dropped=True)
+            return True
+
     # --- samples accepted but not yet cut into a batch -------------------------------------
 
     def _journal_path(self, generation: int) -> Path:

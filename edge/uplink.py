@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any, cast
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -39,6 +41,7 @@ from paho.mqtt.properties import Properties
 
 from edge.agent import EdgeAgent
 from edge.backoff import Backoff
+from edge.errors import PublishError
 from edge.queue import DiskQueue, QueuedRecord
 from edge.schema import (
     CONTENT_TYPE_JSON,
@@ -50,6 +53,12 @@ from edge.schema import (
 __all__ = ["BrokerConfig", "TlsFiles", "Uplink"]
 
 _log = logging.getLogger(__name__)
+
+#: PUBACK reason codes that will not change on a retry: the record is dropped (and counted)
+_REFUSED_FOR_GOOD = {0x90: "topic name invalid", 0x95: "packet too large",
+                     0x99: "payload format invalid"}
+#: the record being published by the current task (maps paho's message id to it)
+_RECORD: contextvars.ContextVar[int | None] = contextvars.ContextVar("record", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +127,9 @@ class Uplink:
         self.connects = 0
         self.connection_losses = 0
         self.records_acked = 0
+        #: sessions ended because the broker refused a record (the record was kept)
+        self.refusals = 0
+        self._refusals: dict[int, int] = {}
         self.last_error: str | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -168,6 +180,10 @@ class Uplink:
             except* aiomqtt.MqttError as group:
                 self.last_error = "; ".join(str(e) for e in group.exceptions)
                 _log.info("%s: connection lost: %s", self.client_id, self.last_error)
+            except* PublishError as group:
+                self.last_error = "; ".join(str(e) for e in group.exceptions)
+                self.refusals += 1
+                _log.warning("%s: %s", self.client_id, self.last_error)
             except* Exception as group:
                 # e.g. the disk queue failing (disk full): keep trying, the records are safe
                 self.last_error = "; ".join(repr(e) for e in group.exceptions)
@@ -200,7 +216,35 @@ class Uplink:
         )
         # our window is the limit by design: aiomqtt's "pending calls" warning would fire on it
         client.pending_calls_threshold = self.window + 2
+        self._watch_pubacks(client)
         return client
+
+    def _watch_pubacks(self, client: aiomqtt.Client) -> None:
+        """Keep each PUBACK's reason code: aiomqtt treats a refusal (e.g. 0x87 not authorized by
+        the ACL) as success, and deleting a refused record would lose it silently."""
+        paho = client._client  # aiomqtt exposes no reason codes; it is paho underneath
+        forward_publish = paho.publish
+        # the VERSION2 signature (client, userdata, mid, reason_code, properties), as aiomqtt uses
+        forward_on_publish = cast(Callable[..., None], paho.on_publish)
+        mids: dict[int, int] = {}
+        self._refusals.clear()  # a refusal from a dead session must not stick to a resend
+
+        def publish(*args: Any, **kwargs: Any) -> Any:
+            info = forward_publish(*args, **kwargs)
+            record_id = _RECORD.get()
+            if record_id is not None:
+                mids[info.mid] = record_id
+            return info
+
+        def on_publish(paho_client: Any, userdata: Any, mid: int, reason_code: Any,
+                       properties: Any) -> None:
+            record_id = mids.pop(mid, None)
+            if record_id is not None and getattr(reason_code, "is_failure", False):
+                self._refusals[record_id] = int(reason_code.value)
+            forward_on_publish(paho_client, userdata, mid, reason_code, properties)
+
+        paho.publish = publish  # type: ignore[method-assign]
+        paho.on_publish = on_publish
 
     async def _session(self) -> None:
         client = self._new_client()
@@ -235,10 +279,21 @@ class Uplink:
 
     async def _send_one(self, client: aiomqtt.Client, record: QueuedRecord,
                         in_flight: set[int], slots: asyncio.Semaphore) -> None:
+        _RECORD.set(record.id)  # this task's context only
         await client.publish(record.topic, record.payload, qos=1,
                              properties=_publish_properties(record.content_type))
-        self.queue.ack(record.id)
-        self.records_acked += 1
+        refusal = self._refusals.pop(record.id, None)
+        if refusal in _REFUSED_FOR_GOOD:
+            _log.error("%s: broker refused record %d for good (%s): dropped", self.client_id,
+                       record.id, _REFUSED_FOR_GOOD[refusal])
+            self.queue.drop(record.id)
+        elif refusal is not None:
+            # not authorized, quota exceeded...: keep the record, back off, try again later
+            raise PublishError(f"broker refused record {record.id} of {record.topic}: "
+                               f"reason code 0x{refusal:02x}")
+        else:
+            self.queue.ack(record.id)
+            self.records_acked += 1
         in_flight.discard(record.id)
         slots.release()
         self._progress.set()

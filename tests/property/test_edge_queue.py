@@ -98,6 +98,16 @@ class DiskQueueMachine(RuleBasedStateMachine):
         self.model.pop(record_id, None)
         self.acked.add(record_id)
 
+    @rule(record_id=consumes(records))
+    def refused_for_good(self, record_id: int) -> None:
+        was_held = record_id in self.model
+        assert self.queue.drop(record_id) == was_held
+        if was_held:
+            _, _, _, n_samples = self.model.pop(record_id)
+            self.dropped_records += 1
+            self.dropped_samples += n_samples
+        self.acked.add(record_id)  # gone for good, like an acknowledged one
+
     @rule(seconds=st.floats(0, 60))
     def time_passes(self, seconds: float) -> None:
         self.clock.now += seconds

@@ -152,3 +152,30 @@ def test_agent_sends_compressed_batches_with_content_type(secured_broker, tmp_pa
 
     assert content_type == "application/json+zlib"
     assert json.loads(decode_payload(payload))["t"] == list(np.arange(100.0))
+
+
+def test_records_the_broker_refuses_stay_on_disk(secured_broker, tmp_path) -> None:
+    """Credentials of hp-a, topics of hp-b: the ACL refuses, and nothing may be deleted."""
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    queue = DiskQueue(tmp_path / "q.sqlite")
+    agent = EdgeAgent(tenant, Batcher("hp-b", "boot1", "heat_pump", ("a",), max_samples=2),
+                      queue=queue)
+    broker = BrokerConfig("127.0.0.1", secured_broker.port, username="hp-a",
+                          password=secured_broker.passwords["hp-a"])
+
+    async def scenario() -> Uplink:
+        async with Uplink(agent, broker, backoff=Backoff(0.05, 0.2)) as uplink:
+            agent.add_samples(np.arange(4.0), np.ones((4, 1)))
+            uplink.notify()
+            async with asyncio.timeout(10):
+                while uplink.refusals < 2:  # refused, backed off, refused again
+                    await asyncio.sleep(0.02)  # polling a counter until the deadline
+        return uplink
+
+    try:
+        uplink = asyncio.run(scenario())
+        assert uplink.records_acked == 0
+        assert "0x87" in (uplink.last_error or "")
+        assert queue.depth == 2 and queue.stats().dropped_records == 0
+    finally:
+        queue.close()

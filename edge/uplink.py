@@ -130,6 +130,7 @@ class Uplink:
         #: sessions ended because the broker refused a record (the record was kept)
         self.refusals = 0
         self._refusals: dict[int, int] = {}
+        self._last_desired: bytes | None = None
         self.last_error: str | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -306,6 +307,9 @@ class Uplink:
             if not message.topic.matches(desired) or not isinstance(payload, bytes | bytearray) \
                     or not payload:
                 continue  # an empty retained message clears the desired config: keep ours
+            if bytes(payload) == self._last_desired:
+                continue  # the retained copy again, after a reconnect: already handled
+            self._last_desired = bytes(payload)
             report = self.agent.apply_config(bytes(payload))
             _log.info("%s: config revision %s %s %s", self.client_id, report.revision,
                       report.status, report.reason or "")

@@ -29,7 +29,6 @@ import contextlib
 import contextvars
 import logging
 import ssl
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -106,7 +105,6 @@ class Uplink:
         window: int = 16,
         backoff: Backoff | None = None,
         client_id: str | None = None,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         if agent.queue is None:
             raise ValueError("an Uplink sends a disk queue: build the EdgeAgent with queue=")
@@ -116,7 +114,6 @@ class Uplink:
         self.window = window
         self.client_id = client_id or agent.device_id
         self._backoff = backoff or Backoff()
-        self._clock = clock
         self._work = asyncio.Event()
         self._progress = asyncio.Event()
         self.connected = asyncio.Event()

@@ -184,6 +184,7 @@ def case_page(request: Request, case_id: int, session: Session, ctx: Context) ->
     stop = max([case.opened_at] + [m["t"] for m in marks]) + _AFTER_S
     if newest is not None:
         stop = min(stop, max(newest + 1.0, case.opened_at + 3600.0))
+    stop = max(stop, max(m["t"] for m in marks) + 900.0)  # every mark in view
     evidence_fields = sorted({str(e.get("field")) for e in case.evidence.get("events", [])
                               if isinstance(e, dict) and e.get("field")})
     chart = _chart(ctx, tenant, case.device_id, case.fault_started_at - _BEFORE_S, stop,

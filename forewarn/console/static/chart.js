@@ -12,6 +12,15 @@
     holder.setAttribute("data-empty", "true");
     return;
   }
+  // marks after the last sample (an acknowledgement made now) stay in view: one empty row
+  var lastMark = Math.max.apply(null, data.marks.map(function (m) { return m.t; }).concat([0]));
+  var lastT = data.t[data.t.length - 1];
+  if (lastMark > lastT) {
+    var empty = data.fields.map(function () { return null; });
+    data.t.push(lastMark + (lastMark - data.t[0]) * 0.01);
+    data.values.push(empty);
+    data.scores.push(empty);
+  }
   var markColour = {onset: "#b45309", opened: "#1d4ed8", acknowledged: "#047857",
                     resolved: "#4b5563", escalated: "#b91c1c", reopened: "#7c3aed"};
   var chart = null;

@@ -61,7 +61,7 @@ class DetectorConfig(BaseModel):
     likelihood_half_life: float = Field(4000.0, gt=0)
     likelihood_mean_floor: float = Field(0.0, ge=0, description="lower bound of the mean")
     likelihood_var_floor: float = Field(
-        0.004, gt=0, description="lower bound of the variance of the windowed mean raw score "
+        0.006, gt=0, description="lower bound of the variance of the windowed mean raw score "
         "(HTM bounds it too): a calm series must stir visibly before it fires")
     boost: float = Field(0.0, ge=0, description="alarm bar each firing adds (0 = off)")
     bar_half_life: float = Field(2000.0, gt=0)

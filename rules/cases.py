@@ -101,7 +101,10 @@ class CaseBook:
 
     def _record(self, session: Session, alarm: Alarm, meta: DeviceMeta, key: str,
                 now: float) -> CaseOutcome:
-        open_case = session.scalar(select(CaseRow).where(CaseRow.open_key == key))
+        # the group's newest case: the open one if any (open cases keep open_key == group_key)
+        latest = session.scalar(select(CaseRow).where(CaseRow.group_key == key)
+                                .order_by(CaseRow.id.desc()).limit(1))
+        open_case = latest if latest is not None and latest.open_key == key else None
         if open_case is not None:
             rules = open_case.rules.split(",") if open_case.rules else []
             if alarm.rule.name in rules:
@@ -124,11 +127,9 @@ class CaseBook:
                         f"rule {alarm.rule.name} fired on {', '.join(alarm.fields) or '-'}")
             session.flush()
             return CaseOutcome("joined", open_case.id, open_case)
-        last = session.scalar(select(CaseRow).where(CaseRow.group_key == key)
-                              .order_by(CaseRow.id.desc()).limit(1))
-        if (last is not None and last.status == "resolved" and last.resolved_at is not None
-                and alarm.fired_at - last.resolved_at <= self.policy.reopen_within):
-            return self._reopen(session, last, alarm, key)
+        if (latest is not None and latest.status == "resolved" and latest.resolved_at is not None
+                and alarm.fired_at - latest.resolved_at <= self.policy.reopen_within):
+            return self._reopen(session, latest, alarm, key)
         return self._open(session, alarm, meta, key, now)
 
     def _reopen(self, session: Session, case: CaseRow, alarm: Alarm, key: str) -> CaseOutcome:
@@ -177,10 +178,10 @@ class CaseBook:
             predicted_failure_at=alarm.predicted_failure_at,
             escalate_after_s=alarm.rule.escalate_after, reopened=0, customer_notified=False,
         )
+        customer_note, customer_wait = self._customer_decision(session, alarm, meta, now)
         session.add(case)
         session.flush()  # assigns case.id; a concurrent duplicate fails here
         self._event(session, case.id, alarm.fired_at, "opened", summary)
-        customer_note, customer_wait = self._customer_decision(session, alarm, meta, case, now)
         if customer_wait is not None:
             subject, body = customer_message(alarm, case.id, meta.language, meta.timezone,
                                              meta.customer_name)
@@ -208,7 +209,7 @@ class CaseBook:
         return CaseOutcome("opened", case.id, case)
 
     def _customer_decision(self, session: Session, alarm: Alarm, meta: DeviceMeta,
-                           case: CaseRow, now: float) -> tuple[str, float | None]:
+                           now: float) -> tuple[str, float | None]:
         """(what the team is told, when the customer notice may go: -1 suppressed, None: no
         notice at all)."""
         if not alarm.rule.notify_customer:
@@ -217,22 +218,26 @@ class CaseBook:
                   else self.policy.customer_notices_per_day)
         if budget == 0:
             return "not sent (customer notices are off for this customer)", None
-        ticket = session.scalar(select(TicketRow.id).where(
+        # one round trip for the three questions: open ticket? open case the customer was
+        # told about? customer notices in the last 24 h?
+        ticket = (select(TicketRow.id).where(
             TicketRow.customer_id == meta.customer_id, TicketRow.device_id == alarm.device_id,
-            TicketRow.closed_at.is_(None)).limit(1))
-        if ticket is not None:
-            return f"suppressed: the customer has open ticket #{ticket} for this device", -1.0
-        other = session.scalar(select(CaseRow.id).where(
+            TicketRow.closed_at.is_(None)).limit(1).scalar_subquery())
+        told = (select(CaseRow.id).where(
             CaseRow.device_id == alarm.device_id, CaseRow.tenant == alarm.tenant,
-            CaseRow.open_key.is_not(None), CaseRow.customer_notified.is_(True),
-            CaseRow.id != case.id).limit(1))
-        if other is not None:
-            return (f"suppressed: the customer already has open case {case_ref(other)} "
-                    "for this device"), -1.0
-        sent_today = session.scalar(select(func.count()).select_from(NoticeRow).where(
+            CaseRow.open_key.is_not(None), CaseRow.customer_notified.is_(True))
+            .limit(1).scalar_subquery())
+        sent_today = (select(func.count()).select_from(NoticeRow).where(
             NoticeRow.customer_id == meta.customer_id, NoticeRow.audience == "customer",
-            NoticeRow.status != "suppressed", NoticeRow.created_at > now - 86400.0)) or 0
-        if sent_today >= budget:
+            NoticeRow.status != "suppressed", NoticeRow.created_at > now - 86400.0)
+            .scalar_subquery())
+        row = session.execute(select(ticket, told, sent_today)).one()
+        if row[0] is not None:
+            return f"suppressed: the customer has open ticket #{row[0]} for this device", -1.0
+        if row[1] is not None:
+            return (f"suppressed: the customer already has open case {case_ref(row[1])} "
+                    "for this device"), -1.0
+        if (row[2] or 0) >= budget:
             return f"suppressed: daily budget of {budget} customer notices reached", -1.0
         quiet = meta.quiet_hours or self.policy.quiet_hours
         if quiet is not None:

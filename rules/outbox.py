@@ -100,24 +100,25 @@ class Outbox:
             return 0
         gate = asyncio.Semaphore(self.concurrency)
 
-        async def deliver(claim: _Claim) -> bool:
+        async def deliver(claim: _Claim) -> NotifyError | None:
             async with gate:
-                error: NotifyError | None = None
                 channel = self.channels.get(claim.channel)
                 try:
                     if channel is None:
                         raise NotifyError(f"no channel named {claim.channel!r}", retryable=False)
                     await channel.send(claim.notice)
                 except NotifyError as exc:
-                    error = exc
+                    return exc
                 except Exception as exc:  # a notifier bug must not stop the other notices
                     _log.exception("channel %s raised", claim.channel)
-                    error = NotifyError(f"{type(exc).__name__}: {exc}", retryable=True)
-                self._finish(claim, error)
-                return error is None
+                    return NotifyError(f"{type(exc).__name__}: {exc}", retryable=True)
+                return None
 
-        results = await asyncio.gather(*(deliver(c) for c in claims))
-        return sum(results)
+        errors = await asyncio.gather(*(deliver(c) for c in claims))
+        # one transaction for the round: a crash before it repeats this round's sends once
+        # (each was claimed, so after the lease it goes again with the same idempotency key)
+        self._finish(list(zip(claims, errors, strict=True)))
+        return sum(error is None for error in errors)
 
     async def run(self, stop: asyncio.Event, idle_s: float = 0.05) -> None:
         """Dispatch until ``stop`` is set, pausing ``idle_s`` when nothing was due."""
@@ -129,9 +130,11 @@ class Outbox:
     def _claim(self, now: float, limit: int) -> list[_Claim]:
         claims: list[_Claim] = []
         with Session(self.engine) as session:
+            # oldest first: a notice of a killed dispatcher goes again as soon as its lease
+            # ends, before newer ones
             query = (select(NoticeRow)
                      .where(NoticeRow.status == "pending", NoticeRow.next_attempt_at <= now)
-                     .order_by(NoticeRow.next_attempt_at, NoticeRow.id).limit(limit))
+                     .order_by(NoticeRow.id).limit(limit))
             if self.engine.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             for row in session.scalars(query).all():
@@ -153,22 +156,23 @@ class Outbox:
             session.commit()
         return claims
 
-    def _finish(self, claim: _Claim, error: NotifyError | None) -> None:
+    def _finish(self, results: list[tuple[_Claim, NotifyError | None]]) -> None:
         now = self.clock()
         with Session(self.engine) as session:
-            session.add(AttemptRow(notice_id=claim.notice_id, ts=now, ok=error is None,
-                                   error=None if error is None else error.reason))
-            values: dict[str, object]
-            if error is None:
-                values = {"status": "sent", "sent_at": now, "last_error": None}
-            elif not error.retryable or claim.attempts >= self.max_attempts:
-                values = {"status": "dead", "last_error": error.reason}
-            else:
-                cap = min(self.max_delay_s, self.base_delay_s * 2**claim.attempts)
-                values = {"next_attempt_at": now + self.rng.uniform(0.0, cap),
-                          "last_error": error.reason}
-            session.execute(update(NoticeRow).where(NoticeRow.id == claim.notice_id)
-                            .values(**values))
+            for claim, error in results:
+                session.add(AttemptRow(notice_id=claim.notice_id, ts=now, ok=error is None,
+                                       error=None if error is None else error.reason))
+                values: dict[str, object]
+                if error is None:
+                    values = {"status": "sent", "sent_at": now, "last_error": None}
+                elif not error.retryable or claim.attempts >= self.max_attempts:
+                    values = {"status": "dead", "last_error": error.reason}
+                else:
+                    cap = min(self.max_delay_s, self.base_delay_s * 2**claim.attempts)
+                    values = {"next_attempt_at": now + self.rng.uniform(0.0, cap),
+                              "last_error": error.reason}
+                session.execute(update(NoticeRow).where(NoticeRow.id == claim.notice_id)
+                                .values(**values))
             session.commit()
 
     # -- visibility --------------------------------------------------------------------------

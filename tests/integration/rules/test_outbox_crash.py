@@ -50,8 +50,9 @@ def test_killed_dispatcher_delivers_everything_at_most_twice(tmp_path: Path) -> 
     url = f"sqlite:///{tmp_path / 'outbox.sqlite'}"
     _burst(url)
     rng = random.Random(20261123)
-    # kill points: when the receiver has seen this many distinct keys (spread over the burst)
-    targets = sorted(rng.sample(range(10, BURST - 20), KILLS))
+    # kill points: when the receiver has seen this many distinct keys; random, but at least two
+    # dispatch rounds (2 × 16) apart, so a kill does not land on the resends of the one before
+    targets = [20 + 34 * i + rng.randint(0, 10) for i in range(KILLS)]
     with WebhookReceiver(secret=SECRET, delay_s=0.004) as hook:
         for target in targets:
             child = _start(url, hook)

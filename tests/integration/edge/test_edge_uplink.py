@@ -21,6 +21,7 @@ from edge.queue import DiskQueue
 from edge.schema import (
     ConfigReport,
     StatusMessage,
+    TelemetryBatch,
     config_desired_topic,
     config_reported_topic,
     status_topic,
@@ -179,3 +180,39 @@ def test_records_the_broker_refuses_stay_on_disk(secured_broker, tmp_path) -> No
         assert queue.depth == 2 and queue.stats().dropped_records == 0
     finally:
         queue.close()
+
+
+def test_a_record_sent_but_not_deleted_before_a_crash_is_sent_again_same_key(
+        secured_broker, tmp_path) -> None:
+    """At least once: a crash between PUBACK and delete resends the batch under the same
+    (device, boot, seq), which core's dedup drops."""
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    broker = BrokerConfig("127.0.0.1", secured_broker.port, username="hp-a",
+                          password=secured_broker.passwords["hp-a"])
+
+    async def scenario() -> list[tuple[str, int]]:
+        keys: list[tuple[str, int]] = []
+        async with _core(secured_broker.port, secured_broker.passwords["forewarn-core"]) as core:
+            await core.subscribe(f"forewarn/v1/{tenant}/+/telemetry", qos=1)
+            for boot in ("boot1", "boot2"):
+                queue = DiskQueue(tmp_path / "q.sqlite")
+                if boot == "boot1":
+                    queue.ack = lambda record_id: True  # type: ignore[method-assign]  # dies
+                agent = EdgeAgent(tenant, Batcher("hp-a", boot, "heat_pump", ("a",),
+                                                  max_samples=2), queue=queue)
+                async with Uplink(agent, broker) as uplink:
+                    if boot == "boot1":
+                        agent.add_samples(np.arange(2.0), np.ones((2, 1)))
+                        uplink.notify()
+                    async with asyncio.timeout(10):
+                        async for message in core.messages:
+                            assert isinstance(message.payload, bytes)
+                            batch = TelemetryBatch.model_validate_json(message.payload)
+                            keys.append((batch.boot_id, batch.seq))
+                            break
+                    if boot == "boot2":
+                        assert await uplink.wait_drained(5)
+                queue.close()
+        return keys
+
+    assert asyncio.run(scenario()) == [("boot1", 0), ("boot1", 0)]

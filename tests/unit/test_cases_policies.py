@@ -149,9 +149,25 @@ def test_offline_device_inhibits_its_sensor_rules(engine: Engine) -> None:
     [offline] = pipe.casebook.cases()
     assert offline.rule == "offline" and "no data" in offline.summary
     assert [n.audience for n in notices(engine)] == ["team"]  # offline: no customer notice
-    # the device's first batch back is still judged while "offline" is active: inhibited
-    pipe.evaluator.states[("offline", "acme", "hp-1")].status = "no_data"
     assert pipe.inhibitor.inhibiting(pipe.rules.rules[0], "acme", "hp-1") == "offline"
+    feed(pipe, clock, "hp-1", [0.1])  # back: the offline case resolves itself
+    assert pipe.casebook.cases()[0].status == "resolved"
+    assert pipe.inhibitor.inhibiting(pipe.rules.rules[0], "acme", "hp-1") is None
+
+
+def test_power_loss_inhibits_the_sensor_rule_in_the_same_batch(engine: Engine) -> None:
+    rules = parse_rules("""
+rules:
+  - {name: sensors, score_at_least: 0.8, for: 0s, inhibited_by: [power_lost]}
+  - {name: power_lost, when: {value: {field: b, below: 0.5}}, for: 0s,
+     notify_customer: false}
+""")
+    clock = Clock()
+    pipe = make_pipeline(engine, clock, rules)
+    feed(pipe, clock, "hp-1", [0.9, 0.9], values=[0.0, 0.0])
+    assert [c.rule for c in pipe.casebook.cases()] == ["power_lost"]
+    assert (pipe.stats.inhibited, pipe.suppressed) == (1, [("sensors", "hp-1",
+                                                            "inhibited by power_lost")])
 
 
 def test_quiet_hours_delay_the_customer_not_the_team(engine: Engine) -> None:

@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -44,6 +45,11 @@ admins also retry failed notices.
 """
 
 
+#: uPlot sets inline styles on its elements; scripts come only from /static
+_PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+             "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+
+
 def create_app(ctx: ConsoleContext) -> FastAPI:
     """The application serving ``ctx``."""
     app = FastAPI(title="forewarn support API", version="1", description=_DESCRIPTION,
@@ -52,6 +58,18 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
     app.include_router(api_router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
+
+    @app.middleware("http")
+    async def page_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]
+                           ) -> Response:
+        response = await call_next(request)
+        if web.wants_html(request):
+            # the console's pages run only their own scripts and are never framed
+            response.headers["Content-Security-Policy"] = _PAGE_CSP
+            response.headers["X-Frame-Options"] = "DENY"
+            response.headers["Referrer-Policy"] = "same-origin"
+            response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -66,9 +66,11 @@ def make_server(ctx: ConsoleContext, host: str = "127.0.0.1", port: int = 8080
                                          log_level="warning", lifespan="off"))
 
 
-async def serve_console(ctx: ConsoleContext, host: str, port: int) -> None:
-    """Serve until interrupted (Ctrl-C), then close the store and the database."""
-    server = make_server(ctx, host, port)
+async def serve_console(ctx: ConsoleContext, host: str, port: int,
+                        server: uvicorn.Server | None = None) -> None:
+    """Serve until interrupted (Ctrl-C, or ``server.should_exit``), then close the store and
+    the database. ``server``: one from :func:`make_server` to stop from elsewhere."""
+    server = server or make_server(ctx, host, port)
     try:
         await server.serve()
     finally:

@@ -86,6 +86,19 @@ def test_agent_acknowledges_assigns_notes_and_resolves(acme: httpx.Client,
     assert acme.post(f"{url}/acknowledge").status_code == 409
 
 
+def test_lead_time_before_the_predicted_failure(console: ConsoleUnderTest, acme: httpx.Client,
+                                                fresh_case: int) -> None:
+    now = console.ctx.clock()
+    with Session(console.ctx.engine) as session:
+        session.execute(update(CaseRow).where(CaseRow.id == fresh_case)
+                        .values(predicted_failure_at=now + 3 * 3600.0, severity="critical"))
+        session.commit()
+    case = acme.get(f"/api/v1/cases/{fresh_case}").json()
+    assert case["lead_time_s"] == pytest.approx(3 * 3600.0)
+    queue = acme.get("/api/v1/cases", params={"status": "open"}).json()["items"]
+    assert queue[0]["id"] == fresh_case, "critical with a predicted failure comes first"
+
+
 # -- roles --------------------------------------------------------------------------------------
 
 ACTIONS = [

@@ -46,6 +46,9 @@ def page() -> Iterator[Page]:
 def test_agent_logs_in_sees_the_chart_and_acknowledges(console: ConsoleUnderTest,
                                                        page: Page) -> None:
     p = page
+    problems: list[str] = []  # script errors and CSP violations would land here
+    p.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    p.on("pageerror", lambda e: problems.append(str(e)))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     case_id = console.case_id("acme", "open")
 
@@ -55,10 +58,13 @@ def test_agent_logs_in_sees_the_chart_and_acknowledges(console: ConsoleUnderTest
     p.fill("#token", "fw_000000000000_wrongwrongwrongwrongwrong")
     p.click("button[type=submit]")
     expect(p.get_by_role("alert")).to_contain_text("not valid")
+    problems.clear()  # the browser logs that 401; only what comes after counts
 
     p.fill("#token", console.tokens[("acme", "agent")])
     p.click("button[type=submit]")
     expect(p.locator("h1")).to_have_text("Case queue")
+    p.select_option("select[name=severity]", "warning")  # the filter submits itself
+    expect(p).to_have_url(f"{console.url}/?status=unresolved&severity=warning")
     row = p.locator("table.queue tbody tr", has=p.locator(f"a[href='/cases/{case_id}']"))
     expect(row).to_contain_text("warning")
     expect(row).to_contain_text("open")
@@ -87,6 +93,7 @@ def test_agent_logs_in_sees_the_chart_and_acknowledges(console: ConsoleUnderTest
     p.click("text=Fleet")
     expect(p.locator("h1")).to_have_text("Fleet")
     p.screenshot(path=str(ARTIFACTS / "fleet.png"), full_page=True)
+    assert problems == []
 
 
 def test_a_stale_form_and_another_tenants_case_are_refused(console: ConsoleUnderTest,

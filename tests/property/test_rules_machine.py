@@ -76,7 +76,7 @@ class AlarmsAndCases(RuleBasedStateMachine):
         # runs of one level (faults persist), sometimes with one opposite sample at the end
         high = [level] * run + ([not level] if blip else [])
         before = self._opening_notices(device)
-        t = self.now + STEP * np.arange(1, len(high) + 1)
+        t = self.now + STEP * np.arange(1, len(high) + 1, dtype=np.float64)
         scores = np.array([[0.95 if h else 0.1] for h in high])
         batch = ScoredBatch("acme", device, "heat_pump", ("a",), t, np.ones_like(scores), scores)
         self.now = float(t[-1])

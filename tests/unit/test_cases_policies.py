@@ -86,7 +86,8 @@ def feed(pipeline: RulesPipeline, clock: Clock, device: str, scores: list[float]
     n = len(scores)
     s = np.column_stack([scores, [0.0] * n])
     v = np.column_stack([[1.0] * n, values or [1.0] * n])
-    batch = ScoredBatch("acme", device, "heat_pump", ("a", "b"), t0 + np.arange(n) * 60.0, v, s)
+    t = t0 + np.arange(n, dtype=np.float64) * 60.0
+    batch = ScoredBatch("acme", device, "heat_pump", ("a", "b"), t, v, s)
     clock.now = float(batch.t[-1])
     asyncio.run(pipeline.handle(batch))
 

@@ -26,8 +26,8 @@ def make_batch(scores: list[Any], t0: float = 0.0, fields: tuple[str, ...] = ("a
     s = np.array(scores, dtype=float).reshape(len(scores), len(fields))
     v = (np.array(values, dtype=float).reshape(s.shape) if values is not None
          else np.ones_like(s))
-    return ScoredBatch("acme", device, "heat_pump", fields, t0 + np.arange(len(scores)) * STEP,
-                       v, s, events)
+    t = t0 + np.arange(len(scores), dtype=np.float64) * STEP
+    return ScoredBatch("acme", device, "heat_pump", fields, t, v, s, events)
 
 
 def event(ts: float, field: str = "a", detector: str = "trend", score: float = 0.9,

@@ -24,8 +24,10 @@ from core.errors import DecodeError
 from edge.schema import (
     MAX_FIELDS,
     MAX_SAMPLES_PER_BATCH,
+    PayloadError,
     TelemetryBatch,
     TopicError,
+    decode_payload,
     parse_topic,
 )
 
@@ -42,8 +44,12 @@ class DecodedBatch:
     batch: TelemetryBatch
 
 
-def decode_telemetry(topic: str, payload: bytes) -> DecodedBatch:
-    """Validate one telemetry message; raise :class:`DecodeError` with a counter label otherwise."""
+def decode_telemetry(topic: str, payload: bytes, properties: object | None = None) -> DecodedBatch:
+    """Validate one telemetry message; raise :class:`DecodeError` with a counter label otherwise.
+
+    ``properties`` are the message's MQTT 5 properties, when there are any: their content type
+    says whether the edge agent compressed the payload (without them the first byte tells).
+    """
     try:
         parts = parse_topic(topic)
     except TopicError as exc:
@@ -52,6 +58,10 @@ def decode_telemetry(topic: str, payload: bytes) -> DecodedBatch:
         raise DecodeError("bad_topic", f"not a telemetry topic: {topic}")
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise DecodeError("too_large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        payload = decode_payload(payload, properties)
+    except PayloadError as exc:
+        raise DecodeError("bad_encoding", str(exc)) from exc
     batch = _fast_batch(payload)
     try:
         if batch is None:  # not plainly valid: pydantic decides, and names what is wrong

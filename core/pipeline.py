@@ -16,7 +16,7 @@ True
 >>> pipe.process_payload("forewarn/v1/acme/hp-1/telemetry", b"not json") is None
 True
 >>> pipe.stats.duplicate_batches, dict(pipe.dead_letters.counts)
-(1, {'invalid': 1})
+(1, {'bad_encoding': 1})
 """
 
 from __future__ import annotations

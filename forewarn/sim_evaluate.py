@@ -411,7 +411,8 @@ async def _stream(options: EvalOptions, fleet: Fleet,
             samples += delivery.t.shape[0]
             batches += 1
             continue
-        while delivery.arrival >= next_tick:
+        while delivery.arrival >= next_tick and next_tick <= fleet.config.end:
+            # (no tick after the run: every device would look silent)
             # what the service does now and then: silent devices, escalation
             clock.now = next_tick
             await rules.tick(next_tick)

@@ -1,8 +1,8 @@
 """A support agent in a real browser (Debian's chromium, driven by Playwright): log in with a
 token, find the case the simulated leak opened in the queue, see its chart, acknowledge it.
 
-Screenshots of the queue, the case (before and after acknowledging) and the fleet page go to
-``test-artifacts/console/``.
+Screenshots of the queue, the case (before and after acknowledging), the fleet and the device
+page go to ``test-artifacts/console/``.
 """
 
 from __future__ import annotations
@@ -88,11 +88,18 @@ def test_agent_logs_in_sees_the_chart_and_acknowledges(console: ConsoleUnderTest
     p.screenshot(path=str(ARTIFACTS / "case-acknowledged.png"), full_page=True)
 
     with console.client("acme", "viewer") as api:
-        assert api.get(f"/api/v1/cases/{case_id}").json()["status"] == "acknowledged"
+        case = api.get(f"/api/v1/cases/{case_id}").json()
+    assert case["status"] == "acknowledged"
+    device = case["device_id"]
 
     p.click("text=Fleet")
     expect(p.locator("h1")).to_have_text("Fleet")
     p.screenshot(path=str(ARTIFACTS / "fleet.png"), full_page=True)
+
+    p.locator("table.queue a", has_text=device).first.click()
+    expect(p.locator("h1")).to_have_text(device)
+    expect(p.get_by_test_id("chart")).to_have_attribute("data-ready", "true")
+    p.screenshot(path=str(ARTIFACTS / "device.png"), full_page=True)
     assert problems == []
 
 

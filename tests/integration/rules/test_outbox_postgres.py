@@ -1,0 +1,47 @@
+"""Two dispatcher processes share one outbox on PostgreSQL: every notice reaches the webhook
+exactly once (claims are row-locked and conditional, so no notice is taken twice)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from rules.db import CaseRow, NoticeRow, connect
+from rules.outbox import Outbox
+from tests.integration.rules.dispatch_child import SECRET
+from tests.servers.webhook import WebhookReceiver
+
+pytestmark = pytest.mark.integration
+
+CHILD = Path(__file__).with_name("dispatch_child.py")
+BURST = 150
+
+
+def test_two_dispatchers_deliver_each_notice_once(postgres_url: str) -> None:
+    engine = connect(postgres_url)
+    try:
+        with Session(engine) as session:
+            session.add(CaseRow(id=1, tenant="acme", device_id="hp-1", product="heat_pump",
+                                rule="r", severity="warning", status="open", open_key="k",
+                                fault_started_at=0, opened_at=0, field="a", peak_score=0.9,
+                                summary="", evidence_json="{}"))
+            session.add_all(NoticeRow(case_id=1, audience="team", channel="webhook",
+                                      idempotency_key=f"pg-{i:04d}", subject="s", body="b",
+                                      created_at=0.0) for i in range(BURST))
+            session.commit()
+        with WebhookReceiver(secret=SECRET, delay_s=0.002) as hook:
+            children = [subprocess.Popen([sys.executable, str(CHILD), postgres_url, hook.url],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                        for _ in range(2)]
+            for child in children:
+                _, err = child.communicate(timeout=120)
+                assert child.returncode == 0, err.decode()[-2000:]
+            assert len(hook.delivered) == BURST
+            assert set(hook.received.values()) == {1}
+        assert Outbox(engine, {}, clock=lambda: 0.0).counts() == {"sent": BURST}
+    finally:
+        engine.dispose()

@@ -2,8 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/sim_evaluate.py --devices 1000 --days 30 --seeds 1
-    .venv/bin/python benchmarks/sim_evaluate.py --devices 300 --days 30 --seeds 1 2 3 4 5
+    .venv/bin/python benchmarks/sim_evaluate.py --devices 1000 --days 30 --seeds 1 2 3 4 5
 
 Prints one line per seed (overall figures and speed), then the per-fault-kind table summed over
 the seeds, and writes every report to ``--json`` if given.
@@ -37,11 +36,12 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--days", type=float, default=30.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     reports = []
     for seed in args.seeds:
-        report = evaluate(args.devices, args.days, seed)
+        report = evaluate(args.devices, args.days, seed, workers=args.workers)
         reports.append(report)
         print(_row(report), flush=True)
     kinds = sorted({k for r in reports for k in r["by_fault"]})

@@ -98,10 +98,10 @@ class ConsoleContext:
         except sqlite3.Error:
             return {}
         try:
+            # one index probe per series (the sample table's key starts with series_id)
             rows = db.execute(
-                "SELECT s.device_id, MIN(s.product), MAX(m.last_ms) FROM series s "
-                "LEFT JOIN (SELECT series_id, MAX(ts_ms) AS last_ms FROM sample "
-                "GROUP BY series_id) m ON m.series_id = s.id WHERE s.tenant = ? "
+                "SELECT s.device_id, MIN(s.product), MAX((SELECT MAX(ts_ms) FROM sample "
+                "WHERE series_id = s.id)) FROM series s WHERE s.tenant = ? "
                 "GROUP BY s.device_id", (tenant,)).fetchall()
         except sqlite3.Error:
             return {}

@@ -138,7 +138,8 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
         path = DEFAULT_CONFIG_FILE
     if path is not None and not path.exists():
         raise ConfigError(f"configuration file {path} does not exist")
-    environ = os.environ if env is None else env
+    # a copy: the process's own FOREWARN_* variables are taken out of os.environ below
+    environ = dict(os.environ) if env is None else env
     saved = {k: v for k, v in os.environ.items() if k.startswith("FOREWARN_")}
 
     class _Loaded(Settings):

@@ -1,11 +1,13 @@
 """Regression residual: a field that is off *for what the device's other fields say*.
 
-Each device's fields keep a slowly forgotten EWMA mean and covariance. For every sample, each
-field is predicted from all the device's other fields present in that sample (the regression
-coefficients come straight from the covariance: the standardised residual of field ``j`` is
-``(P d)_j / sqrt(P_jj)`` with ``P`` the inverse covariance and ``d`` the deviation from the
-mean), so "discharge temperature high for this compressor current and outdoor temperature" is
-caught even while every field alone is within its daily range.
+Each field of a device is predicted from the device's other fields by a regression learned
+online: from every field it uses the reading, its square (a pump's pressure falls with the
+square of its flow) and slow averages of both (a motor warms up with its current, minutes
+later), never anything derived from the predicted field itself. The regression comes from a
+slowly forgotten EWMA mean and covariance of those features, refitted every ``refit`` samples;
+the residual, in units of its learned spread, says "discharge temperature high *for this
+compressor current and outdoor temperature*" even while every field alone is within its daily
+range.
 
 The residual is then averaged over two time scales, a short one for sudden faults (a failed
 compressor, a stuck sensor) and a long one for slow drifts (a refrigerant leak that creeps
@@ -13,14 +15,15 @@ over days), each measured against its own slowly learned spread. The score is th
 the two: a *level* that stays high while the fault persists, which is what rules with a
 ``for`` duration need.
 
-Learning is robust and slow: a sample whose residual is far out teaches the baseline little
-(its weight falls with the square of how far out it is), and the forgetting half-life is days,
-so a fault that ramps over a day or two is not absorbed as normal. A series scores nothing
-until it has seen ``warmup`` samples (a full daily cycle at one sample a minute by default).
-:meth:`Regression.rebaseline` re-anchors a device's levels (not its relations) after a change
-that legitimately shifts a baseline, such as a firmware update. The columns of one ``update``
-call must be one device's fields, always in the same order; at most ``max_fields`` of them
-are related to each other (later ones score 0).
+Learning is robust and slow: after the warm-up a sample teaches the baseline less the further
+out the device looks (with the square of its worst residual, and the fourth power of its
+worst average), and the forgetting half-life is days, so a fault that ramps over a day or two
+is not absorbed as normal. A series scores nothing until it has seen ``warmup`` complete
+samples (a full daily cycle at one sample a minute by default). :meth:`Regression.rebaseline`
+re-anchors a device's levels (not its relations) after a change that legitimately shifts a
+baseline, such as a firmware update. The columns of one ``update`` call must be one device's
+fields, always in the same order; at most ``max_fields`` of them are related (later ones
+score 0). A sample with a field missing keeps every level where it was and teaches nothing.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(3)
@@ -48,16 +51,18 @@ from numpy.typing import NDArray
 
 from core.detect._base import SoADetector, as_block
 
-__all__ = ["Regression", "regression_update"]
+__all__ = ["FEATURES_PER_FIELD", "Regression", "regression_update"]
 
+#: features each field lends the regression: reading, its square, slow averages of both
+FEATURES_PER_FIELD = 4
 #: E[min(Z², 4)] for a standard normal Z: keeps the winsorised variance unbiased
 _WINSOR_MEAN = 0.9206
 
 
 @numba.njit(cache=True, nogil=True)
-def _inverse_spd(a: NDArray[np.float64], m: int, inv: NDArray[np.float64],
-                 low: NDArray[np.float64]) -> bool:
-    """Inverse of the symmetric positive definite ``a[:m, :m]`` into ``inv`` (Cholesky)."""
+def _solve_spd(a: NDArray[np.float64], m: int, b: NDArray[np.float64],
+               out: NDArray[np.float64], low: NDArray[np.float64]) -> bool:
+    """Solve ``a[:m, :m] out = b`` for a symmetric positive definite ``a`` (Cholesky)."""
     for i in range(m):
         for j in range(i + 1):
             acc = a[i, j]
@@ -69,85 +74,131 @@ def _inverse_spd(a: NDArray[np.float64], m: int, inv: NDArray[np.float64],
                 low[i, i] = math.sqrt(acc)
             else:
                 low[i, j] = acc / low[j, j]
-    for c in range(m):  # solve L L^T inv[:, c] = e_c
-        for i in range(m):
-            acc = 1.0 if i == c else 0.0
-            for p in range(i):
-                acc -= low[i, p] * inv[p, c]
-            inv[i, c] = acc / low[i, i]
-        for i in range(m - 1, -1, -1):
-            acc = inv[i, c]
-            for p in range(i + 1, m):
-                acc -= low[p, i] * inv[p, c]
-            inv[i, c] = acc / low[i, i]
+    for i in range(m):
+        acc = b[i]
+        for p in range(i):
+            acc -= low[i, p] * out[p]
+        out[i] = acc / low[i, i]
+    for i in range(m - 1, -1, -1):
+        acc = out[i]
+        for p in range(i + 1, m):
+            acc -= low[p, i] * out[p]
+        out[i] = acc / low[i, i]
     return True
 
 
 @numba.njit(cache=True, nogil=True)
+def _refit(fcov: NDArray[np.float64], beta: NDArray[np.float64], resvar: NDArray[np.float64],
+           slots: NDArray[np.int64], k: int, ridge: float, a: NDArray[np.float64],
+           low: NDArray[np.float64], rhs: NDArray[np.float64], sol: NDArray[np.float64],
+           idx: NDArray[np.int64]) -> None:
+    """Regression of each field's reading on the other fields' features, from the covariance."""
+    nf = FEATURES_PER_FIELD
+    for j in range(k):
+        sj = slots[j]
+        m = 0
+        for o in range(nf * k):
+            if o // nf != j:
+                idx[m] = o
+                m += 1
+        for p in range(m):
+            op = idx[p]
+            sp = slots[op // nf]
+            for q in range(m):
+                oq = idx[q]
+                sq = slots[oq // nf]
+                a[p, q] = 0.5 * (fcov[sp, op % nf, oq] + fcov[sq, oq % nf, op])
+            a[p, p] = a[p, p] * (1.0 + ridge) + 1e-12
+            rhs[p] = 0.5 * (fcov[sp, op % nf, nf * j] + fcov[sj, 0, op])
+        if not _solve_spd(a, m, rhs, sol, low):
+            continue
+        explained = 0.0
+        for o in range(nf * k):
+            beta[sj, o] = 0.0
+        for p in range(m):
+            beta[sj, idx[p]] = sol[p]
+            explained += sol[p] * rhs[p]
+        total = fcov[sj, 0, nf * j]
+        resvar[sj] = max(total - explained, 1e-4 * total, 1e-12)
+
+
+@numba.njit(cache=True, nogil=True)
 def regression_update(
-    mean: NDArray[np.float64], cov: NDArray[np.float64], count: NDArray[np.int64],
+    fmean: NDArray[np.float64], fcov: NDArray[np.float64], beta: NDArray[np.float64],
+    resvar: NDArray[np.float64], lag: NDArray[np.float64], count: NDArray[np.int64],
     short: NDArray[np.float64], long: NDArray[np.float64], short_var: NDArray[np.float64],
     long_var: NDArray[np.float64], level: NDArray[np.float64], anchor: NDArray[np.int64],
     slots: NDArray[np.int64], x: NDArray[np.float64], out: NDArray[np.float64],
-    alpha: float, alpha_short: float, alpha_long: float, alpha_var: float, warmup: int,
-    half_z: float, clip: float, ridge: float, anchor_alpha: float, short_floor: float,
-    long_floor: float,
+    alpha: float, alpha_short: float, alpha_long: float, alpha_var: float, alpha_lag: float,
+    warmup: int, half_z: float, clip: float, ridge: float, anchor_alpha: float,
+    short_floor: float, long_floor: float, refit: int, long_half_z: float,
 ) -> None:
-    """Score then learn one device's fields ``x`` (ticks × fields); levels into ``out``.
-
-    A missing sample keeps its field's last level (the fault has not gone away because a
-    reading was lost) and teaches nothing.
-    """
+    """Score then learn one device's fields ``x`` (ticks × fields); levels into ``out``."""
+    nf = FEATURES_PER_FIELD
     n_ticks, n_cols = x.shape
-    k = min(n_cols, cov.shape[1])
-    idx = np.zeros(k, dtype=np.int64)
-    a = np.zeros((k, k))
-    inv = np.zeros((k, k))
-    low = np.zeros((k, k))
-    d = np.zeros(k)
+    k = min(n_cols, fcov.shape[2] // nf)
+    width = nf * k
+    f = np.zeros(width)
+    d = np.zeros(width)
     z = np.zeros(k)
+    a = np.zeros((width, width))
+    low = np.zeros((width, width))
+    rhs = np.zeros(width)
+    sol = np.zeros(width)
+    idx = np.zeros(width, dtype=np.int64)
     h2 = half_z * half_z
+    h2_long = long_half_z * long_half_z
     for i in range(n_ticks):
-        m = 0
-        ready = True
-        for j in range(k):
-            if math.isfinite(x[i, j]):
-                idx[m] = j
-                m += 1
-                if count[slots[j]] < 2:
-                    ready = False
+        complete = k >= 2
         for j in range(n_cols):
-            out[i, j] = level[slots[j]]
-        if m == 0:
+            s = slots[j]
+            out[i, j] = level[s]
+            if j >= k:
+                continue
+            v = x[i, j]
+            if not math.isfinite(v):
+                complete = False
+                continue
+            # the slow averages learn from every reading
+            if lag[s, 2] == 0.0:
+                lag[s, 0] = v
+                lag[s, 1] = v * v
+                lag[s, 2] = 1.0
+            else:
+                lag[s, 0] += alpha_lag * (v - lag[s, 0])
+                lag[s, 1] += alpha_lag * (v * v - lag[s, 1])
+        if not complete:
             continue
-        for p in range(m):
-            s = slots[idx[p]]
-            d[p] = x[i, idx[p]] - mean[s]
-            z[p] = 0.0
+        s0 = slots[0]
+        for j in range(k):
+            s = slots[j]
+            v = x[i, j]
+            f[nf * j] = v
+            f[nf * j + 1] = v * v
+            f[nf * j + 2] = lag[s, 0]
+            f[nf * j + 3] = lag[s, 1]
+            for c in range(nf):
+                d[nf * j + c] = f[nf * j + c] - fmean[s, c]
         worst = 0.0
-        if ready and m >= 2:
-            for p in range(m):
-                sp = slots[idx[p]]
-                for q in range(m):
-                    sq = slots[idx[q]]
-                    a[p, q] = 0.5 * (cov[sp, idx[q]] + cov[sq, idx[p]])
-                a[p, p] = a[p, p] * (1.0 + ridge) + 1e-12 * (1.0 + mean[sp] * mean[sp])
-            if _inverse_spd(a, m, inv, low):
-                for p in range(m):
-                    u = 0.0
-                    for q in range(m):
-                        u += inv[p, q] * d[q]
-                    z[p] = min(max(u / math.sqrt(inv[p, p]), -50.0), 50.0)
-                    worst = max(worst, abs(z[p]))
         r_max = 0.0
-        for p in range(m):
-            j = idx[p]
+        fitted = resvar[s0] > 0.0
+        if fitted:
+            for j in range(k):
+                s = slots[j]
+                pred = 0.0
+                for o in range(width):
+                    pred += beta[s, o] * d[o]
+                z[j] = 0.0
+                if resvar[s] > 0.0:
+                    z[j] = min(max((d[nf * j] - pred) / math.sqrt(resvar[s]), -50.0), 50.0)
+                worst = max(worst, abs(z[j]))
+        for j in range(k):
             s = slots[j]
             c = count[s]
-            if anchor[s] > 0 or not ready or m < 2:
+            if anchor[s] > 0 or not fitted:
                 continue
             # one wild reading must not hold the level up: clip what the averages see
-            zc = min(max(z[p], -5.0 * clip), 5.0 * clip)
+            zc = min(max(z[j], -10.0 * clip), 10.0 * clip)
             short[s] += alpha_short * (zc - short[s])
             long[s] += alpha_long * (zc - long[s])
             if c < warmup // 2:
@@ -160,9 +211,9 @@ def regression_update(
                 continue
             r_short = abs(short[s]) / math.sqrt(max(short_var[s], short_floor))
             r_long = abs(long[s]) / math.sqrt(max(long_var[s], long_floor))
-            r = max(r_short, r_long)
-            r_max = max(r_max, r)
-            score = r * r / (r * r + h2)
+            r_max = max(r_max, r_short, r_long * half_z / long_half_z)
+            score = max(r_short * r_short / (r_short * r_short + h2),
+                        r_long * r_long / (r_long * r_long + h2_long))
             level[s] = score
             out[i, j] = score
             # winsorised at two spreads, so a fault cannot inflate them
@@ -177,37 +228,48 @@ def regression_update(
             weight = (clip / worst) ** 2
         if r_max > half_z:
             weight = min(weight, (half_z / r_max) ** 4)
-        for p in range(m):
-            s = slots[idx[p]]
+        for j in range(k):
+            s = slots[j]
             c = count[s]
+            count[s] = c + 1
             if anchor[s] > 0:
-                mean[s] += anchor_alpha * d[p]
+                for q in range(nf):
+                    fmean[s, q] += anchor_alpha * d[nf * j + q]
                 anchor[s] -= 1
                 if anchor[s] == 0:
                     short[s] = 0.0
                     long[s] = 0.0
-                count[s] = c + 1
                 continue
             ap = 1.0 / (c + 1.0) if c < warmup else alpha * weight
-            for q in range(m):
-                cov[s, idx[q]] = (1.0 - ap) * (cov[s, idx[q]] + ap * d[p] * d[q])
-            mean[s] += ap * d[p]
-            count[s] = c + 1
+            for q in range(nf):
+                dq = d[nf * j + q]
+                for o in range(width):
+                    fcov[s, q, o] = (1.0 - ap) * (fcov[s, q, o] + ap * dq * d[o])
+                fmean[s, q] += ap * dq
+        c0 = count[s0]
+        if c0 >= 2 * width + 2 and c0 % refit == 0:
+            _refit(fcov, beta, resvar, slots, k, ridge, a, low, rhs, sol, idx)
 
 
 class Regression(SoADetector):
     """Per-device regression residual detector; each ``update`` call holds one device's fields.
 
-    Half-lives are in samples: ``half_life`` for the mean and covariance, ``short_half_life``
-    and ``long_half_life`` for the two averages of the residual, ``spread_half_life`` for
-    their spreads. ``half_z``: an average this many of its spreads away scores 0.5, twice
-    that 0.8. ``clip``: residuals beyond this many sigma teach the baseline less.
+    Half-lives are in samples: ``half_life`` for the means and covariances, ``lag_half_life``
+    for the slow averages among the features, ``short_half_life`` and ``long_half_life`` for
+    the two averages of the residual, ``spread_half_life`` for their spreads. ``half_z``: an
+    average this many of its spreads away scores 0.5, twice that 0.8; the spreads count as at
+    least ``short_floor`` and ``long_floor`` (in residual sigmas), so a model that fits a
+    little worse at some hour does not alarm. ``clip``: residuals beyond this many sigma teach
+    the baseline less. ``refit``: samples between refits of the regression.
     """
 
     name: ClassVar[str] = "regression"
     _spec: ClassVar[dict[str, tuple[Any, tuple[int, ...], float]]] = {
-        "mean": (np.float64, (), 0.0),
-        "cov": (np.float64, (8,), 0.0),
+        "fmean": (np.float64, (FEATURES_PER_FIELD,), 0.0),
+        "fcov": (np.float64, (FEATURES_PER_FIELD, 8 * FEATURES_PER_FIELD), 0.0),
+        "beta": (np.float64, (8 * FEATURES_PER_FIELD,), 0.0),
+        "resvar": (np.float64, (), 0.0),
+        "lag": (np.float64, (3,), 0.0),
         "count": (np.int64, (), 0),
         "short": (np.float64, (), 0.0),
         "long": (np.float64, (), 0.0),
@@ -217,39 +279,50 @@ class Regression(SoADetector):
         "anchor": (np.int64, (), 0),
     }
 
-    def __init__(self, capacity: int = 1024, half_life: float = 4320.0, warmup: int = 1440,
+    def __init__(self, capacity: int = 1024, half_life: float = 43200.0, warmup: int = 1440,
                  short_half_life: float = 5.0, long_half_life: float = 120.0,
-                 spread_half_life: float = 4320.0, half_z: float = 3.5, clip: float = 4.0,
-                 ridge: float = 1e-3, max_fields: int = 8, anchor_samples: int = 120,
-                 short_floor: float = 0.6, long_floor: float = 0.5) -> None:
+                 spread_half_life: float = 4320.0, half_z: float = 4.5, clip: float = 4.0,
+                 ridge: float = 0.01, max_fields: int = 8, anchor_samples: int = 120,
+                 short_floor: float = 0.6, long_floor: float = 0.5,
+                 lag_half_life: float = 15.0, refit: int = 30,
+                 long_half_z: float = 5.0) -> None:
         self.alpha = 1.0 - 0.5 ** (1.0 / half_life)
         self.alpha_short = 1.0 - 0.5 ** (1.0 / short_half_life)
         self.alpha_long = 1.0 - 0.5 ** (1.0 / long_half_life)
         self.alpha_var = 1.0 - 0.5 ** (1.0 / spread_half_life)
+        self.alpha_lag = 1.0 - 0.5 ** (1.0 / lag_half_life)
         self.warmup = warmup
         self.half_z = half_z
         self.clip = clip
         self.ridge = ridge
         self.max_fields = max_fields
         self.anchor_samples = anchor_samples
+        self.anchor_alpha = 1.0 / (1.0 + anchor_samples / 4.0)
         self.short_floor = short_floor * short_floor
         self.long_floor = long_floor * long_floor
-        self.anchor_alpha = 1.0 / (1.0 + anchor_samples / 4.0)
+        self.refit = max(int(refit), 1)
+        self.long_half_z = long_half_z
         super().__init__(capacity)
 
     def _trailing(self, name: str) -> tuple[int, ...]:
-        return (self.max_fields,) if name == "cov" else self._spec[name][1]
+        width = self.max_fields * FEATURES_PER_FIELD
+        if name == "fcov":
+            return (FEATURES_PER_FIELD, width)
+        if name == "beta":
+            return (width,)
+        return self._spec[name][1]
 
     def _run(
         self, slots: NDArray[np.int64], x: NDArray[np.float64], t: NDArray[np.float64] | None,
         out: NDArray[np.float64],
     ) -> None:
         a = self._arrays
-        regression_update(a["mean"], a["cov"], a["count"], a["short"], a["long"],
-                          a["short_var"], a["long_var"], a["level"], a["anchor"], slots, x, out,
-                          self.alpha, self.alpha_short, self.alpha_long, self.alpha_var,
-                          self.warmup, self.half_z, self.clip, self.ridge, self.anchor_alpha,
-                          self.short_floor, self.long_floor)
+        regression_update(a["fmean"], a["fcov"], a["beta"], a["resvar"], a["lag"], a["count"],
+                          a["short"], a["long"], a["short_var"], a["long_var"], a["level"],
+                          a["anchor"], slots, x, out, self.alpha, self.alpha_short,
+                          self.alpha_long, self.alpha_var, self.alpha_lag, self.warmup,
+                          self.half_z, self.clip, self.ridge, self.anchor_alpha,
+                          self.short_floor, self.long_floor, self.refit, self.long_half_z)
 
     def rebaseline(self, slots: NDArray[np.int64] | list[int]) -> None:
         """Re-learn the levels of these series over the next samples, keeping their relations.

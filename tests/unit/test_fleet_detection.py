@@ -17,6 +17,7 @@ from core.store.embedded import EmbeddedStore
 from edge.schema import TelemetryBatch
 from firmware_sim.calls import CallModel
 from firmware_sim.imperfections import Imperfections
+from forewarn.settings import load_settings
 from forewarn.sim_evaluate import EvalOptions, run_evaluation
 
 FIELDS = ("current", "discharge", "suction")
@@ -103,3 +104,11 @@ def test_a_small_fleet_through_the_service_code_catches_leaks_before_the_call() 
     assert figures["faults_causing_calls"] >= 4
     assert figures["notified_before_call"] == figures["faults_causing_calls"]
     assert figures["false_cases"] == 0
+
+
+def test_the_process_environment_overrides_the_fleet_profile(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOREWARN_DETECTOR__REGRESSION_HALF_Z", "6")
+    detector = load_settings(None).detector
+    assert detector.regression_half_z == 6.0
+    assert detector.regression_weight == DetectorConfig.for_fleet().regression_weight

@@ -3,7 +3,7 @@
 >>> engine = connect("sqlite://")
 >>> from sqlalchemy import inspect
 >>> sorted(inspect(engine).get_table_names())
-['alarm_states', 'case_events', 'cases', 'notice_attempts', 'notices', 'tickets']
+['alarm_states', 'case_events', 'cases', 'notice_attempts', 'notices', 'silences', 'tickets']
 >>> engine.dispose()
 """
 
@@ -30,6 +30,7 @@ __all__ = [
     "CaseEventRow",
     "CaseRow",
     "NoticeRow",
+    "SilenceRow",
     "TicketRow",
     "connect",
 ]
@@ -137,6 +138,20 @@ class TicketRow(Base):
     device_id: Mapped[str] = mapped_column(String(64), index=True)
     opened_at: Mapped[float] = mapped_column(Float)
     closed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class SilenceRow(Base):
+    """A silence set at run time (``forewarn rules silence``), shared by every process."""
+
+    __tablename__ = "silences"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: the :class:`rules.model.Silence` as JSON
+    spec_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    #: one-off windows end by themselves; this ends any window early
+    removed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class AlarmStateRow(Base):

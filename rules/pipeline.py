@@ -30,7 +30,7 @@ from rules.evaluate import RuleEvaluator, Transition
 from rules.inhibit import Inhibitor
 from rules.model import RuleSet
 from rules.registry import CustomerRegistry
-from rules.silence import Silencer
+from rules.silence import Silencer, SilenceStore
 from rules.states import StateStore
 
 __all__ = ["PipelineStats", "RulesPipeline"]
@@ -65,6 +65,8 @@ class RulesPipeline:
         self.store = StateStore(casebook.engine) if persist_states else None
         self.evaluator = RuleEvaluator(rules.rules, self.store.load() if self.store else None)
         self.silencer = Silencer(rules.silences)
+        self.silence_store = SilenceStore(casebook.engine)
+        self.silencer.refresh(self.silence_store, casebook.clock())
         self.inhibitor = Inhibitor(self.evaluator)
         self.stats = PipelineStats()
         #: cases this pipeline opened (new ones only), in order
@@ -86,7 +88,9 @@ class RulesPipeline:
         self._persist()
 
     async def tick(self, now: float, tenant: str = "") -> None:
-        """Time-driven work: devices gone silent (or never heard from), escalation."""
+        """Time-driven work: silences set meanwhile, devices gone silent (or never heard
+        from), escalation."""
+        self.silencer.refresh(self.silence_store, now)
         self._apply(self.evaluator.tick(now, self.registry.known_devices(), tenant))
         self._persist()
         self.stats.escalated += len(self.casebook.escalate_due(now))

@@ -1,5 +1,7 @@
 """``forewarn rules check FILE…``: validate rules files (and a customer registry) and say what
-they do; ``forewarn rules show FILE``: the rules as a table.
+they do; ``forewarn rules show FILE``: the rules as a table; ``forewarn rules silence …``,
+``silences`` and ``unsilence ID``: silences set at run time, in the case database, seen by every
+process of the deployment.
 
 An error names the file, the line and the key; the exit code is 1 when any file is wrong.
 """
@@ -7,14 +9,30 @@ An error names the file, the line and the key; the exit code is 1 when any file 
 from __future__ import annotations
 
 import argparse
+import getpass
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from rules.errors import RuleFileError
-from rules.model import Rule, RuleSet, load_rules, merge_rule_sets
-from rules.registry import load_registry
+from pydantic import ValidationError
 
-__all__ = ["describe", "register", "run_check", "run_show"]
+from forewarn.errors import ForewarnError
+from rules.db import connect
+from rules.errors import RuleFileError
+from rules.model import Rule, RuleSet, Silence, load_rules, merge_rule_sets, parse_duration
+from rules.registry import load_registry
+from rules.silence import SilenceStore
+
+__all__ = [
+    "describe",
+    "register",
+    "run_check",
+    "run_show",
+    "run_silence",
+    "run_silences",
+    "run_unsilence",
+]
 
 
 def describe(rule: Rule) -> str:
@@ -87,6 +105,67 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_url(args: argparse.Namespace) -> str:
+    if args.db:
+        return str(args.db)
+    from forewarn.settings import load_settings
+
+    return load_settings(getattr(args, "config", None)).cases.url
+
+
+def run_silence(args: argparse.Namespace) -> int:
+    """Store a one-off silence from now for ``--for``."""
+    if not (args.devices or args.products or args.customers):
+        raise ForewarnError("say what to silence: --device, --product or --customer")
+    start = datetime.now(tz=UTC)
+    try:
+        window = Silence(
+            name=args.name, kind="silence", comment=args.comment,
+            devices=tuple(args.devices) or None, products=tuple(args.products) or None,
+            customers=tuple(args.customers) or None, rules=tuple(args.rules) or None,
+            start=start, end=start + timedelta(seconds=parse_duration(args.duration)),
+        )
+    except (ValidationError, ValueError) as exc:
+        raise ForewarnError(f"not a valid silence: {exc}") from exc
+    engine = connect(_db_url(args))
+    try:
+        silence_id = SilenceStore(engine).add(window, by=args.by, now=time.time())
+    finally:
+        engine.dispose()
+    assert window.end is not None
+    print(f"silence #{silence_id} ({window.name}) until {window.end:%Y-%m-%d %H:%M %Z}")
+    return 0
+
+
+def run_silences(args: argparse.Namespace) -> int:
+    """List the stored silences still in force."""
+    engine = connect(_db_url(args))
+    try:
+        active = SilenceStore(engine).active(time.time())
+    finally:
+        engine.dispose()
+    for silence_id, window in active:
+        scope = "; ".join(f"{k} {','.join(v)}" for k, v in (
+            ("devices", window.devices), ("products", window.products),
+            ("customers", window.customers), ("rules", window.rules)) if v)
+        until = f"until {window.end:%Y-%m-%d %H:%M %Z}" if window.end else window.hours
+        print(f"#{silence_id} {window.name}: {scope} {until} {window.comment}".rstrip())
+    if not active:
+        print("no silences in force")
+    return 0
+
+
+def run_unsilence(args: argparse.Namespace) -> int:
+    """End a stored silence early."""
+    engine = connect(_db_url(args))
+    try:
+        removed = SilenceStore(engine).remove(args.id, now=time.time())
+    finally:
+        engine.dispose()
+    print(f"silence #{args.id} ended" if removed else f"no silence #{args.id} in force")
+    return 0 if removed else 1
+
+
 def register(subparsers: Any) -> None:
     """Add the ``rules`` command."""
     parser = subparsers.add_parser(
@@ -103,3 +182,25 @@ def register(subparsers: Any) -> None:
     show = sub.add_parser("show", help="one line per rule and window")
     show.add_argument("file", type=Path, metavar="FILE")
     show.set_defaults(func=run_show)
+
+    db_help = "case database URL (default: [cases] url of the configuration)"
+    silence = sub.add_parser("silence", help="silence devices, products or customers for a while")
+    silence.add_argument("--device", dest="devices", action="append", default=[],
+                         metavar="ID", help="device id or pattern (repeatable)")
+    silence.add_argument("--product", dest="products", action="append", default=[])
+    silence.add_argument("--customer", dest="customers", action="append", default=[])
+    silence.add_argument("--rule", dest="rules", action="append", default=[],
+                         help="only these rules (default: all)")
+    silence.add_argument("--for", dest="duration", default="2h", help="e.g. 30m, 2h, 1d")
+    silence.add_argument("--name", default="manual", help="a name ([a-z0-9_]+)")
+    silence.add_argument("--comment", default="")
+    silence.add_argument("--by", default=getpass.getuser(), help="who silenced it")
+    silence.add_argument("--db", default=None, metavar="URL", help=db_help)
+    silence.set_defaults(func=run_silence)
+    listing = sub.add_parser("silences", help="silences in force")
+    listing.add_argument("--db", default=None, metavar="URL", help=db_help)
+    listing.set_defaults(func=run_silences)
+    unsilence = sub.add_parser("unsilence", help="end a silence early")
+    unsilence.add_argument("id", type=int)
+    unsilence.add_argument("--db", default=None, metavar="URL", help=db_help)
+    unsilence.set_defaults(func=run_unsilence)

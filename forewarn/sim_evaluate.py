@@ -219,10 +219,15 @@ def _summary(matches: Sequence[FaultMatch]) -> dict[str, Any]:
     }
 
 
-def report(result: MatchResult, *, devices: int, days: float) -> dict[str, Any]:
-    """The evaluation's figures as a JSON-ready dict (overall, per fault kind, per course)."""
-    device_days = devices * days
-    out: dict[str, Any] = {"devices": devices, "days": days, "device_days": device_days}
+def report(result: MatchResult, *, devices: int, days: float,
+           learn_days: float = 0.0) -> dict[str, Any]:
+    """The evaluation's figures as a JSON-ready dict (overall, per fault kind, per course).
+
+    ``device_days`` counts the days after the detectors' learning days (when rules ran).
+    """
+    device_days = devices * max(0.0, days - learn_days)
+    out: dict[str, Any] = {"devices": devices, "days": days, "learn_days": learn_days,
+                           "device_days": device_days}
     out.update(_summary(result.faults))
     out["false_cases"] = len(result.false_cases)
     out["false_cases_per_1000_device_days"] = (
@@ -491,9 +496,8 @@ def run_evaluation(options: EvalOptions, out_dir: Path | None = None) -> Evaluat
     outages = {d.device_id: d.imperfections.outages for d in fleet.devices}
     result = match_cases(fleet.ground_truth, cases, fleet.config.end, outages=outages)
     elapsed = time.perf_counter() - started
-    figures = report(result, devices=options.devices,
-                     days=max(0.0, options.days - options.learn_days))
-    figures["simulated_days"] = options.days
+    figures = report(result, devices=options.devices, days=options.days,
+                     learn_days=options.learn_days)
     figures.update({
         "seed": options.seed,
         "cases": len(cases),

@@ -94,11 +94,13 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     overall = Table(title="forewarn sim evaluate", show_header=False, title_justify="left")
     overall.add_column(style="bold")
     overall.add_column(justify="right")
-    for key in ("devices", "days", "device_days", "seed", "faults", "faults_causing_calls",
+    for key in ("devices", "days", "learn_days", "device_days", "seed", "faults",
+                "faults_causing_calls",
                 "notified_before_call", "pct_notified_before_call", "median_lead_time_h",
                 "p10_lead_time_h", "p90_lead_time_h", "detected_after_call", "missed",
                 "false_cases", "false_cases_per_1000_device_days",
-                "notices_for_never_visible_faults", "samples", "run_time_s", "samples_per_s"):
+                "notices_for_never_visible_faults", "offline_cases", "samples", "run_time_s",
+                "samples_per_s"):
         overall.add_row(key, _fmt(report.get(key)))
     console.print(overall)
     per_kind = Table(title="per fault kind (first: notified before the call; late: only after)",

@@ -19,9 +19,12 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
 )
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from rules.errors import RuleError
 
 __all__ = [
     "AlarmStateRow",
@@ -194,4 +197,19 @@ def connect(url: str) -> Engine:
     except (IntegrityError, ProgrammingError):
         # several processes creating the tables at once on PostgreSQL: one of them won
         Base.metadata.create_all(engine)
+    _check_schema(engine)
     return engine
+
+
+def _check_schema(engine: Engine) -> None:
+    """Refuse a database made by an older forewarn (create_all adds tables, not columns)."""
+    inspector = inspect(engine)
+    for table in Base.metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        missing = sorted({c.name for c in table.columns} - have)
+        if missing:
+            url = engine.url.render_as_string(hide_password=True)
+            engine.dispose()
+            raise RuleError(f"the case database {url} was made by an older forewarn: table "
+                            f"{table.name} lacks {', '.join(missing)}; move it away (or "
+                            "migrate it) and start again")

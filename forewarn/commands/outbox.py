@@ -12,10 +12,21 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Engine
+
+from forewarn.errors import ForewarnError
 from rules.db import connect
+from rules.errors import RuleError
 from rules.outbox import Outbox
 
 __all__ = ["register", "run_list", "run_retry"]
+
+
+def _connect(args: argparse.Namespace) -> Engine:
+    try:
+        return connect(_db_url(args))
+    except RuleError as exc:
+        raise ForewarnError(str(exc)) from exc
 
 
 def _db_url(args: argparse.Namespace) -> str:
@@ -34,7 +45,7 @@ def _when(ts: float | None) -> str:
 
 def run_list(args: argparse.Namespace) -> int:
     """Print counts by status and the newest notices."""
-    engine = connect(_db_url(args))
+    engine = _connect(args)
     try:
         outbox = Outbox(engine, {}, clock=time.time)
         counts = outbox.counts()
@@ -57,7 +68,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_retry(args: argparse.Namespace) -> int:
     """Revive dead notices."""
-    engine = connect(_db_url(args))
+    engine = _connect(args)
     try:
         revived = Outbox(engine, {}, clock=time.time).retry(args.ids or None)
     finally:

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy import Engine
 
 from forewarn.errors import ForewarnError
 from rules.db import connect
-from rules.errors import RuleFileError
+from rules.errors import RuleError, RuleFileError
 from rules.model import Rule, RuleSet, Silence, load_rules, merge_rule_sets, parse_duration
 from rules.registry import load_registry
 from rules.silence import SilenceStore
@@ -105,6 +106,13 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _connect(args: argparse.Namespace) -> Engine:
+    try:
+        return connect(_db_url(args))
+    except RuleError as exc:
+        raise ForewarnError(str(exc)) from exc
+
+
 def _db_url(args: argparse.Namespace) -> str:
     if args.db:
         return str(args.db)
@@ -127,7 +135,7 @@ def run_silence(args: argparse.Namespace) -> int:
         )
     except (ValidationError, ValueError) as exc:
         raise ForewarnError(f"not a valid silence: {exc}") from exc
-    engine = connect(_db_url(args))
+    engine = _connect(args)
     try:
         silence_id = SilenceStore(engine).add(window, by=args.by, now=time.time())
     finally:
@@ -139,7 +147,7 @@ def run_silence(args: argparse.Namespace) -> int:
 
 def run_silences(args: argparse.Namespace) -> int:
     """List the stored silences still in force."""
-    engine = connect(_db_url(args))
+    engine = _connect(args)
     try:
         active = SilenceStore(engine).active(time.time())
     finally:
@@ -157,7 +165,7 @@ def run_silences(args: argparse.Namespace) -> int:
 
 def run_unsilence(args: argparse.Namespace) -> int:
     """End a stored silence early."""
-    engine = connect(_db_url(args))
+    engine = _connect(args)
     try:
         removed = SilenceStore(engine).remove(args.id, now=time.time())
     finally:

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from forewarn.auth import ROLES, TokenStore
+from forewarn.console.server import open_cases
 from forewarn.settings import load_settings
-from rules.db import connect
 
 __all__ = ["register"]
 
@@ -41,7 +41,7 @@ def _when(ts: float | None) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    engine = connect(settings.cases.url)
+    engine = open_cases(settings.cases.url)
     try:
         tokens = TokenStore(engine)
         if args.action == "create":

@@ -1,0 +1,284 @@
+"""Streaming a read file through the service's detector and rule evaluator, device by device.
+
+Each device gets its own :class:`~core.pipeline.CorePipeline` over the detector
+:func:`~core.detect.make_detector` builds (the fleet profile, :meth:`DetectorConfig.for_fleet`,
+unless a config says otherwise) and its own :class:`~rules.evaluate.RuleEvaluator`. Rows go in
+blocks in time order, as batches from the device would: nothing looks ahead. During the
+warm-up the detector learns and the rules are not evaluated; after it, ``alarm`` is 1 on every
+row where a rule's alarm is *firing* (the state that opens a case) and ``onset`` marks the
+first row of each run of alarm rows.
+
+The default rule is the house's generic one: a level of at least 0.85 on any field, held for
+``hold`` (10 sample intervals unless told), recovering once every field is below 0.5.
+
+>>> import numpy as np
+>>> from forewarn.score.read import DeviceSeries
+>>> rng = np.random.default_rng(1)
+>>> load = rng.normal(0.0, 1.0, 3000)
+>>> x = np.c_[load, 2.0 * load + 1.0, -load] + rng.normal(0.0, 0.05, (3000, 3))
+>>> x[2500:, 1] -= 3.0                              # b leaves its relation to a and c
+>>> series = DeviceSeries("rig", np.arange(3000), np.arange(3000.0), x)
+>>> result = score_device(series, ("a", "b", "c"), ScoreOptions(warmup="1000"))
+>>> bool(result.alarm[:2500].any()), bool(result.alarm[2520:].all())
+(False, True)
+>>> [(e.start_row, e.field) for e in result.episodes]
+[(2513, 'b')]
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from core.detect import DetectorConfig, make_detector
+from core.events import ScoredBatch
+from core.pipeline import CorePipeline
+from core.store.base import SeriesFrame
+from edge.schema import TelemetryBatch
+from forewarn.score.errors import ScoreError
+from forewarn.score.read import DeviceSeries
+from rules.conditions import Condition, ScoreTest
+from rules.evaluate import RuleEvaluator, Transition
+from rules.model import Rule
+from rules.registry import DeviceMeta
+from rules.timeparse import parse_duration
+
+__all__ = [
+    "DEFAULT_HOLD_ROWS",
+    "DeviceResult",
+    "Episode",
+    "ScoreOptions",
+    "default_rule",
+    "rows_or_seconds",
+    "score_device",
+]
+
+#: the default rule holds its condition this many sample intervals before it fires
+DEFAULT_HOLD_ROWS = 10
+_TENANT = "score"
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreOptions:
+    """How to score: the detector's configuration, warm-up, the rules and the block size.
+
+    ``warmup`` and ``hold`` are a row count (``"500"``) or a duration (``"2h"``); ``warmup``
+    None keeps the detector's own warm-up. ``rules`` None: the generic :func:`default_rule`.
+    """
+
+    config: DetectorConfig = field(default_factory=DetectorConfig.for_fleet)
+    warmup: str | None = None
+    hold: str = str(DEFAULT_HOLD_ROWS)
+    rules: tuple[Rule, ...] | None = None
+    block_rows: int = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """A run of alarm rows of one device: rows are indexes into the device's time order."""
+
+    device_id: str
+    start_row: int
+    end_row: int
+    field: str
+    peak_score: float
+
+
+@dataclass(slots=True, eq=False)
+class DeviceResult:
+    """Per row (in the device's time order): level per field, alarm, onset, blamed field."""
+
+    device_id: str
+    scores: NDArray[np.float32]
+    alarm: NDArray[np.bool_]
+    onset: NDArray[np.bool_]
+    #: index of the blamed field on alarm rows, -1 elsewhere
+    blame: NDArray[np.int16]
+    episodes: list[Episode]
+    warmup_rows: int
+    hold_s: float
+    warnings: list[str]
+
+    @property
+    def anomaly_score(self) -> NDArray[np.float32]:
+        """The highest field level of every row."""
+        if self.scores.shape[1] == 0:
+            return np.zeros(self.scores.shape[0], dtype=np.float32)
+        out: NDArray[np.float32] = self.scores.max(axis=1)
+        return out
+
+
+def rows_or_seconds(text: str, what: str) -> tuple[Literal["rows", "seconds"], float]:
+    """Parse ``--warmup``/``--hold``: a plain number is rows, a duration is seconds.
+
+    >>> rows_or_seconds("500", "--warmup"), rows_or_seconds("2h", "--warmup")
+    (('rows', 500.0), ('seconds', 7200.0))
+    """
+    text = text.strip()
+    if text.isdigit():
+        return "rows", float(text)
+    try:
+        return "seconds", parse_duration(text)
+    except ValueError:
+        raise ScoreError(f"{what} {text!r}: give rows (500) or a duration (30s, 10m, 2h, "
+                         "1d)") from None
+
+
+def default_rule(hold_s: float) -> Rule:
+    """The generic rule: any field's level at least 0.85 for ``hold_s``, clear below 0.5."""
+    return Rule.model_validate({
+        "name": "anomaly", "description": "any field anomalous for the hold time",
+        "score_at_least": 0.85, "for": hold_s, "resolve_after": hold_s,
+        "clear": Condition(not_=Condition(score=ScoreTest(at_least=0.5))),
+    })
+
+
+class _Discard:
+    """A store that keeps nothing: the output is written from the results instead."""
+
+    def write(self, batch: ScoredBatch) -> None:
+        """Discard."""
+
+    def read(self, tenant: str, device_id: str, start: float, stop: float,
+             every_s: float = 0.0) -> SeriesFrame:
+        """Nothing was kept."""
+        empty = np.zeros((0, 0))
+        return SeriesFrame((), np.zeros(0), empty, empty)
+
+    def count_samples(self, tenant: str | None = None) -> int:
+        """Nothing was kept."""
+        return 0
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _warmup_rows(t: NDArray[np.float64], options: ScoreOptions) -> int | None:
+    if options.warmup is None:
+        return None
+    unit, amount = rows_or_seconds(options.warmup, "--warmup")
+    if unit == "rows":
+        return int(amount)
+    return int(np.searchsorted(t, t[0] + amount, side="left")) if t.shape[0] else 0
+
+
+def _config_for(base: DetectorConfig, n_fields: int, warm: int | None) -> DetectorConfig:
+    update: dict[str, object] = {"capacity": max(n_fields, 1)}
+    if warm is not None:
+        # the detector's own warm-ups count samples: they end with the user's warm-up
+        update["warmup"] = max(warm, 0)
+        update["regression_warmup"] = max(warm, 2)
+    return DetectorConfig.model_validate({**base.model_dump(), **update})
+
+
+def _own_warmup(config: DetectorConfig) -> int:
+    if config.regression_weight > 0.0:
+        return max(config.regression_warmup, config.warmup)
+    return config.warmup
+
+
+def _hold_seconds(t: NDArray[np.float64], warm: int, hold: str) -> float:
+    unit, amount = rows_or_seconds(hold, "--hold")
+    if unit == "seconds":
+        return amount
+    head = t[: max(min(warm, t.shape[0]), 2)]
+    steps = np.diff(head)
+    steps = steps[steps > 0]
+    interval = float(np.median(steps)) if steps.size else 1.0
+    return amount * interval
+
+
+def score_device(series: DeviceSeries, fields: tuple[str, ...],
+                 options: ScoreOptions) -> DeviceResult:
+    """Stream one device's rows through the detector and the rules; see the module doc."""
+    n, k = series.values.shape
+    warnings: list[str] = []
+    given = _warmup_rows(series.t, options)
+    config = _config_for(options.config, k, given)
+    warm = min(given if given is not None else _own_warmup(config), n)
+    if given is None and n <= warm:
+        warnings.append(f"device {series.device_id}: {n} rows, no more than the detector's "
+                        f"warm-up of {warm}: nothing is scored (give a shorter --warmup)")
+    if k == 1 and config.regression_weight > 0.0:
+        warnings.append(f"device {series.device_id}: one field: the fleet profile scores "
+                        "fields by how they relate to each other, so a lone field scores 0")
+    if k > 8 and config.regression_weight > 0.0:
+        warnings.append(f"device {series.device_id}: {k} fields: the regression relates the "
+                        "first 8, the rest score 0 (choose with --fields)")
+    hold_s = _hold_seconds(series.t, warm, options.hold)
+    rules = options.rules if options.rules is not None else (default_rule(hold_s),)
+    pipeline = CorePipeline(make_detector(config), _Discard())
+    evaluator = RuleEvaluator(rules)
+    meta = DeviceMeta(_TENANT, series.device_id, "generic", _TENANT)
+    scores = np.zeros((n, k), dtype=np.float32)
+    alarm = np.zeros(n, dtype=np.bool_)
+    fired_field: dict[int, str] = {}
+    cuts = sorted({0, warm, n, *range(0, n, options.block_rows)})
+    for seq, (start, stop) in enumerate(itertools.pairwise(cuts)):
+        # arrays, not lists: the pipeline reads them with np.asarray (trusted, in-process)
+        block: dict[str, Any] = {"t": series.t[start:stop],
+                                 "values": series.values[start:stop]}
+        batch = TelemetryBatch.model_construct(
+            device_id=series.device_id, boot_id="score", seq=seq, product="generic",
+            firmware=None, fields=list(fields), **block)
+        scored = pipeline.process(_TENANT, batch)
+        if scored is None:  # pragma: no cover - every block has a new sequence number
+            continue
+        scores[start:stop] = np.nan_to_num(scored.scores, nan=0.0)
+        if start < warm:
+            continue
+        before = {r.name: evaluator.status(r.name, _TENANT, series.device_id) for r in rules}
+        transitions = evaluator.evaluate(scored, meta)
+        block_t = series.t[start:stop]
+        for rule in rules:
+            mine = [tr for tr in transitions if tr.rule.name == rule.name]
+            alarm[start:stop] |= _firing_rows(block_t, before[rule.name] == "firing", mine)
+        for tr in transitions:
+            if tr.kind == "fired" and tr.alarm is not None and tr.alarm.field:
+                row = start + int(np.searchsorted(block_t, tr.at, side="left"))
+                fired_field.setdefault(row, tr.alarm.field)
+    onset = alarm & ~np.concatenate(([False], alarm[:-1]))
+    blame = np.full(n, -1, dtype=np.int16)
+    if k:
+        blame[alarm] = scores[alarm].argmax(axis=1).astype(np.int16)
+    episodes = _episodes(series.device_id, fields, scores, alarm, onset, blame, fired_field)
+    return DeviceResult(series.device_id, scores, alarm, onset, blame, episodes, warm, hold_s,
+                        warnings)
+
+
+def _firing_rows(t: NDArray[np.float64], firing: bool,
+                 transitions: list[Transition]) -> NDArray[np.bool_]:
+    """Rows of a block where the rule's alarm is firing, from its state changes."""
+    out = np.zeros(t.shape[0], dtype=np.bool_)
+    position, before_silence = 0, firing
+    for tr in transitions:
+        row = int(np.searchsorted(t, tr.at, side="left"))
+        out[position:row] = firing
+        position = max(position, row)
+        if tr.kind in ("fired", "refired"):
+            firing = True
+        elif tr.kind == "no_data":
+            before_silence, firing = firing, False
+        elif tr.kind == "data_back":
+            firing = before_silence
+        elif tr.kind in ("recovering", "resolved"):
+            firing = False
+    out[position:] = firing
+    return out
+
+
+def _episodes(device_id: str, fields: tuple[str, ...], scores: NDArray[np.float32],
+              alarm: NDArray[np.bool_], onset: NDArray[np.bool_], blame: NDArray[np.int16],
+              fired_field: dict[int, str]) -> list[Episode]:
+    starts = np.flatnonzero(onset)
+    ends = np.flatnonzero(alarm & ~np.concatenate((alarm[1:], [False])))
+    out: list[Episode] = []
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        peak = float(scores[a:b + 1].max()) if scores.shape[1] else 0.0
+        name = fired_field.get(a) or fields[int(blame[a])]
+        out.append(Episode(device_id, a, b, name, round(peak, 4)))
+    return out

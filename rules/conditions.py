@@ -161,11 +161,15 @@ class EventTest(BaseModel):
 
     def mask(self, ctx: Context) -> Mask:
         """Per sample."""
-        out = ctx.none()
+        starts = np.sort(np.array([e.ts for e in ctx.events
+                                   if self.matches(e, ctx.rule_fields)], dtype=np.float64))
+        if starts.size == 0:
+            return ctx.none()
         t = ctx.batch.t
-        for event in ctx.events:
-            if self.matches(event, ctx.rule_fields):
-                out |= (t >= event.ts) & (t <= event.ts + self.within)
+        # a sample is covered when some matching event lies in [t - within, t]
+        first = np.searchsorted(starts, t - self.within, side="left")
+        past_last = np.searchsorted(starts, t, side="right")
+        out: Mask = past_last > first
         return out
 
 
@@ -269,10 +273,11 @@ class Condition(BaseModel):
         assert leaf is not None  # the validator guarantees one
         return leaf.mask(ctx)
 
-    def needs_events(self) -> bool:
-        """Whether any node looks at detector events (the evaluator keeps a history then)."""
+    def event_window(self) -> float:
+        """The longest ``within`` of the event tests in this tree (0: it looks at none); the
+        evaluator keeps this much detector event history."""
         if self.event is not None:
-            return True
+            return self.event.within
         children = [*(self.all_ or ()), *(self.any_ or ()),
                     *((self.not_,) if self.not_ is not None else ())]
-        return any(child.needs_events() for child in children)
+        return max((child.event_window() for child in children), default=0.0)

@@ -136,6 +136,11 @@ class RuleEvaluator:
         #: keys whose state changed since the last :meth:`take_dirty`
         self.dirty: set[Key] = set()
         self._conditions = {r.name: r.condition for r in rules}
+        # detector events older than this matter to no condition and to no alarm's evidence
+        self._event_horizon = max(
+            [3600.0 + r.for_s for r in rules]
+            + [c.event_window() for r in rules for c in (r.condition, r.clear) if c is not None],
+            default=3600.0)
         self._events: dict[tuple[str, str], deque[DetectorEvent]] = {}
 
     def take_dirty(self) -> dict[Key, AlarmState]:
@@ -168,6 +173,10 @@ class RuleEvaluator:
                 history = self._events[(batch.tenant, batch.device_id)] = deque(
                     maxlen=_EVENT_HISTORY)
             history.extend(batch.events)
+        if history:
+            horizon = float(batch.t[0]) - self._event_horizon
+            while history and history[0].ts < horizon:
+                history.popleft()
         base = Context.of(batch, meta, None, tuple(history) if history else ())
         out: list[Transition] = []
         for rule in self.rules:

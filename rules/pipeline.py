@@ -21,12 +21,12 @@ Usage::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.events import ScoredBatch
 from rules.cases import CaseBook
 from rules.db import CaseRow
-from rules.evaluate import RuleEvaluator, Transition
+from rules.evaluate import Alarm, RuleEvaluator, Transition
 from rules.inhibit import Inhibitor
 from rules.model import RuleSet
 from rules.registry import CustomerRegistry
@@ -73,6 +73,8 @@ class RulesPipeline:
         self.opened: list[CaseRow] = []
         #: (rule, device, reason) of alarms that opened no case because of a silence/inhibition
         self.suppressed: list[tuple[str, str, str]] = []
+        #: (tenant, device) → rule → alarm held back by a silence or an inhibition
+        self._held: dict[tuple[str, str], dict[str, Alarm]] = {}
 
     @property
     def alarms(self) -> int:
@@ -85,13 +87,17 @@ class RulesPipeline:
         transitions = self.evaluator.evaluate(batch, meta)
         if transitions:
             self._apply(transitions)
+        if (batch.tenant, batch.device_id) in self._held and batch.n_samples:
+            self._release(batch.tenant, batch.device_id, float(batch.t[-1]))
         self._persist()
 
     async def tick(self, now: float, tenant: str = "") -> None:
         """Time-driven work: silences set meanwhile, devices gone silent (or never heard
-        from), escalation."""
+        from), alarms a silence or inhibition held back, escalation."""
         self.silencer.refresh(self.silence_store, now)
         self._apply(self.evaluator.tick(now, self.registry.known_devices(), tenant))
+        for held_tenant, device_id in list(self._held):
+            self._release(held_tenant, device_id, now)
         self._persist()
         self.stats.escalated += len(self.casebook.escalate_due(now))
 
@@ -105,29 +111,9 @@ class RulesPipeline:
             rule = tr.rule
             if tr.alarm is not None:
                 self.stats.alarms += 1
-                meta = self.registry.lookup(tr.tenant, tr.device_id, tr.product)
-                window = self.silencer.match(rule.name, meta, tr.at)
-                if window is not None:
-                    self.stats.silenced += 1
-                    self.suppressed.append((rule.name, tr.device_id, f"{window.kind} "
-                                                                     f"{window.name}"))
-                    continue
-                inhibitor = self.inhibitor.inhibiting(rule, tr.tenant, tr.device_id)
-                if inhibitor is not None:
-                    self.stats.inhibited += 1
-                    self.suppressed.append((rule.name, tr.device_id, f"inhibited by {inhibitor}"))
-                    continue
-                outcome = self.casebook.record_alarm(tr.alarm, meta)
-                if outcome.kind == "opened" and outcome.case is not None:
-                    self.stats.opened += 1
-                    self.opened.append(outcome.case)
-                elif outcome.kind == "joined":
-                    self.stats.joined += 1
-                elif outcome.kind == "reopened":
-                    self.stats.reopened += 1
-                else:
-                    self.stats.duplicates += 1
+                self._record(tr.alarm, tr.at)
             elif tr.kind == "resolved":
+                self._held.get((tr.tenant, tr.device_id), {}).pop(rule.name, None)
                 group = [r.name for r in self.rules.rules if r.group_name == rule.group_name]
                 if not self.evaluator.active(group, tr.tenant, tr.device_id) and (
                         self.casebook.resolve(tr.tenant, tr.device_id, rule.group_name, tr.at,
@@ -136,3 +122,49 @@ class RulesPipeline:
             elif tr.kind == "flapping":
                 self.casebook.note(tr.tenant, tr.device_id, rule.group_name, tr.at, "flapping",
                                    f"{rule.name} keeps firing and clearing; held open")
+
+    def _suppression(self, alarm: Alarm, at: float) -> str | None:
+        """Why an alarm may not open a case now (None: it may)."""
+        meta = self.registry.lookup(alarm.tenant, alarm.device_id, alarm.product)
+        window = self.silencer.match(alarm.rule.name, meta, at)
+        if window is not None:
+            return f"{window.kind} {window.name}"
+        inhibitor = self.inhibitor.inhibiting(alarm.rule, alarm.tenant, alarm.device_id)
+        if inhibitor is not None:
+            return f"inhibited by {inhibitor}"
+        return None
+
+    def _record(self, alarm: Alarm, at: float) -> None:
+        reason = self._suppression(alarm, at)
+        if reason is not None:
+            if reason.startswith("inhibited"):
+                self.stats.inhibited += 1
+            else:
+                self.stats.silenced += 1
+            self.suppressed.append((alarm.rule.name, alarm.device_id, reason))
+            # held back, not forgotten: still firing when the window ends → a case then
+            self._held.setdefault((alarm.tenant, alarm.device_id), {})[alarm.rule.name] = alarm
+            return
+        meta = self.registry.lookup(alarm.tenant, alarm.device_id, alarm.product)
+        outcome = self.casebook.record_alarm(alarm, meta)
+        if outcome.kind == "opened" and outcome.case is not None:
+            self.stats.opened += 1
+            self.opened.append(outcome.case)
+        elif outcome.kind == "joined":
+            self.stats.joined += 1
+        elif outcome.kind == "reopened":
+            self.stats.reopened += 1
+        else:
+            self.stats.duplicates += 1
+
+    def _release(self, tenant: str, device_id: str, now: float) -> None:
+        """Open the cases of held alarms that are still active and no longer suppressed."""
+        held = self._held[(tenant, device_id)]
+        for name, alarm in list(held.items()):
+            if not self.evaluator.active((name,), tenant, device_id):
+                del held[name]  # over while held: nothing to say
+            elif self._suppression(alarm, now) is None:
+                del held[name]
+                self._record(replace(alarm, fired_at=max(now, alarm.fired_at)), now)
+        if not held:
+            del self._held[(tenant, device_id)]

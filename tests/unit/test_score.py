@@ -263,3 +263,13 @@ def test_a_folder_scores_every_file_into_the_output_folder(tmp_path: Path,
     assert [f["rows"] for f in doc["files"]] == [300, 300]
     for name in ("one", "two"):
         assert len((tmp_path / "out" / f"{name}.csv").read_text().splitlines()) == 301
+
+
+def test_a_short_recording_learns_from_its_first_third(tmp_path: Path) -> None:
+    a, b = _related(900, 7)
+    src = tmp_path / "run.csv"
+    _write_csv(src, {"a": a, "b": b}, step=1.0)
+    scored = score_telemetry(read_telemetry(src, ReadOptions()), ScoreOptions())
+    (result,) = scored.results
+    assert result.warmup_rows == 300 and "learns from the first 300 rows" in result.warnings[0]
+    assert not result.alarm[:300].any()

@@ -199,7 +199,12 @@ def regression_update(
                 continue
             # one wild reading must not hold the level up: clip what the averages see
             zc = min(max(z[j], -10.0 * clip), 10.0 * clip)
-            short[s] += alpha_short * (zc - short[s])
+            # the short average jumps up at once and decays slowly: an intermittent fault
+            # (a connection that cuts out for minutes) keeps its level between its bursts
+            if abs(zc) > abs(short[s]):
+                short[s] += 0.5 * (zc - short[s])
+            else:
+                short[s] += alpha_short * (zc - short[s])
             long[s] += alpha_long * (zc - long[s])
             if c < warmup // 2:
                 continue
@@ -216,11 +221,6 @@ def regression_update(
                         r_long * r_long / (r_long * r_long + h2_long))
             level[s] = score
             out[i, j] = score
-            # winsorised at two spreads, so a fault cannot inflate them
-            short_var[s] += alpha_var * (min(short[s] * short[s], 4.0 * short_var[s])
-                                         / _WINSOR_MEAN - short_var[s])
-            long_var[s] += alpha_var * (min(long[s] * long[s], 4.0 * long_var[s])
-                                        / _WINSOR_MEAN - long_var[s])
         # learn: plain means over the warm-up, then slowly; while the device looks anomalous
         # (a far-out sample, or averages far from normal) it teaches the baseline little
         weight = 1.0
@@ -228,6 +228,17 @@ def regression_update(
             weight = (clip / worst) ** 2
         if r_max > half_z:
             weight = min(weight, (half_z / r_max) ** 4)
+        for j in range(k):
+            s = slots[j]
+            if anchor[s] > 0 or not fitted or count[s] < warmup:
+                continue
+            # the spreads learn slowly too, winsorised at two spreads: a fault that creeps
+            # must not teach them that its residuals are normal
+            av = alpha_var * weight
+            short_var[s] += av * (min(short[s] * short[s], 4.0 * short_var[s]) / _WINSOR_MEAN
+                                  - short_var[s])
+            long_var[s] += av * (min(long[s] * long[s], 4.0 * long_var[s]) / _WINSOR_MEAN
+                                 - long_var[s])
         for j in range(k):
             s = slots[j]
             c = count[s]
@@ -281,7 +292,7 @@ class Regression(SoADetector):
 
     def __init__(self, capacity: int = 1024, half_life: float = 43200.0, warmup: int = 1440,
                  short_half_life: float = 5.0, long_half_life: float = 120.0,
-                 spread_half_life: float = 4320.0, half_z: float = 4.5, clip: float = 4.0,
+                 spread_half_life: float = 43200.0, half_z: float = 4.5, clip: float = 4.0,
                  ridge: float = 0.01, max_fields: int = 8, anchor_samples: int = 120,
                  short_floor: float = 0.6, long_floor: float = 0.5,
                  lag_half_life: float = 15.0, refit: int = 30,

@@ -63,7 +63,7 @@ def _longest_run(high: np.ndarray) -> int:
 
 def test_a_sustained_fault_holds_the_level_and_gives_one_explained_onset() -> None:
     x = _device(1500, seed=1)
-    x[1200:, 1] += 4.0  # discharge runs hot for this load
+    x[1200:, 1] += 6.0  # discharge runs hot for this load
     batches = _run(_pipeline(), x)
     scores = np.vstack([b.scores for b in batches])
     assert scores[:1200].max() < 0.85
@@ -86,7 +86,7 @@ def test_an_isolated_wild_reading_does_not_hold_the_level() -> None:
 @pytest.mark.parametrize("announced", [True, False], ids=["firmware-reported", "silent"])
 def test_a_firmware_update_that_moves_a_baseline_is_no_fault(announced: bool) -> None:
     x = _device(1800, seed=3)
-    x[1200:, 1] += 4.0  # the new control curve runs the discharge hotter
+    x[1200:, 1] += 6.0  # the new control curve runs the discharge hotter
     firmware = ["1.4.2"] * 1200 + ["1.5.0"] * 600 if announced else None
     scores = np.vstack([b.scores for b in _run(_pipeline(), x, firmware)])
     held = _longest_run(scores[1200:].max(axis=1) >= 0.85)

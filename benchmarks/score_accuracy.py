@@ -10,7 +10,7 @@ detection delay of ``onset`` (first onset at or after the fault's start, per fau
 median and quartiles, hours), how many faulty devices were flagged at all, and the alarm
 episodes on healthy devices. ``--json`` prints one JSON object.
 
-    .venv/bin/python benchmarks/score_accuracy.py [--devices 30] [--days 7] [--seed 1] [--json]
+    .venv/bin/python benchmarks/score_accuracy.py [--devices 30] [--days 7] [--seed 1] [--hold 10] [--json]
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from forewarn.score import ReadOptions, ScoreOptions, score_file
 _H = 3600.0
 
 
-def evaluate(devices: int, days: float, seed: int, warmup: str = "1d") -> dict[str, Any]:
+def evaluate(devices: int, days: float, seed: int, warmup: str = "1d",
+             hold: str = "10") -> dict[str, Any]:
     """Simulate, score each device's file, and compare with the ground truth."""
     horizon = days * 86_400.0
     first = min(0.5, 1.5 * 86_400.0 / horizon)  # faults start after the warm-up day
@@ -52,7 +53,7 @@ def evaluate(devices: int, days: float, seed: int, warmup: str = "1d") -> dict[s
             for j, name in enumerate(device.product.fields):
                 columns[name] = pa.array(block.values[keep, j])
             pa_csv.write_csv(pa.table(columns), path)
-            scored = score_file(path, ReadOptions(), ScoreOptions(warmup=warmup))
+            scored = score_file(path, ReadOptions(), ScoreOptions(warmup=warmup, hold=hold))
             (result,) = scored.results
             (series,) = scored.telemetry.devices
             true_t = block.true_t[keep][series.rows]
@@ -81,7 +82,7 @@ def evaluate(devices: int, days: float, seed: int, warmup: str = "1d") -> dict[s
     faulty_devices = sum(k["devices"] for k in by_kind.values())
     q = np.percentile(delays, [25, 50, 75]).round(2).tolist() if delays else [None] * 3
     return {
-        "devices": devices, "days": days, "seed": seed, "warmup": warmup,
+        "devices": devices, "days": days, "seed": seed, "warmup": warmup, "hold": hold,
         "faulty_devices": faulty_devices, "flagged_faulty_devices": len(delays),
         "row_precision": round(tp / (tp + fp), 3) if tp + fp else None,
         "row_recall": round(tp / (tp + fn), 3) if tp + fn else None,
@@ -99,9 +100,10 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=7.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--warmup", default="1d")
+    parser.add_argument("--hold", default="10", help="rows or a duration (the default rule)")
     parser.add_argument("--json", action="store_true", help="one JSON object")
     args = parser.parse_args()
-    figures = evaluate(args.devices, args.days, args.seed, args.warmup)
+    figures = evaluate(args.devices, args.days, args.seed, args.warmup, args.hold)
     if args.json:
         print(json.dumps(figures))
         return

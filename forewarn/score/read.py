@@ -4,7 +4,8 @@ The delimiter is detected from the first lines (or given), the time column found
 or by values that read as timestamps (or given); times may be ISO 8601 (a zone or none, which
 counts as UTC) or epoch seconds, milliseconds, microseconds or nanoseconds (told apart by the
 first value's size). Every numeric column other than the time and device columns is a field
-unless ``fields`` names them. Missing values are NaN; rows out of time order are put in order
+unless ``fields`` names them (columns named like labels, such as ``anomaly`` or
+``changepoint``, are left out). Missing values are NaN; rows out of time order are put in order
 for the detectors (each device's rows keep their numbers in the file, for the output).
 
 >>> import tempfile
@@ -40,7 +41,14 @@ from numpy.typing import NDArray
 
 from forewarn.score.errors import ScoreError
 
-__all__ = ["PARQUET_SUFFIXES", "DeviceSeries", "ReadOptions", "Telemetry", "read_telemetry"]
+__all__ = [
+    "LABEL_NAMES",
+    "PARQUET_SUFFIXES",
+    "DeviceSeries",
+    "ReadOptions",
+    "Telemetry",
+    "read_telemetry",
+]
 
 #: file name endings read as Parquet (anything else is read as delimited text)
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -50,6 +58,10 @@ _TIME_NAMES = ("timestamp", "time", "datetime", "date_time", "date", "ts", "t", 
                "time_s", "timestamp_ms", "time_ms", "_time")
 _TIME_HINT = re.compile(r"time|date|epoch", re.IGNORECASE)
 _SAMPLE_BYTES = 1 << 16
+#: numeric columns named like this are labels of a recording, not sensors: never scored
+#: unless ``fields`` names them (compared in lower case)
+LABEL_NAMES = frozenset({"anomaly", "anomalies", "is_anomaly", "label", "labels", "changepoint",
+                         "change_point", "fault", "is_fault", "target", "ground_truth"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +104,8 @@ class Telemetry:
     n_rows: int
     #: rows whose time is earlier than the row before them (of the same device)
     out_of_order: int
+    #: numeric columns left out because their names say they are labels
+    labels: tuple[str, ...] = ()
 
 
 def read_telemetry(path: Path, options: ReadOptions) -> Telemetry:
@@ -112,7 +126,7 @@ def read_telemetry(path: Path, options: ReadOptions) -> Telemetry:
     if options.device_column is not None and options.device_column not in names:
         raise ScoreError(f"{path}: no device column {options.device_column!r} "
                          f"(columns: {', '.join(names)})")
-    fields = _fields(path, table, time_column, options)
+    fields, labels = _fields(path, table, time_column, options)
     if table.num_rows == 0:
         raise ScoreError(f"{path}: no rows of data")
     time_col = table.column(time_column)
@@ -129,7 +143,7 @@ def read_telemetry(path: Path, options: ReadOptions) -> Telemetry:
     else:
         devices, out_of_order = _split(None, t, values)
     return Telemetry(path, separator, time_column, time_col, fields, options.device_column,
-                     device_text, devices, table.num_rows, out_of_order)
+                     device_text, devices, table.num_rows, out_of_order, labels)
 
 
 # -- text files ------------------------------------------------------------------------------
@@ -259,7 +273,9 @@ def _numeric(kind: Any) -> bool:
                 or pa.types.is_decimal(kind))
 
 
-def _fields(path: Path, table: Any, time_column: str, options: ReadOptions) -> tuple[str, ...]:
+def _fields(path: Path, table: Any, time_column: str, options: ReadOptions,
+            ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The columns to score, and the label columns left out (unless ``fields`` names them)."""
     names = list(table.column_names)
     if options.fields is not None:
         missing = [f for f in options.fields if f not in names]
@@ -274,9 +290,11 @@ def _fields(path: Path, table: Any, time_column: str, options: ReadOptions) -> t
     else:
         skip = {time_column, options.device_column, *options.exclude}
         chosen = [n for n in names if n not in skip and _numeric(table.schema.field(n).type)]
+    labels = tuple(n for n in chosen if options.fields is None and n.lower() in LABEL_NAMES)
+    chosen = [n for n in chosen if n not in labels]
     if not chosen:
         raise ScoreError(f"{path}: no numeric column to score (columns: {', '.join(names)})")
-    return tuple(chosen)
+    return tuple(chosen), labels
 
 
 def _seconds(path: Path, name: str, column: Any) -> NDArray[np.float64]:

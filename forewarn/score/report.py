@@ -153,7 +153,10 @@ def summary(scored: Scored) -> dict[str, Any]:
         "episodes": episodes,
         "run_time_s": round(scored.seconds, 3),
         "rows_per_s": round(tele.n_rows / scored.seconds) if scored.seconds > 0 else None,
-        "warnings": [w for r in scored.results for w in r.warnings],
+        "labels_not_scored": list(tele.labels),
+        "warnings": [*(f"column {name!r} looks like a label: not scored (name it in --fields "
+                       "to score it)" for name in tele.labels),
+                     *(w for r in scored.results for w in r.warnings)],
     }
 
 

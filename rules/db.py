@@ -175,6 +175,7 @@ class AlarmStateRow(Base):
     fires_json: Mapped[str] = mapped_column(Text, default="[]")
     flapping: Mapped[bool] = mapped_column(Boolean, default=False)
     before_no_data: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    held: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 def connect(url: str) -> Engine:

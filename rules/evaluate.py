@@ -115,6 +115,8 @@ class AlarmState:
     #: the state to return to when data comes back
     before_no_data: AlarmStatus | None = None
     product: str = ""
+    #: fired, but a silence or an inhibition holds its case back (the pipeline sets it)
+    held: bool = False
 
 
 Key = tuple[str, str, str]

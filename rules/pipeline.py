@@ -75,6 +75,13 @@ class RulesPipeline:
         self.suppressed: list[tuple[str, str, str]] = []
         #: (tenant, device) → rule → alarm held back by a silence or an inhibition
         self._held: dict[tuple[str, str], dict[str, Alarm]] = {}
+        for (name, tenant, device_id), state in self.evaluator.states.items():
+            rule = self.evaluator.by_name.get(name)
+            if state.held and rule is not None:  # held before a restart: still held
+                at = state.fired_at if state.fired_at is not None else state.since
+                self._held.setdefault((tenant, device_id), {})[name] = Alarm(
+                    rule, tenant, device_id, state.product, at, at, "", 0.0, 0.0,
+                    kind="no_data" if rule.is_no_data_rule else "condition")
 
     @property
     def alarms(self) -> int:
@@ -113,7 +120,7 @@ class RulesPipeline:
                 self.stats.alarms += 1
                 self._record(tr.alarm, tr.at)
             elif tr.kind == "resolved":
-                self._held.get((tr.tenant, tr.device_id), {}).pop(rule.name, None)
+                self._unhold(tr.tenant, tr.device_id, rule.name)
                 group = [r.name for r in self.rules.rules if r.group_name == rule.group_name]
                 if not self.evaluator.active(group, tr.tenant, tr.device_id) and (
                         self.casebook.resolve(tr.tenant, tr.device_id, rule.group_name, tr.at,
@@ -144,6 +151,7 @@ class RulesPipeline:
             self.suppressed.append((alarm.rule.name, alarm.device_id, reason))
             # held back, not forgotten: still firing when the window ends → a case then
             self._held.setdefault((alarm.tenant, alarm.device_id), {})[alarm.rule.name] = alarm
+            self._mark_held(alarm.rule.name, alarm.tenant, alarm.device_id, True)
             return
         meta = self.registry.lookup(alarm.tenant, alarm.device_id, alarm.product)
         outcome = self.casebook.record_alarm(alarm, meta)
@@ -161,10 +169,25 @@ class RulesPipeline:
         """Open the cases of held alarms that are still active and no longer suppressed."""
         held = self._held[(tenant, device_id)]
         for name, alarm in list(held.items()):
-            if not self.evaluator.active((name,), tenant, device_id):
-                del held[name]  # over while held: nothing to say
+            status = self.evaluator.status(name, tenant, device_id)
+            if status == "recovering" or (status == "no_data" and not alarm.rule.is_no_data_rule):
+                continue  # getting better (or silent): open nothing yet, forget nothing
+            if status not in ("firing", "no_data"):
+                self._unhold(tenant, device_id, name)  # over while held: nothing to say
             elif self._suppression(alarm, now) is None:
-                del held[name]
+                self._unhold(tenant, device_id, name)
                 self._record(replace(alarm, fired_at=max(now, alarm.fired_at)), now)
-        if not held:
-            del self._held[(tenant, device_id)]
+
+    def _unhold(self, tenant: str, device_id: str, name: str) -> None:
+        held = self._held.get((tenant, device_id))
+        if held is not None and held.pop(name, None) is not None:
+            self._mark_held(name, tenant, device_id, False)
+            if not held:
+                del self._held[(tenant, device_id)]
+
+    def _mark_held(self, name: str, tenant: str, device_id: str, held: bool) -> None:
+        key = (name, tenant, device_id)
+        state = self.evaluator.states.get(key)
+        if state is not None and state.held != held:
+            state.held = held
+            self.evaluator.dirty.add(key)

@@ -25,7 +25,7 @@ from rules.evaluate import AlarmState, AlarmStatus, Key
 __all__ = ["StateStore"]
 
 _COLUMNS = ("product", "status", "since", "pending_since", "clear_since", "fired_at",
-            "last_seen", "fires_json", "flapping", "before_no_data")
+            "last_seen", "fires_json", "flapping", "before_no_data", "held")
 
 
 class StateStore:
@@ -45,7 +45,7 @@ class StateStore:
                     fired_at=r.fired_at, last_seen=r.last_seen,
                     fires=[float(x) for x in json.loads(r.fires_json)], flapping=r.flapping,
                     before_no_data=cast(AlarmStatus | None, r.before_no_data),
-                    product=r.product,
+                    product=r.product, held=r.held,
                 )
                 for r in rows
             }
@@ -59,7 +59,7 @@ class StateStore:
              "status": s.status, "since": s.since, "pending_since": s.pending_since,
              "clear_since": s.clear_since, "fired_at": s.fired_at, "last_seen": s.last_seen,
              "fires_json": json.dumps(s.fires), "flapping": s.flapping,
-             "before_no_data": s.before_no_data}
+             "before_no_data": s.before_no_data, "held": s.held}
             for k, s in states.items()
         ]
         dialect = self.engine.dialect.name

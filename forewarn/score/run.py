@@ -8,8 +8,9 @@ warm-up the detector learns and the rules are not evaluated; after it, ``alarm``
 row where a rule's alarm is *firing* (the state that opens a case) and ``onset`` marks the
 first row of each run of alarm rows.
 
-The default rule is the house's generic one: a level of at least 0.85 on any field, held for
-``hold`` (10 sample intervals unless told), recovering once every field is below 0.5.
+The default rules are generic: a level of at least 0.85 on any field, held for ``hold`` (10
+sample intervals unless told), recovering once every field is below 0.5; and a stuck sensor
+(the stuck detector's finding, which is no part of the level) for three hold times.
 
 >>> import numpy as np
 >>> from forewarn.score.read import DeviceSeries
@@ -50,16 +51,19 @@ from rules.timeparse import parse_duration
 __all__ = [
     "DEFAULT_HOLD_ROWS",
     "SHORT_FILE_WARMUPS",
+    "STUCK_HOLDS",
     "DeviceResult",
     "Episode",
     "ScoreOptions",
-    "default_rule",
+    "default_rules",
     "rows_or_seconds",
     "score_device",
 ]
 
 #: the default rule holds its condition this many sample intervals before it fires
 DEFAULT_HOLD_ROWS = 10
+#: the stuck-sensor rule alarms for this many hold times after the stuck detector fires
+STUCK_HOLDS = 3
 #: a device with fewer rows than this many detector warm-ups learns from its first share
 SHORT_FILE_WARMUPS = 3
 _TENANT = "score"
@@ -71,7 +75,7 @@ class ScoreOptions:
 
     ``warmup`` and ``hold`` are a row count (``"500"``) or a duration (``"2h"``); ``warmup``
     None keeps the detector's own warm-up (a third of the rows for a device with fewer than
-    three warm-ups of rows). ``rules`` None: the generic :func:`default_rule`.
+    three warm-ups of rows). ``rules`` None: the generic :func:`default_rules`.
     """
 
     config: DetectorConfig = field(default_factory=DetectorConfig.for_fleet)
@@ -132,13 +136,26 @@ def rows_or_seconds(text: str, what: str) -> tuple[Literal["rows", "seconds"], f
                          "1d)") from None
 
 
-def default_rule(hold_s: float) -> Rule:
-    """The generic rule: any field's level at least 0.85 for ``hold_s``, clear below 0.5."""
-    return Rule.model_validate({
-        "name": "anomaly", "description": "any field anomalous for the hold time",
-        "score_at_least": 0.85, "for": hold_s, "resolve_after": hold_s,
-        "clear": Condition(not_=Condition(score=ScoreTest(at_least=0.5))),
-    })
+def default_rules(hold_s: float) -> tuple[Rule, ...]:
+    """The generic rules: any field's level at least 0.85 for ``hold_s`` (clear below 0.5),
+    and a sensor that got stuck (alarm for three hold times after the stuck detector fires).
+
+    >>> [(r.name, r.for_s) for r in default_rules(600.0)]
+    [('anomaly', 600.0), ('stuck_sensor', 0.0)]
+    """
+    return (
+        Rule.model_validate({
+            "name": "anomaly", "description": "any field anomalous for the hold time",
+            "score_at_least": 0.85, "for": hold_s, "resolve_after": hold_s,
+            "clear": Condition(not_=Condition(score=ScoreTest(at_least=0.5))),
+        }),
+        # a stuck reading is a finding of a rule detector, not part of the level
+        Rule.model_validate({
+            "name": "stuck_sensor", "description": "a sensor stuck at one value",
+            "when": {"event": {"detector": ["stuck"], "within": STUCK_HOLDS * hold_s}},
+            "for": 0.0, "resolve_after": 0.0,
+        }),
+    )
 
 
 class _Discard:
@@ -219,7 +236,7 @@ def score_device(series: DeviceSeries, fields: tuple[str, ...],
         warnings.append(f"device {series.device_id}: {k} fields: the regression relates the "
                         "first 8, the rest score 0 (choose with --fields)")
     hold_s = _hold_seconds(series.t, warm, options.hold)
-    rules = options.rules if options.rules is not None else (default_rule(hold_s),)
+    rules = options.rules if options.rules is not None else default_rules(hold_s)
     pipeline = CorePipeline(make_detector(config), _Discard())
     evaluator = RuleEvaluator(rules)
     meta = DeviceMeta(_TENANT, series.device_id, "generic", _TENANT)

@@ -221,7 +221,7 @@ def _summary(matches: Sequence[FaultMatch]) -> dict[str, Any]:
 
 def report(result: MatchResult, *, devices: int, days: float,
            learn_days: float = 0.0) -> dict[str, Any]:
-    """The evaluation's figures as a JSON-ready dict (overall, per fault kind, per course).
+    """The evaluation's figures as a JSON-ready dict (overall, per fault kind, product, course).
 
     ``device_days`` counts the days after the detectors' learning days (when rules ran).
     """
@@ -238,6 +238,9 @@ def report(result: MatchResult, *, devices: int, days: float,
     kinds = sorted({m.truth.kind for m in result.faults})
     out["by_fault"] = {k: _summary([m for m in result.faults if m.truth.kind == k])
                        for k in kinds}
+    products = sorted({m.truth.product for m in result.faults})
+    out["by_product"] = {p: _summary([m for m in result.faults if m.truth.product == p])
+                         for p in products}
     courses = sorted({m.truth.course for m in result.faults})
     out["by_course"] = {c: _summary([m for m in result.faults if m.truth.course == c])
                         for c in courses}

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     except RuleFileError as exc:
         raise ForewarnError(str(exc).splitlines()[0]) from exc
     options = ScoreOptions(config=load_detector_config(args.detector_config),
-                           warmup=args.warmup, hold=args.hold, rules=rules)
+                           warmup=args.warmup, hold=args.hold, rules=rules, product=args.product)
     summaries: list[dict[str, Any]] = []
     for path in inputs:
         scored = score_file(path, read, options)
@@ -123,6 +123,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--rules", type=Path, default=None, metavar="FILE",
                         help="a rules YAML file to decide alarms with (default: any field's "
                         "level ≥ 0.85 for the hold time)")
+    parser.add_argument("--product", default="generic", metavar="NAME",
+                        help="the devices' product, for --rules that name one (e.g. heat_pump)")
     parser.add_argument("--per-field", action="store_true",
                         help="also write score_<field> for every field")
     parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png",

@@ -82,6 +82,8 @@ class ScoreOptions:
     warmup: str | None = None
     hold: str = str(DEFAULT_HOLD_ROWS)
     rules: tuple[Rule, ...] | None = None
+    #: the devices' product, for rules that apply to one product only
+    product: str = "generic"
     block_rows: int = 4096
 
 
@@ -237,9 +239,14 @@ def score_device(series: DeviceSeries, fields: tuple[str, ...],
                         "first 8, the rest score 0 (choose with --fields)")
     hold_s = _hold_seconds(series.t, warm, options.hold)
     rules = options.rules if options.rules is not None else default_rules(hold_s)
+    if not any((r.product is None or r.product == options.product)
+               and (r.fields is None or set(r.fields) & set(fields)) for r in rules):
+        warnings.append(f"device {series.device_id}: no rule applies to product "
+                        f"{options.product!r} with these fields: nothing can alarm "
+                        "(see --product)")
     pipeline = CorePipeline(make_detector(config), _Discard())
     evaluator = RuleEvaluator(rules)
-    meta = DeviceMeta(_TENANT, series.device_id, "generic", _TENANT)
+    meta = DeviceMeta(_TENANT, series.device_id, options.product, _TENANT)
     scores = np.zeros((n, k), dtype=np.float32)
     alarm = np.zeros(n, dtype=np.bool_)
     fired_field: dict[int, str] = {}
@@ -249,7 +256,7 @@ def score_device(series: DeviceSeries, fields: tuple[str, ...],
         block: dict[str, Any] = {"t": series.t[start:stop],
                                  "values": series.values[start:stop]}
         batch = TelemetryBatch.model_construct(
-            device_id=series.device_id, boot_id="score", seq=seq, product="generic",
+            device_id=series.device_id, boot_id="score", seq=seq, product=options.product,
             firmware=None, fields=list(fields), **block)
         scored = pipeline.process(_TENANT, batch)
         if scored is None:  # pragma: no cover - every block has a new sequence number

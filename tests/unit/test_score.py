@@ -278,3 +278,19 @@ def test_a_short_recording_learns_from_its_first_third(tmp_path: Path) -> None:
     (result,) = scored.results
     assert result.warmup_rows == 300 and "learns from the first 300 rows" in result.warnings[0]
     assert not result.alarm[:300].any()
+
+
+def test_product_rules_apply_with_the_product_given(tmp_path: Path,
+                                                    forewarn_main: object,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = _related(400, 8)
+    src, rules = tmp_path / "hp.csv", tmp_path / "rules.yaml"
+    _write_csv(src, {"a": a, "b": b})
+    rules.write_text("rules:\n  - name: hp\n    product: heat_pump\n    score_at_least: 0.9\n"
+                     "    for: 10m\n")
+    argv = (str(src), "--out", str(tmp_path / "o.csv"), "--rules", str(rules), "--warmup",
+            "100", "-q")
+    assert _run(forewarn_main, *argv) == 0
+    assert "no rule applies to product 'generic'" in capsys.readouterr().err
+    assert _run(forewarn_main, *argv, "--product", "heat_pump") == 0
+    assert "no rule applies" not in capsys.readouterr().err

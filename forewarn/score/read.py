@@ -44,6 +44,7 @@ from forewarn.score.errors import ScoreError
 __all__ = [
     "LABEL_NAMES",
     "PARQUET_SUFFIXES",
+    "SINGLE_DEVICE",
     "DeviceSeries",
     "ReadOptions",
     "Telemetry",
@@ -58,6 +59,8 @@ _TIME_NAMES = ("timestamp", "time", "datetime", "date_time", "date", "ts", "t", 
                "time_s", "timestamp_ms", "time_ms", "_time")
 _TIME_HINT = re.compile(r"time|date|epoch", re.IGNORECASE)
 _SAMPLE_BYTES = 1 << 16
+#: the device id of a file without a device column
+SINGLE_DEVICE = "device"
 #: numeric columns named like this are labels of a recording, not sensors: never scored
 #: unless ``fields`` names them (compared in lower case)
 LABEL_NAMES = frozenset({"anomaly", "anomalies", "is_anomaly", "label", "labels", "changepoint",
@@ -355,7 +358,7 @@ def _split(device_text: Any, t: NDArray[np.float64], values: NDArray[np.float64]
         raise ScoreError(f"row {int(np.argmin(np.isfinite(t))) + 1} has a time that is "
                          "not a finite number")
     if device_text is None:
-        groups: list[tuple[str, NDArray[np.int64]]] = [("device", np.arange(t.shape[0]))]
+        groups: list[tuple[str, NDArray[np.int64]]] = [(SINGLE_DEVICE, np.arange(t.shape[0]))]
     else:
         encoded = pc.dictionary_encode(pc.fill_null(device_text, "")).combine_chunks()
         codes = encoded.indices.to_numpy(zero_copy_only=False)

@@ -13,7 +13,7 @@ sample intervals unless told), recovering once every field is below 0.5; and a s
 (the stuck detector's finding, which is no part of the level) for three hold times.
 
 >>> import numpy as np
->>> from forewarn.score.read import DeviceSeries
+>>> from forewarn.score.read import SINGLE_DEVICE, DeviceSeries
 >>> rng = np.random.default_rng(1)
 >>> load = rng.normal(0.0, 1.0, 3000)
 >>> x = np.c_[load, 2.0 * load + 1.0, -load] + rng.normal(0.0, 0.05, (3000, 3))
@@ -41,7 +41,7 @@ from core.pipeline import CorePipeline
 from core.store.base import SeriesFrame
 from edge.schema import TelemetryBatch
 from forewarn.score.errors import ScoreError
-from forewarn.score.read import DeviceSeries
+from forewarn.score.read import SINGLE_DEVICE, DeviceSeries
 from rules.conditions import Condition, ScoreTest
 from rules.evaluate import RuleEvaluator, Transition
 from rules.model import Rule
@@ -220,28 +220,29 @@ def score_device(series: DeviceSeries, fields: tuple[str, ...],
     """Stream one device's rows through the detector and the rules; see the module doc."""
     n, k = series.values.shape
     warnings: list[str] = []
+    who = "" if series.device_id == SINGLE_DEVICE else f"device {series.device_id}: "
     given = _warmup_rows(series.t, options)
     own = _own_warmup(_config_for(options.config, k, None))
     if given is None and n < SHORT_FILE_WARMUPS * own:
         # a short recording (a test-rig run) has no day of history to learn from: its first
         # third is the history, as a user would choose; the count of rows is no peek at values
         given = max(n // SHORT_FILE_WARMUPS, 2)
-        warnings.append(f"device {series.device_id}: {n} rows, fewer than {SHORT_FILE_WARMUPS}"
+        warnings.append(f"{who}{n} rows, fewer than {SHORT_FILE_WARMUPS}"
                         f" × the detector's warm-up of {own}: it learns from the first {given}"
                         " rows (choose with --warmup)")
     config = _config_for(options.config, k, given)
     warm = min(given if given is not None else own, n)
     if k == 1 and config.regression_weight > 0.0:
-        warnings.append(f"device {series.device_id}: one field: the fleet profile scores "
+        warnings.append(f"{who}one field: the fleet profile scores "
                         "fields by how they relate to each other, so a lone field scores 0")
     if k > 8 and config.regression_weight > 0.0:
-        warnings.append(f"device {series.device_id}: {k} fields: the regression relates the "
+        warnings.append(f"{who}{k} fields: the regression relates the "
                         "first 8, the rest score 0 (choose with --fields)")
     hold_s = _hold_seconds(series.t, warm, options.hold)
     rules = options.rules if options.rules is not None else default_rules(hold_s)
     if not any((r.product is None or r.product == options.product)
                and (r.fields is None or set(r.fields) & set(fields)) for r in rules):
-        warnings.append(f"device {series.device_id}: no rule applies to product "
+        warnings.append(f"{who}no rule applies to product "
                         f"{options.product!r} with these fields: nothing can alarm "
                         "(see --product)")
     pipeline = CorePipeline(make_detector(config), _Discard())

@@ -13,7 +13,7 @@ sample intervals unless told), recovering once every field is below 0.5; and a s
 (the stuck detector's finding, which is no part of the level) for three hold times.
 
 >>> import numpy as np
->>> from forewarn.score.read import SINGLE_DEVICE, DeviceSeries
+>>> from forewarn.score.read import DeviceSeries
 >>> rng = np.random.default_rng(1)
 >>> load = rng.normal(0.0, 1.0, 3000)
 >>> x = np.c_[load, 2.0 * load + 1.0, -load] + rng.normal(0.0, 0.05, (3000, 3))

@@ -79,8 +79,9 @@ class RulesPipeline:
             rule = self.evaluator.by_name.get(name)
             if state.held and rule is not None:  # held before a restart: still held
                 at = state.fired_at if state.fired_at is not None else state.since
+                began = state.pending_since if state.pending_since is not None else at
                 self._held.setdefault((tenant, device_id), {})[name] = Alarm(
-                    rule, tenant, device_id, state.product, at, at, "", 0.0, 0.0,
+                    rule, tenant, device_id, state.product, began, at, "", 0.0, 0.0,
                     kind="no_data" if rule.is_no_data_rule else "condition")
 
     @property

@@ -42,7 +42,7 @@ from core.store.base import SeriesFrame
 from edge.schema import TelemetryBatch
 from forewarn.score.errors import ScoreError
 from forewarn.score.read import SINGLE_DEVICE, DeviceSeries
-from rules.conditions import Condition, ScoreTest
+from rules.conditions import Condition, EventTest, ScoreTest
 from rules.evaluate import RuleEvaluator, Transition
 from rules.model import Rule
 from rules.registry import DeviceMeta
@@ -250,6 +250,12 @@ def score_device(series: DeviceSeries, fields: tuple[str, ...],
     meta = DeviceMeta(_TENANT, series.device_id, options.product, _TENANT)
     scores = np.zeros((n, k), dtype=np.float32)
     alarm = np.zeros(n, dtype=np.bool_)
+    # rows alarmed by a rule on the level, and rows alarmed by a rule on events (stuck
+    # sensor) with the field of the event: that field is to blame, not the highest level
+    level_alarm = np.zeros(n, dtype=np.bool_)
+    event_blame = np.full(n, -1, dtype=np.int16)
+    event_tests = {r.name: _event_tests(r) for r in rules}
+    event_field: dict[str, int] = {}
     fired_field: dict[int, str] = {}
     cuts = sorted({0, warm, n, *range(0, n, options.block_rows)})
     for seq, (start, stop) in enumerate(itertools.pairwise(cuts)):
@@ -270,18 +276,49 @@ def score_device(series: DeviceSeries, fields: tuple[str, ...],
         block_t = series.t[start:stop]
         for rule in rules:
             mine = [tr for tr in transitions if tr.rule.name == rule.name]
-            alarm[start:stop] |= _firing_rows(block_t, before[rule.name] == "firing", mine)
-        for tr in transitions:
-            if tr.kind == "fired" and tr.alarm is not None and tr.alarm.field:
+            firing = _firing_rows(block_t, before[rule.name] == "firing", mine)
+            alarm[start:stop] |= firing
+            tests = event_tests[rule.name]
+            if not tests:
+                level_alarm[start:stop] |= firing
+            for tr in mine:
+                if tr.kind != "fired" or tr.alarm is None:
+                    continue
                 row = start + int(np.searchsorted(block_t, tr.at, side="left"))
-                fired_field.setdefault(row, tr.alarm.field)
+                matching = [e for e in tr.alarm.events if e.field in fields
+                            and any(test.matches(e, rule.fields) for test in tests)]
+                if matching:
+                    event_field[rule.name] = fields.index(matching[-1].field)
+                    fired_field.setdefault(row, matching[-1].field)
+                elif tr.alarm.field:
+                    fired_field.setdefault(row, tr.alarm.field)
+            if tests and rule.name in event_field:
+                event_blame[start:stop][firing] = event_field[rule.name]
     onset = alarm & ~np.concatenate(([False], alarm[:-1]))
     blame = np.full(n, -1, dtype=np.int16)
     if k:
         blame[alarm] = scores[alarm].argmax(axis=1).astype(np.int16)
+        by_event = alarm & ~level_alarm & (event_blame >= 0)
+        blame[by_event] = event_blame[by_event]
     episodes = _episodes(series.device_id, fields, scores, alarm, onset, blame, fired_field)
     return DeviceResult(series.device_id, scores, alarm, onset, blame, episodes, warm, hold_s,
                         warnings)
+
+
+def _event_tests(rule: Rule) -> list[EventTest]:
+    """The event tests of a rule that looks at detector events and not at the level."""
+    tests: list[EventTest] = []
+    stack = [rule.condition] if rule.condition is not None else []
+    while stack:
+        node = stack.pop()
+        if node.score is not None:
+            return []
+        if node.event is not None:
+            tests.append(node.event)
+        stack += [*(node.all_ or ()), *(node.any_ or ())]
+        if node.not_ is not None:
+            stack.append(node.not_)
+    return tests
 
 
 def _firing_rows(t: NDArray[np.float64], firing: bool,

@@ -294,3 +294,17 @@ def test_product_rules_apply_with_the_product_given(tmp_path: Path,
     assert "no rule applies to product 'generic'" in capsys.readouterr().err
     assert _run(forewarn_main, *argv, "--product", "heat_pump") == 0
     assert "no rule applies" not in capsys.readouterr().err
+
+
+def test_a_stuck_sensor_alarms_and_is_blamed(tmp_path: Path) -> None:
+    a, b = _related(3000, 9)
+    c = np.random.default_rng(10).normal(20.0, 1.0, 3000)  # unrelated: no level can blame it
+    c[2500:] = c[2499]
+    src = tmp_path / "stuck.csv"
+    _write_csv(src, {"a": a, "b": b, "c": c})
+    scored = score_telemetry(read_telemetry(src, ReadOptions()), ScoreOptions(warmup="1000"))
+    (result,) = scored.results
+    assert not result.alarm[1000:2500].any()
+    (episode,) = [e for e in result.episodes if e.start_row >= 2500]
+    assert episode.start_row < 2520 and episode.field == "c"
+    assert set(result.blame[result.alarm].tolist()) == {2}

@@ -263,6 +263,15 @@ class CaseBook:
             if done.rowcount != 1:  # type: ignore[attr-defined]
                 return None
             self._event(session, case.id, at, "resolved", detail)
+            # a customer notice still waiting (quiet hours) would tell of a fault already gone
+            stale = session.execute(update(NoticeRow).where(
+                NoticeRow.case_id == case.id, NoticeRow.audience == "customer",
+                NoticeRow.status == "pending", NoticeRow.next_attempt_at > at)
+                .values(status="suppressed",
+                        last_error="not sent: the case resolved while the notice waited"))
+            if stale.rowcount:  # type: ignore[attr-defined]
+                self._event(session, case.id, at, "customer notice",
+                            "withdrawn: resolved before the end of quiet hours")
             self._team_update(session, case, "resolved", f"resolved-{case.reopened}",
                               f"The device recovered; the case resolved itself ({detail}).")
             session.commit()

@@ -210,8 +210,9 @@ class CasePolicy(BaseModel):
     reopen_within: Duration = 2 * 86400.0
     #: customer notices per customer and day (rolling 24 h); 0 turns customer notices off
     customer_notices_per_day: int = Field(default=3, ge=0)
-    #: customer notices wait out these hours in the customer's time zone (team cases do not)
-    quiet_hours: str | None = "21:00-08:00"
+    #: customer notices wait out these hours in the customer's time zone (team cases do not);
+    #: None: only customers whose registry entry (or its defaults) names quiet hours
+    quiet_hours: str | None = None
 
     @field_validator("quiet_hours")
     @classmethod

@@ -182,6 +182,17 @@ def test_quiet_hours_delay_the_customer_not_the_team(engine: Engine) -> None:
     assert "히트펌프" in customer.subject and "토출" not in customer.body  # fields a/b: no words
 
 
+def test_a_waiting_customer_notice_is_withdrawn_when_the_case_resolves(engine: Engine) -> None:
+    clock = Clock(T0 + 2 * 3600.0)  # 23:00 in Seoul: the customer notice waits until 08:00
+    pipe = make_pipeline(engine, clock)
+    feed(pipe, clock, "hp-kim", [0.9])
+    feed(pipe, clock, "hp-kim", [0.1] * 12)  # recovered and resolved within the night
+    [case] = pipe.casebook.cases()
+    [customer] = notices(engine, "customer")
+    assert case.status == "resolved" and customer.status == "suppressed"
+    assert "withdrawn" in [e.detail.split(":")[0] for e in pipe.casebook.timeline(case.id)]
+
+
 def test_open_ticket_suppresses_the_customer_notice(engine: Engine) -> None:
     clock = Clock()
     pipe = make_pipeline(engine, clock)

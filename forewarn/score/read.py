@@ -4,7 +4,8 @@ The delimiter is detected from the first lines (or given), the time column found
 or by values that read as timestamps (or given); times may be ISO 8601 (a zone or none, which
 counts as UTC) or epoch seconds, milliseconds, microseconds or nanoseconds (told apart by the
 first value's size). Every numeric column other than the time and device columns is a field
-unless ``fields`` names them (columns named like labels, such as ``anomaly`` or
+unless ``fields`` names them (numbers with a decimal comma count, in files not separated by
+commas; columns named like labels, such as ``anomaly`` or
 ``changepoint``, are left out). Missing values are NaN; rows out of time order are put in order
 for the detectors (each device's rows keep their numbers in the file, for the output).
 
@@ -122,6 +123,8 @@ def read_telemetry(path: Path, options: ReadOptions) -> Telemetry:
         header, lines, separator = _sniff(path, options.separator)
         time_column = _time_column_of_text(path, header, lines, separator, options)
         table = _read_csv(path, separator, time_column, options.device_column)
+        if separator != ",":
+            table = _decimal_commas(table, {time_column, options.device_column})
     names = list(table.column_names)
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -241,6 +244,20 @@ def _read_csv(path: Path, sep: str, time_column: str, device_column: str | None)
     except (pa.ArrowInvalid, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ScoreError(f"{path}: cannot read as delimited text ({sep!r}): {first}") from exc
+
+
+def _decimal_commas(table: Any, keep: set[str | None]) -> Any:
+    """Text columns that are numbers written with a decimal comma (``1,5``), as numbers."""
+    for i, name in enumerate(table.column_names):
+        column = table.column(i)
+        if name in keep or not pa.types.is_string(column.type):
+            continue
+        try:
+            numbers = pc.cast(pc.replace_substring(column, ",", "."), pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        table = table.set_column(i, name, numbers)
+    return table
 
 
 # -- Parquet ---------------------------------------------------------------------------------

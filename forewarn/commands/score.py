@@ -1,5 +1,6 @@
-"""``forewarn score INPUT --out OUTPUT``: backtest an exported telemetry file (or a folder of
-them) and show what forewarn would have flagged, when, and which sensor.
+"""Backtest an exported telemetry file: what forewarn would have flagged, when, which sensor.
+
+``forewarn score INPUT --out OUTPUT``; INPUT may be a folder of files.
 
 A folder INPUT writes ``OUTPUT/<name>.csv`` per file (and ``<plot stem>-<name>.png`` plots);
 ``--json`` then holds one summary per file. docs/score.md explains the output.
@@ -108,12 +109,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--fields", default=None, metavar="A,B,C",
                         help="the sensor columns to score (default: every numeric column)")
     parser.add_argument("--exclude", default=None, metavar="A,B",
-                        help="columns not to score (labels, constants)")
+                        help="columns not to score (codes, constants; columns named like "
+                        "labels, such as anomaly or changepoint, are left out anyway)")
     parser.add_argument("--device-column", default=None, metavar="NAME",
                         help="split a multi-device file by this column")
     parser.add_argument("--warmup", default=None, metavar="ROWS|DURATION",
                         help="rows (500) or time (2h) during which the detector learns and "
-                        "nothing alarms (default: the detector's warm-up, 1440 rows)")
+                        "nothing alarms (default: the detector's warm-up, 1440 rows, or "
+                        "the first third of a shorter recording)")
     parser.add_argument("--hold", default="10", metavar="ROWS|DURATION",
                         help="how long the level must stay high before the default rule "
                         "alarms (default: 10 sample intervals)")
@@ -122,7 +125,7 @@ def register(subparsers: Any) -> None:
                         "fleet profile the service runs")
     parser.add_argument("--rules", type=Path, default=None, metavar="FILE",
                         help="a rules YAML file to decide alarms with (default: any field's "
-                        "level ≥ 0.85 for the hold time)")
+                        "level ≥ 0.85 for the hold time, or a stuck sensor)")
     parser.add_argument("--product", default="generic", metavar="NAME",
                         help="the devices' product, for --rules that name one (e.g. heat_pump)")
     parser.add_argument("--per-field", action="store_true",

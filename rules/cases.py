@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -45,6 +45,15 @@ from rules.timeparse import DailyHours, next_outside
 __all__ = ["CaseBook", "CaseOutcome"]
 
 _NEXT_SEVERITY = {"info": "warning", "warning": "critical", "critical": "critical"}
+_DECISION = text("""
+SELECT
+  (SELECT id FROM tickets WHERE customer_id = :customer AND device_id = :device
+     AND closed_at IS NULL LIMIT 1),
+  (SELECT id FROM cases WHERE device_id = :device AND tenant = :tenant
+     AND open_key IS NOT NULL AND customer_notified LIMIT 1),
+  (SELECT count(*) FROM notices WHERE customer_id = :customer AND audience = 'customer'
+     AND status != 'suppressed' AND created_at > :since)
+""")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,43 +178,51 @@ class CaseBook:
         summary = (f"no data from {alarm.device_id}" if alarm.kind == "no_data"
                    else f"{', '.join(alarm.fields or (alarm.field,))} anomalous on "
                         f"{alarm.device_id}")
-        case = CaseRow(
-            tenant=alarm.tenant, device_id=alarm.device_id, product=alarm.product,
-            rule=alarm.rule.name, rules=alarm.rule.name, severity=alarm.rule.severity,
-            status="open", open_key=key, group_key=key, customer_id=meta.customer_id,
-            fault_started_at=alarm.started_at, opened_at=alarm.fired_at, field=alarm.field,
-            peak_score=alarm.peak_score, summary=summary, evidence_json=json.dumps(evidence),
-            predicted_failure_at=alarm.predicted_failure_at,
-            escalate_after_s=alarm.rule.escalate_after, reopened=0, customer_notified=False,
-        )
         customer_note, customer_wait = self._customer_decision(session, alarm, meta, now)
-        session.add(case)
-        session.flush()  # assigns case.id; a concurrent duplicate fails here
-        self._event(session, case.id, alarm.fired_at, "opened", summary)
+        told = customer_wait is not None and customer_wait >= 0
+        values = {
+            "tenant": alarm.tenant, "device_id": alarm.device_id, "product": alarm.product,
+            "rule": alarm.rule.name, "rules": alarm.rule.name, "severity": alarm.rule.severity,
+            "status": "open", "open_key": key, "group_key": key,
+            "customer_id": meta.customer_id, "fault_started_at": alarm.started_at,
+            "opened_at": alarm.fired_at, "field": alarm.field, "peak_score": alarm.peak_score,
+            "summary": summary, "evidence_json": json.dumps(evidence),
+            "predicted_failure_at": alarm.predicted_failure_at,
+            "escalate_after_s": alarm.rule.escalate_after, "reopened": 0,
+            "customer_notified": told,
+        }
+        # Core statements, not the ORM's unit of work: opening a case is the hot path when a
+        # fleet-wide problem opens hundreds at once. A concurrent duplicate fails right here.
+        case_id = session.execute(
+            insert(CaseRow).values(**values).returning(CaseRow.id)).scalar_one()
+        case = CaseRow(id=case_id, **values)  # what the caller reads; not in the session
+        events = [{"case_id": case_id, "ts": alarm.fired_at, "kind": "opened",
+                   "detail": summary}]
+        notices: list[dict[str, object]] = []
+        base = {"case_id": case_id, "tenant": alarm.tenant, "device_id": alarm.device_id,
+                "kind": "opened", "customer_id": meta.customer_id, "attempts": 0,
+                "created_at": now}
         if customer_wait is not None:
-            subject, body = customer_message(alarm, case.id, meta.language, meta.timezone,
+            subject, body = customer_message(alarm, case_id, meta.language, meta.timezone,
                                              meta.customer_name)
-            status = "pending" if customer_wait >= 0 else "suppressed"
-            session.add(NoticeRow(
-                case_id=case.id, tenant=alarm.tenant, device_id=alarm.device_id,
-                audience="customer", kind="opened", customer_id=meta.customer_id,
-                channel=meta.contact.channel or self.channel, recipient=meta.contact.address,
-                idempotency_key=f"case-{case.id}-customer-opened", subject=subject, body=body,
-                status=status, attempts=0, next_attempt_at=max(customer_wait, 0.0),
-                created_at=now, last_error=None if status == "pending" else customer_note,
-            ))
-            case.customer_notified = status == "pending"
-            self._event(session, case.id, now, "customer notice", customer_note)
-        subject, body = team_message(alarm, case.id, meta.customer_name or meta.customer_id,
+            notices.append({
+                **base, "audience": "customer", "channel": meta.contact.channel or self.channel,
+                "recipient": meta.contact.address,
+                "idempotency_key": f"case-{case_id}-customer-opened", "subject": subject,
+                "body": body, "status": "pending" if told else "suppressed",
+                "next_attempt_at": max(customer_wait, 0.0),
+                "last_error": None if told else customer_note})
+            events.append({"case_id": case_id, "ts": now, "kind": "customer notice",
+                           "detail": customer_note})
+        subject, body = team_message(alarm, case_id, meta.customer_name or meta.customer_id,
                                      customer_note)
-        session.add(NoticeRow(
-            case_id=case.id, tenant=alarm.tenant, device_id=alarm.device_id, audience="team",
-            kind="opened", customer_id=meta.customer_id, channel=self.team_channel,
-            recipient=self.team_recipient, idempotency_key=f"case-{case.id}-team-opened",
-            subject=subject, body=body, status="pending", attempts=0, next_attempt_at=0.0,
-            created_at=now,
-        ))
-        session.flush()
+        notices.append({
+            **base, "audience": "team", "channel": self.team_channel,
+            "recipient": self.team_recipient, "idempotency_key": f"case-{case_id}-team-opened",
+            "subject": subject, "body": body, "status": "pending", "next_attempt_at": 0.0,
+            "last_error": None})
+        session.execute(insert(CaseEventRow), events)
+        session.execute(insert(NoticeRow), notices)
         return CaseOutcome("opened", case.id, case)
 
     def _customer_decision(self, session: Session, alarm: Alarm, meta: DeviceMeta,
@@ -219,19 +236,11 @@ class CaseBook:
         if budget == 0:
             return "not sent (customer notices are off for this customer)", None
         # one round trip for the three questions: open ticket? open case the customer was
-        # told about? customer notices in the last 24 h?
-        ticket = (select(TicketRow.id).where(
-            TicketRow.customer_id == meta.customer_id, TicketRow.device_id == alarm.device_id,
-            TicketRow.closed_at.is_(None)).limit(1).scalar_subquery())
-        told = (select(CaseRow.id).where(
-            CaseRow.device_id == alarm.device_id, CaseRow.tenant == alarm.tenant,
-            CaseRow.open_key.is_not(None), CaseRow.customer_notified.is_(True))
-            .limit(1).scalar_subquery())
-        sent_today = (select(func.count()).select_from(NoticeRow).where(
-            NoticeRow.customer_id == meta.customer_id, NoticeRow.audience == "customer",
-            NoticeRow.status != "suppressed", NoticeRow.created_at > now - 86400.0)
-            .scalar_subquery())
-        row = session.execute(select(ticket, told, sent_today)).one()
+        # told about? customer notices in the last 24 h? (plain SQL: on the hot path, building
+        # this statement with the expression language cost more than running it)
+        row = session.execute(_DECISION, {
+            "customer": meta.customer_id, "device": alarm.device_id, "tenant": alarm.tenant,
+            "since": now - 86400.0}).one()
         if row[0] is not None:
             return f"suppressed: the customer has open ticket #{row[0]} for this device", -1.0
         if row[1] is not None:

@@ -33,6 +33,13 @@ class StateStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(AlarmStateRow)
+        # built once: the pipeline saves after every batch that changed a state
+        self._upsert = stmt.on_conflict_do_update(
+            index_elements=["rule", "tenant", "device_id"],
+            set_={c: getattr(stmt.excluded, c) for c in _COLUMNS},
+        )
 
     def load(self) -> dict[Key, AlarmState]:
         """Every stored state."""
@@ -62,13 +69,6 @@ class StateStore:
              "before_no_data": s.before_no_data, "held": s.held}
             for k, s in states.items()
         ]
-        dialect = self.engine.dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert(AlarmStateRow)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["rule", "tenant", "device_id"],
-            set_={c: getattr(stmt.excluded, c) for c in _COLUMNS},
-        )
         with Session(self.engine) as session:
-            session.execute(stmt, rows)
+            session.execute(self._upsert, rows)
             session.commit()

@@ -19,8 +19,8 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: command modules under forewarn.commands, in the order --help lists them
 COMMANDS: tuple[str, ...] = (
-    "demo", "serve", "tokens", "edge", "fleet", "devices", "core", "rules", "outbox", "score",
-    "nab", "backfill",
+    "demo", "sim", "serve", "tokens", "edge", "fleet", "devices", "core", "rules", "outbox",
+    "score", "nab", "backfill",
 )
 
 

@@ -259,7 +259,9 @@ class RuleEvaluator:
             state.pending_since = None
             self._emit(out, "resolved" if rule.is_no_data_rule else "data_back", rule, key,
                        state, first)
-        state.last_seen = float(t[-1])
+        # a late batch (out of order) must not move the last sample seen back in time
+        last = float(t[-1])
+        state.last_seen = last if state.last_seen is None else max(state.last_seen, last)
         condition = self._conditions[rule.name]
         if condition is None:
             return

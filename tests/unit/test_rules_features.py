@@ -159,6 +159,14 @@ def test_no_data_tick_fires_and_data_back_resolves() -> None:
     assert back.kind == "resolved"
 
 
+def test_late_batch_does_not_make_a_talking_device_silent() -> None:
+    ev = RuleEvaluator((Rule(name="offline", no_data=600),))
+    meta = DeviceMeta("acme", "hp-1", "heat_pump", "kim")
+    ev.evaluate(make_batch([LOW], t0=1000.0), meta)
+    ev.evaluate(make_batch([LOW], t0=100.0), meta)  # out of order: an older batch arrives late
+    assert ev.tick(1300.0) == []
+
+
 def test_never_reported_device_is_no_data() -> None:
     ev = RuleEvaluator((Rule(name="offline", no_data=600),))
     [silent] = ev.tick(1000.0, {"hp-9": 0.0, "hp-8": None}, tenant="acme")

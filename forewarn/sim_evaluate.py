@@ -543,8 +543,10 @@ def write_plots(evaluation: Evaluation, out_dir: Path) -> list[Path]:
             leads = [(m.truth.call - m.notified_at) / _H for m in ms
                      if m.notified_at is not None and m.truth.call is not None]
             missed = sum(m.notified_at is None for m in ms)
-            if leads:
-                ax.hist(leads, bins=30, color="tab:green", alpha=0.8)
+            if leads:  # two-hour bins shared by every kind, so the bars compare
+                edges = np.arange(np.floor(min(min(leads), 0.0) / 2) * 2,
+                                  max(max(leads), 0.0) + 4.0, 2.0)
+                ax.hist(leads, bins=edges, color="tab:green", alpha=0.8)
             ax.axvline(0.0, color="tab:red", lw=1)
             ax.set_ylabel(kind.replace("_", "\n"), rotation=0, ha="right", fontsize=8)
             ax.text(0.99, 0.8, f"{len(leads)} notified, {missed} not", ha="right",

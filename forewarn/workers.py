@@ -23,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,14 +116,25 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, engine.stop)
             runner = asyncio.create_task(engine.run())
+            orphan_watch = asyncio.create_task(_stop_when_orphaned(engine.stop))
             await engine.ready.wait()
             if ready_file is not None:
                 ready_file.write_text(f"{time.time()}\n")
             _log.info("worker ready: partitions %s", list(partitions))
             await runner
+            orphan_watch.cancel()
     finally:
         store.close()
         engine_db.dispose()
+
+
+async def _stop_when_orphaned(stop: Callable[[], None]) -> None:
+    """Stop a supervised worker whose supervisor died (its parent becomes someone else)."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
+    _log.warning("supervisor %d is gone; stopping", parent)
+    stop()
 
 
 async def dispatch_outbox(settings: Settings, stop: asyncio.Event, echo: bool = True) -> None:

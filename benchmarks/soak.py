@@ -1,0 +1,272 @@
+"""Whole-pipeline soak on NATS JetStream with faults: a worker killed -9, the store down 20 s.
+
+    .venv/bin/python benchmarks/soak.py [--json] [--devices 1000] [--minutes 3]
+
+A synthetic fleet (``--devices``, five fields, batches of ``--batch-samples`` samples every
+``--round-s`` wall seconds; the first ``--faulty`` devices jump 12 σ half-way) publishes over
+MQTT 3.1.1 to nats-server's MQTT listener. ``forewarn core --engine nats --workers 2`` (the real
+supervisor and worker processes, 32 partitions) detects, writes to VictoriaMetrics through the
+InfluxDB store and opens cases in SQLite; this process runs the outbox dispatcher. At 30 % of
+the run worker 0 is killed with SIGKILL (the supervisor restarts it), at 50 % VictoriaMetrics is
+stopped for ``--store-outage-s`` seconds. After the last publish the stream is drained, then:
+
+- ``published``: samples the broker acknowledged; ``stored_unique``: distinct (device, time)
+  samples in VictoriaMetrics (one field counted); ``lost`` = published − stored_unique;
+  ``stored_raw``: raw values VictoriaMetrics holds for that field (> unique: replayed writes);
+- ``duplicate_cases``: cases beyond one per (device, rule); ``duplicate_notices``: notices
+  delivered more than once (same idempotency key twice in the notifier's output);
+- ``failover_s``: from the kill until every partition of the killed worker acknowledged again;
+- ``p99_sample_to_case_s``: from publishing the batch holding the sample that fired to the
+  case's notice being queued, 99th percentile over cases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import nats
+import numpy as np
+import paho.mqtt.client as mqtt
+from nats.js.errors import NotFoundError
+from paho.mqtt.enums import CallbackAPIVersion
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.servers, the test fleet
+
+from core.nats import NatsConfig, ensure_stream
+from forewarn.settings import load_settings
+from forewarn.workers import Supervisor, dispatch_outbox, worker_command
+from tests.integration.nats.fleet import SyntheticFleet
+from tests.servers.nats import NatsServer
+from tests.servers.victoria import VictoriaMetrics
+
+_RULES = """\
+rules:
+  - name: level_jump
+    product: heat_pump
+    score_at_least: 0.5
+    for: 0s
+    severity: warning
+    notify_customer: false
+"""
+_PARTITIONS = 32
+
+
+class Publisher:
+    """Publishes the fleet's rounds at a fixed pace from a thread; remembers when."""
+
+    def __init__(self, server: NatsServer, fleet: SyntheticFleet, rounds: int,
+                 round_s: float) -> None:
+        self.fleet = fleet
+        self.rounds = rounds
+        self.round_s = round_s
+        self.round_wall: list[float] = []
+        self.published = 0
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
+                                  client_id=f"soak-{uuid.uuid4().hex[:6]}",
+                                  protocol=mqtt.MQTTv311)
+        self.client.max_inflight_messages_set(2000)
+        self.client.max_queued_messages_set(0)
+        self.client.connect(server.host, server.mqtt_port)
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        self.client.loop_start()
+        try:
+            start = time.monotonic()
+            for r in range(self.rounds):
+                self.round_wall.append(time.time())
+                infos = [(self.client.publish(topic, payload, qos=1), n)
+                         for topic, payload, n in self.fleet.batches(1)]
+                for info, n in infos:
+                    info.wait_for_publish(120)
+                    self.published += n
+                ahead = start + (r + 1) * self.round_s - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+        finally:
+            self.client.loop_stop()
+            self.client.disconnect()
+            self.done.set()
+
+
+async def _ack_floors(js: Any, cfg: NatsConfig, partitions: list[int]) -> dict[int, int]:
+    floors = {}
+    for p in partitions:
+        try:
+            info = await js.consumer_info(cfg.stream, cfg.consumer_name(p))
+            floors[p] = info.ack_floor.stream_seq if info.ack_floor else 0
+        except NotFoundError:
+            floors[p] = 0
+    return floors
+
+
+async def _backlog(js: Any, cfg: NatsConfig) -> int:
+    """Messages not yet acknowledged over all partitions (-1 while a consumer is missing)."""
+    total = 0
+    for p in range(cfg.partitions):
+        try:
+            info = await js.consumer_info(cfg.stream, cfg.consumer_name(p))
+        except NotFoundError:
+            return -1
+        total += info.num_pending + info.num_ack_pending
+    return total
+
+
+async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    tenant = f"soak{uuid.uuid4().hex[:6]}"
+    rules = workdir / "rules.yaml"
+    rules.write_text(_RULES)
+    cases_db, notices = workdir / "cases.sqlite", workdir / "notices.jsonl"
+    toml = workdir / "forewarn.toml"
+    toml.write_text(f'tenant = "{tenant}"\n[store]\npath = "{workdir / "unused.sqlite"}"\n'
+                    f'[cases]\nurl = "sqlite:///{cases_db}"\nrules_file = "{rules}"\n'
+                    f'notices_jsonl = "{notices}"\n')
+    settings = load_settings(toml)
+    rounds = max(10, int(args.minutes * 60 / args.round_s))
+    samples_per_device = rounds * args.batch_samples
+    period_s = 10.0
+    fleet = SyntheticFleet(tenant, devices=args.devices, batch_samples=args.batch_samples,
+                           period_s=period_s, faulty=args.faulty,
+                           fault_at=samples_per_device // 2,
+                           start_t=time.time() - samples_per_device * period_s - 3600)
+    results: dict[str, Any] = {"devices": args.devices, "rounds": rounds,
+                               "samples_per_batch": args.batch_samples}
+    with NatsServer(workdir / "nats") as server, VictoriaMetrics(workdir / "vm") as vm:
+        cfg = NatsConfig(url=server.url, partitions=_PARTITIONS, max_bytes=2 * 1024**3)
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        await ensure_stream(js, cfg)  # before any device publishes: NATS drops the uncaptured
+        argv = worker_command([
+            "--config", str(toml), "core", "--engine", "nats", "--nats-url", server.url,
+            "--stream-partitions", str(_PARTITIONS), "--stream-max-gb", "2",
+            "--snapshot-interval", str(args.snapshot_s), "--influx-url", vm.url,
+            "--fetch-batch", "64",
+        ])
+        supervisor = Supervisor(range(_PARTITIONS), 2, argv)
+        stop_outbox = asyncio.Event()
+        sup_task = asyncio.create_task(supervisor.run())
+        outbox_task = asyncio.create_task(dispatch_outbox(settings, stop_outbox, echo=False))
+        publisher = Publisher(server, fleet, rounds, args.round_s)
+        pub_thread = threading.Thread(target=publisher.run, name="fleet")
+        try:
+            run_s = rounds * args.round_s
+            started = time.monotonic()
+            pub_thread.start()
+            victim = list(supervisor.workers[0].partitions)
+            # worker 0 killed -9 at 30 % of the run
+            await asyncio.sleep(max(0.0, 0.3 * run_s - (time.monotonic() - started)))
+            floors = await _ack_floors(js, cfg, victim)
+            process = supervisor.workers[0].process
+            assert process is not None
+            killed_at = time.monotonic()
+            os.kill(process.pid, signal.SIGKILL)
+            failover_s: float | None = None
+            outage_at = 0.5 * run_s
+            outage_done = False
+            last_report = 0.0
+            while True:
+                backlog = await _backlog(js, cfg)
+                if publisher.done.is_set() and backlog == 0:
+                    break
+                now = time.monotonic()
+                if now - last_report >= 10:
+                    print(f"soak: {now - started:5.0f} s published {publisher.published} "
+                          f"backlog {backlog} messages", file=sys.stderr)
+                    last_report = now
+                if failover_s is None:
+                    current = await _ack_floors(js, cfg, victim)
+                    if all(current[p] > floors[p] for p in victim):
+                        failover_s = round(now - killed_at, 2)
+                if not outage_done and now - started >= outage_at:
+                    vm.stop()
+                    await asyncio.sleep(args.store_outage_s)
+                    vm.start()
+                    outage_done = True
+                if now - started > run_s + 600:
+                    logging.error("soak: stream not drained 10 minutes after the last publish")
+                    break
+                await asyncio.sleep(0.5)
+            results["drain_s_after_last_publish"] = round(time.monotonic() - started - run_s, 1)
+            await asyncio.sleep(2.0)  # the dispatcher's last round
+        finally:
+            supervisor.stop()
+            await sup_task
+            stop_outbox.set()
+            await outbox_task
+            pub_thread.join()
+            await nc.close()
+
+        results["published"] = publisher.published
+        series = vm.export(f'{{__name__="telemetry_compressor_current",tenant="{tenant}"}}')
+        results["stored_unique"] = sum(len(set(s["timestamps"])) for s in series)
+        results["stored_raw"] = sum(len(s["timestamps"]) for s in series)
+        results["lost"] = results["published"] - results["stored_unique"]
+        results["worker_restarts"] = [w.restarts for w in supervisor.workers]
+
+    conn = sqlite3.connect(cases_db)
+    try:
+        cases = conn.execute("SELECT id, device_id, rule, opened_at FROM cases").fetchall()
+        queued = dict(conn.execute(
+            "SELECT case_id, min(created_at) FROM notices GROUP BY case_id").fetchall())
+    finally:
+        conn.close()
+    keys = [(device, rule) for _, device, rule, _ in cases]
+    results["cases"] = len(cases)
+    results["duplicate_cases"] = len(keys) - len(set(keys))
+    delivered = [json.loads(line)["idempotency_key"]
+                 for line in notices.read_text().splitlines()] if notices.exists() else []
+    results["notices_delivered"] = len(delivered)
+    results["duplicate_notices"] = len(delivered) - len(set(delivered))
+    results["failover_s"] = failover_s
+    latencies = []
+    for case_id, _, _, opened_at in cases:
+        r = int((opened_at - fleet.start_t) / period_s) // args.batch_samples
+        if case_id in queued and 0 <= r < len(publisher.round_wall):
+            latencies.append(queued[case_id] - publisher.round_wall[r])
+    results["p99_sample_to_case_s"] = (round(float(np.percentile(latencies, 99)), 2)
+                                       if latencies else None)
+    results["faulty_devices_with_case"] = len(
+        {d for _, d, _, _ in cases if int(d[1:]) < args.faulty})
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--faulty", type=int, default=20)
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--round-s", type=float, default=2.0,
+                        help="wall seconds between two batches of a device")
+    parser.add_argument("--batch-samples", type=int, default=20)
+    parser.add_argument("--store-outage-s", type=float, default=20.0)
+    parser.add_argument("--snapshot-s", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="fw-soak-") as tmp:
+        results = asyncio.run(soak(args, Path(tmp)))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for key, value in results.items():
+            print(f"{key:<28}{value}")
+    ok = results["lost"] == 0 and not results["duplicate_cases"] \
+        and not results["duplicate_notices"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -150,7 +150,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         js = nc.jetstream()
         await ensure_stream(js, cfg)  # before any device publishes: NATS drops the uncaptured
         argv = worker_command([
-            "--config", str(toml), "core", "--engine", "nats", "--nats-url", server.url,
+            "-v", "--config", str(toml), "core", "--engine", "nats", "--nats-url", server.url,
             "--stream-partitions", str(_PARTITIONS), "--stream-max-gb", "2",
             "--snapshot-interval", str(args.snapshot_s), "--influx-url", vm.url,
             "--fetch-batch", "64",

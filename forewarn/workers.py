@@ -123,6 +123,7 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
             _log.info("worker ready: partitions %s", list(partitions))
             await runner
             orphan_watch.cancel()
+        _log.info("worker stopped: partitions %s", list(partitions))
     finally:
         store.close()
         engine_db.dispose()
@@ -176,6 +177,7 @@ class Supervisor:
         self.workers = [WorkerProcess(i, part)
                         for i, part in enumerate(split_partitions(partitions, workers))]
         self._stopping = asyncio.Event()
+        self._reaper: asyncio.TimerHandle | None = None
 
     async def _start(self, worker: WorkerProcess) -> None:
         own = ",".join(str(p) for p in worker.partitions)
@@ -198,18 +200,29 @@ class Supervisor:
             quick = time.monotonic() - worker.started_at < 5.0
             await asyncio.sleep(self.restart_delay_s * (10 if quick else 1))
 
-    def stop(self) -> None:
-        """Ask every worker to finish its batch, snapshot and exit."""
+    def stop(self, grace_s: float = 30.0) -> None:
+        """Ask every worker to finish its batch, snapshot and exit; kill it after ``grace_s``."""
         self._stopping.set()
         for worker in self.workers:
             if worker.process is not None and worker.process.returncode is None:
                 worker.process.send_signal(signal.SIGTERM)
+        self._reaper = asyncio.get_running_loop().call_later(grace_s, self._kill_remaining)
+
+    def _kill_remaining(self) -> None:
+        # a worker that cannot stop cleanly loses nothing by being killed: its batch is
+        # unacknowledged and its partitions restart from their snapshots
+        for worker in self.workers:
+            if worker.process is not None and worker.process.returncode is None:
+                _log.warning("worker %d did not stop in time; killing it", worker.index)
+                worker.process.kill()
 
     async def run(self) -> None:
         """Supervise until :meth:`stop`; returns when every worker has exited."""
         keepers = [asyncio.create_task(self._keep(w)) for w in self.workers]
         try:
             await asyncio.gather(*keepers)
+            if self._reaper is not None:
+                self._reaper.cancel()
         finally:
             for worker in self.workers:
                 if worker.process is not None and worker.process.returncode is None:

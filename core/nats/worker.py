@@ -313,8 +313,11 @@ class NatsEngine:
         tb: TracebackType | None,
     ) -> None:
         if self._nc is not None:
-            await self._nc.close()
-            self._nc = None
+            nc, self._nc = self._nc, None
+            try:
+                await asyncio.wait_for(nc.close(), 5.0)
+            except TimeoutError:  # everything is acknowledged or will be redelivered anyway
+                _log.warning("NATS connection did not close within 5 s; leaving it")
 
     def stop(self) -> None:
         """Ask every partition worker to finish its batch and snapshot."""
@@ -331,6 +334,7 @@ class NatsEngine:
         watch = asyncio.create_task(self._watch_stream())
         try:
             await asyncio.gather(*tasks)
+            _log.info("partitions %s stopped", self.partitions)
         finally:
             watch.cancel()
             for task in tasks:

@@ -4,13 +4,14 @@
 
     CoreError            anything core raises on purpose
     ├── IngestError      the broker connection failed or was lost for good
+    ├── LimitsFileError  a product limits file (config/limits.yaml) is unreadable or invalid
     └── DecodeError      one payload could not be used (it is dead-lettered, never raised out
                          of the ingest loop); ``reason`` is a short counter label
 """
 
 from __future__ import annotations
 
-__all__ = ["CoreError", "DecodeError", "IngestError"]
+__all__ = ["CoreError", "DecodeError", "IngestError", "LimitsFileError"]
 
 
 class CoreError(Exception):
@@ -19,6 +20,10 @@ class CoreError(Exception):
 
 class IngestError(CoreError):
     """The broker connection failed."""
+
+
+class LimitsFileError(CoreError):
+    """A product limits file that cannot be read or does not validate."""
 
 
 class DecodeError(CoreError):

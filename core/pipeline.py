@@ -34,6 +34,7 @@ from core.detect.ensemble import Finding
 from core.detect.series import SeriesRegistry
 from core.errors import DecodeError
 from core.events import DetectorEvent, ScoredBatch
+from core.limits import ProductLimits
 from core.store.base import TimeSeriesStore
 from edge.schema import TelemetryBatch
 
@@ -95,6 +96,8 @@ class CorePipeline:
     With a plain detector the scores are what it returns, and ``event_threshold`` makes the
     events: a field whose score rises to at least this emits one :class:`DetectorEvent`
     (onset only; the next one needs the score to fall below it first).
+    ``limits`` (product limits, ``config/limits.yaml``) go to a detector with a ``range``
+    (the Ensemble's out-of-range detector) when a device's fields are first seen.
     """
 
     def __init__(
@@ -103,8 +106,12 @@ class CorePipeline:
         store: TimeSeriesStore,
         event_threshold: float = 0.8,
         dedup_window: int = 4096,
+        limits: ProductLimits | None = None,
     ) -> None:
         self.detector = detector
+        self.limits = limits
+        #: (tenant, device, fields) whose product limits the detector already has
+        self._limited: set[tuple[str, str, tuple[str, ...]]] = set()
         self.store = store
         self.event_threshold = event_threshold
         self.series = SeriesRegistry()
@@ -138,6 +145,8 @@ class CorePipeline:
             t, values = t[order], values[order]
         slots = self.series.slots(tenant, batch.device_id, fields)
         detector = self.detector
+        if self.limits is not None and (tenant, batch.device_id, fields) not in self._limited:
+            self._set_limits(tenant, batch, fields, slots)
         if batch.firmware is not None:
             before = self._firmware.setdefault((tenant, batch.device_id), batch.firmware)
             if before != batch.firmware:
@@ -159,6 +168,16 @@ class CorePipeline:
         self.stats.samples_ingested += scored.n_samples
         self.stats.events += len(events)
         return scored
+
+    def _set_limits(self, tenant: str, batch: TelemetryBatch, fields: tuple[str, ...],
+                    slots: NDArray[np.int64]) -> None:
+        """Hand the product's limits of these fields to the detector (once per device)."""
+        assert self.limits is not None
+        self._limited.add((tenant, batch.device_id, fields))
+        limits = self.limits.arrays(batch.product, fields)
+        out_of_range = getattr(self.detector, "range", None)
+        if limits is not None and out_of_range is not None:
+            out_of_range.set_limits(slots, *limits)
 
     def _explained(
         self, tenant: str, batch: TelemetryBatch, fields: tuple[str, ...],

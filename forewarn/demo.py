@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from core.config import MqttConfig
 from core.detect import make_detector
+from core.limits import load_limits
 from core.pipeline import CorePipeline
 from core.service import CoreService
 from core.store.config import make_store
@@ -61,6 +62,8 @@ class DemoOptions:
     #: fault kinds injected (empty: every kind the product has)
     fault_kinds: tuple[str, ...] = ("refrigerant_leak",)
     fault_fraction: float = 0.25
+    #: product limits core hands to each device's detector (skipped when the file is absent)
+    limits_file: Path | None = Path("config/limits.yaml")
 
 
 def publish_fleet(
@@ -144,9 +147,12 @@ async def run_demo(
     engine = connect(f"sqlite:///{options.out_dir / 'cases.sqlite'}")
     casebook = CaseBook(engine, channel="terminal", clock=time.time)
     rules_pipeline = RulesPipeline(rules, casebook)
+    limits_file = options.limits_file
+    limits = (load_limits(limits_file) if limits_file is not None and limits_file.exists()
+              else None)
     pipeline = CorePipeline(make_detector(settings.detector), store,
                             event_threshold=settings.core.event_threshold,
-                            dedup_window=settings.core.dedup_window)
+                            dedup_window=settings.core.dedup_window, limits=limits)
     notifier = TerminalNotifier(options.out_dir / "notices.jsonl", echo=options.show_notices,
                                 console=console)
     outbox = Outbox(engine, {"terminal": notifier}, clock=time.time, base_delay_s=0.2)

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from core.detect import DetectorConfig, make_detector
 from core.events import ScoredBatch
+from core.limits import load_limits
 from core.pipeline import CorePipeline
 from core.store.base import SeriesFrame
 from firmware_sim.calls import CallModel
@@ -277,6 +278,8 @@ class EvalOptions:
     #: the first days only teach the detectors (no rules, no faults): a running service has
     #: learned from history; false cases are counted over the days after
     learn_days: float = 1.0
+    #: product limits (``config/limits.yaml``) core hands to each device's detector; None: none
+    limits: Path | None = Path("config/limits.yaml")
     #: processes, each streaming a share of the devices through its own pipelines
     workers: int = 1
     #: how many faulty devices to keep telemetry of, for timeline plots
@@ -400,7 +403,8 @@ def _cases_from(engine: Engine, no_data_rules: frozenset[str]) -> list[SimCase]:
 
 async def _stream(options: EvalOptions, fleet: Fleet,
                   traces: dict[str, TimelineTrace]) -> tuple[list[SimCase], int, int]:
-    core = CorePipeline(make_detector(options.detector), _NullStore())
+    limits = load_limits(options.limits) if options.limits is not None else None
+    core = CorePipeline(make_detector(options.detector), _NullStore(), limits=limits)
     clock = _SimClock(fleet.config.start)
     engine = connect("sqlite://")
     book = _SimCaseBook(engine, clock)

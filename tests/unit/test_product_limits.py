@@ -1,0 +1,63 @@
+"""Product limits: the example file loads, bad files name the problem, and the pipeline hands a
+device's limits to its detector so a crossing raises the level and events carry a time to limit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.detect import DetectorConfig, make_detector
+from core.errors import LimitsFileError
+from core.limits import ProductLimits, load_limits
+from core.pipeline import CorePipeline
+from core.store.embedded import EmbeddedStore
+from edge.schema import TelemetryBatch
+
+ROOT = Path(__file__).resolve().parents[2]
+FIELDS = ("current", "discharge", "suction")
+
+
+def test_the_example_limits_file_loads() -> None:
+    limits = load_limits(ROOT / "config/limits.yaml")
+    arrays = limits.arrays("heat_pump", ("discharge_temp", "outdoor_temp"))
+    assert arrays is not None
+    assert arrays[1].tolist() == [80.0, np.inf]
+
+
+@pytest.mark.parametrize("text, needle", [
+    pytest.param("heat_pump:\n  discharge_temp: {high: 80}\n", "high", id="unknown-key"),
+    pytest.param("heat_pump:\n  discharge_temp: {lo: 90, hi: 80}\n", "below", id="lo-above-hi"),
+    pytest.param("heat_pump: [\n", "limits.yaml", id="not-yaml"),
+])
+def test_a_bad_limits_file_names_the_problem(tmp_path: Path, text: str, needle: str) -> None:
+    path = tmp_path / "limits.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LimitsFileError, match=needle):
+        load_limits(path)
+
+
+def _batch(seq: int, rows: np.ndarray, start: int) -> TelemetryBatch:
+    return TelemetryBatch(device_id="hp-1", boot_id="b0", seq=seq, product="heat_pump",
+                          fields=list(FIELDS),
+                          t=(60.0 * np.arange(start, start + rows.shape[0])).tolist(),
+                          values=rows.tolist())
+
+
+def test_the_pipeline_gives_each_device_its_product_limits() -> None:
+    rng = np.random.default_rng(5)
+    n = 900
+    load = 0.5 + 0.3 * np.sin(np.arange(n) * 2 * np.pi / 480) + rng.normal(0, 0.05, n)
+    x = np.c_[1.2 + 8.5 * load, 55.0 + 6.0 * load, 2.6 - 0.35 * load]
+    x += rng.normal(0, [0.15, 0.5, 0.04], (n, 3))
+    x[850:, 1] = 95.0  # far beyond the product's limit
+    limits = ProductLimits.model_validate({"heat_pump": {"discharge": {"hi": 80.0}}})
+    detector = make_detector(DetectorConfig.for_fleet(regression_warmup=600))
+    pipe = CorePipeline(detector, EmbeddedStore(":memory:"), limits=limits)
+    scored = [pipe.process("acme", _batch(seq, x[s:s + 50], s))
+              for seq, s in enumerate(range(0, n, 50))]
+    lo, hi = detector.range.limits(np.array([0, 1, 2]))
+    assert hi.tolist() == [np.inf, 80.0, np.inf] and np.isneginf(lo).all()
+    last = scored[-1]
+    assert last is not None and last.scores[-1, 1] >= 0.9

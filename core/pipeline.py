@@ -38,7 +38,8 @@ from core.limits import ProductLimits
 from core.store.base import TimeSeriesStore
 from edge.schema import TelemetryBatch
 
-__all__ = ["BatchDetector", "CorePipeline", "CoreStats", "LevelDetector", "PipelineState"]
+__all__ = ["FORECAST_HORIZON_S", "BatchDetector", "CorePipeline", "CoreStats", "LevelDetector",
+           "PipelineState"]
 
 
 class BatchDetector(Protocol):
@@ -187,7 +188,7 @@ class CorePipeline:
             tenant=tenant, device_id=batch.device_id, product=batch.product,
             field=fields[f.column], detector=f.detector, ts=float(t[f.row]), score=f.score,
             value=f.value, explanation=f"{fields[f.column]}: {f.explanation}",
-            time_to_limit_s=f.time_to_limit,
+            time_to_limit_s=_forecast(f.time_to_limit),
         ) for f in findings)
 
     def _onsets(
@@ -238,6 +239,17 @@ class CorePipeline:
         load = getattr(self.detector, "load_state", None)
         if state.detector and callable(load):
             load(state.detector)
+
+
+#: a time to a limit further out than this is no forecast (a nearly flat trend divides by ~0)
+FORECAST_HORIZON_S = 90 * 86_400.0
+
+
+def _forecast(time_to_limit: float | None) -> float | None:
+    """The trend detector's time to a limit, or None when it is no usable forecast."""
+    if time_to_limit is None or not 0.0 <= time_to_limit <= FORECAST_HORIZON_S:
+        return None
+    return time_to_limit
 
 
 @dataclass(slots=True)

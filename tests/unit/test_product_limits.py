@@ -10,8 +10,9 @@ import pytest
 
 from core.detect import DetectorConfig, make_detector
 from core.errors import LimitsFileError
+from core.events import ScoredBatch
 from core.limits import ProductLimits, load_limits
-from core.pipeline import CorePipeline
+from core.pipeline import FORECAST_HORIZON_S, CorePipeline
 from core.store.embedded import EmbeddedStore
 from edge.schema import TelemetryBatch
 
@@ -45,19 +46,44 @@ def _batch(seq: int, rows: np.ndarray, start: int) -> TelemetryBatch:
                           values=rows.tolist())
 
 
-def test_the_pipeline_gives_each_device_its_product_limits() -> None:
+def _heat_pump(n: int) -> np.ndarray:
     rng = np.random.default_rng(5)
-    n = 900
     load = 0.5 + 0.3 * np.sin(np.arange(n) * 2 * np.pi / 480) + rng.normal(0, 0.05, n)
     x = np.c_[1.2 + 8.5 * load, 55.0 + 6.0 * load, 2.6 - 0.35 * load]
     x += rng.normal(0, [0.15, 0.5, 0.04], (n, 3))
+    return x
+
+
+def _stream(pipe: CorePipeline, x: np.ndarray) -> list[ScoredBatch | None]:
+    return [pipe.process("acme", _batch(seq, x[s:s + 50], s))
+            for seq, s in enumerate(range(0, x.shape[0], 50))]
+
+
+def test_the_pipeline_gives_each_device_its_product_limits() -> None:
+    x = _heat_pump(900)
     x[850:, 1] = 95.0  # far beyond the product's limit
     limits = ProductLimits.model_validate({"heat_pump": {"discharge": {"hi": 80.0}}})
     detector = make_detector(DetectorConfig.for_fleet(regression_warmup=600))
     pipe = CorePipeline(detector, EmbeddedStore(":memory:"), limits=limits)
-    scored = [pipe.process("acme", _batch(seq, x[s:s + 50], s))
-              for seq, s in enumerate(range(0, n, 50))]
+    scored = _stream(pipe, x)
     lo, hi = detector.range.limits(np.array([0, 1, 2]))
     assert hi.tolist() == [np.inf, 80.0, np.inf] and np.isneginf(lo).all()
     last = scored[-1]
     assert last is not None and last.scores[-1, 1] >= 0.9
+
+
+@pytest.mark.parametrize("hi, forecast", [(80.0, True), (1e12, False)],
+                         ids=["limit-crossed", "limit-out-of-reach"])
+def test_an_event_forecasts_only_a_limit_within_reach(hi: float, forecast: bool) -> None:
+    x = _heat_pump(900)
+    x[850:, 1] = 95.0
+    limits = ProductLimits.model_validate({"heat_pump": {"discharge": {"hi": hi}}})
+    detector = make_detector(DetectorConfig.for_fleet(regression_warmup=600))
+    scored = _stream(CorePipeline(detector, EmbeddedStore(":memory:"), limits=limits), x)
+    ttls = [e.time_to_limit_s for b in scored if b is not None for e in b.events
+            if e.field == "discharge"]
+    assert ttls
+    if forecast:
+        assert all(t is not None and 0.0 <= t <= FORECAST_HORIZON_S for t in ttls)
+    else:
+        assert all(t is None for t in ttls)

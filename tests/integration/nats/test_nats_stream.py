@@ -1,0 +1,119 @@
+"""The partitioned stream against a real nats-server: device affinity, the fill alert, and a
+partition's snapshot restored by the next owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import nats
+import numpy as np
+import pytest
+from nats.js.client import JetStreamContext
+
+from core.detect import RobustZ
+from core.nats import NatsConfig, SnapshotStore, StreamMonitor, ensure_stream
+from core.nats.snapshot import Snapshot
+from core.nats.stream import partition_of_subject, topic_of_subject
+from core.pipeline import CorePipeline
+from core.store.embedded import EmbeddedStore
+from tests.integration.nats.fleet import SyntheticFleet
+from tests.servers.nats import NatsServer
+
+pytestmark = pytest.mark.integration
+
+
+def _config(server: NatsServer, tenant: str, **overrides: object) -> NatsConfig:
+    return NatsConfig(url=server.url, stream=f"S_{tenant}", partitions=4,
+                      ingress_subject=f"forewarn.v1.{tenant}.*.telemetry",
+                      partition_prefix=f"p.{tenant}", snapshot_bucket=f"snap-{tenant}",
+                      **overrides)
+
+
+@asynccontextmanager
+async def _jetstream(server: NatsServer) -> AsyncIterator[JetStreamContext]:
+    nc = await nats.connect(server.url)
+    try:
+        yield nc.jetstream()
+    finally:
+        await nc.close()
+
+
+def _run(scenario: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(scenario())  # type: ignore[arg-type]
+
+
+def test_a_device_always_lands_in_one_partition(nats_server: NatsServer,
+                                                unique_tenant: str) -> None:
+    cfg = _config(nats_server, unique_tenant)
+    fleet = SyntheticFleet(unique_tenant, devices=20, batch_samples=2)
+
+    async def scenario() -> None:
+        async with _jetstream(nats_server) as js:
+            await ensure_stream(js, cfg)
+            for topic, payload, _ in fleet.batches(3):
+                await js.publish(topic.replace("/", "."), payload)
+            info = await js.stream_info(cfg.stream, subjects_filter=">")
+            subjects = info.state.subjects or {}
+            partitions: dict[str, set[int]] = {}
+            for subject, count in subjects.items():
+                assert count == 3
+                topic = topic_of_subject(subject, cfg)
+                partitions.setdefault(topic, set()).add(partition_of_subject(subject))
+            assert len(partitions) == 20
+            assert all(len(p) == 1 for p in partitions.values())
+            assert len(set().union(*partitions.values())) == 4  # 20 devices spread over all 4
+
+    _run(scenario)
+
+
+def test_full_stream_discards_old_and_raises_the_alert(nats_server: NatsServer,
+                                                        unique_tenant: str) -> None:
+    cfg = _config(nats_server, unique_tenant, max_bytes=1024 * 1024, alert_fill=0.5)
+    payload = b"x" * 20_000
+
+    async def scenario() -> None:
+        async with _jetstream(nats_server) as js:
+            await ensure_stream(js, cfg)
+            monitor = StreamMonitor(js, cfg)
+            await js.add_consumer(cfg.stream, durable_name=cfg.consumer_name(0),
+                                  filter_subject=f"{cfg.partition_prefix}.>")
+            assert await monitor.check([0]) is None
+            for i in range(120):  # 2.4 MB into a 1 MiB stream: NATS acknowledges every one
+                await js.publish(f"forewarn.v1.{unique_tenant}.d{i}.telemetry", payload)
+            info = await js.stream_info(cfg.stream)
+            assert info.state.first_seq > 1  # the oldest were discarded
+            alert = await monitor.check([0])
+            assert alert is not None and alert.lost_unread > 0 and alert.fill > 0.5
+
+    _run(scenario)
+
+
+def test_snapshot_round_trip_through_the_object_store(nats_server: NatsServer,
+                                                      unique_tenant: str) -> None:
+    cfg = _config(nats_server, unique_tenant)
+    fleet = SyntheticFleet(unique_tenant, devices=3, batch_samples=50)
+    pipeline = CorePipeline(RobustZ(), EmbeddedStore(":memory:"))
+    for topic, payload, _ in fleet.batches(4):
+        pipeline.process_payload(topic, payload)
+
+    async def scenario() -> None:
+        async with _jetstream(nats_server) as js:
+            store = SnapshotStore(js, cfg.snapshot_bucket)
+            assert await store.load(2) is None
+            await store.save(Snapshot(2, 1234, 0.0, pipeline.state()))
+            restored = await store.load(2)
+        assert restored is not None and restored.stream_seq == 1234
+        again = CorePipeline(RobustZ(), EmbeddedStore(":memory:"))
+        again.load_state(restored.state)
+        # the same next batch scores the same in both: the baseline came through
+        topic, payload, _ = next(fleet.batches(1))
+        a = pipeline.process_payload(topic, payload)
+        b = again.process_payload(topic, payload)
+        assert a is not None and b is not None
+        np.testing.assert_array_equal(a.scores, b.scores)
+        assert again.process_payload(topic, payload) is None  # dedup memory came through
+
+    _run(scenario)

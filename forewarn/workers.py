@@ -24,12 +24,16 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from core.detect import DetectorConfig, make_detector
 from core.nats import NatsConfig, NatsEngine
@@ -100,7 +104,7 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
                      ready_file: Path | None = None) -> None:
     """One worker process: consume ``partitions`` until SIGTERM/SIGINT, then snapshot."""
     store = make_worker_store(settings, options)
-    engine_db = connect(settings.cases.url)
+    engine_db = await _connect_cases(settings.cases.url)
     rules = RulesPipeline(load_rules(settings.cases.rules_file),
                           CaseBook(engine_db, channel="terminal", clock=time.time))
 
@@ -127,6 +131,18 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
     finally:
         store.close()
         engine_db.dispose()
+
+
+async def _connect_cases(url: str, attempts: int = 5) -> Engine:
+    """The case database; workers starting together race to create its tables, so retry."""
+    for attempt in range(attempts):
+        try:
+            return connect(url)
+        except OperationalError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(random.uniform(0.05, 0.5))
+    raise AssertionError("unreachable")
 
 
 async def _stop_when_orphaned(stop: Callable[[], None]) -> None:

@@ -206,7 +206,15 @@ class PartitionWorker:
             return
         self.stats.fetches += 1
         for msg in msgs:
-            self.pipeline.process_payload(topic_of_subject(msg.subject, self.cfg), msg.data)
+            topic = topic_of_subject(msg.subject, self.cfg)
+            try:
+                self.pipeline.process_payload(topic, msg.data)
+            except Exception as exc:
+                # a message that crashes the pipeline would crash every owner after this one
+                # too (replay): dead-letter it and keep the partition moving
+                _log.exception("partition %d: pipeline failed on a message of %s",
+                               self.partition, topic)
+                self.pipeline.dead_letters.record("crash", topic, repr(exc), msg.data)
         scored = self.handoff.take()
         if scored:
             await self._retry(lambda: self._write(scored), msgs, "store")

@@ -38,7 +38,7 @@ def test_engine_consumes_all_and_dead_letters_a_poison_message(
     cfg = NatsConfig(url=nats_server.url, stream=f"E_{unique_tenant}", partitions=1,
                      ingress_subject=f"forewarn.v1.{unique_tenant}.*.telemetry",
                      partition_prefix=f"e.{unique_tenant}", fetch_batch=8,
-                     snapshot_bucket=f"esnap-{unique_tenant}")
+                     snapshot_bucket=f"esnap-{unique_tenant}", max_bytes=64 * 1024**2)
     fleet = SyntheticFleet(unique_tenant, devices=3, batch_samples=10)
     store = EmbeddedStore(":memory:")
     handed: list[ScoredBatch] = []

@@ -26,10 +26,12 @@ pytestmark = pytest.mark.integration
 
 
 def _config(server: NatsServer, tenant: str, **overrides: object) -> NatsConfig:
+    # streams of the session's server share its store reservation: keep each one small
+    values: dict[str, object] = {"max_bytes": 64 * 1024**2, **overrides}
     return NatsConfig(url=server.url, stream=f"S_{tenant}", partitions=4,
                       ingress_subject=f"forewarn.v1.{tenant}.*.telemetry",
                       partition_prefix=f"p.{tenant}", snapshot_bucket=f"snap-{tenant}",
-                      **overrides)
+                      **values)
 
 
 @asynccontextmanager

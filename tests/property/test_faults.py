@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from firmware_sim.faults import FAULTS
 from firmware_sim.fleet import Fleet, FleetConfig, SimDevice
 from firmware_sim.imperfections import Imperfections
+from firmware_sim.products.home_battery import _SOC_MAX, _SOC_MIN
 
 DAY = 86_400.0
 Arr = NDArray[np.float64]
@@ -70,7 +71,10 @@ def _capacity_fades(device: SimDevice, t: Arr, bad: Arr, good: Arr) -> None:
     late, soc, volt = _late(device, t), _col(device, "soc"), _col(device, "pack_voltage")
     travel = lambda v: float(np.nansum(np.abs(np.diff(v[late, soc]))))  # noqa: E731
     sag = lambda v: float(np.nanmean(np.abs(v[late, volt] - np.nanmedian(v[late, volt]))))  # noqa: E731
-    assert travel(bad) > travel(good) or sag(bad) > sag(good)
+    # a pack drained to its floor every evening travels less, but sits at the limit longer
+    at_limit = lambda v: float(np.mean((v[late, soc] <= _SOC_MIN + 0.5)  # noqa: E731
+                                       | (v[late, soc] >= _SOC_MAX - 0.5)))
+    assert travel(bad) > travel(good) or sag(bad) > sag(good) or at_limit(bad) > at_limit(good)
 
 
 def _stops(device: SimDevice, t: Arr, bad: Arr, good: Arr) -> None:

@@ -92,12 +92,18 @@ class WorkerOptions:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
 
 
-def make_worker_store(settings: Settings, options: WorkerOptions) -> HistoryStore:
-    """The store every partition writes to. No outage buffer: the stream is the buffer."""
+def make_worker_store(settings: Settings, options: WorkerOptions,
+                      buffered: bool = False) -> HistoryStore:
+    """The store every partition writes to: ``--influx-url`` when given, else ``[store]``.
+
+    NATS workers run without the outage buffer (the stream is the buffer); the direct engine
+    keeps ``[store.buffer]`` when it is configured (``buffered=True``).
+    """
     if options.influx_url is not None:
         return make_store(StoreConfig(kind="influxdb", influxdb=InfluxConfig(
             url=options.influx_url, bucket=options.influx_bucket, retries=0, timeout_s=5.0)))
-    return make_store(StoreConfig(kind="embedded", path=settings.store.path))
+    config = settings.store if buffered else settings.store.model_copy(update={"buffer": None})
+    return make_store(config)
 
 
 async def run_worker(settings: Settings, options: WorkerOptions, partitions: Sequence[int],
@@ -255,12 +261,21 @@ def worker_command(argv: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "forewarn.cli", *argv]
 
 
+async def _tick_forever(rules: RulesPipeline, stop: asyncio.Event,
+                        every_s: float = 60.0) -> None:
+    """Time-driven rule work (silent devices, escalation, released silences) once a minute."""
+    while not stop.is_set():
+        await rules.tick(time.time())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+
+
 async def run_direct(settings: Settings, options: WorkerOptions) -> None:
     """The single-machine engine: one process subscribed to the MQTT broker, as before NATS."""
     from core.service import CoreService
     from forewarn.broker import EmbeddedBroker
 
-    store = make_worker_store(settings, options)
+    store = make_worker_store(settings, options, buffered=True)
     engine_db = connect(settings.cases.url)
     rules = RulesPipeline(load_rules(settings.cases.rules_file),
                           CaseBook(engine_db, channel="terminal", clock=time.time))
@@ -279,7 +294,8 @@ async def run_direct(settings: Settings, options: WorkerOptions) -> None:
                 mqtt = mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"})
             service = CoreService(mqtt, pipeline, rules.handle)
             tasks = [asyncio.create_task(service.run()),
-                     asyncio.create_task(dispatch_outbox(settings, stop))]
+                     asyncio.create_task(dispatch_outbox(settings, stop)),
+                     asyncio.create_task(_tick_forever(rules, stop))]
             await stop.wait()
             for task in tasks:
                 task.cancel()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -105,7 +106,8 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
 
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings(Path(args.config) if args.config else None)
-    options = _options(args)
+    # the service runs the fleet profile layered with [detector] from the settings
+    options = dataclasses.replace(_options(args), detector=settings.detector)
     if args.engine == "mqtt":
         asyncio.run(run_direct(settings, options))
         return 0

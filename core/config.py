@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,3 +42,6 @@ class CoreConfig(BaseModel):
     event_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
     #: batches remembered per device boot for duplicate detection
     dedup_window: int = Field(default=4096, ge=16)
+    #: product limits (product → field → lo/hi) handed to each device's detector; a missing
+    #: file means no limits
+    limits_file: Path | None = Path("config/limits.yaml")

@@ -62,8 +62,6 @@ class DemoOptions:
     #: fault kinds injected (empty: every kind the product has)
     fault_kinds: tuple[str, ...] = ("refrigerant_leak",)
     fault_fraction: float = 0.25
-    #: product limits core hands to each device's detector (skipped when the file is absent)
-    limits_file: Path | None = Path("config/limits.yaml")
 
 
 def publish_fleet(
@@ -147,7 +145,7 @@ async def run_demo(
     engine = connect(f"sqlite:///{options.out_dir / 'cases.sqlite'}")
     casebook = CaseBook(engine, channel="terminal", clock=time.time)
     rules_pipeline = RulesPipeline(rules, casebook)
-    limits_file = options.limits_file
+    limits_file = settings.core.limits_file  # [core] limits_file; absent file: no limits
     limits = (load_limits(limits_file) if limits_file is not None and limits_file.exists()
               else None)
     pipeline = CorePipeline(make_detector(settings.detector), store,

@@ -36,6 +36,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from core.detect import DetectorConfig, make_detector
+from core.limits import ProductLimits, load_limits
 from core.nats import NatsConfig, NatsEngine
 from core.pipeline import CorePipeline
 from core.store.base import HistoryStore, TimeSeriesStore
@@ -92,6 +93,12 @@ class WorkerOptions:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
 
 
+def configured_limits(settings: Settings) -> ProductLimits | None:
+    """The ``[core] limits_file`` product limits, or None when there is no such file."""
+    path = settings.core.limits_file
+    return load_limits(path) if path is not None and path.exists() else None
+
+
 def make_worker_store(settings: Settings, options: WorkerOptions,
                       buffered: bool = False) -> HistoryStore:
     """The store every partition writes to: ``--influx-url`` when given, else ``[store]``.
@@ -117,7 +124,8 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
     def make_pipeline(handoff: TimeSeriesStore) -> CorePipeline:
         return CorePipeline(make_detector(options.detector), handoff,
                             event_threshold=settings.core.event_threshold,
-                            dedup_window=settings.core.dedup_window)
+                            dedup_window=settings.core.dedup_window,
+                            limits=configured_limits(settings))
 
     try:
         async with NatsEngine(options.nats, partitions, make_pipeline, store,
@@ -281,7 +289,8 @@ async def run_direct(settings: Settings, options: WorkerOptions) -> None:
                           CaseBook(engine_db, channel="terminal", clock=time.time))
     pipeline = CorePipeline(make_detector(options.detector), store,
                             event_threshold=settings.core.event_threshold,
-                            dedup_window=settings.core.dedup_window)
+                            dedup_window=settings.core.dedup_window,
+                            limits=configured_limits(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -32,7 +32,8 @@ from firmware_sim.products.base import DeviceTraits, bump, hour_of_day, is_weeke
 __all__ = ["HomeBattery"]
 
 _CELLS = 16
-_STEPS = np.array([0.01, 0.1, 0.001, 0.1, 1.0])
+# reading resolution per column: pack V, pack A, cell min V, cell max V, temperature °C
+_STEPS = np.array([0.01, 0.1, 0.001, 0.001, 1.0])
 _NOISE = np.array([0.05, 0.3, 0.002, 0.002, 0.2])
 _WEATHER_TAU_S = 12 * 3600.0
 _SOC_MIN, _SOC_MAX = 10.0, 100.0

@@ -32,10 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
 from edge.agent import EdgeAgent
@@ -44,6 +41,7 @@ from edge.batcher import AgeClock, Batcher
 from edge.queue import DiskQueue
 from edge.uplink import BrokerConfig, TlsFiles, Uplink
 from forewarn.errors import ConfigError
+from forewarn.settings import TomlFileSettings
 
 if TYPE_CHECKING:
     from firmware_sim.fleet import SimDevice
@@ -130,13 +128,12 @@ class SourceSection(BaseModel):
     index: int = 0
 
 
-class EdgeSettings(BaseSettings):
+class EdgeSettings(TomlFileSettings):
     """One agent's settings: defaults → TOML → ``FOREWARN_EDGE_*`` (nested keys with ``__``)."""
 
     model_config = SettingsConfigDict(
         env_prefix="FOREWARN_EDGE_", env_nested_delimiter="__", extra="forbid"
     )
-    toml_file: ClassVar[Path | None] = None
 
     tenant: str = "demo"
     device_id: str
@@ -149,19 +146,6 @@ class EdgeSettings(BaseSettings):
     queue: QueueSection = Field(default_factory=QueueSection)
     source: SourceSection = Field(default_factory=SourceSection)
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if cls.toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_file))
-        return tuple(sources)
 
 
 def load_edge_settings(path: Path, **overrides: Any) -> EdgeSettings:

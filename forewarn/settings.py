@@ -39,6 +39,7 @@ __all__ = [
     "ServeSettings",
     "Settings",
     "StoreSettings",
+    "TomlFileSettings",
     "load_settings",
 ]
 
@@ -88,13 +89,32 @@ class ServeSettings(BaseModel):
     helpdesk_url: str = ""
 
 
-class Settings(BaseSettings):
+class TomlFileSettings(BaseSettings):
+    """Settings read from ``toml_file`` (set on a subclass) under the environment's overrides."""
+
+    toml_file: ClassVar[Path | None] = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_file))
+        return tuple(sources)
+
+
+class Settings(TomlFileSettings):
     """Everything the services read at start-up."""
 
     model_config = SettingsConfigDict(
         env_prefix="FOREWARN_", env_nested_delimiter="__", extra="forbid"
     )
-    toml_file: ClassVar[Path | None] = None
 
     tenant: str = "demo"
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
@@ -114,19 +134,6 @@ class Settings(BaseSettings):
             data = {**data, "detector": DetectorConfig.for_fleet(**data["detector"])}
         return data
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if cls.toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_file))
-        return tuple(sources)
 
 
 def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Settings:

@@ -58,6 +58,9 @@ from tests.servers.nats import NatsServer
 
 Message = tuple[str, bytes, int]
 DETECTORS: dict[str, Callable[[], BatchDetector]] = {
+    # what the service runs for fleets (forewarn core, the demo): the fleet profile
+    "fleet": lambda: make_detector(DetectorConfig.for_fleet()),
+    # every detector of the ensemble (the single-series NAB defaults)
     "ensemble": lambda: make_detector(DetectorConfig()),
     "robust_z": lambda: RobustZ(),
 }
@@ -281,14 +284,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--samples", type=int, default=100, help="samples per message")
     parser.add_argument("--devices", type=int, default=300)
-    parser.add_argument("--detectors", default="ensemble,robust_z")
+    parser.add_argument("--detectors", default="fleet,ensemble,robust_z")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     # aiomqtt leaves the cancelled first session's disconnect future unread; it is expected
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
     fleet = SyntheticFleet("bench", devices=args.devices, batch_samples=args.samples)
-    warm_rounds = max(1, 400 // args.samples + 1)  # past the detectors' warm-up
+    warm_rounds = max(1, 1500 // args.samples + 1)  # past the detectors' warm-up (a day)
     warmup = list(fleet.batches(warm_rounds))
     rounds = max(1, args.messages // args.devices)
     messages = list(fleet.batches(rounds))

@@ -54,10 +54,9 @@ True
 
 from __future__ import annotations
 
-import math
 import re
 import zlib
-from typing import Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -219,6 +218,12 @@ def decode_payload(payload: bytes, properties: object | None = None) -> bytes:
     return body
 
 
+#: a reading: a finite number (send null for a missing one; NaN and infinities are refused)
+_Reading = Annotated[float, Field(allow_inf_nan=False)]
+#: epoch seconds, finite and not negative
+_Timestamp = Annotated[float, Field(allow_inf_nan=False, ge=0)]
+
+
 class TelemetryBatch(BaseModel):
     """A batch of samples of one device: the unit that crosses MQTT."""
 
@@ -231,8 +236,10 @@ class TelemetryBatch(BaseModel):
     product: str = Field(default="generic", pattern=_NAME)
     firmware: str | None = Field(default=None, max_length=64)
     fields: list[str] = Field(min_length=1, max_length=MAX_FIELDS)
-    t: list[float] = Field(min_length=1, max_length=MAX_SAMPLES_PER_BATCH)
-    values: list[list[float | None]] = Field(min_length=1, max_length=MAX_SAMPLES_PER_BATCH)
+    # finiteness is checked by pydantic-core itself (allow_inf_nan=False): a Python loop over
+    # every value was the slowest part of ingest
+    t: list[_Timestamp] = Field(min_length=1, max_length=MAX_SAMPLES_PER_BATCH)
+    values: list[list[_Reading | None]] = Field(min_length=1, max_length=MAX_SAMPLES_PER_BATCH)
 
     @model_validator(mode="after")
     def _check_shape(self) -> TelemetryBatch:
@@ -244,15 +251,9 @@ class TelemetryBatch(BaseModel):
         if len(self.t) != len(self.values):
             raise ValueError(f"{len(self.t)} timestamps but {len(self.values)} rows of values")
         width = len(self.fields)
-        for i, row in enumerate(self.values):
-            if len(row) != width:
-                raise ValueError(f"row {i} has {len(row)} values for {width} fields")
-            for value in row:
-                if value is not None and not math.isfinite(value):
-                    raise ValueError(f"row {i} holds a non-finite value; send null for missing")
-        for ts in self.t:
-            if not math.isfinite(ts) or ts < 0:
-                raise ValueError("timestamps must be finite epoch seconds")
+        if set(map(len, self.values)) != {width}:  # C-speed check; find the culprit after
+            i, row = next((i, r) for i, r in enumerate(self.values) if len(r) != width)
+            raise ValueError(f"row {i} has {len(row)} values for {width} fields")
         return self
 
     @property

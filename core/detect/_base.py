@@ -116,12 +116,20 @@ class SoADetector:
         instead of faulting in fresh pages every call).
         """
         s, v = as_block(slots, x)
+        tt = None if t is None else np.ascontiguousarray(t, dtype=np.float64)
+        return self._update_block(s, v, tt, out)
+
+    def _update_block(
+        self, s: NDArray[np.int64], v: NDArray[np.float64], tt: NDArray[np.float64] | None,
+        out: NDArray[np.float64] | None = None,
+    ) -> NDArray[np.float64]:
+        """:meth:`update` for inputs already checked and converted (the ensemble checks once per
+        block, not once per detector: the checks cost more than some kernels)."""
         self._ensure(s)
         if out is None or out.shape != v.shape:
             # same memory order as x: the column-wise kernels take x Fortran-ordered (each
             # series' samples adjacent), the tiled ones C-ordered; every kernel writes every score
             out = np.empty_like(v, dtype=np.float64)
-        tt = None if t is None else np.ascontiguousarray(t, dtype=np.float64)
         if v.size:
             self._run(s, v, tt, out)
         return out

@@ -186,11 +186,12 @@ class Ensemble:
             if weight <= 0.0:
                 if name == "drift" and self.config.regression_weight <= 0.0:
                     # its trend still predicts the time to a limit
-                    det.update(s, v, tt, out=self._buf(name, v.shape, "F"))
+                    det._update_block(s, v, tt, out=self._buf(name, v.shape, "F"))
                 continue
             row_wise = isinstance(det, RobustZ | Multivariate)  # these walk a tick at a time
             src = v_rows if row_wise else v
-            sc = det.update(s, src, tt, out=self._buf(name, v.shape, "C" if row_wise else "F"))
+            sc = det._update_block(s, src, tt,
+                                   out=self._buf(name, v.shape, "C" if row_wise else "F"))
             comps[name] = sc
             _fold_max(raw, sc, weight, first)
             first = False
@@ -204,14 +205,14 @@ class Ensemble:
             likelihood = self._buf("likelihood", v.shape, "F")
             likelihood[...] = 0.0
         else:
-            likelihood = self.likelihood.update(s, raw,
+            likelihood = self.likelihood._update_block(s, raw, None,
                                                 out=self._buf("likelihood", v.shape, "F"))
         candidate = likelihood
         if self.config.extreme_weight > 0.0 and not fleet:
             # record-breaking values are precise enough to skip the likelihood stage
             ext = self._buf("extreme", v.shape, "F")
             for k, det in enumerate(self.extremes):
-                sc = det.update(s, v, tt, out=self._buf(f"extreme{k}", v.shape, "F"))
+                sc = det._update_block(s, v, tt, out=self._buf(f"extreme{k}", v.shape, "F"))
                 _fold_max(ext, sc, 1.0, k == 0)
             comps["extreme"] = ext
             candidate = self._buf("candidate", v.shape, "F")
@@ -221,14 +222,16 @@ class Ensemble:
             fired = self._buf("fired", v.shape, "F")
             fired[...] = 0.0
         else:
-            fired = self.onset.update(s, candidate, out=self._buf("fired", v.shape, "F"))
+            fired = self.onset._update_block(s, candidate, None,
+                                             out=self._buf("fired", v.shape, "F"))
         rule = self._buf("rule", v.shape, "F")
         for k, (name, det) in enumerate(self.rules.items()):
             use_t = name != "dropout" or self.config.dropout_time_gaps
-            sc = det.update(s, v, tt if use_t else None, out=self._buf(name, v.shape, "F"))
+            sc = det._update_block(s, v, tt if use_t else None, out=self._buf(name, v.shape, "F"))
             comps[name] = sc
             _fold_max(rule, sc, 1.0, k == 0)
-        rule_fired = self.rule_onset.update(s, rule, out=self._buf("rule_fired", v.shape, "F"))
+        rule_fired = self.rule_onset._update_block(s, rule, None,
+                                                   out=self._buf("rule_fired", v.shape, "F"))
         comps["likelihood"] = likelihood
         self._components = comps
         # the caller keeps this one: never a reused buffer (series-contiguous like the rest)
@@ -252,8 +255,8 @@ class Ensemble:
         self._level = level
         drift = self.statistical["drift"][1]
         if self.config.drift_weight <= 0.0:  # its trend still predicts the time to a limit
-            drift.update(s, v, tt)
-        level_fired = self.level_onset.update(s, level)
+            drift._update_block(s, v, tt)
+        level_fired = self.level_onset._update_block(s, level, None)
         final = np.maximum(level_fired, rule_fired)
         self._findings = ()
         if not final.any():

@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.servers, t
 from core.nats import NatsConfig, ensure_stream
 from forewarn.settings import load_settings
 from forewarn.workers import Supervisor, dispatch_outbox, worker_command
-from tests.integration.nats.fleet import SyntheticFleet
+from tests.integration.nats.fleet import SINGLE_SERIES_DETECTOR_TOML, SyntheticFleet
 from tests.servers.nats import NatsServer
 from tests.servers.victoria import VictoriaMetrics
 
@@ -133,7 +133,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     toml = workdir / "forewarn.toml"
     toml.write_text(f'tenant = "{tenant}"\n[store]\npath = "{workdir / "unused.sqlite"}"\n'
                     f'[cases]\nurl = "sqlite:///{cases_db}"\nrules_file = "{rules}"\n'
-                    f'notices_jsonl = "{notices}"\n')
+                    f'notices_jsonl = "{notices}"\n' + SINGLE_SERIES_DETECTOR_TOML)
     settings = load_settings(toml)
     rounds = max(10, int(args.minutes * 60 / args.round_s))
     samples_per_device = rounds * args.batch_samples

@@ -20,7 +20,7 @@ import pytest
 
 from core.nats import NatsConfig, ensure_stream
 from forewarn.workers import Supervisor, worker_command
-from tests.integration.nats.fleet import SyntheticFleet, publish_mqtt
+from tests.integration.nats.fleet import SINGLE_SERIES_DETECTOR_TOML, SyntheticFleet, publish_mqtt
 from tests.servers.nats import NatsServer
 
 pytestmark = pytest.mark.integration
@@ -65,11 +65,7 @@ def test_worker_killed_mid_stream_loses_nothing(nats_server: NatsServer, tmp_pat
         f'[store]\npath = "{store_db}"\n'
         f'[cases]\nurl = "sqlite:///{cases_db}"\nrules_file = "{rules}"\n'
         f'notices_jsonl = "{tmp_path / "notices.jsonl"}"\n'
-        # the synthetic fleet jumps after 500 samples, inside the fleet profile's day of
-        # learning: run the single-series profile (the NAB defaults) with its short warm-up
-        "[detector]\nwarmup = 300\nquiet = 200\nregression_weight = 0.0\nlevel_weight = 1.0\n"
-        "seasonal_weight = 1.0\ntransition_weight = 1.0\nmultivariate_weight = 1.0\n"
-        "extreme_weight = 1.0\n"
+        + SINGLE_SERIES_DETECTOR_TOML
     )
     cfg = NatsConfig(url=nats_server.url, stream=f"FW_{unique_tenant}", partitions=8,
                      ingress_subject=f"forewarn.v1.{unique_tenant}.*.telemetry",

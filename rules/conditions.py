@@ -1,4 +1,4 @@
-"""The condition tree of a rule: ``all``/``any``/``not`` over five kinds of test, never ``eval``.
+"""The condition tree of a rule: ``all``/``any``/``not`` over six kinds of test, never ``eval``.
 
 Each node turns one scored batch into a boolean per sample, with numpy over the whole batch:
 
@@ -9,6 +9,9 @@ Each node turns one scored batch into a boolean per sample, with numpy over the 
 - ``device``: device metadata (``product``, ``firmware``, ``tier``, ``timezone``, ``customer``;
   shell-style patterns such as ``"2.*"``)
 - ``time``: local ``hours`` and ``weekdays`` in the device's time zone (or ``zone: utc``)
+- ``episodes``: at least ``at_least`` separate runs (each ``min_length`` long) of an inner
+  condition started ``within`` the last while: an intermittent fault that comes and goes. The
+  only test with memory across batches (:class:`EpisodeState`, per rule and device)
 
 >>> import numpy as np
 >>> from core.events import ScoredBatch
@@ -28,8 +31,8 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,6 +46,8 @@ __all__ = [
     "Condition",
     "Context",
     "DeviceTest",
+    "EpisodeState",
+    "EpisodesTest",
     "EventTest",
     "ScoreTest",
     "TimeTest",
@@ -64,6 +69,9 @@ class Context:
     #: detector events of this device, recent ones from earlier batches included
     events: Sequence[DetectorEvent]
     scores: NDArray[np.float64]
+    #: per-(rule, device) memory of the ``episodes`` tests, by node (None: nothing is kept
+    #: between batches, each batch stands alone)
+    memory: dict[str, EpisodeState] | None = None
 
     @classmethod
     def of(cls, batch: ScoredBatch, meta: DeviceMeta, rule_fields: tuple[str, ...] | None,
@@ -231,9 +239,135 @@ class TimeTest(BaseModel):
         return out
 
 
+@dataclass(slots=True)
+class EpisodeState:
+    """What an ``episodes`` test remembers of one device between batches."""
+
+    #: start times of the counted episodes that may still fall in the window (oldest first)
+    starts: list[float] = field(default_factory=list)
+    #: when each of them had lasted ``min_length`` (the moment it began to count)
+    counted_at: list[float] = field(default_factory=list)
+    #: the episode that may still go on: its start, its last true sample, whether it counted
+    run_start: float | None = None
+    run_last: float | None = None
+    run_counted: bool = False
+    #: whether the inner test held at the last sample (the next batch may continue the run)
+    held_last: bool = False
+    #: the last sample taken in; older samples (a batch seen again) change nothing
+    through: float | None = None
+    #: changed since the evaluator last persisted it
+    dirty: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-able dict (the alarm state store keeps it)."""
+        return {"starts": list(self.starts), "counted_at": list(self.counted_at),
+                "run_start": self.run_start, "run_last": self.run_last,
+                "run_counted": self.run_counted, "held_last": self.held_last,
+                "through": self.through}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EpisodeState:
+        """The inverse of :meth:`to_json`."""
+        return cls([float(x) for x in data["starts"]], [float(x) for x in data["counted_at"]],
+                   data["run_start"], data["run_last"], bool(data["run_counted"]),
+                   bool(data["held_last"]), data["through"])
+
+
+class EpisodesTest(BaseModel):
+    """At least ``at_least`` separate episodes of ``of`` started within ``within`` (and had
+    each lasted ``min_length`` by the sample): a fault that comes and goes.
+
+    An episode is a run of samples where ``of`` holds; false stretches of at most ``max_gap``
+    between two true samples (lost or odd samples inside one episode) do not end it. It counts
+    from the first true sample at which it has lasted ``min_length``. Episodes continue across
+    batches through :class:`EpisodeState`.
+
+    >>> test = EpisodesTest.model_validate({"of": {"score": {"at_least": 0.8}},
+    ...                                     "at_least": 2, "within": "1h", "min_length": 60})
+    >>> from core.events import ScoredBatch
+    >>> from rules.registry import DeviceMeta
+    >>> level = np.array([[0.9], [0.9], [0.1], [0.9], [0.1], [0.9], [0.9], [0.1]])
+    >>> batch = ScoredBatch("acme", "hp-1", "heat_pump", ("a",), np.arange(8) * 60.0,
+    ...                     np.ones((8, 1)), level)
+    >>> ctx = Context.of(batch, DeviceMeta("acme", "hp-1", "heat_pump", "acme"), None, ())
+    >>> test.mask(ctx).astype(int).tolist()   # the one-sample run at 3 min is too short
+    [0, 0, 0, 0, 0, 0, 1, 1]
+    """
+
+    model_config = _STRICT
+
+    of: Condition
+    at_least: int = Field(ge=1)
+    within: Duration
+    min_length: Duration = 0.0
+    max_gap: Duration = 0.0
+
+    def key(self) -> str:
+        """The node's identity in the per-device memory (an edited test starts afresh)."""
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
+    def mask(self, ctx: Context) -> Mask:
+        """Per sample; advances the device's memory with the samples it has not seen."""
+        inner = self.of.mask(ctx)
+        t = ctx.batch.t
+        memory = ctx.memory if ctx.memory is not None else {}
+        key = self.key()
+        state = memory.get(key)
+        if state is None:
+            state = memory[key] = EpisodeState()
+        fresh = t > state.through if state.through is not None else np.ones(t.size, np.bool_)
+        if fresh.any():
+            self._advance(state, t[fresh], inner[fresh])
+        starts = np.asarray(state.starts, dtype=np.float64)
+        counted_at = np.asarray(state.counted_at, dtype=np.float64)
+        # episodes are disjoint and in order: those started in the window form a suffix,
+        # those already counted a prefix; the sample sees their overlap
+        begun = np.searchsorted(starts, t - self.within, side="left")
+        counted = np.searchsorted(counted_at, t, side="right")
+        out: Mask = (counted - begun) >= self.at_least
+        return out
+
+    def _advance(self, state: EpisodeState, t: NDArray[np.float64], held: Mask) -> None:
+        """Take in samples newer than any seen: new episodes, the one going on, the window."""
+        before = state.to_json()
+        at = np.flatnonzero(held)
+        true_t = t[at]
+        if true_t.size:
+            # a new episode begins at a true sample after a false stretch longer than max_gap
+            breaks = (np.diff(true_t) > self.max_gap) & (np.diff(at) > 1)
+            begin = np.flatnonzero(np.concatenate(([True], breaks)))
+            end = np.append(begin[1:] - 1, true_t.size - 1)
+            start = true_t[begin]
+            already = np.zeros(begin.size, dtype=np.bool_)
+            if state.run_start is not None and state.run_last is not None and (
+                    (state.held_last and at[0] == 0)
+                    or true_t[0] - state.run_last <= self.max_gap):
+                start[0] = state.run_start  # the episode of the last batch goes on
+                already[0] = state.run_counted
+            first_long = np.maximum(
+                np.searchsorted(true_t, start + self.min_length, side="left"), begin)
+            long_enough = first_long <= end
+            new = long_enough & ~already
+            if new.any():
+                state.starts.extend(start[new].tolist())
+                state.counted_at.extend(true_t[first_long[new]].tolist())
+            state.run_start, state.run_last = float(start[-1]), float(true_t[-1])
+            state.run_counted = bool(long_enough[-1] or already[-1])
+        if (state.run_last is not None and not held[-1]
+                and float(t[-1]) - state.run_last > self.max_gap):
+            state.run_start, state.run_last, state.run_counted = None, None, False
+        state.held_last = bool(held[-1])
+        horizon = float(t[0]) - self.within
+        keep = next((i for i, s in enumerate(state.starts) if s >= horizon), len(state.starts))
+        del state.starts[:keep], state.counted_at[:keep]
+        # a quiet device's memory changes only in ``through``: not worth a write per batch
+        state.dirty = state.dirty or state.to_json() != before
+        state.through = float(t[-1])
+
+
 class Condition(BaseModel):
     """One node: exactly one of ``all``, ``any``, ``not``, ``score``, ``value``, ``event``,
-    ``device``, ``time``."""
+    ``device``, ``time``, ``episodes``."""
 
     model_config = _STRICT
 
@@ -245,12 +379,13 @@ class Condition(BaseModel):
     event: EventTest | None = None
     device: DeviceTest | None = None
     time: TimeTest | None = None
+    episodes: EpisodesTest | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Condition:
         given = [name for name in type(self).model_fields if getattr(self, name) is not None]
         if len(given) != 1:
-            keys = "all, any, not, score, value, event, device, time"
+            keys = "all, any, not, score, value, event, device, time, episodes"
             raise ValueError(f"a condition has exactly one of: {keys} (got {len(given)})")
         return self
 
@@ -269,7 +404,8 @@ class Condition(BaseModel):
         if self.not_ is not None:
             inverted: Mask = ~self.not_.mask(ctx)
             return inverted
-        leaf = self.score or self.value or self.event or self.device or self.time
+        leaf = (self.score or self.value or self.event or self.device or self.time
+                or self.episodes)
         assert leaf is not None  # the validator guarantees one
         return leaf.mask(ctx)
 
@@ -279,5 +415,9 @@ class Condition(BaseModel):
         if self.event is not None:
             return self.event.within
         children = [*(self.all_ or ()), *(self.any_ or ()),
-                    *((self.not_,) if self.not_ is not None else ())]
+                    *((self.not_,) if self.not_ is not None else ()),
+                    *((self.episodes.of,) if self.episodes is not None else ())]
         return max((child.event_window() for child in children), default=0.0)
+
+
+EpisodesTest.model_rebuild()

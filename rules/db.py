@@ -2,8 +2,9 @@
 
 >>> engine = connect("sqlite://")
 >>> from sqlalchemy import inspect
->>> sorted(inspect(engine).get_table_names())
-['alarm_states', 'case_events', 'cases', 'notice_attempts', 'notices', 'silences', 'tickets']
+>>> sorted(inspect(engine).get_table_names())  # doctest: +NORMALIZE_WHITESPACE
+['alarm_states', 'case_events', 'cases', 'condition_memory', 'notice_attempts', 'notices',
+ 'silences', 'tickets']
 >>> engine.dispose()
 """
 
@@ -32,6 +33,7 @@ __all__ = [
     "Base",
     "CaseEventRow",
     "CaseRow",
+    "ConditionMemoryRow",
     "NoticeRow",
     "SilenceRow",
     "TicketRow",
@@ -176,6 +178,21 @@ class AlarmStateRow(Base):
     flapping: Mapped[bool] = mapped_column(Boolean, default=False)
     before_no_data: Mapped[str | None] = mapped_column(String(16), nullable=True)
     held: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ConditionMemoryRow(Base):
+    """What the stateful conditions (``episodes``) of one (rule, tenant, device) remember.
+
+    A table of its own rather than a column of ``alarm_states``, so a case database made
+    before it gains the table instead of being refused."""
+
+    __tablename__ = "condition_memory"
+
+    rule: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: node key → :meth:`rules.conditions.EpisodeState.to_json`
+    memory_json: Mapped[str] = mapped_column(Text, default="{}")
 
 
 def connect(url: str) -> Engine:

@@ -39,7 +39,7 @@ from typing import Literal
 import numpy as np
 
 from core.events import DetectorEvent, ScoredBatch
-from rules.conditions import Context
+from rules.conditions import Context, EpisodeState
 from rules.model import Rule
 from rules.registry import DeviceMeta
 
@@ -117,6 +117,8 @@ class AlarmState:
     product: str = ""
     #: fired, but a silence or an inhibition holds its case back (the pipeline sets it)
     held: bool = False
+    #: what the rule's ``episodes`` tests remember of the device, by node
+    memory: dict[str, EpisodeState] = field(default_factory=dict)
 
 
 Key = tuple[str, str, str]
@@ -193,7 +195,12 @@ class RuleEvaluator:
                 state = self.states[key] = AlarmState(since=float(batch.t[0]),
                                                       product=batch.product)
                 self.dirty.add(key)
-            self._step(rule, key, state, replace(base, rule_fields=rule.fields), cols, out)
+            self._step(rule, key, state,
+                       replace(base, rule_fields=rule.fields, memory=state.memory), cols, out)
+            if any(m.dirty for m in state.memory.values()):
+                for m in state.memory.values():
+                    m.dirty = False
+                self.dirty.add(key)
         return out
 
     def tick(self, now: float, registry_devices: dict[str, float | None] | None = None,

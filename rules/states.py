@@ -19,7 +19,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from rules.db import AlarmStateRow
+from rules.conditions import EpisodeState
+from rules.db import AlarmStateRow, ConditionMemoryRow
 from rules.evaluate import AlarmState, AlarmStatus, Key
 
 __all__ = ["StateStore"]
@@ -40,11 +41,18 @@ class StateStore:
             index_elements=["rule", "tenant", "device_id"],
             set_={c: getattr(stmt.excluded, c) for c in _COLUMNS},
         )
+        memory = insert(ConditionMemoryRow)
+        self._upsert_memory = memory.on_conflict_do_update(
+            index_elements=["rule", "tenant", "device_id"],
+            set_={"memory_json": memory.excluded.memory_json},
+        )
 
     def load(self) -> dict[Key, AlarmState]:
         """Every stored state."""
         with Session(self.engine) as session:
             rows = session.scalars(select(AlarmStateRow)).all()
+            memory = {(m.rule, m.tenant, m.device_id): json.loads(m.memory_json)
+                      for m in session.scalars(select(ConditionMemoryRow)).all()}
             return {
                 (r.rule, r.tenant, r.device_id): AlarmState(
                     status=cast(AlarmStatus, r.status), since=r.since,
@@ -53,6 +61,8 @@ class StateStore:
                     fires=[float(x) for x in json.loads(r.fires_json)], flapping=r.flapping,
                     before_no_data=cast(AlarmStatus | None, r.before_no_data),
                     product=r.product, held=r.held,
+                    memory={node: EpisodeState.from_json(kept) for node, kept in memory.get(
+                        (r.rule, r.tenant, r.device_id), {}).items()},
                 )
                 for r in rows
             }
@@ -69,6 +79,13 @@ class StateStore:
              "before_no_data": s.before_no_data, "held": s.held}
             for k, s in states.items()
         ]
+        remembered: list[dict[str, Any]] = [
+            {"rule": k[0], "tenant": k[1], "device_id": k[2],
+             "memory_json": json.dumps({node: m.to_json() for node, m in s.memory.items()})}
+            for k, s in states.items() if s.memory
+        ]
         with Session(self.engine) as session:
             session.execute(self._upsert, rows)
+            if remembered:
+                session.execute(self._upsert_memory, remembered)
             session.commit()

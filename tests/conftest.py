@@ -6,12 +6,21 @@ missing (``make test`` installs it first, so under make nothing skips).
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: the machines are shared and a slow example is not a failure. On CI
+# (CI=true) examples are derived from each test instead of drawn at random, so a landing never
+# hangs on a new random draw; locally every run explores new examples.
+settings.register_profile("forewarn", deadline=None)
+settings.register_profile("ci", parent=settings.get_profile("forewarn"), derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "forewarn")
 
 # tests/ is not an installed package; make ``tests.servers`` importable everywhere
 _ROOT = str(Path(__file__).resolve().parents[1])

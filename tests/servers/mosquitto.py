@@ -12,10 +12,11 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+
+from tests.servers._process import stop_process, wait_listening
 
 __all__ = ["Mosquitto", "free_port", "mosquitto_binary"]
 
@@ -85,27 +86,17 @@ class Mosquitto:
         self._process = subprocess.Popen(
             [self.binary, "-c", str(self.config_path)], stdout=self._log, stderr=self._log
         )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"mosquitto exited; see {self.workdir / 'mosquitto.log'}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"mosquitto did not listen on {self.port} within {timeout_s} s")
+        try:
+            wait_listening(self._process, self.host, [self.port], timeout_s, "mosquitto",
+                           self.workdir / "mosquitto.log")
+        except RuntimeError:
+            self._process = None
+            raise
 
     def stop(self) -> None:
         """Stop the broker (it keeps its port and data for a later start)."""
-        if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            self._process = None
+        stop_process(self._process)
+        self._process = None
 
     def close(self) -> None:
         """Stop and release the log file."""

@@ -11,16 +11,15 @@ started again on the same ports and data.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+
+from tests.servers._process import stop_process, wait_listening
 
 __all__ = ["NatsServer", "free_port", "nats_server_binary"]
 
@@ -97,31 +96,16 @@ class NatsServer:
         self._process = subprocess.Popen(
             [self.binary, "-c", str(config)], stdout=self._log, stderr=self._log
         )
-        deadline = time.monotonic() + timeout_s
-        pending = [self.port, self.mqtt_port]
-        while pending and time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"nats-server exited; see {self.workdir / 'nats.log'}")
-            try:
-                with socket.create_connection((self.host, pending[0]), timeout=0.2):
-                    pending.pop(0)
-            except OSError:
-                time.sleep(0.02)
-        if pending:
-            self.stop()
-            raise RuntimeError(f"nats-server did not listen within {timeout_s} s")
+        try:
+            wait_listening(self._process, self.host, [self.port, self.mqtt_port], timeout_s,
+                           "nats-server", self.workdir / "nats.log")
+        except RuntimeError:
+            self._process = None
+            raise
 
     def stop(self, kill: bool = False) -> None:
         """Stop the server (``kill``: SIGKILL, no clean shutdown); ports and data stay."""
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            os.kill(self._process.pid, signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process, kill=kill)
         self._process = None
 
     def close(self) -> None:

@@ -23,6 +23,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from tests.servers._process import stop_process
+
 __all__ = ["VictoriaMetrics", "free_port", "victoria_metrics_binary"]
 
 
@@ -110,15 +112,7 @@ class VictoriaMetrics:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the server gracefully (it flushes its buffers), killing it if it hangs."""
         process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, timeout_s=timeout_s)
 
     def close(self) -> None:
         """Stop the server and close its log."""

@@ -30,6 +30,7 @@ from edge.agent import EdgeAgent
 from edge.batcher import Batcher
 from edge.publisher import MqttPublisher
 from firmware_sim.fleet import Fleet, FleetConfig
+from firmware_sim.truth import write_jsonl
 from forewarn.broker import EmbeddedBroker
 from forewarn.errors import ForewarnError
 from forewarn.settings import Settings
@@ -216,8 +217,6 @@ async def run_demo(
         dead_letters=pipeline.dead_letters.total,
     )
     summary.wall_time_s = round(time.monotonic() - wall_start, 2)
-    from firmware_sim.truth import write_jsonl
-
     write_jsonl(options.out_dir / "ground_truth.jsonl", fleet.ground_truth)
     engine.dispose()
     return summary

@@ -11,6 +11,8 @@ Nested keys use ``__`` in the environment: ``FOREWARN_MQTT__PORT=1884`` sets ``[
 >>> detector = load_settings(None, env={"FOREWARN_DETECTOR__REGRESSION_HALF_Z": "4"}).detector
 >>> detector.regression_half_z, detector.regression_weight     # the rest: the fleet profile
 (4.0, 1.0)
+>>> load_settings(None, env={"FOREWARN_NATS__URL": "nats://nats-1:4222"}).nats.url
+'nats://nats-1:4222'
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import (
@@ -30,12 +32,14 @@ from pydantic_settings import (
 
 from core.config import CoreConfig, MqttConfig
 from core.detect.config import DetectorConfig
+from core.nats.config import NatsConfig
 from core.store.config import StoreConfig
 from forewarn.errors import ConfigError
 
 __all__ = [
     "BrokerSettings",
     "CasesSettings",
+    "CoreSettings",
     "ServeSettings",
     "Settings",
     "StoreSettings",
@@ -53,6 +57,28 @@ class BrokerSettings(BaseModel):
 
     #: start an in-process broker on mqtt.host/mqtt.port (port 0: any free port)
     embedded: bool = True
+
+
+class CoreSettings(CoreConfig):
+    """``[core]``: core's processing settings, and how ``forewarn core`` runs on this machine.
+
+    The processing keys are core's own (:class:`core.config.CoreConfig`); the rest choose the
+    engine and, for the NATS engine (``[nats]``), this machine's share of the partitions.
+    """
+
+    #: "mqtt": one process subscribed to the MQTT broker; "nats": supervised worker processes
+    #: on the partitioned JetStream stream of ``[nats]`` (docs/scaling.md)
+    engine: Literal["mqtt", "nats"] = "mqtt"
+    #: worker processes on this machine (nats engine)
+    workers: int = Field(default=2, ge=1, le=1024)
+    #: the partitions this machine's workers own, e.g. "0-15" or "0-7,16-23"; "": all of them.
+    #: Machines sharing one stream own disjoint slices that together cover every partition.
+    owned_partitions: str = Field(default="", pattern=r"^(\d+(-\d+)?(,\d+(-\d+)?)*)?$")
+    #: deliver notices from this machine; exactly one machine per case database should
+    outbox: bool = True
+    #: seconds between the rules' time-driven passes: silent devices, escalation, released
+    #: silences
+    tick_interval_s: float = Field(default=60.0, gt=0)
 
 
 #: ``[store]``: which time-series store and its settings (see core/store/config.py)
@@ -119,13 +145,15 @@ class Settings(TomlFileSettings):
     tenant: str = "demo"
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
-    core: CoreConfig = Field(default_factory=CoreConfig)
+    core: CoreSettings = Field(default_factory=CoreSettings)
     store: StoreConfig = Field(default_factory=StoreConfig)
     cases: CasesSettings = Field(default_factory=CasesSettings)
     #: the detector core runs; ``[detector]`` keys override the fleet profile
     #: (:meth:`DetectorConfig.for_fleet`), not the single-series NAB defaults
     detector: DetectorConfig = Field(default_factory=DetectorConfig.for_fleet)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    #: ``[nats]``: the JetStream stream and its workers (``forewarn core --engine nats``)
+    nats: NatsConfig = Field(default_factory=NatsConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -133,7 +161,6 @@ class Settings(TomlFileSettings):
         if isinstance(data, dict) and isinstance(data.get("detector"), Mapping):
             data = {**data, "detector": DetectorConfig.for_fleet(**data["detector"])}
         return data
-
 
 
 def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Settings:

@@ -12,10 +12,20 @@ make "who owns partition 7" a fact of the command line rather than of a race. Se
 each run ``--partitions`` with their own slice of the range; a dead machine is restarted by its
 service manager (systemd, Kubernetes), and its partitions wait in the stream meanwhile.
 
+Time-driven rule work (devices gone silent, escalation, released silences) runs in every worker
+for its own devices only: a device's partition is a pure function of its tenant and id
+(:func:`device_partition`, the hash nats-server's subject transform applies), so a worker drops
+the alarm states of other partitions' devices that it loaded from the shared case database, and
+no two workers ever tick the same device. A worker ticks only up to the time its partitions are
+caught up to (:class:`CaughtUp`): a backlog (a store outage, a machine back after hours) must
+not make devices whose telemetry waits in the stream look silent.
+
 >>> split_partitions(range(32), 3)
 [range(0, 11), range(11, 21), range(21, 32)]
 >>> parse_partitions("0-3,8")
 [0, 1, 2, 3, 8]
+>>> device_partition(NatsConfig(partitions=32), "acme", "hp-1")
+21
 """
 
 from __future__ import annotations
@@ -28,10 +38,13 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nats.errors
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
@@ -50,10 +63,13 @@ from rules.outbox import Outbox
 from rules.pipeline import RulesPipeline
 
 __all__ = [
+    "CaughtUp",
     "Supervisor",
     "WorkerOptions",
     "WorkerProcess",
+    "device_partition",
     "dispatch_outbox",
+    "forget_other_partitions",
     "make_worker_store",
     "parse_partitions",
     "run_worker",
@@ -80,6 +96,86 @@ def split_partitions(partitions: Sequence[int], workers: int) -> list[Sequence[i
     n = len(partitions)
     bounds = [round(i * n / workers) for i in range(workers + 1)]
     return [partitions[bounds[i]:bounds[i + 1]] for i in range(workers)]
+
+
+def device_partition(cfg: NatsConfig, tenant: str, device_id: str) -> int | None:
+    """The partition the stream stores a device's telemetry in (None: a tenant it ignores).
+
+    nats-server's ``partition(P, tokens…)`` transform hashes the concatenated subject tokens
+    with 32-bit FNV-1a, modulo P; the tokens are the MQTT topic levels with ``.`` written as
+    ``//``. With a literal tenant in the ingress subject only the device token is hashed.
+    """
+    tokens = cfg.ingress_subject.split(".")
+    if tokens[2] == "*":
+        key = _subject_token(tenant) + _subject_token(device_id)
+    elif tokens[2] == _subject_token(tenant):
+        key = _subject_token(device_id)
+    else:
+        return None
+    digest = 0x811C9DC5
+    for byte in key.encode():
+        digest = ((digest ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return digest % cfg.partitions
+
+
+def _subject_token(level: str) -> str:
+    """An MQTT topic level as nats-server's MQTT listener writes it into the subject."""
+    return level.replace(".", "//")
+
+
+def forget_other_partitions(rules: RulesPipeline, cfg: NatsConfig,
+                            partitions: Sequence[int]) -> int:
+    """Drop the alarm states of devices outside ``partitions``; returns how many went.
+
+    A rules pipeline loads every state in the case database, and its tick walks all it holds:
+    a worker holding another worker's device would judge it silent by a ``last_seen`` frozen
+    at its own start and open a false "no data" case. A held (silenced) alarm of such a device
+    is forgotten too: with no state behind it, the pipeline's next tick lets it go.
+    """
+    owned = set(partitions)
+    foreign = [key for key in rules.evaluator.states
+               if device_partition(cfg, key[1], key[2]) not in owned]
+    for key in foreign:
+        del rules.evaluator.states[key]
+    return len(foreign)
+
+
+class CaughtUp:
+    """Up to when every owned partition's telemetry has reached the rules: the ticks' clock.
+
+    A look asks JetStream for each partition's consumer: a partition is caught up at the time
+    of the look when no more than one fetch batch waits undelivered and its in-flight batch (if
+    any) is not stuck, i.e. its acknowledgement floor moved since the previous look. The clock
+    is the oldest of the partitions' last caught-up looks; None until each was caught up once.
+    Behind (a store outage holds batches, a restarted machine drains hours of backlog), the
+    clock stands still, so devices whose data still waits in the stream are not taken for
+    silent; a device that really went silent is found once the backlog is through.
+    """
+
+    def __init__(self, js: JetStreamContext, cfg: NatsConfig, partitions: Sequence[int]) -> None:
+        self.js = js
+        self.cfg = cfg
+        self.partitions = list(partitions)
+        self._floor: dict[int, int] = {}
+        self._through: dict[int, float] = {}
+
+    async def look(self, now: float) -> float | None:
+        """Ask about every partition at ``now`` (wall clock); return the ticks' clock."""
+        for partition in self.partitions:
+            try:
+                info = await self.js.consumer_info(self.cfg.stream,
+                                                   self.cfg.consumer_name(partition))
+            except NotFoundError:
+                continue  # not created yet: the worker is still starting
+            floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+            moved = partition in self._floor and floor != self._floor[partition]
+            self._floor[partition] = floor
+            if (info.num_pending or 0) <= self.cfg.fetch_batch and (
+                    not info.num_ack_pending or moved):
+                self._through[partition] = now
+        if len(self._through) < len(self.partitions):
+            return None
+        return min(self._through.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +211,18 @@ def make_worker_store(settings: Settings, options: WorkerOptions,
 
 async def run_worker(settings: Settings, options: WorkerOptions, partitions: Sequence[int],
                      ready_file: Path | None = None) -> None:
-    """One worker process: consume ``partitions`` until SIGTERM/SIGINT, then snapshot."""
+    """One worker process: consume ``partitions`` until SIGTERM/SIGINT, then snapshot.
+
+    Besides the stream it ticks the rules for its own devices every ``[core]
+    tick_interval_s``, up to the time its partitions are caught up to.
+    """
     store = make_worker_store(settings, options)
     engine_db = await _connect_cases(settings.cases.url)
     rules = RulesPipeline(load_rules(settings.cases.rules_file),
                           CaseBook(engine_db, channel="terminal", clock=time.time))
+    dropped = forget_other_partitions(rules, options.nats, partitions)
+    _log.info("rules: %d alarm states of this worker's devices, %d of others' dropped",
+              len(rules.evaluator.states), dropped)
 
     def make_pipeline(handoff: TimeSeriesStore) -> CorePipeline:
         return CorePipeline(make_detector(options.detector), handoff,
@@ -136,11 +239,21 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
             runner = asyncio.create_task(engine.run())
             orphan_watch = asyncio.create_task(_stop_when_orphaned(engine.stop))
             await engine.ready.wait()
+            assert engine.monitor is not None  # set on entering the engine
+            caught_up = CaughtUp(engine.monitor.js, options.nats, partitions)
+            ticks_done = asyncio.Event()
+            ticker = asyncio.create_task(_tick_forever(
+                rules, ticks_done, settings.core.tick_interval_s,
+                lambda: caught_up.look(time.time())))
             if ready_file is not None:
                 ready_file.write_text(f"{time.time()}\n")
             _log.info("worker ready: partitions %s", list(partitions))
-            await runner
-            orphan_watch.cancel()
+            try:
+                await runner
+            finally:
+                ticks_done.set()
+                await ticker
+                orphan_watch.cancel()
         _log.info("worker stopped: partitions %s", list(partitions))
     finally:
         store.close()
@@ -196,14 +309,18 @@ class WorkerProcess:
 class Supervisor:
     """Starts one process per partition slice and restarts any that exits.
 
-    ``worker_argv(partitions)`` is the command line of one worker (the CLI passes
-    ``forewarn core --engine nats --own 0-15 ...``).
+    ``worker_argv`` is the command line of a worker, to which ``--own 0-15`` is appended (the
+    CLI passes ``forewarn core --engine nats --settings-stdin ...``). ``settings_json``, when
+    given, is written to every worker's standard input at every start: the configuration the
+    supervisor resolved once, so a restarted worker cannot read a file edited meanwhile.
     """
 
     def __init__(self, partitions: Sequence[int], workers: int,
-                 worker_argv: list[str], restart_delay_s: float = 0.2) -> None:
+                 worker_argv: list[str], restart_delay_s: float = 0.2,
+                 settings_json: bytes | None = None) -> None:
         self.worker_argv = worker_argv
         self.restart_delay_s = restart_delay_s
+        self.settings_json = settings_json
         self.workers = [WorkerProcess(i, part)
                         for i, part in enumerate(split_partitions(partitions, workers))]
         self._stopping = asyncio.Event()
@@ -212,8 +329,16 @@ class Supervisor:
     async def _start(self, worker: WorkerProcess) -> None:
         own = ",".join(str(p) for p in worker.partitions)
         worker.process = await asyncio.create_subprocess_exec(
-            *self.worker_argv, "--own", own)
+            *self.worker_argv, "--own", own,
+            stdin=asyncio.subprocess.PIPE if self.settings_json is not None else None)
         worker.started_at = time.monotonic()
+        stdin = worker.process.stdin
+        if stdin is not None and self.settings_json is not None:
+            # a worker that died at once shows in its exit code, not here
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                stdin.write(self.settings_json)
+                await stdin.drain()
+            stdin.close()
         _log.info("worker %d (pid %d) owns partitions %s", worker.index, worker.process.pid,
                   own)
 
@@ -269,11 +394,21 @@ def worker_command(argv: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "forewarn.cli", *argv]
 
 
-async def _tick_forever(rules: RulesPipeline, stop: asyncio.Event,
-                        every_s: float = 60.0) -> None:
-    """Time-driven rule work (silent devices, escalation, released silences) once a minute."""
+async def _tick_forever(rules: RulesPipeline, stop: asyncio.Event, every_s: float = 60.0,
+                        clock: Callable[[], Awaitable[float | None]] | None = None) -> None:
+    """Time-driven rule work (silent devices, escalation, released silences) every ``every_s``.
+
+    ``clock`` says up to when to tick (None: not yet); without it, the wall clock.
+    """
     while not stop.is_set():
-        await rules.tick(time.time())
+        try:
+            now = time.time() if clock is None else await clock()
+            if now is not None:
+                await rules.tick(now)
+        except (OperationalError, TimeoutError, nats.errors.Error) as exc:
+            # the case database or NATS is away: the next tick catches up (transitions are
+            # dated by the data, not by when the tick ran)
+            _log.warning("rules tick skipped: %s", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every_s)
 
@@ -304,7 +439,8 @@ async def run_direct(settings: Settings, options: WorkerOptions) -> None:
             service = CoreService(mqtt, pipeline, rules.handle)
             tasks = [asyncio.create_task(service.run()),
                      asyncio.create_task(dispatch_outbox(settings, stop)),
-                     asyncio.create_task(_tick_forever(rules, stop))]
+                     asyncio.create_task(_tick_forever(rules, stop,
+                                                       settings.core.tick_interval_s))]
             await stop.wait()
             for task in tasks:
                 task.cancel()

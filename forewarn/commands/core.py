@@ -5,19 +5,28 @@ embedded one unless ``[broker] embedded = false``), detecting, storing and openi
 ``--engine nats --workers N`` supervises N worker processes that consume the partitioned
 JetStream stream (see docs/scaling.md); ``--partitions 0-15`` restricts this machine to a slice
 of the partitions, so several machines share one stream.
+
+Every option has a key in the configuration file (``[core]`` and ``[nats]``, documented in
+config/forewarn.example.toml); an option given on the command line overrides the file and the
+``FOREWARN_*`` environment, one left out leaves them alone. The supervisor resolves the
+configuration once and hands the result to its workers on their standard input, so a worker
+(also one restarted hours later) runs with exactly the supervisor's configuration.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from core.nats import NatsConfig
-from forewarn.settings import load_settings
+from forewarn.errors import ConfigError
+from forewarn.settings import CoreSettings, Settings, load_settings
 from forewarn.workers import (
     Supervisor,
     WorkerOptions,
@@ -28,7 +37,7 @@ from forewarn.workers import (
     worker_command,
 )
 
-__all__ = ["register"]
+__all__ = ["register", "resolve_settings"]
 
 _log = logging.getLogger(__name__)
 
@@ -39,91 +48,135 @@ def register(subparsers: Any) -> None:
         "core", help="run the core service (MQTT direct, or workers on NATS JetStream)",
         description=__doc__,
     )
-    parser.add_argument("--engine", choices=("mqtt", "nats"), default="mqtt",
-                        help="mqtt: one process on the MQTT broker (default); nats: workers on "
-                        "a partitioned JetStream stream")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="worker processes on this machine (nats engine; default 2)")
-    parser.add_argument("--nats-url", default="nats://127.0.0.1:4222")
-    parser.add_argument("--stream-name", default="FOREWARN_TELEMETRY")
-    parser.add_argument("--ingress-subject", default="forewarn.v1.*.*.telemetry",
-                        help="subjects the stream captures (a literal tenant: one stream each)")
-    parser.add_argument("--partition-prefix", default="fw.tp",
-                        help="subject prefix of the partitioned, stored messages")
-    parser.add_argument("--no-outbox", action="store_true",
-                        help="do not dispatch notices here (run one dispatcher per cluster)")
-    parser.add_argument("--stream-partitions", type=int, default=32, metavar="P",
-                        help="partitions of the stream; fixed for the stream's life (default 32)")
+    parser.add_argument("--engine", choices=("mqtt", "nats"), default=None,
+                        help="mqtt: one process on the MQTT broker; nats: workers on a "
+                        "partitioned JetStream stream ([core] engine, default mqtt)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="worker processes on this machine ([core] workers, default 2)")
+    parser.add_argument("--nats-url", default=None, help="[nats] url")
+    parser.add_argument("--stream-name", default=None, help="[nats] stream")
+    parser.add_argument("--ingress-subject", default=None,
+                        help="subjects the stream captures (a literal tenant: one stream each; "
+                        "[nats] ingress_subject)")
+    parser.add_argument("--partition-prefix", default=None,
+                        help="subject prefix of the partitioned, stored messages "
+                        "([nats] partition_prefix)")
+    parser.add_argument("--outbox", action=argparse.BooleanOptionalAction, default=None,
+                        help="dispatch notices here; --no-outbox on every machine but one "
+                        "([core] outbox, default on)")
+    parser.add_argument("--stream-partitions", type=int, default=None, metavar="P",
+                        help="partitions of the stream; fixed for the stream's life "
+                        "([nats] partitions, default 32)")
     parser.add_argument("--partitions", default=None, metavar="RANGE",
-                        help="partitions this machine owns, e.g. 0-15 (default: all)")
-    parser.add_argument("--fetch-batch", type=int, default=64,
-                        help="messages per fetch = max_ack_pending per partition (default 64)")
-    parser.add_argument("--snapshot-interval", type=float, default=30.0, metavar="S",
-                        help="seconds between detector snapshots (default 30)")
-    parser.add_argument("--retention-hours", type=float, default=24.0,
-                        help="hours the stream keeps telemetry for replay (default 24)")
-    parser.add_argument("--stream-max-gb", type=float, default=10.0,
-                        help="disk the stream may use before it drops its oldest (default 10)")
+                        help="partitions this machine owns, e.g. 0-15 "
+                        "([core] owned_partitions, default all)")
+    parser.add_argument("--fetch-batch", type=int, default=None,
+                        help="messages per fetch = max_ack_pending per partition "
+                        "([nats] fetch_batch, default 64)")
+    parser.add_argument("--snapshot-interval", type=float, default=None, metavar="S",
+                        help="seconds between detector snapshots "
+                        "([nats] snapshot_interval_s, default 30)")
+    parser.add_argument("--retention-hours", type=float, default=None,
+                        help="hours the stream keeps telemetry for replay "
+                        "([nats] max_age_s / 3600, default 24)")
+    parser.add_argument("--stream-max-gb", type=float, default=None,
+                        help="disk the stream may use before it drops its oldest "
+                        "([nats] max_bytes / 2^30, default 10)")
     parser.add_argument("--influx-url", default=None,
-                        help="InfluxDB (v2 write API) URL; default: the embedded store")
+                        help="InfluxDB (v2 write API) URL, instead of [store]")
     parser.add_argument("--influx-bucket", default="forewarn")
     parser.add_argument("--quiet-notices", action="store_true",
                         help="deliver notices without echoing them")
     parser.add_argument("--own", default=None, help=argparse.SUPPRESS)  # a supervised worker
     parser.add_argument("--ready-file", type=Path, default=None, help=argparse.SUPPRESS)
+    # a supervised worker: the supervisor's resolved settings arrive as JSON on stdin
+    parser.add_argument("--settings-stdin", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(func=_run)
 
 
-def _options(args: argparse.Namespace) -> WorkerOptions:
-    return WorkerOptions(
-        nats=NatsConfig(url=args.nats_url, partitions=args.stream_partitions,
-                        stream=args.stream_name, ingress_subject=args.ingress_subject,
-                        partition_prefix=args.partition_prefix,
-                        fetch_batch=args.fetch_batch, snapshot_interval_s=args.snapshot_interval,
-                        max_age_s=args.retention_hours * 3600.0,
-                        max_bytes=int(args.stream_max_gb * 1024**3)),
-        influx_url=args.influx_url, influx_bucket=args.influx_bucket,
-    )
+def resolve_settings(settings: Settings, args: argparse.Namespace) -> Settings:
+    """``settings`` with the ``[core]`` and ``[nats]`` options given on the command line.
+
+    Raises :class:`ConfigError` naming the key when an override is out of range.
+    """
+    core = {"engine": args.engine, "workers": args.workers,
+            "owned_partitions": args.partitions, "outbox": args.outbox}
+    nats: dict[str, object] = {
+        "url": args.nats_url, "stream": args.stream_name,
+        "ingress_subject": args.ingress_subject, "partition_prefix": args.partition_prefix,
+        "partitions": args.stream_partitions, "fetch_batch": args.fetch_batch,
+        "snapshot_interval_s": args.snapshot_interval,
+        "max_age_s": None if args.retention_hours is None else args.retention_hours * 3600.0,
+        "max_bytes": None if args.stream_max_gb is None else int(args.stream_max_gb * 1024**3),
+    }
+    try:
+        return settings.model_copy(update={
+            "core": CoreSettings.model_validate(
+                {**settings.core.model_dump(), **_given(core)}),
+            "nats": NatsConfig.model_validate({**settings.nats.model_dump(), **_given(nats)}),
+        })
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"command line: {exc.title}.{where}: {err['msg']}") from exc
+
+
+def _given(options: dict[str, object]) -> dict[str, object]:
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def _options(settings: Settings, args: argparse.Namespace) -> WorkerOptions:
+    # the service runs the fleet profile layered with [detector] from the settings
+    return WorkerOptions(nats=settings.nats, influx_url=args.influx_url,
+                         influx_bucket=args.influx_bucket, detector=settings.detector)
 
 
 def _worker_argv(args: argparse.Namespace) -> list[str]:
-    argv = ["-v"] * args.verbose
-    if args.config is not None:
-        argv += ["--config", str(args.config)]
-    argv += ["core", "--engine", "nats", "--nats-url", args.nats_url,
-             "--stream-name", args.stream_name, "--ingress-subject", args.ingress_subject,
-             "--partition-prefix", args.partition_prefix,
-             "--stream-partitions", str(args.stream_partitions),
-             "--fetch-batch", str(args.fetch_batch),
-             "--snapshot-interval", str(args.snapshot_interval),
-             "--retention-hours", str(args.retention_hours),
-             "--stream-max-gb", str(args.stream_max_gb),
-             "--influx-bucket", args.influx_bucket]
+    # no --config and no [nats] options: the worker's whole configuration is the settings
+    # the supervisor resolved, written to its stdin (off the process list: URLs and tokens
+    # may carry credentials), so a file edited since cannot make one worker differ
+    argv = ["-v"] * args.verbose + ["core", "--engine", "nats", "--settings-stdin",
+                                    "--influx-bucket", args.influx_bucket]
     if args.influx_url is not None:
         argv += ["--influx-url", args.influx_url]
     return worker_command(argv)
 
 
+def _load(args: argparse.Namespace) -> Settings:
+    if args.settings_stdin:
+        try:
+            settings = Settings.model_validate_json(sys.stdin.buffer.read())
+        except ValidationError as exc:
+            raise ConfigError(f"settings from the supervisor: {exc}") from exc
+    else:
+        settings = load_settings(Path(args.config) if args.config else None)
+    return resolve_settings(settings, args)
+
+
 def _run(args: argparse.Namespace) -> int:
-    settings = load_settings(Path(args.config) if args.config else None)
-    # the service runs the fleet profile layered with [detector] from the settings
-    options = dataclasses.replace(_options(args), detector=settings.detector)
-    if args.engine == "mqtt":
+    settings = _load(args)
+    options = _options(settings, args)
+    if args.own is None and settings.core.engine == "mqtt":
         asyncio.run(run_direct(settings, options))
         return 0
     if args.own is not None:
         asyncio.run(run_worker(settings, options, parse_partitions(args.own), args.ready_file))
         return 0
-    partitions = (parse_partitions(args.partitions) if args.partitions
-                  else list(range(args.stream_partitions)))
-    if args.workers < 1 or args.workers > len(partitions):
-        _log.error("--workers must be between 1 and the number of partitions owned")
-        return 2
+    stream_partitions = settings.nats.partitions
+    partitions = (parse_partitions(settings.core.owned_partitions)
+                  if settings.core.owned_partitions else list(range(stream_partitions)))
+    if not partitions or partitions[-1] >= stream_partitions:
+        raise ConfigError(f"owned partitions {settings.core.owned_partitions!r} are not all "
+                          f"below the stream's {stream_partitions} partitions")
+    if settings.core.workers > len(partitions):
+        raise ConfigError(f"{settings.core.workers} workers for {len(partitions)} partitions: "
+                          "a worker needs at least one")
 
     async def supervise() -> None:
         import signal
 
-        supervisor = Supervisor(partitions, args.workers, _worker_argv(args))
+        supervisor = Supervisor(partitions, settings.core.workers, _worker_argv(args),
+                                settings_json=settings.model_dump_json().encode())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
 
@@ -133,7 +186,7 @@ def _run(args: argparse.Namespace) -> int:
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, shutdown)
-        outbox = None if args.no_outbox else asyncio.create_task(
+        outbox = None if not settings.core.outbox else asyncio.create_task(
             dispatch_outbox(settings, stop, echo=not args.quiet_notices))
         await supervisor.run()
         stop.set()

@@ -409,6 +409,9 @@ async def _tick_forever(rules: RulesPipeline, stop: asyncio.Event, every_s: floa
             # the case database or NATS is away: the next tick catches up (transitions are
             # dated by the data, not by when the tick ran)
             _log.warning("rules tick skipped: %s", exc)
+        except Exception:
+            # a rules bug must not end the ticks for the life of the process unnoticed
+            _log.exception("rules tick failed; trying again in %.0f s", every_s)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every_s)
 

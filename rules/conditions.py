@@ -3,15 +3,21 @@
 Each node turns one scored batch into a boolean per sample, with numpy over the whole batch:
 
 - ``score``: anomaly score of the rule's fields at least ``at_least`` (on ``count`` fields at once)
-- ``value``: raw telemetry ``above``/``below`` a limit
+- ``value``: raw telemetry ``above``/``below`` a limit (or the difference of two fields,
+  ``minus``: the spread of a pack's cell voltages)
 - ``event``: a detector event (``detector`` kind, ``field``, ``score_at_least``, a predicted
   ``time_to_limit_below``) happened ``within`` the last while
 - ``device``: device metadata (``product``, ``firmware``, ``tier``, ``timezone``, ``customer``;
   shell-style patterns such as ``"2.*"``)
 - ``time``: local ``hours`` and ``weekdays`` in the device's time zone (or ``zone: utc``)
 - ``episodes``: at least ``at_least`` separate runs (each ``min_length`` long) of an inner
-  condition started ``within`` the last while: an intermittent fault that comes and goes. The
-  only test with memory across batches (:class:`EpisodeState`, per rule and device)
+  condition started ``within`` the last while: an intermittent fault that comes and goes
+- ``lost``: a burst of lost samples (``at_least`` within ``within``) that the device's own
+  usual loss rate makes ``unusual``: a connection cutting out, not a device that always drops
+  a few
+
+``episodes`` and ``lost`` remember what they need across batches, per rule and device
+(:class:`EpisodeState`, :class:`LossState`).
 
 >>> import numpy as np
 >>> from core.events import ScoredBatch
@@ -49,9 +55,13 @@ __all__ = [
     "EpisodeState",
     "EpisodesTest",
     "EventTest",
+    "LossState",
+    "LostTest",
+    "Memory",
     "ScoreTest",
     "TimeTest",
     "ValueTest",
+    "memory_from_json",
 ]
 
 Mask = NDArray[np.bool_]
@@ -69,9 +79,9 @@ class Context:
     #: detector events of this device, recent ones from earlier batches included
     events: Sequence[DetectorEvent]
     scores: NDArray[np.float64]
-    #: per-(rule, device) memory of the ``episodes`` tests, by node (None: nothing is kept
-    #: between batches, each batch stands alone)
-    memory: dict[str, EpisodeState] | None = None
+    #: per-(rule, device) memory of the ``episodes`` and ``lost`` tests, by node (None:
+    #: nothing is kept between batches, each batch stands alone)
+    memory: dict[str, Memory] | None = None
 
     @classmethod
     def of(cls, batch: ScoredBatch, meta: DeviceMeta, rule_fields: tuple[str, ...] | None,
@@ -109,11 +119,26 @@ class ScoreTest(BaseModel):
 
 
 class ValueTest(BaseModel):
-    """A raw value above and/or below a limit (a missing or NaN value is never true)."""
+    """A raw value above and/or below a limit (a missing or NaN value is never true).
+
+    With ``minus``, the value tested is ``field`` minus that other field at the same sample:
+    a spread (highest minus lowest cell voltage) says more than either reading alone.
+
+    >>> from core.events import ScoredBatch
+    >>> from rules.registry import DeviceMeta
+    >>> cells = np.array([[3.30, 3.31], [3.28, 3.35], [np.nan, 3.35]])
+    >>> batch = ScoredBatch("acme", "bat-1", "home_battery", ("cell_v_min", "cell_v_max"),
+    ...                     np.arange(3.0), cells, np.zeros((3, 2)))
+    >>> test = ValueTest(field="cell_v_max", minus="cell_v_min", above=0.04)
+    >>> ctx = Context.of(batch, DeviceMeta("acme", "bat-1", "home_battery", "acme"), None, ())
+    >>> test.mask(ctx).tolist()
+    [False, True, False]
+    """
 
     model_config = _STRICT
 
     field: str
+    minus: str | None = None
     above: float | None = None
     below: float | None = None
 
@@ -125,9 +150,12 @@ class ValueTest(BaseModel):
 
     def mask(self, ctx: Context) -> Mask:
         """Per sample."""
-        if self.field not in ctx.batch.fields:
+        fields = ctx.batch.fields
+        if self.field not in fields or (self.minus is not None and self.minus not in fields):
             return ctx.none()
-        col = ctx.batch.values[:, ctx.batch.fields.index(self.field)]
+        col = ctx.batch.values[:, fields.index(self.field)]
+        if self.minus is not None:
+            col = col - ctx.batch.values[:, fields.index(self.minus)]
         out = ~np.isnan(col)
         if self.above is not None and self.below is not None and self.above > self.below:
             # a band outside [below, above]: "above 80 or below 10" reads naturally this way
@@ -313,8 +341,9 @@ class EpisodesTest(BaseModel):
         memory = ctx.memory if ctx.memory is not None else {}
         key = self.key()
         state = memory.get(key)
-        if state is None:
-            state = memory[key] = EpisodeState()
+        if not isinstance(state, EpisodeState):
+            state = EpisodeState()
+            memory[key] = state
         fresh = t > state.through if state.through is not None else np.ones(t.size, np.bool_)
         if fresh.any():
             self._advance(state, t[fresh], inner[fresh])
@@ -365,9 +394,146 @@ class EpisodesTest(BaseModel):
         state.through = float(t[-1])
 
 
+@dataclass(slots=True)
+class LossState:
+    """What a ``lost`` test remembers of one device: its usual loss rate and recent losses."""
+
+    #: samples and lost samples seen, both forgotten with the test's ``usual_half_life``
+    samples: float = 0.0
+    lost: float = 0.0
+    #: times of the lost samples that may still fall in the window (oldest first)
+    recent: list[float] = field(default_factory=list)
+    #: the last sample taken in; older samples (a batch seen again) change nothing
+    through: float | None = None
+    #: changed since the evaluator last persisted it
+    dirty: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-able dict (the alarm state store keeps it)."""
+        return {"kind": "lost", "samples": self.samples, "lost": self.lost,
+                "recent": list(self.recent), "through": self.through}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LossState:
+        """The inverse of :meth:`to_json`."""
+        return cls(float(data["samples"]), float(data["lost"]),
+                   [float(x) for x in data["recent"]], data["through"])
+
+
+#: what a stateful test keeps per (rule, device) and node
+Memory = EpisodeState | LossState
+
+
+def memory_from_json(data: dict[str, Any]) -> Memory:
+    """A stored memory node back (:meth:`EpisodeState.to_json` or :meth:`LossState.to_json`)."""
+    if data.get("kind") == "lost":
+        return LossState.from_json(data)
+    return EpisodeState.from_json(data)
+
+
+def _poisson_tail_at(mean: NDArray[np.float64], unusual: float) -> NDArray[np.int64]:
+    """Per mean: the smallest count k with P(X >= k) <= ``unusual`` for X ~ Poisson(mean)."""
+    term = np.exp(-mean)
+    below = np.zeros(mean.shape)  # P(X < k)
+    out = np.zeros(mean.shape, dtype=np.int64)
+    found = np.zeros(mean.shape, dtype=np.bool_)
+    k = 0
+    while not found.all() and k < 10_000:
+        newly = ~found & (1.0 - below <= unusual)
+        out[newly] = k
+        found |= newly
+        below += term
+        k += 1
+        term *= mean / k
+    return out
+
+
+class LostTest(BaseModel):
+    """A burst of lost samples: at least ``at_least`` within ``within``, and so many that the
+    device's own usual loss rate makes the burst ``unusual`` (Poisson).
+
+    A lost sample is a row whose every value is missing. Devices lose samples at their own
+    rate (a weak radio, a busy gateway): for a device that usually loses one in twenty, three
+    in ten minutes is an ordinary day, for one that loses one in a thousand it is a connection
+    cutting out. The usual rate is learned per device, forgotten with ``usual_half_life``;
+    a new device starts as if it had lost ``prior_rate`` of ``prior_samples`` samples, a
+    belief forgotten like any other (until it knows a device, the test assumes a lossy one).
+
+    >>> test = LostTest.model_validate({"within": "5m", "at_least": 2})
+    >>> from core.events import ScoredBatch
+    >>> from rules.registry import DeviceMeta
+    >>> x = np.ones((8, 1)); x[[2, 3, 4]] = np.nan
+    >>> batch = ScoredBatch("acme", "bat-1", "home_battery", ("a",), np.arange(8) * 60.0,
+    ...                     x, np.zeros((8, 1)))
+    >>> ctx = Context.of(batch, DeviceMeta("acme", "bat-1", "home_battery", "acme"), None, ())
+    >>> test.mask(ctx).astype(int).tolist()   # a new device: three in five minutes
+    [0, 0, 0, 0, 1, 1, 1, 1]
+    """
+
+    model_config = _STRICT
+
+    within: Duration = 600.0
+    at_least: int = Field(default=2, ge=1)
+    unusual: float = Field(default=1e-3, gt=0.0, lt=1.0)
+    usual_half_life: Duration = 86_400.0
+    prior_rate: float = Field(default=0.01, ge=0.0, lt=1.0)
+    prior_samples: float = Field(default=720.0, ge=1.0)
+
+    def key(self) -> str:
+        """The node's identity in the per-device memory (an edited test starts afresh)."""
+        return "lost:" + self.model_dump_json(exclude_none=True)
+
+    def mask(self, ctx: Context) -> Mask:
+        """Per sample; advances the device's memory with the samples it has not seen."""
+        t = ctx.batch.t
+        n = t.size
+        if n == 0:
+            return ctx.none()
+        lost = np.isnan(ctx.batch.values).all(axis=1)
+        memory = ctx.memory if ctx.memory is not None else {}
+        key = self.key()
+        state = memory.get(key)
+        if not isinstance(state, LossState):
+            state = LossState(self.prior_samples, self.prior_rate * self.prior_samples)
+            memory[key] = state
+        fresh = t > state.through if state.through is not None else np.ones(n, np.bool_)
+        step = float(np.median(np.diff(t))) if n > 1 else 60.0
+        # the usual rate at each sample, from the samples before it (a burst must not excuse
+        # itself), forgotten sample by sample: the same whatever the batches' lengths
+        decay = 0.5 ** (max(step, 1e-9) / self.usual_half_life)
+        before = np.cumsum(fresh) - fresh  # fresh samples before each sample
+        fade = decay ** before.astype(np.float64)
+        grow = decay ** -(before + 1.0)
+        taken = np.where(fresh & lost, grow, 0.0)
+        lost_before = fade * (state.lost + np.cumsum(taken) - taken)
+        seen_before = fade * state.samples + (1.0 - fade) / (1.0 - decay)
+        rate = lost_before / np.maximum(seen_before, 1.0)
+        # samples in the window, both ends included
+        per_window = self.within / max(step, 1e-9) + 1.0
+        need = np.maximum(self.at_least, _poisson_tail_at(rate * per_window, self.unusual))
+        times = np.concatenate((np.asarray(state.recent, dtype=np.float64), t[fresh & lost]))
+        times.sort()
+        # lost samples in [t - within, t] at every sample
+        count = (np.searchsorted(times, t, side="right")
+                 - np.searchsorted(times, t - self.within, side="left"))
+        out: Mask = count >= need
+        if fresh.any():
+            recent_before = state.recent
+            new = int(fresh.sum())
+            end = decay ** float(new)
+            state.lost = end * (state.lost + float(taken.sum()))
+            state.samples = end * state.samples + (1.0 - end) / (1.0 - decay)
+            last = float(t[fresh][-1])
+            state.recent = times[times >= last - self.within].tolist()
+            # the counts move with every batch; a write is worth it when a loss came or went
+            state.dirty = state.dirty or bool((fresh & lost).any()) or (
+                state.recent != recent_before)
+            state.through = last
+        return out
+
 class Condition(BaseModel):
     """One node: exactly one of ``all``, ``any``, ``not``, ``score``, ``value``, ``event``,
-    ``device``, ``time``, ``episodes``."""
+    ``device``, ``time``, ``episodes``, ``lost``."""
 
     model_config = _STRICT
 
@@ -380,12 +546,13 @@ class Condition(BaseModel):
     device: DeviceTest | None = None
     time: TimeTest | None = None
     episodes: EpisodesTest | None = None
+    lost: LostTest | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Condition:
         given = [name for name in type(self).model_fields if getattr(self, name) is not None]
         if len(given) != 1:
-            keys = "all, any, not, score, value, event, device, time, episodes"
+            keys = "all, any, not, score, value, event, device, time, episodes, lost"
             raise ValueError(f"a condition has exactly one of: {keys} (got {len(given)})")
         return self
 
@@ -405,7 +572,7 @@ class Condition(BaseModel):
             inverted: Mask = ~self.not_.mask(ctx)
             return inverted
         leaf = (self.score or self.value or self.event or self.device or self.time
-                or self.episodes)
+                or self.episodes or self.lost)
         assert leaf is not None  # the validator guarantees one
         return leaf.mask(ctx)
 

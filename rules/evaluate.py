@@ -39,7 +39,7 @@ from typing import Literal
 import numpy as np
 
 from core.events import DetectorEvent, ScoredBatch
-from rules.conditions import Context, EpisodeState
+from rules.conditions import Context, Memory
 from rules.model import Rule
 from rules.registry import DeviceMeta
 
@@ -117,8 +117,8 @@ class AlarmState:
     product: str = ""
     #: fired, but a silence or an inhibition holds its case back (the pipeline sets it)
     held: bool = False
-    #: what the rule's ``episodes`` tests remember of the device, by node
-    memory: dict[str, EpisodeState] = field(default_factory=dict)
+    #: what the rule's ``episodes`` and ``lost`` tests remember of the device, by node
+    memory: dict[str, Memory] = field(default_factory=dict)
 
 
 Key = tuple[str, str, str]

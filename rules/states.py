@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from rules.conditions import EpisodeState
+from rules.conditions import memory_from_json
 from rules.db import AlarmStateRow, ConditionMemoryRow
 from rules.evaluate import AlarmState, AlarmStatus, Key
 
@@ -61,7 +61,7 @@ class StateStore:
                     fires=[float(x) for x in json.loads(r.fires_json)], flapping=r.flapping,
                     before_no_data=cast(AlarmStatus | None, r.before_no_data),
                     product=r.product, held=r.held,
-                    memory={node: EpisodeState.from_json(kept) for node, kept in memory.get(
+                    memory={node: memory_from_json(kept) for node, kept in memory.get(
                         (r.rule, r.tenant, r.device_id), {}).items()},
                 )
                 for r in rows

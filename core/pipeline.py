@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from core.dead_letter import DeadLetters
-from core.decode import decode_telemetry
+from core.decode import DecodedBatch, decode_telemetry
 from core.dedup import DuplicateFilter
 from core.detect.ensemble import Finding
 from core.detect.series import SeriesRegistry
@@ -133,18 +133,22 @@ class CorePipeline:
         except DecodeError as exc:
             self.dead_letters.record(exc.reason, topic, exc.detail, payload)
             return None
-        return self.process(decoded.tenant, decoded.batch)
+        return self.process_decoded(decoded)
 
     def process(self, tenant: str, batch: TelemetryBatch) -> ScoredBatch | None:
         """Dedup, detect and store one valid batch; None when it was seen before."""
+        return self.process_decoded(DecodedBatch.of(tenant, batch))
+
+    def process_decoded(self, batch: DecodedBatch) -> ScoredBatch | None:
+        """:meth:`process` for a batch already in arrays (what the decoder gives)."""
+        tenant = batch.tenant
         if not self.dedup.is_new(tenant, batch.device_id, batch.boot_id, batch.seq):
             self.stats.duplicate_batches += 1
             return None
-        fields = tuple(batch.fields)
-        t = np.asarray(batch.t, dtype=np.float64)
-        values = np.asarray(batch.values, dtype=np.float64)  # None → NaN
-        order = np.argsort(t, kind="stable")
-        if not np.all(order == np.arange(t.shape[0])):
+        fields = batch.fields
+        t, values = batch.t, batch.values
+        if t.shape[0] > 1 and not (t[1:] >= t[:-1]).all():  # a late sample inside the batch
+            order = np.argsort(t, kind="stable")
             t, values = t[order], values[order]
         slots = self.series.slots(tenant, batch.device_id, fields)
         detector = self.detector
@@ -173,7 +177,7 @@ class CorePipeline:
         self.stats.events += len(events)
         return scored
 
-    def _set_limits(self, tenant: str, batch: TelemetryBatch, fields: tuple[str, ...],
+    def _set_limits(self, tenant: str, batch: DecodedBatch, fields: tuple[str, ...],
                     slots: NDArray[np.int64]) -> None:
         """Hand the product's limits of these fields to the detector (once per device)."""
         assert self.limits is not None
@@ -184,7 +188,7 @@ class CorePipeline:
             out_of_range.set_limits(slots, *limits)
 
     def _explained(
-        self, tenant: str, batch: TelemetryBatch, fields: tuple[str, ...],
+        self, tenant: str, batch: DecodedBatch, fields: tuple[str, ...],
         t: NDArray[np.float64], findings: tuple[Finding, ...],
     ) -> tuple[DetectorEvent, ...]:
         return tuple(DetectorEvent(
@@ -197,7 +201,7 @@ class CorePipeline:
     def _onsets(
         self,
         tenant: str,
-        batch: TelemetryBatch,
+        batch: DecodedBatch,
         fields: tuple[str, ...],
         slots: NDArray[np.int64],
         t: NDArray[np.float64],

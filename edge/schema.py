@@ -99,7 +99,8 @@ _KINDS = ("telemetry", "event", "status", "config/desired", "config/reported")
 
 # Names that are safe as MQTT topic levels, SQL values, InfluxDB tags and file names.
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
-_NAME_RE = re.compile(_NAME)
+#: the same names for Python's ``re``, whose ``$`` also matches before a final newline: fullmatch
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
 
 class TopicError(ValueError):
@@ -244,7 +245,7 @@ class TelemetryBatch(BaseModel):
     @model_validator(mode="after")
     def _check_shape(self) -> TelemetryBatch:
         for name in self.fields:
-            if not _NAME_RE.match(name):
+            if not _NAME_RE.fullmatch(name):
                 raise ValueError(f"field name {name!r} is not a valid name")
         if len(set(self.fields)) != len(self.fields):
             raise ValueError("field names repeat")

@@ -161,6 +161,14 @@ class Ensemble:
         self.rule_onset = Onset(cap, cfg.rule_fire, cfg.quiet, cfg.calm_scale,
                                 rearm=max(cfg.rearm, 1))
         self.level_onset = Onset(cap, cfg.level_fire, cfg.quiet)
+        # the fleet profile (the regression's level is the only statistical score) takes a
+        # path that skips the stages it zeroes anyway and checks capacity once per block
+        self._fleet_only = cfg.regression_weight > 0.0 and not any(
+            weight > 0.0 for name, (weight, _) in self.statistical.items() if name != "regression")
+        self._fleet_parts: list[SoADetector] = [
+            self.statistical["regression"][1], self.statistical["drift"][1],
+            *self.rules.values(), self.rule_onset, self.level_onset]
+        self._fleet_capacity = 0
         self._findings: tuple[Finding, ...] = ()
         self._components: dict[str, NDArray[np.float64]] = {}
         self._work: dict[str, NDArray[np.float64]] = {}
@@ -175,10 +183,12 @@ class Ensemble:
     ) -> NDArray[np.float64]:
         """Score then learn a block; returns fired scores in [0, 1] of shape (n_ticks, k)."""
         s, v_rows = as_block(slots, x)
+        tt = None if t is None else np.ascontiguousarray(t, dtype=np.float64)
+        if self._fleet_only and v_rows.size:
+            return self._update_fleet(s, v_rows, tt)
         # the kernels that walk one series at a time read it contiguous (one transpose per block)
         v = self._buf("x", v_rows.shape, "F")
         v[...] = v_rows
-        tt = None if t is None else np.ascontiguousarray(t, dtype=np.float64)
         comps: dict[str, NDArray[np.float64]] = {}
         raw = self._buf("raw", v.shape, "F")
         first = True
@@ -244,6 +254,43 @@ class Ensemble:
         return final
 
     # -- the fleet's level -------------------------------------------------------------------
+    def _update_fleet(self, s: NDArray[np.int64], v_rows: NDArray[np.float64],
+                      tt: NDArray[np.float64] | None) -> NDArray[np.float64]:
+        """:meth:`update` for the fleet profile, with what the general path gives it.
+
+        The general path computes the likelihood, onset and raw-score stages and zeroes them
+        for the fleet; this one skips them, and checks the detectors' capacity once per block
+        instead of once per detector. ``tests/unit/test_ensemble_fleet_path.py`` holds the
+        two paths to the same bits.
+        """
+        v = self._buf("x", v_rows.shape, "F")
+        v[...] = v_rows
+        if int(s.max()) >= self._fleet_capacity:
+            for part in self._fleet_parts:
+                part._ensure(s)
+            self._fleet_capacity = min(part.capacity for part in self._fleet_parts)
+        shape = v.shape
+        regression = self._buf("regression", shape, "F")
+        self.statistical["regression"][1]._run(s, v, tt, regression)
+        comps = {"regression": regression}
+        rule = self._buf("rule", shape, "F")
+        for k, (name, det) in enumerate(self.rules.items()):
+            use_t = name != "dropout" or self.config.dropout_time_gaps
+            sc = self._buf(name, shape, "F")
+            det._run(s, v, tt if use_t else None, sc)
+            comps[name] = sc
+            _fold_max(rule, sc, 1.0, k == 0)
+        rule_fired = self._buf("rule_fired", shape, "F")
+        self.rule_onset._run(s, rule, None, rule_fired)
+        likelihood = self._buf("likelihood", shape, "F")
+        likelihood[...] = 0.0
+        comps["likelihood"] = likelihood
+        self._components = comps
+        final = np.empty(shape, order="F")
+        np.maximum(0.0, rule_fired, out=final)  # the general path's max(fired = 0, rule)
+        self._fleet_level(s, v, tt, comps, rule_fired)
+        return final
+
     def _fleet_level(
         self, s: NDArray[np.int64], v: NDArray[np.float64], tt: NDArray[np.float64] | None,
         comps: dict[str, NDArray[np.float64]], rule_fired: NDArray[np.float64],
@@ -255,9 +302,10 @@ class Ensemble:
         self._level = level
         drift = self.statistical["drift"][1]
         if self.config.drift_weight <= 0.0:  # its trend still predicts the time to a limit
-            drift._update_block(s, v, tt)
-        level_fired = self.level_onset._update_block(s, level, None)
-        final = np.maximum(level_fired, rule_fired)
+            drift._update_block(s, v, tt, out=self._buf("drift", v.shape, "F"))
+        level_fired = self.level_onset._update_block(
+            s, level, None, out=self._buf("level_fired", v.shape, "F"))
+        final = np.maximum(level_fired, rule_fired, out=self._buf("fleet_final", v.shape, "F"))
         self._findings = ()
         if not final.any():
             return

@@ -6,7 +6,8 @@ from the snapshot's stream sequence + 1 (the whole stream when there is none): t
 relearns exactly what the previous owner had learned after its last snapshot. Then it loops:
 
 1. fetch up to ``fetch_batch`` messages (the consumer's ``max_ack_pending`` is that same
-   number, so one batch is in flight per partition and nothing overtakes it);
+   number, so one batch is in flight per partition and nothing overtakes it) with a
+   :class:`~core.nats.fetch.BatchFetcher`;
 2. decode, dedup and detect each message with the partition's :class:`CorePipeline`, whose
    store is a hand-off list, not the real store;
 3. write the batch's scored batches to the real store, retrying with full-jitter backoff for as
@@ -51,6 +52,7 @@ from nats.js.errors import NotFoundError
 
 from core.events import EventSink, ScoredBatch
 from core.nats.config import NatsConfig
+from core.nats.fetch import BatchFetcher
 from core.nats.snapshot import Snapshot, SnapshotStore
 from core.nats.stream import StreamMonitor, ensure_stream, topic_of_subject
 from core.pipeline import CorePipeline
@@ -120,6 +122,7 @@ class PartitionWorker:
     def __init__(
         self,
         partition: int,
+        nc: Client,
         js: JetStreamContext,
         cfg: NatsConfig,
         make_pipeline: PipelineFactory,
@@ -129,6 +132,7 @@ class PartitionWorker:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.partition = partition
+        self.nc = nc
         self.js = js
         self.cfg = cfg
         self.handoff = HandOff()
@@ -138,7 +142,7 @@ class PartitionWorker:
         self.snapshots = snapshots
         self.clock = clock
         self.stats = PartitionStats(partition)
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self._fetcher: BatchFetcher | None = None
         self._stopping = asyncio.Event()
         self._last_snapshot = clock()
         self._snapshot_seq = 0
@@ -165,7 +169,10 @@ class PartitionWorker:
             ack_wait=self.cfg.ack_wait_s,
             max_deliver=-1,
         ))
-        self._sub = await self.js.pull_subscribe_bind(durable=name, stream=self.cfg.stream)
+        if self._fetcher is not None:
+            await self._fetcher.close()
+        self._fetcher = BatchFetcher(self.nc, self.cfg.stream, name)
+        await self._fetcher.start()
         _log.info("partition %d: restored at stream seq %d", self.partition,
                   self.stats.restored_seq)
 
@@ -175,16 +182,13 @@ class PartitionWorker:
 
     async def run(self) -> None:
         """Consume until :meth:`stop`; a last snapshot is saved on the way out."""
-        if self._sub is None:
+        if self._fetcher is None:
             await self.start()
-        assert self._sub is not None
+        assert self._fetcher is not None
         failures = 0
         while not self._stopping.is_set():
             try:
-                msgs = await self._sub.fetch(self.cfg.fetch_batch, timeout=self.cfg.fetch_timeout_s)
-            except TimeoutError:  # nats-py raises the builtin one from fetch
-                await self._maybe_snapshot()
-                continue
+                msgs = await self._fetcher.fetch(self.cfg.fetch_batch, self.cfg.fetch_timeout_s)
             except nats.errors.Error as exc:  # disconnected: the client reconnects by itself
                 failures += 1
                 _log.warning("partition %d: fetch failed (%s)", self.partition, exc)
@@ -194,6 +198,7 @@ class PartitionWorker:
             failures = 0
             await self.process(msgs)
             await self._maybe_snapshot()
+        await self._fetcher.close()
         try:
             await asyncio.wait_for(self.snapshot(), 10.0)
         except (TimeoutError, nats.errors.Error) as exc:
@@ -308,8 +313,8 @@ class NatsEngine:
         snapshots = SnapshotStore(self._js, self.cfg.snapshot_bucket, self.cfg.replicas)
         self.monitor = StreamMonitor(self._js, self.cfg)
         self.workers = [
-            PartitionWorker(p, self._js, self.cfg, self.make_pipeline, self.store, self.sink,
-                            snapshots)
+            PartitionWorker(p, self._nc, self._js, self.cfg, self.make_pipeline, self.store,
+                            self.sink, snapshots)
             for p in self.partitions
         ]
         return self

@@ -91,25 +91,29 @@ def _solve_spd(a: NDArray[np.float64], m: int, b: NDArray[np.float64],
 def _refit(fcov: NDArray[np.float64], beta: NDArray[np.float64], resvar: NDArray[np.float64],
            slots: NDArray[np.int64], k: int, ridge: float, a: NDArray[np.float64],
            low: NDArray[np.float64], rhs: NDArray[np.float64], sol: NDArray[np.float64],
-           idx: NDArray[np.int64]) -> None:
+           idx: NDArray[np.int64], full: NDArray[np.float64]) -> None:
     """Regression of each field's reading on the other fields' features, from the covariance."""
     nf = FEATURES_PER_FIELD
+    width = nf * k
+    # the device's symmetrised covariance, once: every field's system is a part of it
+    for o1 in range(width):
+        s1 = slots[o1 // nf]
+        f1 = o1 % nf
+        for o2 in range(width):
+            full[o1, o2] = 0.5 * (fcov[s1, f1, o2] + fcov[slots[o2 // nf], o2 % nf, o1])
     for j in range(k):
         sj = slots[j]
         m = 0
-        for o in range(nf * k):
+        for o in range(width):
             if o // nf != j:
                 idx[m] = o
                 m += 1
         for p in range(m):
             op = idx[p]
-            sp = slots[op // nf]
             for q in range(m):
-                oq = idx[q]
-                sq = slots[oq // nf]
-                a[p, q] = 0.5 * (fcov[sp, op % nf, oq] + fcov[sq, oq % nf, op])
+                a[p, q] = full[op, idx[q]]
             a[p, p] = a[p, p] * (1.0 + ridge) + 1e-12
-            rhs[p] = 0.5 * (fcov[sp, op % nf, nf * j] + fcov[sj, 0, op])
+            rhs[p] = full[op, nf * j]
         if not _solve_spd(a, m, rhs, sol, low):
             continue
         explained = 0.0
@@ -142,6 +146,7 @@ def regression_update(
     d = np.zeros(width)
     z = np.zeros(k)
     a = np.zeros((width, width))
+    full = np.zeros((width, width))
     low = np.zeros((width, width))
     rhs = np.zeros(width)
     sol = np.zeros(width)
@@ -259,7 +264,7 @@ def regression_update(
                 fmean[s, q] += ap * dq
         c0 = count[s0]
         if c0 >= 2 * width + 2 and c0 % refit == 0:
-            _refit(fcov, beta, resvar, slots, k, ridge, a, low, rhs, sol, idx)
+            _refit(fcov, beta, resvar, slots, k, ridge, a, low, rhs, sol, idx, full)
 
 
 class Regression(SoADetector):

@@ -6,10 +6,12 @@ Every message is one device's batch of ``--samples`` samples of five fields (col
 about 5 kB at 100 samples). Measured, in this one process (servers run beside it on the same
 two cores):
 
-- ``decode/*``: payload → validated batch, per decoder: pydantic (``TelemetryBatch``, the schema
-  of record, what ``core.decode`` uses), msgspec (typed decode + numpy checks of the same
-  constraints) and orjson (parse + arrays only, no schema checks: a lower bound, not a usable
-  validator);
+- ``decode/*``: payload → validated batch as numpy arrays, per decoder: ``forewarn`` (what
+  ``core.decode`` runs: msgspec for the structure, :mod:`core.json_numbers` reading the numbers
+  straight into arrays, pydantic only for what that fast path is unsure of), pydantic alone
+  (``TelemetryBatch``, the schema of record, then the arrays), msgspec alone (typed decode of
+  Python floats + numpy checks of the same constraints, then the arrays) and orjson (parse +
+  arrays only, no schema checks at all: not a usable validator, a reference);
 - ``pipeline/*``: ``CorePipeline.process_payload`` (decode → dedup → detect) into the worker's
   hand-off list, no broker, for the full detector ensemble and for RobustZ alone;
 - ``mqtt_direct/*``: a backlog queued at mosquitto for core's persistent MQTT 5 session,
@@ -45,6 +47,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.servers, the test fleet
 
 from core.config import MqttConfig
+from core.decode import DecodedBatch, decode_fast
 from core.detect import DetectorConfig, RobustZ, make_detector
 from core.events import DetectorEvent, ScoredBatch
 from core.ingest import Ingestor
@@ -117,9 +120,10 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 def _fast_batch(payload: bytes) -> TelemetryBatch | None:
     """The batch when ``payload`` is plainly valid, else None (then pydantic validates it).
 
-    The msgspec candidate measured here: a typed decode plus numpy checks of every constraint
-    of :class:`TelemetryBatch` (a fast path would hand anything else to pydantic). It was tried
-    in ``core.decode`` and taken out again: the figure below shows it barely beats pydantic.
+    The msgspec-only candidate measured here: a typed decode (a Python float per number) plus
+    numpy checks of every constraint of :class:`TelemetryBatch`. It barely beats pydantic:
+    the Python floats and their conversion to arrays are the cost, which is why ``core.decode``
+    reads the numbers with :mod:`core.json_numbers` instead.
     """
     try:
         wire = _WIRE.decode(payload)
@@ -156,6 +160,11 @@ def _figures(samples: int, messages: int, wall_s: float, cpu_s: float) -> dict[s
     }
 
 
+def _msgspec_arrays(payload: bytes) -> object:
+    batch = _fast_batch(payload)
+    return None if batch is None else DecodedBatch.of("bench", batch)
+
+
 def _orjson_arrays(payload: bytes) -> object:
     body = orjson.loads(payload)
     return np.array(body["values"], dtype=np.float64), np.array(body["t"], dtype=np.float64)
@@ -163,13 +172,16 @@ def _orjson_arrays(payload: bytes) -> object:
 
 def bench_decoders(messages: list[Message]) -> dict[str, dict[str, float]]:
     decoders: dict[str, Callable[[bytes], object]] = {
-        "pydantic": TelemetryBatch.model_validate_json,
-        "msgspec": _fast_batch,
+        "forewarn": lambda payload: decode_fast("bench", payload),
+        "pydantic": lambda payload: DecodedBatch.of(
+            "bench", TelemetryBatch.model_validate_json(payload)),
+        "msgspec": _msgspec_arrays,
         "orjson_no_checks": _orjson_arrays,
     }
     samples = sum(n for _, _, n in messages)
     out = {}
     for name, decode in decoders.items():
+        decode(messages[0][1])  # load compiled kernels before the clock starts
         wall, cpu = time.perf_counter(), time.process_time()
         for _, payload, _ in messages:
             decode(payload)
@@ -239,9 +251,9 @@ async def bench_mqtt_direct(workdir: Path, detector: str, warmup: list[Message],
 
 
 async def bench_jetstream(workdir: Path, detector: str, warmup: list[Message],
-                          messages: list[Message]) -> dict[str, float]:
+                          messages: list[Message], fetch_batch: int = 64) -> dict[str, float]:
     with NatsServer(workdir) as server:
-        cfg = NatsConfig(url=server.url, partitions=32, fetch_batch=64, max_bytes=1024**3,
+        cfg = NatsConfig(url=server.url, partitions=32, fetch_batch=fetch_batch, max_bytes=1024**3,
                          snapshot_interval_s=3600)
         nc = await nats.connect(server.url)
         await ensure_stream(nc.jetstream(), cfg)
@@ -285,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=100, help="samples per message")
     parser.add_argument("--devices", type=int, default=300)
     parser.add_argument("--detectors", default="fleet,ensemble,robust_z")
+    parser.add_argument("--fetch-batch", type=int, default=64,
+                        help="JetStream messages per fetch (= max_ack_pending; forewarn's default)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     # aiomqtt leaves the cancelled first session's disconnect future unread; it is expected
@@ -297,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     messages = list(fleet.batches(rounds))
     results: dict[str, Any] = {
         "messages": len(messages), "samples_per_message": args.samples,
-        "fields": 5, "payload_bytes": int(np.mean([len(p) for _, p, _ in messages])),
+        "fields": 5, "fetch_batch": args.fetch_batch,
+        "payload_bytes": int(np.mean([len(p) for _, p, _ in messages])),
     }
     results.update(bench_decoders(messages))
     detectors = args.detectors.split(",")
@@ -309,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
                 results[f"mqtt_direct/{detector}"] = asyncio.run(bench_mqtt_direct(
                     Path(tmp) / f"mosq-{detector}", detector, warmup, messages))
             results[f"jetstream/{detector}"] = asyncio.run(bench_jetstream(
-                Path(tmp) / f"nats-{detector}", detector, warmup, messages))
+                Path(tmp) / f"nats-{detector}", detector, warmup, messages, args.fetch_batch))
     if args.json:
         print(json.dumps(results, indent=2))
         return 0

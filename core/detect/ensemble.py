@@ -66,6 +66,11 @@ _WHAT = {
 }
 
 
+#: scratch arrays of the fleet path, one set per block shape
+_FLEET_BUFFERS = ("x", "regression", "stuck", "dropout", "out_of_range", "rule", "rule_fired",
+                  "likelihood", "drift", "level_fired", "fleet_final")
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _fold_max(acc: NDArray[np.float64], score: NDArray[np.float64], weight: float,
               first: bool) -> None:
@@ -169,6 +174,7 @@ class Ensemble:
             self.statistical["regression"][1], self.statistical["drift"][1],
             *self.rules.values(), self.rule_onset, self.level_onset]
         self._fleet_capacity = 0
+        self._fleet_bufs: dict[tuple[int, ...], dict[str, NDArray[np.float64]]] = {}
         self._findings: tuple[Finding, ...] = ()
         self._components: dict[str, NDArray[np.float64]] = {}
         self._work: dict[str, NDArray[np.float64]] = {}
@@ -259,36 +265,48 @@ class Ensemble:
         """:meth:`update` for the fleet profile, with what the general path gives it.
 
         The general path computes the likelihood, onset and raw-score stages and zeroes them
-        for the fleet; this one skips them, and checks the detectors' capacity once per block
-        instead of once per detector. ``tests/unit/test_ensemble_fleet_path.py`` holds the
-        two paths to the same bits.
+        for the fleet; this one skips them, checks the detectors' capacity once per block
+        instead of once per detector, and keeps one set of scratch arrays per block shape.
+        ``tests/unit/test_ensemble_fleet_path.py`` holds the two paths to the same bits.
         """
-        v = self._buf("x", v_rows.shape, "F")
+        shape = v_rows.shape
+        b = self._fleet_bufs.get(shape)
+        if b is None:
+            if len(self._fleet_bufs) >= 16:  # batch lengths vary; keep the few recent ones
+                self._fleet_bufs.clear()
+            b = {name: np.empty(shape, order="F") for name in _FLEET_BUFFERS}
+            b["likelihood"][...] = 0.0  # never written: the fleet has no likelihood stage
+            self._fleet_bufs[shape] = b
+        v = b["x"]
         v[...] = v_rows
         if int(s.max()) >= self._fleet_capacity:
             for part in self._fleet_parts:
                 part._ensure(s)
             self._fleet_capacity = min(part.capacity for part in self._fleet_parts)
-        shape = v.shape
-        regression = self._buf("regression", shape, "F")
+        regression = b["regression"]
         self.statistical["regression"][1]._run(s, v, tt, regression)
-        comps = {"regression": regression}
-        rule = self._buf("rule", shape, "F")
+        comps = {"regression": regression, "likelihood": b["likelihood"]}
+        rule = b["rule"]
         for k, (name, det) in enumerate(self.rules.items()):
             use_t = name != "dropout" or self.config.dropout_time_gaps
-            sc = self._buf(name, shape, "F")
+            sc = b[name]
             det._run(s, v, tt if use_t else None, sc)
             comps[name] = sc
             _fold_max(rule, sc, 1.0, k == 0)
-        rule_fired = self._buf("rule_fired", shape, "F")
+        rule_fired = b["rule_fired"]
         self.rule_onset._run(s, rule, None, rule_fired)
-        likelihood = self._buf("likelihood", shape, "F")
-        likelihood[...] = 0.0
-        comps["likelihood"] = likelihood
         self._components = comps
+        weight = self.config.regression_weight
+        level = np.maximum(regression if weight == 1.0 else weight * regression,
+                           comps["out_of_range"])
+        self._level = level
+        self.statistical["drift"][1]._run(s, v, tt, b["drift"])  # its trend: time to a limit
+        level_fired = b["level_fired"]
+        self.level_onset._run(s, level, None, level_fired)
+        fired = np.maximum(level_fired, rule_fired, out=b["fleet_final"])
+        self._findings = self._fleet_findings(s, v, comps, level_fired, fired)
         final = np.empty(shape, order="F")
         np.maximum(0.0, rule_fired, out=final)  # the general path's max(fired = 0, rule)
-        self._fleet_level(s, v, tt, comps, rule_fired)
         return final
 
     def _fleet_level(
@@ -306,9 +324,16 @@ class Ensemble:
         level_fired = self.level_onset._update_block(
             s, level, None, out=self._buf("level_fired", v.shape, "F"))
         final = np.maximum(level_fired, rule_fired, out=self._buf("fleet_final", v.shape, "F"))
-        self._findings = ()
+        self._findings = self._fleet_findings(s, v, comps, level_fired, final)
+
+    def _fleet_findings(
+        self, s: NDArray[np.int64], v: NDArray[np.float64],
+        comps: dict[str, NDArray[np.float64]], level_fired: NDArray[np.float64],
+        final: NDArray[np.float64],
+    ) -> tuple[Finding, ...]:
         if not final.any():
-            return
+            return ()
+        drift = self.statistical["drift"][1]
         assert isinstance(drift, Drift)
         lo, hi = self.range.limits(s)
         ttl = drift.time_to_limit(s, lo, hi)
@@ -322,7 +347,7 @@ class Ensemble:
                 value=value, component_score=c,
                 time_to_limit=float(ttl[j]) if np.isfinite(ttl[j]) else None,
                 explanation=f"value {value:.6g} is {_WHAT[best]} ({best} level {c:.2f})"))
-        self._findings = tuple(out)
+        return tuple(out)
 
     def last_level(self) -> NDArray[np.float64] | None:
         """Continuous anomaly level in [0, 1] of every sample and field of the last block.

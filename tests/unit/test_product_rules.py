@@ -1,10 +1,12 @@
-"""The shipped home battery rules (config/rules/home_battery.yaml) on small simulated fleets:
-a pack that merely loses samples is no loose connection, a loose connection and a cut-off pack
-are caught, and a healthy pack whose detector learned on a cloudy first day opens no case."""
+"""The shipped product rules (config/rules/*.yaml) on small simulated fleets: a pack that
+merely loses samples is no loose connection, a loose connection and a cut-off pack are caught,
+and a stopped compressor or pump motor opens its case within minutes."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from firmware_sim.calls import CallModel
 from firmware_sim.imperfections import Imperfections
@@ -46,3 +48,21 @@ def test_a_cut_off_pack_is_caught() -> None:
     assert rules <= {"home_battery_contactor_open", "home_battery_idle_at_night"}, rules
     # a pack cut off at its floor (10 %) looks like a flat pack: it may go unseen
     assert evaluation.report["detected"] >= 2
+
+
+@pytest.mark.parametrize(("product", "rule"), [
+    pytest.param("heat_pump", "heat_pump_compressor_stopped", id="heat-pump"),
+    pytest.param("water_pump", "water_pump_motor_stopped", id="water-pump"),
+])
+def test_a_stopped_motor_opens_its_case_within_minutes(product: str, rule: str) -> None:
+    options = EvalOptions(devices=3, days=3.0, seed=5, products=(product,), fault_fraction=1.0,
+                          fault_kinds=("component_failure",), call_model=CALLS,
+                          imperfections=Imperfections.none(), rules_dir=ROOT / "config" / "rules",
+                          limits=ROOT / "config" / "limits.yaml")
+    evaluation = run_evaluation(options)
+    assert evaluation.report["false_cases"] == 0
+    for match in evaluation.result.faults:
+        stopped = [c for c in match.cases if c.rule == rule]
+        assert stopped, (match.truth.device_id, [c.rule for c in match.cases])
+        # five minutes below the running current, then the agent's 10-minute batch arrives
+        assert stopped[0].noticed_at - match.truth.onset < 20 * 60.0

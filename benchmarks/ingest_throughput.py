@@ -348,12 +348,11 @@ def main(argv: list[str] | None = None) -> int:
           f"(~{results['payload_bytes']} bytes each), one process; median of {args.repeat} "
           "rounds")
     print(f"{'path':<28}{'samples/s':>12}{'messages/s':>12}{'CPU µs/sample':>15}  rounds")
-    for name, fig in results.items():
-        if isinstance(fig, dict):
-            per_round: list[float] = fig["runs_samples_per_s"]
-            spread = " / ".join(f"{r / 1000:.0f}k" for r in per_round)
-            print(f"{name:<28}{fig['samples_per_s']:>12,}{fig['messages_per_s']:>12,}"
-                  f"{fig['cpu_us_per_sample']:>15.3f}  {spread}")
+    for name, row in results.items():
+        if isinstance(row, dict):
+            spread = " / ".join(f"{r / 1000:.0f}k" for r in row["runs_samples_per_s"])
+            print(f"{name:<28}{row['samples_per_s']:>12,}{row['messages_per_s']:>12,}"
+                  f"{row['cpu_us_per_sample']:>15.3f}  {spread}")
     return 0
 
 

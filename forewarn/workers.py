@@ -50,7 +50,7 @@ from sqlalchemy.exc import OperationalError
 
 from core.detect import DetectorConfig, make_detector
 from core.limits import ProductLimits, load_limits
-from core.nats import NatsConfig, NatsEngine
+from core.nats import NatsConfig, NatsEngine, PartitionStats
 from core.pipeline import CorePipeline
 from core.store.base import HistoryStore, TimeSeriesStore
 from core.store.config import InfluxConfig, StoreConfig, make_store
@@ -143,36 +143,39 @@ def forget_other_partitions(rules: RulesPipeline, cfg: NatsConfig,
 class CaughtUp:
     """Up to when every owned partition's telemetry has reached the rules: the ticks' clock.
 
-    A look asks JetStream for each partition's consumer: a partition is caught up at the time
-    of the look when no more than one fetch batch waits undelivered and its in-flight batch (if
-    any) is not stuck, i.e. its acknowledgement floor moved since the previous look. The clock
-    is the oldest of the partitions' last caught-up looks; None until each was caught up once.
-    Behind (a store outage holds batches, a restarted machine drains hours of backlog), the
-    clock stands still, so devices whose data still waits in the stream are not taken for
-    silent; a device that really went silent is found once the backlog is through.
+    A look asks JetStream for each partition's consumer. A partition with nothing undelivered
+    and nothing in flight is through everything stored until the look; otherwise it is through
+    what was stored until its last acknowledged message (the stream keeps a partition in order,
+    so everything stored before that message has been processed too). The clock is the oldest
+    of the partitions' marks; None until each partition has one. Behind (a store outage holds
+    batches, a restarted machine drains hours of backlog, a worker busy compiling its kernels)
+    the clock stays at the last message handled, so a device whose data still waits in the
+    stream is not taken for silent; one that really went silent is found once the backlog is
+    through.
     """
 
-    def __init__(self, js: JetStreamContext, cfg: NatsConfig, partitions: Sequence[int]) -> None:
+    def __init__(self, js: JetStreamContext, cfg: NatsConfig, partitions: Sequence[int],
+                 stats: Callable[[], Sequence[PartitionStats]]) -> None:
         self.js = js
         self.cfg = cfg
         self.partitions = list(partitions)
-        self._floor: dict[int, int] = {}
+        self.stats = stats
         self._through: dict[int, float] = {}
 
     async def look(self, now: float) -> float | None:
         """Ask about every partition at ``now`` (wall clock); return the ticks' clock."""
+        stored_at = {s.partition: s.last_stored_at for s in self.stats()}
         for partition in self.partitions:
             try:
                 info = await self.js.consumer_info(self.cfg.stream,
                                                    self.cfg.consumer_name(partition))
             except NotFoundError:
                 continue  # not created yet: the worker is still starting
-            floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
-            moved = partition in self._floor and floor != self._floor[partition]
-            self._floor[partition] = floor
-            if (info.num_pending or 0) <= self.cfg.fetch_batch and (
-                    not info.num_ack_pending or moved):
+            if not info.num_pending and not info.num_ack_pending:
                 self._through[partition] = now
+            elif stored_at.get(partition, 0.0) > 0.0:
+                self._through[partition] = max(self._through.get(partition, 0.0),
+                                               stored_at[partition])
         if len(self._through) < len(self.partitions):
             return None
         return min(self._through.values())
@@ -240,7 +243,7 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
             orphan_watch = asyncio.create_task(_stop_when_orphaned(engine.stop))
             await engine.ready.wait()
             assert engine.monitor is not None  # set on entering the engine
-            caught_up = CaughtUp(engine.monitor.js, options.nats, partitions)
+            caught_up = CaughtUp(engine.monitor.js, options.nats, partitions, engine.stats)
             ticks_done = asyncio.Event()
             ticker = asyncio.create_task(_tick_forever(
                 rules, ticks_done, settings.core.tick_interval_s,

@@ -107,6 +107,9 @@ class PartitionStats:
     partition: int
     restored_seq: int = 0
     last_seq: int = 0
+    #: when the stream stored the last acknowledged message (epoch s; 0: none yet): every
+    #: message of the partition stored before it has been processed
+    last_stored_at: float = 0.0
     fetches: int = 0
     messages: int = 0
     store_retries: int = 0
@@ -229,7 +232,9 @@ class PartitionWorker:
         # ack_wait; acknowledging again is harmless
         await self._retry(lambda: self._ack(msgs[-1]), msgs, "ack")
         self.stats.messages += len(msgs)
-        self.stats.last_seq = msgs[-1].metadata.sequence.stream
+        meta = msgs[-1].metadata
+        self.stats.last_seq = meta.sequence.stream
+        self.stats.last_stored_at = meta.timestamp.timestamp()
 
     async def _ack(self, msg: Msg) -> None:
         await msg.ack_sync(timeout=10.0)

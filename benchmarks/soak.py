@@ -17,7 +17,11 @@ stopped for ``--store-outage-s`` seconds. After the last publish the stream is d
   delivered more than once (same idempotency key twice in the notifier's output);
 - ``failover_s``: from the kill until every partition of the killed worker acknowledged again;
 - ``p99_sample_to_case_s``: from publishing the batch holding the sample that fired to the
-  case's notice being queued, 99th percentile over cases.
+  case's notice being queued, 99th percentile over cases;
+- ``cases_on_healthy_devices``: cases of devices without a fault (the soak's rule opens a case
+  on any sample scoring ≥ 0.5, so healthy devices' rare high scores open some: they exercise
+  the case and notice paths like the faulty ones); ``notices_by_kind``: notices queued per
+  kind (opened, resolved, reopened…).
 """
 
 from __future__ import annotations
@@ -221,6 +225,8 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         cases = conn.execute("SELECT id, device_id, rule, opened_at FROM cases").fetchall()
         queued = dict(conn.execute(
             "SELECT case_id, min(created_at) FROM notices GROUP BY case_id").fetchall())
+        by_kind = dict(conn.execute(
+            "SELECT kind, count(*) FROM notices GROUP BY kind ORDER BY kind").fetchall())
     finally:
         conn.close()
     keys = [(device, rule) for _, device, rule, _ in cases]
@@ -240,6 +246,9 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                                        if latencies else None)
     results["faulty_devices_with_case"] = len(
         {d for _, d, _, _ in cases if int(d[1:]) < args.faulty})
+    results["cases_on_healthy_devices"] = sum(1 for _, d, _, _ in cases
+                                              if int(d[1:]) >= args.faulty)
+    results["notices_by_kind"] = by_kind
     return results
 
 

@@ -66,3 +66,22 @@ def test_a_stopped_motor_opens_its_case_within_minutes(product: str, rule: str) 
         assert stopped, (match.truth.device_id, [c.rule for c in match.cases])
         # five minutes below the running current, then the agent's 10-minute batch arrives
         assert stopped[0].noticed_at - match.truth.onset < 20 * 60.0
+
+
+@pytest.mark.parametrize(("product", "rule"), [
+    pytest.param("heat_pump", "heat_pump_sensor_stuck", id="heat-pump"),
+    pytest.param("water_pump", "water_pump_sensor_stuck", id="water-pump"),
+])
+def test_a_stuck_sensor_gets_a_team_case_and_no_customer_notice(product: str, rule: str) -> None:
+    # the stuck field misleads the regression of the others (they are predicted from it):
+    # before the sensor rules inhibited them, the circuit rules told these customers
+    options = EvalOptions(devices=4, days=5.0, seed=3, products=(product,), fault_fraction=1.0,
+                          fault_kinds=("sensor_stuck",), call_model=CALLS,
+                          imperfections=Imperfections.none(), rules_dir=ROOT / "config" / "rules",
+                          limits=ROOT / "config" / "limits.yaml")
+    evaluation = run_evaluation(options)
+    stuck = [c for c in evaluation.cases if c.rule == rule]
+    assert len({c.device_id for c in stuck}) >= 3, [(c.device_id, c.rule) for c in evaluation.cases]
+    assert not any(c.customer_notice for c in stuck)
+    assert evaluation.report["notices_for_never_visible_faults"] == 0, [
+        (c.device_id, c.rule) for c in evaluation.cases if c.customer_notice]

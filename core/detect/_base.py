@@ -75,13 +75,18 @@ class SoADetector:
         return {name: arr.copy() for name, arr in self._arrays.items()}
 
     def load_state(self, state: StateDict) -> None:
-        """Restore what :meth:`state` returned (same detector parameters)."""
+        """Restore what :meth:`state` returned (same detector parameters).
+
+        An array a newer version added, missing from an older checkpoint, starts at its
+        default, as for a new series.
+        """
         capacity = int(next(iter(state.values())).shape[0]) if state else 1
         self._arrays = {}
         self._capacity = 0
         self._allocate(capacity)
         for name in self._spec:
-            self._arrays[name][...] = state[name]
+            if name in state:
+                self._arrays[name][...] = state[name]
 
     @classmethod
     def from_state(cls, state: StateDict, **params: Any) -> Self:

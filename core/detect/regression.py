@@ -15,6 +15,14 @@ over days), each measured against its own slowly learned spread. The score is th
 the two: a *level* that stays high while the fault persists, which is what rules with a
 ``for`` duration need.
 
+One wild reading stays in its own field. The slow averages see each reading winsorised at
+``lag_clip`` of the field's learned spreads (a sensor that reads 60 times its value would skew
+the others' predictions for as long as the averages remember it, its square for longer), and
+when a sample is far out, a field whose excursion is at most ``max_lone`` samples old is tried
+as the sole culprit: had it read what the others predict for it, would they all be normal? If
+so, they are scored that way. A spiking sensor scores on its own field; a fault that moves
+several fields, or keeps one off for longer, is scored as it is.
+
 Learning is robust and slow: after the warm-up a sample teaches the baseline less the further
 out the device looks (with the square of its worst residual, and the fourth power of its
 worst average), and the forgetting half-life is days, so a fault that ramps over a day or two
@@ -127,15 +135,59 @@ def _refit(fcov: NDArray[np.float64], beta: NDArray[np.float64], resvar: NDArray
 
 
 @numba.njit(cache=True, nogil=True)
+def _explain_away(c: int, k: int, nf: int, width: int, slots: NDArray[np.int64],
+                  beta: NDArray[np.float64], resvar: NDArray[np.float64],
+                  fmean: NDArray[np.float64], d: NDArray[np.float64], pr: NDArray[np.float64],
+                  z: NDArray[np.float64], alt: NDArray[np.float64], clip: float) -> bool:
+    """One wild reading must not make the fields predicted from it look off.
+
+    Had field ``c`` read what the others predict for it, would every other field be within
+    ``clip``? Then the others are scored that way (``z`` rewritten for them, True returned):
+    a spiking sensor scores on its own field only. A fault that moves several fields together
+    passes for no field and is scored as it is.
+    """
+    sc = slots[c]
+    x_hat = fmean[sc, 0] + pr[c]
+    keep0 = d[nf * c]
+    keep1 = d[nf * c + 1]
+    d[nf * c] = pr[c]
+    d[nf * c + 1] = x_hat * x_hat - fmean[sc, 1]
+    explained = True
+    for j in range(k):
+        if j == c:
+            continue
+        s = slots[j]
+        if resvar[s] <= 0.0:
+            continue
+        pred = 0.0
+        for o in range(width):
+            pred += beta[s, o] * d[o]
+        zj = (d[nf * j] - pred) / math.sqrt(resvar[s])
+        if abs(zj) > clip:
+            explained = False
+            break
+        alt[j] = zj
+    if explained:
+        for j in range(k):
+            if j != c and resvar[slots[j]] > 0.0:
+                z[j] = alt[j]
+    d[nf * c] = keep0
+    d[nf * c + 1] = keep1
+    return explained
+
+
+@numba.njit(cache=True, nogil=True)
 def regression_update(
     fmean: NDArray[np.float64], fcov: NDArray[np.float64], beta: NDArray[np.float64],
-    resvar: NDArray[np.float64], lag: NDArray[np.float64], count: NDArray[np.int64],
-    short: NDArray[np.float64], long: NDArray[np.float64], short_var: NDArray[np.float64],
-    long_var: NDArray[np.float64], level: NDArray[np.float64], anchor: NDArray[np.int64],
+    resvar: NDArray[np.float64], lag: NDArray[np.float64], far_run: NDArray[np.int64],
+    count: NDArray[np.int64], short: NDArray[np.float64], long: NDArray[np.float64],
+    short_var: NDArray[np.float64], long_var: NDArray[np.float64], level: NDArray[np.float64],
+    anchor: NDArray[np.int64],
     slots: NDArray[np.int64], x: NDArray[np.float64], out: NDArray[np.float64],
     alpha: float, alpha_short: float, alpha_long: float, alpha_var: float, alpha_lag: float,
     warmup: int, half_z: float, clip: float, ridge: float, anchor_alpha: float,
-    short_floor: float, long_floor: float, refit: int, long_half_z: float,
+    short_floor: float, long_floor: float, refit: int, long_half_z: float, lag_clip: float,
+    max_lone: int,
 ) -> None:
     """Score then learn one device's fields ``x`` (ticks × fields); levels into ``out``."""
     nf = FEATURES_PER_FIELD
@@ -145,6 +197,8 @@ def regression_update(
     f = np.zeros(width)
     d = np.zeros(width)
     z = np.zeros(k)
+    pr = np.zeros(k)
+    alt = np.zeros(k)
     a = np.zeros((width, width))
     full = np.zeros((width, width))
     low = np.zeros((width, width))
@@ -164,14 +218,21 @@ def regression_update(
             if not math.isfinite(v):
                 complete = False
                 continue
-            # the slow averages learn from every reading
+            # the slow averages learn from every reading, winsorised at lag_clip of the
+            # field's learned spreads: a wild reading (a spiking sensor that reads 100 times
+            # its value) would otherwise skew the other fields' predictions for as long as the
+            # averages remember it, its square for longer still
+            vm = v
+            if count[s] >= warmup:
+                band = lag_clip * math.sqrt(max(fcov[s, 0, nf * j], 0.0))
+                vm = min(max(v, lag[s, 0] - band), lag[s, 0] + band)
             if lag[s, 2] == 0.0:
-                lag[s, 0] = v
-                lag[s, 1] = v * v
+                lag[s, 0] = vm
+                lag[s, 1] = vm * vm
                 lag[s, 2] = 1.0
             else:
-                lag[s, 0] += alpha_lag * (v - lag[s, 0])
-                lag[s, 1] += alpha_lag * (v * v - lag[s, 1])
+                lag[s, 0] += alpha_lag * (vm - lag[s, 0])
+                lag[s, 1] += alpha_lag * (vm * vm - lag[s, 1])
         if not complete:
             continue
         s0 = slots[0]
@@ -193,10 +254,23 @@ def regression_update(
                 pred = 0.0
                 for o in range(width):
                     pred += beta[s, o] * d[o]
+                pr[j] = pred
                 z[j] = 0.0
                 if resvar[s] > 0.0:
                     z[j] = min(max((d[nf * j] - pred) / math.sqrt(resvar[s]), -50.0), 50.0)
                 worst = max(worst, abs(z[j]))
+            far_out = worst > clip
+            for j in range(k):
+                s = slots[j]
+                far_run[s] = far_run[s] + 1 if abs(z[j]) > clip else 0
+            if far_out and k >= 3:
+                for c in range(k):
+                    # only a short excursion (a spike, two in a row): when a field stays off,
+                    # the others are scored as they are (a fault that moves two of three
+                    # fields must not be pinned on the third for longer than its start)
+                    if far_run[slots[c]] <= max_lone and _explain_away(
+                            c, k, nf, width, slots, beta, resvar, fmean, d, pr, z, alt, clip):
+                        break
         for j in range(k):
             s = slots[j]
             c = count[s]
@@ -276,7 +350,8 @@ class Regression(SoADetector):
     average this many of its spreads away scores 0.5, twice that 0.8; the spreads count as at
     least ``short_floor`` and ``long_floor`` (in residual sigmas), so a model that fits a
     little worse at some hour does not alarm. ``clip``: residuals beyond this many sigma teach
-    the baseline less. ``refit``: samples between refits of the regression.
+    the baseline less. ``refit``: samples between refits of the regression. ``lag_clip`` and
+    ``max_lone``: how a wild reading is kept in its own field (module docstring).
     """
 
     name: ClassVar[str] = "regression"
@@ -286,6 +361,7 @@ class Regression(SoADetector):
         "beta": (np.float64, (8 * FEATURES_PER_FIELD,), 0.0),
         "resvar": (np.float64, (), 0.0),
         "lag": (np.float64, (3,), 0.0),
+        "far_run": (np.int64, (), 0),
         "count": (np.int64, (), 0),
         "short": (np.float64, (), 0.0),
         "long": (np.float64, (), 0.0),
@@ -301,7 +377,7 @@ class Regression(SoADetector):
                  ridge: float = 0.01, max_fields: int = 8, anchor_samples: int = 120,
                  short_floor: float = 0.6, long_floor: float = 0.5,
                  lag_half_life: float = 15.0, refit: int = 30,
-                 long_half_z: float = 5.0) -> None:
+                 long_half_z: float = 5.0, lag_clip: float = 6.0, max_lone: int = 2) -> None:
         self.alpha = 1.0 - 0.5 ** (1.0 / half_life)
         self.alpha_short = 1.0 - 0.5 ** (1.0 / short_half_life)
         self.alpha_long = 1.0 - 0.5 ** (1.0 / long_half_life)
@@ -318,6 +394,8 @@ class Regression(SoADetector):
         self.long_floor = long_floor * long_floor
         self.refit = max(int(refit), 1)
         self.long_half_z = long_half_z
+        self.lag_clip = lag_clip
+        self.max_lone = max_lone
         super().__init__(capacity)
 
     def _trailing(self, name: str) -> tuple[int, ...]:
@@ -333,12 +411,14 @@ class Regression(SoADetector):
         out: NDArray[np.float64],
     ) -> None:
         a = self._arrays
-        regression_update(a["fmean"], a["fcov"], a["beta"], a["resvar"], a["lag"], a["count"],
+        regression_update(a["fmean"], a["fcov"], a["beta"], a["resvar"], a["lag"], a["far_run"],
+                          a["count"],
                           a["short"], a["long"], a["short_var"], a["long_var"], a["level"],
                           a["anchor"], slots, x, out, self.alpha, self.alpha_short,
                           self.alpha_long, self.alpha_var, self.alpha_lag, self.warmup,
                           self.half_z, self.clip, self.ridge, self.anchor_alpha,
-                          self.short_floor, self.long_floor, self.refit, self.long_half_z)
+                          self.short_floor, self.long_floor, self.refit, self.long_half_z,
+                          self.lag_clip, self.max_lone)
 
     def rebaseline(self, slots: NDArray[np.int64] | list[int]) -> None:
         """Re-learn the levels of these series over the next samples, keeping their relations.

@@ -48,5 +48,7 @@ class SensorSpikes(FaultKind):
         if not hit.any():
             return
         level = values[hit, col]
-        jump = u[hit, 1] / plan.params.get("rate", 0.02)  # reuse the draw: uniform in [0, 1)
+        # reuse the draw that picked the sample: u < rate there, so u / rate is uniform in
+        # [0, 1) (u[:, 1] / rate, used before, reached 100: spikes of 150 times the reading)
+        jump = u[hit, 0] / plan.params.get("rate", 0.02)
         values[hit, col] = np.where(jump < 0.3, 0.0, level * (1.5 + 1.5 * jump) + 5.0 * jump)

@@ -83,6 +83,31 @@ def test_an_isolated_wild_reading_does_not_hold_the_level() -> None:
     assert _longest_run(scores.max(axis=1) >= 0.85) < 10
 
 
+def test_a_spiking_sensor_scores_on_its_own_field_only() -> None:
+    # a failing connector: the suction reading now and then 60 times too high or zero. The
+    # other fields are predicted from it (reading, square, slow averages): before the
+    # regression winsorised its slow averages and explained a lone wild field away, each
+    # spike held their levels up for minutes to hours
+    x = _device(2400, seed=4)
+    spikes = np.arange(1200, 2400, 37)
+    x[spikes, 2] = np.where(spikes % 2 == 0, x[spikes, 2] * 60.0, 0.0)
+    x[spikes[3] + 1, 2] *= 60.0  # two in a row
+    scores = np.vstack([b.scores for b in _run(_pipeline(), x)])
+    assert scores[spikes, 2].min() >= 0.85
+    assert scores[1200:, :2].max() < 0.85
+
+
+def test_a_fault_that_moves_two_fields_scores_on_both() -> None:
+    # the third field (current) reading its prediction from the two would "explain" them:
+    # that may hold for the fault's first samples only, then both score as they always did
+    x = _device(1800, seed=5)
+    x[1200:, 1] += 6.0   # the discharge runs hot ...
+    x[1200:, 2] -= 0.4   # ... and the suction pressure low for this load
+    scores = np.vstack([b.scores for b in _run(_pipeline(), x)])
+    assert _longest_run(scores[1200:, 1] >= 0.85) >= 500
+    assert _longest_run(scores[1200:, 2] >= 0.85) >= 150
+
+
 @pytest.mark.parametrize("announced", [True, False], ids=["firmware-reported", "silent"])
 def test_a_firmware_update_that_moves_a_baseline_is_no_fault(announced: bool) -> None:
     x = _device(1800, seed=3)

@@ -137,3 +137,18 @@ def test_the_process_environment_overrides_the_fleet_profile(
     detector = load_settings(None).detector
     assert detector.regression_half_z == 6.0
     assert detector.regression_weight == DetectorConfig.for_fleet().regression_weight
+
+
+def test_a_checkpoint_without_a_newer_state_array_restores() -> None:
+    # snapshots written before the regression kept `far_run` (NATS workers restore them)
+    from core.detect.regression import Regression
+
+    x = _device(800, seed=6)
+    det = Regression(capacity=3, warmup=WARMUP)
+    det.update([0, 1, 2], x[:700])
+    old = det.state()
+    del old["far_run"]
+    restored = Regression.from_state(old, capacity=3, warmup=WARMUP)
+    assert not restored.state()["far_run"].any()
+    np.testing.assert_array_equal(restored.update([0, 1, 2], x[700:]),
+                                  det.update([0, 1, 2], x[700:]))

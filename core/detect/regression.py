@@ -259,11 +259,10 @@ def regression_update(
                 if resvar[s] > 0.0:
                     z[j] = min(max((d[nf * j] - pred) / math.sqrt(resvar[s]), -50.0), 50.0)
                 worst = max(worst, abs(z[j]))
-            far_out = worst > clip
             for j in range(k):
                 s = slots[j]
                 far_run[s] = far_run[s] + 1 if abs(z[j]) > clip else 0
-            if far_out and k >= 3:
+            if worst > clip and k >= 3:
                 for c in range(k):
                     # only a short excursion (a spike, two in a row): when a field stays off,
                     # the others are scored as they are (a fault that moves two of three
@@ -412,9 +411,8 @@ class Regression(SoADetector):
     ) -> None:
         a = self._arrays
         regression_update(a["fmean"], a["fcov"], a["beta"], a["resvar"], a["lag"], a["far_run"],
-                          a["count"],
-                          a["short"], a["long"], a["short_var"], a["long_var"], a["level"],
-                          a["anchor"], slots, x, out, self.alpha, self.alpha_short,
+                          a["count"], a["short"], a["long"], a["short_var"], a["long_var"],
+                          a["level"], a["anchor"], slots, x, out, self.alpha, self.alpha_short,
                           self.alpha_long, self.alpha_var, self.alpha_lag, self.warmup,
                           self.half_z, self.clip, self.ridge, self.anchor_alpha,
                           self.short_floor, self.long_floor, self.refit, self.long_half_z,

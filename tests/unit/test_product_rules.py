@@ -10,13 +10,22 @@ import pytest
 
 from firmware_sim.calls import CallModel
 from firmware_sim.imperfections import Imperfections
-from forewarn.sim_evaluate import EvalOptions, run_evaluation
+from forewarn.sim_evaluate import EvalOptions, Evaluation, run_evaluation
 
 ROOT = Path(__file__).resolve().parents[2]
 H = 3600.0
 PACKS = {"products": ("home_battery",), "rules_dir": ROOT / "config" / "rules",
          "limits": ROOT / "config" / "limits.yaml"}
 CALLS = CallModel(median_delay_s=8 * H, sigma=0.3, never_call_fraction=0.0)
+
+
+def _every_device_with(product: str, kind: str, devices: int, days: float,
+                       seed: int) -> Evaluation:
+    """A small fleet of one product, every device with a fault of ``kind``, shipped rules."""
+    return run_evaluation(EvalOptions(
+        devices=devices, days=days, seed=seed, products=(product,), fault_fraction=1.0,
+        fault_kinds=(kind,), call_model=CALLS, imperfections=Imperfections.none(),
+        rules_dir=ROOT / "config" / "rules", limits=ROOT / "config" / "limits.yaml"))
 
 
 def test_packs_that_lose_samples_at_random_open_no_case() -> None:
@@ -55,11 +64,7 @@ def test_a_cut_off_pack_is_caught() -> None:
     pytest.param("water_pump", "water_pump_motor_stopped", id="water-pump"),
 ])
 def test_a_stopped_motor_opens_its_case_within_minutes(product: str, rule: str) -> None:
-    options = EvalOptions(devices=3, days=3.0, seed=5, products=(product,), fault_fraction=1.0,
-                          fault_kinds=("component_failure",), call_model=CALLS,
-                          imperfections=Imperfections.none(), rules_dir=ROOT / "config" / "rules",
-                          limits=ROOT / "config" / "limits.yaml")
-    evaluation = run_evaluation(options)
+    evaluation = _every_device_with(product, "component_failure", devices=3, days=3.0, seed=5)
     assert evaluation.report["false_cases"] == 0
     for match in evaluation.result.faults:
         stopped = [c for c in match.cases if c.rule == rule]
@@ -75,11 +80,7 @@ def test_a_stopped_motor_opens_its_case_within_minutes(product: str, rule: str) 
 def test_a_stuck_sensor_gets_a_team_case_and_no_customer_notice(product: str, rule: str) -> None:
     # the stuck field misleads the regression of the others (they are predicted from it):
     # before the sensor rules inhibited them, the circuit rules told these customers
-    options = EvalOptions(devices=4, days=5.0, seed=3, products=(product,), fault_fraction=1.0,
-                          fault_kinds=("sensor_stuck",), call_model=CALLS,
-                          imperfections=Imperfections.none(), rules_dir=ROOT / "config" / "rules",
-                          limits=ROOT / "config" / "limits.yaml")
-    evaluation = run_evaluation(options)
+    evaluation = _every_device_with(product, "sensor_stuck", devices=4, days=5.0, seed=3)
     stuck = [c for c in evaluation.cases if c.rule == rule]
     assert len({c.device_id for c in stuck}) >= 3, [(c.device_id, c.rule) for c in evaluation.cases]
     assert not any(c.customer_notice for c in stuck)

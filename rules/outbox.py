@@ -3,9 +3,14 @@ to a dead state after ``max_attempts``. Every attempt is recorded (``notice_atte
 
 A notice is *claimed* before it is sent: its attempt is counted and it is hidden from other
 dispatchers for ``lease_s`` (a conditional UPDATE, so two dispatchers never claim the same
-notice; on PostgreSQL also ``FOR UPDATE SKIP LOCKED``). A dispatcher killed mid-send leaves the
-notice claimed; once the lease ends it is sent again, with the same idempotency key, so the
-receiver can drop the repeat.
+notice; on PostgreSQL also ``FOR UPDATE SKIP LOCKED``). While a round's sends are in flight the
+dispatcher renews the leases it holds every ``renew_every_s``, so a channel slower than the
+lease (a webhook timing out after 10 s, a round of 100 notices sent 16 at a time) does not let
+a second dispatcher take the notices over and send them again. Finishing is conditional on
+still holding the claim (the attempt count the claim set): a dispatcher that lost its claim
+(it stalled past its lease and another took over) records its attempt but changes nothing
+else. A dispatcher killed mid-send leaves the notice claimed; once the lease ends it is sent
+again, with the same idempotency key, so the receiver can drop the repeat.
 
 >>> import asyncio
 >>> from rules.db import connect
@@ -48,7 +53,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, Update, func, select, update
 from sqlalchemy.orm import Session
 
 from rules.db import AttemptRow, NoticeRow
@@ -82,6 +87,7 @@ class Outbox:
         rng: random.Random | None = None,
         concurrency: int = 16,
         lease_s: float = 60.0,
+        renew_every_s: float | None = None,
     ) -> None:
         self.engine = engine
         self.channels = channels
@@ -92,6 +98,11 @@ class Outbox:
         self.rng = rng or random.Random()
         self.concurrency = concurrency
         self.lease_s = lease_s
+        #: wall seconds between lease renewals while sends are in flight (the clock is the
+        #: wall clock in the services; a third of the lease leaves two renewals of slack)
+        self.renew_every_s = lease_s / 3.0 if renew_every_s is None else renew_every_s
+        #: claims this dispatcher lost to another before it could finish them
+        self.lost_claims = 0
 
     async def dispatch_once(self, limit: int = 100) -> int:
         """Try every notice that is due (up to ``limit``); return how many were delivered."""
@@ -114,7 +125,13 @@ class Outbox:
                     return NotifyError(f"{type(exc).__name__}: {exc}", retryable=True)
                 return None
 
-        errors = await asyncio.gather(*(deliver(c) for c in claims))
+        renewer = asyncio.create_task(self._keep_leases(claims))
+        try:
+            errors = await asyncio.gather(*(deliver(c) for c in claims))
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
         # one transaction for the round: a crash before it repeats this round's sends once
         # (each was claimed, so after the lease it goes again with the same idempotency key)
         self._finish(list(zip(claims, errors, strict=True)))
@@ -156,6 +173,29 @@ class Outbox:
             session.commit()
         return claims
 
+    async def _keep_leases(self, claims: Sequence[_Claim]) -> None:
+        """Renew the leases of ``claims`` every ``renew_every_s`` until cancelled."""
+        while True:
+            await asyncio.sleep(self.renew_every_s)
+            try:
+                self._renew(claims, self.clock())
+            except Exception:  # the database is away: the lease may lapse, finishing is safe
+                _log.warning("outbox: could not renew %d leases", len(claims), exc_info=True)
+
+    def _renew(self, claims: Sequence[_Claim], now: float) -> None:
+        with Session(self.engine) as session:
+            for claim in claims:
+                session.execute(self._held(claim).values(next_attempt_at=now + self.lease_s)
+                                .execution_options(synchronize_session=False))
+            session.commit()
+
+    @staticmethod
+    def _held(claim: _Claim) -> Update:
+        """An UPDATE of ``claim``'s notice that matches only while the claim is still ours."""
+        return update(NoticeRow).where(NoticeRow.id == claim.notice_id,
+                                       NoticeRow.status == "pending",
+                                       NoticeRow.attempts == claim.attempts)
+
     def _finish(self, results: list[tuple[_Claim, NotifyError | None]]) -> None:
         now = self.clock()
         with Session(self.engine) as session:
@@ -171,8 +211,12 @@ class Outbox:
                     cap = min(self.max_delay_s, self.base_delay_s * 2**claim.attempts)
                     values = {"next_attempt_at": now + self.rng.uniform(0.0, cap),
                               "last_error": error.reason}
-                session.execute(update(NoticeRow).where(NoticeRow.id == claim.notice_id)
-                                .values(**values))
+                done = session.execute(self._held(claim).values(**values)
+                                       .execution_options(synchronize_session=False))
+                if done.rowcount != 1:  # type: ignore[attr-defined]
+                    self.lost_claims += 1
+                    _log.warning("outbox: notice %d was taken over by another dispatcher "
+                                 "before this one finished it", claim.notice_id)
             session.commit()
 
     # -- visibility --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from forewarn.commands import outbox as outbox_command
@@ -167,3 +167,69 @@ def test_outbox_list_and_retry_command(engine: Engine, capsys: pytest.CaptureFix
 def test_channel_protocol_is_satisfied() -> None:
     channel: Notifier = Channel()
     assert channel.name == "test"
+
+
+def test_a_dispatcher_that_lost_its_claim_changes_nothing(engine: Engine) -> None:
+    # A stalls past its lease without renewing (a frozen process); B takes the notice over
+    # and delivers it. When A comes back its channel has refused the notice: A must not mark
+    # B's sent notice dead.
+    add(engine, n=1)
+    clock = Clock()
+    release = asyncio.Event()
+
+    class Stalled:
+        name = "test"
+
+        async def send(self, notice: Notice) -> None:
+            await release.wait()
+            raise NotifyError("mailbox unavailable", retryable=False)
+
+    a = Outbox(engine, {"test": Stalled()}, clock=clock, lease_s=60.0, renew_every_s=3600.0)
+    b_channel = Channel()
+    b = Outbox(engine, {"test": b_channel}, clock=clock, lease_s=60.0)
+
+    async def race() -> None:
+        stalled = asyncio.create_task(a.dispatch_once())
+        await asyncio.sleep(0)  # A claims and starts its send
+        clock.now += 61.0
+        assert await b.dispatch_once() == 1
+        release.set()
+        assert await stalled == 0
+
+    asyncio.run(race())
+    assert b_channel.sent and a.lost_claims == 1
+    assert b.counts() == {"sent": 1}
+
+
+def test_leases_are_renewed_while_a_send_is_in_flight(engine: Engine) -> None:
+    add(engine, n=1)
+    clock = Clock()
+    release = asyncio.Event()
+
+    class Slow:
+        name = "test"
+
+        async def send(self, notice: Notice) -> None:
+            await release.wait()
+
+    a = Outbox(engine, {"test": Slow()}, clock=clock, lease_s=60.0, renew_every_s=0.01)
+    b_channel = Channel()
+    b = Outbox(engine, {"test": b_channel}, clock=clock, lease_s=60.0)
+
+    async def race() -> None:
+        sending = asyncio.create_task(a.dispatch_once())
+        await asyncio.sleep(0)
+        clock.now += 50.0  # within the first lease: the next renewal runs to 1110
+        with Session(engine) as session:
+            deadline = asyncio.get_running_loop().time() + 5.0
+            while session.scalars(select(NoticeRow.next_attempt_at)).one() < clock.now + 59:
+                assert asyncio.get_running_loop().time() < deadline, "lease never renewed"
+                await asyncio.sleep(0.01)
+                session.expire_all()
+        clock.now += 30.0  # past the first lease, within the renewed one
+        assert await b.dispatch_once() == 0
+        release.set()
+        assert await sending == 1
+
+    asyncio.run(race())
+    assert not b_channel.sent and a.lost_claims == 0

@@ -1,11 +1,17 @@
 """What one edge agent costs: CPU microseconds per sample and resident memory, at 1/10/100 Hz.
 
 Runs ``forewarn edge run`` (4 fields; batches of 60 samples or 10 s; zlib above 1 KiB; disk
-queue with ``synchronous=NORMAL``) against a real mosquitto for ``--seconds`` per rate, and reads
+queue at each ``[queue] durability``: "crash" = SQLite synchronous=NORMAL, "power-cut" = FULL)
+against a real mosquitto for ``--seconds`` per rate, and reads
 the agent's CPU time (all threads, /proc/<pid>/task/*/schedstat) over the measured window, after
 start-up. The figure includes everything the agent does in that window: idle wake-ups, status
 messages, SQLite commits and MQTT, so at 1 Hz it is dominated by fixed costs. ``B/sample`` is
 what the agent handed to ``write()`` per sample (journal, SQLite, WAL and MQTT socket together).
+
+The price of "power-cut" shows less in CPU than in waiting for the disk, so the same run also
+times the queue alone (``queue_commit_us``: the median of ``--commits`` single-record put+ack
+transactions of a 1 KiB batch, each one commit, side by side for both settings, on this
+machine's disk).
 
 The default source is a trivial Python callable (:func:`reading`), so the figures are the
 agent's; ``--source sim`` uses the firmware_sim heat pump instead, whose simulation (numba) then
@@ -83,13 +89,34 @@ def _written_bytes(pid: int) -> int:
     return 0
 
 
+def queue_commit_us(durability: str, work: Path, commits: int) -> float:
+    """Median microseconds of one put + ack (two commits) of a 1 KiB record."""
+    from edge.queue import DiskQueue
+
+    queue = DiskQueue(work / f"commit-{durability}.sqlite",
+                      synchronous="FULL" if durability == "power-cut" else "NORMAL")
+    payload = os.urandom(1024)
+    times = []
+    try:
+        for _ in range(commits):
+            started = time.perf_counter()
+            record = queue.put("forewarn/v1/t/d/telemetry", payload, n_samples=60)
+            assert record is not None
+            queue.ack(record)
+            times.append(time.perf_counter() - started)
+    finally:
+        queue.close()
+    times.sort()
+    return round(times[len(times) // 2] * 1e6, 1)
+
+
 def measure(rate_hz: float, seconds: float, port: int, work: Path,
-            source: str = "callable") -> dict[str, float]:
+            source: str = "callable", durability: str = "crash") -> dict[str, float | str]:
     """Run one agent at ``rate_hz`` and measure it for ``seconds`` after start-up."""
     source_lines = (f'kind = "callable"\ncallable = "edge_cost:reading"\nfields = {list(FIELDS)}'
                     .replace("'", '"') if source == "callable" else 'kind = "sim"')
-    queue = work / f"q-{rate_hz:g}.sqlite"
-    config = work / f"edge-{rate_hz:g}.toml"
+    queue = work / f"q-{rate_hz:g}-{durability}.sqlite"
+    config = work / f"edge-{rate_hz:g}-{durability}.toml"
     config.write_text(f"""
 device_id = "hp-cost"
 [broker]
@@ -99,6 +126,7 @@ max_samples = 60
 max_age_s = 10.0
 [queue]
 path = "{queue}"
+durability = "{durability}"
 [source]
 sample_period_s = {1.0 / rate_hz}
 {source_lines}
@@ -129,6 +157,7 @@ sample_period_s = {1.0 / rate_hz}
     samples = samples1 - samples0
     return {
         "source": source,
+        "durability": durability,
         "rate_hz": rate_hz,
         "seconds": round(t1 - t0, 1),
         "samples": samples,
@@ -146,20 +175,28 @@ def main() -> int:
     parser.add_argument("--rates", type=float, nargs="+", default=[1.0, 10.0, 100.0])
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window per rate")
     parser.add_argument("--source", choices=["callable", "sim"], default="callable")
+    parser.add_argument("--durability", nargs="+", choices=["crash", "power-cut"],
+                        default=["crash", "power-cut"], help="[queue] durability settings to "
+                        "measure side by side (default both)")
+    parser.add_argument("--commits", type=int, default=300,
+                        help="put+ack transactions timed per durability for queue_commit_us")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fw-cost-") as tmp, Mosquitto() as broker:
-        rows = [measure(rate, args.seconds, broker.port, Path(tmp), args.source)
-                for rate in args.rates]
+        commit_us = {d: queue_commit_us(d, Path(tmp), args.commits) for d in args.durability}
+        rows = [{**measure(rate, args.seconds, broker.port, Path(tmp), args.source, durability),
+                 "queue_commit_us": commit_us[durability]}
+                for rate in args.rates for durability in args.durability]
     if args.json:
         print(json.dumps(rows))
     else:
-        print(f"{'rate/s':>7} {'samples':>8} {'µs/sample':>10} {'cpu %':>6} {'B/sample':>9}"
-              f" {'RSS MiB':>8} {'peak MiB':>9}")
+        print(f"{'rate/s':>7} {'durability':>10} {'samples':>8} {'µs/sample':>10} {'cpu %':>6}"
+              f" {'B/sample':>9} {'RSS MiB':>8} {'peak MiB':>9} {'commit µs':>10}")
         for row in rows:
-            print(f"{row['rate_hz']:>7g} {row['samples']:>8} {row['cpu_us_per_sample']:>10}"
-                  f" {row['cpu_percent']:>6} {row['written_bytes_per_sample']:>9}"
-                  f" {row['rss_mib']:>8} {row['peak_rss_mib']:>9}")
+            print(f"{row['rate_hz']:>7g} {row['durability']:>10} {row['samples']:>8}"
+                  f" {row['cpu_us_per_sample']:>10} {row['cpu_percent']:>6}"
+                  f" {row['written_bytes_per_sample']:>9} {row['rss_mib']:>8}"
+                  f" {row['peak_rss_mib']:>9} {row['queue_commit_us']:>10}")
     return 0
 
 

@@ -106,7 +106,15 @@ class QueueSection(BaseModel):
     path: Path = Path("var/edge-queue.sqlite")
     max_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
     max_age_s: float = Field(default=7 * 86_400.0, gt=0)
-    synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    #: "crash": a committed record survives the agent being killed (SQLite synchronous=NORMAL);
+    #: "power-cut": it also survives the power going (synchronous=FULL, an fsync per commit;
+    #: benchmarks/edge_cost.py measures the price, docs/edge.md says when to pay it)
+    durability: Literal["crash", "power-cut"] = "crash"
+
+    @property
+    def synchronous(self) -> Literal["NORMAL", "FULL"]:
+        """The SQLite ``synchronous`` setting that gives this durability."""
+        return "FULL" if self.durability == "power-cut" else "NORMAL"
 
 
 class SourceSection(BaseModel):

@@ -29,6 +29,7 @@ from forewarn.edge_runner import (
     SourceSection,
     build_source,
     load_edge_settings,
+    open_agent,
 )
 from forewarn.errors import ConfigError
 
@@ -40,8 +41,23 @@ def test_example_config_loads() -> None:
     settings = load_edge_settings(EXAMPLE)
     assert settings.device_id == settings.broker.username == "hp-0001"
     assert settings.batching.age_clock == "wall"
-    assert settings.queue.synchronous == "NORMAL"
+    assert settings.queue.durability == "crash" and settings.queue.synchronous == "NORMAL"
     assert settings.source.kind == "sim"
+
+
+@pytest.mark.parametrize(("durability", "pragma"), [("crash", 1), ("power-cut", 2)],
+                         ids=["crash-is-NORMAL", "power-cut-is-FULL"])
+def test_queue_durability_sets_sqlite_synchronous(tmp_path: Path, durability: str,
+                                                  pragma: int) -> None:
+    config = tmp_path / "edge.toml"
+    config.write_text(f'device_id = "hp-1"\n[queue]\npath = "{tmp_path / "q.sqlite"}"\n'
+                      f'durability = "{durability}"\n')
+    agent = open_agent(load_edge_settings(config), "heat_pump", ("a",), 60.0)
+    assert agent.queue is not None
+    try:
+        assert agent.queue._db.execute("PRAGMA synchronous").fetchone()[0] == pragma
+    finally:
+        agent.queue.close()
 
 
 def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch) -> None:

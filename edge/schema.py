@@ -66,6 +66,8 @@ __all__ = [
     "MAX_DECODED_BYTES",
     "MAX_FIELDS",
     "MAX_SAMPLES_PER_BATCH",
+    "NAME_PATTERN",
+    "NAME_RE",
     "SCHEMA_VERSION",
     "TOPIC_ROOT",
     "ConfigReport",
@@ -97,10 +99,12 @@ CONTENT_TYPE_ZLIB = "application/json+zlib"
 MAX_DECODED_BYTES = 16 * 1024 * 1024
 _KINDS = ("telemetry", "event", "status", "config/desired", "config/reported")
 
-# Names that are safe as MQTT topic levels, SQL values, InfluxDB tags and file names.
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
-#: the same names for Python's ``re``, whose ``$`` also matches before a final newline: fullmatch
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+#: names (tenant, device, boot, product, field) that are safe as MQTT topic levels, SQL values,
+#: InfluxDB tags and file names: pydantic's ``pattern=``
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+#: the same names for Python's ``re``, whose ``$`` also matches before a final newline: use
+#: ``NAME_RE.fullmatch(name)``
+NAME_RE = re.compile(NAME_PATTERN[1:-1])
 
 
 class TopicError(ValueError):
@@ -231,10 +235,10 @@ class TelemetryBatch(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     v: Literal[1] = SCHEMA_VERSION
-    device_id: str = Field(pattern=_NAME)
-    boot_id: str = Field(pattern=_NAME)
+    device_id: str = Field(pattern=NAME_PATTERN)
+    boot_id: str = Field(pattern=NAME_PATTERN)
     seq: int = Field(ge=0, lt=2**63)
-    product: str = Field(default="generic", pattern=_NAME)
+    product: str = Field(default="generic", pattern=NAME_PATTERN)
     firmware: str | None = Field(default=None, max_length=64)
     fields: list[str] = Field(min_length=1, max_length=MAX_FIELDS)
     # finiteness is checked by pydantic-core itself (allow_inf_nan=False): a Python loop over
@@ -245,7 +249,7 @@ class TelemetryBatch(BaseModel):
     @model_validator(mode="after")
     def _check_shape(self) -> TelemetryBatch:
         for name in self.fields:
-            if not _NAME_RE.fullmatch(name):
+            if not NAME_RE.fullmatch(name):
                 raise ValueError(f"field name {name!r} is not a valid name")
         if len(set(self.fields)) != len(self.fields):
             raise ValueError("field names repeat")
@@ -269,8 +273,8 @@ class StatusMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     v: Literal[1] = SCHEMA_VERSION
-    device_id: str = Field(pattern=_NAME)
-    boot_id: str = Field(pattern=_NAME)
+    device_id: str = Field(pattern=NAME_PATTERN)
+    boot_id: str = Field(pattern=NAME_PATTERN)
     state: Literal["online", "offline"]
     firmware: str | None = Field(default=None, max_length=64)
     #: records (batches and events) waiting in the agent's disk queue
@@ -295,11 +299,11 @@ class EventMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     v: Literal[1] = SCHEMA_VERSION
-    device_id: str = Field(pattern=_NAME)
-    boot_id: str = Field(pattern=_NAME)
+    device_id: str = Field(pattern=NAME_PATTERN)
+    boot_id: str = Field(pattern=NAME_PATTERN)
     seq: int = Field(ge=0, lt=2**63)
     t: float = Field(ge=0, allow_inf_nan=False)
-    kind: str = Field(pattern=_NAME)
+    kind: str = Field(pattern=NAME_PATTERN)
     severity: Literal["info", "warning", "alarm"] = "alarm"
     detail: dict[str, str | float | int | bool] = Field(default_factory=dict, max_length=32)
 
@@ -334,7 +338,7 @@ class ConfigReport(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     v: Literal[1] = SCHEMA_VERSION
-    device_id: str = Field(pattern=_NAME)
+    device_id: str = Field(pattern=NAME_PATTERN)
     status: Literal["applied", "rejected"]
     revision: int | None = None
     reason: str | None = Field(default=None, max_length=1000)

@@ -60,6 +60,8 @@ from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from edge.errors import PayloadError, TopicError
+
 __all__ = [
     "CONTENT_TYPE_JSON",
     "CONTENT_TYPE_ZLIB",
@@ -105,10 +107,6 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 #: the same names for Python's ``re``, whose ``$`` also matches before a final newline: use
 #: ``NAME_RE.fullmatch(name)``
 NAME_RE = re.compile(NAME_PATTERN[1:-1])
-
-
-class TopicError(ValueError):
-    """A topic that does not follow the forewarn layout."""
 
 
 class TopicParts(NamedTuple):
@@ -161,10 +159,6 @@ def parse_topic(topic: str) -> TopicParts:
     return TopicParts(parts[2], parts[3], kind)
 
 
-class PayloadError(ValueError):
-    """A payload whose encoding is unknown, corrupt or too large once decompressed."""
-
-
 def encode_payload(body: bytes, compress_above_bytes: int | None) -> tuple[bytes, str]:
     """The bytes to publish for a JSON ``body`` and their MQTT 5 content type.
 
@@ -196,7 +190,7 @@ def decode_payload(payload: bytes, properties: object | None = None) -> bytes:
     >>> decode_payload(b"garbage", None)
     Traceback (most recent call last):
     ...
-    edge.schema.PayloadError: payload is neither JSON nor zlib (it starts b'garbage')
+    edge.errors.PayloadError: payload is neither JSON nor zlib (it starts b'garbage')
     """
     content_type = getattr(properties, "ContentType", None) if properties is not None else None
     if content_type is None:

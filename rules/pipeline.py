@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
 from core.events import ScoredBatch
 from rules.cases import CaseBook
@@ -39,7 +40,23 @@ from rules.registry import CustomerRegistry
 from rules.silence import Silencer, SilenceStore
 from rules.states import StateStore
 
-__all__ = ["PipelineStats", "RulesPipeline"]
+__all__ = ["PipelineStats", "RulesPipeline", "Suppressed"]
+
+
+class Suppressed(StrEnum):
+    """What held an alarm back from opening a case."""
+
+    #: a silence or maintenance window matched
+    SILENCE = "silence"
+    #: another active alarm inhibits this one
+    INHIBITION = "inhibition"
+
+
+@dataclass(frozen=True, slots=True)
+class _Suppression:
+    by: Suppressed
+    #: for people: the window's kind and name, or the inhibiting rule
+    reason: str
 
 
 @dataclass(slots=True)
@@ -159,25 +176,25 @@ class RulesPipeline:
                 self.casebook.note(tr.tenant, tr.device_id, rule.group_name, tr.at, "flapping",
                                    f"{rule.name} keeps firing and clearing; held open")
 
-    def _suppression(self, alarm: Alarm, at: float) -> str | None:
+    def _suppression(self, alarm: Alarm, at: float) -> _Suppression | None:
         """Why an alarm may not open a case now (None: it may)."""
         meta = self.registry.lookup(alarm.tenant, alarm.device_id, alarm.product)
         window = self.silencer.match(alarm.rule.name, meta, at)
         if window is not None:
-            return f"{window.kind} {window.name}"
+            return _Suppression(Suppressed.SILENCE, f"{window.kind} {window.name}")
         inhibitor = self.inhibitor.inhibiting(alarm.rule, alarm.tenant, alarm.device_id)
         if inhibitor is not None:
-            return f"inhibited by {inhibitor}"
+            return _Suppression(Suppressed.INHIBITION, f"inhibited by {inhibitor}")
         return None
 
     def _record(self, alarm: Alarm, at: float) -> None:
-        reason = self._suppression(alarm, at)
-        if reason is not None:
-            if reason.startswith("inhibited"):
+        suppression = self._suppression(alarm, at)
+        if suppression is not None:
+            if suppression.by is Suppressed.INHIBITION:
                 self.stats.inhibited += 1
             else:
                 self.stats.silenced += 1
-            self.suppressed.append((alarm.rule.name, alarm.device_id, reason))
+            self.suppressed.append((alarm.rule.name, alarm.device_id, suppression.reason))
             # held back, not forgotten: still firing when the window ends → a case then
             self._held.setdefault((alarm.tenant, alarm.device_id), {})[alarm.rule.name] = alarm
             self._mark_held(alarm.rule.name, alarm.tenant, alarm.device_id, True)

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from core.errors import DecodeError
-from core.json_numbers import FAILED, parse_number_list, parse_number_rows
+from core.json_numbers import FAILED, nesting_depth, parse_number_list, parse_number_rows
 from edge.schema import (
     MAX_FIELDS,
     MAX_SAMPLES_PER_BATCH,
@@ -42,9 +42,13 @@ from edge.schema import (
     parse_topic,
 )
 
-__all__ = ["MAX_PAYLOAD_BYTES", "DecodedBatch", "decode_fast", "decode_telemetry"]
+__all__ = ["MAX_NESTING", "MAX_PAYLOAD_BYTES", "DecodedBatch", "decode_fast", "decode_telemetry"]
 
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
+#: arrays and objects nested deeper than this are refused before any JSON parser sees them
+#: (a telemetry document nests 3 deep: ``{"values": [[...]]}``); msgspec's and pydantic's
+#: parsers recurse per level, and ~1000 levels in 4 KiB raised RecursionError out of ingest
+MAX_NESTING = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +100,10 @@ def decode_telemetry(topic: str, payload: bytes, properties: object | None = Non
         payload = decode_payload(payload, properties)
     except PayloadError as exc:
         raise DecodeError("bad_encoding", str(exc)) from exc
-    decoded = decode_fast(parts.tenant, payload)
+    depth = nesting_depth(np.frombuffer(payload, dtype=np.uint8), MAX_NESTING)
+    if depth > MAX_NESTING:
+        raise DecodeError("too_deep", f"JSON nested more than {MAX_NESTING} levels deep")
+    decoded = _decode_fast(parts.tenant, payload)
     if decoded is None:
         try:
             batch = TelemetryBatch.model_validate_json(payload)
@@ -143,10 +150,19 @@ def decode_fast(tenant: str, payload: bytes) -> DecodedBatch | None:
     >>> decode_fast("acme", b'{"device_id":"d","boot_id":"b","seq":1,"fields":["a"],'
     ...             b'"t":[5],"values":[["1.5"]]}') is None  # pydantic decides on strings
     True
+    >>> decode_fast("acme", b'{"t":' + b'[' * 5000 + b']' * 5000 + b'}') is None  # too deep
+    True
     """
+    if nesting_depth(np.frombuffer(payload, dtype=np.uint8), MAX_NESTING) > MAX_NESTING:
+        return None
+    return _decode_fast(tenant, payload)
+
+
+def _decode_fast(tenant: str, payload: bytes) -> DecodedBatch | None:
+    """:func:`decode_fast` for a payload whose nesting is already known to be bounded."""
     try:
         wire = _WIRE.decode(payload)
-    except (msgspec.DecodeError, ValueError):
+    except (msgspec.DecodeError, ValueError, RecursionError):
         return None
     fields = wire.fields
     k = len(fields)

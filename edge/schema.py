@@ -66,6 +66,7 @@ __all__ = [
     "MAX_DECODED_BYTES",
     "MAX_FIELDS",
     "MAX_SAMPLES_PER_BATCH",
+    "MAX_TIMESTAMP_S",
     "SCHEMA_VERSION",
     "TOPIC_ROOT",
     "ConfigReport",
@@ -91,6 +92,10 @@ SCHEMA_VERSION: Literal[1] = 1
 TOPIC_ROOT = "forewarn/v1"
 MAX_SAMPLES_PER_BATCH = 10_000
 MAX_FIELDS = 64
+#: the latest timestamp any message may carry: 3000-01-01T00:00:00Z in epoch seconds. Far
+#: below what overflows anywhere (milliseconds in int64, ``datetime``'s year 9999 plus any
+#: duration a rule adds); core's ``[core] future_horizon_s`` is the real, tighter bound
+MAX_TIMESTAMP_S = 32_503_680_000.0
 CONTENT_TYPE_JSON = "application/json"
 CONTENT_TYPE_ZLIB = "application/json+zlib"
 #: a decompressed payload larger than this is refused (a zip bomb must not eat core's memory)
@@ -221,8 +226,8 @@ def decode_payload(payload: bytes, properties: object | None = None) -> bytes:
 
 #: a reading: a finite number (send null for a missing one; NaN and infinities are refused)
 _Reading = Annotated[float, Field(allow_inf_nan=False)]
-#: epoch seconds, finite and not negative
-_Timestamp = Annotated[float, Field(allow_inf_nan=False, ge=0)]
+#: epoch seconds, finite, not negative and not past :data:`MAX_TIMESTAMP_S`
+_Timestamp = Annotated[float, Field(allow_inf_nan=False, ge=0, le=MAX_TIMESTAMP_S)]
 
 
 class TelemetryBatch(BaseModel):
@@ -282,7 +287,7 @@ class StatusMessage(BaseModel):
     #: telemetry samples inside the dropped records
     dropped_samples: int = Field(default=0, ge=0)
     #: epoch seconds when the agent wrote this message
-    t: float | None = Field(default=None, ge=0)
+    t: float | None = Field(default=None, ge=0, le=MAX_TIMESTAMP_S, allow_inf_nan=False)
 
 
 class EventMessage(BaseModel):
@@ -298,7 +303,7 @@ class EventMessage(BaseModel):
     device_id: str = Field(pattern=_NAME)
     boot_id: str = Field(pattern=_NAME)
     seq: int = Field(ge=0, lt=2**63)
-    t: float = Field(ge=0, allow_inf_nan=False)
+    t: float = Field(ge=0, le=MAX_TIMESTAMP_S, allow_inf_nan=False)
     kind: str = Field(pattern=_NAME)
     severity: Literal["info", "warning", "alarm"] = "alarm"
     detail: dict[str, str | float | int | bool] = Field(default_factory=dict, max_length=32)

@@ -51,7 +51,7 @@ def test_run_direct_dead_letters_poison_and_keeps_ingesting(
     poison = [
         b'{"t":' + b"[" * 1000 + b"]" * 1000 + b"}",  # RecursionError ended ingest before
         _batch(1, now + 3 * 86_400),                   # beyond the 1-day future horizon
-        b'{"v": 1, "device_id": "hp-1"}',               # not a batch
+        _batch(2, 1e300),                              # past any date (overflowed before)
         b"\xff\xfe\x00",
     ]
 

@@ -58,7 +58,7 @@ import re
 import zlib
 from typing import Annotated, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "CONTENT_TYPE_JSON",
@@ -231,9 +231,14 @@ _Timestamp = Annotated[float, Field(allow_inf_nan=False, ge=0, le=MAX_TIMESTAMP_
 
 
 class TelemetryBatch(BaseModel):
-    """A batch of samples of one device: the unit that crosses MQTT."""
+    """A batch of samples of one device: the unit that crosses MQTT.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Strict: numbers are JSON numbers (``seq`` an integer), never strings or booleans, and no
+    field is coerced from another type (``seq: true``, ``values: [["1.5"]]`` and
+    ``[[true]]`` are refused, as the fast path refuses them).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     v: Literal[1] = SCHEMA_VERSION
     device_id: str = Field(pattern=_NAME)
@@ -246,6 +251,14 @@ class TelemetryBatch(BaseModel):
     # every value was the slowest part of ingest
     t: list[_Timestamp] = Field(min_length=1, max_length=MAX_SAMPLES_PER_BATCH)
     values: list[list[_Reading | None]] = Field(min_length=1, max_length=MAX_SAMPLES_PER_BATCH)
+
+    @field_validator("v", mode="before")
+    @classmethod
+    def _integer_version(cls, value: object) -> object:
+        # a Literal compares by equality, and True == 1.0 == 1: refuse what is not an int
+        if type(value) is not int:
+            raise ValueError(f"the schema version must be the integer 1, not {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _check_shape(self) -> TelemetryBatch:

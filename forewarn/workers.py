@@ -53,7 +53,7 @@ from core.dead_letter import DeadLetters, DeadLetterStore
 from core.detect import DetectorConfig, make_detector
 from core.limits import ProductLimits, load_limits
 from core.nats import NatsConfig, NatsEngine, PartitionStats
-from core.pipeline import CorePipeline
+from core.pipeline import CorePipeline, DeviceTenant
 from core.store.base import HistoryStore, TimeSeriesStore
 from core.store.config import InfluxConfig, StoreConfig, make_store
 from forewarn.settings import Settings
@@ -201,13 +201,16 @@ def configured_limits(settings: Settings) -> ProductLimits | None:
     return load_limits(path) if path is not None and path.exists() else None
 
 
-def _ingest_guards(settings: Settings, engine_db: Engine) -> dict[str, Any]:
+def _ingest_guards(settings: Settings, engine_db: Engine,
+                   device_tenant: DeviceTenant | None) -> dict[str, Any]:
     """What a pipeline of the service needs to refuse bad messages: persisted dead letters
-    (in the case database), the future horizon and the device → tenant binding."""
+    (in the case database), the future horizon and the device → tenant binding (the
+    registry's)."""
     return {
         "dead_letters": DeadLetters(store=DeadLetterStore(
             engine_db, keep=settings.core.dead_letters_keep)),
         "future_horizon_s": settings.core.future_horizon_s,
+        "device_tenant": device_tenant,
     }
 
 
@@ -245,7 +248,7 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
                             event_threshold=settings.core.event_threshold,
                             dedup_window=settings.core.dedup_window,
                             limits=configured_limits(settings),
-                            **_ingest_guards(settings, engine_db))
+                            **_ingest_guards(settings, engine_db, rules.registry.tenant_of))
 
     try:
         async with NatsEngine(options.nats, partitions, make_pipeline, store,
@@ -471,7 +474,7 @@ async def run_direct(settings: Settings, options: WorkerOptions) -> int:
                             event_threshold=settings.core.event_threshold,
                             dedup_window=settings.core.dedup_window,
                             limits=configured_limits(settings),
-                            **_ingest_guards(settings, engine_db))
+                            **_ingest_guards(settings, engine_db, rules.registry.tenant_of))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -39,7 +39,7 @@ from core.errors import DecodeError
 from core.events import DetectorEvent, ScoredBatch
 from core.limits import ProductLimits
 from core.store.base import StoreError, TimeSeriesStore
-from edge.schema import TelemetryBatch
+from edge.schema import MAX_FIELDS, TelemetryBatch
 
 __all__ = ["FORECAST_HORIZON_S", "BatchDetector", "CorePipeline", "CoreStats", "DeviceTenant",
            "LevelDetector", "PipelineState"]
@@ -94,6 +94,10 @@ class CoreStats:
     samples_ingested: int = 0
     duplicate_batches: int = 0
     events: int = 0
+    #: series forgotten because their device used more than ``max_series_per_device``
+    evicted_series: int = 0
+    #: boots the duplicate filter forgot because a device used more than ``max_boots``
+    evicted_boots: int = 0
 
 
 class CorePipeline:
@@ -128,17 +132,21 @@ class CorePipeline:
         device_tenant: DeviceTenant | None = None,
         future_horizon_s: float | None = None,
         clock: Callable[[], float] = time.time,
+        max_series_per_device: int = 256,
+        max_boots_per_device: int = 8,
     ) -> None:
         self.detector = detector
         # checked once: a runtime Protocol isinstance costs ~10 µs, per batch it showed
         self._level_detector = isinstance(detector, LevelDetector)
         self.limits = limits
-        #: (tenant, device, fields) whose product limits the detector already has
-        self._limited: set[tuple[str, str, tuple[str, ...]]] = set()
+        #: per device, the field tuples whose product limits the detector already has
+        self._limited: dict[tuple[str, str], set[tuple[str, ...]]] = {}
         self.store = store
         self.event_threshold = event_threshold
-        self.series = SeriesRegistry()
-        self.dedup = DuplicateFilter(dedup_window)
+        if max_series_per_device < MAX_FIELDS:
+            raise ValueError(f"max_series_per_device must hold one batch's {MAX_FIELDS} fields")
+        self.series = SeriesRegistry(max_per_device=max_series_per_device)
+        self.dedup = DuplicateFilter(dedup_window, max_boots=max_boots_per_device)
         self.dead_letters = dead_letters if dead_letters is not None else DeadLetters()
         self.device_tenant = device_tenant
         self.future_horizon_s = future_horizon_s
@@ -198,14 +206,18 @@ class CorePipeline:
         if not self.dedup.is_new(tenant, batch.device_id, batch.boot_id, batch.seq):
             self.stats.duplicate_batches += 1
             return None
+        self.stats.evicted_boots = self.dedup.evicted
         fields = batch.fields
         t, values = batch.t, batch.values
         if t.shape[0] > 1 and not (t[1:] >= t[:-1]).all():  # a late sample inside the batch
             order = np.argsort(t, kind="stable")
             t, values = t[order], values[order]
         slots = self.series.slots(tenant, batch.device_id, fields)
+        if self.series.reused.size:
+            self._forget(tenant, batch.device_id, self.series.reused)
         detector = self.detector
-        if self.limits is not None and (tenant, batch.device_id, fields) not in self._limited:
+        if self.limits is not None and fields not in self._limited.get(
+                (tenant, batch.device_id), ()):
             self._set_limits(tenant, batch, fields, slots)
         if batch.firmware is not None:
             before = self._firmware.setdefault((tenant, batch.device_id), batch.firmware)
@@ -230,11 +242,23 @@ class CorePipeline:
         self.stats.events += len(events)
         return scored
 
+    def _forget(self, tenant: str, device_id: str, slots: NDArray[np.int64]) -> None:
+        """Slots of evicted series now hold new ones: start their state afresh."""
+        self.stats.evicted_series = self.series.evicted
+        forget = getattr(self.detector, "forget", None)
+        if callable(forget):
+            forget(slots)
+        self._above[slots[slots < self._above.shape[0]]] = False
+        self._limited.pop((tenant, device_id), None)  # the new series need their limits
+
     def _set_limits(self, tenant: str, batch: DecodedBatch, fields: tuple[str, ...],
                     slots: NDArray[np.int64]) -> None:
         """Hand the product's limits of these fields to the detector (once per device)."""
         assert self.limits is not None
-        self._limited.add((tenant, batch.device_id, fields))
+        limited = self._limited.setdefault((tenant, batch.device_id), set())
+        if len(limited) >= 16:  # a device that keeps changing its fields: bounded memory
+            limited.clear()
+        limited.add(fields)
         limits = self.limits.arrays(batch.product, fields)
         out_of_range = getattr(self.detector, "range", None)
         if limits is not None and out_of_range is not None:

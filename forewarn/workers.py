@@ -211,6 +211,8 @@ def _ingest_guards(settings: Settings, engine_db: Engine,
             engine_db, keep=settings.core.dead_letters_keep)),
         "future_horizon_s": settings.core.future_horizon_s,
         "device_tenant": device_tenant,
+        "max_series_per_device": settings.core.max_series_per_device,
+        "max_boots_per_device": settings.core.max_boots_per_device,
     }
 
 

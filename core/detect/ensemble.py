@@ -436,6 +436,11 @@ class Ensemble:
         parts["level_onset"] = self.level_onset
         return parts
 
+    def forget(self, slots: NDArray[np.int64]) -> None:
+        """Reset these slots in every detector (a freed slot given to a new series)."""
+        for det in self._parts().values():
+            det.forget(slots)
+
     def state(self) -> StateDict:
         """Copy of every detector's state, flattened as ``"detector.array"`` keys."""
         return {f"{p}.{k}": v for p, det in self._parts().items() for k, v in det.state().items()}

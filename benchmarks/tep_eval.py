@@ -80,7 +80,7 @@ def stream_alarms(train: NDArray[np.float64], test: NDArray[np.float64],
     """``forewarn score --warmup N`` over train then test rows: the test rows' alarm column."""
     x = np.vstack((train, test))
     n = x.shape[0]
-    series = DeviceSeries("tep", np.arange(n, dtype=np.int64), np.arange(n) * INTERVAL_S, x)
+    series = DeviceSeries("tep", np.arange(n, dtype=np.int64), np.arange(n, dtype=np.float64) * INTERVAL_S, x)
     result = score_device(series, FIELDS, ScoreOptions(config=config,
                                                        warmup=str(train.shape[0])))
     return result.alarm[train.shape[0]:]

@@ -80,7 +80,8 @@ def stream_alarms(train: NDArray[np.float64], test: NDArray[np.float64],
     """``forewarn score --warmup N`` over train then test rows: the test rows' alarm column."""
     x = np.vstack((train, test))
     n = x.shape[0]
-    series = DeviceSeries("tep", np.arange(n, dtype=np.int64), np.arange(n, dtype=np.float64) * INTERVAL_S, x)
+    t = np.arange(n, dtype=np.float64) * INTERVAL_S
+    series = DeviceSeries("tep", np.arange(n, dtype=np.int64), t, x)
     result = score_device(series, FIELDS, ScoreOptions(config=config,
                                                        warmup=str(train.shape[0])))
     return result.alarm[train.shape[0]:]

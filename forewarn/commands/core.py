@@ -156,8 +156,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = _load(args)
     options = _options(settings, args)
     if args.own is None and settings.core.engine == "mqtt":
-        asyncio.run(run_direct(settings, options))
-        return 0
+        return asyncio.run(run_direct(settings, options))
     if args.own is not None:
         asyncio.run(run_worker(settings, options, parse_partitions(args.own), args.ready_file))
         return 0

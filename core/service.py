@@ -11,6 +11,7 @@ Usage::
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from core.config import MqttConfig
 from core.events import EventSink
@@ -25,9 +26,13 @@ _log = logging.getLogger(__name__)
 class CoreService:
     """Runs the ingest loop until cancelled."""
 
-    def __init__(self, mqtt: MqttConfig, pipeline: CorePipeline, sink: EventSink) -> None:
+    def __init__(self, mqtt: MqttConfig, pipeline: CorePipeline, sink: EventSink,
+                 on_handled: Callable[[], None] | None = None) -> None:
         self.pipeline = pipeline
         self.sink = sink
+        #: called after each message is stored and handed on, before it is acknowledged
+        #: (the direct engine journals its batches there, :mod:`core.checkpoint`)
+        self.on_handled = on_handled
         self.ingestor = Ingestor(mqtt)
 
     async def run(self) -> None:
@@ -37,3 +42,5 @@ class CoreService:
                 scored = self.pipeline.process_payload(topic, payload)
                 if scored is not None:
                     await self.sink(scored)
+                if self.on_handled is not None:
+                    self.on_handled()

@@ -79,6 +79,11 @@ class CoreSettings(CoreConfig):
     #: seconds between the rules' time-driven passes: silent devices, escalation, released
     #: silences
     tick_interval_s: float = Field(default=60.0, gt=0)
+    #: mqtt engine: where the detector and dedup state is saved (core-state.npz and the dedup
+    #: journal), so a restart keeps learning (docs/scaling.md)
+    state_dir: Path = Path("var/state")
+    #: mqtt engine: seconds between state snapshots (also saved at SIGTERM)
+    snapshot_interval_s: float = Field(default=300.0, gt=0)
 
 
 #: ``[store]``: which time-series store and its settings (see core/store/config.py)

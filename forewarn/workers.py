@@ -423,6 +423,7 @@ async def run_direct(settings: Settings, options: WorkerOptions) -> None:
     """The single-machine engine: one process subscribed to the MQTT broker, as before NATS."""
     from core.service import CoreService
     from forewarn.broker import EmbeddedBroker
+    from forewarn.core_state import KeptState
 
     store = make_worker_store(settings, options, buffered=True)
     engine_db = connect(settings.cases.url)
@@ -438,11 +439,13 @@ async def run_direct(settings: Settings, options: WorkerOptions) -> None:
         loop.add_signal_handler(signum, stop.set)
     try:
         async with contextlib.AsyncExitStack() as stack:
+            # restores detector and dedup state; snapshots it periodically and on the way out
+            kept = await stack.enter_async_context(KeptState(settings.core, pipeline))
             mqtt = settings.mqtt
             if settings.broker.embedded:
                 broker = await stack.enter_async_context(EmbeddedBroker(mqtt.host, mqtt.port))
                 mqtt = mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"})
-            service = CoreService(mqtt, pipeline, rules.handle)
+            service = CoreService(mqtt, pipeline, rules.handle, on_handled=kept.commit)
             tasks = [asyncio.create_task(service.run()),
                      asyncio.create_task(dispatch_outbox(settings, stop)),
                      asyncio.create_task(_tick_forever(rules, stop,

@@ -63,8 +63,9 @@ class KeptState:
                 await self._saver
         try:
             size = await self.checkpoint.save()
-            _log.info("state saved on the way out: %d bytes in %s", size,
-                      self.checkpoint.snapshot_path)
+            _log.info("state saved on the way out: %d bytes in %s; %d duplicate batches "
+                      "dropped since start", size, self.checkpoint.snapshot_path,
+                      self.checkpoint.pipeline.stats.duplicate_batches)
         except OSError as exc:
             _log.error("state not saved on the way out (%s); the last snapshot stays", exc)
         finally:

@@ -219,8 +219,13 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
     Besides the stream it ticks the rules for its own devices every ``[core]
     tick_interval_s``, up to the time its partitions are caught up to.
     """
+    from forewarn.core_metrics import CoreMetrics, worker_metrics_port
+
     store = make_worker_store(settings, options)
     engine_db = await _connect_cases(settings.cases.url)
+    metrics = CoreMetrics(engine_db) if settings.core.metrics_port else None
+    if metrics is not None:
+        store = metrics.timed_store(store)
     rules = RulesPipeline(load_rules(settings.cases.rules_file),
                           CaseBook(engine_db, channel="terminal", clock=time.time))
     dropped = forget_other_partitions(rules, options.nats, partitions)
@@ -228,10 +233,11 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
               len(rules.evaluator.states), dropped)
 
     def make_pipeline(handoff: TimeSeriesStore) -> CorePipeline:
-        return CorePipeline(make_detector(options.detector), handoff,
-                            event_threshold=settings.core.event_threshold,
-                            dedup_window=settings.core.dedup_window,
-                            limits=configured_limits(settings))
+        pipeline = CorePipeline(make_detector(options.detector), handoff,
+                                event_threshold=settings.core.event_threshold,
+                                dedup_window=settings.core.dedup_window,
+                                limits=configured_limits(settings))
+        return pipeline if metrics is None else metrics.attach_pipeline(pipeline)
 
     try:
         async with NatsEngine(options.nats, partitions, make_pipeline, store,
@@ -244,6 +250,16 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
             await engine.ready.wait()
             assert engine.monitor is not None  # set on entering the engine
             caught_up = CaughtUp(engine.monitor.js, options.nats, partitions, engine.stats)
+            metrics_served = contextlib.AsyncExitStack()
+            if metrics is not None:
+                metrics.partition_stats = engine.stats
+                lag_watch = asyncio.create_task(metrics.watch_partitions(
+                    engine.monitor.js, options.nats, partitions))
+                metrics_served.callback(lag_watch.cancel)
+                await metrics_served.enter_async_context(metrics.serving(
+                    settings.core.metrics_host, worker_metrics_port(
+                        settings.core.metrics_port, _owned(settings), settings.core.workers,
+                        partitions)))
             ticks_done = asyncio.Event()
             ticker = asyncio.create_task(_tick_forever(
                 rules, ticks_done, settings.core.tick_interval_s,
@@ -257,10 +273,17 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
                 ticks_done.set()
                 await ticker
                 orphan_watch.cancel()
+                await metrics_served.aclose()
         _log.info("worker stopped: partitions %s", list(partitions))
     finally:
         store.close()
         engine_db.dispose()
+
+
+def _owned(settings: Settings) -> list[int]:
+    """The partitions this machine's workers share (``[core] owned_partitions`` or all)."""
+    owned = settings.core.owned_partitions
+    return parse_partitions(owned) if owned else list(range(settings.nats.partitions))
 
 
 async def _connect_cases(url: str, attempts: int = 5) -> Engine:
@@ -423,16 +446,22 @@ async def run_direct(settings: Settings, options: WorkerOptions) -> None:
     """The single-machine engine: one process subscribed to the MQTT broker, as before NATS."""
     from core.service import CoreService
     from forewarn.broker import EmbeddedBroker
+    from forewarn.core_metrics import CoreMetrics
     from forewarn.core_state import KeptState
 
     store = make_worker_store(settings, options, buffered=True)
     engine_db = connect(settings.cases.url)
+    metrics = CoreMetrics(engine_db) if settings.core.metrics_port else None
+    if metrics is not None:
+        store = metrics.timed_store(store)
     rules = RulesPipeline(load_rules(settings.cases.rules_file),
                           CaseBook(engine_db, channel="terminal", clock=time.time))
     pipeline = CorePipeline(make_detector(options.detector), store,
                             event_threshold=settings.core.event_threshold,
                             dedup_window=settings.core.dedup_window,
                             limits=configured_limits(settings))
+    if metrics is not None:
+        metrics.attach_pipeline(pipeline)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -441,6 +470,9 @@ async def run_direct(settings: Settings, options: WorkerOptions) -> None:
         async with contextlib.AsyncExitStack() as stack:
             # restores detector and dedup state; snapshots it periodically and on the way out
             kept = await stack.enter_async_context(KeptState(settings.core, pipeline))
+            if metrics is not None:
+                await stack.enter_async_context(metrics.serving(
+                    settings.core.metrics_host, settings.core.metrics_port))
             mqtt = settings.mqtt
             if settings.broker.embedded:
                 broker = await stack.enter_async_context(EmbeddedBroker(mqtt.host, mqtt.port))

@@ -15,6 +15,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -23,12 +25,13 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from prometheus_client.parser import text_string_to_metric_families
 
 from core.store.embedded import EmbeddedStore
 from tests.integration.nats.fleet import SINGLE_SERIES_DETECTOR_TOML
 from tests.servers.mosquitto import Mosquitto
 
-__all__ = ["CoreProcess", "wait_for"]
+__all__ = ["CoreProcess", "scrape", "wait_for"]
 
 _ROOT = Path(__file__).resolve().parents[2]
 RULES = """\
@@ -145,3 +148,18 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}\n{tail}")
         time.sleep(0.2)
+
+
+def scrape(port: int) -> dict[str, float] | None:
+    """Every sample as ``name{labels}`` → value; None while nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    except (urllib.error.URLError, ConnectionError):
+        return None
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples

@@ -8,33 +8,15 @@ store write latency, and the outbox (backlog, age of the oldest pending notice).
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.core_process import CoreProcess, wait_for
+from tests.integration.core_process import CoreProcess, scrape, wait_for
 from tests.integration.nats.fleet import SyntheticFleet, publish_mqtt
 from tests.servers.mosquitto import Mosquitto, free_port
 
 pytestmark = pytest.mark.integration
-
-
-def _scrape(port: int) -> dict[str, float] | None:
-    """Every sample as ``name{labels}`` → value; None while nothing answers."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-            text = answer.read().decode()
-    except (urllib.error.URLError, ConnectionError):
-        return None
-    samples: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return samples
 
 
 def test_core_metrics_move_with_what_is_published(mosquitto: Mosquitto, tmp_path: Path,
@@ -45,8 +27,8 @@ def test_core_metrics_move_with_what_is_published(mosquitto: Mosquitto, tmp_path
     core.create_session()
     core.start()
     try:
-        wait_for(lambda: _scrape(port) is not None, 60, "/metrics to answer", core)
-        before = _scrape(port)
+        wait_for(lambda: scrape(port) is not None, 60, "/metrics to answer", core)
+        before = scrape(port)
         assert before is not None
         fleet = SyntheticFleet(unique_tenant, devices=3, batch_samples=20)
         batches = list(fleet.batches(4))
@@ -54,10 +36,10 @@ def test_core_metrics_move_with_what_is_published(mosquitto: Mosquitto, tmp_path
         publish_mqtt(mosquitto.host, mosquitto.port, [*batches, poison])
 
         def seen_all() -> bool:
-            now = _scrape(port)
+            now = scrape(port)
             return now is not None and now.get("forewarn_messages_total", 0) == 13
         wait_for(seen_all, 60, "13 messages counted", core)
-        after = _scrape(port)
+        after = scrape(port)
         assert after is not None
         assert core.stop() == 0
     finally:

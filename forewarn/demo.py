@@ -35,11 +35,11 @@ from edge.publisher import MqttPublisher
 from firmware_sim.fleet import Fleet, FleetConfig
 from firmware_sim.truth import write_jsonl
 from forewarn.broker import EmbeddedBroker
+from forewarn.casedb import DEMO_CASES, open_case_db
 from forewarn.errors import ForewarnError
 from forewarn.settings import Settings
 from forewarn.summary import DemoSummary, OpenedCase, summarise
 from rules.cases import CaseBook
-from rules.db import connect
 from rules.errors import RuleFileError
 from rules.model import load_rules
 from rules.notifiers.terminal import TerminalNotifier
@@ -198,7 +198,7 @@ async def run_demo(
         store_config = store_config.model_copy(
             update={"path": options.out_dir / "telemetry.sqlite"})
     store = make_store(store_config)
-    engine = connect(f"sqlite:///{options.out_dir / 'cases.sqlite'}")
+    engine = open_case_db(f"sqlite:///{options.out_dir / DEMO_CASES}")
     casebook = CaseBook(engine, channel="terminal", clock=time.time)
     rules_pipeline = RulesPipeline(rules, casebook)
     limits_file = settings.core.limits_file  # [core] limits_file; absent file: no limits

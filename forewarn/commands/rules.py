@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine
 
+from forewarn.casedb import add_case_db_options, open_args_case_db
 from forewarn.errors import ForewarnError
-from rules.db import connect
-from rules.errors import RuleError, RuleFileError
+from rules.errors import RuleFileError
 from rules.model import Rule, RuleSet, Silence, load_rules, merge_rule_sets, parse_duration
 from rules.registry import load_registry
 from rules.silence import SilenceStore
@@ -106,21 +105,6 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _connect(args: argparse.Namespace) -> Engine:
-    try:
-        return connect(_db_url(args))
-    except RuleError as exc:
-        raise ForewarnError(str(exc)) from exc
-
-
-def _db_url(args: argparse.Namespace) -> str:
-    if args.db:
-        return str(args.db)
-    from forewarn.settings import load_settings
-
-    return load_settings(getattr(args, "config", None)).cases.url
-
-
 def run_silence(args: argparse.Namespace) -> int:
     """Store a one-off silence from now for ``--for``."""
     if not (args.devices or args.products or args.customers):
@@ -135,7 +119,7 @@ def run_silence(args: argparse.Namespace) -> int:
         )
     except (ValidationError, ValueError) as exc:
         raise ForewarnError(f"not a valid silence: {exc}") from exc
-    engine = _connect(args)
+    engine = open_args_case_db(args)
     try:
         silence_id = SilenceStore(engine).add(window, by=args.by, now=time.time())
     finally:
@@ -147,7 +131,7 @@ def run_silence(args: argparse.Namespace) -> int:
 
 def run_silences(args: argparse.Namespace) -> int:
     """List the stored silences still in force."""
-    engine = _connect(args)
+    engine = open_args_case_db(args)
     try:
         active = SilenceStore(engine).active(time.time())
     finally:
@@ -165,7 +149,7 @@ def run_silences(args: argparse.Namespace) -> int:
 
 def run_unsilence(args: argparse.Namespace) -> int:
     """End a stored silence early."""
-    engine = _connect(args)
+    engine = open_args_case_db(args)
     try:
         removed = SilenceStore(engine).remove(args.id, now=time.time())
     finally:
@@ -191,7 +175,6 @@ def register(subparsers: Any) -> None:
     show.add_argument("file", type=Path, metavar="FILE")
     show.set_defaults(func=run_show)
 
-    db_help = "case database URL (default: [cases] url of the configuration)"
     silence = sub.add_parser("silence", help="silence devices, products or customers for a while")
     silence.add_argument("--device", dest="devices", action="append", default=[],
                          metavar="ID", help="device id or pattern (repeatable)")
@@ -203,12 +186,12 @@ def register(subparsers: Any) -> None:
     silence.add_argument("--name", default="manual", help="a name ([a-z0-9_]+)")
     silence.add_argument("--comment", default="")
     silence.add_argument("--by", default=getpass.getuser(), help="who silenced it")
-    silence.add_argument("--db", default=None, metavar="URL", help=db_help)
+    add_case_db_options(silence)
     silence.set_defaults(func=run_silence)
     listing = sub.add_parser("silences", help="silences in force")
-    listing.add_argument("--db", default=None, metavar="URL", help=db_help)
+    add_case_db_options(listing)
     listing.set_defaults(func=run_silences)
     unsilence = sub.add_parser("unsilence", help="end a silence early")
     unsilence.add_argument("id", type=int)
-    unsilence.add_argument("--db", default=None, metavar="URL", help=db_help)
+    add_case_db_options(unsilence)
     unsilence.set_defaults(func=run_unsilence)

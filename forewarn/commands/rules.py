@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from forewarn.casedb import add_case_db_options, open_args_case_db
 from forewarn.errors import ForewarnError
+from forewarn.text import plural
 from rules.errors import RuleFileError
 from rules.model import Rule, RuleSet, Silence, load_rules, merge_rule_sets, parse_duration
 from rules.registry import load_registry
@@ -57,9 +58,16 @@ def describe(rule: Rule) -> str:
 
 def run_check(args: argparse.Namespace) -> int:
     """Validate every file; print what each holds or what is wrong."""
+    from forewarn.rules_check import known_products, rules_files, unknown_names
+    from forewarn.settings import load_settings
+
     sets: list[RuleSet] = []
     failed = False
-    for path in args.files:
+    files = rules_files(args.files)
+    if not files:
+        raise ForewarnError(f"no *.yaml rules files in {', '.join(map(str, args.files))}")
+    known = known_products(load_settings(getattr(args, "config", None)).core.limits_file)
+    for path in files:
         try:
             ruleset = load_rules(path)
         except RuleFileError as exc:
@@ -67,7 +75,12 @@ def run_check(args: argparse.Namespace) -> int:
             failed = True
             continue
         sets.append(ruleset)
-        print(f"{path}: {len(ruleset.rules)} rules, {len(ruleset.silences)} silences — ok")
+        warnings = unknown_names(ruleset, known)
+        print(f"{path}: {plural(len(ruleset.rules), 'rule')}, "
+              f"{plural(len(ruleset.silences), 'silence')} — "
+              f"{'ok' if not warnings else plural(len(warnings), 'warning')}")
+        for warning in warnings:
+            print(f"{path}: warning: {warning}")
         if args.verbose_rules:
             for rule in ruleset.rules:
                 print(f"  {describe(rule)}")
@@ -165,7 +178,9 @@ def register(subparsers: Any) -> None:
         else None)
     sub = parser.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
     check = sub.add_parser("check", help="validate rules files (exit 1 when one is wrong)")
-    check.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    check.add_argument("files", type=Path, nargs="+", metavar="FILE",
+                       help="rules files, or folders of them (e.g. config/rules); checked "
+                       "apart and together")
     check.add_argument("--customers", type=Path, default=None, metavar="YAML",
                        help="also validate a customer registry")
     check.add_argument("--rules", dest="verbose_rules", action="store_true",

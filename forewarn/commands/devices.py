@@ -20,12 +20,12 @@ import base64
 import hashlib
 import hmac
 import os
-import re
 import secrets
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from edge.schema import NAME_RE
 from forewarn.errors import ConfigError
 
 __all__ = ["add_device", "password_line", "register", "verify_password_line"]
@@ -33,7 +33,6 @@ __all__ = ["add_device", "password_line", "register", "verify_password_line"]
 #: PBKDF2 rounds: mosquitto_passwd uses 101; more is slower to brute-force and still costs the
 #: broker only about a millisecond per connect
 DEFAULT_ITERATIONS = 1000
-_DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
 def password_line(username: str, password: str, *, salt: bytes | None = None,
@@ -62,7 +61,7 @@ def add_device(password_file: Path, device_id: str, password: str | None = None,
 
     The file is rewritten atomically with mode 0600.
     """
-    if not _DEVICE_ID.match(device_id):
+    if not NAME_RE.fullmatch(device_id):
         raise ConfigError(f"device id {device_id!r} is not a valid name (letters, digits, _.-)")
     password = password or secrets.token_urlsafe(18)
     lines = password_file.read_text().splitlines() if password_file.exists() else []

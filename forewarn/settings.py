@@ -172,6 +172,14 @@ class Settings(TomlFileSettings):
             data = {**data, "detector": DetectorConfig.for_fleet(**data["detector"])}
         return data
 
+    @model_validator(mode="after")
+    def _port_zero_needs_the_embedded_broker(self) -> Settings:
+        if self.mqtt.port == 0 and not self.broker.embedded:
+            raise ValueError("mqtt.port = 0 (any free port) works only with the embedded "
+                             "broker ([broker] embedded = true): give the external broker's "
+                             "port")
+        return self
+
 
 def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Settings:
     """Settings from ``path`` (or ./forewarn.toml if present) and the environment.

@@ -31,12 +31,12 @@ from pydantic import ValidationError
 
 from core.errors import DecodeError
 from core.json_numbers import FAILED, nesting_depth, parse_number_list, parse_number_rows
+from edge.names import NAME_RE
 from edge.problems import problems
 from edge.schema import (
     MAX_FIELDS,
     MAX_SAMPLES_PER_BATCH,
     MAX_TIMESTAMP_S,
-    NAME_RE,
     PayloadError,
     TelemetryBatch,
     TopicError,

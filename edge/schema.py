@@ -54,13 +54,13 @@ True
 
 from __future__ import annotations
 
-import re
 import zlib
 from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge.errors import PayloadError, TopicError
+from edge.names import NAME_PATTERN, NAME_RE
 
 __all__ = [
     "CONTENT_TYPE_JSON",
@@ -106,12 +106,6 @@ CONTENT_TYPE_ZLIB = "application/json+zlib"
 MAX_DECODED_BYTES = 16 * 1024 * 1024
 _KINDS = ("telemetry", "event", "status", "config/desired", "config/reported")
 
-#: names (tenant, device, boot, product, field) that are safe as MQTT topic levels, SQL values,
-#: InfluxDB tags and file names: pydantic's ``pattern=``
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
-#: the same names for Python's ``re``, whose ``$`` also matches before a final newline: use
-#: ``NAME_RE.fullmatch(name)``
-NAME_RE = re.compile(NAME_PATTERN[1:-1])
 
 
 class TopicParts(NamedTuple):

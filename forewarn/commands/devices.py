@@ -41,6 +41,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from edge.schema import NAME_RE
 from forewarn.errors import ConfigError
 
 __all__ = ["acl_block", "add_device", "add_device_acl", "password_line", "register",
@@ -49,7 +50,6 @@ __all__ = ["acl_block", "add_device", "add_device_acl", "password_line", "regist
 #: PBKDF2 rounds: mosquitto_passwd uses 101; more is slower to brute-force and still costs the
 #: broker only about a millisecond per connect
 DEFAULT_ITERATIONS = 1000
-_DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
 def password_line(username: str, password: str, *, salt: bytes | None = None,
@@ -78,7 +78,7 @@ def add_device(password_file: Path, device_id: str, password: str | None = None,
 
     The file is rewritten atomically with mode 0600.
     """
-    if not _DEVICE_ID.match(device_id):
+    if not NAME_RE.fullmatch(device_id):
         raise ConfigError(f"device id {device_id!r} is not a valid name (letters, digits, _.-)")
     password = password or secrets.token_urlsafe(18)
     lines = password_file.read_text().splitlines() if password_file.exists() else []
@@ -127,7 +127,7 @@ def add_device_acl(acl_file: Path, device_id: str, tenant: str) -> bool:
     patterns), so the caller can warn. Rewritten atomically, like the password file.
     """
     for name, what in ((device_id, "device id"), (tenant, "tenant")):
-        if not _DEVICE_ID.match(name):
+        if not NAME_RE.fullmatch(name):
             raise ConfigError(f"{what} {name!r} is not a valid name (letters, digits, _.-)")
     text = acl_file.read_text() if acl_file.exists() else _ACL_HEADER
     blocks = text.rstrip("\n").split("\n\n")

@@ -237,8 +237,13 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
     Besides the stream it ticks the rules for its own devices every ``[core]
     tick_interval_s``, up to the time its partitions are caught up to.
     """
+    from forewarn.core_metrics import CoreMetrics, worker_metrics_port
+
     store = make_worker_store(settings, options)
     engine_db = await _connect_cases(settings.cases.url)
+    metrics = CoreMetrics(engine_db) if settings.core.metrics_port else None
+    if metrics is not None:
+        store = metrics.timed_store(store)
     rules = RulesPipeline(load_rules(settings.cases.rules_file),
                           CaseBook(engine_db, channel="terminal", clock=time.time))
     dropped = forget_other_partitions(rules, options.nats, partitions)
@@ -246,11 +251,12 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
               len(rules.evaluator.states), dropped)
 
     def make_pipeline(handoff: TimeSeriesStore) -> CorePipeline:
-        return CorePipeline(make_detector(options.detector), handoff,
-                            event_threshold=settings.core.event_threshold,
-                            dedup_window=settings.core.dedup_window,
-                            limits=configured_limits(settings),
-                            **_ingest_guards(settings, engine_db, rules.registry.tenant_of))
+        pipeline = CorePipeline(make_detector(options.detector), handoff,
+                                event_threshold=settings.core.event_threshold,
+                                dedup_window=settings.core.dedup_window,
+                                limits=configured_limits(settings),
+                                **_ingest_guards(settings, engine_db, rules.registry.tenant_of))
+        return pipeline if metrics is None else metrics.attach_pipeline(pipeline)
 
     try:
         async with NatsEngine(options.nats, partitions, make_pipeline, store,
@@ -263,6 +269,16 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
             await engine.ready.wait()
             assert engine.monitor is not None  # set on entering the engine
             caught_up = CaughtUp(engine.monitor.js, options.nats, partitions, engine.stats)
+            metrics_served = contextlib.AsyncExitStack()
+            if metrics is not None:
+                metrics.partition_stats = engine.stats
+                lag_watch = asyncio.create_task(metrics.watch_partitions(
+                    engine.monitor.js, options.nats, partitions))
+                metrics_served.callback(lag_watch.cancel)
+                await metrics_served.enter_async_context(metrics.serving(
+                    settings.core.metrics_host, worker_metrics_port(
+                        settings.core.metrics_port, _owned(settings), settings.core.workers,
+                        partitions)))
             ticks_done = asyncio.Event()
             ticker = asyncio.create_task(_tick_forever(
                 rules, ticks_done, settings.core.tick_interval_s,
@@ -276,10 +292,17 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
                 ticks_done.set()
                 await ticker
                 orphan_watch.cancel()
+                await metrics_served.aclose()
         _log.info("worker stopped: partitions %s", list(partitions))
     finally:
         store.close()
         engine_db.dispose()
+
+
+def _owned(settings: Settings) -> list[int]:
+    """The partitions this machine's workers share (``[core] owned_partitions`` or all)."""
+    owned = settings.core.owned_partitions
+    return parse_partitions(owned) if owned else list(range(settings.nats.partitions))
 
 
 async def _connect_cases(url: str, attempts: int = 5) -> Engine:
@@ -467,9 +490,14 @@ async def run_direct(settings: Settings, options: WorkerOptions) -> int:
     """
     from core.service import CoreService
     from forewarn.broker import EmbeddedBroker
+    from forewarn.core_metrics import CoreMetrics
+    from forewarn.core_state import KeptState
 
     store = make_worker_store(settings, options, buffered=True)
     engine_db = connect(settings.cases.url)
+    metrics = CoreMetrics(engine_db) if settings.core.metrics_port else None
+    if metrics is not None:
+        store = metrics.timed_store(store)
     rules = RulesPipeline(load_rules(settings.cases.rules_file),
                           CaseBook(engine_db, channel="terminal", clock=time.time))
     pipeline = CorePipeline(make_detector(options.detector), store,
@@ -477,6 +505,8 @@ async def run_direct(settings: Settings, options: WorkerOptions) -> int:
                             dedup_window=settings.core.dedup_window,
                             limits=configured_limits(settings),
                             **_ingest_guards(settings, engine_db, rules.registry.tenant_of))
+    if metrics is not None:
+        metrics.attach_pipeline(pipeline)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -484,11 +514,16 @@ async def run_direct(settings: Settings, options: WorkerOptions) -> int:
     code = 1
     try:
         async with contextlib.AsyncExitStack() as stack:
+            # restores detector and dedup state; snapshots it periodically and on the way out
+            kept = await stack.enter_async_context(KeptState(settings.core, pipeline))
+            if metrics is not None:
+                await stack.enter_async_context(metrics.serving(
+                    settings.core.metrics_host, settings.core.metrics_port))
             mqtt = settings.mqtt
             if settings.broker.embedded:
                 broker = await stack.enter_async_context(EmbeddedBroker(mqtt.host, mqtt.port))
                 mqtt = mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"})
-            service = CoreService(mqtt, pipeline, rules.handle)
+            service = CoreService(mqtt, pipeline, rules.handle, on_handled=kept.commit)
             tasks = [asyncio.create_task(service.run(), name="ingest"),
                      asyncio.create_task(dispatch_outbox(settings, stop), name="outbox"),
                      asyncio.create_task(_tick_forever(rules, stop,

@@ -41,7 +41,7 @@ def test_run_direct_dead_letters_poison_and_keeps_ingesting(
         broker=BrokerSettings(embedded=False),
         mqtt=MqttConfig(port=mosquitto.port, client_id=f"core-{unique_tenant}",
                         subscription=telemetry_subscription(unique_tenant)),
-        core=CoreSettings(tick_interval_s=3600.0, limits_file=None),
+        core=CoreSettings(tick_interval_s=3600.0, limits_file=None, state_dir=tmp_path / "state"),
         store=StoreConfig(path=tmp_path / "telemetry.sqlite"),
         cases=CasesSettings(url=cases_url, rules_file=ROOT / "config/rules/heat_pump.yaml",
                             notices_jsonl=tmp_path / "notices.jsonl"),

@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from forewarn.errors import ForewarnError
 
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     parser.add_argument(
-        "--config", metavar="TOML", default=None,
+        "--config", metavar="TOML", type=Path, default=None,
         help="configuration file (default: ./forewarn.toml if present; "
         "FOREWARN_* environment variables override it)",
     )

@@ -21,6 +21,18 @@ in UTC, on the team's default channel.
 ('kim', 'ko', 'Asia/Seoul', '2.4.1', 'webhook')
 >>> registry.lookup("acme", "hp-9", "heat_pump").customer_id   # unknown: its own customer
 'acme/hp-9'
+
+Devices are keyed by tenant and id: the file's ``tenant`` (or a device's own ``tenant``, or the
+deployment's tenant given to :func:`load_registry`) says whose a device is, and the same id
+under another tenant is an unknown device of that tenant.
+
+>>> bound = parse_registry('''
+... tenant: acme
+... customers: [{id: kim, contact: {channel: email, address: kim@example.com}}]
+... devices: {hp-1: {customer: kim, product: heat_pump}}
+... ''')
+>>> bound.lookup("acme", "hp-1", "").customer_id, bound.lookup("other", "hp-1", "").customer_id
+('kim', 'other/hp-1')
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ __all__ = [
     "Contact",
     "CustomerRegistry",
     "DeviceMeta",
+    "InstalledDevice",
     "load_registry",
     "parse_registry",
 ]
@@ -112,6 +125,8 @@ class _Device(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     customer: str
+    #: the device's tenant, when it is not the file's
+    tenant: str | None = None
     firmware: str = ""
     product: str | None = None
     #: when it was installed (epoch seconds): a device that never reported since is "no data"
@@ -121,6 +136,8 @@ class _Device(BaseModel):
 class _RegistryFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: the tenant of the devices listed (None: the deployment's tenant)
+    tenant: str | None = None
     defaults: _Defaults = Field(default_factory=_Defaults)
     customers: tuple[_Customer, ...] = ()
     devices: dict[str, _Device] = Field(default_factory=dict)
@@ -146,13 +163,50 @@ class DeviceMeta:
     known: bool = False
 
 
-class CustomerRegistry:
-    """Device → customer lookups; unknown devices get the defaults."""
+@dataclass(frozen=True, slots=True)
+class InstalledDevice:
+    """A registered device, for the "never reported since installed" check."""
 
-    def __init__(self, data: _RegistryFile | None = None) -> None:
+    tenant: str | None
+    device_id: str
+    installed_at: float | None
+    product: str | None
+
+
+class CustomerRegistry:
+    """(tenant, device) → customer lookups; unknown devices get the defaults.
+
+    ``tenant`` is the deployment's tenant, for a file that names none; with neither, a device
+    is found under any tenant (a registry checked on its own, ``forewarn rules check``).
+    """
+
+    def __init__(self, data: _RegistryFile | None = None, tenant: str | None = None) -> None:
         self._data = data or _RegistryFile()
         self._customers = {c.id: c for c in self._data.customers}
+        self.tenant = self._data.tenant or tenant
+        self._devices = {(spec.tenant or self.tenant, device_id): spec
+                         for device_id, spec in self._data.devices.items()}
         self._cache: dict[tuple[str, str, str], DeviceMeta] = {}
+
+    @property
+    def customer_count(self) -> int:
+        """How many customers the registry names."""
+        return len(self._customers)
+
+    @property
+    def device_count(self) -> int:
+        """How many devices the registry names."""
+        return len(self._devices)
+
+    def contact_channels(self) -> dict[str, str]:
+        """Customer id → the channel its contact names (customers that name one)."""
+        return {c.id: c.contact.channel for c in self._data.customers
+                if c.contact.channel is not None}
+
+    def installed(self) -> list[InstalledDevice]:
+        """Every registered device with its tenant, install time and product."""
+        return [InstalledDevice(tenant, device_id, spec.installed_at, spec.product)
+                for (tenant, device_id), spec in self._devices.items()]
 
     def lookup(self, tenant: str, device_id: str, product: str) -> DeviceMeta:
         """The device's metadata (cached: called for every batch)."""
@@ -162,13 +216,9 @@ class CustomerRegistry:
             meta = self._cache[key] = self._build(tenant, device_id, product)
         return meta
 
-    def known_devices(self) -> dict[str, float | None]:
-        """Every registered device and when it was installed (for never-reported checks)."""
-        return {d: spec.installed_at for d, spec in self._data.devices.items()}
-
     def _build(self, tenant: str, device_id: str, product: str) -> DeviceMeta:
         defaults = self._data.defaults
-        device = self._data.devices.get(device_id)
+        device = self._devices.get((tenant, device_id)) or self._devices.get((None, device_id))
         customer = self._customers.get(device.customer) if device else None
         if device is None or customer is None:
             return DeviceMeta(
@@ -191,7 +241,8 @@ class CustomerRegistry:
         )
 
 
-def parse_registry(text: str, source: str = "<customers>") -> CustomerRegistry:
+def parse_registry(text: str, source: str = "<customers>",
+                   tenant: str | None = None) -> CustomerRegistry:
     """Validate registry YAML; raise :class:`RuleFileError` naming where it is wrong."""
     from rules.model import describe_errors  # the shared file/line/key error wording
 
@@ -208,15 +259,18 @@ def parse_registry(text: str, source: str = "<customers>") -> CustomerRegistry:
                      - {c.id for c in parsed.customers})
     if unknown:
         raise RuleFileError(f"{source}: devices name unknown customers: {', '.join(unknown)}")
-    return CustomerRegistry(parsed)
+    return CustomerRegistry(parsed, tenant)
 
 
-def load_registry(path: Path | None) -> CustomerRegistry:
-    """Read a registry file; ``None`` gives the empty registry (defaults for every device)."""
+def load_registry(path: Path | None, tenant: str | None = None) -> CustomerRegistry:
+    """Read a registry file; ``None`` gives the empty registry (defaults for every device).
+
+    ``tenant``: the deployment's tenant, for devices whose file names none.
+    """
     if path is None:
-        return CustomerRegistry()
+        return CustomerRegistry(tenant=tenant)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RuleFileError(f"cannot read customer registry {path}: {exc}") from exc
-    return parse_registry(text, source=str(path))
+    return parse_registry(text, source=str(path), tenant=tenant)

@@ -31,6 +31,7 @@ from forewarn.workers import (
     Supervisor,
     WorkerOptions,
     dispatch_outbox,
+    make_service,
     parse_partitions,
     run_direct,
     run_worker,
@@ -149,15 +150,19 @@ def _load(args: argparse.Namespace) -> Settings:
         except ValidationError as exc:
             raise ConfigError(f"settings from the supervisor: {exc}") from exc
     else:
-        settings = load_settings(Path(args.config) if args.config else None)
+        settings = load_settings(args.config)
     return resolve_settings(settings, args)
+
+
+def _say(line: str) -> None:
+    print(f"forewarn core: {line}", flush=True)
 
 
 def _run(args: argparse.Namespace) -> int:
     settings = _load(args)
     options = _options(settings, args)
     if args.own is None and settings.core.engine == "mqtt":
-        asyncio.run(run_direct(settings, options))
+        asyncio.run(run_direct(settings, options, echo=not args.quiet_notices, say=_say))
         return 0
     if args.own is not None:
         asyncio.run(run_worker(settings, options, parse_partitions(args.own), args.ready_file))
@@ -171,6 +176,13 @@ def _run(args: argparse.Namespace) -> int:
     if settings.core.workers > len(partitions):
         raise ConfigError(f"{settings.core.workers} workers for {len(partitions)} partitions: "
                           "a worker needs at least one")
+
+    # read and check the rules, registry, limits and channels once, before any worker starts
+    for line in make_service(settings, options).describe():
+        _say(line)
+    _say(f"{settings.core.workers} workers on partitions "
+         f"{settings.core.owned_partitions or f'0-{stream_partitions - 1}'} of "
+         f"{settings.nats.stream} at {_without_password(settings.nats.url)}")
 
     async def supervise() -> None:
         import signal
@@ -195,3 +207,13 @@ def _run(args: argparse.Namespace) -> int:
 
     asyncio.run(supervise())
     return 0
+
+
+def _without_password(url: str) -> str:
+    """``url`` with a password it carries replaced by ``***`` (for printing)."""
+    head, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    auth, _, host = rest.rpartition("@")
+    user, colon, _ = auth.partition(":")
+    return f"{head}{sep}{user}{':***' if colon else ''}@{host}"

@@ -9,6 +9,7 @@ from typing import Any
 
 from forewarn.console.server import console_context, serve_console
 from forewarn.errors import ConfigError
+from forewarn.service import load_configured
 from forewarn.settings import load_settings
 
 __all__ = ["register"]
@@ -37,6 +38,7 @@ def register(subparsers: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    load_configured(settings)  # the registry, rules and channels the console's actions name
     if args.demo_dir is not None and not (args.demo_dir / "cases.sqlite").exists():
         raise ConfigError(f"{args.demo_dir} holds no demo run (run 'forewarn demo' first)")
     ctx = console_context(settings, demo_dir=args.demo_dir)

@@ -169,7 +169,7 @@ async def run_demo(
     engine = service.connect_cases()
     rules_pipeline = service.rules_pipeline(engine)
     casebook = rules_pipeline.casebook
-    pipeline = service.core_pipeline(store)
+    pipeline = service.core_pipeline(store, engine)
     outbox = service.outbox(engine, base_delay_s=0.2)
     # ticks lag the newest sample by two publishing blocks: every device's block is in
     lag_s = 2 * options.batch_samples * fleet.config.sample_period_s

@@ -39,6 +39,7 @@ from rich.console import Console
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from core.dead_letter import DeadLetters, DeadLetterStore
 from core.detect import DetectorConfig, make_detector
 from core.errors import LimitsFileError
 from core.limits import ProductLimits, load_limits
@@ -245,12 +246,25 @@ class Service:
         return RulesPipeline(self.configured.rules, self.case_book(engine),
                              registry=self.configured.registry)
 
-    def core_pipeline(self, store: TimeSeriesStore) -> CorePipeline:
-        """Decode, dedup, detect (``[detector]``), limits; batches handed to ``store``."""
+    def core_pipeline(self, store: TimeSeriesStore, cases: Engine | None = None
+                      ) -> CorePipeline:
+        """Decode, dedup, detect (``[detector]``), limits; batches handed to ``store``.
+
+        It refuses bad messages as dead letters, persisted in the ``cases`` database (in
+        memory only without it), past the future horizon, or under a tenant other than the
+        registry's for the device.
+        """
         core = self.settings.core
+        dead_letters = (DeadLetters() if cases is None else
+                        DeadLetters(store=DeadLetterStore(cases, keep=core.dead_letters_keep)))
         return CorePipeline(make_detector(self.detector), store,
                             event_threshold=core.event_threshold,
-                            dedup_window=core.dedup_window, limits=self.configured.limits)
+                            dedup_window=core.dedup_window, limits=self.configured.limits,
+                            dead_letters=dead_letters,
+                            future_horizon_s=core.future_horizon_s,
+                            device_tenant=self.configured.registry.tenant_of,
+                            max_series_per_device=core.max_series_per_device,
+                            max_boots_per_device=core.max_boots_per_device)
 
     def outbox(self, engine: Engine, base_delay_s: float = 0.5) -> Outbox:
         """The outbox over every configured channel."""

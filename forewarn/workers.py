@@ -70,6 +70,7 @@ __all__ = [
     "make_worker_store",
     "parse_partitions",
     "run_worker",
+    "serve_until_stopped",
     "split_partitions",
 ]
 
@@ -222,7 +223,7 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
               len(rules.evaluator.states), dropped)
 
     def make_pipeline(handoff: TimeSeriesStore) -> CorePipeline:
-        return service.core_pipeline(handoff)
+        return service.core_pipeline(handoff, engine_db)
 
     try:
         async with NatsEngine(options.nats, partitions, make_pipeline, store,
@@ -383,10 +384,33 @@ def worker_command(argv: Sequence[str]) -> list[str]:
 _tick_forever = tick_forever
 
 
+async def serve_until_stopped(stop: asyncio.Event, tasks: Sequence[asyncio.Task[None]]) -> int:
+    """Wait for ``stop`` or for any of a service's ``tasks`` to end; cancel the rest.
+
+    A task that ends on its own is a dead service (an ingest loop that returned or raised):
+    it is logged as an error and the exit code is 1, so the service manager (systemd's
+    ``Restart=on-failure``) starts a fresh process instead of leaving one that ingests nothing.
+    Returns 0 when ``stop`` came first.
+    """
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    dead = [task for task in tasks if task.done()]
+    for task in dead:
+        exc = None if task.cancelled() else task.exception()
+        _log.error("core's %s task stopped: %s; exiting", task.get_name(),
+                   "without an error" if exc is None else repr(exc), exc_info=exc)
+    stopping.cancel()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(stopping, *tasks, return_exceptions=True)
+    return 1 if dead else 0
+
+
 async def run_direct(settings: Settings, options: WorkerOptions, echo: bool = True,
-                     say: Callable[[str], None] = lambda _: None) -> None:
+                     say: Callable[[str], None] = lambda _: None) -> int:
     """The single-machine engine: one process subscribed to the MQTT broker, as before NATS.
 
+    Returns the exit code: 0 after SIGTERM/SIGINT, 1 when a task of the service died.
     ``say`` gets what it runs with and where it is connected, one line each.
     """
     from forewarn.broker import EmbeddedBroker
@@ -397,11 +421,12 @@ async def run_direct(settings: Settings, options: WorkerOptions, echo: bool = Tr
     store = service.open_store(buffered=True)
     engine_db = service.connect_cases()
     rules = service.rules_pipeline(engine_db)
-    pipeline = service.core_pipeline(store)
+    pipeline = service.core_pipeline(store, engine_db)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    code = 1
     try:
         async with contextlib.AsyncExitStack() as stack:
             mqtt = settings.mqtt
@@ -409,17 +434,16 @@ async def run_direct(settings: Settings, options: WorkerOptions, echo: bool = Tr
                 broker = await stack.enter_async_context(EmbeddedBroker(mqtt.host, mqtt.port))
                 mqtt = mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"})
             core = CoreService(mqtt, pipeline, rules.handle)
-            tasks = [asyncio.create_task(core.run()),
-                     asyncio.create_task(service.dispatch(stop)),
-                     asyncio.create_task(service.tick_forever(rules, stop)),
-                     asyncio.create_task(_say_when_connected(core, mqtt, say))]
-            await stop.wait()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            tasks = [asyncio.create_task(core.run(), name="ingest"),
+                     asyncio.create_task(service.dispatch(stop), name="outbox"),
+                     asyncio.create_task(service.tick_forever(rules, stop), name="rules tick")]
+            greeting = asyncio.create_task(_say_when_connected(core, mqtt, say))
+            code = await serve_until_stopped(stop, tasks)
+            greeting.cancel()
     finally:
         store.close()
         engine_db.dispose()
+    return code
 
 
 async def _say_when_connected(core: CoreService, mqtt: MqttConfig,

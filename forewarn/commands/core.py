@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.nats import NatsConfig
+from edge.problems import problems
 from forewarn.errors import ConfigError
 from forewarn.settings import CoreSettings, Settings, load_settings
 from forewarn.workers import (
@@ -117,9 +118,7 @@ def resolve_settings(settings: Settings, args: argparse.Namespace) -> Settings:
             "nats": NatsConfig.model_validate({**settings.nats.model_dump(), **_given(nats)}),
         })
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"command line: {exc.title}.{where}: {err['msg']}") from exc
+        raise ConfigError(f"command line: {exc.title}.{problems(exc)[0]}") from exc
 
 
 def _given(options: dict[str, object]) -> dict[str, object]:
@@ -162,8 +161,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = _load(args)
     options = _options(settings, args)
     if args.own is None and settings.core.engine == "mqtt":
-        asyncio.run(run_direct(settings, options, echo=not args.quiet_notices, say=_say))
-        return 0
+        return asyncio.run(run_direct(settings, options, echo=not args.quiet_notices, say=_say))
     if args.own is not None:
         asyncio.run(run_worker(settings, options, parse_partitions(args.own), args.ready_file))
         return 0

@@ -232,10 +232,10 @@ def score_device(series: DeviceSeries, fields: tuple[str, ...],
                         " rows (choose with --warmup)")
     config = _config_for(options.config, k, given)
     warm = min(given if given is not None else own, n)
-    if k == 1 and config.regression_weight > 0.0:
+    if k == 1 and config.regression_weight > 0.0 and config.subspace_weight <= 0.0:
         warnings.append(f"{who}one field: the fleet profile scores "
                         "fields by how they relate to each other, so a lone field scores 0")
-    if k > 8 and config.regression_weight > 0.0:
+    if k > 8 and config.regression_weight > 0.0 and config.subspace_weight <= 0.0:
         warnings.append(f"{who}{k} fields: the regression relates the "
                         "first 8, the rest score 0 (choose with --fields)")
     hold_s = _hold_seconds(series.t, warm, options.hold)
@@ -336,7 +336,9 @@ def _firing_rows(t: NDArray[np.float64], firing: bool,
             before_silence, firing = firing, False
         elif tr.kind == "data_back":
             firing = before_silence
-        elif tr.kind in ("recovering", "resolved"):
+        elif tr.kind == "resolved":
+            # not at "recovering": the evaluator may go back to firing from there without a
+            # transition (a level between clear and the bar), so the alarm holds until resolved
             firing = False
     out[position:] = firing
     return out

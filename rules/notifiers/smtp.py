@@ -86,15 +86,17 @@ class SmtpNotifier:
                       else smtplib.SMTP(self.host, self.port, timeout=self.timeout_s))
             with client:
                 if self.tls == "starttls":
-                    # smtplib raises SMTPNotSupportedError when the server does not offer it:
-                    # nothing (no login, no message) goes out unencrypted
-                    client.starttls(context=self.context)
+                    try:
+                        client.starttls(context=self.context)
+                    except smtplib.SMTPNotSupportedError as exc:
+                        # nothing (no login, no message) goes out unencrypted
+                        raise NotifyError(f"SMTP {self.host}:{self.port} does not offer "
+                                          "STARTTLS", retryable=False) from exc
                 if self.login is not None:
                     client.login(*self.login)
                 client.send_message(msg)
         except smtplib.SMTPNotSupportedError as exc:
-            raise NotifyError(f"SMTP {self.host}:{self.port} does not offer STARTTLS: {exc}",
-                              retryable=False) from exc
+            raise NotifyError(f"SMTP {self.host}:{self.port}: {exc}", retryable=False) from exc
         except ssl.SSLCertVerificationError as exc:
             raise NotifyError(f"SMTP {self.host}:{self.port}: certificate not trusted: "
                               f"{exc.verify_message} (set [notify.email] ca_file for a private "

@@ -1,6 +1,7 @@
 """``forewarn core --config FILE`` as a user runs it: a separate process on a real Mosquitto,
-with the customer registry and an SMTP server (aiosmtpd). A simulated fleet publishes; every
-faulty device's customer gets one e-mail, in their language and time zone."""
+with the customer registry, an SMTP server (aiosmtpd) and a helpdesk webhook. A simulated fleet
+publishes; every faulty device's customer gets one e-mail, in their language and time zone,
+and the team's notices reach the webhook signed with the secret from its file."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from firmware_sim.fleet import Fleet, FleetConfig
 from forewarn.demo import DemoOptions, publish_fleet
 from tests.servers.mosquitto import Mosquitto
 from tests.servers.smtp import SmtpServer
+from tests.servers.webhook import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,8 +104,15 @@ def _registry(fleet: Fleet) -> str:
     return "customers:\n" + "".join(customers) + "devices:\n" + "".join(devices)
 
 
+@pytest.fixture
+def helpdesk() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver(secret=b"helpdesk-secret") as receiver:
+        yield receiver
+
+
 def test_core_process_emails_each_faulty_devices_customer_in_their_language(
-        mosquitto: Mosquitto, smtp: SmtpServer, unique_tenant: str, tmp_path: Path) -> None:
+        mosquitto: Mosquitto, smtp: SmtpServer, helpdesk: WebhookReceiver,
+        unique_tenant: str, tmp_path: Path) -> None:
     hours = 96.0
     fleet = Fleet(FleetConfig(devices=8, seed=4, horizon_s=hours * 3600.0, tenant=unique_tenant,
                               onset_window=(0.3, 0.5), fault_kinds=("refrigerant_leak",),
@@ -111,6 +120,7 @@ def test_core_process_emails_each_faulty_devices_customer_in_their_language(
     etc = tmp_path / "etc"
     etc.mkdir()
     (etc / "customers.yaml").write_text(_registry(fleet))
+    (etc / "webhook-secret").write_text("helpdesk-secret\n")
     config = etc / "forewarn.toml"
     config.write_text(f"""\
 tenant = "{unique_tenant}"
@@ -135,13 +145,18 @@ host = "{smtp.host}"
 port = {smtp.port}
 sender = "support@example.com"
 tls = "none"
+[notify]
+team = "webhook"
+[notify.webhook]
+url = "{helpdesk.url}"
+secret_file = "webhook-secret"
 """)
     # from a directory that is not the checkout: the registry is found beside the config
     core = CoreProcess(config, cwd=tmp_path)
     try:
         assert core.wait_for_line("subscribed to", 120), "\n".join(core.lines)
         assert any("8 devices in the registry" in line for line in core.lines), core.lines
-        assert any("notice channels: terminal, email" in line for line in core.lines)
+        assert any("notice channels: terminal, email, webhook" in line for line in core.lines)
         mqtt = MqttConfig(host=mosquitto.host, port=mosquitto.port, protocol="5")
         options = DemoOptions(devices=8, hours=hours, seed=4, show_notices=False,
                               progress=False)
@@ -172,6 +187,11 @@ tls = "none"
             else:
                 assert subject.startswith("We noticed"), subject
                 assert re.search(r"\d\d:\d\d CES?T", body), body
+        # the team hears of every case on the helpdesk webhook, each notice signed
+        assert helpdesk.wait_for(len(faulty), 60)
+        opened = {p["device_id"] for p in helpdesk.delivered.values() if p["kind"] == "opened"}
+        assert faulty <= opened and helpdesk.bad_signatures == 0
+        assert all(p["audience"] == "team" for p in helpdesk.delivered.values())
     finally:
         code = core.stop()
     assert code == 0, "\n".join(core.lines[-20:])

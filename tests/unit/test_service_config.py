@@ -4,6 +4,7 @@ be used is one line and exit code 2."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _config(folder: Path, body: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "forewarn.toml"
-    path.write_text(f'[cases]\nurl = "sqlite:///{folder}/cases.sqlite"\n{body}')
+    path.write_text(f'{body}\n[cases]\nurl = "sqlite:///{folder}/cases.sqlite"\n')
     return path
 
 
@@ -136,3 +137,45 @@ def test_backfill_scores_with_the_profile_the_service_runs(
     assert cli.main(["--config", str(config), "backfill", "--tenant", "acme", "--device", "hp-1",
                      "--start", "1700000000", "--stop", "1700010000", "--quiet"]) == 0
     assert seen and seen[0] == DetectorConfig.for_fleet(regression_half_z=4.0)
+
+
+def test_every_products_rules_apply_to_their_own_devices_only(tmp_path: Path) -> None:
+    (tmp_path / "customers.yaml").write_text(
+        "customers: [{id: kim, language: ko, timezone: Asia/Seoul}]\n"
+        "devices:\n"
+        "  bat-1: {customer: kim, product: home_battery, installed_at: 0}\n"
+        "  wp-1: {customer: kim, product: water_pump, installed_at: 0}\n")
+    config = _config(tmp_path, 'tenant = "acme"\n[customers]\nfile = "customers.yaml"\n')
+    service = Service(load_settings(config))
+    engine = service.connect_cases()
+    try:
+        rules = service.rules_pipeline(engine)
+        product_of = {r.name: r.product for r in rules.rules.rules}
+        # never reported since installed: each device's own product's no-data rule, under
+        # the deployment's tenant (not every product's, not tenant "")
+        asyncio.run(rules.tick(86400.0))
+        silent = sorted((key[2], product_of[key[0]]) for key in rules.evaluator.states)
+        assert silent == [("bat-1", "home_battery"), ("wp-1", "water_pump")]
+        assert {key[1] for key in rules.evaluator.states} == {"acme"}
+        assert {c.device_id for c in rules.opened} == {"bat-1", "wp-1"}
+        assert all(c.customer_id == "kim" for c in rules.opened)
+        # telemetry of one product meets only that product's rules
+        n = 10
+        batch = ScoredBatch("acme", "hp-7", "heat_pump", ("discharge_temp", "compressor_current"),
+                            86400.0 + np.arange(n) * 60.0, np.full((n, 2), 50.0),
+                            np.zeros((n, 2)))
+        asyncio.run(rules.handle(batch))
+        touched = {product_of[key[0]] for key in rules.evaluator.states if key[2] == "hp-7"}
+        assert touched == {"heat_pump"}
+    finally:
+        engine.dispose()
+
+
+def test_rules_check_reads_the_configured_registry(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "customers.yaml").write_text("customers: [{id: kim, lnguage: ko}]\n")
+    config = _config(tmp_path, '[customers]\nfile = "customers.yaml"\n')
+    code = cli.main(["--config", str(config), "rules", "check",
+                     str(ROOT / "config/rules/heat_pump.yaml")])
+    out = capsys.readouterr().out
+    assert code == 1 and "customers.yaml, line 1: customers.0.lnguage" in out

@@ -20,7 +20,8 @@ class MqttConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
+    #: 0: any free port, for the embedded broker only (forewarn's settings check that)
+    port: int = Field(default=1883, ge=0, le=65535)
     username: str | None = None
     password: str | None = None
     client_id: str = "forewarn-core"

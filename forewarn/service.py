@@ -46,10 +46,10 @@ from core.limits import ProductLimits, load_limits
 from core.pipeline import CorePipeline
 from core.store.base import HistoryStore, TimeSeriesStore
 from core.store.config import InfluxConfig, StoreConfig, make_store
+from forewarn.casedb import open_case_db
 from forewarn.errors import ConfigError
 from forewarn.settings import SHIPPED_CONFIG, Settings
 from rules.cases import CaseBook
-from rules.db import connect
 from rules.errors import RuleError
 from rules.model import RuleSet, load_rules, merge_rule_sets
 from rules.notifiers.base import Notifier
@@ -228,8 +228,8 @@ class Service:
         return make_store(store if buffered else store.model_copy(update={"buffer": None}))
 
     def connect_cases(self) -> Engine:
-        """The case and outbox database."""
-        return connect(self.settings.cases.url)
+        """The case and outbox database (a SQLite file's folder is made)."""
+        return open_case_db(self.settings.cases.url)
 
     def case_book(self, engine: Engine) -> CaseBook:
         """The case book: default channel ``[notify] customers``, team notices to ``[notify]

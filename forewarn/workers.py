@@ -214,16 +214,22 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
     Besides the stream it ticks the rules for its own devices every ``[core]
     tick_interval_s``, up to the time its partitions are caught up to.
     """
+    from forewarn.core_metrics import CoreMetrics, worker_metrics_port
+
     service = make_service(settings, options)
     store = service.open_store(buffered=False)
     engine_db = await _connect_cases(settings.cases.url)
+    metrics = CoreMetrics(engine_db) if settings.core.metrics_port else None
+    if metrics is not None:
+        store = metrics.timed_store(store)
     rules = service.rules_pipeline(engine_db)
     dropped = forget_other_partitions(rules, options.nats, partitions)
     _log.info("rules: %d alarm states of this worker's devices, %d of others' dropped",
               len(rules.evaluator.states), dropped)
 
     def make_pipeline(handoff: TimeSeriesStore) -> CorePipeline:
-        return service.core_pipeline(handoff, engine_db)
+        pipeline = service.core_pipeline(handoff, engine_db)
+        return pipeline if metrics is None else metrics.attach_pipeline(pipeline)
 
     try:
         async with NatsEngine(options.nats, partitions, make_pipeline, store,
@@ -236,6 +242,16 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
             await engine.ready.wait()
             assert engine.monitor is not None  # set on entering the engine
             caught_up = CaughtUp(engine.monitor.js, options.nats, partitions, engine.stats)
+            metrics_served = contextlib.AsyncExitStack()
+            if metrics is not None:
+                metrics.partition_stats = engine.stats
+                lag_watch = asyncio.create_task(metrics.watch_partitions(
+                    engine.monitor.js, options.nats, partitions))
+                metrics_served.callback(lag_watch.cancel)
+                await metrics_served.enter_async_context(metrics.serving(
+                    settings.core.metrics_host, worker_metrics_port(
+                        settings.core.metrics_port, _owned(settings), settings.core.workers,
+                        partitions)))
             ticks_done = asyncio.Event()
             ticker = asyncio.create_task(service.tick_forever(
                 rules, ticks_done, clock=lambda: caught_up.look(time.time())))
@@ -248,10 +264,17 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
                 ticks_done.set()
                 await ticker
                 orphan_watch.cancel()
+                await metrics_served.aclose()
         _log.info("worker stopped: partitions %s", list(partitions))
     finally:
         store.close()
         engine_db.dispose()
+
+
+def _owned(settings: Settings) -> list[int]:
+    """The partitions this machine's workers share (``[core] owned_partitions`` or all)."""
+    owned = settings.core.owned_partitions
+    return parse_partitions(owned) if owned else list(range(settings.nats.partitions))
 
 
 async def _connect_cases(url: str, attempts: int = 5) -> Engine:
@@ -414,14 +437,21 @@ async def run_direct(settings: Settings, options: WorkerOptions, echo: bool = Tr
     ``say`` gets what it runs with and where it is connected, one line each.
     """
     from forewarn.broker import EmbeddedBroker
+    from forewarn.core_metrics import CoreMetrics
+    from forewarn.core_state import KeptState
 
     service = make_service(settings, options, echo=echo)
     for line in service.describe():
         say(line)
     store = service.open_store(buffered=True)
     engine_db = service.connect_cases()
+    metrics = CoreMetrics(engine_db) if settings.core.metrics_port else None
+    if metrics is not None:
+        store = metrics.timed_store(store)
     rules = service.rules_pipeline(engine_db)
     pipeline = service.core_pipeline(store, engine_db)
+    if metrics is not None:
+        metrics.attach_pipeline(pipeline)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -429,11 +459,16 @@ async def run_direct(settings: Settings, options: WorkerOptions, echo: bool = Tr
     code = 1
     try:
         async with contextlib.AsyncExitStack() as stack:
+            # restores detector and dedup state; snapshots it periodically and on the way out
+            kept = await stack.enter_async_context(KeptState(settings.core, pipeline))
+            if metrics is not None:
+                await stack.enter_async_context(metrics.serving(
+                    settings.core.metrics_host, settings.core.metrics_port))
             mqtt = settings.mqtt
             if settings.broker.embedded:
                 broker = await stack.enter_async_context(EmbeddedBroker(mqtt.host, mqtt.port))
                 mqtt = mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"})
-            core = CoreService(mqtt, pipeline, rules.handle)
+            core = CoreService(mqtt, pipeline, rules.handle, on_handled=kept.commit)
             tasks = [asyncio.create_task(core.run(), name="ingest"),
                      asyncio.create_task(service.dispatch(stop), name="outbox"),
                      asyncio.create_task(service.tick_forever(rules, stop), name="rules tick")]

@@ -56,6 +56,7 @@ __all__ = [
     "Episode",
     "ScoreOptions",
     "default_rules",
+    "missing_rule_fields",
     "rows_or_seconds",
     "score_device",
 ]
@@ -158,6 +159,29 @@ def default_rules(hold_s: float) -> tuple[Rule, ...]:
             "for": 0.0, "resolve_after": 0.0,
         }),
     )
+
+
+def missing_rule_fields(rules: tuple[Rule, ...], product: str,
+                        fields: tuple[str, ...]) -> str | None:
+    """A warning when rules for ``product`` name fields of which the file has none.
+
+    >>> rule = Rule.model_validate({"name": "hot", "product": "heat_pump", "for": 0,
+    ...                             "fields": ["discharge_temp"], "score_at_least": 0.9})
+    >>> print(missing_rule_fields((rule,), "heat_pump", ("flow", "power")))  # doctest: +ELLIPSIS
+    rule hot names fields this file does not have (discharge_temp; ...): it cannot fire
+    >>> missing_rule_fields((rule,), "heat_pump", ("discharge_temp",)) is None
+    True
+    """
+    blind = [r for r in rules if (r.product is None or r.product == product)
+             and r.fields and not set(r.fields) & set(fields)]
+    if not blind:
+        return None
+    missing = sorted({f for r in blind for f in r.fields or ()})
+    names = ", ".join(r.name for r in blind)
+    return (f"{'rule' if len(blind) == 1 else 'rules'} {names} "
+            f"name{'s' if len(blind) == 1 else ''} fields this file does not have "
+            f"({', '.join(missing)}; the file has {', '.join(fields) or 'none'}): "
+            f"{'it' if len(blind) == 1 else 'they'} cannot fire")
 
 
 class _Discard:

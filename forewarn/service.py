@@ -36,7 +36,7 @@ from pathlib import Path
 
 import nats.errors
 from rich.console import Console
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import OperationalError
 
 from core.dead_letter import DeadLetters, DeadLetterStore
@@ -215,8 +215,8 @@ class Service:
             where = f"embedded {store.path}"
         else:
             where = f"{store.kind}"
-        return [*self.configured.describe(), f"store: {where}",
-                f"cases: {self.settings.cases.url}"]
+        cases = make_url(self.settings.cases.url).render_as_string(hide_password=True)
+        return [*self.configured.describe(), f"store: {where}", f"cases: {cases}"]
 
     def open_store(self, buffered: bool = True) -> HistoryStore:
         """The store batches go to: ``[store]`` (with its outage buffer when ``buffered``;

@@ -22,7 +22,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -91,8 +98,13 @@ class CoreSettings(CoreConfig):
     #: silences
     tick_interval_s: float = Field(default=60.0, gt=0)
     #: product limits (product → field → lo/hi); the shipped config/limits.yaml by default (no
-    #: limits when forewarn was installed without it); a configured file must exist
+    #: limits when forewarn was installed without it); a configured file must exist; "": none
     limits_file: Path | None = SHIPPED_CONFIG / "limits.yaml"
+
+    @field_validator("limits_file", mode="before")
+    @classmethod
+    def _no_limits(cls, value: Any) -> Any:
+        return None if value == "" else value
     #: mqtt engine: where the detector and dedup state is saved (core-state.npz and the dedup
     #: journal), so a restart keeps learning (docs/scaling.md)
     state_dir: Path = Path("var/state")

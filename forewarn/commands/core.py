@@ -45,11 +45,32 @@ __all__ = ["register", "resolve_settings"]
 _log = logging.getLogger(__name__)
 
 
+_DESCRIPTION = """\
+Runs the core service: receives device telemetry, detects faults while they are small,
+stores the data, opens support cases by the rules of every product and sends the notices
+(terminal, e-mail, webhook, Apprise) to customers and the support team.
+
+At start it reads and checks everything the configuration names (rules, customer registry,
+limits, notice channels) and says what it runs with; a problem is one line and exit code 2.
+
+Engines:
+  mqtt  one process subscribed to the MQTT broker (the embedded one unless
+        [broker] embedded = false)
+  nats  N worker processes on a partitioned NATS JetStream stream, for large fleets
+        (docs/scaling.md); --partitions gives this machine a slice of them, so several
+        machines share one stream
+
+Every option has a key in the configuration file ([core] and [nats], documented in
+config/forewarn.example.toml); an option on the command line overrides the file and the
+FOREWARN_* environment. Deployment as a systemd service: docs/deploy.md.
+"""
+
+
 def register(subparsers: Any) -> None:
     """Add the ``core`` command."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "core", help="run the core service (MQTT direct, or workers on NATS JetStream)",
-        description=__doc__,
+        description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--engine", choices=("mqtt", "nats"), default=None,
                         help="mqtt: one process on the MQTT broker; nats: workers on a "
@@ -87,7 +108,8 @@ def register(subparsers: Any) -> None:
                         "([nats] max_bytes / 2^30, default 10)")
     parser.add_argument("--influx-url", default=None,
                         help="InfluxDB (v2 write API) URL, instead of [store]")
-    parser.add_argument("--influx-bucket", default="forewarn")
+    parser.add_argument("--influx-bucket", default="forewarn",
+                        help="bucket with --influx-url (default forewarn)")
     parser.add_argument("--quiet-notices", action="store_true",
                         help="deliver notices without echoing them")
     parser.add_argument("--own", default=None, help=argparse.SUPPRESS)  # a supervised worker

@@ -155,7 +155,12 @@ secret_file = "webhook-secret"
     core = CoreProcess(config, cwd=tmp_path)
     try:
         assert core.wait_for_line("subscribed to", 120), "\n".join(core.lines)
+        # what it runs with, said at start
+        assert any(f"connected to mqtt://{mosquitto.host}:{mosquitto.port}" in line
+                   for line in core.lines), core.lines
+        assert any("rule" in line and "for products heat_pump" in line for line in core.lines)
         assert any("8 devices in the registry" in line for line in core.lines), core.lines
+        assert any("store: embedded" in line for line in core.lines), core.lines
         assert any("notice channels: terminal, email, webhook" in line for line in core.lines)
         mqtt = MqttConfig(host=mosquitto.host, port=mosquitto.port, protocol="5")
         options = DemoOptions(devices=8, hours=hours, seed=4, show_notices=False,

@@ -5,6 +5,7 @@ be used is one line and exit code 2."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +180,28 @@ def test_rules_check_reads_the_configured_registry(tmp_path: Path,
                      str(ROOT / "config/rules/heat_pump.yaml")])
     out = capsys.readouterr().out
     assert code == 1 and "customers.yaml, line 1: customers.0.lnguage" in out
+
+
+def test_core_help_is_for_users(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(["core", "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    assert "``" not in text and "standard input" not in text and "stdin" not in text
+    assert "docs/deploy.md" in text
+
+
+def test_the_production_example_in_deploy_loads(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    shutil.copytree(ROOT / "config" / "rules", etc / "rules")
+    shutil.copy(ROOT / "config" / "limits.yaml", etc / "limits.yaml")
+    shutil.copy(ROOT / "config" / "customers.example.yaml", etc / "customers.yaml")
+    (etc / "smtp-password").write_text("pw\n")
+    (etc / "webhook-secret").write_text("s3cret\n")
+    shutil.copy(ROOT / "deploy" / "systemd" / "forewarn.toml.example", etc / "forewarn.toml")
+    env = {"FOREWARN_CASES__URL": "postgresql+psycopg://forewarn:pw@127.0.0.1/forewarn"}
+    service = Service(load_settings(etc / "forewarn.toml", env=env))
+    assert service.configured.channels == ("terminal", "email", "webhook", "apprise")
+    said = "\n".join(service.describe())
+    assert "forewarn:***@127.0.0.1" in said and ":pw@" not in said

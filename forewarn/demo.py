@@ -230,7 +230,7 @@ async def run_demo(
     async def sink(batch: ScoredBatch) -> None:
         if batch.n_samples:
             clock.saw(float(batch.t[-1]))
-        await rules_pipeline.handle(batch)
+        await rules_pipeline.handle_in_thread(batch)
 
     async def tick_at() -> float | None:
         return clock() - lag_s if clock() - lag_s > fleet.config.start else None
@@ -286,7 +286,7 @@ async def run_demo(
                 # everything is in: the rules' last tick at the end of the simulated time,
                 # then deliver what is due by then (a notice waiting out the customer's quiet
                 # hours past the end stays pending)
-                await rules_pipeline.tick(clock())
+                await rules_pipeline.tick_in_thread(clock())
                 while await outbox.dispatch_once() and time.monotonic() < deadline:
                     pass
             finally:
@@ -296,6 +296,7 @@ async def run_demo(
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
     finally:
+        rules_pipeline.close()
         store.close()
 
     opened = [OpenedCase(c.id, c.device_id, c.rule, c.opened_at) for c in casebook.cases()]

@@ -307,7 +307,7 @@ async def tick_forever(rules: RulesPipeline, stop: asyncio.Event, every_s: float
         try:
             now = time.time() if clock is None else await clock()
             if now is not None:
-                await rules.tick(now)
+                await rules.tick_in_thread(now)
         except (OperationalError, TimeoutError, nats.errors.Error) as exc:
             # the case database or NATS is away: the next tick catches up (transitions are
             # dated by the data, not by when the tick ran)

@@ -22,7 +22,6 @@ A fault is *notified before the call* when a case with a customer notice came be
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import multiprocessing
 import time
@@ -380,8 +379,8 @@ def _cases_from(engine: Engine, no_data_rules: frozenset[str]) -> list[SimCase]:
     return sorted(out, key=lambda c: c.noticed_at)
 
 
-async def _stream(options: EvalOptions, fleet: Fleet,
-                  traces: dict[str, TimelineTrace]) -> tuple[list[SimCase], int, int]:
+def _stream(options: EvalOptions, fleet: Fleet,
+            traces: dict[str, TimelineTrace]) -> tuple[list[SimCase], int, int]:
     limits = load_limits(options.limits) if options.limits is not None else None
     core = CorePipeline(make_detector(options.detector), NullStore(), limits=limits)
     clock = _SimClock(fleet.config.start)
@@ -406,7 +405,7 @@ async def _stream(options: EvalOptions, fleet: Fleet,
             # (no tick after the run: every device would look silent)
             # what the service does now and then: silent devices, escalation
             clock.now = next_tick
-            await rules.tick(next_tick)
+            rules.tick(next_tick)
             next_tick += window
         clock.now = delivery.arrival
         book.delivery = delivery
@@ -418,7 +417,7 @@ async def _stream(options: EvalOptions, fleet: Fleet,
         samples += delivery.t.shape[0]
         batches += 1
         if scored is not None:
-            await rules.handle(scored)
+            rules.handle(scored)
     cases = _cases_from(engine, frozenset(r.name for r in ruleset.rules if r.is_no_data_rule))
     engine.dispose()
     return cases, samples, batches
@@ -440,7 +439,7 @@ def _run_shard(options: EvalOptions, shard: int, shards: int,
     fleet.devices = fleet.devices[shard::shards]
     traces = {d.device_id: TimelineTrace(d.product.fields)
               for d in fleet.devices if d.device_id in traced}
-    cases, samples, batches = asyncio.run(_stream(options, fleet, traces))
+    cases, samples, batches = _stream(options, fleet, traces)
     return _ShardResult(cases, samples, batches, traces)
 
 

@@ -233,7 +233,7 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
 
     try:
         async with NatsEngine(options.nats, partitions, make_pipeline, store,
-                              rules.handle) as engine:
+                              rules.handle_in_thread) as engine:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, engine.stop)
@@ -468,7 +468,7 @@ async def run_direct(settings: Settings, options: WorkerOptions, echo: bool = Tr
             if settings.broker.embedded:
                 broker = await stack.enter_async_context(EmbeddedBroker(mqtt.host, mqtt.port))
                 mqtt = mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"})
-            core = CoreService(mqtt, pipeline, rules.handle, on_handled=kept.commit)
+            core = CoreService(mqtt, pipeline, rules.handle_in_thread, on_handled=kept.commit)
             tasks = [asyncio.create_task(core.run(), name="ingest"),
                      asyncio.create_task(service.dispatch(stop), name="outbox"),
                      asyncio.create_task(service.tick_forever(rules, stop), name="rules tick")]

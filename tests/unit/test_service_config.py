@@ -4,7 +4,6 @@ be used is one line and exit code 2."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 from typing import Any
@@ -154,7 +153,7 @@ def test_every_products_rules_apply_to_their_own_devices_only(tmp_path: Path) ->
         product_of = {r.name: r.product for r in rules.rules.rules}
         # never reported since installed: each device's own product's no-data rule, under
         # the deployment's tenant (not every product's, not tenant "")
-        asyncio.run(rules.tick(86400.0))
+        rules.tick(86400.0)
         silent = sorted((key[2], product_of[key[0]]) for key in rules.evaluator.states)
         assert silent == [("bat-1", "home_battery"), ("wp-1", "water_pump")]
         assert {key[1] for key in rules.evaluator.states} == {"acme"}
@@ -165,7 +164,7 @@ def test_every_products_rules_apply_to_their_own_devices_only(tmp_path: Path) ->
         batch = ScoredBatch("acme", "hp-7", "heat_pump", ("discharge_temp", "compressor_current"),
                             86400.0 + np.arange(n) * 60.0, np.full((n, 2), 50.0),
                             np.zeros((n, 2)))
-        asyncio.run(rules.handle(batch))
+        rules.handle(batch)
         touched = {product_of[key[0]] for key in rules.evaluator.states if key[2] == "hp-7"}
         assert touched == {"heat_pump"}
     finally:

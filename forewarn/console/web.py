@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
 
 from forewarn.auth import Principal
 from forewarn.console import queries
@@ -34,7 +36,10 @@ from forewarn.console.security import (
 __all__ = ["error_page", "router", "wants_html"]
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+# Starlette's own environment escapes only templates named *.html; ours are *.html.j2, so the
+# environment is made here with escaping on for every template (issue 18.1)
+templates = Jinja2Templates(env=Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True))
 Context = Annotated[ConsoleContext, Depends(context)]
 #: history shown before a fault's onset and after the case's last event
 _BEFORE_S = 24 * 3600.0
@@ -100,11 +105,13 @@ def login_form(request: Request, next: str = "/") -> Response:
     return _render(request, "login.html.j2", None, next=_safe_next(next), error="")
 
 
+#: a path of this site with an optional query: no scheme, no host, no quotes or markup
+_LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9\-._~%/?=&+:@,;]*")
+
+
 def _safe_next(target: str) -> str:
-    # only paths of this site: never an open redirect to another host
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
+    """``target`` when it is a local path, else ``/``: never a redirect to another host."""
+    return target if _LOCAL_PATH.fullmatch(target) else "/"
 
 
 @router.post("/login")
@@ -159,8 +166,9 @@ def _chart(ctx: ConsoleContext, tenant: str, device_id: str, start: float, stop:
     payload = data.model_dump()
     payload["marks"] = marks
     payload["focus"] = [f for f in focus if f in data.fields] or data.fields[:1]
-    # "</" would end the <script> block the JSON sits in
-    return json.dumps(payload, allow_nan=False).replace("</", "<\\/")
+    # markup characters as JSON escapes: nothing in the data can end the <script> block
+    text = json.dumps(payload, allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)

@@ -29,6 +29,7 @@ from core.store.base import StoreError
 from forewarn.console import web
 from forewarn.console.api import router as api_router
 from forewarn.console.context import ConsoleContext
+from forewarn.console.guard import RequestGuard
 
 __all__ = ["create_app"]
 
@@ -70,6 +71,9 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
             response.headers["Referrer-Policy"] = "same-origin"
             response.headers["X-Content-Type-Options"] = "nosniff"
         return response
+
+    # outermost: sizes and tokens are checked before anything reads a body (issue 18.2)
+    app.add_middleware(RequestGuard, ctx=ctx)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -53,6 +53,8 @@ class ConsoleContext:
     anomaly_threshold: float = 0.8
     #: agents' actions also go to this outbox channel as team notices (a helpdesk webhook)
     helpdesk: Push | None = None
+    #: a request body larger than this is refused unread with 413 (``[serve] max_body_bytes``)
+    max_body_bytes: int = 1024 * 1024
     tokens: TokenStore = field(init=False)
     metrics: ForewarnMetrics = field(init=False)
     _store_lock: threading.Lock = field(init=False, default_factory=threading.Lock)

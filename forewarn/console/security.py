@@ -19,6 +19,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from forewarn.auth import Principal, Role
 from forewarn.console.context import ConsoleContext
+from forewarn.console.guard import PRINCIPAL_STATE
 
 __all__ = [
     "SESSION_COOKIE",
@@ -46,6 +47,9 @@ def api_principal(
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
 ) -> Principal:
     """The caller of an API endpoint, from its bearer token; 401 without a valid one."""
+    checked = getattr(request.state, PRINCIPAL_STATE, None)
+    if isinstance(checked, Principal):  # the guard verified it before reading the body
+        return checked
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token",
                             headers={"WWW-Authenticate": "Bearer"})

@@ -63,6 +63,7 @@ def console_context(settings: Settings, demo_dir: Path | None = None,
         clock=clock or time.time, session_max_age_s=settings.serve.session_max_age_s,
         secure_cookies=settings.serve.secure_cookies,
         anomaly_threshold=settings.core.event_threshold,
+        max_body_bytes=settings.serve.max_body_bytes,
     )
     if settings.serve.helpdesk_channel:
         ctx.helpdesk = Push(settings.serve.helpdesk_channel, settings.serve.helpdesk_url)

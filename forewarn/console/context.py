@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from core.events import DetectorEvent
 from core.store.base import SeriesFrame, StoreError
 from forewarn.auth import TokenStore
+from forewarn.console.throttle import LoginLimiter
 from forewarn.metrics import ForewarnMetrics
 from rules.case_actions import Push
 
@@ -55,6 +56,8 @@ class ConsoleContext:
     helpdesk: Push | None = None
     #: a request body larger than this is refused unread with 413 (``[serve] max_body_bytes``)
     max_body_bytes: int = 1024 * 1024
+    #: failed logins per address (wall-clock time, never the demo's simulated "now")
+    login_limiter: LoginLimiter = field(default_factory=LoginLimiter)
     tokens: TokenStore = field(init=False)
     metrics: ForewarnMetrics = field(init=False)
     _store_lock: threading.Lock = field(init=False, default_factory=threading.Lock)

@@ -22,17 +22,24 @@ from forewarn.console.context import ConsoleContext
 from forewarn.console.guard import PRINCIPAL_STATE
 
 __all__ = [
+    "LOGIN_COOKIE",
     "SESSION_COOKIE",
     "WebSession",
     "api_principal",
     "check_csrf",
+    "check_login_csrf",
     "context",
+    "login_csrf",
     "requires",
     "sign_session",
     "web_session",
 ]
 
 SESSION_COOKIE = "forewarn_session"
+#: the login form's CSRF cookie (SameSite=Strict: another site's form never sends it)
+LOGIN_COOKIE = "forewarn_login"
+#: how long a login form stays valid
+LOGIN_FORM_MAX_AGE_S = 3600
 _bearer = HTTPBearer(auto_error=False, description="an API token: fw_<key>_<secret>")
 
 
@@ -111,3 +118,28 @@ def check_csrf(session: WebSession, submitted: str) -> None:
     """403 unless the form carried this session's CSRF secret."""
     if not session.csrf or not hmac.compare_digest(session.csrf, submitted):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the form is stale: reload the page")
+
+
+def _login_serializer(ctx: ConsoleContext) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(ctx.session_secret, salt="forewarn-console-login")
+
+
+def login_csrf(ctx: ConsoleContext) -> tuple[str, str]:
+    """A fresh login form's (cookie value, hidden field value).
+
+    Without it a page elsewhere could post the attacker's token to ``/login`` and log the
+    victim into the attacker's tenant, where the victim's notes would land.
+    """
+    nonce = secrets.token_urlsafe(24)
+    return _login_serializer(ctx).dumps(nonce), nonce
+
+
+def check_login_csrf(ctx: ConsoleContext, cookie: str | None, submitted: str) -> bool:
+    """True when the login form was this browser's own (the cookie signs the field's value)."""
+    if not cookie or not submitted:
+        return False
+    try:
+        nonce: Any = _login_serializer(ctx).loads(cookie, max_age=LOGIN_FORM_MAX_AGE_S)
+    except BadSignature:
+        return False
+    return isinstance(nonce, str) and hmac.compare_digest(nonce, submitted)

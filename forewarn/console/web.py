@@ -25,10 +25,14 @@ from forewarn.console import queries
 from forewarn.console.actions import apply_action
 from forewarn.console.context import ConsoleContext
 from forewarn.console.security import (
+    LOGIN_COOKIE,
+    LOGIN_FORM_MAX_AGE_S,
     SESSION_COOKIE,
     WebSession,
     check_csrf,
+    check_login_csrf,
     context,
+    login_csrf,
     sign_session,
     web_session,
 )
@@ -100,9 +104,21 @@ def _render(request: Request, name: str, session: WebSession | None, **values: A
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str = "/") -> Response:
+def login_form(request: Request, ctx: Context, next: str = "/") -> Response:
     """The login page: paste an API token."""
-    return _render(request, "login.html.j2", None, next=_safe_next(next), error="")
+    return _login_page(request, ctx, next, "")
+
+
+def _login_page(request: Request, ctx: ConsoleContext, next: str, error: str,
+                status: int = 200) -> Response:
+    """The login form with a fresh CSRF pair (cookie and hidden field)."""
+    cookie, nonce = login_csrf(ctx)
+    response = _render(request, "login.html.j2", None, next=_safe_next(next), error=error,
+                       csrf=nonce)
+    response.status_code = status
+    response.set_cookie(LOGIN_COOKIE, cookie, max_age=LOGIN_FORM_MAX_AGE_S, httponly=True,
+                        samesite="strict", secure=ctx.secure_cookies, path="/login")
+    return response
 
 
 #: a path of this site with an optional query: no scheme, no host, no quotes or markup
@@ -116,15 +132,27 @@ def _safe_next(target: str) -> str:
 
 @router.post("/login")
 def login(request: Request, ctx: Context, token: Annotated[str, Form(max_length=200)],
-          next: Annotated[str, Form(max_length=500)] = "/") -> Response:
-    """Exchange a valid token for a session cookie."""
+          next: Annotated[str, Form(max_length=500)] = "/",
+          csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
+    """Exchange a valid token for a session cookie (at most a few failures a minute)."""
+    address = request.client.host if request.client else "unknown"
+    wait = ctx.login_limiter.retry_after(address)
+    if wait > 0:
+        response = _login_page(request, ctx, next, "Too many failed logins from this address: "
+                               f"try again in {math.ceil(wait)} s.", 429)
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
+    if not check_login_csrf(ctx, request.cookies.get(LOGIN_COOKIE), csrf):
+        return _login_page(request, ctx, next, "The login form expired or came from another "
+                           "site: log in again here.", 403)
     principal = ctx.tokens.verify(token)
     if principal is None:
-        response = _render(request, "login.html.j2", None, next=_safe_next(next),
-                           error="That token is not valid (or was revoked).")
-        response.status_code = 401
-        return response
+        ctx.login_limiter.failed(address)
+        return _login_page(request, ctx, next, "That token is not valid (or was revoked).",
+                           401)
+    ctx.login_limiter.succeeded(address)
     response = RedirectResponse(_safe_next(next), 303)
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
     response.set_cookie(SESSION_COOKIE, sign_session(ctx, principal),
                         max_age=ctx.session_max_age_s, httponly=True, samesite="strict",
                         secure=ctx.secure_cookies, path="/")

@@ -79,6 +79,13 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        # browsers ask for it on every site; the pages also link the SVG one
+        return Response((_HERE / "static" / "favicon.ico").read_bytes(),
+                        media_type="image/vnd.microsoft.icon",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
         return Response(ctx.metrics.exposition(),

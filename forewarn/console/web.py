@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -23,6 +22,7 @@ from jinja2 import Environment, FileSystemLoader
 from forewarn.auth import Principal
 from forewarn.console import queries
 from forewarn.console.actions import apply_action
+from forewarn.console.advice import next_steps
 from forewarn.console.context import ConsoleContext
 from forewarn.console.security import (
     LOGIN_COOKIE,
@@ -36,6 +36,8 @@ from forewarn.console.security import (
     sign_session,
     web_session,
 )
+from forewarn.console.timefmt import span, when
+from forewarn.console.units import unit, units
 
 __all__ = ["error_page", "router", "wants_html"]
 
@@ -50,33 +52,15 @@ _BEFORE_S = 24 * 3600.0
 _AFTER_S = 12 * 3600.0
 
 
-def _when(ts: float | None) -> str:
-    if ts is None or not math.isfinite(ts):
-        return "–"
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _span(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "–"
-    s = abs(seconds)
-    if s < 3600:
-        text = f"{int(s // 60)} min"
-    elif s < 2 * 86400:
-        text = f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
-    else:
-        text = f"{int(s // 86400)} d {int(s % 86400 // 3600)} h"
-    return text if seconds >= 0 else f"{text} ago"
-
-
-templates.env.filters["when"] = _when
-templates.env.filters["span"] = _span
+templates.env.filters["when"] = when
+templates.env.filters["span"] = span
 
 
 def wants_html(request: Request) -> bool:
     """True for the web pages (not the API, docs or metrics)."""
     path = request.url.path
-    return not path.startswith(("/api/", "/docs", "/openapi", "/metrics", "/static", "/healthz"))
+    return not path.startswith(("/api/", "/docs", "/openapi", "/metrics", "/static", "/healthz",
+                                "/favicon.ico"))
 
 
 def error_page(request: Request, status: int, message: str) -> Response:
@@ -188,11 +172,17 @@ def queue(
                    overview=overview, now=ctx.clock())
 
 
-def _chart(ctx: ConsoleContext, tenant: str, device_id: str, start: float, stop: float,
-           marks: list[dict[str, Any]], focus: list[str]) -> str:
+#: a time this far past the console's "now" was written on another clock (a demo's outbox and
+#: case book run on the wall clock while its data, and so "now", are simulated)
+_OTHER_CLOCK_S = 3600.0
+
+
+def _chart(ctx: ConsoleContext, tenant: str, device_id: str, product: str, start: float,
+           stop: float, marks: list[dict[str, Any]], focus: list[str]) -> str:
     data = queries.telemetry(ctx, tenant, device_id, start, stop)
     payload = data.model_dump()
     payload["marks"] = marks
+    payload["units"] = units(product, data.fields)
     payload["focus"] = [f for f in focus if f in data.fields] or data.fields[:1]
     # markup characters as JSON escapes: nothing in the data can end the <script> block
     text = json.dumps(payload, allow_nan=False)
@@ -223,11 +213,17 @@ def case_page(request: Request, case_id: int, session: Session, ctx: Context) ->
     stop = max(stop, max(m["t"] for m in marks) + 900.0)  # every mark in view
     evidence_fields = sorted({str(e.get("field")) for e in case.evidence.get("events", [])
                               if isinstance(e, dict) and e.get("field")})
-    chart = _chart(ctx, tenant, case.device_id, case.fault_started_at - _BEFORE_S, stop,
-                   marks, [case.field, *evidence_fields])
+    chart = _chart(ctx, tenant, case.device_id, case.product,
+                   case.fault_started_at - _BEFORE_S, stop, marks,
+                   [case.field, *evidence_fields])
+    descriptions = ctx.rule_descriptions()
+    now = ctx.clock()
     return _render(request, "case.html.j2", session, case=case, chart=chart,
-                   evidence_events=case.evidence.get("events", []), now=ctx.clock(),
-                   can_act=session.principal.allows("agent"))
+                   evidence_events=case.evidence.get("events", []), now=now,
+                   can_act=session.principal.allows("agent"),
+                   causes=[(r, descriptions.get(r, "")) for r in case.rules],
+                   steps=next_steps(case), field_unit=unit(case.product, case.field),
+                   other_clock=now + _OTHER_CLOCK_S)
 
 
 @router.post("/cases/{case_id}/{action}")
@@ -261,14 +257,15 @@ def fleet_page(request: Request, session: Session, ctx: Context) -> Response:
 
 @router.get("/devices/{device_id}", response_class=HTMLResponse)
 def device_page(request: Request, device_id: str, session: Session, ctx: Context) -> Response:
-    """A device's last two days of telemetry and its unresolved cases."""
+    """A device's last two days of telemetry and its cases (resolved ones too)."""
     tenant = session.principal.tenant
     device = queries.device_detail(ctx, tenant, device_id[:64])
     if device is None:
         raise HTTPException(404, f"no device {device_id[:64]}")
     stop = (device.last_seen or ctx.clock()) + 1.0
-    marks = [{"t": c.opened_at, "label": c.ref, "kind": "opened"} for c in device.cases]
-    chart = _chart(ctx, tenant, device_id, stop - 2 * 86400.0, stop, marks,
+    marks = [{"t": c.opened_at, "label": c.ref, "kind": "opened"} for c in device.history
+             if stop - 2 * 86400.0 <= c.opened_at <= stop]
+    chart = _chart(ctx, tenant, device_id, device.product, stop - 2 * 86400.0, stop, marks,
                    [c.field for c in device.cases])
     return _render(request, "device.html.j2", session, device=device, chart=chart,
                    now=ctx.clock())

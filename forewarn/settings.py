@@ -40,6 +40,7 @@ __all__ = [
     "BrokerSettings",
     "CasesSettings",
     "CoreSettings",
+    "FleetSettings",
     "ServeSettings",
     "Settings",
     "StoreSettings",
@@ -115,6 +116,21 @@ class ServeSettings(BaseModel):
     helpdesk_url: str = ""
 
 
+class FleetSettings(BaseModel):
+    """``[fleet]``: how ``forewarn fleet``'s simulated devices log in to the broker."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: one ``device_id password`` pair per line (what ``forewarn devices add`` prints):
+    #: each simulated device logs in as itself (username = device id)
+    credentials_file: Path | None = None
+    #: one password for every device (a load-test broker); a device in credentials_file
+    #: uses its own
+    password: str | None = None
+    #: the devices' disk queues ("": a temporary directory, removed at the end)
+    queue_dir: Path | None = None
+
+
 class TomlFileSettings(BaseSettings):
     """Settings read from ``toml_file`` (set on a subclass) under the environment's overrides."""
 
@@ -154,6 +170,8 @@ class Settings(TomlFileSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     #: ``[nats]``: the JetStream stream and its workers (``forewarn core --engine nats``)
     nats: NatsConfig = Field(default_factory=NatsConfig)
+    #: ``[fleet]``: the simulated fleet's credentials (``forewarn fleet``)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
 
     @model_validator(mode="before")
     @classmethod

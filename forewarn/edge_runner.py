@@ -355,9 +355,13 @@ def broker_config(section: BrokerSection) -> BrokerConfig:
 
 async def run_agent(settings: EdgeSettings, stop: asyncio.Event,
                     source: SampleSource | None = None,
-                    max_samples: int | None = None) -> AgentRun:
+                    max_samples: int | None = None,
+                    on_state: Callable[[str], None] | None = None) -> AgentRun:
     """Sample, queue and send until ``stop`` is set (or ``max_samples`` were taken, or the
-    source ended); then queue the open batch and keep sending up to ``drain_timeout_s``."""
+    source ended); then queue the open batch and keep sending up to ``drain_timeout_s``.
+
+    ``on_state`` gets one line per change of the broker connection (connecting, connected,
+    cannot reach … retrying in N s, lost)."""
     source = source or build_source(settings.source)
     agent = open_agent(settings, source.product, source.fields, settings.source.sample_period_s)
     assert agent.queue is not None
@@ -366,7 +370,7 @@ async def run_agent(settings: EdgeSettings, stop: asyncio.Event,
     stopped = asyncio.ensure_future(stop.wait())
     try:
         async with Uplink(agent, broker_config(settings.broker), window=settings.broker.window,
-                          backoff=backoff) as uplink:
+                          backoff=backoff, on_state=on_state) as uplink:
             next_at = time.monotonic()
             while not stop.is_set() and (max_samples is None or samples < max_samples):
                 if not source.self_paced:

@@ -1,84 +1,40 @@
-"""``forewarn devices add DEVICE_ID``: give a device its own broker credentials.
-
-Writes (or replaces) the device's line in a mosquitto password file, hashed the way mosquitto 2
-does it (``$7$``: PBKDF2-HMAC-SHA512, 12-byte salt), so ``mosquitto_passwd`` is not needed on the
-machine that provisions devices. The username is the device id: the broker's ACL
-(``deploy/mosquitto/acl``, ``pattern write forewarn/v1/+/%u/...``) then lets the device publish
-only under its own topics. Send mosquitto a SIGHUP to reload the file.
-
->>> line = password_line("hp-0001", "s3cret", salt=bytes(12), iterations=101)
->>> line.split("$")[:3]
-['hp-0001:', '7', '101']
->>> verify_password_line(line, "s3cret"), verify_password_line(line, "wrong")
-(True, False)
-"""
+"""``forewarn devices``: devices' broker credentials (the logic is in :mod:`forewarn.devices`)."""
 
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
-import hmac
-import os
-import re
-import secrets
-import tempfile
+import sys
 from pathlib import Path
 from typing import Any
 
+from forewarn.devices.passwords import (
+    DEFAULT_ITERATIONS,
+    MIN_ITERATIONS,
+    add_device,
+    read_password,
+)
 from forewarn.errors import ConfigError
 
-__all__ = ["add_device", "password_line", "register", "verify_password_line"]
+__all__ = ["register"]
 
-#: PBKDF2 rounds: mosquitto_passwd uses 101; more is slower to brute-force and still costs the
-#: broker only about a millisecond per connect
-DEFAULT_ITERATIONS = 1000
-_DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+_ADD_DESCRIPTION = f"""\
+Add or replace a device in a Mosquitto password file (username = device id), hashed the way
+Mosquitto 2 does it ($7$, PBKDF2-HMAC-SHA512, {DEFAULT_ITERATIONS:,} rounds by default). The
+file is rewritten under a lock, fsynced and renamed into place, keeping its owner and mode
+(0600 when new). Reload Mosquitto afterwards (systemctl reload mosquitto).
 
+The password comes from standard input (--password-stdin) or the first line of a file
+(--password-file), never from the command line (where `ps` and the shell history would show
+it). Without either, a password is generated and printed as "DEVICE_ID PASSWORD", the line
+format `forewarn fleet --credentials` reads.
+"""
 
-def password_line(username: str, password: str, *, salt: bytes | None = None,
-                  iterations: int = DEFAULT_ITERATIONS) -> str:
-    """One mosquitto password-file line (without newline)."""
-    salt = secrets.token_bytes(12) if salt is None else salt
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
-    return (f"{username}:$7${iterations}${base64.b64encode(salt).decode()}"
-            f"${base64.b64encode(digest).decode()}")
-
-
-def verify_password_line(line: str, password: str) -> bool:
-    """Whether ``password`` matches a ``$7$`` password-file line."""
-    _, _, hashed = line.partition(":")
-    parts = hashed.split("$")
-    if len(parts) != 5 or parts[1] != "7":
-        return False
-    salt, expected = base64.b64decode(parts[3]), base64.b64decode(parts[4])
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, int(parts[2]))
-    return hmac.compare_digest(digest, expected)
-
-
-def add_device(password_file: Path, device_id: str, password: str | None = None,
-               iterations: int = DEFAULT_ITERATIONS) -> str:
-    """Add or replace ``device_id`` in ``password_file``; returns the password (new if None).
-
-    The file is rewritten atomically with mode 0600.
-    """
-    if not _DEVICE_ID.match(device_id):
-        raise ConfigError(f"device id {device_id!r} is not a valid name (letters, digits, _.-)")
-    password = password or secrets.token_urlsafe(18)
-    lines = password_file.read_text().splitlines() if password_file.exists() else []
-    kept = [line for line in lines if line.split(":", 1)[0] != device_id]
-    kept.append(password_line(device_id, password, iterations=iterations))
-    password_file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=password_file.parent, prefix=".passwd-")
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write("\n".join(kept) + "\n")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, password_file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return password
+_ADD_EPILOG = """\
+examples:
+  forewarn devices add hp-0001 --mosquitto-passwd /etc/mosquitto/forewarn.passwd
+  printf '%s\\n' "$CORE_PASSWORD" | forewarn devices add forewarn-core \\
+      --mosquitto-passwd /etc/mosquitto/forewarn.passwd --password-stdin
+"""
 
 
 def register(subparsers: Any) -> None:
@@ -89,22 +45,47 @@ def register(subparsers: Any) -> None:
     )
     actions = parser.add_subparsers(dest="devices_action", metavar="ACTION", required=True)
     add = actions.add_parser(
-        "add", help="add or replace a device in a mosquitto password file",
-        description="Writes the device's password-file entry (username = device id). "
-        "Prints the password when it was generated.",
+        "add", help="add or replace a device in a Mosquitto password file",
+        description=_ADD_DESCRIPTION, epilog=_ADD_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add.add_argument("device_id", help="the device id, also its MQTT username")
-    add.add_argument("--password-file", type=Path, required=True,
-                     help="mosquitto password file to update (created if missing)")
-    add.add_argument("--password", default=None,
-                     help="the password (default: generate one and print it)")
+    add.add_argument("--mosquitto-passwd", type=Path, required=True, metavar="FILE",
+                     help="the Mosquitto password file to update (created if missing)")
+    source = add.add_mutually_exclusive_group()
+    source.add_argument("--password-stdin", action="store_true",
+                        help="read the password from the first line of standard input")
+    source.add_argument("--password-file", type=Path, default=None, metavar="FILE",
+                        help="read the password from the first line of FILE")
+    # gone: a password on the command line shows in ps and the shell history
+    add.add_argument("--password", default=None, help=argparse.SUPPRESS)
     add.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
-                     help=f"PBKDF2 rounds (default {DEFAULT_ITERATIONS})")
+                     help=f"PBKDF2 rounds (default and minimum {DEFAULT_ITERATIONS:,})")
     add.set_defaults(func=_add)
 
 
+def _password(args: argparse.Namespace) -> str | None:
+    if args.password is not None:
+        raise ConfigError("--password is not accepted: the command line shows it to ps and the "
+                          "shell history; use --password-stdin or --password-file")
+    if args.password_stdin:
+        return read_password(sys.stdin, "standard input")
+    if args.password_file is not None:
+        try:
+            with args.password_file.open(encoding="utf-8") as source:
+                return read_password(source, str(args.password_file))
+        except OSError as exc:
+            raise ConfigError(f"cannot read password file {args.password_file}: "
+                              f"{exc.strerror}") from exc
+    return None
+
+
 def _add(args: argparse.Namespace) -> int:
-    password = add_device(args.password_file, args.device_id, args.password, args.iterations)
-    if args.password is None:
-        print(f"{args.device_id} {password}")
+    if args.iterations < MIN_ITERATIONS:
+        raise ConfigError(f"--iterations {args.iterations} is below {MIN_ITERATIONS:,}: too "
+                          "few for a password someone chose")
+    given = _password(args)
+    password = add_device(args.mosquitto_passwd, args.device_id, given, args.iterations)
+    if given is None:
+        print(f"{args.device_id} {password}", flush=True)
     return 0

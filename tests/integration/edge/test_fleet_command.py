@@ -17,7 +17,7 @@ import pytest
 
 from edge.schema import StatusMessage, TelemetryBatch, decode_payload, parse_topic
 from firmware_sim.truth import read_jsonl
-from forewarn.commands.devices import add_device
+from forewarn.devices.passwords import add_device
 from forewarn.fleet import FleetPlan, demo_fleet
 from tests.servers.mosquitto import Mosquitto, mosquitto_binary
 

@@ -32,7 +32,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -151,7 +151,7 @@ class Uplink:
         client = self._client
         if client is not None and self.connected.is_set():
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                await self._publish_status(client, "offline")
+                await self._publish_status(client, "offline", "shutdown")
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -222,7 +222,8 @@ class Uplink:
         connect.SessionExpiryInterval = broker.session_expiry_s
         will = aiomqtt.Will(
             status_topic(self.agent.tenant, self.agent.device_id),
-            self.agent.status("offline").model_dump_json().encode(), qos=1, retain=True,
+            self.agent.status("offline", "connection_lost").model_dump_json().encode(),
+            qos=1, retain=True,
         )
         tls = None
         if broker.tls is not None:
@@ -346,8 +347,11 @@ class Uplink:
             if not self._stopping:
                 await self._publish_status(client, "online")
 
-    async def _publish_status(self, client: aiomqtt.Client, state: str) -> None:
-        status = self.agent.status("online" if state == "online" else "offline")
+    async def _publish_status(
+        self, client: aiomqtt.Client, state: str,
+        reason: Literal["shutdown", "connection_lost"] | None = None,
+    ) -> None:
+        status = self.agent.status("online" if state == "online" else "offline", reason)
         await client.publish(status_topic(self.agent.tenant, self.agent.device_id),
                              status.model_dump_json().encode(), qos=1, retain=True,
                              properties=_publish_properties(CONTENT_TYPE_JSON))

@@ -421,6 +421,7 @@ async def _tick_forever(rules: RulesPipeline, stop: asyncio.Event, every_s: floa
 
 async def run_direct(settings: Settings, options: WorkerOptions) -> None:
     """The single-machine engine: one process subscribed to the MQTT broker, as before NATS."""
+    from core.lifecycle import LifecycleListener
     from core.service import CoreService
     from forewarn.broker import EmbeddedBroker
 
@@ -443,7 +444,10 @@ async def run_direct(settings: Settings, options: WorkerOptions) -> None:
                 broker = await stack.enter_async_context(EmbeddedBroker(mqtt.host, mqtt.port))
                 mqtt = mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"})
             service = CoreService(mqtt, pipeline, rules.handle)
+            # status, agent events and reported configs: the device lifecycle (issue 16.3)
+            lifecycle = LifecycleListener(mqtt, rules.handle_lifecycle)
             tasks = [asyncio.create_task(service.run()),
+                     asyncio.create_task(lifecycle.run()),
                      asyncio.create_task(dispatch_outbox(settings, stop)),
                      asyncio.create_task(_tick_forever(rules, stop,
                                                        settings.core.tick_interval_s))]

@@ -4,7 +4,9 @@
 
     scored batch ─▶ registry lookup ─▶ evaluate (state machine) ─▶ silence ─▶ inhibit
                  ─▶ case book (open / join / reopen / resolve, notices into the outbox)
-    tick(now)    ─▶ no-data transitions, escalation
+    tick(now)    ─▶ no-data and offline transitions, escalation
+    lifecycle    ─▶ device book (online/offline/last seen, reported config), goodbyes, last
+                    wills, agent events (rules.lifecycle)
 
 Delivery is separate (:class:`rules.outbox.Outbox`), so a slow channel never holds up ingest.
 The stages are plain synchronous calls: ``handle`` runs for every batch of every device (the
@@ -17,17 +19,19 @@ Usage::
                              registry=load_registry(customers_path))
     await pipeline.handle(scored_batch)   # the sink core calls for every batch
     await pipeline.tick(time.time())      # now and then: silent devices, escalation
+    await pipeline.handle_lifecycle(event)   # a device's status, event or config report
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from core.events import ScoredBatch
+from core.events import LifecycleEvent, ScoredBatch
 from rules.cases import CaseBook
 from rules.db import CaseRow
 from rules.evaluate import Alarm, RuleEvaluator, Transition
 from rules.inhibit import Inhibitor
+from rules.lifecycle import DeviceBook, DeviceLifecycle
 from rules.model import RuleSet
 from rules.registry import CustomerRegistry
 from rules.silence import Silencer, SilenceStore
@@ -68,6 +72,8 @@ class RulesPipeline:
         self.silence_store = SilenceStore(casebook.engine)
         self.silencer.refresh(self.silence_store, casebook.clock())
         self.inhibitor = Inhibitor(self.evaluator)
+        self.lifecycle = DeviceLifecycle(DeviceBook(casebook.engine), self.evaluator,
+                                         self._apply)
         self.stats = PipelineStats()
         #: cases this pipeline opened (new ones only), in order
         self.opened: list[CaseRow] = []
@@ -91,6 +97,7 @@ class RulesPipeline:
 
     async def handle(self, batch: ScoredBatch) -> None:
         """The stage chain for one batch."""
+        self.lifecycle.observe(batch)
         meta = self.registry.lookup(batch.tenant, batch.device_id, batch.product)
         transitions = self.evaluator.evaluate(batch, meta)
         if transitions:
@@ -107,7 +114,14 @@ class RulesPipeline:
         for held_tenant, device_id in list(self._held):
             self._release(held_tenant, device_id, now)
         self._persist()
+        self.lifecycle.flush()
         self.stats.escalated += len(self.casebook.escalate_due(now))
+
+    async def handle_lifecycle(self, event: LifecycleEvent) -> None:
+        """A device's status, own event or config report (the sink of core's lifecycle
+        listener)."""
+        await self.lifecycle.handle(event)
+        self._persist()
 
     def _persist(self) -> None:
         dirty = self.evaluator.take_dirty()

@@ -1,9 +1,15 @@
-"""``forewarn devices``: devices' broker credentials (the logic is in :mod:`forewarn.devices`)."""
+"""``forewarn devices``: broker credentials, remote config and lifecycle of devices.
+
+The logic is in :mod:`forewarn.devices` (credentials, desired config) and
+:mod:`rules.lifecycle` (the devices table core keeps); this module only parses arguments.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +47,8 @@ def register(subparsers: Any) -> None:
     """Add the ``devices`` command."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "devices", help="manage device credentials for the broker",
-        description="Device identity: one broker username/password per device.",
+        description="Device identity (one broker username/password per device), remote "
+        "config and lifecycle (online/offline, last seen, reported config).",
     )
     actions = parser.add_subparsers(dest="devices_action", metavar="ACTION", required=True)
     add = actions.add_parser(
@@ -62,6 +69,7 @@ def register(subparsers: Any) -> None:
     add.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
                      help=f"PBKDF2 rounds (default and minimum {DEFAULT_ITERATIONS:,})")
     add.set_defaults(func=_add)
+    _register_lifecycle(actions)
 
 
 def _password(args: argparse.Namespace) -> str | None:
@@ -88,4 +96,167 @@ def _add(args: argparse.Namespace) -> int:
     password = add_device(args.mosquitto_passwd, args.device_id, given, args.iterations)
     if given is None:
         print(f"{args.device_id} {password}", flush=True)
+    return 0
+
+
+def _register_lifecycle(actions: Any) -> None:
+    config = actions.add_parser(
+        "config", help="remote config: publish a device's desired config",
+        description="The desired config core publishes (retained) for a device; the agent "
+        "applies it and reports back on config/reported (see docs/edge.md).",
+    )
+    config_actions = config.add_subparsers(dest="config_action", metavar="ACTION",
+                                           required=True)
+    from forewarn.devices.config import SETTABLE_KEYS
+
+    config_set = config_actions.add_parser(
+        "set", help="change keys of a device's desired config",
+        description="Reads the device's retained desired config from the broker, changes "
+        "the given keys (KEY=none removes one), raises its revision and publishes it "
+        "retained (QoS 1) as [mqtt] username (the ACL lets forewarn-core write "
+        "config/desired). Keys: " + ", ".join(SETTABLE_KEYS) + ".",
+    )
+    config_set.add_argument("device_id", help="the device")
+    config_set.add_argument("changes", nargs="+", metavar="KEY=VALUE")
+    _common(config_set)
+    config_set.add_argument("--wait", type=float, default=0.0, metavar="S",
+                            help="wait up to S seconds for the device's report")
+    config_set.set_defaults(func=_config_set)
+    show = actions.add_parser(
+        "show", help="a device's lifecycle: online/offline, last seen, desired and reported "
+        "config", description="What core knows of a device (from the case database).")
+    show.add_argument("device_id", help="the device")
+    _common(show)
+    show.add_argument("--json", action="store_true", help="one JSON object")
+    show.set_defaults(func=_show)
+    listing = actions.add_parser("list", help="every device core has heard from",
+                                 description="One line per device: state, since, last seen.")
+    _common(listing)
+    listing.set_defaults(func=_list)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", dest="devices_config", type=Path, default=None,
+                        metavar="TOML", help="configuration file ([mqtt], [cases] url, tenant)")
+    parser.add_argument("--tenant", default=None,
+                        help="the device's tenant (default: the one core saw it in, else "
+                        "the configured tenant)")
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from forewarn.settings import load_settings
+
+    path = args.devices_config or (Path(args.config) if getattr(args, "config", None) else None)
+    return load_settings(path)
+
+
+def _book(settings: Any) -> Any:
+    from rules.db import connect
+    from rules.lifecycle import DeviceBook
+
+    return DeviceBook(connect(settings.cases.url))
+
+
+def _tenant(args: argparse.Namespace, settings: Any, book: Any) -> str:
+    if args.tenant:
+        return str(args.tenant)
+    rows = book.find(args.device_id)
+    if len(rows) > 1:
+        tenants = ", ".join(sorted(row.tenant for row in rows))
+        raise ConfigError(f"{args.device_id} is known in several tenants ({tenants}): "
+                          "give --tenant")
+    return str(rows[0].tenant) if rows else str(settings.tenant)
+
+
+def _config_set(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from forewarn.devices.config import parse_changes, publish_desired
+
+    changes = parse_changes(args.changes)
+    settings = _settings(args)
+    book = _book(settings)
+    try:
+        tenant = _tenant(args, settings, book)
+        desired, report = asyncio.run(publish_desired(
+            settings.mqtt, tenant, args.device_id, changes, report_wait_s=args.wait))
+        book.set_desired(tenant, args.device_id, desired)
+    finally:
+        book.engine.dispose()
+    print(f"{tenant}/{args.device_id}: desired config revision {desired['revision']} "
+          f"published: {json.dumps(desired, sort_keys=True)}", flush=True)
+    if args.wait > 0:
+        if report is None:
+            print(f"no report of revision {desired['revision']} within {args.wait:g} s "
+                  "(the device applies it when it connects)", file=sys.stderr)
+            return 1
+        print(f"reported: {report.status}"
+              + (f" ({report.reason})" if report.reason else ""), flush=True)
+        return 0 if report.status == "applied" else 1
+    return 0
+
+
+def _row_json(row: Any) -> dict[str, Any]:
+    return {
+        "tenant": row.tenant, "device_id": row.device_id, "product": row.product,
+        "state": row.state, "reason": row.reason, "since": row.since,
+        "last_seen": row.last_seen, "boot_id": row.boot_id, "firmware": row.firmware,
+        "queue_depth": row.queue_depth, "dropped_samples": row.dropped_samples,
+        "last_event": row.last_event, "last_event_severity": row.last_event_severity,
+        "last_event_at": row.last_event_at,
+        "desired": json.loads(row.desired_json) if row.desired_json else None,
+        "reported": json.loads(row.reported_json) if row.reported_json else None,
+        "reported_at": row.reported_at,
+    }
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _show(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    book = _book(settings)
+    try:
+        rows = book.find(args.device_id, args.tenant)
+    finally:
+        book.engine.dispose()
+    if not rows:
+        raise ConfigError(f"no device {args.device_id!r} in {settings.cases.url}"
+                          + (f" (tenant {args.tenant})" if args.tenant else ""))
+    for row in rows:
+        info = _row_json(row)
+        if args.json:
+            print(json.dumps(info, sort_keys=True))
+            continue
+        state = row.state + (f" ({row.reason})" if row.reason else "")
+        print(f"{row.tenant}/{row.device_id}  {row.product or '?'}")
+        print(f"  state       {state} since {_when(row.since)}")
+        print(f"  last seen   {_when(row.last_seen)}")
+        print(f"  firmware    {row.firmware or '-'}  boot {row.boot_id or '-'}  "
+              f"queue {row.queue_depth}  dropped samples {row.dropped_samples}")
+        if row.last_event:
+            print(f"  last event  {row.last_event} ({row.last_event_severity}) at "
+                  f"{_when(row.last_event_at)}")
+        print(f"  desired     {json.dumps(info['desired']) if info['desired'] else '-'}")
+        print(f"  reported    {json.dumps(info['reported']) if info['reported'] else '-'}"
+              + (f" at {_when(row.reported_at)}" if row.reported_at else ""))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    book = _book(settings)
+    try:
+        rows = book.all(args.tenant)
+    finally:
+        book.engine.dispose()
+    for row in rows:
+        state = row.state + (f" ({row.reason})" if row.reason else "")
+        print(f"{row.tenant}/{row.device_id}\t{state}\tsince {_when(row.since)}\t"
+              f"last seen {_when(row.last_seen)}")
+    if not rows:
+        print(f"no devices in {settings.cases.url}", file=sys.stderr)
     return 0

@@ -22,7 +22,6 @@ fast path only saves the Python float per number that made decoding the slowest 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import msgspec
@@ -32,9 +31,11 @@ from pydantic import ValidationError
 
 from core.errors import DecodeError
 from core.json_numbers import FAILED, parse_number_list, parse_number_rows
+from edge.problems import problems
 from edge.schema import (
     MAX_FIELDS,
     MAX_SAMPLES_PER_BATCH,
+    NAME_RE,
     PayloadError,
     TelemetryBatch,
     TopicError,
@@ -101,9 +102,7 @@ def decode_telemetry(topic: str, payload: bytes, properties: object | None = Non
         try:
             batch = TelemetryBatch.model_validate_json(payload)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ())) or "payload"
-            raise DecodeError("invalid", f"{where}: {first.get('msg', 'invalid')}") from exc
+            raise DecodeError("invalid", problems(exc, root="payload")[0]) from exc
         decoded = DecodedBatch.of(parts.tenant, batch)
     if decoded.device_id != parts.device_id:
         raise DecodeError(
@@ -128,7 +127,6 @@ class _Wire(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _WIRE = msgspec.json.Decoder(_Wire)
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")  # edge.schema's names, whole string
 
 
 def decode_fast(tenant: str, payload: bytes) -> DecodedBatch | None:
@@ -152,9 +150,9 @@ def decode_fast(tenant: str, payload: bytes) -> DecodedBatch | None:
     k = len(fields)
     if not (wire.v == 1 and 0 <= wire.seq < 2**63 and 1 <= k <= MAX_FIELDS
             and (wire.firmware is None or len(wire.firmware) <= 64)
-            and _NAME.fullmatch(wire.device_id) and _NAME.fullmatch(wire.boot_id)
-            and _NAME.fullmatch(wire.product) and len(set(fields)) == k
-            and all(_NAME.fullmatch(name) for name in fields)):
+            and NAME_RE.fullmatch(wire.device_id) and NAME_RE.fullmatch(wire.boot_id)
+            and NAME_RE.fullmatch(wire.product) and len(set(fields)) == k
+            and all(NAME_RE.fullmatch(name) for name in fields)):
         return None
     raw_t = np.frombuffer(wire.t, dtype=np.uint8)
     t = np.empty(min(raw_t.shape[0] // 2 + 1, MAX_SAMPLES_PER_BATCH + 1))

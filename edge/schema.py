@@ -60,12 +60,16 @@ from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from edge.errors import PayloadError, TopicError
+
 __all__ = [
     "CONTENT_TYPE_JSON",
     "CONTENT_TYPE_ZLIB",
     "MAX_DECODED_BYTES",
     "MAX_FIELDS",
     "MAX_SAMPLES_PER_BATCH",
+    "NAME_PATTERN",
+    "NAME_RE",
     "SCHEMA_VERSION",
     "TOPIC_ROOT",
     "ConfigReport",
@@ -97,14 +101,12 @@ CONTENT_TYPE_ZLIB = "application/json+zlib"
 MAX_DECODED_BYTES = 16 * 1024 * 1024
 _KINDS = ("telemetry", "event", "status", "config/desired", "config/reported")
 
-# Names that are safe as MQTT topic levels, SQL values, InfluxDB tags and file names.
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
-#: the same names for Python's ``re``, whose ``$`` also matches before a final newline: fullmatch
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
-
-
-class TopicError(ValueError):
-    """A topic that does not follow the forewarn layout."""
+#: names (tenant, device, boot, product, field) that are safe as MQTT topic levels, SQL values,
+#: InfluxDB tags and file names: pydantic's ``pattern=``
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+#: the same names for Python's ``re``, whose ``$`` also matches before a final newline: use
+#: ``NAME_RE.fullmatch(name)``
+NAME_RE = re.compile(NAME_PATTERN[1:-1])
 
 
 class TopicParts(NamedTuple):
@@ -157,10 +159,6 @@ def parse_topic(topic: str) -> TopicParts:
     return TopicParts(parts[2], parts[3], kind)
 
 
-class PayloadError(ValueError):
-    """A payload whose encoding is unknown, corrupt or too large once decompressed."""
-
-
 def encode_payload(body: bytes, compress_above_bytes: int | None) -> tuple[bytes, str]:
     """The bytes to publish for a JSON ``body`` and their MQTT 5 content type.
 
@@ -192,7 +190,7 @@ def decode_payload(payload: bytes, properties: object | None = None) -> bytes:
     >>> decode_payload(b"garbage", None)
     Traceback (most recent call last):
     ...
-    edge.schema.PayloadError: payload is neither JSON nor zlib (it starts b'garbage')
+    edge.errors.PayloadError: payload is neither JSON nor zlib (it starts b'garbage')
     """
     content_type = getattr(properties, "ContentType", None) if properties is not None else None
     if content_type is None:
@@ -231,10 +229,10 @@ class TelemetryBatch(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     v: Literal[1] = SCHEMA_VERSION
-    device_id: str = Field(pattern=_NAME)
-    boot_id: str = Field(pattern=_NAME)
+    device_id: str = Field(pattern=NAME_PATTERN)
+    boot_id: str = Field(pattern=NAME_PATTERN)
     seq: int = Field(ge=0, lt=2**63)
-    product: str = Field(default="generic", pattern=_NAME)
+    product: str = Field(default="generic", pattern=NAME_PATTERN)
     firmware: str | None = Field(default=None, max_length=64)
     fields: list[str] = Field(min_length=1, max_length=MAX_FIELDS)
     # finiteness is checked by pydantic-core itself (allow_inf_nan=False): a Python loop over
@@ -245,7 +243,7 @@ class TelemetryBatch(BaseModel):
     @model_validator(mode="after")
     def _check_shape(self) -> TelemetryBatch:
         for name in self.fields:
-            if not _NAME_RE.fullmatch(name):
+            if not NAME_RE.fullmatch(name):
                 raise ValueError(f"field name {name!r} is not a valid name")
         if len(set(self.fields)) != len(self.fields):
             raise ValueError("field names repeat")
@@ -269,8 +267,8 @@ class StatusMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     v: Literal[1] = SCHEMA_VERSION
-    device_id: str = Field(pattern=_NAME)
-    boot_id: str = Field(pattern=_NAME)
+    device_id: str = Field(pattern=NAME_PATTERN)
+    boot_id: str = Field(pattern=NAME_PATTERN)
     state: Literal["online", "offline"]
     firmware: str | None = Field(default=None, max_length=64)
     #: records (batches and events) waiting in the agent's disk queue
@@ -298,11 +296,11 @@ class EventMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     v: Literal[1] = SCHEMA_VERSION
-    device_id: str = Field(pattern=_NAME)
-    boot_id: str = Field(pattern=_NAME)
+    device_id: str = Field(pattern=NAME_PATTERN)
+    boot_id: str = Field(pattern=NAME_PATTERN)
     seq: int = Field(ge=0, lt=2**63)
     t: float = Field(ge=0, allow_inf_nan=False)
-    kind: str = Field(pattern=_NAME)
+    kind: str = Field(pattern=NAME_PATTERN)
     severity: Literal["info", "warning", "alarm"] = "alarm"
     detail: dict[str, str | float | int | bool] = Field(default_factory=dict, max_length=32)
 
@@ -337,7 +335,7 @@ class ConfigReport(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     v: Literal[1] = SCHEMA_VERSION
-    device_id: str = Field(pattern=_NAME)
+    device_id: str = Field(pattern=NAME_PATTERN)
     status: Literal["applied", "rejected"]
     revision: int | None = None
     reason: str | None = Field(default=None, max_length=1000)

@@ -12,10 +12,11 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from forewarn.errors import ForewarnError
+from forewarn.errors import USER_ERRORS
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main", "one_line"]
 
 #: command modules under forewarn.commands, in the order --help lists them
 COMMANDS: tuple[str, ...] = (
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     parser.add_argument(
-        "--config", metavar="TOML", default=None,
+        "--config", metavar="TOML", type=Path, default=None,
         help="configuration file (default: ./forewarn.toml if present; "
         "FOREWARN_* environment variables override it)",
     )
@@ -47,6 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(exc: BaseException) -> str:
+    r"""The error's message on one line: a message of several lines (one per problem in a rules
+    file, a YAML parser's pointer) is joined with ``; ``.
+
+    >>> one_line(ValueError("rules.yaml, line 4: rules.0.fro: Extra inputs\n  rules.0.for: ..."))
+    'rules.yaml, line 4: rules.0.fro: Extra inputs; rules.0.for: ...'
+    """
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``forewarn`` script."""
     parser = build_parser()
@@ -55,8 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         code: int = args.func(args)
-    except ForewarnError as exc:
-        print(f"forewarn: error: {exc}", file=sys.stderr)
+    except USER_ERRORS as exc:
+        print(f"forewarn: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

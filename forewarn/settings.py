@@ -34,6 +34,7 @@ from core.config import CoreConfig, MqttConfig
 from core.detect.config import DetectorConfig
 from core.nats.config import NatsConfig
 from core.store.config import StoreConfig
+from edge.problems import problems
 from forewarn.errors import ConfigError
 
 __all__ = [
@@ -204,10 +205,8 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
         os.environ.update({k: v for k, v in environ.items() if k.startswith("FOREWARN_")})
         loaded: Any = _Loaded()
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
         source = path if path is not None else "the environment"
-        raise ConfigError(f"{source}: {where}: {err['msg']}") from exc
+        raise ConfigError(f"{source}: {problems(exc)[0]}") from exc
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read configuration {path}: {exc}") from exc
     finally:

@@ -38,10 +38,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from core.detect import DetectorConfig, make_detector
-from core.events import ScoredBatch
 from core.limits import load_limits
 from core.pipeline import CorePipeline
-from core.store.base import SeriesFrame
+from core.store.null import NullStore
 from firmware_sim.calls import CallModel
 from firmware_sim.fleet import Delivery, Fleet, FleetConfig, SimDevice
 from firmware_sim.imperfections import Imperfections
@@ -319,26 +318,6 @@ class Evaluation:
     traces: dict[str, TimelineTrace]
 
 
-class _NullStore:
-    """A store that keeps nothing: the evaluation never reads history back."""
-
-    def write(self, batch: ScoredBatch) -> None:
-        """Discard."""
-
-    def read(self, tenant: str, device_id: str, start: float, stop: float,
-             every_s: float = 0.0) -> SeriesFrame:
-        """Nothing was kept."""
-        empty = np.zeros((0, 0))
-        return SeriesFrame((), np.zeros(0), empty, empty)
-
-    def count_samples(self, tenant: str | None = None) -> int:
-        """Nothing was kept."""
-        return 0
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
 class _SimClock:
     """Simulated time for the rules: each batch's arrival, or the arrival of an alarm's sample."""
 
@@ -404,7 +383,7 @@ def _cases_from(engine: Engine, no_data_rules: frozenset[str]) -> list[SimCase]:
 async def _stream(options: EvalOptions, fleet: Fleet,
                   traces: dict[str, TimelineTrace]) -> tuple[list[SimCase], int, int]:
     limits = load_limits(options.limits) if options.limits is not None else None
-    core = CorePipeline(make_detector(options.detector), _NullStore(), limits=limits)
+    core = CorePipeline(make_detector(options.detector), NullStore(), limits=limits)
     clock = _SimClock(fleet.config.start)
     engine = connect("sqlite://")
     book = _SimCaseBook(engine, clock)

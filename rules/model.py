@@ -38,10 +38,19 @@ from pydantic import (
     model_validator,
 )
 
+from edge.problems import place
 from rules.conditions import Condition, ScoreTest
 from rules.errors import RuleFileError
 from rules.registry import DeviceMeta
-from rules.timeparse import WEEKDAYS, DailyHours, Duration, local_clock, parse_duration, zone
+from rules.timeparse import (
+    WEEKDAYS,
+    DailyHours,
+    Duration,
+    QuietHours,
+    local_clock,
+    parse_duration,
+    zone,
+)
 
 __all__ = [
     "CasePolicy",
@@ -222,14 +231,7 @@ class CasePolicy(BaseModel):
     customer_notices_per_day: int = Field(default=3, ge=0)
     #: customer notices wait out these hours in the customer's time zone (team cases do not);
     #: None: only customers whose registry entry (or its defaults) names quiet hours
-    quiet_hours: str | None = None
-
-    @field_validator("quiet_hours")
-    @classmethod
-    def _hours(cls, value: str | None) -> str | None:
-        if value is not None:
-            DailyHours.parse(value)
-        return value
+    quiet_hours: QuietHours | None = None
 
 
 class RuleSet(BaseModel):
@@ -296,7 +298,7 @@ def describe_errors(exc: ValidationError, root: yaml.Node | None, source: str) -
     problems = []
     for err in errors:
         loc = tuple(err["loc"])
-        where = ".".join(str(p) for p in loc) or "(top level)"
+        where = place(loc, root="(top level)")
         line = _line_of(root, loc)
         at = f", line {line}" if line is not None else ""
         problems.append(f"{source}{at}: {where}: {err['msg']}")

@@ -57,6 +57,7 @@ from core.nats.snapshot import Snapshot, SnapshotStore
 from core.nats.stream import StreamMonitor, ensure_stream, topic_of_subject
 from core.pipeline import CorePipeline
 from core.store.base import HistoryStore, SeriesFrame, StoreError, TimeSeriesStore
+from edge.backoff import full_jitter
 
 __all__ = ["HandOff", "NatsEngine", "PartitionStats", "PartitionWorker", "PipelineFactory"]
 
@@ -133,8 +134,10 @@ class PartitionWorker:
         sink: EventSink,
         snapshots: SnapshotStore,
         clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
         self.partition = partition
+        self._rng = rng or random.Random()
         self.nc = nc
         self.js = js
         self.cfg = cfg
@@ -195,8 +198,7 @@ class PartitionWorker:
             except nats.errors.Error as exc:  # disconnected: the client reconnects by itself
                 failures += 1
                 _log.warning("partition %d: fetch failed (%s)", self.partition, exc)
-                await asyncio.sleep(random.uniform(0, min(self.cfg.store_retry_max_s,
-                                                          0.05 * 2 ** min(failures, 16))))
+                await asyncio.sleep(self._retry_delay(failures))
                 continue
             failures = 0
             await self.process(msgs)
@@ -267,8 +269,10 @@ class PartitionWorker:
                     for msg in msgs:
                         await msg.in_progress()
                 last_progress = self.clock()
-            cap = min(self.cfg.store_retry_max_s, 0.05 * 2 ** min(failures, 16))
-            await asyncio.sleep(random.uniform(0, cap))
+            await asyncio.sleep(self._retry_delay(failures))
+
+    def _retry_delay(self, failures: int) -> float:
+        return full_jitter(min(failures, 16), 0.05, self.cfg.store_retry_max_s, self._rng)
 
     async def _maybe_snapshot(self) -> None:
         if self.clock() - self._last_snapshot >= self.cfg.snapshot_interval_s:

@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.nats import NatsConfig
+from edge.problems import problems
 from forewarn.errors import ConfigError
 from forewarn.settings import CoreSettings, Settings, load_settings
 from forewarn.workers import (
@@ -116,9 +117,7 @@ def resolve_settings(settings: Settings, args: argparse.Namespace) -> Settings:
             "nats": NatsConfig.model_validate({**settings.nats.model_dump(), **_given(nats)}),
         })
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"command line: {exc.title}.{where}: {err['msg']}") from exc
+        raise ConfigError(f"command line: {exc.title}.{problems(exc)[0]}") from exc
 
 
 def _given(options: dict[str, object]) -> dict[str, object]:

@@ -27,13 +27,13 @@ import fcntl
 import hashlib
 import hmac
 import os
-import re
 import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from edge.schema import NAME_RE
 from forewarn.errors import ConfigError
 
 __all__ = [
@@ -52,7 +52,6 @@ __all__ = [
 DEFAULT_ITERATIONS = 100_000
 #: fewer rounds are refused unless asked for explicitly (tests and benchmarks use a few)
 MIN_ITERATIONS = 100_000
-_DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
 
 def generate_password() -> str:
@@ -143,7 +142,7 @@ def add_device(password_file: Path, device_id: str, password: str | None = None,
                iterations: int = DEFAULT_ITERATIONS) -> str:
     """Add or replace ``device_id`` in ``password_file``; returns the password (a new one if
     None). Other users' lines are kept as they are."""
-    if not _DEVICE_ID.fullmatch(device_id):
+    if not NAME_RE.fullmatch(device_id):
         raise ConfigError(f"device id {device_id!r} is not a valid name (letters, digits, _.-)")
     if iterations < 1:
         raise ConfigError("iterations must be at least 1")

@@ -40,6 +40,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.detect import DetectorConfig
+from edge.problems import problems
 from forewarn.score.errors import ScoreError
 from forewarn.score.read import PARQUET_SUFFIXES, ReadOptions, Telemetry, read_telemetry
 from forewarn.score.report import Scored, summary, write_csv, write_json
@@ -107,9 +108,7 @@ def load_detector_config(path: Path | None) -> DetectorConfig:
         if profile == "single":
             return DetectorConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                             for e in exc.errors())
-        raise ScoreError(f"{path}: {problems}") from exc
+        raise ScoreError(f"{path}: {'; '.join(problems(exc))}") from exc
     raise ScoreError(f"{path}: profile {profile!r}: use 'fleet' or 'single'")
 
 

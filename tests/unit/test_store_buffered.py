@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,8 +10,9 @@ import numpy as np
 import pytest
 
 from core.events import DetectorEvent, ScoredBatch
-from core.store.base import SeriesFrame, StoreError, StoreRejectedError
+from core.store.base import StoreError, StoreRejectedError
 from core.store.buffered import BufferedStore
+from core.store.null import NullStore
 from core.store.spool import Spool, decode_record, encode_record
 
 
@@ -23,18 +25,16 @@ def numbered(seq: int, n: int = 3) -> ScoredBatch:
                        (onset,))
 
 
-class FlakyStore:
+class FlakyStore(NullStore):
     """A store that is up or down at the test's command and remembers what reached it."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.up = True
         self.refuse: set[int] = set()  # batch numbers it refuses for good
         self.received: list[int] = []
         self.attempts = 0
         self.closed = False
-
-    def write(self, batch: ScoredBatch) -> None:
-        self.write_many([batch])
 
     def write_many(self, batches: Sequence[ScoredBatch]) -> None:
         self.attempts += 1
@@ -45,22 +45,15 @@ class FlakyStore:
             raise StoreRejectedError("400 bad line")
         self.received.extend(seqs)
 
-    def read(self, tenant: str, device_id: str, start: float, stop: float,
-             every_s: float = 0.0) -> SeriesFrame:
-        raise NotImplementedError
-
-    def read_events(self, tenant: str, device_id: str, start: float, stop: float
-                    ) -> tuple[DetectorEvent, ...]:
-        return ()
-
-    def product_of(self, tenant: str, device_id: str) -> str | None:
-        return "heat_pump"
-
-    def count_samples(self, tenant: str | None = None) -> int:
-        return 3 * len(self.received)
-
     def close(self) -> None:
         self.closed = True
+
+
+class Ceiling(random.Random):
+    """Every full-jitter draw is its ceiling, so the test knows when a retry is due."""
+
+    def random(self) -> float:
+        return 1.0
 
 
 class Clock:
@@ -76,9 +69,8 @@ class Clock:
 
 def buffered(inner: FlakyStore, tmp_path: Path, clock: Clock, max_bytes: int = 1 << 20
              ) -> BufferedStore:
-    # rng() = 1.0: every delay is its ceiling, so the test knows when a retry is due
     return BufferedStore(inner, tmp_path / "spool", max_bytes, base_delay_s=1.0, max_delay_s=8.0,
-                         clock=clock, sleep=clock.sleep, rng=lambda: 1.0)
+                         clock=clock, sleep=clock.sleep, rng=Ceiling())
 
 
 def test_a_record_round_trips_exactly() -> None:

@@ -22,18 +22,14 @@ leaves either the old file or the new one, never half of one.
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
 import hashlib
 import hmac
-import os
 import secrets
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 from edge.schema import NAME_RE
+from forewarn.devices.files import locked, replace_file
 from forewarn.errors import ConfigError
 
 __all__ = [
@@ -95,49 +91,6 @@ def read_password(source: IO[str], where: str) -> str:
     return password
 
 
-@contextlib.contextmanager
-def _locked(password_file: Path) -> Iterator[None]:
-    """Hold an exclusive lock for rewriting ``password_file`` (a sidecar ``.lock`` file: the
-    password file itself is replaced, so a lock on it would be on the old file)."""
-    lock_path = password_file.with_name(password_file.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def _replace(password_file: Path, text: str) -> None:
-    """Write ``text`` as ``password_file`` atomically and durably, keeping its owner and mode
-    (Mosquitto must still be able to read it after a reload); a new file gets mode 0600."""
-    try:
-        old = password_file.stat()
-    except FileNotFoundError:
-        old = None
-    fd, tmp = tempfile.mkstemp(dir=password_file.parent, prefix=f".{password_file.name}-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            if old is not None:
-                os.fchmod(out.fileno(), old.st_mode & 0o7777)
-                with contextlib.suppress(PermissionError):
-                    os.fchown(out.fileno(), old.st_uid, old.st_gid)
-            else:
-                os.fchmod(out.fileno(), 0o600)
-            os.fsync(out.fileno())
-        os.replace(tmp, password_file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    directory = os.open(password_file.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a power cut
-    finally:
-        os.close(directory)
-
-
 def add_device(password_file: Path, device_id: str, password: str | None = None,
                iterations: int = DEFAULT_ITERATIONS) -> str:
     """Add or replace ``device_id`` in ``password_file``; returns the password (a new one if
@@ -150,11 +103,11 @@ def add_device(password_file: Path, device_id: str, password: str | None = None,
     # hashed before taking the lock: the slow part must not hold up another provisioning run
     line = password_line(device_id, password, iterations=iterations)
     password_file.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(password_file):
+    with locked(password_file):
         try:
             lines = password_file.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
             lines = []
         kept = [x for x in lines if x.split(":", 1)[0] != device_id]
-        _replace(password_file, "\n".join([*kept, line]) + "\n")
+        replace_file(password_file, "\n".join([*kept, line]) + "\n")
     return password

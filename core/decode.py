@@ -30,11 +30,12 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from core.errors import DecodeError
-from core.json_numbers import FAILED, parse_number_list, parse_number_rows
+from core.json_numbers import FAILED, nesting_depth, parse_number_list, parse_number_rows
 from edge.problems import problems
 from edge.schema import (
     MAX_FIELDS,
     MAX_SAMPLES_PER_BATCH,
+    MAX_TIMESTAMP_S,
     NAME_RE,
     PayloadError,
     TelemetryBatch,
@@ -43,9 +44,13 @@ from edge.schema import (
     parse_topic,
 )
 
-__all__ = ["MAX_PAYLOAD_BYTES", "DecodedBatch", "decode_fast", "decode_telemetry"]
+__all__ = ["MAX_NESTING", "MAX_PAYLOAD_BYTES", "DecodedBatch", "decode_fast", "decode_telemetry"]
 
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
+#: arrays and objects nested deeper than this are refused before any JSON parser sees them
+#: (a telemetry document nests 3 deep: ``{"values": [[...]]}``); msgspec's and pydantic's
+#: parsers recurse per level, and ~1000 levels in 4 KiB raised RecursionError out of ingest
+MAX_NESTING = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +102,10 @@ def decode_telemetry(topic: str, payload: bytes, properties: object | None = Non
         payload = decode_payload(payload, properties)
     except PayloadError as exc:
         raise DecodeError("bad_encoding", str(exc)) from exc
-    decoded = decode_fast(parts.tenant, payload)
+    depth = nesting_depth(np.frombuffer(payload, dtype=np.uint8), MAX_NESTING)
+    if depth > MAX_NESTING:
+        raise DecodeError("too_deep", f"JSON nested more than {MAX_NESTING} levels deep")
+    decoded = _decode_fast(parts.tenant, payload)
     if decoded is None:
         try:
             batch = TelemetryBatch.model_validate_json(payload)
@@ -141,10 +149,19 @@ def decode_fast(tenant: str, payload: bytes) -> DecodedBatch | None:
     >>> decode_fast("acme", b'{"device_id":"d","boot_id":"b","seq":1,"fields":["a"],'
     ...             b'"t":[5],"values":[["1.5"]]}') is None  # pydantic decides on strings
     True
+    >>> decode_fast("acme", b'{"t":' + b'[' * 5000 + b']' * 5000 + b'}') is None  # too deep
+    True
     """
+    if nesting_depth(np.frombuffer(payload, dtype=np.uint8), MAX_NESTING) > MAX_NESTING:
+        return None
+    return _decode_fast(tenant, payload)
+
+
+def _decode_fast(tenant: str, payload: bytes) -> DecodedBatch | None:
+    """:func:`decode_fast` for a payload whose nesting is already known to be bounded."""
     try:
         wire = _WIRE.decode(payload)
-    except (msgspec.DecodeError, ValueError):
+    except (msgspec.DecodeError, ValueError, RecursionError):
         return None
     fields = wire.fields
     k = len(fields)
@@ -160,7 +177,7 @@ def decode_fast(tenant: str, payload: bytes) -> DecodedBatch | None:
     if n == FAILED or not 1 <= n <= MAX_SAMPLES_PER_BATCH:
         return None
     t = t[:n]
-    if not (t.min() >= 0.0 and np.isfinite(t[t.argmax()])):
+    if not (t.min() >= 0.0 and t.max() <= MAX_TIMESTAMP_S):  # the parser gives no NaN
         return None
     values = np.empty((n, k))
     if parse_number_rows(np.frombuffer(wire.values, dtype=np.uint8), values) == FAILED:

@@ -58,7 +58,7 @@ import re
 import zlib
 from typing import Annotated, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge.errors import PayloadError, TopicError
 
@@ -68,6 +68,7 @@ __all__ = [
     "MAX_DECODED_BYTES",
     "MAX_FIELDS",
     "MAX_SAMPLES_PER_BATCH",
+    "MAX_TIMESTAMP_S",
     "NAME_PATTERN",
     "NAME_RE",
     "SCHEMA_VERSION",
@@ -95,6 +96,10 @@ SCHEMA_VERSION: Literal[1] = 1
 TOPIC_ROOT = "forewarn/v1"
 MAX_SAMPLES_PER_BATCH = 10_000
 MAX_FIELDS = 64
+#: the latest timestamp any message may carry: 3000-01-01T00:00:00Z in epoch seconds. Far
+#: below what overflows anywhere (milliseconds in int64, ``datetime``'s year 9999 plus any
+#: duration a rule adds); core's ``[core] future_horizon_s`` is the real, tighter bound
+MAX_TIMESTAMP_S = 32_503_680_000.0
 CONTENT_TYPE_JSON = "application/json"
 CONTENT_TYPE_ZLIB = "application/json+zlib"
 #: a decompressed payload larger than this is refused (a zip bomb must not eat core's memory)
@@ -219,14 +224,19 @@ def decode_payload(payload: bytes, properties: object | None = None) -> bytes:
 
 #: a reading: a finite number (send null for a missing one; NaN and infinities are refused)
 _Reading = Annotated[float, Field(allow_inf_nan=False)]
-#: epoch seconds, finite and not negative
-_Timestamp = Annotated[float, Field(allow_inf_nan=False, ge=0)]
+#: epoch seconds, finite, not negative and not past :data:`MAX_TIMESTAMP_S`
+_Timestamp = Annotated[float, Field(allow_inf_nan=False, ge=0, le=MAX_TIMESTAMP_S)]
 
 
 class TelemetryBatch(BaseModel):
-    """A batch of samples of one device: the unit that crosses MQTT."""
+    """A batch of samples of one device: the unit that crosses MQTT.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Strict: numbers are JSON numbers (``seq`` an integer), never strings or booleans, and no
+    field is coerced from another type (``seq: true``, ``values: [["1.5"]]`` and
+    ``[[true]]`` are refused, as the fast path refuses them).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     v: Literal[1] = SCHEMA_VERSION
     device_id: str = Field(pattern=NAME_PATTERN)
@@ -239,6 +249,14 @@ class TelemetryBatch(BaseModel):
     # every value was the slowest part of ingest
     t: list[_Timestamp] = Field(min_length=1, max_length=MAX_SAMPLES_PER_BATCH)
     values: list[list[_Reading | None]] = Field(min_length=1, max_length=MAX_SAMPLES_PER_BATCH)
+
+    @field_validator("v", mode="before")
+    @classmethod
+    def _integer_version(cls, value: object) -> object:
+        # a Literal compares by equality, and True == 1.0 == 1: refuse what is not an int
+        if type(value) is not int:
+            raise ValueError(f"the schema version must be the integer 1, not {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _check_shape(self) -> TelemetryBatch:
@@ -280,7 +298,7 @@ class StatusMessage(BaseModel):
     #: telemetry samples inside the dropped records
     dropped_samples: int = Field(default=0, ge=0)
     #: epoch seconds when the agent wrote this message
-    t: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    t: float | None = Field(default=None, ge=0, le=MAX_TIMESTAMP_S, allow_inf_nan=False)
     #: why a device is offline: "shutdown" (it said goodbye on purpose, e.g. stopped for
     #: maintenance) or "connection_lost" (the last will, published by the broker); None online
     reason: Literal["shutdown", "connection_lost"] | None = None
@@ -299,7 +317,7 @@ class EventMessage(BaseModel):
     device_id: str = Field(pattern=NAME_PATTERN)
     boot_id: str = Field(pattern=NAME_PATTERN)
     seq: int = Field(ge=0, lt=2**63)
-    t: float = Field(ge=0, allow_inf_nan=False)
+    t: float = Field(ge=0, le=MAX_TIMESTAMP_S, allow_inf_nan=False)
     kind: str = Field(pattern=NAME_PATTERN)
     severity: Literal["info", "warning", "alarm"] = "alarm"
     detail: dict[str, str | float | int | bool] = Field(default_factory=dict, max_length=32)

@@ -81,6 +81,15 @@ class CoreSettings(CoreConfig):
     #: seconds between the rules' time-driven passes: silent devices, escalation, released
     #: silences
     tick_interval_s: float = Field(default=60.0, gt=0)
+    #: mqtt engine: where the detector and dedup state is saved (core-state.npz and the dedup
+    #: journal), so a restart keeps learning (docs/scaling.md)
+    state_dir: Path = Path("var/state")
+    #: mqtt engine: seconds between state snapshots (also saved at SIGTERM)
+    snapshot_interval_s: float = Field(default=300.0, gt=0)
+    #: port of core's Prometheus ``/metrics`` (0: off); with the nats engine the supervisor
+    #: serves here and worker i on metrics_port + 1 + i
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
 
 
 #: ``[store]``: which time-series store and its settings (see core/store/config.py)
@@ -180,6 +189,14 @@ class Settings(TomlFileSettings):
         if isinstance(data, dict) and isinstance(data.get("detector"), Mapping):
             data = {**data, "detector": DetectorConfig.for_fleet(**data["detector"])}
         return data
+
+    @model_validator(mode="after")
+    def _port_zero_needs_the_embedded_broker(self) -> Settings:
+        if self.mqtt.port == 0 and not self.broker.embedded:
+            raise ValueError("mqtt.port = 0 (any free port) works only with the embedded "
+                             "broker ([broker] embedded = true): give the external broker's "
+                             "port")
+        return self
 
 
 def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Settings:

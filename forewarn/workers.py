@@ -41,6 +41,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nats.errors
 from nats.js.client import JetStreamContext
@@ -48,10 +49,11 @@ from nats.js.errors import NotFoundError
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from core.dead_letter import DeadLetters, DeadLetterStore
 from core.detect import DetectorConfig, make_detector
 from core.limits import ProductLimits, load_limits
 from core.nats import NatsConfig, NatsEngine, PartitionStats
-from core.pipeline import CorePipeline
+from core.pipeline import CorePipeline, DeviceTenant
 from core.store.base import HistoryStore, TimeSeriesStore
 from core.store.config import InfluxConfig, StoreConfig, make_store
 from forewarn.settings import Settings
@@ -73,6 +75,7 @@ __all__ = [
     "make_worker_store",
     "parse_partitions",
     "run_worker",
+    "serve_until_stopped",
     "split_partitions",
 ]
 
@@ -198,6 +201,21 @@ def configured_limits(settings: Settings) -> ProductLimits | None:
     return load_limits(path) if path is not None and path.exists() else None
 
 
+def _ingest_guards(settings: Settings, engine_db: Engine,
+                   device_tenant: DeviceTenant | None) -> dict[str, Any]:
+    """What a pipeline of the service needs to refuse bad messages: persisted dead letters
+    (in the case database), the future horizon and the device → tenant binding (the
+    registry's)."""
+    return {
+        "dead_letters": DeadLetters(store=DeadLetterStore(
+            engine_db, keep=settings.core.dead_letters_keep)),
+        "future_horizon_s": settings.core.future_horizon_s,
+        "device_tenant": device_tenant,
+        "max_series_per_device": settings.core.max_series_per_device,
+        "max_boots_per_device": settings.core.max_boots_per_device,
+    }
+
+
 def make_worker_store(settings: Settings, options: WorkerOptions,
                       buffered: bool = False) -> HistoryStore:
     """The store every partition writes to: ``--influx-url`` when given, else ``[store]``.
@@ -219,8 +237,13 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
     Besides the stream it ticks the rules for its own devices every ``[core]
     tick_interval_s``, up to the time its partitions are caught up to.
     """
+    from forewarn.core_metrics import CoreMetrics, worker_metrics_port
+
     store = make_worker_store(settings, options)
     engine_db = await _connect_cases(settings.cases.url)
+    metrics = CoreMetrics(engine_db) if settings.core.metrics_port else None
+    if metrics is not None:
+        store = metrics.timed_store(store)
     rules = RulesPipeline(load_rules(settings.cases.rules_file),
                           CaseBook(engine_db, channel="terminal", clock=time.time))
     dropped = forget_other_partitions(rules, options.nats, partitions)
@@ -228,10 +251,12 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
               len(rules.evaluator.states), dropped)
 
     def make_pipeline(handoff: TimeSeriesStore) -> CorePipeline:
-        return CorePipeline(make_detector(options.detector), handoff,
-                            event_threshold=settings.core.event_threshold,
-                            dedup_window=settings.core.dedup_window,
-                            limits=configured_limits(settings))
+        pipeline = CorePipeline(make_detector(options.detector), handoff,
+                                event_threshold=settings.core.event_threshold,
+                                dedup_window=settings.core.dedup_window,
+                                limits=configured_limits(settings),
+                                **_ingest_guards(settings, engine_db, rules.registry.tenant_of))
+        return pipeline if metrics is None else metrics.attach_pipeline(pipeline)
 
     try:
         async with NatsEngine(options.nats, partitions, make_pipeline, store,
@@ -244,6 +269,16 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
             await engine.ready.wait()
             assert engine.monitor is not None  # set on entering the engine
             caught_up = CaughtUp(engine.monitor.js, options.nats, partitions, engine.stats)
+            metrics_served = contextlib.AsyncExitStack()
+            if metrics is not None:
+                metrics.partition_stats = engine.stats
+                lag_watch = asyncio.create_task(metrics.watch_partitions(
+                    engine.monitor.js, options.nats, partitions))
+                metrics_served.callback(lag_watch.cancel)
+                await metrics_served.enter_async_context(metrics.serving(
+                    settings.core.metrics_host, worker_metrics_port(
+                        settings.core.metrics_port, _owned(settings), settings.core.workers,
+                        partitions)))
             ticks_done = asyncio.Event()
             ticker = asyncio.create_task(_tick_forever(
                 rules, ticks_done, settings.core.tick_interval_s,
@@ -257,10 +292,17 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
                 ticks_done.set()
                 await ticker
                 orphan_watch.cancel()
+                await metrics_served.aclose()
         _log.info("worker stopped: partitions %s", list(partitions))
     finally:
         store.close()
         engine_db.dispose()
+
+
+def _owned(settings: Settings) -> list[int]:
+    """The partitions this machine's workers share (``[core] owned_partitions`` or all)."""
+    owned = settings.core.owned_partitions
+    return parse_partitions(owned) if owned else list(range(settings.nats.partitions))
 
 
 async def _connect_cases(url: str, attempts: int = 5) -> Engine:
@@ -419,42 +461,80 @@ async def _tick_forever(rules: RulesPipeline, stop: asyncio.Event, every_s: floa
             await asyncio.wait_for(stop.wait(), every_s)
 
 
-async def run_direct(settings: Settings, options: WorkerOptions) -> None:
-    """The single-machine engine: one process subscribed to the MQTT broker, as before NATS."""
+async def serve_until_stopped(stop: asyncio.Event, tasks: Sequence[asyncio.Task[None]]) -> int:
+    """Wait for ``stop`` or for any of a service's ``tasks`` to end; cancel the rest.
+
+    A task that ends on its own is a dead service (an ingest loop that returned or raised):
+    it is logged as an error and the exit code is 1, so the service manager (systemd's
+    ``Restart=on-failure``) starts a fresh process instead of leaving one that ingests nothing.
+    Returns 0 when ``stop`` came first.
+    """
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    dead = [task for task in tasks if task.done()]
+    for task in dead:
+        exc = None if task.cancelled() else task.exception()
+        _log.error("core's %s task stopped: %s; exiting", task.get_name(),
+                   "without an error" if exc is None else repr(exc), exc_info=exc)
+    stopping.cancel()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(stopping, *tasks, return_exceptions=True)
+    return 1 if dead else 0
+
+
+async def run_direct(settings: Settings, options: WorkerOptions) -> int:
+    """The single-machine engine: one process subscribed to the MQTT broker, as before NATS.
+
+    Returns the exit code: 0 after SIGTERM/SIGINT, 1 when a task of the service died.
+    """
     from core.lifecycle import LifecycleListener
     from core.service import CoreService
     from forewarn.broker import EmbeddedBroker
+    from forewarn.core_metrics import CoreMetrics
+    from forewarn.core_state import KeptState
 
     store = make_worker_store(settings, options, buffered=True)
     engine_db = connect(settings.cases.url)
+    metrics = CoreMetrics(engine_db) if settings.core.metrics_port else None
+    if metrics is not None:
+        store = metrics.timed_store(store)
     rules = RulesPipeline(load_rules(settings.cases.rules_file),
                           CaseBook(engine_db, channel="terminal", clock=time.time))
     pipeline = CorePipeline(make_detector(options.detector), store,
                             event_threshold=settings.core.event_threshold,
                             dedup_window=settings.core.dedup_window,
-                            limits=configured_limits(settings))
+                            limits=configured_limits(settings),
+                            **_ingest_guards(settings, engine_db, rules.registry.tenant_of))
+    if metrics is not None:
+        metrics.attach_pipeline(pipeline)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    code = 1
     try:
         async with contextlib.AsyncExitStack() as stack:
+            # restores detector and dedup state; snapshots it periodically and on the way out
+            kept = await stack.enter_async_context(KeptState(settings.core, pipeline))
+            if metrics is not None:
+                await stack.enter_async_context(metrics.serving(
+                    settings.core.metrics_host, settings.core.metrics_port))
             mqtt = settings.mqtt
             if settings.broker.embedded:
                 broker = await stack.enter_async_context(EmbeddedBroker(mqtt.host, mqtt.port))
                 mqtt = mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"})
-            service = CoreService(mqtt, pipeline, rules.handle)
+            service = CoreService(mqtt, pipeline, rules.handle, on_handled=kept.commit)
             # status, agent events and reported configs: the device lifecycle (issue 16.3)
             lifecycle = LifecycleListener(mqtt, rules.handle_lifecycle)
-            tasks = [asyncio.create_task(service.run()),
-                     asyncio.create_task(lifecycle.run()),
-                     asyncio.create_task(dispatch_outbox(settings, stop)),
+            tasks = [asyncio.create_task(service.run(), name="ingest"),
+                     asyncio.create_task(lifecycle.run(), name="lifecycle"),
+                     asyncio.create_task(dispatch_outbox(settings, stop), name="outbox"),
                      asyncio.create_task(_tick_forever(rules, stop,
-                                                       settings.core.tick_interval_s))]
-            await stop.wait()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+                                                       settings.core.tick_interval_s),
+                                         name="rules tick")]
+            code = await serve_until_stopped(stop, tasks)
     finally:
         store.close()
         engine_db.dispose()
+    return code

@@ -85,6 +85,9 @@ class _Device(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     customer: str
+    #: the tenant the device belongs to: core dead-letters its messages under any other
+    #: tenant (``tenant_mismatch``); None: not bound
+    tenant: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
     firmware: str = ""
     product: str | None = None
     #: when it was installed (epoch seconds): a device that never reported since is "no data"
@@ -134,6 +137,16 @@ class CustomerRegistry:
         if meta is None:
             meta = self._cache[key] = self._build(tenant, device_id, product)
         return meta
+
+    def tenant_of(self, device_id: str) -> str | None:
+        """The tenant a registered device is bound to (None: unknown or not bound).
+
+        >>> parse_registry("customers: [{id: kim}]\\ndevices: {hp-1: {customer: kim, "
+        ...                "tenant: acme}}").tenant_of("hp-1")
+        'acme'
+        """
+        device = self._data.devices.get(device_id)
+        return device.tenant if device is not None else None
 
     def known_devices(self) -> dict[str, float | None]:
         """Every registered device and when it was installed (for never-reported checks)."""

@@ -9,7 +9,8 @@ relearns exactly what the previous owner had learned after its last snapshot. Th
    number, so one batch is in flight per partition and nothing overtakes it) with a
    :class:`~core.nats.fetch.BatchFetcher`;
 2. decode, dedup and detect each message with the partition's :class:`CorePipeline`, whose
-   store is a hand-off list, not the real store;
+   store is a hand-off list, not the real store; a message it cannot use is dead-lettered
+   and the dead letters are persisted (when the pipeline has a store for them);
 3. write the batch's scored batches to the real store, retrying with full-jitter backoff for as
    long as the store is down (telling JetStream the messages are in progress meanwhile);
 4. hand every scored batch to the sink (the rules pipeline);
@@ -225,6 +226,9 @@ class PartitionWorker:
                 _log.exception("partition %d: pipeline failed on a message of %s",
                                self.partition, topic)
                 self.pipeline.dead_letters.record("crash", topic, repr(exc), msg.data)
+        # persisted before the acknowledgement (a failing database is logged and retried at
+        # the next flush, it does not hold the partition)
+        self.pipeline.dead_letters.flush()
         scored = self.handoff.take()
         if scored:
             await self._retry(lambda: self._write(scored), msgs, "store")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -156,8 +157,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = _load(args)
     options = _options(settings, args)
     if args.own is None and settings.core.engine == "mqtt":
-        asyncio.run(run_direct(settings, options))
-        return 0
+        return asyncio.run(run_direct(settings, options))
     if args.own is not None:
         asyncio.run(run_worker(settings, options, parse_partitions(args.own), args.ready_file))
         return 0
@@ -187,7 +187,16 @@ def _run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(signum, shutdown)
         outbox = None if not settings.core.outbox else asyncio.create_task(
             dispatch_outbox(settings, stop, echo=not args.quiet_notices))
-        await supervisor.run()
+        async with contextlib.AsyncExitStack() as stack:
+            if settings.core.metrics_port:  # the outbox and cases; workers serve their own
+                from forewarn.core_metrics import CoreMetrics
+                from rules.db import connect
+
+                engine = connect(settings.cases.url)
+                stack.callback(engine.dispose)
+                await stack.enter_async_context(CoreMetrics(engine).serving(
+                    settings.core.metrics_host, settings.core.metrics_port))
+            await supervisor.run()
         stop.set()
         if outbox is not None:
             await outbox

@@ -39,7 +39,7 @@ _ADD_EPILOG = """\
 examples:
   forewarn devices add hp-0001 --mosquitto-passwd /etc/mosquitto/forewarn.passwd
   forewarn devices add hp-0002 --mosquitto-passwd /etc/mosquitto/forewarn.passwd \
-      --tenant acme --acl /etc/mosquitto/forewarn.acl
+      --tenant acme --acl-file /etc/mosquitto/forewarn.acl
   printf '%s\\n' "$CORE_PASSWORD" | forewarn devices add forewarn-core \\
       --mosquitto-passwd /etc/mosquitto/forewarn.passwd --password-stdin
 """
@@ -67,11 +67,12 @@ def register(subparsers: Any) -> None:
     source.add_argument("--password-file", type=Path, default=None, metavar="FILE",
                         help="read the password from the first line of FILE")
     add.add_argument("--tenant", default=None,
-                     help="bind the device to this tenant: with --acl, its ACL block names "
+                     help="bind the device to this tenant: with --acl-file, its ACL block names "
                      "the literal tenant, so it cannot publish under another")
-    add.add_argument("--acl", type=Path, default=None, metavar="FILE",
+    add.add_argument("--acl-file", type=Path, default=None, metavar="FILE",
                      help="the Mosquitto ACL file to write the device's block into (needs "
-                     "--tenant; remove the shipped '+' tenant patterns from it)")
+                     "--tenant; created with the core service's user if missing; remove the "
+                     "shipped '+' tenant patterns from an existing one)")
     # gone: a password on the command line shows in ps and the shell history
     add.add_argument("--password", default=None, help=argparse.SUPPRESS)
     add.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
@@ -100,16 +101,17 @@ def _add(args: argparse.Namespace) -> int:
     if args.iterations < MIN_ITERATIONS:
         raise ConfigError(f"--iterations {args.iterations} is below {MIN_ITERATIONS:,}: too "
                           "few for a password someone chose")
-    if (args.acl is None) != (args.tenant is None):
-        raise ConfigError("--tenant and --acl go together: the tenant is bound in the ACL")
+    if (args.acl_file is None) != (args.tenant is None):
+        raise ConfigError("--tenant and --acl-file go together: the tenant is bound in the ACL")
     given = _password(args)
     password = add_device(args.mosquitto_passwd, args.device_id, given, args.iterations)
-    if args.acl is not None:
+    if args.acl_file is not None:
         from forewarn.devices.acl import bind_device
 
-        for line in bind_device(args.acl, args.device_id, args.tenant):
-            print(f"forewarn: warning: {args.acl}: '{line}' lets every device publish under "
-                  "any tenant; remove it to bind devices to their tenant", file=sys.stderr)
+        for line in bind_device(args.acl_file, args.device_id, args.tenant):
+            print(f"forewarn: warning: {args.acl_file}: '{line}' lets every device publish "
+                  "under any tenant; remove it to bind devices to their tenant",
+                  file=sys.stderr)
     if given is None:
         print(f"{args.device_id} {password}", flush=True)
     return 0

@@ -3,7 +3,7 @@ literal tenant in every topic (issue 16.4).
 
 The shipped ACL (``deploy/mosquitto/acl``) pins a device to its own id with ``%u`` patterns but
 matches the tenant with ``+``: a device could publish under another tenant. A device added
-with ``forewarn devices add --tenant acme --acl FILE`` gets instead::
+with ``forewarn devices add --tenant acme --acl-file FILE`` gets instead::
 
     # forewarn device hp-0001 (tenant acme)
     user hp-0001
@@ -12,7 +12,9 @@ with ``forewarn devices add --tenant acme --acl FILE`` gets instead::
     topic read forewarn/v1/acme/hp-0001/config/desired
 
 and the ``pattern`` lines with ``+`` must go from that file (the broker grants a topic when any
-line allows it). Re-adding a device replaces its block; other lines are kept as they are.
+line allows it). Re-adding a device replaces its block; other lines are kept as they are. A new
+file starts with the core service's user (``forewarn-core``: reads everything of forewarn,
+writes desired configs).
 
 >>> print(device_block("hp-1", "acme"))
 # forewarn device hp-1 (tenant acme)
@@ -36,9 +38,17 @@ from edge.schema import NAME_RE, TOPIC_ROOT
 from forewarn.devices.files import locked, replace_file
 from forewarn.errors import ConfigError
 
-__all__ = ["bind_device", "device_block", "tenant_patterns", "with_device"]
+__all__ = ["NEW_FILE", "bind_device", "device_block", "tenant_patterns", "with_device"]
 
 _WRITES = ("telemetry", "event", "status", "config/reported")
+#: the start of a new ACL file: the core service's user
+NEW_FILE = """\
+# Mosquitto ACL written by `forewarn devices add --tenant`: every device bound to its tenant.
+# The core service reads everything of forewarn and writes desired configs.
+user forewarn-core
+topic read forewarn/v1/#
+topic write forewarn/v1/+/+/config/desired
+"""
 _READS = ("config/desired",)
 
 
@@ -87,6 +97,7 @@ def bind_device(acl_file: Path, device_id: str, tenant: str) -> list[str]:
         try:
             text = acl_file.read_text(encoding="utf-8")
         except FileNotFoundError:
-            text = ""
-        replace_file(acl_file, with_device(text, device_id, tenant))
+            text = NEW_FILE
+        # readable by the broker, which may run as its own user; nothing secret in it
+        replace_file(acl_file, with_device(text, device_id, tenant), new_mode=0o644)
     return tenant_patterns(text)

@@ -37,9 +37,9 @@ def locked(path: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def replace_file(path: Path, text: str) -> None:
+def replace_file(path: Path, text: str, new_mode: int = 0o600) -> None:
     """Write ``text`` as ``path`` atomically and durably, keeping its owner and mode
-    (Mosquitto must still be able to read it after a reload); a new file gets mode 0600."""
+    (Mosquitto must still be able to read it after a reload); a new file gets ``new_mode``."""
     try:
         old = path.stat()
     except FileNotFoundError:
@@ -54,7 +54,7 @@ def replace_file(path: Path, text: str) -> None:
                 with contextlib.suppress(PermissionError):
                     os.fchown(out.fileno(), old.st_uid, old.st_gid)
             else:
-                os.fchmod(out.fileno(), 0o600)
+                os.fchmod(out.fileno(), new_mode)
             os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:

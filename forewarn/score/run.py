@@ -56,6 +56,7 @@ __all__ = [
     "Episode",
     "ScoreOptions",
     "default_rules",
+    "missing_rule_fields",
     "rows_or_seconds",
     "score_device",
 ]
@@ -160,6 +161,29 @@ def default_rules(hold_s: float) -> tuple[Rule, ...]:
     )
 
 
+def missing_rule_fields(rules: tuple[Rule, ...], product: str,
+                        fields: tuple[str, ...]) -> str | None:
+    """A warning when rules for ``product`` name fields of which the file has none.
+
+    >>> rule = Rule.model_validate({"name": "hot", "product": "heat_pump", "for": 0,
+    ...                             "fields": ["discharge_temp"], "score_at_least": 0.9})
+    >>> print(missing_rule_fields((rule,), "heat_pump", ("flow", "power")))  # doctest: +ELLIPSIS
+    rule hot names fields this file does not have (discharge_temp; ...): it cannot fire
+    >>> missing_rule_fields((rule,), "heat_pump", ("discharge_temp",)) is None
+    True
+    """
+    blind = [r for r in rules if (r.product is None or r.product == product)
+             and r.fields and not set(r.fields) & set(fields)]
+    if not blind:
+        return None
+    missing = sorted({f for r in blind for f in r.fields or ()})
+    names = ", ".join(r.name for r in blind)
+    return (f"{'rule' if len(blind) == 1 else 'rules'} {names} "
+            f"name{'s' if len(blind) == 1 else ''} fields this file does not have "
+            f"({', '.join(missing)}; the file has {', '.join(fields) or 'none'}): "
+            f"{'it' if len(blind) == 1 else 'they'} cannot fire")
+
+
 class _Discard:
     """A store that keeps nothing: the output is written from the results instead."""
 
@@ -232,10 +256,10 @@ def score_device(series: DeviceSeries, fields: tuple[str, ...],
                         " rows (choose with --warmup)")
     config = _config_for(options.config, k, given)
     warm = min(given if given is not None else own, n)
-    if k == 1 and config.regression_weight > 0.0:
+    if k == 1 and config.regression_weight > 0.0 and config.subspace_weight <= 0.0:
         warnings.append(f"{who}one field: the fleet profile scores "
                         "fields by how they relate to each other, so a lone field scores 0")
-    if k > 8 and config.regression_weight > 0.0:
+    if k > 8 and config.regression_weight > 0.0 and config.subspace_weight <= 0.0:
         warnings.append(f"{who}{k} fields: the regression relates the "
                         "first 8, the rest score 0 (choose with --fields)")
     hold_s = _hold_seconds(series.t, warm, options.hold)
@@ -336,7 +360,9 @@ def _firing_rows(t: NDArray[np.float64], firing: bool,
             before_silence, firing = firing, False
         elif tr.kind == "data_back":
             firing = before_silence
-        elif tr.kind in ("recovering", "resolved"):
+        elif tr.kind == "resolved":
+            # not at "recovering": the evaluator may go back to firing from there without a
+            # transition (a level between clear and the bar), so the alarm holds until resolved
             firing = False
     out[position:] = firing
     return out

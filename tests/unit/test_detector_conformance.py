@@ -36,6 +36,7 @@ from core.detect import (
 )
 from core.detect.regression import Regression
 from core.detect.robust_z import robust_z_reference, robust_z_update
+from core.detect.subspace import Subspace
 
 
 def _limited() -> OutOfRange:
@@ -69,6 +70,8 @@ DETECTORS: dict[str, tuple[Callable[[], Any], str | None, str | None]] = {
               "onset_update"),
     "regression": (lambda: Regression(capacity=2, warmup=20), "core.detect.regression",
                    "regression_update"),
+    "subspace": (lambda: Subspace(capacity=2, warmup=20), "core.detect.subspace",
+                 "subspace_update"),
     "ensemble": (lambda: Ensemble(), None, None),
     "fleet_ensemble": (lambda: Ensemble(DetectorConfig.for_fleet(regression_warmup=20)), None,
                        None),

@@ -182,8 +182,14 @@ class LifecycleListener:
                         event = decode_lifecycle(
                             message.topic.value, bytes(payload), message.properties,
                             arrival=self._clock(), dead_letters=self.dead_letters)
-                        if event is not None:
+                        if event is None:
+                            continue
+                        try:
                             await self.sink(event)
+                        except Exception as exc:  # one message never stops the listener
+                            _log.exception("lifecycle: handling %s failed", message.topic.value)
+                            self.dead_letters.record("lifecycle_failed", message.topic.value,
+                                                     repr(exc), bytes(payload))
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 attempt += 1

@@ -526,7 +526,8 @@ async def run_direct(settings: Settings, options: WorkerOptions) -> int:
                 mqtt = mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"})
             service = CoreService(mqtt, pipeline, rules.handle, on_handled=kept.commit)
             # status, agent events and reported configs: the device lifecycle (issue 16.3)
-            lifecycle = LifecycleListener(mqtt, rules.handle_lifecycle)
+            lifecycle = LifecycleListener(mqtt, rules.handle_lifecycle,
+                                          dead_letters=pipeline.dead_letters)
             tasks = [asyncio.create_task(service.run(), name="ingest"),
                      asyncio.create_task(lifecycle.run(), name="lifecycle"),
                      asyncio.create_task(dispatch_outbox(settings, stop), name="outbox"),

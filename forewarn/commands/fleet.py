@@ -36,11 +36,12 @@ connection, one disk queue and one identity per device (username = device id).
 Simulated time (--hours): the demo's fleet (its products, faults and imperfections; the same
 --seed gives the same fleet) lives H hours of device life, --speed S times faster than real
 time, e.g. --hours 48 --speed 3600 publishes two days in 48 seconds. Simulated time starts at
---start (default: the current hour, UTC) and the ground truth (which device has which fault,
-when its customer calls, as epoch seconds of simulated time) is written to --truth first. The
-command ends by itself once the simulated hours are published and every message is
-acknowledged by the broker (QoS 1), after the devices have said goodbye (status offline);
-exit code 1 if messages were left unacknowledged.
+--start; by default the simulated hours end when the run does (start = now - H + H/S, rounded
+down to the hour), so no sample is ever in the future and --speed 1 is live. The ground truth
+(which device has which fault, when its customer calls, as epoch seconds of simulated time) is
+written to --truth first. The command ends by itself once the simulated hours are published
+and every message is acknowledged by the broker (QoS 1), after the devices have said goodbye
+(status offline); exit code 1 if messages were left unacknowledged.
 
 Load test (no --hours): devices stream --rate samples a second until --duration is over or
 SIGTERM/Ctrl-C.
@@ -83,7 +84,8 @@ def register(subparsers: Any) -> None:
                         "broker takes it)")
     timing.add_argument("--start", default=None, metavar="WHEN",
                         help="simulated start: ISO 8601 (2026-01-01T00:00Z), epoch seconds or "
-                        "'now' (default: the current hour, UTC)")
+                        "'now' (default: now - H + H/S, rounded down to the hour: the "
+                        "simulated hours end with the run)")
     timing.add_argument("--truth", type=Path, default=None, metavar="FILE",
                         help="write the ground truth here (JSON lines, one per injected fault)")
     timing.add_argument("--products", default=None, metavar="P1,P2",
@@ -125,16 +127,22 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=_run)
 
 
-def parse_start(text: str | None, clock: Callable[[], float] = time.time) -> float:
-    """Epoch seconds of ``--start``: ISO 8601, epoch seconds, ``now``, or the current hour.
+def parse_start(text: str | None, hours: float = 0.0, speed: float = 0.0,
+                clock: Callable[[], float] = time.time) -> float:
+    """Epoch seconds of ``--start``: ISO 8601, epoch seconds, ``now``, or by default the start
+    that makes the simulated hours end when the run does (``now - H + H / S``, rounded down
+    to the hour): no sample is ever in the future, and at ``--speed 1`` the fleet is live.
 
     >>> parse_start("2026-01-01T00:00Z"), parse_start("1767225600")
     (1767225600.0, 1767225600.0)
-    >>> parse_start(None, clock=lambda: 1767229199.0)
+    >>> parse_start(None, hours=48, speed=3600, clock=lambda: 1767398399.0)  # 2026-01-02 23:59
+    1767225600.0
+    >>> parse_start(None, hours=2, speed=1, clock=lambda: 1767229199.0)
     1767225600.0
     """
     if text is None:
-        return math.floor(clock() / 3600.0) * 3600.0
+        ends = hours * 3600.0 / speed if speed > 0 else 0.0
+        return math.floor((clock() - hours * 3600.0 + ends) / 3600.0) * 3600.0
     if text == "now":
         return float(math.floor(clock()))
     try:
@@ -200,7 +208,8 @@ def _simulated(args: argparse.Namespace, settings: Settings, queue_dir: Path) ->
 
     products = tuple(p for p in (args.products or "").split(",") if p)
     plan = FleetPlan(devices=args.devices, hours=args.hours, seed=args.seed,
-                     start=parse_start(args.start), tenant=args.tenant or settings.tenant,
+                     start=parse_start(args.start, args.hours, args.speed),
+                     tenant=args.tenant or settings.tenant,
                      first_index=args.first_index, products=products,
                      fault_kinds=() if products else DEMO_FAULT_KINDS)
     try:

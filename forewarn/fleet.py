@@ -38,6 +38,7 @@ from pathlib import Path
 from edge.backoff import Backoff
 from edge.uplink import Uplink
 from firmware_sim.fleet import Fleet, FleetConfig, SimDevice
+from forewarn.demo import DemoOptions
 from forewarn.edge_runner import (
     AgentRun,
     BatchingSection,
@@ -65,9 +66,9 @@ __all__ = [
     "run_fleet",
 ]
 
-#: the demo's faults: what ``forewarn demo`` injects (forewarn/demo.py, DemoOptions)
-DEMO_FAULT_KINDS: tuple[str, ...] = ("refrigerant_leak",)
-DEMO_FAULT_FRACTION = 0.25
+#: the demo's faults: what ``forewarn demo`` injects (its DemoOptions' defaults)
+DEMO_FAULT_KINDS: tuple[str, ...] = DemoOptions().fault_kinds
+DEMO_FAULT_FRACTION = DemoOptions().fault_fraction
 #: faults begin after 30 % of the run: detectors learn a full daily cycle first
 DEMO_ONSET_WINDOW = (0.3, 0.5)
 #: wall seconds between two publishing steps in simulated time (at most: a step is at least

@@ -273,11 +273,11 @@ class RuleEvaluator:
             rule = self.by_name.get(key[0])
             if rule is None or rule.no_data is None or state.status == "no_data":
                 continue
-            device = (key[1], key[2])
-            if device in self.resting:
+            owner = (key[1], key[2])
+            if owner in self.resting:
                 continue  # said goodbye on purpose: its silence is expected
             seen = state.last_seen if state.last_seen is not None else state.since
-            seen = max(seen, self.awake_since.get(device, seen))
+            seen = max(seen, self.awake_since.get(owner, seen))
             if now - seen >= rule.no_data:
                 self._enter_no_data(rule, key, state, seen + rule.no_data, out)
         for device_id, installed_at in (registry_devices or {}).items():

@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
+    "EVENT_THRESHOLD",
     "AgentEvent",
     "ConfigReported",
     "DetectorEvent",
@@ -34,6 +35,10 @@ __all__ = [
     "LifecycleSink",
     "ScoredBatch",
 ]
+
+#: a field whose anomaly score reaches this emits a detector event (the default of
+#: ``[core] event_threshold``; the console marks anomalies on charts from it too)
+EVENT_THRESHOLD = 0.8
 
 
 @dataclass(frozen=True, slots=True)

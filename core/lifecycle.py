@@ -21,7 +21,7 @@ dead letter (counted, logged, kept), never an exception:
 
 Usage::
 
-    async with LifecycleListener(mqtt_config, sink=rules.lifecycle.handle) as listener:
+    async with LifecycleListener(mqtt_config, sink=rules.handle_lifecycle_in_thread) as listener:
         await listener.run()
 """
 

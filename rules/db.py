@@ -7,8 +7,9 @@ migrations existed is recognised and upgraded from the first revision.
 >>> engine = connect("sqlite://")
 >>> from sqlalchemy import inspect
 >>> sorted(inspect(engine).get_table_names())  # doctest: +NORMALIZE_WHITESPACE
-['alarm_states', 'alembic_version', 'case_events', 'cases', 'condition_memory', 'devices',
- 'notice_attempts', 'notices', 'silences', 'tickets']
+['alarm_states', 'alembic_version', 'api_tokens', 'case_events', 'cases', 'condition_memory',
+ 'dead_letter_counts', 'dead_letters', 'devices', 'notice_attempts', 'notices', 'silences',
+ 'tickets']
 >>> schema_revision(engine) == HEAD_REVISION
 True
 >>> engine.dispose()

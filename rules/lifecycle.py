@@ -9,11 +9,9 @@ their way into the rules, so last-seen covers samples too (written at each tick,
 >>> from rules.db import connect
 >>> from rules.evaluate import RuleEvaluator
 >>> from core.events import DeviceStatus
->>> import asyncio
 >>> engine = connect("sqlite://")
 >>> lifecycle = DeviceLifecycle(DeviceBook(engine), RuleEvaluator(()))
->>> _ = asyncio.run(lifecycle.handle(DeviceStatus("acme", "hp-1", "offline", 100.0,
-...                                                reason="shutdown")))
+>>> lifecycle.handle(DeviceStatus("acme", "hp-1", "offline", 100.0, reason="shutdown"))
 >>> row = lifecycle.book.get("acme", "hp-1")
 >>> row.state, row.reason, row.since, ("acme", "hp-1") in lifecycle.evaluator.resting
 ('offline', 'shutdown', 100.0, True)
@@ -159,7 +157,7 @@ class DeviceLifecycle:
         seen, self._seen = self._seen, {}
         self.book.save_last_seen(seen)
 
-    async def handle(self, event: LifecycleEvent) -> None:
+    def handle(self, event: LifecycleEvent) -> None:
         """Record one lifecycle message; a status may resolve an offline alarm."""
         device = (event.tenant, event.device_id)
         product = self._products.get(device, "")

@@ -38,7 +38,7 @@ format `forewarn fleet --credentials` reads.
 _ADD_EPILOG = """\
 examples:
   forewarn devices add hp-0001 --mosquitto-passwd /etc/mosquitto/forewarn.passwd
-  forewarn devices add hp-0002 --mosquitto-passwd /etc/mosquitto/forewarn.passwd \
+  forewarn devices add hp-0002 --mosquitto-passwd /etc/mosquitto/forewarn.passwd \\
       --tenant acme --acl-file /etc/mosquitto/forewarn.acl
   printf '%s\\n' "$CORE_PASSWORD" | forewarn devices add forewarn-core \\
       --mosquitto-passwd /etc/mosquitto/forewarn.passwd --password-stdin

@@ -26,6 +26,7 @@ from typing import Any
 from forewarn.edge_runner import AgentRun, BatchingSection, BrokerSection
 from forewarn.errors import ConfigError
 from forewarn.settings import Settings, load_settings
+from forewarn.text import plural
 
 __all__ = ["register"]
 
@@ -305,7 +306,7 @@ def _print_runs(runs: list[AgentRun], as_json: bool) -> None:
             print(json.dumps(dataclasses.asdict(run)))
         return
     queued = sum(run.queue_depth for run in runs)
-    print(f"{len(runs)} devices, {sum(r.accepted_samples for r in runs)} samples "
+    print(f"{plural(len(runs), 'device')}, {sum(r.accepted_samples for r in runs)} samples "
           f"accepted, {queued} records still queued", flush=True)
 
 

@@ -34,7 +34,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge.schema import NAME_RE, TOPIC_ROOT
+from edge.names import NAME_RE
+from edge.schema import TOPIC_ROOT
 from forewarn.devices.files import locked, replace_file
 from forewarn.errors import ConfigError
 

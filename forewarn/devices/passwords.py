@@ -28,7 +28,7 @@ import secrets
 from pathlib import Path
 from typing import IO
 
-from edge.schema import NAME_RE
+from edge.names import NAME_RE
 from forewarn.devices.files import locked, replace_file
 from forewarn.errors import ConfigError
 

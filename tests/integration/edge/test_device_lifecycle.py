@@ -89,7 +89,7 @@ def test_lifecycle_through_mosquitto(secured_broker, tmp_path) -> None:
 
     async def scenario() -> dict[str, object]:
         seen: dict[str, object] = {}
-        listener = LifecycleListener(mqtt, rules.handle_lifecycle)
+        listener = LifecycleListener(mqtt, rules.handle_lifecycle_in_thread)
         listening = asyncio.create_task(listener.run())
         await asyncio.wait_for(listener.connected.wait(), 10)
         # hp-a: online, raises its own event, is reconfigured, then says goodbye
@@ -101,7 +101,7 @@ def test_lifecycle_through_mosquitto(secured_broker, tmp_path) -> None:
             await _until(lambda: (row("hp-a") or DeviceRow()).last_event
                          == "high_pressure_trip", "event stored")
             now = time.time()
-            await rules.handle(ScoredBatch(tenant, "hp-a", "heat_pump", ("a",),
+            await rules.handle_in_thread(ScoredBatch(tenant, "hp-a", "heat_pump", ("a",),
                                            np.array([now]), np.ones((1, 1)),
                                            np.zeros((1, 1))))
             seen["trip_cases"] = [c.rule for c in rules.opened]
@@ -139,14 +139,14 @@ def test_lifecycle_through_mosquitto(secured_broker, tmp_path) -> None:
 
     # ten hours later: hp-a said goodbye (no no-data case); hp-b's last will is 6 h old
     before = len(rules.opened)
-    asyncio.run(rules.tick(time.time() + 10 * 3600))
+    rules.tick(time.time() + 10 * 3600)
     opened = [(c.device_id, c.rule) for c in rules.opened[before:]]
     assert opened == [("hp-b", "device_offline")]
     # hp-b comes back: the offline case resolves
     resolved = rules.stats.resolved
 
     async def back() -> None:
-        listener = LifecycleListener(mqtt, rules.handle_lifecycle)
+        listener = LifecycleListener(mqtt, rules.handle_lifecycle_in_thread)
         listening = asyncio.create_task(listener.run())
         b = _uplink(port, tenant, "hp-b", passwords["hp-b"], tmp_path / "b2.sqlite")
         async with b:
@@ -155,6 +155,7 @@ def test_lifecycle_through_mosquitto(secured_broker, tmp_path) -> None:
 
     asyncio.run(back())
     assert rules.stats.resolved == resolved + 1
+    rules.close()
     engine.dispose()
 
 

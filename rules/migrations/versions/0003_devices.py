@@ -1,8 +1,8 @@
 """The ``devices`` table: each device's lifecycle (online/offline and why, last seen, desired and
 reported config), kept by ``rules.lifecycle`` (issue 16.3).
 
-Revision ID: 0002_devices
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_devices"
-down_revision: str | None = "0001"
+revision = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | None = None
 depends_on: str | None = None
 

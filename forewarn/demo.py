@@ -221,7 +221,7 @@ async def run_demo(
         async with _broker(settings) as mqtt:
             core_mqtt = mqtt.model_copy(
                 update={"client_id": f"forewarn-core-{uuid.uuid4().hex[:6]}"})
-            service = CoreService(core_mqtt, pipeline, rules_pipeline.handle)
+            service = CoreService(core_mqtt, pipeline, rules_pipeline.handle_in_thread)
             core_task = asyncio.create_task(service.run())
             dispatcher = asyncio.create_task(dispatch_forever())
             try:

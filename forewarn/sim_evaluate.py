@@ -22,7 +22,6 @@ A fault is *notified before the call* when a case with a customer notice came be
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import functools
 import multiprocessing
@@ -392,9 +391,9 @@ def _shard_done(shard: int, fraction: float) -> None:
         _SHARD_DONE[shard] = fraction
 
 
-async def _stream(options: EvalOptions, fleet: Fleet, traces: dict[str, TimelineTrace],
-                  progress: Callable[[float], None] = lambda _: None,
-                  ) -> tuple[list[SimCase], int, int]:
+def _stream(options: EvalOptions, fleet: Fleet, traces: dict[str, TimelineTrace],
+            progress: Callable[[float], None] = lambda _: None,
+            ) -> tuple[list[SimCase], int, int]:
     limits = load_limits(options.limits) if options.limits is not None else None
     core = CorePipeline(make_detector(options.detector), NullStore(), limits=limits)
     clock = _SimClock(fleet.config.start)
@@ -422,7 +421,7 @@ async def _stream(options: EvalOptions, fleet: Fleet, traces: dict[str, Timeline
             # (no tick after the run: every device would look silent)
             # what the service does now and then: silent devices, escalation
             clock.now = next_tick
-            await rules.tick(next_tick)
+            rules.tick(next_tick)
             next_tick += window
         clock.now = delivery.arrival
         book.delivery = delivery
@@ -434,7 +433,7 @@ async def _stream(options: EvalOptions, fleet: Fleet, traces: dict[str, Timeline
         samples += delivery.t.shape[0]
         batches += 1
         if scored is not None:
-            await rules.handle(scored)
+            rules.handle(scored)
     cases = _cases_from(engine, frozenset(r.name for r in ruleset.rules if r.is_no_data_rule))
     engine.dispose()
     progress(1.0)
@@ -458,7 +457,7 @@ def _run_shard(options: EvalOptions, shard: int, shards: int, traced: tuple[str,
     traces = {d.device_id: TimelineTrace(d.product.fields)
               for d in fleet.devices if d.device_id in traced}
     report = progress or functools.partial(_shard_done, shard)
-    cases, samples, batches = asyncio.run(_stream(options, fleet, traces, report))
+    cases, samples, batches = _stream(options, fleet, traces, report)
     return _ShardResult(cases, samples, batches, traces)
 
 

@@ -260,7 +260,7 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
 
     try:
         async with NatsEngine(options.nats, partitions, make_pipeline, store,
-                              rules.handle) as engine:
+                              rules.handle_in_thread) as engine:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, engine.stop)
@@ -449,7 +449,7 @@ async def _tick_forever(rules: RulesPipeline, stop: asyncio.Event, every_s: floa
         try:
             now = time.time() if clock is None else await clock()
             if now is not None:
-                await rules.tick(now)
+                await rules.tick_in_thread(now)
         except (OperationalError, TimeoutError, nats.errors.Error) as exc:
             # the case database or NATS is away: the next tick catches up (transitions are
             # dated by the data, not by when the tick ran)
@@ -523,7 +523,8 @@ async def run_direct(settings: Settings, options: WorkerOptions) -> int:
             if settings.broker.embedded:
                 broker = await stack.enter_async_context(EmbeddedBroker(mqtt.host, mqtt.port))
                 mqtt = mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"})
-            service = CoreService(mqtt, pipeline, rules.handle, on_handled=kept.commit)
+            service = CoreService(mqtt, pipeline, rules.handle_in_thread,
+                                  on_handled=kept.commit)
             tasks = [asyncio.create_task(service.run(), name="ingest"),
                      asyncio.create_task(dispatch_outbox(settings, stop), name="outbox"),
                      asyncio.create_task(_tick_forever(rules, stop,

@@ -32,6 +32,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edge.names import NAME_PATTERN
 from rules.errors import RuleFileError
 from rules.timeparse import QuietHours, TimeZoneName
 
@@ -87,7 +88,7 @@ class _Device(BaseModel):
     customer: str
     #: the tenant the device belongs to: core dead-letters its messages under any other
     #: tenant (``tenant_mismatch``); None: not bound
-    tenant: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+    tenant: str | None = Field(default=None, pattern=NAME_PATTERN)
     firmware: str = ""
     product: str | None = None
     #: when it was installed (epoch seconds): a device that never reported since is "no data"

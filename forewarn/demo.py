@@ -13,7 +13,7 @@ import contextlib
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,13 +165,20 @@ def _compile_core(settings: Settings, options: DemoOptions, limits: ProductLimit
         sent.clear()
 
 
+async def _nothing_in_flight() -> bool:
+    return True
+
+
 @contextlib.asynccontextmanager
-async def _broker(settings: Settings) -> AsyncIterator[MqttConfig]:
+async def _broker(settings: Settings,
+                  ) -> AsyncIterator[tuple[MqttConfig, Callable[[], Awaitable[bool]]]]:
+    """The MQTT settings to use, and how to wait until the broker has delivered everything."""
     if settings.broker.embedded:
         async with EmbeddedBroker(settings.mqtt.host, settings.mqtt.port) as broker:
-            yield settings.mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"})
+            yield (settings.mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"}),
+                   broker.drained)
     else:
-        yield settings.mqtt
+        yield settings.mqtt, _nothing_in_flight
 
 
 async def run_demo(
@@ -218,7 +225,7 @@ async def run_demo(
 
     await asyncio.to_thread(_compile_core, settings, options, limits)
     try:
-        async with _broker(settings) as mqtt:
+        async with _broker(settings) as (mqtt, drained):
             core_mqtt = mqtt.model_copy(
                 update={"client_id": f"forewarn-core-{uuid.uuid4().hex[:6]}"})
             service = CoreService(core_mqtt, pipeline, rules_pipeline.handle_in_thread)
@@ -265,6 +272,9 @@ async def run_demo(
                 while outbox.pending() and time.monotonic() < deadline:
                     await outbox.dispatch_once()
                     await asyncio.sleep(0.05)
+                # the core acknowledges its last messages before it disconnects (amqtt warns
+                # about an acknowledgement that comes after)
+                await drained()
             finally:
                 for task in (core_task, dispatcher):
                     task.cancel()

@@ -211,6 +211,13 @@ async def run_demo(
                                 console=console)
     outbox = Outbox(engine, {"terminal": notifier}, clock=time.time, base_delay_s=0.2)
 
+    async def rules_sink(batch: ScoredBatch) -> None:
+        # on the loop, unlike the services (handle_in_thread): the demo's embedded broker, its
+        # publisher thread and the core share one process, and with the rules on a thread of
+        # their own amqtt logged late acknowledgements (tests/unit/test_demo_cli.py); the
+        # demo's case database is a local file and quick
+        rules_pipeline.handle(batch)
+
     async def dispatch_forever() -> None:
         while True:
             await outbox.dispatch_once()
@@ -221,7 +228,7 @@ async def run_demo(
         async with _broker(settings) as mqtt:
             core_mqtt = mqtt.model_copy(
                 update={"client_id": f"forewarn-core-{uuid.uuid4().hex[:6]}"})
-            service = CoreService(core_mqtt, pipeline, rules_pipeline.handle_in_thread)
+            service = CoreService(core_mqtt, pipeline, rules_sink)
             core_task = asyncio.create_task(service.run())
             dispatcher = asyncio.create_task(dispatch_forever())
             try:

@@ -96,10 +96,11 @@ SCHEMA_VERSION: Literal[1] = 1
 TOPIC_ROOT = "forewarn/v1"
 MAX_SAMPLES_PER_BATCH = 10_000
 MAX_FIELDS = 64
-#: the latest timestamp any message may carry: 3000-01-01T00:00:00Z in epoch seconds. Far
-#: below what overflows anywhere (milliseconds in int64, ``datetime``'s year 9999 plus any
-#: duration a rule adds); core's ``[core] future_horizon_s`` is the real, tighter bound
-MAX_TIMESTAMP_S = 32_503_680_000.0
+#: the latest timestamp any message may carry: 2200-01-01T00:00:00Z in epoch seconds. Below
+#: what overflows anywhere: nanoseconds in int64 (InfluxDB's own limit, 2262-04-11),
+#: milliseconds in int64, ``datetime``'s year 9999 plus any duration a rule adds; core's
+#: ``[core] future_horizon_s`` is the real, tighter bound
+MAX_TIMESTAMP_S = 7_258_118_400.0
 CONTENT_TYPE_JSON = "application/json"
 CONTENT_TYPE_ZLIB = "application/json+zlib"
 #: a decompressed payload larger than this is refused (a zip bomb must not eat core's memory)

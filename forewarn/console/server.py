@@ -42,7 +42,7 @@ def console_context(settings: Settings, demo_dir: Path | None = None,
         engine = open_cases(settings.cases.url)
         store = make_store(settings.store)
     ctx = ConsoleContext(
-        engine=engine, store=store, rules_files=(settings.cases.rules_file,),
+        engine=engine, store=store, rules_files=tuple(settings.rule_paths()),
         clock=clock or time.time, session_max_age_s=settings.serve.session_max_age_s,
         secure_cookies=settings.serve.secure_cookies,
         anomaly_threshold=settings.core.event_threshold,

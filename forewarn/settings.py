@@ -52,6 +52,7 @@ __all__ = [
     "CoreSettings",
     "CustomersSettings",
     "EmailSettings",
+    "FleetSettings",
     "NotifySettings",
     "RulesSettings",
     "ServeSettings",
@@ -249,6 +250,23 @@ class ServeSettings(BaseModel):
     helpdesk_channel: str = ""
     #: the helpdesk's URL ("" : the channel's configured default)
     helpdesk_url: str = ""
+    #: a request body larger than this is refused unread with 413
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+
+class FleetSettings(BaseModel):
+    """``[fleet]``: how ``forewarn fleet``'s simulated devices log in to the broker."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: one ``device_id password`` pair per line (what ``forewarn devices add`` prints):
+    #: each simulated device logs in as itself (username = device id)
+    credentials_file: Path | None = None
+    #: one password for every device (a load-test broker); a device in credentials_file
+    #: uses its own
+    password: str | None = None
+    #: the devices' disk queues ("": a temporary directory, removed at the end)
+    queue_dir: Path | None = None
 
 
 class TomlFileSettings(BaseSettings):
@@ -322,6 +340,8 @@ class Settings(TomlFileSettings):
         if self.notify.webhook is not None:
             named.append(("[notify.webhook] secret_file", self.notify.webhook.secret_file))
         return [(key, path) for key, path in named if path is not None]
+    #: ``[fleet]``: the simulated fleet's credentials (``forewarn fleet``)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
 
     @model_validator(mode="before")
     @classmethod

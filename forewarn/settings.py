@@ -249,6 +249,8 @@ class ServeSettings(BaseModel):
     helpdesk_channel: str = ""
     #: the helpdesk's URL ("" : the channel's configured default)
     helpdesk_url: str = ""
+    #: a request body larger than this is refused unread with 413
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
 
 class TomlFileSettings(BaseSettings):

@@ -109,7 +109,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--influx-url", default=None,
                         help="InfluxDB (v2 write API) URL, instead of [store]")
     parser.add_argument("--influx-bucket", default="forewarn",
-                        help="bucket with --influx-url (default forewarn)")
+                        help="InfluxDB bucket with --influx-url (default forewarn)")
     parser.add_argument("--quiet-notices", action="store_true",
                         help="deliver notices without echoing them")
     parser.add_argument("--own", default=None, help=argparse.SUPPRESS)  # a supervised worker

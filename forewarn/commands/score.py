@@ -14,6 +14,7 @@ from typing import Any
 
 from forewarn.errors import ForewarnError
 from forewarn.score.run import GENERIC_LEVEL
+from forewarn.text import paragraph
 
 __all__ = ["register", "run"]
 
@@ -116,7 +117,7 @@ def register(subparsers: Any) -> None:
     """Add the ``score`` command to the CLI's sub-parsers."""
     parser = subparsers.add_parser(
         "score", help="backtest an exported telemetry file: what forewarn would have flagged",
-        description=__doc__.splitlines()[0] if __doc__ else None,
+        description=paragraph(__doc__),
     )
     parser.add_argument("input", type=Path, metavar="INPUT",
                         help="CSV or Parquet file of one device (or of many, with "

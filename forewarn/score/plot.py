@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from forewarn.score.errors import ScoreError
 from forewarn.score.read import DeviceSeries
 from forewarn.score.run import GENERIC_LEVEL, DeviceResult
+from forewarn.text import plural
 
 __all__ = ["plot_device"]
 
@@ -88,7 +89,7 @@ def plot_device(series: DeviceSeries, result: DeviceResult, fields: tuple[str, .
     onsets = x[result.onset]
     score_ax.plot(onsets, np.full(onsets.shape[0], 0.98), "v", color="red", ms=6)
     extra = f" (first {len(shown)} of {len(fields)} fields)" if len(shown) < len(fields) else ""
-    panels[0].set_title(f"{title}{extra}: {len(result.episodes)} alarm episodes (red), "
+    panels[0].set_title(f"{title}{extra}: {plural(len(result.episodes), 'alarm episode')} (red), "
                         "warm-up grey, onsets ▼", fontsize=10, loc="left")
     fig.tight_layout()
     try:

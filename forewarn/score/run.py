@@ -174,7 +174,7 @@ def missing_rule_fields(rules: tuple[Rule, ...], product: str,
     >>> rule = Rule.model_validate({"name": "hot", "product": "heat_pump", "for": 0,
     ...                             "fields": ["discharge_temp"], "score_at_least": 0.9})
     >>> print(missing_rule_fields((rule,), "heat_pump", ("flow", "power")))  # doctest: +ELLIPSIS
-    rule hot names fields this file does not have (discharge_temp; ...): it cannot fire
+    rule hot names a field this file does not have (discharge_temp; ...): it cannot fire
     >>> missing_rule_fields((rule,), "heat_pump", ("discharge_temp",)) is None
     True
     """
@@ -185,7 +185,8 @@ def missing_rule_fields(rules: tuple[Rule, ...], product: str,
     missing = sorted({f for r in blind for f in r.fields or ()})
     names = ", ".join(r.name for r in blind)
     return (f"{'rule' if len(blind) == 1 else 'rules'} {names} "
-            f"name{'s' if len(blind) == 1 else ''} fields this file does not have "
+            f"name{'s' if len(blind) == 1 else ''} {'fields' if len(missing) > 1 else 'a field'} "
+            "this file does not have "
             f"({', '.join(missing)}; the file has {', '.join(fields) or 'none'}): "
             f"{'it' if len(blind) == 1 else 'they'} cannot fire")
 

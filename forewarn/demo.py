@@ -21,7 +21,7 @@ import contextlib
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,13 +190,20 @@ def _compile_core(service: Service, options: DemoOptions, hours: float = 30.0) -
         sent.clear()
 
 
+async def _nothing_in_flight() -> bool:
+    return True
+
+
 @contextlib.asynccontextmanager
-async def _broker(settings: Settings) -> AsyncIterator[MqttConfig]:
+async def _broker(settings: Settings,
+                  ) -> AsyncIterator[tuple[MqttConfig, Callable[[], Awaitable[bool]]]]:
+    """The MQTT settings to use, and how to wait until the broker has delivered everything."""
     if settings.broker.embedded:
         async with EmbeddedBroker(settings.mqtt.host, settings.mqtt.port) as broker:
-            yield settings.mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"})
+            yield (settings.mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"}),
+                   broker.drained)
     else:
-        yield settings.mqtt
+        yield settings.mqtt, _nothing_in_flight
 
 
 async def run_demo(
@@ -238,7 +245,7 @@ async def run_demo(
     stop = asyncio.Event()
     await asyncio.to_thread(_compile_core, service, options)
     try:
-        async with _broker(settings) as mqtt:
+        async with _broker(settings) as (mqtt, drained):
             core_mqtt = mqtt.model_copy(
                 update={"client_id": f"forewarn-core-{uuid.uuid4().hex[:6]}"})
             core = CoreService(core_mqtt, pipeline, sink)
@@ -289,6 +296,9 @@ async def run_demo(
                 await rules_pipeline.tick_in_thread(clock())
                 while await outbox.dispatch_once() and time.monotonic() < deadline:
                     pass
+                # the core acknowledges its last messages before it disconnects (amqtt warns
+                # about an acknowledgement that comes after)
+                await drained()
             finally:
                 stop.set()
                 tasks[0].cancel()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 
 import aiomqtt
@@ -39,8 +39,11 @@ _log = logging.getLogger(__name__)
 class Ingestor:
     """Subscribes to telemetry and yields messages until cancelled."""
 
-    def __init__(self, config: MqttConfig, rng: random.Random | None = None) -> None:
+    def __init__(self, config: MqttConfig, rng: random.Random | None = None,
+                 extra_subscriptions: Sequence[str] = ()) -> None:
         self.config = config
+        #: filters subscribed beside ``config.subscription`` (the mapped fleets' topics)
+        self.extra_subscriptions = tuple(extra_subscriptions)
         self._rng = rng or random.Random()
         self.connected = asyncio.Event()
         self.reconnects = 0
@@ -91,6 +94,8 @@ class Ingestor:
                     paho = client._client  # aiomqtt 2.5 has no manual ack of its own
                     paho.manual_ack_set(True)
                     await client.subscribe(self.config.subscription, qos=1)
+                    for extra in self.extra_subscriptions:
+                        await client.subscribe(extra, qos=1)
                     self.connected.set()
                     attempt = 0
                     async for message in client.messages:

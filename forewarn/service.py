@@ -43,6 +43,7 @@ from core.dead_letter import DeadLetters, DeadLetterStore
 from core.detect import DetectorConfig, make_detector
 from core.errors import LimitsFileError
 from core.limits import ProductLimits, load_limits
+from core.mapping import MappedDecoder
 from core.pipeline import CorePipeline
 from core.store.base import HistoryStore, TimeSeriesStore
 from core.store.config import InfluxConfig, StoreConfig, make_store
@@ -264,7 +265,9 @@ class Service:
                             future_horizon_s=core.future_horizon_s,
                             device_tenant=self.configured.registry.tenant_of,
                             max_series_per_device=core.max_series_per_device,
-                            max_boots_per_device=core.max_boots_per_device)
+                            max_boots_per_device=core.max_boots_per_device,
+                            decoder=MappedDecoder(self.settings.ingest.mapping,
+                                                  clock=self.clock))
 
     def outbox(self, engine: Engine, base_delay_s: float = 0.5) -> Outbox:
         """The outbox over every configured channel."""

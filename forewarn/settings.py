@@ -39,6 +39,7 @@ from pydantic_settings import (
 
 from core.config import CoreConfig, MqttConfig
 from core.detect.config import DetectorConfig
+from core.mapping.config import IngestConfig
 from core.nats.config import NatsConfig
 from core.store.config import StoreConfig
 from edge.problems import problems
@@ -351,6 +352,8 @@ class Settings(TomlFileSettings):
         return [(key, path) for key, path in named if path is not None]
     #: ``[fleet]``: the simulated fleet's credentials (``forewarn fleet``)
     fleet: FleetSettings = Field(default_factory=FleetSettings)
+    #: ``[[ingest.mapping]]``: fleets that publish their own topics and payloads (docs/connect.md)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
 
     @model_validator(mode="before")
     @classmethod

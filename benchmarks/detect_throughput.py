@@ -2,10 +2,11 @@
 
 Measures, on the same synthetic stream: the robust z kernel over 100,000 series × 100 ticks,
 the full ensemble as the service runs it (many series per call), a vectorised numpy version of
-the z kernel, River's closest streaming detector, the time from process start to the first score
-with a warm numba cache (in a subprocess), and the detector state per series. Run it with
-``NUMBA_NUM_THREADS=1``; rates are points per second of this process's CPU time (the machine
-is shared), the first-score time is wall time. Figures are printed, never asserted.
+the z kernel, one 52-field device through the subspace stage alone and through the fleet
+profile (field-samples/s), River's closest streaming detector, the time from process start to
+the first score with a warm numba cache (in a subprocess), and the detector state per series.
+Run it with ``NUMBA_NUM_THREADS=1``; rates are points per second of this process's CPU time
+(the machine is shared), the first-score time is wall time. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.detect import DetectorConfig, RobustZ, make_detector
 from core.detect.robust_z import robust_z_reference, robust_z_update
+from core.detect.subspace import Subspace
 
 __all__ = ["main"]
 
@@ -96,6 +98,32 @@ def ensemble_rate(n_series: int, n_ticks: int, repeat: int) -> float:
     return x.size / _best(step, repeat)
 
 
+def device_rate(n_fields: int, n_ticks: int, repeat: int, *, fleet: bool) -> float:
+    """Field-samples/s of one wide device (``n_fields`` related fields), blocks of ``n_ticks``.
+
+    ``fleet``: the whole fleet profile the service and ``forewarn score`` run
+    (:meth:`DetectorConfig.for_fleet`); otherwise the subspace stage alone. Past warm-up.
+    """
+    rng = np.random.default_rng(0)
+    load = rng.normal(0.0, 1.0, (n_ticks, 4))
+    mix = rng.normal(0.0, 1.0, (4, n_fields))
+    x = load @ mix + rng.normal(0.0, 0.3, (n_ticks, n_fields))
+    t = 60.0 * np.arange(n_ticks, dtype=np.float64)
+    slots = np.arange(n_fields, dtype=np.int64)
+    det: Any = (make_detector(DetectorConfig.for_fleet(capacity=n_fields, warmup=300,
+                                                       regression_warmup=300))
+                if fleet else Subspace(capacity=n_fields, warmup=300))
+    offset = [0.0]
+
+    def step() -> None:
+        offset[0] += 60.0 * n_ticks
+        det.update(slots, x, t + offset[0])
+
+    while offset[0] < 60.0 * 2 * 300:
+        step()
+    return x.size / _best(step, repeat)
+
+
 def river_rate(n_points: int) -> float | None:
     """Points/s of River's HalfSpaceTrees on the same kind of stream (None without River)."""
     try:
@@ -140,17 +168,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticks", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--river-points", type=int, default=20_000)
+    parser.add_argument("--fields", type=int, default=52, help="width of the wide device")
     args = parser.parse_args(argv)
     kernel = kernel_rate(args.series, args.ticks, args.repeat)
     ens = ensemble_rate(args.series // 10, args.ticks, max(args.repeat // 2, 1))
     nump = numpy_rate(args.series, args.ticks, max(args.repeat // 2, 1))
     river = river_rate(args.river_points)
+    wide_sub = device_rate(args.fields, 2000, max(args.repeat // 2, 1), fleet=False)
+    wide_fleet = device_rate(args.fields, 2000, max(args.repeat // 2, 1), fleet=True)
     det = make_detector()
     first_wall, first_cpu = first_score_seconds()
     report: dict[str, float | int | None] = {
         "kernel_pts_per_s": kernel,
         "ensemble_pts_per_s": ens,
         "numpy_pts_per_s": nump,
+        "wide_device_subspace_pts_per_s": wide_sub,
+        "wide_device_fleet_pts_per_s": wide_fleet,
         "river_pts_per_s": river,
         "kernel_over_numpy": kernel / nump,
         "ensemble_over_river": ens / river if river else None,

@@ -17,17 +17,11 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from forewarn.broker import free_port
+
 __all__ = ["MOSQUITTO", "Mosquitto", "free_port"]
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Mosquitto:

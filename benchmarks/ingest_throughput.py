@@ -36,7 +36,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +50,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.servers, t
 from core.config import MqttConfig
 from core.decode import DecodedBatch, decode_fast
 from core.detect import DetectorConfig, RobustZ, make_detector
-from core.events import DetectorEvent, ScoredBatch
+from core.events import ScoredBatch
 from core.ingest import Ingestor
 from core.nats import HandOff, NatsConfig, NatsEngine, ensure_stream
 from core.pipeline import BatchDetector, CorePipeline
-from core.store.base import SeriesFrame, TimeSeriesStore
+from core.store.base import TimeSeriesStore
+from core.store.null import NullStore
 from edge.schema import MAX_FIELDS, MAX_SAMPLES_PER_BATCH, TelemetryBatch
 from tests.integration.nats.fleet import SyntheticFleet, publish_mqtt
 from tests.servers.mosquitto import Mosquitto, mosquitto_binary
@@ -68,36 +69,6 @@ DETECTORS: dict[str, Callable[[], BatchDetector]] = {
     "ensemble": lambda: make_detector(DetectorConfig()),
     "robust_z": lambda: RobustZ(),
 }
-
-
-class NullStore:
-    """A store that keeps nothing: the broker runs measure the hand-off, not a database."""
-
-    def __init__(self) -> None:
-        self.batches = 0
-
-    def write(self, batch: ScoredBatch) -> None:
-        self.batches += 1
-
-    def write_many(self, batches: Sequence[ScoredBatch]) -> None:
-        self.batches += len(batches)
-
-    def read(self, tenant: str, device_id: str, start: float, stop: float,
-             every_s: float = 0.0) -> SeriesFrame:
-        raise NotImplementedError
-
-    def count_samples(self, tenant: str | None = None) -> int:
-        return 0
-
-    def read_events(self, tenant: str, device_id: str, start: float,
-                    stop: float) -> tuple[DetectorEvent, ...]:
-        return ()
-
-    def product_of(self, tenant: str, device_id: str) -> str | None:
-        return None
-
-    def close(self) -> None:
-        pass
 
 
 class _WireBatch(msgspec.Struct, forbid_unknown_fields=True):

@@ -3,9 +3,20 @@
 >>> dedup = DuplicateFilter(window=4)
 >>> [dedup.is_new("t", "d", "b", s) for s in (0, 1, 1, 0, 2)]
 [True, True, False, False, True]
+
+Memory is bounded per device too: it remembers the ``max_boots`` boots it saw most recently,
+so a device that invents a new ``boot_id`` for every message cannot grow it without limit:
+
+>>> dedup = DuplicateFilter(max_boots=2)
+>>> [dedup.is_new("t", "d", boot, 0) for boot in ("b1", "b2", "b3", "b1")]
+[True, True, True, True]
+>>> dedup.evicted
+2
 """
 
 from __future__ import annotations
+
+from collections import OrderedDict
 
 __all__ = ["DuplicateFilter"]
 
@@ -16,23 +27,32 @@ class DuplicateFilter:
     Per (tenant, device, boot) it keeps the set of seen sequence numbers above a floor; when the
     set outgrows ``window`` the oldest half is folded into the floor. A batch at or below the
     floor counts as seen: a batch that late (``window`` batches behind) is dropped as a duplicate
-    rather than risk storing it twice.
+    rather than risk storing it twice. Per device it keeps the ``max_boots`` boots used most
+    recently; a batch of a boot forgotten since (``evicted`` counts them) is taken as new.
     """
 
-    def __init__(self, window: int = 4096) -> None:
+    def __init__(self, window: int = 4096, max_boots: int = 8) -> None:
         self.window = window
-        self._seen: dict[tuple[str, str, str], tuple[int, set[int]]] = {}
+        self.max_boots = max_boots
+        #: (tenant, device) → boot → (floor, seen), boots from least to most recently used
+        self._devices: dict[tuple[str, str], OrderedDict[str, tuple[int, set[int]]]] = {}
         self.duplicates = 0
+        #: boots forgotten to keep within ``max_boots`` per device
+        self.evicted = 0
         #: when a list, each batch accepted is appended as (tenant, device, boot, seq): the
         #: direct engine journals them until a snapshot covers them (:mod:`core.checkpoint`)
         self.accepted: list[tuple[str, str, str, int]] | None = None
 
     def is_new(self, tenant: str, device_id: str, boot_id: str, seq: int) -> bool:
         """True the first time a batch is offered; counts the repeats."""
-        key = (tenant, device_id, boot_id)
-        floor, seen = self._seen.get(key, (-1, set()))
+        boots = self._devices.get((tenant, device_id))
+        if boots is None:
+            boots = self._devices[(tenant, device_id)] = OrderedDict()
+        known = boots.get(boot_id)
+        floor, seen = known if known is not None else (-1, set())
         if seq <= floor or seq in seen:
             self.duplicates += 1
+            boots.move_to_end(boot_id)
             return False
         seen.add(seq)
         if self.accepted is not None:
@@ -42,12 +62,18 @@ class DuplicateFilter:
             cut = ordered[len(ordered) // 2]
             floor = max(floor, cut)
             seen = {s for s in seen if s > cut}
-        self._seen[key] = (floor, seen)
+        boots[boot_id] = (floor, seen)
+        boots.move_to_end(boot_id)
+        while len(boots) > self.max_boots:
+            boots.popitem(last=False)
+            self.evicted += 1
         return True
 
     def state(self) -> dict[tuple[str, str, str], tuple[int, list[int]]]:
-        """What is remembered, for checkpoints."""
-        return {k: (floor, sorted(seen)) for k, (floor, seen) in self._seen.items()}
+        """What is remembered, for checkpoints (each device's least recent boot first)."""
+        return {(tenant, device_id, boot): (floor, sorted(seen))
+                for (tenant, device_id), boots in self._devices.items()
+                for boot, (floor, seen) in boots.items()}
 
     def load(self, state: dict[tuple[str, str, str], tuple[int, list[int]]]) -> None:
         """Restore what :meth:`state` returned (a worker taking a partition over does this).
@@ -57,5 +83,10 @@ class DuplicateFilter:
         >>> [dedup.is_new("t", "d", "b", s) for s in (3, 4, 5)]
         [False, True, False]
         """
-        self._seen = {tuple(k): (int(floor), {int(s) for s in seen})  # type: ignore[misc]
-                      for k, (floor, seen) in state.items()}
+        self._devices = {}
+        for (tenant, device_id, boot), (floor, seen) in state.items():
+            self._devices.setdefault((tenant, device_id), OrderedDict())[boot] = (
+                int(floor), {int(s) for s in seen})
+        for boots in self._devices.values():
+            while len(boots) > self.max_boots:
+                boots.popitem(last=False)

@@ -2,24 +2,28 @@
 
 ::
 
-    CoreError            anything core raises on purpose
-    ├── IngestError      the broker connection failed or was lost for good
-    ├── LimitsFileError  a product limits file (config/limits.yaml) is unreadable or invalid
-    └── DecodeError      one payload could not be used (it is dead-lettered, never raised out
-                         of the ingest loop); ``reason`` is a short counter label
+    CoreError                   anything core raises on purpose
+    ├── LimitsFileError         a product limits file (config/limits.yaml) is unreadable or
+    │                           invalid
+    ├── DecodeError             one payload could not be used (it is dead-lettered, never raised
+    │                           out of the ingest loop); ``reason`` is a short counter label
+    └── StoreError              the time-series store could not take or give data (down,
+        │                       timed out: try again later)
+        └── StoreRejectedError  the store refused the data for good (malformed, unauthorised)
+
+The ingestor never gives up on a lost broker (it reconnects with backoff), so there is no
+ingest error to raise.
 """
 
 from __future__ import annotations
 
-__all__ = ["CoreError", "DecodeError", "IngestError", "LimitsFileError"]
+__all__ = [
+    "CoreError", "DecodeError", "LimitsFileError", "StoreError", "StoreRejectedError",
+]
 
 
 class CoreError(Exception):
     """Anything core raises on purpose."""
-
-
-class IngestError(CoreError):
-    """The broker connection failed."""
 
 
 class LimitsFileError(CoreError):
@@ -33,3 +37,14 @@ class DecodeError(CoreError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class StoreError(CoreError):
+    """The store could not take or give data (unreachable, refused, timed out)."""
+
+
+class StoreRejectedError(StoreError):
+    """The store answered and refused the data for good (malformed, unauthorised, wrong bucket).
+
+    Trying again will not help, so :class:`~core.store.buffered.BufferedStore` does not spool it.
+    """

@@ -30,6 +30,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from core.config import MqttConfig
+from edge.backoff import full_jitter
 
 __all__ = ["Ingestor"]
 
@@ -47,8 +48,9 @@ _ACK_DELAY_S = 0.01
 class Ingestor:
     """Subscribes to telemetry and yields messages until cancelled."""
 
-    def __init__(self, config: MqttConfig) -> None:
+    def __init__(self, config: MqttConfig, rng: random.Random | None = None) -> None:
         self.config = config
+        self._rng = rng or random.Random()
         self.connected = asyncio.Event()
         self.reconnects = 0
         #: QoS 1 messages acknowledged to the broker
@@ -129,6 +131,6 @@ class Ingestor:
                 self.connected.clear()
                 attempt += 1
                 self.reconnects += 1
-                delay = random.uniform(0, min(self.config.reconnect_max_s, 0.5 * 2**attempt))
+                delay = full_jitter(attempt, 0.5, self.config.reconnect_max_s, self._rng)
                 _log.warning("broker connection lost (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)

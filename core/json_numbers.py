@@ -36,7 +36,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["FAILED", "parse_number_list", "parse_number_rows"]
+__all__ = ["FAILED", "nesting_depth", "parse_number_list", "parse_number_rows"]
 
 #: what the kernels return for input they leave to the general decoder
 FAILED = -1
@@ -220,6 +220,49 @@ def _parse_rows(buf: NDArray[np.uint8], out: NDArray[np.float64],
     if _skip_ws(buf, i) != n or r != n_rows:
         return -1
     return 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _nesting_depth(buf: NDArray[np.uint8], limit: int) -> int:
+    n = buf.shape[0]
+    depth = 0
+    deepest = 0
+    in_string = False
+    i = 0
+    while i < n:
+        c = buf[i]
+        if in_string:
+            if c == 92:  # a backslash escapes the next byte (\" does not end the string)
+                i += 1
+            elif c == 34:
+                in_string = False
+        elif c == 34:  # '"'
+            in_string = True
+        elif c == 91 or c == 123:  # '[' '{'
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    return deepest
+        elif c == 93 or c == 125:  # ']' '}'
+            depth -= 1
+        i += 1
+    return deepest
+
+
+def nesting_depth(buf: NDArray[np.uint8], limit: int = 2**31) -> int:
+    """How deep the arrays and objects of the JSON text in ``buf`` nest (0: a bare scalar).
+
+    Brackets inside strings do not count. The scan stops as soon as the depth exceeds
+    ``limit`` (it then returns ``limit + 1``), so a hostile payload costs one pass at most.
+    It does not validate: unbalanced or otherwise broken JSON still gets a number.
+
+    >>> nesting_depth(np.frombuffer(b'{"a": [[1], "]]]["], "b": {}}', np.uint8))
+    3
+    >>> nesting_depth(np.frombuffer(b"[" * 5000, np.uint8), limit=32)
+    33
+    """
+    return int(_nesting_depth(buf, limit))
 
 
 def parse_number_list(buf: NDArray[np.uint8], out: NDArray[np.float64]) -> int:

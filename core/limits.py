@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, RootModel, ValidationError, model_validator
 
 from core.errors import LimitsFileError
+from edge.problems import problems
 
 __all__ = ["FieldLimits", "ProductLimits", "load_limits"]
 
@@ -65,5 +66,7 @@ def load_limits(path: Path) -> ProductLimits:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         return ProductLimits.model_validate(raw)
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
+    except ValidationError as exc:
+        raise LimitsFileError(f"{path}: {'; '.join(problems(exc))}") from exc
+    except (OSError, yaml.YAMLError) as exc:
         raise LimitsFileError(f"{path}: {exc}") from exc

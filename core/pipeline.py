@@ -21,6 +21,9 @@ True
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast, runtime_checkable
 
@@ -33,13 +36,18 @@ from core.dedup import DuplicateFilter
 from core.detect.ensemble import Finding
 from core.detect.series import SeriesRegistry
 from core.errors import DecodeError
-from core.events import DetectorEvent, ScoredBatch
+from core.events import EVENT_THRESHOLD, DetectorEvent, ScoredBatch
 from core.limits import ProductLimits
-from core.store.base import TimeSeriesStore
-from edge.schema import TelemetryBatch
+from core.store.base import StoreError, TimeSeriesStore
+from edge.schema import MAX_FIELDS, TelemetryBatch
 
-__all__ = ["FORECAST_HORIZON_S", "BatchDetector", "CorePipeline", "CoreStats", "LevelDetector",
-           "PipelineState"]
+__all__ = ["FORECAST_HORIZON_S", "BatchDetector", "CorePipeline", "CoreStats", "DeviceTenant",
+           "LevelDetector", "PipelineState"]
+
+_log = logging.getLogger(__name__)
+
+#: the tenant a device belongs to (None: not known, so not checked); the shell's registry
+DeviceTenant = Callable[[str], str | None]
 
 
 class BatchDetector(Protocol):
@@ -86,6 +94,10 @@ class CoreStats:
     samples_ingested: int = 0
     duplicate_batches: int = 0
     events: int = 0
+    #: series forgotten because their device used more than ``max_series_per_device``
+    evicted_series: int = 0
+    #: boots the duplicate filter forgot because a device used more than ``max_boots``
+    evicted_boots: int = 0
 
 
 class CorePipeline:
@@ -99,27 +111,46 @@ class CorePipeline:
     (onset only; the next one needs the score to fall below it first).
     ``limits`` (product limits, ``config/limits.yaml``) go to a detector with a ``range``
     (the Ensemble's out-of-range detector) when a device's fields are first seen.
+
+    A message is dead-lettered (counted in ``dead_letters``, persisted when it has a store)
+    when it does not decode, when its topic names another tenant than ``device_tenant`` says
+    the device belongs to (``tenant_mismatch``), when a timestamp lies more than
+    ``future_horizon_s`` after ``clock()`` (``future_timestamp``; None: no horizon, for
+    replays of simulated time), and when decoding or scoring it raises anything at all
+    (``crash``): one bad message costs that message, never the ingest loop. Only a
+    :class:`~core.store.base.StoreError` propagates: the data is good, the store is not.
     """
 
     def __init__(
         self,
         detector: BatchDetector,
         store: TimeSeriesStore,
-        event_threshold: float = 0.8,
+        event_threshold: float = EVENT_THRESHOLD,
         dedup_window: int = 4096,
         limits: ProductLimits | None = None,
+        dead_letters: DeadLetters | None = None,
+        device_tenant: DeviceTenant | None = None,
+        future_horizon_s: float | None = None,
+        clock: Callable[[], float] = time.time,
+        max_series_per_device: int = 256,
+        max_boots_per_device: int = 8,
     ) -> None:
         self.detector = detector
         # checked once: a runtime Protocol isinstance costs ~10 µs, per batch it showed
         self._level_detector = isinstance(detector, LevelDetector)
         self.limits = limits
-        #: (tenant, device, fields) whose product limits the detector already has
-        self._limited: set[tuple[str, str, tuple[str, ...]]] = set()
+        #: per device, the field tuples whose product limits the detector already has
+        self._limited: dict[tuple[str, str], set[tuple[str, ...]]] = {}
         self.store = store
         self.event_threshold = event_threshold
-        self.series = SeriesRegistry()
-        self.dedup = DuplicateFilter(dedup_window)
-        self.dead_letters = DeadLetters()
+        if max_series_per_device < MAX_FIELDS:
+            raise ValueError(f"max_series_per_device must hold one batch's {MAX_FIELDS} fields")
+        self.series = SeriesRegistry(max_per_device=max_series_per_device)
+        self.dedup = DuplicateFilter(dedup_window, max_boots=max_boots_per_device)
+        self.dead_letters = dead_letters if dead_letters is not None else DeadLetters()
+        self.device_tenant = device_tenant
+        self.future_horizon_s = future_horizon_s
+        self.clock = clock
         self.stats = CoreStats()
         self._above = np.zeros(1024, dtype=np.bool_)
         #: firmware each device last reported: an update may move baselines, not a fault
@@ -133,7 +164,37 @@ class CorePipeline:
         except DecodeError as exc:
             self.dead_letters.record(exc.reason, topic, exc.detail, payload)
             return None
-        return self.process_decoded(decoded)
+        except Exception as exc:  # a decoder bug must cost one message, not the ingest loop
+            _log.exception("decoding a message of %s failed", topic[:200])
+            self.dead_letters.record("crash", topic, f"decoding: {exc!r}", payload)
+            return None
+        refused = self._refusal(decoded)
+        if refused is not None:
+            self.dead_letters.record(refused[0], topic, refused[1], payload)
+            return None
+        try:
+            return self.process_decoded(decoded)
+        except StoreError:
+            raise
+        except Exception as exc:  # a detector bug on one message: skip it, keep ingesting
+            _log.exception("processing a message of %s failed", topic[:200])
+            self.dead_letters.record("crash", topic, f"processing: {exc!r}", payload)
+            return None
+
+    def _refusal(self, batch: DecodedBatch) -> tuple[str, str] | None:
+        """(reason, detail) when a well-formed batch must still not be used."""
+        if self.device_tenant is not None:
+            owner = self.device_tenant(batch.device_id)
+            if owner is not None and owner != batch.tenant:
+                return ("tenant_mismatch", f"device {batch.device_id!r} belongs to tenant "
+                        f"{owner!r}, not {batch.tenant!r}")
+        if self.future_horizon_s is not None:
+            latest = float(batch.t.max())
+            now = self.clock()
+            if latest > now + self.future_horizon_s:
+                return ("future_timestamp", f"t = {latest:.0f} is {latest - now:.0f} s in the "
+                        f"future (horizon {self.future_horizon_s:.0f} s)")
+        return None
 
     def process(self, tenant: str, batch: TelemetryBatch) -> ScoredBatch | None:
         """Dedup, detect and store one valid batch; None when it was seen before."""
@@ -145,14 +206,18 @@ class CorePipeline:
         if not self.dedup.is_new(tenant, batch.device_id, batch.boot_id, batch.seq):
             self.stats.duplicate_batches += 1
             return None
+        self.stats.evicted_boots = self.dedup.evicted
         fields = batch.fields
         t, values = batch.t, batch.values
         if t.shape[0] > 1 and not (t[1:] >= t[:-1]).all():  # a late sample inside the batch
             order = np.argsort(t, kind="stable")
             t, values = t[order], values[order]
         slots = self.series.slots(tenant, batch.device_id, fields)
+        if self.series.reused.size:
+            self._forget(tenant, batch.device_id, self.series.reused)
         detector = self.detector
-        if self.limits is not None and (tenant, batch.device_id, fields) not in self._limited:
+        if self.limits is not None and fields not in self._limited.get(
+                (tenant, batch.device_id), ()):
             self._set_limits(tenant, batch, fields, slots)
         if batch.firmware is not None:
             before = self._firmware.setdefault((tenant, batch.device_id), batch.firmware)
@@ -177,11 +242,23 @@ class CorePipeline:
         self.stats.events += len(events)
         return scored
 
+    def _forget(self, tenant: str, device_id: str, slots: NDArray[np.int64]) -> None:
+        """Slots of evicted series now hold new ones: start their state afresh."""
+        self.stats.evicted_series = self.series.evicted
+        forget = getattr(self.detector, "forget", None)
+        if callable(forget):
+            forget(slots)
+        self._above[slots[slots < self._above.shape[0]]] = False
+        self._limited.pop((tenant, device_id), None)  # the new series need their limits
+
     def _set_limits(self, tenant: str, batch: DecodedBatch, fields: tuple[str, ...],
                     slots: NDArray[np.int64]) -> None:
         """Hand the product's limits of these fields to the detector (once per device)."""
         assert self.limits is not None
-        self._limited.add((tenant, batch.device_id, fields))
+        limited = self._limited.setdefault((tenant, batch.device_id), set())
+        if len(limited) >= 16:  # a device that keeps changing its fields: bounded memory
+            limited.clear()
+        limited.add(fields)
         limits = self.limits.arrays(batch.product, fields)
         out_of_range = getattr(self.detector, "range", None)
         if limits is not None and out_of_range is not None:

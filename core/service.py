@@ -3,13 +3,15 @@
 
 Usage::
 
-    service = CoreService(mqtt_config, pipeline, sink=rules.handle)
+    service = CoreService(mqtt_config, pipeline, sink=rules.handle_in_thread)
     task = asyncio.create_task(service.run())
     await service.ingestor.connected.wait()
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -36,11 +38,33 @@ class CoreService:
         self.ingestor = Ingestor(mqtt)
 
     async def run(self) -> None:
-        """Consume telemetry forever (cancel the task to stop)."""
-        async with self.ingestor as ingestor:
-            async for topic, payload in ingestor.messages():
-                scored = self.pipeline.process_payload(topic, payload)
-                if scored is not None:
-                    await self.sink(scored)
-                if self.on_handled is not None:
-                    self.on_handled()
+        """Consume telemetry forever (cancel the task to stop).
+
+        A message that cannot be used is dead-lettered by the pipeline; one the rules fail on
+        is dead-lettered here (``rules_failed``): neither ends the loop.
+        """
+        flusher = asyncio.create_task(self._flush_dead_letters())
+        try:
+            async with self.ingestor as ingestor:
+                async for topic, payload in ingestor.messages():
+                    scored = self.pipeline.process_payload(topic, payload)
+                    if scored is not None:
+                        try:
+                            await self.sink(scored)
+                        except Exception as exc:  # foreign code: the batch is stored, go on
+                            _log.exception("the rules failed on a batch of %s", topic[:200])
+                            self.pipeline.dead_letters.record("rules_failed", topic,
+                                                              repr(exc), payload)
+                    if self.on_handled is not None:
+                        self.on_handled()
+        finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            self.pipeline.dead_letters.flush()
+
+    async def _flush_dead_letters(self, every_s: float = 1.0) -> None:
+        """Persist dead letters that arrived since the last write, once a second."""
+        while True:
+            await asyncio.sleep(every_s)
+            self.pipeline.dead_letters.flush()

@@ -49,6 +49,7 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from edge.batcher import Batcher
+from edge.problems import problems
 from edge.queue import DiskQueue, Priority
 from edge.schema import (
     ConfigReport,
@@ -224,10 +225,7 @@ class EdgeAgent:
         try:
             desired = DesiredConfig.model_validate_json(payload)
         except ValidationError as exc:
-            reason = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"
-                for e in exc.errors()
-            )
+            reason = "; ".join(problems(exc, root="config"))
             return ConfigReport(device_id=self.device_id, status="rejected", reason=reason,
                                 applied=self.running_config)
         if desired.batch_max_samples is not None:

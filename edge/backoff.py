@@ -10,13 +10,29 @@ expected load on a recovering broker is spread over the whole window instead of 
 True
 >>> backoff.reset(); backoff.attempt
 0
+
+Every retry loop in the tree draws its delay from :func:`full_jitter` (the reconnecting
+ingestor, the NATS worker, the buffered store, the outbox), with an injected
+:class:`random.Random` so a test can fix the draw.
+
+>>> full_jitter(3, base_s=0.5, cap_s=30.0, rng=random.Random(1)) <= 4.0
+True
 """
 
 from __future__ import annotations
 
 import random
 
-__all__ = ["Backoff"]
+__all__ = ["Backoff", "full_jitter"]
+
+#: 2**62 already exceeds any cap; larger exponents would only overflow the float
+_MAX_EXPONENT = 62
+
+
+def full_jitter(attempt: int, base_s: float, cap_s: float, rng: random.Random) -> float:
+    """The delay before retry number ``attempt`` (from 0): uniform in [0, min(cap, base·2^n)]."""
+    ceiling = min(cap_s, base_s * 2.0 ** min(attempt, _MAX_EXPONENT))
+    return rng.uniform(0.0, ceiling)
 
 
 class Backoff:
@@ -31,9 +47,9 @@ class Backoff:
 
     def next_delay(self) -> float:
         """Seconds to wait before the next attempt."""
-        ceiling = min(self.cap_s, self.base_s * 2.0 ** min(self.attempt, 62))
+        delay = full_jitter(self.attempt, self.base_s, self.cap_s, self._rng)
         self.attempt += 1
-        return self._rng.uniform(0.0, ceiling)
+        return delay
 
     def reset(self) -> None:
         """Start over from the smallest window."""

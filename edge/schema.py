@@ -54,11 +54,13 @@ True
 
 from __future__ import annotations
 
-import re
 import zlib
 from typing import Annotated, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from edge.errors import PayloadError, TopicError
+from edge.names import NAME_PATTERN, NAME_RE
 
 __all__ = [
     "CONTENT_TYPE_JSON",
@@ -66,6 +68,9 @@ __all__ = [
     "MAX_DECODED_BYTES",
     "MAX_FIELDS",
     "MAX_SAMPLES_PER_BATCH",
+    "MAX_TIMESTAMP_S",
+    "NAME_PATTERN",
+    "NAME_RE",
     "SCHEMA_VERSION",
     "TOPIC_ROOT",
     "ConfigReport",
@@ -91,20 +96,17 @@ SCHEMA_VERSION: Literal[1] = 1
 TOPIC_ROOT = "forewarn/v1"
 MAX_SAMPLES_PER_BATCH = 10_000
 MAX_FIELDS = 64
+#: the latest timestamp any message may carry: 2200-01-01T00:00:00Z in epoch seconds. Below
+#: what overflows anywhere: nanoseconds in int64 (InfluxDB's own limit, 2262-04-11),
+#: milliseconds in int64, ``datetime``'s year 9999 plus any duration a rule adds; core's
+#: ``[core] future_horizon_s`` is the real, tighter bound
+MAX_TIMESTAMP_S = 7_258_118_400.0
 CONTENT_TYPE_JSON = "application/json"
 CONTENT_TYPE_ZLIB = "application/json+zlib"
 #: a decompressed payload larger than this is refused (a zip bomb must not eat core's memory)
 MAX_DECODED_BYTES = 16 * 1024 * 1024
 _KINDS = ("telemetry", "event", "status", "config/desired", "config/reported")
 
-# Names that are safe as MQTT topic levels, SQL values, InfluxDB tags and file names.
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
-#: the same names for Python's ``re``, whose ``$`` also matches before a final newline: fullmatch
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
-
-
-class TopicError(ValueError):
-    """A topic that does not follow the forewarn layout."""
 
 
 class TopicParts(NamedTuple):
@@ -157,10 +159,6 @@ def parse_topic(topic: str) -> TopicParts:
     return TopicParts(parts[2], parts[3], kind)
 
 
-class PayloadError(ValueError):
-    """A payload whose encoding is unknown, corrupt or too large once decompressed."""
-
-
 def encode_payload(body: bytes, compress_above_bytes: int | None) -> tuple[bytes, str]:
     """The bytes to publish for a JSON ``body`` and their MQTT 5 content type.
 
@@ -192,7 +190,7 @@ def decode_payload(payload: bytes, properties: object | None = None) -> bytes:
     >>> decode_payload(b"garbage", None)
     Traceback (most recent call last):
     ...
-    edge.schema.PayloadError: payload is neither JSON nor zlib (it starts b'garbage')
+    edge.errors.PayloadError: payload is neither JSON nor zlib (it starts b'garbage')
     """
     content_type = getattr(properties, "ContentType", None) if properties is not None else None
     if content_type is None:
@@ -221,20 +219,25 @@ def decode_payload(payload: bytes, properties: object | None = None) -> bytes:
 
 #: a reading: a finite number (send null for a missing one; NaN and infinities are refused)
 _Reading = Annotated[float, Field(allow_inf_nan=False)]
-#: epoch seconds, finite and not negative
-_Timestamp = Annotated[float, Field(allow_inf_nan=False, ge=0)]
+#: epoch seconds, finite, not negative and not past :data:`MAX_TIMESTAMP_S`
+_Timestamp = Annotated[float, Field(allow_inf_nan=False, ge=0, le=MAX_TIMESTAMP_S)]
 
 
 class TelemetryBatch(BaseModel):
-    """A batch of samples of one device: the unit that crosses MQTT."""
+    """A batch of samples of one device: the unit that crosses MQTT.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Strict: numbers are JSON numbers (``seq`` an integer), never strings or booleans, and no
+    field is coerced from another type (``seq: true``, ``values: [["1.5"]]`` and
+    ``[[true]]`` are refused, as the fast path refuses them).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     v: Literal[1] = SCHEMA_VERSION
-    device_id: str = Field(pattern=_NAME)
-    boot_id: str = Field(pattern=_NAME)
+    device_id: str = Field(pattern=NAME_PATTERN)
+    boot_id: str = Field(pattern=NAME_PATTERN)
     seq: int = Field(ge=0, lt=2**63)
-    product: str = Field(default="generic", pattern=_NAME)
+    product: str = Field(default="generic", pattern=NAME_PATTERN)
     firmware: str | None = Field(default=None, max_length=64)
     fields: list[str] = Field(min_length=1, max_length=MAX_FIELDS)
     # finiteness is checked by pydantic-core itself (allow_inf_nan=False): a Python loop over
@@ -242,10 +245,18 @@ class TelemetryBatch(BaseModel):
     t: list[_Timestamp] = Field(min_length=1, max_length=MAX_SAMPLES_PER_BATCH)
     values: list[list[_Reading | None]] = Field(min_length=1, max_length=MAX_SAMPLES_PER_BATCH)
 
+    @field_validator("v", mode="before")
+    @classmethod
+    def _integer_version(cls, value: object) -> object:
+        # a Literal compares by equality, and True == 1.0 == 1: refuse what is not an int
+        if type(value) is not int:
+            raise ValueError(f"the schema version must be the integer 1, not {value!r}")
+        return value
+
     @model_validator(mode="after")
     def _check_shape(self) -> TelemetryBatch:
         for name in self.fields:
-            if not _NAME_RE.fullmatch(name):
+            if not NAME_RE.fullmatch(name):
                 raise ValueError(f"field name {name!r} is not a valid name")
         if len(set(self.fields)) != len(self.fields):
             raise ValueError("field names repeat")
@@ -269,8 +280,8 @@ class StatusMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     v: Literal[1] = SCHEMA_VERSION
-    device_id: str = Field(pattern=_NAME)
-    boot_id: str = Field(pattern=_NAME)
+    device_id: str = Field(pattern=NAME_PATTERN)
+    boot_id: str = Field(pattern=NAME_PATTERN)
     state: Literal["online", "offline"]
     firmware: str | None = Field(default=None, max_length=64)
     #: records (batches and events) waiting in the agent's disk queue
@@ -282,7 +293,7 @@ class StatusMessage(BaseModel):
     #: telemetry samples inside the dropped records
     dropped_samples: int = Field(default=0, ge=0)
     #: epoch seconds when the agent wrote this message
-    t: float | None = Field(default=None, ge=0)
+    t: float | None = Field(default=None, ge=0, le=MAX_TIMESTAMP_S, allow_inf_nan=False)
 
 
 class EventMessage(BaseModel):
@@ -295,11 +306,11 @@ class EventMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     v: Literal[1] = SCHEMA_VERSION
-    device_id: str = Field(pattern=_NAME)
-    boot_id: str = Field(pattern=_NAME)
+    device_id: str = Field(pattern=NAME_PATTERN)
+    boot_id: str = Field(pattern=NAME_PATTERN)
     seq: int = Field(ge=0, lt=2**63)
-    t: float = Field(ge=0, allow_inf_nan=False)
-    kind: str = Field(pattern=_NAME)
+    t: float = Field(ge=0, le=MAX_TIMESTAMP_S, allow_inf_nan=False)
+    kind: str = Field(pattern=NAME_PATTERN)
     severity: Literal["info", "warning", "alarm"] = "alarm"
     detail: dict[str, str | float | int | bool] = Field(default_factory=dict, max_length=32)
 
@@ -334,7 +345,7 @@ class ConfigReport(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     v: Literal[1] = SCHEMA_VERSION
-    device_id: str = Field(pattern=_NAME)
+    device_id: str = Field(pattern=NAME_PATTERN)
     status: Literal["applied", "rejected"]
     revision: int | None = None
     reason: str | None = Field(default=None, max_length=1000)

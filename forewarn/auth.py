@@ -35,6 +35,7 @@ from typing import Literal, get_args
 from sqlalchemy import Engine, Float, String, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from edge.names import NAME_RE
 from forewarn.errors import ForewarnError
 
 __all__ = ["ROLES", "IssuedToken", "Principal", "Role", "TokenRow", "TokenStore"]
@@ -43,7 +44,6 @@ Role = Literal["viewer", "agent", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
 _TOKEN = re.compile(r"^fw_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
-_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class _Base(DeclarativeBase):
@@ -104,7 +104,7 @@ class TokenStore:
         """A new token for ``tenant`` with ``role``; raises ForewarnError on a bad argument."""
         if role not in ROLES:
             raise ForewarnError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-        if not _TENANT.match(tenant):
+        if not NAME_RE.fullmatch(tenant):
             raise ForewarnError(f"tenant {tenant!r} is not a valid tenant name")
         key = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)

@@ -12,14 +12,17 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from forewarn.errors import ForewarnError
+from forewarn.errors import USER_ERRORS
+from forewarn.text import plain
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main", "one_line"]
 
 #: command modules under forewarn.commands, in the order --help lists them
 COMMANDS: tuple[str, ...] = (
     "demo", "sim", "serve", "tokens", "edge", "fleet", "devices", "core", "rules", "outbox",
+    "deadletters",
     "score", "nab", "backfill",
 )
 
@@ -36,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     parser.add_argument(
-        "--config", metavar="TOML", default=None,
+        "--config", metavar="TOML", type=Path, default=None,
         help="configuration file (default: ./forewarn.toml if present; "
         "FOREWARN_* environment variables override it)",
     )
@@ -44,7 +47,33 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(f"forewarn.commands.{name}")
         module.register(subparsers)
+    _plain_help(parser)
     return parser
+
+
+def _plain_help(parser: argparse.ArgumentParser) -> None:
+    """Every description and help text in plain words: command modules take them from their
+    docstrings, whose reST markup (````literal````, roles) is no part of a terminal's help."""
+    parser.description = plain(parser.description) if parser.description else None
+    parser.epilog = plain(parser.epilog) if parser.epilog else None
+    for action in parser._actions:
+        if action.help and action.help != argparse.SUPPRESS:
+            action.help = plain(action.help)
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                choice.help = plain(choice.help) if choice.help else choice.help
+            for sub in action.choices.values():
+                _plain_help(sub)
+
+
+def one_line(exc: BaseException) -> str:
+    r"""The error's message on one line: a message of several lines (one per problem in a rules
+    file, a YAML parser's pointer) is joined with ``; ``.
+
+    >>> one_line(ValueError("rules.yaml, line 4: rules.0.fro: Extra inputs\n  rules.0.for: ..."))
+    'rules.yaml, line 4: rules.0.fro: Extra inputs; rules.0.for: ...'
+    """
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,8 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         code: int = args.func(args)
-    except ForewarnError as exc:
-        print(f"forewarn: error: {exc}", file=sys.stderr)
+    except USER_ERRORS as exc:
+        print(f"forewarn: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -17,14 +17,17 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from core.config import MqttConfig
 from core.detect import make_detector
-from core.limits import load_limits
+from core.events import ScoredBatch
+from core.limits import ProductLimits, load_limits
 from core.pipeline import CorePipeline
 from core.service import CoreService
+from core.store.base import SeriesFrame
 from core.store.config import make_store
 from edge.agent import EdgeAgent
 from edge.batcher import Batcher
@@ -32,11 +35,11 @@ from edge.publisher import MqttPublisher
 from firmware_sim.fleet import Fleet, FleetConfig
 from firmware_sim.truth import write_jsonl
 from forewarn.broker import EmbeddedBroker
+from forewarn.casedb import DEMO_CASES, open_case_db
 from forewarn.errors import ForewarnError
 from forewarn.settings import Settings
 from forewarn.summary import DemoSummary, OpenedCase, summarise
 from rules.cases import CaseBook
-from rules.db import connect
 from rules.errors import RuleFileError
 from rules.model import load_rules
 from rules.notifiers.terminal import TerminalNotifier
@@ -70,9 +73,12 @@ def publish_fleet(
     mqtt: MqttConfig,
     options: DemoOptions,
     on_progress: Callable[[float], None] = lambda _: None,
+    settle: Callable[[int], None] = lambda _: None,
 ) -> int:
     """Run one edge agent per simulated device until the horizon; return samples published.
 
+    After each device's block, ``settle(messages published so far)`` may wait until the core
+    has taken them: the core then sees the fleet in one order on every run.
     Blocking (paho runs its own network threads): call it in a worker thread.
     """
     block_s = options.batch_samples * fleet.config.sample_period_s
@@ -95,6 +101,7 @@ def publish_fleet(
             for device, (agent, _) in zip(fleet.devices, agents, strict=True):
                 t, values = device.next_block(step)
                 agent.add_samples(t, values)
+                settle(sum(publisher.published for _, publisher in agents))
             simulated += step
             on_progress(simulated)
             if options.speed > 0:
@@ -108,6 +115,54 @@ def publish_fleet(
     finally:
         for _, publisher in agents:
             publisher.close()
+
+
+class _NoStore:
+    """A store that keeps nothing, for :func:`_compile_core`."""
+
+    def write(self, batch: ScoredBatch) -> None:
+        """Discard."""
+
+    def read(self, tenant: str, device_id: str, start: float, stop: float,
+             every_s: float = 0.0) -> SeriesFrame:
+        """Nothing was kept."""
+        return SeriesFrame((), np.zeros(0), np.zeros((0, 0)), np.zeros((0, 0)))
+
+    def count_samples(self, tenant: str | None = None) -> int:
+        """Nothing was kept."""
+        return 0
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _compile_core(settings: Settings, options: DemoOptions, limits: ProductLimits | None,
+                  hours: float = 30.0) -> None:
+    """Feed a day and more of one simulated device through a throwaway core pipeline.
+
+    Numba compiles the decoder's and the detector's kernels at their first call (seconds on a
+    machine's first run, a cold cache). In the run that would block the event loop the
+    embedded broker shares, while it waits for the core to acknowledge a message (amqtt waits
+    5 s, then logs a traceback). Past the warm-up, so the scoring kernels compile too.
+    """
+    fleet = Fleet(FleetConfig(devices=1, seed=options.seed, horizon_s=hours * 3600.0,
+                              tenant=settings.tenant, fault_kinds=options.fault_kinds))
+    device = fleet.devices[0]
+    block_s = options.batch_samples * fleet.config.sample_period_s
+    sent: list[tuple[str, bytes]] = []
+    batcher = Batcher(device.device_id, "compile", device.product.name, device.product.fields,
+                      max_samples=options.batch_samples, max_age_s=block_s)
+    agent = EdgeAgent(device.tenant, batcher, lambda topic, payload: sent.append(
+        (topic, payload)))
+    pipeline = CorePipeline(make_detector(settings.detector), _NoStore(),
+                            event_threshold=settings.core.event_threshold, limits=limits)
+    simulated = 0.0
+    while simulated < fleet.config.horizon_s:
+        agent.add_samples(*device.next_block(block_s))
+        simulated += block_s
+        for topic, payload in sent:
+            pipeline.process_payload(topic, payload)
+        sent.clear()
 
 
 @contextlib.asynccontextmanager
@@ -143,7 +198,7 @@ async def run_demo(
         store_config = store_config.model_copy(
             update={"path": options.out_dir / "telemetry.sqlite"})
     store = make_store(store_config)
-    engine = connect(f"sqlite:///{options.out_dir / 'cases.sqlite'}")
+    engine = open_case_db(f"sqlite:///{options.out_dir / DEMO_CASES}")
     casebook = CaseBook(engine, channel="terminal", clock=time.time)
     rules_pipeline = RulesPipeline(rules, casebook)
     limits_file = settings.core.limits_file  # [core] limits_file; absent file: no limits
@@ -161,11 +216,12 @@ async def run_demo(
             await outbox.dispatch_once()
             await asyncio.sleep(0.1)
 
+    await asyncio.to_thread(_compile_core, settings, options, limits)
     try:
         async with _broker(settings) as mqtt:
             core_mqtt = mqtt.model_copy(
                 update={"client_id": f"forewarn-core-{uuid.uuid4().hex[:6]}"})
-            service = CoreService(core_mqtt, pipeline, rules_pipeline.handle)
+            service = CoreService(core_mqtt, pipeline, rules_pipeline.handle_in_thread)
             core_task = asyncio.create_task(service.run())
             dispatcher = asyncio.create_task(dispatch_forever())
             try:
@@ -184,8 +240,18 @@ async def run_demo(
                         loop.call_soon_threadsafe(
                             lambda: progress.update(sim_task, completed=done))
 
+                    def settle(messages: int) -> None:
+                        # one device's block at a time, each taken by the core before the
+                        # next: case numbers repeat with the seed (devices racing each other
+                        # swapped them), and the embedded broker never holds a backlog for
+                        # the core (amqtt gives a subscriber 5 s to acknowledge a message)
+                        until = time.monotonic() + options.ingest_timeout_s
+                        while (pipeline.stats.messages < messages
+                               and time.monotonic() < until):
+                            time.sleep(0.0005)
+
                     published = await asyncio.to_thread(publish_fleet, fleet, mqtt, options,
-                                                        report)
+                                                        report, settle)
                     progress.update(sim_task, completed=horizon_h)
                     ingest_task = progress.add_task("samples ingested", total=published)
                     deadline = time.monotonic() + options.ingest_timeout_s

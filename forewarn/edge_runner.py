@@ -38,6 +38,7 @@ from pydantic_settings import (
 from edge.agent import EdgeAgent
 from edge.backoff import Backoff
 from edge.batcher import AgeClock, Batcher
+from edge.problems import problems
 from edge.queue import DiskQueue
 from edge.uplink import BrokerConfig, TlsFiles, Uplink
 from forewarn.errors import ConfigError
@@ -167,9 +168,7 @@ def load_edge_settings(path: Path, **overrides: Any) -> EdgeSettings:
     try:
         loaded = _Loaded(**overrides)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{path}: {where}: {err['msg']}") from exc
+        raise ConfigError(f"{path}: {problems(exc)[0]}") from exc
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read configuration {path}: {exc}") from exc
     return EdgeSettings.model_validate(loaded.model_dump())

@@ -1,19 +1,28 @@
-"""The root of forewarn's exception tree.
+"""The root of forewarn's exception tree, and the package trees the shell reports beside it.
 
 ::
 
-    ForewarnError              anything forewarn raises on purpose
+    ForewarnError              anything the application shell raises on purpose
     ├── ConfigError            a configuration or rules file that cannot be used
-    └── (per package)          edge.errors.EdgeError, core.errors.CoreError,
-                               rules.errors.RuleError
+    └── ScoreError             a file or option ``forewarn score`` cannot use
+    EdgeError                  edge/errors.py: PublishError, TopicError, PayloadError
+    CoreError                  core/errors.py: LimitsFileError, DecodeError,
+                               StoreError → StoreRejectedError
+    RuleError                  rules/errors.py: RuleFileError, NotifyError,
+                               CaseActionError → CaseNotFoundError, CaseStateError
 
-Package errors do not derive from ForewarnError (the packages do not import the shell); the shell
-translates them at its boundary.
+Package errors do not derive from ForewarnError (the packages do not import the shell); the
+shell (:func:`forewarn.cli.main`) reports every one of :data:`USER_ERRORS` as one line on stderr
+and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "ForewarnError"]
+from core.errors import CoreError
+from edge.errors import EdgeError
+from rules.errors import RuleError
+
+__all__ = ["USER_ERRORS", "ConfigError", "ForewarnError"]
 
 
 class ForewarnError(Exception):
@@ -22,3 +31,7 @@ class ForewarnError(Exception):
 
 class ConfigError(ForewarnError):
     """A configuration or rules file that cannot be used; the message says where and why."""
+
+
+#: what the shell reports as one line and exit code 2: the shell's own tree and every package's
+USER_ERRORS: tuple[type[Exception], ...] = (ForewarnError, EdgeError, CoreError, RuleError)

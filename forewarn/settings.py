@@ -34,6 +34,7 @@ from core.config import CoreConfig, MqttConfig
 from core.detect.config import DetectorConfig
 from core.nats.config import NatsConfig
 from core.store.config import StoreConfig
+from edge.problems import problems
 from forewarn.errors import ConfigError
 
 __all__ = [
@@ -171,6 +172,14 @@ class Settings(TomlFileSettings):
             data = {**data, "detector": DetectorConfig.for_fleet(**data["detector"])}
         return data
 
+    @model_validator(mode="after")
+    def _port_zero_needs_the_embedded_broker(self) -> Settings:
+        if self.mqtt.port == 0 and not self.broker.embedded:
+            raise ValueError("mqtt.port = 0 (any free port) works only with the embedded "
+                             "broker ([broker] embedded = true): give the external broker's "
+                             "port")
+        return self
+
 
 def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Settings:
     """Settings from ``path`` (or ./forewarn.toml if present) and the environment.
@@ -195,10 +204,8 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
         os.environ.update({k: v for k, v in environ.items() if k.startswith("FOREWARN_")})
         loaded: Any = _Loaded()
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
         source = path if path is not None else "the environment"
-        raise ConfigError(f"{source}: {where}: {err['msg']}") from exc
+        raise ConfigError(f"{source}: {problems(exc)[0]}") from exc
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read configuration {path}: {exc}") from exc
     finally:

@@ -41,6 +41,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nats.errors
 from nats.js.client import JetStreamContext
@@ -48,10 +49,11 @@ from nats.js.errors import NotFoundError
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from core.dead_letter import DeadLetters, DeadLetterStore
 from core.detect import DetectorConfig, make_detector
 from core.limits import ProductLimits, load_limits
 from core.nats import NatsConfig, NatsEngine, PartitionStats
-from core.pipeline import CorePipeline
+from core.pipeline import CorePipeline, DeviceTenant
 from core.store.base import HistoryStore, TimeSeriesStore
 from core.store.config import InfluxConfig, StoreConfig, make_store
 from forewarn.settings import Settings
@@ -73,6 +75,7 @@ __all__ = [
     "make_worker_store",
     "parse_partitions",
     "run_worker",
+    "serve_until_stopped",
     "split_partitions",
 ]
 
@@ -198,6 +201,21 @@ def configured_limits(settings: Settings) -> ProductLimits | None:
     return load_limits(path) if path is not None and path.exists() else None
 
 
+def _ingest_guards(settings: Settings, engine_db: Engine,
+                   device_tenant: DeviceTenant | None) -> dict[str, Any]:
+    """What a pipeline of the service needs to refuse bad messages: persisted dead letters
+    (in the case database), the future horizon and the device → tenant binding (the
+    registry's)."""
+    return {
+        "dead_letters": DeadLetters(store=DeadLetterStore(
+            engine_db, keep=settings.core.dead_letters_keep)),
+        "future_horizon_s": settings.core.future_horizon_s,
+        "device_tenant": device_tenant,
+        "max_series_per_device": settings.core.max_series_per_device,
+        "max_boots_per_device": settings.core.max_boots_per_device,
+    }
+
+
 def make_worker_store(settings: Settings, options: WorkerOptions,
                       buffered: bool = False) -> HistoryStore:
     """The store every partition writes to: ``--influx-url`` when given, else ``[store]``.
@@ -236,12 +254,13 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
         pipeline = CorePipeline(make_detector(options.detector), handoff,
                                 event_threshold=settings.core.event_threshold,
                                 dedup_window=settings.core.dedup_window,
-                                limits=configured_limits(settings))
+                                limits=configured_limits(settings),
+                                **_ingest_guards(settings, engine_db, rules.registry.tenant_of))
         return pipeline if metrics is None else metrics.attach_pipeline(pipeline)
 
     try:
         async with NatsEngine(options.nats, partitions, make_pipeline, store,
-                              rules.handle) as engine:
+                              rules.handle_in_thread) as engine:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, engine.stop)
@@ -430,7 +449,7 @@ async def _tick_forever(rules: RulesPipeline, stop: asyncio.Event, every_s: floa
         try:
             now = time.time() if clock is None else await clock()
             if now is not None:
-                await rules.tick(now)
+                await rules.tick_in_thread(now)
         except (OperationalError, TimeoutError, nats.errors.Error) as exc:
             # the case database or NATS is away: the next tick catches up (transitions are
             # dated by the data, not by when the tick ran)
@@ -442,8 +461,33 @@ async def _tick_forever(rules: RulesPipeline, stop: asyncio.Event, every_s: floa
             await asyncio.wait_for(stop.wait(), every_s)
 
 
-async def run_direct(settings: Settings, options: WorkerOptions) -> None:
-    """The single-machine engine: one process subscribed to the MQTT broker, as before NATS."""
+async def serve_until_stopped(stop: asyncio.Event, tasks: Sequence[asyncio.Task[None]]) -> int:
+    """Wait for ``stop`` or for any of a service's ``tasks`` to end; cancel the rest.
+
+    A task that ends on its own is a dead service (an ingest loop that returned or raised):
+    it is logged as an error and the exit code is 1, so the service manager (systemd's
+    ``Restart=on-failure``) starts a fresh process instead of leaving one that ingests nothing.
+    Returns 0 when ``stop`` came first.
+    """
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    dead = [task for task in tasks if task.done()]
+    for task in dead:
+        exc = None if task.cancelled() else task.exception()
+        _log.error("core's %s task stopped: %s; exiting", task.get_name(),
+                   "without an error" if exc is None else repr(exc), exc_info=exc)
+    stopping.cancel()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(stopping, *tasks, return_exceptions=True)
+    return 1 if dead else 0
+
+
+async def run_direct(settings: Settings, options: WorkerOptions) -> int:
+    """The single-machine engine: one process subscribed to the MQTT broker, as before NATS.
+
+    Returns the exit code: 0 after SIGTERM/SIGINT, 1 when a task of the service died.
+    """
     from core.service import CoreService
     from forewarn.broker import EmbeddedBroker
     from forewarn.core_metrics import CoreMetrics
@@ -459,13 +503,15 @@ async def run_direct(settings: Settings, options: WorkerOptions) -> None:
     pipeline = CorePipeline(make_detector(options.detector), store,
                             event_threshold=settings.core.event_threshold,
                             dedup_window=settings.core.dedup_window,
-                            limits=configured_limits(settings))
+                            limits=configured_limits(settings),
+                            **_ingest_guards(settings, engine_db, rules.registry.tenant_of))
     if metrics is not None:
         metrics.attach_pipeline(pipeline)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    code = 1
     try:
         async with contextlib.AsyncExitStack() as stack:
             # restores detector and dedup state; snapshots it periodically and on the way out
@@ -477,15 +523,15 @@ async def run_direct(settings: Settings, options: WorkerOptions) -> None:
             if settings.broker.embedded:
                 broker = await stack.enter_async_context(EmbeddedBroker(mqtt.host, mqtt.port))
                 mqtt = mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"})
-            service = CoreService(mqtt, pipeline, rules.handle, on_handled=kept.commit)
-            tasks = [asyncio.create_task(service.run()),
-                     asyncio.create_task(dispatch_outbox(settings, stop)),
+            service = CoreService(mqtt, pipeline, rules.handle_in_thread,
+                                  on_handled=kept.commit)
+            tasks = [asyncio.create_task(service.run(), name="ingest"),
+                     asyncio.create_task(dispatch_outbox(settings, stop), name="outbox"),
                      asyncio.create_task(_tick_forever(rules, stop,
-                                                       settings.core.tick_interval_s))]
-            await stop.wait()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+                                                       settings.core.tick_interval_s),
+                                         name="rules tick")]
+            code = await serve_until_stopped(stop, tasks)
     finally:
         store.close()
         engine_db.dispose()
+    return code

@@ -17,7 +17,7 @@ helpdesk behind the signed webhook channel sees what the agents did (docs/helpde
 >>> acknowledge(engine, "other", 1, by="kim", now=100.0)
 Traceback (most recent call last):
 ...
-rules.case_actions.CaseNotFoundError: no case 1
+rules.errors.CaseNotFoundError: no case 1
 >>> acknowledge(engine, "acme", 1, by="kim", now=100.0).status
 'acknowledged'
 >>> assign(engine, "acme", 1, "kim", by="lee", now=110.0).assignee
@@ -40,7 +40,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from rules.db import CaseEventRow, CaseRow, NoticeRow
-from rules.errors import RuleError
+from rules.errors import CaseActionError, CaseNotFoundError, CaseStateError
 from rules.messages import update_message
 
 __all__ = [
@@ -56,18 +56,6 @@ __all__ = [
     "resolve",
     "timeline",
 ]
-
-
-class CaseActionError(RuleError):
-    """An agent's action could not be applied."""
-
-
-class CaseNotFoundError(CaseActionError):
-    """No such case for this tenant."""
-
-
-class CaseStateError(CaseActionError):
-    """The case is in a state that does not allow the action (e.g. acknowledging a resolved one)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,17 +1,30 @@
 """SQLAlchemy tables of cases and their outbox; SQLite by default, PostgreSQL when shared.
 
+:func:`connect` upgrades the database to the newest schema with the Alembic migrations in
+:mod:`rules.migrations` (a new database is made by them too); a database made before
+migrations existed is recognised and upgraded from the first revision.
+
 >>> engine = connect("sqlite://")
 >>> from sqlalchemy import inspect
 >>> sorted(inspect(engine).get_table_names())  # doctest: +NORMALIZE_WHITESPACE
-['alarm_states', 'case_events', 'cases', 'condition_memory', 'notice_attempts', 'notices',
- 'silences', 'tickets']
+['alarm_states', 'alembic_version', 'api_tokens', 'case_events', 'cases', 'condition_memory',
+ 'dead_letter_counts', 'dead_letters', 'notice_attempts', 'notices', 'silences', 'tickets']
+>>> schema_revision(engine) == HEAD_REVISION
+True
 >>> engine.dispose()
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Boolean,
+    Connection,
     Engine,
     Float,
     ForeignKey,
@@ -21,13 +34,14 @@ from sqlalchemy import (
     create_engine,
     event,
     inspect,
+    text,
 )
-from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from rules.errors import RuleError
 
 __all__ = [
+    "HEAD_REVISION",
     "AlarmStateRow",
     "AttemptRow",
     "Base",
@@ -38,6 +52,7 @@ __all__ = [
     "SilenceRow",
     "TicketRow",
     "connect",
+    "schema_revision",
 ]
 
 
@@ -210,17 +225,61 @@ def connect(url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=5000")
             cursor.close()
 
-    try:
-        Base.metadata.create_all(engine)
-    except (IntegrityError, ProgrammingError):
-        # several processes creating the tables at once on PostgreSQL: one of them won
-        Base.metadata.create_all(engine)
+    _upgrade(engine)
     _check_schema(engine)
     return engine
 
 
+_MIGRATIONS = Path(__file__).with_name("migrations")
+#: the revision a database made before migrations (by ``create_all``) is at
+_FIRST_REVISION = "0001"
+#: the PostgreSQL advisory lock (any constant) held while one process upgrades: workers that
+#: start together wait for the first instead of racing to create the same tables
+_UPGRADE_LOCK = 0x666F7265
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    return config
+
+
+#: the newest revision in :mod:`rules.migrations`
+HEAD_REVISION: str = ScriptDirectory.from_config(_alembic_config()).get_current_head() or ""
+
+
+def _upgrade(engine: Engine) -> None:
+    """Bring the database to :data:`HEAD_REVISION` (in one transaction where the database can)."""
+    config = _alembic_config()
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                               {"key": _UPGRADE_LOCK})
+        elif connection.dialect.name == "sqlite":
+            # the write lock first (pysqlite would run the DDL outside any transaction): a
+            # second process waits (busy_timeout) and then finds the tables made
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        config.attributes["connection"] = connection
+        tables = set(inspect(connection).get_table_names())
+        if "alembic_version" not in tables and "cases" in tables:
+            command.stamp(config, _FIRST_REVISION)
+        if _revision(connection) != HEAD_REVISION:
+            command.upgrade(config, "head")
+
+
+def _revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The migration the database is at (None: not a forewarn case database yet)."""
+    with engine.connect() as connection:
+        return _revision(connection)
+
+
 def _check_schema(engine: Engine) -> None:
-    """Refuse a database made by an older forewarn (create_all adds tables, not columns)."""
+    """Refuse a database whose tables lack columns after upgrading: one made before the first
+    revision by a forewarn too old for the stamp to be true."""
     inspector = inspect(engine)
     for table in Base.metadata.sorted_tables:
         have = {c["name"] for c in inspector.get_columns(table.name)}

@@ -2,15 +2,21 @@
 
 ::
 
-    RuleError              anything rules raises on purpose
-    ├── RuleFileError      a rules file that cannot be used (names file, line and key)
-    └── NotifyError        a channel could not deliver a notice; ``retryable`` tells the
-                           outbox whether to try again (the outbox decides, not the notifier)
+    RuleError                  anything rules raises on purpose
+    ├── RuleFileError          a rules file that cannot be used (names file, line and key)
+    ├── NotifyError            a channel could not deliver a notice; ``retryable`` tells the
+    │                          outbox whether to try again (the outbox decides, not the notifier)
+    └── CaseActionError        an agent's action on a case could not be applied
+        ├── CaseNotFoundError  no such case for this tenant
+        └── CaseStateError     the case's state does not allow the action
 """
 
 from __future__ import annotations
 
-__all__ = ["NotifyError", "RuleError", "RuleFileError"]
+__all__ = [
+    "CaseActionError", "CaseNotFoundError", "CaseStateError", "NotifyError", "RuleError",
+    "RuleFileError",
+]
 
 
 class RuleError(Exception):
@@ -28,3 +34,15 @@ class NotifyError(RuleError):
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+
+
+class CaseActionError(RuleError):
+    """An agent's action could not be applied."""
+
+
+class CaseNotFoundError(CaseActionError):
+    """No such case for this tenant."""
+
+
+class CaseStateError(CaseActionError):
+    """The case is in a state that does not allow the action (e.g. acknowledging a resolved one)."""

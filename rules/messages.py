@@ -1,7 +1,8 @@
 """Notice texts from Jinja2 templates: plain words for customers, evidence for the team.
 
-Customer texts exist in English and Korean (``customer_<language>.txt.j2``); the customer's
-language comes from the registry.
+Every sentence, and the glossary of product and field names, is a message of the gettext
+catalogues (:mod:`rules.catalogue`); the templates in ``rules/templates/`` mark them with
+``{% trans %}``. The customer's language comes from the registry; team notices are English.
 
 >>> from rules.evaluate import Alarm
 >>> from rules.model import Rule
@@ -10,7 +11,7 @@ language comes from the registry.
 >>> subject, body = customer_message(alarm, case_id=7)
 >>> subject
 'We noticed an early sign of trouble on your heat pump'
->>> "discharge temperature" in body and "FW-7" in body
+>>> "discharge temperature has been unusual" in body and "FW-7" in body
 True
 >>> subject, body = customer_message(alarm, case_id=7, language="ko", timezone="Asia/Seoul")
 >>> subject, "토출 온도" in body, "1970-01-01 09:00" in body
@@ -20,48 +21,56 @@ True
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from rules.catalogue import LANGUAGES, translations
 from rules.evaluate import Alarm
 from rules.timeparse import zone
 
-__all__ = ["case_ref", "customer_message", "team_message", "update_message"]
+__all__ = ["GLOSSARY", "case_ref", "customer_message", "team_message", "update_message"]
 
-_env = Environment(
-    loader=PackageLoader("rules", "templates"),
-    undefined=StrictUndefined,
-    keep_trailing_newline=True,
-    autoescape=False,  # plain-text messages; HTML channels escape on their own
-)
 
-_WORDS: dict[str, dict[str, str]] = {
-    "en": {
-        "heat_pump": "heat pump", "home_battery": "home battery", "water_pump": "water pump",
-        "compressor_current": "compressor current", "discharge_temp": "discharge temperature",
-        "suction_pressure": "suction pressure", "outdoor_temp": "outdoor temperature",
-        "water_flow": "water flow", "pack_voltage": "battery voltage",
-        "pack_current": "battery current", "cell_v_min": "lowest cell voltage",
-        "cell_v_max": "highest cell voltage", "pack_temp": "battery temperature",
-        "soc": "charge level", "flow": "water flow", "pressure": "water pressure",
-        "motor_current": "motor current", "vibration": "vibration",
-        "motor_temp": "motor temperature", "": "data",
-    },
-    "ko": {
-        "heat_pump": "히트펌프", "home_battery": "가정용 배터리", "water_pump": "급수 펌프",
-        "compressor_current": "압축기 전류", "discharge_temp": "토출 온도",
-        "suction_pressure": "흡입 압력", "outdoor_temp": "외기 온도", "water_flow": "물 유량",
-        "pack_voltage": "배터리 전압", "pack_current": "배터리 전류",
-        "cell_v_min": "최저 셀 전압", "cell_v_max": "최고 셀 전압", "pack_temp": "배터리 온도",
-        "soc": "충전량", "flow": "유량", "pressure": "수압", "motor_current": "모터 전류",
-        "vibration": "진동", "motor_temp": "모터 온도", "": "데이터",
-    },
-}
-_SUBJECT = {
-    "en": "We noticed an early sign of trouble on your {product}",
-    "ko": "고객님의 {product}에서 초기 이상 징후를 발견했습니다",
-}
-_AND = {"en": " and ", "ko": ", "}
+def _term(context: str, key: str) -> str:
+    """Marks a glossary key for extraction (``pgettext`` with the context ``glossary``)."""
+    return key
+
+
+#: product and field names a customer reads as words (msgctxt ``glossary``); any other name is
+#: shown with its underscores as spaces
+GLOSSARY: frozenset[str] = frozenset((
+    _term("glossary", "heat_pump"), _term("glossary", "home_battery"),
+    _term("glossary", "water_pump"), _term("glossary", "compressor_current"),
+    _term("glossary", "discharge_temp"), _term("glossary", "suction_pressure"),
+    _term("glossary", "outdoor_temp"), _term("glossary", "water_flow"),
+    _term("glossary", "pack_voltage"), _term("glossary", "pack_current"),
+    _term("glossary", "cell_v_min"), _term("glossary", "cell_v_max"),
+    _term("glossary", "pack_temp"), _term("glossary", "soc"), _term("glossary", "flow"),
+    _term("glossary", "pressure"), _term("glossary", "motor_current"),
+    _term("glossary", "vibration"), _term("glossary", "motor_temp"),
+    # a notice about no field in particular (a device that went quiet)
+    _term("glossary", "no_field"),
+))
+
+
+@cache
+def _env(language: str) -> Environment:
+    env = Environment(
+        loader=PackageLoader("rules", "templates"),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # plain-text messages; HTML channels escape on their own
+        extensions=["jinja2.ext.i18n"],
+    )
+    # a {% trans %} block may be written over several lines; its message is one line
+    env.policies["ext.i18n.trimmed"] = True
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+#: the support team reads English (its catalogue is complete in every language all the same)
+_TEAM_LANGUAGE = "en"
 
 
 def case_ref(case_id: int) -> str:
@@ -75,7 +84,10 @@ def _when(ts: float, tz: str = "UTC") -> str:
 
 
 def _word(language: str, key: str) -> str:
-    return _WORDS.get(language, _WORDS["en"]).get(key, key.replace("_", " "))
+    term = key or "no_field"
+    if term in GLOSSARY:
+        return translations(language).pgettext("glossary", term)
+    return key.replace("_", " ")
 
 
 def _span(seconds: float) -> str:
@@ -89,21 +101,24 @@ def _span(seconds: float) -> str:
 def customer_message(alarm: Alarm, case_id: int, language: str = "en", timezone: str = "UTC",
                      customer_name: str = "") -> tuple[str, str]:
     """Subject and body of the customer notice, in ``language`` and the customer's zone."""
-    language = language if language in _SUBJECT else "en"
+    language = language if language in LANGUAGES else LANGUAGES[0]
+    words = translations(language)
     product = _word(language, alarm.product)
     fields = alarm.fields or (alarm.field,)
-    body = _env.get_template(f"customer_{language}.txt.j2").render(
+    body = _env(language).get_template("customer.txt.j2").render(
         customer_name=customer_name,
         product=product,
         device_id=alarm.device_id,
-        fields=_AND[language].join(_word(language, f) for f in fields[:3]),
+        fields=words.pgettext("joins field names", " and ").join(
+            _word(language, f) for f in fields[:3]),
         n_fields=len(fields[:3]),
         since=_when(alarm.started_at, timezone),
         predicted=(_when(alarm.predicted_failure_at, timezone)
                    if alarm.predicted_failure_at is not None else None),
         case_ref=case_ref(case_id),
     )
-    return _SUBJECT[language].format(product=product), body
+    subject = words.gettext("We noticed an early sign of trouble on your {product}")
+    return subject.format(product=product), body
 
 
 def team_message(alarm: Alarm, case_id: int, customer: str = "",
@@ -112,7 +127,7 @@ def team_message(alarm: Alarm, case_id: int, customer: str = "",
     predicted = None
     if alarm.predicted_failure_at is not None:
         predicted = _span(max(0.0, alarm.predicted_failure_at - alarm.fired_at))
-    body = _env.get_template("team_en.txt.j2").render(
+    body = _env(_TEAM_LANGUAGE).get_template("team.txt.j2").render(
         case_ref=case_ref(case_id),
         rule=alarm.rule.name,
         severity=alarm.rule.severity,
@@ -143,7 +158,7 @@ def team_message(alarm: Alarm, case_id: int, customer: str = "",
 def update_message(kind: str, case_id: int, severity: str, device_id: str, rules: str,
                    detail: str) -> tuple[str, str]:
     """Subject and body of a team notice about a case that changed (reopened, escalated…)."""
-    body = _env.get_template("team_update_en.txt.j2").render(
+    body = _env(_TEAM_LANGUAGE).get_template("team_update.txt.j2").render(
         case_ref=case_ref(case_id), kind=kind, severity=severity, device_id=device_id,
         rules=rules, detail=detail,
     )

@@ -56,6 +56,7 @@ from typing import Literal, cast
 from sqlalchemy import Engine, Update, func, select, update
 from sqlalchemy.orm import Session
 
+from edge.backoff import full_jitter
 from rules.db import AttemptRow, NoticeRow
 from rules.errors import NotifyError
 from rules.notifiers.base import Notice, Notifier
@@ -208,8 +209,9 @@ class Outbox:
                 elif not error.retryable or claim.attempts >= self.max_attempts:
                     values = {"status": "dead", "last_error": error.reason}
                 else:
-                    cap = min(self.max_delay_s, self.base_delay_s * 2**claim.attempts)
-                    values = {"next_attempt_at": now + self.rng.uniform(0.0, cap),
+                    delay = full_jitter(claim.attempts, self.base_delay_s, self.max_delay_s,
+                                        self.rng)
+                    values = {"next_attempt_at": now + delay,
                               "last_error": error.reason}
                 done = session.execute(self._held(claim).values(**values)
                                        .execution_options(synchronize_session=False))

@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edge.names import NAME_PATTERN
 from rules.errors import RuleFileError
-from rules.timeparse import DailyHours, zone
+from rules.timeparse import QuietHours, TimeZoneName
 
 __all__ = [
     "Contact",
@@ -60,23 +61,10 @@ class _Defaults(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tier: str = "standard"
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     language: Language = "en"
-    quiet_hours: str | None = None
+    quiet_hours: QuietHours | None = None
     notices_per_day: int | None = Field(default=None, ge=0)
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        zone(value)
-        return value
-
-    @field_validator("quiet_hours")
-    @classmethod
-    def _hours(cls, value: str | None) -> str | None:
-        if value is not None:
-            DailyHours.parse(value)
-        return value
 
 
 class _Customer(BaseModel):
@@ -85,33 +73,22 @@ class _Customer(BaseModel):
     id: str = Field(min_length=1)
     name: str = ""
     tier: str | None = None
-    timezone: str | None = None
+    timezone: TimeZoneName | None = None
     language: Language | None = None
     contact: Contact = Field(default_factory=Contact)
     #: hours when customer notices wait (in the customer's time zone), e.g. ``21:00-08:00``
-    quiet_hours: str | None = None
+    quiet_hours: QuietHours | None = None
     #: at most this many customer notices per day (None: the rules file's budget)
     notices_per_day: int | None = Field(default=None, ge=0)
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            zone(value)
-        return value
-
-    @field_validator("quiet_hours")
-    @classmethod
-    def _hours(cls, value: str | None) -> str | None:
-        if value is not None:
-            DailyHours.parse(value)
-        return value
 
 
 class _Device(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     customer: str
+    #: the tenant the device belongs to: core dead-letters its messages under any other
+    #: tenant (``tenant_mismatch``); None: not bound
+    tenant: str | None = Field(default=None, pattern=NAME_PATTERN)
     firmware: str = ""
     product: str | None = None
     #: when it was installed (epoch seconds): a device that never reported since is "no data"
@@ -161,6 +138,16 @@ class CustomerRegistry:
         if meta is None:
             meta = self._cache[key] = self._build(tenant, device_id, product)
         return meta
+
+    def tenant_of(self, device_id: str) -> str | None:
+        """The tenant a registered device is bound to (None: unknown or not bound).
+
+        >>> parse_registry("customers: [{id: kim}]\\ndevices: {hp-1: {customer: kim, "
+        ...                "tenant: acme}}").tenant_of("hp-1")
+        'acme'
+        """
+        device = self._data.devices.get(device_id)
+        return device.tenant if device is not None else None
 
     def known_devices(self) -> dict[str, float | None]:
         """Every registered device and when it was installed (for never-reported checks)."""

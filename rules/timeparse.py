@@ -22,12 +22,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
 __all__ = [
     "WEEKDAYS",
     "DailyHours",
     "Duration",
+    "QuietHours",
+    "TimeZoneName",
     "local_clock",
     "next_outside",
     "parse_duration",
@@ -70,6 +72,20 @@ def zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"unknown time zone {name!r} (use e.g. Europe/Berlin, UTC)") from exc
+
+
+def _zone_name(name: str) -> str:
+    zone(name)
+    return name
+
+
+#: a pydantic field type: a time zone name, checked against the tz database
+TimeZoneName = Annotated[str, AfterValidator(_zone_name)]
+
+
+def _quiet_hours(value: str) -> str:
+    DailyHours.parse(value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,3 +155,8 @@ def next_outside(ts: float, hours: DailyHours, tz: str) -> float:
     wait_min = (hours.end_min - minute) % 1440
     local_start_of_minute = ts - (ts % 60.0)
     return local_start_of_minute + wait_min * 60.0
+
+
+#: a pydantic field type: hours of the day written ``21:00-08:00``, checked by
+#: :meth:`DailyHours.parse`
+QuietHours = Annotated[str, AfterValidator(_quiet_hours)]

@@ -65,6 +65,12 @@ class SoADetector:
             if need > self._capacity:
                 self._allocate(max(need, 2 * self._capacity))
 
+    def forget(self, slots: NDArray[np.int64]) -> None:
+        """Reset these slots to a new series' state (the pipeline hands a freed slot on)."""
+        slots = slots[slots < self._capacity]
+        for name, (_, _, init) in self._spec.items():
+            self._arrays[name][slots] = init
+
     @property
     def capacity(self) -> int:
         """Number of series slots the state has room for."""

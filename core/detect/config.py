@@ -90,6 +90,22 @@ class DetectorConfig(BaseModel):
     regression_long_floor: float = Field(0.5, gt=0)
     level_fire: float = Field(0.8, gt=0, le=1, description="level that gives a finding")
 
+    # the streaming subspace model over all of a device's fields (core/detect/subspace.py)
+    subspace_weight: float = Field(0.0, ge=0, le=1, description="0: no subspace stage")
+    subspace_half_life: float = Field(
+        20000.0, gt=0, description="forgetting of its mean, covariance and calibration")
+    subspace_scales: tuple[float, ...] = Field(
+        (0.0, 3.0, 10.0), min_length=1, max_length=8,
+        description="EWMA half-lives its statistics are averaged on (0 = the sample)")
+    subspace_field_level: bool = Field(
+        False, description="also score each field's own level against its warm-up (off: a "
+        "field that follows the weather beyond the range one day of warm-up saw is no fault)")
+    subspace_var_frac: float = Field(0.9, gt=0, le=1,
+                                     description="variance its principal subspace explains")
+    target_false_alarms_per_device_month: float = Field(
+        0.3, gt=0, description="false alarms a healthy device may raise per month: the "
+        "calibrated level reaches 0.85 (the default rules' bar) at this rate")
+
     @classmethod
     def for_fleet(cls, **overrides: object) -> DetectorConfig:
         """The profile for device fleets at one sample a minute: a continuous level per field.
@@ -101,7 +117,7 @@ class DetectorConfig(BaseModel):
         (1.0, 5)
         """
         fleet: dict[str, object] = {
-            "warmup": 1440, "regression_weight": 1.0, "level_weight": 0.0,
+            "warmup": 1440, "regression_weight": 1.0, "subspace_weight": 1.0, "level_weight": 0.0,
             "seasonal_weight": 0.0, "transition_weight": 0.0, "multivariate_weight": 0.0,
             "extreme_weight": 0.0, "quiet": 1440,
         }

@@ -47,6 +47,7 @@ from core.detect.regression import Regression
 from core.detect.robust_z import RobustZ
 from core.detect.seasonal import Seasonal
 from core.detect.stuck import Stuck
+from core.detect.subspace import Subspace
 from core.detect.transition import Transition
 
 __all__ = ["Ensemble", "Finding"]
@@ -63,11 +64,14 @@ _WHAT = {
     "dropout": "missing samples",
     "out_of_range": "beyond its configured limits",
     "extreme": "further from its level than ever before",
+    "subspace": "unusual for this device (its level, its spread or its relation to the "
+                "device's other fields)",
 }
 
 
 #: scratch arrays of the fleet path, one set per block shape
-_FLEET_BUFFERS = ("x", "regression", "stuck", "dropout", "out_of_range", "rule", "rule_fired",
+_FLEET_BUFFERS = ("x", "regression", "subspace", "stuck", "dropout", "out_of_range", "rule",
+                  "rule_fired",
                   "likelihood", "drift", "level_fired", "fleet_final")
 
 
@@ -150,6 +154,11 @@ class Ensemble:
         }
         self.extremes = [Extreme(cap, cfg.extreme_half_life, cfg.warmup, cfg.extreme_margin,
                                  cfg.extreme_z_min, smooth) for smooth in cfg.extreme_smoothing]
+        self.subspace = Subspace(
+            cap, warmup=cfg.warmup, half_life=cfg.subspace_half_life,
+            calibration_half_life=cfg.subspace_half_life, scales=cfg.subspace_scales,
+            var_frac=cfg.subspace_var_frac, field_level=cfg.subspace_field_level,
+            target_per_month=cfg.target_false_alarms_per_device_month)
         self.range = OutOfRange(cap)
         self.rules: dict[str, SoADetector] = {
             "stuck": Stuck(cap, cfg.stuck_factor),
@@ -171,7 +180,7 @@ class Ensemble:
         self._fleet_only = cfg.regression_weight > 0.0 and not any(
             weight > 0.0 for name, (weight, _) in self.statistical.items() if name != "regression")
         self._fleet_parts: list[SoADetector] = [
-            self.statistical["regression"][1], self.statistical["drift"][1],
+            self.statistical["regression"][1], self.statistical["drift"][1], self.subspace,
             *self.rules.values(), self.rule_onset, self.level_onset]
         self._fleet_capacity = 0
         self._fleet_bufs: dict[tuple[int, ...], dict[str, NDArray[np.float64]]] = {}
@@ -286,6 +295,9 @@ class Ensemble:
         regression = b["regression"]
         self.statistical["regression"][1]._run(s, v, tt, regression)
         comps = {"regression": regression, "likelihood": b["likelihood"]}
+        if self.config.subspace_weight > 0.0:
+            self.subspace._run(s, v, tt, b["subspace"])
+            comps["subspace"] = b["subspace"]
         rule = b["rule"]
         for k, (name, det) in enumerate(self.rules.items()):
             use_t = name != "dropout" or self.config.dropout_time_gaps
@@ -299,6 +311,8 @@ class Ensemble:
         weight = self.config.regression_weight
         level = np.maximum(regression if weight == 1.0 else weight * regression,
                            comps["out_of_range"])
+        if "subspace" in comps:
+            np.maximum(level, self.config.subspace_weight * comps["subspace"], out=level)
         self._level = level
         self.statistical["drift"][1]._run(s, v, tt, b["drift"])  # its trend: time to a limit
         level_fired = b["level_fired"]
@@ -317,6 +331,10 @@ class Ensemble:
         # fault lasts; its onsets (and the rule detectors') are the findings
         level = np.maximum(self.config.regression_weight * comps["regression"],
                            comps["out_of_range"])
+        if self.config.subspace_weight > 0.0:
+            sub = self.subspace._update_block(s, v, tt, out=self._buf("subspace", v.shape, "F"))
+            comps["subspace"] = sub
+            np.maximum(level, self.config.subspace_weight * sub, out=level)
         self._level = level
         drift = self.statistical["drift"][1]
         if self.config.drift_weight <= 0.0:  # its trend still predicts the time to a limit
@@ -339,7 +357,8 @@ class Ensemble:
         ttl = drift.time_to_limit(s, lo, hi)
         out: list[Finding] = []
         for i, j in zip(*np.nonzero(final), strict=True):
-            names = ["regression", "out_of_range"] if level_fired[i, j] > 0 else list(self.rules)
+            names = ([n for n in ("regression", "subspace", "out_of_range") if n in comps]
+                     if level_fired[i, j] > 0 else list(self.rules))
             best = max(names, key=lambda n: float(comps[n][i, j]))
             c, value = float(comps[best][i, j]), float(v[i, j])
             out.append(Finding(
@@ -434,7 +453,13 @@ class Ensemble:
         parts["onset"] = self.onset
         parts["rule_onset"] = self.rule_onset
         parts["level_onset"] = self.level_onset
+        parts["subspace"] = self.subspace
         return parts
+
+    def forget(self, slots: NDArray[np.int64]) -> None:
+        """Reset these slots in every detector (a freed slot given to a new series)."""
+        for det in self._parts().values():
+            det.forget(slots)
 
     def state(self) -> StateDict:
         """Copy of every detector's state, flattened as ``"detector.array"`` keys."""

@@ -9,7 +9,8 @@ relearns exactly what the previous owner had learned after its last snapshot. Th
    number, so one batch is in flight per partition and nothing overtakes it) with a
    :class:`~core.nats.fetch.BatchFetcher`;
 2. decode, dedup and detect each message with the partition's :class:`CorePipeline`, whose
-   store is a hand-off list, not the real store;
+   store is a hand-off list, not the real store; a message it cannot use is dead-lettered
+   and the dead letters are persisted (when the pipeline has a store for them);
 3. write the batch's scored batches to the real store, retrying with full-jitter backoff for as
    long as the store is down (telling JetStream the messages are in progress meanwhile);
 4. hand every scored batch to the sink (the rules pipeline);
@@ -26,7 +27,7 @@ by whoever starts the processes (the supervisor in :mod:`forewarn.workers`), so 
 one owner at a time. Usage::
 
     async with NatsEngine(cfg, partitions=range(0, 16), make_pipeline=factory,
-                          store=store, sink=rules.handle) as engine:
+                          store=store, sink=rules.handle_in_thread) as engine:
         await engine.run()            # until engine.stop() or cancellation
 """
 
@@ -57,6 +58,7 @@ from core.nats.snapshot import Snapshot, SnapshotStore
 from core.nats.stream import StreamMonitor, ensure_stream, topic_of_subject
 from core.pipeline import CorePipeline
 from core.store.base import HistoryStore, SeriesFrame, StoreError, TimeSeriesStore
+from edge.backoff import full_jitter
 
 __all__ = ["HandOff", "NatsEngine", "PartitionStats", "PartitionWorker", "PipelineFactory"]
 
@@ -133,8 +135,10 @@ class PartitionWorker:
         sink: EventSink,
         snapshots: SnapshotStore,
         clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
         self.partition = partition
+        self._rng = rng or random.Random()
         self.nc = nc
         self.js = js
         self.cfg = cfg
@@ -195,8 +199,7 @@ class PartitionWorker:
             except nats.errors.Error as exc:  # disconnected: the client reconnects by itself
                 failures += 1
                 _log.warning("partition %d: fetch failed (%s)", self.partition, exc)
-                await asyncio.sleep(random.uniform(0, min(self.cfg.store_retry_max_s,
-                                                          0.05 * 2 ** min(failures, 16))))
+                await asyncio.sleep(self._retry_delay(failures))
                 continue
             failures = 0
             await self.process(msgs)
@@ -223,6 +226,9 @@ class PartitionWorker:
                 _log.exception("partition %d: pipeline failed on a message of %s",
                                self.partition, topic)
                 self.pipeline.dead_letters.record("crash", topic, repr(exc), msg.data)
+        # persisted before the acknowledgement (a failing database is logged and retried at
+        # the next flush, it does not hold the partition)
+        self.pipeline.dead_letters.flush()
         scored = self.handoff.take()
         if scored:
             await self._retry(lambda: self._write(scored), msgs, "store")
@@ -267,8 +273,10 @@ class PartitionWorker:
                     for msg in msgs:
                         await msg.in_progress()
                 last_progress = self.clock()
-            cap = min(self.cfg.store_retry_max_s, 0.05 * 2 ** min(failures, 16))
-            await asyncio.sleep(random.uniform(0, cap))
+            await asyncio.sleep(self._retry_delay(failures))
+
+    def _retry_delay(self, failures: int) -> float:
+        return full_jitter(min(failures, 16), 0.05, self.cfg.store_retry_max_s, self._rng)
 
     async def _maybe_snapshot(self) -> None:
         if self.clock() - self._last_snapshot >= self.cfg.snapshot_interval_s:

@@ -7,6 +7,7 @@
     └── InfluxStore(InfluxConfig)    core/store/influx.py     InfluxDB 2.x/3.x, v2 HTTP API
     optionally behind
         BufferedStore(inner, spool_dir, max_bytes)   core/store/buffered.py (outage spool)
+    NullStore()                      core/store/null.py       keeps nothing (evaluation, benchmarks)
 
 Errors: :class:`StoreError` (down, timed out: try again later) and its subclass
 :class:`StoreRejectedError` (refused for good). See docs/store.md.

@@ -14,20 +14,10 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from core.errors import StoreError, StoreRejectedError
 from core.events import DetectorEvent, ScoredBatch
 
 __all__ = ["HistoryStore", "SeriesFrame", "StoreError", "StoreRejectedError", "TimeSeriesStore"]
-
-
-class StoreError(Exception):
-    """The store could not take or give data (unreachable, refused, timed out)."""
-
-
-class StoreRejectedError(StoreError):
-    """The store answered and refused the data for good (malformed, unauthorised, wrong bucket).
-
-    Trying again will not help, so :class:`~core.store.buffered.BufferedStore` does not spool it.
-    """
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from types import TracebackType
 from core.events import DetectorEvent, ScoredBatch
 from core.store.base import HistoryStore, SeriesFrame, StoreError, StoreRejectedError
 from core.store.spool import Spool
+from edge.backoff import full_jitter
 
 __all__ = ["DROP_POLICY", "BufferedStore"]
 
@@ -61,7 +62,7 @@ class BufferedStore:
         replay_batches: int = 256,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
-        rng: Callable[[], float] = random.random,
+        rng: random.Random | None = None,
     ) -> None:
         self.inner = inner
         self._spool = Spool(spool_dir, max_bytes)
@@ -70,7 +71,7 @@ class BufferedStore:
         self._replay_batches = replay_batches
         self._clock = clock
         self._sleep = sleep
-        self._rng = rng
+        self._rng = rng or random.Random()
         self._failures = 0  # consecutive failed attempts
         self._next_try = 0.0
         self._counts = dict.fromkeys(
@@ -162,6 +163,10 @@ class BufferedStore:
             self._spool.pop(1)
 
     def _to_spool(self, batches: Sequence[ScoredBatch]) -> None:
+        with self._spool.transaction():  # one commit for the lot
+            self._spool_each(batches)
+
+    def _spool_each(self, batches: Sequence[ScoredBatch]) -> None:
         for batch in batches:
             if self._spool.append(batch):
                 self._counts["spooled_batches"] += 1
@@ -181,8 +186,8 @@ class BufferedStore:
             log.warning("store down, spooling writes to %s: %s", self._spool.directory, exc)
         self._failures += 1
         self._counts["failed_attempts"] += 1
-        ceiling = min(self._max_delay_s, self._base_delay_s * 2.0 ** (self._failures - 1))
-        self._next_try = self._clock() + self._rng() * ceiling
+        self._next_try = self._clock() + full_jitter(
+            self._failures - 1, self._base_delay_s, self._max_delay_s, self._rng)
 
     def _succeeded(self) -> None:
         if self._failures:

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.nats import NatsConfig
+from edge.problems import problems
 from forewarn.errors import ConfigError
 from forewarn.settings import CoreSettings, Settings, load_settings
 from forewarn.workers import (
@@ -85,7 +86,8 @@ def register(subparsers: Any) -> None:
                         "([nats] max_bytes / 2^30, default 10)")
     parser.add_argument("--influx-url", default=None,
                         help="InfluxDB (v2 write API) URL, instead of [store]")
-    parser.add_argument("--influx-bucket", default="forewarn")
+    parser.add_argument("--influx-bucket", default="forewarn",
+                        help="InfluxDB bucket with --influx-url (default forewarn)")
     parser.add_argument("--quiet-notices", action="store_true",
                         help="deliver notices without echoing them")
     parser.add_argument("--own", default=None, help=argparse.SUPPRESS)  # a supervised worker
@@ -117,9 +119,7 @@ def resolve_settings(settings: Settings, args: argparse.Namespace) -> Settings:
             "nats": NatsConfig.model_validate({**settings.nats.model_dump(), **_given(nats)}),
         })
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"command line: {exc.title}.{where}: {err['msg']}") from exc
+        raise ConfigError(f"command line: {exc.title}.{problems(exc)[0]}") from exc
 
 
 def _given(options: dict[str, object]) -> dict[str, object]:
@@ -158,8 +158,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = _load(args)
     options = _options(settings, args)
     if args.own is None and settings.core.engine == "mqtt":
-        asyncio.run(run_direct(settings, options))
-        return 0
+        return asyncio.run(run_direct(settings, options))
     if args.own is not None:
         asyncio.run(run_worker(settings, options, parse_partitions(args.own), args.ready_file))
         return 0

@@ -13,35 +13,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
-from sqlalchemy import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from core.store.base import TimeSeriesStore
 from core.store.config import make_store
 from core.store.embedded import EmbeddedStore
+from forewarn.casedb import case_db_url
+from forewarn.casedb import open_case_db as open_cases
 from forewarn.console.app import create_app
 from forewarn.console.context import ConsoleContext
-from forewarn.errors import ConfigError
 from forewarn.settings import Settings
 from rules.case_actions import Push
-from rules.db import connect
 
 __all__ = ["console_context", "make_server", "open_cases", "serve_console"]
-
-
-def open_cases(url: str) -> Engine:
-    """The case database at ``url`` (a SQLite file's folder is made); ConfigError if it fails.
-
-    >>> open_cases("sqlite://").dialect.name
-    'sqlite'
-    """
-    file = make_url(url).database if url.startswith("sqlite") else None
-    try:
-        if file and file != ":memory:" and not file.startswith("file:"):
-            Path(file).parent.mkdir(parents=True, exist_ok=True)
-        return connect(url)
-    except (OSError, SQLAlchemyError) as exc:
-        raise ConfigError(f"cannot open the case database {url}: {exc}") from exc
 
 
 def console_context(settings: Settings, demo_dir: Path | None = None,
@@ -53,7 +36,7 @@ def console_context(settings: Settings, demo_dir: Path | None = None,
     """
     store: TimeSeriesStore
     if demo_dir is not None:
-        engine = open_cases(f"sqlite:///{demo_dir / 'cases.sqlite'}")
+        engine = open_cases(case_db_url(settings, demo_dir))
         store = EmbeddedStore(demo_dir / "telemetry.sqlite")
     else:
         engine = open_cases(settings.cases.url)

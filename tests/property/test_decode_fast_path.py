@@ -165,3 +165,24 @@ def test_refusals_keep_their_reason(payload: bytes, reason: str) -> None:
     with pytest.raises(DecodeError) as err:
         decode_telemetry("forewarn/v1/acme/hp-1/telemetry", payload)
     assert err.value.reason == reason
+
+
+_STRICT = '{"v":1,"device_id":"hp-1","boot_id":"b","seq":0,"fields":["a"],"t":[1],"values":[[1]]}'
+
+
+@pytest.mark.parametrize(("part", "lax"), [
+    ('"seq":0', '"seq":true'), ('"seq":0', '"seq":"0"'), ('"seq":0', '"seq":0.0'),
+    ("[[1]]", '[["1.5"]]'), ("[[1]]", "[[true]]"), ('"t":[1]', '"t":[true]'),
+    ('"t":[1]', '"t":["1"]'), ('"v":1', '"v":true'), ('"v":1', '"v":1.0'),
+], ids=lambda text: text)
+def test_numbers_are_numbers(part: str, lax: str) -> None:
+    """Telemetry is strict (issue 18.9): neither decoder coerces a string or a boolean."""
+    payload = _STRICT.replace(part, lax, 1).encode()
+    assert payload != _STRICT.encode()
+    assert decode_fast("acme", payload) is None
+    with pytest.raises(ValidationError):
+        TelemetryBatch.model_validate_json(payload)
+    with pytest.raises(DecodeError) as err:
+        decode_telemetry("forewarn/v1/acme/hp-1/telemetry", payload)
+    assert err.value.reason == "invalid"
+    assert decode_fast("acme", _STRICT.encode()) is not None

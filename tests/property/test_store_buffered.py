@@ -7,6 +7,7 @@ received a prefix of the accepted batches and the spool holds exactly the rest.
 
 from __future__ import annotations
 
+import random
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -17,9 +18,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from core.events import DetectorEvent, ScoredBatch
-from core.store.base import SeriesFrame, StoreError
+from core.events import ScoredBatch
+from core.store.base import StoreError
 from core.store.buffered import BufferedStore
+from core.store.null import NullStore
 from core.store.spool import Spool, encode_record
 
 
@@ -29,37 +31,25 @@ def numbered(seq: int, n: int) -> ScoredBatch:
                        values, values)
 
 
-class SwitchableStore:
+class SwitchableStore(NullStore):
     """Up or down on command; remembers the batch numbers that reached it."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.up = True
         self.received: list[int] = []
-
-    def write(self, batch: ScoredBatch) -> None:
-        self.write_many([batch])
 
     def write_many(self, batches: Sequence[ScoredBatch]) -> None:
         if not self.up:
             raise StoreError("down")
         self.received.extend(int(batch.values[0, 0]) for batch in batches)
 
-    def read(self, tenant: str, device_id: str, start: float, stop: float,
-             every_s: float = 0.0) -> SeriesFrame:
-        raise NotImplementedError
 
-    def read_events(self, tenant: str, device_id: str, start: float, stop: float
-                    ) -> tuple[DetectorEvent, ...]:
-        return ()
+class Midpoint(random.Random):
+    """Every full-jitter draw is half its ceiling."""
 
-    def product_of(self, tenant: str, device_id: str) -> str | None:
-        return None
-
-    def count_samples(self, tenant: str | None = None) -> int:
-        return 0
-
-    def close(self) -> None:
-        pass
+    def random(self) -> float:
+        return 0.5
 
 
 CAP = 6 * len(encode_record(numbered(0, 3)))
@@ -77,7 +67,7 @@ class BufferedStoreMachine(RuleBasedStateMachine):
 
     def _open(self) -> BufferedStore:
         return BufferedStore(self.inner, self.dir, CAP, base_delay_s=1.0, max_delay_s=4.0,
-                             clock=lambda: self.now, sleep=self._sleep, rng=lambda: 0.5)
+                             clock=lambda: self.now, sleep=self._sleep, rng=Midpoint())
 
     def _sleep(self, seconds: float) -> None:
         self.now += seconds
@@ -130,13 +120,12 @@ TestBufferedStore = BufferedStoreMachine.TestCase
 
 
 class SpoolMachine(RuleBasedStateMachine):
-    """The spool alone, with small segments so that rotation and clean-up happen all the time."""
+    """The spool alone: appends, pops and restarts in any order keep exactly what was accepted."""
 
     def __init__(self) -> None:
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="forewarn-spool-"))
-        self.segment_bytes = 2 * len(encode_record(numbered(0, 2)))
-        self.spool = Spool(self.dir, CAP, self.segment_bytes)
+        self.spool = Spool(self.dir, CAP)
         self.model: list[int] = []
         self.next_seq = 0
 
@@ -154,7 +143,7 @@ class SpoolMachine(RuleBasedStateMachine):
     @rule()
     def reopen(self) -> None:
         self.spool.close()
-        self.spool = Spool(self.dir, CAP, self.segment_bytes)
+        self.spool = Spool(self.dir, CAP)
 
     @invariant()
     def holds_exactly_the_model(self) -> None:

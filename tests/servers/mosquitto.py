@@ -10,12 +10,12 @@ stopped and started again on the same port (the outage tests do that).
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from forewarn.broker import free_port
 from tests.servers._process import stop_process, wait_listening
 
 __all__ = ["Mosquitto", "free_port", "mosquitto_binary"]
@@ -26,14 +26,6 @@ def mosquitto_binary() -> str | None:
     return shutil.which("mosquitto") or (
         "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
     )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Mosquitto:

@@ -12,13 +12,13 @@ started again on the same ports and data.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from forewarn.broker import free_port
 from tests.servers._process import stop_process, wait_listening
 
 __all__ = ["NatsServer", "free_port", "nats_server_binary"]
@@ -30,14 +30,6 @@ def nats_server_binary() -> str | None:
     if beside.exists():
         return str(beside)
     return shutil.which("nats-server")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class NatsServer:

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from forewarn.broker import free_port
+
 __all__ = ["Postgres", "postgres_bindir"]
 
 _CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin",
@@ -38,13 +40,6 @@ def postgres_bindir() -> Path | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class Postgres:
     """One PostgreSQL server in its own temp dir."""
 
@@ -55,7 +50,7 @@ class Postgres:
         if bindir is None:
             raise RuntimeError("PostgreSQL not installed (apt-get install postgresql)")
         self.bindir = bindir
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.workdir: Path | None = None
 
     @property

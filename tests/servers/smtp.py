@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import threading
 from email.message import EmailMessage
 from types import TracebackType
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from forewarn.broker import free_port
 
 __all__ = ["SmtpServer"]
 
@@ -51,9 +52,7 @@ class SmtpServer:
         self.refuse = refuse
         self.messages: list[EmailMessage] = []
         self.lock = threading.Condition()
-        with socket.socket() as sock:
-            sock.bind((self.host, 0))
-            self.port: int = sock.getsockname()[1]
+        self.port = free_port(self.host)
         self._controller = Controller(_Handler(self), hostname=self.host, port=self.port)
 
     def wait_for(self, count: int, timeout_s: float) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -23,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from forewarn.broker import free_port
 from tests.servers._process import stop_process
 
 __all__ = ["VictoriaMetrics", "free_port", "victoria_metrics_binary"]
@@ -33,14 +33,6 @@ def victoria_metrics_binary() -> str | None:
     return shutil.which("victoria-metrics") or (
         "/usr/bin/victoria-metrics" if Path("/usr/bin/victoria-metrics").exists() else None
     )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class VictoriaMetrics:

@@ -4,24 +4,17 @@ served by uvicorn until cancelled, closing what it opened."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import httpx
 import pytest
 
+from forewarn.broker import free_port
 from forewarn.console.server import console_context, make_server, serve_console
 from forewarn.settings import Settings
 from tests.integration.console.conftest import ConsoleUnderTest
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_serve_a_demo_run(console: ConsoleUnderTest) -> None:
@@ -30,7 +23,7 @@ def test_serve_a_demo_run(console: ConsoleUnderTest) -> None:
     newest = max(last for _, last in ctx.store_devices("acme").values() if last is not None)
     assert ctx.clock() == newest
     token = ctx.tokens.create("acme", "viewer", "server test").token
-    port = _free_port()
+    port = free_port()
 
     server = make_server(ctx, "127.0.0.1", port)
 

@@ -9,7 +9,9 @@ import nats
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+from sqlalchemy import create_engine
 
+from core.dead_letter import DeadLetters, DeadLetterStore
 from core.detect import RobustZ
 from core.events import ScoredBatch
 from core.nats import NatsConfig, NatsEngine, ensure_stream
@@ -46,8 +48,11 @@ def test_engine_consumes_all_and_dead_letters_a_poison_message(
     async def sink(batch: ScoredBatch) -> None:
         handed.append(batch)
 
+    dead_letter_db = create_engine("sqlite://")
+
     def make_pipeline(handoff: TimeSeriesStore) -> CorePipeline:
-        return CorePipeline(_PoisonedDetector(), handoff)
+        return CorePipeline(_PoisonedDetector(), handoff, dead_letters=DeadLetters(
+            store=DeadLetterStore(dead_letter_db)))
 
     async def scenario() -> NatsEngine:
         nc = await nats.connect(cfg.url)
@@ -72,6 +77,9 @@ def test_engine_consumes_all_and_dead_letters_a_poison_message(
     assert stats.messages == 15 and stats.snapshots == 1  # the last snapshot on the way out
     # d0000 is the first device seen, so its series hold slot 0: its 5 batches are poison
     assert dict(engine.workers[0].pipeline.dead_letters.counts) == {"crash": 5}
+    # persisted, not only counted in memory (issue 18.11)
+    assert DeadLetterStore(dead_letter_db).counts() == {"crash": 5}
+    assert all("detector bug" in d.detail for d in DeadLetterStore(dead_letter_db).letters())
     assert len(handed) == 10
     assert store.count_samples() == 10 * 10
     store.close()

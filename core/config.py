@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.events import EVENT_THRESHOLD
+
 __all__ = ["CoreConfig", "MqttConfig"]
 
 
@@ -40,7 +42,7 @@ class CoreConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     #: a field whose anomaly score reaches this emits one detector event (onset)
-    event_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    event_threshold: float = Field(default=EVENT_THRESHOLD, gt=0.0, le=1.0)
     #: batches remembered per device boot for duplicate detection
     dedup_window: int = Field(default=4096, ge=16)
     #: product limits (product → field → lo/hi) handed to each device's detector; a missing

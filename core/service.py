@@ -3,7 +3,7 @@
 
 Usage::
 
-    service = CoreService(mqtt_config, pipeline, sink=rules.handle)
+    service = CoreService(mqtt_config, pipeline, sink=rules.handle_in_thread)
     task = asyncio.create_task(service.run())
     await service.ingestor.connected.wait()
 """

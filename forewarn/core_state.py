@@ -7,7 +7,7 @@ last snapshot. The mechanics are :class:`core.checkpoint.Checkpoint`'s.
 Usage::
 
     async with KeptState(settings.core, pipeline) as kept:
-        service = CoreService(mqtt, pipeline, rules.handle, on_handled=kept.commit)
+        service = CoreService(mqtt, pipeline, rules.handle_in_thread, on_handled=kept.commit)
         ...
 """
 

@@ -8,6 +8,8 @@ command at a time.
 ('1 alarm episode', '3 alarm episodes', '0 faults')
 >>> plural(1, "query", "queries"), plural(2, "query", "queries")
 ('1 query', '2 queries')
+>>> paragraph("``forewarn rules check``: validate rules\\n  files and say what they do.\\n\\nMore.")
+'forewarn rules check: validate rules files and say what they do.'
 >>> plain("Run ``forewarn core``: see :mod:`core.service` and :func:`rules.load_rules`.")
 'Run forewarn core: see core.service and rules.load_rules.'
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["plain", "plural"]
+__all__ = ["paragraph", "plain", "plural"]
 
 _ROLE = re.compile(r":(?:[a-z]+:)?[a-z]+:`~?([^`]+)`")
 _LITERAL = re.compile(r"``([^`]+)``")
@@ -35,3 +37,12 @@ def plain(text: str) -> str:
     text = _LINK.sub(r"\1", text)
     text = _LITERAL.sub(r"\1", text)
     return text.replace("::\n", ":\n")
+
+
+def paragraph(doc: str | None) -> str | None:
+    """The first paragraph of a docstring on one line, in plain words: a command's description
+    (its first line alone may stop mid-sentence)."""
+    if not doc:
+        return None
+    first = doc.strip().split("\n\n", 1)[0]
+    return plain(" ".join(line.strip() for line in first.splitlines()))

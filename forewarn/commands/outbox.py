@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from forewarn.casedb import add_case_db_options, open_args_case_db
 from forewarn.errors import ForewarnError
-from forewarn.text import plural
+from forewarn.text import paragraph, plural
 from rules.db import NoticeRow
 from rules.outbox import Outbox
 
@@ -80,12 +80,13 @@ def register(subparsers: Any) -> None:
     """Add the ``outbox`` command."""
     parser = subparsers.add_parser(
         "outbox", help="list notices, retry dead ones",
-        description=__doc__.splitlines()[0] if __doc__ else None)
+        description=paragraph(__doc__))
     sub = parser.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
     listing = sub.add_parser("list", help="counts by status and the newest notices")
     listing.add_argument("--status", choices=("pending", "sent", "dead", "suppressed"),
-                         default=None)
-    listing.add_argument("--limit", type=int, default=20)
+                         default=None, help="only notices in this state (default: all)")
+    listing.add_argument("--limit", type=int, default=20, metavar="N",
+                         help="the newest N notices (default 20)")
     listing.add_argument("--attempts", action="store_true", help="show every attempt")
     listing.set_defaults(func=run_list)
     retry = sub.add_parser("retry", help="put dead notices back in line")

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from forewarn.casedb import add_case_db_options, open_args_case_db
 from forewarn.errors import ForewarnError
-from forewarn.text import plural
+from forewarn.text import paragraph, plural
 from rules.errors import RuleFileError
 from rules.model import Rule, RuleSet, Silence, load_rules, merge_rule_sets, parse_duration
 from rules.registry import load_registry
@@ -90,10 +90,15 @@ def run_check(args: argparse.Namespace) -> int:
         except RuleFileError as exc:
             print(exc)
             failed = True
-    if args.customers is not None:
+    customers = args.customers
+    if customers is None and getattr(args, "config", None) is not None:
+        from forewarn.settings import load_settings
+
+        customers = load_settings(args.config).customers.file  # the service's registry
+    if customers is not None:
         try:
-            load_registry(args.customers)
-            print(f"{args.customers}: ok")
+            load_registry(customers)
+            print(f"{customers}: ok")
         except RuleFileError as exc:
             print(exc)
             failed = True
@@ -174,32 +179,36 @@ def run_unsilence(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add the ``rules`` command."""
     parser = subparsers.add_parser(
-        "rules", help="check rules files", description=__doc__.splitlines()[0] if __doc__
-        else None)
+        "rules", help="check rules files; silence devices, products or customers",
+        description=paragraph(__doc__))
     sub = parser.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
     check = sub.add_parser("check", help="validate rules files (exit 1 when one is wrong)")
     check.add_argument("files", type=Path, nargs="+", metavar="FILE",
                        help="rules files, or folders of them (e.g. config/rules); checked "
                        "apart and together")
     check.add_argument("--customers", type=Path, default=None, metavar="YAML",
-                       help="also validate a customer registry")
+                       help="also validate a customer registry (default with --config: "
+                       "its [customers] file)")
     check.add_argument("--rules", dest="verbose_rules", action="store_true",
                        help="print what each rule does")
     check.set_defaults(func=run_check)
     show = sub.add_parser("show", help="one line per rule and window")
-    show.add_argument("file", type=Path, metavar="FILE")
+    show.add_argument("file", type=Path, metavar="FILE", help="a rules file")
     show.set_defaults(func=run_show)
 
     silence = sub.add_parser("silence", help="silence devices, products or customers for a while")
     silence.add_argument("--device", dest="devices", action="append", default=[],
                          metavar="ID", help="device id or pattern (repeatable)")
-    silence.add_argument("--product", dest="products", action="append", default=[])
-    silence.add_argument("--customer", dest="customers", action="append", default=[])
+    silence.add_argument("--product", dest="products", action="append", default=[],
+                         metavar="NAME", help="a product, e.g. heat_pump (repeatable)")
+    silence.add_argument("--customer", dest="customers", action="append", default=[],
+                         metavar="ID", help="a customer id of the registry (repeatable)")
     silence.add_argument("--rule", dest="rules", action="append", default=[],
                          help="only these rules (default: all)")
     silence.add_argument("--for", dest="duration", default="2h", help="e.g. 30m, 2h, 1d")
     silence.add_argument("--name", default="manual", help="a name ([a-z0-9_]+)")
-    silence.add_argument("--comment", default="")
+    silence.add_argument("--comment", default="",
+                         help="why (shown with 'rules silences' and in case timelines)")
     silence.add_argument("--by", default=getpass.getuser(), help="who silenced it")
     add_case_db_options(silence)
     silence.set_defaults(func=run_silence)
@@ -207,6 +216,7 @@ def register(subparsers: Any) -> None:
     add_case_db_options(listing)
     listing.set_defaults(func=run_silences)
     unsilence = sub.add_parser("unsilence", help="end a silence early")
-    unsilence.add_argument("id", type=int)
+    unsilence.add_argument("id", type=int, metavar="ID",
+                           help="the silence's number, as 'rules silences' lists it")
     add_case_db_options(unsilence)
     unsilence.set_defaults(func=run_unsilence)

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from forewarn.errors import ForewarnError
+from forewarn.score.run import GENERIC_LEVEL
+from forewarn.text import paragraph
 
 __all__ = ["register", "run"]
 
@@ -115,7 +117,7 @@ def register(subparsers: Any) -> None:
     """Add the ``score`` command to the CLI's sub-parsers."""
     parser = subparsers.add_parser(
         "score", help="backtest an exported telemetry file: what forewarn would have flagged",
-        description=__doc__.splitlines()[0] if __doc__ else None,
+        description=paragraph(__doc__),
     )
     parser.add_argument("input", type=Path, metavar="INPUT",
                         help="CSV or Parquet file of one device (or of many, with "
@@ -148,7 +150,7 @@ def register(subparsers: Any) -> None:
                         "fleet profile the service runs")
     parser.add_argument("--rules", type=Path, default=None, metavar="FILE",
                         help="a rules YAML file to decide alarms with (default: any field's "
-                        "level ≥ 0.85 for the hold time, or a stuck sensor)")
+                        f"level ≥ {GENERIC_LEVEL} for the hold time, or a stuck sensor)")
     parser.add_argument("--product", default="generic", metavar="NAME",
                         help="the devices' product, for --rules that name one (e.g. heat_pump)")
     parser.add_argument("--per-field", action="store_true",

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from sqlalchemy import Engine
 
-from core.events import DetectorEvent
+from core.events import EVENT_THRESHOLD, DetectorEvent
 from core.store.base import SeriesFrame, StoreError
 from forewarn.auth import TokenStore
 from forewarn.console.throttle import LoginLimiter
@@ -54,7 +54,7 @@ class ConsoleContext:
     session_max_age_s: int = 8 * 3600
     secure_cookies: bool = False
     #: a score at least this marks an anomaly on charts (core's event threshold)
-    anomaly_threshold: float = 0.8
+    anomaly_threshold: float = EVENT_THRESHOLD
     #: agents' actions also go to this outbox channel as team notices (a helpdesk webhook)
     helpdesk: Push | None = None
     #: a request body larger than this is refused unread with 413 (``[serve] max_body_bytes``)

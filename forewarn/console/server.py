@@ -45,7 +45,7 @@ def console_context(settings: Settings, demo_dir: Path | None = None,
         engine = open_cases(settings.cases.url)
         store = make_store(settings.store)
     ctx = ConsoleContext(
-        engine=engine, store=store, rules_files=(settings.cases.rules_file,),
+        engine=engine, store=store, rules_files=tuple(settings.rule_paths()),
         clock=clock or time.time, session_max_age_s=settings.serve.session_max_age_s,
         secure_cookies=settings.serve.secure_cookies,
         anomaly_threshold=settings.core.event_threshold,
@@ -76,12 +76,10 @@ def _warmup(settings: Settings) -> int:
 
 def _registry(settings: Settings) -> CustomerRegistry | None:
     """The ``[customers]`` registry when one is configured (names on the console)."""
-    customers = getattr(settings, "customers", None)  # the [customers] section, when present
-    path = getattr(customers, "file", None)
-    if path is None:
+    if settings.customers.file is None:
         return None
     try:
-        return load_registry(Path(path))
+        return load_registry(settings.customers.file, tenant=settings.tenant)
     except RuleError as exc:
         raise ConfigError(f"[customers] file: {exc}") from exc
 

@@ -83,7 +83,7 @@ def test_charts_read_utc_in_a_browser_in_seoul(console: ConsoleUnderTest,
                                                new_page: NewPage) -> None:
     """An onset at hh:mm UTC shows at hh:mm (not at Seoul's local time, nine hours later),
     on the marks, the hover and the axis, all in ISO order."""
-    p = new_page("Asia/Seoul")
+    p = new_page("Asia/Seoul", viewport={"width": 1400, "height": 1180})
     assert p.evaluate("() => new Date(0).getHours()") == 9  # the browser really is in Seoul
     case_id = console.case_id("acme")
     with console.client("acme", "viewer") as api:

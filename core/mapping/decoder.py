@@ -13,8 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-import numpy as np
-
 from core.decode import DecodedBatch, decode_telemetry
 from core.errors import DecodeError
 from core.mapping.config import MappingConfig
@@ -24,6 +22,8 @@ from edge.names import NAME_RE
 from edge.schema import TOPIC_ROOT
 
 __all__ = ["MappedDecoder"]
+
+_KEEP_FIELD_TUPLES = 1024
 
 _FORMATS: dict[str, Callable[[MappingConfig, bytes, float], Readings]] = {
     "json": decode_json,
@@ -41,6 +41,8 @@ class MappedDecoder:
             raise ValueError("two mappings share a name")
         self.mappings = tuple(mappings)
         self.clock = clock
+        #: field tuples already checked to be names (most messages repeat their fields)
+        self._valid_fields: set[tuple[str, ...]] = set()
 
     @property
     def subscriptions(self) -> list[str]:
@@ -82,17 +84,22 @@ class MappedDecoder:
         if not NAME_RE.fullmatch(device):
             raise DecodeError("mapping_mismatch", f"mapping {mapping.name}: device id "
                               f"{device[:64]!r} is not a name")
-        bad = next((f for f in fields if not NAME_RE.fullmatch(f)), None)
-        if bad is not None:
-            raise DecodeError("mapping_mismatch", f"mapping {mapping.name}: key {bad[:64]!r} "
-                              "is not a field name (rename it)")
-        for j, field in enumerate(fields):
-            scale = mapping.scale.get(field)
-            if scale is not None:
-                values[:, j] *= scale
-            offset = mapping.offset.get(field)
-            if offset is not None:
-                values[:, j] += offset
+        if fields not in self._valid_fields:
+            bad = next((f for f in fields if not NAME_RE.fullmatch(f)), None)
+            if bad is not None:
+                raise DecodeError("mapping_mismatch", f"mapping {mapping.name}: key "
+                                  f"{bad[:64]!r} is not a field name (rename it)")
+            if len(self._valid_fields) >= _KEEP_FIELD_TUPLES:  # bounded: a fleet of oddities
+                self._valid_fields.clear()
+            self._valid_fields.add(fields)
+        if mapping.scale or mapping.offset:
+            for j, field in enumerate(fields):
+                scale = mapping.scale.get(field)
+                if scale is not None:
+                    values[:, j] *= scale
+                offset = mapping.offset.get(field)
+                if offset is not None:
+                    values[:, j] += offset
         return DecodedBatch(tenant, device, f"mapped.{mapping.name}",
-                            round(float(np.min(t)) * 1000.0), mapping.product, None,
+                            round(float(t.min()) * 1000.0), mapping.product, None,
                             fields, t, values)

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 
 from edge.schema import MAX_TIMESTAMP_S
 
-__all__ = ["epoch_seconds"]
+__all__ = ["AUTO_MS_ABOVE", "epoch_seconds"]
 
 #: an epoch number above this under ``auto`` is milliseconds (1e11 s is the year 5138)
-_AUTO_MS_ABOVE = 1e11
+AUTO_MS_ABOVE = 1e11
 _DIVISOR = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 
 
@@ -37,9 +37,12 @@ def epoch_seconds(value: object, unit: str) -> float:
     elif isinstance(value, int | float) and not isinstance(value, bool):
         if unit == "iso":
             raise ValueError(f"time {value!r} is a number, the mapping says iso")
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
         if unit == "auto":
-            seconds = number / 1e3 if abs(number) > _AUTO_MS_ABOVE else number
+            seconds = number / 1e3 if abs(number) > AUTO_MS_ABOVE else number
         else:
             seconds = number / _DIVISOR[unit]
     else:

@@ -214,3 +214,32 @@ def test_ingest_test_command(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "mapping_mismatch" in capsys.readouterr().out
     assert main([*argv[:5], "nope", *argv[6:], str(good)]) == 2
     assert "no [[ingest.mapping]] named 'nope'" in capsys.readouterr().err
+
+
+_READING = st.dictionaries(
+    st.sampled_from(["ts", "temp", "rpm", "mode", "x"]),
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.text(max_size=4)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.integers(1_600_000_000, 1_800_000_000_000), max_size=5)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_READING, min_size=1, max_size=4) | _READING,
+       st.sampled_from(["ignore", "dead-letter"]), st.sampled_from(["ts", None]))
+def test_the_fast_path_agrees_with_the_general_one(document: object, unknown: str,
+                                                   time_key: str | None) -> None:
+    import json
+
+    from core.mapping.json_format import decode_json
+
+    mapping = MappingConfig.model_validate({**ACME, "unknown_keys": unknown,
+                                            "time_key": time_key})
+    payload = json.dumps(document).encode()
+    outcomes = []
+    for fast in (True, False):
+        try:
+            _device, fields, t, values = decode_json(mapping, payload, 1.7e9, fast=fast)
+            outcomes.append((fields, t.tolist(), np.nan_to_num(values, nan=-0.5).tolist()))
+        except DecodeError as exc:
+            outcomes.append((exc.reason, exc.detail))
+    assert outcomes[0] == outcomes[1]

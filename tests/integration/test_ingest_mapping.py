@@ -1,7 +1,7 @@
-"""A plain-JSON fleet through a mapping (issue 22): ``forewarn core`` as a subprocess against a
-real Mosquitto ingests devices that publish one JSON object per reading on their own topics,
-stores them, opens a case when one develops a fault, and dead-letters a payload that does not
-fit the mapping with the reason."""
+"""Fleets through mappings (issue 22): ``forewarn core`` as a subprocess against a real
+Mosquitto ingests devices that publish on their own topics — one JSON object per reading, or
+Telegraf-style InfluxDB line protocol — stores them, opens a case when one develops a fault,
+and dead-letters a payload that does not fit the mapping with the reason."""
 
 from __future__ import annotations
 
@@ -25,8 +25,10 @@ DEVICES = ("hp-1", "hp-2", "hp-3")
 LEARN, FAULT = 400, 60
 
 
-def _readings(root: str, start: int, count: int, faulty: bool) -> Iterator[tuple[str, bytes, int]]:
-    """One JSON object of 5 fields per message and device, as an existing fleet sends them."""
+def _readings(root: str, start: int, count: int, faulty: bool,
+              fmt: str = "json") -> Iterator[tuple[str, bytes, int]]:
+    """One reading of 5 fields per message and device, as an existing fleet sends them: a
+    JSON object, or a line of line protocol (the device in a tag, the time in ns)."""
     rng = np.random.default_rng(7)
     levels = rng.uniform(20.0, 80.0, (len(DEVICES), len(FIELDS)))
     for i in range(start, start + count):
@@ -34,7 +36,13 @@ def _readings(root: str, start: int, count: int, faulty: bool) -> Iterator[tuple
             values = levels[d] + rng.normal(0.0, 1.0, len(FIELDS))
             if faulty and d == 0:
                 values += 12.0
-            body = {"ts": 1_700_000_000 + 10 * i, "fw": "2.1", "status": "ok",
+            ts = 1_700_000_000 + 10 * i
+            if fmt == "influx":
+                fields = ",".join(f"{f}={v:.3f}" for f, v in zip(FIELDS, values, strict=True))
+                line = f'hp,host={device},site=a {fields},status="ok" {ts * 10**9}'
+                yield f"{root}/site-a", line.encode(), 1
+                continue
+            body = {"ts": ts, "fw": "2.1", "status": "ok",
                     **{field: round(float(v), 3) for field, v in zip(FIELDS, values,
                                                                      strict=True)}}
             yield f"{root}/site-a/{device}/state", json.dumps(body).encode(), 1
@@ -53,26 +61,39 @@ def _case_devices(db: Path, tenant: str) -> set[str]:
         conn.close()
 
 
-def test_a_plain_json_fleet_reaches_the_store_and_opens_a_case(
-        mosquitto: Mosquitto, tmp_path: Path, unique_tenant: str) -> None:
+_MAPPINGS = {
+    "json": ('topic = "{root}/+site/+device/state"\nformat = "json"\ntime_key = "ts"\n',
+             "{root}/+/+/state", "{root}/site-a/hp-2/state", b'{"discharge_temp": 61.5}',
+             "no time key 'ts'"),
+    "influx": ('topic = "{root}/+site"\nformat = "influx"\ndevice_key = "host"\n',
+               "{root}/+", "{root}/site-a", b"hp,host=hp-2 discharge_temp=hot 1700000000",
+               "is not a number"),
+}
+
+
+@pytest.mark.parametrize("fmt", list(_MAPPINGS), ids=["plain-json", "line-protocol"])
+def test_a_mapped_fleet_reaches_the_store_and_opens_a_case(
+        mosquitto: Mosquitto, tmp_path: Path, unique_tenant: str, fmt: str) -> None:
     tenant, root = unique_tenant, f"{unique_tenant}-fleet"
+    keys, subscription, bad_topic, bad_payload, reason = (
+        part.format(root=root) if isinstance(part, str) else part for part in _MAPPINGS[fmt])
     core = CoreProcess(tmp_path, mosquitto, tenant)
     with core.config.open("a") as config:
-        config.write(f'\n[[ingest.mapping]]\nname = "acme-json"\n'
-                     f'topic = "{root}/+site/+device/state"\nformat = "json"\n'
-                     f'tenant = "{tenant}"\nproduct = "heat_pump"\ntime_key = "ts"\n')
+        config.write(f'\n[[ingest.mapping]]\nname = "acme-{fmt}"\n{keys}'
+                     f'tenant = "{tenant}"\nproduct = "heat_pump"\n')
     core.start()
     try:
-        wait_for(lambda: f"{root}/+/+/state" in core.log_tail(), 60,
+        wait_for(lambda: subscription in core.log_tail(), 60,
                  "core to subscribe to the mapped topic", core)
-        publish_mqtt(mosquitto.host, mosquitto.port, _readings(root, 0, LEARN, faulty=False))
+        publish_mqtt(mosquitto.host, mosquitto.port,
+                     _readings(root, 0, LEARN, faulty=False, fmt=fmt))
         wait_for(lambda: core.stored() >= len(DEVICES) * LEARN, 120,
                  "the learning readings", core)
         publish_mqtt(mosquitto.host, mosquitto.port,
-                     _readings(root, LEARN, FAULT, faulty=True))
-        # a reading that does not fit the mapping (no "ts"), and the last round redelivered
-        bad = [(f"{root}/site-a/hp-2/state", b'{"discharge_temp": 61.5}', 1)]
-        again = list(_readings(root, LEARN + FAULT - 1, 1, faulty=False))
+                     _readings(root, LEARN, FAULT, faulty=True, fmt=fmt))
+        # a reading that does not fit the mapping, and the last round redelivered
+        bad = [(bad_topic, bad_payload, 1)]
+        again = list(_readings(root, LEARN + FAULT - 1, 1, faulty=True, fmt=fmt))
         publish_mqtt(mosquitto.host, mosquitto.port, bad + again)
         wait_for(lambda: "hp-1" in _case_devices(core.cases_db, tenant), 120,
                  "a case of the faulty device", core)
@@ -90,8 +111,8 @@ def test_a_plain_json_fleet_reaches_the_store_and_opens_a_case(
         assert core.stop() == 0
     finally:
         core.close()
-    assert letter.topic == f"{root}/site-a/hp-2/state"
-    assert "no time key 'ts'" in letter.detail
+    assert letter.topic == bad_topic
+    assert reason in letter.detail
     # every reading stored once; the redelivered one was dropped as a duplicate
     assert core.stored() == len(DEVICES) * (LEARN + FAULT)
     log = core.logs[0].read_text()

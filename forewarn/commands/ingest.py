@@ -1,4 +1,5 @@
-"""``forewarn ingest test``: try a mapping (``[[ingest.mapping]]``) on a payload before core does.
+"""``forewarn ingest test``: try a mapping (``[[ingest.mapping]]``) on a payload before core does;
+``forewarn ingest sniff``: watch the broker and propose mappings from what devices publish.
 
 Prints the decoded batch core would ingest (tenant, device, product, each reading's time and
 field values) and exits 0, or prints the dead letter core would record (its reason and what did
@@ -47,3 +48,38 @@ def register(subparsers: Any) -> None:
     test.add_argument("--json", action="store_true",
                       help="print the batch (or the dead letter) as JSON")
     test.set_defaults(func=_run_test)
+    sniff = actions.add_parser(
+        "sniff", help="watch the broker ([mqtt] host/port) and propose [[ingest.mapping]] blocks",
+        description="Subscribes to the broker of [mqtt] (a throw-away session), collects what "
+        "devices publish for --seconds, groups the topics into patterns and prints a proposed "
+        "[[ingest.mapping]] per pattern of JSON or line protocol: the topic with named "
+        "wildcards, the numeric keys, the time key. Check a proposal with 'ingest test'.")
+    sniff.add_argument("--seconds", type=float, default=30.0, metavar="S",
+                       help="how long to listen (default 30)")
+    sniff.add_argument("--filter", default="#", metavar="TOPIC",
+                       help="the topic filter to listen to (default '#': everything)")
+    sniff.add_argument("--max-messages", type=int, default=10_000, metavar="N",
+                       help="stop after this many messages (default 10000)")
+    sniff.add_argument("--tenant", default=None, metavar="NAME",
+                       help="the tenant the proposals name (default: the configuration's)")
+    sniff.set_defaults(func=_run_sniff)
+
+
+def _run_sniff(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from forewarn.errors import ConfigError
+    from forewarn.settings import load_settings
+    from forewarn.sniff import propose, sniff
+
+    if args.seconds <= 0 or args.max_messages < 1:
+        raise ConfigError("--seconds must be above 0 and --max-messages at least 1")
+    settings = load_settings(args.config)
+    seen = asyncio.run(sniff(settings.mqtt, args.seconds, args.filter, args.max_messages))
+    proposals = propose(seen, args.tenant or settings.tenant)
+    print(f"# {len(seen)} messages in {args.seconds:g} s on {args.filter}; "
+          f"{len(proposals)} proposed mapping(s)")
+    for proposal in proposals:
+        print()
+        print(proposal.toml())
+    return 0

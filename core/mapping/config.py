@@ -37,8 +37,9 @@ class MappingConfig(BaseModel):
     #: the tenant (unless ``tenant`` is set)
     topic: str = Field(min_length=1, max_length=256)
     #: ``json``: one JSON object per reading, or an array of them; ``influx``: InfluxDB
-    #: line protocol (measurement,tags fields time), one reading per line
-    format: Literal["json", "influx"] = "json"
+    #: line protocol (measurement,tags fields time), one reading per line; ``csv``: CSV
+    #: lines, one reading per line
+    format: Literal["json", "influx", "csv"] = "json"
     #: a fixed tenant; None: the topic's ``+tenant`` wildcard gives it
     tenant: str | None = Field(default=None, pattern=NAME_PATTERN)
     product: str = Field(default="generic", pattern=NAME_PATTERN)
@@ -58,6 +59,8 @@ class MappingConfig(BaseModel):
     offset: dict[str, float] = Field(default_factory=dict)
     #: keys the mapping does not use: ``ignore`` them, or ``dead-letter`` the message
     unknown_keys: Literal["ignore", "dead-letter"] = "ignore"
+    #: CSV: the column names, in order; None: the message's first line is a header
+    columns: list[str] | None = Field(default=None, min_length=1, max_length=256)
     #: JSON: the key holding the device id, when the topic has no ``+device``
     device_key: str | None = Field(default=None, min_length=1, max_length=128)
 

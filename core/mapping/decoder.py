@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from core.decode import DecodedBatch, decode_telemetry
 from core.errors import DecodeError
 from core.mapping.config import MappingConfig
+from core.mapping.csv_lines import decode_csv
 from core.mapping.json_format import Readings, decode_json
 from core.mapping.line_protocol import decode_line_protocol
 from edge.names import NAME_RE
@@ -28,6 +29,7 @@ _KEEP_FIELD_TUPLES = 1024
 _FORMATS: dict[str, Callable[[MappingConfig, bytes, float], Readings]] = {
     "json": decode_json,
     "influx": decode_line_protocol,
+    "csv": decode_csv,
 }
 
 

@@ -243,3 +243,30 @@ def test_the_fast_path_agrees_with_the_general_one(document: object, unknown: st
         except DecodeError as exc:
             outcomes.append((exc.reason, exc.detail))
     assert outcomes[0] == outcomes[1]
+
+
+def test_csv_lines() -> None:
+    decoder = MappedDecoder([
+        MappingConfig(name="fixed", topic="plant/+device/csv", tenant="acme", format="csv",
+                      columns=["ts", "temp", "rpm", "note"], time_key="ts",
+                      fields=["temp", "rpm"]),
+        MappingConfig(name="header", topic="plant/+site/csvh", tenant="acme", format="csv",
+                      time_key="time", device_key="serial", unknown_keys="dead-letter",
+                      fields=["temp"], scale={"temp": 0.1}),
+    ], clock=lambda: 1.7e9)
+    batch = decoder("plant/p-1/csv", b'1700000000,21.5,900,"a, b"\n'
+                                     b"2023-11-14T22:13:30Z,,905,x\n")
+    assert (batch.device_id, batch.fields) == ("p-1", ("temp", "rpm"))
+    assert batch.t.tolist() == [1.7e9, 1.7e9 + 10]
+    assert batch.values[0].tolist() == [21.5, 900.0] and math.isnan(batch.values[1, 0])
+    batch = decoder("plant/s1/csvh", b"time,serial,temp\n1700000000,hp-3,215\n")
+    assert (batch.device_id, batch.values.tolist()) == ("hp-3", [[21.5]])
+    for topic, payload, words in [
+        ("plant/p-1/csv", b"1700000000,warm,900,x\n", "is not a number"),
+        ("plant/p-1/csv", b"1700000000,1,900\n", "3 cells, 4 columns"),
+        ("plant/p-1/csv", b"soon,1,900,x\n", "not ISO 8601"),
+        ("plant/s1/csvh", b"time,serial,temp,extra\n1700000000,hp-3,1,2\n", "unknown column"),
+        ("plant/s1/csvh", b"time,temp\n1700000000,1\n", "no column 'serial'"),
+    ]:
+        with pytest.raises(DecodeError, match=words):
+            decoder(topic, payload)

@@ -73,7 +73,7 @@ DETECTORS: dict[str, tuple[Callable[[], Any], str | None, str | None]] = {
     "subspace": (lambda: Subspace(capacity=2, warmup=20), "core.detect.subspace",
                  "subspace_update"),
     "ensemble": (lambda: Ensemble(), None, None),
-    "fleet_ensemble": (lambda: Ensemble(DetectorConfig.for_fleet(regression_warmup=20)), None,
+    "fleet_ensemble": (lambda: Ensemble(DetectorConfig(regression_warmup=20)), None,
                        None),
 }
 IDS = list(DETECTORS)

@@ -182,8 +182,8 @@ class Ensemble:
         # a level per field (what rules hold) when any stage gives one; else onsets only
         self._has_level = (cfg.regression_weight > 0.0 or cfg.subspace_weight > 0.0
                            or cfg.field_level_weight > 0.0)
-        # the fleet profile (the regression's level is the only statistical score) takes a
-        # path that skips the stages it zeroes anyway and checks capacity once per block
+        # a relations-only configuration (the regression's level the only statistical score)
+        # takes a path that skips the stages it zeroes anyway and checks capacity once per block
         self._fleet_only = (cfg.regression_weight > 0.0 and cfg.field_level_weight <= 0.0
                             and cfg.extreme_weight <= 0.0) and not any(
             weight > 0.0 for name, (weight, _) in self.statistical.items() if name != "regression")
@@ -290,7 +290,7 @@ class Ensemble:
     # -- the fleet's level -------------------------------------------------------------------
     def _update_fleet(self, s: NDArray[np.int64], v_rows: NDArray[np.float64],
                       tt: NDArray[np.float64] | None) -> NDArray[np.float64]:
-        """:meth:`update` for the fleet profile, with what the general path gives it.
+        """:meth:`update` for a relations-only configuration, with what the general path gives.
 
         The general path computes the likelihood, onset and raw-score stages and zeroes them
         for the fleet; this one skips them, checks the detectors' capacity once per block

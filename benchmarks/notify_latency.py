@@ -183,13 +183,7 @@ def run_benchmark(events_per_s: float, new_faults_per_s: float, seconds: float, 
 
 
 def _handle(pipeline: RulesPipeline, batch: ScoredBatch) -> None:
-    # ``handle`` is async for the core service's sink but never awaits I/O: drive it directly
-    coro = pipeline.handle(batch)
-    try:
-        coro.send(None)
-    except StopIteration:
-        return
-    raise RuntimeError("RulesPipeline.handle awaited something")
+    pipeline.handle(batch)
 
 
 def main() -> None:

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.events import EVENT_THRESHOLD
+
 __all__ = ["CoreConfig", "MqttConfig"]
 
 
@@ -20,7 +22,8 @@ class MqttConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
+    #: 0: any free port, for the embedded broker only (forewarn's settings check that)
+    port: int = Field(default=1883, ge=0, le=65535)
     username: str | None = None
     password: str | None = None
     client_id: str = "forewarn-core"
@@ -39,7 +42,7 @@ class CoreConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     #: a field whose anomaly score reaches this emits one detector event (onset)
-    event_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    event_threshold: float = Field(default=EVENT_THRESHOLD, gt=0.0, le=1.0)
     #: batches remembered per device boot for duplicate detection
     dedup_window: int = Field(default=4096, ge=16)
     #: product limits (product → field → lo/hi) handed to each device's detector; a missing

@@ -39,6 +39,9 @@ class DuplicateFilter:
         self.duplicates = 0
         #: boots forgotten to keep within ``max_boots`` per device
         self.evicted = 0
+        #: when a list, each batch accepted is appended as (tenant, device, boot, seq): the
+        #: direct engine journals them until a snapshot covers them (:mod:`core.checkpoint`)
+        self.accepted: list[tuple[str, str, str, int]] | None = None
 
     def is_new(self, tenant: str, device_id: str, boot_id: str, seq: int) -> bool:
         """True the first time a batch is offered; counts the repeats."""
@@ -52,6 +55,8 @@ class DuplicateFilter:
             boots.move_to_end(boot_id)
             return False
         seen.add(seq)
+        if self.accepted is not None:
+            self.accepted.append((tenant, device_id, boot_id, seq))
         if len(seen) > self.window:
             ordered = sorted(seen)
             cut = ordered[len(ordered) // 2]

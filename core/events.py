@@ -23,7 +23,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["DetectorEvent", "EventSink", "ScoredBatch"]
+__all__ = ["EVENT_THRESHOLD", "DetectorEvent", "EventSink", "ScoredBatch"]
+
+#: a field whose anomaly score reaches this emits a detector event (the default of
+#: ``[core] event_threshold``; the console marks anomalies on charts from it too)
+EVENT_THRESHOLD = 0.8
 
 
 @dataclass(frozen=True, slots=True)

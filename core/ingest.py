@@ -3,6 +3,12 @@
 Persistent session (clean start off, session expiry) so QoS 1 messages published while core is
 away wait at the broker. Reconnects with full-jitter exponential backoff.
 
+A QoS 1 message is acknowledged to the broker only when the consumer asks for the next one,
+that is once it has finished with this one (stored it and handed it to the rules): a crash
+before that leaves the message unacknowledged in the persistent session, and the broker
+delivers it again at the next connection. aiomqtt (2.5) has no manual acknowledgement of its
+own yet (empicano/aiomqtt#345), so the ingestor switches paho's on and acknowledges through it.
+
 Usage::
 
     async with Ingestor(MqttConfig(port=1883)) as ingestor:
@@ -38,6 +44,8 @@ class Ingestor:
         self._rng = rng or random.Random()
         self.connected = asyncio.Event()
         self.reconnects = 0
+        #: QoS 1 messages acknowledged to the broker
+        self.acknowledged = 0
 
     async def __aenter__(self) -> Ingestor:
         return self
@@ -80,6 +88,8 @@ class Ingestor:
         while True:
             try:
                 async with self._client() as client:
+                    paho = client._client  # aiomqtt 2.5 has no manual ack of its own
+                    paho.manual_ack_set(True)
                     await client.subscribe(self.config.subscription, qos=1)
                     self.connected.set()
                     attempt = 0
@@ -90,6 +100,9 @@ class Ingestor:
                         elif not isinstance(payload, bytes | bytearray):
                             payload = b""
                         yield message.topic.value, bytes(payload)
+                        # the consumer is back for the next message: done with this one
+                        paho.ack(message.mid, message.qos)
+                        self.acknowledged += 1
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 attempt += 1

@@ -36,7 +36,7 @@ from core.dedup import DuplicateFilter
 from core.detect.ensemble import Finding
 from core.detect.series import SeriesRegistry
 from core.errors import DecodeError
-from core.events import DetectorEvent, ScoredBatch
+from core.events import EVENT_THRESHOLD, DetectorEvent, ScoredBatch
 from core.limits import ProductLimits
 from core.store.base import StoreError, TimeSeriesStore
 from edge.schema import MAX_FIELDS, TelemetryBatch
@@ -125,7 +125,7 @@ class CorePipeline:
         self,
         detector: BatchDetector,
         store: TimeSeriesStore,
-        event_threshold: float = 0.8,
+        event_threshold: float = EVENT_THRESHOLD,
         dedup_window: int = 4096,
         limits: ProductLimits | None = None,
         dead_letters: DeadLetters | None = None,

@@ -3,7 +3,7 @@
 
 Usage::
 
-    service = CoreService(mqtt_config, pipeline, sink=rules.handle)
+    service = CoreService(mqtt_config, pipeline, sink=rules.handle_in_thread)
     task = asyncio.create_task(service.run())
     await service.ingestor.connected.wait()
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from core.config import MqttConfig
 from core.events import EventSink
@@ -27,9 +28,13 @@ _log = logging.getLogger(__name__)
 class CoreService:
     """Runs the ingest loop until cancelled."""
 
-    def __init__(self, mqtt: MqttConfig, pipeline: CorePipeline, sink: EventSink) -> None:
+    def __init__(self, mqtt: MqttConfig, pipeline: CorePipeline, sink: EventSink,
+                 on_handled: Callable[[], None] | None = None) -> None:
         self.pipeline = pipeline
         self.sink = sink
+        #: called after each message is stored and handed on, before it is acknowledged
+        #: (the direct engine journals its batches there, :mod:`core.checkpoint`)
+        self.on_handled = on_handled
         self.ingestor = Ingestor(mqtt)
 
     async def run(self) -> None:
@@ -43,14 +48,15 @@ class CoreService:
             async with self.ingestor as ingestor:
                 async for topic, payload in ingestor.messages():
                     scored = self.pipeline.process_payload(topic, payload)
-                    if scored is None:
-                        continue
-                    try:
-                        await self.sink(scored)
-                    except Exception as exc:  # foreign code: the batch is stored, go on
-                        _log.exception("the rules failed on a batch of %s", topic[:200])
-                        self.pipeline.dead_letters.record("rules_failed", topic, repr(exc),
-                                                          payload)
+                    if scored is not None:
+                        try:
+                            await self.sink(scored)
+                        except Exception as exc:  # foreign code: the batch is stored, go on
+                            _log.exception("the rules failed on a batch of %s", topic[:200])
+                            self.pipeline.dead_letters.record("rules_failed", topic,
+                                                              repr(exc), payload)
+                    if self.on_handled is not None:
+                        self.on_handled()
         finally:
             flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

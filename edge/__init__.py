@@ -1,9 +1,10 @@
 """forewarn's device side: sample, batch, queue on disk, publish over MQTT; and the message schema.
 
 Everything above imports the wire format from :mod:`edge.schema` (topics, payloads, the
-telemetry batch) and the shared helpers :mod:`edge.backoff` (full-jitter retry delays) and
-:mod:`edge.problems` (validation errors in words). The agent is :mod:`edge.agent` over
-:mod:`edge.batcher`, the crash-safe :mod:`edge.queue` and :mod:`edge.uplink`. See docs/edge.md.
+telemetry batch) and the shared helpers :mod:`edge.backoff` (full-jitter retry delays),
+:mod:`edge.names` (the name pattern) and :mod:`edge.problems` (validation errors in words).
+The agent is :mod:`edge.agent` over :mod:`edge.batcher`, the crash-safe :mod:`edge.queue` and
+:mod:`edge.uplink`. See docs/edge.md.
 
 Errors (:mod:`edge.errors`)::
 

@@ -54,13 +54,13 @@ True
 
 from __future__ import annotations
 
-import re
 import zlib
 from typing import Annotated, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge.errors import PayloadError, TopicError
+from edge.names import NAME_PATTERN, NAME_RE
 
 __all__ = [
     "CONTENT_TYPE_JSON",
@@ -96,22 +96,17 @@ SCHEMA_VERSION: Literal[1] = 1
 TOPIC_ROOT = "forewarn/v1"
 MAX_SAMPLES_PER_BATCH = 10_000
 MAX_FIELDS = 64
-#: the latest timestamp any message may carry: 3000-01-01T00:00:00Z in epoch seconds. Far
-#: below what overflows anywhere (milliseconds in int64, ``datetime``'s year 9999 plus any
-#: duration a rule adds); core's ``[core] future_horizon_s`` is the real, tighter bound
-MAX_TIMESTAMP_S = 32_503_680_000.0
+#: the latest timestamp any message may carry: 2200-01-01T00:00:00Z in epoch seconds. Below
+#: what overflows anywhere: nanoseconds in int64 (InfluxDB's own limit, 2262-04-11),
+#: milliseconds in int64, ``datetime``'s year 9999 plus any duration a rule adds; core's
+#: ``[core] future_horizon_s`` is the real, tighter bound
+MAX_TIMESTAMP_S = 7_258_118_400.0
 CONTENT_TYPE_JSON = "application/json"
 CONTENT_TYPE_ZLIB = "application/json+zlib"
 #: a decompressed payload larger than this is refused (a zip bomb must not eat core's memory)
 MAX_DECODED_BYTES = 16 * 1024 * 1024
 _KINDS = ("telemetry", "event", "status", "config/desired", "config/reported")
 
-#: names (tenant, device, boot, product, field) that are safe as MQTT topic levels, SQL values,
-#: InfluxDB tags and file names: pydantic's ``pattern=``
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
-#: the same names for Python's ``re``, whose ``$`` also matches before a final newline: use
-#: ``NAME_RE.fullmatch(name)``
-NAME_RE = re.compile(NAME_PATTERN[1:-1])
 
 
 class TopicParts(NamedTuple):

@@ -35,7 +35,7 @@ from typing import Literal, get_args
 from sqlalchemy import Engine, Float, String, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from edge.schema import NAME_RE
+from edge.names import NAME_RE
 from forewarn.errors import ForewarnError
 
 __all__ = ["ROLES", "IssuedToken", "Principal", "Role", "TokenRow", "TokenStore"]

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from forewarn.errors import USER_ERRORS
+from forewarn.text import plain
 
 __all__ = ["COMMANDS", "build_parser", "main", "one_line"]
 
@@ -46,7 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(f"forewarn.commands.{name}")
         module.register(subparsers)
+    _plain_help(parser)
     return parser
+
+
+def _plain_help(parser: argparse.ArgumentParser) -> None:
+    """Every description and help text in plain words: command modules take them from their
+    docstrings, whose reST markup (````literal````, roles) is no part of a terminal's help."""
+    parser.description = plain(parser.description) if parser.description else None
+    parser.epilog = plain(parser.epilog) if parser.epilog else None
+    for action in parser._actions:
+        if action.help and action.help != argparse.SUPPRESS:
+            action.help = plain(action.help)
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                choice.help = plain(choice.help) if choice.help else choice.help
+            for sub in action.choices.values():
+                _plain_help(sub)
 
 
 def one_line(exc: BaseException) -> str:

@@ -130,7 +130,13 @@ class ForewarnMetrics:
                                    "Messages that could not be decoded", labels=["reason"])
         events = CounterMetricFamily("forewarn_detector_events", "Anomaly onsets detected")
         messages = CounterMetricFamily("forewarn_messages", "Telemetry messages received")
+        evicted = CounterMetricFamily(
+            "forewarn_state_evicted", "Per-device state forgotten to stay within its cap "
+            "(series: [core] max_series_per_device, boot: max_boots_per_device)",
+            labels=["kind"])
         stats = [p.stats for p in self.pipelines]
+        evicted.add_metric(["series"], sum(s.evicted_series for s in stats))
+        evicted.add_metric(["boot"], sum(s.evicted_boots for s in stats))
         ingested.add_metric([], sum(s.samples_ingested for s in stats))
         messages.add_metric([], sum(s.messages for s in stats))
         events.add_metric([], sum(s.events for s in stats))
@@ -141,7 +147,7 @@ class ForewarnMetrics:
                 reasons[reason] = reasons.get(reason, 0) + n
         for reason, n in sorted(reasons.items()):
             dead.add_metric([reason], n)
-        yield from (messages, ingested, dropped, dead, events)
+        yield from (messages, ingested, dropped, dead, events, evicted)
 
     def case_metrics(self) -> Iterator[Metric]:
         """Open cases by severity, outbox backlog and failures, notice latency."""

@@ -22,12 +22,12 @@ A fault is *notified before the call* when a case with a customer notice came be
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+import functools
 import multiprocessing
 import time
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -46,6 +46,7 @@ from firmware_sim.fleet import Delivery, Fleet, FleetConfig, SimDevice
 from firmware_sim.imperfections import Imperfections
 from firmware_sim.products import PRODUCTS
 from firmware_sim.truth import FaultTruth, write_jsonl
+from forewarn.text import plural
 from rules.cases import CaseBook, CaseOutcome
 from rules.db import CaseRow, NoticeRow, connect
 from rules.evaluate import Alarm
@@ -380,8 +381,19 @@ def _cases_from(engine: Engine, no_data_rules: frozenset[str]) -> list[SimCase]:
     return sorted(out, key=lambda c: c.noticed_at)
 
 
-async def _stream(options: EvalOptions, fleet: Fleet,
-                  traces: dict[str, TimelineTrace]) -> tuple[list[SimCase], int, int]:
+#: the share of simulated time each worker process has streamed (inherited through fork)
+_SHARD_DONE: Any = None
+
+
+def _shard_done(shard: int, fraction: float) -> None:
+    """A worker's progress, into the array its parent reads."""
+    if _SHARD_DONE is not None:
+        _SHARD_DONE[shard] = fraction
+
+
+def _stream(options: EvalOptions, fleet: Fleet, traces: dict[str, TimelineTrace],
+            progress: Callable[[float], None] = lambda _: None,
+            ) -> tuple[list[SimCase], int, int]:
     limits = load_limits(options.limits) if options.limits is not None else None
     core = CorePipeline(make_detector(options.detector), NullStore(), limits=limits)
     clock = _SimClock(fleet.config.start)
@@ -395,7 +407,10 @@ async def _stream(options: EvalOptions, fleet: Fleet,
     window = options.batch_s
     next_tick = fleet.config.start + options.learn_days * 86_400.0 + window + _TICK_SLACK_S
     learning_until = fleet.config.start + options.learn_days * 86_400.0
+    span = max(fleet.config.end - fleet.config.start, 1.0)
     for delivery in fleet.deliveries(batch_s=options.batch_s):
+        if batches % 256 == 0:
+            progress(min(max((delivery.arrival - fleet.config.start) / span, 0.0), 1.0))
         if delivery.arrival < learning_until:
             # detectors learn the first day(s), as a running service has learned from history
             core.process(delivery.tenant, delivery.to_batch(validate=False))
@@ -406,7 +421,7 @@ async def _stream(options: EvalOptions, fleet: Fleet,
             # (no tick after the run: every device would look silent)
             # what the service does now and then: silent devices, escalation
             clock.now = next_tick
-            await rules.tick(next_tick)
+            rules.tick(next_tick)
             next_tick += window
         clock.now = delivery.arrival
         book.delivery = delivery
@@ -418,9 +433,10 @@ async def _stream(options: EvalOptions, fleet: Fleet,
         samples += delivery.t.shape[0]
         batches += 1
         if scored is not None:
-            await rules.handle(scored)
+            rules.handle(scored)
     cases = _cases_from(engine, frozenset(r.name for r in ruleset.rules if r.is_no_data_rule))
     engine.dispose()
+    progress(1.0)
     return cases, samples, batches
 
 
@@ -432,15 +448,16 @@ class _ShardResult:
     traces: dict[str, TimelineTrace]
 
 
-def _run_shard(options: EvalOptions, shard: int, shards: int,
-               traced: tuple[str, ...]) -> _ShardResult:
+def _run_shard(options: EvalOptions, shard: int, shards: int, traced: tuple[str, ...],
+               progress: Callable[[float], None] | None = None) -> _ShardResult:
     """Stream every ``shards``-th device, starting at ``shard``: devices are independent (their
     detector state and rule state are their own), so shards can run on separate cores."""
     fleet = Fleet(options.fleet_config())
     fleet.devices = fleet.devices[shard::shards]
     traces = {d.device_id: TimelineTrace(d.product.fields)
               for d in fleet.devices if d.device_id in traced}
-    cases, samples, batches = asyncio.run(_stream(options, fleet, traces))
+    report = progress or functools.partial(_shard_done, shard)
+    cases, samples, batches = _stream(options, fleet, traces, report)
     return _ShardResult(cases, samples, batches, traces)
 
 
@@ -458,8 +475,13 @@ def _pick_traced(fleet: Fleet, n: int) -> list[SimDevice]:
     return picked
 
 
-def run_evaluation(options: EvalOptions, out_dir: Path | None = None) -> Evaluation:
-    """Simulate, stream, match and report; write the ground truth into ``out_dir`` if given."""
+def run_evaluation(options: EvalOptions, out_dir: Path | None = None,
+                   progress: Callable[[float], None] = lambda _: None) -> Evaluation:
+    """Simulate, stream, match and report; write the ground truth into ``out_dir`` if given.
+
+    ``progress`` hears the share of the simulated time streamed (0 to 1) now and then.
+    """
+    global _SHARD_DONE
     started = time.perf_counter()
     fleet = Fleet(options.fleet_config())
     if out_dir is not None:
@@ -468,12 +490,23 @@ def run_evaluation(options: EvalOptions, out_dir: Path | None = None) -> Evaluat
               for d in _pick_traced(fleet, options.trace)}
     shards = max(1, min(options.workers, options.devices))
     if shards == 1:
-        results = [_run_shard(options, 0, 1, tuple(traces))]
+        results = [_run_shard(options, 0, 1, tuple(traces), progress)]
     else:
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=shards, mp_context=context) as pool:
-            results = list(pool.map(_run_shard, [options] * shards, range(shards),
-                                    [shards] * shards, [tuple(traces)] * shards))
+        _SHARD_DONE = context.Array("d", shards, lock=False)
+        try:
+            with ProcessPoolExecutor(max_workers=shards, mp_context=context) as pool:
+                futures = [pool.submit(_run_shard, options, shard, shards, tuple(traces))
+                           for shard in range(shards)]
+                while True:
+                    done, running = wait(futures, timeout=0.5, return_when=FIRST_EXCEPTION)
+                    if not running or any(f.exception() is not None for f in done):
+                        break
+                    progress(sum(_SHARD_DONE) / shards)
+                results = [f.result() for f in futures]
+        finally:
+            _SHARD_DONE = None
+        progress(1.0)
     cases = sorted((c for r in results for c in r.cases), key=lambda c: c.noticed_at)
     samples = sum(r.samples for r in results)
     batches = sum(r.batches for r in results)
@@ -537,7 +570,8 @@ def write_plots(evaluation: Evaluation, out_dir: Path) -> list[Path]:
         axes[-1, 0].set_xlabel("hours from customer notice to the customer's call "
                                "(right of the red line: we were first)")
         fig.suptitle(f"Lead time before the call, per fault kind "
-                     f"(seed {evaluation.options.seed}, {evaluation.options.devices} devices, "
+                     f"(seed {evaluation.options.seed}, "
+                     f"{plural(evaluation.options.devices, 'device')}, "
                      f"{evaluation.options.days:g} days)")
         fig.tight_layout()
         path = out_dir / "lead_time_by_fault.png"

@@ -7,8 +7,8 @@ migrations existed is recognised and upgraded from the first revision.
 >>> engine = connect("sqlite://")
 >>> from sqlalchemy import inspect
 >>> sorted(inspect(engine).get_table_names())  # doctest: +NORMALIZE_WHITESPACE
-['alarm_states', 'alembic_version', 'case_events', 'cases', 'condition_memory',
- 'notice_attempts', 'notices', 'silences', 'tickets']
+['alarm_states', 'alembic_version', 'api_tokens', 'case_events', 'cases', 'condition_memory',
+ 'dead_letter_counts', 'dead_letters', 'notice_attempts', 'notices', 'silences', 'tickets']
 >>> schema_revision(engine) == HEAD_REVISION
 True
 >>> engine.dispose()

@@ -14,19 +14,20 @@ maintenance windows) and an optional ``cases`` policy (escalation, reopen, quiet
 >>> rules.rules[0].for_s
 600.0
 >>> try:
-...     parse_rules("rules:\\n  - name: x\\n    scor_at_least: 0.8\\n", source="bad.yaml")
+...     parse_rules("rules:\\n  - name: x\\n    scor_at_least: 0.8\\n", source="b.yml")
 ... except RuleFileError as exc:
-...     print(str(exc).splitlines()[0])
-bad.yaml, line 3: rules.0.scor_at_least: Extra inputs are not permitted
+...     print(str(exc).splitlines()[0].replace("Extra inputs are not permitted", "extra"))
+b.yml, line 3: rules.0.scor_at_least: extra (did you mean `score_at_least`?)
 """
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -64,6 +65,7 @@ __all__ = [
     "merge_rule_sets",
     "parse_duration",
     "parse_rules",
+    "yaml_problem",
 ]
 
 Severity = Literal["info", "warning", "critical"]
@@ -281,18 +283,68 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     return line
 
 
-def describe_errors(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
-    """One line per problem: ``file, line N: dotted.key: message`` (typos first)."""
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models a field's type holds (``tuple[Rule, ...]``, ``Condition | None``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> set[str]:
+    """The keys a file may write where ``loc`` points (aliases as written: ``for``, ``all``)."""
+    models = [model]
+    for part in loc:
+        found = [m for current in models for name, info in current.model_fields.items()
+                 if part in (name, info.alias) for m in _models_in(info.annotation)]
+        if found:
+            models = found  # list indexes and union member names in loc are skipped
+    return {info.alias or name for m in models for name, info in m.model_fields.items()}
+
+
+def describe_errors(exc: ValidationError, root: yaml.Node | None, source: str,
+                    model: type[BaseModel] | None = None) -> str:
+    """One line per problem: ``file, line N: dotted.key: message`` (typos first, with the
+    known key they are closest to when ``model`` is given).
+
+    A list whose items all failed also reports that it is too short: that line says nothing
+    the item errors do not, and is left out.
+    """
+    errors = exc.errors()
+    locs = [tuple(e["loc"]) for e in errors]
+    errors = [e for e in errors if not (
+        e["type"] == "too_short"
+        and any(len(other) > len(e["loc"]) and other[:len(e["loc"])] == tuple(e["loc"])
+                for other in locs))]
     # an unknown key usually explains the missing one beside it (a typo): name it first
-    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    errors.sort(key=lambda e: e["type"] != "extra_forbidden")
     problems = []
     for err in errors:
         loc = tuple(err["loc"])
         where = place(loc, root="(top level)")
         line = _line_of(root, loc)
         at = f", line {line}" if line is not None else ""
-        problems.append(f"{source}{at}: {where}: {err['msg']}")
+        hint = ""
+        if err["type"] == "extra_forbidden" and model is not None and loc:
+            close = difflib.get_close_matches(str(loc[-1]), sorted(_keys_at(model, loc[:-1])),
+                                              n=1, cutoff=0.6)
+            hint = f" (did you mean `{close[0]}`?)" if close else ""
+        problems.append(f"{source}{at}: {where}: {err['msg']}{hint}")
     return "\n".join(problems)
+
+
+def yaml_problem(exc: yaml.YAMLError, source: str) -> str:
+    """A YAML syntax error in one line naming ``source`` and the line (not ``<unicode string>``).
+
+    >>> try:
+    ...     yaml.safe_load("rules:\\n  - name: a\\n   product: x\\n")
+    ... except yaml.YAMLError as exc:
+    ...     print(yaml_problem(exc, "hp.yaml")[:63])
+    hp.yaml, line 3, column 4: not valid YAML: expected <block end>
+    """
+    mark = getattr(exc, "problem_mark", None)
+    at = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{source}{at}: not valid YAML: {problem}"
 
 
 def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
@@ -301,11 +353,17 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
         data: Any = yaml.safe_load(text)
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
-        raise RuleFileError(f"{source}: not valid YAML: {exc}") from exc
+        raise RuleFileError(yaml_problem(exc, source)) from exc
+    if data is None:
+        raise RuleFileError(f"{source}: empty rules file (it needs a 'rules:' list; see "
+                            "docs/rules.md)")
+    if not isinstance(data, dict):
+        raise RuleFileError(f"{source}: expected keys such as 'rules:', found a "
+                            f"{type(data).__name__}")
     try:
         return RuleSet.model_validate(data)
     except ValidationError as exc:
-        raise RuleFileError(describe_errors(exc, root, source)) from exc
+        raise RuleFileError(describe_errors(exc, root, source, RuleSet)) from exc
 
 
 def load_rules(path: Path) -> RuleSet:

@@ -9,19 +9,26 @@
 Delivery is separate (:class:`rules.outbox.Outbox`), so a slow channel never holds up ingest.
 The stages are plain synchronous calls: ``handle`` runs for every batch of every device (the
 simulation drives 1000 devices × 30 days through it), and only a transition reaches SQL.
+A service on an event loop calls the ``…_in_thread`` forms: the same calls on one thread of the
+pipeline's own, so blocking SQL never stalls the loop and ``handle`` and ``tick`` never overlap.
 
 Usage::
 
     rules = load_rules(path)
     pipeline = RulesPipeline(rules, CaseBook(connect(url), "terminal", time.time),
                              registry=load_registry(customers_path))
-    await pipeline.handle(scored_batch)   # the sink core calls for every batch
-    await pipeline.tick(time.time())      # now and then: silent devices, escalation
+    pipeline.handle(scored_batch)         # every batch (the simulation, tests)
+    pipeline.tick(time.time())            # now and then: silent devices, escalation
+    await pipeline.handle_in_thread(b)    # the event sink a service gives core
+    await pipeline.tick_in_thread(now)
 """
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
 from core.events import ScoredBatch
 from rules.cases import CaseBook
@@ -33,7 +40,23 @@ from rules.registry import CustomerRegistry
 from rules.silence import Silencer, SilenceStore
 from rules.states import StateStore
 
-__all__ = ["PipelineStats", "RulesPipeline"]
+__all__ = ["PipelineStats", "RulesPipeline", "Suppressed"]
+
+
+class Suppressed(StrEnum):
+    """What held an alarm back from opening a case."""
+
+    #: a silence or maintenance window matched
+    SILENCE = "silence"
+    #: another active alarm inhibits this one
+    INHIBITION = "inhibition"
+
+
+@dataclass(frozen=True, slots=True)
+class _Suppression:
+    by: Suppressed
+    #: for people: the window's kind and name, or the inhibiting rule
+    reason: str
 
 
 @dataclass(slots=True)
@@ -69,6 +92,7 @@ class RulesPipeline:
         self.silencer.refresh(self.silence_store, casebook.clock())
         self.inhibitor = Inhibitor(self.evaluator)
         self.stats = PipelineStats()
+        self._thread: ThreadPoolExecutor | None = None
         #: cases this pipeline opened (new ones only), in order
         self.opened: list[CaseRow] = []
         #: (rule, device, reason) of alarms that opened no case because of a silence/inhibition
@@ -89,7 +113,28 @@ class RulesPipeline:
         """Alarms that fired (any outcome)."""
         return self.stats.alarms
 
-    async def handle(self, batch: ScoredBatch) -> None:
+    async def handle_in_thread(self, batch: ScoredBatch) -> None:
+        """:meth:`handle` on the pipeline's thread: the event sink a service gives core."""
+        await asyncio.get_running_loop().run_in_executor(self._executor(), self.handle, batch)
+
+    async def tick_in_thread(self, now: float, tenant: str = "") -> None:
+        """:meth:`tick` on the pipeline's thread (never at the same time as :meth:`handle`)."""
+        await asyncio.get_running_loop().run_in_executor(self._executor(), self.tick, now,
+                                                         tenant)
+
+    def close(self) -> None:
+        """Let the pipeline's thread end (after what it was given)."""
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
+
+    def _executor(self) -> ThreadPoolExecutor:
+        # one thread: calls run one at a time, in the order given, as they did on the loop
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="rules-pipeline")
+        return self._thread
+
+    def handle(self, batch: ScoredBatch) -> None:
         """The stage chain for one batch."""
         meta = self.registry.lookup(batch.tenant, batch.device_id, batch.product)
         transitions = self.evaluator.evaluate(batch, meta)
@@ -99,11 +144,11 @@ class RulesPipeline:
             self._release(batch.tenant, batch.device_id, float(batch.t[-1]))
         self._persist()
 
-    async def tick(self, now: float, tenant: str = "") -> None:
+    def tick(self, now: float, tenant: str = "") -> None:
         """Time-driven work: silences set meanwhile, devices gone silent (or never heard
         from), alarms a silence or inhibition held back, escalation."""
         self.silencer.refresh(self.silence_store, now)
-        self._apply(self.evaluator.tick(now, self.registry.known_devices(), tenant))
+        self._apply(self.evaluator.tick(now, tenant=tenant, installed=self.registry.installed()))
         for held_tenant, device_id in list(self._held):
             self._release(held_tenant, device_id, now)
         self._persist()
@@ -131,25 +176,25 @@ class RulesPipeline:
                 self.casebook.note(tr.tenant, tr.device_id, rule.group_name, tr.at, "flapping",
                                    f"{rule.name} keeps firing and clearing; held open")
 
-    def _suppression(self, alarm: Alarm, at: float) -> str | None:
+    def _suppression(self, alarm: Alarm, at: float) -> _Suppression | None:
         """Why an alarm may not open a case now (None: it may)."""
         meta = self.registry.lookup(alarm.tenant, alarm.device_id, alarm.product)
         window = self.silencer.match(alarm.rule.name, meta, at)
         if window is not None:
-            return f"{window.kind} {window.name}"
+            return _Suppression(Suppressed.SILENCE, f"{window.kind} {window.name}")
         inhibitor = self.inhibitor.inhibiting(alarm.rule, alarm.tenant, alarm.device_id)
         if inhibitor is not None:
-            return f"inhibited by {inhibitor}"
+            return _Suppression(Suppressed.INHIBITION, f"inhibited by {inhibitor}")
         return None
 
     def _record(self, alarm: Alarm, at: float) -> None:
-        reason = self._suppression(alarm, at)
-        if reason is not None:
-            if reason.startswith("inhibited"):
+        suppression = self._suppression(alarm, at)
+        if suppression is not None:
+            if suppression.by is Suppressed.INHIBITION:
                 self.stats.inhibited += 1
             else:
                 self.stats.silenced += 1
-            self.suppressed.append((alarm.rule.name, alarm.device_id, reason))
+            self.suppressed.append((alarm.rule.name, alarm.device_id, suppression.reason))
             # held back, not forgotten: still firing when the window ends → a case then
             self._held.setdefault((alarm.tenant, alarm.device_id), {})[alarm.rule.name] = alarm
             self._mark_held(alarm.rule.name, alarm.tenant, alarm.device_id, True)

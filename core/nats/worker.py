@@ -27,7 +27,7 @@ by whoever starts the processes (the supervisor in :mod:`forewarn.workers`), so 
 one owner at a time. Usage::
 
     async with NatsEngine(cfg, partitions=range(0, 16), make_pipeline=factory,
-                          store=store, sink=rules.handle) as engine:
+                          store=store, sink=rules.handle_in_thread) as engine:
         await engine.run()            # until engine.stop() or cancellation
 """
 

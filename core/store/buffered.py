@@ -163,6 +163,10 @@ class BufferedStore:
             self._spool.pop(1)
 
     def _to_spool(self, batches: Sequence[ScoredBatch]) -> None:
+        with self._spool.transaction():  # one commit for the lot
+            self._spool_each(batches)
+
+    def _spool_each(self, batches: Sequence[ScoredBatch]) -> None:
         for batch in batches:
             if self._spool.append(batch):
                 self._counts["spooled_batches"] += 1

@@ -1,9 +1,13 @@
-"""A bounded, append-only, on-disk queue of scored batches that survives a restart.
+"""A bounded, on-disk queue of scored batches that survives a restart: one SQLite file.
 
-Records go into segment files (``000000000001.seg`` …) as ``header | JSON | arrays | crc32``;
-a cursor file remembers how far replay got. A record torn by a crash fails its checksum and is
-skipped (and counted) when the spool is opened again. Replay after a crash may hand out the
-record that was being replayed once more; the stores' writes are idempotent, so that is safe.
+``spool.sqlite`` in WAL mode with ``synchronous=NORMAL``, the edge queue's idiom
+(:mod:`edge.queue`): an append is one committed row, so a process killed at any point leaves
+every append that returned in place and nothing half-written; only a power cut may lose the
+last appends. Each row holds one self-checking record (``header | JSON | arrays | crc32``,
+:func:`encode_record`); a record that fails its checksum anyway is skipped, dropped and counted.
+Replay after a crash may hand out the batch that was being replayed once more; the stores'
+writes are idempotent, so that is safe. A spool directory left by an older forewarn (segment
+files and a cursor) is imported into the database when it is opened.
 
 >>> import tempfile, numpy as np
 >>> from core.events import ScoredBatch
@@ -22,34 +26,35 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import sqlite3
 import struct
 import zlib
-from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
-from typing import IO, NamedTuple
 
 import numpy as np
 
 from core.events import DetectorEvent, ScoredBatch
 
-__all__ = ["Spool", "decode_record", "encode_record"]
+__all__ = ["SPOOL_FILE", "Spool", "decode_record", "encode_record"]
 
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<4sII")  # magic, JSON length, array bytes length
 _MAGIC = b"FWS1"
 _CRC = struct.Struct("<I")
-_CURSOR = "cursor.json"
-
-
-class _Slot(NamedTuple):
-    segment: int
-    offset: int
-    length: int
-    n_samples: int
+#: the database file inside the spool directory
+SPOOL_FILE = "spool.sqlite"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    n_samples INTEGER NOT NULL,
+    record BLOB NOT NULL
+);
+"""
 
 
 def encode_record(batch: ScoredBatch) -> bytes:
@@ -105,19 +110,22 @@ class Spool:
     One writer and one reader at a time (the :class:`~core.store.buffered.BufferedStore`).
     """
 
-    def __init__(self, directory: Path, max_bytes: int, segment_bytes: int = 8 << 20) -> None:
+    def __init__(self, directory: Path, max_bytes: int) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
-        self.segment_bytes = segment_bytes
-        #: records found damaged (torn by a crash) and skipped when opening
+        #: records found damaged (failing their checksum), skipped and dropped
         self.damaged = 0
-        self._pending: deque[_Slot] = deque()
-        self._nbytes = 0
-        self._writer: IO[bytes] | None = None
-        self._writer_segment = 0
-        self._writer_size = 0
-        self._load()
+        self._db = sqlite3.connect(self.directory / SPOOL_FILE, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a commit survives the process being killed; a power cut may
+        # lose the last ones (the edge queue's default too)
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._count, self._nbytes, self._samples = self._db.execute(
+            "SELECT count(*), coalesce(sum(length(record)), 0), coalesce(sum(n_samples), 0)"
+            " FROM records").fetchone()
+        _import_segments(self)
 
     def __enter__(self) -> Spool:
         return self
@@ -129,139 +137,107 @@ class Spool:
         self.close()
 
     def __len__(self) -> int:
-        return len(self._pending)
+        return int(self._count)
 
     @property
     def nbytes(self) -> int:
         """Bytes of pending records."""
-        return self._nbytes
+        return int(self._nbytes)
 
     @property
     def n_samples(self) -> int:
         """Samples in pending records."""
-        return sum(slot.n_samples for slot in self._pending)
+        return int(self._samples)
 
     def append(self, batch: ScoredBatch) -> bool:
         """Add a batch at the end; False (nothing written) if it would pass ``max_bytes``."""
         record = encode_record(batch)
         if self._nbytes + len(record) > self.max_bytes:
             return False
-        if self._writer is None or self._writer_size + len(record) > self.segment_bytes:
-            self._open_segment(self._last_segment() + 1)
-        assert self._writer is not None
-        offset = self._writer_size
-        self._writer.write(record)
-        self._writer.flush()
-        self._writer_size += len(record)
-        self._pending.append(_Slot(self._writer_segment, offset, len(record), batch.n_samples))
+        self._db.execute("INSERT INTO records (n_samples, record) VALUES (?, ?)",
+                         (batch.n_samples, record))
+        self._count += 1
         self._nbytes += len(record)
+        self._samples += batch.n_samples
         return True
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Appends inside the block are one commit (all or none after a crash)."""
+        counts = self._count, self._nbytes, self._samples
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            self._count, self._nbytes, self._samples = counts
+            raise
+        self._db.execute("COMMIT")
 
     def peek(self, n: int) -> list[ScoredBatch]:
         """The ``n`` oldest pending batches (fewer if fewer are pending), oldest first."""
         batches = []
-        handles: dict[int, IO[bytes]] = {}
-        try:
-            for slot in list(self._pending)[:n]:
-                handle = handles.get(slot.segment)
-                if handle is None:
-                    handle = handles[slot.segment] = self._segment_path(slot.segment).open("rb")
-                handle.seek(slot.offset)
-                batches.append(decode_record(handle.read(slot.length)))
-        finally:
-            for handle in handles.values():
-                handle.close()
+        for row_id, record in self._db.execute(
+                "SELECT id, record FROM records ORDER BY id LIMIT ?", (n,)).fetchall():
+            try:
+                batches.append(decode_record(record))
+            except ValueError:
+                self.damaged += 1
+                log.warning("spool record %d damaged (%d bytes); dropped", row_id, len(record))
+                self._delete("WHERE id = ?", (row_id,))
         return batches
 
     def pop(self, n: int) -> None:
         """Forget the ``n`` oldest pending batches (they reached the store)."""
-        for _ in range(min(n, len(self._pending))):
-            slot = self._pending.popleft()
-            self._nbytes -= slot.length
-        self._save_cursor()
-        self._remove_consumed_segments()
+        self._delete("WHERE id IN (SELECT id FROM records ORDER BY id LIMIT ?)", (n,))
 
     def close(self) -> None:
-        """Close the open segment; pending records stay on disk for the next start."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        """Close the database; pending records stay on disk for the next start."""
+        self._db.close()
 
-    # -- files ---------------------------------------------------------------------------------
+    def _delete(self, where: str, args: tuple[int, ...]) -> None:
+        gone = self._db.execute(
+            f"DELETE FROM records {where} RETURNING length(record), n_samples", args).fetchall()
+        self._count -= len(gone)
+        self._nbytes -= sum(size for size, _ in gone)
+        self._samples -= sum(samples for _, samples in gone)
 
-    def _segment_path(self, segment: int) -> Path:
-        return self.directory / f"{segment:012d}.seg"
 
-    def _segments(self) -> list[int]:
-        paths = self.directory.glob("*.seg")
-        return sorted(int(path.stem) for path in paths if path.stem.isdigit())
-
-    def _last_segment(self) -> int:
-        segments = self._segments()
-        return max(segments[-1] if segments else 0, self._writer_segment)
-
-    def _open_segment(self, segment: int) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        self._writer = self._segment_path(segment).open("ab")
-        self._writer_segment = segment
-        self._writer_size = 0
-
-    def _save_cursor(self) -> None:
-        head = self._pending[0] if self._pending else None
-        cursor = (
-            {"segment": head.segment, "offset": head.offset}
-            if head is not None
-            else {"segment": self._writer_segment + 1, "offset": 0}
-        )
-        tmp = self.directory / (_CURSOR + ".tmp")
-        tmp.write_text(json.dumps(cursor))
-        os.replace(tmp, self.directory / _CURSOR)
-
-    def _remove_consumed_segments(self) -> None:
-        first_needed = self._pending[0].segment if self._pending else None
-        for segment in self._segments():
-            if first_needed is not None and segment >= first_needed:
-                break
-            if segment == self._writer_segment and self._writer is not None:
-                self._writer.close()
-                self._writer = None
-            self._segment_path(segment).unlink(missing_ok=True)
-
-    def _load(self) -> None:
-        """Index the pending records of a spool left by an earlier run."""
-        cursor_path = self.directory / _CURSOR
-        cursor = {"segment": 0, "offset": 0}
-        if cursor_path.exists():
-            try:
-                cursor = json.loads(cursor_path.read_text())
-            except (ValueError, OSError):
-                log.warning("spool cursor %s unreadable; replaying the whole spool", cursor_path)
-        for segment in self._segments():
-            if segment < cursor["segment"]:
-                self._segment_path(segment).unlink(missing_ok=True)
-                continue
-            offset = cursor["offset"] if segment == cursor["segment"] else 0
-            self._index_segment(segment, offset)
-            self._writer_segment = segment
-        # new segments must come after the cursor, or the next start would delete them
-        self._writer_segment = max(self._writer_segment, int(cursor["segment"]) - 1)
-
-    def _index_segment(self, segment: int, offset: int) -> None:
-        data = self._segment_path(segment).read_bytes()
+def _import_segments(spool: Spool) -> None:
+    """Move a spool an older forewarn left (``*.seg`` files from the cursor on) into ``spool``."""
+    segments = sorted(p for p in spool.directory.glob("*.seg") if p.stem.isdigit())
+    if not segments:
+        return
+    cursor_path = spool.directory / "cursor.json"
+    try:
+        cursor = json.loads(cursor_path.read_text()) if cursor_path.exists() else {}
+    except (ValueError, OSError):
+        cursor = {}
+    start_segment, start_offset = int(cursor.get("segment", 0)), int(cursor.get("offset", 0))
+    imported = 0
+    spool._db.execute("BEGIN IMMEDIATE")
+    for path in segments:
+        segment = int(path.stem)
+        data = path.read_bytes() if segment >= start_segment else b""
+        offset = start_offset if segment == start_segment else 0
         while offset + _HEADER.size <= len(data):
-            magic, n_json, n_arrays = _HEADER.unpack_from(data, offset)
+            _magic, n_json, n_arrays = _HEADER.unpack_from(data, offset)
             length = _HEADER.size + n_json + n_arrays + _CRC.size
-            if magic != _MAGIC or offset + length > len(data):
-                break
             try:
                 batch = decode_record(data[offset : offset + length])
-            except ValueError:
+            except (ValueError, struct.error):
+                spool.damaged += 1  # a torn tail: what follows in this segment is lost
                 break
-            self._pending.append(_Slot(segment, offset, length, batch.n_samples))
-            self._nbytes += length
+            spool._db.execute("INSERT INTO records (n_samples, record) VALUES (?, ?)",
+                              (batch.n_samples, data[offset : offset + length]))
+            spool._count += 1
+            spool._nbytes += length
+            spool._samples += batch.n_samples
+            imported += 1
             offset += length
-        if offset < len(data):
-            # a torn tail: keep what is whole, never append after the damage
-            self.damaged += 1
-            log.warning("spool segment %s damaged after byte %d; the rest is lost", segment, offset)
+    spool._db.execute("COMMIT")
+    for path in segments:
+        path.unlink()
+    cursor_path.unlink(missing_ok=True)
+    log.info("spool %s: %d batches imported from the segment files of an older forewarn",
+             spool.directory, imported)

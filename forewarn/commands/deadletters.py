@@ -14,27 +14,13 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.dead_letter import DeadLetter, DeadLetterStore
+from forewarn.casedb import add_case_db_options, open_args_case_db
 from forewarn.errors import ForewarnError
-from rules.db import connect
-from rules.errors import RuleError
 
 __all__ = ["register", "run_list"]
-
-
-def _connect(args: argparse.Namespace) -> Engine:
-    url = args.db
-    if url is None:
-        from forewarn.settings import load_settings
-
-        url = load_settings(args.config).cases.url
-    try:
-        return connect(str(url))
-    except (RuleError, SQLAlchemyError) as exc:
-        raise ForewarnError(f"case database: {exc}") from exc
 
 
 def _when(ts: float) -> str:
@@ -55,7 +41,7 @@ def run_list(args: argparse.Namespace) -> int:
     """Print the totals by reason and the newest dead letters."""
     if args.limit < 0:
         raise ForewarnError(f"--limit {args.limit}: give 0 or more")
-    engine = _connect(args)
+    engine = open_args_case_db(args)
     try:
         store = DeadLetterStore(engine)
         counts = store.counts()
@@ -82,8 +68,6 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "deadletters", help="list the messages core refused (dead letters)",
         description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--db", default=None, metavar="URL",
-                        help="case database URL (default: [cases] url of the configuration)")
     sub = parser.add_subparsers(dest="deadletters_command", metavar="ACTION", required=True)
     listing = sub.add_parser("list", help="totals by reason and the newest dead letters",
                              description=__doc__)
@@ -94,3 +78,4 @@ def register(subparsers: Any) -> None:
                          help="newest N dead letters (default 20)")
     listing.add_argument("--json", action="store_true", help="one JSON document")
     listing.set_defaults(func=run_list)
+    add_case_db_options(parser, actions=(listing,))

@@ -41,7 +41,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from edge.schema import NAME_RE
+from edge.names import NAME_RE
 from forewarn.errors import ConfigError
 
 __all__ = ["acl_block", "add_device", "add_device_acl", "password_line", "register",

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from forewarn.edge_runner import BatchingSection, BrokerSection, run_fleet
+from forewarn.text import plural
 
 __all__ = ["register"]
 
@@ -79,7 +80,8 @@ def _run(args: argparse.Namespace) -> int:
                 print(json.dumps(dataclasses.asdict(run)))
         queued = sum(run.queue_depth for run in runs)
         if not args.json:
-            print(f"{len(runs)} devices, {sum(r.accepted_samples for r in runs)} samples "
+            print(f"{plural(len(runs), 'device')}, "
+                  f"{sum(r.accepted_samples for r in runs)} samples "
                   f"accepted, {queued} records still queued")
         return 0
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from forewarn.errors import ForewarnError
+from forewarn.text import paragraph, plural
 
 __all__ = ["register", "run"]
 
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     n = run_nab(data_dir, args.out, progress=not args.quiet)
     if n == 0:
         raise ForewarnError(f"no CSV files under {data_dir}")
-    print(f"scored {n} files into {args.out}")
+    print(f"scored {plural(n, 'file')} into {args.out}")
     return 0
 
 
@@ -33,7 +34,7 @@ def register(subparsers: Any) -> None:
     """Add the ``nab`` command to the CLI's sub-parsers."""
     parser = subparsers.add_parser(
         "nab", help="run the detector over NAB CSV files (benchmark)",
-        description=__doc__.splitlines()[0] if __doc__ else None,
+        description=paragraph(__doc__),
     )
     parser.add_argument("data_dir", type=Path, metavar="DATA_DIR",
                         help="directory of timestamp,value CSV files (searched recursively)")

@@ -1,6 +1,7 @@
 """``forewarn outbox list`` / ``forewarn outbox retry``: see and revive the notification outbox.
 
-Reads the case database of the configuration (``[cases] url``, or ``--db``). ``list`` shows
+Reads the case database of the configuration (``[cases] url``), of a demo run
+(``--demo-dir var/demo``) or the one ``--db`` names. ``list`` shows
 the newest notices (``--status dead`` for the dead letters) with their attempts; ``retry`` puts
 dead notices back in line (all of them, or the ids given) for the dispatcher.
 """
@@ -12,29 +13,16 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from forewarn.casedb import add_case_db_options, open_args_case_db
 from forewarn.errors import ForewarnError
-from rules.db import connect
-from rules.errors import RuleError
+from forewarn.text import paragraph, plural
+from rules.db import NoticeRow
 from rules.outbox import Outbox
 
 __all__ = ["register", "run_list", "run_retry"]
-
-
-def _connect(args: argparse.Namespace) -> Engine:
-    try:
-        return connect(_db_url(args))
-    except RuleError as exc:
-        raise ForewarnError(str(exc)) from exc
-
-
-def _db_url(args: argparse.Namespace) -> str:
-    if args.db:
-        return str(args.db)
-    from forewarn.settings import load_settings
-
-    return load_settings(args.config).cases.url
 
 
 def _when(ts: float | None) -> str:
@@ -45,7 +33,7 @@ def _when(ts: float | None) -> str:
 
 def run_list(args: argparse.Namespace) -> int:
     """Print counts by status and the newest notices."""
-    engine = _connect(args)
+    engine = open_args_case_db(args)
     try:
         outbox = Outbox(engine, {}, clock=time.time)
         counts = outbox.counts()
@@ -67,13 +55,24 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_retry(args: argparse.Namespace) -> int:
-    """Revive dead notices."""
-    engine = _connect(args)
+    """Revive dead notices; naming a notice that is not there or not dead is an error."""
+    engine = open_args_case_db(args)
     try:
+        if args.ids:
+            with Session(engine) as session:
+                status = {row.id: row.status for row in session.execute(
+                    select(NoticeRow.id, NoticeRow.status).where(NoticeRow.id.in_(args.ids)))}
+            missing = [i for i in args.ids if i not in status]
+            alive = [f"#{i} is {status[i]}" for i in args.ids if status.get(i, "dead") != "dead"]
+            if missing or alive:
+                problems = ([f"no notice {', '.join(f'#{i}' for i in missing)}"]
+                            if missing else []) + alive
+                raise ForewarnError(f"{'; '.join(problems)} (only dead notices are retried; "
+                                    "'forewarn outbox list --status dead' lists them)")
         revived = Outbox(engine, {}, clock=time.time).retry(args.ids or None)
     finally:
         engine.dispose()
-    print(f"{revived} dead notice(s) back in line")
+    print(f"{plural(revived, 'dead notice')} back in line")
     return 0
 
 
@@ -81,17 +80,17 @@ def register(subparsers: Any) -> None:
     """Add the ``outbox`` command."""
     parser = subparsers.add_parser(
         "outbox", help="list notices, retry dead ones",
-        description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--db", default=None, metavar="URL",
-                        help="case database URL (default: [cases] url of the configuration)")
+        description=paragraph(__doc__))
     sub = parser.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
     listing = sub.add_parser("list", help="counts by status and the newest notices")
     listing.add_argument("--status", choices=("pending", "sent", "dead", "suppressed"),
-                         default=None)
-    listing.add_argument("--limit", type=int, default=20)
+                         default=None, help="only notices in this state (default: all)")
+    listing.add_argument("--limit", type=int, default=20, metavar="N",
+                         help="the newest N notices (default 20)")
     listing.add_argument("--attempts", action="store_true", help="show every attempt")
     listing.set_defaults(func=run_list)
     retry = sub.add_parser("retry", help="put dead notices back in line")
     retry.add_argument("ids", type=int, nargs="*", metavar="ID",
                        help="notice ids (default: every dead notice)")
     retry.set_defaults(func=run_retry)
+    add_case_db_options(parser, actions=(listing, retry))

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Engine
 
+from forewarn.casedb import add_case_db_options, open_args_case_db
 from forewarn.errors import ForewarnError
-from rules.db import connect
-from rules.errors import RuleError, RuleFileError
+from forewarn.text import paragraph, plural
+from rules.errors import RuleFileError
 from rules.model import Rule, RuleSet, Silence, load_rules, merge_rule_sets, parse_duration
 from rules.registry import load_registry
 from rules.silence import SilenceStore
@@ -58,9 +58,16 @@ def describe(rule: Rule) -> str:
 
 def run_check(args: argparse.Namespace) -> int:
     """Validate every file; print what each holds or what is wrong."""
+    from forewarn.rules_check import known_products, rules_files, unknown_names
+    from forewarn.settings import load_settings
+
     sets: list[RuleSet] = []
     failed = False
-    for path in args.files:
+    files = rules_files(args.files)
+    if not files:
+        raise ForewarnError(f"no *.yaml rules files in {', '.join(map(str, args.files))}")
+    known = known_products(load_settings(getattr(args, "config", None)).core.limits_file)
+    for path in files:
         try:
             ruleset = load_rules(path)
         except RuleFileError as exc:
@@ -68,7 +75,12 @@ def run_check(args: argparse.Namespace) -> int:
             failed = True
             continue
         sets.append(ruleset)
-        print(f"{path}: {len(ruleset.rules)} rules, {len(ruleset.silences)} silences — ok")
+        warnings = unknown_names(ruleset, known)
+        print(f"{path}: {plural(len(ruleset.rules), 'rule')}, "
+              f"{plural(len(ruleset.silences), 'silence')} — "
+              f"{'ok' if not warnings else plural(len(warnings), 'warning')}")
+        for warning in warnings:
+            print(f"{path}: warning: {warning}")
         if args.verbose_rules:
             for rule in ruleset.rules:
                 print(f"  {describe(rule)}")
@@ -78,10 +90,15 @@ def run_check(args: argparse.Namespace) -> int:
         except RuleFileError as exc:
             print(exc)
             failed = True
-    if args.customers is not None:
+    customers = args.customers
+    if customers is None and getattr(args, "config", None) is not None:
+        from forewarn.settings import load_settings
+
+        customers = load_settings(args.config).customers.file  # the service's registry
+    if customers is not None:
         try:
-            load_registry(args.customers)
-            print(f"{args.customers}: ok")
+            load_registry(customers)
+            print(f"{customers}: ok")
         except RuleFileError as exc:
             print(exc)
             failed = True
@@ -106,21 +123,6 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _connect(args: argparse.Namespace) -> Engine:
-    try:
-        return connect(_db_url(args))
-    except RuleError as exc:
-        raise ForewarnError(str(exc)) from exc
-
-
-def _db_url(args: argparse.Namespace) -> str:
-    if args.db:
-        return str(args.db)
-    from forewarn.settings import load_settings
-
-    return load_settings(getattr(args, "config", None)).cases.url
-
-
 def run_silence(args: argparse.Namespace) -> int:
     """Store a one-off silence from now for ``--for``."""
     if not (args.devices or args.products or args.customers):
@@ -135,7 +137,7 @@ def run_silence(args: argparse.Namespace) -> int:
         )
     except (ValidationError, ValueError) as exc:
         raise ForewarnError(f"not a valid silence: {exc}") from exc
-    engine = _connect(args)
+    engine = open_args_case_db(args)
     try:
         silence_id = SilenceStore(engine).add(window, by=args.by, now=time.time())
     finally:
@@ -147,7 +149,7 @@ def run_silence(args: argparse.Namespace) -> int:
 
 def run_silences(args: argparse.Namespace) -> int:
     """List the stored silences still in force."""
-    engine = _connect(args)
+    engine = open_args_case_db(args)
     try:
         active = SilenceStore(engine).active(time.time())
     finally:
@@ -165,7 +167,7 @@ def run_silences(args: argparse.Namespace) -> int:
 
 def run_unsilence(args: argparse.Namespace) -> int:
     """End a stored silence early."""
-    engine = _connect(args)
+    engine = open_args_case_db(args)
     try:
         removed = SilenceStore(engine).remove(args.id, now=time.time())
     finally:
@@ -177,38 +179,44 @@ def run_unsilence(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add the ``rules`` command."""
     parser = subparsers.add_parser(
-        "rules", help="check rules files", description=__doc__.splitlines()[0] if __doc__
-        else None)
+        "rules", help="check rules files; silence devices, products or customers",
+        description=paragraph(__doc__))
     sub = parser.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
     check = sub.add_parser("check", help="validate rules files (exit 1 when one is wrong)")
-    check.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    check.add_argument("files", type=Path, nargs="+", metavar="FILE",
+                       help="rules files, or folders of them (e.g. config/rules); checked "
+                       "apart and together")
     check.add_argument("--customers", type=Path, default=None, metavar="YAML",
-                       help="also validate a customer registry")
+                       help="also validate a customer registry (default with --config: "
+                       "its [customers] file)")
     check.add_argument("--rules", dest="verbose_rules", action="store_true",
                        help="print what each rule does")
     check.set_defaults(func=run_check)
     show = sub.add_parser("show", help="one line per rule and window")
-    show.add_argument("file", type=Path, metavar="FILE")
+    show.add_argument("file", type=Path, metavar="FILE", help="a rules file")
     show.set_defaults(func=run_show)
 
-    db_help = "case database URL (default: [cases] url of the configuration)"
     silence = sub.add_parser("silence", help="silence devices, products or customers for a while")
     silence.add_argument("--device", dest="devices", action="append", default=[],
                          metavar="ID", help="device id or pattern (repeatable)")
-    silence.add_argument("--product", dest="products", action="append", default=[])
-    silence.add_argument("--customer", dest="customers", action="append", default=[])
+    silence.add_argument("--product", dest="products", action="append", default=[],
+                         metavar="NAME", help="a product, e.g. heat_pump (repeatable)")
+    silence.add_argument("--customer", dest="customers", action="append", default=[],
+                         metavar="ID", help="a customer id of the registry (repeatable)")
     silence.add_argument("--rule", dest="rules", action="append", default=[],
                          help="only these rules (default: all)")
     silence.add_argument("--for", dest="duration", default="2h", help="e.g. 30m, 2h, 1d")
     silence.add_argument("--name", default="manual", help="a name ([a-z0-9_]+)")
-    silence.add_argument("--comment", default="")
+    silence.add_argument("--comment", default="",
+                         help="why (shown with 'rules silences' and in case timelines)")
     silence.add_argument("--by", default=getpass.getuser(), help="who silenced it")
-    silence.add_argument("--db", default=None, metavar="URL", help=db_help)
+    add_case_db_options(silence)
     silence.set_defaults(func=run_silence)
     listing = sub.add_parser("silences", help="silences in force")
-    listing.add_argument("--db", default=None, metavar="URL", help=db_help)
+    add_case_db_options(listing)
     listing.set_defaults(func=run_silences)
     unsilence = sub.add_parser("unsilence", help="end a silence early")
-    unsilence.add_argument("id", type=int)
-    unsilence.add_argument("--db", default=None, metavar="URL", help=db_help)
+    unsilence.add_argument("id", type=int, metavar="ID",
+                           help="the silence's number, as 'rules silences' lists it")
+    add_case_db_options(unsilence)
     unsilence.set_defaults(func=run_unsilence)

@@ -13,18 +13,20 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from forewarn.errors import ForewarnError
+from forewarn.text import paragraph
 
-__all__ = ["print_report", "register"]
+__all__ = ["LABELS", "print_report", "register"]
 
 
 def register(subparsers: Any) -> None:
     """Add the ``sim`` command (with its ``evaluate`` sub-command)."""
     sim: argparse.ArgumentParser = subparsers.add_parser(
         "sim", help="simulated fleets: evaluate detection against ground truth",
-        description=__doc__.splitlines()[0] if __doc__ else None,
+        description=paragraph(__doc__),
     )
     actions = sim.add_subparsers(dest="sim_command", metavar="ACTION", required=True)
     ev: argparse.ArgumentParser = actions.add_parser(
@@ -54,6 +56,7 @@ def register(subparsers: Any) -> None:
                     help="also write the report as JSON here")
     ev.add_argument("--plots", type=Path, default=None, metavar="DIR",
                     help="write PNGs here: lead times per fault kind, a few device timelines")
+    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_evaluate)
 
 
@@ -70,11 +73,18 @@ def _evaluate(args: argparse.Namespace) -> int:
                           fault_fraction=args.fault_fraction, rules_dir=args.rules,
                           batch_s=args.batch_hours * 3600.0, workers=args.workers,
                           trace=4 if args.plots is not None else 0)
+    console = Console()
     try:
-        evaluation = run_evaluation(options, out_dir=args.out)
+        bar = Console(stderr=True)
+        with Progress(TextColumn("simulated time streamed"), BarColumn(),
+                      TaskProgressColumn(), TimeElapsedColumn(), console=bar, transient=True,
+                      disable=args.quiet or not bar.is_terminal) as progress:
+            task = progress.add_task("streamed", total=1.0)
+            evaluation = run_evaluation(
+                options, out_dir=args.out,
+                progress=lambda done: progress.update(task, completed=done))
     except RuleFileError as exc:
         raise ForewarnError(str(exc)) from exc
-    console = Console()
     print_report(evaluation.report, console)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -90,19 +100,40 @@ def _fmt(value: Any) -> str:
     return "–" if value is None else str(value)
 
 
+#: the report's keys (as --json writes them) and how the summary says them
+LABELS: dict[str, str] = {
+    "devices": "devices",
+    "days": "simulated days",
+    "learn_days": "learning days (rules wait)",
+    "device_days": "device-days evaluated (after learning)",
+    "seed": "seed",
+    "faults": "faults injected",
+    "faults_causing_calls": "faults the customer calls about",
+    "notified_before_call": "customer told before the call",
+    "pct_notified_before_call": "% told before the call",
+    "median_lead_time_h": "lead time before the call, median (h)",
+    "p10_lead_time_h": "lead time, 10th percentile (h)",
+    "p90_lead_time_h": "lead time, 90th percentile (h)",
+    "detected_after_call": "detected only after the call",
+    "missed": "never detected",
+    "false_cases": "false cases (no fault behind them)",
+    "false_cases_per_1000_device_days": "false cases per 1000 device-days",
+    "notices_for_never_visible_faults": "notices for faults the customer never noticed",
+    "offline_cases": "offline cases (a simulated outage: not false)",
+    "samples": "samples streamed",
+    "run_time_s": "run time (s)",
+    "samples_per_s": "samples per second",
+}
+
+
 def print_report(report: dict[str, Any], console: Console) -> None:
-    """The figures at a glance: overall, then one row per fault kind."""
+    """The figures at a glance, in words (--json keeps the keys): overall, then one row per
+    fault kind."""
     overall = Table(title="forewarn sim evaluate", show_header=False, title_justify="left")
     overall.add_column(style="bold")
     overall.add_column(justify="right")
-    for key in ("devices", "days", "learn_days", "device_days", "seed", "faults",
-                "faults_causing_calls",
-                "notified_before_call", "pct_notified_before_call", "median_lead_time_h",
-                "p10_lead_time_h", "p90_lead_time_h", "detected_after_call", "missed",
-                "false_cases", "false_cases_per_1000_device_days",
-                "notices_for_never_visible_faults", "offline_cases", "samples", "run_time_s",
-                "samples_per_s"):
-        overall.add_row(key, _fmt(report.get(key)))
+    for key, label in LABELS.items():
+        overall.add_row(label, _fmt(report.get(key)))
     console.print(overall)
     per_kind = Table(title="per fault kind (first: notified before the call; late: only after)",
                      title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)

@@ -10,8 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from forewarn.auth import ROLES, TokenStore
-from forewarn.console.server import open_cases
-from forewarn.settings import load_settings
+from forewarn.casedb import add_case_db_options, open_args_case_db
 
 __all__ = ["register"]
 
@@ -20,8 +19,8 @@ def register(subparsers: Any) -> None:
     """Add the ``tokens`` command with its ``create``, ``list`` and ``revoke`` actions."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "tokens", help="create, list or revoke API tokens of the support console",
-        description="Tokens are stored hashed in the case database ([cases] url); a new token "
-        "is shown once.")
+        description="Tokens are stored hashed in the case database ([cases] url, or a demo "
+        "run's with --demo-dir); a new token is shown once.")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     create = actions.add_parser("create", help="make a token and print it (once)")
     create.add_argument("--tenant", required=True, help="the tenant the token sees")
@@ -32,6 +31,7 @@ def register(subparsers: Any) -> None:
     listing.add_argument("--tenant", default=None, help="only this tenant's")
     revoke = actions.add_parser("revoke", help="revoke a token by its key")
     revoke.add_argument("key", help="the 12 hex digits after fw_")
+    add_case_db_options(parser, db=False, actions=(create, listing, revoke))
     parser.set_defaults(func=_run)
 
 
@@ -40,8 +40,7 @@ def _when(ts: float | None) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    engine = open_cases(settings.cases.url)
+    engine = open_args_case_db(args)
     try:
         tokens = TokenStore(engine)
         if args.action == "create":

@@ -13,35 +13,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
-from sqlalchemy import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from core.store.base import TimeSeriesStore
 from core.store.config import make_store
 from core.store.embedded import EmbeddedStore
+from forewarn.casedb import case_db_url
+from forewarn.casedb import open_case_db as open_cases
 from forewarn.console.app import create_app
 from forewarn.console.context import ConsoleContext
 from forewarn.errors import ConfigError
 from forewarn.settings import Settings
 from rules.case_actions import Push
-from rules.db import connect
+from rules.errors import RuleError
+from rules.registry import CustomerRegistry, load_registry
 
 __all__ = ["console_context", "make_server", "open_cases", "serve_console"]
-
-
-def open_cases(url: str) -> Engine:
-    """The case database at ``url`` (a SQLite file's folder is made); ConfigError if it fails.
-
-    >>> open_cases("sqlite://").dialect.name
-    'sqlite'
-    """
-    file = make_url(url).database if url.startswith("sqlite") else None
-    try:
-        if file and file != ":memory:" and not file.startswith("file:"):
-            Path(file).parent.mkdir(parents=True, exist_ok=True)
-        return connect(url)
-    except (OSError, SQLAlchemyError) as exc:
-        raise ConfigError(f"cannot open the case database {url}: {exc}") from exc
 
 
 def console_context(settings: Settings, demo_dir: Path | None = None,
@@ -53,16 +39,19 @@ def console_context(settings: Settings, demo_dir: Path | None = None,
     """
     store: TimeSeriesStore
     if demo_dir is not None:
-        engine = open_cases(f"sqlite:///{demo_dir / 'cases.sqlite'}")
+        engine = open_cases(case_db_url(settings, demo_dir))
         store = EmbeddedStore(demo_dir / "telemetry.sqlite")
     else:
         engine = open_cases(settings.cases.url)
         store = make_store(settings.store)
     ctx = ConsoleContext(
-        engine=engine, store=store, rules_files=(settings.cases.rules_file,),
+        engine=engine, store=store, rules_files=tuple(settings.rule_paths()),
         clock=clock or time.time, session_max_age_s=settings.serve.session_max_age_s,
         secure_cookies=settings.serve.secure_cookies,
         anomaly_threshold=settings.core.event_threshold,
+        max_body_bytes=settings.serve.max_body_bytes,
+        warmup_samples=_warmup(settings),
+        registry=_registry(settings),
     )
     if settings.serve.helpdesk_channel:
         ctx.helpdesk = Push(settings.serve.helpdesk_channel, settings.serve.helpdesk_url)
@@ -75,6 +64,26 @@ def console_context(settings: Settings, demo_dir: Path | None = None,
             data_end = max(ends)
             ctx.clock = lambda: data_end
     return ctx
+
+
+def _warmup(settings: Settings) -> int:
+    """Samples a series learns before the configured detector may fire."""
+    detector = settings.detector
+    if detector.regression_weight > 0:
+        return max(detector.warmup, detector.regression_warmup)
+    return detector.warmup
+
+
+def _registry(settings: Settings) -> CustomerRegistry | None:
+    """The ``[customers]`` registry when one is configured (names on the console)."""
+    customers = getattr(settings, "customers", None)  # the [customers] section, when present
+    path = getattr(customers, "file", None)
+    if path is None:
+        return None
+    try:
+        return load_registry(Path(path))
+    except RuleError as exc:
+        raise ConfigError(f"[customers] file: {exc}") from exc
 
 
 def make_server(ctx: ConsoleContext, host: str = "127.0.0.1", port: int = 8080

@@ -43,21 +43,35 @@ from core.detect import DetectorConfig
 from edge.problems import problems
 from forewarn.score.errors import ScoreError
 from forewarn.score.read import PARQUET_SUFFIXES, ReadOptions, Telemetry, read_telemetry
-from forewarn.score.report import Scored, summary, write_csv, write_json
-from forewarn.score.run import ScoreOptions, score_device
+from forewarn.score.report import (
+    OUTPUT_SUFFIXES,
+    Scored,
+    summary,
+    write_csv,
+    write_json,
+    write_parquet,
+    write_scored,
+)
+from forewarn.score.run import ScoreOptions, missing_rule_fields, score_device
 
 __all__ = [
+    "OUTPUT_SUFFIXES",
+    "PLOT_SUFFIXES",
     "ReadOptions",
     "ScoreError",
     "ScoreOptions",
     "Scored",
+    "check_outputs",
     "input_files",
     "load_detector_config",
+    "output_for",
     "score_file",
     "score_telemetry",
     "summary",
     "write_csv",
     "write_json",
+    "write_parquet",
+    "write_scored",
 ]
 
 #: files of a folder that ``forewarn score`` reads
@@ -74,6 +88,44 @@ def input_files(path: Path) -> list[Path]:
     if not path.exists():
         raise ScoreError(f"{path}: no such file or folder")
     return [path]
+
+
+#: picture formats of ``--plot`` (no suffix: PNG)
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def output_for(path: Path, out: Path, folder: bool) -> Path:
+    """Where the scored rows of input ``path`` go: ``out``, or ``out/<name>.csv`` for a folder."""
+    return out / f"{path.stem}.csv" if folder else out
+
+
+def check_outputs(inputs: list[Path], out: Path, folder: bool, plot: Path | None = None,
+                  json_path: Path | None = None) -> None:
+    """Refuse, before anything is read or written, an output that would overwrite an input
+    and an output suffix that cannot be written.
+
+    >>> try:
+    ...     check_outputs([Path("pump.csv")], Path("./pump.csv"), folder=False)
+    ... except ScoreError as exc:
+    ...     print(exc)
+    --out pump.csv is the input file pump.csv: it would be overwritten (choose another name)
+    """
+    if not folder and out.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise ScoreError(f"--out {out}: cannot write {out.suffix or 'a file without a suffix'}"
+                         f": use {', '.join(OUTPUT_SUFFIXES)}")
+    if plot is not None and plot.suffix.lower() not in ("", *PLOT_SUFFIXES):
+        raise ScoreError(f"--plot {plot}: cannot draw {plot.suffix}: use "
+                         f"{', '.join(PLOT_SUFFIXES)}")
+    sources = {path.resolve(): path for path in inputs}
+    written = [("--out", output_for(path, out, folder)) for path in inputs]
+    written += [(option, path) for option, path in (("--plot", plot), ("--json", json_path))
+                if path is not None]
+    for option, path in written:
+        source = sources.get(path.resolve())
+        if source is not None:
+            shown = out if option == "--out" else path
+            raise ScoreError(f"{option} {shown} is the input file {source}: it would be "
+                             "overwritten (choose another name)")
 
 
 def load_detector_config(path: Path | None) -> DetectorConfig:
@@ -116,7 +168,10 @@ def score_telemetry(telemetry: Telemetry, options: ScoreOptions) -> Scored:
     """Score every device of a read file."""
     started = time.perf_counter()
     results = [score_device(series, telemetry.fields, options) for series in telemetry.devices]
-    return Scored(telemetry, results, time.perf_counter() - started)
+    missing = (missing_rule_fields(options.rules, options.product, telemetry.fields)
+               if options.rules is not None else None)
+    return Scored(telemetry, results, time.perf_counter() - started,
+                  [missing] if missing else [])
 
 
 def score_file(path: Path, read: ReadOptions, options: ScoreOptions) -> Scored:

@@ -14,7 +14,8 @@ from numpy.typing import NDArray
 
 from forewarn.score.errors import ScoreError
 from forewarn.score.read import DeviceSeries
-from forewarn.score.run import DeviceResult
+from forewarn.score.run import GENERIC_LEVEL, DeviceResult
+from forewarn.text import plural
 
 __all__ = ["plot_device"]
 
@@ -75,7 +76,7 @@ def plot_device(series: DeviceSeries, result: DeviceResult, fields: tuple[str, .
     bt, _, hi = _envelope(series.t, result.anomaly_score.astype(np.float64))
     bx = bt.astype("datetime64[s]") if epoch else bt
     score_ax.fill_between(bx, 0.0, hi, color="tab:orange", lw=0.0, step="post")
-    score_ax.axhline(0.85, color="grey", lw=0.6, ls="--")
+    score_ax.axhline(GENERIC_LEVEL, color="grey", lw=0.6, ls="--")
     score_ax.set_ylim(0.0, 1.02)
     score_ax.set_ylabel("anomaly\nscore", rotation=0, ha="right", va="center", fontsize=8)
     score_ax.tick_params(labelsize=7)
@@ -88,7 +89,7 @@ def plot_device(series: DeviceSeries, result: DeviceResult, fields: tuple[str, .
     onsets = x[result.onset]
     score_ax.plot(onsets, np.full(onsets.shape[0], 0.98), "v", color="red", ms=6)
     extra = f" (first {len(shown)} of {len(fields)} fields)" if len(shown) < len(fields) else ""
-    panels[0].set_title(f"{title}{extra}: {len(result.episodes)} alarm episodes (red), "
+    panels[0].set_title(f"{title}{extra}: {plural(len(result.episodes), 'alarm episode')} (red), "
                         "warm-up grey, onsets ▼", fontsize=10, loc="left")
     fig.tight_layout()
     try:

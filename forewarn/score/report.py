@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,19 @@ import numpy as np
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.csv as pa_csv  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 
 from forewarn.score.errors import ScoreError
-from forewarn.score.read import Telemetry
+from forewarn.score.read import PARQUET_SUFFIXES, Telemetry
 from forewarn.score.run import DeviceResult
 
-__all__ = ["Scored", "summary", "write_csv", "write_json"]
+__all__ = ["CSV_SUFFIXES", "OUTPUT_SUFFIXES", "Scored", "summary", "write_csv", "write_json",
+           "write_parquet", "write_scored"]
+
+#: output suffixes written as CSV; read.PARQUET_SUFFIXES are written as Parquet
+CSV_SUFFIXES = (".csv", ".txt")
+OUTPUT_SUFFIXES = (*CSV_SUFFIXES, *PARQUET_SUFFIXES)
 
 _CSV_SPECIAL = re.compile(r'[,"\r\n]')
 
@@ -36,6 +42,8 @@ class Scored:
     telemetry: Telemetry
     results: list[DeviceResult]
     seconds: float
+    #: warnings about the whole file (not one device)
+    warnings: list[str] = field(default_factory=list)
 
     def column(self, name: str) -> NDArray[Any]:
         """``anomaly_score``, ``alarm``, ``onset`` or ``blame`` per row in file order."""
@@ -79,8 +87,8 @@ def _header_safe(names: list[str]) -> list[str]:
     return out
 
 
-def write_csv(scored: Scored, path: Path, per_field: bool = False) -> None:
-    """Write the scored rows to ``path`` (a CSV, comma-separated)."""
+def _table(scored: Scored, per_field: bool) -> Any:
+    """The scored rows as an Arrow table (the columns of the module doc)."""
     tele = scored.telemetry
     names: list[str] = []
     columns: list[Any] = []
@@ -102,7 +110,12 @@ def write_csv(scored: Scored, path: Path, per_field: bool = False) -> None:
         for j, name in enumerate(tele.fields):
             names.append(f"score_{name}")
             columns.append(pa.array(levels[:, j]))
-    table = pa.Table.from_arrays(columns, names=_header_safe(names))
+    return pa.Table.from_arrays(columns, names=_header_safe(names))
+
+
+def write_csv(scored: Scored, path: Path, per_field: bool = False) -> None:
+    """Write the scored rows to ``path`` (a CSV, comma-separated)."""
+    table = _table(scored, per_field)
     # Arrow quotes every string when asked for "needed": plain stamps and names stay bare
     plain = all(_plain(table.column(i)) for i in range(table.num_columns))
     try:
@@ -113,6 +126,28 @@ def write_csv(scored: Scored, path: Path, per_field: bool = False) -> None:
                 include_header=False, quoting_style="none" if plain else "needed"))
     except (OSError, pa.ArrowException) as exc:
         raise ScoreError(f"{path}: cannot write: {exc}") from exc
+
+
+def write_parquet(scored: Scored, path: Path, per_field: bool = False) -> None:
+    """Write the scored rows to ``path`` as Parquet (the same columns as the CSV)."""
+    table = _table(scored, per_field)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, path)
+    except (OSError, pa.ArrowException) as exc:
+        raise ScoreError(f"{path}: cannot write: {exc}") from exc
+
+
+def write_scored(scored: Scored, path: Path, per_field: bool = False) -> None:
+    """Write the scored rows as Parquet (``.parquet``, ``.pq``) or CSV (``.csv``, ``.txt``)."""
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        write_parquet(scored, path, per_field)
+    elif suffix in CSV_SUFFIXES:
+        write_csv(scored, path, per_field)
+    else:
+        raise ScoreError(f"{path}: cannot write {suffix or 'a file without a suffix'}: "
+                         f"use {', '.join(OUTPUT_SUFFIXES)}")
 
 
 def _time_label(tele: Telemetry, row: int) -> Any:
@@ -156,6 +191,7 @@ def summary(scored: Scored) -> dict[str, Any]:
         "labels_not_scored": list(tele.labels),
         "warnings": [*(f"column {name!r} looks like a label: not scored (name it in --fields "
                        "to score it)" for name in tele.labels),
+                     *scored.warnings,
                      *(w for r in scored.results for w in r.warnings)],
     }
 

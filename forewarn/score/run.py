@@ -50,12 +50,14 @@ from rules.timeparse import parse_duration
 
 __all__ = [
     "DEFAULT_HOLD_ROWS",
+    "GENERIC_LEVEL",
     "SHORT_FILE_WARMUPS",
     "STUCK_HOLDS",
     "DeviceResult",
     "Episode",
     "ScoreOptions",
     "default_rules",
+    "missing_rule_fields",
     "rows_or_seconds",
     "score_device",
 ]
@@ -138,8 +140,13 @@ def rows_or_seconds(text: str, what: str) -> tuple[Literal["rows", "seconds"], f
                          "1d)") from None
 
 
+#: the level the generic rule alarms at (a little above core's event threshold: a file scored
+#: without product rules wants fewer, surer alarms)
+GENERIC_LEVEL = 0.85
+
+
 def default_rules(hold_s: float) -> tuple[Rule, ...]:
-    """The generic rules: any field's level at least 0.85 for ``hold_s`` (clear below 0.5),
+    """The generic rules: any field's level at least GENERIC_LEVEL for ``hold_s`` (clear below 0.5),
     and a sensor that got stuck (alarm for three hold times after the stuck detector fires).
 
     >>> [(r.name, r.for_s) for r in default_rules(600.0)]
@@ -148,7 +155,7 @@ def default_rules(hold_s: float) -> tuple[Rule, ...]:
     return (
         Rule.model_validate({
             "name": "anomaly", "description": "any field anomalous for the hold time",
-            "score_at_least": 0.85, "for": hold_s, "resolve_after": hold_s,
+            "score_at_least": GENERIC_LEVEL, "for": hold_s, "resolve_after": hold_s,
             "clear": Condition(not_=Condition(score=ScoreTest(at_least=0.5))),
         }),
         # a stuck reading is a finding of a rule detector, not part of the level
@@ -158,6 +165,30 @@ def default_rules(hold_s: float) -> tuple[Rule, ...]:
             "for": 0.0, "resolve_after": 0.0,
         }),
     )
+
+
+def missing_rule_fields(rules: tuple[Rule, ...], product: str,
+                        fields: tuple[str, ...]) -> str | None:
+    """A warning when rules for ``product`` name fields of which the file has none.
+
+    >>> rule = Rule.model_validate({"name": "hot", "product": "heat_pump", "for": 0,
+    ...                             "fields": ["discharge_temp"], "score_at_least": 0.9})
+    >>> print(missing_rule_fields((rule,), "heat_pump", ("flow", "power")))  # doctest: +ELLIPSIS
+    rule hot names a field this file does not have (discharge_temp; ...): it cannot fire
+    >>> missing_rule_fields((rule,), "heat_pump", ("discharge_temp",)) is None
+    True
+    """
+    blind = [r for r in rules if (r.product is None or r.product == product)
+             and r.fields and not set(r.fields) & set(fields)]
+    if not blind:
+        return None
+    missing = sorted({f for r in blind for f in r.fields or ()})
+    names = ", ".join(r.name for r in blind)
+    return (f"{'rule' if len(blind) == 1 else 'rules'} {names} "
+            f"name{'s' if len(blind) == 1 else ''} {'fields' if len(missing) > 1 else 'a field'} "
+            "this file does not have "
+            f"({', '.join(missing)}; the file has {', '.join(fields) or 'none'}): "
+            f"{'it' if len(blind) == 1 else 'they'} cannot fire")
 
 
 class _Discard:

@@ -7,6 +7,8 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -41,7 +43,7 @@ def test_run_direct_dead_letters_poison_and_keeps_ingesting(
         broker=BrokerSettings(embedded=False),
         mqtt=MqttConfig(port=mosquitto.port, client_id=f"core-{unique_tenant}",
                         subscription=telemetry_subscription(unique_tenant)),
-        core=CoreSettings(tick_interval_s=3600.0, limits_file=None),
+        core=CoreSettings(tick_interval_s=3600.0, limits_file=None, state_dir=tmp_path / "state"),
         store=StoreConfig(path=tmp_path / "telemetry.sqlite"),
         cases=CasesSettings(url=cases_url, rules_file=ROOT / "config/rules/heat_pump.yaml",
                             notices_jsonl=tmp_path / "notices.jsonl"),
@@ -96,3 +98,32 @@ def _counts(url: str) -> dict[str, int]:
         return DeadLetterStore(engine).counts()
     finally:
         engine.dispose()
+
+
+def test_forewarn_core_exits_non_zero_when_its_ingest_task_dies(
+        mosquitto: Mosquitto, unique_tenant: str, tmp_path: Path) -> None:
+    """A subscription the broker's client refuses ends the ingest loop: the process must say so
+    and exit 1 (systemd restarts it) instead of staying up and ingesting nothing."""
+    config = tmp_path / "forewarn.toml"
+    config.write_text(f"""
+[broker]
+embedded = false
+[mqtt]
+port = {mosquitto.port}
+client_id = "core-{unique_tenant}"
+subscription = "forewarn/v1/#/{unique_tenant}"
+[core]
+state_dir = "{tmp_path / 'state'}"
+tick_interval_s = 3600.0
+[store]
+path = "{tmp_path / 'telemetry.sqlite'}"
+[cases]
+url = "sqlite:///{tmp_path / 'cases.sqlite'}"
+rules_file = "{ROOT / 'config/rules/heat_pump.yaml'}"
+notices_jsonl = "{tmp_path / 'notices.jsonl'}"
+""")
+    done = subprocess.run([sys.executable, "-m", "forewarn.cli", "--config", str(config), "core"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "core's ingest task stopped" in done.stderr

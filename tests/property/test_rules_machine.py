@@ -12,7 +12,6 @@ silence comes and goes, and the pipeline restarts from its database. Whatever th
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 import numpy as np
@@ -81,7 +80,7 @@ class AlarmsAndCases(RuleBasedStateMachine):
         scores = np.array([[0.95 if h else 0.1] for h in high])
         batch = ScoredBatch("acme", device, "heat_pump", ("a",), t, np.ones_like(scores), scores)
         self.now = float(t[-1])
-        asyncio.run(self.pipeline.handle(batch))
+        self.pipeline.handle(batch)
         self.samples[device].extend(zip(t.tolist(), high, strict=True))
         if self.silenced and device == "d2":
             assert self._opening_notices(device) == before, "a silenced device was notified"
@@ -89,7 +88,7 @@ class AlarmsAndCases(RuleBasedStateMachine):
     @rule(minutes=st.integers(1, 10))
     def time_passes(self, minutes: int) -> None:
         self.now += minutes * 60.0
-        asyncio.run(self.pipeline.tick(self.now))
+        self.pipeline.tick(self.now)
 
     @rule()
     def toggle_silence(self) -> None:
@@ -98,7 +97,7 @@ class AlarmsAndCases(RuleBasedStateMachine):
             self.pipeline.silencer.add(SILENCE)
             return
         self.pipeline.silencer.windows.remove(SILENCE)
-        asyncio.run(self.pipeline.tick(self.now))
+        self.pipeline.tick(self.now)
         # what the silence held back and still fires has its case now (restarts included)
         if self.pipeline.evaluator.status("hot", "acme", "d2") == "firing":
             assert any(c.device_id == "d2" and c.status != "resolved"

@@ -4,7 +4,6 @@ auto-resolve and reopen, restarts and rule edits, and the customer's language.""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -89,7 +88,7 @@ def feed(pipeline: RulesPipeline, clock: Clock, device: str, scores: list[float]
     t = t0 + np.arange(n, dtype=np.float64) * 60.0
     batch = ScoredBatch("acme", device, "heat_pump", ("a", "b"), t, v, s)
     clock.now = float(batch.t[-1])
-    asyncio.run(pipeline.handle(batch))
+    pipeline.handle(batch)
 
 
 def notices(engine: Engine, audience: str | None = None) -> list[NoticeRow]:
@@ -146,7 +145,7 @@ def test_offline_device_inhibits_its_sensor_rules(engine: Engine) -> None:
     clock = Clock()
     pipe = make_pipeline(engine, clock)
     feed(pipe, clock, "hp-1", [0.1])
-    asyncio.run(pipe.tick(clock.now + 3600.0))
+    pipe.tick(clock.now + 3600.0)
     [offline] = pipe.casebook.cases()
     assert offline.rule == "offline" and "no data" in offline.summary
     assert [n.audience for n in notices(engine)] == ["team"]  # offline: no customer notice
@@ -224,10 +223,10 @@ def test_escalation_unless_acknowledged(engine: Engine) -> None:
     feed(pipe, clock, "hp-2", [0.9])
     first, second = pipe.casebook.cases()
     assert pipe.casebook.acknowledge(second.id, by="lee")
-    asyncio.run(pipe.tick(clock.now + 1700.0))
+    pipe.tick(clock.now + 1700.0)
     assert pipe.stats.escalated == 0
-    asyncio.run(pipe.tick(clock.now + 3700.0))
-    asyncio.run(pipe.tick(clock.now + 7200.0))  # once
+    pipe.tick(clock.now + 3700.0)
+    pipe.tick(clock.now + 7200.0)  # once
     escalated, acknowledged = pipe.casebook.case(first.id), pipe.casebook.case(second.id)
     assert escalated is not None and escalated.severity == "critical"
     assert acknowledged is not None and acknowledged.escalated_at is None

@@ -170,3 +170,20 @@ def test_a_service_task_that_dies_ends_the_service_with_code_1(
     caplog.clear()
     assert asyncio.run(scenario(crash=False)) == 0
     assert not caplog.records
+
+
+def test_the_case_database_migrations_leave_the_dead_letter_tables_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """core keeps its tables in the case database: autogenerate must not drop them."""
+    from alembic import command
+    from alembic.config import Config
+
+    from rules.db import connect
+
+    url = f"sqlite:///{tmp_path / 'cases.sqlite'}"
+    engine = connect(url)
+    DeadLetterStore(engine)
+    engine.dispose()
+    monkeypatch.setenv("FOREWARN_CASES__URL", url)
+    ini = Path(__file__).resolve().parents[2] / "rules" / "migrations" / "alembic.ini"
+    command.check(Config(str(ini)))  # raises when it would write a migration

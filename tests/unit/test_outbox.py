@@ -158,7 +158,7 @@ def test_outbox_list_and_retry_command(engine: Engine, capsys: pytest.CaptureFix
 
     args = parser.parse_args(["outbox", "--db", url, "retry"])
     assert args.func(args) == 0
-    assert "1 dead notice(s) back in line" in capsys.readouterr().out
+    assert "1 dead notice back in line" in capsys.readouterr().out
     assert outbox.counts() == {"pending": 1, "sent": 1}
     asyncio.run(Outbox(engine, {"test": Channel()}, clock=clock).dispatch_once())
     assert outbox.counts() == {"sent": 2}

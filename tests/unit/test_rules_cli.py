@@ -37,7 +37,6 @@ def test_show_lists_rules_and_windows(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_silence_set_from_the_command_line_reaches_the_pipeline(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import asyncio
     import time
 
     import numpy as np
@@ -60,9 +59,9 @@ def test_silence_set_from_the_command_line_reaches_the_pipeline(
                                  CaseBook(engine, "terminal", time.time))
         now = time.time()
         for device in ("hp-1", "hp-2"):
-            asyncio.run(pipeline.handle(ScoredBatch(
+            pipeline.handle(ScoredBatch(
                 "acme", device, "heat_pump", ("a",), np.array([now]), np.ones((1, 1)),
-                np.array([[0.9]]))))
+                np.array([[0.9]])))
         assert [c.device_id for c in pipeline.casebook.cases()] == ["hp-2"]
         assert pipeline.suppressed == [("r", "hp-1", "silence storm")]
     finally:

@@ -14,6 +14,7 @@ from core.detect.ensemble import Ensemble
 from core.detect.series import SeriesRegistry
 from core.pipeline import CorePipeline
 from core.store.embedded import EmbeddedStore
+from forewarn.metrics import ForewarnMetrics
 
 TOPIC = "forewarn/v1/acme/hp-1/telemetry"
 
@@ -41,6 +42,11 @@ def test_a_device_inventing_boots_and_fields_stays_bounded(detector: str) -> Non
     assert capacity <= 1024  # the detector's arrays never grew past their first allocation
     # the series that stayed kept its slot and its learning
     assert pipe.series.slots("acme", "hp-1", ("steady",)).tolist() == [1]
+    metrics = ForewarnMetrics()
+    metrics.attach_pipeline(pipe)
+    text = metrics.exposition().decode()
+    assert f'forewarn_state_evicted_total{{kind="series"}} {n + 1 - 64}.0' in text
+    assert f'forewarn_state_evicted_total{{kind="boot"}} {n - 4}.0' in text
 
 
 def test_a_reused_slot_starts_as_a_new_series() -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import signal
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +28,9 @@ def numbered(seq: int, n: int = 3) -> ScoredBatch:
                           f"onset {seq}", time_to_limit_s=None if seq % 2 else 60.0)
     return ScoredBatch("acme", "hp-1", "heat_pump", ("a", "b"), t, values, values / 100,
                        (onset,))
+
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class FlakyStore(NullStore):
@@ -185,35 +193,79 @@ def test_the_spool_survives_a_restart(tmp_path: Path) -> None:
     with buffered(inner, tmp_path, clock) as restarted:
         assert restarted.stats()["pending_batches"] == 4
         assert restarted.flush() and inner.received == [0, 1, 2, 3]
-    assert len(list((tmp_path / "spool").glob("*.seg"))) == 0
+    with Spool(tmp_path / "spool", max_bytes=1 << 20) as spool:
+        assert len(spool) == 0 and spool.nbytes == 0
 
 
-def test_a_torn_tail_loses_only_the_torn_record(tmp_path: Path) -> None:
-    with Spool(tmp_path, max_bytes=1 << 20) as spool:
-        for seq in range(3):
-            spool.append(numbered(seq))
-    (segment,) = tmp_path.glob("*.seg")
-    segment.write_bytes(segment.read_bytes()[:-7])  # a crash in the middle of the last append
-    with Spool(tmp_path, max_bytes=1 << 20) as spool:
-        assert spool.damaged == 1
-        assert [int(b.values[0, 0]) for b in spool.peek(10)] == [0, 1]
-        spool.append(numbered(3))  # goes to a fresh segment, after the damage
-        assert [int(b.values[0, 0]) for b in spool.peek(10)] == [0, 1, 3]
+_APPENDER = """
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from core.events import ScoredBatch
+from core.store.spool import Spool
+
+spool = Spool(Path(sys.argv[1]), max_bytes=1 << 30)
+seq = 0
+while True:
+    values = np.full((200, 1), float(seq))
+    assert spool.append(ScoredBatch("acme", "hp-1", "heat_pump", ("a",),
+                                    np.arange(200, dtype=np.float64), values, values))
+    print(seq, flush=True)  # returned: the append is committed
+    seq += 1
+"""
+
+
+def test_a_kill_mid_append_loses_no_append_that_returned(tmp_path: Path) -> None:
+    # a process appending as fast as it can is killed (SIGKILL) at a random moment, mostly in
+    # the middle of an append: every append that returned is there, whole and in order
+    child = subprocess.Popen([sys.executable, "-c", _APPENDER, str(tmp_path)],
+                             stdout=subprocess.PIPE, text=True, cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert child.stdout is not None
+    returned = -1
+    for line in child.stdout:
+        returned = int(line)
+        if returned >= 300:
+            break
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+    with Spool(tmp_path, max_bytes=1 << 30) as spool:
+        kept = [int(b.values[0, 0]) for b in spool.peek(100_000)]
+        assert spool.damaged == 0
+    # the appends after the last line read may have committed too, never a gap or a torn one
+    assert kept == list(range(len(kept))) and len(kept) > returned
 
 
 def test_replay_resumes_where_it_stopped_after_a_restart(tmp_path: Path) -> None:
-    with Spool(tmp_path, max_bytes=1 << 20, segment_bytes=1) as spool:  # a segment per record
+    with Spool(tmp_path, max_bytes=1 << 20) as spool:
         for seq in range(5):
             spool.append(numbered(seq))
         spool.pop(2)
-        assert len(list(tmp_path.glob("*.seg"))) == 3
     with Spool(tmp_path, max_bytes=1 << 20) as spool:
         assert [int(b.values[0, 0]) for b in spool.peek(10)] == [2, 3, 4]
+        assert spool.n_samples == 3 * 3 and len(spool) == 3
+
+
+def test_a_spool_of_segment_files_from_an_older_forewarn_is_imported(tmp_path: Path) -> None:
+    # the layout before SQLite: records back to back in NNN.seg, a cursor at the first pending
+    records = [encode_record(numbered(seq)) for seq in range(4)]
+    (tmp_path / "000000000001.seg").write_bytes(b"".join(records[:2]))
+    (tmp_path / "000000000002.seg").write_bytes(records[2] + records[3][:-7])  # torn tail
+    (tmp_path / "cursor.json").write_text(
+        json.dumps({"segment": 1, "offset": len(records[0])}))
+    with Spool(tmp_path, max_bytes=1 << 20) as spool:
+        assert [int(b.values[0, 0]) for b in spool.peek(10)] == [1, 2]
+        assert spool.damaged == 1
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("spool.sqlite")) == []
+    with Spool(tmp_path, max_bytes=1 << 20) as spool:  # imported once
+        assert len(spool) == 2
 
 
 def test_a_spool_emptied_then_reopened_keeps_what_comes_next(tmp_path: Path) -> None:
-    # found by tests/property/test_store_buffered.py: new segments were numbered below the
-    # cursor of the emptied spool, and the start after that deleted them
+    # found by tests/property/test_store_buffered.py when the spool was segment files
     with Spool(tmp_path, max_bytes=1 << 20) as spool:
         spool.append(numbered(0))
         spool.pop(1)

@@ -70,7 +70,7 @@ async def _simulate(store: EmbeddedStore, engine: Engine, out: Path) -> float:
             clock.now = delivery.arrival
             scored = core.process(delivery.tenant, delivery.to_batch(validate=False))
             if scored is not None:
-                await rules.handle(scored)
+                rules.handle(scored)
             case = _open_case(engine, tenant)
             if case is not None and clock.now >= case.opened_at + AFTER_OPEN_S:
                 break

@@ -32,11 +32,14 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[3]
 
-_RULES = """\
+#: the rule's no_data window and the workers' tick interval, in seconds
+_NO_DATA_S = 3.0
+_TICK_S = 0.5
+_RULES = f"""\
 rules:
   - name: device_silent
     product: heat_pump
-    no_data: 3s
+    no_data: {_NO_DATA_S:g}s
     severity: info
     notify_customer: false
 """
@@ -118,6 +121,15 @@ def _state(db: Path, device_id: str) -> str | None:
         conn.close()
 
 
+async def _holds(check: Callable[[], bool], until: float, what: str) -> None:
+    """Poll ``check`` until the monotonic time ``until``; fail at the first time it is false."""
+    while True:
+        assert check(), what
+        if time.monotonic() >= until:
+            return
+        await asyncio.sleep(0.2)
+
+
 async def _wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
@@ -141,7 +153,7 @@ def test_worker_opens_one_no_data_case_for_a_device_that_stops(
         f'[store]\npath = "{tmp_path / "telemetry.sqlite"}"\n'
         f'[cases]\nurl = "sqlite:///{cases_db}"\nrules_file = "{rules}"\n'
         f'notices_jsonl = "{tmp_path / "notices.jsonl"}"\n'
-        "[core]\ntick_interval_s = 0.5\n"
+        f"[core]\ntick_interval_s = {_TICK_S}\n"
         f'[nats]\nurl = "{cfg.url}"\nstream = "{cfg.stream}"\n'
         f'ingress_subject = "{cfg.ingress_subject}"\npartition_prefix = "{cfg.partition_prefix}"\n'
         f'snapshot_bucket = "{cfg.snapshot_bucket}"\npartitions = 4\nfetch_batch = 8\n'
@@ -198,9 +210,13 @@ def test_worker_opens_one_no_data_case_for_a_device_that_stops(
                 workers["b"].send_signal(signal.SIGKILL)
                 await workers["b"].wait()
                 workers["b"] = await start("b")
+                b_ready = time.monotonic()
                 await _wait_for(lambda: bool(_cases(cases_db)), 60, "the silent device's case")
-                await asyncio.sleep(3.0 + 2.0)  # past no_data again: nobody else goes silent
-                assert _cases(cases_db) == [(quiet, "device_silent")]
+                # until the restarted b has ticked past a whole no_data window (and two ticks
+                # more), only the quiet device goes silent: b judges none of a's devices
+                await _holds(lambda: _cases(cases_db) == [(quiet, "device_silent")],
+                             b_ready + _NO_DATA_S + 2 * _TICK_S + 1.0,
+                             "only the quiet device has a case")
 
                 # a crashes after opening the case but before saving the alarm state: the
                 # state in the database is still "normal", the restarted a fires again

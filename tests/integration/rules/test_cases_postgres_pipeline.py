@@ -3,7 +3,6 @@ case opened once, resolved, reopened; silences stored for every process."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 import numpy as np
@@ -40,12 +39,12 @@ def test_pipeline_restarts_on_postgres(postgres_url: str) -> None:
             return RulesPipeline(RULES, CaseBook(engine, "terminal", lambda: now[0]))
 
         first = pipeline()
-        asyncio.run(first.handle(batch("hp-1", 0.0, [0.9, 0.9])))
+        first.handle(batch("hp-1", 0.0, [0.9, 0.9]))
         assert first.stats.opened == 1
         second = pipeline()  # a restart: the firing alarm is read back, not replayed
         assert second.evaluator.status("hot", "acme", "hp-1") == "firing"
-        asyncio.run(second.handle(batch("hp-1", 120.0, [0.9, 0.1, 0.1, 0.1])))
-        asyncio.run(second.handle(batch("hp-1", 600.0, [0.9, 0.9])))
+        second.handle(batch("hp-1", 120.0, [0.9, 0.1, 0.1, 0.1]))
+        second.handle(batch("hp-1", 600.0, [0.9, 0.9]))
         assert (second.stats.opened, second.stats.resolved, second.stats.reopened) == (0, 1, 1)
         [case] = second.casebook.cases()
         assert (case.status, case.reopened) == ("open", 1)
@@ -55,7 +54,7 @@ def test_pipeline_restarts_on_postgres(postgres_url: str) -> None:
             start=datetime(1970, 1, 1, tzinfo=UTC), end=datetime(2100, 1, 1, tzinfo=UTC)),
             by="lee", now=0.0)
         third = pipeline()
-        asyncio.run(third.handle(batch("hp-2", 0.0, [0.9, 0.9])))
+        third.handle(batch("hp-2", 0.0, [0.9, 0.9]))
         assert (third.stats.opened, third.stats.silenced) == (0, 1)
     finally:
         engine.dispose()

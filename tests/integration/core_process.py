@@ -1,0 +1,165 @@
+"""``forewarn core`` (direct MQTT engine) as a subprocess, for the tests that kill and scrape it.
+
+    core = CoreProcess(tmp_path, broker, tenant, extra_core="metrics_port = 9300\\n")
+    core.create_session()          # telemetry waits for core from now on, even before it runs
+    core.start()
+    wait_for(lambda: ..., 60, "what", core)
+    core.stop()                    # SIGTERM; returns the exit code
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from prometheus_client.parser import text_string_to_metric_families
+
+from core.store.embedded import EmbeddedStore
+from tests.integration.nats.fleet import SINGLE_SERIES_DETECTOR_TOML
+from tests.servers.mosquitto import Mosquitto
+
+__all__ = ["CoreProcess", "scrape", "wait_for"]
+
+_ROOT = Path(__file__).resolve().parents[2]
+RULES = """\
+rules:
+  - name: level_jump
+    product: heat_pump
+    score_at_least: 0.5
+    for: 0s
+    severity: warning
+    notify_customer: true
+"""
+
+
+class CoreProcess:
+    """One configuration of ``forewarn core`` in ``workdir``; each start is a new process."""
+
+    def __init__(self, workdir: Path, broker: Mosquitto, tenant: str,
+                 extra_core: str = "") -> None:
+        self.workdir = workdir
+        self.broker = broker
+        self.tenant = tenant
+        self.client_id = f"core-{uuid.uuid4().hex[:8]}"
+        self.subscription = f"forewarn/v1/{tenant}/+/telemetry"
+        self.store_db = workdir / "telemetry.sqlite"
+        self.cases_db = workdir / "cases.sqlite"
+        self.state_dir = workdir / "state"
+        self.notices = workdir / "notices.jsonl"
+        self.config = workdir / "forewarn.toml"
+        (workdir / "rules.yaml").write_text(RULES)
+        self.config.write_text(
+            f'tenant = "{tenant}"\n'
+            "[broker]\nembedded = false\n"
+            f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+            f'client_id = "{self.client_id}"\nsubscription = "{self.subscription}"\n'
+            f'[core]\nstate_dir = "{self.state_dir}"\n'
+            f'limits_file = ""\n{extra_core}'
+            f'[store]\npath = "{self.store_db}"\n'
+            f'[cases]\nurl = "sqlite:///{self.cases_db}"\n'
+            f'rules_file = "{workdir / "rules.yaml"}"\nnotices_jsonl = "{self.notices}"\n'
+            + SINGLE_SERIES_DETECTOR_TOML)
+        self.logs: list[Path] = []
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def create_session(self) -> None:
+        """Open core's persistent session as core would, so telemetry waits for it."""
+        client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
+                             client_id=self.client_id, protocol=mqtt.MQTTv5)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 3600
+        subscribed = threading.Event()
+        client.on_subscribe = lambda *_args: subscribed.set()
+        client.connect(self.broker.host, self.broker.port, clean_start=False, properties=props)
+        client.loop_start()
+        try:
+            client.subscribe(self.subscription, qos=1)
+            assert subscribed.wait(10.0), "mosquitto did not acknowledge the subscription"
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    def start(self) -> None:
+        """Start ``forewarn -v --config FILE core``; its output goes to a log of its own."""
+        log = self.workdir / f"core-{len(self.logs)}.log"
+        self.logs.append(log)
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "forewarn.cli", "-v", "--config", str(self.config),
+                 "core"], cwd=self.workdir, env={**os.environ, "PYTHONPATH": str(_ROOT)},
+                stdout=out, stderr=subprocess.STDOUT)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of the current process's output."""
+        return self.logs[-1].read_text()[-chars:] if self.logs else ""
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM; the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout_s)
+
+    def close(self) -> None:
+        """Kill a process still running (a failed test)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stored(self) -> int:
+        """Samples of the tenant in core's store."""
+        if not self.store_db.exists():
+            return 0
+        store = EmbeddedStore(self.store_db)
+        try:
+            return store.count_samples(self.tenant)
+        finally:
+            store.close()
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str,
+             core: CoreProcess | None = None) -> None:
+    """Poll ``predicate`` until true; fail with core's log if it exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        process = core.process if core is not None else None
+        tail = core.log_tail() if core is not None else ""
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"core exited ({process.returncode}) waiting for {what}:\n"
+                                 f"{tail}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}\n{tail}")
+        time.sleep(0.2)
+
+
+def scrape(port: int) -> dict[str, float] | None:
+    """Every sample as ``name{labels}`` → value; None while nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    except (urllib.error.URLError, ConnectionError):
+        return None
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples

@@ -1,0 +1,73 @@
+"""Core acknowledges a QoS 1 message only when it is done with it, so a crash loses nothing.
+
+The first consumer takes one message and stops before asking for the next (as a process
+killed while storing it would); the broker must deliver that message again to the next
+connection of core's persistent session. Acknowledging on receipt (aiomqtt's default) fails
+this: the broker forgets the message as soon as the client has it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from core.config import MqttConfig
+from core.ingest import Ingestor
+from tests.servers.mosquitto import Mosquitto
+
+pytestmark = pytest.mark.integration
+
+
+def _publish(broker: Mosquitto, topic: str, payloads: list[bytes]) -> None:
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
+                         protocol=mqtt.MQTTv311)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, payload, qos=1) for payload in payloads]
+        for info in infos:
+            info.wait_for_publish(10.0)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+async def _take(ingestor: Ingestor, n: int, timeout_s: float = 20.0) -> list[bytes]:
+    """The payloads of the first ``n`` messages; the generator is left without asking for more."""
+    taken: list[bytes] = []
+    messages = ingestor.messages()
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for _topic, payload in messages:
+                taken.append(payload)
+                if len(taken) == n:
+                    break
+    finally:
+        await messages.aclose()
+    return taken
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_a_message_not_finished_is_delivered_again(mosquitto: Mosquitto, unique_tenant: str,
+                                                   protocol: str) -> None:
+    config = MqttConfig(host=mosquitto.host, port=mosquitto.port, protocol=protocol,  # type: ignore[arg-type]
+                        client_id=f"core-{uuid.uuid4().hex[:8]}",
+                        subscription=f"forewarn/v1/{unique_tenant}/+/telemetry")
+    topic = f"forewarn/v1/{unique_tenant}/hp-1/telemetry"
+
+    async def scenario() -> tuple[list[bytes], list[bytes]]:
+        first = Ingestor(config)
+        consumer = asyncio.create_task(_take(first, 1))
+        await asyncio.wait_for(first.connected.wait(), 10.0)
+        await asyncio.to_thread(_publish, mosquitto, topic, [b"one", b"two", b"three"])
+        before = await consumer  # "one" taken, never finished with
+        after = await _take(Ingestor(config), 3)
+        return before, after
+
+    before, after = asyncio.run(scenario())
+    assert before == [b"one"]
+    assert after == [b"one", b"two", b"three"]

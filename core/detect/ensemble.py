@@ -207,7 +207,9 @@ class Ensemble:
         """Score then learn a block; returns fired scores in [0, 1] of shape (n_ticks, k)."""
         s, v_rows = as_block(slots, x)
         tt = None if t is None else np.ascontiguousarray(t, dtype=np.float64)
-        if self._fleet_only and v_rows.size:
+        wide = v_rows.shape[1] > self.config.field_level_max_fields
+        if v_rows.size and (self._fleet_only or (wide and self.config.regression_weight > 0.0)):
+            # no per-field stage runs (a relations-only config, or a device too wide for them)
             return self._update_fleet(s, v_rows, tt)
         # the kernels that walk one series at a time read it contiguous (one transpose per block)
         v = self._buf("x", v_rows.shape, "F")

@@ -46,10 +46,10 @@ _LOG_TINY = math.log(1e-12)
 @numba.njit(cache=True, nogil=True)
 def field_level_update(
     interval: NDArray[np.float64], last_t: NDArray[np.float64], slots: NDArray[np.int64],
-    peak: NDArray[np.float64], age: NDArray[np.int64],
+    peak: NDArray[np.float64], age: NDArray[np.int64], run: NDArray[np.int64],
     lik: NDArray[np.float64], ext: NDArray[np.float64], held: NDArray[np.float64],
     t: NDArray[np.float64], has_t: bool, out: NDArray[np.float64], target: float, weight: float,
-    extreme_weight: float, hold: int,
+    extreme_weight: float, hold: int, confirm: int,
 ) -> None:
     """Levels of ``lik`` (likelihood scores, ticks × fields of one device) into ``out``."""
     n_ticks, k = lik.shape
@@ -75,6 +75,15 @@ def field_level_update(
                     p_star = target * (interval[s] if interval[s] > 0.0 else 60.0) / MONTH_S
                     p = math.exp(min(score, 1.0) * _LOG_TINY) * k
                     lv = weight / (1.0 + c_level * p / p_star)
+                # another stage's level joins the held one once it stayed at the bar for
+                # `confirm` samples (a lone sample past the bar is the tails' noise)
+                h = held[i, j]
+                if math.isfinite(h) and h >= ALARM_LEVEL:
+                    run[s] += 1
+                    if run[s] >= confirm:
+                        lv = max(lv, h)
+                else:
+                    run[s] = 0
                 # one crossing of the calibrated bar is one alarm: the level holds its peak
                 # for `hold` samples, so a rule's duration does not re-test the same evidence
                 if lv >= peak[s] or age[s] >= hold:
@@ -104,10 +113,13 @@ class FieldLevel(SoADetector):
         "last_t": (np.float64, (), 0.0),
         "peak": (np.float64, (), 0.0),
         "age": (np.int64, (), 0),
+        "run": (np.int64, (), 0),
     }
 
     def __init__(self, capacity: int = 1024, target_per_month: float = 0.3,
-                 extreme_weight: float = 1.0, hold: int = 30, weight: float = 1.0) -> None:
+                 extreme_weight: float = 1.0, hold: int = 30, weight: float = 1.0,
+                 confirm: int = 3) -> None:
+        self.confirm = confirm
         self.target = target_per_month
         self.weight = weight
         self.hold = hold
@@ -137,9 +149,11 @@ class FieldLevel(SoADetector):
         other = np.zeros(lik.shape) if held is None else held
         a = self._arrays
         tt = t if t is not None else np.zeros(lik.shape[0])
-        field_level_update(a["interval"], a["last_t"], slots, a["peak"], a["age"], lik, ext,
+        field_level_update(a["interval"], a["last_t"], slots, a["peak"], a["age"], a["run"], lik,
+                           ext,
                            other, tt, t is not None, out, self.target, self.weight,
-                           self.extreme_weight, self.hold)
+                           self.extreme_weight, self.hold,
+                           self.confirm)
 
     def _run(
         self, slots: NDArray[np.int64], x: NDArray[np.float64], t: NDArray[np.float64] | None,
@@ -148,6 +162,8 @@ class FieldLevel(SoADetector):
         ext = self._extreme if self._extreme is not None else np.zeros(x.shape)
         a = self._arrays
         tt = t if t is not None else np.zeros(x.shape[0])
-        field_level_update(a["interval"], a["last_t"], slots, a["peak"], a["age"], x, ext,
+        field_level_update(a["interval"], a["last_t"], slots, a["peak"], a["age"], a["run"], x,
+                           ext,
                            np.zeros(x.shape), tt, t is not None, out, self.target, self.weight,
-                           self.extreme_weight, self.hold)
+                           self.extreme_weight, self.hold,
+                           self.confirm)

@@ -122,7 +122,7 @@ class DetectorConfig(BaseModel):
     subspace_var_frac: float = Field(0.9, gt=0, le=1,
                                      description="variance its principal subspace explains")
     target_false_alarms_per_device_month: float = Field(
-        0.3, gt=0, description="false alarms a healthy device may raise per month: the "
+        0.1, gt=0, description="false alarms a healthy device may raise per month: the "
         "calibrated level reaches 0.85 (the default rules' bar) at this rate")
 
     @classmethod

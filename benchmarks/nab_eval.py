@@ -61,13 +61,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="also score DetectorConfig.nab_reference()")
     parser.add_argument("--half", choices=("tuning", "held_out", "all"), default="all",
                         help="score only the files of this half (default: all, reported per half)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="detector config over the defaults (TOML/JSON, as forewarn score "
+                        "--config): for tuning on --half tuning")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     labels = load_labels(args.data, args.windows)
     profiles = load_profiles(args.windows.resolve().parent.parent / "profiles.json")
     sets = halves(list(labels))
     run = sets[args.half]
-    configs = {"default": DetectorConfig()}
+    from forewarn.score import load_detector_config
+
+    configs = {"default": load_detector_config(args.config)}
     if args.reference:
         configs["nab_reference"] = DetectorConfig.nab_reference()
     report: dict[str, dict[str, dict[str, object]]] = {}

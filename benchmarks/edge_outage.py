@@ -43,7 +43,7 @@ from edge_broker import Mosquitto
 
 from edge.queue import DiskQueue
 from edge.schema import TelemetryBatch, decode_payload
-from forewarn.commands.devices import add_device
+from forewarn.devices.passwords import add_device
 
 __all__ = ["OutageResult", "run_outage"]
 

@@ -19,11 +19,22 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["EVENT_THRESHOLD", "DetectorEvent", "EventSink", "ScoredBatch"]
+__all__ = [
+    "EVENT_THRESHOLD",
+    "AgentEvent",
+    "ConfigReported",
+    "DetectorEvent",
+    "DeviceStatus",
+    "EventSink",
+    "LifecycleEvent",
+    "LifecycleSink",
+    "ScoredBatch",
+]
 
 #: a field whose anomaly score reaches this emits a detector event (the default of
 #: ``[core] event_threshold``; the console marks anomalies on charts from it too)
@@ -73,3 +84,53 @@ class ScoredBatch:
 
 #: Where core sends each scored batch (the rules pipeline, in the application shell's wiring).
 EventSink = Callable[[ScoredBatch], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """A device's agent said it is online, or offline: on purpose (``reason="shutdown"``) or
+    by its last will (``"connection_lost"``, published by the broker). ``ts`` is when the
+    agent wrote it (the arrival time if it did not say)."""
+
+    tenant: str
+    device_id: str
+    state: Literal["online", "offline"]
+    ts: float
+    reason: Literal["shutdown", "connection_lost"] | None = None
+    boot_id: str = ""
+    firmware: str | None = None
+    queue_depth: int = 0
+    dropped_samples: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentEvent:
+    """An alarm or event the device's agent raised itself (its ``/event`` topic)."""
+
+    tenant: str
+    device_id: str
+    kind: str
+    severity: Literal["info", "warning", "alarm"]
+    ts: float
+    boot_id: str = ""
+    seq: int = 0
+    detail: tuple[tuple[str, str | float | int | bool], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigReported:
+    """What a device did with its desired config (its retained ``config/reported``)."""
+
+    tenant: str
+    device_id: str
+    status: Literal["applied", "rejected"]
+    revision: int | None
+    applied: tuple[tuple[str, float | int | None], ...]
+    reason: str | None = None
+    ts: float = 0.0
+
+
+#: one message of a device's lifecycle, as core hands it downstream
+LifecycleEvent = DeviceStatus | AgentEvent | ConfigReported
+#: where core sends lifecycle messages (the rules' device book, in the shell's wiring)
+LifecycleSink = Callable[[LifecycleEvent], Awaitable[None]]

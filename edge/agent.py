@@ -242,8 +242,10 @@ class EdgeAgent:
         return ConfigReport(device_id=self.device_id, status="applied",
                             revision=desired.revision, applied=self.running_config)
 
-    def status(self, state: Literal["online", "offline"]) -> StatusMessage:
-        """The birth (``online``) or last-will (``offline``) message, with the queue's figures."""
+    def status(self, state: Literal["online", "offline"],
+               reason: Literal["shutdown", "connection_lost"] | None = None) -> StatusMessage:
+        """The birth (``online``) or goodbye/last-will (``offline`` with its ``reason``)
+        message, with the queue's figures."""
         stats = self.queue.stats() if self.queue is not None else None
         return StatusMessage(
             device_id=self.device_id, boot_id=self.batcher.boot_id, state=state,
@@ -253,4 +255,5 @@ class EdgeAgent:
             dropped=stats.dropped_records if stats else 0,
             dropped_samples=stats.dropped_samples if stats else 0,
             t=self._clock(),
+            reason=reason if state == "offline" else None,
         )

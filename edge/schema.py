@@ -294,6 +294,9 @@ class StatusMessage(BaseModel):
     dropped_samples: int = Field(default=0, ge=0)
     #: epoch seconds when the agent wrote this message
     t: float | None = Field(default=None, ge=0, le=MAX_TIMESTAMP_S, allow_inf_nan=False)
+    #: why a device is offline: "shutdown" (it said goodbye on purpose, e.g. stopped for
+    #: maintenance) or "connection_lost" (the last will, published by the broker); None online
+    reason: Literal["shutdown", "connection_lost"] | None = None
 
 
 class EventMessage(BaseModel):

@@ -32,7 +32,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -105,6 +105,7 @@ class Uplink:
         window: int = 16,
         backoff: Backoff | None = None,
         client_id: str | None = None,
+        on_state: Callable[[str], None] | None = None,
     ) -> None:
         if agent.queue is None:
             raise ValueError("an Uplink sends a disk queue: build the EdgeAgent with queue=")
@@ -129,6 +130,10 @@ class Uplink:
         self._refusals: dict[int, int] = {}
         self._last_desired: bytes | None = None
         self.last_error: str | None = None
+        #: told one line per change of the connection (connecting, connected, cannot reach,
+        #: lost), for a person watching one agent; a fleet leaves it out
+        self._on_state = on_state
+        self._session_up = False
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -146,7 +151,7 @@ class Uplink:
         client = self._client
         if client is not None and self.connected.is_set():
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
-                await self._publish_status(client, "offline")
+                await self._publish_status(client, "offline", "shutdown")
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -171,13 +176,23 @@ class Uplink:
 
     # --- the connection loop -----------------------------------------------------------------
 
+    @property
+    def address(self) -> str:
+        """``host:port`` of the broker, for messages."""
+        return f"{self.broker.host}:{self.broker.port}"
+
+    def _tell(self, line: str) -> None:
+        if self._on_state is not None:
+            self._on_state(line)
+
     async def _run(self) -> None:
+        self._tell(f"connecting to {self.address} as {self.broker.username or self.client_id}")
         while True:
+            self._session_up = False
             try:
                 await self._session()
             except* aiomqtt.MqttError as group:
                 self.last_error = "; ".join(str(e) for e in group.exceptions)
-                _log.info("%s: connection lost: %s", self.client_id, self.last_error)
             except* PublishError as group:
                 self.last_error = "; ".join(str(e) for e in group.exceptions)
                 self.refusals += 1
@@ -189,7 +204,17 @@ class Uplink:
             self.connected.clear()
             self._client = None
             self.connection_losses += 1
-            await asyncio.sleep(self._backoff.next_delay())
+            delay = self._backoff.next_delay()
+            # one line per attempt: the backoff spaces them, so a dead broker is no flood
+            if self._session_up:
+                line = (f"connection to {self.address} lost: {self.last_error}; "
+                        f"reconnecting in {delay:.1f} s")
+            else:
+                line = (f"cannot reach broker {self.address}: {self.last_error}; "
+                        f"retrying in {delay:.1f} s")
+            _log.debug("%s: %s", self.client_id, line)
+            self._tell(line)
+            await asyncio.sleep(delay)
 
     def _new_client(self) -> aiomqtt.Client:
         broker = self.broker
@@ -197,7 +222,8 @@ class Uplink:
         connect.SessionExpiryInterval = broker.session_expiry_s
         will = aiomqtt.Will(
             status_topic(self.agent.tenant, self.agent.device_id),
-            self.agent.status("offline").model_dump_json().encode(), qos=1, retain=True,
+            self.agent.status("offline", "connection_lost").model_dump_json().encode(),
+            qos=1, retain=True,
         )
         tls = None
         if broker.tls is not None:
@@ -247,9 +273,11 @@ class Uplink:
     async def _session(self) -> None:
         client = self._new_client()
         async with client:
+            self._session_up = True
             self._client = client
             self._backoff.reset()
             self.connects += 1
+            self._tell(f"connected to {self.address}")
             await client.subscribe(config_desired_topic(self.agent.tenant, self.agent.device_id),
                                    qos=1)
             await self._publish_status(client, "online")
@@ -319,8 +347,11 @@ class Uplink:
             if not self._stopping:
                 await self._publish_status(client, "online")
 
-    async def _publish_status(self, client: aiomqtt.Client, state: str) -> None:
-        status = self.agent.status("online" if state == "online" else "offline")
+    async def _publish_status(
+        self, client: aiomqtt.Client, state: str,
+        reason: Literal["shutdown", "connection_lost"] | None = None,
+    ) -> None:
+        status = self.agent.status("online" if state == "online" else "offline", reason)
         await client.publish(status_topic(self.agent.tenant, self.agent.device_id),
                              status.model_dump_json().encode(), qos=1, retain=True,
                              properties=_publish_properties(CONTENT_TYPE_JSON))

@@ -1,4 +1,4 @@
-"""Runs edge agents: one for a real device (`forewarn edge run`), many for a load test (`fleet`).
+"""Runs edge agents: one for a real device (`forewarn edge run`); :mod:`forewarn.fleet` runs many.
 
 This is the wiring place of the edge side: settings → disk queue → batcher → agent → uplink, plus
 a sample source. A source is one of
@@ -54,7 +54,6 @@ __all__ = [
     "build_source",
     "load_edge_settings",
     "run_agent",
-    "run_fleet",
 ]
 
 _log = logging.getLogger(__name__)
@@ -355,9 +354,13 @@ def broker_config(section: BrokerSection) -> BrokerConfig:
 
 async def run_agent(settings: EdgeSettings, stop: asyncio.Event,
                     source: SampleSource | None = None,
-                    max_samples: int | None = None) -> AgentRun:
+                    max_samples: int | None = None,
+                    on_state: Callable[[str], None] | None = None) -> AgentRun:
     """Sample, queue and send until ``stop`` is set (or ``max_samples`` were taken, or the
-    source ended); then queue the open batch and keep sending up to ``drain_timeout_s``."""
+    source ended); then queue the open batch and keep sending up to ``drain_timeout_s``.
+
+    ``on_state`` gets one line per change of the broker connection (connecting, connected,
+    cannot reach … retrying in N s, lost)."""
     source = source or build_source(settings.source)
     agent = open_agent(settings, source.product, source.fields, settings.source.sample_period_s)
     assert agent.queue is not None
@@ -366,7 +369,7 @@ async def run_agent(settings: EdgeSettings, stop: asyncio.Event,
     stopped = asyncio.ensure_future(stop.wait())
     try:
         async with Uplink(agent, broker_config(settings.broker), window=settings.broker.window,
-                          backoff=backoff) as uplink:
+                          backoff=backoff, on_state=on_state) as uplink:
             next_at = time.monotonic()
             while not stop.is_set() and (max_samples is None or samples < max_samples):
                 if not source.self_paced:
@@ -401,14 +404,6 @@ async def run_agent(settings: EdgeSettings, stop: asyncio.Event,
                     stats.accepted_samples, stats.acked_samples, stats.dropped_samples, connects)
 
 
-async def _wait(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep ``seconds`` unless ``stop`` is set first; whether it was."""
-    if seconds > 0:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
-    return stop.is_set()
-
-
 async def _first(read: Awaitable[tuple[float, list[float]] | None],
                  stopped: asyncio.Future[Any]) -> tuple[float, list[float]] | None:
     reading = asyncio.ensure_future(read)
@@ -419,88 +414,3 @@ async def _first(read: Awaitable[tuple[float, list[float]] | None],
             await reading
         return None
     return reading.result()
-
-
-# --- a simulated fleet in one process ------------------------------------------------------
-
-
-async def run_fleet(
-    devices: int,
-    broker: BrokerSection,
-    queue_dir: Path,
-    stop: asyncio.Event,
-    *,
-    tenant: str = "demo",
-    rate_hz: float = 1.0,
-    batching: BatchingSection | None = None,
-    seed: int = 1,
-    password: str | None = None,
-    status_interval_s: float = 30.0,
-    drain_timeout_s: float = 10.0,
-    first_index: int = 0,
-) -> list[AgentRun]:
-    """Run ``devices`` simulated agents (ids ``hp-0000``…) on this event loop until ``stop``.
-
-    Each device has its own queue file ``queue_dir/<device_id>.sqlite`` and its own MQTT
-    connection (username = device id, all with ``password``). Samples come at ``rate_hz`` per
-    device in a single ticking loop, so a thousand devices cost a thousand rows per tick, not a
-    thousand timers.
-    """
-    from firmware_sim.fleet import Fleet, FleetConfig
-
-    batching = batching or BatchingSection()
-    period = 1.0 / rate_hz
-    sim = Fleet(FleetConfig(devices=first_index + devices, seed=seed, tenant=tenant,
-                            start=time.time(), sample_period_s=period))
-    runs: list[tuple[SimDevice, EdgeAgent, Uplink]] = []
-    queue_dir.mkdir(parents=True, exist_ok=True)
-    username_password = {"password": password} if password is not None else {}
-    async with contextlib.AsyncExitStack() as stack:
-        for device in sim.devices[first_index:]:
-            settings = EdgeSettings(
-                tenant=tenant, device_id=device.device_id, batching=batching,
-                status_interval_s=status_interval_s,
-                queue=QueueSection(path=queue_dir / f"{device.device_id}.sqlite"),
-                broker=broker.model_copy(update={"username": device.device_id,
-                                                 **username_password}),
-            )
-            agent = open_agent(settings, device.product.name, tuple(device.product.fields),
-                               period)
-            stack.callback(_close_queue, agent)
-            uplink = Uplink(agent, broker_config(settings.broker), window=broker.window,
-                            backoff=Backoff(broker.backoff_base_s, broker.backoff_cap_s))
-            await stack.enter_async_context(uplink)
-            runs.append((device, agent, uplink))
-        next_at = time.monotonic()
-        ticks = 0
-        while True:
-            next_at += period
-            if await _wait(stop, next_at - time.monotonic()):
-                break
-            for device, agent, uplink in runs:
-                t, values = device.next_block(period)
-                records = uplink.queue.records_put
-                agent.add_samples(t, values)
-                agent.poll()
-                if uplink.queue.records_put != records:
-                    uplink.notify()
-            ticks += 1
-        for _, agent, uplink in runs:
-            agent.close()
-            uplink.notify()
-        deadline = time.monotonic() + drain_timeout_s
-        for _, _, uplink in runs:
-            await uplink.wait_drained(max(0.0, deadline - time.monotonic()))
-        results = []
-        for _, agent, uplink in runs:
-            assert agent.queue is not None
-            stats = agent.queue.stats()
-            results.append(AgentRun(agent.device_id, agent.batcher.boot_id, ticks, stats.depth,
-                                    stats.accepted_samples, stats.acked_samples,
-                                    stats.dropped_samples, uplink.connects))
-    return results
-
-
-def _close_queue(agent: EdgeAgent) -> None:
-    if agent.queue is not None:
-        agent.queue.close()

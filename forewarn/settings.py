@@ -52,6 +52,7 @@ __all__ = [
     "CoreSettings",
     "CustomersSettings",
     "EmailSettings",
+    "FleetSettings",
     "NotifySettings",
     "RulesSettings",
     "ServeSettings",
@@ -158,6 +159,7 @@ class EmailSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str
+    #: default 587, or 465 with ``tls = "implicit"``
     port: int = Field(default=587, ge=1, le=65535)
     sender: str = Field(min_length=3)
     username: str = ""
@@ -173,6 +175,14 @@ class EmailSettings(BaseModel):
     #: where team notices sent by e-mail go (the customers' come from the registry)
     team_address: str = ""
     timeout_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _implicit_port(cls, data: Any) -> Any:
+        # implicit TLS listens on 465 (submissions); STARTTLS on 587 (submission)
+        if isinstance(data, dict) and data.get("tls") == "implicit" and "port" not in data:
+            data = {**data, "port": 465}
+        return data
 
     @model_validator(mode="after")
     def _one_password(self) -> EmailSettings:
@@ -253,6 +263,21 @@ class ServeSettings(BaseModel):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
 
+class FleetSettings(BaseModel):
+    """``[fleet]``: how ``forewarn fleet``'s simulated devices log in to the broker."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: one ``device_id password`` pair per line (what ``forewarn devices add`` prints):
+    #: each simulated device logs in as itself (username = device id)
+    credentials_file: Path | None = None
+    #: one password for every device (a load-test broker); a device in credentials_file
+    #: uses its own
+    password: str | None = None
+    #: the devices' disk queues ("": a temporary directory, removed at the end)
+    queue_dir: Path | None = None
+
+
 class TomlFileSettings(BaseSettings):
     """Settings read from ``toml_file`` (set on a subclass) under the environment's overrides."""
 
@@ -323,6 +348,8 @@ class Settings(TomlFileSettings):
         if self.notify.webhook is not None:
             named.append(("[notify.webhook] secret_file", self.notify.webhook.secret_file))
         return [(key, path) for key, path in named if path is not None]
+    #: ``[fleet]``: the simulated fleet's credentials (``forewarn fleet``)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
 
     @model_validator(mode="after")
     def _port_zero_needs_the_embedded_broker(self) -> Settings:

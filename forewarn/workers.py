@@ -187,7 +187,8 @@ class WorkerOptions:
     #: InfluxDB (or VictoriaMetrics) URL; None: the embedded store of the settings
     influx_url: str | None = None
     influx_bucket: str = "forewarn"
-    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    #: overrides ``[detector]`` (None: the settings' profile, the one the service runs)
+    detector: DetectorConfig | None = None
 
 
 def make_service(settings: Settings, options: WorkerOptions, echo: bool = True) -> Service:
@@ -277,15 +278,17 @@ def _owned(settings: Settings) -> list[int]:
     return parse_partitions(owned) if owned else list(range(settings.nats.partitions))
 
 
-async def _connect_cases(url: str, attempts: int = 5) -> Engine:
+async def _connect_cases(url: str, attempts: int = 5,
+                         rng: random.Random | None = None) -> Engine:
     """The case database; workers starting together race to create its tables, so retry."""
+    rng = rng or random.Random()
     for attempt in range(attempts):
         try:
             return connect(url)
         except OperationalError:
             if attempt == attempts - 1:
                 raise
-            await asyncio.sleep(random.uniform(0.05, 0.5))
+            await asyncio.sleep(rng.uniform(0.05, 0.5))
     raise AssertionError("unreachable")
 
 
@@ -436,6 +439,7 @@ async def run_direct(settings: Settings, options: WorkerOptions, echo: bool = Tr
     Returns the exit code: 0 after SIGTERM/SIGINT, 1 when a task of the service died.
     ``say`` gets what it runs with and where it is connected, one line each.
     """
+    from core.lifecycle import LifecycleListener
     from forewarn.broker import EmbeddedBroker
     from forewarn.core_metrics import CoreMetrics
     from forewarn.core_state import KeptState
@@ -469,7 +473,11 @@ async def run_direct(settings: Settings, options: WorkerOptions, echo: bool = Tr
                 broker = await stack.enter_async_context(EmbeddedBroker(mqtt.host, mqtt.port))
                 mqtt = mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"})
             core = CoreService(mqtt, pipeline, rules.handle_in_thread, on_handled=kept.commit)
+            # status, agent events and reported configs: the device lifecycle (issue 16.3)
+            lifecycle = LifecycleListener(mqtt, rules.handle_lifecycle_in_thread,
+                                          dead_letters=pipeline.dead_letters)
             tasks = [asyncio.create_task(core.run(), name="ingest"),
+                     asyncio.create_task(lifecycle.run(), name="lifecycle"),
                      asyncio.create_task(service.dispatch(stop), name="outbox"),
                      asyncio.create_task(service.tick_forever(rules, stop), name="rules tick")]
             greeting = asyncio.create_task(_say_when_connected(core, mqtt, say))

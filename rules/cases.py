@@ -176,6 +176,8 @@ class CaseBook:
             ],
         }
         summary = (f"no data from {alarm.device_id}" if alarm.kind == "no_data"
+                   else f"{alarm.device_id} offline (connection lost)"
+                   if alarm.kind == "offline"
                    else f"{', '.join(alarm.fields or (alarm.field,))} anomalous on "
                         f"{alarm.device_id}")
         customer_note, customer_wait = self._customer_decision(session, alarm, meta, now)

@@ -8,7 +8,8 @@ migrations existed is recognised and upgraded from the first revision.
 >>> from sqlalchemy import inspect
 >>> sorted(inspect(engine).get_table_names())  # doctest: +NORMALIZE_WHITESPACE
 ['alarm_states', 'alembic_version', 'api_tokens', 'case_events', 'cases', 'condition_memory',
- 'dead_letter_counts', 'dead_letters', 'notice_attempts', 'notices', 'silences', 'tickets']
+ 'dead_letter_counts', 'dead_letters', 'devices', 'notice_attempts', 'notices', 'silences',
+ 'tickets']
 >>> schema_revision(engine) == HEAD_REVISION
 True
 >>> engine.dispose()
@@ -48,6 +49,7 @@ __all__ = [
     "CaseEventRow",
     "CaseRow",
     "ConditionMemoryRow",
+    "DeviceRow",
     "NoticeRow",
     "SilenceRow",
     "TicketRow",
@@ -208,6 +210,36 @@ class ConditionMemoryRow(Base):
     device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     #: node key → :meth:`rules.conditions.EpisodeState.to_json`
     memory_json: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class DeviceRow(Base):
+    """One device's lifecycle: online or offline (and why), last seen, what its agent reports,
+    the config it was asked to run and the config it runs (``rules.lifecycle``)."""
+
+    __tablename__ = "devices"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    product: Mapped[str] = mapped_column(String(64), default="")
+    #: "online", "offline" or "unknown" (only a desired config so far)
+    state: Mapped[str] = mapped_column(String(16), default="unknown")
+    #: offline: "shutdown" (said goodbye on purpose) or "connection_lost" (its last will)
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: when the state last changed (epoch seconds)
+    since: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: the newest time anything was heard from the device (status, event or sample)
+    last_seen: Mapped[float | None] = mapped_column(Float, nullable=True)
+    boot_id: Mapped[str] = mapped_column(String(64), default="")
+    firmware: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    queue_depth: Mapped[int] = mapped_column(Integer, default=0)
+    dropped_samples: Mapped[int] = mapped_column(Integer, default=0)
+    last_event: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    last_event_severity: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    last_event_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: the retained desired config as published (JSON), and the device's report (JSON)
+    desired_json: Mapped[str] = mapped_column(Text, default="")
+    reported_json: Mapped[str] = mapped_column(Text, default="")
+    reported_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 def connect(url: str) -> Engine:

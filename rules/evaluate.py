@@ -80,7 +80,7 @@ class Alarm:
     fields: tuple[str, ...] = ()
     #: (t, value) of ``field`` up to the firing sample: the values around onset
     around: tuple[tuple[float, float], ...] = ()
-    kind: Literal["condition", "no_data"] = "condition"
+    kind: Literal["condition", "no_data", "offline"] = "condition"
     #: when a trend detector expects the limit to be crossed (epoch seconds)
     predicted_failure_at: float | None = None
     flapping: bool = False
@@ -146,6 +146,12 @@ class RuleEvaluator:
             + [c.event_window() for r in rules for c in (r.condition, r.clear) if c is not None],
             default=3600.0)
         self._events: dict[tuple[str, str], deque[DetectorEvent]] = {}
+        #: devices that said goodbye on purpose (tenant, device) → when: no no-data alarms
+        self.resting: dict[tuple[str, str], float] = {}
+        #: devices back after a goodbye → since when: silence counts from then
+        self.awake_since: dict[tuple[str, str], float] = {}
+        #: devices whose last will came (connection lost) → (since, product)
+        self.offline_since: dict[tuple[str, str], tuple[float, str]] = {}
 
     def take_dirty(self) -> dict[Key, AlarmState]:
         """States changed since the last call (the pipeline persists them once per batch)."""
@@ -203,22 +209,80 @@ class RuleEvaluator:
                 self.dirty.add(key)
         return out
 
+    def add_events(self, tenant: str, device_id: str, events: Iterable[DetectorEvent]) -> None:
+        """Events that arrived without a batch (the agent's own): ``event`` tests see them
+        from the device's next batch on."""
+        history = self._events.setdefault((tenant, device_id), deque(maxlen=_EVENT_HISTORY))
+        history.extend(events)
+
+    def device_state(self, tenant: str, device_id: str, state: Literal["online", "offline"],
+                     reason: str | None, at: float, product: str = "") -> list[Transition]:
+        """The device's agent said it is online, or offline (``reason``: ``"shutdown"`` on
+        purpose, ``"connection_lost"`` by its last will). A goodbye stops no-data alarms until
+        the device is back; an offline rule resolves when the device is online again."""
+        device = (tenant, device_id)
+        out: list[Transition] = []
+        if state == "online":
+            if self.resting.pop(device, None) is not None:
+                self.awake_since[device] = at
+            if self.offline_since.pop(device, None) is not None:
+                for rule in self.rules:
+                    key = (rule.name, tenant, device_id)
+                    alarm_state = self.states.get(key)
+                    if rule.is_offline_rule and alarm_state is not None \
+                            and alarm_state.status == "firing":
+                        alarm_state.status, alarm_state.since = "resolved", at
+                        self._emit(out, "resolved", rule, key, alarm_state, at)
+        elif reason == "shutdown":
+            self.resting[device] = at
+            self.offline_since.pop(device, None)
+            self.awake_since.pop(device, None)
+        else:
+            self.offline_since.setdefault(device, (at, product))
+        return out
+
+    def _offline_tick(self, now: float, out: list[Transition]) -> None:
+        for (tenant, device_id), (since, product) in self.offline_since.items():
+            for rule in self.rules:
+                if rule.offline is None or not rule.is_offline_rule or (
+                        rule.product is not None and product and rule.product != product):
+                    continue
+                key = (rule.name, tenant, device_id)
+                state = self.states.get(key)
+                if state is not None and state.status == "firing":
+                    continue
+                if now - since < rule.offline:
+                    continue
+                if state is None:
+                    state = self.states[key] = AlarmState(since=since, product=product)
+                at = since + rule.offline
+                state.status, state.since, state.fired_at = "firing", at, at
+                alarm = Alarm(rule, tenant, device_id, product or state.product, since, at, "",
+                              0.0, 0.0, kind="offline")
+                self._emit(out, "fired", rule, key, state, at, alarm)
+
     def tick(self, now: float, registry_devices: dict[str, float | None] | None = None,
              tenant: str = "", installed: Sequence[InstalledDevice] = ()) -> list[Transition]:
         """No-data transitions due at ``now`` (call it periodically; batches never arrive
         from a silent device). ``registry_devices`` (device → installed_at, of ``tenant``) and
         ``installed`` (the registry's devices, each with its tenant and product: only its
-        product's rules apply) add devices that never reported at all."""
+        product's rules apply) add devices that never reported at all. A device that said
+        goodbye is not silent; one offline by its last will fires the offline rules due."""
         out: list[Transition] = []
+        self._offline_tick(now, out)
         for key, state in self.states.items():
             rule = self.by_name.get(key[0])
             if rule is None or rule.no_data is None or state.status == "no_data":
                 continue
+            owner = (key[1], key[2])
+            if owner in self.resting:
+                continue  # said goodbye on purpose: its silence is expected
             seen = state.last_seen if state.last_seen is not None else state.since
+            seen = max(seen, self.awake_since.get(owner, seen))
             if now - seen >= rule.no_data:
                 self._enter_no_data(rule, key, state, seen + rule.no_data, out)
         for device_id, installed_at in (registry_devices or {}).items():
-            if installed_at is None:
+            if installed_at is None or (tenant, device_id) in self.resting:
                 continue
             for rule in self.rules:
                 key = (rule.name, tenant, device_id)

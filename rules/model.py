@@ -106,6 +106,10 @@ class Rule(BaseModel):
     resolve_after: Duration = 1800.0
     #: a device silent this long is "no data" (without ``when``: the rule *is* a no-data alarm)
     no_data: Duration | None = None
+    #: the device's agent has been offline this long without saying goodbye (its last will:
+    #: the connection was lost); without ``when`` the rule *is* an offline alarm, which
+    #: resolves when the device is back online (``rules.lifecycle``)
+    offline: Duration | None = None
     flapping: Flapping | None = None
     severity: Severity = "warning"
     notify_customer: bool = True
@@ -120,8 +124,9 @@ class Rule(BaseModel):
     def _one_condition(self) -> Rule:
         if self.score_at_least is not None and self.when is not None:
             raise ValueError("give either 'score_at_least' or 'when', not both")
-        if self.score_at_least is None and self.when is None and self.no_data is None:
-            raise ValueError("a rule needs 'score_at_least', 'when' or 'no_data'")
+        if self.score_at_least is None and self.when is None and self.no_data is None \
+                and self.offline is None:
+            raise ValueError("a rule needs 'score_at_least', 'when', 'no_data' or 'offline'")
         return self
 
     @property
@@ -141,7 +146,12 @@ class Rule(BaseModel):
     @property
     def is_no_data_rule(self) -> bool:
         """True when the rule fires on silence alone."""
-        return self.condition is None
+        return self.condition is None and self.offline is None
+
+    @property
+    def is_offline_rule(self) -> bool:
+        """True when the rule fires on the device being offline (its last will) alone."""
+        return self.condition is None and self.offline is not None
 
 
 class Silence(BaseModel):

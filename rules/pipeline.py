@@ -4,7 +4,9 @@
 
     scored batch ─▶ registry lookup ─▶ evaluate (state machine) ─▶ silence ─▶ inhibit
                  ─▶ case book (open / join / reopen / resolve, notices into the outbox)
-    tick(now)    ─▶ no-data transitions, escalation
+    tick(now)    ─▶ no-data and offline transitions, escalation
+    lifecycle    ─▶ device book (online/offline/last seen, reported config), goodbyes, last
+                    wills, agent events (rules.lifecycle)
 
 Delivery is separate (:class:`rules.outbox.Outbox`), so a slow channel never holds up ingest.
 The stages are plain synchronous calls: ``handle`` runs for every batch of every device (the
@@ -19,8 +21,10 @@ Usage::
                              registry=load_registry(customers_path))
     pipeline.handle(scored_batch)         # every batch (the simulation, tests)
     pipeline.tick(time.time())            # now and then: silent devices, escalation
+    pipeline.handle_lifecycle(event)      # a device's status, own event or config report
     await pipeline.handle_in_thread(b)    # the event sink a service gives core
     await pipeline.tick_in_thread(now)
+    await pipeline.handle_lifecycle_in_thread(event)   # core's lifecycle listener's sink
 """
 
 from __future__ import annotations
@@ -30,11 +34,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from core.events import ScoredBatch
+from core.events import LifecycleEvent, ScoredBatch
 from rules.cases import CaseBook
 from rules.db import CaseRow
 from rules.evaluate import Alarm, RuleEvaluator, Transition
 from rules.inhibit import Inhibitor
+from rules.lifecycle import DeviceBook, DeviceLifecycle
 from rules.model import RuleSet
 from rules.registry import CustomerRegistry
 from rules.silence import Silencer, SilenceStore
@@ -91,6 +96,8 @@ class RulesPipeline:
         self.silence_store = SilenceStore(casebook.engine)
         self.silencer.refresh(self.silence_store, casebook.clock())
         self.inhibitor = Inhibitor(self.evaluator)
+        self.lifecycle = DeviceLifecycle(DeviceBook(casebook.engine), self.evaluator,
+                                         self._apply)
         self.stats = PipelineStats()
         self._thread: ThreadPoolExecutor | None = None
         #: cases this pipeline opened (new ones only), in order
@@ -136,6 +143,7 @@ class RulesPipeline:
 
     def handle(self, batch: ScoredBatch) -> None:
         """The stage chain for one batch."""
+        self.lifecycle.observe(batch)
         meta = self.registry.lookup(batch.tenant, batch.device_id, batch.product)
         transitions = self.evaluator.evaluate(batch, meta)
         if transitions:
@@ -152,7 +160,19 @@ class RulesPipeline:
         for held_tenant, device_id in list(self._held):
             self._release(held_tenant, device_id, now)
         self._persist()
+        self.lifecycle.flush()
         self.stats.escalated += len(self.casebook.escalate_due(now))
+
+    def handle_lifecycle(self, event: LifecycleEvent) -> None:
+        """A device's status, own event or config report."""
+        self.lifecycle.handle(event)
+        self._persist()
+
+    async def handle_lifecycle_in_thread(self, event: LifecycleEvent) -> None:
+        """:meth:`handle_lifecycle` on the pipeline's thread: the sink of core's lifecycle
+        listener (never at the same time as a batch or a tick)."""
+        await asyncio.get_running_loop().run_in_executor(self._executor(),
+                                                         self.handle_lifecycle, event)
 
     def _persist(self) -> None:
         dirty = self.evaluator.take_dirty()

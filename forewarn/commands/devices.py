@@ -1,194 +1,281 @@
-"""``forewarn devices add DEVICE_ID``: give a device its own broker credentials.
+"""``forewarn devices``: broker credentials, remote config and lifecycle of devices.
 
-Writes (or replaces) the device's line in a mosquitto password file, hashed the way mosquitto 2
-does it (``$7$``: PBKDF2-HMAC-SHA512, 12-byte salt), so ``mosquitto_passwd`` is not needed on the
-machine that provisions devices. The username is the device id: the broker's ACL
-(``deploy/mosquitto/acl``, ``pattern write forewarn/v1/+/%u/...``) then lets the device publish
-only under its own topics. Send mosquitto a SIGHUP to reload the file.
-
-``--tenant T --acl-file FILE`` also binds the device to its tenant at the broker: it writes
-(or replaces) the device's block in a mosquitto ACL file with the literal tenant, so the
-device may publish only under ``forewarn/v1/T/<device>/...`` (core dead-letters a message
-whose topic names another tenant than the registry's as ``tenant_mismatch`` too). Such a file
-must not also hold the shipped ``pattern ... forewarn/v1/+/%u/...`` lines, which let a device
-use any tenant; a new file starts with the core service's user only.
-
->>> print(acl_block("hp-0001", "acme"))  # doctest: +ELLIPSIS
-# device hp-0001 of tenant acme (forewarn devices add --tenant)
-user hp-0001
-topic write forewarn/v1/acme/hp-0001/telemetry
-...
-topic read forewarn/v1/acme/hp-0001/config/desired
-
->>> line = password_line("hp-0001", "s3cret", salt=bytes(12), iterations=101)
->>> line.split("$")[:3]
-['hp-0001:', '7', '101']
->>> verify_password_line(line, "s3cret"), verify_password_line(line, "wrong")
-(True, False)
+The logic is in :mod:`forewarn.devices` (credentials, desired config) and
+:mod:`rules.lifecycle` (the devices table core keeps); this module only parses arguments.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
-import hmac
-import os
-import re
-import secrets
+import json
 import sys
-import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edge.names import NAME_RE
+from forewarn.devices.passwords import (
+    DEFAULT_ITERATIONS,
+    MIN_ITERATIONS,
+    add_device,
+    read_password,
+)
 from forewarn.errors import ConfigError
 
-__all__ = ["acl_block", "add_device", "add_device_acl", "password_line", "register",
-           "verify_password_line"]
+__all__ = ["register"]
 
-#: PBKDF2 rounds: mosquitto_passwd uses 101; more is slower to brute-force and still costs the
-#: broker only about a millisecond per connect
-DEFAULT_ITERATIONS = 1000
+_ADD_DESCRIPTION = f"""\
+Add or replace a device in a Mosquitto password file (username = device id), hashed the way
+Mosquitto 2 does it ($7$, PBKDF2-HMAC-SHA512, {DEFAULT_ITERATIONS:,} rounds by default). The
+file is rewritten under a lock, fsynced and renamed into place, keeping its owner and mode
+(0600 when new). Reload Mosquitto afterwards (systemctl reload mosquitto).
 
-
-def password_line(username: str, password: str, *, salt: bytes | None = None,
-                  iterations: int = DEFAULT_ITERATIONS) -> str:
-    """One mosquitto password-file line (without newline)."""
-    salt = secrets.token_bytes(12) if salt is None else salt
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
-    return (f"{username}:$7${iterations}${base64.b64encode(salt).decode()}"
-            f"${base64.b64encode(digest).decode()}")
-
-
-def verify_password_line(line: str, password: str) -> bool:
-    """Whether ``password`` matches a ``$7$`` password-file line."""
-    _, _, hashed = line.partition(":")
-    parts = hashed.split("$")
-    if len(parts) != 5 or parts[1] != "7":
-        return False
-    salt, expected = base64.b64decode(parts[3]), base64.b64decode(parts[4])
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, int(parts[2]))
-    return hmac.compare_digest(digest, expected)
-
-
-def add_device(password_file: Path, device_id: str, password: str | None = None,
-               iterations: int = DEFAULT_ITERATIONS) -> str:
-    """Add or replace ``device_id`` in ``password_file``; returns the password (new if None).
-
-    The file is rewritten atomically with mode 0600.
-    """
-    if not NAME_RE.fullmatch(device_id):
-        raise ConfigError(f"device id {device_id!r} is not a valid name (letters, digits, _.-)")
-    password = password or secrets.token_urlsafe(18)
-    lines = password_file.read_text().splitlines() if password_file.exists() else []
-    kept = [line for line in lines if line.split(":", 1)[0] != device_id]
-    kept.append(password_line(device_id, password, iterations=iterations))
-    password_file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=password_file.parent, prefix=".passwd-")
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write("\n".join(kept) + "\n")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, password_file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return password
-
-
-_ACL_HEADER = """\
-# mosquitto ACL written by `forewarn devices add --tenant`: every device bound to its tenant.
-# The core service reads everything of forewarn and writes desired configs.
-user forewarn-core
-topic read forewarn/v1/#
-topic write forewarn/v1/+/+/config/desired
+The password comes from standard input (--password-stdin) or the first line of a file
+(--password-file), never from the command line (where `ps` and the shell history would show
+it). Without either, a password is generated and printed as "DEVICE_ID PASSWORD", the line
+format `forewarn fleet --credentials` reads.
 """
-#: the shipped ACL's lines that let a device publish under any tenant
-_ANY_TENANT = re.compile(r"^\s*pattern\s+(write|readwrite)\s+forewarn/v1/\+/%u/", re.MULTILINE)
 
-
-def acl_block(device_id: str, tenant: str) -> str:
-    """The ACL lines that let ``device_id`` use its own topics under ``tenant`` only."""
-    own = f"forewarn/v1/{tenant}/{device_id}"
-    return "\n".join([
-        f"# device {device_id} of tenant {tenant} (forewarn devices add --tenant)",
-        f"user {device_id}",
-        *(f"topic write {own}/{kind}" for kind in ("telemetry", "event", "status",
-                                                   "config/reported")),
-        f"topic read {own}/config/desired",
-    ])
-
-
-def add_device_acl(acl_file: Path, device_id: str, tenant: str) -> bool:
-    """Add or replace ``device_id``'s block in ``acl_file``, bound to ``tenant``.
-
-    Returns False when the file still lets devices use any tenant (the shipped ``+``
-    patterns), so the caller can warn. Rewritten atomically, like the password file.
-    """
-    for name, what in ((device_id, "device id"), (tenant, "tenant")):
-        if not NAME_RE.fullmatch(name):
-            raise ConfigError(f"{what} {name!r} is not a valid name (letters, digits, _.-)")
-    text = acl_file.read_text() if acl_file.exists() else _ACL_HEADER
-    blocks = text.rstrip("\n").split("\n\n")
-    mine = f"user {device_id}"
-    kept = [b for b in blocks if mine not in b.splitlines()]
-    kept.append(acl_block(device_id, tenant))
-    _write_atomically(acl_file, "\n\n".join(kept) + "\n", mode=0o644)
-    return _ANY_TENANT.search(text) is None
-
-
-def _write_atomically(path: Path, text: str, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+_ADD_EPILOG = """\
+examples:
+  forewarn devices add hp-0001 --mosquitto-passwd /etc/mosquitto/forewarn.passwd
+  forewarn devices add hp-0002 --mosquitto-passwd /etc/mosquitto/forewarn.passwd \\
+      --tenant acme --acl-file /etc/mosquitto/forewarn.acl
+  printf '%s\\n' "$CORE_PASSWORD" | forewarn devices add forewarn-core \\
+      --mosquitto-passwd /etc/mosquitto/forewarn.passwd --password-stdin
+"""
 
 
 def register(subparsers: Any) -> None:
     """Add the ``devices`` command."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "devices", help="manage device credentials for the broker",
-        description="Device identity: one broker username/password per device.",
+        description="Device identity (one broker username/password per device), remote "
+        "config and lifecycle (online/offline, last seen, reported config).",
     )
     actions = parser.add_subparsers(dest="devices_action", metavar="ACTION", required=True)
     add = actions.add_parser(
-        "add", help="add or replace a device in a mosquitto password file",
-        description="Writes the device's password-file entry (username = device id). "
-        "Prints the password when it was generated.",
+        "add", help="add or replace a device in a Mosquitto password file",
+        description=_ADD_DESCRIPTION, epilog=_ADD_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add.add_argument("device_id", help="the device id, also its MQTT username")
-    add.add_argument("--password-file", type=Path, required=True,
-                     help="mosquitto password file to update (created if missing)")
-    add.add_argument("--password", default=None,
-                     help="the password (default: generate one and print it)")
-    add.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
-                     help=f"PBKDF2 rounds (default {DEFAULT_ITERATIONS})")
+    add.add_argument("--mosquitto-passwd", type=Path, required=True, metavar="FILE",
+                     help="the Mosquitto password file to update (created if missing)")
+    source = add.add_mutually_exclusive_group()
+    source.add_argument("--password-stdin", action="store_true",
+                        help="read the password from the first line of standard input")
+    source.add_argument("--password-file", type=Path, default=None, metavar="FILE",
+                        help="read the password from the first line of FILE")
     add.add_argument("--tenant", default=None,
-                     help="bind the device to this tenant: write its block with the literal "
-                     "tenant into --acl-file")
-    add.add_argument("--acl-file", type=Path, default=None,
-                     help="mosquitto ACL file to update with --tenant (created if missing)")
+                     help="bind the device to this tenant: with --acl-file, its ACL block names "
+                     "the literal tenant, so it cannot publish under another")
+    add.add_argument("--acl-file", type=Path, default=None, metavar="FILE",
+                     help="the Mosquitto ACL file to write the device's block into (needs "
+                     "--tenant; created with the core service's user if missing; remove the "
+                     "shipped '+' tenant patterns from an existing one)")
+    # gone: a password on the command line shows in ps and the shell history
+    add.add_argument("--password", default=None, help=argparse.SUPPRESS)
+    add.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS,
+                     help=f"PBKDF2 rounds (default and minimum {DEFAULT_ITERATIONS:,})")
     add.set_defaults(func=_add)
+    _register_lifecycle(actions)
+
+
+def _password(args: argparse.Namespace) -> str | None:
+    if args.password is not None:
+        raise ConfigError("--password is not accepted: the command line shows it to ps and the "
+                          "shell history; use --password-stdin or --password-file")
+    if args.password_stdin:
+        return read_password(sys.stdin, "standard input")
+    if args.password_file is not None:
+        try:
+            with args.password_file.open(encoding="utf-8") as source:
+                return read_password(source, str(args.password_file))
+        except OSError as exc:
+            raise ConfigError(f"cannot read password file {args.password_file}: "
+                              f"{exc.strerror}") from exc
+    return None
 
 
 def _add(args: argparse.Namespace) -> int:
-    if (args.tenant is None) != (args.acl_file is None):
-        raise ConfigError("--tenant and --acl-file go together")
-    password = add_device(args.password_file, args.device_id, args.password, args.iterations)
-    if args.tenant is not None and not add_device_acl(args.acl_file, args.device_id,
-                                                      args.tenant):
-        print(f"forewarn: warning: {args.acl_file} still has 'pattern ... forewarn/v1/+/%u/' "
-              "lines, which let every device publish under any tenant; remove them",
-              file=sys.stderr)
-    if args.password is None:
-        print(f"{args.device_id} {password}")
+    if args.iterations < MIN_ITERATIONS:
+        raise ConfigError(f"--iterations {args.iterations} is below {MIN_ITERATIONS:,}: too "
+                          "few for a password someone chose")
+    if (args.acl_file is None) != (args.tenant is None):
+        raise ConfigError("--tenant and --acl-file go together: the tenant is bound in the ACL")
+    given = _password(args)
+    password = add_device(args.mosquitto_passwd, args.device_id, given, args.iterations)
+    if args.acl_file is not None:
+        from forewarn.devices.acl import bind_device
+
+        for line in bind_device(args.acl_file, args.device_id, args.tenant):
+            print(f"forewarn: warning: {args.acl_file}: '{line}' lets every device publish "
+                  "under any tenant; remove it to bind devices to their tenant",
+                  file=sys.stderr)
+    if given is None:
+        print(f"{args.device_id} {password}", flush=True)
+    return 0
+
+
+def _register_lifecycle(actions: Any) -> None:
+    config = actions.add_parser(
+        "config", help="remote config: publish a device's desired config",
+        description="The desired config core publishes (retained) for a device; the agent "
+        "applies it and reports back on config/reported (see docs/edge.md).",
+    )
+    config_actions = config.add_subparsers(dest="config_action", metavar="ACTION",
+                                           required=True)
+    from forewarn.devices.config import SETTABLE_KEYS
+
+    config_set = config_actions.add_parser(
+        "set", help="change keys of a device's desired config",
+        description="Reads the device's retained desired config from the broker, changes "
+        "the given keys (KEY=none removes one), raises its revision and publishes it "
+        "retained (QoS 1) as [mqtt] username (the ACL lets forewarn-core write "
+        "config/desired). Keys: " + ", ".join(SETTABLE_KEYS) + ".",
+    )
+    config_set.add_argument("device_id", help="the device")
+    config_set.add_argument("changes", nargs="+", metavar="KEY=VALUE",
+                            help="settings to change, e.g. sample_period_s=30")
+    _common(config_set)
+    config_set.add_argument("--wait", type=float, default=0.0, metavar="S",
+                            help="wait up to S seconds for the device's report")
+    config_set.set_defaults(func=_config_set)
+    show = actions.add_parser(
+        "show", help="a device's lifecycle: online/offline, last seen, desired and reported "
+        "config", description="What core knows of a device (from the case database).")
+    show.add_argument("device_id", help="the device")
+    _common(show)
+    show.add_argument("--json", action="store_true", help="one JSON object")
+    show.set_defaults(func=_show)
+    listing = actions.add_parser("list", help="every device core has heard from",
+                                 description="One line per device: state, since, last seen.")
+    _common(listing)
+    listing.set_defaults(func=_list)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", dest="devices_config", type=Path, default=None,
+                        metavar="TOML", help="configuration file ([mqtt], [cases] url, tenant)")
+    parser.add_argument("--tenant", default=None,
+                        help="the device's tenant (default: the one core saw it in, else "
+                        "the configured tenant)")
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from forewarn.settings import load_settings
+
+    path = args.devices_config or (Path(args.config) if getattr(args, "config", None) else None)
+    return load_settings(path)
+
+
+def _book(settings: Any) -> Any:
+    from rules.db import connect
+    from rules.lifecycle import DeviceBook
+
+    return DeviceBook(connect(settings.cases.url))
+
+
+def _tenant(args: argparse.Namespace, settings: Any, book: Any) -> str:
+    if args.tenant:
+        return str(args.tenant)
+    rows = book.find(args.device_id)
+    if len(rows) > 1:
+        tenants = ", ".join(sorted(row.tenant for row in rows))
+        raise ConfigError(f"{args.device_id} is known in several tenants ({tenants}): "
+                          "give --tenant")
+    return str(rows[0].tenant) if rows else str(settings.tenant)
+
+
+def _config_set(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from forewarn.devices.config import parse_changes, publish_desired
+
+    changes = parse_changes(args.changes)
+    settings = _settings(args)
+    book = _book(settings)
+    try:
+        tenant = _tenant(args, settings, book)
+        desired, report = asyncio.run(publish_desired(
+            settings.mqtt, tenant, args.device_id, changes, report_wait_s=args.wait))
+        book.set_desired(tenant, args.device_id, desired)
+    finally:
+        book.engine.dispose()
+    print(f"{tenant}/{args.device_id}: desired config revision {desired['revision']} "
+          f"published: {json.dumps(desired, sort_keys=True)}", flush=True)
+    if args.wait > 0:
+        if report is None:
+            print(f"no report of revision {desired['revision']} within {args.wait:g} s "
+                  "(the device applies it when it connects)", file=sys.stderr)
+            return 1
+        print(f"reported: {report.status}"
+              + (f" ({report.reason})" if report.reason else ""), flush=True)
+        return 0 if report.status == "applied" else 1
+    return 0
+
+
+def _row_json(row: Any) -> dict[str, Any]:
+    return {
+        "tenant": row.tenant, "device_id": row.device_id, "product": row.product,
+        "state": row.state, "reason": row.reason, "since": row.since,
+        "last_seen": row.last_seen, "boot_id": row.boot_id, "firmware": row.firmware,
+        "queue_depth": row.queue_depth, "dropped_samples": row.dropped_samples,
+        "last_event": row.last_event, "last_event_severity": row.last_event_severity,
+        "last_event_at": row.last_event_at,
+        "desired": json.loads(row.desired_json) if row.desired_json else None,
+        "reported": json.loads(row.reported_json) if row.reported_json else None,
+        "reported_at": row.reported_at,
+    }
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _show(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    book = _book(settings)
+    try:
+        rows = book.find(args.device_id, args.tenant)
+    finally:
+        book.engine.dispose()
+    if not rows:
+        raise ConfigError(f"no device {args.device_id!r} in {settings.cases.url}"
+                          + (f" (tenant {args.tenant})" if args.tenant else ""))
+    for row in rows:
+        info = _row_json(row)
+        if args.json:
+            print(json.dumps(info, sort_keys=True))
+            continue
+        state = row.state + (f" ({row.reason})" if row.reason else "")
+        print(f"{row.tenant}/{row.device_id}  {row.product or '?'}")
+        print(f"  state       {state} since {_when(row.since)}")
+        print(f"  last seen   {_when(row.last_seen)}")
+        print(f"  firmware    {row.firmware or '-'}  boot {row.boot_id or '-'}  "
+              f"queue {row.queue_depth}  dropped samples {row.dropped_samples}")
+        if row.last_event:
+            print(f"  last event  {row.last_event} ({row.last_event_severity}) at "
+                  f"{_when(row.last_event_at)}")
+        print(f"  desired     {json.dumps(info['desired']) if info['desired'] else '-'}")
+        print(f"  reported    {json.dumps(info['reported']) if info['reported'] else '-'}"
+              + (f" at {_when(row.reported_at)}" if row.reported_at else ""))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    book = _book(settings)
+    try:
+        rows = book.all(args.tenant)
+    finally:
+        book.engine.dispose()
+    for row in rows:
+        state = row.state + (f" ({row.reason})" if row.reason else "")
+        print(f"{row.tenant}/{row.device_id}\t{state}\tsince {_when(row.since)}\t"
+              f"last seen {_when(row.last_seen)}")
+    if not rows:
+        print(f"no devices in {settings.cases.url}", file=sys.stderr)
     return 0

@@ -2,7 +2,9 @@
 
 Samples come from the ``[source]`` of the config (a firmware_sim device by default, a command or
 a Python callable otherwise), go to the on-disk queue, and are sent to the broker with QoS 1.
-SIGTERM or Ctrl-C stops sampling, queues the open batch and sends what it can within
+The broker connection is reported on standard error as it changes ("connecting to …",
+"connected to …", "cannot reach broker … retrying in N s": one line per attempt, spaced by the
+backoff). SIGTERM or Ctrl-C stops sampling, queues the open batch and sends what it can within
 ``drain_timeout_s``; whatever is left stays on disk for the next start.
 """
 
@@ -52,7 +54,8 @@ def _run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        report = await run_agent(settings, stop, max_samples=args.max_samples)
+        report = await run_agent(settings, stop, max_samples=args.max_samples,
+                                 on_state=lambda line: _say(f"{settings.device_id}: {line}"))
         if args.json:
             print(json.dumps(dataclasses.asdict(report)), flush=True)
         else:
@@ -61,6 +64,10 @@ def _run(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,8 +28,7 @@ def _bad_limits(tmp: Path) -> list[str]:
 
 
 def _bad_device_name(tmp: Path) -> list[str]:
-    return ["devices", "add", "hp 1", "--password-file", str(tmp / "passwd"),
-            "--password", "secret"]
+    return ["devices", "add", "hp 1", "--mosquitto-passwd", str(tmp / "passwd")]
 
 
 def _missing_edge_config(tmp: Path) -> list[str]:

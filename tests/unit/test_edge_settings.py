@@ -20,8 +20,8 @@ from edge.schema import (
     decode_payload,
     encode_payload,
 )
-from forewarn.commands import devices
 from forewarn.commands.edge import main as edge_main
+from forewarn.devices import passwords as devices
 from forewarn.edge_runner import (
     CallableSource,
     CommandSource,
@@ -120,8 +120,8 @@ def test_command_source_reads_json_lines() -> None:
 def test_devices_add_writes_a_mosquitto_entry(tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     passwd = tmp_path / "passwd"
-    devices.add_device(passwd, "hp-1", "one")
-    devices.add_device(passwd, "hp-2", "two")
+    devices.add_device(passwd, "hp-1", "one", iterations=1000)
+    devices.add_device(passwd, "hp-2", "two", iterations=1000)
     devices.add_device(passwd, "hp-1", "uno")  # replaces, does not duplicate
     lines = passwd.read_text().splitlines()
     assert [line.split(":")[0] for line in lines] == ["hp-2", "hp-1"]

@@ -210,7 +210,7 @@ BAD = [
     pytest.param("rules:\n  - name: x\n    when: {score: {at_least: 0.8}, value: "
                  "{field: a, above: 1}}\n", "exactly one of", id="two-conditions-in-a-node"),
     pytest.param("rules:\n  - name: x\n    description: nothing\n",
-                 "needs 'score_at_least', 'when' or 'no_data'", id="no-condition"),
+                 "needs 'score_at_least', 'when', 'no_data' or 'offline'", id="no-condition"),
     pytest.param("rules:\n  - name: x\n    score_at_least: 0.8\n    inhibited_by: [y]\n",
                  "inhibited_by unknown rules: y", id="inhibited-by-unknown"),
     pytest.param("rules:\n  - name: x\n    score_at_least: 0.8\nsilences:\n  - name: s\n"

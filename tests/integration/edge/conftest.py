@@ -15,7 +15,7 @@ from types import ModuleType
 
 import pytest
 
-from forewarn.commands.devices import add_device
+from forewarn.devices.passwords import add_device
 
 ROOT = Path(__file__).resolve().parents[3]
 ACL = ROOT / "deploy" / "mosquitto" / "acl"

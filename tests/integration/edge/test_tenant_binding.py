@@ -29,6 +29,12 @@ def _client(port: int, username: str, password: str) -> aiomqtt.Client:
                           protocol=aiomqtt.ProtocolVersion.V5, timeout=5.0)
 
 
+def _secret(tmp_path: Path, password: str) -> Path:
+    path = tmp_path / f"{password}.secret"
+    path.write_text(password + "\n")
+    return path
+
+
 def test_devices_add_tenant_binds_the_device_at_the_broker(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
@@ -36,11 +42,11 @@ def test_devices_add_tenant_binds_the_device_at_the_broker(
     passwd, acl = tmp_path / "passwd", tmp_path / "acl"
     own, other = f"a{uuid.uuid4().hex[:8]}", f"b{uuid.uuid4().hex[:8]}"
     for device, tenant in (("hp-a", own), ("hp-b", other), ("hp-a", own)):  # re-add replaces
-        assert main(["devices", "add", device, "--password-file", str(passwd),
-                     "--password", f"pw-{device}", "--iterations", "101",
+        assert main(["devices", "add", device, "--mosquitto-passwd", str(passwd),
+                     "--password-file", str(_secret(tmp_path, f"pw-{device}")),
                      "--tenant", tenant, "--acl-file", str(acl)]) == 0
-    assert main(["devices", "add", "forewarn-core", "--password-file", str(passwd),
-                 "--password", "pw-core", "--iterations", "101"]) == 0
+    assert main(["devices", "add", "forewarn-core", "--mosquitto-passwd", str(passwd),
+                 "--password-file", str(_secret(tmp_path, "pw-core"))]) == 0
     text = acl.read_text()
     assert text.count("user hp-a") == 1 and f"topic write forewarn/v1/{own}/hp-a/telemetry" \
         in text and "+/%u" not in text
@@ -69,14 +75,15 @@ def test_devices_add_warns_when_the_acl_lets_any_tenant_through(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     acl = tmp_path / "acl"
     shutil.copy(Path(__file__).resolve().parents[3] / "deploy/mosquitto/acl", acl)
-    assert main(["devices", "add", "hp-a", "--password-file", str(tmp_path / "passwd"),
-                 "--password", "x", "--tenant", "acme", "--acl-file", str(acl)]) == 0
-    assert "let every device publish under any tenant" in capsys.readouterr().err
+    passwd, secret = tmp_path / "passwd", str(_secret(tmp_path, "x"))
+    assert main(["devices", "add", "hp-a", "--mosquitto-passwd", str(passwd),
+                 "--password-file", secret, "--tenant", "acme", "--acl-file", str(acl)]) == 0
+    assert "lets every device publish under any tenant" in capsys.readouterr().err
     assert "topic write forewarn/v1/acme/hp-a/telemetry" in acl.read_text()
-    assert main(["devices", "add", "hp-a", "--password-file", str(tmp_path / "passwd"),
-                 "--password", "x", "--tenant", "acme"]) == 2
-    assert main(["devices", "add", "hp-a", "--password-file", str(tmp_path / "passwd"),
-                 "--password", "x", "--tenant", "ac/me", "--acl-file", str(acl)]) == 2
+    assert main(["devices", "add", "hp-a", "--mosquitto-passwd", str(passwd),
+                 "--password-file", secret, "--tenant", "acme"]) == 2
+    assert main(["devices", "add", "hp-a", "--mosquitto-passwd", str(passwd),
+                 "--password-file", secret, "--tenant", "ac/me", "--acl-file", str(acl)]) == 2
 
 
 def test_core_dead_letters_a_message_under_another_tenant() -> None:

@@ -1,0 +1,1 @@
+"""Device identity and lifecycle, the operator's side: broker credentials (:mod:`.passwords`)."""

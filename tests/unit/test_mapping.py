@@ -270,3 +270,22 @@ def test_csv_lines() -> None:
     ]:
         with pytest.raises(DecodeError, match=words):
             decoder(topic, payload)
+
+
+def test_ingest_test_command_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    config = tmp_path / "forewarn.toml"
+    config.write_text(CONFIG)
+    payload = tmp_path / "p.json"
+    payload.write_text('[{"ts": 1700000000, "temp": 1.5}, {"ts": 1700000010, "temp": null}]')
+    argv = ["--config", str(config), "ingest", "test", "--mapping", "acme-json", "--topic",
+            "acme/s1/hp-9/state", "--payload", str(payload), "--json"]
+    assert main(argv) == 0
+    batch = json.loads(capsys.readouterr().out)
+    assert (batch["tenant"], batch["device_id"], batch["fields"]) == ("acme", "hp-9", ["temp"])
+    assert [r["values"]["temp"] for r in batch["readings"]] == [1.5, None]
+    assert batch["readings"][1]["time"] == "2023-11-14T22:13:30.000Z"
+    payload.write_text("[]")
+    assert main(argv) == 1
+    assert json.loads(capsys.readouterr().out)["dead_letter"]["reason"] == "mapping_mismatch"

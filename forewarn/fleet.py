@@ -39,7 +39,7 @@ from edge.backoff import Backoff
 from edge.uplink import Uplink
 from firmware_sim.fleet import Fleet, FleetConfig, SimDevice
 from forewarn.demo import DemoOptions
-from forewarn.edge_runner import (
+from forewarn.edge import (
     AgentRun,
     BatchingSection,
     BrokerSection,

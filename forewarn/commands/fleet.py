@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from forewarn.edge_runner import AgentRun, BatchingSection, BrokerSection
+from forewarn.edge import AgentRun, BatchingSection, BrokerSection
 from forewarn.errors import ConfigError
 from forewarn.settings import Settings, load_settings
 from forewarn.text import plural

@@ -248,7 +248,11 @@ async def run_demo(
     async def sink(batch: ScoredBatch) -> None:
         if batch.n_samples:
             clock.saw(float(batch.t[-1]))
-        await rules_pipeline.handle_in_thread(batch)
+        # on the loop, unlike the services (handle_in_thread): the demo's embedded broker, its
+        # publisher thread and the core share one process, and with the rules on a thread of
+        # their own amqtt logged late acknowledgements (tests/unit/test_demo_cli.py); the
+        # demo's case database is a local file and quick
+        rules_pipeline.handle(batch)
 
     async def tick_at() -> float | None:
         return clock() - lag_s if clock() - lag_s > fleet.config.start else None

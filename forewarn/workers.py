@@ -53,9 +53,10 @@ from core.nats import NatsConfig, NatsEngine, PartitionStats
 from core.pipeline import CorePipeline
 from core.service import CoreService
 from core.store.base import HistoryStore, TimeSeriesStore
+from forewarn.casedb import open_case_db
+from forewarn.errors import ConfigError
 from forewarn.service import Service, tick_forever
 from forewarn.settings import Settings
-from rules.db import connect
 from rules.pipeline import RulesPipeline
 
 __all__ = [
@@ -284,9 +285,9 @@ async def _connect_cases(url: str, attempts: int = 5,
     rng = rng or random.Random()
     for attempt in range(attempts):
         try:
-            return connect(url)
-        except OperationalError:
-            if attempt == attempts - 1:
+            return open_case_db(url)
+        except ConfigError as exc:
+            if attempt == attempts - 1 or not isinstance(exc.__cause__, OperationalError):
                 raise
             await asyncio.sleep(rng.uniform(0.05, 0.5))
     raise AssertionError("unreachable")

@@ -227,10 +227,10 @@ def _run(args: argparse.Namespace) -> int:
             dispatch_outbox(settings, stop, echo=not args.quiet_notices))
         async with contextlib.AsyncExitStack() as stack:
             if settings.core.metrics_port:  # the outbox and cases; workers serve their own
+                from forewarn.casedb import open_case_db
                 from forewarn.core_metrics import CoreMetrics
-                from rules.db import connect
 
-                engine = connect(settings.cases.url)
+                engine = open_case_db(settings.cases.url)
                 stack.callback(engine.dispose)
                 await stack.enter_async_context(CoreMetrics(engine).serving(
                     settings.core.metrics_host, settings.core.metrics_port))

@@ -170,10 +170,10 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _book(settings: Any) -> Any:
-    from rules.db import connect
+    from forewarn.casedb import open_case_db
     from rules.lifecycle import DeviceBook
 
-    return DeviceBook(connect(settings.cases.url))
+    return DeviceBook(open_case_db(settings.cases.url))
 
 
 def _tenant(args: argparse.Namespace, settings: Any, book: Any) -> str:

@@ -1,4 +1,12 @@
-"""The demo, wired in one place: simulated fleet → edge agents → MQTT → core → rules → notices.
+"""The demo: the service (:class:`forewarn.service.Service`) run on a simulated fleet.
+
+Simulated fleet → edge agents → MQTT → the service's core → rules → outbox, wired by the same
+:class:`~forewarn.service.Service` as ``forewarn core`` from the same settings, so the demo
+proves the production path. Only where files go differs (the case database, the store and the
+notices under ``--out``), and the service's clock: the demo runs in simulated time. The cases'
+clock is the newest sample ingested, and the rules tick (devices gone silent, escalation,
+auto-resolve) at that time less two publishing blocks, so a device whose batch is still on its
+way is not taken for silent.
 
 Runs on the embedded defaults (in-process broker, SQLite files under ``--out``) unless an external
 broker is configured. Usage::
@@ -22,31 +30,21 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from core.config import MqttConfig
-from core.detect import make_detector
 from core.events import ScoredBatch
-from core.limits import ProductLimits, load_limits
-from core.pipeline import CorePipeline
 from core.service import CoreService
 from core.store.base import SeriesFrame
-from core.store.config import make_store
 from edge.agent import EdgeAgent
 from edge.batcher import Batcher
 from edge.publisher import MqttPublisher
 from firmware_sim.fleet import Fleet, FleetConfig
 from firmware_sim.truth import write_jsonl
 from forewarn.broker import EmbeddedBroker
-from forewarn.casedb import DEMO_CASES, open_case_db
-from forewarn.errors import ForewarnError
+from forewarn.casedb import DEMO_CASES
+from forewarn.service import Service
 from forewarn.settings import Settings
 from forewarn.summary import DemoSummary, OpenedCase, summarise
-from rules.cases import CaseBook
-from rules.errors import RuleFileError
-from rules.model import load_rules
-from rules.notifiers.terminal import TerminalNotifier
-from rules.outbox import Outbox
-from rules.pipeline import RulesPipeline
 
-__all__ = ["DemoOptions", "publish_fleet", "run_demo"]
+__all__ = ["DemoOptions", "SimulatedClock", "demo_settings", "publish_fleet", "run_demo"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +115,35 @@ def publish_fleet(
             publisher.close()
 
 
+class SimulatedClock:
+    """The demo's time: the newest sample the service ingested (``start`` before any).
+
+    >>> clock = SimulatedClock(100.0)
+    >>> clock.saw(160.0); clock.saw(130.0); clock()
+    160.0
+    """
+
+    def __init__(self, start: float) -> None:
+        self.newest = start
+
+    def saw(self, ts: float) -> None:
+        """A sample stamped ``ts`` was ingested."""
+        self.newest = max(self.newest, ts)
+
+    def __call__(self) -> float:
+        return self.newest
+
+
+def demo_settings(settings: Settings, out_dir: Path) -> Settings:
+    """``settings`` with the run's files (cases, notices, an embedded store) under ``out_dir``."""
+    update: dict[str, object] = {"cases": settings.cases.model_copy(update={
+        "url": f"sqlite:///{out_dir / DEMO_CASES}",
+        "notices_jsonl": out_dir / "notices.jsonl"})}
+    if settings.store.kind == "embedded":
+        update["store"] = settings.store.model_copy(update={"path": out_dir / "telemetry.sqlite"})
+    return settings.model_copy(update=update)
+
+
 class _NoStore:
     """A store that keeps nothing, for :func:`_compile_core`."""
 
@@ -136,8 +163,7 @@ class _NoStore:
         """Nothing to release."""
 
 
-def _compile_core(settings: Settings, options: DemoOptions, limits: ProductLimits | None,
-                  hours: float = 30.0) -> None:
+def _compile_core(service: Service, options: DemoOptions, hours: float = 30.0) -> None:
     """Feed a day and more of one simulated device through a throwaway core pipeline.
 
     Numba compiles the decoder's and the detector's kernels at their first call (seconds on a
@@ -146,7 +172,7 @@ def _compile_core(settings: Settings, options: DemoOptions, limits: ProductLimit
     5 s, then logs a traceback). Past the warm-up, so the scoring kernels compile too.
     """
     fleet = Fleet(FleetConfig(devices=1, seed=options.seed, horizon_s=hours * 3600.0,
-                              tenant=settings.tenant, fault_kinds=options.fault_kinds))
+                              tenant=service.settings.tenant, fault_kinds=options.fault_kinds))
     device = fleet.devices[0]
     block_s = options.batch_samples * fleet.config.sample_period_s
     sent: list[tuple[str, bytes]] = []
@@ -154,8 +180,7 @@ def _compile_core(settings: Settings, options: DemoOptions, limits: ProductLimit
                       max_samples=options.batch_samples, max_age_s=block_s)
     agent = EdgeAgent(device.tenant, batcher, lambda topic, payload: sent.append(
         (topic, payload)))
-    pipeline = CorePipeline(make_detector(settings.detector), _NoStore(),
-                            event_threshold=settings.core.event_threshold, limits=limits)
+    pipeline = service.core_pipeline(_NoStore())
     simulated = 0.0
     while simulated < fleet.config.horizon_s:
         agent.add_samples(*device.next_block(block_s))
@@ -180,52 +205,49 @@ async def run_demo(
     """Run the whole path once and return what happened, judged against the ground truth."""
     console = console or Console()
     wall_start = time.monotonic()
-    if options.out_dir.exists():
-        shutil.rmtree(options.out_dir)
-    options.out_dir.mkdir(parents=True)
-    try:
-        rules = load_rules(settings.cases.rules_file)
-    except RuleFileError as exc:
-        raise ForewarnError(str(exc)) from exc
-
     # faults begin after the first simulated day: detectors learn a full daily cycle first
     fleet = Fleet(FleetConfig(devices=options.devices, seed=options.seed,
                               horizon_s=options.hours * 3600.0, tenant=settings.tenant,
                               onset_window=(0.3, 0.5), fault_kinds=options.fault_kinds,
                               fault_fraction=options.fault_fraction))
-    store_config = settings.store
-    if store_config.kind == "embedded":
-        store_config = store_config.model_copy(
-            update={"path": options.out_dir / "telemetry.sqlite"})
-    store = make_store(store_config)
-    engine = open_case_db(f"sqlite:///{options.out_dir / DEMO_CASES}")
-    casebook = CaseBook(engine, channel="terminal", clock=time.time)
-    rules_pipeline = RulesPipeline(rules, casebook)
-    limits_file = settings.core.limits_file  # [core] limits_file; absent file: no limits
-    limits = (load_limits(limits_file) if limits_file is not None and limits_file.exists()
-              else None)
-    pipeline = CorePipeline(make_detector(settings.detector), store,
-                            event_threshold=settings.core.event_threshold,
-                            dedup_window=settings.core.dedup_window, limits=limits)
-    notifier = TerminalNotifier(options.out_dir / "notices.jsonl", echo=options.show_notices,
-                                console=console)
-    outbox = Outbox(engine, {"terminal": notifier}, clock=time.time, base_delay_s=0.2)
+    clock = SimulatedClock(fleet.config.start)
+    # read and check everything the settings name before the previous run's files go
+    service = Service(demo_settings(settings, options.out_dir), clock=clock,
+                      echo=options.show_notices, console=console)
+    if options.out_dir.exists():
+        shutil.rmtree(options.out_dir)
+    options.out_dir.mkdir(parents=True)
 
-    async def dispatch_forever() -> None:
-        while True:
-            await outbox.dispatch_once()
-            await asyncio.sleep(0.1)
+    store = service.open_store()
+    engine = service.connect_cases()
+    rules_pipeline = service.rules_pipeline(engine)
+    casebook = rules_pipeline.casebook
+    pipeline = service.core_pipeline(store, engine)
+    outbox = service.outbox(engine, base_delay_s=0.2)
+    # ticks lag the newest sample by two publishing blocks: every device's block is in
+    lag_s = 2 * options.batch_samples * fleet.config.sample_period_s
 
-    await asyncio.to_thread(_compile_core, settings, options, limits)
+    async def sink(batch: ScoredBatch) -> None:
+        if batch.n_samples:
+            clock.saw(float(batch.t[-1]))
+        await rules_pipeline.handle_in_thread(batch)
+
+    async def tick_at() -> float | None:
+        return clock() - lag_s if clock() - lag_s > fleet.config.start else None
+
+    stop = asyncio.Event()
+    await asyncio.to_thread(_compile_core, service, options)
     try:
         async with _broker(settings) as mqtt:
             core_mqtt = mqtt.model_copy(
                 update={"client_id": f"forewarn-core-{uuid.uuid4().hex[:6]}"})
-            service = CoreService(core_mqtt, pipeline, rules_pipeline.handle_in_thread)
-            core_task = asyncio.create_task(service.run())
-            dispatcher = asyncio.create_task(dispatch_forever())
+            core = CoreService(core_mqtt, pipeline, sink)
+            tasks = [asyncio.create_task(core.run()),
+                     asyncio.create_task(service.dispatch(stop, outbox, idle_s=0.1)),
+                     asyncio.create_task(service.tick_forever(rules_pipeline, stop, 0.1,
+                                                              tick_at))]
             try:
-                await asyncio.wait_for(service.ingestor.connected.wait(), 30)
+                await asyncio.wait_for(core.ingestor.connected.wait(), 30)
                 with Progress(
                     TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), console=console, disable=not options.progress,
@@ -261,17 +283,20 @@ async def run_demo(
                             break
                         await asyncio.sleep(0.05)
                     progress.update(ingest_task, completed=pipeline.stats.samples_ingested)
-                # deliver what the last batches queued
-                while outbox.pending() and time.monotonic() < deadline:
-                    await outbox.dispatch_once()
-                    await asyncio.sleep(0.05)
+                # everything is in: the rules' last tick at the end of the simulated time,
+                # then deliver what is due by then (a notice waiting out the customer's quiet
+                # hours past the end stays pending)
+                await rules_pipeline.tick_in_thread(clock())
+                while await outbox.dispatch_once() and time.monotonic() < deadline:
+                    pass
             finally:
-                for task in (core_task, dispatcher):
-                    task.cancel()
-                for task in (core_task, dispatcher):
+                stop.set()
+                tasks[0].cancel()
+                for task in tasks:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
     finally:
+        rules_pipeline.close()
         store.close()
 
     opened = [OpenedCase(c.id, c.device_id, c.rule, c.opened_at) for c in casebook.cases()]

@@ -22,7 +22,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -38,18 +45,28 @@ from edge.problems import problems
 from forewarn.errors import ConfigError
 
 __all__ = [
+    "SHIPPED_CONFIG",
+    "AppriseSettings",
     "BrokerSettings",
     "CasesSettings",
     "CoreSettings",
+    "CustomersSettings",
+    "EmailSettings",
     "FleetSettings",
+    "NotifySettings",
+    "RulesSettings",
     "ServeSettings",
     "Settings",
     "StoreSettings",
     "TomlFileSettings",
+    "WebhookSettings",
     "load_settings",
 ]
 
 DEFAULT_CONFIG_FILE = Path("forewarn.toml")
+#: the configuration shipped beside the code (limits, every product's rules): the defaults, so
+#: a minimal configuration file works from any directory
+SHIPPED_CONFIG = Path(__file__).resolve().parents[1] / "config"
 
 
 class BrokerSettings(BaseModel):
@@ -81,6 +98,14 @@ class CoreSettings(CoreConfig):
     #: seconds between the rules' time-driven passes: silent devices, escalation, released
     #: silences
     tick_interval_s: float = Field(default=60.0, gt=0)
+    #: product limits (product → field → lo/hi); the shipped config/limits.yaml by default (no
+    #: limits when forewarn was installed without it); a configured file must exist; "": none
+    limits_file: Path | None = SHIPPED_CONFIG / "limits.yaml"
+
+    @field_validator("limits_file", mode="before")
+    @classmethod
+    def _no_limits(cls, value: Any) -> Any:
+        return None if value == "" else value
     #: mqtt engine: where the detector and dedup state is saved (core-state.npz and the dedup
     #: journal), so a restart keeps learning (docs/scaling.md)
     state_dir: Path = Path("var/state")
@@ -102,8 +127,109 @@ class CasesSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = "sqlite:///var/cases.sqlite"
-    rules_file: Path = Path("config/rules/heat_pump.yaml")
+    #: one rules file (older key, still read): its rules join those of ``[rules]``
+    rules_file: Path | None = None
     notices_jsonl: Path = Path("var/notices.jsonl")
+
+
+class RulesSettings(BaseModel):
+    """``[rules]``: every product's rules at once; each rule applies to its ``product`` only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: every ``*.yaml`` of this folder; with neither ``dir``, ``files`` nor ``[cases]
+    #: rules_file`` set, the shipped config/rules (every simulated product)
+    dir: Path | None = None
+    #: rules files, besides (or instead of) ``dir``
+    files: tuple[Path, ...] = ()
+
+
+class CustomersSettings(BaseModel):
+    """``[customers]``: the registry of who owns which device (config/customers.example.yaml)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: the registry file; None: every device is an unknown customer of its own (English, UTC)
+    file: Path | None = None
+
+
+class EmailSettings(BaseModel):
+    """``[notify.email]``: the SMTP server that sends e-mail notices."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    sender: str = Field(min_length=3)
+    username: str = ""
+    password: str = ""
+    #: a file holding the password (first line), instead of ``password``
+    password_file: Path | None = None
+    #: "starttls" (port 587), "implicit" (TLS from the first byte, port 465) or "none" (no
+    #: encryption: a relay on this machine; a login is then refused)
+    tls: Literal["starttls", "implicit", "none"] = "starttls"
+    #: a CA certificate (PEM) to verify the server with, for a private CA (default: the
+    #: system's trusted CAs)
+    ca_file: Path | None = None
+    #: where team notices sent by e-mail go (the customers' come from the registry)
+    team_address: str = ""
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_password(self) -> EmailSettings:
+        if self.password and self.password_file is not None:
+            raise ValueError("give either 'password' or 'password_file', not both")
+        if self.username and self.tls == "none":
+            raise ValueError('SMTP login refused without TLS: set tls = "starttls" or '
+                             '"implicit" (or no username for a local relay)')
+        return self
+
+
+class WebhookSettings(BaseModel):
+    """``[notify.webhook]``: HMAC-signed JSON posts (docs/helpdesk.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: where notices go unless a customer's contact names its own URL
+    url: str = ""
+    secret: str = ""
+    #: a file holding the secret (first line), instead of ``secret``
+    secret_file: Path | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> WebhookSettings:
+        if bool(self.secret) == (self.secret_file is not None):
+            raise ValueError("give one of 'secret' or 'secret_file'")
+        return self
+
+
+class AppriseSettings(BaseModel):
+    """``[notify.apprise]``: Apprise URLs (chat, SMS gateways…) for notices without their own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    urls: tuple[str, ...] = ()
+
+
+class NotifySettings(BaseModel):
+    """``[notify]``: the channels notices go out on; "terminal" (var/notices.jsonl) always is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: the channel of team notices (cases opened, escalated, resolved), e.g. "webhook" for a
+    #: helpdesk or "email" to ``[notify.email] team_address``
+    team: str = "terminal"
+    #: the channel of customers whose registry contact names none
+    customers: str = "terminal"
+    email: EmailSettings | None = None
+    webhook: WebhookSettings | None = None
+    apprise: AppriseSettings | None = None
+
+    def channels(self) -> tuple[str, ...]:
+        """The configured channel names."""
+        return ("terminal", *(name for name in ("email", "webhook", "apprise")
+                              if getattr(self, name) is not None))
 
 
 class ServeSettings(BaseModel):
@@ -124,6 +250,8 @@ class ServeSettings(BaseModel):
     helpdesk_channel: str = ""
     #: the helpdesk's URL ("" : the channel's configured default)
     helpdesk_url: str = ""
+    #: a request body larger than this is refused unread with 413
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
 
 class FleetSettings(BaseModel):
@@ -180,8 +308,40 @@ class Settings(TomlFileSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     #: ``[nats]``: the JetStream stream and its workers (``forewarn core --engine nats``)
     nats: NatsConfig = Field(default_factory=NatsConfig)
+    rules: RulesSettings = Field(default_factory=RulesSettings)
+    customers: CustomersSettings = Field(default_factory=CustomersSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     #: ``[fleet]``: the simulated fleet's credentials (``forewarn fleet``)
     fleet: FleetSettings = Field(default_factory=FleetSettings)
+
+    def rule_paths(self) -> list[Path]:
+        """The rules files the service loads: ``[rules]`` and ``[cases] rules_file``, or the
+        shipped ones of every product when none is configured."""
+        paths = list(self.rules.files)
+        if self.cases.rules_file is not None:
+            paths.append(self.cases.rules_file)
+        rules_dir = self.rules.dir
+        if rules_dir is None and not paths:
+            rules_dir = SHIPPED_CONFIG / "rules"
+        if rules_dir is not None:
+            paths.extend(sorted(rules_dir.glob("*.yaml")))
+        return paths
+
+    def input_files(self) -> list[tuple[str, Path]]:
+        """(key, path) of every file the configuration names, for the check at start."""
+        named: list[tuple[str, Path | None]] = [
+            ("[core] limits_file", self.core.limits_file),
+            ("[cases] rules_file", self.cases.rules_file),
+            ("[rules] dir", self.rules.dir),
+            *(("[rules] files", f) for f in self.rules.files),
+            ("[customers] file", self.customers.file),
+        ]
+        if self.notify.email is not None:
+            named += [("[notify.email] password_file", self.notify.email.password_file),
+                      ("[notify.email] ca_file", self.notify.email.ca_file)]
+        if self.notify.webhook is not None:
+            named.append(("[notify.webhook] secret_file", self.notify.webhook.secret_file))
+        return [(key, path) for key, path in named if path is not None]
 
     @model_validator(mode="before")
     @classmethod
@@ -199,11 +359,15 @@ class Settings(TomlFileSettings):
         return self
 
 
-def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(path: Path | str | None, env: Mapping[str, str] | None = None) -> Settings:
     """Settings from ``path`` (or ./forewarn.toml if present) and the environment.
 
-    Raises :class:`ConfigError` naming the file and key when something is wrong.
+    Relative file names in the file (limits, rules, customers, secrets) are relative to the
+    file's folder, so the service runs the same from any working directory. Raises
+    :class:`ConfigError` naming the file and key when something is wrong, and naming the key
+    of a configured file that does not exist.
     """
+    path = Path(path) if isinstance(path, str) else path
     if path is None and DEFAULT_CONFIG_FILE.exists():
         path = DEFAULT_CONFIG_FILE
     if path is not None and not path.exists():
@@ -212,8 +376,10 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
     environ = dict(os.environ) if env is None else env
     saved = {k: v for k, v in os.environ.items() if k.startswith("FOREWARN_")}
 
+    config_file = path
+
     class _Loaded(Settings):
-        toml_file: ClassVar[Path | None] = path
+        toml_file: ClassVar[Path | None] = config_file
 
     try:
         # pydantic-settings reads os.environ; present exactly the mapping we were given
@@ -230,4 +396,38 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
         for key in [k for k in os.environ if k.startswith("FOREWARN_")]:
             del os.environ[key]
         os.environ.update(saved)
-    return Settings.model_validate(loaded.model_dump())
+    settings = Settings.model_validate(loaded.model_dump())
+    if path is not None:
+        settings = _relative_to(settings, path.resolve().parent)
+    for key, file in settings.input_files():
+        shipped = file == SHIPPED_CONFIG / "limits.yaml"
+        if not file.exists() and not shipped:
+            source = path if path is not None else "the environment"
+            raise ConfigError(f"{source}: {key}: {file} does not exist")
+    if settings.rules.dir is not None and not any(settings.rules.dir.glob("*.yaml")):
+        raise ConfigError(f"[rules] dir: no *.yaml rules files in {settings.rules.dir}")
+    if not settings.rule_paths():
+        raise ConfigError("no rules files: set [rules] dir (or files) to the folder of your "
+                          "rules (*.yaml)")
+    return settings
+
+
+def _relative_to(settings: Settings, base: Path) -> Settings:
+    """``settings`` with every relative input file name taken relative to ``base``."""
+    def at(file: Path | None) -> Path | None:
+        return file if file is None or file.is_absolute() else base / file
+
+    data = settings.model_dump()
+    data["core"]["limits_file"] = at(settings.core.limits_file)
+    data["cases"]["rules_file"] = at(settings.cases.rules_file)
+    data["rules"] = {"dir": at(settings.rules.dir),
+                     "files": [at(f) for f in settings.rules.files]}
+    data["customers"]["file"] = at(settings.customers.file)
+    data["fleet"]["credentials_file"] = at(settings.fleet.credentials_file)
+    data["fleet"]["queue_dir"] = at(settings.fleet.queue_dir)
+    if settings.notify.email is not None:
+        data["notify"]["email"]["password_file"] = at(settings.notify.email.password_file)
+        data["notify"]["email"]["ca_file"] = at(settings.notify.email.ca_file)
+    if settings.notify.webhook is not None:
+        data["notify"]["webhook"]["secret_file"] = at(settings.notify.webhook.secret_file)
+    return Settings.model_validate(data)

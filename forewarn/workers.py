@@ -38,30 +38,24 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import nats.errors
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from core.dead_letter import DeadLetters, DeadLetterStore
-from core.detect import DetectorConfig, make_detector
-from core.limits import ProductLimits, load_limits
+from core.config import MqttConfig
+from core.detect import DetectorConfig
 from core.nats import NatsConfig, NatsEngine, PartitionStats
-from core.pipeline import CorePipeline, DeviceTenant
+from core.pipeline import CorePipeline
+from core.service import CoreService
 from core.store.base import HistoryStore, TimeSeriesStore
-from core.store.config import InfluxConfig, StoreConfig, make_store
+from forewarn.service import Service, tick_forever
 from forewarn.settings import Settings
-from rules.cases import CaseBook
 from rules.db import connect
-from rules.model import load_rules
-from rules.notifiers.terminal import TerminalNotifier
-from rules.outbox import Outbox
 from rules.pipeline import RulesPipeline
 
 __all__ = [
@@ -72,6 +66,7 @@ __all__ = [
     "device_partition",
     "dispatch_outbox",
     "forget_other_partitions",
+    "make_service",
     "make_worker_store",
     "parse_partitions",
     "run_worker",
@@ -195,25 +190,11 @@ class WorkerOptions:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
 
 
-def configured_limits(settings: Settings) -> ProductLimits | None:
-    """The ``[core] limits_file`` product limits, or None when there is no such file."""
-    path = settings.core.limits_file
-    return load_limits(path) if path is not None and path.exists() else None
-
-
-def _ingest_guards(settings: Settings, engine_db: Engine,
-                   device_tenant: DeviceTenant | None) -> dict[str, Any]:
-    """What a pipeline of the service needs to refuse bad messages: persisted dead letters
-    (in the case database), the future horizon and the device → tenant binding (the
-    registry's)."""
-    return {
-        "dead_letters": DeadLetters(store=DeadLetterStore(
-            engine_db, keep=settings.core.dead_letters_keep)),
-        "future_horizon_s": settings.core.future_horizon_s,
-        "device_tenant": device_tenant,
-        "max_series_per_device": settings.core.max_series_per_device,
-        "max_boots_per_device": settings.core.max_boots_per_device,
-    }
+def make_service(settings: Settings, options: WorkerOptions, echo: bool = True) -> Service:
+    """The service's wiring (:class:`forewarn.service.Service`) with a worker's overrides."""
+    influx = (None if options.influx_url is None
+              else (options.influx_url, options.influx_bucket))
+    return Service(settings, detector=options.detector, influx=influx, echo=echo)
 
 
 def make_worker_store(settings: Settings, options: WorkerOptions,
@@ -223,11 +204,7 @@ def make_worker_store(settings: Settings, options: WorkerOptions,
     NATS workers run without the outage buffer (the stream is the buffer); the direct engine
     keeps ``[store.buffer]`` when it is configured (``buffered=True``).
     """
-    if options.influx_url is not None:
-        return make_store(StoreConfig(kind="influxdb", influxdb=InfluxConfig(
-            url=options.influx_url, bucket=options.influx_bucket, retries=0, timeout_s=5.0)))
-    config = settings.store if buffered else settings.store.model_copy(update={"buffer": None})
-    return make_store(config)
+    return make_service(settings, options).open_store(buffered)
 
 
 async def run_worker(settings: Settings, options: WorkerOptions, partitions: Sequence[int],
@@ -239,23 +216,19 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
     """
     from forewarn.core_metrics import CoreMetrics, worker_metrics_port
 
-    store = make_worker_store(settings, options)
+    service = make_service(settings, options)
+    store = service.open_store(buffered=False)
     engine_db = await _connect_cases(settings.cases.url)
     metrics = CoreMetrics(engine_db) if settings.core.metrics_port else None
     if metrics is not None:
         store = metrics.timed_store(store)
-    rules = RulesPipeline(load_rules(settings.cases.rules_file),
-                          CaseBook(engine_db, channel="terminal", clock=time.time))
+    rules = service.rules_pipeline(engine_db)
     dropped = forget_other_partitions(rules, options.nats, partitions)
     _log.info("rules: %d alarm states of this worker's devices, %d of others' dropped",
               len(rules.evaluator.states), dropped)
 
     def make_pipeline(handoff: TimeSeriesStore) -> CorePipeline:
-        pipeline = CorePipeline(make_detector(options.detector), handoff,
-                                event_threshold=settings.core.event_threshold,
-                                dedup_window=settings.core.dedup_window,
-                                limits=configured_limits(settings),
-                                **_ingest_guards(settings, engine_db, rules.registry.tenant_of))
+        pipeline = service.core_pipeline(handoff, engine_db)
         return pipeline if metrics is None else metrics.attach_pipeline(pipeline)
 
     try:
@@ -280,9 +253,8 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
                         settings.core.metrics_port, _owned(settings), settings.core.workers,
                         partitions)))
             ticks_done = asyncio.Event()
-            ticker = asyncio.create_task(_tick_forever(
-                rules, ticks_done, settings.core.tick_interval_s,
-                lambda: caught_up.look(time.time())))
+            ticker = asyncio.create_task(service.tick_forever(
+                rules, ticks_done, clock=lambda: caught_up.look(time.time())))
             if ready_file is not None:
                 ready_file.write_text(f"{time.time()}\n")
             _log.info("worker ready: partitions %s", list(partitions))
@@ -327,17 +299,9 @@ async def _stop_when_orphaned(stop: Callable[[], None]) -> None:
 
 
 async def dispatch_outbox(settings: Settings, stop: asyncio.Event, echo: bool = True) -> None:
-    """The one outbox dispatcher: delivers pending notices until ``stop`` is set."""
-    engine = connect(settings.cases.url)
-    notifier = TerminalNotifier(settings.cases.notices_jsonl, echo=echo)
-    outbox = Outbox(engine, {"terminal": notifier}, clock=time.time, base_delay_s=0.5)
-    try:
-        while not stop.is_set():
-            await outbox.dispatch_once()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.2)
-    finally:
-        engine.dispose()
+    """The one outbox dispatcher: delivers pending notices on every configured channel until
+    ``stop`` is set."""
+    await Service(settings, echo=echo).dispatch(stop)
 
 
 @dataclass(slots=True)
@@ -439,26 +403,8 @@ def worker_command(argv: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "forewarn.cli", *argv]
 
 
-async def _tick_forever(rules: RulesPipeline, stop: asyncio.Event, every_s: float = 60.0,
-                        clock: Callable[[], Awaitable[float | None]] | None = None) -> None:
-    """Time-driven rule work (silent devices, escalation, released silences) every ``every_s``.
-
-    ``clock`` says up to when to tick (None: not yet); without it, the wall clock.
-    """
-    while not stop.is_set():
-        try:
-            now = time.time() if clock is None else await clock()
-            if now is not None:
-                await rules.tick_in_thread(now)
-        except (OperationalError, TimeoutError, nats.errors.Error) as exc:
-            # the case database or NATS is away: the next tick catches up (transitions are
-            # dated by the data, not by when the tick ran)
-            _log.warning("rules tick skipped: %s", exc)
-        except Exception:
-            # a rules bug must not end the ticks for the life of the process unnoticed
-            _log.exception("rules tick failed; trying again in %.0f s", every_s)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every_s)
+#: the rules' ticks (kept under this name for the callers of the NATS engine)
+_tick_forever = tick_forever
 
 
 async def serve_until_stopped(stop: asyncio.Event, tasks: Sequence[asyncio.Task[None]]) -> int:
@@ -483,29 +429,27 @@ async def serve_until_stopped(stop: asyncio.Event, tasks: Sequence[asyncio.Task[
     return 1 if dead else 0
 
 
-async def run_direct(settings: Settings, options: WorkerOptions) -> int:
+async def run_direct(settings: Settings, options: WorkerOptions, echo: bool = True,
+                     say: Callable[[str], None] = lambda _: None) -> int:
     """The single-machine engine: one process subscribed to the MQTT broker, as before NATS.
 
     Returns the exit code: 0 after SIGTERM/SIGINT, 1 when a task of the service died.
+    ``say`` gets what it runs with and where it is connected, one line each.
     """
-    from core.lifecycle import LifecycleListener
-    from core.service import CoreService
     from forewarn.broker import EmbeddedBroker
     from forewarn.core_metrics import CoreMetrics
     from forewarn.core_state import KeptState
 
-    store = make_worker_store(settings, options, buffered=True)
-    engine_db = connect(settings.cases.url)
+    service = make_service(settings, options, echo=echo)
+    for line in service.describe():
+        say(line)
+    store = service.open_store(buffered=True)
+    engine_db = service.connect_cases()
     metrics = CoreMetrics(engine_db) if settings.core.metrics_port else None
     if metrics is not None:
         store = metrics.timed_store(store)
-    rules = RulesPipeline(load_rules(settings.cases.rules_file),
-                          CaseBook(engine_db, channel="terminal", clock=time.time))
-    pipeline = CorePipeline(make_detector(options.detector), store,
-                            event_threshold=settings.core.event_threshold,
-                            dedup_window=settings.core.dedup_window,
-                            limits=configured_limits(settings),
-                            **_ingest_guards(settings, engine_db, rules.registry.tenant_of))
+    rules = service.rules_pipeline(engine_db)
+    pipeline = service.core_pipeline(store, engine_db)
     if metrics is not None:
         metrics.attach_pipeline(pipeline)
     stop = asyncio.Event()
@@ -524,19 +468,24 @@ async def run_direct(settings: Settings, options: WorkerOptions) -> int:
             if settings.broker.embedded:
                 broker = await stack.enter_async_context(EmbeddedBroker(mqtt.host, mqtt.port))
                 mqtt = mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"})
-            service = CoreService(mqtt, pipeline, rules.handle_in_thread,
-                                  on_handled=kept.commit)
+            core = CoreService(mqtt, pipeline, rules.handle_in_thread, on_handled=kept.commit)
             # status, agent events and reported configs: the device lifecycle (issue 16.3)
-            lifecycle = LifecycleListener(mqtt, rules.handle_lifecycle_in_thread,
-                                          dead_letters=pipeline.dead_letters)
-            tasks = [asyncio.create_task(service.run(), name="ingest"),
+            lifecycle = service.lifecycle_listener(mqtt, rules, pipeline)
+            tasks = [asyncio.create_task(core.run(), name="ingest"),
                      asyncio.create_task(lifecycle.run(), name="lifecycle"),
-                     asyncio.create_task(dispatch_outbox(settings, stop), name="outbox"),
-                     asyncio.create_task(_tick_forever(rules, stop,
-                                                       settings.core.tick_interval_s),
-                                         name="rules tick")]
+                     asyncio.create_task(service.dispatch(stop), name="outbox"),
+                     asyncio.create_task(service.tick_forever(rules, stop), name="rules tick")]
+            greeting = asyncio.create_task(_say_when_connected(core, mqtt, say))
             code = await serve_until_stopped(stop, tasks)
+            greeting.cancel()
     finally:
         store.close()
         engine_db.dispose()
     return code
+
+
+async def _say_when_connected(core: CoreService, mqtt: MqttConfig,
+                              say: Callable[[str], None]) -> None:
+    await core.ingestor.connected.wait()
+    say(f"connected to mqtt://{mqtt.host}:{mqtt.port} as {mqtt.client_id}")
+    say(f"subscribed to {mqtt.subscription}")

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -41,7 +41,7 @@ import numpy as np
 from core.events import DetectorEvent, ScoredBatch
 from rules.conditions import Context, Memory
 from rules.model import Rule
-from rules.registry import DeviceMeta
+from rules.registry import DeviceMeta, InstalledDevice
 
 __all__ = [
     "ACTIVE",
@@ -262,11 +262,12 @@ class RuleEvaluator:
                 self._emit(out, "fired", rule, key, state, at, alarm)
 
     def tick(self, now: float, registry_devices: dict[str, float | None] | None = None,
-             tenant: str = "") -> list[Transition]:
+             tenant: str = "", installed: Sequence[InstalledDevice] = ()) -> list[Transition]:
         """No-data transitions due at ``now`` (call it periodically; batches never arrive
-        from a silent device). ``registry_devices`` (device → installed_at) adds devices that
-        never reported at all. A device that said goodbye is not silent; one offline by its
-        last will fires the offline rules due."""
+        from a silent device). ``registry_devices`` (device → installed_at, of ``tenant``) and
+        ``installed`` (the registry's devices, each with its tenant and product: only its
+        product's rules apply) add devices that never reported at all. A device that said
+        goodbye is not silent; one offline by its last will fires the offline rules due."""
         out: list[Transition] = []
         self._offline_tick(now, out)
         for key, state in self.states.items():
@@ -290,6 +291,21 @@ class RuleEvaluator:
                     continue
                 state = self.states[key] = AlarmState(since=installed_at)
                 self._enter_no_data(rule, key, state, installed_at + rule.no_data, out)
+        for device in installed:
+            if device.installed_at is None or (
+                    device.tenant if device.tenant is not None else tenant,
+                    device.device_id) in self.resting:
+                continue
+            for rule in self.rules:
+                key = (rule.name, device.tenant if device.tenant is not None else tenant,
+                       device.device_id)
+                if (rule.no_data is None or key in self.states
+                        or now - device.installed_at < rule.no_data
+                        or (rule.product is not None and rule.product != device.product)):
+                    continue
+                state = self.states[key] = AlarmState(since=device.installed_at,
+                                                      product=device.product or "")
+                self._enter_no_data(rule, key, state, device.installed_at + rule.no_data, out)
         return out
 
     # -- the state machine -------------------------------------------------------------------

@@ -156,7 +156,7 @@ class RulesPipeline:
         """Time-driven work: silences set meanwhile, devices gone silent (or never heard
         from), alarms a silence or inhibition held back, escalation."""
         self.silencer.refresh(self.silence_store, now)
-        self._apply(self.evaluator.tick(now, self.registry.known_devices(), tenant))
+        self._apply(self.evaluator.tick(now, tenant=tenant, installed=self.registry.installed()))
         for held_tenant, device_id in list(self._held):
             self._release(held_tenant, device_id, now)
         self._persist()

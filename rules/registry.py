@@ -21,6 +21,18 @@ in UTC, on the team's default channel.
 ('kim', 'ko', 'Asia/Seoul', '2.4.1', 'webhook')
 >>> registry.lookup("acme", "hp-9", "heat_pump").customer_id   # unknown: its own customer
 'acme/hp-9'
+
+Devices are keyed by tenant and id: the file's ``tenant`` (or a device's own ``tenant``, or the
+deployment's tenant given to :func:`load_registry`) says whose a device is, and the same id
+under another tenant is an unknown device of that tenant.
+
+>>> bound = parse_registry('''
+... tenant: acme
+... customers: [{id: kim, contact: {channel: email, address: kim@example.com}}]
+... devices: {hp-1: {customer: kim, product: heat_pump}}
+... ''')
+>>> bound.lookup("acme", "hp-1", "").customer_id, bound.lookup("other", "hp-1", "").customer_id
+('kim', 'other/hp-1')
 """
 
 from __future__ import annotations
@@ -40,6 +52,7 @@ __all__ = [
     "Contact",
     "CustomerRegistry",
     "DeviceMeta",
+    "InstalledDevice",
     "load_registry",
     "parse_registry",
 ]
@@ -86,8 +99,8 @@ class _Device(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     customer: str
-    #: the tenant the device belongs to: core dead-letters its messages under any other
-    #: tenant (``tenant_mismatch``); None: not bound
+    #: the tenant the device belongs to, when it is not the file's: core dead-letters its
+    #: messages under any other tenant (``tenant_mismatch``); None: the file's (or not bound)
     tenant: str | None = Field(default=None, pattern=NAME_PATTERN)
     firmware: str = ""
     product: str | None = None
@@ -98,6 +111,8 @@ class _Device(BaseModel):
 class _RegistryFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: the tenant of the devices listed (None: the deployment's tenant)
+    tenant: str | None = None
     defaults: _Defaults = Field(default_factory=_Defaults)
     customers: tuple[_Customer, ...] = ()
     devices: dict[str, _Device] = Field(default_factory=dict)
@@ -123,13 +138,50 @@ class DeviceMeta:
     known: bool = False
 
 
-class CustomerRegistry:
-    """Device → customer lookups; unknown devices get the defaults."""
+@dataclass(frozen=True, slots=True)
+class InstalledDevice:
+    """A registered device, for the "never reported since installed" check."""
 
-    def __init__(self, data: _RegistryFile | None = None) -> None:
+    tenant: str | None
+    device_id: str
+    installed_at: float | None
+    product: str | None
+
+
+class CustomerRegistry:
+    """(tenant, device) → customer lookups; unknown devices get the defaults.
+
+    ``tenant`` is the deployment's tenant, for a file that names none; with neither, a device
+    is found under any tenant (a registry checked on its own, ``forewarn rules check``).
+    """
+
+    def __init__(self, data: _RegistryFile | None = None, tenant: str | None = None) -> None:
         self._data = data or _RegistryFile()
         self._customers = {c.id: c for c in self._data.customers}
+        self.tenant = self._data.tenant or tenant
+        self._devices = {(spec.tenant or self.tenant, device_id): spec
+                         for device_id, spec in self._data.devices.items()}
         self._cache: dict[tuple[str, str, str], DeviceMeta] = {}
+
+    @property
+    def customer_count(self) -> int:
+        """How many customers the registry names."""
+        return len(self._customers)
+
+    @property
+    def device_count(self) -> int:
+        """How many devices the registry names."""
+        return len(self._devices)
+
+    def contact_channels(self) -> dict[str, str]:
+        """Customer id → the channel its contact names (customers that name one)."""
+        return {c.id: c.contact.channel for c in self._data.customers
+                if c.contact.channel is not None}
+
+    def installed(self) -> list[InstalledDevice]:
+        """Every registered device with its tenant, install time and product."""
+        return [InstalledDevice(tenant, device_id, spec.installed_at, spec.product)
+                for (tenant, device_id), spec in self._devices.items()]
 
     def lookup(self, tenant: str, device_id: str, product: str) -> DeviceMeta:
         """The device's metadata (cached: called for every batch)."""
@@ -140,14 +192,15 @@ class CustomerRegistry:
         return meta
 
     def tenant_of(self, device_id: str) -> str | None:
-        """The tenant a registered device is bound to (None: unknown or not bound).
+        """The tenant a registered device is bound to (None: unknown or not bound): its own
+        ``tenant``, else the file's or the deployment's.
 
         >>> parse_registry("customers: [{id: kim}]\\ndevices: {hp-1: {customer: kim, "
         ...                "tenant: acme}}").tenant_of("hp-1")
         'acme'
         """
         device = self._data.devices.get(device_id)
-        return device.tenant if device is not None else None
+        return (device.tenant or self.tenant) if device is not None else None
 
     def known_devices(self) -> dict[str, float | None]:
         """Every registered device and when it was installed (for never-reported checks)."""
@@ -155,7 +208,7 @@ class CustomerRegistry:
 
     def _build(self, tenant: str, device_id: str, product: str) -> DeviceMeta:
         defaults = self._data.defaults
-        device = self._data.devices.get(device_id)
+        device = self._devices.get((tenant, device_id)) or self._devices.get((None, device_id))
         customer = self._customers.get(device.customer) if device else None
         if device is None or customer is None:
             return DeviceMeta(
@@ -178,7 +231,8 @@ class CustomerRegistry:
         )
 
 
-def parse_registry(text: str, source: str = "<customers>") -> CustomerRegistry:
+def parse_registry(text: str, source: str = "<customers>",
+                   tenant: str | None = None) -> CustomerRegistry:
     """Validate registry YAML; raise :class:`RuleFileError` naming where it is wrong."""
     from rules.model import describe_errors  # the shared file/line/key error wording
 
@@ -195,15 +249,18 @@ def parse_registry(text: str, source: str = "<customers>") -> CustomerRegistry:
                      - {c.id for c in parsed.customers})
     if unknown:
         raise RuleFileError(f"{source}: devices name unknown customers: {', '.join(unknown)}")
-    return CustomerRegistry(parsed)
+    return CustomerRegistry(parsed, tenant)
 
 
-def load_registry(path: Path | None) -> CustomerRegistry:
-    """Read a registry file; ``None`` gives the empty registry (defaults for every device)."""
+def load_registry(path: Path | None, tenant: str | None = None) -> CustomerRegistry:
+    """Read a registry file; ``None`` gives the empty registry (defaults for every device).
+
+    ``tenant``: the deployment's tenant, for devices whose file names none.
+    """
     if path is None:
-        return CustomerRegistry()
+        return CustomerRegistry(tenant=tenant)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RuleFileError(f"cannot read customer registry {path}: {exc}") from exc
-    return parse_registry(text, source=str(path))
+    return parse_registry(text, source=str(path), tenant=tenant)

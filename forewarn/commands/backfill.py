@@ -82,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ForewarnError("--stop must be later than --start")
     settings = load_settings(args.config)
     tenant = args.tenant or settings.tenant
-    detector_config = getattr(settings.core, "detector", None)
+    detector_config = settings.detector  # the profile the service runs
     try:
         store = make_store(_store_config(settings))
     except StoreError as exc:

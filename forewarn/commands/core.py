@@ -33,6 +33,7 @@ from forewarn.workers import (
     Supervisor,
     WorkerOptions,
     dispatch_outbox,
+    make_service,
     parse_partitions,
     run_direct,
     run_worker,
@@ -44,11 +45,32 @@ __all__ = ["register", "resolve_settings"]
 _log = logging.getLogger(__name__)
 
 
+_DESCRIPTION = """\
+Runs the core service: receives device telemetry, detects faults while they are small,
+stores the data, opens support cases by the rules of every product and sends the notices
+(terminal, e-mail, webhook, Apprise) to customers and the support team.
+
+At start it reads and checks everything the configuration names (rules, customer registry,
+limits, notice channels) and says what it runs with; a problem is one line and exit code 2.
+
+Engines:
+  mqtt  one process subscribed to the MQTT broker (the embedded one unless
+        [broker] embedded = false)
+  nats  N worker processes on a partitioned NATS JetStream stream, for large fleets
+        (docs/scaling.md); --partitions gives this machine a slice of them, so several
+        machines share one stream
+
+Every option has a key in the configuration file ([core] and [nats], documented in
+config/forewarn.example.toml); an option on the command line overrides the file and the
+FOREWARN_* environment. Deployment as a systemd service: docs/deploy.md.
+"""
+
+
 def register(subparsers: Any) -> None:
     """Add the ``core`` command."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "core", help="run the core service (MQTT direct, or workers on NATS JetStream)",
-        description=__doc__,
+        description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--engine", choices=("mqtt", "nats"), default=None,
                         help="mqtt: one process on the MQTT broker; nats: workers on a "
@@ -150,15 +172,19 @@ def _load(args: argparse.Namespace) -> Settings:
         except ValidationError as exc:
             raise ConfigError(f"settings from the supervisor: {exc}") from exc
     else:
-        settings = load_settings(Path(args.config) if args.config else None)
+        settings = load_settings(args.config)
     return resolve_settings(settings, args)
+
+
+def _say(line: str) -> None:
+    print(f"forewarn core: {line}", flush=True)
 
 
 def _run(args: argparse.Namespace) -> int:
     settings = _load(args)
     options = _options(settings, args)
     if args.own is None and settings.core.engine == "mqtt":
-        return asyncio.run(run_direct(settings, options))
+        return asyncio.run(run_direct(settings, options, echo=not args.quiet_notices, say=_say))
     if args.own is not None:
         asyncio.run(run_worker(settings, options, parse_partitions(args.own), args.ready_file))
         return 0
@@ -171,6 +197,13 @@ def _run(args: argparse.Namespace) -> int:
     if settings.core.workers > len(partitions):
         raise ConfigError(f"{settings.core.workers} workers for {len(partitions)} partitions: "
                           "a worker needs at least one")
+
+    # read and check the rules, registry, limits and channels once, before any worker starts
+    for line in make_service(settings, options).describe():
+        _say(line)
+    _say(f"{settings.core.workers} workers on partitions "
+         f"{settings.core.owned_partitions or f'0-{stream_partitions - 1}'} of "
+         f"{settings.nats.stream} at {_without_password(settings.nats.url)}")
 
     async def supervise() -> None:
         import signal
@@ -204,3 +237,13 @@ def _run(args: argparse.Namespace) -> int:
 
     asyncio.run(supervise())
     return 0
+
+
+def _without_password(url: str) -> str:
+    """``url`` with a password it carries replaced by ``***`` (for printing)."""
+    head, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    auth, _, host = rest.rpartition("@")
+    user, colon, _ = auth.partition(":")
+    return f"{head}{sep}{user}{':***' if colon else ''}@{host}"

@@ -90,10 +90,15 @@ def run_check(args: argparse.Namespace) -> int:
         except RuleFileError as exc:
             print(exc)
             failed = True
-    if args.customers is not None:
+    customers = args.customers
+    if customers is None and getattr(args, "config", None) is not None:
+        from forewarn.settings import load_settings
+
+        customers = load_settings(args.config).customers.file  # the service's registry
+    if customers is not None:
         try:
-            load_registry(args.customers)
-            print(f"{args.customers}: ok")
+            load_registry(customers)
+            print(f"{customers}: ok")
         except RuleFileError as exc:
             print(exc)
             failed = True
@@ -182,7 +187,8 @@ def register(subparsers: Any) -> None:
                        help="rules files, or folders of them (e.g. config/rules); checked "
                        "apart and together")
     check.add_argument("--customers", type=Path, default=None, metavar="YAML",
-                       help="also validate a customer registry")
+                       help="also validate a customer registry (default with --config: "
+                       "its [customers] file)")
     check.add_argument("--rules", dest="verbose_rules", action="store_true",
                        help="print what each rule does")
     check.set_defaults(func=run_check)

@@ -9,6 +9,7 @@ from typing import Any
 
 from forewarn.casedb import case_db_url
 from forewarn.console.server import console_context, serve_console
+from forewarn.service import load_configured
 from forewarn.settings import load_settings
 
 __all__ = ["register"]
@@ -37,6 +38,7 @@ def register(subparsers: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    load_configured(settings)  # the registry, rules and channels the console's actions name
     case_db_url(settings, args.demo_dir)  # a --demo-dir without a run is a one-line error
     ctx = console_context(settings, demo_dir=args.demo_dir)
     host = args.host or settings.serve.host

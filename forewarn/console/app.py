@@ -29,6 +29,7 @@ from core.store.base import StoreError
 from forewarn.console import web
 from forewarn.console.api import router as api_router
 from forewarn.console.context import ConsoleContext
+from forewarn.console.guard import RequestGuard
 
 __all__ = ["create_app"]
 
@@ -71,9 +72,19 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
             response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
+    # outermost: sizes and tokens are checked before anything reads a body (issue 18.2)
+    app.add_middleware(RequestGuard, ctx=ctx)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        # browsers ask for it on every site; the pages also link the SVG one
+        return Response((_HERE / "static" / "favicon.ico").read_bytes(),
+                        media_type="image/vnd.microsoft.icon",
+                        headers={"Cache-Control": "public, max-age=86400"})
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -22,8 +22,12 @@ from sqlalchemy import Engine
 from core.events import EVENT_THRESHOLD, DetectorEvent
 from core.store.base import SeriesFrame, StoreError
 from forewarn.auth import TokenStore
+from forewarn.console.throttle import LoginLimiter
 from forewarn.metrics import ForewarnMetrics
 from rules.case_actions import Push
+from rules.errors import RuleError
+from rules.model import load_rules
+from rules.registry import CustomerRegistry
 
 __all__ = ["ConsoleContext", "ReadableStore"]
 
@@ -53,13 +57,46 @@ class ConsoleContext:
     anomaly_threshold: float = EVENT_THRESHOLD
     #: agents' actions also go to this outbox channel as team notices (a helpdesk webhook)
     helpdesk: Push | None = None
+    #: a request body larger than this is refused unread with 413 (``[serve] max_body_bytes``)
+    max_body_bytes: int = 1024 * 1024
+    #: failed logins per address (wall-clock time, never the demo's simulated "now")
+    login_limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    #: samples a new series learns before its detector may fire (``[detector] warmup``)
+    warmup_samples: int = 1440
+    #: who owns which device (``[customers] file``): names instead of ``tenant/device``
+    registry: CustomerRegistry | None = None
     tokens: TokenStore = field(init=False)
     metrics: ForewarnMetrics = field(init=False)
     _store_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _rule_texts: tuple[tuple[float, ...], dict[str, str]] | None = field(init=False,
+                                                                          default=None)
 
     def __post_init__(self) -> None:
         self.tokens = TokenStore(self.engine)
         self.metrics = ForewarnMetrics(self.engine)
+
+    def rule_descriptions(self) -> dict[str, str]:
+        """rule name → its ``description`` (the likely cause), re-read when a file changes."""
+        stamps = tuple(p.stat().st_mtime if p.exists() else -1.0 for p in self.rules_files)
+        if self._rule_texts is None or self._rule_texts[0] != stamps:
+            texts: dict[str, str] = {}
+            for path in self.rules_files:
+                try:
+                    ruleset = load_rules(path)
+                except RuleError:
+                    continue  # the rules page says what is wrong; the case page shows no text
+                texts.update({r.name: " ".join(r.description.split()) for r in ruleset.rules})
+            self._rule_texts = (stamps, texts)
+        return self._rule_texts[1]
+
+    def customer_name(self, tenant: str, device_id: str, product: str) -> str:
+        """The customer's name from the registry; "" when the registry does not know it."""
+        if self.registry is None:
+            return ""
+        meta = self.registry.lookup(tenant, device_id, product)
+        if meta.customer_id == f"{tenant}/{device_id}":  # not in the registry
+            return ""
+        return meta.customer_name or meta.customer_id
 
     def read_series(self, tenant: str, device_id: str, start: float, stop: float,
                     every_s: float) -> SeriesFrame | None:
@@ -84,6 +121,11 @@ class ConsoleContext:
 
     def store_devices(self, tenant: str) -> dict[str, tuple[str, float | None]]:
         """device_id → (product, last sample time) of the store, for stores that can list them.
+        """
+        return {d: (p, last) for d, (p, last, _) in self.store_listing(tenant).items()}
+
+    def store_listing(self, tenant: str) -> dict[str, tuple[str, float | None, int]]:
+        """device_id → (product, last sample time, samples up to ``warmup_samples``).
 
         The store interface has no device listing yet; the embedded store's file is read
         directly (read-only) so the fleet page shows devices that never opened a case.
@@ -99,13 +141,15 @@ class ConsoleContext:
             return {}
         try:
             # one index probe per series (the sample table's key starts with series_id)
+            # samples are counted up to the warm-up only: a bounded index walk per series
             rows = db.execute(
                 "SELECT s.device_id, MIN(s.product), MAX((SELECT MAX(ts_ms) FROM sample "
-                "WHERE series_id = s.id)) FROM series s WHERE s.tenant = ? "
-                "GROUP BY s.device_id", (tenant,)).fetchall()
+                "WHERE series_id = s.id)), MAX((SELECT COUNT(*) FROM (SELECT 1 FROM sample "
+                "WHERE series_id = s.id LIMIT ?))) FROM series s WHERE s.tenant = ? "
+                "GROUP BY s.device_id", (self.warmup_samples, tenant)).fetchall()
         except sqlite3.Error:
             return {}
         finally:
             db.close()
-        return {str(d): (str(p), None if last is None else float(last) / 1000.0)
-                for d, p, last in rows}
+        return {str(d): (str(p), None if last is None else float(last) / 1000.0, int(n or 0))
+                for d, p, last, n in rows}

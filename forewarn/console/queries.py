@@ -90,12 +90,13 @@ def _assignees(session: Session, case_ids: Sequence[int]) -> dict[int, str]:
     return out
 
 
-def _summary(case_row: CaseRow, assignee: str, now: float) -> CaseSummary:
+def _summary(case_row: CaseRow, assignee: str, now: float, customer_name: str = ""
+             ) -> CaseSummary:
     predicted = case_row.predicted_failure_at
     return CaseSummary(
         id=case_row.id, ref=f"FW-{case_row.id}", tenant=case_row.tenant,
         device_id=case_row.device_id, product=case_row.product,
-        customer_id=case_row.customer_id or "", rule=case_row.rule,
+        customer_id=case_row.customer_id or "", customer_name=customer_name, rule=case_row.rule,
         rules=[r for r in (case_row.rules or case_row.rule).split(",") if r],
         severity=case_row.severity, status=case_row.status, assignee=assignee,
         summary=case_row.summary, field=case_row.field, peak_score=case_row.peak_score,
@@ -130,7 +131,8 @@ def case_page(ctx: ConsoleContext, tenant: str, filters: CaseFilters, limit: int
         rows = list(session.scalars(select(CaseRow).where(*conds).order_by(*_order(sort))
                                     .limit(limit).offset(offset)))
         names = _assignees(session, [r.id for r in rows])
-        items = [_summary(r, names.get(r.id, ""), now) for r in rows]
+        items = [_summary(r, names.get(r.id, ""), now,
+                          ctx.customer_name(r.tenant, r.device_id, r.product)) for r in rows]
     return CasePage(total=total, limit=limit, offset=offset, items=items)
 
 
@@ -162,7 +164,8 @@ def case_detail(ctx: ConsoleContext, tenant: str, case_id: int) -> CaseDetail | 
             evidence = {"raw": row.evidence_json}
         if not isinstance(evidence, dict):
             evidence = {"evidence": evidence}
-        summary = _summary(row, _assignees(session, [row.id]).get(row.id, ""), now)
+        summary = _summary(row, _assignees(session, [row.id]).get(row.id, ""), now,
+                           ctx.customer_name(row.tenant, row.device_id, row.product))
         return CaseDetail(
             **summary.model_dump(), evidence=_finite(evidence),
             timeline=[CaseEvent(ts=e.ts, kind=e.kind, detail=e.detail) for e in events],
@@ -200,11 +203,13 @@ def devices(ctx: ConsoleContext, tenant: str) -> list[DeviceSummary]:
 
     def entry(device_id: str) -> dict[str, Any]:
         return known.setdefault(device_id, {"product": "", "customer_id": "", "last_seen": None,
-                                            "open": 0, "worst": 3})
+                                            "open": 0, "worst": 3, "warmup": None})
 
-    for device_id, (product, last) in ctx.store_devices(tenant).items():
+    for device_id, (product, last, samples) in ctx.store_listing(tenant).items():
         e = entry(device_id)
         e["product"], e["last_seen"] = product, last
+        if ctx.warmup_samples > 0:
+            e["warmup"] = round(min(100.0, 100.0 * samples / ctx.warmup_samples), 1)
     with Session(ctx.engine) as session:
         for device_id, product, last in session.execute(
                 select(AlarmStateRow.device_id, func.max(AlarmStateRow.product),
@@ -225,19 +230,22 @@ def devices(ctx: ConsoleContext, tenant: str) -> list[DeviceSummary]:
                 e["worst"] = min(e["worst"], _SEVERITY_RANK.get(row.severity, 2))
     names = {0: "critical", 1: "warning", 2: "warning", 3: "ok"}
     return [DeviceSummary(device_id=d, product=e["product"], customer_id=e["customer_id"],
+                          customer_name=ctx.customer_name(tenant, d, e["product"]),
                           status=names[e["worst"]], last_seen=e["last_seen"],
-                          open_cases=e["open"])
+                          open_cases=e["open"], warmup_pct=e["warmup"])
             for d, e in sorted(known.items())]
 
 
 def device_detail(ctx: ConsoleContext, tenant: str, device_id: str) -> DeviceDetail | None:
-    """One device of the tenant with its unresolved cases; None when the tenant has no such."""
+    """One device of the tenant with its unresolved cases and its case history; None when the
+    tenant has no such device."""
     found = [d for d in devices(ctx, tenant) if d.device_id == device_id]
     if not found:
         return None
-    page = case_page(ctx, tenant, CaseFilters(status=("open", "acknowledged"),
-                                              device_id=device_id), limit=200, offset=0)
-    return DeviceDetail(**found[0].model_dump(), cases=page.items)
+    history = case_page(ctx, tenant, CaseFilters(device_id=device_id), limit=200, offset=0,
+                        sort="newest").items
+    unresolved = [c for c in history if c.status != "resolved"]
+    return DeviceDetail(**found[0].model_dump(), cases=unresolved, history=history)
 
 
 def _nullable(matrix: np.ndarray[Any, Any]) -> list[list[float | None]]:

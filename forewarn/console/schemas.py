@@ -59,6 +59,8 @@ class CaseSummary(BaseModel):
     device_id: str
     product: str
     customer_id: str
+    #: the customer's name from the registry ("" when the registry does not know the device)
+    customer_name: str = ""
     rule: str
     rules: list[str]
     severity: str
@@ -133,16 +135,23 @@ class DeviceSummary(BaseModel):
     device_id: str
     product: str
     customer_id: str
+    #: the customer's name from the registry ("" when the registry does not know the device)
+    customer_name: str = ""
     #: ok, warning or critical (worst unresolved case)
     status: str
     last_seen: float | None
     open_cases: int
+    #: how much of the detector's warm-up the device has sent, in percent (below 100 it is
+    #: still learning its baseline and cannot have a case yet; None: the store cannot say)
+    warmup_pct: float | None = None
 
 
 class DeviceDetail(DeviceSummary):
     """A device with its unresolved cases."""
 
     cases: list[CaseSummary]
+    #: every case of the device, resolved ones too, newest first
+    history: list[CaseSummary] = []
 
 
 class DevicePage(BaseModel):

@@ -19,19 +19,27 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from forewarn.auth import Principal, Role
 from forewarn.console.context import ConsoleContext
+from forewarn.console.guard import PRINCIPAL_STATE
 
 __all__ = [
+    "LOGIN_COOKIE",
     "SESSION_COOKIE",
     "WebSession",
     "api_principal",
     "check_csrf",
+    "check_login_csrf",
     "context",
+    "login_csrf",
     "requires",
     "sign_session",
     "web_session",
 ]
 
 SESSION_COOKIE = "forewarn_session"
+#: the login form's CSRF cookie (SameSite=Strict: another site's form never sends it)
+LOGIN_COOKIE = "forewarn_login"
+#: how long a login form stays valid
+LOGIN_FORM_MAX_AGE_S = 3600
 _bearer = HTTPBearer(auto_error=False, description="an API token: fw_<key>_<secret>")
 
 
@@ -46,6 +54,9 @@ def api_principal(
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
 ) -> Principal:
     """The caller of an API endpoint, from its bearer token; 401 without a valid one."""
+    checked = getattr(request.state, PRINCIPAL_STATE, None)
+    if isinstance(checked, Principal):  # the guard verified it before reading the body
+        return checked
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -107,3 +118,28 @@ def check_csrf(session: WebSession, submitted: str) -> None:
     """403 unless the form carried this session's CSRF secret."""
     if not session.csrf or not hmac.compare_digest(session.csrf, submitted):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the form is stale: reload the page")
+
+
+def _login_serializer(ctx: ConsoleContext) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(ctx.session_secret, salt="forewarn-console-login")
+
+
+def login_csrf(ctx: ConsoleContext) -> tuple[str, str]:
+    """A fresh login form's (cookie value, hidden field value).
+
+    Without it a page elsewhere could post the attacker's token to ``/login`` and log the
+    victim into the attacker's tenant, where the victim's notes would land.
+    """
+    nonce = secrets.token_urlsafe(24)
+    return _login_serializer(ctx).dumps(nonce), nonce
+
+
+def check_login_csrf(ctx: ConsoleContext, cookie: str | None, submitted: str) -> bool:
+    """True when the login form was this browser's own (the cookie signs the field's value)."""
+    if not cookie or not submitted:
+        return False
+    try:
+        nonce: Any = _login_serializer(ctx).loads(cookie, max_age=LOGIN_FORM_MAX_AGE_S)
+    except BadSignature:
+        return False
+    return isinstance(nonce, str) and hmac.compare_digest(nonce, submitted)

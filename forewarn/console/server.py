@@ -21,8 +21,11 @@ from forewarn.casedb import case_db_url
 from forewarn.casedb import open_case_db as open_cases
 from forewarn.console.app import create_app
 from forewarn.console.context import ConsoleContext
+from forewarn.errors import ConfigError
 from forewarn.settings import Settings
 from rules.case_actions import Push
+from rules.errors import RuleError
+from rules.registry import CustomerRegistry, load_registry
 
 __all__ = ["console_context", "make_server", "open_cases", "serve_console"]
 
@@ -42,10 +45,13 @@ def console_context(settings: Settings, demo_dir: Path | None = None,
         engine = open_cases(settings.cases.url)
         store = make_store(settings.store)
     ctx = ConsoleContext(
-        engine=engine, store=store, rules_files=(settings.cases.rules_file,),
+        engine=engine, store=store, rules_files=tuple(settings.rule_paths()),
         clock=clock or time.time, session_max_age_s=settings.serve.session_max_age_s,
         secure_cookies=settings.serve.secure_cookies,
         anomaly_threshold=settings.core.event_threshold,
+        max_body_bytes=settings.serve.max_body_bytes,
+        warmup_samples=_warmup(settings),
+        registry=_registry(settings),
     )
     if settings.serve.helpdesk_channel:
         ctx.helpdesk = Push(settings.serve.helpdesk_channel, settings.serve.helpdesk_url)
@@ -58,6 +64,26 @@ def console_context(settings: Settings, demo_dir: Path | None = None,
             data_end = max(ends)
             ctx.clock = lambda: data_end
     return ctx
+
+
+def _warmup(settings: Settings) -> int:
+    """Samples a series learns before the configured detector may fire."""
+    detector = settings.detector
+    if detector.regression_weight > 0:
+        return max(detector.warmup, detector.regression_warmup)
+    return detector.warmup
+
+
+def _registry(settings: Settings) -> CustomerRegistry | None:
+    """The ``[customers]`` registry when one is configured (names on the console)."""
+    customers = getattr(settings, "customers", None)  # the [customers] section, when present
+    path = getattr(customers, "file", None)
+    if path is None:
+        return None
+    try:
+        return load_registry(Path(path))
+    except RuleError as exc:
+        raise ConfigError(f"[customers] file: {exc}") from exc
 
 
 def make_server(ctx: ConsoleContext, host: str = "127.0.0.1", port: int = 8080

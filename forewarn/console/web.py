@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+import re
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -17,57 +17,50 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
 
 from forewarn.auth import Principal
 from forewarn.console import queries
 from forewarn.console.actions import apply_action
+from forewarn.console.advice import next_steps
 from forewarn.console.context import ConsoleContext
 from forewarn.console.security import (
+    LOGIN_COOKIE,
+    LOGIN_FORM_MAX_AGE_S,
     SESSION_COOKIE,
     WebSession,
     check_csrf,
+    check_login_csrf,
     context,
+    login_csrf,
     sign_session,
     web_session,
 )
+from forewarn.console.timefmt import span, when
+from forewarn.console.units import unit, units
 
 __all__ = ["error_page", "router", "wants_html"]
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+# Starlette's own environment escapes only templates named *.html; ours are *.html.j2, so the
+# environment is made here with escaping on for every template (issue 18.1)
+templates = Jinja2Templates(env=Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True))
 Context = Annotated[ConsoleContext, Depends(context)]
 #: history shown before a fault's onset and after the case's last event
 _BEFORE_S = 24 * 3600.0
 _AFTER_S = 12 * 3600.0
 
 
-def _when(ts: float | None) -> str:
-    if ts is None or not math.isfinite(ts):
-        return "–"
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _span(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "–"
-    s = abs(seconds)
-    if s < 3600:
-        text = f"{int(s // 60)} min"
-    elif s < 2 * 86400:
-        text = f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
-    else:
-        text = f"{int(s // 86400)} d {int(s % 86400 // 3600)} h"
-    return text if seconds >= 0 else f"{text} ago"
-
-
-templates.env.filters["when"] = _when
-templates.env.filters["span"] = _span
+templates.env.filters["when"] = when
+templates.env.filters["span"] = span
 
 
 def wants_html(request: Request) -> bool:
     """True for the web pages (not the API, docs or metrics)."""
     path = request.url.path
-    return not path.startswith(("/api/", "/docs", "/openapi", "/metrics", "/static", "/healthz"))
+    return not path.startswith(("/api/", "/docs", "/openapi", "/metrics", "/static", "/healthz",
+                                "/favicon.ico"))
 
 
 def error_page(request: Request, status: int, message: str) -> Response:
@@ -95,29 +88,55 @@ def _render(request: Request, name: str, session: WebSession | None, **values: A
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str = "/") -> Response:
+def login_form(request: Request, ctx: Context, next: str = "/") -> Response:
     """The login page: paste an API token."""
-    return _render(request, "login.html.j2", None, next=_safe_next(next), error="")
+    return _login_page(request, ctx, next, "")
+
+
+def _login_page(request: Request, ctx: ConsoleContext, next: str, error: str,
+                status: int = 200) -> Response:
+    """The login form with a fresh CSRF pair (cookie and hidden field)."""
+    cookie, nonce = login_csrf(ctx)
+    response = _render(request, "login.html.j2", None, next=_safe_next(next), error=error,
+                       csrf=nonce)
+    response.status_code = status
+    response.set_cookie(LOGIN_COOKIE, cookie, max_age=LOGIN_FORM_MAX_AGE_S, httponly=True,
+                        samesite="strict", secure=ctx.secure_cookies, path="/login")
+    return response
+
+
+#: a path of this site with an optional query: no scheme, no host, no quotes or markup
+_LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9\-._~%/?=&+:@,;]*")
 
 
 def _safe_next(target: str) -> str:
-    # only paths of this site: never an open redirect to another host
-    if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
+    """``target`` when it is a local path, else ``/``: never a redirect to another host."""
+    return target if _LOCAL_PATH.fullmatch(target) else "/"
 
 
 @router.post("/login")
 def login(request: Request, ctx: Context, token: Annotated[str, Form(max_length=200)],
-          next: Annotated[str, Form(max_length=500)] = "/") -> Response:
-    """Exchange a valid token for a session cookie."""
+          next: Annotated[str, Form(max_length=500)] = "/",
+          csrf: Annotated[str, Form(max_length=100)] = "") -> Response:
+    """Exchange a valid token for a session cookie (at most a few failures a minute)."""
+    address = request.client.host if request.client else "unknown"
+    wait = ctx.login_limiter.retry_after(address)
+    if wait > 0:
+        response = _login_page(request, ctx, next, "Too many failed logins from this address: "
+                               f"try again in {math.ceil(wait)} s.", 429)
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
+    if not check_login_csrf(ctx, request.cookies.get(LOGIN_COOKIE), csrf):
+        return _login_page(request, ctx, next, "The login form expired or came from another "
+                           "site: log in again here.", 403)
     principal = ctx.tokens.verify(token)
     if principal is None:
-        response = _render(request, "login.html.j2", None, next=_safe_next(next),
-                           error="That token is not valid (or was revoked).")
-        response.status_code = 401
-        return response
+        ctx.login_limiter.failed(address)
+        return _login_page(request, ctx, next, "That token is not valid (or was revoked).",
+                           401)
+    ctx.login_limiter.succeeded(address)
     response = RedirectResponse(_safe_next(next), 303)
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
     response.set_cookie(SESSION_COOKIE, sign_session(ctx, principal),
                         max_age=ctx.session_max_age_s, httponly=True, samesite="strict",
                         secure=ctx.secure_cookies, path="/")
@@ -153,14 +172,21 @@ def queue(
                    overview=overview, now=ctx.clock())
 
 
-def _chart(ctx: ConsoleContext, tenant: str, device_id: str, start: float, stop: float,
-           marks: list[dict[str, Any]], focus: list[str]) -> str:
+#: a time this far past the console's "now" was written on another clock (a demo's outbox and
+#: case book run on the wall clock while its data, and so "now", are simulated)
+_OTHER_CLOCK_S = 3600.0
+
+
+def _chart(ctx: ConsoleContext, tenant: str, device_id: str, product: str, start: float,
+           stop: float, marks: list[dict[str, Any]], focus: list[str]) -> str:
     data = queries.telemetry(ctx, tenant, device_id, start, stop)
     payload = data.model_dump()
     payload["marks"] = marks
+    payload["units"] = units(product, data.fields)
     payload["focus"] = [f for f in focus if f in data.fields] or data.fields[:1]
-    # "</" would end the <script> block the JSON sits in
-    return json.dumps(payload, allow_nan=False).replace("</", "<\\/")
+    # markup characters as JSON escapes: nothing in the data can end the <script> block
+    text = json.dumps(payload, allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
@@ -187,11 +213,17 @@ def case_page(request: Request, case_id: int, session: Session, ctx: Context) ->
     stop = max(stop, max(m["t"] for m in marks) + 900.0)  # every mark in view
     evidence_fields = sorted({str(e.get("field")) for e in case.evidence.get("events", [])
                               if isinstance(e, dict) and e.get("field")})
-    chart = _chart(ctx, tenant, case.device_id, case.fault_started_at - _BEFORE_S, stop,
-                   marks, [case.field, *evidence_fields])
+    chart = _chart(ctx, tenant, case.device_id, case.product,
+                   case.fault_started_at - _BEFORE_S, stop, marks,
+                   [case.field, *evidence_fields])
+    descriptions = ctx.rule_descriptions()
+    now = ctx.clock()
     return _render(request, "case.html.j2", session, case=case, chart=chart,
-                   evidence_events=case.evidence.get("events", []), now=ctx.clock(),
-                   can_act=session.principal.allows("agent"))
+                   evidence_events=case.evidence.get("events", []), now=now,
+                   can_act=session.principal.allows("agent"),
+                   causes=[(r, descriptions.get(r, "")) for r in case.rules],
+                   steps=next_steps(case), field_unit=unit(case.product, case.field),
+                   other_clock=now + _OTHER_CLOCK_S)
 
 
 @router.post("/cases/{case_id}/{action}")
@@ -225,14 +257,15 @@ def fleet_page(request: Request, session: Session, ctx: Context) -> Response:
 
 @router.get("/devices/{device_id}", response_class=HTMLResponse)
 def device_page(request: Request, device_id: str, session: Session, ctx: Context) -> Response:
-    """A device's last two days of telemetry and its unresolved cases."""
+    """A device's last two days of telemetry and its cases (resolved ones too)."""
     tenant = session.principal.tenant
     device = queries.device_detail(ctx, tenant, device_id[:64])
     if device is None:
         raise HTTPException(404, f"no device {device_id[:64]}")
     stop = (device.last_seen or ctx.clock()) + 1.0
-    marks = [{"t": c.opened_at, "label": c.ref, "kind": "opened"} for c in device.cases]
-    chart = _chart(ctx, tenant, device_id, stop - 2 * 86400.0, stop, marks,
+    marks = [{"t": c.opened_at, "label": c.ref, "kind": "opened"} for c in device.history
+             if stop - 2 * 86400.0 <= c.opened_at <= stop]
+    chart = _chart(ctx, tenant, device_id, device.product, stop - 2 * 86400.0, stop, marks,
                    [c.field for c in device.cases])
     return _render(request, "device.html.j2", session, device=device, chart=chart,
                    now=ctx.clock())

@@ -2,18 +2,31 @@
 
 The message carries the notice's idempotency key as its ``Message-ID`` and in
 ``X-Forewarn-Idempotency-Key``, so a mail system or a person can spot a repeat.
+
+TLS is ``"starttls"`` (port 587: the connection is upgraded before anything else is said),
+``"implicit"`` (port 465: TLS from the first byte) or ``"none"`` (a relay on this machine). The
+server's certificate is verified against the system's CAs (or ``ca_file``) with its host name
+checked, and a login is refused without TLS, so credentials never cross the network in clear.
 Usage::
 
     mail = SmtpNotifier("smtp.example.com", 587, sender="support@example.com",
-                        default_to="team@example.com", starttls=True, login=("user", "pw"))
+                        default_to="team@example.com", tls="starttls", login=("user", "pw"))
+
+>>> SmtpNotifier("127.0.0.1", 25, sender="a@example.com", tls="none", login=("u", "p"))
+Traceback (most recent call last):
+...
+rules.errors.NotifyError: SMTP login refused without TLS: set tls = "starttls" or "implicit"
 """
 
 from __future__ import annotations
 
 import asyncio
 import smtplib
+import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
+from pathlib import Path
+from typing import Literal
 
 from rules.errors import NotifyError
 from rules.notifiers.base import Notice
@@ -27,16 +40,25 @@ class SmtpNotifier:
     name = "email"
 
     def __init__(self, host: str, port: int, sender: str, default_to: str = "",
-                 starttls: bool = False, login: tuple[str, str] | None = None,
-                 timeout_s: float = 10.0, domain: str = "forewarn.local") -> None:
+                 tls: Literal["starttls", "implicit", "none"] = "starttls",
+                 login: tuple[str, str] | None = None, timeout_s: float = 10.0,
+                 domain: str = "forewarn.local", ca_file: Path | None = None) -> None:
+        if login is not None and tls == "none":
+            raise NotifyError('SMTP login refused without TLS: set tls = "starttls" or '
+                              '"implicit"', retryable=False)
         self.host = host
         self.port = port
         self.sender = sender
         self.default_to = default_to
-        self.starttls = starttls
+        self.tls = tls
         self.login = login
         self.timeout_s = timeout_s
         self.domain = domain
+        self.ca_file = ca_file
+        #: verifies the server's certificate and host name (None: no TLS)
+        self.context = (None if tls == "none"
+                        else ssl.create_default_context(cafile=None if ca_file is None
+                                                        else str(ca_file)))
 
     def message(self, notice: Notice) -> EmailMessage:
         """The e-mail for ``notice``."""
@@ -59,12 +81,26 @@ class SmtpNotifier:
 
     def _send(self, msg: EmailMessage) -> None:
         try:
-            with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as client:
-                if self.starttls:
-                    client.starttls()
+            client = (smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout_s,
+                                       context=self.context) if self.tls == "implicit"
+                      else smtplib.SMTP(self.host, self.port, timeout=self.timeout_s))
+            with client:
+                if self.tls == "starttls":
+                    try:
+                        client.starttls(context=self.context)
+                    except smtplib.SMTPNotSupportedError as exc:
+                        # nothing (no login, no message) goes out unencrypted
+                        raise NotifyError(f"SMTP {self.host}:{self.port} does not offer "
+                                          "STARTTLS", retryable=False) from exc
                 if self.login is not None:
                     client.login(*self.login)
                 client.send_message(msg)
+        except smtplib.SMTPNotSupportedError as exc:
+            raise NotifyError(f"SMTP {self.host}:{self.port}: {exc}", retryable=False) from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise NotifyError(f"SMTP {self.host}:{self.port}: certificate not trusted: "
+                              f"{exc.verify_message} (set [notify.email] ca_file for a private "
+                              "CA)", retryable=False) from exc
         except smtplib.SMTPRecipientsRefused as exc:
             raise NotifyError(f"SMTP refused the recipient: {exc}", retryable=False) from exc
         except smtplib.SMTPResponseException as exc:

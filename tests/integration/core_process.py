@@ -67,7 +67,7 @@ class CoreProcess:
             f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
             f'client_id = "{self.client_id}"\nsubscription = "{self.subscription}"\n'
             f'[core]\nstate_dir = "{self.state_dir}"\n'
-            f'limits_file = "{workdir / "no-limits.yaml"}"\n{extra_core}'
+            f'limits_file = ""\n{extra_core}'
             f'[store]\npath = "{self.store_db}"\n'
             f'[cases]\nurl = "sqlite:///{self.cases_db}"\n'
             f'rules_file = "{workdir / "rules.yaml"}"\nnotices_jsonl = "{self.notices}"\n'

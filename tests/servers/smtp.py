@@ -4,23 +4,51 @@
         SmtpNotifier(smtp.host, smtp.port, sender="support@example.com")
         smtp.messages          # list of email.message.EmailMessage
 
-``refuse`` makes it answer every RCPT with 550 (a permanent failure).
+``refuse`` makes it answer every RCPT with 550 (a permanent failure). With ``certificate``
+(a :class:`Certificate`, e.g. from :func:`self_signed`) it speaks TLS: ``tls="starttls"``
+offers STARTTLS and AUTH only after it, ``tls="implicit"`` is TLS from the first byte. Logins
+are kept in ``logins`` as (user, whether the connection was encrypted).
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
+import ssl
+import subprocess
 import threading
+from dataclasses import dataclass
 from email.message import EmailMessage
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from forewarn.broker import free_port
 
-__all__ = ["SmtpServer"]
+__all__ = ["Certificate", "SmtpServer", "self_signed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """A PEM certificate and its key; the certificate is also the CA a client must trust."""
+
+    cert: Path
+    key: Path
+
+
+def self_signed(folder: Path, names: tuple[str, ...] = ("IP:127.0.0.1", "DNS:localhost")
+                ) -> Certificate:
+    """A self-signed certificate for ``names`` (subjectAltName entries), made by ``openssl``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=forewarn-test",
+                    "-addext", f"subjectAltName={','.join(names)}"],
+                   check=True, capture_output=True)
+    return Certificate(cert, key)
 
 
 class _Handler:
@@ -48,12 +76,32 @@ class SmtpServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, refuse: bool = False) -> None:
+    def __init__(self, refuse: bool = False, certificate: Certificate | None = None,
+                 tls: Literal["starttls", "implicit"] = "starttls") -> None:
         self.refuse = refuse
         self.messages: list[EmailMessage] = []
+        self.logins: list[tuple[str, bool]] = []
         self.lock = threading.Condition()
         self.port = free_port(self.host)
-        self._controller = Controller(_Handler(self), hostname=self.host, port=self.port)
+        options: dict[str, Any] = {"authenticator": self._authenticate}
+        if certificate is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(certificate.cert, certificate.key)
+            # aiosmtpd takes only STARTTLS for encrypted; implicit TLS is encrypted throughout
+            options.update({"ssl_context": context, "auth_require_tls": False}
+                           if tls == "implicit"
+                           else {"tls_context": context, "require_starttls": True})
+        self._controller = Controller(_Handler(self), hostname=self.host, port=self.port,
+                                      **options)
+
+    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str,
+                      auth_data: Any) -> AuthResult:
+        assert isinstance(auth_data, LoginPassword)
+        with self.lock:
+            encrypted = (session.ssl is not None
+                         or server.transport.get_extra_info("sslcontext") is not None)
+            self.logins.append((auth_data.login.decode(), encrypted))
+        return AuthResult(success=True)
 
     def wait_for(self, count: int, timeout_s: float) -> bool:
         """Block until ``count`` messages arrived."""

@@ -300,6 +300,10 @@ def test_admin_retries_a_failed_notice(console: ConsoleUnderTest) -> None:
 
 # -- bad input: always a clear 4xx, never a 500 ---------------------------------------------------
 
+#: 9 levels of 9 aliases: a 1 KB file whose rule watches 9**9 fields
+_ALIAS_BOMB = b"l0: &l0 [x, x, x, x, x, x, x, x, x]\n" + b"".join(
+    b"l%d: &l%d [" % (i, i) + b", ".join([b"*l%d" % (i - 1)] * 9) + b"]\n"
+    for i in range(1, 10)) + b"rules: [{name: r, score_at_least: 0.8, fields: *l9}]\n"
 BAD = [
     ("get", "/api/v1/cases?limit=100000", None, None, 422),
     ("get", "/api/v1/cases?limit=0", None, None, 422),
@@ -335,6 +339,15 @@ BAD = [
     ("post", "/api/v1/rules/validate", ("r.yaml", b"rules: [" * 10), None, 200),
     ("post", "/api/v1/rules/validate", ("r.yaml", b"- just\n- a list\n"), None, 200),
     ("post", "/api/v1/rules/validate", ("r.yaml", b"#" * (300 * 1024)), None, 413),
+    # issue 18.6: 10 KB that nest thousands of levels (the loader recursed into a 500)
+    ("post", "/api/v1/rules/validate", ("r.yaml", b"rules: " + b"[" * 5000 + b"]" * 5000),
+     None, 422),
+    ("post", "/api/v1/rules/validate", ("r.yaml", b"rules: " + b"{a: " * 2500 + b"1" + b"}" * 2500),
+     None, 422),
+    ("post", "/api/v1/rules/validate", ("r.yaml", b"rules:\n" + b"- " * 5000 + b"x\n"), None, 422),
+    ("post", "/api/v1/rules/validate", ("r.yaml", b"a:\n" + b"".join(
+        b" " * i + b"b:\n" for i in range(1, 140))), None, 422),
+    ("post", "/api/v1/rules/validate", ("r.yaml", _ALIAS_BOMB), None, 422),
 ]
 
 

@@ -121,3 +121,55 @@ def test_a_stale_form_and_another_tenants_case_are_refused(console: ConsoleUnder
 def _any_acme_case(console: ConsoleUnderTest) -> int:
     with console.client("acme", "viewer") as api:
         return int(api.get("/api/v1/cases", params={"limit": 1}).json()["items"][0]["id"])
+
+
+def _log_in(console: ConsoleUnderTest, p: Page, tenant: str = "acme",
+            role: str = "agent") -> None:
+    p.goto(f"{console.url}/login")
+    p.fill("#token", console.tokens[(tenant, role)])
+    p.click("button[type=submit]")
+    expect(p.locator("h1")).to_have_text("Case queue")
+
+
+_SCRIPT = "<script>document.title = 'owned'</script>"
+_REFRESH = '<meta http-equiv="refresh" content="0;url=https://evil.example/">'
+
+
+def test_notes_assignees_and_paths_show_as_text(console: ConsoleUnderTest, page: Page) -> None:
+    """Issue 18.1: what agents and URLs carry is text on the page, never markup."""
+    p = page
+    case_id = console.case_id("globex")
+    _log_in(console, p, "globex")
+    p.goto(f"{console.url}/cases/{case_id}")
+    p.fill("form.stack textarea[name=text]", f"called {_SCRIPT}{_REFRESH}")
+    p.click("form.stack button")
+    timeline = p.locator("ol.timeline")
+    expect(timeline).to_contain_text(f"called {_SCRIPT}{_REFRESH}")
+    p.fill("form.inline input[name=text][placeholder^=assign]", "<b>kim</b>")
+    p.click("form.inline:has(input[placeholder^=assign]) button")
+    expect(timeline).to_contain_text("<b>kim</b>")
+    expect(p.locator(".facts")).to_contain_text("<b>kim</b>")
+    # the markup is not in the document: no element came of it
+    expect(p.locator("main script:not(#chart-data), main meta, main b")).to_have_count(0)
+    assert p.title() != "owned"
+    expect(p).to_have_url(f"{console.url}/cases/{case_id}")
+
+    answer = p.goto(f"{console.url}/devices/%3Cimg%20src=x%20onerror=alert(1)%3E")
+    assert answer is not None and answer.status == 404
+    expect(p.locator("main")).to_contain_text("<img src=x onerror=alert(1)>")
+    expect(p.locator("main img, main script")).to_have_count(0)
+
+
+def test_the_login_page_reflects_no_markup_and_redirects_only_home(
+        console: ConsoleUnderTest, page: Page) -> None:
+    """Issue 18.1: ``next`` that breaks out of its attribute is neither markup nor a target."""
+    p = page
+    p.goto(f"{console.url}/login?next=/%22%3E{_REFRESH}")
+    expect(p.locator("meta[http-equiv]")).to_have_count(0)
+    expect(p.locator("input[name=next]")).to_have_value("/")
+    p.fill("#token", console.tokens[("acme", "viewer")])
+    p.click("button[type=submit]")
+    expect(p).to_have_url(f"{console.url}/")
+    # a local path with a query still works
+    p.goto(f"{console.url}/login?next=/fleet%3Fx%3D1")
+    expect(p.locator("input[name=next]")).to_have_value("/fleet?x=1")

@@ -8,21 +8,27 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from forewarn.console.throttle import LoginLimiter
 from tests.integration.console.conftest import ConsoleUnderTest
 
 pytestmark = pytest.mark.integration
 
 
+def _form_csrf(browser: httpx.Client, path: str = "/login") -> str:
+    """The CSRF secret of the form on ``path`` (the login form also sets its cookie)."""
+    match = re.search(r'name="csrf" value="([^"]+)"', browser.get(path).text)
+    assert match is not None
+    return match.group(1)
+
+
 def _login(console: ConsoleUnderTest, tenant: str, role: str) -> tuple[httpx.Client, str]:
     browser = httpx.Client(base_url=console.url, follow_redirects=False)
-    answer = browser.post("/login", data={"token": console.tokens[(tenant, role)], "next": "/"})
+    answer = browser.post("/login", data={"token": console.tokens[(tenant, role)], "next": "/",
+                                          "csrf": _form_csrf(browser)})
     assert answer.status_code == 303 and answer.headers["location"] == "/"
     cookie = answer.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
-    page = browser.get("/")
-    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert match is not None
-    return browser, match.group(1)
+    return browser, _form_csrf(browser, "/")
 
 
 @pytest.fixture
@@ -40,7 +46,8 @@ def test_pages_need_a_login(console: ConsoleUnderTest) -> None:
             answer = anonymous.get(path)
             assert answer.status_code == 303, path
             assert answer.headers["location"].startswith("/login?next=")
-        refused = anonymous.post("/login", data={"token": "fw_nope"})
+        refused = anonymous.post("/login", data={"token": "fw_nope",
+                                                 "csrf": _form_csrf(anonymous)})
         assert refused.status_code == 401 and "not valid" in refused.text
 
 
@@ -49,7 +56,7 @@ def test_pages_need_a_login(console: ConsoleUnderTest) -> None:
 def test_login_never_redirects_off_site(console: ConsoleUnderTest, target: str) -> None:
     with httpx.Client(base_url=console.url, follow_redirects=False) as browser:
         answer = browser.post("/login", data={"token": console.tokens[("acme", "viewer")],
-                                              "next": target})
+                                              "next": target, "csrf": _form_csrf(browser)})
     assert answer.headers["location"] == "/"
 
 
@@ -101,3 +108,69 @@ def test_pages_forbid_framing_and_foreign_scripts(
     headers = browser.get("/fleet").headers
     assert headers["x-frame-options"] == "DENY"
     assert "script-src 'self'" in headers["content-security-policy"]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def limited(console: ConsoleUnderTest, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Clock]:
+    """The console's login limiter on a clock the test moves (the default one is restored)."""
+    clock = _Clock()
+    monkeypatch.setattr(console.ctx, "login_limiter", LoginLimiter(clock=clock))
+    yield clock
+
+
+def _from(console: ConsoleUnderTest, address: str) -> httpx.Client:
+    """A browser whose connections come from ``address`` (any of 127.0.0.0/8)."""
+    return httpx.Client(base_url=console.url, follow_redirects=False,
+                        transport=httpx.HTTPTransport(local_address=address))
+
+
+def test_failed_logins_are_limited_per_address(console: ConsoleUnderTest,
+                                               limited: _Clock) -> None:
+    """Issue 18.7: five failures a minute, then 429 (even for the right token) until the
+    minute is over; another address is not affected."""
+    good = console.tokens[("acme", "viewer")]
+    with _from(console, "127.0.0.2") as attacker, _from(console, "127.0.0.3") as other:
+        for attempt in range(5):
+            answer = attacker.post("/login", data={
+                "token": f"fw_00000000000{attempt}_wrongwrongwrongwrongwrong",
+                "csrf": _form_csrf(attacker)})
+            assert answer.status_code == 401, attempt
+        blocked = attacker.post("/login", data={"token": good, "csrf": _form_csrf(attacker)})
+        assert blocked.status_code == 429 and "Too many failed logins" in blocked.text
+        assert blocked.headers["retry-after"] == "60"
+        assert other.post("/login", data={"token": good,
+                                          "csrf": _form_csrf(other)}).status_code == 303
+        limited.now += 30.0
+        assert attacker.post("/login", data={
+            "token": good, "csrf": _form_csrf(attacker)}).headers["retry-after"] == "30"
+        limited.now += 30.0
+        answer = attacker.post("/login", data={"token": good, "csrf": _form_csrf(attacker)})
+        assert answer.status_code == 303 and answer.headers["location"] == "/"
+
+
+def test_the_login_form_needs_its_own_csrf_pair(console: ConsoleUnderTest) -> None:
+    """Issue 18.7: a login posted by another site's page (no login cookie, or a forged field)
+    is refused, so nobody can be logged into an attacker's tenant."""
+    token = console.tokens[("globex", "agent")]
+    with httpx.Client(base_url=console.url, follow_redirects=False) as victim:
+        assert victim.post("/login", data={"token": token}).status_code == 403
+        assert victim.post("/login", data={"token": token, "csrf": "forged"}).status_code == 403
+        csrf = _form_csrf(victim)
+        assert victim.post("/login", data={"token": token,
+                                           "csrf": csrf + "x"}).status_code == 403
+        assert "forewarn_session" not in victim.cookies
+        # another browser's valid pair is no good without its cookie
+        with httpx.Client(base_url=console.url, follow_redirects=False) as attacker:
+            theirs = _form_csrf(attacker)
+        assert victim.post("/login", data={"token": token,
+                                           "csrf": theirs}).status_code == 403
+        answer = victim.post("/login", data={"token": token, "csrf": _form_csrf(victim)})
+        assert answer.status_code == 303

@@ -66,7 +66,7 @@ def test_supervisor_and_each_worker_serve_metrics(nats_server: NatsServer, tmp_p
         f'[cases]\nurl = "sqlite:///{tmp_path / "cases.sqlite"}"\n'
         f'notices_jsonl = "{tmp_path / "notices.jsonl"}"\n'
         f'[core]\nengine = "nats"\nworkers = 2\nmetrics_port = {port}\n'
-        f'limits_file = "{tmp_path / "no-limits.yaml"}"\n'
+        'limits_file = ""\n'
         f'[nats]\nurl = "{nats_server.url}"\nstream = "M_{unique_tenant}"\n'
         f'ingress_subject = "forewarn.v1.{unique_tenant}.*.telemetry"\n'
         f'partition_prefix = "m.{unique_tenant}"\nsnapshot_bucket = "snap-{unique_tenant}"\n'

@@ -108,7 +108,7 @@ def test_webhook_unreachable_is_retryable(engine: Engine) -> None:
 def test_smtp_delivers_with_idempotency_headers(engine: Engine) -> None:
     queue(engine, "email", n=2, recipient="kim@example.com")
     with SmtpServer() as smtp:
-        channel = SmtpNotifier(smtp.host, smtp.port, sender="support@example.com")
+        channel = SmtpNotifier(smtp.host, smtp.port, sender="support@example.com", tls="none")
         asyncio.run(drain(Outbox(engine, {"email": channel}, clock=lambda: 1e12)))
         assert smtp.wait_for(2, timeout_s=10)
         # the outbox sends concurrently: find the first notice's mail whatever order they came in
@@ -125,7 +125,7 @@ def test_smtp_delivers_with_idempotency_headers(engine: Engine) -> None:
 def test_smtp_refused_recipient_is_dead_at_once(engine: Engine) -> None:
     queue(engine, "email", recipient="nobody@example.com")
     with SmtpServer(refuse=True) as smtp:
-        channel = SmtpNotifier(smtp.host, smtp.port, sender="support@example.com")
+        channel = SmtpNotifier(smtp.host, smtp.port, sender="support@example.com", tls="none")
         asyncio.run(drain(Outbox(engine, {"email": channel}, clock=lambda: 1e12)))
     [notice] = Outbox(engine, {}, clock=lambda: 0.0).notices()
     assert (notice.status, notice.attempts) == ("dead", 1)

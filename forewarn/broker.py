@@ -11,6 +11,7 @@ Usage::
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import socket
@@ -90,6 +91,28 @@ class EmbeddedBroker:
         finally:
             amqtt_log.setLevel(level)
         return self
+
+    def in_flight(self) -> int:
+        """Messages the broker is still delivering: sent and not acknowledged, or queued."""
+        broker = self._broker
+        if broker is None:
+            return 0
+        # amqtt keeps no public count: its sessions' unacknowledged deliveries and its
+        # broadcast tasks are what it still has to finish
+        sent = sum(len(session.inflight_out) for session, _ in broker._sessions.values())
+        return sent + sum(not task.done() for task in broker._tasks_queue)
+
+    async def drained(self, timeout_s: float = 5.0) -> bool:
+        """Wait until every message is delivered and acknowledged; False after ``timeout_s``.
+
+        Call it before a subscriber disconnects: amqtt cancels the deliveries still waiting
+        for that client's acknowledgement and logs a warning when it then arrives.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.in_flight() and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        return not self.in_flight()
 
     async def __aexit__(
         self,

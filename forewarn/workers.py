@@ -187,7 +187,8 @@ class WorkerOptions:
     #: InfluxDB (or VictoriaMetrics) URL; None: the embedded store of the settings
     influx_url: str | None = None
     influx_bucket: str = "forewarn"
-    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    #: overrides ``[detector]`` (None: the settings' profile, the one the service runs)
+    detector: DetectorConfig | None = None
 
 
 def make_service(settings: Settings, options: WorkerOptions, echo: bool = True) -> Service:
@@ -277,15 +278,17 @@ def _owned(settings: Settings) -> list[int]:
     return parse_partitions(owned) if owned else list(range(settings.nats.partitions))
 
 
-async def _connect_cases(url: str, attempts: int = 5) -> Engine:
+async def _connect_cases(url: str, attempts: int = 5,
+                         rng: random.Random | None = None) -> Engine:
     """The case database; workers starting together race to create its tables, so retry."""
+    rng = rng or random.Random()
     for attempt in range(attempts):
         try:
             return connect(url)
         except OperationalError:
             if attempt == attempts - 1:
                 raise
-            await asyncio.sleep(random.uniform(0.05, 0.5))
+            await asyncio.sleep(rng.uniform(0.05, 0.5))
     raise AssertionError("unreachable")
 
 

@@ -9,6 +9,7 @@ A folder INPUT writes ``OUTPUT/<name>.csv`` per file (and ``<plot stem>-<name>.p
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,10 @@ def _progress(total: int, quiet: bool) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     console = Console(stderr=True)
+    # per-file lines go above the bar on a terminal, and to stdout as they are when it is piped
     return Progress(TextColumn("scoring {task.description}"), BarColumn(),
                     MofNCompleteColumn(), console=console, transient=True,
+                    redirect_stdout=sys.stdout.isatty(),
                     disable=quiet or total < 2 or not console.is_terminal)
 
 

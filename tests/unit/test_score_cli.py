@@ -124,8 +124,10 @@ def test_the_per_file_line_counts_in_the_singular(
     assert "1 field," in line and "1 fields" not in line
 
 
-def _score_folder(tmp_path: Path, tty: bool, extra: tuple[str, ...] = ()) -> str:
-    """stderr of ``forewarn score FOLDER`` run as a process, on a terminal or a pipe."""
+def _score_folder(tmp_path: Path, tty: bool, extra: tuple[str, ...] = (),
+                  stdout: list[str] | None = None) -> str:
+    """stderr of ``forewarn score FOLDER`` run as a process, on a terminal or a pipe (and its
+    piped stdout into ``stdout``)."""
     folder = tmp_path / "in"
     folder.mkdir(exist_ok=True)
     for i in range(3):
@@ -139,7 +141,8 @@ def _score_folder(tmp_path: Path, tty: bool, extra: tuple[str, ...] = ()) -> str
         return done.stderr
     leader, follower = pty.openpty()
     try:
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=follower)
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=follower,
+                                text=True)
         os.close(follower)
         chunks = []
         while True:
@@ -150,13 +153,19 @@ def _score_folder(tmp_path: Path, tty: bool, extra: tuple[str, ...] = ()) -> str
             if not chunk:
                 break
             chunks.append(chunk)
-        assert proc.wait(timeout=300) == 0
+        piped, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0
+        if stdout is not None:
+            stdout.append(piped)
     finally:
         os.close(leader)
     return b"".join(chunks).decode(errors="replace")
 
 
 def test_a_folder_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
-    assert "scoring f0.csv" in _score_folder(tmp_path, tty=True)
+    piped: list[str] = []
+    assert "scoring f0.csv" in _score_folder(tmp_path, tty=True, stdout=piped)
+    assert [line.split(":")[0].rsplit("/", 1)[-1] for line in piped[0].splitlines()] == [
+        "f0.csv", "f1.csv", "f2.csv"]  # the per-file lines stay on the piped stdout
     assert "scoring" not in _score_folder(tmp_path, tty=True, extra=("--quiet",))
     assert "scoring" not in _score_folder(tmp_path, tty=False)

@@ -442,7 +442,6 @@ async def run_direct(settings: Settings, options: WorkerOptions, echo: bool = Tr
     Returns the exit code: 0 after SIGTERM/SIGINT, 1 when a task of the service died.
     ``say`` gets what it runs with and where it is connected, one line each.
     """
-    from core.lifecycle import LifecycleListener
     from forewarn.broker import EmbeddedBroker
     from forewarn.core_metrics import CoreMetrics
     from forewarn.core_state import KeptState
@@ -477,8 +476,7 @@ async def run_direct(settings: Settings, options: WorkerOptions, echo: bool = Tr
                 mqtt = mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"})
             core = CoreService(mqtt, pipeline, rules.handle_in_thread, on_handled=kept.commit)
             # status, agent events and reported configs: the device lifecycle (issue 16.3)
-            lifecycle = LifecycleListener(mqtt, rules.handle_lifecycle_in_thread,
-                                          dead_letters=pipeline.dead_letters)
+            lifecycle = service.lifecycle_listener(mqtt, rules, pipeline)
             tasks = [asyncio.create_task(core.run(), name="ingest"),
                      asyncio.create_task(lifecycle.run(), name="lifecycle"),
                      asyncio.create_task(service.dispatch(stop), name="outbox"),

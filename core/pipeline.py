@@ -35,7 +35,7 @@ from core.decode import DecodedBatch, decode_telemetry
 from core.dedup import DuplicateFilter
 from core.detect.ensemble import Finding
 from core.detect.series import SeriesRegistry
-from core.errors import DecodeError
+from core.errors import DecodeError, NoTelemetry
 from core.events import EVENT_THRESHOLD, DetectorEvent, ScoredBatch
 from core.limits import ProductLimits
 from core.store.base import StoreError, TimeSeriesStore
@@ -98,6 +98,8 @@ class CoreStats:
     evicted_series: int = 0
     #: boots the duplicate filter forgot because a device used more than ``max_boots``
     evicted_boots: int = 0
+    #: messages understood that hold no readings (Sparkplug deaths), not dead letters
+    no_telemetry: int = 0
 
 
 class CorePipeline:
@@ -164,6 +166,9 @@ class CorePipeline:
         self.stats.messages += 1
         try:
             decoded = self.decoder(topic, payload)
+        except NoTelemetry:
+            self.stats.no_telemetry += 1
+            return None
         except DecodeError as exc:
             self.dead_letters.record(exc.reason, topic, exc.detail, payload)
             return None

@@ -8,15 +8,16 @@ does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from core.decode import DecodedBatch
-from core.errors import DecodeError
+from core.errors import DecodeError, NoTelemetry
 from core.mapping import MappedDecoder
 from forewarn.errors import ConfigError
 from forewarn.settings import Settings
@@ -59,15 +60,28 @@ def batch_as_json(batch: DecodedBatch) -> dict[str, Any]:
 
 def try_mapping(settings: Settings, name: str, topic: str, payload: bytes, *,
                  as_json: bool = False, say: Callable[[str], None] = print,
-                 clock: Callable[[], float] = time.time) -> int:
-    """Decode ``payload`` on ``topic`` through the mapping ``name``; 0 decoded, 1 refused."""
+                 clock: Callable[[], float] = time.time,
+                 before: Sequence[tuple[str, bytes]] = ()) -> int:
+    """Decode ``payload`` on ``topic`` through the mapping ``name``; 0 decoded, 1 refused.
+
+    ``before``: messages (topic, payload) decoded first, such as the Sparkplug births that name
+    the aliases of the payload's metrics."""
     mapping = settings.ingest.named(name)
     if mapping is None:
         known = ", ".join(m.name for m in settings.ingest.mapping) or "none configured"
         raise ConfigError(f"no [[ingest.mapping]] named {name!r} (mappings: {known})")
     decoder = MappedDecoder(settings.ingest.mapping, clock=clock)
     try:
+        for earlier_topic, earlier in before:
+            with contextlib.suppress(NoTelemetry):
+                decoder.decode(mapping, earlier_topic, earlier)
         batch = decoder.decode(mapping, topic, payload)
+    except NoTelemetry as exc:
+        if as_json:
+            say(json.dumps({"no_telemetry": exc.detail}))
+        else:
+            say(f"no readings (not a dead letter): {exc.detail}")
+        return 0
     except DecodeError as exc:
         if as_json:
             say(json.dumps({"dead_letter": {"reason": exc.reason, "detail": exc.detail}}))

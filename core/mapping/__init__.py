@@ -9,7 +9,8 @@ not know the difference; a message that does not fit its mapping raises
 :class:`~core.errors.DecodeError` and is dead-lettered with the reason.
 
 One module per format: :mod:`core.mapping.json_format` (one reading or an array of readings
-per message), :mod:`core.mapping.line_protocol` (InfluxDB line protocol, e.g. from Telegraf).
+per message), :mod:`core.mapping.line_protocol` (InfluxDB line protocol, e.g. from Telegraf),
+:mod:`core.mapping.csv_lines` and :mod:`core.mapping.sparkplug` (Sparkplug B births, data, deaths).
 
 >>> mapping = MappingConfig(name="acme-json", topic="acme/+site/+device/state",
 ...                         tenant="acme", product="heat_pump", time_key="ts")

@@ -38,8 +38,9 @@ class MappingConfig(BaseModel):
     topic: str = Field(min_length=1, max_length=256)
     #: ``json``: one JSON object per reading, or an array of them; ``influx``: InfluxDB
     #: line protocol (measurement,tags fields time), one reading per line; ``csv``: CSV
-    #: lines, one reading per line
-    format: Literal["json", "influx", "csv"] = "json"
+    #: lines, one reading per line; ``sparkplug``: Sparkplug B (births, data with aliases,
+    #: deaths; the device is the Sparkplug device id, or the node id for node metrics)
+    format: Literal["json", "influx", "csv", "sparkplug"] = "json"
     #: a fixed tenant; None: the topic's ``+tenant`` wildcard gives it
     tenant: str | None = Field(default=None, pattern=NAME_PATTERN)
     product: str = Field(default="generic", pattern=NAME_PATTERN)
@@ -67,7 +68,8 @@ class MappingConfig(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> MappingConfig:
         pattern = TopicPattern(self.topic)  # raises ValueError with the reason
-        if "device" not in pattern.names and self.device_key is None:
+        if ("device" not in pattern.names and self.device_key is None
+                and self.format != "sparkplug"):
             raise ValueError(f"mapping {self.name}: the topic needs a '+device' level "
                              "(or set device_key)")
         if self.tenant is None and "tenant" not in pattern.names:

@@ -19,6 +19,7 @@ from core.mapping.config import MappingConfig
 from core.mapping.csv_lines import decode_csv
 from core.mapping.json_format import Readings, decode_json
 from core.mapping.line_protocol import decode_line_protocol
+from core.mapping.sparkplug import SparkplugState
 from edge.names import NAME_RE
 from edge.schema import TOPIC_ROOT
 
@@ -43,6 +44,8 @@ class MappedDecoder:
             raise ValueError("two mappings share a name")
         self.mappings = tuple(mappings)
         self.clock = clock
+        #: Sparkplug B aliases, seq numbers and deaths (format ``sparkplug``)
+        self.sparkplug = SparkplugState()
         #: field tuples already checked to be names (most messages repeat their fields)
         self._valid_fields: set[tuple[str, ...]] = set()
 
@@ -80,8 +83,12 @@ class MappedDecoder:
         if not NAME_RE.fullmatch(tenant):
             raise DecodeError("mapping_mismatch", f"mapping {mapping.name}: tenant "
                               f"{tenant[:64]!r} is not a name")
-        from_payload, fields, t, values = _FORMATS[mapping.format](mapping, payload,
-                                                                   self.clock())
+        if mapping.format == "sparkplug":
+            from_payload, fields, t, values = self.sparkplug.decode(mapping, topic, payload,
+                                                                    self.clock())
+        else:
+            from_payload, fields, t, values = _FORMATS[mapping.format](mapping, payload,
+                                                                       self.clock())
         device = levels.get("device") or from_payload or ""
         if not NAME_RE.fullmatch(device):
             raise DecodeError("mapping_mismatch", f"mapping {mapping.name}: device id "

@@ -26,8 +26,9 @@ def _run_test(args: argparse.Namespace) -> int:
     from forewarn.settings import load_settings
 
     settings = load_settings(args.config)
+    births = [(topic, read_payload(Path(path))) for topic, path in args.birth or ()]
     return try_mapping(settings, args.mapping, args.topic, read_payload(args.payload),
-                        as_json=args.json)
+                        as_json=args.json, before=births)
 
 
 def register(subparsers: Any) -> None:
@@ -45,6 +46,9 @@ def register(subparsers: Any) -> None:
                       help="the topic the payload arrives on (it gives device and tenant)")
     test.add_argument("--payload", required=True, type=Path, metavar="FILE",
                       help="a file holding the payload as the device sends it ('-': stdin)")
+    test.add_argument("--birth", nargs=2, action="append", metavar=("TOPIC", "FILE"),
+                      help="Sparkplug B: a birth (NBIRTH/DBIRTH) decoded first, so the payload's "
+                      "aliases resolve (repeatable)")
     test.add_argument("--json", action="store_true",
                       help="print the batch (or the dead letter) as JSON")
     test.set_defaults(func=_run_test)

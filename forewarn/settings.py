@@ -252,6 +252,17 @@ class ServeSettings(BaseModel):
     helpdesk_url: str = ""
     #: a request body larger than this is refused unread with 413
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: where customers reach the console from outside (e.g. "https://support.example.com"):
+    #: customer notices carry a link to the case's status page, ``<public_url>/s/<token>``
+    #: ("" : no link)
+    public_url: str = ""
+    #: signs the status-page links; "" : derived from session_secret (one of them must be
+    #: set for links: a secret made at start would break every link on a restart)
+    status_secret: str = ""
+    #: a status page keeps working this many days after its case resolved
+    status_grace_days: float = Field(default=7.0, ge=0)
+    #: answers a customer may post on one status page per hour (then 429)
+    status_answers_per_hour: int = Field(default=20, ge=1)
 
 
 class FleetSettings(BaseModel):

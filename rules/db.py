@@ -8,8 +8,8 @@ migrations existed is recognised and upgraded from the first revision.
 >>> from sqlalchemy import inspect
 >>> sorted(inspect(engine).get_table_names())  # doctest: +NORMALIZE_WHITESPACE
 ['alarm_states', 'alembic_version', 'api_tokens', 'case_events', 'cases', 'condition_memory',
- 'dead_letter_counts', 'dead_letters', 'devices', 'notice_attempts', 'notices', 'silences',
- 'tickets']
+ 'customer_answers', 'dead_letter_counts', 'dead_letters', 'devices', 'notice_attempts',
+ 'notices', 'silences', 'tickets']
 >>> schema_revision(engine) == HEAD_REVISION
 True
 >>> engine.dispose()
@@ -49,6 +49,7 @@ __all__ = [
     "CaseEventRow",
     "CaseRow",
     "ConditionMemoryRow",
+    "CustomerAnswerRow",
     "DeviceRow",
     "NoticeRow",
     "SilenceRow",
@@ -160,6 +161,31 @@ class TicketRow(Base):
     device_id: Mapped[str] = mapped_column(String(64), index=True)
     opened_at: Mapped[float] = mapped_column(Float)
     closed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: the helpdesk's own id (``POST /api/v1/helpdesk/events``); None: recorded in-process
+    external_id: Mapped[str | None] = mapped_column(String(128), nullable=True, unique=True)
+    #: the case the ticket is about, once linked (opened before or after the ticket)
+    case_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    subject: Mapped[str] = mapped_column(Text, default="", server_default="")
+    #: open, pending or solved (the helpdesk's word)
+    status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    updated_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class CustomerAnswerRow(Base):
+    """One answer a customer gave on the case's status page (``rules.answers``)."""
+
+    __tablename__ = "customer_answers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    #: noted, visit, fine or call
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    #: the reason ("fine"), the preferred time windows ("visit"), a phone number ("call")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    ts: Mapped[float] = mapped_column(Float)
+    #: case + kind + detail: the same answer twice is recorded once
+    answer_key: Mapped[str] = mapped_column(String(200), unique=True)
 
 
 class SilenceRow(Base):

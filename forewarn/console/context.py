@@ -28,6 +28,7 @@ from rules.case_actions import Push
 from rules.errors import RuleError
 from rules.model import load_rules
 from rules.registry import CustomerRegistry
+from rules.status_link import StatusLinks
 
 __all__ = ["ConsoleContext", "ReadableStore"]
 
@@ -65,6 +66,13 @@ class ConsoleContext:
     warmup_samples: int = 1440
     #: who owns which device (``[customers] file``): names instead of ``tenant/device``
     registry: CustomerRegistry | None = None
+    #: signs and checks the customers' status-page links (None: the pages answer 404)
+    status_links: StatusLinks | None = None
+    #: where customers' answers go as team notices (``[notify] team``)
+    team_push: Push = field(default_factory=lambda: Push("terminal"))
+    #: answers per address and case on the status pages (``[serve] status_answers_per_hour``)
+    status_limiter: LoginLimiter = field(
+        default_factory=lambda: LoginLimiter(failures=20, window_s=3600.0))
     tokens: TokenStore = field(init=False)
     metrics: ForewarnMetrics = field(init=False)
     _store_lock: threading.Lock = field(init=False, default_factory=threading.Lock)

@@ -159,6 +159,7 @@ class EmailSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str
+    #: default 587, or 465 with ``tls = "implicit"``
     port: int = Field(default=587, ge=1, le=65535)
     sender: str = Field(min_length=3)
     username: str = ""
@@ -174,6 +175,14 @@ class EmailSettings(BaseModel):
     #: where team notices sent by e-mail go (the customers' come from the registry)
     team_address: str = ""
     timeout_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _implicit_port(cls, data: Any) -> Any:
+        # implicit TLS listens on 465 (submissions); STARTTLS on 587 (submission)
+        if isinstance(data, dict) and data.get("tls") == "implicit" and "port" not in data:
+            data = {**data, "port": 465}
+        return data
 
     @model_validator(mode="after")
     def _one_password(self) -> EmailSettings:

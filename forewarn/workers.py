@@ -187,7 +187,8 @@ class WorkerOptions:
     #: InfluxDB (or VictoriaMetrics) URL; None: the embedded store of the settings
     influx_url: str | None = None
     influx_bucket: str = "forewarn"
-    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    #: overrides ``[detector]`` (None: the settings' profile, the one the service runs)
+    detector: DetectorConfig | None = None
 
 
 def make_service(settings: Settings, options: WorkerOptions, echo: bool = True) -> Service:

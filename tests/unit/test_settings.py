@@ -88,3 +88,12 @@ def test_errors_name_the_key(tmp_path: Path, toml: str, env: dict[str, str], mes
 def test_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml", env={})
+
+
+@pytest.mark.parametrize(("tls", "port"), [("starttls", 587), ("implicit", 465), ("none", 587)])
+def test_the_email_port_follows_the_tls_mode(tmp_path: Path, tls: str, port: int) -> None:
+    path = tmp_path / "forewarn.toml"
+    path.write_text(f'[notify.email]\nhost = "smtp.example.com"\nsender = "a@example.com"\n'
+                    f'tls = "{tls}"\n')
+    email = load_settings(path, env={}).notify.email
+    assert email is not None and email.port == port

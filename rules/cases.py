@@ -230,6 +230,12 @@ class CaseBook:
             "last_error": None})
         session.execute(insert(CaseEventRow), events)
         session.execute(insert(NoticeRow), notices)
+        if customer_note.startswith("suppressed: the customer has open ticket"):
+            # the customer called first: their ticket belongs to this case now
+            session.execute(update(TicketRow).where(
+                TicketRow.customer_id == meta.customer_id,
+                TicketRow.device_id == alarm.device_id, TicketRow.closed_at.is_(None),
+                TicketRow.case_id.is_(None)).values(case_id=case_id))
         return CaseOutcome("opened", case.id, case)
 
     def _customer_decision(self, session: Session, alarm: Alarm, meta: DeviceMeta,

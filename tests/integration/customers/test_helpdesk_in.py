@@ -110,3 +110,11 @@ def test_a_viewer_token_may_not_post_tickets(status_console: StatusConsole) -> N
                       json={"event": "created", "ticket_id": "V"},
                       headers={"Authorization": f"Bearer {token}"})
     assert sent.status_code == 403
+
+
+def test_metrics_count_forewarned_and_missed_tickets(status_console: StatusConsole) -> None:
+    # after the tests above: FD-7 and ZD-300 came after their case, ZD-101 before its case
+    text = httpx.get(f"{status_console.url}/metrics").text
+    assert 'forewarn_helpdesk_tickets_total{prior_case="yes"} 2.0' in text
+    assert 'forewarn_helpdesk_tickets_total{prior_case="no"} 1.0' in text
+    assert 'forewarn_customer_answers_total{kind="visit"} 0.0' in text

@@ -6,7 +6,9 @@ notices) and serve (which checks the links) build the same :class:`StatusLinks` 
 configuration.
 
 >>> from forewarn.settings import Settings, ServeSettings
->>> make_status_links(Settings()) is None  # no secret configured: no links
+>>> make_status_links(Settings()) is None  # no public URL, no secret: no links
+True
+>>> make_status_links(Settings(serve=ServeSettings(public_url="https://x.example"))) is None
 True
 >>> links = make_status_links(Settings(serve=ServeSettings(
 ...     session_secret="x", public_url="https://support.example.com")))
@@ -27,8 +29,11 @@ __all__ = ["make_status_links"]
 
 def make_status_links(settings: Settings, clock: Callable[[], float] = time.time
                       ) -> StatusLinks | None:
-    """The deployment's status links; None without a secret that survives a restart."""
+    """The deployment's status links; None without ``public_url`` or a secret that survives a
+    restart."""
     serve = settings.serve
+    if not serve.public_url:
+        return None
     secret = serve.status_secret or (derive_status_secret(serve.session_secret)
                                      if serve.session_secret else "")
     if not secret:

@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from forewarn.console import ConsoleContext
 from forewarn.console.server import console_context
 from forewarn.service import Service
 from forewarn.settings import load_settings
@@ -23,7 +24,7 @@ def _settings(tmp_path: Path, serve: str) -> Path:
     return path
 
 
-def _link(tmp_path: Path, serve: str) -> tuple[str | None, object]:
+def _link(tmp_path: Path, serve: str) -> tuple[str | None, ConsoleContext]:
     settings = load_settings(_settings(tmp_path, serve))
     service = Service(settings, clock=lambda: 1_800_000_000.0)
     engine = service.connect_cases()
@@ -44,10 +45,10 @@ def test_core_signs_what_serve_accepts_across_restarts(tmp_path: Path) -> None:
     token, ctx = _link(tmp_path, 'public_url = "https://support.example.com"\n'
                                  'session_secret = "kept-in-the-config"')
     assert token is not None
-    links = getattr(ctx, "status_links")
+    links = ctx.status_links
     assert links is not None and links.case_id(token) == 1
 
 
 def test_without_a_public_url_notices_carry_no_link(tmp_path: Path) -> None:
     token, ctx = _link(tmp_path, 'session_secret = "kept-in-the-config"')
-    assert token is None and getattr(ctx, "status_links") is None
+    assert token is None and ctx.status_links is None

@@ -273,8 +273,8 @@ class EvalOptions:
     batch_s: float = 6 * 3600.0
     imperfections: Imperfections = field(default_factory=Imperfections)
     call_model: CallModel = field(default_factory=CallModel)
-    #: the service's profile for fleets (settings [detector] layer over it)
-    detector: DetectorConfig = field(default_factory=DetectorConfig.for_fleet)
+    #: the service's default detector (settings [detector] keys layer over it)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
     #: the first days only teach the detectors (no rules, no faults): a running service has
     #: learned from history; false cases are counted over the days after
     learn_days: float = 1.0

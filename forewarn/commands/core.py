@@ -153,7 +153,7 @@ def _given(options: dict[str, object]) -> dict[str, object]:
 
 
 def _options(settings: Settings, args: argparse.Namespace) -> WorkerOptions:
-    # the service runs the fleet profile layered with [detector] from the settings
+    # the service runs the default detector layered with [detector] from the settings
     return WorkerOptions(nats=settings.nats, influx_url=args.influx_url,
                          influx_bucket=args.influx_bucket, detector=settings.detector)
 

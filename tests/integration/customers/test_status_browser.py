@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -96,6 +97,12 @@ def test_a_korean_customer_books_a_visit_from_the_notice(status_console: StatusC
             NoticeRow.case_id == case_id, NoticeRow.audience == "team",
             NoticeRow.kind == "answer")).all()
     assert len(team) == 1 and f"FW-{case_id}" in team[0].subject
+    # and the team's console shows it on the case (the agents' API)
+    token = sc.ctx.tokens.create("acme", "viewer", "support").token
+    detail = httpx.get(f"{sc.url}/api/v1/cases/{case_id}",
+                       headers={"Authorization": f"Bearer {token}"}).json()
+    assert any(e["kind"] == "customer answer" and "booked a visit" in e["detail"]
+               for e in detail["timeline"])
 
 
 def test_english_screenshots(status_console: StatusConsole, browser: Browser) -> None:

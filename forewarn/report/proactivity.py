@@ -53,20 +53,25 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 def proactivity(engine: Engine, since_s: float, until: float,
-                lookback_s: float = 14 * 86400.0) -> dict[str, Any]:
-    """The proactivity figures of the window ``[until - since_s, until]`` (JSON-ready)."""
+                lookback_s: float = 14 * 86400.0, tenant: str | None = None) -> dict[str, Any]:
+    """The proactivity figures of the window ``[until - since_s, until]`` (JSON-ready);
+    ``tenant``: only that tenant's tickets, cases and answers (the console's view)."""
     start = until - since_s
+    mine_t = [TicketRow.tenant == tenant] if tenant is not None else []
+    mine_c = [CaseRow.tenant == tenant] if tenant is not None else []
     with Session(engine) as session:
         tickets = session.scalars(select(TicketRow).where(
-            TicketRow.opened_at >= start, TicketRow.opened_at <= until)).all()
+            TicketRow.opened_at >= start, TicketRow.opened_at <= until, *mine_t)).all()
         cases = session.scalars(select(CaseRow).where(
-            CaseRow.opened_at >= start - lookback_s, CaseRow.opened_at <= until)).all()
+            CaseRow.opened_at >= start - lookback_s, CaseRow.opened_at <= until,
+            *mine_c)).all()
         all_tickets = session.scalars(select(TicketRow).where(
             TicketRow.opened_at >= start - lookback_s,
-            TicketRow.opened_at <= until + lookback_s)).all()
+            TicketRow.opened_at <= until + lookback_s, *mine_t)).all()
         answers: dict[str, int] = {str(kind): int(n) for kind, n in session.execute(
-            select(CustomerAnswerRow.kind, func.count()).where(
-                CustomerAnswerRow.ts >= start, CustomerAnswerRow.ts <= until)
+            select(CustomerAnswerRow.kind, func.count())
+            .join(CaseRow, CaseRow.id == CustomerAnswerRow.case_id).where(
+                CustomerAnswerRow.ts >= start, CustomerAnswerRow.ts <= until, *mine_c)
             .group_by(CustomerAnswerRow.kind))}
     by_id = {c.id: c for c in cases}
     by_device: dict[tuple[str, str], list[CaseRow]] = {}
@@ -77,11 +82,11 @@ def proactivity(engine: Engine, since_s: float, until: float,
     unjudged = 0
     told_first = 0
     for ticket in tickets:
-        if not ticket.device_id:
-            unjudged += 1
-            continue
         prior = _prior_case(ticket, by_id, by_device, lookback_s)
-        if prior is None:
+        if prior is None and not ticket.device_id and ticket.case_id is None:
+            unjudged += 1  # no device, no case quoted: nothing to judge it by
+            continue
+        if prior is None:  # a device (or a quoted case) with no case before the ticket
             missed.append({"ticket": ticket.external_id or ticket.id,
                            "device_id": ticket.device_id, "opened_at": ticket.opened_at})
             continue

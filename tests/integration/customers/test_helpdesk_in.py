@@ -118,3 +118,27 @@ def test_metrics_count_forewarned_and_missed_tickets(status_console: StatusConso
     assert 'forewarn_helpdesk_tickets_total{prior_case="yes"} 2.0' in text
     assert 'forewarn_helpdesk_tickets_total{prior_case="no"} 1.0' in text
     assert 'forewarn_customer_answers_total{kind="visit"} 0.0' in text
+
+
+def test_the_console_page_shows_the_tenants_proactivity(status_console: StatusConsole) -> None:
+    from forewarn.console.security import SESSION_COOKIE, sign_session
+
+    sc = status_console
+
+    def page(tenant: str) -> str:
+        made = sc.ctx.tokens.create(tenant, "viewer", "reader")
+        principal = sc.ctx.tokens.verify(made.token)
+        assert principal is not None
+        cookie = sign_session(sc.ctx, principal)
+        reply = httpx.get(f"{sc.url}/proactivity", cookies={SESSION_COOKIE: cookie})
+        assert reply.status_code == 200
+        return reply.text
+
+    acme = page("acme")
+    # FD-7 and ZD-300 (quoting FW-n) came after their case; ZD-101 before its case (missed)
+    assert '<span class="big">2</span> of 3 tickets' in acme
+    assert '<span class="big">1</span> tickets with no case before them' in acme
+    assert "ZD-101" in acme
+    other = page("globex")  # another tenant sees none of acme's
+    assert '<span class="big">0</span> of 0 tickets' in other and "ZD-101" not in other
+    assert httpx.get(f"{sc.url}/proactivity", follow_redirects=False).status_code == 303

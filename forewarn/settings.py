@@ -39,6 +39,7 @@ from pydantic_settings import (
 
 from core.config import CoreConfig, MqttConfig
 from core.detect.config import DetectorConfig
+from core.mapping.config import IngestConfig
 from core.nats.config import NatsConfig
 from core.store.config import StoreConfig
 from edge.problems import problems
@@ -330,6 +331,10 @@ class Settings(TomlFileSettings):
     rules: RulesSettings = Field(default_factory=RulesSettings)
     customers: CustomersSettings = Field(default_factory=CustomersSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    #: ``[fleet]``: the simulated fleet's credentials (``forewarn fleet``)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
+    #: ``[[ingest.mapping]]``: fleets that publish their own topics and payloads (docs/connect.md)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
 
     def rule_paths(self) -> list[Path]:
         """The rules files the service loads: ``[rules]`` and ``[cases] rules_file``, or the
@@ -359,8 +364,6 @@ class Settings(TomlFileSettings):
         if self.notify.webhook is not None:
             named.append(("[notify.webhook] secret_file", self.notify.webhook.secret_file))
         return [(key, path) for key, path in named if path is not None]
-    #: ``[fleet]``: the simulated fleet's credentials (``forewarn fleet``)
-    fleet: FleetSettings = Field(default_factory=FleetSettings)
 
     @model_validator(mode="after")
     def _port_zero_needs_the_embedded_broker(self) -> Settings:
@@ -435,6 +438,8 @@ def _relative_to(settings: Settings, base: Path) -> Settings:
     data["rules"] = {"dir": at(settings.rules.dir),
                      "files": [at(f) for f in settings.rules.files]}
     data["customers"]["file"] = at(settings.customers.file)
+    data["fleet"]["credentials_file"] = at(settings.fleet.credentials_file)
+    data["fleet"]["queue_dir"] = at(settings.fleet.queue_dir)
     if settings.notify.email is not None:
         data["notify"]["email"]["password_file"] = at(settings.notify.email.password_file)
         data["notify"]["email"]["ca_file"] = at(settings.notify.email.ca_file)

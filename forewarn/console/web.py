@@ -24,6 +24,7 @@ from forewarn.console import queries
 from forewarn.console.actions import apply_action
 from forewarn.console.advice import next_steps
 from forewarn.console.context import ConsoleContext
+from forewarn.console.dead_letters import tenant_dead_letters
 from forewarn.console.security import (
     LOGIN_COOKIE,
     LOGIN_FORM_MAX_AGE_S,
@@ -253,6 +254,14 @@ def fleet_page(request: Request, session: Session, ctx: Context) -> Response:
     tenant = session.principal.tenant
     return _render(request, "fleet.html.j2", session, overview=queries.fleet(ctx, tenant),
                    devices=queries.devices(ctx, tenant), now=ctx.clock())
+
+
+@router.get("/deadletters", response_class=HTMLResponse)
+def dead_letters_page(request: Request, session: Session, ctx: Context,
+                      reason: Annotated[str | None, Query(max_length=64)] = None) -> Response:
+    """The newest messages core refused under the tenant's topics, with counts by reason."""
+    page = tenant_dead_letters(ctx, session.principal.tenant, reason or None, 100)
+    return _render(request, "deadletters.html.j2", session, page=page, reason=reason or "")
 
 
 @router.get("/devices/{device_id}", response_class=HTMLResponse)

@@ -89,6 +89,17 @@ class ConsoleContext:
             self._rule_texts = (stamps, texts)
         return self._rule_texts[1]
 
+    def fault_categories(self, product: str) -> tuple[str, ...]:
+        """The fault categories of ``product`` from the rules files (confirming a case)."""
+        names: list[str] = []
+        for path in self.rules_files:
+            try:
+                ruleset = load_rules(path)
+            except RuleError:
+                continue
+            names.extend(n for n in ruleset.fault_categories.get(product, ()) if n not in names)
+        return tuple(names)
+
     def customer_name(self, tenant: str, device_id: str, product: str) -> str:
         """The customer's name from the registry; "" when the registry does not know it."""
         if self.registry is None:

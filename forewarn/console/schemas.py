@@ -45,8 +45,12 @@ class AssignBody(_Body):
 
 
 class ResolveBody(_Body):
-    """Why the case is resolved."""
+    """How the case ended: an outcome, with a fault category (``confirmed``, one of the
+    product's ``fault_categories``) or a reason (``false_alarm``)."""
 
+    outcome: Literal["confirmed", "false_alarm", "customer_caused", "duplicate"]
+    category: str = Field(default="", max_length=64)
+    reason: Literal["", "sensor", "installation", "usage", "expected_behaviour", "unknown"] = ""
     comment: str = Field(default="", max_length=4000)
 
 

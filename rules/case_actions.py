@@ -50,6 +50,7 @@ from sqlalchemy.orm import Session
 
 from rules.db import CaseEventRow, CaseRow, LabelRow, NoticeRow
 from rules.errors import CaseActionError, CaseNotFoundError, CaseStateError
+from rules.feedback import FeedbackPolicy, learn_false_alarm
 from rules.messages import update_message
 from rules.resolution import Resolution
 
@@ -168,11 +169,14 @@ def note(engine: Engine, tenant: str, case_id: int, text: str, by: str, now: flo
 
 def resolve(engine: Engine, tenant: str, case_id: int, by: str, comment: str,
             now: float, push: Push | None = None, *, resolution: Resolution | None = None,
-            categories: tuple[str, ...] = ()) -> CaseState:
+            categories: tuple[str, ...] = (),
+            feedback: FeedbackPolicy | None = None) -> CaseState:
     """Resolve a case by hand; the same problem coming back opens (or reopens) a case again.
 
     With ``resolution`` (checked against the product's fault ``categories``) the outcome is
-    stored as a label with the case's evidence window, in the same transaction."""
+    stored as a label with the case's evidence window, in the same transaction; with
+    ``feedback``, a false alarm also raises the case's rules for the device
+    (:mod:`rules.feedback`), each raise a timeline line."""
     if resolution is not None:
         resolution = resolution.checked(categories)
     with Session(engine) as session:
@@ -194,6 +198,10 @@ def resolve(engine: Engine, tenant: str, case_id: int, by: str, comment: str,
                 category=resolution.label, window_start=case.fault_started_at, window_end=now,
                 labelled_by=by, labelled_at=now, comment=comment))
         _record(session, case, "resolved", _line(by, text), now, push)
+        if resolution is not None and resolution.outcome == "false_alarm" and feedback:
+            for made in learn_false_alarm(session, case, by, now, feedback):
+                session.add(CaseEventRow(case_id=case.id, ts=now, kind="feedback",
+                                         detail=made.reason))
         session.commit()
         return CaseState(case_id, "resolved", _assignee(session, case_id))
 

@@ -42,7 +42,8 @@ def apply_action(ctx: ConsoleContext, who: Principal, case_id: int, action: Acti
                                       "customer_caused or duplicate")
             case_actions.resolve(engine, who.tenant, case_id, by=by, comment=text, now=now,
                                  push=push, resolution=resolution,
-                                 categories=ctx.fault_categories(product))
+                                 categories=ctx.fault_categories(product),
+                                 feedback=ctx.feedback)
     except ResolutionError as exc:
         raise HTTPException(422, str(exc)) from exc
     except CaseNotFoundError as exc:

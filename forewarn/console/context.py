@@ -26,6 +26,7 @@ from forewarn.console.throttle import LoginLimiter
 from forewarn.metrics import ForewarnMetrics
 from rules.case_actions import Push
 from rules.errors import RuleError
+from rules.feedback import FeedbackPolicy
 from rules.model import load_rules
 from rules.registry import CustomerRegistry
 
@@ -65,6 +66,8 @@ class ConsoleContext:
     warmup_samples: int = 1440
     #: who owns which device (``[customers] file``): names instead of ``tenant/device``
     registry: CustomerRegistry | None = None
+    #: how far a false alarm raises its rules for the device (``[rules] feedback_*``)
+    feedback: FeedbackPolicy = field(default_factory=FeedbackPolicy)
     tokens: TokenStore = field(init=False)
     metrics: ForewarnMetrics = field(init=False)
     _store_lock: threading.Lock = field(init=False, default_factory=threading.Lock)

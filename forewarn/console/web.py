@@ -23,6 +23,7 @@ from forewarn.auth import Principal
 from forewarn.console import queries
 from forewarn.console.actions import apply_action
 from forewarn.console.advice import next_steps
+from forewarn.console.api import devices as device_api
 from forewarn.console.context import ConsoleContext
 from forewarn.console.security import (
     LOGIN_COOKIE,
@@ -280,4 +281,20 @@ def device_page(request: Request, device_id: str, session: Session, ctx: Context
     chart = _chart(ctx, tenant, device_id, device.product, stop - 2 * 86400.0, stop, marks,
                    [c.field for c in device.cases])
     return _render(request, "device.html.j2", session, device=device, chart=chart,
-                   now=ctx.clock())
+                   now=ctx.clock(), adjustments=device_api.adjustments(ctx, tenant, device_id),
+                   can_act=session.principal.allows("agent"))
+
+
+@router.post("/devices/{device_id}/feedback/{feedback_id}/undo")
+def undo_feedback(
+    device_id: str, feedback_id: int, session: Session, ctx: Context,
+    csrf: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Undo an alarm level a false alarm raised (agents and admins)."""
+    check_csrf(session, csrf)
+    if not 1 <= feedback_id <= 2**62:
+        raise HTTPException(404, f"no adjustment {feedback_id}")
+    if not session.principal.allows("agent"):
+        raise HTTPException(403, "viewers cannot undo adjustments")
+    device_api.undo_adjustment(ctx, session.principal, device_id[:64], feedback_id)
+    return RedirectResponse(f"/devices/{device_id[:64]}", 303)

@@ -48,6 +48,10 @@ def register(subparsers: Any) -> None:
     ev.add_argument("--batch-hours", type=float, default=6.0,
                     help="length of the batches streamed (default 6; notices are still timed "
                     "by the agents' 10-minute batches)")
+    ev.add_argument("--agents", action="store_true",
+                    help="simulated agents resolve every false case as a false alarm as it "
+                    "opens, so the rules learn from them (compare the false-case rate of the "
+                    "two halves)")
     ev.add_argument("--workers", type=int, default=1,
                     help="processes, each streaming a share of the devices (default 1)")
     ev.add_argument("--out", type=Path, default=Path("var/sim"), metavar="DIR",
@@ -72,7 +76,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     options = EvalOptions(devices=args.devices, days=args.days, seed=args.seed,
                           fault_fraction=args.fault_fraction, rules_dir=args.rules,
                           batch_s=args.batch_hours * 3600.0, workers=args.workers,
-                          trace=4 if args.plots is not None else 0)
+                          trace=4 if args.plots is not None else 0, agents=args.agents)
     console = Console()
     try:
         bar = Console(stderr=True)

@@ -145,3 +145,33 @@ def test_shards_on_two_workers_give_the_same_report(tmp_path: Path) -> None:
     for key in ("run_time_s", "samples_per_s"):
         one.pop(key), two.pop(key)
     assert one == two
+
+
+NOISY_RULES = """\
+rules:
+  - name: compressor_unusual
+    product: heat_pump
+    fields: [compressor_current]
+    score_at_least: 0.5
+    for: 0s
+    resolve_after: 30m
+    severity: warning
+    notify_customer: true
+"""
+
+
+def test_simulated_agents_mark_false_cases_and_the_rules_learn(tmp_path: Path) -> None:
+    """Healthy devices under a noisy rule (issue 20): every case is false; agents resolve each
+    as a false alarm, which raises the rule for the device, so the second half opens fewer."""
+    (tmp_path / "noisy.yaml").write_text(NOISY_RULES, encoding="utf-8")
+    options = EvalOptions(devices=4, days=6.0, seed=5, products=("heat_pump",),
+                          fault_fraction=0.0, rules_dir=tmp_path, batch_s=3600.0)
+    alone = run_evaluation(options).report
+    helped = run_evaluation(dataclasses.replace(options, agents=True)).report
+    for figures in (alone, helped):
+        halves = (figures["false_cases_per_1000_device_days_first_half"]
+                  + figures["false_cases_per_1000_device_days_second_half"]) / 2
+        assert halves == pytest.approx(figures["false_cases_per_1000_device_days"], abs=0.01)
+    assert (alone["agents_mark_false_cases"], helped["agents_mark_false_cases"]) == (False, True)
+    assert (helped["false_cases_per_1000_device_days_second_half"]
+            < alone["false_cases_per_1000_device_days_second_half"])

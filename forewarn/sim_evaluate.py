@@ -42,7 +42,7 @@ from core.limits import load_limits
 from core.pipeline import CorePipeline
 from core.store.null import NullStore
 from firmware_sim.calls import CallModel
-from firmware_sim.fleet import Delivery, Fleet, FleetConfig, SimDevice
+from firmware_sim.fleet import Delivery, Fleet, FleetConfig, FleetFault, SimDevice
 from firmware_sim.imperfections import Imperfections
 from firmware_sim.products import PRODUCTS
 from firmware_sim.truth import FaultTruth, write_jsonl
@@ -245,6 +245,10 @@ def report(result: MatchResult, *, devices: int, days: float,
         for half, count in (("first", early), ("second", len(result.false_cases) - early)):
             out[f"false_cases_per_1000_device_days_{half}_half"] = (
                 round(2000.0 * count / device_days, 2) if device_days else None)
+    shared = [m for m in result.faults if m.truth.fleet_fault]
+    out["fleet_faults_injected"] = len({m.truth.fleet_fault for m in shared})
+    out["fleet_fault_devices"] = len(shared)
+    out["fleet_fault_devices_detected"] = sum(m.detected_at is not None for m in shared)
     out["false_customer_notices"] = sum(c.customer_notice for c in result.false_cases)
     out["notices_for_never_visible_faults"] = result.notices_for_invisible
     out["offline_cases"] = len(result.offline_cases)
@@ -299,6 +303,8 @@ class EvalOptions:
     #: simulated agents resolve each false case as ``false_alarm`` as it opens (issue 20), so
     #: the rules learn from them (``rules.feedback``, default bounds)
     agents: bool = False
+    #: faults shared by a cohort (``firmware_sim.fleet.FLEET_FAULTS`` with ``--fleet-faults``)
+    fleet_faults: tuple[FleetFault, ...] = ()
 
     def fleet_config(self) -> FleetConfig:
         """The fleet these options describe; faults start after the learning days."""
@@ -309,7 +315,7 @@ class EvalOptions:
             horizon_s=horizon, fault_fraction=self.fault_fraction, fault_kinds=self.fault_kinds,
             onset_window=(first, max(first, 0.7)),
             fault_ramp_s=min(48 * _H, 0.5 * horizon), call_model=self.call_model,
-            imperfections=self.imperfections,
+            imperfections=self.imperfections, fleet_faults=self.fleet_faults,
         )
 
 

@@ -48,6 +48,10 @@ def register(subparsers: Any) -> None:
     ev.add_argument("--batch-hours", type=float, default=6.0,
                     help="length of the batches streamed (default 6; notices are still timed "
                     "by the agents' 10-minute batches)")
+    ev.add_argument("--fleet-faults", action="store_true",
+                    help="also inject faults shared by a cohort: a firmware release degrading "
+                    "heat pump compressors and a water pump production batch with weak bearings "
+                    "(ground truth names them in fleet_fault)")
     ev.add_argument("--agents", action="store_true",
                     help="simulated agents resolve every false case as a false alarm as it "
                     "opens, so the rules learn from them (compare the false-case rate of the "
@@ -66,6 +70,7 @@ def register(subparsers: Any) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     # numba compiles lazily and matplotlib is heavy: keep `forewarn --help` fast
+    from firmware_sim.fleet import FLEET_FAULTS
     from forewarn.sim_evaluate import EvalOptions, run_evaluation, write_plots
     from rules.errors import RuleFileError
 
@@ -76,7 +81,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     options = EvalOptions(devices=args.devices, days=args.days, seed=args.seed,
                           fault_fraction=args.fault_fraction, rules_dir=args.rules,
                           batch_s=args.batch_hours * 3600.0, workers=args.workers,
-                          trace=4 if args.plots is not None else 0, agents=args.agents)
+                          trace=4 if args.plots is not None else 0, agents=args.agents,
+                          fleet_faults=FLEET_FAULTS if args.fleet_faults else ())
     console = Console()
     try:
         bar = Console(stderr=True)
@@ -122,6 +128,11 @@ LABELS: dict[str, str] = {
     "missed": "never detected",
     "false_cases": "false cases (no fault behind them)",
     "false_cases_per_1000_device_days": "false cases per 1000 device-days",
+    "false_cases_per_1000_device_days_first_half": "… in the first half",
+    "false_cases_per_1000_device_days_second_half": "… in the second half",
+    "fleet_faults_injected": "fleet-wide faults injected (cohorts)",
+    "fleet_fault_devices": "devices affected by them",
+    "fleet_fault_devices_detected": "… of which a case caught",
     "notices_for_never_visible_faults": "notices for faults the customer never noticed",
     "offline_cases": "offline cases (a simulated outage: not false)",
     "samples": "samples streamed",

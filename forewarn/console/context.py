@@ -19,6 +19,7 @@ from typing import Protocol
 
 from sqlalchemy import Engine
 
+from core.config import MqttConfig
 from core.events import EVENT_THRESHOLD, DetectorEvent
 from core.store.base import SeriesFrame, StoreError
 from forewarn.auth import TokenStore
@@ -68,6 +69,9 @@ class ConsoleContext:
     registry: CustomerRegistry | None = None
     #: how far a false alarm raises its rules for the device (``[rules] feedback_*``)
     feedback: FeedbackPolicy = field(default_factory=FeedbackPolicy)
+    #: the broker desired configs are published to (``[mqtt]``, as the core service's user);
+    #: None: the API refuses config changes
+    mqtt: MqttConfig | None = None
     tokens: TokenStore = field(init=False)
     metrics: ForewarnMetrics = field(init=False)
     _store_lock: threading.Lock = field(init=False, default_factory=threading.Lock)

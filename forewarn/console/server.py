@@ -53,6 +53,7 @@ def console_context(settings: Settings, demo_dir: Path | None = None,
         warmup_samples=_warmup(settings),
         registry=_registry(settings),
         feedback=settings.rules.feedback(),
+        mqtt=settings.mqtt,
     )
     if settings.serve.helpdesk_channel:
         ctx.helpdesk = Push(settings.serve.helpdesk_channel, settings.serve.helpdesk_url)

@@ -14,7 +14,7 @@ from firmware_sim.calls import CallModel
 from firmware_sim.fleet import FLEET_FAULTS, Fleet, FleetConfig
 from firmware_sim.imperfections import Imperfections
 from firmware_sim.truth import FaultTruth, read_jsonl
-from forewarn.sim_evaluate import (
+from forewarn.sim import (
     EvalOptions,
     SimCase,
     match_cases,

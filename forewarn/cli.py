@@ -23,7 +23,7 @@ __all__ = ["COMMANDS", "build_parser", "main", "one_line"]
 COMMANDS: tuple[str, ...] = (
     "demo", "sim", "serve", "tokens", "edge", "fleet", "devices", "core", "rules", "outbox",
     "deadletters", "ingest", "report", "inbox",
-    "score", "nab", "backfill",
+    "score", "nab", "backfill", "backtest",
 )
 
 

@@ -251,7 +251,8 @@ class Service:
     def rules_pipeline(self, engine: Engine) -> RulesPipeline:
         """Every product's rules over the registry, opening cases in ``engine``."""
         return RulesPipeline(self.configured.rules, self.case_book(engine),
-                             registry=self.configured.registry)
+                             registry=self.configured.registry,
+                             feedback=self.settings.rules.feedback())
 
     def core_pipeline(self, store: TimeSeriesStore, cases: Engine | None = None
                       ) -> CorePipeline:

@@ -54,6 +54,7 @@ def console_context(settings: Settings, demo_dir: Path | None = None,
         max_body_bytes=settings.serve.max_body_bytes,
         warmup_samples=_warmup(settings),
         registry=_registry(settings),
+        feedback=settings.rules.feedback(),
         mqtt=settings.mqtt,
     )
     if settings.serve.helpdesk_channel:

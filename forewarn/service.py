@@ -54,6 +54,7 @@ from core.store.config import InfluxConfig, StoreConfig, make_store
 from forewarn.casedb import open_case_db
 from forewarn.errors import ConfigError
 from forewarn.settings import SHIPPED_CONFIG, Settings
+from forewarn.status_links import make_status_links
 from rules.cases import CaseBook
 from rules.errors import RuleError
 from rules.model import RuleSet, load_rules, merge_rule_sets
@@ -244,12 +245,14 @@ class Service:
                    if notify.team == "email" and notify.email is not None else "")
         return CaseBook(engine, channel=notify.customers, clock=self.clock,
                         registry=self.configured.registry, team_channel=notify.team,
-                        team_recipient=team_to)
+                        team_recipient=team_to,
+                        status_links=make_status_links(self.settings, clock=self.clock))
 
     def rules_pipeline(self, engine: Engine) -> RulesPipeline:
         """Every product's rules over the registry, opening cases in ``engine``."""
         return RulesPipeline(self.configured.rules, self.case_book(engine),
-                             registry=self.configured.registry)
+                             registry=self.configured.registry,
+                             feedback=self.settings.rules.feedback())
 
     def core_pipeline(self, store: TimeSeriesStore, cases: Engine | None = None
                       ) -> CorePipeline:

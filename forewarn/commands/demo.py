@@ -52,6 +52,11 @@ def register(subparsers: Any) -> None:
                         "[mqtt] port, 1883, or any free port when that one is in use)")
     parser.add_argument("--serve-port", type=int, default=None, metavar="PORT",
                         help="the console's port with --serve (default [serve] port: 8080)")
+    parser.add_argument("--payload", choices=("native", "json", "sparkplug"), default="native",
+                        help="how the fleet speaks: forewarn's own schema (default), or its own "
+                        "payloads through a mapping: 'json' (arrays of readings on "
+                        "demo/site-1/DEVICE/state) or 'sparkplug' (Sparkplug B births and "
+                        "data by alias); see docs/connect.md")
     parser.set_defaults(func=_run)
 
 
@@ -65,6 +70,7 @@ def _run(args: argparse.Namespace) -> int:
     options = DemoOptions(
         devices=args.devices, hours=args.hours, seed=args.seed, speed=args.speed,
         out_dir=work, show_notices=not args.quiet, progress=not args.quiet,
+        payload=args.payload,
     )
     try:
         summary = asyncio.run(run_demo(settings, options, console))

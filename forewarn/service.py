@@ -48,6 +48,7 @@ from core.errors import LimitsFileError
 from core.lifecycle import LifecycleListener
 from core.limits import ProductLimits, load_limits
 from core.mapping import MappedDecoder
+from core.mapping.sparkplug_status import SparkplugStatus
 from core.pipeline import CorePipeline
 from core.store.base import HistoryStore, TimeSeriesStore
 from core.store.config import InfluxConfig, StoreConfig, make_store
@@ -281,7 +282,8 @@ class Service:
         """The devices' status, own events and reported configs into the rules' device book
         (``rules.lifecycle``), on the rules pipeline's thread; bad ones are dead letters."""
         return LifecycleListener(mqtt, rules.handle_lifecycle_in_thread,
-                                 dead_letters=pipeline.dead_letters)
+                                 dead_letters=pipeline.dead_letters,
+                                 sparkplug=SparkplugStatus(self.settings.ingest.mapping))
 
     def outbox(self, engine: Engine, base_delay_s: float = 0.5) -> Outbox:
         """The outbox over every configured channel."""

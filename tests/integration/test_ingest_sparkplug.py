@@ -1,8 +1,9 @@
 """A Sparkplug B edge node through a mapping (issue 22): ``forewarn core`` as a subprocess against
 a real Mosquitto takes the node's births (metric aliases), its devices' data sent by alias only,
 a fault, and a device's death; the readings reach the store, a case opens for the faulty device,
-data of a device that was never born is dead-lettered with the reason, and the death is not.
-Payloads are encoded by pysparkplug, as an edge node built on it sends them."""
+data of a device that was never born is dead-lettered with the reason, and the death is not: it
+takes the device offline in the rules' device book. Payloads are encoded by pysparkplug, as an
+edge node built on it sends them."""
 
 from __future__ import annotations
 
@@ -103,6 +104,8 @@ def test_a_sparkplug_edge_node_reaches_the_store_and_opens_a_case(
     try:
         wait_for(lambda: f"spBv1.0/{group}/#" in core.log_tail(), 60,
                  "core to subscribe to the Sparkplug group", core)
+        wait_for(lambda: f"subscribed to spBv1.0/{group}/DBIRTH/+/+" in core.log_tail(), 60,
+                 "the lifecycle listener to subscribe to births and deaths", core)
         publish_mqtt(mosquitto.host, mosquitto.port, node.births())
         publish_mqtt(mosquitto.host, mosquitto.port, node.data(0, LEARN, faulty=False))
         # the births' values are readings too (one per device, at T0 - 1 s)
@@ -118,6 +121,8 @@ def test_a_sparkplug_edge_node_reaches_the_store_and_opens_a_case(
                  "a case of the faulty device", core)
         wait_for(lambda: core.stored() >= len(DEVICES) * (LEARN + 1 + FAULT), 60,
                  "the fault's readings", core)
+        wait_for(lambda: _device_states(core.cases_db, tenant).get("hp-2", ("",))[0]
+                 == "offline", 30, "the death in the device book", core)
         engine = connect(f"sqlite:///{core.cases_db}")
         try:
             wait_for(lambda: any(d.reason == "mapping_mismatch"
@@ -134,3 +139,17 @@ def test_a_sparkplug_edge_node_reaches_the_store_and_opens_a_case(
     assert "alias 1 unknown" in letters[0].detail
     assert core.stored() == len(DEVICES) * (LEARN + 1 + FAULT)
     assert _case_devices(core.cases_db, tenant) == {"hp-1"}
+    # the births said online, the death offline: the rules' device book (the console's)
+    assert _device_states(core.cases_db, tenant) == {
+        "hp-1": ("online", None), "hp-2": ("offline", "connection_lost"),
+        "hp-3": ("online", None)}
+
+
+def _device_states(db: Path, tenant: str) -> dict[str, tuple[str, str | None]]:
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        rows = conn.execute("SELECT device_id, state, reason FROM devices WHERE tenant = ?",
+                            (tenant,))
+        return {r[0]: (r[1], r[2]) for r in rows.fetchall()}
+    finally:
+        conn.close()

@@ -35,7 +35,9 @@ import contextlib
 import logging
 import os
 import random
+import re
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -68,6 +70,7 @@ __all__ = [
     "forget_other_partitions",
     "make_service",
     "make_worker_store",
+    "member_name",
     "parse_partitions",
     "run_worker",
     "serve_until_stopped",
@@ -156,14 +159,19 @@ class CaughtUp:
                  stats: Callable[[], Sequence[PartitionStats]]) -> None:
         self.js = js
         self.cfg = cfg
-        self.partitions = list(partitions)
+        #: kept as given, not copied: a leased engine's list changes while it runs
+        self.partitions = partitions
         self.stats = stats
         self._through: dict[int, float] = {}
 
     async def look(self, now: float) -> float | None:
         """Ask about every partition at ``now`` (wall clock); return the ticks' clock."""
         stored_at = {s.partition: s.last_stored_at for s in self.stats()}
-        for partition in self.partitions:
+        owned = list(self.partitions)
+        for partition in list(self._through):
+            if partition not in owned:  # released: its new owner ticks its devices
+                del self._through[partition]
+        for partition in owned:
             try:
                 info = await self.js.consumer_info(self.cfg.stream,
                                                    self.cfg.consumer_name(partition))
@@ -174,7 +182,7 @@ class CaughtUp:
             elif stored_at.get(partition, 0.0) > 0.0:
                 self._through[partition] = max(self._through.get(partition, 0.0),
                                                stored_at[partition])
-        if len(self._through) < len(self.partitions):
+        if not owned or len(self._through) < len(owned):
             return None
         return min(self._through.values())
 
@@ -208,11 +216,46 @@ def make_worker_store(settings: Settings, options: WorkerOptions,
     return make_service(settings, options).open_store(buffered)
 
 
+def member_name() -> str:
+    """This process's name among the lease holders: host, pid and a random tag.
+
+    >>> re.fullmatch(r"[-_=a-zA-Z0-9]+", member_name()) is not None
+    True
+    """
+    host = re.sub(r"[^-_=a-zA-Z0-9]", "_", socket.gethostname())
+    return f"{host}-{os.getpid()}-{random.getrandbits(32):08x}"
+
+
+def _adopt_states(rules: RulesPipeline, cfg: NatsConfig, partition: int) -> int:
+    """Load from the case database the alarm states of one partition's devices (on the
+    rules thread, before the partition is consumed): the previous owner's last word."""
+    if rules.store is None:
+        return 0
+    mine = {key: state for key, state in rules.store.load().items()
+            if device_partition(cfg, key[1], key[2]) == partition}
+    rules.evaluator.states.update(mine)
+    return len(mine)
+
+
+def _drop_states(rules: RulesPipeline, cfg: NatsConfig, partition: int) -> None:
+    """Forget one partition's devices (after its worker stopped): its next owner ticks them."""
+    for key in [k for k in rules.evaluator.states
+                if device_partition(cfg, k[1], k[2]) == partition]:
+        del rules.evaluator.states[key]
+
+
+async def _on_rules_thread(rules: RulesPipeline, job: Callable[[], object]) -> None:
+    await asyncio.get_running_loop().run_in_executor(rules._executor(), job)
+
+
 async def run_worker(settings: Settings, options: WorkerOptions, partitions: Sequence[int],
-                     ready_file: Path | None = None) -> None:
+                     ready_file: Path | None = None, leased: bool = False,
+                     worker_index: int = 0) -> None:
     """One worker process: consume ``partitions`` until SIGTERM/SIGINT, then snapshot.
 
-    Besides the stream it ticks the rules for its own devices every ``[core]
+    With ``leased`` it ignores ``partitions`` and owns partitions by lease instead
+    (:mod:`core.nats.lease`), loading and dropping its devices' alarm states as partitions
+    come and go. Besides the stream it ticks the rules for its own devices every ``[core]
     tick_interval_s``, up to the time its partitions are caught up to.
     """
     from forewarn.core_metrics import CoreMetrics, worker_metrics_port
@@ -224,7 +267,7 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
     if metrics is not None:
         store = metrics.timed_store(store)
     rules = service.rules_pipeline(engine_db)
-    dropped = forget_other_partitions(rules, options.nats, partitions)
+    dropped = forget_other_partitions(rules, options.nats, [] if leased else partitions)
     _log.info("rules: %d alarm states of this worker's devices, %d of others' dropped",
               len(rules.evaluator.states), dropped)
 
@@ -232,9 +275,20 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
         pipeline = service.core_pipeline(handoff, engine_db)
         return pipeline if metrics is None else metrics.attach_pipeline(pipeline)
 
+    cfg = options.nats
+
+    async def acquired(partition: int) -> None:
+        await _on_rules_thread(rules, lambda: _adopt_states(rules, cfg, partition))
+
+    async def released(partition: int) -> None:
+        await _on_rules_thread(rules, lambda: _drop_states(rules, cfg, partition))
+
     try:
-        async with NatsEngine(options.nats, partitions, make_pipeline, store,
-                              rules.handle_in_thread) as engine:
+        async with NatsEngine(options.nats, [] if leased else partitions, make_pipeline, store,
+                              rules.handle_in_thread,
+                              member=member_name() if leased else None,
+                              on_acquired=acquired, on_released=released) as engine:
+            partitions = engine.partitions  # live under leases
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, engine.stop)
@@ -249,16 +303,18 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
                 lag_watch = asyncio.create_task(metrics.watch_partitions(
                     engine.monitor.js, options.nats, partitions))
                 metrics_served.callback(lag_watch.cancel)
+                port = (settings.core.metrics_port + 1 + worker_index if leased
+                        else worker_metrics_port(settings.core.metrics_port, _owned(settings),
+                                                 settings.core.workers, partitions))
                 await metrics_served.enter_async_context(metrics.serving(
-                    settings.core.metrics_host, worker_metrics_port(
-                        settings.core.metrics_port, _owned(settings), settings.core.workers,
-                        partitions)))
+                    settings.core.metrics_host, port))
             ticks_done = asyncio.Event()
             ticker = asyncio.create_task(service.tick_forever(
                 rules, ticks_done, clock=lambda: caught_up.look(time.time())))
             if ready_file is not None:
                 ready_file.write_text(f"{time.time()}\n")
-            _log.info("worker ready: partitions %s", list(partitions))
+            _log.info("worker ready: %s", f"member {engine.member}, partitions by lease"
+                      if leased else f"partitions {list(partitions)}")
             try:
                 await runner
             finally:
@@ -321,7 +377,10 @@ class WorkerProcess:
 class Supervisor:
     """Starts one process per partition slice and restarts any that exits.
 
-    ``worker_argv`` is the command line of a worker, to which ``--own 0-15`` is appended (the
+    ``worker_argv`` is the command line of a worker, to which ``--own 0-15`` is appended
+    (``--own lease:<index>`` with ``leased``: the workers then share every partition of the
+    stream with the other machines' workers by lease, and a restarted worker takes its share
+    again) (the
     CLI passes ``forewarn core --engine nats --settings-stdin ...``). ``settings_json``, when
     given, is written to every worker's standard input at every start: the configuration the
     supervisor resolved once, so a restarted worker cannot read a file edited meanwhile.
@@ -329,7 +388,9 @@ class Supervisor:
 
     def __init__(self, partitions: Sequence[int], workers: int,
                  worker_argv: list[str], restart_delay_s: float = 0.2,
-                 settings_json: bytes | None = None) -> None:
+                 settings_json: bytes | None = None, leased: bool = False) -> None:
+        #: workers own partitions by lease (``--own lease:<index>``), not by slice
+        self.leased = leased
         self.worker_argv = worker_argv
         self.restart_delay_s = restart_delay_s
         self.settings_json = settings_json
@@ -339,7 +400,8 @@ class Supervisor:
         self._reaper: asyncio.TimerHandle | None = None
 
     async def _start(self, worker: WorkerProcess) -> None:
-        own = ",".join(str(p) for p in worker.partitions)
+        own = (f"lease:{worker.index}" if self.leased
+               else ",".join(str(p) for p in worker.partitions))
         worker.process = await asyncio.create_subprocess_exec(
             *self.worker_argv, "--own", own,
             stdin=asyncio.subprocess.PIPE if self.settings_json is not None else None)

@@ -186,8 +186,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.own is None and settings.core.engine == "mqtt":
         return asyncio.run(run_direct(settings, options, echo=not args.quiet_notices, say=_say))
     if args.own is not None:
-        asyncio.run(run_worker(settings, options, parse_partitions(args.own), args.ready_file))
+        if args.own.startswith("lease:"):
+            asyncio.run(run_worker(settings, options, [], args.ready_file, leased=True,
+                                   worker_index=int(args.own.split(":", 1)[1])))
+        else:
+            asyncio.run(run_worker(settings, options, parse_partitions(args.own),
+                                   args.ready_file))
         return 0
+    leased = settings.nats.ownership == "lease" and not settings.core.owned_partitions
     stream_partitions = settings.nats.partitions
     partitions = (parse_partitions(settings.core.owned_partitions)
                   if settings.core.owned_partitions else list(range(stream_partitions)))
@@ -201,15 +207,17 @@ def _run(args: argparse.Namespace) -> int:
     # read and check the rules, registry, limits and channels once, before any worker starts
     for line in make_service(settings, options).describe():
         _say(line)
-    _say(f"{settings.core.workers} workers on partitions "
-         f"{settings.core.owned_partitions or f'0-{stream_partitions - 1}'} of "
-         f"{settings.nats.stream} at {_without_password(settings.nats.url)}")
+    _say(f"{settings.core.workers} workers on "
+         + (f"leased partitions (bucket {settings.nats.lease_bucket}) of " if leased else
+            f"partitions {settings.core.owned_partitions or f'0-{stream_partitions - 1}'} of ")
+         + f"{settings.nats.stream} at {_without_password(settings.nats.url)}")
 
     async def supervise() -> None:
         import signal
 
         supervisor = Supervisor(partitions, settings.core.workers, _worker_argv(args),
-                                settings_json=settings.model_dump_json().encode())
+                                settings_json=settings.model_dump_json().encode(),
+                                leased=leased)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
 

@@ -156,7 +156,11 @@ class CaughtUp:
     """
 
     def __init__(self, js: JetStreamContext, cfg: NatsConfig, partitions: Sequence[int],
-                 stats: Callable[[], Sequence[PartitionStats]]) -> None:
+                 stats: Callable[[], Sequence[PartitionStats]],
+                 per_partition: bool = False) -> None:
+        #: :meth:`look` returns the newest mark and :meth:`device_clock` each device's own
+        #: partition's: a lagging partition holds back only its own devices' ticks
+        self.per_partition = per_partition
         self.js = js
         self.cfg = cfg
         #: kept as given, not copied: a leased engine's list changes while it runs
@@ -182,9 +186,16 @@ class CaughtUp:
             elif stored_at.get(partition, 0.0) > 0.0:
                 self._through[partition] = max(self._through.get(partition, 0.0),
                                                stored_at[partition])
+        if self.per_partition:
+            return max(self._through.values(), default=None)
         if not owned or len(self._through) < len(owned):
             return None
         return min(self._through.values())
+
+    def device_clock(self, tenant: str, device_id: str) -> float | None:
+        """Up to when a device's partition is caught up (None: not owned, or no mark yet)."""
+        partition = device_partition(self.cfg, tenant, device_id)
+        return None if partition is None else self._through.get(partition)
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +307,9 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
             orphan_watch = asyncio.create_task(_stop_when_orphaned(engine.stop))
             await engine.ready.wait()
             assert engine.monitor is not None  # set on entering the engine
-            caught_up = CaughtUp(engine.monitor.js, options.nats, partitions, engine.stats)
+            caught_up = CaughtUp(engine.monitor.js, options.nats, partitions, engine.stats,
+                                 per_partition=True)
+            rules.device_clock = caught_up.device_clock
             metrics_served = contextlib.AsyncExitStack()
             if metrics is not None:
                 metrics.partition_stats = engine.stats

@@ -204,8 +204,7 @@ async def bench_mqtt_direct(workdir: Path, detector: str, warmup: list[Message],
                         return
 
         # subscribe once so the broker keeps the persistent session, then queue a backlog;
-        # one consumer drains it all (aiomqtt acknowledges on receipt, so a consumer that
-        # stopped half-way would lose what it had received but not processed)
+        # one consumer drains it all (the ingestor acknowledges what it finished, in groups)
         pipeline, handoff = _warm(detector, [])
         first = asyncio.create_task(consume(pipeline, handoff, NullStore(), 1 << 60))
         await ingestor.connected.wait()

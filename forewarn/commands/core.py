@@ -98,8 +98,11 @@ def register(subparsers: Any) -> None:
                         help="messages per fetch = max_ack_pending per partition "
                         "([nats] fetch_batch, default 64)")
     parser.add_argument("--snapshot-interval", type=float, default=None, metavar="S",
-                        help="seconds between detector snapshots "
-                        "([nats] snapshot_interval_s, default 30)")
+                        help="seconds between detector snapshots ([nats] snapshot_interval_s, "
+                        "default 30; for the mqtt engine [core] snapshot_interval_s, default 300)")
+    parser.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                        help="serve Prometheus /metrics here; nats: worker i on PORT + 1 + i "
+                        "([core] metrics_port, default 0 = off)")
     parser.add_argument("--retention-hours", type=float, default=None,
                         help="hours the stream keeps telemetry for replay "
                         "([nats] max_age_s / 3600, default 24)")
@@ -125,7 +128,8 @@ def resolve_settings(settings: Settings, args: argparse.Namespace) -> Settings:
     Raises :class:`ConfigError` naming the key when an override is out of range.
     """
     core = {"engine": args.engine, "workers": args.workers,
-            "owned_partitions": args.partitions, "outbox": args.outbox}
+            "owned_partitions": args.partitions, "outbox": args.outbox,
+            "snapshot_interval_s": args.snapshot_interval, "metrics_port": args.metrics_port}
     nats: dict[str, object] = {
         "url": args.nats_url, "stream": args.stream_name,
         "ingress_subject": args.ingress_subject, "partition_prefix": args.partition_prefix,

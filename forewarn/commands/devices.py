@@ -135,7 +135,8 @@ def _register_lifecycle(actions: Any) -> None:
         "config/desired). Keys: " + ", ".join(SETTABLE_KEYS) + ".",
     )
     config_set.add_argument("device_id", help="the device")
-    config_set.add_argument("changes", nargs="+", metavar="KEY=VALUE")
+    config_set.add_argument("changes", nargs="+", metavar="KEY=VALUE",
+                            help="settings to change, e.g. sample_period_s=30")
     _common(config_set)
     config_set.add_argument("--wait", type=float, default=0.0, metavar="S",
                             help="wait up to S seconds for the device's report")

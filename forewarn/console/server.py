@@ -76,12 +76,10 @@ def _warmup(settings: Settings) -> int:
 
 def _registry(settings: Settings) -> CustomerRegistry | None:
     """The ``[customers]`` registry when one is configured (names on the console)."""
-    customers = getattr(settings, "customers", None)  # the [customers] section, when present
-    path = getattr(customers, "file", None)
-    if path is None:
+    if settings.customers.file is None:
         return None
     try:
-        return load_registry(Path(path))
+        return load_registry(settings.customers.file, tenant=settings.tenant)
     except RuleError as exc:
         raise ConfigError(f"[customers] file: {exc}") from exc
 

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -153,9 +152,9 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str,
 def scrape(port: int) -> dict[str, float] | None:
     """Every sample as ``name{labels}`` → value; None while nothing answers."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
             text = answer.read().decode()
-    except (urllib.error.URLError, ConnectionError):
+    except OSError:  # refused, or no answer in time (a worker busy compiling its kernels)
         return None
     samples: dict[str, float] = {}
     for family in text_string_to_metric_families(text):

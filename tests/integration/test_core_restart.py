@@ -13,6 +13,7 @@ as duplicates, and no case or notice repeats.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -83,7 +84,9 @@ def test_core_killed_keeps_learning_and_repeats_nothing(mosquitto: Mosquitto, tm
 
     restarted = core.logs[1].read_text()
     assert "state restored: 20 series" in restarted, restarted[-3000:]
-    assert "16 duplicate batches dropped" in restarted, restarted[-3000:]
+    dropped = re.search(r"(\d+) duplicate batches dropped", restarted)
+    # the 16 delivered again, and any the broker redelivered on its own
+    assert dropped is not None and int(dropped.group(1)) >= 16, restarted[-3000:]
     cases = _rows(core.cases_db, f"SELECT device_id, rule FROM cases WHERE tenant = '{tenant}'")
     assert sorted(d for d, _ in cases if d in ("d0000", "d0001")) == ["d0000", "d0001"]
     assert len(cases) == len(set(cases)), f"a case opened twice: {cases}"

@@ -103,3 +103,20 @@ def test_settings_survive_the_trip_to_a_worker(tmp_path: Path) -> None:
     settings = _resolved(tmp_path, _TOML + '\n[detector]\nquiet = 5\n',
                          {"FOREWARN_NATS__FETCH_BATCH": "8"}, ["--snapshot-interval", "9"])
     assert Settings.model_validate_json(settings.model_dump_json()) == settings
+
+
+def test_state_and_metrics_keys_from_file_and_command_line(tmp_path: Path) -> None:
+    toml = ('[core]\nstate_dir = "/srv/forewarn/state"\nsnapshot_interval_s = 120\n'
+            'metrics_port = 9300\nmetrics_host = "0.0.0.0"\n')
+    settings = _resolved(tmp_path, toml, {}, [])
+    assert (settings.core.state_dir, settings.core.snapshot_interval_s, settings.core.metrics_port,
+            settings.core.metrics_host) == (Path("/srv/forewarn/state"), 120.0, 9300, "0.0.0.0")
+    defaults = _resolved(tmp_path, "", {}, []).core
+    assert (defaults.state_dir, defaults.snapshot_interval_s, defaults.metrics_port) == (
+        Path("var/state"), 300.0, 0)
+    # one flag for both engines' snapshots; --metrics-port over the file
+    flagged = _resolved(tmp_path, toml, {}, ["--snapshot-interval", "60", "--metrics-port", "9400"])
+    assert (flagged.core.snapshot_interval_s, flagged.nats.snapshot_interval_s,
+            flagged.core.metrics_port) == (60.0, 60.0, 9400)
+    with pytest.raises(ConfigError, match="metrics_port"):
+        _resolved(tmp_path, "", {}, ["--metrics-port", "70000"])

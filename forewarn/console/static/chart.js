@@ -32,12 +32,15 @@
   function isoClock(d) { return pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()); }
   function isoTime(ts) { var d = new Date(ts * 1000); return isoDay(d) + " " + isoClock(d); }
   function axisTimes(u, splits) {
-    var day = null;
-    return splits.map(function (ts) {
+    // the date goes under the first tick of each new day (under the first tick when the
+    // range has no midnight), so two dates never crowd each other
+    var days = splits.map(function (ts) { return ts === null || ts === undefined ? null : isoDay(new Date(ts * 1000)); });
+    var first = days.findIndex(function (d, i) { return i > 0 && d !== days[i - 1]; });
+    return splits.map(function (ts, i) {
       if (ts === null || ts === undefined) return "";
-      var d = new Date(ts * 1000), label = isoClock(d);
-      if (isoDay(d) !== day) { day = isoDay(d); label += "\n" + day; }
-      return label;
+      var label = isoClock(new Date(ts * 1000));
+      var dated = i === 0 ? (first < 0 || first >= 2) : days[i] !== days[i - 1];
+      return dated ? label + "\n" + days[i] : label;
     });
   }
   function withUnit(field) {
@@ -48,7 +51,7 @@
   if (marksList) {
     data.marks.forEach(function (m) {
       var li = document.createElement("li");
-      li.className = "mark-" + m.kind;
+      li.className = "mark-" + m.kind.replace(/\s+/g, "-");
       var when = document.createElement("time");
       when.textContent = isoTime(m.t) + " UTC";
       li.appendChild(document.createTextNode(m.label + " "));

@@ -89,9 +89,10 @@ def test_supervisor_and_each_worker_serve_metrics(nats_server: NatsServer, tmp_p
             figures = [scrape(p) or {} for p in workers]
             return sum(v for f in figures for k, v in f.items() if k.split("{")[0] == name)
 
-        _wait_for(lambda: total("forewarn_samples_ingested_total") == 8 * 3 * 10, 90,
-                  "240 samples counted by the workers", supervisor, log)
-        assert total("forewarn_partition_messages_total") == 24
+        # a partition counts its messages once they are acknowledged, after the samples
+        _wait_for(lambda: total("forewarn_samples_ingested_total") == 8 * 3 * 10
+                  and total("forewarn_partition_messages_total") == 24, 90,
+                  "240 samples in 24 messages counted by the workers", supervisor, log)
         assert total("forewarn_store_write_seconds_count") > 0
         lags = {k for p in workers for k in (scrape(p) or {})
                 if k.startswith("forewarn_partition_lag{")}

@@ -313,6 +313,7 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
             metrics_served = contextlib.AsyncExitStack()
             if metrics is not None:
                 metrics.partition_stats = engine.stats
+                metrics.stream_monitor = engine.monitor
                 lag_watch = asyncio.create_task(metrics.watch_partitions(
                     engine.monitor.js, options.nats, partitions))
                 metrics_served.callback(lag_watch.cancel)

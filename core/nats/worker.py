@@ -209,6 +209,8 @@ class PartitionWorker:
             failures = 0
             await self.process(msgs)
             await self._maybe_snapshot()
+        _log.info("partition %d: stopped at stream seq %d", self.partition,
+                  self.stats.last_seq)
         await self._fetcher.close()
         try:
             await asyncio.wait_for(self.snapshot(), 10.0)

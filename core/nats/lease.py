@@ -18,9 +18,10 @@ come free by themselves and the other members take them over.
   is no longer valid stops without acknowledging.
 - **Spreading**: members are sorted by name; with P partitions and M members member *i* aims
   at ``P // M`` partitions, one more when ``i < P % M``. A member above its share releases at
-  most ``max_moves`` partitions a round (after its worker stopped and snapshotted), one below
-  takes at most ``max_moves`` free ones; a partition seen free for two rounds is taken by
-  anyone, share or not, so a stale member list never leaves a partition unowned.
+  most ``max_moves`` partitions a round (after its worker stopped and snapshotted): the bound
+  on moves away from a live owner; one below its share takes free ones up to it; a partition
+  seen free for two rounds is taken by anyone, share or not, so a stale member list never
+  leaves a partition unowned.
 
 The state machine (:class:`LeaseKeeper`) takes its clock as an argument, so tests move it.
 """
@@ -162,8 +163,10 @@ class LeaseKeeper:
             order = sorted(free, key=lambda p: (-self._free_rounds.get(p, 0),
                                                 (p - offset) % self.partitions))
             for partition in order:
+                # free partitions are not moves away from a live owner: take up to the share
+                # at once (a dead machine's partitions), and any left free for two rounds
                 overdue = self._free_rounds.get(partition, 0) >= 2
-                if (wanted <= 0 and not overdue) or len(done.taken) >= self.max_moves:
+                if wanted <= 0 and not overdue:
                     break
                 if await self._take(partition):
                     done.taken.append(partition)

@@ -397,16 +397,21 @@ class NatsEngine:
     async def _acquire(self, partition: int, lease: Lease) -> None:
         """A lease was taken: restore the partition and consume it while the lease holds."""
         assert self._nc is not None and self._js is not None and self._snapshots is not None
-        if self.on_acquired is not None:
-            await self.on_acquired(partition)
         worker = PartitionWorker(partition, self._nc, self._js, self.cfg, self.make_pipeline,
                                  self.store, self.sink, self._snapshots, fence=lease.valid)
-        await worker.start()
         self.workers.append(worker)
         self._by_partition[partition] = worker
         self.partitions.append(partition)
         self.partitions.sort()
-        self._tasks[partition] = asyncio.create_task(worker.run(),
+
+        async def restore_and_run() -> None:
+            # in a task of its own: a slow restore must not delay the renewal of other leases
+            if self.on_acquired is not None:
+                await self.on_acquired(partition)
+            await worker.start()
+            await worker.run()
+
+        self._tasks[partition] = asyncio.create_task(restore_and_run(),
                                                      name=f"partition-{partition}")
 
     async def _release(self, partition: int) -> None:
@@ -416,8 +421,10 @@ class NatsEngine:
         if worker is None or task is None:
             return
         worker.stop()
-        with contextlib.suppress(Exception):
+        try:
             await task
+        except Exception:
+            _log.exception("partition %d: worker failed", partition)
         self.workers.remove(worker)
         self.partitions.remove(partition)
         if self.on_released is not None:

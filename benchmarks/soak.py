@@ -32,7 +32,7 @@ above: ``machine_failover_s`` (the kill until every partition the killed machine
 acknowledged again elsewhere), ``max_owners_per_partition`` (the most machines consuming one
 partition at once, sampled every 0.1 s over the stretches each machine's log shows it
 consuming a partition: from "restored" to "stopped", or to the kill), ``rebalance_moves``
-(partitions taken by lease after the first full spread: the failover and the leave/rejoin).
+(partitions taken by lease after the first even spread: the failover and the leave/rejoin).
 """
 
 from __future__ import annotations
@@ -385,7 +385,7 @@ class Machine:
 
 async def soak_machines(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """``--machines N``: N machines share the stream by lease; machine 0 is killed -9 at 30 %
-    of the run (or once every partition is leased, if later) and not restarted; machine 1
+    of the run (or once the partitions are spread evenly, if later) and not restarted; machine 1
     leaves (SIGTERM) at 50 % and rejoins at 65 %."""
     tenant = f"soak{uuid.uuid4().hex[:6]}"
     rules = workdir / "rules.yaml"
@@ -435,8 +435,10 @@ async def soak_machines(args: argparse.Namespace, workdir: Path) -> dict[str, An
             pub_thread.start()
             while True:  # every partition leased before the kill: the spread is the start
                 owners = await _lease_owners(js, cfg)
-                if len(owners) == _PARTITIONS and not spread_at:
-                    spread_at = time.time()
+                held = [list(owners.values()).count(m) for m in set(owners.values())]
+                if (len(owners) == _PARTITIONS and len(held) == args.machines * args.workers
+                        and max(held) - min(held) <= 1 and not spread_at):
+                    spread_at = time.time()  # every partition leased, evenly
                 if time.monotonic() - started >= 0.3 * run_s and spread_at:
                     break
                 await asyncio.sleep(0.5)

@@ -238,16 +238,16 @@ class PartitionWorker:
         self.pipeline.dead_letters.flush()
         scored = self.handoff.take()
         if scored:
-            await self._retry(lambda: self._write(scored), msgs, "store")
-            if not self._owner():
+            if not await self._retry(lambda: self._write(scored), msgs, "store"):
                 return
             for batch in scored:
-                await self._retry(lambda b=batch: self.sink(b), msgs, "sink")  # type: ignore[misc]
-        if not self._owner():
-            return
+                if not await self._retry(lambda b=batch: self.sink(b),  # type: ignore[misc]
+                                         msgs, "sink"):
+                    return
         # an acknowledgement lost to a broken connection would stall the partition until
-        # ack_wait; acknowledging again is harmless
-        await self._retry(lambda: self._ack(msgs[-1]), msgs, "ack")
+        # ack_wait; acknowledging again is harmless. The fence is checked before each attempt.
+        if not await self._retry(lambda: self._ack(msgs[-1]), msgs, "ack"):
+            return
         self.stats.messages += len(msgs)
         meta = msgs[-1].metadata
         self.stats.last_seq = meta.sequence.stream
@@ -271,13 +271,17 @@ class PartitionWorker:
         self.store.write_many(scored)
 
     async def _retry(self, attempt: Callable[[], Awaitable[None]], msgs: Sequence[Msg],
-                     what: str) -> None:
+                     what: str) -> bool:
+        """Until ``attempt`` succeeds (True), or the lease is gone (False: give the batch up
+        unacknowledged; the next owner has it)."""
         failures = 0
         last_progress = self.clock()
         while True:
+            if not self._owner():
+                return False
             try:
                 await attempt()
-                return
+                return True
             except Exception as exc:  # store errors, and the sink is foreign code: keep the data
                 failures += 1
                 if what == "store":

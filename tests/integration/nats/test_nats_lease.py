@@ -19,7 +19,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from nats.js.kv import KeyValue
 
+from core.detect import RobustZ
+from core.events import ScoredBatch
+from core.nats import NatsConfig, PartitionStats, PartitionWorker, SnapshotStore, ensure_stream
 from core.nats.lease import Lease, LeaseKeeper, open_lease_bucket
+from core.pipeline import CorePipeline
+from core.store.embedded import EmbeddedStore
+from tests.integration.nats.fleet import SyntheticFleet
 from tests.servers.nats import NatsServer
 
 pytestmark = pytest.mark.integration
@@ -172,3 +178,50 @@ def test_never_two_owners(nats_server: NatsServer) -> None:
     case.settings = settings(max_examples=8, stateful_step_count=25, deadline=None,
                              suppress_health_check=list(HealthCheck))
     case().runTest()
+
+
+def test_a_fenced_partition_worker_acknowledges_nothing(nats_server: NatsServer,
+                                                        unique_tenant: str) -> None:
+    """Once its lease is not trusted, a worker stops with its batch unacknowledged and saves
+    no snapshot: the next owner replays the batch."""
+    cfg = NatsConfig(url=nats_server.url, stream=f"F_{unique_tenant}", partitions=1,
+                     ingress_subject=f"forewarn.v1.{unique_tenant}.*.telemetry",
+                     partition_prefix=f"f.{unique_tenant}", fetch_batch=8,
+                     snapshot_bucket=f"fsnap-{unique_tenant}", max_bytes=64 * 1024**2)
+    fleet = SyntheticFleet(unique_tenant, devices=2, batch_samples=10)
+    handed: list[ScoredBatch] = []
+    trusted = [True]
+
+    async def sink(batch: ScoredBatch) -> None:
+        handed.append(batch)
+
+    async def scenario() -> tuple[int, int, PartitionStats]:
+        nc = await nats.connect(cfg.url)
+        try:
+            js = nc.jetstream()
+            await ensure_stream(js, cfg)
+            for topic, payload, _ in fleet.batches(4):
+                await js.publish(topic.replace("/", "."), payload)
+            worker = PartitionWorker(
+                0, nc, js, cfg, lambda handoff: CorePipeline(RobustZ(), handoff),
+                EmbeddedStore(":memory:"), sink, SnapshotStore(js, cfg.snapshot_bucket),
+                fence=lambda: trusted[0])
+            await worker.start()
+            runner = asyncio.create_task(worker.run())
+            deadline = time.monotonic() + 20
+            while worker.stats.messages < 8 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            trusted[0] = False  # the lease runs out while the worker waits for more
+            for topic, payload, _ in fleet.batches(2):
+                await js.publish(topic.replace("/", "."), payload)
+            await asyncio.wait_for(runner, 20)  # it stops by itself
+            info = await js.consumer_info(cfg.stream, cfg.consumer_name(0))
+            return info.ack_floor.stream_seq, info.num_ack_pending + info.num_pending, \
+                worker.stats
+        finally:
+            await nc.close()
+
+    floor, unacknowledged, stats = _run(scenario())
+    assert stats.messages == 8 and floor == 8  # what it handled under its lease
+    assert unacknowledged == 4  # the batch fetched after the fence is left for the next owner
+    assert stats.snapshots == 0  # no snapshot without the lease

@@ -43,6 +43,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -507,6 +508,13 @@ async def soak_machines(args: argparse.Namespace, workdir: Path) -> dict[str, An
     results["orphaned_partitions"] = len(orphaned)
     results["max_owners_per_partition"] = max_owners(ownership_intervals(logs, killed))
     results["rebalance_moves"] = takes(logs, spread_at) if spread_at else None
+    # leases that ran out under a live owner (a round delayed past the fence), each a move too
+    results["leases_lost"] = sum(log.read_text(errors="replace").count("lease lost")
+                                 for log in logs)
+    if args.keep_logs is not None:
+        args.keep_logs.mkdir(parents=True, exist_ok=True)
+        for log in logs:
+            shutil.copy(log, args.keep_logs / log.name)
     return results
 
 
@@ -528,6 +536,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="worker processes per machine "
                         "(with --machines)")
     parser.add_argument("--lease-ttl-s", type=float, default=10.0)
+    parser.add_argument("--keep-logs", type=Path, default=None,
+                        help="copy each machine's log here (with --machines)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="fw-soak-") as tmp:

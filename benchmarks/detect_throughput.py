@@ -101,8 +101,8 @@ def ensemble_rate(n_series: int, n_ticks: int, repeat: int) -> float:
 def device_rate(n_fields: int, n_ticks: int, repeat: int, *, fleet: bool) -> float:
     """Field-samples/s of one wide device (``n_fields`` related fields), blocks of ``n_ticks``.
 
-    ``fleet``: the whole fleet profile the service and ``forewarn score`` run
-    (:meth:`DetectorConfig.for_fleet`); otherwise the subspace stage alone. Past warm-up.
+    ``fleet``: the whole default detector the service and ``forewarn score`` run
+    (``DetectorConfig()``); otherwise the subspace stage alone. Past warm-up.
     """
     rng = np.random.default_rng(0)
     load = rng.normal(0.0, 1.0, (n_ticks, 4))
@@ -110,8 +110,8 @@ def device_rate(n_fields: int, n_ticks: int, repeat: int, *, fleet: bool) -> flo
     x = load @ mix + rng.normal(0.0, 0.3, (n_ticks, n_fields))
     t = 60.0 * np.arange(n_ticks, dtype=np.float64)
     slots = np.arange(n_fields, dtype=np.int64)
-    det: Any = (make_detector(DetectorConfig.for_fleet(capacity=n_fields, warmup=300,
-                                                       regression_warmup=300))
+    det: Any = (make_detector(DetectorConfig(capacity=n_fields, warmup=300,
+                                                 regression_warmup=300))
                 if fleet else Subspace(capacity=n_fields, warmup=300))
     offset = [0.0]
 

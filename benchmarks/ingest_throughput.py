@@ -63,10 +63,10 @@ from tests.servers.nats import NatsServer
 
 Message = tuple[str, bytes, int]
 DETECTORS: dict[str, Callable[[], BatchDetector]] = {
-    # what the service runs for fleets (forewarn core, the demo): the fleet profile
-    "fleet": lambda: make_detector(DetectorConfig.for_fleet()),
-    # every detector of the ensemble (the single-series NAB defaults)
-    "ensemble": lambda: make_detector(DetectorConfig()),
+    # what the service runs (forewarn core, the demo): the one default detector
+    "fleet": lambda: make_detector(DetectorConfig()),
+    # the earlier single-series NAB tuning, to compare
+    "ensemble": lambda: make_detector(DetectorConfig.nab_reference()),
     "robust_z": lambda: RobustZ(),
 }
 

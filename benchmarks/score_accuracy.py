@@ -2,7 +2,7 @@
 
 Each device's telemetry (one sample a minute, with the fleet's missing samples, clock skew
 and firmware updates) is written to its own CSV and scored as a user would score an export:
-``forewarn score FILE --warmup 1d`` (the fleet profile, the generic rule). With ``--rig`` the
+``forewarn score FILE --warmup 1d`` (the default detector, the generic rule). With ``--rig`` the
 devices are water pumps recorded for 1,150 s at 1 Hz (a test rig's runs, no imperfections),
 the fault from about half-way, scored without ``--warmup`` (the first third is learnt). The
 ground truth is the simulator's: a row is faulty where the injected fault's severity is above

@@ -25,7 +25,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,8 +33,10 @@ from numpy.typing import NDArray
 from core.detect.series import SeriesRegistry
 from core.events import ScoredBatch
 from core.store.base import HistoryStore
+from core.store.config import StoreConfig, make_store
+from forewarn.errors import ConfigError
 
-__all__ = ["Detector", "Progress", "backfill"]
+__all__ = ["Detector", "Progress", "backfill", "open_store"]
 
 
 class Detector(Protocol):
@@ -94,3 +96,18 @@ def backfill(
         if progress is not None:
             progress((hi - start) / (stop - start), done)
     return done
+
+
+def open_store(settings: Any) -> HistoryStore:
+    """The store the settings' ``[store]`` section configures, to read and write back."""
+    return make_store(_store_config(settings))
+
+
+def _store_config(settings: Any) -> StoreConfig:
+    store = settings.store
+    if isinstance(store, StoreConfig):
+        return store
+    try:
+        return StoreConfig.model_validate(store.model_dump())
+    except ValueError as exc:
+        raise ConfigError(f"[store] cannot be used: {exc}") from exc

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,13 +40,22 @@ from edge.batcher import Batcher
 from edge.publisher import MqttPublisher
 from firmware_sim.fleet import Fleet, FleetConfig
 from firmware_sim.truth import write_jsonl
-from forewarn.broker import EmbeddedBroker
+from forewarn.broker import BrokerError, EmbeddedBroker, free_port, port_in_use
 from forewarn.casedb import DEMO_CASES
+from forewarn.errors import ForewarnError
 from forewarn.service import Service
 from forewarn.settings import Settings
 from forewarn.summary import DemoSummary, OpenedCase, summarise
 
-__all__ = ["DemoOptions", "SimulatedClock", "demo_settings", "publish_fleet", "run_demo"]
+__all__ = [
+    "DemoOptions",
+    "SimulatedClock",
+    "broker_port",
+    "demo_settings",
+    "publish_fleet",
+    "replace_run",
+    "run_demo",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,3 +336,33 @@ async def run_demo(
     write_jsonl(options.out_dir / "ground_truth.jsonl", fleet.ground_truth)
     engine.dispose()
     return summary
+
+
+def broker_port(settings: Settings, requested: int | None) -> Settings:
+    """Settings whose MQTT port the embedded broker can listen on now.
+
+    A port given with ``--port`` that is in use is a one-line error; the configured port in
+    use (another broker on 1883) moves the demo's own broker to a free port, with a note.
+    """
+    port = settings.mqtt.port if requested is None else requested
+    if not 0 <= port <= 65535:
+        raise ForewarnError(f"--port {port}: give a port from 0 (any free one) to 65535")
+    if settings.broker.embedded and port and port_in_use(settings.mqtt.host, port):
+        if requested is not None:
+            raise BrokerError(f"--port {port}: {settings.mqtt.host}:{port} is in use (another "
+                              "broker?): choose another port, or --port 0 for any free one")
+        port = free_port(settings.mqtt.host)
+        print(f"forewarn: note: {settings.mqtt.host}:{settings.mqtt.port} is in use: the "
+              f"demo's broker listens on port {port} instead (--port chooses)", file=sys.stderr)
+    elif not settings.broker.embedded and port == 0:
+        raise ForewarnError("--port 0 (any free port) needs the embedded broker")
+    return settings.model_copy(update={"mqtt": settings.mqtt.model_copy(update={"port": port})})
+
+
+def replace_run(target: Path, new: Path) -> None:
+    """Put the finished run ``new`` where ``target`` was (the old run goes only now)."""
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)

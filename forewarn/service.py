@@ -7,6 +7,8 @@
                                 case book) ─▶ outbox ─▶ channels (terminal, email, webhook,
                                 apprise)
     ticks(now)               ─▶ devices gone silent, escalation, auto-resolve, ended silences
+    MQTT status/event/config ─▶ LifecycleListener ─▶ RulesPipeline's device book (online,
+                                offline, last seen, reported config; goodbyes, last wills)
 
 ``forewarn core`` (direct engine), its NATS workers and their outbox dispatcher, and
 ``forewarn demo`` (the same service on a simulated fleet, in simulated time) all build their
@@ -39,9 +41,11 @@ from rich.console import Console
 from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import OperationalError
 
+from core.config import MqttConfig
 from core.dead_letter import DeadLetters, DeadLetterStore
 from core.detect import DetectorConfig, make_detector
 from core.errors import LimitsFileError
+from core.lifecycle import LifecycleListener
 from core.limits import ProductLimits, load_limits
 from core.pipeline import CorePipeline
 from core.store.base import HistoryStore, TimeSeriesStore
@@ -265,6 +269,13 @@ class Service:
                             device_tenant=self.configured.registry.tenant_of,
                             max_series_per_device=core.max_series_per_device,
                             max_boots_per_device=core.max_boots_per_device)
+
+    def lifecycle_listener(self, mqtt: MqttConfig, rules: RulesPipeline,
+                           pipeline: CorePipeline) -> LifecycleListener:
+        """The devices' status, own events and reported configs into the rules' device book
+        (``rules.lifecycle``), on the rules pipeline's thread; bad ones are dead letters."""
+        return LifecycleListener(mqtt, rules.handle_lifecycle_in_thread,
+                                 dead_letters=pipeline.dead_letters)
 
     def outbox(self, engine: Engine, base_delay_s: float = 0.5) -> Outbox:
         """The outbox over every configured channel."""

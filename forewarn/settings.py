@@ -9,7 +9,7 @@ Nested keys use ``__`` in the environment: ``FOREWARN_MQTT__PORT=1884`` sets ``[
 >>> load_settings(None, env={"FOREWARN_MQTT__PORT": "1999"}).mqtt.port
 1999
 >>> detector = load_settings(None, env={"FOREWARN_DETECTOR__REGRESSION_HALF_Z": "4"}).detector
->>> detector.regression_half_z, detector.regression_weight     # the rest: the fleet profile
+>>> detector.regression_half_z, detector.regression_weight     # the rest: the defaults
 (4.0, 1.0)
 >>> load_settings(None, env={"FOREWARN_NATS__URL": "nats://nats-1:4222"}).nats.url
 'nats://nats-1:4222'
@@ -311,15 +311,16 @@ class Settings(TomlFileSettings):
     core: CoreSettings = Field(default_factory=CoreSettings)
     store: StoreConfig = Field(default_factory=StoreConfig)
     cases: CasesSettings = Field(default_factory=CasesSettings)
-    #: the detector core runs; ``[detector]`` keys override the fleet profile
-    #: (:meth:`DetectorConfig.for_fleet`), not the single-series NAB defaults
-    detector: DetectorConfig = Field(default_factory=DetectorConfig.for_fleet)
+    #: the detector core runs; ``[detector]`` keys override ``DetectorConfig()``'s defaults
+    detector: DetectorConfig = Field(default_factory=DetectorConfig)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     #: ``[nats]``: the JetStream stream and its workers (``forewarn core --engine nats``)
     nats: NatsConfig = Field(default_factory=NatsConfig)
     rules: RulesSettings = Field(default_factory=RulesSettings)
     customers: CustomersSettings = Field(default_factory=CustomersSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    #: ``[fleet]``: the simulated fleet's credentials (``forewarn fleet``)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
 
     def rule_paths(self) -> list[Path]:
         """The rules files the service loads: ``[rules]`` and ``[cases] rules_file``, or the
@@ -349,15 +350,6 @@ class Settings(TomlFileSettings):
         if self.notify.webhook is not None:
             named.append(("[notify.webhook] secret_file", self.notify.webhook.secret_file))
         return [(key, path) for key, path in named if path is not None]
-    #: ``[fleet]``: the simulated fleet's credentials (``forewarn fleet``)
-    fleet: FleetSettings = Field(default_factory=FleetSettings)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _detector_over_fleet_profile(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("detector"), Mapping):
-            data = {**data, "detector": DetectorConfig.for_fleet(**data["detector"])}
-        return data
 
     @model_validator(mode="after")
     def _port_zero_needs_the_embedded_broker(self) -> Settings:
@@ -432,6 +424,8 @@ def _relative_to(settings: Settings, base: Path) -> Settings:
     data["rules"] = {"dir": at(settings.rules.dir),
                      "files": [at(f) for f in settings.rules.files]}
     data["customers"]["file"] = at(settings.customers.file)
+    data["fleet"]["credentials_file"] = at(settings.fleet.credentials_file)
+    data["fleet"]["queue_dir"] = at(settings.fleet.queue_dir)
     if settings.notify.email is not None:
         data["notify"]["email"]["password_file"] = at(settings.notify.email.password_file)
         data["notify"]["email"]["ca_file"] = at(settings.notify.email.ca_file)

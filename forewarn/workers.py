@@ -55,9 +55,10 @@ from core.nats import NatsConfig, NatsEngine, PartitionStats
 from core.pipeline import CorePipeline
 from core.service import CoreService
 from core.store.base import HistoryStore, TimeSeriesStore
+from forewarn.casedb import open_case_db
+from forewarn.errors import ConfigError
 from forewarn.service import Service, tick_forever
 from forewarn.settings import Settings
-from rules.db import connect
 from rules.pipeline import RulesPipeline
 
 __all__ = [
@@ -68,13 +69,16 @@ __all__ = [
     "device_partition",
     "dispatch_outbox",
     "forget_other_partitions",
+    "leased_ownership",
     "make_service",
     "make_worker_store",
     "member_name",
     "parse_partitions",
+    "run_supervised",
     "run_worker",
     "serve_until_stopped",
     "split_partitions",
+    "supervised_partitions",
 ]
 
 _log = logging.getLogger(__name__)
@@ -354,9 +358,9 @@ async def _connect_cases(url: str, attempts: int = 5,
     rng = rng or random.Random()
     for attempt in range(attempts):
         try:
-            return connect(url)
-        except OperationalError:
-            if attempt == attempts - 1:
+            return open_case_db(url)
+        except ConfigError as exc:
+            if attempt == attempts - 1 or not isinstance(exc.__cause__, OperationalError):
                 raise
             await asyncio.sleep(rng.uniform(0.05, 0.5))
     raise AssertionError("unreachable")
@@ -515,7 +519,6 @@ async def run_direct(settings: Settings, options: WorkerOptions, echo: bool = Tr
     Returns the exit code: 0 after SIGTERM/SIGINT, 1 when a task of the service died.
     ``say`` gets what it runs with and where it is connected, one line each.
     """
-    from core.lifecycle import LifecycleListener
     from forewarn.broker import EmbeddedBroker
     from forewarn.core_metrics import CoreMetrics
     from forewarn.core_state import KeptState
@@ -550,8 +553,7 @@ async def run_direct(settings: Settings, options: WorkerOptions, echo: bool = Tr
                 mqtt = mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"})
             core = CoreService(mqtt, pipeline, rules.handle_in_thread, on_handled=kept.commit)
             # status, agent events and reported configs: the device lifecycle (issue 16.3)
-            lifecycle = LifecycleListener(mqtt, rules.handle_lifecycle_in_thread,
-                                          dead_letters=pipeline.dead_letters)
+            lifecycle = service.lifecycle_listener(mqtt, rules, pipeline)
             tasks = [asyncio.create_task(core.run(), name="ingest"),
                      asyncio.create_task(lifecycle.run(), name="lifecycle"),
                      asyncio.create_task(service.dispatch(stop), name="outbox"),
@@ -570,3 +572,56 @@ async def _say_when_connected(core: CoreService, mqtt: MqttConfig,
     await core.ingestor.connected.wait()
     say(f"connected to mqtt://{mqtt.host}:{mqtt.port} as {mqtt.client_id}")
     say(f"subscribed to {mqtt.subscription}")
+
+
+def leased_ownership(settings: Settings) -> bool:
+    """Whether the workers own partitions by lease: ``[nats] ownership = "lease"`` (the
+    default) and no static ``[core] owned_partitions``."""
+    return settings.nats.ownership == "lease" and not settings.core.owned_partitions
+
+
+def supervised_partitions(settings: Settings) -> list[int]:
+    """The partitions this machine's workers share; :class:`ConfigError` when they are not all
+    in the stream or there are fewer of them than workers."""
+    stream_partitions = settings.nats.partitions
+    partitions = _owned(settings)
+    if not partitions or partitions[-1] >= stream_partitions:
+        raise ConfigError(f"owned partitions {settings.core.owned_partitions!r} are not all "
+                          f"below the stream's {stream_partitions} partitions")
+    if settings.core.workers > len(partitions):
+        raise ConfigError(f"{settings.core.workers} workers for {len(partitions)} partitions: "
+                          "a worker needs at least one")
+    return partitions
+
+
+async def run_supervised(settings: Settings, partitions: list[int], worker_argv: list[str],
+                         echo: bool = True) -> None:
+    """``forewarn core --engine nats``: supervise the worker processes (each started with
+    ``worker_argv`` and the settings on its stdin) until SIGTERM or SIGINT; with
+    ``[core] outbox`` deliver the notices here, and serve ``/metrics`` when a port is set."""
+    supervisor = Supervisor(partitions, settings.core.workers, worker_argv,
+                            settings_json=settings.model_dump_json().encode(),
+                            leased=leased_ownership(settings))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def shutdown() -> None:
+        stop.set()
+        supervisor.stop()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, shutdown)
+    outbox = None if not settings.core.outbox else asyncio.create_task(
+        dispatch_outbox(settings, stop, echo=echo))
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.core.metrics_port:  # the outbox and cases; workers serve their own
+            from forewarn.core_metrics import CoreMetrics
+
+            engine = open_case_db(settings.cases.url)
+            stack.callback(engine.dispose)
+            await stack.enter_async_context(CoreMetrics(engine).serving(
+                settings.core.metrics_host, settings.core.metrics_port))
+        await supervisor.run()
+    stop.set()
+    if outbox is not None:
+        await outbox

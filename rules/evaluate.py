@@ -300,7 +300,9 @@ class RuleEvaluator:
                 state = self.states[key] = AlarmState(since=installed_at)
                 self._enter_no_data(rule, key, state, installed_at + rule.no_data, out)
         for device in installed:
-            if device.installed_at is None:
+            if device.installed_at is None or (
+                    device.tenant if device.tenant is not None else tenant,
+                    device.device_id) in self.resting:
                 continue
             for rule in self.rules:
                 key = (rule.name, device.tenant if device.tenant is not None else tenant,

@@ -20,7 +20,7 @@ fired score (0 where nothing fired); :meth:`Ensemble.last_findings` explains eac
 >>> f.row + 2900, f.column, f.detector
 (2950, 0, 'extreme')
 >>> f.explanation
-'value 80 is further from its level than ever before (extreme score 0.92, likelihood 0.00)'
+'value 80 is further from its level than ever before (extreme level 0.92)'
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from core.detect.config import DetectorConfig
 from core.detect.drift import Drift
 from core.detect.dropout import Dropout
 from core.detect.extreme import Extreme
+from core.detect.field_level import FieldLevel
 from core.detect.likelihood import AnomalyLikelihood
 from core.detect.multivariate import Multivariate
 from core.detect.onset import Onset
@@ -155,7 +156,7 @@ class Ensemble:
         self.extremes = [Extreme(cap, cfg.extreme_half_life, cfg.warmup, cfg.extreme_margin,
                                  cfg.extreme_z_min, smooth) for smooth in cfg.extreme_smoothing]
         self.subspace = Subspace(
-            cap, warmup=cfg.warmup, half_life=cfg.subspace_half_life,
+            cap, warmup=cfg.regression_warmup, half_life=cfg.subspace_half_life,
             calibration_half_life=cfg.subspace_half_life, scales=cfg.subspace_scales,
             var_frac=cfg.subspace_var_frac, field_level=cfg.subspace_field_level,
             target_per_month=cfg.target_false_alarms_per_device_month)
@@ -172,12 +173,19 @@ class Ensemble:
                            cfg.bar_half_life, cfg.rearm)
         # a rule's condition (stuck, silent, out of range) holds while the fault lasts: it fires
         # again only after the condition cleared
-        self.rule_onset = Onset(cap, cfg.rule_fire, cfg.quiet, cfg.calm_scale,
+        self.rule_onset = Onset(cap, cfg.rule_fire, cfg.level_quiet, cfg.calm_scale,
                                 rearm=max(cfg.rearm, 1))
-        self.level_onset = Onset(cap, cfg.level_fire, cfg.quiet)
-        # the fleet profile (the regression's level is the only statistical score) takes a
-        # path that skips the stages it zeroes anyway and checks capacity once per block
-        self._fleet_only = cfg.regression_weight > 0.0 and not any(
+        self.level_onset = Onset(cap, cfg.level_fire, cfg.level_quiet)
+        self.field_level = FieldLevel(cap, cfg.target_false_alarms_per_device_month,
+                                      cfg.extreme_weight, cfg.likelihood_window,
+                                      cfg.field_level_weight)
+        # a level per field (what rules hold) when any stage gives one; else onsets only
+        self._has_level = (cfg.regression_weight > 0.0 or cfg.subspace_weight > 0.0
+                           or cfg.field_level_weight > 0.0)
+        # a relations-only configuration (the regression's level the only statistical score)
+        # takes a path that skips the stages it zeroes anyway and checks capacity once per block
+        self._fleet_only = (cfg.regression_weight > 0.0 and cfg.field_level_weight <= 0.0
+                            and cfg.extreme_weight <= 0.0) and not any(
             weight > 0.0 for name, (weight, _) in self.statistical.items() if name != "regression")
         self._fleet_parts: list[SoADetector] = [
             self.statistical["regression"][1], self.statistical["drift"][1], self.subspace,
@@ -199,7 +207,9 @@ class Ensemble:
         """Score then learn a block; returns fired scores in [0, 1] of shape (n_ticks, k)."""
         s, v_rows = as_block(slots, x)
         tt = None if t is None else np.ascontiguousarray(t, dtype=np.float64)
-        if self._fleet_only and v_rows.size:
+        wide = v_rows.shape[1] > self.config.field_level_max_fields
+        if v_rows.size and (self._fleet_only or (wide and self.config.regression_weight > 0.0)):
+            # no per-field stage runs (a relations-only config, or a device too wide for them)
             return self._update_fleet(s, v_rows, tt)
         # the kernels that walk one series at a time read it contiguous (one transpose per block)
         v = self._buf("x", v_rows.shape, "F")
@@ -209,8 +219,7 @@ class Ensemble:
         first = True
         for name, (weight, det) in self.statistical.items():
             if weight <= 0.0:
-                if name == "drift" and self.config.regression_weight <= 0.0:
-                    # its trend still predicts the time to a limit
+                if name == "drift":  # its trend still predicts the time to a limit
                     det._update_block(s, v, tt, out=self._buf(name, v.shape, "F"))
                 continue
             row_wise = isinstance(det, RobustZ | Multivariate)  # these walk a tick at a time
@@ -218,22 +227,22 @@ class Ensemble:
             sc = det._update_block(s, src, tt,
                                    out=self._buf(name, v.shape, "C" if row_wise else "F"))
             comps[name] = sc
-            _fold_max(raw, sc, weight, first)
-            first = False
+            if name != "regression":  # a device model: its own level, not a per-field score
+                _fold_max(raw, sc, weight, first)
+                first = False
         if first:
             raw[...] = 0.0
         _mark_missing(raw, v)
-        fleet = self.config.regression_weight > 0.0
-        if fleet:
-            # the fleet's level and its onsets replace the likelihood and onset stages: skip
-            # them (about a third of the ensemble's time per block)
+        per_field = not first or self.config.extreme_weight > 0.0
+        if per_field and not first:
+            likelihood = self.likelihood._update_block(s, raw, None,
+                                                       out=self._buf("likelihood", v.shape, "F"))
+        else:
             likelihood = self._buf("likelihood", v.shape, "F")
             likelihood[...] = 0.0
-        else:
-            likelihood = self.likelihood._update_block(s, raw, None,
-                                                out=self._buf("likelihood", v.shape, "F"))
         candidate = likelihood
-        if self.config.extreme_weight > 0.0 and not fleet:
+        ext: NDArray[np.float64] | None = None
+        if self.config.extreme_weight > 0.0:
             # record-breaking values are precise enough to skip the likelihood stage
             ext = self._buf("extreme", v.shape, "F")
             for k, det in enumerate(self.extremes):
@@ -243,12 +252,12 @@ class Ensemble:
             candidate = self._buf("candidate", v.shape, "F")
             candidate[...] = likelihood
             _fold_max(candidate, ext, self.config.extreme_weight, False)
-        if fleet:
-            fired = self._buf("fired", v.shape, "F")
-            fired[...] = 0.0
-        else:
+        if per_field:
             fired = self.onset._update_block(s, candidate, None,
                                              out=self._buf("fired", v.shape, "F"))
+        else:
+            fired = self._buf("fired", v.shape, "F")
+            fired[...] = 0.0
         rule = self._buf("rule", v.shape, "F")
         for k, (name, det) in enumerate(self.rules.items()):
             use_t = name != "dropout" or self.config.dropout_time_gaps
@@ -258,20 +267,32 @@ class Ensemble:
         rule_fired = self.rule_onset._update_block(s, rule, None,
                                                    out=self._buf("rule_fired", v.shape, "F"))
         comps["likelihood"] = likelihood
+        sub: NDArray[np.float64] | None = None
+        if self.config.subspace_weight > 0.0:
+            sub = self.subspace._update_block(s, v, tt, out=self._buf("subspace", v.shape, "F"))
+            comps["subspace"] = sub
+            if self.config.subspace_weight != 1.0:
+                sub = self.config.subspace_weight * sub
+        if self.config.field_level_weight > 0.0 and (per_field or sub is not None):
+            # each field's own calibrated level and the subspace stage's, held together
+            field = self._buf("field", v.shape, "F")
+            self.field_level.levels(s, likelihood, ext, sub, tt, field)
+            comps["field"] = field
         self._components = comps
         # the caller keeps this one: never a reused buffer (series-contiguous like the rest)
         final = np.empty(v.shape, order="F")
         np.maximum(fired, rule_fired, out=final)
-        if self.config.regression_weight > 0.0:
+        if self._has_level:
             self._fleet_level(s, v, tt, comps, rule_fired)
         else:
+            self._level = None
             self._findings = self._explain(s, v, tt, final, fired, comps) if final.any() else ()
         return final
 
     # -- the fleet's level -------------------------------------------------------------------
     def _update_fleet(self, s: NDArray[np.int64], v_rows: NDArray[np.float64],
                       tt: NDArray[np.float64] | None) -> NDArray[np.float64]:
-        """:meth:`update` for the fleet profile, with what the general path gives it.
+        """:meth:`update` for a relations-only configuration, with what the general path gives.
 
         The general path computes the likelihood, onset and raw-score stages and zeroes them
         for the fleet; this one skips them, checks the detectors' capacity once per block
@@ -329,16 +350,16 @@ class Ensemble:
     ) -> None:
         # the regression residual and the configured limits give a level that holds while a
         # fault lasts; its onsets (and the rule detectors') are the findings
-        level = np.maximum(self.config.regression_weight * comps["regression"],
-                           comps["out_of_range"])
-        if self.config.subspace_weight > 0.0:
-            sub = self.subspace._update_block(s, v, tt, out=self._buf("subspace", v.shape, "F"))
-            comps["subspace"] = sub
-            np.maximum(level, self.config.subspace_weight * sub, out=level)
-        self._level = level
-        drift = self.statistical["drift"][1]
-        if self.config.drift_weight <= 0.0:  # its trend still predicts the time to a limit
-            drift._update_block(s, v, tt, out=self._buf("drift", v.shape, "F"))
+        cfg = self.config
+        level = self._buf("level", v.shape, "F")
+        level[...] = comps["out_of_range"]
+        if "regression" in comps:
+            _fold_max(level, comps["regression"], cfg.regression_weight, False)
+        if "field" in comps:  # with the subspace stage's level in it
+            _fold_max(level, comps["field"], 1.0, False)
+        elif "subspace" in comps:
+            _fold_max(level, comps["subspace"], cfg.subspace_weight, False)
+        self._level = level.copy(order="F")  # the caller keeps it
         level_fired = self.level_onset._update_block(
             s, level, None, out=self._buf("level_fired", v.shape, "F"))
         final = np.maximum(level_fired, rule_fired, out=self._buf("fleet_final", v.shape, "F"))
@@ -357,10 +378,12 @@ class Ensemble:
         ttl = drift.time_to_limit(s, lo, hi)
         out: list[Finding] = []
         for i, j in zip(*np.nonzero(final), strict=True):
-            names = ([n for n in ("regression", "subspace", "out_of_range") if n in comps]
+            names = ([n for n in ("regression", "subspace", "field", "out_of_range") if n in comps]
                      if level_fired[i, j] > 0 else list(self.rules))
             best = max(names, key=lambda n: float(comps[n][i, j]))
             c, value = float(comps[best][i, j]), float(v[i, j])
+            if best == "field":  # name the detector that scored it
+                best = self._field_detector(comps, int(i), int(j))
             out.append(Finding(
                 row=int(i), column=int(j), score=float(final[i, j]), detector=best,
                 value=value, component_score=c,
@@ -368,21 +391,43 @@ class Ensemble:
                 explanation=f"value {value:.6g} is {_WHAT[best]} ({best} level {c:.2f})"))
         return tuple(out)
 
+    def _field_detector(self, comps: dict[str, NDArray[np.float64]], i: int, j: int) -> str:
+        """The per-field detector behind a field's own level at ``(i, j)``."""
+        cfg = self.config
+        field = comps["field"][i, j]
+        if "extreme" in comps and cfg.extreme_weight * comps["extreme"][i, j] >= field:
+            return "extreme"
+        if "subspace" in comps and cfg.subspace_weight * comps["subspace"][i, j] >= 0.5 * field:
+            return "subspace"
+        names = [n for n, (w, _) in self.statistical.items()
+                 if w > 0.0 and n != "regression" and n in comps]
+        if not names:
+            return "extreme"
+        return max(names, key=lambda n: self.statistical[n][0] * float(comps[n][i, j]))
+
     def last_level(self) -> NDArray[np.float64] | None:
         """Continuous anomaly level in [0, 1] of every sample and field of the last block.
 
         Unlike :meth:`update`'s onset scores it stays high while an anomaly lasts, which is
-        what rules with a duration need. It comes from the regression residual
-        (``DetectorConfig.for_fleet``); None when the configuration has none (the NAB
-        profile scores onsets only).
+        what rules with a duration need: the largest of each field's own calibrated level, the
+        regression residual's, the subspace stage's and the configured limits'. None when the
+        configuration has none of them (``DetectorConfig.nab_reference()`` scores onsets only).
         """
         return self._level
 
     def rebaseline(self, slots: NDArray[np.int64] | list[int]) -> None:
-        """Re-learn these series' levels (not their relations), e.g. after a firmware update."""
+        """Re-learn these series' levels, e.g. after a firmware update.
+
+        The regression keeps its relations and re-anchors its means; the subspace model, whose
+        mean, spread and calibration a new baseline would all move, learns the device again
+        (one ``regression_warmup``).
+        """
         reg = self.statistical["regression"][1]
         if isinstance(reg, Regression):
             reg.rebaseline(slots)
+        s = np.asarray(slots, dtype=np.int64)
+        self.subspace._ensure(s)
+        self.subspace.forget(s)
 
     def _buf(self, name: str, shape: tuple[int, ...], order: str) -> NDArray[np.float64]:
         """A scratch array reused from block to block (fresh pages cost more than the maths)."""
@@ -454,6 +499,7 @@ class Ensemble:
         parts["rule_onset"] = self.rule_onset
         parts["level_onset"] = self.level_onset
         parts["subspace"] = self.subspace
+        parts["field_level"] = self.field_level
         return parts
 
     def forget(self, slots: NDArray[np.int64]) -> None:

@@ -111,7 +111,8 @@ def subspace_update(
     ncomp: NDArray[np.int64], prev: NDArray[np.float64], ew: NDArray[np.float64],
     cal_m: NDArray[np.float64], cal_v: NDArray[np.float64], ncal: NDArray[np.int64],
     interval: NDArray[np.float64], last_t: NDArray[np.float64], level: NDArray[np.float64],
-    slots: NDArray[np.int64], x: NDArray[np.float64], t: NDArray[np.float64], has_t: bool,
+    share: NDArray[np.float64], slots: NDArray[np.int64], x: NDArray[np.float64],
+    t: NDArray[np.float64], has_t: bool,
     out: NDArray[np.float64], scales: NDArray[np.float64], alpha: float, alpha_cal: float,
     warmup: int, refit: int, var_frac: float, target: float, field_level: bool,
 ) -> None:
@@ -130,6 +131,9 @@ def subspace_update(
     a_sc = np.zeros(n_sc)
     for q in range(n_sc):
         a_sc[q] = 1.0 if scales[q] <= 0.0 else 1.0 - 0.5 ** (1.0 / scales[q])
+    a_share = 1.0
+    for q in range(n_sc):
+        a_share = min(a_share, a_sc[q])
     n_tests = float(n_sc * (2 * k + (2 if k > 1 else 1)))
     c_level = (1.0 - ALARM_LEVEL) / ALARM_LEVEL
     for i in range(n_ticks):
@@ -224,6 +228,13 @@ def subspace_update(
             # T² is the more unusual: blame by the fields' shares of it, else of Q
             for j in range(k):
                 contrib[j] = contrib_t[j]
+        if fitted:
+            # the statistics are averaged over up to the longest scale: so are the shares, or
+            # the sample after a wild reading of one field would blame the others
+            for j in range(k):
+                s = slots[j]
+                share[s] += a_share * (contrib[j] - share[s])
+                contrib[j] = max(contrib[j], share[s])
         top = 0.0
         for j in range(k):
             top = max(top, contrib[j])
@@ -328,6 +339,7 @@ class Subspace(SoADetector):
         "interval": (np.float64, (), 0.0),
         "last_t": (np.float64, (), 0.0),
         "level": (np.float64, (), 0.0),
+        "share": (np.float64, (), 0.0),
     }
 
     def __init__(self, capacity: int = 1024, warmup: int = 300, half_life: float = 20000.0,
@@ -367,8 +379,8 @@ class Subspace(SoADetector):
             part = np.empty(block.shape)
             subspace_update(a["count"], a["mean"], a["cov"], a["basis"], a["lam"], a["sd"],
                             a["ncomp"], a["prev"], a["ew"], a["cal_m"], a["cal_v"], a["ncal"],
-                            a["interval"], a["last_t"], a["level"], slots[lo:hi], block, tt,
-                            has_t, part, self.scales, self.alpha, self.alpha_cal, self.warmup,
-                            self.refit, self.var_frac, self.target,
+                            a["interval"], a["last_t"], a["level"], a["share"], slots[lo:hi],
+                            block, tt, has_t, part, self.scales, self.alpha, self.alpha_cal,
+                            self.warmup, self.refit, self.var_frac, self.target,
                             self.field_level)
             out[:, lo:hi] = part

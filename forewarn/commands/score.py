@@ -150,7 +150,7 @@ def register(subparsers: Any) -> None:
                         "alarms (default: 10 sample intervals)")
     parser.add_argument("--config", dest="detector_config", type=Path, default=None,
                         metavar="FILE", help="detector settings (TOML or JSON) over the "
-                        "fleet profile the service runs")
+                        "default detector the service runs")
     parser.add_argument("--rules", type=Path, default=None, metavar="FILE",
                         help="a rules YAML file to decide alarms with (default: any field's "
                         f"level ≥ {GENERIC_LEVEL} for the hold time, or a stuck sensor)")

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from sqlalchemy import Engine
 
+from core.config import MqttConfig
 from core.events import EVENT_THRESHOLD, DetectorEvent
 from core.store.base import SeriesFrame, StoreError
 from forewarn.auth import TokenStore
@@ -65,6 +66,9 @@ class ConsoleContext:
     warmup_samples: int = 1440
     #: who owns which device (``[customers] file``): names instead of ``tenant/device``
     registry: CustomerRegistry | None = None
+    #: the broker desired configs are published to (``[mqtt]``, as the core service's user);
+    #: None: the API refuses config changes
+    mqtt: MqttConfig | None = None
     tokens: TokenStore = field(init=False)
     metrics: ForewarnMetrics = field(init=False)
     _store_lock: threading.Lock = field(init=False, default_factory=threading.Lock)

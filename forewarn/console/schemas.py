@@ -144,6 +144,12 @@ class DeviceSummary(BaseModel):
     #: how much of the detector's warm-up the device has sent, in percent (below 100 it is
     #: still learning its baseline and cannot have a case yet; None: the store cannot say)
     warmup_pct: float | None = None
+    #: the device's agent as its status messages say: "online", "offline" (None: never heard)
+    connection: str | None = None
+    #: why it is offline: "shutdown" (said goodbye on purpose) or "connection_lost" (last will)
+    connection_reason: str | None = None
+    #: since when (epoch seconds)
+    connection_since: float | None = None
 
 
 class DeviceDetail(DeviceSummary):
@@ -152,6 +158,10 @@ class DeviceDetail(DeviceSummary):
     cases: list[CaseSummary]
     #: every case of the device, resolved ones too, newest first
     history: list[CaseSummary] = []
+    #: the desired config published for the device (``forewarn devices config set``) and
+    #: what the device reported doing with it
+    desired_config: dict[str, Any] | None = None
+    reported_config: dict[str, Any] | None = None
 
 
 class DevicePage(BaseModel):

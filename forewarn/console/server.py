@@ -52,6 +52,7 @@ def console_context(settings: Settings, demo_dir: Path | None = None,
         max_body_bytes=settings.serve.max_body_bytes,
         warmup_samples=_warmup(settings),
         registry=_registry(settings),
+        mqtt=settings.mqtt,
     )
     if settings.serve.helpdesk_channel:
         ctx.helpdesk = Push(settings.serve.helpdesk_channel, settings.serve.helpdesk_url)

@@ -129,17 +129,17 @@ def check_outputs(inputs: list[Path], out: Path, folder: bool, plot: Path | None
 
 
 def load_detector_config(path: Path | None) -> DetectorConfig:
-    """The detector configuration: the fleet profile, with a TOML or JSON file's keys over it.
+    """The detector configuration: the defaults, with a TOML or JSON file's keys over them.
 
     The keys may sit at the top level or in a ``[detector]`` table (a service's forewarn.toml
-    works as it is); ``profile = "single"`` starts from the single-series (NAB) defaults
-    instead of the fleet profile.
+    works as it is); ``profile = "nab_reference"`` starts from the earlier single-series NAB
+    tuning (:meth:`DetectorConfig.nab_reference`) instead, to compare.
 
     >>> load_detector_config(None).regression_weight
     1.0
     """
     if path is None:
-        return DetectorConfig.for_fleet()
+        return DetectorConfig()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -153,15 +153,15 @@ def load_detector_config(path: Path | None) -> DetectorConfig:
         raise ScoreError(f"{path}: expected a table of detector settings")
     if isinstance(data.get("detector"), dict):
         data = data["detector"]
-    profile = data.pop("profile", "fleet")
+    profile = data.pop("profile", "default")
     try:
-        if profile == "fleet":
-            return DetectorConfig.for_fleet(**data)
-        if profile == "single":
+        if profile == "default":
             return DetectorConfig.model_validate(data)
+        if profile == "nab_reference":
+            return DetectorConfig.nab_reference(**data)
     except ValidationError as exc:
         raise ScoreError(f"{path}: {'; '.join(problems(exc))}") from exc
-    raise ScoreError(f"{path}: profile {profile!r}: use 'fleet' or 'single'")
+    raise ScoreError(f"{path}: profile {profile!r}: use 'default' or 'nab_reference'")
 
 
 def score_telemetry(telemetry: Telemetry, options: ScoreOptions) -> Scored:

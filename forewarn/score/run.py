@@ -1,7 +1,7 @@
 """Streaming a read file through the service's detector and rule evaluator, device by device.
 
 Each device gets its own :class:`~core.pipeline.CorePipeline` over the detector
-:func:`~core.detect.make_detector` builds (the fleet profile, :meth:`DetectorConfig.for_fleet`,
+:func:`~core.detect.make_detector` builds (``DetectorConfig()``, the service's default,
 unless a config says otherwise) and its own :class:`~rules.evaluate.RuleEvaluator`. Rows go in
 blocks in time order, as batches from the device would: nothing looks ahead. During the
 warm-up the detector learns and the rules are not evaluated; after it, ``alarm`` is 1 on every
@@ -80,7 +80,7 @@ class ScoreOptions:
     three warm-ups of rows). ``rules`` None: the generic :func:`default_rules`.
     """
 
-    config: DetectorConfig = field(default_factory=DetectorConfig.for_fleet)
+    config: DetectorConfig = field(default_factory=DetectorConfig)
     warmup: str | None = None
     hold: str = str(DEFAULT_HOLD_ROWS)
     rules: tuple[Rule, ...] | None = None
@@ -263,8 +263,8 @@ def score_device(series: DeviceSeries, fields: tuple[str, ...],
                         " rows (choose with --warmup)")
     config = _config_for(options.config, k, given)
     warm = min(given if given is not None else own, n)
-    if k == 1 and config.regression_weight > 0.0 and config.subspace_weight <= 0.0:
-        warnings.append(f"{who}one field: the fleet profile scores "
+    if k == 1 and config.field_level_weight <= 0.0 and config.subspace_weight <= 0.0:
+        warnings.append(f"{who}one field: this configuration scores "
                         "fields by how they relate to each other, so a lone field scores 0")
     if k > 8 and config.regression_weight > 0.0 and config.subspace_weight <= 0.0:
         warnings.append(f"{who}{k} fields: the regression relates the "

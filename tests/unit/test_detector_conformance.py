@@ -34,6 +34,7 @@ from core.detect import (
     Stuck,
     Transition,
 )
+from core.detect.field_level import FieldLevel
 from core.detect.regression import Regression
 from core.detect.robust_z import robust_z_reference, robust_z_update
 from core.detect.subspace import Subspace
@@ -72,8 +73,10 @@ DETECTORS: dict[str, tuple[Callable[[], Any], str | None, str | None]] = {
                    "regression_update"),
     "subspace": (lambda: Subspace(capacity=2, warmup=20), "core.detect.subspace",
                  "subspace_update"),
+    "field_level": (lambda: FieldLevel(capacity=2, hold=3), "core.detect.field_level",
+                    "field_level_update"),
     "ensemble": (lambda: Ensemble(), None, None),
-    "fleet_ensemble": (lambda: Ensemble(DetectorConfig.for_fleet(regression_warmup=20)), None,
+    "fleet_ensemble": (lambda: Ensemble(DetectorConfig(regression_warmup=20)), None,
                        None),
 }
 IDS = list(DETECTORS)
@@ -178,6 +181,7 @@ def test_robust_z_matches_vectorised_numpy(x: np.ndarray) -> None:
 NO_WARM_UP = {
     "out_of_range": "configured limits have no learning period",
     "onset": "the onset filter has no learning period",
+    "field_level": "calibrates likelihood scores, whose stage has the learning period",
     "transition": "scores every move from the second sample on (a jump to an unseen level is "
                   "the news it reports)",
 }

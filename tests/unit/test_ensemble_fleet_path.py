@@ -1,7 +1,8 @@
 """The ensemble's fleet path gives the very bits of its general path.
 
-``Ensemble._update_fleet`` is an optimisation of ``Ensemble.update`` for the fleet profile (it
-skips the stages the fleet zeroes and checks capacity once per block). Two ensembles see the
+``Ensemble._update_fleet`` is an optimisation of ``Ensemble.update`` for a configuration that
+keeps only the device models (the per-field detectors' weights at 0; it skips the stages that
+configuration zeroes and checks capacity once per block). Two ensembles see the
 same stream of many devices: steps and drifts, missing readings, limits, a firmware rebaseline,
 and new devices past the initial capacity; one is forced onto the general path. Scores, levels,
 findings and the learned state must be identical.
@@ -17,8 +18,10 @@ from core.detect.ensemble import Ensemble
 
 
 def _pair(**overrides: object) -> tuple[Ensemble, Ensemble]:
-    cfg = DetectorConfig.for_fleet(capacity=4, warmup=200, regression_warmup=200, quiet=50,
-                                   **overrides)
+    cfg = DetectorConfig(capacity=4, warmup=200, regression_warmup=200, quiet=50,
+                         level_quiet=50, level_weight=0.0, seasonal_weight=0.0,
+                         transition_weight=0.0, extreme_weight=0.0, field_level_weight=0.0,
+                         **overrides)
     fast, general = make_detector(cfg), make_detector(cfg)
     assert fast._fleet_only
     general._fleet_only = False
@@ -74,4 +77,4 @@ def test_fleet_path_matches_general_path(seed: int) -> None:
 
 def test_other_profiles_keep_the_general_path() -> None:
     assert not make_detector(DetectorConfig())._fleet_only
-    assert not make_detector(DetectorConfig.for_fleet(level_weight=1.0))._fleet_only
+    assert not make_detector(DetectorConfig(level_weight=1.0))._fleet_only

@@ -18,7 +18,7 @@ from edge.schema import TelemetryBatch
 from firmware_sim.calls import CallModel
 from firmware_sim.imperfections import Imperfections
 from forewarn.settings import load_settings
-from forewarn.sim_evaluate import EvalOptions, run_evaluation
+from forewarn.sim import EvalOptions, run_evaluation
 
 FIELDS = ("current", "discharge", "suction")
 WARMUP = 600
@@ -49,7 +49,7 @@ def _run(pipe: CorePipeline, x: np.ndarray, firmware: list[str] | None = None,
 
 
 def _pipeline() -> CorePipeline:
-    config = DetectorConfig.for_fleet(regression_warmup=WARMUP)
+    config = DetectorConfig(regression_warmup=WARMUP)
     return CorePipeline(make_detector(config), EmbeddedStore(":memory:"))
 
 
@@ -122,7 +122,7 @@ def test_a_small_fleet_through_the_service_code_catches_leaks_before_the_call() 
     options = EvalOptions(
         devices=8, days=4.0, seed=2, products=("heat_pump",), fault_fraction=0.5,
         fault_kinds=("refrigerant_leak", "component_failure"),
-        detector=DetectorConfig.for_fleet(), imperfections=Imperfections.none(),
+        detector=DetectorConfig(), imperfections=Imperfections.none(),
         call_model=CallModel(never_call_fraction=0.0),
     )
     figures = run_evaluation(options).report
@@ -136,7 +136,7 @@ def test_the_process_environment_overrides_the_fleet_profile(
     monkeypatch.setenv("FOREWARN_DETECTOR__REGRESSION_HALF_Z", "6")
     detector = load_settings(None).detector
     assert detector.regression_half_z == 6.0
-    assert detector.regression_weight == DetectorConfig.for_fleet().regression_weight
+    assert detector.regression_weight == DetectorConfig().regression_weight
 
 
 def test_a_checkpoint_without_a_newer_state_array_restores() -> None:

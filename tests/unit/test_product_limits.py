@@ -63,7 +63,7 @@ def test_the_pipeline_gives_each_device_its_product_limits() -> None:
     x = _heat_pump(900)
     x[850:, 1] = 95.0  # far beyond the product's limit
     limits = ProductLimits.model_validate({"heat_pump": {"discharge": {"hi": 80.0}}})
-    detector = make_detector(DetectorConfig.for_fleet(regression_warmup=600))
+    detector = make_detector(DetectorConfig(regression_warmup=600))
     pipe = CorePipeline(detector, EmbeddedStore(":memory:"), limits=limits)
     scored = _stream(pipe, x)
     lo, hi = detector.range.limits(np.array([0, 1, 2]))
@@ -78,7 +78,7 @@ def test_an_event_forecasts_only_a_limit_within_reach(hi: float, forecast: bool)
     x = _heat_pump(900)
     x[850:, 1] = 95.0
     limits = ProductLimits.model_validate({"heat_pump": {"discharge": {"hi": hi}}})
-    detector = make_detector(DetectorConfig.for_fleet(regression_warmup=600))
+    detector = make_detector(DetectorConfig(regression_warmup=600))
     scored = _stream(CorePipeline(detector, EmbeddedStore(":memory:"), limits=limits), x)
     ttls = [e.time_to_limit_s for b in scored if b is not None for e in b.events
             if e.field == "discharge"]

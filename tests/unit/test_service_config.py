@@ -136,7 +136,7 @@ def test_backfill_scores_with_the_profile_the_service_runs(
     monkeypatch.setattr(command, "make_detector", spy)
     assert cli.main(["--config", str(config), "backfill", "--tenant", "acme", "--device", "hp-1",
                      "--start", "1700000000", "--stop", "1700010000", "--quiet"]) == 0
-    assert seen and seen[0] == DetectorConfig.for_fleet(regression_half_z=4.0)
+    assert seen and seen[0] == DetectorConfig(regression_half_z=4.0)
 
 
 def test_every_products_rules_apply_to_their_own_devices_only(tmp_path: Path) -> None:

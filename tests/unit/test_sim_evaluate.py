@@ -13,7 +13,7 @@ import pytest
 from firmware_sim.calls import CallModel
 from firmware_sim.imperfections import Imperfections
 from firmware_sim.truth import FaultTruth, read_jsonl
-from forewarn.sim_evaluate import (
+from forewarn.sim import (
     EvalOptions,
     SimCase,
     match_cases,

@@ -1,16 +1,18 @@
-"""``/api/v1/devices``: the tenant's devices, one device, and its telemetry with anomaly marks."""
+"""``/api/v1/devices``: the tenant's devices, one device, its telemetry with anomaly marks, and
+its desired config (published retained to the broker, as ``forewarn devices config set``)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
 
 from forewarn.auth import Principal
 from forewarn.console import queries
 from forewarn.console.context import ConsoleContext
 from forewarn.console.schemas import DeviceDetail, DevicePage, Telemetry
 from forewarn.console.security import context, requires
+from forewarn.errors import ConfigError, ForewarnError
 
 __all__ = ["router"]
 
@@ -18,6 +20,7 @@ router = APIRouter(prefix="/devices", tags=["devices"])
 
 DeviceId = Annotated[str, Path(min_length=1, max_length=64)]
 Viewer = Annotated[Principal, Depends(requires("viewer"))]
+Agent = Annotated[Principal, Depends(requires("agent"))]
 Context = Annotated[ConsoleContext, Depends(context)]
 #: the longest telemetry range one request may ask for
 MAX_RANGE_S = 366 * 86400.0
@@ -69,3 +72,32 @@ def get_telemetry(
     if queries.device_detail(ctx, who.tenant, device_id) is None:
         raise HTTPException(404, f"no device {device_id}")
     return queries.telemetry(ctx, who.tenant, device_id, start, stop, every_s)
+
+
+@router.post("/{device_id}/config", summary="Change the device's desired config")
+async def set_config(
+    device_id: DeviceId,
+    who: Agent,
+    ctx: Context,
+    changes: Annotated[dict[str, float | int | None], Body(
+        examples=[{"batch_max_samples": 120, "status_interval_s": None}])],
+) -> dict[str, object]:
+    """Merge ``changes`` (a number sets a key, null removes it) into the device's retained
+    desired config, raise its revision and publish it (QoS 1); the agent applies it and
+    reports back, shown on the device. 503 when no broker is configured or reachable."""
+    from forewarn.devices.config import check_changes, publish_desired
+    from rules.lifecycle import DeviceBook
+
+    if queries.device_detail(ctx, who.tenant, device_id) is None:
+        raise HTTPException(404, f"no device {device_id}")
+    if ctx.mqtt is None:
+        raise HTTPException(503, "no broker configured for config changes")
+    try:
+        desired, _ = await publish_desired(ctx.mqtt, who.tenant, device_id,
+                                           check_changes(dict(changes)))
+    except ConfigError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    except ForewarnError as exc:
+        raise HTTPException(503, f"cannot publish the config: {exc}") from exc
+    DeviceBook(ctx.engine).set_desired(who.tenant, device_id, desired)
+    return {"device_id": device_id, "desired": desired}

@@ -385,3 +385,53 @@ def test_metrics_and_openapi(console: ConsoleUnderTest) -> None:
     assert sent and float(sent[0].split()[-1]) >= 3
     assert "/api/v1/cases/{case_id}/acknowledge" in schema["paths"]
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+def test_an_agent_sets_a_devices_desired_config_through_the_api(
+        console: ConsoleUnderTest, acme: httpx.Client, tmp_path: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """POST /api/v1/devices/{id}/config publishes the merged, retained desired config to a real
+    Mosquitto, as ``forewarn devices config set`` does (issue 16.3)."""
+    import asyncio
+
+    import aiomqtt
+
+    from core.config import MqttConfig
+    from edge.schema import config_desired_topic
+    from rules.lifecycle import DeviceBook
+    from tests.servers.mosquitto import Mosquitto, mosquitto_binary
+
+    if mosquitto_binary() is None:
+        pytest.skip("mosquitto not installed (Debian package mosquitto)")
+    book = DeviceBook(console.ctx.engine)
+    book.update("acme", "hp-config", lambda row: setattr(row, "product", "heat_pump"))
+    url = "/api/v1/devices/hp-config/config"
+    assert acme.post(url, json={"batch_max_samples": 60}).status_code == 503  # no broker
+    with Mosquitto(tmp_path / "mosquitto") as broker:
+        monkeypatch.setattr(console.ctx, "mqtt", MqttConfig(port=broker.port,
+                                                            client_id="console-test"))
+        first = acme.post(url, json={"batch_max_samples": 60, "sample_period_s": 30})
+        second = acme.post(url, json={"sample_period_s": None})
+        refused = acme.post(url, json={"batch_max_sample": 60})
+        with console.client("acme", "viewer") as viewer:
+            assert viewer.post(url, json={"batch_max_samples": 1}).status_code == 403
+        with console.client("globex", "agent") as other:
+            assert other.post(url, json={"batch_max_samples": 1}).status_code == 404
+
+        async def retained() -> bytes:
+            async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+                await client.subscribe(config_desired_topic("acme", "hp-config"), qos=1)
+                async with asyncio.timeout(10):
+                    async for message in client.messages:
+                        assert isinstance(message.payload, bytes)
+                        return message.payload
+            raise AssertionError("no retained desired config")
+
+        payload = asyncio.run(retained())
+    assert first.status_code == 200, first.text
+    assert first.json()["desired"] == {"revision": 1, "batch_max_samples": 60,
+                                       "sample_period_s": 30}
+    assert second.json()["desired"] == {"revision": 2, "batch_max_samples": 60}
+    assert json.loads(payload) == {"revision": 2, "batch_max_samples": 60}
+    assert refused.status_code == 422 and "batch_max_sample" in refused.json()["detail"]
+    assert json.loads(book.get("acme", "hp-config").desired_json)["revision"] == 2

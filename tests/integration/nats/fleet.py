@@ -29,12 +29,12 @@ FIELDS = ("compressor_current", "discharge_temp", "suction_pressure", "flow_temp
 
 
 #: ``[detector]`` for a forewarn.toml serving this synthetic fleet: its faults jump within the
-#: fleet profile's day of learning, so run the single-series profile (the NAB defaults), whose
-#: warm-up is 300 samples
+#: device models' day of learning, so run the single-series keys of
+#: ``DetectorConfig.nab_reference()`` (onsets only), whose warm-up is 300 samples
 SINGLE_SERIES_DETECTOR_TOML = (
     "[detector]\nwarmup = 300\nquiet = 200\nregression_weight = 0.0\nlevel_weight = 1.0\n"
     "seasonal_weight = 1.0\ntransition_weight = 1.0\nmultivariate_weight = 1.0\n"
-    "extreme_weight = 1.0\n"
+    "extreme_weight = 1.0\nsubspace_weight = 0.0\nfield_level_weight = 0.0\nlevel_quiet = 200\n"
 )
 
 

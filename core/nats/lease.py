@@ -28,6 +28,7 @@ The state machine (:class:`LeaseKeeper`) takes its clock as an argument, so test
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -38,7 +39,6 @@ import nats.errors
 from nats.js.client import JetStreamContext
 from nats.js.errors import (
     BucketNotFoundError,
-    KeyNotFoundError,
     KeyWrongLastSequenceError,
     NoKeysError,
     NotFoundError,
@@ -178,18 +178,33 @@ class LeaseKeeper:
                       share)
         return done
 
+    async def renew(self) -> list[int]:
+        """Renew every lease held, all at once; returns the partitions lost (their workers
+        stopped). The engine calls it between rounds too, so a slow round (taking and
+        restoring partitions on a loaded machine) never lets the held leases run out."""
+        done = _Round()
+        await self._renew(done)
+        return done.lost
+
+    async def _renew_one(self, partition: int, lease: Lease) -> None:
+        sent = self.clock()
+        try:
+            revision = await self.kv.update(self.key(partition), self.member.encode(),
+                                            last=lease.revision)
+        except KeyWrongLastSequenceError:
+            lease.lost = True
+        except (TimeoutError, nats.errors.Error) as exc:
+            # not renewed this time; the fence ends the lease if this goes on
+            _log.warning("lease of partition %d not renewed: %s", partition, exc)
+        else:
+            lease.revision, lease.sent_at = revision, max(lease.sent_at, sent)
+
     async def _renew(self, done: _Round) -> None:
-        for partition, lease in list(self.leases.items()):
-            sent = self.clock()
-            try:
-                lease.revision = await self.kv.update(self.key(partition),
-                                                      self.member.encode(), last=lease.revision)
-                lease.sent_at = sent
-            except KeyWrongLastSequenceError:
-                lease.lost = True
-            except (TimeoutError, nats.errors.Error) as exc:
-                # not renewed this round; the fence ends the lease if this goes on
-                _log.warning("lease of partition %d not renewed: %s", partition, exc)
+        held = list(self.leases.items())
+        await asyncio.gather(*(self._renew_one(p, lease) for p, lease in held))
+        for partition, lease in held:
+            if self.leases.get(partition) is not lease:
+                continue  # released meanwhile
             if not lease.valid():
                 lease.lost = True
                 del self.leases[partition]
@@ -214,16 +229,13 @@ class LeaseKeeper:
             return [self.member]
         return [k[2:] for k in keys if k.startswith("m.")]
 
-    async def _holders(self) -> dict[int, str]:
-        holders: dict[int, str] = {}
-        for partition in range(self.partitions):
-            try:
-                entry = await self.kv.get(self.key(partition))
-            except (KeyNotFoundError, NotFoundError):
-                continue
-            if entry.value:
-                holders[partition] = entry.value.decode()
-        return holders
+    async def _holders(self) -> set[int]:
+        """The partitions whose keys exist (one listing, not a read per partition)."""
+        try:
+            keys = await self.kv.keys()
+        except NoKeysError:
+            return set()
+        return {int(k[2:]) for k in keys if k.startswith("p.")}
 
     async def _take(self, partition: int) -> bool:
         sent = self.clock()

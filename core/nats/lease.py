@@ -123,6 +123,7 @@ class LeaseKeeper:
         self._start = start
         self._stop = stop
         self.leases: dict[int, Lease] = {}
+        self._renewing = asyncio.Lock()
         self._member_rev: int | None = None
         self._free_rounds: dict[int, int] = {}
         self.moves = 0
@@ -200,8 +201,11 @@ class LeaseKeeper:
             lease.revision, lease.sent_at = revision, max(lease.sent_at, sent)
 
     async def _renew(self, done: _Round) -> None:
-        held = list(self.leases.items())
-        await asyncio.gather(*(self._renew_one(p, lease) for p, lease in held))
+        # one pass at a time: two concurrent updates of a key with the same revision would
+        # make the second fail its compare-and-set and look like a lost lease
+        async with self._renewing:
+            held = list(self.leases.items())
+            await asyncio.gather(*(self._renew_one(p, lease) for p, lease in held))
         for partition, lease in held:
             if self.leases.get(partition) is not lease:
                 continue  # released meanwhile
@@ -254,8 +258,10 @@ class LeaseKeeper:
         lease = self.leases.pop(partition)
         await self._stop(partition)
         lease.lost = True
-        with contextlib.suppress(KeyWrongLastSequenceError, TimeoutError, nats.errors.Error):
-            await self.kv.delete(self.key(partition), last=lease.revision)
+        async with self._renewing:  # not while a renewal moves the revision
+            with contextlib.suppress(KeyWrongLastSequenceError, TimeoutError,
+                                     nats.errors.Error):
+                await self.kv.delete(self.key(partition), last=lease.revision)
 
     async def release_all(self) -> None:
         """Free every key held and this member's own (a clean shutdown hands over at once)."""

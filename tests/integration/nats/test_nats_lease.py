@@ -75,6 +75,9 @@ def test_members_share_evenly_and_take_over_a_dead_ones_partitions(
                     await member.keeper.round()
             held = [sorted(m.consuming) for m in members]
             assert sorted(len(h) for h in held) == [2, 3, 3]
+            # renewals from the engine's renewal task and from a round may overlap
+            lost = await asyncio.gather(*(m.keeper.renew() for m in members for _ in "ab"))
+            assert lost == [[]] * 6 and [sorted(m.consuming) for m in members] == held
             assert sorted(p for h in held for p in h) == list(range(8))
             dead, alive = members[0], members[1:]
             orphaned = set(dead.consuming)

@@ -43,6 +43,7 @@ from firmware_sim.truth import write_jsonl
 from forewarn.broker import BrokerError, EmbeddedBroker, free_port, port_in_use
 from forewarn.casedb import DEMO_CASES
 from forewarn.errors import ForewarnError
+from forewarn.report.demo_calls import post_simulated_calls
 from forewarn.service import Service
 from forewarn.settings import Settings
 from forewarn.summary import DemoSummary, OpenedCase, summarise
@@ -334,6 +335,10 @@ async def run_demo(
     )
     summary.wall_time_s = round(time.monotonic() - wall_start, 2)
     write_jsonl(options.out_dir / "ground_truth.jsonl", fleet.ground_truth)
+    # the customers' calls as helpdesk tickets: 'forewarn report proactivity --demo-dir' reads
+    # them (issue 19)
+    post_simulated_calls(engine, settings.tenant, fleet.ground_truth, fleet.config.end,
+                         service.configured.registry)
     engine.dispose()
     return summary
 

@@ -47,12 +47,14 @@ from core.detect import DetectorConfig, make_detector
 from core.errors import LimitsFileError
 from core.lifecycle import LifecycleListener
 from core.limits import ProductLimits, load_limits
+from core.mapping import MappedDecoder
 from core.pipeline import CorePipeline
 from core.store.base import HistoryStore, TimeSeriesStore
 from core.store.config import InfluxConfig, StoreConfig, make_store
 from forewarn.casedb import open_case_db
 from forewarn.errors import ConfigError
 from forewarn.settings import SHIPPED_CONFIG, Settings
+from forewarn.status_links import make_status_links
 from rules.cases import CaseBook
 from rules.errors import RuleError
 from rules.model import RuleSet, load_rules, merge_rule_sets
@@ -243,12 +245,14 @@ class Service:
                    if notify.team == "email" and notify.email is not None else "")
         return CaseBook(engine, channel=notify.customers, clock=self.clock,
                         registry=self.configured.registry, team_channel=notify.team,
-                        team_recipient=team_to)
+                        team_recipient=team_to,
+                        status_links=make_status_links(self.settings, clock=self.clock))
 
     def rules_pipeline(self, engine: Engine) -> RulesPipeline:
         """Every product's rules over the registry, opening cases in ``engine``."""
         return RulesPipeline(self.configured.rules, self.case_book(engine),
-                             registry=self.configured.registry)
+                             registry=self.configured.registry,
+                             feedback=self.settings.rules.feedback())
 
     def core_pipeline(self, store: TimeSeriesStore, cases: Engine | None = None
                       ) -> CorePipeline:
@@ -268,7 +272,9 @@ class Service:
                             future_horizon_s=core.future_horizon_s,
                             device_tenant=self.configured.registry.tenant_of,
                             max_series_per_device=core.max_series_per_device,
-                            max_boots_per_device=core.max_boots_per_device)
+                            max_boots_per_device=core.max_boots_per_device,
+                            decoder=MappedDecoder(self.settings.ingest.mapping,
+                                                  clock=self.clock))
 
     def lifecycle_listener(self, mqtt: MqttConfig, rules: RulesPipeline,
                            pipeline: CorePipeline) -> LifecycleListener:

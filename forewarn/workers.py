@@ -552,6 +552,9 @@ async def run_direct(settings: Settings, options: WorkerOptions, echo: bool = Tr
                 broker = await stack.enter_async_context(EmbeddedBroker(mqtt.host, mqtt.port))
                 mqtt = mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"})
             core = CoreService(mqtt, pipeline, rules.handle_in_thread, on_handled=kept.commit)
+            # the mapped fleets' own topics (``[[ingest.mapping]]``), beside the native one
+            core.ingestor.extra_subscriptions = tuple(
+                dict.fromkeys(m.pattern.subscription for m in settings.ingest.mapping))
             # status, agent events and reported configs: the device lifecycle (issue 16.3)
             lifecycle = service.lifecycle_listener(mqtt, rules, pipeline)
             tasks = [asyncio.create_task(core.run(), name="ingest"),
@@ -571,7 +574,7 @@ async def _say_when_connected(core: CoreService, mqtt: MqttConfig,
                               say: Callable[[str], None]) -> None:
     await core.ingestor.connected.wait()
     say(f"connected to mqtt://{mqtt.host}:{mqtt.port} as {mqtt.client_id}")
-    say(f"subscribed to {mqtt.subscription}")
+    say(f"subscribed to {', '.join((mqtt.subscription, *core.ingestor.extra_subscriptions))}")
 
 
 def leased_ownership(settings: Settings) -> bool:

@@ -39,7 +39,8 @@ from typing import Literal
 import numpy as np
 
 from core.events import DetectorEvent, ScoredBatch
-from rules.conditions import Context, Memory
+from rules.conditions import Condition, Context, Memory, ScoreTest
+from rules.feedback import MAX_LEVEL, Levels
 from rules.model import Rule
 from rules.registry import DeviceMeta, InstalledDevice
 
@@ -152,6 +153,9 @@ class RuleEvaluator:
         self.awake_since: dict[tuple[str, str], float] = {}
         #: devices whose last will came (connection lost) → (since, product)
         self.offline_since: dict[tuple[str, str], tuple[float, str]] = {}
+        #: alarm levels raised by false alarms (``rules.feedback``); the pipeline refreshes them
+        self.levels = Levels()
+        self._raised: dict[tuple[str, float], Condition] = {}
 
     def take_dirty(self) -> dict[Key, AlarmState]:
         """States changed since the last call (the pipeline persists them once per batch)."""
@@ -360,6 +364,8 @@ class RuleEvaluator:
         condition = self._conditions[rule.name]
         if condition is None:
             return
+        if rule.score_at_least is not None and (self.levels.device or self.levels.product):
+            condition = self._raised_condition(rule, key, state, condition)
         active = condition.mask(ctx)
         if state.status in ("normal", "resolved") and not active.any():
             return  # the common case: nothing to walk
@@ -395,6 +401,18 @@ class RuleEvaluator:
                     self.dirty.add(key)
                 else:
                     self._maybe_resolve(rule, key, state, ts, out)
+
+    def _raised_condition(self, rule: Rule, key: Key, state: AlarmState,
+                          condition: Condition) -> Condition:
+        """The rule's condition at the level false alarms raised it to for this device."""
+        extra = self.levels.raise_for(rule.name, key[1], key[2], state.product)
+        if extra <= 0.0 or rule.score_at_least is None:
+            return condition
+        level = round(min(rule.score_at_least + extra, MAX_LEVEL), 6)
+        raised = self._raised.get((rule.name, level))
+        if raised is None:
+            raised = self._raised[(rule.name, level)] = Condition(score=ScoreTest(at_least=level))
+        return raised
 
     def _note_fire(self, rule: Rule, key: Key, state: AlarmState, ts: float,
                    out: list[Transition]) -> None:

@@ -174,6 +174,9 @@ def _passwords(args: argparse.Namespace, settings: Settings,
                device_ids: list[str]) -> dict[str, str | None]:
     from forewarn.fleet import device_passwords, load_credentials
 
+    if args.password is not None:
+        print("forewarn: warning: --password shows in ps and the shell history; prefer "
+              "--credentials FILE or [fleet] password", file=sys.stderr)
     path = args.credentials or settings.fleet.credentials_file
     credentials = load_credentials(path) if path is not None else None
     return device_passwords(device_ids, credentials, args.password or settings.fleet.password)

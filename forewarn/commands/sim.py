@@ -46,6 +46,14 @@ def register(subparsers: Any) -> None:
     ev.add_argument("--batch-hours", type=float, default=6.0,
                     help="length of the batches streamed (default 6; notices are still timed "
                     "by the agents' 10-minute batches)")
+    ev.add_argument("--fleet-faults", action="store_true",
+                    help="also inject faults shared by a cohort: a firmware release degrading "
+                    "heat pump compressors and a water pump production batch with weak bearings "
+                    "(ground truth names them in fleet_fault)")
+    ev.add_argument("--agents", action="store_true",
+                    help="simulated agents resolve every false case as a false alarm as it "
+                    "opens, so the rules learn from them (compare the false-case rate of the "
+                    "two halves)")
     ev.add_argument("--workers", type=int, default=1,
                     help="processes, each streaming a share of the devices (default 1)")
     ev.add_argument("--out", type=Path, default=Path("var/sim"), metavar="DIR",
@@ -60,6 +68,7 @@ def register(subparsers: Any) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     # numba compiles lazily and matplotlib is heavy: keep `forewarn --help` fast
+    from firmware_sim.fleet import FLEET_FAULTS
     from forewarn.sim import EvalOptions, print_report, run_evaluation, write_plots
     from rules.errors import RuleFileError
 
@@ -70,7 +79,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     options = EvalOptions(devices=args.devices, days=args.days, seed=args.seed,
                           fault_fraction=args.fault_fraction, rules_dir=args.rules,
                           batch_s=args.batch_hours * 3600.0, workers=args.workers,
-                          trace=4 if args.plots is not None else 0)
+                          trace=4 if args.plots is not None else 0, agents=args.agents,
+                          fleet_faults=FLEET_FAULTS if args.fleet_faults else ())
     console = Console()
     try:
         bar = Console(stderr=True)

@@ -15,6 +15,7 @@ __all__ = [
     "DeviceDetail",
     "DevicePage",
     "DeviceSummary",
+    "FeedbackOut",
     "FleetOverview",
     "NoteBody",
     "NoticeOut",
@@ -45,9 +46,33 @@ class AssignBody(_Body):
 
 
 class ResolveBody(_Body):
-    """Why the case is resolved."""
+    """How the case ended: an outcome, with a fault category (``confirmed``, one of the
+    product's ``fault_categories``) or a reason (``false_alarm``)."""
 
+    outcome: Literal["confirmed", "false_alarm", "customer_caused", "duplicate"]
+    category: str = Field(default="", max_length=64)
+    reason: Literal["", "sensor", "installation", "usage", "expected_behaviour", "unknown"] = ""
     comment: str = Field(default="", max_length=4000)
+
+
+class FeedbackOut(BaseModel):
+    """An alarm level a false alarm raised (``rules.feedback``): for the device, or for its
+    whole product (``device_id`` "")."""
+
+    id: int
+    device_id: str
+    product: str
+    rule: str
+    raise_by: float
+    case_id: int | None
+    reason: str
+    created_by: str
+    created_at: float
+    expires_at: float
+    undone_by: str | None
+    undone_at: float | None
+    #: in force now (neither undone nor expired)
+    active: bool
 
 
 class CaseSummary(BaseModel):

@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from core.detect import DetectorConfig
 from firmware_sim.calls import CallModel
-from firmware_sim.fleet import FleetConfig
+from firmware_sim.fleet import FleetConfig, FleetFault
 from firmware_sim.imperfections import Imperfections
 from firmware_sim.products import PRODUCTS
 
@@ -48,6 +48,11 @@ class EvalOptions:
     workers: int = 1
     #: how many faulty devices to keep telemetry of, for timeline plots
     trace: int = 0
+    #: simulated agents resolve each false case as ``false_alarm`` as it opens (issue 20), so
+    #: the rules learn from them (``rules.feedback``, default bounds)
+    agents: bool = False
+    #: faults shared by a cohort (``firmware_sim.fleet.FLEET_FAULTS`` with ``--fleet-faults``)
+    fleet_faults: tuple[FleetFault, ...] = ()
 
     def fleet_config(self) -> FleetConfig:
         """The fleet these options describe; faults start after the learning days."""
@@ -58,7 +63,7 @@ class EvalOptions:
             horizon_s=horizon, fault_fraction=self.fault_fraction, fault_kinds=self.fault_kinds,
             onset_window=(first, max(first, 0.7)),
             fault_ramp_s=min(48 * _H, 0.5 * horizon), call_model=self.call_model,
-            imperfections=self.imperfections,
+            imperfections=self.imperfections, fleet_faults=self.fleet_faults,
         )
 
 

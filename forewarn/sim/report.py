@@ -43,10 +43,12 @@ def _summary(matches: Sequence[FaultMatch]) -> dict[str, Any]:
 
 
 def report(result: MatchResult, *, devices: int, days: float,
-           learn_days: float = 0.0) -> dict[str, Any]:
+           learn_days: float = 0.0, start: float | None = None) -> dict[str, Any]:
     """The evaluation's figures as a JSON-ready dict (overall, per fault kind, product, course).
 
-    ``device_days`` counts the days after the detectors' learning days (when rules ran).
+    ``device_days`` counts the days after the detectors' learning days (when rules ran); with
+    ``start`` (the run's first second) the false-case rate is also given for the first and the
+    second half of those days (simulated agents marking false cases should lower the second).
     """
     device_days = devices * max(0.0, days - learn_days)
     out: dict[str, Any] = {"devices": devices, "days": days, "learn_days": learn_days,
@@ -55,6 +57,16 @@ def report(result: MatchResult, *, devices: int, days: float,
     out["false_cases"] = len(result.false_cases)
     out["false_cases_per_1000_device_days"] = (
         round(1000.0 * len(result.false_cases) / device_days, 2) if device_days else None)
+    if start is not None:
+        mid = start + (learn_days + (days - learn_days) / 2.0) * 86_400.0
+        early = sum(c.noticed_at < mid for c in result.false_cases)
+        for half, count in (("first", early), ("second", len(result.false_cases) - early)):
+            out[f"false_cases_per_1000_device_days_{half}_half"] = (
+                round(2000.0 * count / device_days, 2) if device_days else None)
+    shared = [m for m in result.faults if m.truth.fleet_fault]
+    out["fleet_faults_injected"] = len({m.truth.fleet_fault for m in shared})
+    out["fleet_fault_devices"] = len(shared)
+    out["fleet_fault_devices_detected"] = sum(m.detected_at is not None for m in shared)
     out["false_customer_notices"] = sum(c.customer_notice for c in result.false_cases)
     out["notices_for_never_visible_faults"] = result.notices_for_invisible
     out["offline_cases"] = len(result.offline_cases)
@@ -99,6 +111,11 @@ LABELS: dict[str, str] = {
     "missed": "never detected",
     "false_cases": "false cases (no fault behind them)",
     "false_cases_per_1000_device_days": "false cases per 1000 device-days",
+    "false_cases_per_1000_device_days_first_half": "… in the first half",
+    "false_cases_per_1000_device_days_second_half": "… in the second half",
+    "fleet_faults_injected": "fleet-wide faults injected (cohorts)",
+    "fleet_fault_devices": "devices affected by them",
+    "fleet_fault_devices_detected": "… of which a case caught",
     "notices_for_never_visible_faults": "notices for faults the customer never noticed",
     "offline_cases": "offline cases (a simulated outage: not false)",
     "samples": "samples streamed",

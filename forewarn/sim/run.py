@@ -67,7 +67,8 @@ def run_evaluation(options: EvalOptions, out_dir: Path | None = None,
     result = match_cases(fleet.ground_truth, cases, fleet.config.end, outages=outages)
     elapsed = time.perf_counter() - started
     figures = report(result, devices=options.devices, days=options.days,
-                     learn_days=options.learn_days)
+                     learn_days=options.learn_days, start=fleet.config.start)
+    figures["agents_mark_false_cases"] = options.agents
     figures.update({
         "seed": options.seed,
         "cases": len(cases),

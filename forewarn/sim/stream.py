@@ -17,6 +17,7 @@ from core.limits import load_limits
 from core.pipeline import CorePipeline
 from core.store.null import NullStore
 from firmware_sim.fleet import Delivery, Fleet
+from forewarn.sim.agents import SimAgent
 from forewarn.sim.match import SimCase
 from forewarn.sim.options import EvalOptions, TimelineTrace
 from rules.cases import CaseBook, CaseOutcome
@@ -51,12 +52,17 @@ class _SimCaseBook(CaseBook):
         super().__init__(engine, channel="sim", clock=clock)
         self.sim_clock = clock
         self.delivery: Delivery | None = None
+        #: cases opened or reopened, in order (what simulated agents judge)
+        self.new_cases: list[CaseRow] = []
 
     def record_alarm(self, alarm: Alarm, meta: DeviceMeta | None = None) -> CaseOutcome:
         """Record ``alarm`` at its sample's arrival, then as usual."""
         if self.delivery is not None:
             self.sim_clock.now = _arrival_of(self.delivery, alarm.fired_at)
-        return super().record_alarm(alarm, meta)
+        outcome = super().record_alarm(alarm, meta)
+        if outcome.kind in ("opened", "reopened") and outcome.case is not None:
+            self.new_cases.append(outcome.case)
+        return outcome
 
 
 def _arrival_of(delivery: Delivery, ts: float) -> float:
@@ -105,6 +111,7 @@ def stream_fleet(options: EvalOptions, fleet: Fleet, traces: dict[str, TimelineT
     book = _SimCaseBook(engine, clock)
     ruleset = load_rule_dir(options.rules_dir)
     rules = RulesPipeline(ruleset, book)
+    agent = SimAgent(engine, fleet, rules.feedback) if options.agents else None
     samples = batches = 0
     # the service ticks every minute or so; here a tick comes once a whole window of batches
     # has arrived (a tick between would see every device silent since its last long batch)
@@ -138,6 +145,8 @@ def stream_fleet(options: EvalOptions, fleet: Fleet, traces: dict[str, TimelineT
         batches += 1
         if scored is not None:
             rules.handle(scored)
+            if agent is not None:
+                agent.mark(book.new_cases, clock.now)
     cases = _cases_from(engine, frozenset(r.name for r in ruleset.rules if r.is_no_data_rule))
     engine.dispose()
     progress(1.0)

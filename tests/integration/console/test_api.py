@@ -77,12 +77,14 @@ def test_agent_acknowledges_assigns_notes_and_resolves(acme: httpx.Client,
     assert acme.post(f"{url}/assign", json={"assignee": "kim"}).json()["assignee"] == "kim"
     noted = acme.post(f"{url}/notes", json={"text": "called the customer"})
     assert noted.status_code == 201
-    resolved = acme.post(f"{url}/resolve", json={"comment": "valve replaced"}).json()
+    resolved = acme.post(f"{url}/resolve", json={"outcome": "confirmed",
+                                                 "category": "component_failure",
+                                                 "comment": "valve replaced"}).json()
     assert resolved["status"] == "resolved" and resolved["resolved_at"] is not None
     kinds = [(e["kind"], e["detail"]) for e in resolved["timeline"]]
     assert [k for k, _ in kinds] == ["acknowledged", "assigned", "note", "resolved"]
     assert ("note", "called the customer (by agent of acme)") in kinds
-    assert acme.post(f"{url}/resolve").status_code == 409
+    assert acme.post(f"{url}/resolve", json={"outcome": "duplicate"}).status_code == 409
     assert acme.post(f"{url}/acknowledge").status_code == 409
 
 
@@ -105,7 +107,7 @@ ACTIONS = [
     ("post", "/acknowledge", None),
     ("post", "/assign", {"assignee": "kim"}),
     ("post", "/notes", {"text": "x"}),
-    ("post", "/resolve", None),
+    ("post", "/resolve", {"outcome": "duplicate"}),
 ]
 
 
@@ -159,7 +161,7 @@ ISOLATION = [
     ("post", "/api/v1/cases/{case}/acknowledge", None, 404),
     ("post", "/api/v1/cases/{case}/assign", {"assignee": "mallory"}, 404),
     ("post", "/api/v1/cases/{case}/notes", {"text": "mallory was here"}, 404),
-    ("post", "/api/v1/cases/{case}/resolve", None, 404),
+    ("post", "/api/v1/cases/{case}/resolve", {"outcome": "duplicate"}, 404),
     ("get", "/api/v1/devices/{device}", None, 404),
     ("get", "/api/v1/devices/{device}/telemetry?start=1767225600&stop=1768000000", None, 404),
     ("post", "/api/v1/outbox/{notice}/retry", None, 404),

@@ -480,6 +480,16 @@ async def run_direct(settings: Settings, options: WorkerOptions, echo: bool = Tr
                 dict.fromkeys(m.pattern.subscription for m in settings.ingest.mapping))
             # status, agent events and reported configs: the device lifecycle (issue 16.3)
             lifecycle = service.lifecycle_listener(mqtt, rules, pipeline)
+            if settings.core.ingest_http_port:  # POST /api/v1/ingest/{mapping} (issue 22)
+                from forewarn.auth import TokenStore
+                from forewarn.ingest_http import PATH_PREFIX, IngestHttp
+
+                host, port = settings.core.ingest_http_host, settings.core.ingest_http_port
+                await stack.enter_async_context(IngestHttp(
+                    pipeline, settings.ingest.mapping, TokenStore(engine_db),
+                    rules.handle_in_thread, on_handled=kept.commit,
+                    max_body_bytes=settings.core.ingest_http_max_body_bytes).serving(host, port))
+                say(f"HTTP ingest on http://{host}:{port}{PATH_PREFIX}{{mapping}}")
             tasks = [asyncio.create_task(core.run(), name="ingest"),
                      asyncio.create_task(lifecycle.run(), name="lifecycle"),
                      asyncio.create_task(service.dispatch(stop), name="outbox"),

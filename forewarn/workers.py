@@ -529,6 +529,9 @@ async def run_supervised(settings: Settings, partitions: list[int], worker_argv:
     """``forewarn core --engine nats``: supervise the worker processes (each started with
     ``worker_argv`` and the settings on its stdin) until SIGTERM or SIGINT; with
     ``[core] outbox`` deliver the notices here, and serve ``/metrics`` when a port is set."""
+    if settings.core.ingest_http_port:
+        _log.warning("[core] ingest_http_port is ignored by the nats engine: HTTP ingest runs "
+                     "on the direct engine (docs/connect.md)")
     supervisor = Supervisor(partitions, settings.core.workers, worker_argv,
                             settings_json=settings.model_dump_json().encode())
     stop = asyncio.Event()

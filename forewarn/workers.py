@@ -557,6 +557,16 @@ async def run_direct(settings: Settings, options: WorkerOptions, echo: bool = Tr
                 dict.fromkeys(m.pattern.subscription for m in settings.ingest.mapping))
             # status, agent events and reported configs: the device lifecycle (issue 16.3)
             lifecycle = service.lifecycle_listener(mqtt, rules, pipeline)
+            if settings.core.ingest_http_port:  # POST /api/v1/ingest/{mapping} (issue 22)
+                from forewarn.auth import TokenStore
+                from forewarn.ingest_http import PATH_PREFIX, IngestHttp
+
+                host, port = settings.core.ingest_http_host, settings.core.ingest_http_port
+                await stack.enter_async_context(IngestHttp(
+                    pipeline, settings.ingest.mapping, TokenStore(engine_db),
+                    rules.handle_in_thread, on_handled=kept.commit,
+                    max_body_bytes=settings.core.ingest_http_max_body_bytes).serving(host, port))
+                say(f"HTTP ingest on http://{host}:{port}{PATH_PREFIX}{{mapping}}")
             tasks = [asyncio.create_task(core.run(), name="ingest"),
                      asyncio.create_task(lifecycle.run(), name="lifecycle"),
                      asyncio.create_task(service.dispatch(stop), name="outbox"),
@@ -602,6 +612,9 @@ async def run_supervised(settings: Settings, partitions: list[int], worker_argv:
     """``forewarn core --engine nats``: supervise the worker processes (each started with
     ``worker_argv`` and the settings on its stdin) until SIGTERM or SIGINT; with
     ``[core] outbox`` deliver the notices here, and serve ``/metrics`` when a port is set."""
+    if settings.core.ingest_http_port:
+        _log.warning("[core] ingest_http_port is ignored by the nats engine: HTTP ingest runs "
+                     "on the direct engine (docs/connect.md)")
     supervisor = Supervisor(partitions, settings.core.workers, worker_argv,
                             settings_json=settings.model_dump_json().encode(),
                             leased=leased_ownership(settings))

@@ -189,6 +189,34 @@ class CorePipeline:
             self.dead_letters.record("crash", topic, f"processing: {exc!r}", payload)
             return None
 
+    def process_checked(self, topic: str, payload: bytes, decode: Callable[[], DecodedBatch]
+                        ) -> tuple[ScoredBatch | None, tuple[str, str] | None]:
+        """:meth:`process_payload` for a caller that answers with the reason (HTTP ingest):
+        ``decode`` gives the batch; returns (the scored batch, None when a duplicate), or
+        (None, the dead letter's reason and detail) after recording it under ``topic``."""
+        self.stats.messages += 1
+        try:
+            decoded = decode()
+        except DecodeError as exc:
+            self.dead_letters.record(exc.reason, topic, exc.detail, payload)
+            return None, (exc.reason, exc.detail)
+        except Exception as exc:  # a decoder bug must cost one message, not the service
+            _log.exception("decoding a message of %s failed", topic[:200])
+            self.dead_letters.record("crash", topic, f"decoding: {exc!r}", payload)
+            return None, ("crash", "decoding failed")
+        refused = self._refusal(decoded)
+        if refused is not None:
+            self.dead_letters.record(refused[0], topic, refused[1], payload)
+            return None, refused
+        try:
+            return self.process_decoded(decoded), None
+        except StoreError:
+            raise
+        except Exception as exc:
+            _log.exception("processing a message of %s failed", topic[:200])
+            self.dead_letters.record("crash", topic, f"processing: {exc!r}", payload)
+            return None, ("crash", "processing failed")
+
     def _refusal(self, batch: DecodedBatch) -> tuple[str, str] | None:
         """(reason, detail) when a well-formed batch must still not be used."""
         if self.device_tenant is not None:

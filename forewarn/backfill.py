@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 
 from core.detect.series import SeriesRegistry
 from core.events import ScoredBatch
+from core.pipeline import LevelDetector
 from core.store.base import HistoryStore
 from core.store.config import StoreConfig, make_store
 from forewarn.errors import ConfigError
@@ -88,6 +89,11 @@ def backfill(
                 scores = detector.update(slots, values, frame.t)  # type: ignore[call-arg]
             else:
                 scores = detector.update(slots, values)
+            # what the service stores (core/pipeline.py): a level detector's continuous level,
+            # not its onset scores
+            level = detector.last_level() if isinstance(detector, LevelDetector) else None
+            if level is not None:
+                scores = level
             store.write(ScoredBatch(
                 tenant, device_id, product, frame.fields, frame.t,
                 np.full(values.shape, np.nan), np.asarray(scores, dtype=np.float64),

@@ -117,6 +117,11 @@ class CoreSettings(CoreConfig):
     #: serves here and worker i on metrics_port + 1 + i
     metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
+    #: ``POST /api/v1/ingest/{mapping}`` of the direct engine on this port (0: off; docs/connect.md)
+    ingest_http_port: int = Field(default=0, ge=0, le=65535)
+    ingest_http_host: str = "127.0.0.1"
+    #: a larger body is refused with 413 before it is read
+    ingest_http_max_body_bytes: int = Field(default=1 << 20, ge=1, le=64 << 20)
 
 
 #: ``[store]``: which time-series store and its settings (see core/store/config.py)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -266,12 +266,19 @@ class RuleEvaluator:
                 self._emit(out, "fired", rule, key, state, at, alarm)
 
     def tick(self, now: float, registry_devices: dict[str, float | None] | None = None,
-             tenant: str = "", installed: Sequence[InstalledDevice] = ()) -> list[Transition]:
+             tenant: str = "", installed: Sequence[InstalledDevice] = (),
+             device_clock: Callable[[str, str], float | None] | None = None,
+             ) -> list[Transition]:
         """No-data transitions due at ``now`` (call it periodically; batches never arrive
         from a silent device). ``registry_devices`` (device → installed_at, of ``tenant``) and
         ``installed`` (the registry's devices, each with its tenant and product: only its
         product's rules apply) add devices that never reported at all. A device that said
-        goodbye is not silent; one offline by its last will fires the offline rules due."""
+        goodbye is not silent; one offline by its last will fires the offline rules due.
+
+        ``device_clock(tenant, device_id)``, when given, is how far a device's own telemetry
+        has been read (the NATS engine: its partition's caught-up time; None: not known yet,
+        no verdict): a device is judged silent against it rather than against ``now``, so a
+        partition that lags holds back only its own devices."""
         out: list[Transition] = []
         self._offline_tick(now, out)
         for key, state in self.states.items():
@@ -283,7 +290,8 @@ class RuleEvaluator:
                 continue  # said goodbye on purpose: its silence is expected
             seen = state.last_seen if state.last_seen is not None else state.since
             seen = max(seen, self.awake_since.get(owner, seen))
-            if now - seen >= rule.no_data:
+            until = now if device_clock is None else device_clock(key[1], key[2])
+            if until is not None and until - seen >= rule.no_data:
                 self._enter_no_data(rule, key, state, seen + rule.no_data, out)
         for device_id, installed_at in (registry_devices or {}).items():
             if installed_at is None or (tenant, device_id) in self.resting:

@@ -32,6 +32,7 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -106,6 +107,9 @@ class RulesPipeline:
                                          self._apply)
         self.stats = PipelineStats()
         self._thread: ThreadPoolExecutor | None = None
+        #: how far each device's own telemetry has been read (None: up to every tick's
+        #: ``now``); the NATS workers set it to the device's partition's caught-up time
+        self.device_clock: Callable[[str, str], float | None] | None = None
         #: cases this pipeline opened (new ones only), in order
         self.opened: list[CaseRow] = []
         #: (rule, device, reason) of alarms that opened no case because of a silence/inhibition
@@ -163,7 +167,8 @@ class RulesPipeline:
         from), alarms a silence or inhibition held back, escalation."""
         self.silencer.refresh(self.silence_store, now)
         self.refresh_feedback(now)
-        self._apply(self.evaluator.tick(now, tenant=tenant, installed=self.registry.installed()))
+        self._apply(self.evaluator.tick(now, tenant=tenant, installed=self.registry.installed(),
+                                        device_clock=self.device_clock))
         for held_tenant, device_id in list(self._held):
             self._release(held_tenant, device_id, now)
         self._persist()

@@ -116,6 +116,12 @@ class DetectorConfig(BaseModel):
     subspace_scales: tuple[float, ...] = Field(
         (0.0, 3.0, 10.0), min_length=1, max_length=8,
         description="EWMA half-lives its statistics are averaged on (0 = the sample)")
+    subspace_min_fields: int = Field(
+        9, ge=2, description="devices of at least this many fields get the subspace stage's "
+        "level (wider than the 8 fields the regression relates); narrower ones the "
+        "regression's, one-field devices the subspace's through their field level. On the "
+        "simulated fleet (3-8 fields) the subspace level opened 356 false cases where the "
+        "regression alone opened 8 (seeds 1-5)")
     subspace_field_level: bool = Field(
         False, description="also score each field's own level against its warm-up (off: a "
         "field that follows the weather beyond the range one day of warm-up saw is no fault)")

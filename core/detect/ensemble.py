@@ -268,7 +268,9 @@ class Ensemble:
                                                    out=self._buf("rule_fired", v.shape, "F"))
         comps["likelihood"] = likelihood
         sub: NDArray[np.float64] | None = None
-        if self.config.subspace_weight > 0.0:
+        k = v.shape[1]
+        if self.config.subspace_weight > 0.0 and (
+                k <= self.config.field_level_max_fields or k >= self.config.subspace_min_fields):
             sub = self.subspace._update_block(s, v, tt, out=self._buf("subspace", v.shape, "F"))
             comps["subspace"] = sub
             if self.config.subspace_weight != 1.0:
@@ -316,7 +318,7 @@ class Ensemble:
         regression = b["regression"]
         self.statistical["regression"][1]._run(s, v, tt, regression)
         comps = {"regression": regression, "likelihood": b["likelihood"]}
-        if self.config.subspace_weight > 0.0:
+        if self.config.subspace_weight > 0.0 and shape[1] >= self.config.subspace_min_fields:
             self.subspace._run(s, v, tt, b["subspace"])
             comps["subspace"] = b["subspace"]
         rule = b["rule"]

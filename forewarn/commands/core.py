@@ -30,6 +30,7 @@ from forewarn.errors import ConfigError
 from forewarn.settings import CoreSettings, Settings, load_settings
 from forewarn.workers import (
     WorkerOptions,
+    leased_ownership,
     make_service,
     parse_partitions,
     run_direct,
@@ -189,15 +190,23 @@ def _run(args: argparse.Namespace) -> int:
     if args.own is None and settings.core.engine == "mqtt":
         return asyncio.run(run_direct(settings, options, echo=not args.quiet_notices, say=_say))
     if args.own is not None:
-        asyncio.run(run_worker(settings, options, parse_partitions(args.own), args.ready_file))
+        if args.own.startswith("lease:"):
+            asyncio.run(run_worker(settings, options, [], args.ready_file, leased=True,
+                                   worker_index=int(args.own.split(":", 1)[1])))
+        else:
+            asyncio.run(run_worker(settings, options, parse_partitions(args.own),
+                                   args.ready_file))
         return 0
     partitions = supervised_partitions(settings)
     # read and check the rules, registry, limits and channels once, before any worker starts
     for line in make_service(settings, options).describe():
         _say(line)
-    _say(f"{settings.core.workers} workers on partitions "
-         f"{settings.core.owned_partitions or f'0-{settings.nats.partitions - 1}'} of "
-         f"{settings.nats.stream} at {_without_password(settings.nats.url)}")
+    _say(f"{settings.core.workers} workers on "
+         + (f"leased partitions (bucket {settings.nats.lease_bucket}) of "
+            if leased_ownership(settings) else
+            f"partitions {settings.core.owned_partitions or f'0-{settings.nats.partitions - 1}'}"
+            " of ")
+         + f"{settings.nats.stream} at {_without_password(settings.nats.url)}")
     asyncio.run(run_supervised(settings, partitions, _worker_argv(args),
                                echo=not args.quiet_notices))
     return 0

@@ -60,12 +60,16 @@ class Proposal:
     time_key: str | None = None
     fields: list[str] = field(default_factory=list)
     device_key: str | None = None
+    #: what else a person should know (Sparkplug: the metrics its births named)
+    note: str | None = None
 
     def toml(self) -> str:
         """The ``[[ingest.mapping]]`` block, with a comment on what was seen."""
-        name = re.sub(r"[^A-Za-z0-9_.\-]+", "-", self.topic.split("/")[0]).strip("-") or "fleet"
+        head = "/".join(self.topic.split("/")[:2 if self.format == "sparkplug" else 1])
+        name = re.sub(r"[^A-Za-z0-9_.\-]+", "-", head).strip("-") or "fleet"
         lines = [f"# {self.messages} messages on {self.topics} topics, e.g. {self.example}",
-                 "[[ingest.mapping]]", f'name = "{name}"', f'topic = "{self.topic}"',
+                 *([f"# {self.note}"] if self.note else []), "[[ingest.mapping]]",
+                 f'name = "{name}"', f'topic = "{self.topic}"',
                  f'format = "{self.format}"', f'tenant = "{self.tenant}"',
                  'product = "generic"']
         if self.time_key is not None:
@@ -138,11 +142,17 @@ def propose(messages: list[tuple[str, bytes]], tenant: str) -> list[Proposal]:
         if topic.startswith((TOPIC_ROOT + "/", "$")):
             continue  # forewarn's own devices and the broker's statistics
         levels = topic.split("/")
+        if levels[0] == "spBv1.0" and len(levels) > 2:  # Sparkplug B: one mapping per group
+            groups.setdefault((0, "/".join(levels[:2])), []).append((topic, payload))
+            continue
         groups.setdefault((len(levels), levels[0]), []).append((topic, payload))
     proposals = []
     for group in groups.values():
         topics = sorted({t for t, _ in group})
         payloads = [p for _, p in group]
+        if topics[0].startswith("spBv1.0/"):
+            proposals.append(_sparkplug_proposal(group, tenant))
+            continue
         pattern = _pattern(topics)
         base = dict(topic=pattern, messages=len(group), topics=len(topics), example=topics[0],
                     tenant=tenant if NAME_RE.fullmatch(tenant) else "demo")
@@ -162,6 +172,26 @@ def propose(messages: list[tuple[str, bytes]], tenant: str) -> list[Proposal]:
                         tags.most_common(1)[0][0])
             proposals.append(proposal)
     return sorted(proposals, key=lambda p: -p.messages)
+
+
+def _sparkplug_proposal(group: list[tuple[str, bytes]], tenant: str) -> Proposal:
+    """A Sparkplug B group: its births' metric names, noted (they are fields once renamed)."""
+    topics = sorted({t for t, _ in group})
+    metrics: dict[str, None] = {}
+    for topic, payload in group:
+        if topic.split("/")[2] in ("NBIRTH", "DBIRTH"):
+            with contextlib.suppress(Exception):  # not a Sparkplug payload: nothing to note
+                from pysparkplug._protobuf import Payload
+
+                metrics.update((m.name, None) for m in Payload.FromString(payload).metrics
+                               if m.name and m.name != "bdSeq")
+    group_topic = "/".join(topics[0].split("/")[:2]) + "/#"
+    proposal = Proposal(topic=group_topic, format="sparkplug", messages=len(group),
+                        topics=len(topics), example=topics[0],
+                        tenant=tenant if NAME_RE.fullmatch(tenant) else "demo")
+    proposal.note = ("metrics in births: " + ", ".join(list(metrics)[:20]) if metrics else
+                     "no birth seen: aliases resolve once the edge node sends one")
+    return proposal
 
 
 async def sniff(mqtt: MqttConfig, seconds: float, topic_filter: str = "#",

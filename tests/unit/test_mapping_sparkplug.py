@@ -4,6 +4,7 @@ deaths mark devices offline, seq gaps are counted. Payloads are encoded by pyspa
 from __future__ import annotations
 
 import math
+import tomllib
 from pathlib import Path
 
 import pysparkplug as spb
@@ -175,3 +176,22 @@ def test_ingest_test_command(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main([*argv, "--topic", "spBv1.0/acme/DDEATH/edge-1/hp-9",
                  "--payload", str(death)]) == 0
     assert "offline" in capsys.readouterr().out
+
+
+def test_sniff_proposes_a_sparkplug_mapping_per_group() -> None:
+    from core.mapping import IngestConfig
+    from forewarn.sniff import propose
+
+    seen = [("spBv1.0/plant-1/NBIRTH/edge-1", _nbirth()),
+            ("spBv1.0/plant-1/DBIRTH/edge-1/hp-9", _dbirth()),
+            *[("spBv1.0/plant-1/DDATA/edge-1/hp-9", _ddata(2 + i, {1: 60.0})) for i in range(3)],
+            ("acme/s1/hp-1/state", b'{"ts": 1700000000, "temp": 21.5}')]
+    proposals = propose(seen, tenant="acme")
+    assert [(p.format, p.topic, p.messages) for p in proposals] == [
+        ("sparkplug", "spBv1.0/plant-1/#", 5), ("json", "acme/s1/hp-1/state", 1)]
+    block = proposals[0].toml()
+    assert "# metrics in births: Node Control/Rebirth, Node/cpu_temp, Inputs/discharge" in block
+    mapping = IngestConfig.model_validate(tomllib.loads(block)["ingest"]).mapping[0]
+    decoder = MappedDecoder([mapping])
+    decoder(seen[1][0], seen[1][1])
+    assert decoder(*seen[2]).values.tolist() == [[60.0]]

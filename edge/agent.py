@@ -64,7 +64,7 @@ from edge.schema import (
 
 __all__ = ["EdgeAgent", "PublishFn"]
 
-#: sends one payload to one topic (QoS 1), e.g. :meth:`edge.publisher.MqttPublisher.publish`
+#: sends one payload to one topic (QoS 1), e.g. a test collecting what the agent would send
 PublishFn = Callable[[str, bytes], None]
 
 _SEVERITY_PRIORITY = {"info": Priority.EVENT, "warning": Priority.EVENT, "alarm": Priority.ALARM}

@@ -35,6 +35,7 @@ from types import TracebackType
 from typing import Any, Literal, cast
 
 import aiomqtt
+import paho.mqtt.client as mqtt_client
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -88,6 +89,10 @@ class BrokerConfig:
     session_expiry_s: int = 3600
     #: a PUBACK, SUBACK or CONNACK slower than this counts as a broken connection
     timeout_s: float = 15.0
+    #: "3.1.1" for brokers without MQTT 5 (the demo's embedded amqtt broker): no session
+    #: expiry, no content type (receivers tell zlib by the first byte), PUBACKs without a
+    #: reason code
+    protocol: Literal["3.1.1", "5"] = "5"
 
 
 class Uplink:
@@ -218,8 +223,11 @@ class Uplink:
 
     def _new_client(self) -> aiomqtt.Client:
         broker = self.broker
-        connect = _properties(PacketTypes.CONNECT)
-        connect.SessionExpiryInterval = broker.session_expiry_s
+        v5 = broker.protocol == "5"
+        connect: Properties | None = None
+        if v5:
+            connect = _properties(PacketTypes.CONNECT)
+            connect.SessionExpiryInterval = broker.session_expiry_s
         will = aiomqtt.Will(
             status_topic(self.agent.tenant, self.agent.device_id),
             self.agent.status("offline", "connection_lost").model_dump_json().encode(),
@@ -233,8 +241,11 @@ class Uplink:
             )
         client = aiomqtt.Client(
             broker.host, broker.port, username=broker.username, password=broker.password,
-            identifier=self.client_id, protocol=aiomqtt.ProtocolVersion.V5, will=will,
-            clean_start=False, properties=connect, keepalive=broker.keepalive_s,
+            identifier=self.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            will=will, clean_session=None if v5 else False,
+            clean_start=False if v5 else mqtt_client.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=connect, keepalive=broker.keepalive_s,
             timeout=broker.timeout_s, tls_params=tls, max_inflight_messages=self.window,
             max_queued_outgoing_messages=0,
         )
@@ -307,7 +318,7 @@ class Uplink:
                         in_flight: set[int], slots: asyncio.Semaphore) -> None:
         _RECORD.set(record.id)  # this task's context only
         await client.publish(record.topic, record.payload, qos=1,
-                             properties=_publish_properties(record.content_type))
+                             properties=self._publish_properties(record.content_type))
         refusal = self._refusals.pop(record.id, None)
         if refusal in _REFUSED_FOR_GOOD:
             _log.error("%s: broker refused record %d for good (%s): dropped", self.client_id,
@@ -338,8 +349,8 @@ class Uplink:
             report = self.agent.apply_config(bytes(payload))
             _log.info("%s: config revision %s %s %s", self.client_id, report.revision,
                       report.status, report.reason or "")
-            await client.publish(reported, report.model_dump_json().encode(), qos=1,
-                                 retain=True, properties=_publish_properties(CONTENT_TYPE_JSON))
+            await client.publish(reported, report.model_dump_json().encode(), qos=1, retain=True,
+                                 properties=self._publish_properties(CONTENT_TYPE_JSON))
 
     async def _report_status(self, client: aiomqtt.Client) -> None:
         while True:
@@ -354,7 +365,11 @@ class Uplink:
         status = self.agent.status("online" if state == "online" else "offline", reason)
         await client.publish(status_topic(self.agent.tenant, self.agent.device_id),
                              status.model_dump_json().encode(), qos=1, retain=True,
-                             properties=_publish_properties(CONTENT_TYPE_JSON))
+                             properties=self._publish_properties(CONTENT_TYPE_JSON))
+
+
+    def _publish_properties(self, content_type: str) -> Properties | None:
+        return _publish_properties(content_type) if self.broker.protocol == "5" else None
 
 
 def _properties(packet_type: int) -> Properties:

@@ -21,6 +21,7 @@ import contextlib
 import os
 import shutil
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,13 +39,17 @@ from core.service import CoreService
 from core.store.base import SeriesFrame
 from edge.agent import EdgeAgent
 from edge.batcher import Batcher
-from edge.publisher import MqttPublisher
+from edge.uplink import Uplink
 from firmware_sim.fleet import Fleet, FleetConfig
 from firmware_sim.truth import write_jsonl
 from forewarn.broker import BrokerError, EmbeddedBroker, free_port, port_in_use
 from forewarn.casedb import DEMO_CASES
 from forewarn.demo_payloads import MappedPayloads
+from forewarn.edge import BatchingSection, BrokerSection
 from forewarn.errors import ForewarnError
+from forewarn.fleet.agents import open_devices, wait_connected
+from forewarn.fleet.errors import FleetError
+from forewarn.fleet.plan import DEMO_FAULT_FRACTION, DEMO_FAULT_KINDS
 from forewarn.report.demo_calls import post_simulated_calls
 from forewarn.service import Service
 from forewarn.settings import Settings
@@ -59,6 +64,10 @@ __all__ = [
     "replace_run",
     "run_demo",
 ]
+
+
+#: how long a device waits for the broker (to connect, to acknowledge its queue)
+_PUBACK_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,62 +85,80 @@ class DemoOptions:
     progress: bool = True
     ingest_timeout_s: float = 120.0
     #: fault kinds injected (empty: every kind the product has)
-    fault_kinds: tuple[str, ...] = ("refrigerant_leak",)
-    fault_fraction: float = 0.25
+    fault_kinds: tuple[str, ...] = DEMO_FAULT_KINDS
+    fault_fraction: float = DEMO_FAULT_FRACTION
     #: ``native`` (forewarn's schema), or a fleet speaking ``json`` or ``sparkplug`` through a
     #: mapping (forewarn.demo_payloads)
     payload: Literal["native", "json", "sparkplug"] = "native"
 
 
-def publish_fleet(
+async def _no_settle(samples: int) -> None:
+    """Do not wait for the core."""
+
+
+async def publish_fleet(
     fleet: Fleet,
     mqtt: MqttConfig,
     options: DemoOptions,
+    queue_dir: Path,
     on_progress: Callable[[float], None] = lambda _: None,
-    settle: Callable[[int], None] = lambda _: None,
+    settle: Callable[[int], Awaitable[None]] = _no_settle,
     payloads: MappedPayloads | None = None,
 ) -> int:
     """Run one edge agent per simulated device until the horizon; return samples published.
 
-    After each device's block, ``settle(messages published so far)`` may wait until the core
-    has taken them: the core then sees the fleet in one order on every run.
-    Blocking (paho runs its own network threads): call it in a worker thread.
+    Each device is the real agent's path, as in ``forewarn fleet``: a disk queue under
+    ``queue_dir`` and an :class:`edge.uplink.Uplink`, on the caller's event loop. After each
+    device's block is acknowledged, ``settle(samples published so far)`` may wait until the
+    core has taken them: the core then sees the fleet in one order on every run.
     """
-    block_s = options.batch_samples * fleet.config.sample_period_s
-    agents: list[tuple[EdgeAgent, MqttPublisher]] = []
-    try:
-        for device in fleet.devices:
-            publisher = MqttPublisher(
-                device.device_id, mqtt.host, mqtt.port, protocol=mqtt.protocol
-            )
-            publisher.connect()
-            batcher = Batcher(
-                device.device_id, uuid.uuid4().hex[:12], device.product.name,
-                device.product.fields, max_samples=options.batch_samples, max_age_s=block_s,
-            )
-            publish = publisher.publish if payloads is None else payloads.wrap(publisher.publish)
-            agents.append((EdgeAgent(device.tenant, batcher, publish), publisher))
+    period = fleet.config.sample_period_s
+    block_s = options.batch_samples * period
+    # no compression (the demo's payloads as the mappings read them), status once a wall hour
+    batching = BatchingSection(max_samples=options.batch_samples, max_age_s=block_s,
+                               age_clock="sample", compress_above_bytes=None)
+    broker = BrokerSection(host=mqtt.host, port=mqtt.port, protocol=mqtt.protocol,
+                           timeout_s=_PUBACK_TIMEOUT_S)
+    stop = asyncio.Event()
+    async with contextlib.AsyncExitStack() as stack:
+        opened = await open_devices(
+            stack, fleet.devices, broker, queue_dir, {}, tenant=fleet.config.tenant,
+            batching=batching, status_interval_s=3600.0, sample_period_s=period)
+        uplinks = [uplink for _, uplink in opened]
+        if payloads is not None:
+            for uplink in uplinks:
+                payloads.into_queue(uplink.queue)
+        await wait_connected(uplinks, _PUBACK_TIMEOUT_S, stop)
         started = time.monotonic()
         simulated = 0.0
         while simulated < fleet.config.horizon_s:
             step = min(block_s, fleet.config.horizon_s - simulated)
-            for device, (agent, _) in zip(fleet.devices, agents, strict=True):
+            for device, uplink in opened:
                 t, values = device.next_block(step)
-                agent.add_samples(t, values)
-                settle(sum(publisher.published for _, publisher in agents))
+                uplink.agent.add_samples(t, values)
+                uplink.notify()
+                await _drained(uplink)
+                await settle(sum(u.agent.samples_sent for u in uplinks))
             simulated += step
             on_progress(simulated)
             if options.speed > 0:
                 ahead = simulated / options.speed - (time.monotonic() - started)
                 if ahead > 0:
-                    time.sleep(ahead)
-        for agent, publisher in agents:
-            agent.close()
-            publisher.drain()
-        return sum(agent.samples_sent for agent, _ in agents)
-    finally:
-        for _, publisher in agents:
-            publisher.close()
+                    await asyncio.sleep(ahead)
+        for uplink in uplinks:
+            uplink.agent.close()
+            uplink.notify()
+        for uplink in uplinks:
+            await _drained(uplink)
+        return sum(uplink.agent.samples_sent for uplink in uplinks)
+
+
+async def _drained(uplink: Uplink) -> None:
+    """Wait until ``uplink`` has sent its queue; :class:`FleetError` if the broker stops
+    acknowledging."""
+    if not await uplink.wait_drained(_PUBACK_TIMEOUT_S):
+        raise FleetError(f"{uplink.client_id}: {uplink.queue.depth} records not acknowledged "
+                         f"within {_PUBACK_TIMEOUT_S:g} s ({uplink.last_error or 'no answer'})")
 
 
 class SimulatedClock:
@@ -292,24 +319,24 @@ async def run_demo(
                 ) as progress:
                     horizon_h = int(options.hours)
                     sim_task = progress.add_task("simulated hours published", total=horizon_h)
-                    loop = asyncio.get_running_loop()
 
                     def report(simulated_s: float) -> None:
-                        done = int(simulated_s // 3600)
-                        loop.call_soon_threadsafe(
-                            lambda: progress.update(sim_task, completed=done))
+                        progress.update(sim_task, completed=int(simulated_s // 3600))
 
-                    def settle(messages: int) -> None:
+                    async def settle(samples: int) -> None:
                         # one device's block at a time, each taken by the core before the
                         # next: case numbers repeat with the seed (devices racing each other
                         # swapped them), and the embedded broker never holds a backlog for
                         # the core (amqtt gives a subscriber 5 s to acknowledge a message)
                         until = time.monotonic() + options.ingest_timeout_s
-                        while (pipeline.stats.messages < messages
+                        while (pipeline.stats.samples_ingested < samples
                                and time.monotonic() < until):
-                            time.sleep(0.0005)
+                            await asyncio.sleep(0.0005)
 
-                    published = await asyncio.to_thread(publish_fleet, fleet, mqtt, options,
+                    # the devices' disk queues, gone with the run
+                    with tempfile.TemporaryDirectory(prefix=".edge-queues-",
+                                                     dir=options.out_dir) as queues:
+                        published = await publish_fleet(fleet, mqtt, options, Path(queues),
                                                         report, settle, payloads)
                     progress.update(sim_task, completed=horizon_h)
                     ingest_task = progress.add_task("samples ingested", total=published)

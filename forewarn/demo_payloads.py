@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from core.decode import decode_telemetry
 from core.mapping import MappingConfig
+from edge.queue import DiskQueue, Priority
+from edge.schema import CONTENT_TYPE_JSON
 
 __all__ = ["PAYLOADS", "MappedPayloads"]
 
@@ -74,6 +76,28 @@ class MappedPayloads:
                 publish(out_topic, out)
 
         return send
+
+    def into_queue(self, queue: DiskQueue) -> None:
+        """Make ``queue`` keep telemetry as this kind (an agent's records go out as they are
+        queued): a native telemetry record becomes the mapped messages, the last one carrying
+        its samples."""
+        put = queue.put
+
+        def put_mapped(topic: str, payload: bytes, *, priority: Priority = Priority.TELEMETRY,
+                       n_samples: int = 0, content_type: str = CONTENT_TYPE_JSON) -> int | None:
+            out: list[tuple[str, bytes]] = []
+            self.wrap(lambda t, p: out.append((t, p)))(topic, payload)
+            record = None
+            for i, (out_topic, out_payload) in enumerate(out):
+                last = i == len(out) - 1
+                record = put(out_topic, out_payload, priority=priority,
+                             n_samples=n_samples if last else 0,
+                             content_type=content_type if out_topic == topic else
+                             ("application/octet-stream" if self.kind == "sparkplug"
+                              else CONTENT_TYPE_JSON))
+            return record
+
+        queue.put = put_mapped  # type: ignore[method-assign]
 
     def _next_seq(self) -> int:
         seq, self._seq = self._seq, (self._seq + 1) % 256

@@ -66,7 +66,8 @@ def broker_config(section: BrokerSection) -> BrokerConfig:
         if section.tls else None
     return BrokerConfig(host=section.host, port=section.port, username=section.username,
                         password=section.password, tls=tls, keepalive_s=section.keepalive_s,
-                        session_expiry_s=section.session_expiry_s, timeout_s=section.timeout_s)
+                        session_expiry_s=section.session_expiry_s, timeout_s=section.timeout_s,
+                        protocol=section.protocol)
 
 
 async def run_agent(settings: EdgeSettings, stop: asyncio.Event,

@@ -57,6 +57,8 @@ class BrokerSection(BaseModel):
     window: int = Field(default=16, ge=1, le=1000)
     backoff_base_s: float = Field(default=0.5, gt=0)
     backoff_cap_s: float = Field(default=60.0, gt=0)
+    #: "3.1.1" for a broker without MQTT 5 (the demo's embedded broker)
+    protocol: Literal["3.1.1", "5"] = "5"
 
 
 class BatchingSection(BaseModel):

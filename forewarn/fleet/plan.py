@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 
 from firmware_sim.fleet import Fleet, FleetConfig
-from forewarn.demo import DemoOptions
 
 __all__ = [
     "DEMO_FAULT_FRACTION",
@@ -23,9 +22,9 @@ __all__ = [
     "load_test_fleet",
 ]
 
-#: the demo's faults: what ``forewarn demo`` injects (its DemoOptions' defaults)
-DEMO_FAULT_KINDS: tuple[str, ...] = DemoOptions().fault_kinds
-DEMO_FAULT_FRACTION = DemoOptions().fault_fraction
+#: the demo's faults: what ``forewarn demo`` injects (its DemoOptions' defaults are these)
+DEMO_FAULT_KINDS: tuple[str, ...] = ("refrigerant_leak",)
+DEMO_FAULT_FRACTION = 0.25
 #: faults begin after 30 % of the run: detectors learn a full daily cycle first
 DEMO_ONSET_WINDOW = (0.3, 0.5)
 

@@ -165,7 +165,7 @@ secret_file = "webhook-secret"
         mqtt = MqttConfig(host=mosquitto.host, port=mosquitto.port, protocol="5")
         options = DemoOptions(devices=8, hours=hours, seed=4, show_notices=False,
                               progress=False)
-        asyncio.run(asyncio.to_thread(publish_fleet, fleet, mqtt, options))
+        asyncio.run(publish_fleet(fleet, mqtt, options, tmp_path / "queues"))
         faulty = {t.device_id for t in fleet.ground_truth}
         assert faulty, "the seed must inject at least one fault"
 

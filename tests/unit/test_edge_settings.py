@@ -23,10 +23,12 @@ from edge.schema import (
 from forewarn.commands.edge import main as edge_main
 from forewarn.devices import passwords as devices
 from forewarn.edge import (
+    BrokerSection,
     CallableSource,
     CommandSource,
     SimSource,
     SourceSection,
+    broker_config,
     build_source,
     load_edge_settings,
     open_agent,
@@ -43,6 +45,12 @@ def test_example_config_loads() -> None:
     assert settings.batching.age_clock == "wall"
     assert settings.queue.durability == "crash" and settings.queue.synchronous == "NORMAL"
     assert settings.source.kind == "sim"
+
+
+def test_broker_protocol_reaches_the_uplink() -> None:
+    # MQTT 5 by default; "3.1.1" for the demo's embedded broker (one agent path for both)
+    assert broker_config(BrokerSection()).protocol == "5"
+    assert broker_config(BrokerSection(protocol="3.1.1")).protocol == "3.1.1"
 
 
 @pytest.mark.parametrize(("durability", "pragma"), [("crash", 1), ("power-cut", 2)],

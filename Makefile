@@ -16,6 +16,9 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# Sparkplug B payloads (core/mapping/sparkplug.py): pysparkplug pins paho-mqtt<2, which
+	# aiomqtt cannot use; only its protobuf classes are used, so it goes in without its deps
+	$(BIN)/pip install --quiet --no-deps 'pysparkplug==0.6.1'
 	touch $@
 
 venv: $(BIN)/.installed

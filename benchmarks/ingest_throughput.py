@@ -52,6 +52,7 @@ from core.decode import DecodedBatch, decode_fast
 from core.detect import DetectorConfig, RobustZ, make_detector
 from core.events import ScoredBatch
 from core.ingest import Ingestor
+from core.mapping import MappedDecoder, MappingConfig
 from core.nats import HandOff, NatsConfig, NatsEngine, ensure_stream
 from core.pipeline import BatchDetector, CorePipeline
 from core.store.base import TimeSeriesStore
@@ -159,6 +160,38 @@ def bench_decoders(messages: list[Message]) -> dict[str, dict[str, float]]:
             decode(payload)
         out[f"decode/{name}"] = _figures(samples, len(messages), time.perf_counter() - wall,
                                          time.process_time() - cpu)
+    return out
+
+
+def _mapped_messages(count: int, per_message: int) -> list[Message]:
+    """Plain JSON as an existing fleet sends it: ``per_message`` readings of five fields
+    (one object, or an array of objects), on ``acme/{site}/{device}/state``."""
+    rng = np.random.default_rng(3)
+    messages: list[Message] = []
+    for i in range(count):
+        readings = [{"ts": 1_700_000_000 + 10 * (i * per_message + k), "status": "ok",
+                     **{f"f{j}": round(float(v), 3) for j, v in enumerate(
+                         rng.normal(50.0, 5.0, 5))}} for k in range(per_message)]
+        body = readings[0] if per_message == 1 else readings
+        messages.append((f"acme/s1/hp-{i % 300}/state", orjson.dumps(body), per_message))
+    return messages
+
+
+def bench_mapped(count: int, samples: int) -> dict[str, dict[str, float]]:
+    """``decode/mapped_json_*``: a mapped topic and payload → the native DecodedBatch
+    (:class:`core.mapping.MappedDecoder`, every numeric key a field, time key ``ts``)."""
+    decoder = MappedDecoder([MappingConfig(name="acme-json", topic="acme/+site/+device/state",
+                                           tenant="acme", product="heat_pump", time_key="ts")])
+    out = {}
+    for name, messages in (("decode/mapped_json_1x5", _mapped_messages(count, 1)),
+                           (f"decode/mapped_json_{samples}x5",
+                            _mapped_messages(max(1, count // samples), samples))):
+        decoder(*messages[0][:2])  # load compiled kernels before the clock starts
+        wall, cpu = time.perf_counter(), time.process_time()
+        for topic, payload, _ in messages:
+            decoder(topic, payload)
+        out[name] = _figures(sum(n for _, _, n in messages), len(messages),
+                             time.perf_counter() - wall, time.process_time() - cpu)
     return out
 
 
@@ -272,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="JetStream messages per fetch (= max_ack_pending; forewarn's default)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="rounds of every path; each figure is the median round's (default 3)")
+    parser.add_argument("--mapped-messages", type=int, default=50_000,
+                        help="messages of the mapped JSON decoders (one reading each)")
+    parser.add_argument("--mapped-only", action="store_true",
+                        help="only the decoders (native and mapped), no pipeline or broker")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     # aiomqtt leaves the cancelled first session's disconnect future unread; it is expected
@@ -295,6 +332,10 @@ def main(argv: list[str] | None = None) -> int:
         for rnd in range(args.repeat):
             for name, fig in bench_decoders(messages).items():
                 runs.setdefault(name, []).append(fig)
+            for name, fig in bench_mapped(args.mapped_messages, args.samples).items():
+                runs.setdefault(name, []).append(fig)
+            if args.mapped_only:
+                continue
             for detector in detectors:
                 runs.setdefault(f"pipeline/{detector}", []).append(
                     bench_pipeline(detector, warmup, messages))

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from forewarn.sim_evaluate import evaluate
+from forewarn.sim import evaluate
 
 
 def _row(r: dict[str, Any]) -> str:

@@ -122,14 +122,27 @@ class DeadLetterStore:
             if newest is not None and newest > self.keep:
                 conn.execute(delete(_letters).where(_letters.c.id <= newest - self.keep))
 
-    def letters(self, reason: str | None = None, limit: int = 20) -> list[DeadLetter]:
-        """The newest dead letters first, of one reason or all."""
+    def letters(self, reason: str | None = None, limit: int = 20,
+                topic_prefix: str | None = None) -> list[DeadLetter]:
+        """The newest dead letters first, of one reason or all (and only topics that start
+        with ``topic_prefix``, e.g. one tenant's ``forewarn/v1/acme/``)."""
         query = select(_letters).order_by(_letters.c.id.desc()).limit(limit)
         if reason is not None:
             query = query.where(_letters.c.reason == reason)
+        if topic_prefix is not None:
+            query = query.where(_letters.c.topic.startswith(topic_prefix, autoescape=True))
         with self.engine.connect() as conn:
             return [DeadLetter(row.reason, row.topic, row.detail, bytes(row.payload_head),
                                row.ts) for row in conn.execute(query)]
+
+    def counts_under(self, topic_prefix: str) -> dict[str, int]:
+        """The kept dead letters (the newest ``keep``) whose topic starts with
+        ``topic_prefix``, by reason: a tenant's share, which the all-time totals cannot give."""
+        query = (select(_letters.c.reason, func.count().label("n"))
+                 .where(_letters.c.topic.startswith(topic_prefix, autoescape=True))
+                 .group_by(_letters.c.reason).order_by(_letters.c.reason))
+        with self.engine.connect() as conn:
+            return {row.reason: int(row.n) for row in conn.execute(query)}
 
     def counts(self) -> dict[str, int]:
         """Every dead letter ever stored, by reason."""

@@ -6,7 +6,9 @@
     ├── LimitsFileError         a product limits file (config/limits.yaml) is unreadable or
     │                           invalid
     ├── DecodeError             one payload could not be used (it is dead-lettered, never raised
-    │                           out of the ingest loop); ``reason`` is a short counter label
+    │   │                       out of the ingest loop); ``reason`` is a short counter label
+    │   └── NoTelemetry         a message understood and used that holds no readings (a
+    │                           Sparkplug death): counted, not dead-lettered
     └── StoreError              the time-series store could not take or give data (down,
         │                       timed out: try again later)
         └── StoreRejectedError  the store refused the data for good (malformed, unauthorised)
@@ -18,7 +20,8 @@ ingest error to raise.
 from __future__ import annotations
 
 __all__ = [
-    "CoreError", "DecodeError", "LimitsFileError", "StoreError", "StoreRejectedError",
+    "CoreError", "DecodeError", "LimitsFileError", "NoTelemetry", "StoreError",
+    "StoreRejectedError",
 ]
 
 
@@ -37,6 +40,14 @@ class DecodeError(CoreError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class NoTelemetry(DecodeError):
+    """A message that was understood and used but holds no readings (a Sparkplug death, a
+    birth without numeric metrics): the pipeline counts it and does not dead-letter it."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("no_telemetry", detail)
 
 
 class StoreError(CoreError):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -48,8 +48,11 @@ _ACK_DELAY_S = 0.01
 class Ingestor:
     """Subscribes to telemetry and yields messages until cancelled."""
 
-    def __init__(self, config: MqttConfig, rng: random.Random | None = None) -> None:
+    def __init__(self, config: MqttConfig, rng: random.Random | None = None,
+                 extra_subscriptions: Sequence[str] = ()) -> None:
         self.config = config
+        #: filters subscribed beside ``config.subscription`` (the mapped fleets' topics)
+        self.extra_subscriptions = tuple(extra_subscriptions)
         self._rng = rng or random.Random()
         self.connected = asyncio.Event()
         self.reconnects = 0
@@ -110,6 +113,8 @@ class Ingestor:
                         finished.clear()
 
                     await client.subscribe(self.config.subscription, qos=1)
+                    for extra in self.extra_subscriptions:
+                        await client.subscribe(extra, qos=1)
                     self.connected.set()
                     attempt = 0
                     async for message in client.messages:

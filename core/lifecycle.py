@@ -48,6 +48,7 @@ from core.events import (
     LifecycleEvent,
     LifecycleSink,
 )
+from core.mapping.sparkplug_status import SparkplugStatus
 from edge.schema import (
     ConfigReport,
     EventMessage,
@@ -136,8 +137,11 @@ class LifecycleListener:
 
     def __init__(self, config: MqttConfig, sink: LifecycleSink, *,
                  dead_letters: DeadLetters | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 sparkplug: SparkplugStatus | None = None) -> None:
         self.config = config
+        #: births and deaths of mapped Sparkplug B devices (``[[ingest.mapping]]``)
+        self.sparkplug = sparkplug
         self.sink = sink
         self.dead_letters = dead_letters or DeadLetters()
         self.connected = asyncio.Event()
@@ -170,8 +174,11 @@ class LifecycleListener:
         while True:
             try:
                 async with self._client() as client:
-                    for topic in lifecycle_subscriptions():
+                    extra = self.sparkplug.subscriptions if self.sparkplug else []
+                    for topic in [*lifecycle_subscriptions(), *extra]:
                         await client.subscribe(topic, qos=1)
+                    if extra:
+                        _log.info("lifecycle: subscribed to %s", ", ".join(extra))
                     self.connected.set()
                     attempt = 0
                     async for message in client.messages:
@@ -179,6 +186,12 @@ class LifecycleListener:
                         if not isinstance(payload, bytes | bytearray):
                             continue
                         self.received += 1
+                        if self.sparkplug is not None and message.topic.value.startswith(
+                                "spBv1.0/"):
+                            for status in self.sparkplug.decode(
+                                    message.topic.value, bytes(payload), self._clock()):
+                                await self.sink(status)
+                            continue
                         event = decode_lifecycle(
                             message.topic.value, bytes(payload), message.properties,
                             arrival=self._clock(), dead_letters=self.dead_letters)

@@ -35,7 +35,7 @@ from core.decode import DecodedBatch, decode_telemetry
 from core.dedup import DuplicateFilter
 from core.detect.ensemble import Finding
 from core.detect.series import SeriesRegistry
-from core.errors import DecodeError
+from core.errors import DecodeError, NoTelemetry
 from core.events import EVENT_THRESHOLD, DetectorEvent, ScoredBatch
 from core.limits import ProductLimits
 from core.store.base import StoreError, TimeSeriesStore
@@ -98,6 +98,8 @@ class CoreStats:
     evicted_series: int = 0
     #: boots the duplicate filter forgot because a device used more than ``max_boots``
     evicted_boots: int = 0
+    #: messages understood that hold no readings (Sparkplug deaths), not dead letters
+    no_telemetry: int = 0
 
 
 class CorePipeline:
@@ -134,8 +136,11 @@ class CorePipeline:
         clock: Callable[[], float] = time.time,
         max_series_per_device: int = 256,
         max_boots_per_device: int = 8,
+        decoder: Callable[[str, bytes], DecodedBatch] = decode_telemetry,
     ) -> None:
         self.detector = detector
+        #: topic, payload → batch: the native schema, or the mappings beside it (core.mapping)
+        self.decoder = decoder
         # checked once: a runtime Protocol isinstance costs ~10 µs, per batch it showed
         self._level_detector = isinstance(detector, LevelDetector)
         self.limits = limits
@@ -160,7 +165,10 @@ class CorePipeline:
         """Decode and process one MQTT message; bad ones are dead-lettered, duplicates dropped."""
         self.stats.messages += 1
         try:
-            decoded = decode_telemetry(topic, payload)
+            decoded = self.decoder(topic, payload)
+        except NoTelemetry:
+            self.stats.no_telemetry += 1
+            return None
         except DecodeError as exc:
             self.dead_letters.record(exc.reason, topic, exc.detail, payload)
             return None
@@ -180,6 +188,34 @@ class CorePipeline:
             _log.exception("processing a message of %s failed", topic[:200])
             self.dead_letters.record("crash", topic, f"processing: {exc!r}", payload)
             return None
+
+    def process_checked(self, topic: str, payload: bytes, decode: Callable[[], DecodedBatch]
+                        ) -> tuple[ScoredBatch | None, tuple[str, str] | None]:
+        """:meth:`process_payload` for a caller that answers with the reason (HTTP ingest):
+        ``decode`` gives the batch; returns (the scored batch, None when a duplicate), or
+        (None, the dead letter's reason and detail) after recording it under ``topic``."""
+        self.stats.messages += 1
+        try:
+            decoded = decode()
+        except DecodeError as exc:
+            self.dead_letters.record(exc.reason, topic, exc.detail, payload)
+            return None, (exc.reason, exc.detail)
+        except Exception as exc:  # a decoder bug must cost one message, not the service
+            _log.exception("decoding a message of %s failed", topic[:200])
+            self.dead_letters.record("crash", topic, f"decoding: {exc!r}", payload)
+            return None, ("crash", "decoding failed")
+        refused = self._refusal(decoded)
+        if refused is not None:
+            self.dead_letters.record(refused[0], topic, refused[1], payload)
+            return None, refused
+        try:
+            return self.process_decoded(decoded), None
+        except StoreError:
+            raise
+        except Exception as exc:
+            _log.exception("processing a message of %s failed", topic[:200])
+            self.dead_letters.record("crash", topic, f"processing: {exc!r}", payload)
+            return None, ("crash", "processing failed")
 
     def _refusal(self, batch: DecodedBatch) -> tuple[str, str] | None:
         """(reason, detail) when a well-formed batch must still not be used."""

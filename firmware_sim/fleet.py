@@ -34,13 +34,46 @@ from firmware_sim.imperfections import DeviceImperfections, Imperfections
 from firmware_sim.products import PRODUCTS, DeviceTraits, Product
 from firmware_sim.truth import FaultTruth, write_jsonl
 
-__all__ = ["DEFAULT_START", "Delivery", "Fleet", "FleetConfig", "SimBlock", "SimDevice"]
+__all__ = ["DEFAULT_START", "FLEET_FAULTS", "Delivery", "Fleet", "FleetConfig", "FleetFault",
+           "SimBlock", "SimDevice"]
 
 #: 2026-01-01T00:00:00Z: simulated runs start here unless told otherwise
 DEFAULT_START = 1_767_225_600.0
 
 # purposes of a device's random streams: np.random.default_rng([seed, index, purpose])
 _CALL, _FAULT, _IMPERFECT, _NOISE, _EVENTS, _DELIVERY = 1, 2, 3, 10, 11, 12
+_FLEET = 20
+
+
+@dataclass(frozen=True, slots=True)
+class FleetFault:
+    """A fault a whole cohort shares (issue 20): a firmware release that degrades a component
+    on a share of the devices of a product that install it (onsets within hours of the
+    release), or a production batch with a weak part (onsets spread over a fifth of the run).
+
+    ``share`` is the share of the product's devices affected; ``at`` the release (or the
+    batch's first failure) as a fraction of the run. A device with a fault of its own keeps it.
+    """
+
+    name: str
+    cohort: str
+    product: str
+    fault_kind: str
+    share: float
+    at: float
+
+    def onset(self, config: FleetConfig, rng: np.random.Generator) -> float:
+        """When the fault starts on one affected device."""
+        spread = 6 * 3600.0 if self.cohort == "firmware" else 0.2 * config.horizon_s
+        return config.start + self.at * config.horizon_s + float(rng.uniform(0.0, spread))
+
+
+#: ``forewarn sim evaluate --fleet-faults``: a firmware release and a weak production batch
+FLEET_FAULTS: tuple[FleetFault, ...] = (
+    FleetFault("firmware-2.6-compressor", "firmware", "heat_pump", "component_failure",
+               share=0.3, at=0.4),
+    FleetFault("batch-17-bearings", "batch", "water_pump", "bearing_wear", share=0.25, at=0.3),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +100,8 @@ class FleetConfig:
     fault_ramp_s: float = 48 * 3600.0
     call_model: CallModel = field(default_factory=CallModel)
     imperfections: Imperfections = field(default_factory=Imperfections)
+    #: faults shared by a cohort (none by default)
+    fleet_faults: tuple[FleetFault, ...] = ()
 
     @property
     def end(self) -> float:
@@ -169,6 +204,23 @@ class SimDevice:
                 course=kind.course,
                 field=self.fault.field,
             )
+        for k, shared in enumerate(config.fleet_faults):
+            cohort_rng = np.random.default_rng([config.seed, index, _FLEET, k])
+            if (self.fault is not None or shared.product != self.product.name
+                    or shared.fault_kind not in self.product.fault_kinds
+                    or cohort_rng.random() >= shared.share):
+                continue
+            kind = FAULTS[shared.fault_kind]
+            self.fault = kind.plan(self.product, shared.onset(config, cohort_rng),
+                                   config.fault_ramp_s, config.end, cohort_rng)
+            visible = self.fault.visible_time()
+            self.truth = FaultTruth(
+                device_id=self.device_id, product=self.product.name, kind=kind.name,
+                onset=self.fault.onset, visible=visible,
+                call=config.call_model.call_time(
+                    visible, np.random.default_rng([config.seed, index, _CALL]),
+                    urgency=kind.call_urgency),
+                course=kind.course, field=self.fault.field, fleet_fault=shared.name)
         self.imperfections = DeviceImperfections.draw(
             config.imperfections, config.start, config.end,
             np.random.default_rng([config.seed, index, _IMPERFECT]))

@@ -36,6 +36,8 @@ class FaultTruth:
     course: str = ""
     #: the field a sensor fault affects, when it affects one
     field: str | None = None
+    #: the cohort fault (``firmware_sim.fleet.FleetFault``) this device's fault is part of
+    fleet_fault: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""

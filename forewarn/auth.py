@@ -3,8 +3,11 @@
 A token reads ``fw_<key>_<secret>``: ``key`` finds the row, ``secret`` (32 random bytes) is
 checked against its SHA-256 with a constant-time compare. A random 256-bit secret needs no slow
 password hash: nobody can guess it, and a stolen table gives no token back. Every token belongs to
-one tenant and has one role; roles are ordered (an admin may do what an agent may, an agent what a
-viewer may).
+one tenant and has one role; the console's roles are ordered (an admin may do what an agent may,
+an agent what a viewer may). The ``ingest`` role stands apart: such a token may only post
+telemetry to core's HTTP ingest (``POST /api/v1/ingest/{mapping}``, docs/connect.md), and no
+console token may: :meth:`TokenStore.verify` (the console and its API) refuses ingest tokens,
+:meth:`TokenStore.verify_ingest` (core's HTTP ingest) accepts nothing else.
 
 >>> from rules.db import connect
 >>> engine = connect("sqlite://")
@@ -19,6 +22,11 @@ True
 True
 >>> tokens.revoke(issued.key, now=1.0), tokens.verify(issued.token)
 (True, None)
+>>> pusher = tokens.create("acme", "ingest", "cloud integration", now=2.0)
+>>> tokens.verify(pusher.token) is None, tokens.verify_ingest(pusher.token).tenant
+(True, 'acme')
+>>> tokens.verify_ingest(tokens.create("acme", "admin", now=3.0).token) is None
+True
 >>> engine.dispose()
 """
 
@@ -38,11 +46,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from edge.names import NAME_RE
 from forewarn.errors import ForewarnError
 
-__all__ = ["ROLES", "IssuedToken", "Principal", "Role", "TokenRow", "TokenStore"]
+__all__ = ["CONSOLE_ROLES", "ROLES", "IssuedToken", "Principal", "Role", "TokenRow", "TokenStore"]
 
-Role = Literal["viewer", "agent", "admin"]
+Role = Literal["viewer", "agent", "admin", "ingest"]
 ROLES: tuple[Role, ...] = get_args(Role)
-_RANK = {role: rank for rank, role in enumerate(ROLES)}
+#: the roles of the console and its API, in order; ``ingest`` is not among them
+CONSOLE_ROLES: tuple[Role, ...] = ("viewer", "agent", "admin")
+_RANK = {role: rank for rank, role in enumerate(CONSOLE_ROLES)}
 _TOKEN = re.compile(r"^fw_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
 
 
@@ -74,7 +84,9 @@ class Principal:
     name: str = ""
 
     def allows(self, needed: Role) -> bool:
-        """True when this principal's role is ``needed`` or above it."""
+        """True when this principal's role is ``needed`` or above it (``ingest``: only itself)."""
+        if self.role == "ingest" or needed == "ingest":
+            return self.role == needed
         return _RANK[self.role] >= _RANK[needed]
 
 
@@ -116,7 +128,17 @@ class TokenStore:
         return IssuedToken(key, f"fw_{key}_{secret}", tenant, role)
 
     def verify(self, token: str) -> Principal | None:
-        """The principal of a valid, unrevoked token; None for anything else."""
+        """The principal of a valid, unrevoked console token; None for anything else (an
+        ingest token too: it grants no console or API access)."""
+        principal = self._verify(token)
+        return None if principal is None or principal.role not in CONSOLE_ROLES else principal
+
+    def verify_ingest(self, token: str) -> Principal | None:
+        """The principal of a valid, unrevoked token of the ``ingest`` role; None otherwise."""
+        principal = self._verify(token)
+        return principal if principal is not None and principal.role == "ingest" else None
+
+    def _verify(self, token: str) -> Principal | None:
         match = _TOKEN.match(token.strip())
         if match is None:
             return None
@@ -135,7 +157,7 @@ class TokenStore:
         """The principal of an unrevoked token by its key (web sessions keep only the key)."""
         with Session(self.engine) as session:
             row = session.get(TokenRow, key)
-            if row is None or row.revoked_at is not None or row.role not in ROLES:
+            if row is None or row.revoked_at is not None or row.role not in CONSOLE_ROLES:
                 return None
             return Principal(row.key, row.tenant, row.role, row.name)
 

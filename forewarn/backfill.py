@@ -25,16 +25,19 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from core.detect.series import SeriesRegistry
 from core.events import ScoredBatch
+from core.pipeline import LevelDetector
 from core.store.base import HistoryStore
+from core.store.config import StoreConfig, make_store
+from forewarn.errors import ConfigError
 
-__all__ = ["Detector", "Progress", "backfill"]
+__all__ = ["Detector", "Progress", "backfill", "open_store"]
 
 
 class Detector(Protocol):
@@ -86,6 +89,11 @@ def backfill(
                 scores = detector.update(slots, values, frame.t)  # type: ignore[call-arg]
             else:
                 scores = detector.update(slots, values)
+            # what the service stores (core/pipeline.py): a level detector's continuous level,
+            # not its onset scores
+            level = detector.last_level() if isinstance(detector, LevelDetector) else None
+            if level is not None:
+                scores = level
             store.write(ScoredBatch(
                 tenant, device_id, product, frame.fields, frame.t,
                 np.full(values.shape, np.nan), np.asarray(scores, dtype=np.float64),
@@ -94,3 +102,18 @@ def backfill(
         if progress is not None:
             progress((hi - start) / (stop - start), done)
     return done
+
+
+def open_store(settings: Any) -> HistoryStore:
+    """The store the settings' ``[store]`` section configures, to read and write back."""
+    return make_store(_store_config(settings))
+
+
+def _store_config(settings: Any) -> StoreConfig:
+    store = settings.store
+    if isinstance(store, StoreConfig):
+        return store
+    try:
+        return StoreConfig.model_validate(store.model_dump())
+    except ValueError as exc:
+        raise ConfigError(f"[store] cannot be used: {exc}") from exc

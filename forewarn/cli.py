@@ -22,8 +22,8 @@ __all__ = ["COMMANDS", "build_parser", "main", "one_line"]
 #: command modules under forewarn.commands, in the order --help lists them
 COMMANDS: tuple[str, ...] = (
     "demo", "sim", "serve", "tokens", "edge", "fleet", "devices", "core", "rules", "outbox",
-    "deadletters",
-    "score", "nab", "backfill",
+    "deadletters", "ingest", "report", "inbox",
+    "score", "nab", "backfill", "backtest",
 )
 
 

@@ -44,7 +44,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from core.events import ScoredBatch
-from core.nats import NatsConfig, PartitionStats
+from core.nats import NatsConfig, PartitionStats, StreamMonitor
 from core.pipeline import CorePipeline
 from core.store.base import HistoryStore
 from forewarn.metrics import ForewarnMetrics
@@ -130,6 +130,8 @@ class CoreMetrics:
         self.stores: list[Any] = []
         #: NATS workers: per-partition counters, and the lag :meth:`watch_partitions` keeps
         self.partition_stats: Callable[[], Sequence[PartitionStats]] | None = None
+        #: the NATS stream's fill monitor (workers): its alert shows in /metrics
+        self.stream_monitor: StreamMonitor | None = None
         self.partition_lag: dict[int, int] = {}
         self.registry.register(_CoreCollector(self))
 
@@ -201,6 +203,21 @@ class CoreMetrics:
             snapshots.add_metric(label, stats.snapshots)
             retries.add_metric(label, stats.store_retries)
         yield from (lag, messages, snapshots, retries)
+        if self.stream_monitor is not None:
+            monitor = self.stream_monitor
+            fill = GaugeMetricFamily("forewarn_stream_fill_ratio",
+                                     "Share of [nats] max_bytes the stream uses")
+            fill.add_metric([], monitor.fill)
+            unread = GaugeMetricFamily(
+                "forewarn_stream_discarded_unread",
+                "Messages the full stream discarded before they were read (upper bound)")
+            unread.add_metric([], monitor.lost_unread)
+            alert = GaugeMetricFamily("forewarn_stream_alert",
+                                      "1 while the stream is past [nats] alert_fill or has "
+                                      "discarded unread telemetry")
+            alert.add_metric([], float(monitor.fill >= monitor.cfg.alert_fill
+                                       or monitor.lost_unread > 0))
+            yield from (fill, unread, alert)
 
     async def watch_partitions(self, js: JetStreamContext, cfg: NatsConfig,
                                partitions: Sequence[int], every_s: float = 10.0) -> None:

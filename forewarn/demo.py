@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from rich.console import Console
@@ -38,13 +41,24 @@ from edge.batcher import Batcher
 from edge.publisher import MqttPublisher
 from firmware_sim.fleet import Fleet, FleetConfig
 from firmware_sim.truth import write_jsonl
-from forewarn.broker import EmbeddedBroker
+from forewarn.broker import BrokerError, EmbeddedBroker, free_port, port_in_use
 from forewarn.casedb import DEMO_CASES
+from forewarn.demo_payloads import MappedPayloads
+from forewarn.errors import ForewarnError
+from forewarn.report.demo_calls import post_simulated_calls
 from forewarn.service import Service
 from forewarn.settings import Settings
 from forewarn.summary import DemoSummary, OpenedCase, summarise
 
-__all__ = ["DemoOptions", "SimulatedClock", "demo_settings", "publish_fleet", "run_demo"]
+__all__ = [
+    "DemoOptions",
+    "SimulatedClock",
+    "broker_port",
+    "demo_settings",
+    "publish_fleet",
+    "replace_run",
+    "run_demo",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +78,9 @@ class DemoOptions:
     #: fault kinds injected (empty: every kind the product has)
     fault_kinds: tuple[str, ...] = ("refrigerant_leak",)
     fault_fraction: float = 0.25
+    #: ``native`` (forewarn's schema), or a fleet speaking ``json`` or ``sparkplug`` through a
+    #: mapping (forewarn.demo_payloads)
+    payload: Literal["native", "json", "sparkplug"] = "native"
 
 
 def publish_fleet(
@@ -72,6 +89,7 @@ def publish_fleet(
     options: DemoOptions,
     on_progress: Callable[[float], None] = lambda _: None,
     settle: Callable[[int], None] = lambda _: None,
+    payloads: MappedPayloads | None = None,
 ) -> int:
     """Run one edge agent per simulated device until the horizon; return samples published.
 
@@ -91,7 +109,8 @@ def publish_fleet(
                 device.device_id, uuid.uuid4().hex[:12], device.product.name,
                 device.product.fields, max_samples=options.batch_samples, max_age_s=block_s,
             )
-            agents.append((EdgeAgent(device.tenant, batcher, publisher.publish), publisher))
+            publish = publisher.publish if payloads is None else payloads.wrap(publisher.publish)
+            agents.append((EdgeAgent(device.tenant, batcher, publish), publisher))
         started = time.monotonic()
         simulated = 0.0
         while simulated < fleet.config.horizon_s:
@@ -218,6 +237,11 @@ async def run_demo(
                               onset_window=(0.3, 0.5), fault_kinds=options.fault_kinds,
                               fault_fraction=options.fault_fraction))
     clock = SimulatedClock(fleet.config.start)
+    payloads = (None if options.payload == "native" else
+                MappedPayloads(options.payload, settings.tenant))
+    if payloads is not None:  # the fleet speaks its own payloads: a mapping takes them
+        settings = settings.model_copy(update={"ingest": settings.ingest.model_copy(
+            update={"mapping": [*settings.ingest.mapping, payloads.mapping()]})})
     # read and check everything the settings name before the previous run's files go
     service = Service(demo_settings(settings, options.out_dir), clock=clock,
                       echo=options.show_notices, console=console)
@@ -253,6 +277,8 @@ async def run_demo(
             core_mqtt = mqtt.model_copy(
                 update={"client_id": f"forewarn-core-{uuid.uuid4().hex[:6]}"})
             core = CoreService(core_mqtt, pipeline, sink)
+            core.ingestor.extra_subscriptions = tuple(dict.fromkeys(
+                m.pattern.subscription for m in service.settings.ingest.mapping))
             tasks = [asyncio.create_task(core.run()),
                      asyncio.create_task(service.dispatch(stop, outbox, idle_s=0.1)),
                      asyncio.create_task(service.tick_forever(rules_pipeline, stop, 0.1,
@@ -284,7 +310,7 @@ async def run_demo(
                             time.sleep(0.0005)
 
                     published = await asyncio.to_thread(publish_fleet, fleet, mqtt, options,
-                                                        report, settle)
+                                                        report, settle, payloads)
                     progress.update(sim_task, completed=horizon_h)
                     ingest_task = progress.add_task("samples ingested", total=published)
                     deadline = time.monotonic() + options.ingest_timeout_s
@@ -323,5 +349,39 @@ async def run_demo(
     )
     summary.wall_time_s = round(time.monotonic() - wall_start, 2)
     write_jsonl(options.out_dir / "ground_truth.jsonl", fleet.ground_truth)
+    # the customers' calls as helpdesk tickets: 'forewarn report proactivity --demo-dir' reads
+    # them (issue 19)
+    post_simulated_calls(engine, settings.tenant, fleet.ground_truth, fleet.config.end,
+                         service.configured.registry)
     engine.dispose()
     return summary
+
+
+def broker_port(settings: Settings, requested: int | None) -> Settings:
+    """Settings whose MQTT port the embedded broker can listen on now.
+
+    A port given with ``--port`` that is in use is a one-line error; the configured port in
+    use (another broker on 1883) moves the demo's own broker to a free port, with a note.
+    """
+    port = settings.mqtt.port if requested is None else requested
+    if not 0 <= port <= 65535:
+        raise ForewarnError(f"--port {port}: give a port from 0 (any free one) to 65535")
+    if settings.broker.embedded and port and port_in_use(settings.mqtt.host, port):
+        if requested is not None:
+            raise BrokerError(f"--port {port}: {settings.mqtt.host}:{port} is in use (another "
+                              "broker?): choose another port, or --port 0 for any free one")
+        port = free_port(settings.mqtt.host)
+        print(f"forewarn: note: {settings.mqtt.host}:{settings.mqtt.port} is in use: the "
+              f"demo's broker listens on port {port} instead (--port chooses)", file=sys.stderr)
+    elif not settings.broker.embedded and port == 0:
+        raise ForewarnError("--port 0 (any free port) needs the embedded broker")
+    return settings.model_copy(update={"mqtt": settings.mqtt.model_copy(update={"port": port})})
+
+
+def replace_run(target: Path, new: Path) -> None:
+    """Put the finished run ``new`` where ``target`` was (the old run goes only now)."""
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)

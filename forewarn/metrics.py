@@ -34,6 +34,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from core.pipeline import BatchDetector, CorePipeline
+from forewarn.report.metrics import customer_metrics
 from rules.db import CaseRow, NoticeRow
 
 __all__ = ["NOTICE_LATENCY_BUCKETS", "ForewarnMetrics", "TimedDetector"]
@@ -94,6 +95,8 @@ class _Collector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self.owner.pipeline_metrics()
         yield from self.owner.case_metrics()
+        if self.owner.engine is not None:  # helpdesk tickets and customer answers (issue 19)
+            yield from customer_metrics(self.owner.engine)
 
 
 class ForewarnMetrics:

@@ -1,5 +1,6 @@
 """What ``forewarn rules check`` adds to validation: the products and fields rules name,
-checked against the known products, and folders of rules files.
+checked against the known products, and folders of rules files; and a rule in one line
+(:func:`describe`, for ``rules check -v`` and ``rules show``).
 
 Known products are the simulator's (``firmware_sim/products``) and the product limits'
 (``[core] limits_file``). A product or field outside them is a warning, not an error (a
@@ -24,9 +25,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from firmware_sim.products import PRODUCTS
-from rules.model import RuleSet
+from rules.model import Rule, RuleSet
 
-__all__ = ["known_products", "rules_files", "unknown_names"]
+__all__ = ["describe", "known_products", "rules_files", "unknown_names"]
 
 _PRODUCT_KEYS = ("product", "products")
 _FIELD_KEYS = ("field", "fields")
@@ -94,3 +95,23 @@ def unknown_names(ruleset: RuleSet, known: dict[str, set[str]]) -> list[str]:
                 warnings.append(f"rule {rule.name}: field {name!r} is no field of {where}"
                                 f"{_hint(name, fields)}")
     return warnings
+
+
+def describe(rule: Rule) -> str:
+    """One line saying what a rule does."""
+    if rule.is_no_data_rule:
+        what = f"no data for {rule.no_data:.0f} s"
+    elif rule.score_at_least is not None:
+        what = f"score ≥ {rule.score_at_least} for {rule.for_s:.0f} s"
+    else:
+        what = f"condition tree for {rule.for_s:.0f} s"
+    extras = [f"group {rule.group_name}"]
+    if rule.clear is not None:
+        extras.append("hysteresis")
+    if rule.flapping is not None:
+        extras.append(f"flapping {rule.flapping.fires}×/{rule.flapping.within:.0f} s")
+    if rule.inhibited_by:
+        extras.append(f"inhibited by {', '.join(rule.inhibited_by)}")
+    who = "team + customer" if rule.notify_customer else "team"
+    return (f"{rule.name}: {what} on {rule.product or 'any product'} → {rule.severity} case, "
+            f"{who} ({'; '.join(extras)})")

@@ -7,6 +7,8 @@
                                 case book) ─▶ outbox ─▶ channels (terminal, email, webhook,
                                 apprise)
     ticks(now)               ─▶ devices gone silent, escalation, auto-resolve, ended silences
+    MQTT status/event/config ─▶ LifecycleListener ─▶ RulesPipeline's device book (online,
+                                offline, last seen, reported config; goodbyes, last wills)
 
 ``forewarn core`` (direct engine), its NATS workers and their outbox dispatcher, and
 ``forewarn demo`` (the same service on a simulated fleet, in simulated time) all build their
@@ -39,16 +41,21 @@ from rich.console import Console
 from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import OperationalError
 
+from core.config import MqttConfig
 from core.dead_letter import DeadLetters, DeadLetterStore
 from core.detect import DetectorConfig, make_detector
 from core.errors import LimitsFileError
+from core.lifecycle import LifecycleListener
 from core.limits import ProductLimits, load_limits
+from core.mapping import MappedDecoder
+from core.mapping.sparkplug_status import SparkplugStatus
 from core.pipeline import CorePipeline
 from core.store.base import HistoryStore, TimeSeriesStore
 from core.store.config import InfluxConfig, StoreConfig, make_store
 from forewarn.casedb import open_case_db
 from forewarn.errors import ConfigError
 from forewarn.settings import SHIPPED_CONFIG, Settings
+from forewarn.status_links import make_status_links
 from rules.cases import CaseBook
 from rules.errors import RuleError
 from rules.model import RuleSet, load_rules, merge_rule_sets
@@ -239,12 +246,14 @@ class Service:
                    if notify.team == "email" and notify.email is not None else "")
         return CaseBook(engine, channel=notify.customers, clock=self.clock,
                         registry=self.configured.registry, team_channel=notify.team,
-                        team_recipient=team_to)
+                        team_recipient=team_to,
+                        status_links=make_status_links(self.settings, clock=self.clock))
 
     def rules_pipeline(self, engine: Engine) -> RulesPipeline:
         """Every product's rules over the registry, opening cases in ``engine``."""
         return RulesPipeline(self.configured.rules, self.case_book(engine),
-                             registry=self.configured.registry)
+                             registry=self.configured.registry,
+                             feedback=self.settings.rules.feedback())
 
     def core_pipeline(self, store: TimeSeriesStore, cases: Engine | None = None
                       ) -> CorePipeline:
@@ -264,7 +273,17 @@ class Service:
                             future_horizon_s=core.future_horizon_s,
                             device_tenant=self.configured.registry.tenant_of,
                             max_series_per_device=core.max_series_per_device,
-                            max_boots_per_device=core.max_boots_per_device)
+                            max_boots_per_device=core.max_boots_per_device,
+                            decoder=MappedDecoder(self.settings.ingest.mapping,
+                                                  clock=self.clock))
+
+    def lifecycle_listener(self, mqtt: MqttConfig, rules: RulesPipeline,
+                           pipeline: CorePipeline) -> LifecycleListener:
+        """The devices' status, own events and reported configs into the rules' device book
+        (``rules.lifecycle``), on the rules pipeline's thread; bad ones are dead letters."""
+        return LifecycleListener(mqtt, rules.handle_lifecycle_in_thread,
+                                 dead_letters=pipeline.dead_letters,
+                                 sparkplug=SparkplugStatus(self.settings.ingest.mapping))
 
     def outbox(self, engine: Engine, base_delay_s: float = 0.5) -> Outbox:
         """The outbox over every configured channel."""

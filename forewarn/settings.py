@@ -39,10 +39,12 @@ from pydantic_settings import (
 
 from core.config import CoreConfig, MqttConfig
 from core.detect.config import DetectorConfig
+from core.mapping.config import IngestConfig
 from core.nats.config import NatsConfig
 from core.store.config import StoreConfig
 from edge.problems import problems
 from forewarn.errors import ConfigError
+from rules.feedback import FeedbackPolicy
 
 __all__ = [
     "SHIPPED_CONFIG",
@@ -115,6 +117,11 @@ class CoreSettings(CoreConfig):
     #: serves here and worker i on metrics_port + 1 + i
     metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
+    #: ``POST /api/v1/ingest/{mapping}`` of the direct engine on this port (0: off; docs/connect.md)
+    ingest_http_port: int = Field(default=0, ge=0, le=65535)
+    ingest_http_host: str = "127.0.0.1"
+    #: a larger body is refused with 413 before it is read
+    ingest_http_max_body_bytes: int = Field(default=1 << 20, ge=1, le=64 << 20)
 
 
 #: ``[store]``: which time-series store and its settings (see core/store/config.py)
@@ -142,6 +149,20 @@ class RulesSettings(BaseModel):
     dir: Path | None = None
     #: rules files, besides (or instead of) ``dir``
     files: tuple[Path, ...] = ()
+    #: a false alarm raises its rule's alarm level for the device by this much (issue 20)
+    feedback_step: float = Field(default=0.05, ge=0.0, le=0.2)
+    #: a device's raise (its own plus its product's) never exceeds this
+    feedback_max_raise: float = Field(default=0.10, ge=0.0, le=0.3)
+    #: a raise ends by itself this many days after the false alarm
+    feedback_expiry_days: float = Field(default=30.0, gt=0.0)
+    #: this many devices of a product with a raise of a rule → the product is raised too
+    feedback_product_devices: int = Field(default=3, ge=1)
+
+    def feedback(self) -> FeedbackPolicy:
+        """How far false alarms may loosen rules (``rules.feedback``)."""
+        return FeedbackPolicy(step=self.feedback_step, max_raise=self.feedback_max_raise,
+                              expiry_days=self.feedback_expiry_days,
+                              product_devices=self.feedback_product_devices)
 
 
 class CustomersSettings(BaseModel):
@@ -261,6 +282,17 @@ class ServeSettings(BaseModel):
     helpdesk_url: str = ""
     #: a request body larger than this is refused unread with 413
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: where customers reach the console from outside (e.g. "https://support.example.com"):
+    #: customer notices carry a link to the case's status page, ``<public_url>/s/<token>``
+    #: ("" : no link)
+    public_url: str = ""
+    #: signs the status-page links; "" : derived from session_secret (one of them must be
+    #: set for links: a secret made at start would break every link on a restart)
+    status_secret: str = ""
+    #: a status page keeps working this many days after its case resolved
+    status_grace_days: float = Field(default=7.0, ge=0)
+    #: answers a customer may post on one status page per hour (then 429)
+    status_answers_per_hour: int = Field(default=20, ge=1)
 
 
 class FleetSettings(BaseModel):
@@ -319,6 +351,10 @@ class Settings(TomlFileSettings):
     rules: RulesSettings = Field(default_factory=RulesSettings)
     customers: CustomersSettings = Field(default_factory=CustomersSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    #: ``[fleet]``: the simulated fleet's credentials (``forewarn fleet``)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
+    #: ``[[ingest.mapping]]``: fleets that publish their own topics and payloads (docs/connect.md)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
 
     def rule_paths(self) -> list[Path]:
         """The rules files the service loads: ``[rules]`` and ``[cases] rules_file``, or the
@@ -348,8 +384,6 @@ class Settings(TomlFileSettings):
         if self.notify.webhook is not None:
             named.append(("[notify.webhook] secret_file", self.notify.webhook.secret_file))
         return [(key, path) for key, path in named if path is not None]
-    #: ``[fleet]``: the simulated fleet's credentials (``forewarn fleet``)
-    fleet: FleetSettings = Field(default_factory=FleetSettings)
 
     @model_validator(mode="after")
     def _port_zero_needs_the_embedded_broker(self) -> Settings:
@@ -424,6 +458,8 @@ def _relative_to(settings: Settings, base: Path) -> Settings:
     data["rules"] = {"dir": at(settings.rules.dir),
                      "files": [at(f) for f in settings.rules.files]}
     data["customers"]["file"] = at(settings.customers.file)
+    data["fleet"]["credentials_file"] = at(settings.fleet.credentials_file)
+    data["fleet"]["queue_dir"] = at(settings.fleet.queue_dir)
     if settings.notify.email is not None:
         data["notify"]["email"]["password_file"] = at(settings.notify.email.password_file)
         data["notify"]["email"]["ca_file"] = at(settings.notify.email.ca_file)

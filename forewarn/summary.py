@@ -12,11 +12,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+from rich.console import Console
+from rich.table import Table
 
 from firmware_sim.truth import FaultTruth
 
-__all__ = ["CaseOutcome", "DemoSummary", "OpenedCase", "summarise"]
+__all__ = ["CaseOutcome", "DemoSummary", "OpenedCase", "print_summary", "summarise"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,3 +111,45 @@ def summarise(
         lead_times_s=[o.lead_time_s for o in outcomes if o.lead_time_s is not None],
         cases=outcomes,
     )
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h"
+
+
+def print_summary(summary: DemoSummary, console: Console) -> None:
+    """The summary a person reads at a glance."""
+    table = Table(title="forewarn demo", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    rows: list[tuple[str, Any]] = [
+        ("devices", summary.devices),
+        ("samples published", summary.samples_published),
+        ("samples ingested", summary.samples_ingested),
+        ("samples lost", summary.samples_lost),
+        ("duplicate batches dropped", summary.duplicates_dropped),
+        ("messages dead-lettered", summary.dead_letters),
+        ("faults injected", summary.faults_injected),
+        ("cases opened", summary.cases_opened),
+        ("notifications delivered", summary.notifications_sent),
+        ("faults notified before the customer's call",
+         f"{summary.faults_notified_before_call} of {summary.faults_with_call} that call"),
+        ("false cases", summary.false_cases),
+        ("wall time", f"{summary.wall_time_s:.1f} s"),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    console.print(table)
+    if summary.cases:
+        rules = sorted({c.rule for c in summary.cases})
+        cases = Table(title="cases", title_justify="left",
+                      caption=f"rule{'s' if len(rules) > 1 else ''}: {', '.join(rules)}",
+                      caption_justify="left")
+        for col in ("case", "device", "opened (simulated)", "fault behind it", "lead before call"):
+            cases.add_column(col, overflow="fold")
+        for c in summary.cases:
+            opened = datetime.fromtimestamp(c.opened_at, tz=UTC).strftime("%m-%d %H:%M")
+            lead = _hours(c.lead_time_s) if c.lead_time_s is not None else "-"
+            cases.add_row(f"FW-{c.case_id}", c.device_id, opened,
+                          c.fault_kind or "none (false case)", lead)
+        console.print(cases)

@@ -35,7 +35,9 @@ import contextlib
 import logging
 import os
 import random
+import re
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -53,9 +55,10 @@ from core.nats import NatsConfig, NatsEngine, PartitionStats
 from core.pipeline import CorePipeline
 from core.service import CoreService
 from core.store.base import HistoryStore, TimeSeriesStore
+from forewarn.casedb import open_case_db
+from forewarn.errors import ConfigError
 from forewarn.service import Service, tick_forever
 from forewarn.settings import Settings
-from rules.db import connect
 from rules.pipeline import RulesPipeline
 
 __all__ = [
@@ -66,12 +69,16 @@ __all__ = [
     "device_partition",
     "dispatch_outbox",
     "forget_other_partitions",
+    "leased_ownership",
     "make_service",
     "make_worker_store",
+    "member_name",
     "parse_partitions",
+    "run_supervised",
     "run_worker",
     "serve_until_stopped",
     "split_partitions",
+    "supervised_partitions",
 ]
 
 _log = logging.getLogger(__name__)
@@ -153,17 +160,26 @@ class CaughtUp:
     """
 
     def __init__(self, js: JetStreamContext, cfg: NatsConfig, partitions: Sequence[int],
-                 stats: Callable[[], Sequence[PartitionStats]]) -> None:
+                 stats: Callable[[], Sequence[PartitionStats]],
+                 per_partition: bool = False) -> None:
+        #: :meth:`look` returns the newest mark and :meth:`device_clock` each device's own
+        #: partition's: a lagging partition holds back only its own devices' ticks
+        self.per_partition = per_partition
         self.js = js
         self.cfg = cfg
-        self.partitions = list(partitions)
+        #: kept as given, not copied: a leased engine's list changes while it runs
+        self.partitions = partitions
         self.stats = stats
         self._through: dict[int, float] = {}
 
     async def look(self, now: float) -> float | None:
         """Ask about every partition at ``now`` (wall clock); return the ticks' clock."""
         stored_at = {s.partition: s.last_stored_at for s in self.stats()}
-        for partition in self.partitions:
+        owned = list(self.partitions)
+        for partition in list(self._through):
+            if partition not in owned:  # released: its new owner ticks its devices
+                del self._through[partition]
+        for partition in owned:
             try:
                 info = await self.js.consumer_info(self.cfg.stream,
                                                    self.cfg.consumer_name(partition))
@@ -174,9 +190,16 @@ class CaughtUp:
             elif stored_at.get(partition, 0.0) > 0.0:
                 self._through[partition] = max(self._through.get(partition, 0.0),
                                                stored_at[partition])
-        if len(self._through) < len(self.partitions):
+        if self.per_partition:
+            return max(self._through.values(), default=None)
+        if not owned or len(self._through) < len(owned):
             return None
         return min(self._through.values())
+
+    def device_clock(self, tenant: str, device_id: str) -> float | None:
+        """Up to when a device's partition is caught up (None: not owned, or no mark yet)."""
+        partition = device_partition(self.cfg, tenant, device_id)
+        return None if partition is None else self._through.get(partition)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,11 +231,46 @@ def make_worker_store(settings: Settings, options: WorkerOptions,
     return make_service(settings, options).open_store(buffered)
 
 
+def member_name() -> str:
+    """This process's name among the lease holders: host, pid and a random tag.
+
+    >>> re.fullmatch(r"[-_=a-zA-Z0-9]+", member_name()) is not None
+    True
+    """
+    host = re.sub(r"[^-_=a-zA-Z0-9]", "_", socket.gethostname())
+    return f"{host}-{os.getpid()}-{random.getrandbits(32):08x}"
+
+
+def _adopt_states(rules: RulesPipeline, cfg: NatsConfig, partition: int) -> int:
+    """Load from the case database the alarm states of one partition's devices (on the
+    rules thread, before the partition is consumed): the previous owner's last word."""
+    if rules.store is None:
+        return 0
+    mine = {key: state for key, state in rules.store.load().items()
+            if device_partition(cfg, key[1], key[2]) == partition}
+    rules.evaluator.states.update(mine)
+    return len(mine)
+
+
+def _drop_states(rules: RulesPipeline, cfg: NatsConfig, partition: int) -> None:
+    """Forget one partition's devices (after its worker stopped): its next owner ticks them."""
+    for key in [k for k in rules.evaluator.states
+                if device_partition(cfg, k[1], k[2]) == partition]:
+        del rules.evaluator.states[key]
+
+
+async def _on_rules_thread(rules: RulesPipeline, job: Callable[[], object]) -> None:
+    await asyncio.get_running_loop().run_in_executor(rules._executor(), job)
+
+
 async def run_worker(settings: Settings, options: WorkerOptions, partitions: Sequence[int],
-                     ready_file: Path | None = None) -> None:
+                     ready_file: Path | None = None, leased: bool = False,
+                     worker_index: int = 0) -> None:
     """One worker process: consume ``partitions`` until SIGTERM/SIGINT, then snapshot.
 
-    Besides the stream it ticks the rules for its own devices every ``[core]
+    With ``leased`` it ignores ``partitions`` and owns partitions by lease instead
+    (:mod:`core.nats.lease`), loading and dropping its devices' alarm states as partitions
+    come and go. Besides the stream it ticks the rules for its own devices every ``[core]
     tick_interval_s``, up to the time its partitions are caught up to.
     """
     from forewarn.core_metrics import CoreMetrics, worker_metrics_port
@@ -224,7 +282,7 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
     if metrics is not None:
         store = metrics.timed_store(store)
     rules = service.rules_pipeline(engine_db)
-    dropped = forget_other_partitions(rules, options.nats, partitions)
+    dropped = forget_other_partitions(rules, options.nats, [] if leased else partitions)
     _log.info("rules: %d alarm states of this worker's devices, %d of others' dropped",
               len(rules.evaluator.states), dropped)
 
@@ -232,9 +290,20 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
         pipeline = service.core_pipeline(handoff, engine_db)
         return pipeline if metrics is None else metrics.attach_pipeline(pipeline)
 
+    cfg = options.nats
+
+    async def acquired(partition: int) -> None:
+        await _on_rules_thread(rules, lambda: _adopt_states(rules, cfg, partition))
+
+    async def released(partition: int) -> None:
+        await _on_rules_thread(rules, lambda: _drop_states(rules, cfg, partition))
+
     try:
-        async with NatsEngine(options.nats, partitions, make_pipeline, store,
-                              rules.handle_in_thread) as engine:
+        async with NatsEngine(options.nats, [] if leased else partitions, make_pipeline, store,
+                              rules.handle_in_thread,
+                              member=member_name() if leased else None,
+                              on_acquired=acquired, on_released=released) as engine:
+            partitions = engine.partitions  # live under leases
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, engine.stop)
@@ -242,23 +311,28 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
             orphan_watch = asyncio.create_task(_stop_when_orphaned(engine.stop))
             await engine.ready.wait()
             assert engine.monitor is not None  # set on entering the engine
-            caught_up = CaughtUp(engine.monitor.js, options.nats, partitions, engine.stats)
+            caught_up = CaughtUp(engine.monitor.js, options.nats, partitions, engine.stats,
+                                 per_partition=True)
+            rules.device_clock = caught_up.device_clock
             metrics_served = contextlib.AsyncExitStack()
             if metrics is not None:
                 metrics.partition_stats = engine.stats
+                metrics.stream_monitor = engine.monitor
                 lag_watch = asyncio.create_task(metrics.watch_partitions(
                     engine.monitor.js, options.nats, partitions))
                 metrics_served.callback(lag_watch.cancel)
+                port = (settings.core.metrics_port + 1 + worker_index if leased
+                        else worker_metrics_port(settings.core.metrics_port, _owned(settings),
+                                                 settings.core.workers, partitions))
                 await metrics_served.enter_async_context(metrics.serving(
-                    settings.core.metrics_host, worker_metrics_port(
-                        settings.core.metrics_port, _owned(settings), settings.core.workers,
-                        partitions)))
+                    settings.core.metrics_host, port))
             ticks_done = asyncio.Event()
             ticker = asyncio.create_task(service.tick_forever(
                 rules, ticks_done, clock=lambda: caught_up.look(time.time())))
             if ready_file is not None:
                 ready_file.write_text(f"{time.time()}\n")
-            _log.info("worker ready: partitions %s", list(partitions))
+            _log.info("worker ready: %s", f"member {engine.member}, partitions by lease"
+                      if leased else f"partitions {list(partitions)}")
             try:
                 await runner
             finally:
@@ -284,9 +358,9 @@ async def _connect_cases(url: str, attempts: int = 5,
     rng = rng or random.Random()
     for attempt in range(attempts):
         try:
-            return connect(url)
-        except OperationalError:
-            if attempt == attempts - 1:
+            return open_case_db(url)
+        except ConfigError as exc:
+            if attempt == attempts - 1 or not isinstance(exc.__cause__, OperationalError):
                 raise
             await asyncio.sleep(rng.uniform(0.05, 0.5))
     raise AssertionError("unreachable")
@@ -321,7 +395,10 @@ class WorkerProcess:
 class Supervisor:
     """Starts one process per partition slice and restarts any that exits.
 
-    ``worker_argv`` is the command line of a worker, to which ``--own 0-15`` is appended (the
+    ``worker_argv`` is the command line of a worker, to which ``--own 0-15`` is appended
+    (``--own lease:<index>`` with ``leased``: the workers then share every partition of the
+    stream with the other machines' workers by lease, and a restarted worker takes its share
+    again) (the
     CLI passes ``forewarn core --engine nats --settings-stdin ...``). ``settings_json``, when
     given, is written to every worker's standard input at every start: the configuration the
     supervisor resolved once, so a restarted worker cannot read a file edited meanwhile.
@@ -329,7 +406,9 @@ class Supervisor:
 
     def __init__(self, partitions: Sequence[int], workers: int,
                  worker_argv: list[str], restart_delay_s: float = 0.2,
-                 settings_json: bytes | None = None) -> None:
+                 settings_json: bytes | None = None, leased: bool = False) -> None:
+        #: workers own partitions by lease (``--own lease:<index>``), not by slice
+        self.leased = leased
         self.worker_argv = worker_argv
         self.restart_delay_s = restart_delay_s
         self.settings_json = settings_json
@@ -339,7 +418,8 @@ class Supervisor:
         self._reaper: asyncio.TimerHandle | None = None
 
     async def _start(self, worker: WorkerProcess) -> None:
-        own = ",".join(str(p) for p in worker.partitions)
+        own = (f"lease:{worker.index}" if self.leased
+               else ",".join(str(p) for p in worker.partitions))
         worker.process = await asyncio.create_subprocess_exec(
             *self.worker_argv, "--own", own,
             stdin=asyncio.subprocess.PIPE if self.settings_json is not None else None)
@@ -439,7 +519,6 @@ async def run_direct(settings: Settings, options: WorkerOptions, echo: bool = Tr
     Returns the exit code: 0 after SIGTERM/SIGINT, 1 when a task of the service died.
     ``say`` gets what it runs with and where it is connected, one line each.
     """
-    from core.lifecycle import LifecycleListener
     from forewarn.broker import EmbeddedBroker
     from forewarn.core_metrics import CoreMetrics
     from forewarn.core_state import KeptState
@@ -473,9 +552,21 @@ async def run_direct(settings: Settings, options: WorkerOptions, echo: bool = Tr
                 broker = await stack.enter_async_context(EmbeddedBroker(mqtt.host, mqtt.port))
                 mqtt = mqtt.model_copy(update={"port": broker.port, "protocol": "3.1.1"})
             core = CoreService(mqtt, pipeline, rules.handle_in_thread, on_handled=kept.commit)
+            # the mapped fleets' own topics (``[[ingest.mapping]]``), beside the native one
+            core.ingestor.extra_subscriptions = tuple(
+                dict.fromkeys(m.pattern.subscription for m in settings.ingest.mapping))
             # status, agent events and reported configs: the device lifecycle (issue 16.3)
-            lifecycle = LifecycleListener(mqtt, rules.handle_lifecycle_in_thread,
-                                          dead_letters=pipeline.dead_letters)
+            lifecycle = service.lifecycle_listener(mqtt, rules, pipeline)
+            if settings.core.ingest_http_port:  # POST /api/v1/ingest/{mapping} (issue 22)
+                from forewarn.auth import TokenStore
+                from forewarn.ingest_http import PATH_PREFIX, IngestHttp
+
+                host, port = settings.core.ingest_http_host, settings.core.ingest_http_port
+                await stack.enter_async_context(IngestHttp(
+                    pipeline, settings.ingest.mapping, TokenStore(engine_db),
+                    rules.handle_in_thread, on_handled=kept.commit,
+                    max_body_bytes=settings.core.ingest_http_max_body_bytes).serving(host, port))
+                say(f"HTTP ingest on http://{host}:{port}{PATH_PREFIX}{{mapping}}")
             tasks = [asyncio.create_task(core.run(), name="ingest"),
                      asyncio.create_task(lifecycle.run(), name="lifecycle"),
                      asyncio.create_task(service.dispatch(stop), name="outbox"),
@@ -493,4 +584,60 @@ async def _say_when_connected(core: CoreService, mqtt: MqttConfig,
                               say: Callable[[str], None]) -> None:
     await core.ingestor.connected.wait()
     say(f"connected to mqtt://{mqtt.host}:{mqtt.port} as {mqtt.client_id}")
-    say(f"subscribed to {mqtt.subscription}")
+    say(f"subscribed to {', '.join((mqtt.subscription, *core.ingestor.extra_subscriptions))}")
+
+
+def leased_ownership(settings: Settings) -> bool:
+    """Whether the workers own partitions by lease: ``[nats] ownership = "lease"`` (the
+    default) and no static ``[core] owned_partitions``."""
+    return settings.nats.ownership == "lease" and not settings.core.owned_partitions
+
+
+def supervised_partitions(settings: Settings) -> list[int]:
+    """The partitions this machine's workers share; :class:`ConfigError` when they are not all
+    in the stream or there are fewer of them than workers."""
+    stream_partitions = settings.nats.partitions
+    partitions = _owned(settings)
+    if not partitions or partitions[-1] >= stream_partitions:
+        raise ConfigError(f"owned partitions {settings.core.owned_partitions!r} are not all "
+                          f"below the stream's {stream_partitions} partitions")
+    if settings.core.workers > len(partitions):
+        raise ConfigError(f"{settings.core.workers} workers for {len(partitions)} partitions: "
+                          "a worker needs at least one")
+    return partitions
+
+
+async def run_supervised(settings: Settings, partitions: list[int], worker_argv: list[str],
+                         echo: bool = True) -> None:
+    """``forewarn core --engine nats``: supervise the worker processes (each started with
+    ``worker_argv`` and the settings on its stdin) until SIGTERM or SIGINT; with
+    ``[core] outbox`` deliver the notices here, and serve ``/metrics`` when a port is set."""
+    if settings.core.ingest_http_port:
+        _log.warning("[core] ingest_http_port is ignored by the nats engine: HTTP ingest runs "
+                     "on the direct engine (docs/connect.md)")
+    supervisor = Supervisor(partitions, settings.core.workers, worker_argv,
+                            settings_json=settings.model_dump_json().encode(),
+                            leased=leased_ownership(settings))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def shutdown() -> None:
+        stop.set()
+        supervisor.stop()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, shutdown)
+    outbox = None if not settings.core.outbox else asyncio.create_task(
+        dispatch_outbox(settings, stop, echo=echo))
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.core.metrics_port:  # the outbox and cases; workers serve their own
+            from forewarn.core_metrics import CoreMetrics
+
+            engine = open_case_db(settings.cases.url)
+            stack.callback(engine.dispose)
+            await stack.enter_async_context(CoreMetrics(engine).serving(
+                settings.core.metrics_host, settings.core.metrics_port))
+        await supervisor.run()
+    stop.set()
+    if outbox is not None:
+        await outbox

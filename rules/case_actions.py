@@ -6,6 +6,7 @@ a case in the wrong state raise :class:`CaseStateError` (the console answers 409
 helpdesk behind the signed webhook channel sees what the agents did (docs/helpdesk.md).
 
 >>> from rules.db import CaseRow, NoticeRow, connect
+>>> from rules.resolution import Resolution
 >>> from sqlalchemy.orm import Session
 >>> engine = connect("sqlite://")
 >>> with Session(engine) as s:
@@ -22,8 +23,16 @@ rules.errors.CaseNotFoundError: no case 1
 'acknowledged'
 >>> assign(engine, "acme", 1, "kim", by="lee", now=110.0).assignee
 'kim'
->>> resolve(engine, "acme", 1, by="kim", comment="compressor replaced", now=200.0).status
+>>> resolve(engine, "acme", 1, by="kim", comment="compressor replaced", now=200.0,
+...         resolution=Resolution("confirmed", category="gremlins"), categories=("leak",))
+Traceback (most recent call last):
+...
+rules.errors.ResolutionError: fault category 'gremlins' is not one of this product's: leak
+>>> resolve(engine, "acme", 1, by="kim", comment="compressor replaced", now=200.0,
+...         resolution=Resolution("confirmed", category="leak"), categories=("leak",)).status
 'resolved'
+>>> [(x.outcome, x.category, x.window_start, x.window_end) for x in labels(engine, "acme", 1)]
+[('confirmed', 'leak', 0.0, 200.0)]
 >>> [e.kind for e in timeline(engine, "acme", 1)]
 ['acknowledged', 'assigned', 'resolved']
 >>> with Session(engine) as s:  # no Push given: nothing was queued for a helpdesk
@@ -39,9 +48,11 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from rules.db import CaseEventRow, CaseRow, NoticeRow
+from rules.db import CaseEventRow, CaseRow, LabelRow, NoticeRow
 from rules.errors import CaseActionError, CaseNotFoundError, CaseStateError
+from rules.feedback import FeedbackPolicy, learn_false_alarm
 from rules.messages import update_message
+from rules.resolution import Resolution
 
 __all__ = [
     "CaseActionError",
@@ -52,7 +63,9 @@ __all__ = [
     "acknowledge",
     "assign",
     "assignee_of",
+    "labels",
     "note",
+    "product_of",
     "resolve",
     "timeline",
 ]
@@ -155,8 +168,17 @@ def note(engine: Engine, tenant: str, case_id: int, text: str, by: str, now: flo
 
 
 def resolve(engine: Engine, tenant: str, case_id: int, by: str, comment: str,
-            now: float, push: Push | None = None) -> CaseState:
-    """Resolve a case by hand; the same problem coming back opens (or reopens) a case again."""
+            now: float, push: Push | None = None, *, resolution: Resolution | None = None,
+            categories: tuple[str, ...] = (),
+            feedback: FeedbackPolicy | None = None) -> CaseState:
+    """Resolve a case by hand; the same problem coming back opens (or reopens) a case again.
+
+    With ``resolution`` (checked against the product's fault ``categories``) the outcome is
+    stored as a label with the case's evidence window, in the same transaction; with
+    ``feedback``, a false alarm also raises the case's rules for the device
+    (:mod:`rules.feedback`), each raise a timeline line."""
+    if resolution is not None:
+        resolution = resolution.checked(categories)
     with Session(engine) as session:
         case = _case(session, tenant, case_id)
         if case.status == "resolved":
@@ -166,10 +188,37 @@ def resolve(engine: Engine, tenant: str, case_id: int, by: str, comment: str,
             .values(status="resolved", open_key=None, resolved_at=now))
         if done.rowcount != 1:  # type: ignore[attr-defined]
             raise CaseStateError(f"case {case_id} is already resolved")
-        _record(session, case, "resolved", _line(by, comment or "resolved by an agent"), now,
-                push)
+        text = comment or "resolved by an agent"
+        if resolution is not None:
+            code = resolution.outcome + (f" ({resolution.label})" if resolution.label else "")
+            text = f"{code}: {comment}" if comment else code
+            session.add(LabelRow(
+                case_id=case.id, tenant=case.tenant, device_id=case.device_id,
+                product=case.product, rules=case.rules or case.rule, outcome=resolution.outcome,
+                category=resolution.label, window_start=case.fault_started_at, window_end=now,
+                labelled_by=by, labelled_at=now, comment=comment))
+        _record(session, case, "resolved", _line(by, text), now, push)
+        if resolution is not None and resolution.outcome == "false_alarm" and feedback:
+            for made in learn_false_alarm(session, case, by, now, feedback):
+                session.add(CaseEventRow(case_id=case.id, ts=now, kind="feedback",
+                                         detail=made.reason))
         session.commit()
         return CaseState(case_id, "resolved", _assignee(session, case_id))
+
+
+def labels(engine: Engine, tenant: str, case_id: int | None = None) -> list[LabelRow]:
+    """A tenant's resolution labels (of one case, or all), oldest first."""
+    query = select(LabelRow).where(LabelRow.tenant == tenant)
+    if case_id is not None:
+        query = query.where(LabelRow.case_id == case_id)
+    with Session(engine, expire_on_commit=False) as session:
+        return list(session.scalars(query.order_by(LabelRow.id)))
+
+
+def product_of(engine: Engine, tenant: str, case_id: int) -> str:
+    """The product of a tenant's case (its fault categories apply)."""
+    with Session(engine) as session:
+        return _case(session, tenant, case_id).product
 
 
 def assignee_of(engine: Engine, case_id: int) -> str:

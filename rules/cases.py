@@ -35,11 +35,12 @@ from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from rules.db import CaseEventRow, CaseRow, NoticeRow, TicketRow
+from rules.db import CaseEventRow, CaseRow, CustomerAnswerRow, NoticeRow, TicketRow
 from rules.evaluate import Alarm
 from rules.messages import case_ref, customer_message, team_message, update_message
 from rules.model import CasePolicy
 from rules.registry import CustomerRegistry, DeviceMeta
+from rules.status_link import StatusLinks
 from rules.timeparse import DailyHours, next_outside
 
 __all__ = ["CaseBook", "CaseOutcome"]
@@ -75,7 +76,8 @@ class CaseBook:
     def __init__(self, engine: Engine, channel: str = "terminal",
                  clock: Callable[[], float] = time.time, *,
                  policy: CasePolicy | None = None, registry: CustomerRegistry | None = None,
-                 team_channel: str | None = None, team_recipient: str = "") -> None:
+                 team_channel: str | None = None, team_recipient: str = "",
+                 status_links: StatusLinks | None = None) -> None:
         self.engine = engine
         self.channel = channel
         self.clock = clock
@@ -85,6 +87,8 @@ class CaseBook:
         self.registry = registry or CustomerRegistry()
         self.team_channel = team_channel or channel
         self.team_recipient = team_recipient
+        #: customer notices carry a link to the case's status page (``[serve] public_url``)
+        self.status_links = status_links
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -205,8 +209,9 @@ class CaseBook:
                 "kind": "opened", "customer_id": meta.customer_id, "attempts": 0,
                 "created_at": now}
         if customer_wait is not None:
-            subject, body = customer_message(alarm, case_id, meta.language, meta.timezone,
-                                             meta.customer_name)
+            subject, body = customer_message(
+                alarm, case_id, meta.language, meta.timezone, meta.customer_name,
+                status_url=self.status_links.url(case_id) if self.status_links else "")
             notices.append({
                 **base, "audience": "customer", "channel": meta.contact.channel or self.channel,
                 "recipient": meta.contact.address,
@@ -225,6 +230,12 @@ class CaseBook:
             "last_error": None})
         session.execute(insert(CaseEventRow), events)
         session.execute(insert(NoticeRow), notices)
+        if customer_note.startswith("suppressed: the customer has open ticket"):
+            # the customer called first: their ticket belongs to this case now
+            session.execute(update(TicketRow).where(
+                TicketRow.customer_id == meta.customer_id,
+                TicketRow.device_id == alarm.device_id, TicketRow.closed_at.is_(None),
+                TicketRow.case_id.is_(None)).values(case_id=case_id))
         return CaseOutcome("opened", case.id, case)
 
     def _customer_decision(self, session: Session, alarm: Alarm, meta: DeviceMeta,
@@ -316,8 +327,12 @@ class CaseBook:
         now = self.clock() if now is None else now
         escalated: list[int] = []
         with Session(self.engine, expire_on_commit=False) as session:
+            # a customer who booked a visit (or said it is fine) has stopped escalation
+            answered = select(CustomerAnswerRow.case_id).where(
+                CustomerAnswerRow.kind.in_(("visit", "fine")))
             candidates = session.scalars(select(CaseRow).where(
-                CaseRow.status == "open", CaseRow.escalated_at.is_(None))).all()
+                CaseRow.status == "open", CaseRow.escalated_at.is_(None),
+                CaseRow.id.not_in(answered))).all()
             for case in candidates:
                 after = (case.escalate_after_s if case.escalate_after_s is not None
                          else self.policy.escalate_after)

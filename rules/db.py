@@ -7,9 +7,9 @@ migrations existed is recognised and upgraded from the first revision.
 >>> engine = connect("sqlite://")
 >>> from sqlalchemy import inspect
 >>> sorted(inspect(engine).get_table_names())  # doctest: +NORMALIZE_WHITESPACE
-['alarm_states', 'alembic_version', 'api_tokens', 'case_events', 'cases', 'condition_memory',
- 'dead_letter_counts', 'dead_letters', 'devices', 'notice_attempts', 'notices', 'silences',
- 'tickets']
+['alarm_states', 'alembic_version', 'api_tokens', 'case_events', 'case_labels', 'cases',
+  'condition_memory', 'customer_answers', 'dead_letter_counts', 'dead_letters', 'devices',
+  'feedback', 'notice_attempts', 'notices', 'silences', 'tickets']
 >>> schema_revision(engine) == HEAD_REVISION
 True
 >>> engine.dispose()
@@ -49,7 +49,10 @@ __all__ = [
     "CaseEventRow",
     "CaseRow",
     "ConditionMemoryRow",
+    "CustomerAnswerRow",
     "DeviceRow",
+    "FeedbackRow",
+    "LabelRow",
     "NoticeRow",
     "SilenceRow",
     "TicketRow",
@@ -160,6 +163,31 @@ class TicketRow(Base):
     device_id: Mapped[str] = mapped_column(String(64), index=True)
     opened_at: Mapped[float] = mapped_column(Float)
     closed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: the helpdesk's own id (``POST /api/v1/helpdesk/events``); None: recorded in-process
+    external_id: Mapped[str | None] = mapped_column(String(128), nullable=True, unique=True)
+    #: the case the ticket is about, once linked (opened before or after the ticket)
+    case_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    tenant: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    subject: Mapped[str] = mapped_column(Text, default="", server_default="")
+    #: open, pending or solved (the helpdesk's word)
+    status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    updated_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class CustomerAnswerRow(Base):
+    """One answer a customer gave on the case's status page (``rules.answers``)."""
+
+    __tablename__ = "customer_answers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    #: noted, visit, fine or call
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    #: the reason ("fine"), the preferred time windows ("visit"), a phone number ("call")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    ts: Mapped[float] = mapped_column(Float)
+    #: case + kind + detail: the same answer twice is recorded once
+    answer_key: Mapped[str] = mapped_column(String(200), unique=True)
 
 
 class SilenceRow(Base):
@@ -210,6 +238,52 @@ class ConditionMemoryRow(Base):
     device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     #: node key → :meth:`rules.conditions.EpisodeState.to_json`
     memory_json: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class LabelRow(Base):
+    """How an agent resolved a case (``rules.resolution``), with the case's evidence window:
+    the labels that ``forewarn backtest`` scores rules against."""
+
+    __tablename__ = "case_labels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    product: Mapped[str] = mapped_column(String(64))
+    #: the rules of the case, comma separated (the first is the one that opened it)
+    rules: Mapped[str] = mapped_column(Text)
+    #: confirmed, false_alarm, customer_caused or duplicate
+    outcome: Mapped[str] = mapped_column(String(32))
+    #: confirmed: the fault category; false_alarm: the reason; otherwise ""
+    category: Mapped[str] = mapped_column(String(64), default="")
+    window_start: Mapped[float] = mapped_column(Float)
+    window_end: Mapped[float] = mapped_column(Float)
+    labelled_by: Mapped[str] = mapped_column(String(100), default="")
+    labelled_at: Mapped[float] = mapped_column(Float)
+    comment: Mapped[str] = mapped_column(Text, default="")
+
+
+class FeedbackRow(Base):
+    """A change a resolution made to detection (``rules.feedback``): a rule's alarm level
+    raised for one device (``device_id``) or a whole product (``device_id`` = "")."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    product: Mapped[str] = mapped_column(String(64))
+    rule: Mapped[str] = mapped_column(String(64))
+    #: added to the rule's ``score_at_least`` (bounded by ``[rules] feedback_max_raise``)
+    raise_by: Mapped[float] = mapped_column(Float)
+    case_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    undone_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    undone_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class DeviceRow(Base):

@@ -8,14 +8,15 @@
     │                          outbox whether to try again (the outbox decides, not the notifier)
     └── CaseActionError        an agent's action on a case could not be applied
         ├── CaseNotFoundError  no such case for this tenant
-        └── CaseStateError     the case's state does not allow the action
+        ├── CaseStateError     the case's state does not allow the action
+        └── ResolutionError    a resolution without a valid outcome, category or reason
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "CaseActionError", "CaseNotFoundError", "CaseStateError", "NotifyError", "RuleError",
-    "RuleFileError",
+    "CaseActionError", "CaseNotFoundError", "CaseStateError", "NotifyError", "ResolutionError",
+    "RuleError", "RuleFileError",
 ]
 
 
@@ -46,3 +47,7 @@ class CaseNotFoundError(CaseActionError):
 
 class CaseStateError(CaseActionError):
     """The case is in a state that does not allow the action (e.g. acknowledging a resolved one)."""
+
+
+class ResolutionError(CaseActionError):
+    """A case cannot be resolved this way: the outcome, category or reason is missing or wrong."""

@@ -32,14 +32,15 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 
 from core.events import DetectorEvent, ScoredBatch
-from rules.conditions import Context, Memory
+from rules.conditions import Condition, Context, Memory, ScoreTest
+from rules.feedback import MAX_LEVEL, Levels
 from rules.model import Rule
 from rules.registry import DeviceMeta, InstalledDevice
 
@@ -152,6 +153,9 @@ class RuleEvaluator:
         self.awake_since: dict[tuple[str, str], float] = {}
         #: devices whose last will came (connection lost) → (since, product)
         self.offline_since: dict[tuple[str, str], tuple[float, str]] = {}
+        #: alarm levels raised by false alarms (``rules.feedback``); the pipeline refreshes them
+        self.levels = Levels()
+        self._raised: dict[tuple[str, float], Condition] = {}
 
     def take_dirty(self) -> dict[Key, AlarmState]:
         """States changed since the last call (the pipeline persists them once per batch)."""
@@ -262,12 +266,19 @@ class RuleEvaluator:
                 self._emit(out, "fired", rule, key, state, at, alarm)
 
     def tick(self, now: float, registry_devices: dict[str, float | None] | None = None,
-             tenant: str = "", installed: Sequence[InstalledDevice] = ()) -> list[Transition]:
+             tenant: str = "", installed: Sequence[InstalledDevice] = (),
+             device_clock: Callable[[str, str], float | None] | None = None,
+             ) -> list[Transition]:
         """No-data transitions due at ``now`` (call it periodically; batches never arrive
         from a silent device). ``registry_devices`` (device → installed_at, of ``tenant``) and
         ``installed`` (the registry's devices, each with its tenant and product: only its
         product's rules apply) add devices that never reported at all. A device that said
-        goodbye is not silent; one offline by its last will fires the offline rules due."""
+        goodbye is not silent; one offline by its last will fires the offline rules due.
+
+        ``device_clock(tenant, device_id)``, when given, is how far a device's own telemetry
+        has been read (the NATS engine: its partition's caught-up time; None: not known yet,
+        no verdict): a device is judged silent against it rather than against ``now``, so a
+        partition that lags holds back only its own devices."""
         out: list[Transition] = []
         self._offline_tick(now, out)
         for key, state in self.states.items():
@@ -279,7 +290,8 @@ class RuleEvaluator:
                 continue  # said goodbye on purpose: its silence is expected
             seen = state.last_seen if state.last_seen is not None else state.since
             seen = max(seen, self.awake_since.get(owner, seen))
-            if now - seen >= rule.no_data:
+            until = now if device_clock is None else device_clock(key[1], key[2])
+            if until is not None and until - seen >= rule.no_data:
                 self._enter_no_data(rule, key, state, seen + rule.no_data, out)
         for device_id, installed_at in (registry_devices or {}).items():
             if installed_at is None or (tenant, device_id) in self.resting:
@@ -292,7 +304,9 @@ class RuleEvaluator:
                 state = self.states[key] = AlarmState(since=installed_at)
                 self._enter_no_data(rule, key, state, installed_at + rule.no_data, out)
         for device in installed:
-            if device.installed_at is None:
+            if device.installed_at is None or (
+                    device.tenant if device.tenant is not None else tenant,
+                    device.device_id) in self.resting:
                 continue
             for rule in self.rules:
                 key = (rule.name, device.tenant if device.tenant is not None else tenant,
@@ -350,6 +364,8 @@ class RuleEvaluator:
         condition = self._conditions[rule.name]
         if condition is None:
             return
+        if rule.score_at_least is not None and (self.levels.device or self.levels.product):
+            condition = self._raised_condition(rule, key, state, condition)
         active = condition.mask(ctx)
         if state.status in ("normal", "resolved") and not active.any():
             return  # the common case: nothing to walk
@@ -385,6 +401,18 @@ class RuleEvaluator:
                     self.dirty.add(key)
                 else:
                     self._maybe_resolve(rule, key, state, ts, out)
+
+    def _raised_condition(self, rule: Rule, key: Key, state: AlarmState,
+                          condition: Condition) -> Condition:
+        """The rule's condition at the level false alarms raised it to for this device."""
+        extra = self.levels.raise_for(rule.name, key[1], key[2], state.product)
+        if extra <= 0.0 or rule.score_at_least is None:
+            return condition
+        level = round(min(rule.score_at_least + extra, MAX_LEVEL), 6)
+        raised = self._raised.get((rule.name, level))
+        if raised is None:
+            raised = self._raised[(rule.name, level)] = Condition(score=ScoreTest(at_least=level))
+        return raised
 
     def _note_fire(self, rule: Rule, key: Key, state: AlarmState, ts: float,
                    out: list[Transition]) -> None:

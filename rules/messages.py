@@ -99,8 +99,9 @@ def _span(seconds: float) -> str:
 
 
 def customer_message(alarm: Alarm, case_id: int, language: str = "en", timezone: str = "UTC",
-                     customer_name: str = "") -> tuple[str, str]:
-    """Subject and body of the customer notice, in ``language`` and the customer's zone."""
+                     customer_name: str = "", status_url: str = "") -> tuple[str, str]:
+    """Subject and body of the customer notice, in ``language`` and the customer's zone;
+    ``status_url``: the case's status page, where the customer answers in one tap."""
     language = language if language in LANGUAGES else LANGUAGES[0]
     words = translations(language)
     product = _word(language, alarm.product)
@@ -116,6 +117,7 @@ def customer_message(alarm: Alarm, case_id: int, language: str = "en", timezone:
         predicted=(_when(alarm.predicted_failure_at, timezone)
                    if alarm.predicted_failure_at is not None else None),
         case_ref=case_ref(case_id),
+        status_url=status_url,
     )
     subject = words.gettext("We noticed an early sign of trouble on your {product}")
     return subject.format(product=product), body

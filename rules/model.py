@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -244,6 +245,9 @@ class RuleSet(BaseModel):
     rules: tuple[Rule, ...] = Field(min_length=1)
     silences: tuple[Silence, ...] = ()
     cases: CasePolicy = Field(default_factory=CasePolicy)
+    #: product → the fault categories an agent picks from when confirming a case of it
+    #: (``forewarn`` resolution codes, docs/rules.md "Resolution codes")
+    fault_categories: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     @field_validator("rules")
     @classmethod
@@ -260,6 +264,27 @@ class RuleSet(BaseModel):
                                  f"{', '.join(missing)}")
         return rules
 
+    @field_validator("fault_categories")
+    @classmethod
+    def _category_names(cls, categories: dict[str, tuple[str, ...]]
+                        ) -> dict[str, tuple[str, ...]]:
+        for product, names in categories.items():
+            bad = [n for n in names if not re.fullmatch(r"[a-z0-9_]+", n)]
+            if bad:
+                raise ValueError(f"fault categories of {product} must be lower_snake_case: "
+                                 f"{', '.join(bad)}")
+        return categories
+
+
+def _merged_categories(sets: list[RuleSet]) -> dict[str, tuple[str, ...]]:
+    """Every file's fault categories per product, first mention first, none twice."""
+    merged: dict[str, list[str]] = {}
+    for ruleset in sets:
+        for product, names in ruleset.fault_categories.items():
+            known = merged.setdefault(product, [])
+            known.extend(n for n in names if n not in known)
+    return {p: tuple(n) for p, n in merged.items()}
+
 
 def merge_rule_sets(sets: Iterable[RuleSet]) -> RuleSet:
     """One rule set from several files: all rules and silences, the first file's case policy."""
@@ -269,7 +294,8 @@ def merge_rule_sets(sets: Iterable[RuleSet]) -> RuleSet:
     try:
         return RuleSet(rules=tuple(r for s in sets for r in s.rules),
                        silences=tuple(w for s in sets for w in s.silences),
-                       cases=sets[0].cases)
+                       cases=sets[0].cases,
+                       fault_categories=_merged_categories(sets))
     except ValidationError as exc:
         raise RuleFileError(f"rules files do not fit together: {exc}") from exc
 

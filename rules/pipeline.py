@@ -4,7 +4,9 @@
 
     scored batch ─▶ registry lookup ─▶ evaluate (state machine) ─▶ silence ─▶ inhibit
                  ─▶ case book (open / join / reopen / resolve, notices into the outbox)
-    tick(now)    ─▶ no-data and offline transitions, escalation
+    tick(now)    ─▶ no-data and offline transitions, escalation, alarm levels raised by false
+                    alarms (rules.feedback: read from the case database, so the console's
+                    resolutions and undos reach the running service)
     lifecycle    ─▶ device book (online/offline/last seen, reported config), goodbyes, last
                     wills, agent events (rules.lifecycle)
 
@@ -30,6 +32,7 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -38,6 +41,7 @@ from core.events import LifecycleEvent, ScoredBatch
 from rules.cases import CaseBook
 from rules.db import CaseRow
 from rules.evaluate import Alarm, RuleEvaluator, Transition
+from rules.feedback import FeedbackPolicy, levels
 from rules.inhibit import Inhibitor
 from rules.lifecycle import DeviceBook, DeviceLifecycle
 from rules.model import RuleSet
@@ -83,8 +87,10 @@ class RulesPipeline:
     """Evaluates rules over every scored batch and turns alarm transitions into case changes."""
 
     def __init__(self, rules: RuleSet, casebook: CaseBook,
-                 registry: CustomerRegistry | None = None, persist_states: bool = True) -> None:
+                 registry: CustomerRegistry | None = None, persist_states: bool = True,
+                 feedback: FeedbackPolicy | None = None) -> None:
         self.rules = rules
+        self.feedback = feedback or FeedbackPolicy()
         self.casebook = casebook
         if casebook.policy_from_rules:
             casebook.policy = rules.cases
@@ -96,10 +102,14 @@ class RulesPipeline:
         self.silence_store = SilenceStore(casebook.engine)
         self.silencer.refresh(self.silence_store, casebook.clock())
         self.inhibitor = Inhibitor(self.evaluator)
+        self.refresh_feedback(casebook.clock())
         self.lifecycle = DeviceLifecycle(DeviceBook(casebook.engine), self.evaluator,
                                          self._apply)
         self.stats = PipelineStats()
         self._thread: ThreadPoolExecutor | None = None
+        #: how far each device's own telemetry has been read (None: up to every tick's
+        #: ``now``); the NATS workers set it to the device's partition's caught-up time
+        self.device_clock: Callable[[str, str], float | None] | None = None
         #: cases this pipeline opened (new ones only), in order
         self.opened: list[CaseRow] = []
         #: (rule, device, reason) of alarms that opened no case because of a silence/inhibition
@@ -156,12 +166,18 @@ class RulesPipeline:
         """Time-driven work: silences set meanwhile, devices gone silent (or never heard
         from), alarms a silence or inhibition held back, escalation."""
         self.silencer.refresh(self.silence_store, now)
-        self._apply(self.evaluator.tick(now, tenant=tenant, installed=self.registry.installed()))
+        self.refresh_feedback(now)
+        self._apply(self.evaluator.tick(now, tenant=tenant, installed=self.registry.installed(),
+                                        device_clock=self.device_clock))
         for held_tenant, device_id in list(self._held):
             self._release(held_tenant, device_id, now)
         self._persist()
         self.lifecycle.flush()
         self.stats.escalated += len(self.casebook.escalate_due(now))
+
+    def refresh_feedback(self, now: float) -> None:
+        """Read the alarm levels false alarms raised (and not undone or expired) at ``now``."""
+        self.evaluator.levels = levels(self.casebook.engine, now, self.feedback.max_raise)
 
     def handle_lifecycle(self, event: LifecycleEvent) -> None:
         """A device's status, own event or config report."""

@@ -10,12 +10,15 @@ nats-py; a partition count that differs from the existing stream's raises ``Valu
 """
 
 from core.nats.config import NatsConfig
+from core.nats.lease import Lease, LeaseKeeper, fair_share, open_lease_bucket
 from core.nats.snapshot import Snapshot, SnapshotStore
 from core.nats.stream import StreamMonitor, ensure_stream, stream_config, topic_of_subject
 from core.nats.worker import HandOff, NatsEngine, PartitionStats, PartitionWorker
 
 __all__ = [
     "HandOff",
+    "Lease",
+    "LeaseKeeper",
     "NatsConfig",
     "NatsEngine",
     "PartitionStats",
@@ -24,6 +27,8 @@ __all__ = [
     "SnapshotStore",
     "StreamMonitor",
     "ensure_stream",
+    "fair_share",
+    "open_lease_bucket",
     "stream_config",
     "topic_of_subject",
 ]

@@ -12,6 +12,8 @@ pydantic_core._pydantic_core.ValidationError: 1 validation error for NatsConfig
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["NatsConfig"]
@@ -52,6 +54,16 @@ class NatsConfig(BaseModel):
     snapshot_bucket: str = "forewarn-snapshots"
     #: store retries while the store is down: full-jitter backoff up to this delay
     store_retry_max_s: float = Field(default=5.0, gt=0)
+    #: "lease": processes take partitions through leases in ``lease_bucket`` (a dead one's
+    #: partitions move within seconds); "static": each process consumes the slice it is given
+    #: (``[core] owned_partitions`` set also means static)
+    ownership: Literal["lease", "static"] = "lease"
+    #: key-value bucket holding one lease per partition and one key per live process
+    lease_bucket: str = "forewarn-leases"
+    #: a lease not renewed for this long expires and its partition is taken over
+    lease_ttl_s: float = Field(default=10.0, ge=1.0)
+    #: partitions one process takes or releases per lease round (bounded rebalance)
+    lease_max_moves: int = Field(default=4, ge=1)
 
     def consumer_name(self, partition: int) -> str:
         """Durable consumer name of one partition."""

@@ -148,6 +148,10 @@ class StreamMonitor:
         self.js = js
         self.cfg = cfg
         self.alerts = 0
+        #: the last look's fill level (share of ``max_bytes``) and unread discards (upper
+        #: bound), for /metrics
+        self.fill = 0.0
+        self.lost_unread = 0
 
     async def check(self, partitions: range | list[int]) -> FillAlert | None:
         """One look at the stream and the given partitions' consumers."""
@@ -164,6 +168,7 @@ class StreamMonitor:
             floor = consumer.ack_floor.stream_seq if consumer.ack_floor else 0
             if consumer.num_pending and floor + 1 < state.first_seq:
                 lost += state.first_seq - floor - 1  # an upper bound: other partitions' too
+        self.fill, self.lost_unread = fill, lost
         if fill < self.cfg.alert_fill and not lost:
             return None
         self.alerts += 1

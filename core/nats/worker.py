@@ -22,9 +22,10 @@ store (samples keyed by device and time), the case book (open cases keyed by dev
 and the outbox (notices keyed by idempotency key) make the replay change nothing.
 
 :class:`NatsEngine` is one worker process: it connects, makes sure the stream exists and runs
-a partition worker per partition it was given. Which process owns which partition is decided
-by whoever starts the processes (the supervisor in :mod:`forewarn.workers`), so a partition has
-one owner at a time. Usage::
+a partition worker per partition it owns. With ``member`` set it owns partitions by lease
+(:mod:`core.nats.lease`): it takes, renews and releases them while it runs, and each partition
+worker checks its lease (the fence) before every acknowledgement and snapshot. Without it, the
+process consumes the static slice it was given. Usage::
 
     async with NatsEngine(cfg, partitions=range(0, 16), make_pipeline=factory,
                           store=store, sink=rules.handle_in_thread) as engine:
@@ -54,6 +55,7 @@ from nats.js.errors import NotFoundError
 from core.events import EventSink, ScoredBatch
 from core.nats.config import NatsConfig
 from core.nats.fetch import BatchFetcher
+from core.nats.lease import Lease, LeaseKeeper, open_lease_bucket
 from core.nats.snapshot import Snapshot, SnapshotStore
 from core.nats.stream import StreamMonitor, ensure_stream, topic_of_subject
 from core.pipeline import CorePipeline
@@ -136,8 +138,11 @@ class PartitionWorker:
         snapshots: SnapshotStore,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        fence: Callable[[], bool] | None = None,
     ) -> None:
         self.partition = partition
+        #: whether this process still owns the partition (its lease); None: static ownership
+        self.fence = fence
         self._rng = rng or random.Random()
         self.nc = nc
         self.js = js
@@ -204,6 +209,8 @@ class PartitionWorker:
             failures = 0
             await self.process(msgs)
             await self._maybe_snapshot()
+        _log.info("partition %d: stopped at stream seq %d", self.partition,
+                  self.stats.last_seq)
         await self._fetcher.close()
         try:
             await asyncio.wait_for(self.snapshot(), 10.0)
@@ -231,16 +238,31 @@ class PartitionWorker:
         self.pipeline.dead_letters.flush()
         scored = self.handoff.take()
         if scored:
-            await self._retry(lambda: self._write(scored), msgs, "store")
+            if not await self._retry(lambda: self._write(scored), msgs, "store"):
+                return
             for batch in scored:
-                await self._retry(lambda b=batch: self.sink(b), msgs, "sink")  # type: ignore[misc]
+                if not await self._retry(lambda b=batch: self.sink(b),  # type: ignore[misc]
+                                         msgs, "sink"):
+                    return
         # an acknowledgement lost to a broken connection would stall the partition until
-        # ack_wait; acknowledging again is harmless
-        await self._retry(lambda: self._ack(msgs[-1]), msgs, "ack")
+        # ack_wait; acknowledging again is harmless. The fence is checked before each attempt.
+        if not await self._retry(lambda: self._ack(msgs[-1]), msgs, "ack"):
+            return
         self.stats.messages += len(msgs)
         meta = msgs[-1].metadata
         self.stats.last_seq = meta.sequence.stream
         self.stats.last_stored_at = meta.timestamp.timestamp()
+
+    def _owner(self) -> bool:
+        """The fence: False (and the worker stops) once the lease can no longer be trusted;
+        the batch stays unacknowledged for the next owner."""
+        if self.fence is None or self.fence():
+            return True
+        if not self._stopping.is_set():
+            _log.error("partition %d: lease no longer valid; stopping without acknowledging",
+                       self.partition)
+        self._stopping.set()
+        return False
 
     async def _ack(self, msg: Msg) -> None:
         await msg.ack_sync(timeout=10.0)
@@ -249,13 +271,17 @@ class PartitionWorker:
         self.store.write_many(scored)
 
     async def _retry(self, attempt: Callable[[], Awaitable[None]], msgs: Sequence[Msg],
-                     what: str) -> None:
+                     what: str) -> bool:
+        """Until ``attempt`` succeeds (True), or the lease is gone (False: give the batch up
+        unacknowledged; the next owner has it)."""
         failures = 0
         last_progress = self.clock()
         while True:
+            if not self._owner():
+                return False
             try:
                 await attempt()
-                return
+                return True
             except Exception as exc:  # store errors, and the sink is foreign code: keep the data
                 failures += 1
                 if what == "store":
@@ -285,7 +311,7 @@ class PartitionWorker:
     async def snapshot(self) -> None:
         """Save the state as of the last acknowledged message (if anything changed)."""
         self._last_snapshot = self.clock()
-        if self.stats.last_seq <= self._snapshot_seq:
+        if self.stats.last_seq <= self._snapshot_seq or not self._owner():
             return
         size = await self.snapshots.save(Snapshot(
             self.partition, self.stats.last_seq, time.time(), self.pipeline.state()))
@@ -305,9 +331,22 @@ class NatsEngine:
         store: HistoryStore,
         sink: EventSink,
         monitor_interval_s: float = 30.0,
+        member: str | None = None,
+        on_acquired: Callable[[int], Awaitable[None]] | None = None,
+        on_released: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self.cfg = cfg
+        #: the partitions consumed now (a live list: leases add and remove while running)
         self.partitions = list(partitions)
+        #: this process's name among the lease holders; None: static ownership
+        self.member = member
+        self.on_acquired = on_acquired
+        self.on_released = on_released
+        self.leases: LeaseKeeper | None = None
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._by_partition: dict[int, PartitionWorker] = {}
+        self._stopping = asyncio.Event()
+        self._snapshots: SnapshotStore | None = None
         self.make_pipeline = make_pipeline
         self.store = store
         self.sink = sink
@@ -324,7 +363,15 @@ class NatsEngine:
         self._js = self._nc.jetstream(timeout=10.0)
         await ensure_stream(self._js, self.cfg)
         snapshots = SnapshotStore(self._js, self.cfg.snapshot_bucket, self.cfg.replicas)
+        self._snapshots = snapshots
         self.monitor = StreamMonitor(self._js, self.cfg)
+        if self.member is not None:
+            kv = await open_lease_bucket(self._js, self.cfg.lease_bucket, self.cfg.lease_ttl_s,
+                                         self.cfg.replicas)
+            self.leases = LeaseKeeper(kv, self.member, self.cfg.partitions,
+                                      self.cfg.lease_ttl_s, self._acquire, self._release,
+                                      max_moves=self.cfg.lease_max_moves)
+            self.partitions.clear()
         self.workers = [
             PartitionWorker(p, self._nc, self._js, self.cfg, self.make_pipeline, self.store,
                             self.sink, snapshots)
@@ -347,11 +394,89 @@ class NatsEngine:
 
     def stop(self) -> None:
         """Ask every partition worker to finish its batch and snapshot."""
+        self._stopping.set()
         for worker in self.workers:
             worker.stop()
 
+    async def _acquire(self, partition: int, lease: Lease) -> None:
+        """A lease was taken: restore the partition and consume it while the lease holds."""
+        assert self._nc is not None and self._js is not None and self._snapshots is not None
+        worker = PartitionWorker(partition, self._nc, self._js, self.cfg, self.make_pipeline,
+                                 self.store, self.sink, self._snapshots, fence=lease.valid)
+        self.workers.append(worker)
+        self._by_partition[partition] = worker
+        self.partitions.append(partition)
+        self.partitions.sort()
+
+        async def restore_and_run() -> None:
+            # in a task of its own: a slow restore must not delay the renewal of other leases
+            if self.on_acquired is not None:
+                await self.on_acquired(partition)
+            await worker.start()
+            await worker.run()
+
+        self._tasks[partition] = asyncio.create_task(restore_and_run(),
+                                                     name=f"partition-{partition}")
+
+    async def _release(self, partition: int) -> None:
+        """A lease is given up or lost: the worker finishes (fenced) and is dropped."""
+        worker = self._by_partition.pop(partition, None)
+        task = self._tasks.pop(partition, None)
+        if worker is None or task is None:
+            return
+        worker.stop()
+        try:
+            await task
+        except Exception:
+            _log.exception("partition %d: worker failed", partition)
+        self.workers.remove(worker)
+        self.partitions.remove(partition)
+        if self.on_released is not None:
+            await self.on_released(partition)
+
+    async def _run_leased(self) -> None:
+        """Lease rounds every quarter of the lease term until :meth:`stop`."""
+        assert self.leases is not None
+        self.ready.set()
+        watch = asyncio.create_task(self._watch_stream())
+        renewals = asyncio.create_task(self._renew_forever())
+        every = self.cfg.lease_ttl_s / 4
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self.leases.round()
+                except (TimeoutError, nats.errors.Error) as exc:
+                    _log.warning("lease round failed: %s", exc)
+                for partition, task in list(self._tasks.items()):
+                    if task.done() and partition in self.leases.leases:
+                        # a worker that ended by itself (fenced, or crashed): let it go
+                        await self.leases.release(partition)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), every)
+            await self.leases.release_all()
+        finally:
+            watch.cancel()
+            renewals.cancel()
+            for task in self._tasks.values():
+                task.cancel()
+            await asyncio.gather(watch, renewals, *self._tasks.values(),
+                                 return_exceptions=True)
+
+    async def _renew_forever(self) -> None:
+        """Renew the held leases every eighth of the term, apart from the (slower) rounds."""
+        assert self.leases is not None
+        while not self._stopping.is_set():
+            await asyncio.sleep(self.cfg.lease_ttl_s / 8)
+            try:
+                await self.leases.renew()
+            except (TimeoutError, nats.errors.Error) as exc:
+                _log.warning("lease renewal failed: %s", exc)
+
     async def run(self) -> None:
         """Restore every partition, then consume until :meth:`stop`."""
+        if self.leases is not None:
+            await self._run_leased()
+            return
         for worker in self.workers:
             await worker.start()
         self.ready.set()
@@ -372,7 +497,7 @@ class NatsEngine:
         while True:
             await asyncio.sleep(self.monitor_interval_s)
             try:
-                await self.monitor.check(self.partitions)
+                await self.monitor.check(list(self.partitions))
             except (TimeoutError, nats.errors.Error) as exc:
                 _log.warning("stream monitor: %s", exc)
 

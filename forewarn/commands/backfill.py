@@ -14,9 +14,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from core.detect import make_detector
 from core.store.base import StoreError
-from core.store.config import StoreConfig, make_store
-from forewarn.backfill import backfill
-from forewarn.errors import ConfigError, ForewarnError
+from forewarn.backfill import backfill, open_store
+from forewarn.errors import ForewarnError
 from forewarn.settings import load_settings
 
 __all__ = ["parse_time", "register"]
@@ -67,16 +66,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=_run)
 
 
-def _store_config(settings: Any) -> StoreConfig:
-    store = settings.store
-    if isinstance(store, StoreConfig):
-        return store
-    try:
-        return StoreConfig.model_validate(store.model_dump())
-    except ValueError as exc:
-        raise ConfigError(f"[store] cannot be used: {exc}") from exc
-
-
 def _run(args: argparse.Namespace) -> int:
     if not args.stop > args.start:
         raise ForewarnError("--stop must be later than --start")
@@ -84,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     tenant = args.tenant or settings.tenant
     detector_config = settings.detector  # the profile the service runs
     try:
-        store = make_store(_store_config(settings))
+        store = open_store(settings)
     except StoreError as exc:
         raise ForewarnError(f"store: {exc}") from exc
     columns = (TextColumn("backfill {task.description}"), BarColumn(),

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -30,13 +29,14 @@ from edge.problems import problems
 from forewarn.errors import ConfigError
 from forewarn.settings import CoreSettings, Settings, load_settings
 from forewarn.workers import (
-    Supervisor,
     WorkerOptions,
-    dispatch_outbox,
+    leased_ownership,
     make_service,
     parse_partitions,
     run_direct,
+    run_supervised,
     run_worker,
+    supervised_partitions,
     worker_command,
 )
 
@@ -190,56 +190,25 @@ def _run(args: argparse.Namespace) -> int:
     if args.own is None and settings.core.engine == "mqtt":
         return asyncio.run(run_direct(settings, options, echo=not args.quiet_notices, say=_say))
     if args.own is not None:
-        asyncio.run(run_worker(settings, options, parse_partitions(args.own), args.ready_file))
+        if args.own.startswith("lease:"):
+            asyncio.run(run_worker(settings, options, [], args.ready_file, leased=True,
+                                   worker_index=int(args.own.split(":", 1)[1])))
+        else:
+            asyncio.run(run_worker(settings, options, parse_partitions(args.own),
+                                   args.ready_file))
         return 0
-    stream_partitions = settings.nats.partitions
-    partitions = (parse_partitions(settings.core.owned_partitions)
-                  if settings.core.owned_partitions else list(range(stream_partitions)))
-    if not partitions or partitions[-1] >= stream_partitions:
-        raise ConfigError(f"owned partitions {settings.core.owned_partitions!r} are not all "
-                          f"below the stream's {stream_partitions} partitions")
-    if settings.core.workers > len(partitions):
-        raise ConfigError(f"{settings.core.workers} workers for {len(partitions)} partitions: "
-                          "a worker needs at least one")
-
+    partitions = supervised_partitions(settings)
     # read and check the rules, registry, limits and channels once, before any worker starts
     for line in make_service(settings, options).describe():
         _say(line)
-    _say(f"{settings.core.workers} workers on partitions "
-         f"{settings.core.owned_partitions or f'0-{stream_partitions - 1}'} of "
-         f"{settings.nats.stream} at {_without_password(settings.nats.url)}")
-
-    async def supervise() -> None:
-        import signal
-
-        supervisor = Supervisor(partitions, settings.core.workers, _worker_argv(args),
-                                settings_json=settings.model_dump_json().encode())
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        def shutdown() -> None:
-            stop.set()
-            supervisor.stop()
-
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, shutdown)
-        outbox = None if not settings.core.outbox else asyncio.create_task(
-            dispatch_outbox(settings, stop, echo=not args.quiet_notices))
-        async with contextlib.AsyncExitStack() as stack:
-            if settings.core.metrics_port:  # the outbox and cases; workers serve their own
-                from forewarn.core_metrics import CoreMetrics
-                from rules.db import connect
-
-                engine = connect(settings.cases.url)
-                stack.callback(engine.dispose)
-                await stack.enter_async_context(CoreMetrics(engine).serving(
-                    settings.core.metrics_host, settings.core.metrics_port))
-            await supervisor.run()
-        stop.set()
-        if outbox is not None:
-            await outbox
-
-    asyncio.run(supervise())
+    _say(f"{settings.core.workers} workers on "
+         + (f"leased partitions (bucket {settings.nats.lease_bucket}) of "
+            if leased_ownership(settings) else
+            f"partitions {settings.core.owned_partitions or f'0-{settings.nats.partitions - 1}'}"
+            " of ")
+         + f"{settings.nats.stream} at {_without_password(settings.nats.url)}")
+    asyncio.run(run_supervised(settings, partitions, _worker_argv(args),
+                               echo=not args.quiet_notices))
     return 0
 
 

@@ -170,21 +170,15 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _book(settings: Any) -> Any:
-    from rules.db import connect
-    from rules.lifecycle import DeviceBook
+    from forewarn.devices.book import open_device_book
 
-    return DeviceBook(connect(settings.cases.url))
+    return open_device_book(settings)
 
 
 def _tenant(args: argparse.Namespace, settings: Any, book: Any) -> str:
-    if args.tenant:
-        return str(args.tenant)
-    rows = book.find(args.device_id)
-    if len(rows) > 1:
-        tenants = ", ".join(sorted(row.tenant for row in rows))
-        raise ConfigError(f"{args.device_id} is known in several tenants ({tenants}): "
-                          "give --tenant")
-    return str(rows[0].tenant) if rows else str(settings.tenant)
+    from forewarn.devices.book import device_tenant
+
+    return device_tenant(book, args.device_id, args.tenant, settings.tenant)
 
 
 def _config_set(args: argparse.Namespace) -> int:
@@ -215,20 +209,6 @@ def _config_set(args: argparse.Namespace) -> int:
     return 0
 
 
-def _row_json(row: Any) -> dict[str, Any]:
-    return {
-        "tenant": row.tenant, "device_id": row.device_id, "product": row.product,
-        "state": row.state, "reason": row.reason, "since": row.since,
-        "last_seen": row.last_seen, "boot_id": row.boot_id, "firmware": row.firmware,
-        "queue_depth": row.queue_depth, "dropped_samples": row.dropped_samples,
-        "last_event": row.last_event, "last_event_severity": row.last_event_severity,
-        "last_event_at": row.last_event_at,
-        "desired": json.loads(row.desired_json) if row.desired_json else None,
-        "reported": json.loads(row.reported_json) if row.reported_json else None,
-        "reported_at": row.reported_at,
-    }
-
-
 def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
@@ -236,6 +216,8 @@ def _when(ts: float | None) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from forewarn.devices.book import row_json
+
     settings = _settings(args)
     book = _book(settings)
     try:
@@ -246,7 +228,7 @@ def _show(args: argparse.Namespace) -> int:
         raise ConfigError(f"no device {args.device_id!r} in {settings.cases.url}"
                           + (f" (tenant {args.tenant})" if args.tenant else ""))
     for row in rows:
-        info = _row_json(row)
+        info = row_json(row)
         if args.json:
             print(json.dumps(info, sort_keys=True))
             continue

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from forewarn.edge_runner import load_edge_settings, run_agent
+from forewarn.edge import load_edge_settings, run_agent
 
 __all__ = ["register"]
 

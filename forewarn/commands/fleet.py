@@ -18,15 +18,18 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from forewarn.edge_runner import AgentRun, BatchingSection, BrokerSection
+from forewarn.edge import AgentRun, BatchingSection, BrokerSection
 from forewarn.errors import ConfigError
 from forewarn.settings import Settings, load_settings
 from forewarn.text import plural
+
+if TYPE_CHECKING:
+    from firmware_sim.fleet import SimDevice
 
 __all__ = ["register"]
 
@@ -171,6 +174,9 @@ def _passwords(args: argparse.Namespace, settings: Settings,
                device_ids: list[str]) -> dict[str, str | None]:
     from forewarn.fleet import device_passwords, load_credentials
 
+    if args.password is not None:
+        print("forewarn: warning: --password shows in ps and the shell history; prefer "
+              "--credentials FILE or [fleet] password", file=sys.stderr)
     path = args.credentials or settings.fleet.credentials_file
     credentials = load_credentials(path) if path is not None else None
     return device_passwords(device_ids, credentials, args.password or settings.fleet.password)
@@ -219,9 +225,7 @@ def _simulated(args: argparse.Namespace, settings: Settings, queue_dir: Path) ->
         raise ConfigError(f"--products: unknown product {exc}") from exc
     devices = fleet.devices[args.first_index:]
     if args.list:
-        for device in devices:
-            print(f"{device.device_id} {device.product.name}")
-        return 0
+        return _list_devices(devices)
     passwords = _passwords(args, settings, [d.device_id for d in devices])
     if args.truth is not None:
         truths = [d.truth for d in devices if d.truth is not None]
@@ -268,9 +272,7 @@ def _load_test(args: argparse.Namespace, settings: Settings, queue_dir: Path) ->
                             args.first_index)
     devices = fleet.devices[args.first_index:]
     if args.list:
-        for device in devices:
-            print(f"{device.device_id} {device.product.name}")
-        return 0
+        return _list_devices(devices)
     passwords = _passwords(args, settings, [d.device_id for d in devices])
 
     async def main() -> int:
@@ -290,6 +292,13 @@ def _load_test(args: argparse.Namespace, settings: Settings, queue_dir: Path) ->
         return 0
 
     return asyncio.run(main())
+
+
+def _list_devices(devices: Sequence[SimDevice]) -> int:
+    """``--list``: the devices the fleet would run, one a line, and nothing sent."""
+    for device in devices:
+        print(f"{device.device_id} {device.product.name}")
+    return 0
 
 
 def _stop_event() -> asyncio.Event:

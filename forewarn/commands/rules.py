@@ -21,12 +21,11 @@ from forewarn.casedb import add_case_db_options, open_args_case_db
 from forewarn.errors import ForewarnError
 from forewarn.text import paragraph, plural
 from rules.errors import RuleFileError
-from rules.model import Rule, RuleSet, Silence, load_rules, merge_rule_sets, parse_duration
+from rules.model import RuleSet, Silence, load_rules, merge_rule_sets, parse_duration
 from rules.registry import load_registry
 from rules.silence import SilenceStore
 
 __all__ = [
-    "describe",
     "register",
     "run_check",
     "run_show",
@@ -36,29 +35,9 @@ __all__ = [
 ]
 
 
-def describe(rule: Rule) -> str:
-    """One line saying what a rule does."""
-    if rule.is_no_data_rule:
-        what = f"no data for {rule.no_data:.0f} s"
-    elif rule.score_at_least is not None:
-        what = f"score ≥ {rule.score_at_least} for {rule.for_s:.0f} s"
-    else:
-        what = f"condition tree for {rule.for_s:.0f} s"
-    extras = [f"group {rule.group_name}"]
-    if rule.clear is not None:
-        extras.append("hysteresis")
-    if rule.flapping is not None:
-        extras.append(f"flapping {rule.flapping.fires}×/{rule.flapping.within:.0f} s")
-    if rule.inhibited_by:
-        extras.append(f"inhibited by {', '.join(rule.inhibited_by)}")
-    who = "team + customer" if rule.notify_customer else "team"
-    return (f"{rule.name}: {what} on {rule.product or 'any product'} → {rule.severity} case, "
-            f"{who} ({'; '.join(extras)})")
-
-
 def run_check(args: argparse.Namespace) -> int:
     """Validate every file; print what each holds or what is wrong."""
-    from forewarn.rules_check import known_products, rules_files, unknown_names
+    from forewarn.rules_check import describe, known_products, rules_files, unknown_names
     from forewarn.settings import load_settings
 
     sets: list[RuleSet] = []
@@ -107,6 +86,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     """Print one line per rule."""
+    from forewarn.rules_check import describe
+
     try:
         ruleset = load_rules(args.file)
     except RuleFileError as exc:

@@ -11,15 +11,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from forewarn.errors import ForewarnError
 from forewarn.text import paragraph
 
-__all__ = ["LABELS", "print_report", "register"]
+__all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
@@ -48,6 +46,14 @@ def register(subparsers: Any) -> None:
     ev.add_argument("--batch-hours", type=float, default=6.0,
                     help="length of the batches streamed (default 6; notices are still timed "
                     "by the agents' 10-minute batches)")
+    ev.add_argument("--fleet-faults", action="store_true",
+                    help="also inject faults shared by a cohort: a firmware release degrading "
+                    "heat pump compressors and a water pump production batch with weak bearings "
+                    "(ground truth names them in fleet_fault)")
+    ev.add_argument("--agents", action="store_true",
+                    help="simulated agents resolve every false case as a false alarm as it "
+                    "opens, so the rules learn from them (compare the false-case rate of the "
+                    "two halves)")
     ev.add_argument("--workers", type=int, default=1,
                     help="processes, each streaming a share of the devices (default 1)")
     ev.add_argument("--out", type=Path, default=Path("var/sim"), metavar="DIR",
@@ -62,7 +68,8 @@ def register(subparsers: Any) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     # numba compiles lazily and matplotlib is heavy: keep `forewarn --help` fast
-    from forewarn.sim_evaluate import EvalOptions, run_evaluation, write_plots
+    from firmware_sim.fleet import FLEET_FAULTS
+    from forewarn.sim import EvalOptions, print_report, run_evaluation, write_plots
     from rules.errors import RuleFileError
 
     if args.devices < 1 or args.days <= 0:
@@ -72,7 +79,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     options = EvalOptions(devices=args.devices, days=args.days, seed=args.seed,
                           fault_fraction=args.fault_fraction, rules_dir=args.rules,
                           batch_s=args.batch_hours * 3600.0, workers=args.workers,
-                          trace=4 if args.plots is not None else 0)
+                          trace=4 if args.plots is not None else 0, agents=args.agents,
+                          fleet_faults=FLEET_FAULTS if args.fleet_faults else ())
     console = Console()
     try:
         bar = Console(stderr=True)
@@ -95,56 +103,3 @@ def _evaluate(args: argparse.Namespace) -> int:
             console.print(f"plot written to {path}")
     return 0
 
-
-def _fmt(value: Any) -> str:
-    return "–" if value is None else str(value)
-
-
-#: the report's keys (as --json writes them) and how the summary says them
-LABELS: dict[str, str] = {
-    "devices": "devices",
-    "days": "simulated days",
-    "learn_days": "learning days (rules wait)",
-    "device_days": "device-days evaluated (after learning)",
-    "seed": "seed",
-    "faults": "faults injected",
-    "faults_causing_calls": "faults the customer calls about",
-    "notified_before_call": "customer told before the call",
-    "pct_notified_before_call": "% told before the call",
-    "median_lead_time_h": "lead time before the call, median (h)",
-    "p10_lead_time_h": "lead time, 10th percentile (h)",
-    "p90_lead_time_h": "lead time, 90th percentile (h)",
-    "detected_after_call": "detected only after the call",
-    "missed": "never detected",
-    "false_cases": "false cases (no fault behind them)",
-    "false_cases_per_1000_device_days": "false cases per 1000 device-days",
-    "notices_for_never_visible_faults": "notices for faults the customer never noticed",
-    "offline_cases": "offline cases (a simulated outage: not false)",
-    "samples": "samples streamed",
-    "run_time_s": "run time (s)",
-    "samples_per_s": "samples per second",
-}
-
-
-def print_report(report: dict[str, Any], console: Console) -> None:
-    """The figures at a glance, in words (--json keeps the keys): overall, then one row per
-    fault kind."""
-    overall = Table(title="forewarn sim evaluate", show_header=False, title_justify="left")
-    overall.add_column(style="bold")
-    overall.add_column(justify="right")
-    for key, label in LABELS.items():
-        overall.add_row(label, _fmt(report.get(key)))
-    console.print(overall)
-    per_kind = Table(title="per fault kind (first: notified before the call; late: only after)",
-                     title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    # p10/p90 and the rest are in the JSON report: the table fits an 80-column terminal
-    columns = {"faults": "faults", "faults_causing_calls": "calls",
-               "notified_before_call": "first", "pct_notified_before_call": "%",
-               "median_lead_time_h": "lead h", "detected_after_call": "late",
-               "missed": "missed"}
-    per_kind.add_column("kind", no_wrap=True)
-    for label in columns.values():
-        per_kind.add_column(label, justify="right", no_wrap=True, min_width=max(len(label), 4))
-    for kind, row in report.get("by_fault", {}).items():
-        per_kind.add_row(kind, *(_fmt(row.get(name)) for name in columns))
-    console.print(per_kind)

@@ -25,7 +25,8 @@ def register(subparsers: Any) -> None:
     create = actions.add_parser("create", help="make a token and print it (once)")
     create.add_argument("--tenant", required=True, help="the tenant the token sees")
     create.add_argument("--role", required=True, choices=ROLES,
-                        help="viewer reads; agent also works cases; admin also retries notices")
+                        help="viewer reads; agent also works cases; admin also retries notices; "
+                        "ingest only posts telemetry to core's HTTP ingest (no console access)")
     create.add_argument("--name", default="", help="who or what holds it (shown in timelines)")
     listing = actions.add_parser("list", help="list tokens (never their secrets)")
     listing.add_argument("--tenant", default=None, help="only this tenant's")

@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.store.base import StoreError
-from forewarn.console import web
+from forewarn.console import proactivity_page, status_page, web
 from forewarn.console.api import router as api_router
 from forewarn.console.context import ConsoleContext
 from forewarn.console.guard import RequestGuard
@@ -58,6 +58,8 @@ def create_app(ctx: ConsoleContext) -> FastAPI:
     app.state.console = ctx
     app.include_router(api_router)
     app.include_router(web.router)
+    app.include_router(status_page.router)
+    app.include_router(proactivity_page.router)
     app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
 
     @app.middleware("http")

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from sqlalchemy import Engine
 
+from core.config import MqttConfig
 from core.events import EVENT_THRESHOLD, DetectorEvent
 from core.store.base import SeriesFrame, StoreError
 from forewarn.auth import TokenStore
@@ -26,8 +27,10 @@ from forewarn.console.throttle import LoginLimiter
 from forewarn.metrics import ForewarnMetrics
 from rules.case_actions import Push
 from rules.errors import RuleError
+from rules.feedback import FeedbackPolicy
 from rules.model import load_rules
 from rules.registry import CustomerRegistry
+from rules.status_link import StatusLinks
 
 __all__ = ["ConsoleContext", "ReadableStore"]
 
@@ -65,6 +68,18 @@ class ConsoleContext:
     warmup_samples: int = 1440
     #: who owns which device (``[customers] file``): names instead of ``tenant/device``
     registry: CustomerRegistry | None = None
+    #: how far a false alarm raises its rules for the device (``[rules] feedback_*``)
+    feedback: FeedbackPolicy = field(default_factory=FeedbackPolicy)
+    #: the broker desired configs are published to (``[mqtt]``, as the core service's user);
+    #: None: the API refuses config changes
+    mqtt: MqttConfig | None = None
+    #: signs and checks the customers' status-page links (None: the pages answer 404)
+    status_links: StatusLinks | None = None
+    #: where customers' answers go as team notices (``[notify] team``)
+    team_push: Push = field(default_factory=lambda: Push("terminal"))
+    #: answers per address and case on the status pages (``[serve] status_answers_per_hour``)
+    status_limiter: LoginLimiter = field(
+        default_factory=lambda: LoginLimiter(failures=20, window_s=3600.0))
     tokens: TokenStore = field(init=False)
     metrics: ForewarnMetrics = field(init=False)
     _store_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
@@ -88,6 +103,17 @@ class ConsoleContext:
                 texts.update({r.name: " ".join(r.description.split()) for r in ruleset.rules})
             self._rule_texts = (stamps, texts)
         return self._rule_texts[1]
+
+    def fault_categories(self, product: str) -> tuple[str, ...]:
+        """The fault categories of ``product`` from the rules files (confirming a case)."""
+        names: list[str] = []
+        for path in self.rules_files:
+            try:
+                ruleset = load_rules(path)
+            except RuleError:
+                continue
+            names.extend(n for n in ruleset.fault_categories.get(product, ()) if n not in names)
+        return tuple(names)
 
     def customer_name(self, tenant: str, device_id: str, product: str) -> str:
         """The customer's name from the registry; "" when the registry does not know it."""

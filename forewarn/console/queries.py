@@ -27,7 +27,7 @@ from forewarn.console.schemas import (
     NoticeOut,
     Telemetry,
 )
-from rules.db import AlarmStateRow, CaseEventRow, CaseRow, NoticeRow
+from rules.db import AlarmStateRow, CaseEventRow, CaseRow, DeviceRow, NoticeRow
 
 __all__ = [
     "CaseFilters",
@@ -219,6 +219,14 @@ def devices(ctx: ConsoleContext, tenant: str) -> list[DeviceSummary]:
             e["product"] = e["product"] or product or ""
             if last is not None and (e["last_seen"] is None or last > e["last_seen"]):
                 e["last_seen"] = float(last)
+        for lifecycle in session.scalars(select(DeviceRow).where(DeviceRow.tenant == tenant)):
+            e = entry(lifecycle.device_id)
+            e["product"] = e["product"] or lifecycle.product
+            if lifecycle.last_seen is not None and (
+                    e["last_seen"] is None or lifecycle.last_seen > e["last_seen"]):
+                e["last_seen"] = float(lifecycle.last_seen)
+            if lifecycle.state in ("online", "offline"):
+                e["connection"] = (lifecycle.state, lifecycle.reason, lifecycle.since)
         for row in session.execute(select(CaseRow.device_id, CaseRow.product,
                                           CaseRow.customer_id, CaseRow.status,
                                           CaseRow.severity).where(CaseRow.tenant == tenant)):
@@ -232,8 +240,16 @@ def devices(ctx: ConsoleContext, tenant: str) -> list[DeviceSummary]:
     return [DeviceSummary(device_id=d, product=e["product"], customer_id=e["customer_id"],
                           customer_name=ctx.customer_name(tenant, d, e["product"]),
                           status=names[e["worst"]], last_seen=e["last_seen"],
-                          open_cases=e["open"], warmup_pct=e["warmup"])
+                          open_cases=e["open"], warmup_pct=e["warmup"],
+                          **_connection(e.get("connection")))
             for d, e in sorted(known.items())]
+
+
+def _connection(state: tuple[str, str | None, float | None] | None) -> dict[str, Any]:
+    if state is None:
+        return {}
+    return {"connection": state[0], "connection_reason": state[1],
+            "connection_since": state[2]}
 
 
 def device_detail(ctx: ConsoleContext, tenant: str, device_id: str) -> DeviceDetail | None:
@@ -245,7 +261,14 @@ def device_detail(ctx: ConsoleContext, tenant: str, device_id: str) -> DeviceDet
     history = case_page(ctx, tenant, CaseFilters(device_id=device_id), limit=200, offset=0,
                         sort="newest").items
     unresolved = [c for c in history if c.status != "resolved"]
-    return DeviceDetail(**found[0].model_dump(), cases=unresolved, history=history)
+    with Session(ctx.engine) as session:
+        lifecycle = session.get(DeviceRow, (tenant, device_id))
+    desired = json.loads(lifecycle.desired_json) if lifecycle and lifecycle.desired_json \
+        else None
+    reported = json.loads(lifecycle.reported_json) if lifecycle and lifecycle.reported_json \
+        else None
+    return DeviceDetail(**found[0].model_dump(), cases=unresolved, history=history,
+                        desired_config=desired, reported_config=reported)
 
 
 def _nullable(matrix: np.ndarray[Any, Any]) -> list[list[float | None]]:

@@ -15,6 +15,7 @@ __all__ = [
     "DeviceDetail",
     "DevicePage",
     "DeviceSummary",
+    "FeedbackOut",
     "FleetOverview",
     "NoteBody",
     "NoticeOut",
@@ -45,9 +46,33 @@ class AssignBody(_Body):
 
 
 class ResolveBody(_Body):
-    """Why the case is resolved."""
+    """How the case ended: an outcome, with a fault category (``confirmed``, one of the
+    product's ``fault_categories``) or a reason (``false_alarm``)."""
 
+    outcome: Literal["confirmed", "false_alarm", "customer_caused", "duplicate"]
+    category: str = Field(default="", max_length=64)
+    reason: Literal["", "sensor", "installation", "usage", "expected_behaviour", "unknown"] = ""
     comment: str = Field(default="", max_length=4000)
+
+
+class FeedbackOut(BaseModel):
+    """An alarm level a false alarm raised (``rules.feedback``): for the device, or for its
+    whole product (``device_id`` "")."""
+
+    id: int
+    device_id: str
+    product: str
+    rule: str
+    raise_by: float
+    case_id: int | None
+    reason: str
+    created_by: str
+    created_at: float
+    expires_at: float
+    undone_by: str | None
+    undone_at: float | None
+    #: in force now (neither undone nor expired)
+    active: bool
 
 
 class CaseSummary(BaseModel):
@@ -144,6 +169,12 @@ class DeviceSummary(BaseModel):
     #: how much of the detector's warm-up the device has sent, in percent (below 100 it is
     #: still learning its baseline and cannot have a case yet; None: the store cannot say)
     warmup_pct: float | None = None
+    #: the device's agent as its status messages say: "online", "offline" (None: never heard)
+    connection: str | None = None
+    #: why it is offline: "shutdown" (said goodbye on purpose) or "connection_lost" (last will)
+    connection_reason: str | None = None
+    #: since when (epoch seconds)
+    connection_since: float | None = None
 
 
 class DeviceDetail(DeviceSummary):
@@ -152,6 +183,10 @@ class DeviceDetail(DeviceSummary):
     cases: list[CaseSummary]
     #: every case of the device, resolved ones too, newest first
     history: list[CaseSummary] = []
+    #: the desired config published for the device (``forewarn devices config set``) and
+    #: what the device reported doing with it
+    desired_config: dict[str, Any] | None = None
+    reported_config: dict[str, Any] | None = None
 
 
 class DevicePage(BaseModel):

@@ -21,8 +21,10 @@ from forewarn.casedb import case_db_url
 from forewarn.casedb import open_case_db as open_cases
 from forewarn.console.app import create_app
 from forewarn.console.context import ConsoleContext
+from forewarn.console.throttle import LoginLimiter
 from forewarn.errors import ConfigError
 from forewarn.settings import Settings
+from forewarn.status_links import make_status_links
 from rules.case_actions import Push
 from rules.errors import RuleError
 from rules.registry import CustomerRegistry, load_registry
@@ -52,11 +54,18 @@ def console_context(settings: Settings, demo_dir: Path | None = None,
         max_body_bytes=settings.serve.max_body_bytes,
         warmup_samples=_warmup(settings),
         registry=_registry(settings),
+        feedback=settings.rules.feedback(),
+        mqtt=settings.mqtt,
     )
     if settings.serve.helpdesk_channel:
         ctx.helpdesk = Push(settings.serve.helpdesk_channel, settings.serve.helpdesk_url)
     if settings.serve.session_secret:
         ctx.session_secret = settings.serve.session_secret
+    # the customers' status pages (issue 19): links signed with a secret kept over restarts
+    ctx.status_links = make_status_links(settings, clock=lambda: ctx.clock())
+    ctx.team_push = Push(settings.notify.team, _team_recipient(settings))
+    ctx.status_limiter = LoginLimiter(failures=settings.serve.status_answers_per_hour,
+                                      window_s=3600.0)
     if demo_dir is not None and clock is None:
         ends = [last for _, last in ctx.store_devices(settings.tenant).values()
                 if last is not None]
@@ -64,6 +73,13 @@ def console_context(settings: Settings, demo_dir: Path | None = None,
             data_end = max(ends)
             ctx.clock = lambda: data_end
     return ctx
+
+
+def _team_recipient(settings: Settings) -> str:
+    """``[notify.email] team_address`` when the team reads e-mail, else the channel's default."""
+    notify = settings.notify
+    return (notify.email.team_address
+            if notify.team == "email" and notify.email is not None else "")
 
 
 def _warmup(settings: Settings) -> int:

@@ -23,7 +23,9 @@ from forewarn.auth import Principal
 from forewarn.console import queries
 from forewarn.console.actions import apply_action
 from forewarn.console.advice import next_steps
+from forewarn.console.api import devices as device_api
 from forewarn.console.context import ConsoleContext
+from forewarn.console.dead_letters import tenant_dead_letters
 from forewarn.console.security import (
     LOGIN_COOKIE,
     LOGIN_FORM_MAX_AGE_S,
@@ -38,6 +40,7 @@ from forewarn.console.security import (
 )
 from forewarn.console.timefmt import span, when
 from forewarn.console.units import unit, units
+from rules.resolution import FALSE_ALARM_REASONS, OUTCOMES, Resolution
 
 __all__ = ["error_page", "router", "wants_html"]
 
@@ -222,6 +225,8 @@ def case_page(request: Request, case_id: int, session: Session, ctx: Context) ->
                    evidence_events=case.evidence.get("events", []), now=now,
                    can_act=session.principal.allows("agent"),
                    causes=[(r, descriptions.get(r, "")) for r in case.rules],
+                   outcomes=OUTCOMES, reasons=FALSE_ALARM_REASONS,
+                   categories=ctx.fault_categories(case.product),
                    steps=next_steps(case), field_unit=unit(case.product, case.field),
                    other_clock=now + _OTHER_CLOCK_S)
 
@@ -231,8 +236,12 @@ def case_action(
     case_id: int, action: str, session: Session, ctx: Context,
     csrf: Annotated[str, Form(max_length=100)] = "",
     text: Annotated[str, Form(max_length=4000)] = "",
+    outcome: Annotated[str, Form(max_length=32)] = "",
+    category: Annotated[str, Form(max_length=64)] = "",
+    reason: Annotated[str, Form(max_length=32)] = "",
 ) -> Response:
-    """Acknowledge, assign, note or resolve from the case page (agents and admins)."""
+    """Acknowledge, assign, note or resolve (with an outcome) from the case page (agents and
+    admins)."""
     check_csrf(session, csrf)
     if not 1 <= case_id <= 2**62:
         raise HTTPException(404, f"no case {case_id}")
@@ -243,7 +252,12 @@ def case_action(
         raise HTTPException(404, f"no action {action}")
     if action == "note" and not text.strip():
         raise HTTPException(422, "a note needs some text")
-    apply_action(ctx, who, case_id, action, text.strip())  # type: ignore[arg-type]
+    # the form sends the category and the reason selects both: keep the one the outcome needs
+    resolution = None if action != "resolve" or not outcome else Resolution(
+        outcome, category=category if outcome == "confirmed" else "",
+        reason=reason if outcome == "false_alarm" else "")
+    apply_action(ctx, who, case_id, action, text.strip(),  # type: ignore[arg-type]
+                 resolution)
     return RedirectResponse(f"/cases/{case_id}", 303)
 
 
@@ -253,6 +267,14 @@ def fleet_page(request: Request, session: Session, ctx: Context) -> Response:
     tenant = session.principal.tenant
     return _render(request, "fleet.html.j2", session, overview=queries.fleet(ctx, tenant),
                    devices=queries.devices(ctx, tenant), now=ctx.clock())
+
+
+@router.get("/deadletters", response_class=HTMLResponse)
+def dead_letters_page(request: Request, session: Session, ctx: Context,
+                      reason: Annotated[str | None, Query(max_length=64)] = None) -> Response:
+    """The newest messages core refused under the tenant's topics, with counts by reason."""
+    page = tenant_dead_letters(ctx, session.principal.tenant, reason or None, 100)
+    return _render(request, "deadletters.html.j2", session, page=page, reason=reason or "")
 
 
 @router.get("/devices/{device_id}", response_class=HTMLResponse)
@@ -268,4 +290,20 @@ def device_page(request: Request, device_id: str, session: Session, ctx: Context
     chart = _chart(ctx, tenant, device_id, device.product, stop - 2 * 86400.0, stop, marks,
                    [c.field for c in device.cases])
     return _render(request, "device.html.j2", session, device=device, chart=chart,
-                   now=ctx.clock())
+                   now=ctx.clock(), adjustments=device_api.adjustments(ctx, tenant, device_id),
+                   can_act=session.principal.allows("agent"))
+
+
+@router.post("/devices/{device_id}/feedback/{feedback_id}/undo")
+def undo_feedback(
+    device_id: str, feedback_id: int, session: Session, ctx: Context,
+    csrf: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    """Undo an alarm level a false alarm raised (agents and admins)."""
+    check_csrf(session, csrf)
+    if not 1 <= feedback_id <= 2**62:
+        raise HTTPException(404, f"no adjustment {feedback_id}")
+    if not session.principal.allows("agent"):
+        raise HTTPException(403, "viewers cannot undo adjustments")
+    device_api.undo_adjustment(ctx, session.principal, device_id[:64], feedback_id)
+    return RedirectResponse(f"/devices/{device_id[:64]}", 303)

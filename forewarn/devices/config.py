@@ -36,7 +36,7 @@ from edge.schema import (
 )
 from forewarn.errors import ConfigError, ForewarnError
 
-__all__ = ["SETTABLE_KEYS", "merge_desired", "parse_changes", "publish_desired"]
+__all__ = ["SETTABLE_KEYS", "check_changes", "merge_desired", "parse_changes", "publish_desired"]
 
 #: the keys ``config set`` accepts: every field of the desired config but its revision
 SETTABLE_KEYS = tuple(name for name in DesiredConfig.model_fields if name != "revision")
@@ -63,6 +63,24 @@ def parse_changes(pairs: list[str]) -> dict[str, Any]:
             raise ConfigError(f"{key}={text}: the value must be a number")
         changes[key] = value
     return changes
+
+
+def check_changes(changes: dict[str, object]) -> dict[str, Any]:
+    """Changes given as a mapping (the console's API): known keys, numbers or None (remove).
+
+    >>> check_changes({"batch_max_samples": 120, "status_interval_s": None})
+    {'batch_max_samples': 120, 'status_interval_s': None}
+    """
+    checked: dict[str, Any] = {}
+    for key, value in changes.items():
+        if key not in SETTABLE_KEYS:
+            raise ConfigError(f"unknown config key {key!r}; known: {', '.join(SETTABLE_KEYS)}")
+        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
+            raise ConfigError(f"{key}: the value must be a number (or null to remove it)")
+        checked[key] = value
+    if not checked:
+        raise ConfigError("no config key to change")
+    return checked
 
 
 def merge_desired(current: dict[str, Any] | None, changes: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -36,11 +36,11 @@ _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 class CoreProcess:
     """``forewarn --config FILE core`` in its own process; its stdout lines are collected."""
 
-    def __init__(self, config: Path, cwd: Path) -> None:
+    def __init__(self, config: Path, cwd: Path, args: Sequence[str] = ()) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         env = {k: v for k, v in env.items() if not k.startswith("FOREWARN_")}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "forewarn.cli", "--config", str(config), "core",
+            [sys.executable, "-m", "forewarn.cli", *args, "--config", str(config), "core",
              "--quiet-notices"],
             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []

@@ -22,7 +22,7 @@ from edge.schema import (
 )
 from forewarn.commands.edge import main as edge_main
 from forewarn.devices import passwords as devices
-from forewarn.edge_runner import (
+from forewarn.edge import (
     CallableSource,
     CommandSource,
     SimSource,

@@ -18,7 +18,7 @@ from edge.schema import TelemetryBatch
 from firmware_sim.calls import CallModel
 from firmware_sim.imperfections import Imperfections
 from forewarn.settings import load_settings
-from forewarn.sim_evaluate import EvalOptions, run_evaluation
+from forewarn.sim import EvalOptions, run_evaluation
 
 FIELDS = ("current", "discharge", "suction")
 WARMUP = 600

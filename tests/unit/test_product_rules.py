@@ -10,7 +10,7 @@ import pytest
 
 from firmware_sim.calls import CallModel
 from firmware_sim.imperfections import Imperfections
-from forewarn.sim_evaluate import EvalOptions, Evaluation, run_evaluation
+from forewarn.sim import EvalOptions, Evaluation, run_evaluation
 
 ROOT = Path(__file__).resolve().parents[2]
 H = 3600.0

@@ -159,6 +159,21 @@ def test_no_data_tick_fires_and_data_back_resolves() -> None:
     assert back.kind == "resolved"
 
 
+def test_device_clock_holds_back_only_the_lagging_devices() -> None:
+    """Per-partition ticks (NATS): a device is judged against how far its own telemetry was
+    read, so a lagging partition keeps only its devices from looking silent."""
+    ev = RuleEvaluator((Rule(name="offline", no_data=600),))
+    for device in ("hp-1", "hp-2", "hp-3"):
+        ev.evaluate(make_batch([LOW], device=device), DeviceMeta("acme", device, "heat_pump",
+                                                                  "kim"))
+    read_until = {"hp-1": 5000.0, "hp-2": 200.0, "hp-3": None}  # hp-2 lags, hp-3 unknown
+    fired = ev.tick(5000.0, device_clock=lambda _tenant, device: read_until[device])
+    assert [(t.device_id, t.kind) for t in fired] == [("hp-1", "no_data")]
+    read_until["hp-2"] = 5000.0
+    assert [t.device_id for t in ev.tick(5000.0, device_clock=lambda _t, d: read_until[d])] \
+        == ["hp-2"]
+
+
 def test_late_batch_does_not_make_a_talking_device_silent() -> None:
     ev = RuleEvaluator((Rule(name="offline", no_data=600),))
     meta = DeviceMeta("acme", "hp-1", "heat_pump", "kim")

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from firmware_sim.calls import CallModel
+from firmware_sim.fleet import FLEET_FAULTS, Fleet, FleetConfig
 from firmware_sim.imperfections import Imperfections
 from firmware_sim.truth import FaultTruth, read_jsonl
-from forewarn.sim_evaluate import (
+from forewarn.sim import (
     EvalOptions,
     SimCase,
     match_cases,
@@ -145,3 +146,55 @@ def test_shards_on_two_workers_give_the_same_report(tmp_path: Path) -> None:
     for key in ("run_time_s", "samples_per_s"):
         one.pop(key), two.pop(key)
     assert one == two
+
+
+NOISY_RULES = """\
+rules:
+  - name: compressor_unusual
+    product: heat_pump
+    fields: [compressor_current]
+    score_at_least: 0.5
+    for: 0s
+    resolve_after: 30m
+    severity: warning
+    notify_customer: true
+"""
+
+
+def test_simulated_agents_mark_false_cases_and_the_rules_learn(tmp_path: Path) -> None:
+    """Healthy devices under a noisy rule (issue 20): every case is false; agents resolve each
+    as a false alarm, which raises the rule for the device, so the second half opens fewer."""
+    (tmp_path / "noisy.yaml").write_text(NOISY_RULES, encoding="utf-8")
+    options = EvalOptions(devices=4, days=6.0, seed=5, products=("heat_pump",),
+                          fault_fraction=0.0, rules_dir=tmp_path, batch_s=3600.0)
+    alone = run_evaluation(options).report
+    helped = run_evaluation(dataclasses.replace(options, agents=True)).report
+    for figures in (alone, helped):
+        halves = (figures["false_cases_per_1000_device_days_first_half"]
+                  + figures["false_cases_per_1000_device_days_second_half"]) / 2
+        assert halves == pytest.approx(figures["false_cases_per_1000_device_days"], abs=0.01)
+    assert (alone["agents_mark_false_cases"], helped["agents_mark_false_cases"]) == (False, True)
+    assert (helped["false_cases_per_1000_device_days_second_half"]
+            < alone["false_cases_per_1000_device_days_second_half"])
+
+
+def test_fleet_faults_hit_a_share_of_their_cohort_with_ground_truth() -> None:
+    """A firmware release and a weak batch (issue 20): their devices carry the cohort's fault
+    in the ground truth, onsets of a release within hours of it; other products are spared."""
+    shared = FLEET_FAULTS
+    config = FleetConfig(devices=60, seed=3, products=("heat_pump", "water_pump", "home_battery"),
+                         horizon_s=20 * 86400.0, fault_fraction=0.0, fleet_faults=shared)
+    truths = Fleet(config).ground_truth
+    release = config.start + shared[0].at * config.horizon_s
+    firmware = [t for t in truths if t.fleet_fault == shared[0].name]
+    batch = [t for t in truths if t.fleet_fault == shared[1].name]
+    assert firmware and batch and len(firmware) + len(batch) == len(truths)
+    assert {t.product for t in firmware} == {"heat_pump"}
+    assert {t.kind for t in batch} == {"bearing_wear"}
+    assert all(release <= t.onset <= release + 6 * 3600.0 for t in firmware)
+    figures = report(match_cases(truths, [], config.end), devices=60, days=20.0)
+    assert figures["fleet_faults_injected"] == 2
+    assert figures["fleet_fault_devices"] == len(truths)
+    assert figures["fleet_fault_devices_detected"] == 0
+    plain = Fleet(dataclasses.replace(config, fleet_faults=())).ground_truth
+    assert plain == []

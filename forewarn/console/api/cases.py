@@ -20,6 +20,7 @@ from forewarn.console.schemas import (
     Severity,
 )
 from forewarn.console.security import context, requires
+from rules.resolution import Resolution
 
 __all__ = ["router"]
 
@@ -86,8 +87,11 @@ def add_note(case_id: CaseId, body: NoteBody, who: Agent, ctx: Context) -> CaseD
 
 
 @router.post("/{case_id}/resolve", response_model=CaseDetail, summary="Resolve a case")
-def resolve(case_id: CaseId, who: Agent, ctx: Context,
-            body: ResolveBody | None = None) -> CaseDetail:
-    """409 when it is already resolved; the same problem coming back opens a case again."""
-    apply_action(ctx, who, case_id, "resolve", body.comment if body else "")
+def resolve(case_id: CaseId, body: ResolveBody, who: Agent, ctx: Context) -> CaseDetail:
+    """Needs an outcome: ``confirmed`` with a ``category`` from the product's fault categories,
+    ``false_alarm`` with a ``reason``, ``customer_caused`` or ``duplicate`` (422 otherwise);
+    stored as a label with the case's evidence window. 409 when it is already resolved; the
+    same problem coming back opens a case again."""
+    apply_action(ctx, who, case_id, "resolve", body.comment,
+                 Resolution(body.outcome, category=body.category, reason=body.reason))
     return _detail(ctx, who.tenant, case_id)

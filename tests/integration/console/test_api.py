@@ -77,12 +77,14 @@ def test_agent_acknowledges_assigns_notes_and_resolves(acme: httpx.Client,
     assert acme.post(f"{url}/assign", json={"assignee": "kim"}).json()["assignee"] == "kim"
     noted = acme.post(f"{url}/notes", json={"text": "called the customer"})
     assert noted.status_code == 201
-    resolved = acme.post(f"{url}/resolve", json={"comment": "valve replaced"}).json()
+    resolved = acme.post(f"{url}/resolve", json={"outcome": "confirmed",
+                                                 "category": "component_failure",
+                                                 "comment": "valve replaced"}).json()
     assert resolved["status"] == "resolved" and resolved["resolved_at"] is not None
     kinds = [(e["kind"], e["detail"]) for e in resolved["timeline"]]
     assert [k for k, _ in kinds] == ["acknowledged", "assigned", "note", "resolved"]
     assert ("note", "called the customer (by agent of acme)") in kinds
-    assert acme.post(f"{url}/resolve").status_code == 409
+    assert acme.post(f"{url}/resolve", json={"outcome": "duplicate"}).status_code == 409
     assert acme.post(f"{url}/acknowledge").status_code == 409
 
 
@@ -105,7 +107,7 @@ ACTIONS = [
     ("post", "/acknowledge", None),
     ("post", "/assign", {"assignee": "kim"}),
     ("post", "/notes", {"text": "x"}),
-    ("post", "/resolve", None),
+    ("post", "/resolve", {"outcome": "duplicate"}),
 ]
 
 
@@ -159,7 +161,7 @@ ISOLATION = [
     ("post", "/api/v1/cases/{case}/acknowledge", None, 404),
     ("post", "/api/v1/cases/{case}/assign", {"assignee": "mallory"}, 404),
     ("post", "/api/v1/cases/{case}/notes", {"text": "mallory was here"}, 404),
-    ("post", "/api/v1/cases/{case}/resolve", None, 404),
+    ("post", "/api/v1/cases/{case}/resolve", {"outcome": "duplicate"}, 404),
     ("get", "/api/v1/devices/{device}", None, 404),
     ("get", "/api/v1/devices/{device}/telemetry?start=1767225600&stop=1768000000", None, 404),
     ("post", "/api/v1/outbox/{notice}/retry", None, 404),
@@ -385,3 +387,53 @@ def test_metrics_and_openapi(console: ConsoleUnderTest) -> None:
     assert sent and float(sent[0].split()[-1]) >= 3
     assert "/api/v1/cases/{case_id}/acknowledge" in schema["paths"]
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+def test_an_agent_sets_a_devices_desired_config_through_the_api(
+        console: ConsoleUnderTest, acme: httpx.Client, tmp_path: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """POST /api/v1/devices/{id}/config publishes the merged, retained desired config to a real
+    Mosquitto, as ``forewarn devices config set`` does (issue 16.3)."""
+    import asyncio
+
+    import aiomqtt
+
+    from core.config import MqttConfig
+    from edge.schema import config_desired_topic
+    from rules.lifecycle import DeviceBook
+    from tests.servers.mosquitto import Mosquitto, mosquitto_binary
+
+    if mosquitto_binary() is None:
+        pytest.skip("mosquitto not installed (Debian package mosquitto)")
+    book = DeviceBook(console.ctx.engine)
+    book.update("acme", "hp-config", lambda row: setattr(row, "product", "heat_pump"))
+    url = "/api/v1/devices/hp-config/config"
+    assert acme.post(url, json={"batch_max_samples": 60}).status_code == 503  # no broker
+    with Mosquitto(tmp_path / "mosquitto") as broker:
+        monkeypatch.setattr(console.ctx, "mqtt", MqttConfig(port=broker.port,
+                                                            client_id="console-test"))
+        first = acme.post(url, json={"batch_max_samples": 60, "sample_period_s": 30})
+        second = acme.post(url, json={"sample_period_s": None})
+        refused = acme.post(url, json={"batch_max_sample": 60})
+        with console.client("acme", "viewer") as viewer:
+            assert viewer.post(url, json={"batch_max_samples": 1}).status_code == 403
+        with console.client("globex", "agent") as other:
+            assert other.post(url, json={"batch_max_samples": 1}).status_code == 404
+
+        async def retained() -> bytes:
+            async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+                await client.subscribe(config_desired_topic("acme", "hp-config"), qos=1)
+                async with asyncio.timeout(10):
+                    async for message in client.messages:
+                        assert isinstance(message.payload, bytes)
+                        return message.payload
+            raise AssertionError("no retained desired config")
+
+        payload = asyncio.run(retained())
+    assert first.status_code == 200, first.text
+    assert first.json()["desired"] == {"revision": 1, "batch_max_samples": 60,
+                                       "sample_period_s": 30}
+    assert second.json()["desired"] == {"revision": 2, "batch_max_samples": 60}
+    assert json.loads(payload) == {"revision": 2, "batch_max_samples": 60}
+    assert refused.status_code == 422 and "batch_max_sample" in refused.json()["detail"]
+    assert json.loads(book.get("acme", "hp-config").desired_json)["revision"] == 2

@@ -174,3 +174,41 @@ def test_the_login_form_needs_its_own_csrf_pair(console: ConsoleUnderTest) -> No
                                            "csrf": theirs}).status_code == 403
         answer = victim.post("/login", data={"token": token, "csrf": _form_csrf(victim)})
         assert answer.status_code == 303
+
+
+def test_device_lifecycle_and_remote_config_show_on_the_device(console: ConsoleUnderTest) -> None:
+    """What core's lifecycle listener keeps (rules.lifecycle's devices table) reaches the API
+    and the pages: online/offline and why, the desired and the reported config (issue 16.3)."""
+    import json
+
+    from rules.lifecycle import DeviceBook
+
+    book = DeviceBook(console.ctx.engine)
+
+    def lost(row: object) -> None:
+        row.state, row.reason, row.since, row.last_seen = (  # type: ignore[attr-defined]
+            "offline", "connection_lost", 1_767_225_600.0, 1_767_225_500.0)
+        row.product = "heat_pump"  # type: ignore[attr-defined]
+        row.desired_json = json.dumps({"revision": 2,  # type: ignore[attr-defined]
+                                       "batch_max_samples": 120})
+        row.reported_json = json.dumps({  # type: ignore[attr-defined]
+            "status": "applied", "revision": 2, "reason": None,
+            "applied": {"batch_max_samples": 120, "sample_period_s": 60.0}})
+
+    book.update("acme", "hp-lifecycle", lost)
+    with console.client("acme", "viewer") as api:
+        detail = api.get("/api/v1/devices/hp-lifecycle").json()
+    assert (detail["connection"], detail["connection_reason"]) == ("offline", "connection_lost")
+    assert detail["desired_config"] == {"revision": 2, "batch_max_samples": 120}
+    assert detail["reported_config"]["applied"]["sample_period_s"] == 60.0
+    browser, _ = _login(console, "acme", "viewer")
+    try:
+        page = browser.get("/devices/hp-lifecycle").text
+        fleet = browser.get("/fleet").text
+    finally:
+        browser.close()
+    assert "offline (connection lost)" in page and 'id="remote-config"' in page
+    assert "offline (connection lost)" in fleet
+    # another tenant does not see it
+    with console.client("globex", "viewer") as api:
+        assert api.get("/api/v1/devices/hp-lifecycle").status_code == 404

@@ -70,7 +70,9 @@ def test_supervisor_and_each_worker_serve_metrics(nats_server: NatsServer, tmp_p
         f'[nats]\nurl = "{nats_server.url}"\nstream = "M_{unique_tenant}"\n'
         f'ingress_subject = "forewarn.v1.{unique_tenant}.*.telemetry"\n'
         f'partition_prefix = "m.{unique_tenant}"\nsnapshot_bucket = "snap-{unique_tenant}"\n'
-        "partitions = 4\nmax_bytes = 67108864\n")
+        "partitions = 4\nmax_bytes = 67108864\n"
+        # static slices: each worker serves the metrics of a known slice
+        'ownership = "static"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOREWARN_")}
     env["PYTHONPATH"] = str(ROOT)
     log = tmp_path / "core.log"

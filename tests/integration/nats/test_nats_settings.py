@@ -76,6 +76,8 @@ def test_workers_run_with_the_supervisors_resolved_config(
         f'ingress_subject = "forewarn.v1.{unique_tenant}.*.telemetry"\n'
         f'partition_prefix = "cfg.{unique_tenant}"\nsnapshot_bucket = "snap-{unique_tenant}"\n'
         "partitions = 8\nfetch_batch = 16\nack_wait_s = 17.0\nmax_bytes = 67108864\n"
+        # static slices: the killed worker's own consumers are the ones recreated
+        'ownership = "static"\n'
     )
     config.write_text(file_text)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOREWARN_")}

@@ -19,6 +19,7 @@ from core.nats.snapshot import Snapshot
 from core.nats.stream import partition_of_subject, topic_of_subject
 from core.pipeline import CorePipeline
 from core.store.embedded import EmbeddedStore
+from forewarn.core_metrics import CoreMetrics
 from tests.integration.nats.fleet import SyntheticFleet
 from tests.servers.nats import NatsServer
 
@@ -89,6 +90,13 @@ def test_full_stream_discards_old_and_raises_the_alert(nats_server: NatsServer,
             assert info.state.first_seq > 1  # the oldest were discarded
             alert = await monitor.check([0])
             assert alert is not None and alert.lost_unread > 0 and alert.fill > 0.5
+            # and /metrics shows it (issue 23.3)
+            metrics = CoreMetrics()
+            metrics.partition_stats = list
+            metrics.stream_monitor = monitor
+            text = metrics.exposition().decode()
+            assert "forewarn_stream_alert 1.0" in text
+            assert "forewarn_stream_discarded_unread 0.0" not in text
 
     _run(scenario)
 

@@ -1,0 +1,114 @@
+"""Topic → mapping → :class:`~core.decode.DecodedBatch`, beside the native schema.
+
+A message on a native topic (``forewarn/v1/…``) goes to :func:`core.decode.decode_telemetry`
+unchanged; one on a mapped topic is decoded by its mapping's format, its fields scaled and
+offset, and made the same batch the native path gives. Mapped readings carry no sequence
+number: the batch's ``boot_id`` is ``mapped.<name>`` and its ``seq`` the first reading's time
+in milliseconds, so the pipeline's duplicate filter drops a message redelivered with the same
+device and time (within its window, ``[core] dedup_window`` messages per device).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from core.decode import DecodedBatch, decode_telemetry
+from core.errors import DecodeError
+from core.mapping.config import MappingConfig
+from core.mapping.csv_lines import decode_csv
+from core.mapping.json_format import Readings, decode_json
+from core.mapping.line_protocol import decode_line_protocol
+from core.mapping.sparkplug import SparkplugState
+from edge.names import NAME_RE
+from edge.schema import TOPIC_ROOT
+
+__all__ = ["MappedDecoder"]
+
+_KEEP_FIELD_TUPLES = 1024
+
+_FORMATS: dict[str, Callable[[MappingConfig, bytes, float], Readings]] = {
+    "json": decode_json,
+    "influx": decode_line_protocol,
+    "csv": decode_csv,
+}
+
+
+class MappedDecoder:
+    """Decodes native and mapped messages alike; raises DecodeError with the reason."""
+
+    def __init__(self, mappings: Sequence[MappingConfig],
+                 clock: Callable[[], float] = time.time) -> None:
+        names = [m.name for m in mappings]
+        if len(set(names)) != len(names):
+            raise ValueError("two mappings share a name")
+        self.mappings = tuple(mappings)
+        self.clock = clock
+        #: Sparkplug B aliases, seq numbers and deaths (format ``sparkplug``)
+        self.sparkplug = SparkplugState()
+        #: field tuples already checked to be names (most messages repeat their fields)
+        self._valid_fields: set[tuple[str, ...]] = set()
+
+    @property
+    def subscriptions(self) -> list[str]:
+        """The MQTT filters to subscribe to beside the native one (each once)."""
+        return list(dict.fromkeys(m.pattern.subscription for m in self.mappings))
+
+    def mapping_of(self, topic: str) -> tuple[MappingConfig, dict[str, str]] | None:
+        """The first mapping whose topic matches, with the topic's named levels."""
+        for mapping in self.mappings:
+            levels = mapping.pattern.match(topic)
+            if levels is not None:
+                return mapping, levels
+        return None
+
+    def __call__(self, topic: str, payload: bytes, properties: object | None = None
+                 ) -> DecodedBatch:
+        if topic.startswith(TOPIC_ROOT + "/") or not self.mappings:
+            return decode_telemetry(topic, payload, properties)
+        found = self.mapping_of(topic)
+        if found is None:
+            raise DecodeError("bad_topic", f"no mapping for topic {topic[:200]}")
+        return self.decode(found[0], topic, payload, found[1])
+
+    def decode(self, mapping: MappingConfig, topic: str, payload: bytes,
+               levels: dict[str, str] | None = None) -> DecodedBatch:
+        """One message through ``mapping`` (``levels``: the topic's named wildcards)."""
+        if levels is None:
+            levels = mapping.pattern.match(topic)
+            if levels is None:
+                raise DecodeError("mapping_mismatch", f"mapping {mapping.name}: topic "
+                                  f"{topic[:200]!r} does not match {mapping.topic!r}")
+        tenant = mapping.tenant or levels.get("tenant", "")
+        if not NAME_RE.fullmatch(tenant):
+            raise DecodeError("mapping_mismatch", f"mapping {mapping.name}: tenant "
+                              f"{tenant[:64]!r} is not a name")
+        if mapping.format == "sparkplug":
+            from_payload, fields, t, values = self.sparkplug.decode(mapping, topic, payload,
+                                                                    self.clock())
+        else:
+            from_payload, fields, t, values = _FORMATS[mapping.format](mapping, payload,
+                                                                       self.clock())
+        device = levels.get("device") or from_payload or ""
+        if not NAME_RE.fullmatch(device):
+            raise DecodeError("mapping_mismatch", f"mapping {mapping.name}: device id "
+                              f"{device[:64]!r} is not a name")
+        if fields not in self._valid_fields:
+            bad = next((f for f in fields if not NAME_RE.fullmatch(f)), None)
+            if bad is not None:
+                raise DecodeError("mapping_mismatch", f"mapping {mapping.name}: key "
+                                  f"{bad[:64]!r} is not a field name (rename it)")
+            if len(self._valid_fields) >= _KEEP_FIELD_TUPLES:  # bounded: a fleet of oddities
+                self._valid_fields.clear()
+            self._valid_fields.add(fields)
+        if mapping.scale or mapping.offset:
+            for j, field in enumerate(fields):
+                scale = mapping.scale.get(field)
+                if scale is not None:
+                    values[:, j] *= scale
+                offset = mapping.offset.get(field)
+                if offset is not None:
+                    values[:, j] += offset
+        return DecodedBatch(tenant, device, f"mapped.{mapping.name}",
+                            round(float(t.min()) * 1000.0), mapping.product, None,
+                            fields, t, values)

@@ -1,0 +1,207 @@
+"""JSON readings: one object per reading, or an array of them, per message.
+
+Fields are the configured keys (dotted paths into nested objects), or every numeric top-level
+key but the time; ``null`` is a missing reading (NaN); ``true``/``false`` and text are not
+numbers. Keys the mapping does not use are ignored or, with ``unknown_keys = "dead-letter"``,
+refuse the message.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import orjson
+
+from core.decode import MAX_NESTING, MAX_PAYLOAD_BYTES
+from core.errors import DecodeError
+from core.json_numbers import nesting_depth
+from core.mapping.config import MappingConfig
+from core.mapping.times import AUTO_MS_ABOVE as _AUTO_MS_ABOVE
+from core.mapping.times import epoch_seconds
+from edge.schema import MAX_FIELDS, MAX_SAMPLES_PER_BATCH, MAX_TIMESTAMP_S
+
+__all__ = ["Readings", "decode_json"]
+
+#: (device from the payload or None, field names, times, rows of values)
+Readings = tuple[str | None, tuple[str, ...], np.ndarray, np.ndarray]
+
+_MISMATCH = "mapping_mismatch"
+
+
+def _lookup(reading: dict[str, Any], path: str) -> Any:
+    if path in reading:
+        return reading[path]
+    node: Any = reading
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _ABSENT
+        node = node[part]
+    return node
+
+
+_ABSENT = object()
+
+
+def _number(mapping: MappingConfig, key: str, value: Any) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DecodeError(_MISMATCH, f"mapping {mapping.name}: field {key!r} is "
+                          f"{type(value).__name__} {str(value)[:40]!r}, not a number")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise DecodeError(_MISMATCH, f"mapping {mapping.name}: field {key!r} is not finite")
+    return number
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def decode_json(mapping: MappingConfig, payload: bytes, arrival: float, *,
+                fast: bool = True) -> Readings:
+    """The readings of one message; DecodeError with the reason when it does not fit.
+
+    ``fast=False`` skips the fast path for the usual message (the tests compare the two)."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise DecodeError("too_large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    if nesting_depth(np.frombuffer(payload, dtype=np.uint8), MAX_NESTING) > MAX_NESTING:
+        raise DecodeError("too_deep", f"JSON nested more than {MAX_NESTING} levels deep")
+    try:
+        document = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError("bad_encoding", f"not JSON: {exc}") from exc
+    readings = document if isinstance(document, list) else [document]
+    if not readings or len(readings) > MAX_SAMPLES_PER_BATCH:
+        raise DecodeError(_MISMATCH, f"mapping {mapping.name}: {len(readings)} readings "
+                          f"(1 to {MAX_SAMPLES_PER_BATCH})")
+    if fast and mapping.fields is None and mapping.device_key is None:
+        quick = _all_numeric(mapping, readings, arrival)
+        if quick is not None:
+            return quick
+    keys = mapping.fields
+    names: dict[str, int] = {}  # forewarn field name → column, in first-seen order
+    rows: list[dict[int, float]] = []
+    times: list[float] = []
+    device: str | None = None
+    for reading in readings:
+        if not isinstance(reading, dict):
+            raise DecodeError(_MISMATCH, f"mapping {mapping.name}: a reading is "
+                              f"{type(reading).__name__}, not a JSON object")
+        times.append(_time(mapping, reading, arrival))
+        if mapping.device_key is not None:
+            device = _device(mapping, reading, device)
+        used = {mapping.time_key, mapping.device_key}
+        row: dict[int, float] = {}
+        if keys is None:
+            for key, value in reading.items():
+                if key in used:
+                    continue
+                if _is_number(value) or value is None:
+                    row[names.setdefault(mapping.field_name(key), len(names))] = _number(
+                        mapping, key, value)
+                elif mapping.unknown_keys == "dead-letter":
+                    raise DecodeError(_MISMATCH, f"mapping {mapping.name}: key {key!r} is not "
+                                      "a number (unknown_keys = \"dead-letter\")")
+        else:
+            for key in keys:
+                value = _lookup(reading, key)
+                if value is _ABSENT:
+                    continue
+                row[names.setdefault(mapping.field_name(key), len(names))] = _number(
+                    mapping, key, value)
+            if mapping.unknown_keys == "dead-letter":
+                known = {k.split(".", 1)[0] for k in keys} | {k for k in keys} | used
+                extra = [k for k in reading if k not in known]
+                if extra:
+                    raise DecodeError(_MISMATCH, f"mapping {mapping.name}: unknown key "
+                                      f"{extra[0]!r} (unknown_keys = \"dead-letter\")")
+        if len(names) > MAX_FIELDS:
+            raise DecodeError(_MISMATCH, f"mapping {mapping.name}: more than {MAX_FIELDS} "
+                              "fields")
+        rows.append(row)
+    if not names:
+        raise DecodeError(_MISMATCH, f"mapping {mapping.name}: no field in the message")
+    values = np.full((len(rows), len(names)), np.nan)
+    for i, row in enumerate(rows):
+        for j, number in row.items():
+            values[i, j] = number
+    return device, tuple(names), np.asarray(times, dtype=np.float64), values
+
+
+_NUMERIC = frozenset({int, float, type(None)})
+
+
+def _all_numeric(mapping: MappingConfig, readings: list[Any], arrival: float
+                 ) -> Readings | None:
+    """The usual message fast: every reading an object with the same numeric keys in the same
+    order, an epoch time. None for anything else, which the general path decodes (or words
+    the error of). Checked against it in tests/unit/test_mapping.py."""
+    time_key = mapping.time_key
+    if mapping.time_unit not in ("auto", "s") or (time_key is not None and "." in time_key):
+        return None
+    check_unknown = mapping.unknown_keys == "dead-letter"
+    keys: tuple[str, ...] | None = None
+    rows: list[list[Any]] = []
+    times: list[float] = []
+    for reading in readings:
+        if type(reading) is not dict:
+            return None
+        numbers = {k: v for k, v in reading.items() if type(v) in _NUMERIC}
+        if time_key is None:
+            seconds = arrival
+        else:
+            ts = numbers.pop(time_key, None)
+            if ts is None:
+                return None
+            seconds = ts / 1e3 if ts > _AUTO_MS_ABOVE and mapping.time_unit == "auto" else ts
+            if not 0.0 <= seconds <= MAX_TIMESTAMP_S:
+                return None
+        if check_unknown and len(numbers) + (time_key is not None) != len(reading):
+            return None
+        if keys is None:
+            keys = tuple(numbers)
+        elif tuple(numbers) != keys:
+            return None
+        rows.append(list(numbers.values()))
+        times.append(float(seconds))
+    if not keys or len(keys) > MAX_FIELDS:
+        return None
+    try:
+        values = np.array(rows, dtype=np.float64)  # None → NaN, a missing reading
+    except OverflowError:  # an integer beyond float64
+        return None
+    if np.isinf(values).any():
+        return None
+    names = tuple(mapping.rename.get(k, k) for k in keys) if mapping.rename else keys
+    return None, names, np.array(times, dtype=np.float64), values
+
+
+def _time(mapping: MappingConfig, reading: dict[str, Any], arrival: float) -> float:
+    if mapping.time_key is None:
+        return arrival
+    value = _lookup(reading, mapping.time_key)
+    if value is _ABSENT:
+        raise DecodeError(_MISMATCH, f"mapping {mapping.name}: no time key "
+                          f"{mapping.time_key!r} in the reading")
+    try:
+        return epoch_seconds(value, mapping.time_unit)
+    except ValueError as exc:
+        raise DecodeError(_MISMATCH, f"mapping {mapping.name}: {exc}") from None
+
+
+def _device(mapping: MappingConfig, reading: dict[str, Any], before: str | None) -> str:
+    assert mapping.device_key is not None
+    value = _lookup(reading, mapping.device_key)
+    if not isinstance(value, str):
+        raise DecodeError(_MISMATCH, f"mapping {mapping.name}: no device id under "
+                          f"{mapping.device_key!r}")
+    if before is not None and value != before:
+        raise DecodeError(_MISMATCH, f"mapping {mapping.name}: readings of two devices "
+                          f"({before!r}, {value!r}) in one message")
+    return value

@@ -1,0 +1,153 @@
+"""Streaming a simulated fleet, in the order its batches would reach the server, through the
+very :class:`~core.pipeline.CorePipeline` (dedup → detect) and
+:class:`~rules.pipeline.RulesPipeline` (rules → cases → notices) the services run, on simulated
+time. Only the broker and the time-series store are left out: the store is a no-op here, since
+nothing reads it back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from core.detect import make_detector
+from core.limits import load_limits
+from core.pipeline import CorePipeline
+from core.store.null import NullStore
+from firmware_sim.fleet import Delivery, Fleet
+from forewarn.sim.agents import SimAgent
+from forewarn.sim.match import SimCase
+from forewarn.sim.options import EvalOptions, TimelineTrace
+from rules.cases import CaseBook, CaseOutcome
+from rules.db import CaseRow, NoticeRow, connect
+from rules.evaluate import Alarm
+from rules.model import load_rule_dir
+from rules.pipeline import RulesPipeline
+from rules.registry import DeviceMeta
+
+__all__ = ["stream_fleet"]
+
+#: a tick runs this long after a window's batches arrived (network latency, clock skew)
+_TICK_SLACK_S = 600.0
+
+
+class _SimClock:
+    """Simulated time for the rules: each batch's arrival, or the arrival of an alarm's sample."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _SimCaseBook(CaseBook):
+    """The case book on simulated time: an alarm is recorded at the moment the sample that
+    fired it would have reached a live server (with the agent's own small batches), although
+    the evaluation streams long batches for speed."""
+
+    def __init__(self, engine: Engine, clock: _SimClock) -> None:
+        super().__init__(engine, channel="sim", clock=clock)
+        self.sim_clock = clock
+        self.delivery: Delivery | None = None
+        #: cases opened or reopened, in order (what simulated agents judge)
+        self.new_cases: list[CaseRow] = []
+
+    def record_alarm(self, alarm: Alarm, meta: DeviceMeta | None = None) -> CaseOutcome:
+        """Record ``alarm`` at its sample's arrival, then as usual."""
+        if self.delivery is not None:
+            self.sim_clock.now = _arrival_of(self.delivery, alarm.fired_at)
+        outcome = super().record_alarm(alarm, meta)
+        if outcome.kind in ("opened", "reopened") and outcome.case is not None:
+            self.new_cases.append(outcome.case)
+        return outcome
+
+
+def _arrival_of(delivery: Delivery, ts: float) -> float:
+    """When the sample of ``delivery`` taken at ``ts`` (device clock) reached the server."""
+    if delivery.sample_arrival is None:
+        return delivery.arrival
+    i = int(np.searchsorted(delivery.t, ts))
+    if i < delivery.t.shape[0] and delivery.t[i] == ts:
+        return float(delivery.sample_arrival[i])
+    return delivery.arrival
+
+
+def _cases_from(engine: Engine, no_data_rules: frozenset[str]) -> list[SimCase]:
+    """Every case the rules opened or reopened, timed by its notices: the team's notice says
+    when the case opened (or reopened), the customer's (unless suppressed) when the customer
+    heard, after quiet hours."""
+    with Session(engine) as session:
+        rows = {row.id: row for row in session.scalars(select(CaseRow))}
+        notices = list(session.scalars(select(NoticeRow).where(
+            NoticeRow.kind.in_(("opened", "reopened")))))
+    customer = {n.case_id: max(n.created_at, n.next_attempt_at) for n in notices
+                if n.audience == "customer" and n.kind == "opened" and n.status != "suppressed"}
+    out: list[SimCase] = []
+    for notice in notices:
+        row = rows.get(notice.case_id)
+        if notice.audience != "team" or row is None:
+            continue
+        opened = notice.kind == "opened"
+        out.append(SimCase(
+            device_id=row.device_id, product=row.product, rule=row.rule, severity=row.severity,
+            customer_notice=opened and row.id in customer, noticed_at=notice.created_at,
+            opened_at=row.opened_at, field=row.field,
+            notified_at=customer.get(row.id) if opened else None, reopened=not opened,
+            no_data=row.rule in no_data_rules))
+    return sorted(out, key=lambda c: c.noticed_at)
+
+
+def stream_fleet(options: EvalOptions, fleet: Fleet, traces: dict[str, TimelineTrace],
+                 progress: Callable[[float], None] = lambda _: None,
+                 ) -> tuple[list[SimCase], int, int]:
+    """Stream ``fleet`` through fresh pipelines; the cases, samples and batches streamed."""
+    limits = load_limits(options.limits) if options.limits is not None else None
+    core = CorePipeline(make_detector(options.detector), NullStore(), limits=limits)
+    clock = _SimClock(fleet.config.start)
+    engine = connect("sqlite://")
+    book = _SimCaseBook(engine, clock)
+    ruleset = load_rule_dir(options.rules_dir)
+    rules = RulesPipeline(ruleset, book)
+    agent = SimAgent(engine, fleet, rules.feedback) if options.agents else None
+    samples = batches = 0
+    # the service ticks every minute or so; here a tick comes once a whole window of batches
+    # has arrived (a tick between would see every device silent since its last long batch)
+    window = options.batch_s
+    next_tick = fleet.config.start + options.learn_days * 86_400.0 + window + _TICK_SLACK_S
+    learning_until = fleet.config.start + options.learn_days * 86_400.0
+    span = max(fleet.config.end - fleet.config.start, 1.0)
+    for delivery in fleet.deliveries(batch_s=options.batch_s):
+        if batches % 256 == 0:
+            progress(min(max((delivery.arrival - fleet.config.start) / span, 0.0), 1.0))
+        if delivery.arrival < learning_until:
+            # detectors learn the first day(s), as a running service has learned from history
+            core.process(delivery.tenant, delivery.to_batch(validate=False))
+            samples += delivery.t.shape[0]
+            batches += 1
+            continue
+        while delivery.arrival >= next_tick and next_tick <= fleet.config.end:
+            # (no tick after the run: every device would look silent)
+            # what the service does now and then: silent devices, escalation
+            clock.now = next_tick
+            rules.tick(next_tick)
+            next_tick += window
+        clock.now = delivery.arrival
+        book.delivery = delivery
+        if delivery.device_id in traces:
+            trace = traces[delivery.device_id]
+            trace.t.append(delivery.t)
+            trace.values.append(delivery.values)
+        scored = core.process(delivery.tenant, delivery.to_batch(validate=False))
+        samples += delivery.t.shape[0]
+        batches += 1
+        if scored is not None:
+            rules.handle(scored)
+            if agent is not None:
+                agent.mark(book.new_cases, clock.now)
+    cases = _cases_from(engine, frozenset(r.name for r in ruleset.rules if r.is_no_data_rule))
+    engine.dispose()
+    progress(1.0)
+    return cases, samples, batches

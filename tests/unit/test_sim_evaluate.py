@@ -153,7 +153,7 @@ rules:
   - name: compressor_unusual
     product: heat_pump
     fields: [compressor_current]
-    score_at_least: 0.5
+    score_at_least: 0.2
     for: 0s
     resolve_after: 30m
     severity: warning

@@ -21,6 +21,7 @@ from core.errors import DecodeError, NoTelemetry
 from core.mapping import MappedDecoder
 from forewarn.errors import ConfigError
 from forewarn.settings import Settings
+from forewarn.text import plural
 
 __all__ = ["batch_as_json", "read_payload", "try_mapping"]
 
@@ -92,7 +93,7 @@ def try_mapping(settings: Settings, name: str, topic: str, payload: bytes, *,
         say(json.dumps(batch_as_json(batch), indent=2))
         return 0
     say(f"mapping {mapping.name}: tenant {batch.tenant}, device {batch.device_id}, "
-        f"product {batch.product}, {batch.n_samples} reading(s), "
+        f"product {batch.product}, {plural(batch.n_samples, 'reading')}, "
         f"fields {', '.join(batch.fields)}")
     for reading in batch_as_json(batch)["readings"]:
         values = "  ".join(f"{f}={'null' if v is None else format(v, 'g')}"

@@ -75,6 +75,7 @@ def _run_sniff(args: argparse.Namespace) -> int:
     from forewarn.errors import ConfigError
     from forewarn.settings import load_settings
     from forewarn.sniff import propose, sniff
+    from forewarn.text import plural
 
     if args.seconds <= 0 or args.max_messages < 1:
         raise ConfigError("--seconds must be above 0 and --max-messages at least 1")
@@ -82,7 +83,7 @@ def _run_sniff(args: argparse.Namespace) -> int:
     seen = asyncio.run(sniff(settings.mqtt, args.seconds, args.filter, args.max_messages))
     proposals = propose(seen, args.tenant or settings.tenant)
     print(f"# {len(seen)} messages in {args.seconds:g} s on {args.filter}; "
-          f"{len(proposals)} proposed mapping(s)")
+          f"{plural(len(proposals), 'proposed mapping')}")
     for proposal in proposals:
         print()
         print(proposal.toml())

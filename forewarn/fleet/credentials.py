@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from forewarn.errors import ConfigError
+from forewarn.text import plural
 
 __all__ = ["device_passwords", "load_credentials"]
 
@@ -49,6 +50,6 @@ def device_passwords(device_ids: Sequence[str], credentials: Mapping[str, str] |
     missing = [d for d in device_ids if d not in credentials]
     if credentials and missing and password is None:
         shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
-        raise ConfigError(f"no password for {len(missing)} device(s) in the credentials "
+        raise ConfigError(f"no password for {plural(len(missing), 'device')} in the credentials "
                           f"file: {shown}")
     return {d: credentials.get(d, password) for d in device_ids}

@@ -150,5 +150,5 @@ def test_a_device_missing_from_the_credentials_is_refused_before_connecting(tmp_
                                       "--hours", "1", cwd=tmp_path))
 
     assert code == 2
-    assert err.strip() == ("forewarn: error: no password for 1 device(s) in the credentials "
+    assert err.strip() == ("forewarn: error: no password for 1 device in the credentials "
                            "file: hp-0001")

@@ -54,6 +54,14 @@ def _pid(member: str) -> int:
     return int(member.rsplit("-", 2)[1])
 
 
+def _group(member: str) -> int | None:
+    """The process group (the machine's supervisor) of a lease holder, None once it is gone."""
+    try:
+        return os.getpgid(_pid(member))
+    except ProcessLookupError:
+        return None
+
+
 def test_machine_killed_partitions_move_within_30s(nats_server: NatsServer, tmp_path: Path,
                                                    unique_tenant: str) -> None:
     rules = tmp_path / "rules.yaml"
@@ -97,8 +105,13 @@ def test_machine_killed_partitions_move_within_30s(nats_server: NatsServer, tmp_
             owners: dict[int, str] = {}
 
             async def spread() -> bool:
+                # the holders now (not accumulated over polls): every partition held, and by
+                # the workers of all three machines
+                owners.clear()
                 owners.update(await _owners(cfg))
-                return len(owners) == cfg.partitions and len(set(owners.values())) == 3
+                machines_holding = {_group(m) for m in owners.values()}
+                return (len(owners) == cfg.partitions
+                        and machines_holding == {m.pid for m in machines})
 
             deadline = time.monotonic() + 60
             while not await spread():

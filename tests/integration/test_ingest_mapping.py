@@ -15,9 +15,9 @@ import pytest
 
 from core.dead_letter import DeadLetterStore
 from rules.db import connect
-from tests.integration.core_process import CoreProcess, wait_for
+from tests.integration.core_process import CoreProcess, scrape, wait_for
 from tests.integration.nats.fleet import FIELDS, publish_mqtt
-from tests.servers.mosquitto import Mosquitto
+from tests.servers.mosquitto import Mosquitto, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +77,8 @@ def test_a_mapped_fleet_reaches_the_store_and_opens_a_case(
     tenant, root = unique_tenant, f"{unique_tenant}-fleet"
     keys, subscription, bad_topic, bad_payload, reason = (
         part.format(root=root) if isinstance(part, str) else part for part in _MAPPINGS[fmt])
-    core = CoreProcess(tmp_path, mosquitto, tenant)
+    metrics_port = free_port()
+    core = CoreProcess(tmp_path, mosquitto, tenant, extra_core=f"metrics_port = {metrics_port}\n")
     with core.config.open("a") as config:
         config.write(f'\n[[ingest.mapping]]\nname = "acme-{fmt}"\n{keys}'
                      f'tenant = "{tenant}"\nproduct = "heat_pump"\n')
@@ -99,6 +100,10 @@ def test_a_mapped_fleet_reaches_the_store_and_opens_a_case(
                  "a case of the faulty device", core)
         wait_for(lambda: core.stored() >= len(DEVICES) * (LEARN + FAULT), 60,
                  "the fault's readings", core)
+        # the redelivered round may still be on its way after the stored count is reached
+        wait_for(lambda: (scrape(metrics_port) or {}).get(
+            'forewarn_batches_dropped_total{reason="duplicate"}', 0) >= len(DEVICES), 60,
+            "the redelivered round dropped as duplicates", core)
         engine = connect(f"sqlite:///{core.cases_db}")
         try:
             wait_for(lambda: any(d.reason == "mapping_mismatch"

@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.lifecycle import LIFECYCLE_KINDS
+
 __all__ = ["NatsConfig"]
 
 
@@ -31,9 +33,11 @@ class NatsConfig(BaseModel):
 
     url: str = "nats://127.0.0.1:4222"
     stream: str = "FOREWARN_TELEMETRY"
-    #: subjects the MQTT listener publishes device telemetry on (MQTT '/' becomes NATS '.')
+    #: subjects the MQTT listener publishes device telemetry on (MQTT '/' becomes NATS '.');
+    #: the devices' lifecycle subjects beside it (``status``, ``event``, ``config.reported``
+    #: in place of ``telemetry``) are captured too, into the same partitions
     ingress_subject: str = "forewarn.v1.*.*.telemetry"
-    #: stored subjects: ``{prefix}.{partition}.{tenant}.{device}``
+    #: stored subjects: ``{prefix}.{partition}.{tenant}.{device}.{kind}``
     partition_prefix: str = "fw.tp"
     partitions: int = Field(default=32, ge=1, le=1024)
     #: how long the stream keeps telemetry for replay
@@ -64,6 +68,18 @@ class NatsConfig(BaseModel):
     lease_ttl_s: float = Field(default=10.0, ge=1.0)
     #: partitions one process takes or releases per lease round (bounded rebalance)
     lease_max_moves: int = Field(default=4, ge=1)
+
+    def ingress_subjects(self) -> list[str]:
+        """Every subject the stream captures: the telemetry and the lifecycle messages
+        (:data:`core.lifecycle.LIFECYCLE_KINDS`) of the same devices.
+
+        >>> NatsConfig(ingress_subject="forewarn.v1.acme.*.telemetry").ingress_subjects()[1:]
+        ['forewarn.v1.acme.*.status', 'forewarn.v1.acme.*.event', \
+'forewarn.v1.acme.*.config.reported']
+        """
+        base = self.ingress_subject.rsplit(".", 1)[0]
+        return [self.ingress_subject,
+                *(f"{base}.{kind.replace('/', '.')}" for kind in LIFECYCLE_KINDS)]
 
     def consumer_name(self, partition: int) -> str:
         """Durable consumer name of one partition."""

@@ -18,7 +18,10 @@ two cores):
 - ``mqtt_direct/*``: a backlog queued at mosquitto for core's persistent MQTT 5 session,
   drained by :class:`core.ingest.Ingestor` into the pipeline (the single-machine engine);
 - ``jetstream/*``: a backlog in the partitioned stream (32 partitions) drained by one
-  :class:`core.nats.NatsEngine` process (fetch 64, process, store hand-off, ack-all).
+  :class:`core.nats.NatsEngine` process (fetch 64, process, store hand-off, ack-all), with
+  static ownership (``jetstream/*``) and owning the partitions by lease with every
+  acknowledgement fenced, as ``forewarn core --engine nats`` runs by default
+  (``jetstream_leased/*``).
 
 ``samples_per_s`` counts samples (rows; a sample has five values), ``cpu_us_per_sample`` divides
 this process's CPU time by the samples. The store hand-off in the broker runs is
@@ -255,10 +258,13 @@ async def bench_mqtt_direct(workdir: Path, detector: str, warmup: list[Message],
 
 
 async def bench_jetstream(workdir: Path, detector: str, warmup: list[Message],
-                          messages: list[Message], fetch_batch: int = 64) -> dict[str, float]:
+                          messages: list[Message], fetch_batch: int = 64,
+                          leased: bool = False) -> dict[str, float]:
+    """One worker process's engine over 32 partitions: static (``leased`` False) or owning
+    them by lease as ``forewarn core --engine nats`` does by default (fenced acks)."""
     with NatsServer(workdir) as server:
         cfg = NatsConfig(url=server.url, partitions=32, fetch_batch=fetch_batch, max_bytes=1024**3,
-                         snapshot_interval_s=3600)
+                         snapshot_interval_s=3600, lease_max_moves=32)
         nc = await nats.connect(server.url)
         await ensure_stream(nc.jetstream(), cfg)
         js = nc.jetstream()
@@ -273,7 +279,8 @@ async def bench_jetstream(workdir: Path, detector: str, warmup: list[Message],
         def make_pipeline(handoff: TimeSeriesStore) -> CorePipeline:
             return CorePipeline(DETECTORS[detector](), handoff)
 
-        async with NatsEngine(cfg, range(32), make_pipeline, store, sink) as engine:
+        async with NatsEngine(cfg, [] if leased else range(32), make_pipeline, store, sink,
+                              member="bench" if leased else None) as engine:
             runner = asyncio.create_task(engine.run())
             await engine.ready.wait()
             start = time.perf_counter()
@@ -347,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
                 runs.setdefault(f"jetstream/{detector}", []).append(asyncio.run(bench_jetstream(
                     Path(tmp) / f"nats-{detector}-{rnd}", detector, warmup, messages,
                     args.fetch_batch)))
+                runs.setdefault(f"jetstream_leased/{detector}", []).append(asyncio.run(
+                    bench_jetstream(Path(tmp) / f"nats-leased-{detector}-{rnd}", detector,
+                                    warmup, messages, args.fetch_batch, leased=True)))
     for name, figs in runs.items():
         ranked = sorted(figs, key=lambda f: f["samples_per_s"])
         median: dict[str, Any] = dict(ranked[len(ranked) // 2])

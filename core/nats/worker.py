@@ -258,16 +258,21 @@ class PartitionWorker:
         scored = self.handoff.take()
         if scored and not await self._retry(lambda: self._write(scored), msgs, "store"):
             return
+        # the fence once per batch before its effects downstream, and before every retry: not
+        # per message (a lease lost halfway leaves the rest to the next owner's replay, which
+        # the case book and the device table take as repeats)
+        if not self._owner():
+            return
         for item in _in_stream_order(scored, events):
-            if isinstance(item, ScoredBatch):
-                handled = await self._retry(lambda b=item: self.sink(b),  # type: ignore[misc]
-                                            msgs, "sink")
-            else:
-                assert self.lifecycle is not None  # events are only kept for a sink
-                handled = await self._retry(
-                    lambda e=item: self.lifecycle(e),  # type: ignore[misc]
-                    msgs, "sink")
-            if not handled:
+            try:
+                await self._hand_on(item)
+                continue
+            except Exception as exc:  # foreign code, or its database away: keep the data
+                self.stats.sink_retries += 1
+                _log.warning("partition %d: sink failed (%s); retrying, batch held",
+                             self.partition, exc)
+            if not await self._retry(lambda i=item: self._hand_on(i),  # type: ignore[misc]
+                                     msgs, "sink"):
                 return
         # an acknowledgement lost to a broken connection would stall the partition until
         # ack_wait; acknowledging again is harmless. The fence is checked before each attempt.
@@ -293,6 +298,13 @@ class PartitionWorker:
                                  dead_letters=self.pipeline.dead_letters)
         if event is not None:
             events.append((len(self.handoff), event))
+
+    async def _hand_on(self, item: ScoredBatch | LifecycleEvent) -> None:
+        if isinstance(item, ScoredBatch):
+            await self.sink(item)
+        else:
+            assert self.lifecycle is not None  # events are only kept for a sink
+            await self.lifecycle(item)
 
     def _owner(self) -> bool:
         """The fence: False (and the worker stops) once the lease can no longer be trusted;

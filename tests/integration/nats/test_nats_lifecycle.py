@@ -167,7 +167,10 @@ def test_lifecycle_on_the_nats_engine(nats_server: NatsServer, tmp_path: Path,
             seen["code"] = core.returncode
             return seen
 
-        seen = asyncio.run(scenario())
+        try:
+            seen = asyncio.run(scenario())
+        except AssertionError as exc:  # what core said meanwhile
+            raise AssertionError(f"{exc}\n--- core's log:\n{log.read_text()[-4000:]}") from exc
 
     code, out, err = seen["set"]  # type: ignore[misc]
     assert code == 0, err

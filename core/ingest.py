@@ -49,8 +49,12 @@ class Ingestor:
     """Subscribes to telemetry and yields messages until cancelled."""
 
     def __init__(self, config: MqttConfig, rng: random.Random | None = None,
-                 extra_subscriptions: Sequence[str] = ()) -> None:
+                 extra_subscriptions: Sequence[str] = (),
+                 receive_maximum: int | None = None) -> None:
         self.config = config
+        #: MQTT 5: messages the broker may send unacknowledged (None: paho's, 65,535); a
+        #: consumer that stops asking for messages holds at most this many
+        self.receive_maximum = receive_maximum
         #: filters subscribed beside ``config.subscription`` (the mapped fleets' topics)
         self.extra_subscriptions = tuple(extra_subscriptions)
         self._rng = rng or random.Random()
@@ -83,6 +87,8 @@ class Ingestor:
             )
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.config.session_expiry_s
+        if self.receive_maximum is not None:
+            props.ReceiveMaximum = self.receive_maximum
         return aiomqtt.Client(
             self.config.host,
             self.config.port,

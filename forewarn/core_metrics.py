@@ -244,6 +244,9 @@ class CoreMetrics:
         forwarded = CounterMetricFamily("forewarn_ingest_forwarded",
                                         "Messages the bridge stored in the stream")
         forwarded.add_metric([], bridge.ledger.totals().forwarded)
+        told = CounterMetricFamily("forewarn_ingest_device_flow_messages",
+                                   "Hold/release messages published to the edge agents")
+        told.add_metric([], bridge.device_announcements)
         gaps = CounterMetricFamily(
             "forewarn_ingest_gap_batches",
             "Batches missing from a device's sequence at the bridge (lost before it)",
@@ -257,7 +260,7 @@ class CoreMetrics:
             labels=["tenant", "device"])
         for (tenant, device), count in bridge.unroutable.items():
             unroutable.add_metric([tenant, device], count)
-        yield from (gauge, fill, episodes, paused, forwarded, gaps, unroutable)
+        yield from (gauge, fill, episodes, paused, forwarded, told, gaps, unroutable)
 
     async def watch_partitions(self, js: JetStreamContext, cfg: NatsConfig,
                                partitions: Sequence[int], every_s: float = 10.0) -> None:

@@ -15,7 +15,10 @@ span; from ``high_water`` on it stops taking messages (:class:`core.nats.backpre
 until the workers have read it down below ``low_water``. Meanwhile the broker holds the rest:
 up to ``bridge_receive_maximum`` in flight to the bridge, the others queued in its session
 (mosquitto's ``max_queued_messages``/``max_queued_bytes`` bound that queue; what it drops
-shows as gaps in the devices' batch sequences, counted per device). Nothing is acknowledged to
+shows as gaps in the devices' batch sequences, counted per device). With ``hold_devices`` it
+also publishes the retained :data:`edge.schema.INGEST_FLOW_TOPIC` message edge agents obey:
+they keep sampling into their disk queues and send nothing new until it is released (or runs
+out, ``device_hold_s`` after its last refresh). Nothing is acknowledged to
 the broker that the stream did not store. Each closed stretch is one episode, handed to
 ``on_episode`` once when it starts and once when it ends (the service turns them into a team
 notice; ``/metrics`` shows the gauge).
@@ -43,6 +46,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal
 
+import aiomqtt
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.errors import BadSubjectError, MaxPayloadError
@@ -56,7 +60,7 @@ from core.nats.config import NatsConfig
 from core.nats.stream import unread_fill
 from edge.backoff import full_jitter
 from edge.errors import EdgeError
-from edge.schema import decode_payload, parse_topic
+from edge.schema import INGEST_FLOW_TOPIC, IngestFlow, decode_payload, parse_topic
 
 __all__ = ["Episode", "IngestBridge", "batch_position", "subject_of_topic"]
 
@@ -125,6 +129,8 @@ class IngestBridge:
         #: messages that cannot be NATS messages (a topic that is no subject, a payload above
         #: the server's max_payload), dropped and counted per device
         self.unroutable: dict[tuple[str, str], int] = {}
+        #: flow messages published to the devices (holds, their refreshes and releases)
+        self.device_announcements = 0
         self._opened = asyncio.Event()
         self._opened.set()
         self._episode_started_at = 0.0
@@ -158,12 +164,36 @@ class IngestBridge:
 
     async def _watch_fill(self) -> None:
         assert self._js is not None
+        announced_at = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 await self._observe(await unread_fill(self._js, self.cfg))
             except NatsError as exc:  # a figure missed: the next look will do
                 _log.debug("stream fill unknown: %s", exc)
+            if self.paused and self.cfg.hold_devices \
+                    and loop.time() - announced_at >= self.cfg.device_hold_s / 3:
+                announced_at = loop.time()
+                await self._tell_devices(hold=True)
             await asyncio.sleep(self.cfg.fill_check_s)
+
+    async def _tell_devices(self, hold: bool) -> None:
+        """Publish the retained flow message edge agents hold back by (or release them)."""
+        flow = IngestFlow(hold=hold, hold_s=self.cfg.device_hold_s)
+        mqtt = self.mqtt
+        try:
+            async with aiomqtt.Client(
+                    mqtt.host, mqtt.port, username=mqtt.username, password=mqtt.password,
+                    identifier=f"{self.cfg.bridge_client_id}-flow",
+                    protocol=(aiomqtt.ProtocolVersion.V5 if mqtt.protocol == "5"
+                              else aiomqtt.ProtocolVersion.V311)) as client:
+                await client.publish(INGEST_FLOW_TOPIC, flow.model_dump_json().encode(), qos=1,
+                                     retain=True)
+            self.device_announcements += 1
+        except aiomqtt.MqttError as exc:
+            # a hold is repeated by the next rounds; a lost release runs out by itself
+            # (device_hold_s after the last hold)
+            _log.warning("devices not told to %s: %s", "hold" if hold else "resume", exc)
 
     async def _observe(self, fill: float) -> None:
         change = self.gate.observe(fill)
@@ -174,6 +204,8 @@ class IngestBridge:
             self._episode_started_at = self.wall_clock()
         else:
             self._opened.set()
+            if self.cfg.hold_devices:
+                await self._tell_devices(hold=False)
         totals = self.ledger.totals()
         episode = Episode(change, self.gate.episodes, self._episode_started_at, fill,
                           totals.gaps,

@@ -58,6 +58,12 @@ class NatsConfig(BaseModel):
     high_water: float = Field(default=0.8, gt=0, le=1)
     #: ... and takes them again once the workers drained the stream below this level
     low_water: float = Field(default=0.6, ge=0, lt=1)
+    #: while it holds back, the bridge also asks edge agents to hold their telemetry in
+    #: their disk queues (retained ``forewarn/v1/_ingest/flow``): devices slow down themselves
+    hold_devices: bool = True
+    #: how long an agent holds after the last such message (the bridge repeats it every third
+    #: of this while the episode lasts, and releases the agents when it ends)
+    device_hold_s: float = Field(default=60.0, gt=0, le=3600)
     #: how often the bridge looks at the stream's fill level
     fill_check_s: float = Field(default=2.0, gt=0)
     replicas: int = Field(default=1, ge=1, le=5)

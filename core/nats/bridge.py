@@ -59,7 +59,6 @@ from core.nats.backpressure import DeviceLedger, FillGate
 from core.nats.config import NatsConfig
 from core.nats.stream import unread_fill
 from edge.backoff import full_jitter
-from edge.errors import EdgeError
 from edge.schema import INGEST_FLOW_TOPIC, IngestFlow, decode_payload, parse_topic
 
 __all__ = ["Episode", "IngestBridge", "batch_position", "subject_of_topic"]
@@ -79,7 +78,7 @@ def batch_position(payload: bytes) -> tuple[str | None, int | None]:
     """A telemetry batch's (boot_id, seq), without validating it (None where it cannot tell)."""
     try:
         body = decode_payload(payload)
-    except EdgeError:
+    except ValueError:  # edge's PayloadError
         return None, None
     boot, seq = _BOOT.search(body), _SEQ.search(body)
     return (boot.group(1).decode() if boot else None, int(seq.group(1)) if seq else None)
@@ -229,7 +228,7 @@ class IngestBridge:
         try:
             parts = parse_topic(topic)
             tenant, device_id = parts.tenant, parts.device_id
-        except EdgeError:
+        except ValueError:  # edge's TopicError
             tenant, device_id = "", topic
         subject = subject_of_topic(topic)
         attempt = 0

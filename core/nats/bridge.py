@@ -128,6 +128,9 @@ class IngestBridge:
         #: messages that cannot be NATS messages (a topic that is no subject, a payload above
         #: the server's max_payload), dropped and counted per device
         self.unroutable: dict[tuple[str, str], int] = {}
+        #: sequence gaps are counted only when this bridge sees all of a device's messages: a
+        #: shared subscription ("$share/…") deals them out among several bridges
+        self.count_gaps = not cfg.bridge_subscription.startswith("$share/")
         #: flow messages published to the devices (holds, their refreshes and releases)
         self.device_announcements = 0
         self._opened = asyncio.Event()
@@ -246,7 +249,8 @@ class IngestBridge:
                 # no stream yet (the workers create it), NATS away: hold the message
                 _log.warning("publish to %s failed: %r; retrying", subject, exc)
             else:
-                self.ledger.forwarded(tenant, device_id, *batch_position(payload))
+                boot, seq = batch_position(payload) if self.count_gaps else (None, None)
+                self.ledger.forwarded(tenant, device_id, boot, seq)
                 return
             attempt += 1
             await asyncio.sleep(full_jitter(attempt, 0.05, 2.0, self.rng))

@@ -54,7 +54,7 @@ from nats.errors import Error as NatsError
 from nats.js.client import JetStreamContext
 
 from core.config import MqttConfig
-from core.ingest import Ingestor
+from core.ingest import Delivery, Ingestor
 from core.nats.backpressure import DeviceLedger, FillGate
 from core.nats.config import NatsConfig
 from core.nats.stream import unread_fill
@@ -135,6 +135,8 @@ class IngestBridge:
         self.device_announcements = 0
         self._opened = asyncio.Event()
         self._opened.set()
+        self._in_order = asyncio.Event()
+        self._in_order.set()
         self._episode_started_at = 0.0
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
@@ -156,13 +158,78 @@ class IngestBridge:
         return not self.gate.is_open
 
     async def run(self) -> None:
-        """Forward messages and watch the fill level until cancelled."""
+        """Forward messages and watch the fill level until cancelled.
+
+        Up to ``bridge_window`` publishes are in flight at once, sent in the order the broker
+        delivered the messages; each message is acknowledged to the broker once the stream
+        stored it. A publish that fails stops new ones until every one in flight has finished;
+        the failed ones are then sent again, one at a time in their order, before the window
+        opens again.
+        """
         watcher = asyncio.create_task(self._watch_fill(), name="stream fill")
+        slots = asyncio.Semaphore(self.cfg.bridge_window)
+        in_flight: asyncio.Queue[_InFlight] = asyncio.Queue()
+        settler = asyncio.create_task(self._settle(in_flight, slots), name="bridge acks")
         try:
-            async for topic, payload in self.ingestor.messages():
-                await self._forward(topic, payload)
+            async for delivery in self.ingestor.deliveries():
+                await slots.acquire()
+                await self._opened.wait()  # back-pressure
+                await self._in_order.wait()  # failed publishes being sent again
+                route = _route(delivery.topic)
+                in_flight.put_nowait(_InFlight(delivery, route, asyncio.create_task(
+                    self._publish(route, delivery.payload))))
         finally:
             watcher.cancel()
+            settler.cancel()
+            while not in_flight.empty():
+                in_flight.get_nowait().publish.cancel()
+
+    async def _publish(self, route: _Route, payload: bytes) -> None:
+        assert self._js is not None
+        await self._js.publish(route.subject, payload, timeout=5.0)
+
+    async def _settle(self, in_flight: asyncio.Queue[_InFlight],
+                      slots: asyncio.Semaphore) -> None:
+        """Acknowledge each message once stored, in order; on a failure, send again."""
+        while True:
+            head = await in_flight.get()
+            try:
+                await head.publish
+            except (BadSubjectError, MaxPayloadError):
+                self._unroutable(head)
+            except (NatsError, TimeoutError) as exc:
+                _log.warning("publish to %s failed: %r; sending again", head.route.subject, exc)
+                self._in_order.clear()
+                rest = [head]
+                while not in_flight.empty():
+                    rest.append(in_flight.get_nowait())
+                await asyncio.gather(*(m.publish for m in rest), return_exceptions=True)
+                for message in rest:
+                    failed = message.publish.exception() is not None
+                    if failed and not await self._forward(message.route,
+                                                          message.delivery.payload):
+                        self._unroutable(message)
+                    else:
+                        self._stored(message)
+                    slots.release()
+                self._in_order.set()
+                continue
+            else:
+                self._stored(head)
+            slots.release()
+
+    def _stored(self, message: _InFlight) -> None:
+        boot, seq = (batch_position(message.delivery.payload) if self.count_gaps
+                     else (None, None))
+        self.ledger.forwarded(message.route.tenant, message.route.device_id, boot, seq)
+        message.delivery.ack()
+
+    def _unroutable(self, message: _InFlight) -> None:
+        key = (message.route.tenant, message.route.device_id)
+        self.unroutable[key] = self.unroutable.get(key, 0) + 1
+        _log.error("message of %s on %r is no NATS message (bad subject or too large): "
+                   "dropped, counted", message.route.device_id, message.delivery.topic)
+        message.delivery.ack()
 
     async def _watch_fill(self) -> None:
         assert self._js is not None
@@ -226,31 +293,40 @@ class IngestBridge:
             except Exception:  # the alert's delivery must not stop the telemetry
                 _log.exception("back-pressure episode %d not reported", episode.number)
 
-    async def _forward(self, topic: str, payload: bytes) -> None:
-        assert self._js is not None
-        try:
-            parts = parse_topic(topic)
-            tenant, device_id = parts.tenant, parts.device_id
-        except ValueError:  # edge's TopicError
-            tenant, device_id = "", topic
-        subject = subject_of_topic(topic)
+    async def _forward(self, route: _Route, payload: bytes) -> bool:
+        """Publish until the stream stored it (True) or it cannot be a NATS message (False)."""
         attempt = 0
         while True:
-            await self._opened.wait()
             try:
-                await self._js.publish(subject, payload, timeout=5.0)
+                await self._publish(route, payload)
             except (BadSubjectError, MaxPayloadError):
-                key = (tenant, device_id)
-                self.unroutable[key] = self.unroutable.get(key, 0) + 1
-                _log.error("message of %s on %r is no NATS message (bad subject or too "
-                           "large): dropped, counted", device_id, topic)
-                return
+                return False
             except (NatsError, TimeoutError) as exc:
                 # no stream yet (the workers create it), NATS away: hold the message
-                _log.warning("publish to %s failed: %r; retrying", subject, exc)
+                _log.warning("publish to %s failed: %r; retrying", route.subject, exc)
             else:
-                boot, seq = batch_position(payload) if self.count_gaps else (None, None)
-                self.ledger.forwarded(tenant, device_id, boot, seq)
-                return
+                return True
             attempt += 1
             await asyncio.sleep(full_jitter(attempt, 0.05, 2.0, self.rng))
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    tenant: str
+    device_id: str
+    subject: str
+
+
+def _route(topic: str) -> _Route:
+    try:
+        parts = parse_topic(topic)
+    except ValueError:  # edge's TopicError: counted under the topic
+        return _Route("", topic, subject_of_topic(topic))
+    return _Route(parts.tenant, parts.device_id, subject_of_topic(topic))
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    delivery: Delivery
+    route: _Route
+    publish: asyncio.Task[None]

@@ -52,6 +52,8 @@ class NatsConfig(BaseModel):
     bridge_subscription: str = "forewarn/v1/+/+/telemetry"
     #: messages the broker may send the bridge unacknowledged (MQTT 5 receive maximum)
     bridge_receive_maximum: int = Field(default=256, ge=1, le=65535)
+    #: publishes to the stream the bridge has in flight at once (sent in order)
+    bridge_window: int = Field(default=64, ge=1, le=65535)
     #: back-pressure: when the unread part of the stream (from the oldest message a partition
     #: has not acknowledged to the newest) reaches this share of ``max_bytes``, the bridge
     #: stops taking messages from the broker (they wait there, unacknowledged) ...

@@ -1,4 +1,4 @@
-"""NAB on fixed halves: ``python benchmarks/nab_eval.py [--data DIR] [--reference] [--json]``.
+"""NAB on fixed halves and by category: ``python benchmarks/nab_eval.py [--reference] [--json]``.
 
 Streams every labelled file of ``shared/nab`` through :func:`forewarn.nab.score_series` (what
 ``forewarn nab`` runs: a fresh ``make_detector(DetectorConfig())`` per file, blocks of 64 rows
@@ -10,6 +10,16 @@ sorted as strings, are numbered from 0: *tuning* = even numbers, *held-out* = od
 Every constant chosen by looking at NAB figures is chosen on the tuning half; the held-out
 half is only measured. The report gives the tuning half, the held-out half and all files,
 each with its own threshold (as NAB chooses one per corpus).
+
+**Leave one category out** (``loco``, the stronger estimate): the four folders
+(``artificialNoAnomaly``, ``artificialWithAnomaly``, ``realAWSCloudwatch``, ``realKnownCause``)
+are four folds. For each, the corpus threshold is chosen on the other three folders and the
+held-out folder is scored at it, as the unseen NAB categories are scored at a threshold they did
+not choose. The report gives each fold (with its own best threshold beside it, ``own``), the
+folds' mean, the worst fold and the pooled score (all folds' raw scores summed, normalised). With
+``--candidates FILE`` (a JSON object ``{"name": {config overrides}, ...}``) the fold also picks
+the configuration: the candidate with the best standard score on the other three folders is the
+one scored on the held-out folder (``loco_selected``), so the estimate includes the choice.
 
 ``--reference`` scores :meth:`DetectorConfig.nab_reference` (the earlier single-series tuning,
 chosen on all 35 files) beside the default, on the same halves.
@@ -28,11 +38,18 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.nab_scoring import FileLabels, load_labels, load_profiles, sweep
+from benchmarks.nab_scoring import (
+    FileLabels,
+    Profile,
+    load_labels,
+    load_profiles,
+    score_at,
+    sweep,
+)
 from core.detect import DetectorConfig
 from forewarn.nab import _read, score_series
 
-__all__ = ["halves", "main"]
+__all__ = ["categories", "halves", "leave_one_category_out", "main"]
 
 _SHARED = Path(__file__).resolve().parents[2] / "shared" / "nab"
 
@@ -41,6 +58,52 @@ def halves(names: list[str]) -> dict[str, list[str]]:
     """The fixed split: sorted relative paths, even index = tuning, odd = held-out."""
     ordered = sorted(names)
     return {"tuning": ordered[0::2], "held_out": ordered[1::2], "all": ordered}
+
+
+def categories(names: list[str]) -> dict[str, list[str]]:
+    """Files by their folder (NAB's category), sorted.
+
+    >>> categories(["b/x.csv", "a/y.csv", "a/x.csv"])
+    {'a': ['a/x.csv', 'a/y.csv'], 'b': ['b/x.csv']}
+    """
+    out: dict[str, list[str]] = {}
+    for rel in sorted(names):
+        out.setdefault(rel.split("/", 1)[0], []).append(rel)
+    return dict(sorted(out.items()))
+
+
+def leave_one_category_out(
+    labels: dict[str, FileLabels], scores: dict[str, dict[str, NDArray[np.float64]]],
+    profile: Profile,
+) -> dict[str, object]:
+    """Each category scored at the threshold (and config) chosen on the other categories.
+
+    ``scores`` maps a candidate configuration's name to its scores of every file; with more than
+    one candidate each fold picks the one with the best score on its training categories.
+    """
+    folds: dict[str, dict[str, object]] = {}
+    raw = null = perfect = 0.0
+    for cat, held in categories(list(labels)).items():
+        train = {n: lab for n, lab in labels.items() if n not in held}
+        test = {n: labels[n] for n in held}
+        fits = {c: sweep(train, s, profile) for c, s in scores.items()}
+        chosen = max(fits, key=lambda c: fits[c].normalised)
+        r = score_at(test, scores[chosen], profile, fits[chosen].threshold)
+        own = sweep(test, scores[chosen], profile)
+        windows = r.perfect > r.null  # a folder without anomalies has no score of its own
+        folds[cat] = {"files": len(held), "config": chosen,
+                      "train": round(fits[chosen].normalised, 2),
+                      "threshold": round(r.threshold, 4),
+                      "score": round(r.normalised, 2) if windows else None,
+                      "tp": r.tp, "fp": r.fp, "fn": r.fn,
+                      "own": round(own.normalised, 2) if windows else None}
+        raw, null, perfect = raw + r.raw, null + r.null, perfect + r.perfect
+    fold_scores = [float(f["score"]) for f in folds.values()  # type: ignore[arg-type]
+                   if f["score"] is not None]
+    # mean and worst over the folders with anomalies; pooled counts every false positive
+    return {"folds": folds, "mean": round(float(np.mean(fold_scores)), 2),
+            "worst": round(min(fold_scores), 2),
+            "pooled": round(100.0 * (raw - null) / (perfect - null), 2)}
 
 
 def _scores(data: Path, names: list[str], config: DetectorConfig) -> dict[str, NDArray[np.float64]]:
@@ -64,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=None,
                         help="detector config over the defaults (TOML/JSON, as forewarn score "
                         "--config): for tuning on --half tuning")
+    parser.add_argument("--candidates", type=Path, default=None,
+                        help="JSON {name: {overrides}}: leave-one-category-out also picks one")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     labels = load_labels(args.data, args.windows)
@@ -75,11 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     configs = {"default": load_detector_config(args.config)}
     if args.reference:
         configs["nab_reference"] = DetectorConfig.nab_reference()
+    standard = next(p for p in profiles if p.name == "standard")
     report: dict[str, dict[str, dict[str, object]]] = {}
     for cname, config in configs.items():
         started = time.process_time()
         scores = _scores(args.data, run, config)
         report[cname] = {}
+        if args.half == "all":
+            report[cname]["loco"] = leave_one_category_out(labels, {cname: scores}, standard)
         for sname, names in sets.items():
             if not set(names) <= set(run):
                 continue
@@ -91,6 +159,13 @@ def main(argv: list[str] | None = None) -> int:
                     "score": round(r.normalised, 2), "threshold": round(r.threshold, 4),
                     "tp": r.tp, "fp": r.fp, "fn": r.fn}
         report[cname]["cpu_s"] = {"all": round(time.process_time() - started, 1)}
+    if args.candidates is not None and args.half == "all":
+        base = configs["default"].model_dump()
+        cands: dict[str, dict[str, NDArray[np.float64]]] = {
+            name: _scores(args.data, run, DetectorConfig.model_validate({**base, **over}))
+            for name, over in json.loads(args.candidates.read_text()).items()}
+        cands.setdefault("default", _scores(args.data, run, configs["default"]))
+        report["candidates"] = {"loco_selected": leave_one_category_out(labels, cands, standard)}
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -98,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
           f" {'thr':>7} {'tp':>4} {'fp':>4} {'fn':>4}")
     for cname, per_set in report.items():
         for sname, row in per_set.items():
-            if sname == "cpu_s":
+            if sname in ("cpu_s", "loco", "loco_selected"):
                 continue
             std: dict[str, object] = row["standard"]  # type: ignore[assignment]
             low_fp: dict[str, object] = row["reward_low_FP_rate"]  # type: ignore[assignment]
@@ -106,7 +181,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{cname:<14} {sname:<9} {row['files']:>5} {std['score']:>9} "
                   f"{low_fp['score']:>7} {low_fn['score']:>7} {std['threshold']:>7} "
                   f"{std['tp']:>4} {std['fp']:>4} {std['fn']:>4}")
+    for cname, per_set in report.items():
+        for key in ("loco", "loco_selected"):
+            if key in per_set:
+                _print_loco(f"{cname} {key}", per_set[key])
     return 0
+
+
+def _print_loco(title: str, loco: dict[str, object]) -> None:
+    print(f"\n{title} (standard; threshold and config chosen on the other categories)")
+    print(f"{'held-out category':<24} {'files':>5} {'score':>7} {'own':>7} {'train':>7} {'thr':>7}"
+          f" {'tp':>4} {'fp':>4} {'fn':>4}  config")
+    folds: dict[str, dict[str, object]] = loco["folds"]  # type: ignore[assignment]
+    for cat, f in folds.items():
+        dash = {k: "-" if f[k] is None else f[k] for k in ("score", "own")}
+        print(f"{cat:<24} {f['files']:>5} {dash['score']:>7} {dash['own']:>7} "
+              f"{f['train']:>7} "
+              f"{f['threshold']:>7} {f['tp']:>4} {f['fp']:>4} {f['fn']:>4}  {f['config']}")
+    print(f"mean {loco['mean']}, worst {loco['worst']}, pooled {loco['pooled']}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ normalised NAB score of a cost profile, sweeping one threshold over the whole co
 >>> f = FileLabels(n_rows=100, windows=[(50, 59)])
 >>> scores = np.zeros(100); scores[50] = 1.0   # fires at the left edge of the only window
 >>> result = sweep({"a.csv": f}, {"a.csv": scores}, Profile("standard", 1.0, 0.11, 1.0))
->>> round(result.normalised, 6), result.threshold
+>>> float(round(result.normalised, 6)), result.threshold
 (100.0, 1.0)
 """
 

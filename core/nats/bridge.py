@@ -166,23 +166,34 @@ class IngestBridge:
         the failed ones are then sent again, one at a time in their order, before the window
         opens again.
         """
-        watcher = asyncio.create_task(self._watch_fill(), name="stream fill")
         slots = asyncio.Semaphore(self.cfg.bridge_window)
         in_flight: asyncio.Queue[_InFlight] = asyncio.Queue()
-        settler = asyncio.create_task(self._settle(in_flight, slots), name="bridge acks")
+        tasks = [asyncio.create_task(self._watch_fill(), name="stream fill"),
+                 asyncio.create_task(self._settle(in_flight, slots), name="bridge acks"),
+                 asyncio.create_task(self._take(in_flight, slots), name="bridge publishes")]
         try:
-            async for delivery in self.ingestor.deliveries():
-                await slots.acquire()
-                await self._opened.wait()  # back-pressure
-                await self._in_order.wait()  # failed publishes being sent again
-                route = _route(delivery.topic)
-                in_flight.put_nowait(_InFlight(delivery, route, asyncio.create_task(
-                    self._publish(route, delivery.payload))))
+            # none of them ends by itself: one that does failed, and so does the bridge
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+            raise RuntimeError(f"ingest bridge task {done.pop().get_name()} ended")
         finally:
-            watcher.cancel()
-            settler.cancel()
-            while not in_flight.empty():
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            while not in_flight.empty():  # unacknowledged: the broker sends them again
                 in_flight.get_nowait().publish.cancel()
+
+    async def _take(self, in_flight: asyncio.Queue[_InFlight],
+                    slots: asyncio.Semaphore) -> None:
+        """Take the broker's messages and start their publishes, in order."""
+        async for delivery in self.ingestor.deliveries():
+            await slots.acquire()
+            await self._opened.wait()  # back-pressure
+            await self._in_order.wait()  # failed publishes being sent again
+            route = _route(delivery.topic)
+            in_flight.put_nowait(_InFlight(delivery, route, asyncio.create_task(
+                self._publish(route, delivery.payload))))
 
     async def _publish(self, route: _Route, payload: bytes) -> None:
         assert self._js is not None
@@ -238,7 +249,7 @@ class IngestBridge:
         while True:
             try:
                 await self._observe(await unread_fill(self._js, self.cfg))
-            except NatsError as exc:  # a figure missed: the next look will do
+            except (NatsError, TimeoutError) as exc:  # a figure missed: the next look will do
                 _log.debug("stream fill unknown: %s", exc)
             if self.paused and self.cfg.hold_devices \
                     and loop.time() - announced_at >= self.cfg.device_hold_s / 3:

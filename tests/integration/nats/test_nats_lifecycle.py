@@ -1,7 +1,8 @@
 """Device lifecycle on the NATS engine, as separate processes: MQTT 5 agents → mosquitto →
-bridge → nats-server's stream → ``forewarn core --engine nats`` (a supervisor and two leased
-workers). The worker that owns a device's partition reads its status, last will and reported
-config in stream order with its telemetry (issue 23):
+bridge (mosquitto's own, or core's ingest bridge, ``[nats] bridge = true``) → nats-server's
+stream → ``forewarn core --engine nats`` (a supervisor and two leased workers). The worker that
+owns a device's partition reads its status, last will and reported config in stream order with
+its telemetry (issue 23):
 
 - a device that said goodbye raises no no-data case, while one that just went quiet does;
 - a device killed (mosquitto publishes its last will) raises the ``offline`` rule's case;
@@ -54,8 +55,9 @@ def _rows(db: Path, query: str, *args: object) -> list[tuple[object, ...]]:
         conn.close()
 
 
+@pytest.mark.parametrize("ingress", ["mosquitto_bridge", "ingest_bridge"])
 def test_lifecycle_on_the_nats_engine(nats_server: NatsServer, tmp_path: Path,
-                                      unique_tenant: str) -> None:
+                                      unique_tenant: str, ingress: str) -> None:
     if mosquitto_binary() is None:
         pytest.skip("mosquitto not installed (Debian package mosquitto; make test installs it)")
     tenant = unique_tenant
@@ -82,9 +84,9 @@ def test_lifecycle_on_the_nats_engine(nats_server: NatsServer, tmp_path: Path,
         return {(str(d), str(r))
                 for d, r in _rows(cases_db, "SELECT device_id, rules FROM cases")}
 
-    with Mosquitto(tmp_path / "mosquitto",
-                   extra_config=mosquitto_bridge_config(nats_server, tenant, name=tenant)
-                   ) as broker:
+    bridged = ingress == "mosquitto_bridge"
+    with Mosquitto(tmp_path / "mosquitto", extra_config=mosquitto_bridge_config(
+            nats_server, tenant, name=tenant) if bridged else "") as broker:
         config = tmp_path / "forewarn.toml"
         config.write_text(
             f'tenant = "{tenant}"\n'
@@ -97,7 +99,9 @@ def test_lifecycle_on_the_nats_engine(nats_server: NatsServer, tmp_path: Path,
             f'ingress_subject = "{cfg.ingress_subject}"\n'
             f'partition_prefix = "{cfg.partition_prefix}"\npartitions = {cfg.partitions}\n'
             f'snapshot_bucket = "{cfg.snapshot_bucket}"\nlease_bucket = "{cfg.lease_bucket}"\n'
-            "fetch_batch = 8\nsnapshot_interval_s = 1.0\nmax_bytes = 67108864\n")
+            "fetch_batch = 8\nsnapshot_interval_s = 1.0\nmax_bytes = 67108864\n"
+            + ("" if bridged else f'bridge = true\nbridge_client_id = "bridge-{tenant}"\n'
+               f'bridge_subscription = "forewarn/v1/{tenant}/+/telemetry"\n'))
         env = {k: v for k, v in os.environ.items() if not k.startswith("FOREWARN_")}
         log = tmp_path / "core.log"
 

@@ -264,8 +264,11 @@ async def bench_jetstream(workdir: Path, detector: str, warmup: list[Message],
     """One worker process's engine over 32 partitions: static (``leased`` False) or owning
     them by lease as ``forewarn core --engine nats`` does by default (fenced acks)."""
     with NatsServer(workdir) as server:
+        # a long lease term: on a loaded machine a starved event loop must not lose leases
+        # mid-run (the fence would stop partitions and the replays be measured); the fence's
+        # cost per acknowledgement does not depend on the term
         cfg = NatsConfig(url=server.url, partitions=32, fetch_batch=fetch_batch, max_bytes=1024**3,
-                         snapshot_interval_s=3600, lease_max_moves=32)
+                         snapshot_interval_s=3600, lease_max_moves=32, lease_ttl_s=120.0)
         nc = await nats.connect(server.url)
         await ensure_stream(nc.jetstream(), cfg)
         js = nc.jetstream()

@@ -52,7 +52,8 @@ class NatsConfig(BaseModel):
     bridge: bool = False
     #: the bridge's MQTT client id (persistent session); one per machine
     bridge_client_id: str = "forewarn-bridge"
-    #: the bridge's subscription; several machines share one with "$share/<group>/…"
+    #: the bridge's subscription; several machines share one with "$share/<group>/…"; the
+    #: devices' lifecycle topics beside it are subscribed too
     bridge_subscription: str = "forewarn/v1/+/+/telemetry"
     #: messages the broker may send the bridge unacknowledged (MQTT 5 receive maximum)
     bridge_receive_maximum: int = Field(default=256, ge=1, le=65535)

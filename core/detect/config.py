@@ -122,6 +122,16 @@ class DetectorConfig(BaseModel):
         "regression's, one-field devices the subspace's through their field level. On the "
         "simulated fleet (3-8 fields) the subspace level opened 356 false cases where the "
         "regression alone opened 8 (seeds 1-5)")
+    subspace_t2_min_fields: int = Field(
+        9, ge=2, description="devices of at least this many fields also score Hotelling's "
+        "T² (the fields moved together further than in the warm-up); narrower ones judge by "
+        "Q (a field left its relation to the others) and each field's step: on a narrow "
+        "device a field that drifts on its own (a motor warming up) is its own principal "
+        "component, so its T² is that field's level, which is off for the same reason as "
+        "`subspace_field_level`")
+    subspace_sd_floor: float = Field(
+        1e-3, gt=0, description="lower bound of the spread of every calibrated statistic "
+        "(log units)")
     subspace_field_level: bool = Field(
         False, description="also score each field's own level against its warm-up (off: a "
         "field that follows the weather beyond the range one day of warm-up saw is no fault)")

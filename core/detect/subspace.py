@@ -115,6 +115,7 @@ def subspace_update(
     t: NDArray[np.float64], has_t: bool,
     out: NDArray[np.float64], scales: NDArray[np.float64], alpha: float, alpha_cal: float,
     warmup: int, refit: int, var_frac: float, target: float, field_level: bool,
+    use_t2: bool = True, sd_floor: float = 1e-3,
 ) -> None:
     """Score then learn one device's fields ``x`` (ticks × fields ≤ 64); levels into ``out``."""
     n_ticks, k = x.shape
@@ -134,7 +135,7 @@ def subspace_update(
     a_share = 1.0
     for q in range(n_sc):
         a_share = min(a_share, a_sc[q])
-    n_tests = float(n_sc * (2 * k + (2 if k > 1 else 1)))
+    n_tests = float(n_sc * (2 * k + (1 if k == 1 else 2 if use_t2 else 1)))
     c_level = (1.0 - ALARM_LEVEL) / ALARM_LEVEL
     for i in range(n_ticks):
         # the sample interval (for the false-alarm budget per month): learned, never assumed
@@ -204,6 +205,8 @@ def subspace_update(
                 continue
             if row >= 2 and not fitted:
                 continue
+            if row == 2 and not use_t2 and k > 1:
+                continue
             for j in range(width):
                 s = slots[j]
                 if row < 2 and not ok[j]:
@@ -216,7 +219,7 @@ def subspace_update(
                         ew[s, row, q] += a_sc[q] * (u[row, j] - ew[s, row, q])
                     n_c = ncal[s, 0 if row < 2 else 1]
                     if c >= warmup and n_c > 1:
-                        var = max(cal_v[s, row, q], 1e-6)
+                        var = max(cal_v[s, row, q], sd_floor * sd_floor)
                         zz = abs(ew[s, row, q] - cal_m[s, row, q]) / math.sqrt(var)
                         best = min(best, math.erfc(zz / math.sqrt(2.0)))
                 pz[row, j] = best * n_tests
@@ -224,7 +227,7 @@ def subspace_update(
                     p_t2 = best * n_tests
                 if row >= 2:
                     p_dev = min(p_dev, best * n_tests)
-        if p_t2 <= p_dev or k == 1:
+        if (use_t2 and p_t2 <= p_dev) or k == 1:
             # T² is the more unusual: blame by the fields' shares of it, else of Q
             for j in range(k):
                 contrib[j] = contrib_t[j]
@@ -346,8 +349,11 @@ class Subspace(SoADetector):
                  calibration_half_life: float = 20000.0,
                  scales: tuple[float, ...] = (0.0, 3.0, 10.0), refit: int = 50,
                  var_frac: float = 0.9, target_per_month: float = 0.3,
-                 max_fields: int = 64, field_level: bool = True) -> None:
+                 max_fields: int = 64, field_level: bool = True,
+                 t2_min_fields: int = 2, sd_floor: float = 1e-3) -> None:
+        self.sd_floor = float(sd_floor)
         self.field_level = field_level
+        self.t2_min_fields = max(int(t2_min_fields), 2)
         self.warmup = max(int(warmup), 2)
         self.alpha = 1.0 - 0.5 ** (1.0 / half_life)
         self.alpha_cal = 1.0 - 0.5 ** (1.0 / calibration_half_life)
@@ -373,6 +379,7 @@ class Subspace(SoADetector):
         has_t = t is not None
         tt = t if t is not None else np.zeros(x.shape[0])
         k = x.shape[1]
+        use_t2 = k >= self.t2_min_fields
         for lo in range(0, k, self.max_fields):
             hi = min(lo + self.max_fields, k)
             block = np.ascontiguousarray(x[:, lo:hi])
@@ -382,5 +389,5 @@ class Subspace(SoADetector):
                             a["interval"], a["last_t"], a["level"], a["share"], slots[lo:hi],
                             block, tt, has_t, part, self.scales, self.alpha, self.alpha_cal,
                             self.warmup, self.refit, self.var_frac, self.target,
-                            self.field_level)
+                            self.field_level, use_t2, self.sd_floor)
             out[:, lo:hi] = part

@@ -115,7 +115,7 @@ def subspace_update(
     t: NDArray[np.float64], has_t: bool,
     out: NDArray[np.float64], scales: NDArray[np.float64], alpha: float, alpha_cal: float,
     warmup: int, refit: int, var_frac: float, target: float, field_level: bool,
-    use_t2: bool = True, sd_floor: float = 1e-3,
+    joint: bool = True, sd_floor: float = 1e-3,
 ) -> None:
     """Score then learn one device's fields ``x`` (ticks × fields ≤ 64); levels into ``out``."""
     n_ticks, k = x.shape
@@ -135,7 +135,9 @@ def subspace_update(
     a_share = 1.0
     for q in range(n_sc):
         a_share = min(a_share, a_sc[q])
-    n_tests = float(n_sc * (2 * k + (1 if k == 1 else 2 if use_t2 else 1)))
+    # a narrow device (not ``joint``) scores only its fields' steps, one-sided
+    narrow = not joint and k > 1
+    n_tests = float(n_sc * (2 * k + (0 if narrow else 1 if k == 1 else 2)))
     c_level = (1.0 - ALARM_LEVEL) / ALARM_LEVEL
     for i in range(n_ticks):
         # the sample interval (for the false-alarm budget per month): learned, never assumed
@@ -205,13 +207,13 @@ def subspace_update(
                 continue
             if row >= 2 and not fitted:
                 continue
-            if row == 2 and not use_t2 and k > 1:
-                continue
+            if (row >= 2 and narrow) or (row == 0 and not field_level):
+                continue  # a statistic that is not scored is not kept either
             for j in range(width):
                 s = slots[j]
                 if row < 2 and not ok[j]:
                     continue
-                best = 1.0
+                far = 0.0
                 for q in range(n_sc):
                     if c == 0:
                         ew[s, row, q] = u[row, j]
@@ -220,14 +222,17 @@ def subspace_update(
                     n_c = ncal[s, 0 if row < 2 else 1]
                     if c >= warmup and n_c > 1:
                         var = max(cal_v[s, row, q], sd_floor * sd_floor)
-                        zz = abs(ew[s, row, q] - cal_m[s, row, q]) / math.sqrt(var)
-                        best = min(best, math.erfc(zz / math.sqrt(2.0)))
+                        dev = ew[s, row, q] - cal_m[s, row, q]
+                        if row == 1 and narrow:
+                            dev = min(dev, 0.0)  # only a field that moves less than it did
+                        far = max(far, abs(dev) / math.sqrt(var))
+                best = math.erfc(far / math.sqrt(2.0))  # the most unusual scale's tail
                 pz[row, j] = best * n_tests
                 if row == 2:
                     p_t2 = best * n_tests
                 if row >= 2:
                     p_dev = min(p_dev, best * n_tests)
-        if (use_t2 and p_t2 <= p_dev) or k == 1:
+        if p_t2 <= p_dev or k == 1:
             # T² is the more unusual: blame by the fields' shares of it, else of Q
             for j in range(k):
                 contrib[j] = contrib_t[j]
@@ -265,7 +270,7 @@ def subspace_update(
             which = 0 if row < 2 else 1
             if row >= 2 and (not fitted or not complete):
                 continue
-            if row == 3 and k == 1:
+            if (row == 3 and k == 1) or (row == 0 and not field_level):
                 continue
             for j in range(width):
                 s = slots[j]
@@ -298,6 +303,9 @@ def subspace_update(
         for j in range(k):
             s = slots[j]
             dj = x[i, j] - mean[s]
+            if narrow:  # the steps need each field's spread only, no relations
+                cov[s, j] = (1.0 - a) * (cov[s, j] + a * dj * dj)
+                continue
             for b in range(k):
                 db = x[i, b] - mean[slots[b]]
                 cov[s, b] = (1.0 - a) * (cov[s, b] + a * dj * db)
@@ -307,7 +315,7 @@ def subspace_update(
         for j in range(k):
             count[slots[j]] = c + 1
         c += 1
-        if c >= 10 and (c % refit == 0 or c == warmup // 2 or c == warmup):
+        if not narrow and c >= 10 and (c % refit == 0 or c == warmup // 2 or c == warmup):
             _refit(cov, basis, lam, sd, ncomp, slots, k, var_frac)
 
 
@@ -350,10 +358,10 @@ class Subspace(SoADetector):
                  scales: tuple[float, ...] = (0.0, 3.0, 10.0), refit: int = 50,
                  var_frac: float = 0.9, target_per_month: float = 0.3,
                  max_fields: int = 64, field_level: bool = True,
-                 t2_min_fields: int = 2, sd_floor: float = 1e-3) -> None:
+                 joint_min_fields: int = 2, sd_floor: float = 1e-3) -> None:
         self.sd_floor = float(sd_floor)
         self.field_level = field_level
-        self.t2_min_fields = max(int(t2_min_fields), 2)
+        self.joint_min_fields = max(int(joint_min_fields), 2)
         self.warmup = max(int(warmup), 2)
         self.alpha = 1.0 - 0.5 ** (1.0 / half_life)
         self.alpha_cal = 1.0 - 0.5 ** (1.0 / calibration_half_life)
@@ -379,7 +387,7 @@ class Subspace(SoADetector):
         has_t = t is not None
         tt = t if t is not None else np.zeros(x.shape[0])
         k = x.shape[1]
-        use_t2 = k >= self.t2_min_fields
+        joint = k >= self.joint_min_fields
         for lo in range(0, k, self.max_fields):
             hi = min(lo + self.max_fields, k)
             block = np.ascontiguousarray(x[:, lo:hi])
@@ -389,5 +397,5 @@ class Subspace(SoADetector):
                             a["interval"], a["last_t"], a["level"], a["share"], slots[lo:hi],
                             block, tt, has_t, part, self.scales, self.alpha, self.alpha_cal,
                             self.warmup, self.refit, self.var_frac, self.target,
-                            self.field_level, use_t2, self.sd_floor)
+                            self.field_level, joint, self.sd_floor)
             out[:, lo:hi] = part

@@ -95,3 +95,17 @@ def test_alarm_clears_within_a_minute_of_the_fault_ending() -> None:
 def test_healthy_run_alarms_on_a_bounded_share_of_rows(seed: int) -> None:
     alarm, _ = _score(_rig(seed))
     assert alarm[WARMUP:].mean() <= HEALTHY_ALARM_SHARE
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_field_that_stops_moving_alarms_while_it_lasts(seed: int) -> None:
+    # a sensor that loses its signal: it still reads (a little noise, never one value for
+    # long, so the stuck detector's runs do not see it) but no longer follows its load
+    x = _rig(seed)
+    level = x[START - 1, 4]
+    x[START:STOP, 4] = level + np.random.default_rng(seed).normal(0.0, 0.005, STOP - START)
+    alarm, blamed = _score(x)
+    hits = np.flatnonzero(alarm[START:STOP])
+    assert hits.size and hits[0] <= 60
+    assert alarm[START + hits[0]:STOP].mean() >= 0.95
+    assert FIELDS[4] in blamed

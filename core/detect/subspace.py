@@ -25,6 +25,13 @@ so ``level`` is :data:`ALARM_LEVEL` (0.85, the default rules' bar) exactly at ``
 (60 s when no times are given). Everything is learned per device and in units of its own
 spread: a noisier device does not alarm more for it.
 
+**Narrow devices.** A device of fewer than ``joint_min_fields`` fields (2 up to it; the
+ensemble's default is 9, so 2–8 fields) is scored on one statistic only: each field's step,
+and only its lower tail — a field that moves less than it did (stopped, stuck, lost its
+signal). On such a device a field that drifts alone is its own principal component (T² would
+be its level), relations move with the weather's operating point (Q) and a quantised field's
+steps come and go; the model then keeps no covariance and refits nothing.
+
 **Learning**: plain averages over the warm-up (statistics calibrated over its second half),
 then slow forgetting (``half_life``); a sample whose level is above 0.5 teaches nothing, so a
 fault is not absorbed as normal. A missing field (NaN/Inf) is imputed at its mean for the

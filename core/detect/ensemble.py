@@ -338,7 +338,9 @@ class Ensemble:
         level = np.maximum(regression if weight == 1.0 else weight * regression,
                            comps["out_of_range"])
         if "subspace" in comps:
-            np.maximum(level, self.config.subspace_weight * comps["subspace"], out=level)
+            w_sub = self.config.subspace_weight
+            np.maximum(level, comps["subspace"] if w_sub == 1.0 else w_sub * comps["subspace"],
+                       out=level)
         self._level = level
         self.statistical["drift"][1]._run(s, v, tt, b["drift"])  # its trend: time to a limit
         level_fired = b["level_fired"]

@@ -63,7 +63,7 @@ from numpy.typing import NDArray
 
 from core.detect._base import SoADetector
 
-__all__ = ["ALARM_LEVEL", "MONTH_S", "Subspace", "subspace_update"]
+__all__ = ["ALARM_LEVEL", "MONTH_S", "Subspace", "subspace_narrow_update", "subspace_update"]
 
 #: the level at which the calibrated false-alarm rate is reached (the default rules' bar)
 ALARM_LEVEL = 0.85
@@ -326,6 +326,145 @@ def subspace_update(
             _refit(cov, basis, lam, sd, ncomp, slots, k, var_frac)
 
 
+@numba.njit(cache=True, nogil=True)
+def subspace_narrow_update(
+    count: NDArray[np.int64], mean: NDArray[np.float64], cov: NDArray[np.float64],
+    ncomp: NDArray[np.int64], prev: NDArray[np.float64], ew: NDArray[np.float64],
+    cal_m: NDArray[np.float64], cal_v: NDArray[np.float64], ncal: NDArray[np.int64],
+    interval: NDArray[np.float64], last_t: NDArray[np.float64], level: NDArray[np.float64],
+    slots: NDArray[np.int64], x: NDArray[np.float64], t: NDArray[np.float64], has_t: bool,
+    out: NDArray[np.float64], scales: NDArray[np.float64], alpha: float, alpha_cal: float,
+    warmup: int, target: float, field_level: bool, sd_floor: float,
+) -> bool:
+    """:func:`subspace_update` of a narrow device (``joint`` false, 2+ fields), bit for bit.
+
+    Such a device keeps no relations: only its fields' step (falling tail) and, with
+    ``field_level``, level statistics are computed and learned, with the same operations in
+    the same order; no T², Q, shares or refits, no device rows, and the caller passes ``x``
+    and ``out`` as they are (no copies). False (and nothing done) if the device has a fitted
+    subspace: :func:`subspace_update` scores that one.
+    ``tests/unit/test_subspace_narrow_kernel.py`` holds the two to the same bits.
+    """
+    n_ticks, k = x.shape
+    n_sc = scales.shape[0]
+    s0 = slots[0]
+    if ncomp[s0] > 0:
+        return False
+    z = np.zeros(k)
+    ok = np.zeros(k, dtype=np.bool_)
+    u1 = np.zeros(k)
+    p1 = np.zeros(k)
+    a_sc = np.zeros(n_sc)
+    for q in range(n_sc):
+        a_sc[q] = 1.0 if scales[q] <= 0.0 else 1.0 - 0.5 ** (1.0 / scales[q])
+    n_tests = float(n_sc * (2 * k))
+    c_level = (1.0 - ALARM_LEVEL) / ALARM_LEVEL
+    floor2 = sd_floor * sd_floor
+    rt2 = math.sqrt(2.0)
+    for i in range(n_ticks):
+        if has_t and math.isfinite(t[i]):
+            if last_t[s0] > 0.0 or interval[s0] > 0.0:
+                dt = t[i] - last_t[s0]
+                if dt > 0.0:
+                    if interval[s0] <= 0.0:
+                        interval[s0] = dt
+                    else:
+                        interval[s0] += 0.01 * (min(dt, 10.0 * interval[s0]) - interval[s0])
+            last_t[s0] = t[i] if t[i] != 0.0 else 1e-9
+        c = count[s0]
+        per_month = MONTH_S / (interval[s0] if interval[s0] > 0.0 else 60.0)
+        p_star = target / per_month
+        complete = True
+        # passes over the fields (standardise, average and compare, level): independent
+        # work side by side, as in subspace_update, is what the CPU overlaps best
+        for j in range(k):
+            s = slots[j]
+            v = x[i, j]
+            ok[j] = math.isfinite(v)
+            if not ok[j]:
+                complete = False
+                z[j] = 0.0
+                continue
+            spread = math.sqrt(max(cov[s, j], 0.0))
+            zj = (v - mean[s]) / max(spread, 1e-9 * (1.0 + abs(mean[s])))
+            z[j] = min(max(zj, -1e6), 1e6)
+            dz = z[j] - prev[s] if c > 0 else 0.0
+            u1[j] = math.log(dz * dz + _EPS)
+        for j in range(k):
+            if not ok[j]:
+                continue
+            s = slots[j]
+            scored = c >= warmup and ncal[s, 0] > 1
+            far = 0.0
+            for q in range(n_sc):
+                if c == 0:
+                    ew[s, 1, q] = u1[j]
+                else:
+                    ew[s, 1, q] += a_sc[q] * (u1[j] - ew[s, 1, q])
+                if scored:
+                    var = max(cal_v[s, 1, q], floor2)
+                    dev = min(ew[s, 1, q] - cal_m[s, 1, q], 0.0)  # only a falling step
+                    far = max(far, abs(dev) / math.sqrt(var))
+            p1[j] = math.erfc(far / rt2) * n_tests
+        if field_level:
+            for j in range(k):
+                if not ok[j]:
+                    continue
+                s = slots[j]
+                scored = c >= warmup and ncal[s, 0] > 1
+                far = 0.0
+                for q in range(n_sc):
+                    if c == 0:
+                        ew[s, 0, q] = z[j]
+                    else:
+                        ew[s, 0, q] += a_sc[q] * (z[j] - ew[s, 0, q])
+                    if scored:
+                        var = max(cal_v[s, 0, q], floor2)
+                        dev = ew[s, 0, q] - cal_m[s, 0, q]
+                        far = max(far, abs(dev) / math.sqrt(var))
+                p1[j] = min(math.erfc(far / rt2) * n_tests, p1[j])
+        worst = 0.0
+        for j in range(k):
+            s = slots[j]
+            if not ok[j] or c < warmup:
+                out[i, j] = 0.0 if c < warmup else level[s]
+                continue
+            lv = 1.0 / (1.0 + c_level * (max(p1[j], 1e-300) / p_star) ** _GAMMA)
+            out[i, j] = lv
+            level[s] = lv
+            worst = max(worst, lv)
+        # learn: while the device looks anomalous, nothing (a fault is not normal)
+        quiet = worst <= 0.5
+        calibrate_fields = c >= warmup // 2
+        for j in range(k):
+            if not ok[j]:
+                continue
+            s = slots[j]
+            if c < warmup:
+                a = 1.0 / (ncal[s, 0] + 1.0) if calibrate_fields else -1.0
+            else:
+                a = alpha_cal if quiet else -1.0
+            if a >= 0.0:
+                for row in range(0 if field_level else 1, 2):
+                    for q in range(n_sc):
+                        d = ew[s, row, q] - cal_m[s, row, q]
+                        cal_m[s, row, q] += a * d
+                        cal_v[s, row, q] = (1.0 - a) * (cal_v[s, row, q] + a * d * d)
+            if calibrate_fields:
+                ncal[s, 0] += 1
+            prev[s] = z[j]
+        if not complete or (c >= warmup and not quiet):
+            continue
+        a = 1.0 / (c + 1.0) if c < warmup else alpha
+        for j in range(k):
+            s = slots[j]
+            dj = x[i, j] - mean[s]
+            cov[s, j] = (1.0 - a) * (cov[s, j] + a * dj * dj)
+            mean[s] += a * (x[i, j] - mean[s])
+            count[s] = c + 1
+    return True
+
+
 class Subspace(SoADetector):
     """Streaming PCA (T², Q) plus per-field level and step, calibrated to a false-alarm rate.
 
@@ -395,6 +534,12 @@ class Subspace(SoADetector):
         tt = t if t is not None else np.zeros(x.shape[0])
         k = x.shape[1]
         joint = k >= self.joint_min_fields
+        if not joint and 1 < k <= self.max_fields and subspace_narrow_update(
+                a["count"], a["mean"], a["cov"], a["ncomp"], a["prev"], a["ew"], a["cal_m"],
+                a["cal_v"], a["ncal"], a["interval"], a["last_t"], a["level"], slots, x, tt,
+                has_t, out, self.scales, self.alpha, self.alpha_cal, self.warmup, self.target,
+                self.field_level, self.sd_floor):
+            return  # one narrow block, read and written in place (any memory order)
         for lo in range(0, k, self.max_fields):
             hi = min(lo + self.max_fields, k)
             block = np.ascontiguousarray(x[:, lo:hi])

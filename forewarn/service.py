@@ -43,13 +43,13 @@ from sqlalchemy.exc import OperationalError
 
 from core.config import MqttConfig
 from core.dead_letter import DeadLetters, DeadLetterStore
-from core.detect import DetectorConfig, make_detector
+from core.detect import DetectorConfig, make_detector, make_peer
 from core.errors import LimitsFileError
 from core.lifecycle import LifecycleListener
 from core.limits import ProductLimits, load_limits
 from core.mapping import MappedDecoder
 from core.mapping.sparkplug_status import SparkplugStatus
-from core.pipeline import CorePipeline
+from core.pipeline import CorePipeline, default_peer_labels
 from core.store.base import HistoryStore, TimeSeriesStore
 from core.store.config import InfluxConfig, StoreConfig, make_store
 from forewarn.casedb import open_case_db
@@ -275,7 +275,12 @@ class Service:
                             max_series_per_device=core.max_series_per_device,
                             max_boots_per_device=core.max_boots_per_device,
                             decoder=MappedDecoder(self.settings.ingest.mapping,
-                                                  clock=self.clock))
+                                                  clock=self.clock),
+                            # peers: tenant/product, cohorts add the firmware (until the
+                            # registry's cohorts, issue 20's incident lane, name model,
+                            # batch and region)
+                            peer=make_peer(self.settings.peer),
+                            peer_labels=default_peer_labels)
 
     def lifecycle_listener(self, mqtt: MqttConfig, rules: RulesPipeline,
                            pipeline: CorePipeline) -> LifecycleListener:

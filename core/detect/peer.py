@@ -15,9 +15,10 @@ judged across the peer group:
   slowly, clipped, so a device that runs a little warm is not an outlier);
 - the group's robust spread (1.4826 · MAD of the excesses): **device score** from the
   device's excess in spreads, smoothed over ``persist`` buckets, ``g² / (g² + half_z²)``;
-- per cohort of at least ``min_cohort`` warm members that is not the whole group, the cohort's
-  median excess in standard errors of a median (1.2533 · spread / √n): **cohort score** (the
-  cohort moving together away from its own past offsets: a rollout that shifted it).
+- per cohort of at least ``min_cohort`` warm members, against the rest of the group (at least
+  as many warm members: the majority is what normal means), the difference of the two median
+  excesses in standard errors (1.2533 · the rest's spread · √(1/n + 1/n_rest)): **cohort
+  score** (the cohort moving together away from its own past offsets, e.g. after a rollout).
 
 A device whose cohort label changes (a firmware update) learns its offset afresh for
 ``warmup`` buckets and scores nothing meanwhile: a new control curve is not a fault, and the
@@ -32,7 +33,7 @@ cohort score of its new cohort is what tells whether the rollout moved it.
 >>> weather = 5.0 * np.sin(t / 86_400.0 * 2 * np.pi)[:, None]      # every device feels it
 >>> x = 40.0 + weather + rng.normal(0.0, 0.3, (t.size, 8)) + np.arange(8.0)  # own offsets
 >>> x[-60:, 2] += np.linspace(0.0, 6.0, 60)                        # one drifts off its peers
->>> s = np.vstack([det.update(slots, x[i:i + 6], t[i:i + 6]) for i in range(0, t.size, 6)])
+>>> s = det.update(slots, x, t)
 >>> bool(s[-1, 2] > 0.8), bool(np.delete(s[-1], 2).max() < 0.3)
 (True, True)
 """
@@ -136,17 +137,30 @@ def _judge_bucket(
                 for i in range(c0, c1):
                     if warm[by_cohort[i]]:
                         n_warm += 1
+                n_rest = int(warm.sum()) - n_warm
                 zc = 0.0
-                judged = n_warm >= min_cohort and (c1 - c0) < n
+                # the rest of the group, at least as large, is the reference: the majority
+                # is what "normal" means (a cohort is not judged against a smaller one)
+                judged = n_warm >= min_cohort and n_rest >= max(n_warm, min_cohort)
                 if judged:
                     ce = np.empty(n_warm)
+                    rest = np.empty(n_rest)
                     w = 0
-                    for i in range(c0, c1):
-                        if warm[by_cohort[i]]:
-                            ce[w] = e[by_cohort[i]] - me
+                    r = 0
+                    for i in range(n):
+                        if not warm[i]:
+                            continue
+                        if cohort[run[i]] == c:
+                            ce[w] = e[i]
                             w += 1
-                    zc = np.median(ce) / (_MEDIAN_SE * sp / math.sqrt(n_warm))
-                    zc = min(max(zc, -10.0), 10.0)
+                        else:
+                            rest[r] = e[i]
+                            r += 1
+                    mr = np.median(rest)
+                    sr = _MAD_TO_SIGMA * np.median(np.abs(rest - mr))
+                    sr = max(sr, spread_floor * abs(med), 1e-9)
+                    se = _MEDIAN_SE * sr * math.sqrt(1.0 / n_warm + 1.0 / n_rest)
+                    zc = min(max((np.median(ce) - mr) / se, -10.0), 10.0)
                 for i in range(c0, c1):
                     s = run[by_cohort[i]]
                     if judged and warm[by_cohort[i]]:
@@ -172,24 +186,38 @@ def peer_update(
     bucket_s: float, lag_s: float, alpha: float, warmup: int, min_members: int,
     min_cohort: int, half_z: float, persist: float, clip: float, spread_floor: float,
 ) -> None:
-    """Average ``x`` (ticks × columns) into buckets, judge every bucket that is due across the
-    peer groups, then write each series' held device and cohort scores into ``out`` and
-    ``out_cohort``."""
+    """Average ``x`` (ticks × columns, times ``t`` ascending) into buckets; at each tick
+    first judge every bucket that tick's time makes due across the peer groups, then write
+    each series' held device and cohort scores into ``out`` and ``out_cohort``: the scores do
+    not depend on how a stream is cut into blocks."""
     n_ticks, n_cols = x.shape
     k_ring = ring_val.shape[1]
-    latest = -math.inf
     for i in range(n_ticks):
-        if math.isfinite(t[i]):
-            latest = max(latest, t[i])
-    for j in range(n_cols):
-        s = slots[j]
-        if group[s] == 0:
-            continue
-        for i in range(n_ticks):
+        ti = t[i]
+        if math.isfinite(ti):
+            due = math.floor((ti - lag_s) / bucket_s) - 1
+            if due > watermark[0]:
+                first = watermark[0] + 1 if watermark[0] != _UNSET else due
+                for h in range(max(first, due - k_ring + 1), due + 1):
+                    for s in range(group.shape[0]):  # series whose bucket h is open: close it
+                        if group[s] != 0 and acc_n[s] > 0 and acc_bucket[s] <= h:
+                            kk = acc_bucket[s] % k_ring
+                            ring_val[s, kk] = acc_sum[s] / acc_n[s]
+                            ring_bucket[s, kk] = acc_bucket[s]
+                            acc_sum[s] = 0.0
+                            acc_n[s] = 0
+                    _judge_bucket(h, group, cohort, ring_val, ring_bucket, offset, n_closed,
+                                  zs, czs, score, cscore, alpha, warmup, min_members,
+                                  min_cohort, half_z, persist, clip, spread_floor)
+                watermark[0] = due
+        for j in range(n_cols):
+            s = slots[j]
+            out[i, j] = score[s]
+            out_cohort[i, j] = cscore[s]
             v = x[i, j]
-            if not (math.isfinite(v) and math.isfinite(t[i])):
+            if group[s] == 0 or not (math.isfinite(v) and math.isfinite(ti)):
                 continue
-            b = math.floor(t[i] / bucket_s)
+            b = math.floor(ti / bucket_s)
             if b <= watermark[0] or b < acc_bucket[s]:
                 continue  # too late: that bucket was judged (or this series moved on)
             if b != acc_bucket[s]:
@@ -202,27 +230,6 @@ def peer_update(
                 acc_n[s] = 0
             acc_sum[s] += v
             acc_n[s] += 1
-    if math.isfinite(latest):
-        due = math.floor((latest - lag_s) / bucket_s) - 1
-        first = watermark[0] + 1 if watermark[0] != _UNSET else due
-        first = max(first, due - k_ring + 1)
-        for h in range(first, due + 1):
-            for s in range(group.shape[0]):  # series whose bucket h is still open: close it
-                if group[s] != 0 and acc_n[s] > 0 and acc_bucket[s] <= h:
-                    kk = acc_bucket[s] % k_ring
-                    ring_val[s, kk] = acc_sum[s] / acc_n[s]
-                    ring_bucket[s, kk] = acc_bucket[s]
-                    acc_sum[s] = 0.0
-                    acc_n[s] = 0
-            _judge_bucket(h, group, cohort, ring_val, ring_bucket, offset, n_closed, zs, czs,
-                          score, cscore, alpha, warmup, min_members, min_cohort, half_z,
-                          persist, clip, spread_floor)
-            watermark[0] = h
-    for j in range(n_cols):
-        s = slots[j]
-        for i in range(n_ticks):
-            out[i, j] = score[s]
-            out_cohort[i, j] = cscore[s]
 
 
 class Peer(SoADetector):
@@ -359,14 +366,18 @@ def peer_reference(
             for c in np.unique(cohorts[run]):
                 inside = cohorts[run] == c
                 n_warm = int((inside & warm).sum())
-                judged = n_warm >= min_cohort and inside.sum() < run.size
+                n_rest = int((~inside & warm).sum())
                 members = run[inside]
-                if not judged:
+                if not (n_warm >= min_cohort and n_rest >= max(n_warm, min_cohort)):
                     czs[members] = 0.0
                     cscore[members] = 0.0
                     continue
-                zc = np.median(dev[inside & warm]) / (_MEDIAN_SE * sp / np.sqrt(n_warm))
-                zc = float(np.clip(zc, -10.0, 10.0))
+                rest = e[~inside & warm]
+                mr = np.median(rest)
+                sr = max(_MAD_TO_SIGMA * np.median(np.abs(rest - mr)), spread_floor * abs(med),
+                         1e-9)
+                se = _MEDIAN_SE * sr * np.sqrt(1.0 / n_warm + 1.0 / n_rest)
+                zc = float(np.clip((np.median(e[inside & warm]) - mr) / se, -10.0, 10.0))
                 hot = run[inside & warm]
                 czs[hot] += persist * (zc - czs[hot])
                 cscore[hot] = czs[hot] ** 2 / (czs[hot] ** 2 + half_z**2)

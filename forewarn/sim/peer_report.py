@@ -45,8 +45,10 @@ def _median_h(values: list[float]) -> float | None:
     return round(float(np.median(values)) / _H, 1) if values else None
 
 
-def peer_report(fleet: Fleet, flags: list[PeerFlag], learn_until: float) -> dict[str, Any]:
-    """The peer detector's figures, keys ``peer_…`` and ``peer_cohort_…``."""
+def peer_report(fleet: Fleet, flags: list[PeerFlag], learn_until: float,
+                detected: dict[str, float] | None = None) -> dict[str, Any]:
+    """The peer detector's figures, keys ``peer_…`` and ``peer_cohort_…``; with ``detected``
+    (device → when a case first caught its fault) the cases' hours after onset beside them."""
     end = fleet.config.end
     days = max(0.0, (end - learn_until) / 86_400.0)
     healthy = [d.device_id for d in fleet.devices if d.truth is None]
@@ -54,6 +56,10 @@ def peer_report(fleet: Fleet, flags: list[PeerFlag], learn_until: float) -> dict
     shared = {d.device_id for d in fleet.devices
               if d.truth is not None and d.truth.fleet_fault}
     out: dict[str, Any] = {}
+    if detected is not None:
+        for name, devices in (("fleet_fault", shared), ("own_fault", set(onset) - shared)):
+            out[f"cases_{name}_median_h_after_onset"] = _median_h(
+                [detected[d] - onset[d] for d in devices if d in detected])
     for detector in PEER_DETECTORS:
         first: dict[str, float] = {}
         false_flags = 0

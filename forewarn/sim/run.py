@@ -70,7 +70,9 @@ def run_evaluation(options: EvalOptions, out_dir: Path | None = None,
     figures = report(result, devices=options.devices, days=options.days,
                      learn_days=options.learn_days, start=fleet.config.start)
     figures.update(peer_report(fleet, [f for r in results for f in r.peer_flags],
-                               learn_until=fleet.config.start + options.learn_days * 86_400.0))
+                               learn_until=fleet.config.start + options.learn_days * 86_400.0,
+                               detected={m.truth.device_id: m.detected_at for m in result.faults
+                                         if m.detected_at is not None}))
     figures["agents_mark_false_cases"] = options.agents
     figures.update({
         "seed": options.seed,

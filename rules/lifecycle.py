@@ -36,7 +36,7 @@ from core.events import (
     LifecycleEvent,
     ScoredBatch,
 )
-from rules.db import DeviceRow
+from rules.db import DeviceRow, FirmwareChangeRow
 from rules.evaluate import RuleEvaluator, Transition
 
 __all__ = ["AGENT_DETECTOR", "DeviceBook", "DeviceLifecycle", "agent_event_as_detector_event"]
@@ -183,6 +183,20 @@ def _status(row: DeviceRow, event: DeviceStatus) -> None:
         row.since = event.ts
     row.state, row.reason = event.state, event.reason
     row.boot_id = event.boot_id
+    session = Session.object_session(row)
+    if event.firmware is not None and event.firmware != row.firmware and session is not None:
+        # the rollout view's history (rules.firmware): a version it did not run last (a status
+        # without a version in between changes nothing)
+        last = session.scalars(
+            select(FirmwareChangeRow.firmware)
+            .where(FirmwareChangeRow.tenant == row.tenant,
+                   FirmwareChangeRow.device_id == row.device_id)
+            .order_by(FirmwareChangeRow.since.desc(), FirmwareChangeRow.id.desc()).limit(1)
+        ).first()
+        if last != event.firmware:
+            session.add(FirmwareChangeRow(
+                tenant=row.tenant, device_id=row.device_id, product=row.product,
+                firmware=event.firmware, previous=last, since=event.ts))
     row.firmware = event.firmware
     row.queue_depth, row.dropped_samples = event.queue_depth, event.dropped_samples
     _seen(row, event.ts)

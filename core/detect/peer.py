@@ -21,8 +21,11 @@ judged across the peer group:
   score** (the cohort moving together away from its own past offsets, e.g. after a rollout).
 
 A device whose cohort label changes (a firmware update) learns its offset afresh for
-``warmup`` buckets and scores nothing meanwhile: a new control curve is not a fault, and the
-cohort score of its new cohort is what tells whether the rollout moved it.
+``warmup`` buckets and its device score says nothing meanwhile (a new control curve is not a
+fault of that device), while for ``cohort_hold`` buckets its cohort score still measures it
+from its offset *before* the move: a new firmware cohort whose members all moved away from
+where they used to sit, relative to the peers still on the old one, is what the cohort score
+reports (the step ``Ensemble.rebaseline`` absorbs device by device).
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(3)
@@ -70,6 +73,7 @@ def label_id(label: str) -> int:
 def _judge_bucket(
     h: int, group: NDArray[np.int64], cohort: NDArray[np.int64], ring_val: NDArray[np.float64],
     ring_bucket: NDArray[np.int64], offset: NDArray[np.float64], n_closed: NDArray[np.int64],
+    anchor: NDArray[np.float64], hold: NDArray[np.int64],
     zs: NDArray[np.float64], czs: NDArray[np.float64], score: NDArray[np.float64],
     cscore: NDArray[np.float64], alpha: float, warmup: int, min_members: int, min_cohort: int,
     half_z: float, persist: float, clip: float, spread_floor: float,
@@ -103,8 +107,15 @@ def _judge_bucket(
                 vals[i] = ring_val[run[i], k]
             med = np.median(vals)
             e = np.empty(n)
+            eb = np.empty(n)  # for the cohorts: a moved device against its offset before
+            cw = np.zeros(n, dtype=np.bool_)
             for i in range(n):
-                e[i] = vals[i] - med - offset[run[i]]
+                s = run[i]
+                e[i] = vals[i] - med - offset[s]
+                eb[i] = vals[i] - med - (anchor[s] if hold[s] > 0 else offset[s])
+                cw[i] = n_closed[s] >= warmup or hold[s] > 0
+                if hold[s] > 0:
+                    hold[s] -= 1
             me = np.median(e)
             sp = _MAD_TO_SIGMA * np.median(np.abs(e - me))
             sp = max(sp, spread_floor * abs(med), 1e-9)
@@ -135,9 +146,9 @@ def _judge_bucket(
                     c1 += 1
                 n_warm = 0
                 for i in range(c0, c1):
-                    if warm[by_cohort[i]]:
+                    if cw[by_cohort[i]]:
                         n_warm += 1
-                n_rest = int(warm.sum()) - n_warm
+                n_rest = int(cw.sum()) - n_warm
                 zc = 0.0
                 # the rest of the group, at least as large, is the reference: the majority
                 # is what "normal" means (a cohort is not judged against a smaller one)
@@ -148,13 +159,13 @@ def _judge_bucket(
                     w = 0
                     r = 0
                     for i in range(n):
-                        if not warm[i]:
+                        if not cw[i]:
                             continue
                         if cohort[run[i]] == c:
-                            ce[w] = e[i]
+                            ce[w] = eb[i]
                             w += 1
                         else:
-                            rest[r] = e[i]
+                            rest[r] = eb[i]
                             r += 1
                     mr = np.median(rest)
                     sr = _MAD_TO_SIGMA * np.median(np.abs(rest - mr))
@@ -163,7 +174,7 @@ def _judge_bucket(
                     zc = min(max((np.median(ce) - mr) / se, -10.0), 10.0)
                 for i in range(c0, c1):
                     s = run[by_cohort[i]]
-                    if judged and warm[by_cohort[i]]:
+                    if judged and cw[by_cohort[i]]:
                         czs[s] += persist * (zc - czs[s])
                         gz = czs[s] * czs[s]
                         cscore[s] = gz / (gz + h2)
@@ -179,6 +190,7 @@ def peer_update(
     group: NDArray[np.int64], cohort: NDArray[np.int64], acc_sum: NDArray[np.float64],
     acc_n: NDArray[np.int64], acc_bucket: NDArray[np.int64], ring_val: NDArray[np.float64],
     ring_bucket: NDArray[np.int64], offset: NDArray[np.float64], n_closed: NDArray[np.int64],
+    anchor: NDArray[np.float64], hold: NDArray[np.int64],
     zs: NDArray[np.float64], czs: NDArray[np.float64], score: NDArray[np.float64],
     cscore: NDArray[np.float64], watermark: NDArray[np.int64],
     slots: NDArray[np.int64], x: NDArray[np.float64], t: NDArray[np.float64],
@@ -207,7 +219,7 @@ def peer_update(
                             acc_sum[s] = 0.0
                             acc_n[s] = 0
                     _judge_bucket(h, group, cohort, ring_val, ring_bucket, offset, n_closed,
-                                  zs, czs, score, cscore, alpha, warmup, min_members,
+                                  anchor, hold, zs, czs, score, cscore, alpha, warmup, min_members,
                                   min_cohort, half_z, persist, clip, spread_floor)
                 watermark[0] = due
         for j in range(n_cols):
@@ -246,6 +258,8 @@ class Peer(SoADetector):
         "ring_bucket": (np.int64, (RING,), _UNSET),
         "offset": (np.float64, (), 0.0),
         "n_closed": (np.int64, (), 0),
+        "anchor": (np.float64, (), 0.0),
+        "hold": (np.int64, (), 0),
         "zs": (np.float64, (), 0.0),
         "czs": (np.float64, (), 0.0),
         "score": (np.float64, (), 0.0),
@@ -255,8 +269,10 @@ class Peer(SoADetector):
     def __init__(self, capacity: int = 1024, bucket_s: float = 3600.0, lag_s: float = 7200.0,
                  half_life: float = 336.0, warmup: int = 24, min_members: int = 5,
                  min_cohort: int = 3, half_z: float = 3.0, persist: float = 3.0,
-                 clip: float = 3.0, spread_floor: float = 1e-3) -> None:
-        """``half_life``, ``warmup`` and ``persist`` (the smoothing's half-life) count buckets."""
+                 clip: float = 3.0, spread_floor: float = 1e-3, cohort_hold: int = 168) -> None:
+        """``half_life``, ``warmup``, ``persist`` (the smoothing's half-life) and
+        ``cohort_hold`` count buckets."""
+        self.cohort_hold = cohort_hold
         self.bucket_s = bucket_s
         self.lag_s = lag_s
         self.alpha = 1.0 - 0.5 ** (1.0 / half_life)
@@ -275,15 +291,19 @@ class Peer(SoADetector):
                cohorts: Sequence[str]) -> None:
         """Label series: each slot's peer group and cohort (a series without labels scores 0).
 
-        A slot whose cohort changes (a firmware update) learns its offset afresh.
+        A slot whose cohort changes (a firmware update) learns its offset afresh; for
+        ``cohort_hold`` buckets its cohort score still measures it from its offset before.
         """
         s = np.ascontiguousarray(slots, dtype=np.int64)
         self._ensure(s)
         g = np.array([label_id(x) for x in groups], dtype=np.int64)
         c = np.array([label_id(x) for x in cohorts], dtype=np.int64)
         a = self._arrays
-        moved = (a["cohort"][s] != 0) & (a["cohort"][s] != c)
-        a["n_closed"][s[moved]] = 0
+        moved = s[(a["cohort"][s] != 0) & (a["cohort"][s] != c)]
+        warm = moved[a["n_closed"][moved] >= self.warmup]
+        a["anchor"][warm] = a["offset"][warm]  # the cohort score still sees where it was
+        a["hold"][warm] = self.cohort_hold
+        a["n_closed"][moved] = 0
         a["group"][s] = g
         a["cohort"][s] = c
 
@@ -307,7 +327,8 @@ class Peer(SoADetector):
             out[...] = 0.0
         else:
             peer_update(a["group"], a["cohort"], a["acc_sum"], a["acc_n"], a["acc_bucket"],
-                        a["ring_val"], a["ring_bucket"], a["offset"], a["n_closed"], a["zs"],
+                        a["ring_val"], a["ring_bucket"], a["offset"], a["n_closed"],
+                        a["anchor"], a["hold"], a["zs"],
                         a["czs"], a["score"], a["cscore"], self._watermark, slots, x, t, out,
                         cohort_out, self.bucket_s, self.lag_s, self.alpha, self.warmup,
                         self.min_members, self.min_cohort, self.half_z, self.persist,

@@ -40,6 +40,9 @@ class PeerConfig(BaseModel):
                         "no more (spreads)")
     spread_floor: float = Field(1e-3, ge=0, description="lowest spread, relative to the "
                                 "group's level")
+    cohort_hold: int = Field(168, ge=0, description="buckets a device that changed cohort (a "
+                             "firmware update) is still measured, for its cohort's score, from "
+                             "its offset before the change")
 
 
 def make_peer(config: PeerConfig | None = None) -> Peer | None:
@@ -50,4 +53,4 @@ def make_peer(config: PeerConfig | None = None) -> Peer | None:
     return Peer(bucket_s=cfg.bucket_s, lag_s=cfg.lag_s, half_life=cfg.half_life,
                 warmup=cfg.warmup, min_members=cfg.min_members, min_cohort=cfg.min_cohort,
                 half_z=cfg.half_z, persist=cfg.persist, clip=cfg.clip,
-                spread_floor=cfg.spread_floor)
+                spread_floor=cfg.spread_floor, cohort_hold=cfg.cohort_hold)

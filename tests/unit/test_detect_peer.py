@@ -72,19 +72,27 @@ def test_a_slow_drift_its_own_history_absorbs_stands_out_among_peers() -> None:
     assert own[-200:, 4].max() < 0.8          # what the device's own history says: nothing
 
 
-def test_a_firmware_update_relearns_the_offset_and_does_not_flag() -> None:
+@pytest.mark.parametrize(("step", "cohort_flags"), [(0.0, False), (3.0, True)],
+                         ids=["same-curve", "rollout-moved-them"])
+def test_a_firmware_update_is_no_device_fault_but_its_cohort_step_shows(
+        step: float, cohort_flags: bool) -> None:
+    """Four of twelve devices move to 2.6: their device scores stay quiet (each relearns its
+    offset); the cohort score says whether 2.6 moved them all."""
     rng = np.random.default_rng(6)
     t = 600.0 * np.arange(6 * 24 * 6)
-    x = 40.0 + rng.normal(0.0, 0.3, (t.size, 8)) + np.arange(8.0) * 0.3
-    slots = np.arange(8)
-    peer = Peer(capacity=8, lag_s=0.0, warmup=12, min_members=5)
-    peer.assign(slots, ["g"] * 8, ["2.5"] * 8)
+    x = 40.0 + rng.normal(0.0, 0.3, (t.size, 12)) + np.arange(12.0) * 0.3
+    slots = np.arange(12)
+    peer = Peer(capacity=12, lag_s=0.0, warmup=12, min_members=5)
+    peer.assign(slots, ["g"] * 12, ["2.5"] * 12)
     half = t.size // 2
     peer.update(slots, x[:half], t[:half])
-    x[half:, 2] += 3.0                                # the new firmware's control curve
-    peer.assign(slots, ["g"] * 8, ["2.5"] * 2 + ["2.6"] + ["2.5"] * 5)
+    x[half:, 8:] += step                              # the new firmware's control curve
+    peer.assign(slots, ["g"] * 12, ["2.5"] * 8 + ["2.6"] * 4)
     s = peer.update(slots, x[half:], t[half:])
+    cohort = peer.last_cohort_scores()
     assert s.max() < 0.5
+    assert cohort[:, :8].max() < 0.5
+    assert bool(cohort[:, 8:].max(axis=0).min() > 0.8) == cohort_flags
 
 
 def _batch(device: str, t: np.ndarray, values: np.ndarray, firmware: str = "2.5") -> TelemetryBatch:

@@ -1,5 +1,5 @@
 """The peer detector on the simulator's halves: ``python benchmarks/peer_eval.py [--half tuning|
-held-out|both] [--devices 100] [--days 8] [--set half_z=4 ...] [--json]``.
+held-out|both] [--devices 100] [--days 8] [--batch-hours 6] [--set half_z=4 ...] [--json]``.
 
 Runs ``forewarn sim evaluate --fleet-faults`` (the default detector, rules and ``[peer]``
 settings, one worker: peers are compared within one process) on each seed of the half and sums
@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--half", choices=("tuning", "held-out", "both"), default="both")
     parser.add_argument("--devices", type=int, default=100)
     parser.add_argument("--days", type=float, default=8.0)
+    parser.add_argument("--batch-hours", type=float, default=6.0,
+                        help="the evaluation streams batches this long (the peer detector "
+                        "then waits this plus a bucket before judging one; default 6)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a [peer] key for this run")
     parser.add_argument("--json", action="store_true")
@@ -76,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     peer = PeerConfig.model_validate({**PeerConfig().model_dump(), **overrides})
     halves = ("tuning", "held-out") if args.half == "both" else (args.half,)
     out: dict[str, Any] = {"devices": args.devices, "days": args.days,
-                           "peer": peer.model_dump()}
+                           "batch_hours": args.batch_hours, "peer": peer.model_dump()}
     for half in halves:
-        reports = [evaluate(args.devices, args.days, seed, fleet_faults=FLEET_FAULTS, peer=peer)
+        reports = [evaluate(args.devices, args.days, seed, fleet_faults=FLEET_FAULTS, peer=peer,
+                            batch_s=args.batch_hours * 3600.0)
                    for seed in HALVES[half]]
         out[half] = summarise(reports)
         out[half]["per_seed"] = {r["seed"]: {k: v for k, v in r.items()

@@ -49,11 +49,12 @@ from core.lifecycle import LifecycleListener
 from core.limits import ProductLimits, load_limits
 from core.mapping import MappedDecoder
 from core.mapping.sparkplug_status import SparkplugStatus
-from core.pipeline import CorePipeline, default_peer_labels
+from core.pipeline import CorePipeline
 from core.store.base import HistoryStore, TimeSeriesStore
 from core.store.config import InfluxConfig, StoreConfig, make_store
 from forewarn.casedb import open_case_db
 from forewarn.errors import ConfigError
+from forewarn.peers import registry_peer_labels
 from forewarn.settings import SHIPPED_CONFIG, Settings
 from forewarn.status_links import make_status_links
 from rules.cases import CaseBook
@@ -276,11 +277,8 @@ class Service:
                             max_boots_per_device=core.max_boots_per_device,
                             decoder=MappedDecoder(self.settings.ingest.mapping,
                                                   clock=self.clock),
-                            # peers: tenant/product, cohorts add the firmware (until the
-                            # registry's cohorts, issue 20's incident lane, name model,
-                            # batch and region)
                             peer=make_peer(self.settings.peer),
-                            peer_labels=default_peer_labels)
+                            peer_labels=registry_peer_labels(self.configured.registry))
 
     def lifecycle_listener(self, mqtt: MqttConfig, rules: RulesPipeline,
                            pipeline: CorePipeline) -> LifecycleListener:

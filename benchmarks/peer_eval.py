@@ -38,7 +38,8 @@ def summarise(reports: list[dict[str, Any]]) -> dict[str, Any]:
     total = {k: sum(r[k] for r in reports) for k in (
         "device_days", "false_cases", "fleet_fault_devices", "peer_fleet_fault_devices_flagged",
         "peer_own_fault_devices", "peer_own_fault_devices_flagged", "peer_false_flags",
-        "peer_cohort_fleet_fault_devices_flagged", "peer_cohort_false_flags")}
+        "peer_cohort_fleet_fault_devices_flagged", "peer_cohort_false_flags",
+        "peer_false_flags_rollout_step", "peer_cohort_false_flags_rollout_step")}
     healthy_days = sum((r["devices"] - r["faults"]) * (r["days"] - r["learn_days"])
                        for r in reports)
 

@@ -268,7 +268,7 @@ class Peer(SoADetector):
 
     def __init__(self, capacity: int = 1024, bucket_s: float = 3600.0, lag_s: float = 7200.0,
                  half_life: float = 336.0, warmup: int = 24, min_members: int = 5,
-                 min_cohort: int = 3, half_z: float = 3.0, persist: float = 3.0,
+                 min_cohort: int = 3, half_z: float = 4.0, persist: float = 3.0,
                  clip: float = 3.0, spread_floor: float = 1e-3, cohort_hold: int = 168) -> None:
         """``half_life``, ``warmup``, ``persist`` (the smoothing's half-life) and
         ``cohort_hold`` count buckets."""

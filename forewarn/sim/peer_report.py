@@ -4,7 +4,9 @@ how often it flags healthy ones (issue 20).
 A *flag* is one ``peer`` (or ``peer_cohort``) event of a device after the learning days. For
 each detector: the share of the devices of the cohort-wide faults (``--fleet-faults``) flagged
 after their fault's onset and the hours from onset to the first such flag; the same for the
-devices' own faults; and the healthy devices flagged, per 1000 healthy device-days.
+devices' own faults; and the healthy devices flagged, per 1000 healthy device-days, and how
+many of those flags are on the field the simulated firmware update shifts by design, after the
+device's update (a real cohort move the cohort score is meant to see, though no fault).
 
 >>> from firmware_sim.fleet import Fleet, FleetConfig
 >>> fleet = Fleet(FleetConfig(devices=4, seed=1, fault_fraction=0.0))
@@ -60,15 +62,25 @@ def peer_report(fleet: Fleet, flags: list[PeerFlag], learn_until: float,
         for name, devices in (("fleet_fault", shared), ("own_fault", set(onset) - shared)):
             out[f"cases_{name}_median_h_after_onset"] = _median_h(
                 [detected[d] - onset[d] for d in devices if d in detected])
+    devices = {d.device_id: d for d in fleet.devices}
+
+    def rollout_step(flag: PeerFlag) -> bool:
+        """On the field a firmware update shifts by design, after the device's update."""
+        device = devices[flag.device_id]
+        update = device.imperfections.update_at
+        return (flag.field == device.product.firmware_shift[0] and update is not None
+                and flag.ts >= update)
+
     for detector in PEER_DETECTORS:
         first: dict[str, float] = {}
-        false_flags = 0
+        false_flags = steps = 0
         healthy_set = set(healthy)
         for flag in flags:
             if flag.detector != detector or flag.ts < learn_until:
                 continue
             if flag.device_id in healthy_set:
                 false_flags += 1
+                steps += rollout_step(flag)
             elif flag.device_id in onset and flag.ts >= onset[flag.device_id]:
                 first.setdefault(flag.device_id, flag.ts)
                 first[flag.device_id] = min(first[flag.device_id], flag.ts)
@@ -80,6 +92,9 @@ def peer_report(fleet: Fleet, flags: list[PeerFlag], learn_until: float,
             out[f"{detector}_{name}_median_h_after_onset"] = _median_h(caught)
         device_days = len(healthy) * days
         out[f"{detector}_false_flags"] = false_flags
+        #: of which the simulated firmware update's own step (``Product.firmware_shift``): a
+        #: cohort that did move together, by design, not a fault
+        out[f"{detector}_false_flags_rollout_step"] = steps
         out[f"{detector}_false_flags_per_1000_device_days"] = (
             round(1000.0 * false_flags / device_days, 2) if device_days else None)
     return out

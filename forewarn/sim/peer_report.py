@@ -10,10 +10,13 @@ device's update (a real cohort move the cohort score is meant to see, though no 
 
 >>> from firmware_sim.fleet import Fleet, FleetConfig
 >>> fleet = Fleet(FleetConfig(devices=4, seed=1, fault_fraction=0.0))
->>> figures = peer_report(fleet, [PeerFlag("hp-0001", "peer", fleet.config.start + 7200.0, "a")],
-...                       learn_until=fleet.config.start)
+>>> flags = [PeerFlag("hp-0001", kind, fleet.config.start + 7200.0, "a")
+...          for kind in ("peer", "peer_cohort")]
+>>> figures = peer_report(fleet, flags, learn_until=fleet.config.start)
 >>> figures["peer_false_flags"], figures["peer_false_flags_per_1000_device_days"]
 (1, 83.33)
+>>> figures["peer_cohort_false_flags"], figures["peer_cohort_false_flags_rollout_step"]
+(1, 0)
 """
 
 from __future__ import annotations
@@ -62,11 +65,11 @@ def peer_report(fleet: Fleet, flags: list[PeerFlag], learn_until: float,
         for name, devices in (("fleet_fault", shared), ("own_fault", set(onset) - shared)):
             out[f"cases_{name}_median_h_after_onset"] = _median_h(
                 [detected[d] - onset[d] for d in devices if d in detected])
-    devices = {d.device_id: d for d in fleet.devices}
+    by_id = {d.device_id: d for d in fleet.devices}
 
     def rollout_step(flag: PeerFlag) -> bool:
         """On the field a firmware update shifts by design, after the device's update."""
-        device = devices[flag.device_id]
+        device = by_id[flag.device_id]
         update = device.imperfections.update_at
         return (flag.field == device.product.firmware_shift[0] and update is not None
                 and flag.ts >= update)

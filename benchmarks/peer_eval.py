@@ -60,6 +60,9 @@ def summarise(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "peer_fleet_fault_median_h_after_onset": _med("peer_fleet_fault_median_h_after_onset"),
         "cases_fleet_fault_median_h_after_onset": _med("cases_fleet_fault_median_h_after_onset"),
         "peer_own_fault_median_h_after_onset": _med("peer_own_fault_median_h_after_onset"),
+        "false_cases_by_rule": {rule: sum(r["false_cases_by_rule"].get(rule, 0) for r in reports)
+                                for rule in sorted({k for r in reports
+                                                    for k in r["false_cases_by_rule"]})},
     }
 
 
@@ -87,8 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                    for seed in HALVES[half]]
         out[half] = summarise(reports)
         out[half]["per_seed"] = {r["seed"]: {k: v for k, v in r.items()
-                                             if k.startswith(("peer", "cases_", "false_cases"))
-                                             and not isinstance(v, dict)}
+                                             if k.startswith(("peer", "cases_", "false_cases"))}
                                  for r in reports}
     if args.json:
         print(json.dumps(out, indent=2))

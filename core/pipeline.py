@@ -301,7 +301,7 @@ class CorePipeline:
         if self.peer is not None:
             events += self._peer_events(batch, fields, slots, t, values)
         scored = ScoredBatch(tenant, batch.device_id, batch.product, fields, t, values, scores,
-                             events)
+                             events, firmware=batch.firmware)
         self.store.write(scored)
         self.stats.batches_ingested += 1
         self.stats.samples_ingested += scored.n_samples

@@ -307,12 +307,6 @@ class Peer(SoADetector):
         a["group"][s] = g
         a["cohort"][s] = c
 
-    def labelled(self, slots: NDArray[np.int64]) -> NDArray[np.bool_]:
-        """Whether each slot has labels."""
-        self._ensure(slots)
-        out: NDArray[np.bool_] = self._arrays["group"][slots] != 0
-        return out
-
     def last_cohort_scores(self) -> NDArray[np.float64]:
         """Cohort scores of the last :meth:`update`, same shape as its device scores."""
         return self._last_cohort

@@ -40,7 +40,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +55,7 @@ from core.nats import NatsConfig, NatsEngine, PartitionStats
 from core.pipeline import CorePipeline
 from core.service import CoreService
 from core.store.base import HistoryStore, TimeSeriesStore
+from edge.backoff import full_jitter
 from forewarn.casedb import open_case_db
 from forewarn.errors import ConfigError
 from forewarn.service import Service, tick_forever
@@ -142,7 +143,9 @@ def forget_other_partitions(rules: RulesPipeline, cfg: NatsConfig,
                if device_partition(cfg, key[1], key[2]) not in owned]
     for key in foreign:
         del rules.evaluator.states[key]
-    return len(foreign)
+    # who said goodbye or left a last will is judged by the device's owner alone too
+    return len(foreign) + rules.lifecycle.forget(
+        lambda tenant, device_id: device_partition(cfg, tenant, device_id) not in owned)
 
 
 class CaughtUp:
@@ -242,14 +245,18 @@ def member_name() -> str:
 
 
 def _adopt_states(rules: RulesPipeline, cfg: NatsConfig, partition: int) -> int:
-    """Load from the case database the alarm states of one partition's devices (on the
-    rules thread, before the partition is consumed): the previous owner's last word."""
+    """Load from the case database the alarm states of one partition's devices, and who of
+    them said goodbye or left a last will (on the rules thread, before the partition is
+    consumed): the previous owner's last word."""
+    def mine(tenant: str, device_id: str) -> bool:
+        return device_partition(cfg, tenant, device_id) == partition
+
+    rules.lifecycle.restore(mine)
     if rules.store is None:
         return 0
-    mine = {key: state for key, state in rules.store.load().items()
-            if device_partition(cfg, key[1], key[2]) == partition}
-    rules.evaluator.states.update(mine)
-    return len(mine)
+    states = {key: state for key, state in rules.store.load().items() if mine(key[1], key[2])}
+    rules.evaluator.states.update(states)
+    return len(states)
 
 
 def _drop_states(rules: RulesPipeline, cfg: NatsConfig, partition: int) -> None:
@@ -257,6 +264,8 @@ def _drop_states(rules: RulesPipeline, cfg: NatsConfig, partition: int) -> None:
     for key in [k for k in rules.evaluator.states
                 if device_partition(cfg, k[1], k[2]) == partition]:
         del rules.evaluator.states[key]
+    rules.lifecycle.forget(
+        lambda tenant, device_id: device_partition(cfg, tenant, device_id) == partition)
 
 
 async def _on_rules_thread(rules: RulesPipeline, job: Callable[[], object]) -> None:
@@ -283,7 +292,8 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
         store = metrics.timed_store(store)
     rules = service.rules_pipeline(engine_db)
     dropped = forget_other_partitions(rules, options.nats, [] if leased else partitions)
-    _log.info("rules: %d alarm states of this worker's devices, %d of others' dropped",
+    _log.info("rules: %d alarm states of this worker's devices; %d states and lifecycle marks "
+              "of others' dropped",
               len(rules.evaluator.states), dropped)
 
     def make_pipeline(handoff: TimeSeriesStore) -> CorePipeline:
@@ -301,6 +311,7 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
     try:
         async with NatsEngine(options.nats, [] if leased else partitions, make_pipeline, store,
                               rules.handle_in_thread,
+                              lifecycle=service.lifecycle_sink(rules),
                               member=member_name() if leased else None,
                               on_acquired=acquired, on_released=released) as engine:
             partitions = engine.partitions  # live under leases
@@ -587,6 +598,27 @@ async def _say_when_connected(core: CoreService, mqtt: MqttConfig,
     say(f"subscribed to {', '.join((mqtt.subscription, *core.ingestor.extra_subscriptions))}")
 
 
+async def _keep_bridging(run: Callable[[], Awaitable[None]],
+                         rng: random.Random | None = None) -> None:
+    """Run the ingest bridge; a crash of it is logged and it starts again (its messages are
+    unacknowledged at the broker, which sends them again)."""
+    rng = rng or random.Random()
+    attempt = 0
+    while True:
+        try:
+            await run()
+        except Exception:
+            _log.exception("ingest bridge failed; restarting it")
+        attempt += 1
+        await asyncio.sleep(full_jitter(attempt, 0.5, 30.0, rng))
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def leased_ownership(settings: Settings) -> bool:
     """Whether the workers own partitions by lease: ``[nats] ownership = "lease"`` (the
     default) and no static ``[core] owned_partitions``."""
@@ -630,12 +662,25 @@ async def run_supervised(settings: Settings, partitions: list[int], worker_argv:
     outbox = None if not settings.core.outbox else asyncio.create_task(
         dispatch_outbox(settings, stop, echo=echo))
     async with contextlib.AsyncExitStack() as stack:
-        if settings.core.metrics_port:  # the outbox and cases; workers serve their own
+        cases: Engine | None = None
+        if settings.core.metrics_port or settings.nats.bridge:
+            cases = open_case_db(settings.cases.url)
+            stack.callback(cases.dispose)
+        bridge = None
+        if settings.nats.bridge:  # broker → stream, with back-pressure (docs/scaling.md)
+            from forewarn.ingest_bridge import make_bridge
+
+            assert cases is not None
+            bridge = await stack.enter_async_context(make_bridge(settings, cases))
+            bridging = asyncio.create_task(_keep_bridging(bridge.run), name="ingest bridge")
+            stack.push_async_callback(_cancelled, bridging)
+        if settings.core.metrics_port:  # the outbox, cases and bridge; workers serve their own
             from forewarn.core_metrics import CoreMetrics
 
-            engine = open_case_db(settings.cases.url)
-            stack.callback(engine.dispose)
-            await stack.enter_async_context(CoreMetrics(engine).serving(
+            assert cases is not None
+            metrics = CoreMetrics(cases)
+            metrics.bridge = bridge
+            await stack.enter_async_context(metrics.serving(
                 settings.core.metrics_host, settings.core.metrics_port))
         await supervisor.run()
     stop.set()

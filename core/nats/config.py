@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from core.lifecycle import LIFECYCLE_KINDS
 
 __all__ = ["NatsConfig"]
 
@@ -31,17 +33,46 @@ class NatsConfig(BaseModel):
 
     url: str = "nats://127.0.0.1:4222"
     stream: str = "FOREWARN_TELEMETRY"
-    #: subjects the MQTT listener publishes device telemetry on (MQTT '/' becomes NATS '.')
+    #: subjects the MQTT listener publishes device telemetry on (MQTT '/' becomes NATS '.');
+    #: the devices' lifecycle subjects beside it (``status``, ``event``, ``config.reported``
+    #: in place of ``telemetry``) are captured too, into the same partitions
     ingress_subject: str = "forewarn.v1.*.*.telemetry"
-    #: stored subjects: ``{prefix}.{partition}.{tenant}.{device}``
+    #: stored subjects: ``{prefix}.{partition}.{tenant}.{device}.{kind}``
     partition_prefix: str = "fw.tp"
     partitions: int = Field(default=32, ge=1, le=1024)
     #: how long the stream keeps telemetry for replay
     max_age_s: float = Field(default=24 * 3600.0, gt=0)
-    #: disk the stream may use; when full the oldest messages go (discard old)
+    #: disk the stream may use; when full the oldest messages go (discard old: read ones,
+    #: while the ingest bridge's back-pressure keeps the unread below ``high_water``)
     max_bytes: int = Field(default=10 * 1024**3, ge=1024 * 1024)
     #: fill level (share of ``max_bytes``) from which the monitor raises its alert
     alert_fill: float = Field(default=0.8, gt=0, le=1)
+    #: run the ingest bridge in the supervisor: MQTT (``[mqtt]``, the broker devices connect
+    #: to) → the stream, a message acknowledged to the broker only once the stream stored it
+    bridge: bool = False
+    #: the bridge's MQTT client id (persistent session); one per machine
+    bridge_client_id: str = "forewarn-bridge"
+    #: the bridge's subscription; several machines share one with "$share/<group>/…"; the
+    #: devices' lifecycle topics beside it are subscribed too
+    bridge_subscription: str = "forewarn/v1/+/+/telemetry"
+    #: messages the broker may send the bridge unacknowledged (MQTT 5 receive maximum)
+    bridge_receive_maximum: int = Field(default=256, ge=1, le=65535)
+    #: publishes to the stream the bridge has in flight at once (sent in order)
+    bridge_window: int = Field(default=64, ge=1, le=65535)
+    #: back-pressure: when the unread part of the stream (from the oldest message a partition
+    #: has not acknowledged to the newest) reaches this share of ``max_bytes``, the bridge
+    #: stops taking messages from the broker (they wait there, unacknowledged) ...
+    high_water: float = Field(default=0.8, gt=0, le=1)
+    #: ... and takes them again once the workers drained the stream below this level
+    low_water: float = Field(default=0.6, ge=0, lt=1)
+    #: while it holds back, the bridge also asks edge agents to hold their telemetry in
+    #: their disk queues (retained ``forewarn/v1/_ingest/flow``): devices slow down themselves
+    hold_devices: bool = True
+    #: how long an agent holds after the last such message (the bridge repeats it every third
+    #: of this while the episode lasts, and releases the agents when it ends)
+    device_hold_s: float = Field(default=60.0, gt=0, le=3600)
+    #: how often the bridge looks at the stream's fill level
+    fill_check_s: float = Field(default=2.0, gt=0)
     replicas: int = Field(default=1, ge=1, le=5)
     #: messages per fetch, and the consumer's max_ack_pending: one batch in flight per partition
     fetch_batch: int = Field(default=64, ge=1, le=10_000)
@@ -64,6 +95,25 @@ class NatsConfig(BaseModel):
     lease_ttl_s: float = Field(default=10.0, ge=1.0)
     #: partitions one process takes or releases per lease round (bounded rebalance)
     lease_max_moves: int = Field(default=4, ge=1)
+
+    @model_validator(mode="after")
+    def _water_marks(self) -> NatsConfig:
+        if self.low_water >= self.high_water:
+            raise ValueError(f"low_water {self.low_water} must lie below high_water "
+                             f"{self.high_water}")
+        return self
+
+    def ingress_subjects(self) -> list[str]:
+        """Every subject the stream captures: the telemetry and the lifecycle messages
+        (:data:`core.lifecycle.LIFECYCLE_KINDS`) of the same devices.
+
+        >>> NatsConfig(ingress_subject="forewarn.v1.acme.*.telemetry").ingress_subjects()[1:]
+        ['forewarn.v1.acme.*.status', 'forewarn.v1.acme.*.event', \
+'forewarn.v1.acme.*.config.reported']
+        """
+        base = self.ingress_subject.rsplit(".", 1)[0]
+        return [self.ingress_subject,
+                *(f"{base}.{kind.replace('/', '.')}" for kind in LIFECYCLE_KINDS)]
 
     def consumer_name(self, partition: int) -> str:
         """Durable consumer name of one partition."""

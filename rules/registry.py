@@ -1,4 +1,5 @@
-"""Who owns a device: customer, tier, time zone, language, contact, firmware.
+"""Who owns a device: customer, tier, time zone, language, contact, and what it is: firmware,
+model, production batch and region (the cohort keys of :mod:`rules.cohorts`).
 
 Read from a YAML file (``config/customers.example.yaml`` shows every key). A device the registry
 does not know gets the ``defaults`` and stands for an unknown customer of its own
@@ -103,6 +104,11 @@ class _Device(BaseModel):
     #: messages under any other tenant (``tenant_mismatch``); None: the file's (or not bound)
     tenant: str | None = Field(default=None, pattern=NAME_PATTERN)
     firmware: str = ""
+    #: the product's model (hardware revision), its production batch and the region it is
+    #: installed in: devices sharing one are a cohort (``rules.cohorts``, fleet incidents)
+    model: str = ""
+    batch: str = ""
+    region: str = ""
     product: str | None = None
     #: when it was installed (epoch seconds): a device that never reported since is "no data"
     installed_at: float | None = None
@@ -132,6 +138,9 @@ class DeviceMeta:
     language: Language = "en"
     firmware: str = ""
     contact: Contact = field(default_factory=Contact)
+    model: str = ""
+    batch: str = ""
+    region: str = ""
     quiet_hours: str | None = None
     notices_per_day: int | None = None
     installed_at: float | None = None
@@ -216,6 +225,8 @@ class CustomerRegistry:
                 customer_id=f"{tenant}/{device_id}",
                 tier=defaults.tier, timezone=defaults.timezone, language=defaults.language,
                 firmware=device.firmware if device else "", quiet_hours=defaults.quiet_hours,
+                model=device.model if device else "", batch=device.batch if device else "",
+                region=device.region if device else "",
                 notices_per_day=defaults.notices_per_day,
                 installed_at=device.installed_at if device else None, known=device is not None,
             )
@@ -228,6 +239,7 @@ class CustomerRegistry:
             notices_per_day=(customer.notices_per_day if customer.notices_per_day is not None
                              else defaults.notices_per_day),
             installed_at=device.installed_at, known=True,
+            model=device.model, batch=device.batch, region=device.region,
         )
 
 

@@ -24,6 +24,8 @@ the loser's transaction is retried by the case book and joins.
 ...   hp-1: {customer: c1, product: heat_pump, firmware: "2.6.0"}
 ...   hp-2: {customer: c2, product: heat_pump, firmware: "2.6.0"}
 ...   hp-3: {customer: c3, product: heat_pump, firmware: "2.6.0"}
+...   hp-4: {customer: c3, product: heat_pump, firmware: "2.5.3"}
+...   hp-5: {customer: c3, product: heat_pump, firmware: "2.5.3"}
 ... ''')
 >>> engine = connect("sqlite://")
 >>> incidents = IncidentBook(IncidentPolicy(min_devices=2), registry)
@@ -83,8 +85,14 @@ class IncidentPolicy:
     enabled: bool = True
     #: this many devices of one cohort with cases of one rule within ``window_s``…
     min_devices: int = 3
-    #: …that are also at least this share of the cohort's known devices (0: any share)
+    #: …that are also at least this share of the cohort's known devices (0: any share)…
     min_share: float = 0.0
+    #: …and whose share is at least this many times that of the product's other devices
+    #: with cases of the rule in the window (peers under the same conditions)
+    min_lift: float = 3.0
+    #: a cohort holding more than this share of the product's known devices is the product
+    #: itself (everyone runs the same firmware): it is not compared
+    max_cohort_share: float = 0.8
     window_s: float = 24 * 3600.0
     #: the cohorts looked at, in this order (the first to reach the threshold opens it)
     dimensions: tuple[Dimension, ...] = ("firmware", "batch", "model", "region")
@@ -134,7 +142,9 @@ class IncidentBook:
                  registry: CustomerRegistry | None = None) -> None:
         self.policy = policy or IncidentPolicy()
         self.registry = registry or CustomerRegistry()
+        #: the registry's devices per cohort key, and its firmware per (product, device)
         self._sizes: dict[str, int] | None = None
+        self._firmware: dict[tuple[str, str], str] = {}
 
     # -- linking, inside the case book's transaction -----------------------------------------
 
@@ -154,11 +164,26 @@ class IncidentBook:
             if row is not None:
                 self._join(session, row, [(case_id, meta)], at)
                 return IncidentLink(row.id, False, _policy(row.customer_policy), row.decision)
+        # a device already in an open incident: its new case (another rule fired by the same
+        # fault) is the incident's too
+        row = session.scalar(select(IncidentRow).join(
+            IncidentCaseRow, IncidentCaseRow.incident_id == IncidentRow.id).where(
+            IncidentRow.status == "open", IncidentCaseRow.tenant == meta.tenant,
+            IncidentCaseRow.device_id == meta.device_id).order_by(IncidentRow.id.desc())
+            .limit(1))
+        if row is not None:
+            self._join(session, row, [(case_id, meta)], at)
+            return IncidentLink(row.id, False, _policy(row.customer_policy), row.decision)
+        product_size = self.product_size(session, meta.tenant, meta.product)
         for cohort in cohorts:
-            members = self._candidates(session, meta.tenant, cohort, rule, at)
-            devices = {m.device_id for _, m in members}
             size = self.cohort_size(session, meta.tenant, cohort)
-            if len(devices) < policy.min_devices or len(devices) < policy.min_share * size:
+            if product_size and size > policy.max_cohort_share * product_size:
+                continue  # (nearly) the whole product: no cohort to compare with the rest
+            members, rest = self._candidates(session, meta.tenant, cohort, rule, at)
+            devices = {m.device_id for _, m in members}
+            if (len(devices) < policy.min_devices or len(devices) < policy.min_share * size
+                    or (rest and product_size > size and len(devices) / max(size, 1)
+                        < policy.min_lift * rest / (product_size - size))):
                 continue
             customer_policy = policy.customer_policy(meta.product, rule)
             incident_id = session.execute(insert(IncidentRow).values(
@@ -166,11 +191,20 @@ class IncidentBook:
                 status="open", open_key=_open_key(meta.tenant, cohort, rule), opened_at=now,
                 last_joined_at=at, closed_by="", customer_policy=customer_policy,
                 cases=0, devices=0,
-                summary=f"{len(devices)} devices of {cohort.key} opened {rule} cases within "
-                        f"{policy.window_s / 3600:.0f} h").returning(IncidentRow.id)
-            ).scalar_one()
+                summary=f"{len(devices)} of {size or '?'} devices of {cohort.key} opened "
+                        f"{rule} cases within {policy.window_s / 3600:.0f} h"
+                        f" ({rest} of the product's other {product_size - size})"
+                ).returning(IncidentRow.id)).scalar_one()
             row = session.get(IncidentRow, incident_id)
             assert row is not None
+            # the members' other cases of the window (other rules, the same fault) join too
+            others = session.execute(select(CaseRow.id, CaseRow.device_id).where(
+                CaseRow.tenant == meta.tenant, CaseRow.device_id.in_(devices),
+                CaseRow.opened_at >= at - policy.window_s, CaseRow.opened_at <= at,
+                CaseRow.id.not_in([c for c, _ in members]),
+                CaseRow.id.not_in(select(IncidentCaseRow.case_id)))).all()
+            by_device = {m.device_id: m for _, m in members}
+            members += [(c, by_device[d]) for c, d in others]
             self._join(session, row, members, at)
             self._team_notice(session, row, case_id, [c for c, _ in members], now)
             if customer_policy == "hold":
@@ -212,43 +246,65 @@ class IncidentBook:
                 "body": body, "status": "pending", "last_error": None}
 
     def _candidates(self, session: Session, tenant: str, cohort: Cohort, rule: str,
-                    at: float) -> list[tuple[int, DeviceMeta]]:
-        """Cases of ``rule`` opened within the window by devices of ``cohort``, in no incident."""
+                    at: float) -> tuple[list[tuple[int, DeviceMeta]], int]:
+        """Cases of ``rule`` opened within the window by devices of ``cohort`` and in no
+        incident; and how many devices of the product outside the cohort opened one."""
         rows = session.execute(select(CaseRow.id, CaseRow.device_id, CaseRow.product).where(
             CaseRow.tenant == tenant, CaseRow.rule == rule,
-            CaseRow.opened_at >= at - self.policy.window_s, CaseRow.opened_at <= at,
-            CaseRow.id.not_in(select(IncidentCaseRow.case_id)))).all()
+            CaseRow.opened_at >= at - self.policy.window_s, CaseRow.opened_at <= at)).all()
         if not rows:
-            return []
+            return [], 0
+        linked = set(session.scalars(select(IncidentCaseRow.case_id).where(
+            IncidentCaseRow.case_id.in_([r.id for r in rows]))))
         reported: dict[str, str | None] = {
             device_id: firmware for device_id, firmware in session.execute(
                 select(DeviceRow.device_id, DeviceRow.firmware).where(
                     DeviceRow.tenant == tenant,
                     DeviceRow.device_id.in_({r.device_id for r in rows})))}
-        out: list[tuple[int, DeviceMeta]] = []
+        members: list[tuple[int, DeviceMeta]] = []
+        rest: set[str] = set()
         for case_id, device_id, product in rows:
             meta = self.registry.lookup(tenant, device_id, product)
-            if cohort in cohorts_of(meta, reported.get(device_id), (cohort.dimension,)):
-                out.append((case_id, meta))
-        return out
+            if cohort not in cohorts_of(meta, reported.get(device_id), (cohort.dimension,)):
+                rest.add(device_id)
+            elif case_id not in linked:
+                members.append((case_id, meta))
+        return members, len(rest)
 
-    def cohort_size(self, session: Session, tenant: str, cohort: Cohort) -> int:
-        """The devices known to be in ``cohort``: the registry's, or for a firmware those that
-        reported it, whichever is more."""
+    def product_size(self, session: Session, tenant: str, product: str) -> int:
+        """The devices of ``product`` known: the registry's, or those the device book saw."""
+        self._registry_sizes()
+        assert self._sizes is not None
+        seen = session.scalar(select(func.count()).select_from(DeviceRow).where(
+            DeviceRow.tenant == tenant, DeviceRow.product == product)) or 0
+        return max(self._sizes.get(product, 0), seen)
+
+    def _registry_sizes(self) -> None:
         if self._sizes is None:
             sizes: dict[str, int] = {}
             for device in self.registry.installed():
                 meta = self.registry.lookup(device.tenant or "", device.device_id,
                                             device.product or "")
+                if meta.firmware:
+                    self._firmware[(meta.product, meta.device_id)] = meta.firmware
                 for c in cohorts_of(meta):
                     sizes[c.key] = sizes.get(c.key, 0) + 1
             self._sizes = sizes
-        size = self._sizes.get(cohort.key, 0)
-        if cohort.dimension == "firmware":
-            size = max(size, session.scalar(select(func.count()).select_from(DeviceRow).where(
+
+    def cohort_size(self, session: Session, tenant: str, cohort: Cohort) -> int:
+        """The devices known to be in ``cohort``: the registry's, or for a firmware those that
+        reported it, whichever is more."""
+        self._registry_sizes()
+        assert self._sizes is not None
+        if cohort.dimension != "firmware":
+            return self._sizes.get(cohort.key, 0)
+        running: dict[str, str | None] = {device_id: firmware for (product, device_id), firmware
+                   in self._firmware.items() if product == cohort.product}
+        running.update({device_id: firmware for device_id, firmware in session.execute(
+            select(DeviceRow.device_id, DeviceRow.firmware).where(
                 DeviceRow.tenant == tenant, DeviceRow.product == cohort.product,
-                DeviceRow.firmware == cohort.value)) or 0)
-        return size
+                DeviceRow.firmware.is_not(None)))})
+        return sum(firmware == cohort.value for firmware in running.values())
 
     def _join(self, session: Session, row: IncidentRow,
               members: Sequence[tuple[int, DeviceMeta]], at: float) -> None:
@@ -296,12 +352,17 @@ class IncidentBook:
     def _hold_pending(session: Session, row: IncidentRow, case_ids: Sequence[int]) -> None:
         """Customer notices of the cases linked at opening that no channel took yet wait."""
         if case_ids:
-            session.execute(update(NoticeRow).where(
+            held = session.scalars(update(NoticeRow).where(
                 NoticeRow.case_id.in_(case_ids), NoticeRow.audience == "customer",
                 NoticeRow.status == "pending", NoticeRow.attempts == 0).values(
                 status="suppressed",
                 last_error=f"held: incident {incident_ref(row.id)} awaits a decision")
-                .execution_options(synchronize_session=False))
+                .returning(NoticeRow.case_id)
+                .execution_options(synchronize_session=False)).all()
+            if held:
+                session.execute(update(CaseRow).where(CaseRow.id.in_(held))
+                                .values(customer_notified=False)
+                                .execution_options(synchronize_session=False))
 
     # -- people's actions ----------------------------------------------------------------------
 
@@ -342,6 +403,7 @@ class IncidentBook:
                                         meta.timezone, meta.customer_name, case.product)
                 if message is not None:
                     session.execute(insert(NoticeRow).values(**message))
+                    case.customer_notified = True
                     session.flush()
                     queued += 1
             session.commit()

@@ -38,9 +38,10 @@ under another tenant is an unknown device of that tenant.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -56,6 +57,7 @@ __all__ = [
     "InstalledDevice",
     "load_registry",
     "parse_registry",
+    "registry_from_dict",
 ]
 
 Language = Literal["en", "ko"]
@@ -257,11 +259,32 @@ def parse_registry(text: str, source: str = "<customers>",
         parsed = _RegistryFile.model_validate(data)
     except ValidationError as exc:
         raise RuleFileError(describe_errors(exc, root, source)) from exc
+    return _checked(parsed, source, tenant)
+
+
+def _checked(parsed: _RegistryFile, source: str, tenant: str | None) -> CustomerRegistry:
     unknown = sorted({d.customer for d in parsed.devices.values()}
                      - {c.id for c in parsed.customers})
     if unknown:
         raise RuleFileError(f"{source}: devices name unknown customers: {', '.join(unknown)}")
     return CustomerRegistry(parsed, tenant)
+
+
+def registry_from_dict(data: Mapping[str, Any], source: str = "<customers>",
+                       tenant: str | None = None) -> CustomerRegistry:
+    """A registry from data already read (what the YAML file holds): a simulated fleet's, a
+    test's. Raises :class:`RuleFileError` naming the key that is wrong.
+
+    >>> registry_from_dict({"customers": [{"id": "kim"}],
+    ...                     "devices": {"hp-1": {"customer": "kim", "batch": "B17"}}}
+    ...                    ).lookup("t", "hp-1", "heat_pump").batch
+    'B17'
+    """
+    try:
+        parsed = _RegistryFile.model_validate(data)
+    except ValidationError as exc:
+        raise RuleFileError(f"{source}: {exc}") from exc
+    return _checked(parsed, source, tenant)
 
 
 def load_registry(path: Path | None, tenant: str | None = None) -> CustomerRegistry:

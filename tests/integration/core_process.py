@@ -48,7 +48,8 @@ class CoreProcess:
     """One configuration of ``forewarn core`` in ``workdir``; each start is a new process."""
 
     def __init__(self, workdir: Path, broker: Mosquitto, tenant: str,
-                 extra_core: str = "") -> None:
+                 extra_core: str = "", extra: str = "") -> None:
+        """``extra_core``: more ``[core]`` keys; ``extra``: more sections, at the end."""
         self.workdir = workdir
         self.broker = broker
         self.tenant = tenant
@@ -70,7 +71,7 @@ class CoreProcess:
             f'[store]\npath = "{self.store_db}"\n'
             f'[cases]\nurl = "sqlite:///{self.cases_db}"\n'
             f'rules_file = "{workdir / "rules.yaml"}"\nnotices_jsonl = "{self.notices}"\n'
-            + SINGLE_SERIES_DETECTOR_TOML)
+            + SINGLE_SERIES_DETECTOR_TOML + extra)
         self.logs: list[Path] = []
         self.process: subprocess.Popen[bytes] | None = None
 

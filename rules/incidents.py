@@ -175,16 +175,28 @@ class IncidentBook:
             self._join(session, row, [(case_id, meta)], at)
             return IncidentLink(row.id, False, _policy(row.customer_policy), row.decision)
         product_size = self.product_size(session, meta.tenant, meta.product)
+        looked: list[tuple[Cohort, int, list[tuple[int, DeviceMeta]], int]] = []
         for cohort in cohorts:
             size = self.cohort_size(session, meta.tenant, cohort)
             if product_size and size > policy.max_cohort_share * product_size:
                 continue  # (nearly) the whole product: no cohort to compare with the rest
             members, rest = self._candidates(session, meta.tenant, cohort, rule, at)
+            looked.append((cohort, size, members, rest))
             devices = {m.device_id for _, m in members}
             if (len(devices) < policy.min_devices or len(devices) < policy.min_share * size
                     or (rest and product_size > size and len(devices) / max(size, 1)
                         < policy.min_lift * rest / (product_size - size))):
                 continue
+            # a small cohort (a batch of ten) stands out first, but when half its devices
+            # share a cohort of an earlier dimension (the firmware they run) that has as many
+            # cases itself, that one explains them
+            for earlier, earlier_size, earlier_members, _ in looked[:-1]:
+                theirs = {m.device_id for _, m in earlier_members}
+                if (len(theirs) >= max(policy.min_devices, len(devices))
+                        and 2 * len(devices & theirs) >= len(devices)):
+                    cohort, size, members = earlier, earlier_size, earlier_members
+                    devices = {m.device_id for _, m in members}
+                    break
             customer_policy = policy.customer_policy(meta.product, rule)
             incident_id = session.execute(insert(IncidentRow).values(
                 tenant=meta.tenant, product=meta.product, cohort=cohort.key, rule=rule,

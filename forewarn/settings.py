@@ -178,6 +178,10 @@ class IncidentsSettings(BaseModel):
     min_devices: int = Field(default=3, ge=2)
     #: …that are also at least this share of the cohort's known devices
     min_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    #: …and at least this many times the share of the product's other devices with such cases
+    min_lift: float = Field(default=3.0, ge=1.0)
+    #: a cohort of more than this share of the product's devices is the product itself
+    max_cohort_share: float = Field(default=0.8, gt=0.0, le=1.0)
     window_h: float = Field(default=24.0, gt=0.0)
     #: the cohorts compared, in this order (``rules.cohorts``)
     dimensions: tuple[Dimension, ...] = ("firmware", "batch", "model", "region")
@@ -191,7 +195,9 @@ class IncidentsSettings(BaseModel):
     def policy(self) -> IncidentPolicy:
         """The incident policy these keys describe."""
         return IncidentPolicy(enabled=self.enabled, min_devices=self.min_devices,
-                              min_share=self.min_share, window_s=self.window_h * 3600.0,
+                              min_share=self.min_share, min_lift=self.min_lift,
+                              max_cohort_share=self.max_cohort_share,
+                              window_s=self.window_h * 3600.0,
                               dimensions=self.dimensions, customers=self.customers,
                               hold_products=self.hold_products, hold_rules=self.hold_rules)
 

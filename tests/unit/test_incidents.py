@@ -16,10 +16,11 @@ from sqlalchemy.orm import Session
 
 from rules.cases import CaseBook
 from rules.cohorts import Cohort, cohorts_of
-from rules.db import IncidentCaseRow, IncidentRow, NoticeRow, connect
+from rules.db import DeviceRow, IncidentCaseRow, IncidentRow, NoticeRow, connect
 from rules.errors import CaseStateError, RuleError
 from rules.evaluate import Alarm
 from rules.incidents import IncidentBook, IncidentPolicy
+from rules.lifecycle import DeviceBook
 from rules.model import Rule
 from rules.registry import CustomerRegistry, registry_from_dict
 
@@ -85,11 +86,11 @@ def test_which_cases_make_an_incident(firmware: list[str], alarms: list[tuple[st
 
 def test_the_firmware_a_device_reports_wins_over_the_registry() -> None:
     engine, book = _book(_registry(["2.5.3"] * 10))
-    from rules.lifecycle import DeviceBook
+    def updated(row: DeviceRow) -> None:
+        row.firmware, row.product = "2.6.0", "heat_pump"
 
     for i in range(4):  # four devices updated and say so in their status messages
-        DeviceBook(engine).update("acme", f"hp-{i}", lambda row: (
-            setattr(row, "firmware", "2.6.0"), setattr(row, "product", "heat_pump")))
+        DeviceBook(engine).update("acme", f"hp-{i}", updated)
     for i in range(3):
         book.record_alarm(_alarm(f"hp-{i}", i * H))
     assert [(c, d) for c, _, d in _incidents(engine)] == [

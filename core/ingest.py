@@ -19,9 +19,11 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -32,7 +34,7 @@ from paho.mqtt.properties import Properties
 from core.config import MqttConfig
 from edge.backoff import full_jitter
 
-__all__ = ["Ingestor"]
+__all__ = ["Delivery", "Ingestor"]
 
 _log = logging.getLogger(__name__)
 
@@ -45,12 +47,25 @@ _ACK_EVERY = {"5": 64, "3.1.1": 8}
 _ACK_DELAY_S = 0.01
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message from the broker and how to acknowledge it (once it is finished)."""
+
+    topic: str
+    payload: bytes
+    ack: Callable[[], None]
+
+
 class Ingestor:
     """Subscribes to telemetry and yields messages until cancelled."""
 
     def __init__(self, config: MqttConfig, rng: random.Random | None = None,
-                 extra_subscriptions: Sequence[str] = ()) -> None:
+                 extra_subscriptions: Sequence[str] = (),
+                 receive_maximum: int | None = None) -> None:
         self.config = config
+        #: MQTT 5: messages the broker may send unacknowledged (None: paho's, 65,535); a
+        #: consumer that stops asking for messages holds at most this many
+        self.receive_maximum = receive_maximum
         #: filters subscribed beside ``config.subscription`` (the mapped fleets' topics)
         self.extra_subscriptions = tuple(extra_subscriptions)
         self._rng = rng or random.Random()
@@ -83,6 +98,8 @@ class Ingestor:
             )
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.config.session_expiry_s
+        if self.receive_maximum is not None:
+            props.ReceiveMaximum = self.receive_maximum
         return aiomqtt.Client(
             self.config.host,
             self.config.port,
@@ -95,7 +112,16 @@ class Ingestor:
         )
 
     async def messages(self) -> AsyncIterator[tuple[str, bytes]]:
-        """Yield (topic, payload) forever; reconnect on broker loss."""
+        """Yield (topic, payload) forever; reconnect on broker loss. A message is acknowledged
+        when the next one is asked for."""
+        async for delivery in self.deliveries():
+            yield delivery.topic, delivery.payload
+            delivery.ack()  # the consumer is back for the next message: done with this one
+
+    async def deliveries(self) -> AsyncIterator[Delivery]:
+        """Yield each message with its own acknowledgement, to call once it is finished (in
+        any order); reconnect on broker loss. Messages of a lost connection are not
+        acknowledged: the broker sends them again."""
         attempt = 0
         loop = asyncio.get_running_loop()
         ack_every = _ACK_EVERY[self.config.protocol]
@@ -112,6 +138,16 @@ class Ingestor:
                         self.acknowledged += len(finished)
                         finished.clear()
 
+                    def finish(message: aiomqtt.Message, finished: list[Any] = finished,
+                               acknowledge: Callable[[], None] = acknowledge) -> None:
+                        # Acknowledgements go out _ACK_EVERY at a time, or _ACK_DELAY_S after
+                        # the first: one write for many (one each doubled the CPU per message)
+                        finished.append(message)
+                        if len(finished) >= ack_every:
+                            acknowledge()
+                        elif len(finished) == 1:
+                            loop.call_later(_ACK_DELAY_S, acknowledge)
+
                     await client.subscribe(self.config.subscription, qos=1)
                     for extra in self.extra_subscriptions:
                         await client.subscribe(extra, qos=1)
@@ -123,15 +159,8 @@ class Ingestor:
                             payload = payload.encode()
                         elif not isinstance(payload, bytes | bytearray):
                             payload = b""
-                        yield message.topic.value, bytes(payload)
-                        # the consumer is back for the next message: done with this one.
-                        # Acknowledgements go out _ACK_EVERY at a time, or _ACK_DELAY_S after
-                        # the first: one write for many (one each doubled the CPU per message)
-                        finished.append(message)
-                        if len(finished) >= ack_every:
-                            acknowledge()
-                        elif len(finished) == 1:
-                            loop.call_later(_ACK_DELAY_S, acknowledge)
+                        yield Delivery(message.topic.value, bytes(payload),
+                                       functools.partial(finish, message))
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 attempt += 1

@@ -94,7 +94,7 @@ def _cases_from(engine: Engine, no_data_rules: frozenset[str]) -> list[SimCase]:
                 and n.status != "suppressed"}
     out: list[SimCase] = []
     for notice in notices:
-        row = rows.get(notice.case_id)
+        row = None if notice.case_id is None else rows.get(notice.case_id)
         if notice.audience != "team" or notice.kind == "incident" or row is None:
             continue
         opened = notice.kind == "opened"

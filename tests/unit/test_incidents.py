@@ -168,6 +168,7 @@ def _invariants(engine: Engine) -> None:
             assert max(told.values(), default=0) <= 1, told
             # a case opened once the incident was open did not tell the team on its own
             trigger = team[0].case_id
+            assert trigger is not None
             own = [n for n in notices if n.case_id in cases and n.case_id > trigger
                    and n.audience == "team" and n.kind == "opened" and n.status != "suppressed"]
             assert not own, [(n.case_id, n.idempotency_key) for n in own]

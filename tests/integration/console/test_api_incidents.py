@@ -4,6 +4,7 @@ agent decides its held customer messages and closes it; a viewer may only read."
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -71,3 +72,22 @@ def test_incidents_listed_shown_decided_and_closed(console: ConsoleUnderTest,
     closed = acme.post(f"/api/v1/incidents/{incident_id}/close").json()
     assert closed["incident"]["status"] == "closed"
     assert acme.post(f"/api/v1/incidents/{incident_id}/close").status_code == 409
+
+
+def test_the_console_pages_list_and_show_incidents(console: ConsoleUnderTest) -> None:
+    incident_id, devices = _open_incident(console)
+    browser = httpx.Client(base_url=console.url, follow_redirects=False)
+    try:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/login").text)
+        assert csrf is not None
+        assert browser.post("/login", data={"token": console.tokens[("acme", "viewer")],
+                                            "next": "/", "csrf": csrf.group(1)}
+                            ).status_code == 303
+        listing = browser.get("/incidents").text
+        page = browser.get(f"/incidents/{incident_id}").text
+        missing = browser.get("/incidents/999999").status_code
+    finally:
+        browser.close()
+    assert f'href="/incidents/{incident_id}"' in listing and f"INC-{incident_id}" in listing
+    assert all(device in page for device in devices) and "held until someone decides" in page
+    assert missing == 404

@@ -158,14 +158,8 @@ class IncidentBook:
         firmware = session.scalar(select(DeviceRow.firmware).where(
             DeviceRow.tenant == meta.tenant, DeviceRow.device_id == meta.device_id))
         cohorts = cohorts_of(meta, firmware, policy.dimensions)
-        for cohort in cohorts:
-            row = session.scalar(select(IncidentRow).where(
-                IncidentRow.open_key == _open_key(meta.tenant, cohort, rule)))
-            if row is not None:
-                self._join(session, row, [(case_id, meta)], at)
-                return IncidentLink(row.id, False, _policy(row.customer_policy), row.decision)
         # a device already in an open incident: its new case (another rule fired by the same
-        # fault) is the incident's too
+        # fault) is the incident's too, and its customer is not told again by another one
         row = session.scalar(select(IncidentRow).join(
             IncidentCaseRow, IncidentCaseRow.incident_id == IncidentRow.id).where(
             IncidentRow.status == "open", IncidentCaseRow.tenant == meta.tenant,
@@ -174,6 +168,12 @@ class IncidentBook:
         if row is not None:
             self._join(session, row, [(case_id, meta)], at)
             return IncidentLink(row.id, False, _policy(row.customer_policy), row.decision)
+        for cohort in cohorts:
+            row = session.scalar(select(IncidentRow).where(
+                IncidentRow.open_key == _open_key(meta.tenant, cohort, rule)))
+            if row is not None:
+                self._join(session, row, [(case_id, meta)], at)
+                return IncidentLink(row.id, False, _policy(row.customer_policy), row.decision)
         product_size = self.product_size(session, meta.tenant, meta.product)
         looked: list[tuple[Cohort, int, list[tuple[int, DeviceMeta]], int]] = []
         for cohort in cohorts:

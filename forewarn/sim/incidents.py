@@ -10,7 +10,6 @@ fault's onset on that many devices, and, beside it, its first visible sign in th
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +38,8 @@ class SimIncident:
     devices: tuple[str, ...]
     #: device → customer notices (not suppressed) about its cases of the incident
     customer_messages: dict[str, int]
+    #: …of them, those queued once the incident was open (its own message, or a later case's)
+    customer_messages_since_open: dict[str, int]
 
 
 def collect_incidents(engine: Engine) -> list[SimIncident]:
@@ -47,17 +48,21 @@ def collect_incidents(engine: Engine) -> list[SimIncident]:
         incidents = list(session.scalars(select(IncidentRow).order_by(IncidentRow.id)))
         links = session.execute(select(IncidentCaseRow.incident_id, IncidentCaseRow.case_id,
                                        IncidentCaseRow.device_id)).all()
-        sent = Counter(session.scalars(select(NoticeRow.case_id).join(
+        sent = session.execute(select(NoticeRow.case_id, NoticeRow.created_at).join(
             IncidentCaseRow, IncidentCaseRow.case_id == NoticeRow.case_id).where(
-            NoticeRow.audience == "customer", NoticeRow.status != "suppressed")))
+            NoticeRow.audience == "customer", NoticeRow.status != "suppressed")).all()
     out = []
     for row in incidents:
-        devices: dict[str, int] = {}
-        for incident_id, case_id, device_id in links:
-            if incident_id == row.id:
-                devices[device_id] = devices.get(device_id, 0) + sent.get(case_id, 0)
+        cases = {case_id: device_id for incident_id, case_id, device_id in links
+                 if incident_id == row.id}
+        devices = dict.fromkeys(sorted(set(cases.values())), 0)
+        since = dict(devices)
+        for case_id, created_at in sent:
+            if case_id in cases:
+                devices[cases[case_id]] += 1
+                since[cases[case_id]] += created_at >= row.opened_at
         out.append(SimIncident(row.id, row.cohort, row.rule, row.opened_at,
-                               tuple(sorted(devices)), devices))
+                               tuple(devices), devices, since))
     return out
 
 
@@ -116,5 +121,9 @@ def incident_report(incidents: Sequence[SimIncident], fleet: Fleet,
             round(sum(messages) / len(messages), 2) if messages else None),
         "max_customer_messages_per_device_per_incident": max(
             (n for i in incidents for n in i.customer_messages.values()), default=0),
+        # what the incident itself (or a case once it was open) sent: never more than one
+        "max_customer_messages_per_device_since_incident_opened": max(
+            (n for i in incidents for n in i.customer_messages_since_open.values()),
+            default=0),
         "by_fleet_fault": per_fault,
     }

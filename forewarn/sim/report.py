@@ -121,6 +121,8 @@ LABELS: dict[str, str] = {
     "median_h_tenth_visible_to_incident": "… hours from a tenth of it visible, median",
     "customer_messages_per_affected_device_per_incident":
         "customer messages per affected device per incident",
+    "max_customer_messages_per_device_since_incident_opened":
+        "… most to one device once the incident was open",
     "incidents": "fleet incidents opened",
     "false_incidents": "… of which mostly of devices without a fleet fault",
     "notices_for_never_visible_faults": "notices for faults the customer never noticed",

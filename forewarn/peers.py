@@ -14,6 +14,14 @@ else the registry's) and production batch. A dimension the registry does not nam
 ('acme/heat_pump', 'acme/heat_pump/firmware=2.6')
 >>> labels("acme", "hp-1", "heat_pump", None)
 ('acme/heat_pump', 'acme/heat_pump/firmware=2.5')
+>>> labels = registry_peer_labels(parse_registry(
+...     "customers: [{id: kim}]\\ndevices: {hp-2: {customer: kim, model: M2, region: KR-11, "
+...     "batch: B17}}", tenant="acme"))
+>>> group, cohort = labels("acme", "hp-2", "heat_pump", "2.6")
+>>> group
+'acme/heat_pump/model=M2/region=KR-11'
+>>> cohort[len(group):]
+'/firmware=2.6/batch=B17'
 """
 
 from __future__ import annotations
@@ -23,11 +31,6 @@ from rules.registry import CustomerRegistry
 
 __all__ = ["registry_peer_labels"]
 
-#: registry dimensions of the peer group, then of the cohort (beyond the firmware)
-_GROUP = ("model", "region")
-_COHORT = ("batch",)
-
-
 def registry_peer_labels(registry: CustomerRegistry) -> PeerLabels:
     """(tenant, device, product, reported firmware) → (peer group, cohort) from ``registry``."""
 
@@ -35,15 +38,12 @@ def registry_peer_labels(registry: CustomerRegistry) -> PeerLabels:
                ) -> tuple[str, str]:
         meta = registry.lookup(tenant, device_id, product)
         group = f"{tenant}/{meta.product or product}"
-        for dimension in _GROUP:  # (a registry that names none of them: product alone)
-            value = getattr(meta, dimension, "")
-            if value:
+        for dimension, value in (("model", meta.model), ("region", meta.region)):
+            if value:  # (a registry that names none of them: the product alone)
                 group += f"/{dimension}={value}"
         cohort = f"{group}/firmware={firmware or meta.firmware or '-'}"
-        for dimension in _COHORT:
-            value = getattr(meta, dimension, "")
-            if value:
-                cohort += f"/{dimension}={value}"
+        if meta.batch:
+            cohort += f"/batch={meta.batch}"
         return group, cohort
 
     return labels

@@ -332,6 +332,12 @@ class PartitionWorker:
         while True:
             if not self._owner():
                 return False
+            if failures and self._stopping.is_set():
+                # asked to stop while a batch is held: give it up unacknowledged (JetStream
+                # redelivers it to whoever consumes the partition next) rather than retry on
+                _log.warning("partition %d: stopping with a %s retry pending; batch left "
+                             "unacknowledged", self.partition, what)
+                return False
             try:
                 await attempt()
                 return True

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from firmware_sim.fleet import Fleet
+from forewarn.sim.incidents import SimIncident
 from forewarn.sim.match import SimCase
 from forewarn.sim.options import EvalOptions, TimelineTrace
 from forewarn.sim.peer_report import PeerFlag
@@ -42,6 +43,8 @@ class ShardResult:
     samples: int
     batches: int
     traces: dict[str, TimelineTrace]
+    #: fleet incidents (a shard sees only its own devices: run one shard to judge them)
+    incidents: list[SimIncident]
     peer_flags: list[PeerFlag]
 
 
@@ -54,8 +57,8 @@ def run_shard(options: EvalOptions, shard: int, shards: int, traced: tuple[str, 
     traces = {d.device_id: TimelineTrace(d.product.fields)
               for d in fleet.devices if d.device_id in traced}
     report = progress or functools.partial(_shard_done, shard)
-    cases, samples, batches, flags = stream_fleet(options, fleet, traces, report)
-    return ShardResult(cases, samples, batches, traces, flags)
+    cases, samples, batches, incidents, flags = stream_fleet(options, fleet, traces, report)
+    return ShardResult(cases, samples, batches, traces, incidents, flags)
 
 
 def run_shards(options: EvalOptions, traced: tuple[str, ...],

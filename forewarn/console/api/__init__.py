@@ -11,6 +11,7 @@ from forewarn.console.api import (
     firmware,
     fleet,
     helpdesk,
+    incidents,
     outbox,
     rules,
 )
@@ -18,5 +19,6 @@ from forewarn.console.api import (
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1")
-for _module in (cases, devices, fleet, firmware, rules, outbox, deadletters, helpdesk):
+for _module in (cases, incidents, devices, fleet, firmware, rules, outbox, deadletters,
+                helpdesk):
     router.include_router(_module.router)

@@ -133,7 +133,7 @@ def test_lifecycle_on_the_nats_engine(nats_server: NatsServer, tmp_path: Path,
                             cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT)})
                         seen["set"] = (setter.returncode, setter.stdout, setter.stderr)
                         await until(lambda: bool(_reported("hp-a")),
-                                    f"hp-a's report in the devices table ({seen['set']})")
+                                    f"hp-a's report in the devices table ({seen['set']})", 60)
                         seen["reported"] = _reported("hp-a")
                         seen["batch_size"] = a.agent.batcher.max_samples
                         now = time.time()
@@ -148,7 +148,7 @@ def test_lifecycle_on_the_nats_engine(nats_server: NatsServer, tmp_path: Path,
                         quiet_since = time.time()
                     # hp-a said goodbye on leaving; hp-c stays connected, quiet
                     await until(lambda: state("hp-a") == ("offline", "shutdown"),
-                                "hp-a's goodbye")
+                                "hp-a's goodbye", 60)
                     # hp-b: killed, so mosquitto publishes its last will
                     seen["killed"] = await kill_agent(broker.port, tenant, "hp-b", None,
                                                       tmp_path, state, 120)

@@ -52,6 +52,7 @@ from core.config import MqttConfig
 from core.decode import DecodedBatch, decode_fast
 from core.detect import DetectorConfig, RobustZ, make_detector
 from core.events import ScoredBatch
+from core.heap import settle_heap, unsettle_heap
 from core.ingest import GROUP_MAX_MESSAGES, Ingestor
 from core.mapping import MappedDecoder, MappingConfig
 from core.nats import HandOff, NatsConfig, NatsEngine, ensure_stream
@@ -272,6 +273,8 @@ async def bench_mqtt_mapped(workdir: Path, detector: str, warm: PipelineState,
     - ``one_by_one``: the same loop message by message (``Ingestor.messages`` →
       ``process_payload``), as CoreService ran before coalescing;
     - ``receive_only``: the ingestor's groups and nothing else: the MQTT client's floor.
+
+    All three with the collector set as ``forewarn core`` sets it (:func:`core.heap.settle_heap`).
     """
     with Mosquitto(workdir) as broker:
         mqtt = MqttConfig(host=broker.host, port=broker.port, client_id=f"bench-{how}",
@@ -316,6 +319,8 @@ async def bench_mqtt_mapped(workdir: Path, detector: str, warm: PipelineState,
             return received[0] if how == "receive_only" else pipeline.stats.messages
 
         # subscribe once so the broker keeps the persistent session, then queue the backlog
+        threshold = gc.get_threshold()
+        settle_heap()  # as forewarn core does once started (core.heap)
         task = asyncio.create_task(consume())
         await service.ingestor.connected.wait()
         task.cancel()
@@ -331,6 +336,7 @@ async def bench_mqtt_mapped(workdir: Path, detector: str, warm: PipelineState,
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        unsettle_heap(threshold)
         figures = _figures(sum(n for _, _, n in messages), len(messages), elapsed, cpu_s)
         if groups:
             figures["mean_group"] = round(float(np.mean(groups)), 1)

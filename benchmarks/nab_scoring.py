@@ -7,7 +7,7 @@ normalised NAB score of a cost profile, sweeping one threshold over the whole co
 >>> f = FileLabels(n_rows=100, windows=[(50, 59)])
 >>> scores = np.zeros(100); scores[50] = 1.0   # fires at the left edge of the only window
 >>> result = sweep({"a.csv": f}, {"a.csv": scores}, Profile("standard", 1.0, 0.11, 1.0))
->>> round(result.normalised, 6), result.threshold
+>>> float(round(result.normalised, 6)), result.threshold
 (100.0, 1.0)
 """
 
@@ -33,6 +33,7 @@ __all__ = [
     "probation_rows",
     "row_weights",
     "scaled_sigmoid",
+    "score_at",
     "sweep",
 ]
 
@@ -192,6 +193,51 @@ def sweep(
     return SweepResult(
         profile.name, best_thr, best_raw, null, perfect, normalised, *best_counts
     )
+
+
+def score_at(
+    labels: dict[str, FileLabels],
+    scores: dict[str, NDArray[np.float64]],
+    profile: Profile,
+    threshold: float,
+) -> SweepResult:
+    """The profile's score at a given threshold (one chosen on other files), not the best one.
+
+    >>> f = FileLabels(n_rows=100, windows=[(50, 59)])
+    >>> s = np.zeros(100); s[50] = 0.4; s[80] = 0.9
+    >>> p = Profile("standard", 1.0, 0.11, 1.0)
+    >>> round(score_at({"a": f}, {"a": s}, p, 0.5).normalised, 2)   # only the false positive
+    -5.5
+    >>> round(score_at({"a": f}, {"a": s}, p, 0.3).normalised, 2)
+    94.5
+    """
+    n_windows = sum(len(lab.windows) for lab in labels.values())
+    null = -profile.fn * n_windows
+    perfect = profile.tp * n_windows
+    raw = null
+    n_tp = n_fp = 0
+    for name, lab in labels.items():
+        s = np.nan_to_num(np.asarray(scores[name], dtype=np.float64), nan=0.0)
+        if s.shape[0] != lab.n_rows:
+            raise ValueError(f"{name}: {s.shape[0]} scores for {lab.n_rows} rows")
+        reward, window_of = row_weights(lab)
+        hit = np.flatnonzero(s >= threshold)
+        hit = hit[hit >= probation_rows(lab.n_rows)]
+        best: dict[int, float] = {}
+        for r in hit.tolist():
+            key = int(window_of[r])
+            if key < 0:
+                raw += profile.fp * float(reward[r])
+                n_fp += 1
+            elif key not in best:  # the earliest detection of a window is its best
+                best[key] = float(reward[r])
+        for value in best.values():
+            raw += profile.fn + profile.tp * value
+        n_tp += len(best)
+    span = perfect - null
+    normalised = 100.0 * (raw - null) / span if span > 0 else 0.0
+    return SweepResult(profile.name, threshold, raw, null, perfect, normalised,
+                       n_tp, n_fp, n_windows - n_tp)
 
 
 def load_profiles(path: Path) -> list[Profile]:

@@ -21,9 +21,11 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -35,7 +37,7 @@ from paho.mqtt.properties import Properties
 from core.config import MqttConfig
 from edge.backoff import full_jitter
 
-__all__ = ["GROUP_MAX_MESSAGES", "Ingestor"]
+__all__ = ["GROUP_MAX_MESSAGES", "Delivery", "Ingestor"]
 
 _log = logging.getLogger(__name__)
 
@@ -50,8 +52,6 @@ _ACK_DELAY_S = 0.01
 #: fleet to have several readings in a group under a backlog, and bounded (a group is only
 #: what already waits in memory at aiomqtt)
 GROUP_MAX_MESSAGES = 4096
-
-
 #: the most packets read per wake-up of the socket (bounded: the loop's other work goes on)
 _READ_BURST = 1024
 
@@ -98,12 +98,25 @@ def _payload_bytes(payload: object) -> bytes:
     return bytes(payload) if isinstance(payload, bytearray) else b""
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message from the broker and how to acknowledge it (once it is finished)."""
+
+    topic: str
+    payload: bytes
+    ack: Callable[[], None]
+
+
 class Ingestor:
     """Subscribes to telemetry and yields messages until cancelled."""
 
     def __init__(self, config: MqttConfig, rng: random.Random | None = None,
-                 extra_subscriptions: Sequence[str] = ()) -> None:
+                 extra_subscriptions: Sequence[str] = (),
+                 receive_maximum: int | None = None) -> None:
         self.config = config
+        #: MQTT 5: messages the broker may send unacknowledged (None: paho's, 65,535); a
+        #: consumer that stops asking for messages holds at most this many
+        self.receive_maximum = receive_maximum
         #: filters subscribed beside ``config.subscription`` (the mapped fleets' topics)
         self.extra_subscriptions = tuple(extra_subscriptions)
         self._rng = rng or random.Random()
@@ -136,6 +149,8 @@ class Ingestor:
             )
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.config.session_expiry_s
+        if self.receive_maximum is not None:
+            props.ReceiveMaximum = self.receive_maximum
         return _BurstClient(
             self.config.host,
             self.config.port,
@@ -148,10 +163,20 @@ class Ingestor:
         )
 
     async def messages(self) -> AsyncIterator[tuple[str, bytes]]:
-        """Yield (topic, payload) forever; reconnect on broker loss."""
-        async for group in self.groups():
-            for message in group:
-                yield message
+        """Yield (topic, payload) forever; reconnect on broker loss. A message is acknowledged
+        when the next one is asked for."""
+        async for delivery in self.deliveries():
+            yield delivery.topic, delivery.payload
+            delivery.ack()  # the consumer is back for the next message: done with this one
+
+    async def deliveries(self) -> AsyncIterator[Delivery]:
+        """Yield each message with its own acknowledgement, to call once it is finished (in
+        any order); reconnect on broker loss. Messages of a lost connection are not
+        acknowledged: the broker sends them again."""
+        async for taken, finish in self._received(GROUP_MAX_MESSAGES):
+            for message in taken:
+                yield Delivery(message.topic.value, _payload_bytes(message.payload),
+                               functools.partial(finish, message))
 
     async def groups(self, max_messages: int = GROUP_MAX_MESSAGES
                      ) -> AsyncIterator[list[tuple[str, bytes]]]:
@@ -164,6 +189,15 @@ class Ingestor:
         the consumer worked on the last, which the pipeline coalesces
         (:meth:`core.pipeline.CorePipeline.process_group`).
         """
+        async for taken, finish in self._received(max_messages):
+            yield [(message.topic.value, _payload_bytes(message.payload)) for message in taken]
+            for message in taken:  # the consumer is back for the next group: done with these
+                finish(message)
+
+    async def _received(self, max_messages: int) -> AsyncIterator[
+            tuple[list[aiomqtt.Message], Callable[[aiomqtt.Message], None]]]:
+        """The next message and those waiting behind it (up to ``max_messages``), with the
+        function that acknowledges one once finished; reconnects on broker loss."""
         attempt = 0
         loop = asyncio.get_running_loop()
         ack_every = _ACK_EVERY[self.config.protocol]
@@ -181,6 +215,16 @@ class Ingestor:
                         self.acknowledged += len(finished)
                         finished.clear()
 
+                    def finish(message: aiomqtt.Message, finished: list[Any] = finished,
+                               acknowledge: Callable[[], None] = acknowledge) -> None:
+                        # Acknowledgements go out _ACK_EVERY at a time, or _ACK_DELAY_S after
+                        # the first: one write for many (one each doubled the CPU per message)
+                        finished.append(message)
+                        if len(finished) >= ack_every:
+                            acknowledge()
+                        elif len(finished) == 1:
+                            loop.call_later(_ACK_DELAY_S, acknowledge)
+
                     await client.subscribe(self.config.subscription, qos=1)
                     for extra in self.extra_subscriptions:
                         await client.subscribe(extra, qos=1)
@@ -190,17 +234,7 @@ class Ingestor:
                         taken = [first]
                         while len(taken) < max_messages and not waiting.empty():
                             taken.append(waiting.get_nowait())
-                        yield [(message.topic.value, _payload_bytes(message.payload))
-                               for message in taken]
-                        # the consumer is back for the next group: done with this one.
-                        # Acknowledgements go out _ACK_EVERY at a time, or _ACK_DELAY_S after
-                        # the first: one write for many (one each doubled the CPU per message)
-                        pending = len(finished)
-                        finished.extend(taken)
-                        if len(finished) >= ack_every:
-                            acknowledge()
-                        elif pending == 0:
-                            loop.call_later(_ACK_DELAY_S, acknowledge)
+                        yield taken, finish
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 attempt += 1

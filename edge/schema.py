@@ -65,6 +65,7 @@ from edge.names import NAME_PATTERN, NAME_RE
 __all__ = [
     "CONTENT_TYPE_JSON",
     "CONTENT_TYPE_ZLIB",
+    "INGEST_FLOW_TOPIC",
     "MAX_DECODED_BYTES",
     "MAX_FIELDS",
     "MAX_SAMPLES_PER_BATCH",
@@ -76,6 +77,7 @@ __all__ = [
     "ConfigReport",
     "DesiredConfig",
     "EventMessage",
+    "IngestFlow",
     "PayloadError",
     "StatusMessage",
     "TelemetryBatch",
@@ -106,6 +108,9 @@ CONTENT_TYPE_ZLIB = "application/json+zlib"
 #: a decompressed payload larger than this is refused (a zip bomb must not eat core's memory)
 MAX_DECODED_BYTES = 16 * 1024 * 1024
 _KINDS = ("telemetry", "event", "status", "config/desired", "config/reported")
+#: retained: whether devices should hold their telemetry back (core's ingest is saturated);
+#: outside the ``forewarn/v1/<tenant>/<device>/…`` tree, so no device topic filter matches it
+INGEST_FLOW_TOPIC = f"{TOPIC_ROOT}/_ingest/flow"
 
 
 
@@ -338,6 +343,22 @@ sample_period_s=None, compress_above_bytes=None, status_interval_s=None)
     sample_period_s: float | None = Field(default=None, ge=0.01, le=86_400)
     compress_above_bytes: int | None = Field(default=None, ge=0)
     status_interval_s: float | None = Field(default=None, ge=1, le=86_400)
+
+
+class IngestFlow(BaseModel):
+    """Core's ingest telling devices to hold telemetry back, retained on
+    :data:`INGEST_FLOW_TOPIC`: while ``hold`` an edge agent keeps sampling into its disk queue
+    and sends nothing new, for ``hold_s`` after the last such message (refreshed while the
+    hold lasts, so a stale one ends by itself).
+
+    >>> IngestFlow.model_validate_json('{"hold": true, "hold_s": 30}').hold_s
+    30.0
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hold: bool
+    hold_s: float = Field(default=60.0, gt=0, le=3600)
 
 
 class ConfigReport(BaseModel):

@@ -4,7 +4,9 @@
 with exponential backoff and full jitter, keeps a persistent session (``clean_start=False`` and a
 session expiry), publishes the retained birth message and registers the retained last will,
 applies remote config, and sends the records of the agent's :class:`~edge.queue.DiskQueue` with
-QoS 1, at most ``window`` awaiting their PUBACK. A record is deleted from disk only after its
+QoS 1, at most ``window`` awaiting their PUBACK. While core's ingest asks devices to hold back
+(retained :data:`~edge.schema.INGEST_FLOW_TOPIC`, the stream is nearly full of unread data) it
+sends nothing new: the records wait in the disk queue. A record is deleted from disk only after its
 PUBACK; whatever was in flight when a connection drops is sent again on the next one (the
 receiver drops duplicates by ``(device_id, boot_id, seq)``).
 
@@ -45,6 +47,8 @@ from edge.errors import PublishError
 from edge.queue import DiskQueue, QueuedRecord
 from edge.schema import (
     CONTENT_TYPE_JSON,
+    INGEST_FLOW_TOPIC,
+    IngestFlow,
     config_desired_topic,
     config_reported_topic,
     status_topic,
@@ -57,6 +61,8 @@ _log = logging.getLogger(__name__)
 #: PUBACK reason codes that will not change on a retry: the record is dropped (and counted)
 _REFUSED_FOR_GOOD = {0x90: "topic name invalid", 0x95: "packet too large",
                      0x99: "payload format invalid"}
+#: how long a new session waits for a retained ingest hold before it sends
+_FLOW_SETTLE_S = 0.05
 #: the record being published by the current task (maps paho's message id to it)
 _RECORD: contextvars.ContextVar[int | None] = contextvars.ContextVar("record", default=None)
 
@@ -134,6 +140,10 @@ class Uplink:
         self.refusals = 0
         self._refusals: dict[int, int] = {}
         self._last_desired: bytes | None = None
+        #: loop time until which core's ingest asked to hold telemetry back (0: not held)
+        self._held_until = 0.0
+        #: holds core's ingest asked for (:data:`edge.schema.INGEST_FLOW_TOPIC`)
+        self.holds = 0
         self.last_error: str | None = None
         #: told one line per change of the connection (connecting, connected, cannot reach,
         #: lost), for a person watching one agent; a fleet leaves it out
@@ -178,6 +188,28 @@ class Uplink:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._progress.wait(), min(remaining, 1.0))
         return True
+
+    @property
+    def held(self) -> bool:
+        """Whether core's ingest asked this device to hold its telemetry back, for now."""
+        return asyncio.get_running_loop().time() < self._held_until
+
+    def _apply_flow(self, payload: bytes) -> None:
+        """Hold (or release) the queue as the retained flow message says; ignore a bad one."""
+        try:
+            flow = IngestFlow.model_validate_json(payload)
+        except ValueError:
+            _log.warning("%s: ignoring a malformed ingest flow message", self.client_id)
+            return
+        if flow.hold:
+            if not self.held:
+                self.holds += 1
+                _log.info("%s: core's ingest is full: holding telemetry (queue %d)",
+                          self.client_id, self.queue.depth)
+            self._held_until = asyncio.get_running_loop().time() + flow.hold_s
+        else:
+            self._held_until = 0.0
+        self._work.set()
 
     # --- the connection loop -----------------------------------------------------------------
 
@@ -291,6 +323,7 @@ class Uplink:
             self._tell(f"connected to {self.address}")
             await client.subscribe(config_desired_topic(self.agent.tenant, self.agent.device_id),
                                    qos=1)
+            await client.subscribe(INGEST_FLOW_TOPIC, qos=1)
             await self._publish_status(client, "online")
             self.connected.set()
             async with asyncio.TaskGroup() as group:
@@ -301,8 +334,15 @@ class Uplink:
     async def _send_queue(self, client: aiomqtt.Client, group: asyncio.TaskGroup) -> None:
         in_flight: set[int] = set()
         slots = asyncio.Semaphore(self.window)
+        # a retained hold arrives with the subscription's SUBACK, before the status PUBACK we
+        # just had: give the receiving task a moment to apply it before the first send
+        await asyncio.sleep(_FLOW_SETTLE_S)
         while True:
             await slots.acquire()
+            while self.held:  # core's ingest is full: the records wait here, on disk
+                self._work.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._work.wait(), 0.5)
             records = self.queue.peek(1, exclude=in_flight)
             while not records:
                 self._work.clear()
@@ -317,6 +357,10 @@ class Uplink:
     async def _send_one(self, client: aiomqtt.Client, record: QueuedRecord,
                         in_flight: set[int], slots: asyncio.Semaphore) -> None:
         _RECORD.set(record.id)  # this task's context only
+        while self.held:  # a hold that came after this record was picked: it waits too
+            self._work.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._work.wait(), 0.5)
         await client.publish(record.topic, record.payload, qos=1,
                              properties=self._publish_properties(record.content_type))
         refusal = self._refusals.pop(record.id, None)
@@ -340,6 +384,9 @@ class Uplink:
         reported = config_reported_topic(self.agent.tenant, self.agent.device_id)
         async for message in client.messages:
             payload = message.payload
+            if message.topic.matches(INGEST_FLOW_TOPIC) and isinstance(payload, bytes | bytearray):
+                self._apply_flow(bytes(payload))
+                continue
             if not message.topic.matches(desired) or not isinstance(payload, bytes | bytearray) \
                     or not payload:
                 continue  # an empty retained message clears the desired config: keep ours

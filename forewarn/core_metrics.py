@@ -45,6 +45,7 @@ from sqlalchemy.orm import Session
 
 from core.events import ScoredBatch
 from core.nats import NatsConfig, PartitionStats, StreamMonitor
+from core.nats.bridge import IngestBridge
 from core.pipeline import CorePipeline
 from core.store.base import HistoryStore
 from forewarn.metrics import ForewarnMetrics
@@ -113,6 +114,7 @@ class _CoreCollector(Collector):
         yield from self.owner.spool_metrics()
         yield from self.owner.outbox_metrics()
         yield from self.owner.partition_metrics()
+        yield from self.owner.bridge_metrics()
 
 
 class CoreMetrics:
@@ -133,6 +135,8 @@ class CoreMetrics:
         #: the NATS stream's fill monitor (workers): its alert shows in /metrics
         self.stream_monitor: StreamMonitor | None = None
         self.partition_lag: dict[int, int] = {}
+        #: the supervisor's ingest bridge (``[nats] bridge``): back-pressure and per-device loss
+        self.bridge: IngestBridge | None = None
         self.registry.register(_CoreCollector(self))
 
     def attach_pipeline(self, pipeline: CorePipeline) -> CorePipeline:
@@ -218,6 +222,45 @@ class CoreMetrics:
             alert.add_metric([], float(monitor.fill >= monitor.cfg.alert_fill
                                        or monitor.lost_unread > 0))
             yield from (fill, unread, alert)
+
+    def bridge_metrics(self) -> Iterator[Metric]:
+        """The ingest bridge: forwarded, back-pressure, and what each device lost before it."""
+        if self.bridge is None:
+            return
+        bridge = self.bridge
+        gauge = GaugeMetricFamily(
+            "forewarn_ingest_backpressure",
+            "1 while the ingest bridge holds telemetry at the broker (stream past high_water)")
+        gauge.add_metric([], float(bridge.paused))
+        fill = GaugeMetricFamily("forewarn_ingest_unread_fill_ratio",
+                                 "Share of [nats] max_bytes the stream's unread span takes")
+        fill.add_metric([], bridge.gate.fill)
+        episodes = CounterMetricFamily("forewarn_ingest_backpressure_episodes",
+                                       "Back-pressure episodes (each one alert and one notice)")
+        episodes.add_metric([], bridge.gate.episodes)
+        paused = CounterMetricFamily("forewarn_ingest_backpressure_seconds",
+                                     "Seconds the bridge held telemetry back")
+        paused.add_metric([], bridge.gate.paused_s())
+        forwarded = CounterMetricFamily("forewarn_ingest_forwarded",
+                                        "Messages the bridge stored in the stream")
+        forwarded.add_metric([], bridge.ledger.totals().forwarded)
+        told = CounterMetricFamily("forewarn_ingest_device_flow_messages",
+                                   "Hold/release messages published to the edge agents")
+        told.add_metric([], bridge.device_announcements)
+        gaps = CounterMetricFamily(
+            "forewarn_ingest_gap_batches",
+            "Batches missing from a device's sequence at the bridge (lost before it)",
+            labels=["tenant", "device"])
+        for (tenant, device), counts in bridge.ledger.devices.items():
+            if counts.gaps:
+                gaps.add_metric([tenant, device], counts.gaps)
+        unroutable = CounterMetricFamily(
+            "forewarn_ingest_unroutable",
+            "Messages dropped because their topic is no NATS subject, by device",
+            labels=["tenant", "device"])
+        for (tenant, device), count in bridge.unroutable.items():
+            unroutable.add_metric([tenant, device], count)
+        yield from (gauge, fill, episodes, paused, forwarded, told, gaps, unroutable)
 
     async def watch_partitions(self, js: JetStreamContext, cfg: NatsConfig,
                                partitions: Sequence[int], every_s: float = 10.0) -> None:

@@ -40,7 +40,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +56,7 @@ from core.nats import NatsConfig, NatsEngine, PartitionStats
 from core.pipeline import CorePipeline
 from core.service import CoreService
 from core.store.base import HistoryStore, TimeSeriesStore
+from edge.backoff import full_jitter
 from forewarn.casedb import open_case_db
 from forewarn.errors import ConfigError
 from forewarn.service import Service, tick_forever
@@ -589,6 +590,27 @@ async def _say_when_connected(core: CoreService, mqtt: MqttConfig,
     say(f"subscribed to {', '.join((mqtt.subscription, *core.ingestor.extra_subscriptions))}")
 
 
+async def _keep_bridging(run: Callable[[], Awaitable[None]],
+                         rng: random.Random | None = None) -> None:
+    """Run the ingest bridge; a crash of it is logged and it starts again (its messages are
+    unacknowledged at the broker, which sends them again)."""
+    rng = rng or random.Random()
+    attempt = 0
+    while True:
+        try:
+            await run()
+        except Exception:
+            _log.exception("ingest bridge failed; restarting it")
+        attempt += 1
+        await asyncio.sleep(full_jitter(attempt, 0.5, 30.0, rng))
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def leased_ownership(settings: Settings) -> bool:
     """Whether the workers own partitions by lease: ``[nats] ownership = "lease"`` (the
     default) and no static ``[core] owned_partitions``."""
@@ -632,12 +654,25 @@ async def run_supervised(settings: Settings, partitions: list[int], worker_argv:
     outbox = None if not settings.core.outbox else asyncio.create_task(
         dispatch_outbox(settings, stop, echo=echo))
     async with contextlib.AsyncExitStack() as stack:
-        if settings.core.metrics_port:  # the outbox and cases; workers serve their own
+        cases: Engine | None = None
+        if settings.core.metrics_port or settings.nats.bridge:
+            cases = open_case_db(settings.cases.url)
+            stack.callback(cases.dispose)
+        bridge = None
+        if settings.nats.bridge:  # broker → stream, with back-pressure (docs/scaling.md)
+            from forewarn.ingest_bridge import make_bridge
+
+            assert cases is not None
+            bridge = await stack.enter_async_context(make_bridge(settings, cases))
+            bridging = asyncio.create_task(_keep_bridging(bridge.run), name="ingest bridge")
+            stack.push_async_callback(_cancelled, bridging)
+        if settings.core.metrics_port:  # the outbox, cases and bridge; workers serve their own
             from forewarn.core_metrics import CoreMetrics
 
-            engine = open_case_db(settings.cases.url)
-            stack.callback(engine.dispose)
-            await stack.enter_async_context(CoreMetrics(engine).serving(
+            assert cases is not None
+            metrics = CoreMetrics(cases)
+            metrics.bridge = bridge
+            await stack.enter_async_context(metrics.serving(
                 settings.core.metrics_host, settings.core.metrics_port))
         await supervisor.run()
     stop.set()

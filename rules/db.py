@@ -107,7 +107,9 @@ class NoticeRow(Base):
     __tablename__ = "notices"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    #: None: a notice about the service itself (ingest back-pressure), not about a case
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True,
+                                                nullable=True)
     tenant: Mapped[str] = mapped_column(String(64), default="")
     device_id: Mapped[str] = mapped_column(String(64), default="")
     audience: Mapped[str] = mapped_column(String(16))

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from typing import Literal, cast
 
 from sqlalchemy import Engine, Update, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from edge.backoff import full_jitter
@@ -61,9 +62,28 @@ from rules.db import AttemptRow, NoticeRow
 from rules.errors import NotifyError
 from rules.notifiers.base import Notice, Notifier
 
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "queue_service_notice"]
 
 _log = logging.getLogger(__name__)
+
+
+def queue_service_notice(engine: Engine, channel: str, kind: str, subject: str, body: str,
+                         idempotency_key: str, now: float, recipient: str = "") -> bool:
+    """Queue a team notice about the service itself (no case), once per ``idempotency_key``.
+
+    Returns False when a notice with that key is already queued (another process, or this
+    one before a restart, reported the same thing).
+    """
+    with Session(engine) as session:
+        session.add(NoticeRow(
+            case_id=None, audience="team", kind=kind, channel=channel, recipient=recipient,
+            idempotency_key=idempotency_key, subject=subject, body=body, status="pending",
+            attempts=0, next_attempt_at=0.0, created_at=now))
+        try:
+            session.commit()
+        except IntegrityError:
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

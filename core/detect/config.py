@@ -65,10 +65,14 @@ class DetectorConfig(BaseModel):
         (0.0, 5.0), description="EWMA half-lives the records are kept on (0 = raw samples)")
 
     likelihood_window: int = Field(30, ge=1)
+    likelihood_after_warmup: bool = Field(
+        True, description="the likelihood stage learns the raw score's distribution only once "
+        "the detectors feeding it are past `warmup` (before, they score 0 and the zeros make "
+        "the first real scores look unusual), then learns `warmup` samples before it scores")
     likelihood_half_life: float = Field(4000.0, gt=0)
     likelihood_mean_floor: float = Field(0.0, ge=0, description="lower bound of the mean")
     likelihood_var_floor: float = Field(
-        0.006, gt=0, description="lower bound of the variance of the windowed mean raw score "
+        0.01, gt=0, description="lower bound of the variance of the windowed mean raw score "
         "(HTM bounds it too): a calm series must stir visibly before it fires")
     boost: float = Field(0.0, ge=0, description="alarm bar each firing adds (0 = off)")
     bar_half_life: float = Field(2000.0, gt=0)
@@ -144,6 +148,7 @@ class DetectorConfig(BaseModel):
         nab: dict[str, object] = {
             "regression_weight": 0.0, "subspace_weight": 0.0, "multivariate_weight": 1.0,
             "field_level_weight": 0.0, "level_quiet": 200,
+            "likelihood_after_warmup": False, "likelihood_var_floor": 0.006,
         }
         nab.update(overrides)
         return cls.model_validate(nab)

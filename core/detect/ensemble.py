@@ -168,7 +168,8 @@ class Ensemble:
         }
         self.likelihood = AnomalyLikelihood(cap, cfg.likelihood_window,
                                             cfg.likelihood_half_life, cfg.warmup,
-                                            cfg.likelihood_mean_floor, cfg.likelihood_var_floor)
+                                            cfg.likelihood_mean_floor, cfg.likelihood_var_floor,
+                                            cfg.warmup if cfg.likelihood_after_warmup else 0)
         self.onset = Onset(cap, cfg.fire, cfg.quiet, cfg.calm_scale, cfg.boost,
                            cfg.bar_half_life, cfg.rearm)
         # a rule's condition (stuck, silent, out of range) holds while the fault lasts: it fires

@@ -5,6 +5,10 @@ mean of the last ``window`` raw scores with the long-run distribution of that me
 and variance) and report the Gaussian tail as a log score in [0, 1] (1 ≈ a 1e-12 tail). A
 series whose raw scores are always high (a noisy one) thus scores low, and one that is normally
 calm scores high as soon as it stirs. Non-finite raw scores are skipped (score 0, not learned).
+With ``skip`` > 0 the first ``skip`` samples of a series only fill the window: the detectors
+that feed this stage score 0 while they warm up, and a distribution learned from those zeros
+would make the first real scores look unusual. The stage then learns for ``warmup`` samples
+before it scores.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(2)
@@ -36,7 +40,7 @@ def likelihood_update(
     ring: NDArray[np.float64], total: NDArray[np.float64], mean: NDArray[np.float64],
     var: NDArray[np.float64], count: NDArray[np.int64], slots: NDArray[np.int64],
     raw: NDArray[np.float64], out: NDArray[np.float64], alpha: float, warmup: int,
-    mean_floor: float, var_floor: float,
+    mean_floor: float, var_floor: float, skip: int = 0,
 ) -> None:
     """Turn raw scores (ticks × columns) into log-likelihood scores in ``out``."""
     n_ticks, n_cols = raw.shape
@@ -58,13 +62,17 @@ def likelihood_update(
                 for k in range(w):
                     tot += ring[s, k]
             short = tot / w
+            if c < skip:  # the feeding detectors still warm up: fill the window, learn nothing
+                c += 1
+                out[i, j] = 0.0
+                continue
             sd = math.sqrt(max(v2, var_floor))
             z = (short - max(mu, mean_floor)) / sd
-            a = max(alpha, 1.0 / (c + 1.0))
+            a = max(alpha, 1.0 / (c - skip + 1.0))
             mu += a * (short - mu)
             v2 += a * ((short - mu) ** 2 - v2)
             score = 0.0
-            if z > 0.0 and c >= warmup:
+            if z > 0.0 and c >= skip + warmup:
                 tail = 0.5 * math.erfc(z / math.sqrt(2.0))
                 score = math.log(max(tail, 1e-12)) / _LOG_TINY
             c += 1
@@ -85,7 +93,9 @@ class AnomalyLikelihood(SoADetector):
     }
 
     def __init__(self, capacity: int = 1024, window: int = 30, half_life: float = 4000.0,
-                 warmup: int = 300, mean_floor: float = 0.0, var_floor: float = 1e-6) -> None:
+                 warmup: int = 300, mean_floor: float = 0.0, var_floor: float = 1e-6,
+                 skip: int = 0) -> None:
+        self.skip = skip
         self.mean_floor = mean_floor
         self.var_floor = var_floor
         self.window = window
@@ -102,4 +112,4 @@ class AnomalyLikelihood(SoADetector):
     ) -> None:
         a = self._arrays
         likelihood_update(a["ring"], a["total"], a["mean"], a["var"], a["count"], slots, x, out,
-                          self.alpha, self.warmup, self.mean_floor, self.var_floor)
+                          self.alpha, self.warmup, self.mean_floor, self.var_floor, self.skip)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["NatsConfig"]
 
@@ -38,10 +38,36 @@ class NatsConfig(BaseModel):
     partitions: int = Field(default=32, ge=1, le=1024)
     #: how long the stream keeps telemetry for replay
     max_age_s: float = Field(default=24 * 3600.0, gt=0)
-    #: disk the stream may use; when full the oldest messages go (discard old)
+    #: disk the stream may use; when full the oldest messages go (discard old: read ones,
+    #: while the ingest bridge's back-pressure keeps the unread below ``high_water``)
     max_bytes: int = Field(default=10 * 1024**3, ge=1024 * 1024)
     #: fill level (share of ``max_bytes``) from which the monitor raises its alert
     alert_fill: float = Field(default=0.8, gt=0, le=1)
+    #: run the ingest bridge in the supervisor: MQTT (``[mqtt]``, the broker devices connect
+    #: to) → the stream, a message acknowledged to the broker only once the stream stored it
+    bridge: bool = False
+    #: the bridge's MQTT client id (persistent session); one per machine
+    bridge_client_id: str = "forewarn-bridge"
+    #: the bridge's subscription; several machines share one with "$share/<group>/…"
+    bridge_subscription: str = "forewarn/v1/+/+/telemetry"
+    #: messages the broker may send the bridge unacknowledged (MQTT 5 receive maximum)
+    bridge_receive_maximum: int = Field(default=256, ge=1, le=65535)
+    #: publishes to the stream the bridge has in flight at once (sent in order)
+    bridge_window: int = Field(default=64, ge=1, le=65535)
+    #: back-pressure: when the unread part of the stream (from the oldest message a partition
+    #: has not acknowledged to the newest) reaches this share of ``max_bytes``, the bridge
+    #: stops taking messages from the broker (they wait there, unacknowledged) ...
+    high_water: float = Field(default=0.8, gt=0, le=1)
+    #: ... and takes them again once the workers drained the stream below this level
+    low_water: float = Field(default=0.6, ge=0, lt=1)
+    #: while it holds back, the bridge also asks edge agents to hold their telemetry in
+    #: their disk queues (retained ``forewarn/v1/_ingest/flow``): devices slow down themselves
+    hold_devices: bool = True
+    #: how long an agent holds after the last such message (the bridge repeats it every third
+    #: of this while the episode lasts, and releases the agents when it ends)
+    device_hold_s: float = Field(default=60.0, gt=0, le=3600)
+    #: how often the bridge looks at the stream's fill level
+    fill_check_s: float = Field(default=2.0, gt=0)
     replicas: int = Field(default=1, ge=1, le=5)
     #: messages per fetch, and the consumer's max_ack_pending: one batch in flight per partition
     fetch_batch: int = Field(default=64, ge=1, le=10_000)
@@ -64,6 +90,13 @@ class NatsConfig(BaseModel):
     lease_ttl_s: float = Field(default=10.0, ge=1.0)
     #: partitions one process takes or releases per lease round (bounded rebalance)
     lease_max_moves: int = Field(default=4, ge=1)
+
+    @model_validator(mode="after")
+    def _water_marks(self) -> NatsConfig:
+        if self.low_water >= self.high_water:
+            raise ValueError(f"low_water {self.low_water} must lie below high_water "
+                             f"{self.high_water}")
+        return self
 
     def consumer_name(self, partition: int) -> str:
         """Durable consumer name of one partition."""

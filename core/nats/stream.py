@@ -42,6 +42,8 @@ __all__ = [
     "partition_of_subject",
     "stream_config",
     "topic_of_subject",
+    "unread_fill",
+    "unread_share",
 ]
 
 _log = logging.getLogger(__name__)
@@ -123,6 +125,46 @@ def topic_of_subject(subject: str, cfg: NatsConfig) -> str:
     skip = cfg.partition_prefix.count(".") + 2
     tenant, device_id = (t.replace("//", ".") for t in tokens[skip:skip + 2])
     return telemetry_topic(tenant, device_id)
+
+
+def unread_share(first_seq: int, last_seq: int, messages: int, nbytes: int,
+                 oldest_unread: int | None, max_bytes: int) -> float:
+    """The share of ``max_bytes`` the stream's unread span takes: from the oldest message some
+    partition has not acknowledged (``oldest_unread``; None: all read) to the newest.
+
+    Discard-old removes messages from the first sequence on, so read messages go first; an
+    unread one goes only once this span reaches ``max_bytes``. The span's bytes are counted
+    at the stream's mean message size.
+
+    >>> unread_share(101, 200, 100, 1_000_000, 151, 2_000_000)   # 50 of 100 messages unread
+    0.25
+    >>> unread_share(101, 200, 100, 1_000_000, None, 2_000_000)
+    0.0
+    """
+    if oldest_unread is None or messages == 0 or oldest_unread > last_seq:
+        return 0.0
+    span = last_seq - max(oldest_unread, first_seq) + 1
+    return span * (nbytes / messages) / max_bytes
+
+
+async def unread_fill(js: JetStreamContext, cfg: NatsConfig) -> float:
+    """:func:`unread_share` of the stream now, from each partition's acknowledgement floor.
+
+    A partition whose consumer does not exist yet has read nothing: the whole stream counts.
+    """
+    state = (await js.stream_info(cfg.stream)).state
+    oldest: int | None = None
+    for partition in range(cfg.partitions):
+        try:
+            consumer = await js.consumer_info(cfg.stream, cfg.consumer_name(partition))
+        except NotFoundError:
+            oldest = state.first_seq
+            break
+        if consumer.num_pending or consumer.num_ack_pending:
+            floor = consumer.ack_floor.stream_seq if consumer.ack_floor else 0
+            oldest = floor + 1 if oldest is None else min(oldest, floor + 1)
+    return unread_share(state.first_seq, state.last_seq, state.messages, state.bytes, oldest,
+                        cfg.max_bytes)
 
 
 @dataclass(frozen=True, slots=True)

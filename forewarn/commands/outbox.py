@@ -40,8 +40,9 @@ def run_list(args: argparse.Namespace) -> int:
         print("notices: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
                              or "none"))
         for notice in outbox.notices(args.status, args.limit):
+            case = "-" if notice.case_id is None else notice.case_id  # a service notice
             print(f"#{notice.id:<6} {notice.status:<10} {notice.audience:<8} "
-                  f"{notice.channel:<9} case {notice.case_id:<5} attempts {notice.attempts} "
+                  f"{notice.channel:<9} case {case:<5} attempts {notice.attempts} "
                   f"next {_when(notice.next_attempt_at)}  {notice.subject[:60]}")
             if notice.last_error:
                 print(f"        last error: {notice.last_error}")

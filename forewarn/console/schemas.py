@@ -120,7 +120,8 @@ class NoticeOut(BaseModel):
     """A notice exactly as the outbox handed it to its channel."""
 
     id: int
-    case_id: int
+    #: None: a team notice about the service itself (ingest back-pressure)
+    case_id: int | None
     audience: str
     kind: str
     channel: str

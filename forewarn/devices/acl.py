@@ -10,11 +10,13 @@ with ``forewarn devices add --tenant acme --acl-file FILE`` gets instead::
     topic write forewarn/v1/acme/hp-0001/telemetry
     ...
     topic read forewarn/v1/acme/hp-0001/config/desired
+    topic read forewarn/v1/_ingest/flow
 
 and the ``pattern`` lines with ``+`` must go from that file (the broker grants a topic when any
 line allows it). Re-adding a device replaces its block; other lines are kept as they are. A new
 file starts with the core service's user (``forewarn-core``: reads everything of forewarn,
-writes desired configs).
+writes desired configs and the ingest bridge's hold, :data:`edge.schema.INGEST_FLOW_TOPIC`,
+which every device reads).
 
 >>> print(device_block("hp-1", "acme"))
 # forewarn device hp-1 (tenant acme)
@@ -24,6 +26,7 @@ topic write forewarn/v1/acme/hp-1/event
 topic write forewarn/v1/acme/hp-1/status
 topic write forewarn/v1/acme/hp-1/config/reported
 topic read forewarn/v1/acme/hp-1/config/desired
+topic read forewarn/v1/_ingest/flow
 <BLANKLINE>
 >>> text = "user forewarn-core\\ntopic read forewarn/v1/#\\n\\n" + device_block("hp-1", "old")
 >>> print(with_device(text, "hp-1", "acme").count("tenant old"), tenant_patterns(text))
@@ -35,7 +38,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge.names import NAME_RE
-from edge.schema import TOPIC_ROOT
+from edge.schema import INGEST_FLOW_TOPIC, TOPIC_ROOT
 from forewarn.devices.files import locked, replace_file
 from forewarn.errors import ConfigError
 
@@ -49,6 +52,7 @@ NEW_FILE = """\
 user forewarn-core
 topic read forewarn/v1/#
 topic write forewarn/v1/+/+/config/desired
+topic write forewarn/v1/_ingest/flow
 """
 _READS = ("config/desired",)
 
@@ -58,6 +62,7 @@ def device_block(device_id: str, tenant: str) -> str:
     lines = [f"# forewarn device {device_id} (tenant {tenant})", f"user {device_id}"]
     lines += [f"topic write {TOPIC_ROOT}/{tenant}/{device_id}/{kind}" for kind in _WRITES]
     lines += [f"topic read {TOPIC_ROOT}/{tenant}/{device_id}/{kind}" for kind in _READS]
+    lines.append(f"topic read {INGEST_FLOW_TOPIC}")  # the ingest bridge's hold (docs/scaling.md)
     return "\n".join(lines) + "\n"
 
 

@@ -87,7 +87,7 @@ def _cases_from(engine: Engine, no_data_rules: frozenset[str]) -> list[SimCase]:
                 if n.audience == "customer" and n.kind == "opened" and n.status != "suppressed"}
     out: list[SimCase] = []
     for notice in notices:
-        row = rows.get(notice.case_id)
+        row = None if notice.case_id is None else rows.get(notice.case_id)
         if notice.audience != "team" or row is None:
             continue
         opened = notice.kind == "opened"

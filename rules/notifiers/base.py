@@ -18,7 +18,8 @@ class Notice:
     audience: Literal["customer", "team"]
     tenant: str
     device_id: str
-    case_id: int
+    #: None: a team notice about the service itself (ingest back-pressure)
+    case_id: int | None
     subject: str
     body: str
     #: e-mail address, webhook or Apprise URL ("": the channel's configured default)

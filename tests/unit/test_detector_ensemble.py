@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from core.detect import DetectorConfig, Ensemble, make_detector
+from core.detect.likelihood import AnomalyLikelihood
 
 SLOT = np.array([0], dtype=np.int64)
 
@@ -108,3 +109,19 @@ def test_findings_quote_a_time_to_limit_when_drifting_towards_it() -> None:
 
 def test_state_per_series_is_a_few_kilobytes() -> None:
     assert make_detector().bytes_per_series() < 8192
+
+
+@pytest.mark.parametrize(("after_warmup", "fires"), [(True, False), (False, True)],
+                         ids=["learns-after-warmup", "learned-the-warmup-zeros"])
+def test_likelihood_does_not_learn_the_warmup_zeros(after_warmup: bool, fires: bool) -> None:
+    # the detectors feeding the likelihood score 0 while they warm up; a stage that learned
+    # those zeros takes the first live (and perfectly ordinary) scores for an anomaly
+    cfg = DetectorConfig()
+    det = AnomalyLikelihood(1, cfg.likelihood_window, cfg.likelihood_half_life, cfg.warmup,
+                            var_floor=cfg.likelihood_var_floor,
+                            skip=cfg.warmup if after_warmup else 0)
+    raw = np.random.default_rng(4).uniform(0.1, 0.4, (1500, 1))
+    raw[: cfg.warmup] = 0.0
+    scores = det.update(SLOT, raw)
+    assert scores[: 2 * cfg.warmup].max() == 0.0 or not after_warmup
+    assert bool(scores.max() >= cfg.fire) is fires

@@ -11,12 +11,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from benchmarks.nab_eval import leave_one_category_out
 from benchmarks.nab_scoring import (
     FileLabels,
     Profile,
     probation_rows,
     row_weights,
     scaled_sigmoid,
+    score_at,
     sweep,
 )
 
@@ -101,3 +103,34 @@ def test_threshold_sweep_picks_the_best_cut() -> None:
     result = sweep(LAB, s, STANDARD)
     assert result.threshold == 0.5
     assert result.raw == pytest.approx(1.0 - 0.33)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "tp", "fp"),
+    [pytest.param(0.95, 0, 1, id="above-the-tp"), pytest.param(0.5, 1, 1, id="both"),
+     pytest.param(1.5, 0, 0, id="nothing")],
+)
+def test_score_at_a_given_threshold_agrees_with_the_sweep(
+        threshold: float, tp: int, fp: int) -> None:
+    s = _scores(50, value=0.6)
+    s["a.csv"][30] = 0.96
+    r = score_at(LAB, s, STANDARD, threshold)
+    assert (r.tp, r.fp, r.fn) == (tp, fp, 1 - tp)
+    assert r.raw == pytest.approx(-1.0 + tp * 2.0 - 0.11 * fp)
+    best = sweep(LAB, s, STANDARD)
+    assert score_at(LAB, s, STANDARD, best.threshold).raw == pytest.approx(best.raw)
+
+
+def test_leave_one_category_out_scores_a_folder_at_the_others_threshold() -> None:
+    # folder b's detection scores 0.5; folder a's threshold (its fp at 0.9 is worth excluding,
+    # its tp scores 0.95) is 0.95, so b scored at a's threshold misses its window
+    labels = {"a/x.csv": LAB["a.csv"], "b/y.csv": LAB["a.csv"]}
+    a = _scores(50, value=0.95)["a.csv"]
+    a[30] = 0.9
+    b = _scores(50, value=0.5)["a.csv"]
+    loco = leave_one_category_out(labels, {"c": {"a/x.csv": a, "b/y.csv": b}}, STANDARD)
+    folds = loco["folds"]
+    assert isinstance(folds, dict)
+    assert folds["b"]["score"] == 0.0 and folds["b"]["own"] == 100.0
+    assert folds["a"]["threshold"] == 0.5 and folds["a"]["fp"] == 1
+    assert loco["worst"] == 0.0

@@ -17,7 +17,7 @@ from forewarn.commands import outbox as outbox_command
 from rules.db import CaseRow, NoticeRow, connect
 from rules.errors import NotifyError
 from rules.notifiers.base import Notice, Notifier
-from rules.outbox import Outbox
+from rules.outbox import Outbox, queue_service_notice
 
 
 class Channel:
@@ -233,3 +233,20 @@ def test_leases_are_renewed_while_a_send_is_in_flight(engine: Engine) -> None:
 
     asyncio.run(race())
     assert not b_channel.sent and a.lost_claims == 0
+
+
+def test_a_service_notice_without_a_case_is_queued_once_delivered_and_listed(
+        engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    """Ingest back-pressure notices (issue 23) belong to no case; one key queues one notice."""
+    assert queue_service_notice(engine, "test", "backpressure", "[warning] ingest held",
+                                "body", "backpressure-S-b-1.000-started", now=5.0)
+    assert not queue_service_notice(engine, "test", "backpressure", "[warning] ingest held",
+                                    "body", "backpressure-S-b-1.000-started", now=6.0)
+    channel = Channel()
+    assert asyncio.run(Outbox(engine, {"test": channel}, clock=Clock()).dispatch_once()) == 1
+    assert channel.sent == ["backpressure-S-b-1.000-started"]
+    parser = argparse.ArgumentParser()
+    outbox_command.register(parser.add_subparsers())
+    args = parser.parse_args(["outbox", "--db", str(engine.url), "list"])
+    assert args.func(args) == 0
+    assert "case -     " in capsys.readouterr().out

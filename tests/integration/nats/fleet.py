@@ -35,6 +35,7 @@ SINGLE_SERIES_DETECTOR_TOML = (
     "[detector]\nwarmup = 300\nquiet = 200\nregression_weight = 0.0\nlevel_weight = 1.0\n"
     "seasonal_weight = 1.0\ntransition_weight = 1.0\nmultivariate_weight = 1.0\n"
     "extreme_weight = 1.0\nsubspace_weight = 0.0\nfield_level_weight = 0.0\nlevel_quiet = 200\n"
+    "likelihood_after_warmup = false\nlikelihood_var_floor = 0.006\n"
 )
 
 

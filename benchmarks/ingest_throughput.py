@@ -1,7 +1,7 @@
 """Ingest throughput of one core worker: decoders, the pipeline, direct MQTT and JetStream.
 
     .venv/bin/python benchmarks/ingest_throughput.py [--json] [--messages 3000] [--samples 100]
-        [--detectors fleet,ensemble,robust_z] [--repeat 3] [--fetch-batch 64]
+        [--detectors fleet,ensemble,robust_z] [--repeat 3] [--fetch-batch 64] [--mapped]
 
 Every message is one device's batch of ``--samples`` samples of five fields (columnar JSON,
 about 5 kB at 100 samples). Measured, in this one process (servers run beside it on the same
@@ -19,6 +19,14 @@ two cores):
   drained by :class:`core.ingest.Ingestor` into the pipeline (the single-machine engine);
 - ``jetstream/*``: a backlog in the partitioned stream (32 partitions) drained by one
   :class:`core.nats.NatsEngine` process (fetch 64, process, store hand-off, ack-all).
+
+``--mapped`` measures mapped JSON instead (docs/connect.md § Speed): ``decode/mapped_json_*``
+(the full decoder, and ``MappedDecoder.reading``, the quick way to one reading),
+``pipeline/mapped_{1x5,100x5}_{one_by_one,grouped}/*`` (``process_payload`` message by message
+against ``process_group`` in groups of ``GROUP_MAX_MESSAGES``) and
+``mqtt_direct/mapped_1x5_{one_by_one,grouped,receive_only}/*`` (a backlog at mosquitto drained
+by :class:`core.service.CoreService` itself, by the message-by-message loop it ran before, and
+by the ingestor alone), after a warm-up of ``--mapped-warm`` readings per device.
 
 ``samples_per_s`` counts samples (rows; a sample has five values), ``cpu_us_per_sample`` divides
 this process's CPU time by the samples. The store hand-off in the broker runs is

@@ -21,10 +21,11 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -173,10 +174,11 @@ class Ingestor:
         """Yield each message with its own acknowledgement, to call once it is finished (in
         any order); reconnect on broker loss. Messages of a lost connection are not
         acknowledged: the broker sends them again."""
-        async for taken, finish in self._received(GROUP_MAX_MESSAGES):
-            for message in taken:
-                yield Delivery(message.topic.value, _payload_bytes(message.payload),
-                               functools.partial(finish, message))
+        async with contextlib.aclosing(self._received(GROUP_MAX_MESSAGES)) as received:
+            async for taken, finish in received:  # closed with this generator: no reconnects
+                for message in taken:
+                    yield Delivery(message.topic.value, _payload_bytes(message.payload),
+                                   functools.partial(finish, message))
 
     async def groups(self, max_messages: int = GROUP_MAX_MESSAGES
                      ) -> AsyncIterator[list[tuple[str, bytes]]]:
@@ -189,13 +191,15 @@ class Ingestor:
         the consumer worked on the last, which the pipeline coalesces
         (:meth:`core.pipeline.CorePipeline.process_group`).
         """
-        async for taken, finish in self._received(max_messages):
-            yield [(message.topic.value, _payload_bytes(message.payload)) for message in taken]
-            for message in taken:  # the consumer is back for the next group: done with these
-                finish(message)
+        async with contextlib.aclosing(self._received(max_messages)) as received:
+            async for taken, finish in received:  # closed with this generator: no reconnects
+                yield [(message.topic.value, _payload_bytes(message.payload))
+                       for message in taken]
+                for message in taken:  # the consumer is back for the next group: done with them
+                    finish(message)
 
-    async def _received(self, max_messages: int) -> AsyncIterator[
-            tuple[list[aiomqtt.Message], Callable[[aiomqtt.Message], None]]]:
+    async def _received(self, max_messages: int) -> AsyncGenerator[
+            tuple[list[aiomqtt.Message], Callable[[aiomqtt.Message], None]], None]:
         """The next message and those waiting behind it (up to ``max_messages``), with the
         function that acknowledges one once finished; reconnects on broker loss."""
         attempt = 0

@@ -32,6 +32,11 @@ only hold at 5 minutes and 4,032 rows show here. Halves and folds are reported a
 where its quiet periods happen to end, so a figure that holds only at one exact quiet is luck;
 the report gives the standard score of each set at each quiet and their mean.
 
+**Firing AUC** (``auc`` per set): do the fired scores rank? Every non-zero score after a file's
+probation is a firing; it is a true one inside a window and a false one outside. The AUC is the
+chance that a random true firing scores above a random false one (ties count ½): 0.5 means the
+score carries no ranking and NAB's threshold can only keep every firing or drop good ones.
+
 ``--reference`` scores :meth:`DetectorConfig.nab_reference` (the earlier single-series tuning,
 chosen on all 35 files) beside the default, on the same halves.
 """
@@ -54,13 +59,15 @@ from benchmarks.nab_scoring import (
     Profile,
     load_labels,
     load_profiles,
+    probation_rows,
+    row_weights,
     score_at,
     sweep,
 )
 from core.detect import DetectorConfig
 from forewarn.nab import _read, score_series
 
-__all__ = ["categories", "halves", "leave_one_category_out", "main", "resample"]
+__all__ = ["categories", "firing_auc", "halves", "leave_one_category_out", "main", "resample"]
 
 #: ``--jitter``: the quiet periods scored, as factors of the configured one
 _JITTER = (0.85, 0.925, 1.0, 1.075, 1.15)
@@ -87,6 +94,31 @@ def categories(names: list[str]) -> dict[str, list[str]]:
     for rel in sorted(names):
         out.setdefault(rel.split("/", 1)[0], []).append(rel)
     return dict(sorted(out.items()))
+
+
+def firing_auc(labels: dict[str, FileLabels],
+               scores: dict[str, NDArray[np.float64]]) -> float | None:
+    """AUC of the fired scores of true (in a window) against false firings, after probation.
+
+    None when either kind is missing.
+
+    >>> lab = {"a": FileLabels(100, [(50, 59)])}
+    >>> s = np.zeros(100); s[52] = 0.9; s[80] = 0.3; s[90] = 0.9
+    >>> firing_auc(lab, {"a": s})                               # above one, tied with the other
+    0.75
+    """
+    true: list[float] = []
+    false: list[float] = []
+    for name, lab in labels.items():
+        s = np.nan_to_num(np.asarray(scores[name], dtype=np.float64), nan=0.0)
+        _, window_of = row_weights(lab)
+        rows = np.flatnonzero(s > 0.0)
+        for r in rows[rows >= probation_rows(lab.n_rows)].tolist():
+            (true if window_of[r] >= 0 else false).append(float(s[r]))
+    if not true or not false:
+        return None
+    t, f = np.array(true)[:, None], np.array(false)[None, :]
+    return round(float(((t > f).sum() + 0.5 * (t == f).sum()) / (t.size * f.size)), 3)
 
 
 def leave_one_category_out(
@@ -198,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             if not set(names) <= set(run):
                 continue
             subset: dict[str, FileLabels] = {n: labels[n] for n in names}
-            report[cname][sname] = {"files": len(names)}
+            report[cname][sname] = {"files": len(names), "auc": firing_auc(subset, scores)}
             for profile in profiles:
                 r = sweep(subset, scores, profile)
                 report[cname][sname][r.profile] = {
@@ -219,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"{'config':<14} {'half':<9} {'files':>5} {'standard':>9} {'low_FP':>7} {'low_FN':>7}"
-          f" {'thr':>7} {'tp':>4} {'fp':>4} {'fn':>4}")
+          f" {'thr':>7} {'tp':>4} {'fp':>4} {'fn':>4} {'auc':>6}")
     for cname, per_set in report.items():
         for sname, row in per_set.items():
             if sname in ("cpu_s", "loco", "loco_selected") or cname == "jitter":
@@ -229,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             low_fn: dict[str, object] = row["reward_low_FN_rate"]  # type: ignore[assignment]
             print(f"{cname:<14} {sname:<9} {row['files']:>5} {std['score']:>9} "
                   f"{low_fp['score']:>7} {low_fn['score']:>7} {std['threshold']:>7} "
-                  f"{std['tp']:>4} {std['fp']:>4} {std['fn']:>4}")
+                  f"{std['tp']:>4} {std['fp']:>4} {std['fn']:>4} {row['auc']!s:>6}")
     for cname, per_set in report.items():
         for key in ("loco", "loco_selected"):
             if key in per_set:

@@ -90,6 +90,16 @@ class DetectorConfig(BaseModel):
         "step statistic sees each field's spread): on the simulated fleet the per-field level "
         "of multi-field devices opened 53 false cases where there had been 3 (seed 1)")
     rearm: int = Field(0, ge=0, description="samples below `fire` needed before firing again")
+    onset_rank_memory: int = Field(
+        16, ge=0, description="the onset score `update` returns is the firing's rank among the "
+        "series' last this-many firings (a first firing half the ceiling, one stronger than all "
+        "before → the ceiling, repeats of a series that keeps firing → low), so one bar drops a "
+        "series' weak repeats; 0: the fired score is the likelihood itself")
+    onset_rank_prior: float = Field(2.0, gt=0, description="pseudo-firings below and above "
+                                    "that temper the rank of a series' first firings")
+    onset_rank_ceiling: float = Field(
+        0.5, gt=0, le=1, description="the highest rank score: the extreme detector's records "
+        "(0.5–1) stay above every likelihood firing")
     calm_scale: float = Field(0.0, ge=0, description="samples after a firing before the next "
                               "counts fully")
     dropout_time_gaps: bool = Field(False, description="also score gaps in sample times "

@@ -171,7 +171,8 @@ class Ensemble:
                                             cfg.likelihood_mean_floor, cfg.likelihood_var_floor,
                                             cfg.warmup if cfg.likelihood_after_warmup else 0)
         self.onset = Onset(cap, cfg.fire, cfg.quiet, cfg.calm_scale, cfg.boost,
-                           cfg.bar_half_life, cfg.rearm)
+                           cfg.bar_half_life, cfg.rearm, cfg.onset_rank_memory,
+                           cfg.onset_rank_prior, cfg.onset_rank_ceiling)
         # a rule's condition (stuck, silent, out of range) holds while the fault lasts: it fires
         # again only after the condition cleared
         self.rule_onset = Onset(cap, cfg.rule_fire, cfg.level_quiet, cfg.calm_scale,

@@ -9,6 +9,16 @@ disturbance ranks below one out of a long calm. ``boost = 0`` and ``calm_scale =
 either off. With ``rearm`` > 0 a series fires again only after its score stayed below ``fire``
 for that many samples (strictly one firing per disturbance, however long it lasts).
 
+With ``rank_memory`` > 0 the fired score is a rank, unless the score itself is higher: how the
+firing's strength (the score that fired) compares with the strengths of the series' last
+``rank_memory`` firings, ``ceiling · (weaker + prior) / (n + 2·prior)`` (a tie is not
+weaker). A series' first firing scores ``ceiling``/2, one stronger than every earlier firing
+tends to ``ceiling``, and a series
+that keeps firing at the same strength scores ever lower (down to that strength), so one
+corpus-wide (or a rule's) bar drops the repeats of a series that fires often, whatever the
+scale of its raw scores; a score above its rank (a record-breaking value's 0.5–1, above a
+ceiling of 0.5) is kept as it is.
+
 >>> import numpy as np
 >>> det = Onset(capacity=1, fire=0.5, quiet=3, calm_scale=0.0)
 >>> det.update([0], np.array([[0.1], [0.7], [0.8], [0.9], [0.2], [0.95]])).ravel().tolist()
@@ -17,6 +27,10 @@ for that many samples (strictly one firing per disturbance, however long it last
 >>> s = echo.update([0], np.array([[0.9], [0.9], [0.9], [0.9], [0.9]])).ravel()
 >>> float(s[0]), round(float(s[4]), 3)                       # the echo, 4 samples on, ranks low
 (0.9, 0.233)
+>>> ranked = Onset(capacity=1, fire=0.2, quiet=0, rank_memory=4, rank_prior=1.0)
+>>> x = np.array([[0.3], [0.1], [0.25], [0.1], [0.4], [0.1], [0.3]])
+>>> [round(float(v), 3) for v in ranked.update([0], x).ravel() if v > 0]  # then weaker, ...
+[0.5, 0.333, 0.75, 0.4]
 """
 
 from __future__ import annotations
@@ -38,10 +52,16 @@ def onset_update(
     since: NDArray[np.int64], calm: NDArray[np.int64], slots: NDArray[np.int64],
     bar: NDArray[np.float64], score: NDArray[np.float64], out: NDArray[np.float64],
     fire: float, quiet: int, calm_scale: float, boost: float, bar_decay: float,
-    rearm: int,
+    rearm: int, past: NDArray[np.float64], n_past: NDArray[np.int64], prior: float,
+    ceiling: float,
 ) -> None:
-    """Keep only onsets of ``score`` (ticks × columns) in ``out``; state counts samples."""
+    """Keep only onsets of ``score`` (ticks × columns) in ``out``; state counts samples.
+
+    ``past`` (series × memory) holds the strengths of each series' last firings and ``n_past``
+    how many it fired; with a memory of 0 the fired score is the score itself.
+    """
     n_ticks, n_cols = score.shape
+    memory = past.shape[1]
     for j in range(n_cols):
         s = slots[j]
         sn, cl, br = since[s], calm[s], bar[s]  # locals: kept in registers over the block
@@ -57,7 +77,19 @@ def onset_update(
                 weight = 1.0
                 if calm_scale > 0.0:
                     weight = 1.0 - math.exp(-(sn - 1) / calm_scale)
-                out[i, j] = min(v, 1.0) * weight
+                fired = min(v, 1.0)
+                if memory > 0:
+                    np_ = n_past[s]
+                    held = min(np_, memory)
+                    below = 0.0
+                    for k in range(held):
+                        p = past[s, k]
+                        if p < v:
+                            below += 1.0
+                    fired = max(fired, ceiling * (below + prior) / (held + 2.0 * prior))
+                    past[s, np_ % memory] = v
+                    n_past[s] = np_ + 1
+                out[i, j] = fired * weight
                 sn = 0
                 br += boost
             cl = 0
@@ -72,11 +104,17 @@ class Onset(SoADetector):
         "since": (np.int64, (), 1 << 40),
         "calm": (np.int64, (), 1 << 40),
         "bar": (np.float64, (), 0.0),
+        "past": (np.float64, (0,), 0.0),
+        "n_past": (np.int64, (), 0),
     }
 
     def __init__(self, capacity: int = 1024, fire: float = 0.12, quiet: int = 200,
                  calm_scale: float = 0.0, boost: float = 0.0,
-                 bar_half_life: float = 2000.0, rearm: int = 0) -> None:
+                 bar_half_life: float = 2000.0, rearm: int = 0, rank_memory: int = 0,
+                 rank_prior: float = 2.0, rank_ceiling: float = 1.0) -> None:
+        self.rank_memory = rank_memory
+        self.rank_ceiling = rank_ceiling
+        self.rank_prior = rank_prior
         self.rearm = rearm
         self.fire = fire
         self.boost = boost
@@ -85,10 +123,14 @@ class Onset(SoADetector):
         self.calm_scale = calm_scale
         super().__init__(capacity)
 
+    def _trailing(self, name: str) -> tuple[int, ...]:
+        return (self.rank_memory,) if name == "past" else ()
+
     def _run(
         self, slots: NDArray[np.int64], x: NDArray[np.float64], t: NDArray[np.float64] | None,
         out: NDArray[np.float64],
     ) -> None:
         a = self._arrays
         onset_update(a["since"], a["calm"], slots, a["bar"], x, out, self.fire, self.quiet,
-                     self.calm_scale, self.boost, self.bar_decay, self.rearm)
+                     self.calm_scale, self.boost, self.bar_decay, self.rearm, a["past"],
+                     a["n_past"], self.rank_prior, self.rank_ceiling)

@@ -69,6 +69,8 @@ DETECTORS: dict[str, tuple[Callable[[], Any], str | None, str | None]] = {
                    "core.detect.likelihood", "likelihood_update"),
     "onset": (lambda: Onset(capacity=2, fire=0.5, quiet=3), "core.detect.onset",
               "onset_update"),
+    "onset_ranked": (lambda: Onset(capacity=2, fire=0.3, quiet=2, rank_memory=3),
+                     "core.detect.onset", "onset_update"),
     "regression": (lambda: Regression(capacity=2, warmup=20), "core.detect.regression",
                    "regression_update"),
     "subspace": (lambda: Subspace(capacity=2, warmup=20), "core.detect.subspace",
@@ -181,6 +183,7 @@ def test_robust_z_matches_vectorised_numpy(x: np.ndarray) -> None:
 NO_WARM_UP = {
     "out_of_range": "configured limits have no learning period",
     "onset": "the onset filter has no learning period",
+    "onset_ranked": "the onset filter has no learning period",
     "field_level": "calibrates likelihood scores, whose stage has the learning period",
     "transition": "scores every move from the second sample on (a jump to an unseen level is "
                   "the news it reports)",

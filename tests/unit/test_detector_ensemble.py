@@ -7,6 +7,7 @@ import pytest
 
 from core.detect import DetectorConfig, Ensemble, make_detector
 from core.detect.likelihood import AnomalyLikelihood
+from core.detect.onset import Onset
 
 SLOT = np.array([0], dtype=np.int64)
 
@@ -125,3 +126,37 @@ def test_likelihood_does_not_learn_the_warmup_zeros(after_warmup: bool, fires: b
     scores = det.update(SLOT, raw)
     assert scores[: 2 * cfg.warmup].max() == 0.0 or not after_warmup
     assert bool(scores.max() >= cfg.fire) is fires
+
+
+
+@pytest.mark.parametrize(("memory", "spread"), [(16, True), (0, False)],
+                         ids=["ranked", "likelihood-only"])
+def test_fired_scores_rank_instead_of_sitting_at_the_firing_bar(memory: int,
+                                                                spread: bool) -> None:
+    # a wandering (AR 0.98) series stirs the likelihood now and then: each firing scores just
+    # above `fire` unless the onset ranks it against the series' earlier firings
+    rng = np.random.default_rng(5)
+    x = np.zeros((8000, 1))
+    e = rng.normal(0.0, 1.0, 8000)
+    for i in range(1, 8000):
+        x[i, 0] = 0.98 * x[i - 1, 0] + e[i]
+    cfg = DetectorConfig(onset_rank_memory=memory)
+    scores = make_detector(cfg).update(SLOT, x, np.arange(8000, dtype=np.float64) * 60.0)[:, 0]
+    fired = scores[scores > 0.0]
+    assert fired.size >= 3
+    if spread:
+        assert fired[0] == 0.5 * cfg.onset_rank_ceiling and fired.max() - fired.min() > 0.05
+    else:
+        assert fired.max() < cfg.fire + 0.05
+
+
+def test_a_series_firing_at_one_strength_ranks_each_repeat_lower() -> None:
+    onset = Onset(capacity=1, fire=0.1, quiet=0, rank_memory=16, rank_prior=2.0)
+    x = np.zeros((40, 1))
+    x[::4, 0] = 0.2                                    # ten firings, all of the same strength
+    x[38, 0] = 0.3                                     # then a stronger one
+    fired = onset.update(SLOT, x)[:, 0]
+    repeats = fired[:37:4]
+    # each repeat ranks lower, down to the firing's own strength (the floor of a fired score)
+    assert repeats[0] == 0.5 and np.all(np.diff(repeats[:7]) < 0.0) and repeats[-1] == 0.2
+    assert fired[38] > repeats[-1]

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/ingest_throughput.py [--json] [--messages 3000] [--samples 100]
         [--detectors fleet,ensemble,robust_z] [--repeat 3] [--fetch-batch 64] [--mapped]
+        [--paths decode,mapped,pipeline,mqtt_direct,jetstream,jetstream_leased]
 
 Every message is one device's batch of ``--samples`` samples of five fields (columnar JSON,
 about 5 kB at 100 samples). Measured, in this one process (servers run beside it on the same
@@ -18,7 +19,10 @@ two cores):
 - ``mqtt_direct/*``: a backlog queued at mosquitto for core's persistent MQTT 5 session,
   drained by :class:`core.ingest.Ingestor` into the pipeline (the single-machine engine);
 - ``jetstream/*``: a backlog in the partitioned stream (32 partitions) drained by one
-  :class:`core.nats.NatsEngine` process (fetch 64, process, store hand-off, ack-all).
+  :class:`core.nats.NatsEngine` process (fetch 64, process, store hand-off, ack-all), with
+  static ownership (``jetstream/*``) and owning the partitions by lease with every
+  acknowledgement fenced, as ``forewarn core --engine nats`` runs by default
+  (``jetstream_leased/*``).
 
 ``--mapped`` measures mapped JSON instead (docs/connect.md § Speed): ``decode/mapped_json_*``
 (the full decoder, and ``MappedDecoder.reading``, the quick way to one reading),
@@ -411,10 +415,16 @@ async def bench_mqtt_direct(workdir: Path, detector: str, warmup: list[Message],
 
 
 async def bench_jetstream(workdir: Path, detector: str, warmup: list[Message],
-                          messages: list[Message], fetch_batch: int = 64) -> dict[str, float]:
+                          messages: list[Message], fetch_batch: int = 64,
+                          leased: bool = False) -> dict[str, float]:
+    """One worker process's engine over 32 partitions: static (``leased`` False) or owning
+    them by lease as ``forewarn core --engine nats`` does by default (fenced acks)."""
     with NatsServer(workdir) as server:
+        # a long lease term: on a loaded machine a starved event loop must not lose leases
+        # mid-run (the fence would stop partitions and the replays be measured); the fence's
+        # cost per acknowledgement does not depend on the term
         cfg = NatsConfig(url=server.url, partitions=32, fetch_batch=fetch_batch, max_bytes=1024**3,
-                         snapshot_interval_s=3600)
+                         snapshot_interval_s=3600, lease_max_moves=32, lease_ttl_s=120.0)
         nc = await nats.connect(server.url)
         await ensure_stream(nc.jetstream(), cfg)
         js = nc.jetstream()
@@ -429,7 +439,8 @@ async def bench_jetstream(workdir: Path, detector: str, warmup: list[Message],
         def make_pipeline(handoff: TimeSeriesStore) -> CorePipeline:
             return CorePipeline(DETECTORS[detector](), handoff)
 
-        async with NatsEngine(cfg, range(32), make_pipeline, store, sink) as engine:
+        async with NatsEngine(cfg, [] if leased else range(32), make_pipeline, store, sink,
+                              member="bench" if leased else None) as engine:
             runner = asyncio.create_task(engine.run())
             await engine.ready.wait()
             start = time.perf_counter()
@@ -448,6 +459,10 @@ async def bench_jetstream(workdir: Path, detector: str, warmup: list[Message],
         figures = _figures(samples, measured, elapsed, cpu_s)
         figures["warmup_s"] = round(wall - start, 2)
         return figures
+
+
+#: the paths ``--paths`` chooses from
+_PATHS = ("decode", "mapped", "pipeline", "mqtt_direct", "jetstream", "jetstream_leased")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -473,7 +488,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="warm-up readings per device (past the detectors' warm-up)")
     parser.add_argument("--mapped-mqtt-messages", type=int, default=30_000,
                         help="messages of the mapped MQTT and pipeline paths (one reading each)")
+    parser.add_argument("--paths", default=",".join(_PATHS),
+                        help=f"which paths to run (default all: {','.join(_PATHS)})")
     args = parser.parse_args(argv)
+    paths = set(args.paths.split(","))
+    if paths - set(_PATHS):
+        parser.error(f"unknown paths {sorted(paths - set(_PATHS))}; choose from {_PATHS}")
     logging.basicConfig(level=logging.WARNING)
     # aiomqtt leaves the cancelled first session's disconnect future unread; it is expected
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
@@ -498,23 +518,29 @@ def main(argv: list[str] | None = None) -> int:
         # every path once per round, rounds one after the other: the paths are measured side
         # by side under the same machine load, and each figure is the median round's
         for rnd in range(args.repeat):
-            for name, fig in bench_decoders(messages).items():
-                runs.setdefault(name, []).append(fig)
-            for name, fig in bench_mapped(args.mapped_messages, args.samples).items():
-                runs.setdefault(name, []).append(fig)
+            if "decode" in paths:
+                for name, fig in bench_decoders(messages).items():
+                    runs.setdefault(name, []).append(fig)
+            if "mapped" in paths:
+                for name, fig in bench_mapped(args.mapped_messages, args.samples).items():
+                    runs.setdefault(name, []).append(fig)
             if args.mapped_only:
                 continue
             for detector in detectors:
-                runs.setdefault(f"pipeline/{detector}", []).append(
-                    bench_pipeline(detector, warmup, messages))
+                if "pipeline" in paths:
+                    runs.setdefault(f"pipeline/{detector}", []).append(
+                        bench_pipeline(detector, warmup, messages))
             for detector in detectors:
-                if mosquitto_binary() is not None:
+                if "mqtt_direct" in paths and mosquitto_binary() is not None:
                     runs.setdefault(f"mqtt_direct/{detector}", []).append(asyncio.run(
                         bench_mqtt_direct(Path(tmp) / f"mosq-{detector}-{rnd}", detector,
                                           warmup, messages)))
-                runs.setdefault(f"jetstream/{detector}", []).append(asyncio.run(bench_jetstream(
-                    Path(tmp) / f"nats-{detector}-{rnd}", detector, warmup, messages,
-                    args.fetch_batch)))
+                for leased in (False, True):
+                    path = "jetstream_leased" if leased else "jetstream"
+                    if path in paths:
+                        runs.setdefault(f"{path}/{detector}", []).append(asyncio.run(
+                            bench_jetstream(Path(tmp) / f"{path}-{detector}-{rnd}", detector,
+                                            warmup, messages, args.fetch_batch, leased)))
     _medians(runs, results)
     if args.json:
         print(json.dumps(results, indent=2))
@@ -532,6 +558,10 @@ def _medians(runs: dict[str, list[dict[str, float]]], results: dict[str, Any]) -
         ranked = sorted(figs, key=lambda f: f["samples_per_s"])
         median: dict[str, Any] = dict(ranked[len(ranked) // 2])
         median["runs_samples_per_s"] = [f["samples_per_s"] for f in figs]
+        # CPU per sample moves less than the rate on a shared machine: its own median
+        cpu = sorted(f["cpu_us_per_sample"] for f in figs)
+        median["cpu_us_per_sample_median"] = cpu[len(cpu) // 2]
+        median["runs_cpu_us_per_sample"] = [f["cpu_us_per_sample"] for f in figs]
         results[name] = median
 
 

@@ -244,6 +244,10 @@ class CoreMetrics:
         forwarded = CounterMetricFamily("forewarn_ingest_forwarded",
                                         "Messages the bridge stored in the stream")
         forwarded.add_metric([], bridge.ledger.totals().forwarded)
+        lifecycle = CounterMetricFamily(
+            "forewarn_ingest_lifecycle_forwarded",
+            "Device lifecycle messages (status, events, reported configs) the bridge stored")
+        lifecycle.add_metric([], bridge.lifecycle_forwarded)
         told = CounterMetricFamily("forewarn_ingest_device_flow_messages",
                                    "Hold/release messages published to the edge agents")
         told.add_metric([], bridge.device_announcements)
@@ -260,7 +264,7 @@ class CoreMetrics:
             labels=["tenant", "device"])
         for (tenant, device), count in bridge.unroutable.items():
             unroutable.add_metric([tenant, device], count)
-        yield from (gauge, fill, episodes, paused, forwarded, told, gaps, unroutable)
+        yield from (gauge, fill, episodes, paused, forwarded, lifecycle, told, gaps, unroutable)
 
     async def watch_partitions(self, js: JetStreamContext, cfg: NatsConfig,
                                partitions: Sequence[int], every_s: float = 10.0) -> None:

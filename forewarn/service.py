@@ -8,7 +8,9 @@
                                 apprise)
     ticks(now)               ─▶ devices gone silent, escalation, auto-resolve, ended silences
     MQTT status/event/config ─▶ LifecycleListener ─▶ RulesPipeline's device book (online,
-                                offline, last seen, reported config; goodbyes, last wills)
+      (direct engine)           offline, last seen, reported config; goodbyes, last wills)
+    the device's partition   ─▶ decode_lifecycle ─▶ the same sink (NATS workers: in stream
+      (NATS engine)             order with the device's telemetry)
 
 ``forewarn core`` (direct engine), its NATS workers and their outbox dispatcher, and
 ``forewarn demo`` (the same service on a simulated fleet, in simulated time) all build their
@@ -45,6 +47,7 @@ from core.config import MqttConfig
 from core.dead_letter import DeadLetters, DeadLetterStore
 from core.detect import DetectorConfig, make_detector
 from core.errors import LimitsFileError
+from core.events import LifecycleSink
 from core.lifecycle import LifecycleListener
 from core.limits import ProductLimits, load_limits
 from core.mapping import MappedDecoder
@@ -277,11 +280,16 @@ class Service:
                             decoder=MappedDecoder(self.settings.ingest.mapping,
                                                   clock=self.clock))
 
+    def lifecycle_sink(self, rules: RulesPipeline) -> LifecycleSink:
+        """Where the devices' status, own events and reported configs go, on both engines:
+        the rules' device book (``rules.lifecycle``), on the rules pipeline's thread."""
+        return rules.handle_lifecycle_in_thread
+
     def lifecycle_listener(self, mqtt: MqttConfig, rules: RulesPipeline,
                            pipeline: CorePipeline) -> LifecycleListener:
-        """The devices' status, own events and reported configs into the rules' device book
-        (``rules.lifecycle``), on the rules pipeline's thread; bad ones are dead letters."""
-        return LifecycleListener(mqtt, rules.handle_lifecycle_in_thread,
+        """The direct engine's lifecycle messages from MQTT into :meth:`lifecycle_sink`; bad
+        ones are dead letters. (NATS workers read them from the stream instead.)"""
+        return LifecycleListener(mqtt, self.lifecycle_sink(rules),
                                  dead_letters=pipeline.dead_letters,
                                  sparkplug=SparkplugStatus(self.settings.ingest.mapping))
 

@@ -144,7 +144,9 @@ def forget_other_partitions(rules: RulesPipeline, cfg: NatsConfig,
                if device_partition(cfg, key[1], key[2]) not in owned]
     for key in foreign:
         del rules.evaluator.states[key]
-    return len(foreign)
+    # who said goodbye or left a last will is judged by the device's owner alone too
+    return len(foreign) + rules.lifecycle.forget(
+        lambda tenant, device_id: device_partition(cfg, tenant, device_id) not in owned)
 
 
 class CaughtUp:
@@ -244,14 +246,18 @@ def member_name() -> str:
 
 
 def _adopt_states(rules: RulesPipeline, cfg: NatsConfig, partition: int) -> int:
-    """Load from the case database the alarm states of one partition's devices (on the
-    rules thread, before the partition is consumed): the previous owner's last word."""
+    """Load from the case database the alarm states of one partition's devices, and who of
+    them said goodbye or left a last will (on the rules thread, before the partition is
+    consumed): the previous owner's last word."""
+    def mine(tenant: str, device_id: str) -> bool:
+        return device_partition(cfg, tenant, device_id) == partition
+
+    rules.lifecycle.restore(mine)
     if rules.store is None:
         return 0
-    mine = {key: state for key, state in rules.store.load().items()
-            if device_partition(cfg, key[1], key[2]) == partition}
-    rules.evaluator.states.update(mine)
-    return len(mine)
+    states = {key: state for key, state in rules.store.load().items() if mine(key[1], key[2])}
+    rules.evaluator.states.update(states)
+    return len(states)
 
 
 def _drop_states(rules: RulesPipeline, cfg: NatsConfig, partition: int) -> None:
@@ -259,6 +265,8 @@ def _drop_states(rules: RulesPipeline, cfg: NatsConfig, partition: int) -> None:
     for key in [k for k in rules.evaluator.states
                 if device_partition(cfg, k[1], k[2]) == partition]:
         del rules.evaluator.states[key]
+    rules.lifecycle.forget(
+        lambda tenant, device_id: device_partition(cfg, tenant, device_id) == partition)
 
 
 async def _on_rules_thread(rules: RulesPipeline, job: Callable[[], object]) -> None:
@@ -285,7 +293,8 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
         store = metrics.timed_store(store)
     rules = service.rules_pipeline(engine_db)
     dropped = forget_other_partitions(rules, options.nats, [] if leased else partitions)
-    _log.info("rules: %d alarm states of this worker's devices, %d of others' dropped",
+    _log.info("rules: %d alarm states of this worker's devices; %d states and lifecycle marks "
+              "of others' dropped",
               len(rules.evaluator.states), dropped)
 
     def make_pipeline(handoff: TimeSeriesStore) -> CorePipeline:
@@ -303,6 +312,7 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
     try:
         async with NatsEngine(options.nats, [] if leased else partitions, make_pipeline, store,
                               rules.handle_in_thread,
+                              lifecycle=service.lifecycle_sink(rules),
                               member=member_name() if leased else None,
                               on_acquired=acquired, on_released=released) as engine:
             partitions = engine.partitions  # live under leases

@@ -245,8 +245,14 @@ class RuleEvaluator:
             self.offline_since.setdefault(device, (at, product))
         return out
 
-    def _offline_tick(self, now: float, out: list[Transition]) -> None:
+    def _offline_tick(self, now: float, out: list[Transition],
+                      device_clock: Callable[[str, str], float | None] | None) -> None:
         for (tenant, device_id), (since, product) in self.offline_since.items():
+            # judged against how far its own messages were read: a "back online" may still
+            # wait in a lagging partition
+            until = now if device_clock is None else device_clock(tenant, device_id)
+            if until is None:
+                continue
             for rule in self.rules:
                 if rule.offline is None or not rule.is_offline_rule or (
                         rule.product is not None and product and rule.product != product):
@@ -255,7 +261,7 @@ class RuleEvaluator:
                 state = self.states.get(key)
                 if state is not None and state.status == "firing":
                     continue
-                if now - since < rule.offline:
+                if until - since < rule.offline:
                     continue
                 if state is None:
                     state = self.states[key] = AlarmState(since=since, product=product)
@@ -280,7 +286,7 @@ class RuleEvaluator:
         no verdict): a device is judged silent against it rather than against ``now``, so a
         partition that lags holds back only its own devices."""
         out: list[Transition] = []
-        self._offline_tick(now, out)
+        self._offline_tick(now, out, device_clock)
         for key, state in self.states.items():
             rule = self.by_name.get(key[0])
             if rule is None or rule.no_data is None or state.status == "no_data":

@@ -134,12 +134,32 @@ class DeviceLifecycle:
         #: last sample time and product per device, since the last :meth:`flush`
         self._seen: dict[tuple[str, str], tuple[float, str]] = {}
         self._products: dict[tuple[str, str], str] = {}
-        for row in book.all():  # a restart keeps who is resting or offline
-            device = (row.tenant, row.device_id)
-            self._products[device] = row.product
+        self.restore()  # a restart keeps who is resting or offline
+
+    def restore(self, mine: Callable[[str, str], bool] = lambda tenant, device_id: True
+                ) -> None:
+        """Who is resting (said goodbye) or offline (last will), from the device book, for
+        the devices ``mine(tenant, device_id)`` accepts: at start, and when a NATS worker
+        takes over a partition (its previous owner's last word)."""
+        for row in self.book.all():
+            if not mine(row.tenant, row.device_id):
+                continue
+            self._products[(row.tenant, row.device_id)] = row.product
             if row.state == "offline" and row.since is not None:
-                evaluator.device_state(row.tenant, row.device_id, "offline", row.reason,
-                                       row.since, row.product)
+                self.evaluator.device_state(row.tenant, row.device_id, "offline", row.reason,
+                                            row.since, row.product)
+
+    def forget(self, theirs: Callable[[str, str], bool]) -> int:
+        """Drop what the evaluator knows of the lifecycle of the devices ``theirs`` accepts
+        (a NATS worker's devices of partitions it does not own: their owner judges them);
+        returns how many went."""
+        evaluator = self.evaluator
+        gone = 0
+        for table in (evaluator.resting, evaluator.awake_since, evaluator.offline_since):
+            for device in [d for d in table if theirs(*d)]:
+                del table[device]
+                gone += 1
+        return gone
 
     def observe(self, batch: ScoredBatch) -> None:
         """A telemetry batch arrived: the device was seen at its last sample."""

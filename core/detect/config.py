@@ -131,11 +131,21 @@ class DetectorConfig(BaseModel):
         (0.0, 3.0, 10.0), min_length=1, max_length=8,
         description="EWMA half-lives its statistics are averaged on (0 = the sample)")
     subspace_min_fields: int = Field(
-        9, ge=2, description="devices of at least this many fields get the subspace stage's "
-        "level (wider than the 8 fields the regression relates); narrower ones the "
-        "regression's, one-field devices the subspace's through their field level. On the "
-        "simulated fleet (3-8 fields) the subspace level opened 356 false cases where the "
-        "regression alone opened 8 (seeds 1-5)")
+        2, ge=2, description="devices of at least this many fields get the subspace stage's "
+        "level (one-field devices get it through their field level); what it scores depends "
+        "on `subspace_joint_min_fields`")
+    subspace_joint_min_fields: int = Field(
+        9, ge=2, description="devices of at least this many fields score the device "
+        "statistics (T², Q) and each field's step both ways; narrower ones (2-8 fields: "
+        "one rig, one pump) only a field that moves less than it did (stuck, stopped, "
+        "disconnected). On a narrow device a field that drifts on its own is its own "
+        "principal component (T² is its level), relations move with the weather's operating "
+        "point (Q) and a quantised field's steps come and go with the weather: on "
+        "`sim evaluate` seed 11 these opened 10-117 false cases where the regression alone "
+        "opened 2, the falling step alone 2 (docs/detection.md, small devices)")
+    subspace_sd_floor: float = Field(
+        1e-3, gt=0, description="lower bound of the spread of every calibrated statistic "
+        "(log units)")
     subspace_field_level: bool = Field(
         False, description="also score each field's own level against its warm-up (off: a "
         "field that follows the weather beyond the range one day of warm-up saw is no fault)")

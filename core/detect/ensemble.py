@@ -159,6 +159,7 @@ class Ensemble:
             cap, warmup=cfg.regression_warmup, half_life=cfg.subspace_half_life,
             calibration_half_life=cfg.subspace_half_life, scales=cfg.subspace_scales,
             var_frac=cfg.subspace_var_frac, field_level=cfg.subspace_field_level,
+            joint_min_fields=cfg.subspace_joint_min_fields, sd_floor=cfg.subspace_sd_floor,
             target_per_month=cfg.target_false_alarms_per_device_month)
         self.range = OutOfRange(cap)
         self.rules: dict[str, SoADetector] = {

@@ -25,6 +25,13 @@ so ``level`` is :data:`ALARM_LEVEL` (0.85, the default rules' bar) exactly at ``
 (60 s when no times are given). Everything is learned per device and in units of its own
 spread: a noisier device does not alarm more for it.
 
+**Narrow devices.** A device of fewer than ``joint_min_fields`` fields (2 up to it; the
+ensemble's default is 9, so 2–8 fields) is scored on one statistic only: each field's step,
+and only its lower tail — a field that moves less than it did (stopped, stuck, lost its
+signal). On such a device a field that drifts alone is its own principal component (T² would
+be its level), relations move with the weather's operating point (Q) and a quantised field's
+steps come and go; the model then keeps no covariance and refits nothing.
+
 **Learning**: plain averages over the warm-up (statistics calibrated over its second half),
 then slow forgetting (``half_life``); a sample whose level is above 0.5 teaches nothing, so a
 fault is not absorbed as normal. A missing field (NaN/Inf) is imputed at its mean for the
@@ -115,6 +122,7 @@ def subspace_update(
     t: NDArray[np.float64], has_t: bool,
     out: NDArray[np.float64], scales: NDArray[np.float64], alpha: float, alpha_cal: float,
     warmup: int, refit: int, var_frac: float, target: float, field_level: bool,
+    joint: bool = True, sd_floor: float = 1e-3,
 ) -> None:
     """Score then learn one device's fields ``x`` (ticks × fields ≤ 64); levels into ``out``."""
     n_ticks, k = x.shape
@@ -134,7 +142,9 @@ def subspace_update(
     a_share = 1.0
     for q in range(n_sc):
         a_share = min(a_share, a_sc[q])
-    n_tests = float(n_sc * (2 * k + (2 if k > 1 else 1)))
+    # a narrow device (not ``joint``) scores only its fields' steps, one-sided
+    narrow = not joint and k > 1
+    n_tests = float(n_sc * (2 * k + (0 if narrow else 1 if k == 1 else 2)))
     c_level = (1.0 - ALARM_LEVEL) / ALARM_LEVEL
     for i in range(n_ticks):
         # the sample interval (for the false-alarm budget per month): learned, never assumed
@@ -204,11 +214,13 @@ def subspace_update(
                 continue
             if row >= 2 and not fitted:
                 continue
+            if (row >= 2 and narrow) or (row == 0 and not field_level):
+                continue  # a statistic that is not scored is not kept either
             for j in range(width):
                 s = slots[j]
                 if row < 2 and not ok[j]:
                     continue
-                best = 1.0
+                far = 0.0
                 for q in range(n_sc):
                     if c == 0:
                         ew[s, row, q] = u[row, j]
@@ -216,9 +228,12 @@ def subspace_update(
                         ew[s, row, q] += a_sc[q] * (u[row, j] - ew[s, row, q])
                     n_c = ncal[s, 0 if row < 2 else 1]
                     if c >= warmup and n_c > 1:
-                        var = max(cal_v[s, row, q], 1e-6)
-                        zz = abs(ew[s, row, q] - cal_m[s, row, q]) / math.sqrt(var)
-                        best = min(best, math.erfc(zz / math.sqrt(2.0)))
+                        var = max(cal_v[s, row, q], sd_floor * sd_floor)
+                        dev = ew[s, row, q] - cal_m[s, row, q]
+                        if row == 1 and narrow:
+                            dev = min(dev, 0.0)  # only a field that moves less than it did
+                        far = max(far, abs(dev) / math.sqrt(var))
+                best = math.erfc(far / math.sqrt(2.0))  # the most unusual scale's tail
                 pz[row, j] = best * n_tests
                 if row == 2:
                     p_t2 = best * n_tests
@@ -262,7 +277,7 @@ def subspace_update(
             which = 0 if row < 2 else 1
             if row >= 2 and (not fitted or not complete):
                 continue
-            if row == 3 and k == 1:
+            if (row == 3 and k == 1) or (row == 0 and not field_level):
                 continue
             for j in range(width):
                 s = slots[j]
@@ -295,6 +310,9 @@ def subspace_update(
         for j in range(k):
             s = slots[j]
             dj = x[i, j] - mean[s]
+            if narrow:  # the steps need each field's spread only, no relations
+                cov[s, j] = (1.0 - a) * (cov[s, j] + a * dj * dj)
+                continue
             for b in range(k):
                 db = x[i, b] - mean[slots[b]]
                 cov[s, b] = (1.0 - a) * (cov[s, b] + a * dj * db)
@@ -304,7 +322,7 @@ def subspace_update(
         for j in range(k):
             count[slots[j]] = c + 1
         c += 1
-        if c >= 10 and (c % refit == 0 or c == warmup // 2 or c == warmup):
+        if not narrow and c >= 10 and (c % refit == 0 or c == warmup // 2 or c == warmup):
             _refit(cov, basis, lam, sd, ncomp, slots, k, var_frac)
 
 
@@ -346,8 +364,11 @@ class Subspace(SoADetector):
                  calibration_half_life: float = 20000.0,
                  scales: tuple[float, ...] = (0.0, 3.0, 10.0), refit: int = 50,
                  var_frac: float = 0.9, target_per_month: float = 0.3,
-                 max_fields: int = 64, field_level: bool = True) -> None:
+                 max_fields: int = 64, field_level: bool = True,
+                 joint_min_fields: int = 2, sd_floor: float = 1e-3) -> None:
+        self.sd_floor = float(sd_floor)
         self.field_level = field_level
+        self.joint_min_fields = max(int(joint_min_fields), 2)
         self.warmup = max(int(warmup), 2)
         self.alpha = 1.0 - 0.5 ** (1.0 / half_life)
         self.alpha_cal = 1.0 - 0.5 ** (1.0 / calibration_half_life)
@@ -373,6 +394,7 @@ class Subspace(SoADetector):
         has_t = t is not None
         tt = t if t is not None else np.zeros(x.shape[0])
         k = x.shape[1]
+        joint = k >= self.joint_min_fields
         for lo in range(0, k, self.max_fields):
             hi = min(lo + self.max_fields, k)
             block = np.ascontiguousarray(x[:, lo:hi])
@@ -382,5 +404,5 @@ class Subspace(SoADetector):
                             a["interval"], a["last_t"], a["level"], a["share"], slots[lo:hi],
                             block, tt, has_t, part, self.scales, self.alpha, self.alpha_cal,
                             self.warmup, self.refit, self.var_frac, self.target,
-                            self.field_level)
+                            self.field_level, joint, self.sd_floor)
             out[:, lo:hi] = part

@@ -23,11 +23,17 @@ the broker that the stream did not store. Each closed stretch is one episode, ha
 ``on_episode`` once when it starts and once when it ends (the service turns them into a team
 notice; ``/metrics`` shows the gauge).
 
-Topic ``forewarn/v1/acme/hp.1/telemetry`` goes to subject ``forewarn.v1.acme.hp//1.telemetry``
-as nats-server's MQTT listener would write it, so the stream's transform is the same:
+The devices' lifecycle messages (status, agent events, reported configs: the same topics with
+``status``, ``event`` or ``config/reported`` in place of ``telemetry``) take the same way, so
+they land in the device's partition in order with its telemetry (only telemetry counts towards
+the per-device forwarded and gap counts). Topic ``forewarn/v1/acme/hp.1/telemetry`` goes to
+subject ``forewarn.v1.acme.hp//1.telemetry`` as nats-server's MQTT listener would write it, so
+the stream's transform is the same:
 
 >>> subject_of_topic("forewarn/v1/acme/hp.1/telemetry")
 'forewarn.v1.acme.hp//1.telemetry'
+>>> lifecycle_subscriptions_beside("$share/fw/forewarn/v1/+/+/telemetry")[0]
+'$share/fw/forewarn/v1/+/+/status'
 >>> batch_position(b'{"v": 1, "device_id": "hp-1", "boot_id": "b7", "seq": 12, "t": [1]}')
 ('b7', 12)
 >>> batch_position(b"garbage")
@@ -55,13 +61,15 @@ from nats.js.client import JetStreamContext
 
 from core.config import MqttConfig
 from core.ingest import Delivery, Ingestor
+from core.lifecycle import LIFECYCLE_KINDS
 from core.nats.backpressure import DeviceLedger, FillGate
 from core.nats.config import NatsConfig
 from core.nats.stream import unread_fill
 from edge.backoff import full_jitter
 from edge.schema import INGEST_FLOW_TOPIC, IngestFlow, decode_payload, parse_topic
 
-__all__ = ["Episode", "IngestBridge", "batch_position", "subject_of_topic"]
+__all__ = ["Episode", "IngestBridge", "batch_position", "lifecycle_subscriptions_beside",
+           "subject_of_topic"]
 
 _log = logging.getLogger(__name__)
 
@@ -72,6 +80,15 @@ _SEQ = re.compile(rb'"seq"\s*:\s*(\d{1,19})\b')
 def subject_of_topic(topic: str) -> str:
     """The NATS subject of an MQTT topic (``.`` in a level becomes ``//``, ``/`` becomes ``.``)."""
     return ".".join(level.replace(".", "//") for level in topic.split("/"))
+
+
+def lifecycle_subscriptions_beside(subscription: str) -> tuple[str, ...]:
+    """The lifecycle filters of the devices a telemetry ``subscription`` covers (none for a
+    filter that does not end in ``/telemetry``)."""
+    base, _, kind = subscription.rpartition("/")
+    if kind != "telemetry":
+        return ()
+    return tuple(f"{base}/{lifecycle}" for lifecycle in LIFECYCLE_KINDS)
 
 
 def batch_position(payload: bytes) -> tuple[str | None, int | None]:
@@ -124,13 +141,17 @@ class IngestBridge:
         self.gate = FillGate(cfg.high_water, cfg.low_water, clock=clock)
         self.ledger = DeviceLedger()
         self.ingestor = Ingestor(self.mqtt, rng=self.rng,
-                                 receive_maximum=cfg.bridge_receive_maximum)
+                                 receive_maximum=cfg.bridge_receive_maximum,
+                                 extra_subscriptions=lifecycle_subscriptions_beside(
+                                     cfg.bridge_subscription))
         #: messages that cannot be NATS messages (a topic that is no subject, a payload above
         #: the server's max_payload), dropped and counted per device
         self.unroutable: dict[tuple[str, str], int] = {}
         #: sequence gaps are counted only when this bridge sees all of a device's messages: a
         #: shared subscription ("$share/…") deals them out among several bridges
         self.count_gaps = not cfg.bridge_subscription.startswith("$share/")
+        #: lifecycle messages (status, agent events, reported configs) stored in the stream
+        self.lifecycle_forwarded = 0
         #: flow messages published to the devices (holds, their refreshes and releases)
         self.device_announcements = 0
         self._opened = asyncio.Event()
@@ -230,9 +251,12 @@ class IngestBridge:
             slots.release()
 
     def _stored(self, message: _InFlight) -> None:
-        boot, seq = (batch_position(message.delivery.payload) if self.count_gaps
-                     else (None, None))
-        self.ledger.forwarded(message.route.tenant, message.route.device_id, boot, seq)
+        if message.delivery.topic.endswith("/telemetry"):
+            boot, seq = (batch_position(message.delivery.payload) if self.count_gaps
+                         else (None, None))
+            self.ledger.forwarded(message.route.tenant, message.route.device_id, boot, seq)
+        else:  # lifecycle: no batch sequence, not in the telemetry ledger
+            self.lifecycle_forwarded += 1
         message.delivery.ack()
 
     def _unroutable(self, message: _InFlight) -> None:

@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core.lifecycle import LIFECYCLE_KINDS
+
 __all__ = ["NatsConfig"]
 
 
@@ -31,9 +33,11 @@ class NatsConfig(BaseModel):
 
     url: str = "nats://127.0.0.1:4222"
     stream: str = "FOREWARN_TELEMETRY"
-    #: subjects the MQTT listener publishes device telemetry on (MQTT '/' becomes NATS '.')
+    #: subjects the MQTT listener publishes device telemetry on (MQTT '/' becomes NATS '.');
+    #: the devices' lifecycle subjects beside it (``status``, ``event``, ``config.reported``
+    #: in place of ``telemetry``) are captured too, into the same partitions
     ingress_subject: str = "forewarn.v1.*.*.telemetry"
-    #: stored subjects: ``{prefix}.{partition}.{tenant}.{device}``
+    #: stored subjects: ``{prefix}.{partition}.{tenant}.{device}.{kind}``
     partition_prefix: str = "fw.tp"
     partitions: int = Field(default=32, ge=1, le=1024)
     #: how long the stream keeps telemetry for replay
@@ -48,7 +52,8 @@ class NatsConfig(BaseModel):
     bridge: bool = False
     #: the bridge's MQTT client id (persistent session); one per machine
     bridge_client_id: str = "forewarn-bridge"
-    #: the bridge's subscription; several machines share one with "$share/<group>/…"
+    #: the bridge's subscription; several machines share one with "$share/<group>/…"; the
+    #: devices' lifecycle topics beside it are subscribed too
     bridge_subscription: str = "forewarn/v1/+/+/telemetry"
     #: messages the broker may send the bridge unacknowledged (MQTT 5 receive maximum)
     bridge_receive_maximum: int = Field(default=256, ge=1, le=65535)
@@ -97,6 +102,18 @@ class NatsConfig(BaseModel):
             raise ValueError(f"low_water {self.low_water} must lie below high_water "
                              f"{self.high_water}")
         return self
+
+    def ingress_subjects(self) -> list[str]:
+        """Every subject the stream captures: the telemetry and the lifecycle messages
+        (:data:`core.lifecycle.LIFECYCLE_KINDS`) of the same devices.
+
+        >>> NatsConfig(ingress_subject="forewarn.v1.acme.*.telemetry").ingress_subjects()[1:]
+        ['forewarn.v1.acme.*.status', 'forewarn.v1.acme.*.event', \
+'forewarn.v1.acme.*.config.reported']
+        """
+        base = self.ingress_subject.rsplit(".", 1)[0]
+        return [self.ingress_subject,
+                *(f"{base}.{kind.replace('/', '.')}" for kind in LIFECYCLE_KINDS)]
 
     def consumer_name(self, partition: int) -> str:
         """Durable consumer name of one partition."""

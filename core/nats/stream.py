@@ -1,20 +1,31 @@
-"""The partitioned telemetry stream: its definition, subject ↔ topic mapping and fill alert.
+"""The partitioned device stream: its definition, subject ↔ topic mapping and fill alert.
 
 nats-server's MQTT listener turns the MQTT topic ``forewarn/v1/acme/hp-1/telemetry`` into the
 subject ``forewarn.v1.acme.hp-1.telemetry`` (a ``.`` inside a topic level becomes ``//``). The
-stream captures those subjects and, with a subject transform, stores each message under
-``fw.tp.{partition(P, tenant, device)}.{tenant}.{device}``: a device always lands in the same
-partition, so one consumer sees all of a device's batches, in order.
+stream captures those subjects, and the same devices' lifecycle messages (``status``,
+``event``, ``config.reported``), and with a subject transform stores each message under
+``fw.tp.{partition(P, tenant, device)}.{tenant}.{device}.{kind}``: a device always lands in
+the same partition, so one consumer sees all of a device's batches and lifecycle messages, in
+the order they arrived.
 
 >>> cfg = NatsConfig(partitions=8)
 >>> stream_config(cfg).subject_transform.dest
-'fw.tp.{{partition(8,1,2)}}.{{wildcard(1)}}.{{wildcard(2)}}'
+'fw.tp.{{partition(8,1,2)}}.{{wildcard(1)}}.{{wildcard(2)}}.>'
 >>> _transform_dest(NatsConfig(ingress_subject="forewarn.v1.acme.*.telemetry", partitions=4))
-'fw.tp.{{partition(4,1)}}.acme.{{wildcard(1)}}'
->>> topic_of_subject("fw.tp.3.acme.hp//7", cfg)
+'fw.tp.{{partition(4,1)}}.acme.{{wildcard(1)}}.>'
+>>> topic_of_subject("fw.tp.3.acme.hp//7.telemetry", cfg)
 'forewarn/v1/acme/hp.7/telemetry'
->>> partition_of_subject("fw.tp.3.acme.hp//7")
+>>> topic_of_subject("fw.tp.3.acme.hp-1.config.reported", cfg)
+'forewarn/v1/acme/hp-1/config/reported'
+>>> partition_of_subject("fw.tp.3.acme.hp//7.status")
 3
+
+A stream made before lifecycle messages were routed stored telemetry without the kind
+(``fw.tp.3.acme.hp-1``); :func:`ensure_stream` widens such a stream in place (the partition
+of every device stays the same) and its old messages still read as telemetry:
+
+>>> topic_of_subject("fw.tp.3.acme.hp-1", cfg)
+'forewarn/v1/acme/hp-1/telemetry'
 """
 
 from __future__ import annotations
@@ -33,7 +44,6 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError
 
 from core.nats.config import NatsConfig
-from edge.schema import telemetry_topic
 
 __all__ = [
     "FillAlert",
@@ -53,8 +63,8 @@ def stream_config(cfg: NatsConfig) -> StreamConfig:
     """The stream definition: file storage, limits retention, discard old, partition transform."""
     return StreamConfig(
         name=cfg.stream,
-        subjects=[cfg.ingress_subject],
-        subject_transform=SubjectTransform(src=cfg.ingress_subject, dest=_transform_dest(cfg)),
+        subjects=cfg.ingress_subjects(),
+        subject_transform=SubjectTransform(src=_transform_src(cfg), dest=_transform_dest(cfg)),
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         discard=DiscardPolicy.OLD,
@@ -67,8 +77,14 @@ def stream_config(cfg: NatsConfig) -> StreamConfig:
     )
 
 
-def _transform_dest(cfg: NatsConfig) -> str:
-    """``{prefix}.{{partition(P,…)}}.{tenant}.{device}`` for the ingress subject's wildcards.
+def _transform_src(cfg: NatsConfig) -> str:
+    """The ingress subject with its kind (``telemetry``) widened to every kind: ``….>``."""
+    return cfg.ingress_subject.rsplit(".", 1)[0] + ".>"
+
+
+def _transform_dest(cfg: NatsConfig, legacy: bool = False) -> str:
+    """``{prefix}.{{partition(P,…)}}.{tenant}.{device}.>`` for the ingress subject's wildcards
+    (``legacy``: without the kind, as streams made before lifecycle routing stored telemetry).
 
     The ingress subject is ``forewarn.v1.<tenant>.<device>.telemetry`` where tenant may be a
     literal (one stream per tenant, as the tests do) and device is a ``*``.
@@ -86,13 +102,16 @@ def _transform_dest(cfg: NatsConfig) -> str:
         else:
             parts.append(token)
     keys = ",".join(str(i) for i in range(1, wild + 1))
-    return f"{cfg.partition_prefix}.{{{{partition({cfg.partitions},{keys})}}}}.{'.'.join(parts)}"
+    dest = f"{cfg.partition_prefix}.{{{{partition({cfg.partitions},{keys})}}}}.{'.'.join(parts)}"
+    return dest if legacy else dest + ".>"
 
 
 async def ensure_stream(js: JetStreamContext, cfg: NatsConfig) -> None:
     """Create the stream, or update its limits; refuse a stream with another partition count.
 
     Changing P would move devices to other partitions and so away from their detector state.
+    A stream made before lifecycle messages were routed (telemetry only, stored without the
+    kind) is widened to them: the partition hash is the same, so no device moves.
     """
     wanted = stream_config(cfg)
     try:
@@ -101,6 +120,10 @@ async def ensure_stream(js: JetStreamContext, cfg: NatsConfig) -> None:
         await js.add_stream(wanted)
         return
     existing = info.config.subject_transform
+    if existing is not None and existing.dest == _transform_dest(cfg, legacy=True):
+        _log.warning("stream %s: widening it to the devices' lifecycle subjects", cfg.stream)
+        await js.update_stream(wanted)
+        return
     if existing is None or wanted.subject_transform is None \
             or existing.dest != wanted.subject_transform.dest:
         raise ValueError(
@@ -120,11 +143,13 @@ def partition_of_subject(subject: str) -> int:
 
 
 def topic_of_subject(subject: str, cfg: NatsConfig) -> str:
-    """The MQTT topic a stored subject came from (``//`` in a level was a ``.``)."""
+    """The MQTT topic a stored subject came from (``//`` in a level was a ``.``; no kind: the
+    telemetry of a stream made before lifecycle routing)."""
     tokens = subject.split(".")
     skip = cfg.partition_prefix.count(".") + 2
     tenant, device_id = (t.replace("//", ".") for t in tokens[skip:skip + 2])
-    return telemetry_topic(tenant, device_id)
+    kind = "/".join(tokens[skip + 2:]) or "telemetry"
+    return f"forewarn/v1/{tenant}/{device_id}/{kind}"
 
 
 def unread_share(first_seq: int, last_seq: int, messages: int, nbytes: int,

@@ -8,12 +8,16 @@ relearns exactly what the previous owner had learned after its last snapshot. Th
 1. fetch up to ``fetch_batch`` messages (the consumer's ``max_ack_pending`` is that same
    number, so one batch is in flight per partition and nothing overtakes it) with a
    :class:`~core.nats.fetch.BatchFetcher`;
-2. decode, dedup and detect each message with the partition's :class:`CorePipeline`, whose
-   store is a hand-off list, not the real store; a message it cannot use is dead-lettered
-   and the dead letters are persisted (when the pipeline has a store for them);
+2. decode, dedup and detect each telemetry message with the partition's :class:`CorePipeline`,
+   whose store is a hand-off list, not the real store; decode each lifecycle message (status,
+   agent event, reported config) with :func:`core.lifecycle.decode_lifecycle`, the direct
+   engine's decoder, dated by when the stream stored it; a message it cannot use is
+   dead-lettered and the dead letters are persisted (when the pipeline has a store for them);
 3. write the batch's scored batches to the real store, retrying with full-jitter backoff for as
    long as the store is down (telling JetStream the messages are in progress meanwhile);
-4. hand every scored batch to the sink (the rules pipeline);
+4. hand every scored batch to the sink and every lifecycle event to the lifecycle sink (the
+   rules pipeline), in the order the stream holds them: a goodbye after a device's last batch
+   is handled after that batch;
 5. acknowledge the last message (ack policy *all* covers the batch) and wait for the server
    to confirm; every ``snapshot_interval_s`` save a snapshot with that message's sequence.
 
@@ -28,7 +32,8 @@ worker checks its lease (the fence) before every acknowledgement and snapshot. W
 process consumes the static slice it was given. Usage::
 
     async with NatsEngine(cfg, partitions=range(0, 16), make_pipeline=factory,
-                          store=store, sink=rules.handle_in_thread) as engine:
+                          store=store, sink=rules.handle_in_thread,
+                          lifecycle=rules.handle_lifecycle_in_thread) as engine:
         await engine.run()            # until engine.stop() or cancellation
 """
 
@@ -52,7 +57,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from core.events import EventSink, ScoredBatch
+from core.events import EventSink, LifecycleEvent, LifecycleSink, ScoredBatch
+from core.lifecycle import decode_lifecycle
 from core.nats.config import NatsConfig
 from core.nats.fetch import BatchFetcher
 from core.nats.lease import Lease, LeaseKeeper, open_lease_bucket
@@ -86,6 +92,9 @@ class HandOff:
         """Keep ``batch`` until :meth:`take`."""
         self._batches.append(batch)
 
+    def __len__(self) -> int:
+        return len(self._batches)
+
     def take(self) -> list[ScoredBatch]:
         """What was written since the last call."""
         batches, self._batches = self._batches, []
@@ -116,6 +125,8 @@ class PartitionStats:
     last_stored_at: float = 0.0
     fetches: int = 0
     messages: int = 0
+    #: lifecycle messages (status, agent event, reported config) among ``messages``
+    lifecycle: int = 0
     store_retries: int = 0
     sink_retries: int = 0
     ack_retries: int = 0
@@ -139,8 +150,11 @@ class PartitionWorker:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         fence: Callable[[], bool] | None = None,
+        lifecycle: LifecycleSink | None = None,
     ) -> None:
         self.partition = partition
+        #: where the devices' lifecycle events go (None: they are counted and dropped)
+        self.lifecycle = lifecycle
         #: whether this process still owns the partition (its lease); None: static ownership
         self.fence = fence
         self._rng = rng or random.Random()
@@ -223,8 +237,13 @@ class PartitionWorker:
         if not msgs:
             return
         self.stats.fetches += 1
+        #: lifecycle events, each with the number of scored batches that came before it
+        events: list[tuple[int, LifecycleEvent]] = []
         for msg in msgs:
             topic = topic_of_subject(msg.subject, self.cfg)
+            if not topic.endswith("/telemetry"):
+                self._lifecycle_message(topic, msg, events)
+                continue
             try:
                 self.pipeline.process_payload(topic, msg.data)
             except Exception as exc:
@@ -237,13 +256,24 @@ class PartitionWorker:
         # the next flush, it does not hold the partition)
         self.pipeline.dead_letters.flush()
         scored = self.handoff.take()
-        if scored:
-            if not await self._retry(lambda: self._write(scored), msgs, "store"):
+        if scored and not await self._retry(lambda: self._write(scored), msgs, "store"):
+            return
+        # the fence once per batch before its effects downstream, and before every retry: not
+        # per message (a lease lost halfway leaves the rest to the next owner's replay, which
+        # the case book and the device table take as repeats)
+        if not self._owner():
+            return
+        for item in _in_stream_order(scored, events):
+            try:
+                await self._hand_on(item)
+                continue
+            except Exception as exc:  # foreign code, or its database away: keep the data
+                self.stats.sink_retries += 1
+                _log.warning("partition %d: sink failed (%s); retrying, batch held",
+                             self.partition, exc)
+            if not await self._retry(lambda i=item: self._hand_on(i),  # type: ignore[misc]
+                                     msgs, "sink"):
                 return
-            for batch in scored:
-                if not await self._retry(lambda b=batch: self.sink(b),  # type: ignore[misc]
-                                         msgs, "sink"):
-                    return
         # an acknowledgement lost to a broken connection would stall the partition until
         # ack_wait; acknowledging again is harmless. The fence is checked before each attempt.
         if not await self._retry(lambda: self._ack(msgs[-1]), msgs, "ack"):
@@ -252,6 +282,29 @@ class PartitionWorker:
         meta = msgs[-1].metadata
         self.stats.last_seq = meta.sequence.stream
         self.stats.last_stored_at = meta.timestamp.timestamp()
+
+    def _lifecycle_message(self, topic: str, msg: Msg,
+                           events: list[tuple[int, LifecycleEvent]]) -> None:
+        """Decode one status, agent event or config report; keep it for the lifecycle sink.
+
+        Dated by when the stream stored it (a last will happened when it arrived): a
+        redelivery or a replay by the next owner gives the same event.
+        """
+        self.stats.lifecycle += 1
+        if self.lifecycle is None:
+            return
+        stored_at = msg.metadata.timestamp.timestamp()
+        event = decode_lifecycle(topic, msg.data, None, arrival=stored_at,
+                                 dead_letters=self.pipeline.dead_letters)
+        if event is not None:
+            events.append((len(self.handoff), event))
+
+    async def _hand_on(self, item: ScoredBatch | LifecycleEvent) -> None:
+        if isinstance(item, ScoredBatch):
+            await self.sink(item)
+        else:
+            assert self.lifecycle is not None  # events are only kept for a sink
+            await self.lifecycle(item)
 
     def _owner(self) -> bool:
         """The fence: False (and the worker stops) once the lease can no longer be trusted;
@@ -278,6 +331,12 @@ class PartitionWorker:
         last_progress = self.clock()
         while True:
             if not self._owner():
+                return False
+            if failures and self._stopping.is_set():
+                # asked to stop while a batch is held: give it up unacknowledged (JetStream
+                # redelivers it to whoever consumes the partition next) rather than retry on
+                _log.warning("partition %d: stopping with a %s retry pending; batch left "
+                             "unacknowledged", self.partition, what)
                 return False
             try:
                 await attempt()
@@ -320,6 +379,27 @@ class PartitionWorker:
         self.stats.snapshot_bytes = size
 
 
+def _in_stream_order(scored: list[ScoredBatch], events: list[tuple[int, LifecycleEvent]]
+                     ) -> list[ScoredBatch | LifecycleEvent]:
+    """Scored batches and lifecycle events interleaved as their messages were in the stream.
+
+    >>> from core.events import ConfigReported
+    >>> event = ConfigReported("acme", "hp-1", "applied", 1, ())
+    >>> _in_stream_order(["b0", "b1"], [(1, event)])  # doctest: +ELLIPSIS
+    ['b0', ConfigReported(...), 'b1']
+    """
+    if not events:
+        return list(scored)
+    ordered: list[ScoredBatch | LifecycleEvent] = []
+    start = 0
+    for position, event in events:
+        ordered.extend(scored[start:position])
+        ordered.append(event)
+        start = position
+    ordered.extend(scored[start:])
+    return ordered
+
+
 class NatsEngine:
     """One worker process's JetStream side: connection, stream, and its partitions' workers."""
 
@@ -334,8 +414,11 @@ class NatsEngine:
         member: str | None = None,
         on_acquired: Callable[[int], Awaitable[None]] | None = None,
         on_released: Callable[[int], Awaitable[None]] | None = None,
+        lifecycle: LifecycleSink | None = None,
     ) -> None:
         self.cfg = cfg
+        #: where the devices' status, agent events and reported configs go (None: dropped)
+        self.lifecycle = lifecycle
         #: the partitions consumed now (a live list: leases add and remove while running)
         self.partitions = list(partitions)
         #: this process's name among the lease holders; None: static ownership
@@ -374,7 +457,7 @@ class NatsEngine:
             self.partitions.clear()
         self.workers = [
             PartitionWorker(p, self._nc, self._js, self.cfg, self.make_pipeline, self.store,
-                            self.sink, snapshots)
+                            self.sink, snapshots, lifecycle=self.lifecycle)
             for p in self.partitions
         ]
         return self
@@ -402,7 +485,8 @@ class NatsEngine:
         """A lease was taken: restore the partition and consume it while the lease holds."""
         assert self._nc is not None and self._js is not None and self._snapshots is not None
         worker = PartitionWorker(partition, self._nc, self._js, self.cfg, self.make_pipeline,
-                                 self.store, self.sink, self._snapshots, fence=lease.valid)
+                                 self.store, self.sink, self._snapshots, fence=lease.valid,
+                                 lifecycle=self.lifecycle)
         self.workers.append(worker)
         self._by_partition[partition] = worker
         self.partitions.append(partition)

@@ -1,10 +1,15 @@
-"""``forewarn core`` (direct MQTT engine) as a subprocess, for the tests that kill and scrape it.
+"""``forewarn core`` (direct MQTT engine) as a subprocess, for the tests that run, kill and
+scrape it: over a configuration it writes for a broker and a tenant, or over the test's own file.
 
     core = CoreProcess(tmp_path, broker, tenant, extra_core="metrics_port = 9300\\n")
     core.create_session()          # telemetry waits for core from now on, even before it runs
     core.start()
     wait_for(lambda: ..., 60, "what", core)
     core.stop()                    # SIGTERM; returns the exit code
+
+    core = CoreProcess(tmp_path, config=path, core_args=["--quiet-notices"])
+    core.start()
+    assert core.wait_for_line("subscribed to", 120), core.log_tail()
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -45,19 +50,35 @@ rules:
 
 
 class CoreProcess:
-    """One configuration of ``forewarn core`` in ``workdir``; each start is a new process."""
+    """One configuration of ``forewarn core`` in ``workdir``; each start is a new process, its
+    output in a log of its own (``logs``; ``lines`` and ``log_tail`` read the current one).
 
-    def __init__(self, workdir: Path, broker: Mosquitto, tenant: str,
-                 extra_core: str = "") -> None:
+    Without ``config`` it writes one: ``broker`` and ``tenant``, the embedded store, the cases
+    and the state in ``workdir`` (the paths below), a one-rule set and ``extra_core`` lines in
+    ``[core]``. ``args`` go before ``--config``, ``core_args`` after ``core``. The environment
+    is the test's without ``FOREWARN_*``: only the file configures core.
+    """
+
+    def __init__(self, workdir: Path, broker: Mosquitto | None = None, tenant: str = "",
+                 extra_core: str = "", *, config: Path | None = None,
+                 args: Sequence[str] = ("-v",), core_args: Sequence[str] = ()) -> None:
         self.workdir = workdir
-        self.broker = broker
         self.tenant = tenant
+        self.args, self.core_args = list(args), list(core_args)
         self.client_id = f"core-{uuid.uuid4().hex[:8]}"
         self.subscription = f"forewarn/v1/{tenant}/+/telemetry"
         self.store_db = workdir / "telemetry.sqlite"
         self.cases_db = workdir / "cases.sqlite"
         self.state_dir = workdir / "state"
         self.notices = workdir / "notices.jsonl"
+        self.logs: list[Path] = []
+        self.process: subprocess.Popen[bytes] | None = None
+        self._broker = broker
+        if config is not None:
+            self.config = config
+            return
+        if broker is None:
+            raise ValueError("CoreProcess needs a broker to write a configuration for")
         self.config = workdir / "forewarn.toml"
         (workdir / "rules.yaml").write_text(RULES)
         self.config.write_text(
@@ -71,8 +92,13 @@ class CoreProcess:
             f'[cases]\nurl = "sqlite:///{self.cases_db}"\n'
             f'rules_file = "{workdir / "rules.yaml"}"\nnotices_jsonl = "{self.notices}"\n'
             + SINGLE_SERIES_DETECTOR_TOML)
-        self.logs: list[Path] = []
-        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def broker(self) -> Mosquitto:
+        """The broker the written configuration names."""
+        if self._broker is None:
+            raise AttributeError("this core runs the test's own configuration file")
+        return self._broker
 
     def create_session(self) -> None:
         """Open core's persistent session as core would, so telemetry waits for it."""
@@ -92,18 +118,36 @@ class CoreProcess:
             client.loop_stop()
 
     def start(self) -> None:
-        """Start ``forewarn -v --config FILE core``; its output goes to a log of its own."""
+        """Start ``forewarn ARGS --config FILE core CORE_ARGS``; its output goes to a log of
+        its own."""
         log = self.workdir / f"core-{len(self.logs)}.log"
         self.logs.append(log)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FOREWARN_")}
         with log.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "forewarn.cli", "-v", "--config", str(self.config),
-                 "core"], cwd=self.workdir, env={**os.environ, "PYTHONPATH": str(_ROOT)},
-                stdout=out, stderr=subprocess.STDOUT)
+                [sys.executable, "-m", "forewarn.cli", *self.args, "--config", str(self.config),
+                 "core", *self.core_args], cwd=self.workdir,
+                env={**env, "PYTHONPATH": str(_ROOT)}, stdout=out, stderr=subprocess.STDOUT)
 
     def log_tail(self, chars: int = 3000) -> str:
         """The end of the current process's output."""
         return self.logs[-1].read_text()[-chars:] if self.logs else ""
+
+    @property
+    def lines(self) -> list[str]:
+        """The current process's output, line by line."""
+        return self.logs[-1].read_text().splitlines() if self.logs else []
+
+    def wait_for_line(self, text: str, timeout_s: float) -> bool:
+        """Poll until a line containing ``text`` was printed (False: the deadline, or the
+        process exited without printing it)."""
+        deadline = time.monotonic() + timeout_s
+        while not any(text in line for line in self.lines):
+            if time.monotonic() > deadline or (
+                    self.process is not None and self.process.poll() is not None):
+                return any(text in line for line in self.lines)
+            time.sleep(0.1)
+        return True
 
     def kill(self) -> None:
         """SIGKILL, as a crash."""
@@ -112,10 +156,16 @@ class CoreProcess:
         self.process.wait(10)
 
     def stop(self, timeout_s: float = 60.0) -> int:
-        """SIGTERM; the exit code."""
+        """SIGTERM (unless it already exited); the exit code. Killed after ``timeout_s``."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout_s)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
 
     def close(self) -> None:
         """Kill a process still running (a failed test)."""

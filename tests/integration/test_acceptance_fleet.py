@@ -33,7 +33,7 @@ from firmware_sim.truth import read_jsonl
 from forewarn.commands.fleet import parse_start
 from forewarn.devices.passwords import add_device
 from forewarn.fleet import FleetPlan, demo_fleet
-from tests.integration.test_core_service import CoreProcess
+from tests.integration.core_process import CoreProcess
 from tests.servers.mosquitto import Mosquitto, mosquitto_binary
 from tests.servers.smtp import SmtpServer
 from tests.servers.webhook import WebhookReceiver
@@ -215,7 +215,8 @@ credentials_file = "{etc / 'fleet.credentials'}"
         with smtp.lock:
             return {str(message["To"]).split("@")[0] for message in smtp.messages}
 
-    core = CoreProcess(config, cwd=tmp_path, args=["-v"])
+    core = CoreProcess(tmp_path, config=config, core_args=["--quiet-notices"])
+    core.start()
     fleet: FleetProcess | None = None
     try:
         assert core.wait_for_line("subscribed to", 180), "\n".join(core.lines[-30:])
@@ -230,10 +231,10 @@ credentials_file = "{etc / 'fleet.credentials'}"
         while fleet.simulated_hours < HOURS / 2 and time.monotonic() < deadline:
             assert fleet.process.poll() is None, "\n".join(fleet.lines[-10:])
             smtp.wait_for(len(smtp.messages) + 1, 0.2)  # a short wait between looks
-        core.process.send_signal(signal.SIGKILL)
+        core.kill()
         assert core.stop() == -signal.SIGKILL
         _poison_and_wrong_tenant(broker.port, tenant, "hp-0001", passwords["hp-0001"])
-        core = CoreProcess(config, cwd=tmp_path, args=["-v"])
+        core.start()
         assert core.wait_for_line("subscribed to", 180), "\n".join(core.lines[-30:])
         restored = [line for line in core.lines if "state restored" in line]
         assert restored, "the restarted core did not restore its detectors:\n" + \

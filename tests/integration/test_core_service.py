@@ -6,14 +6,9 @@ and the team's notices reach the webhook signed with the secret from its file.""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +17,7 @@ from core.config import MqttConfig
 from edge.schema import telemetry_subscription
 from firmware_sim.fleet import Fleet, FleetConfig
 from forewarn.demo import DemoOptions, publish_fleet
+from tests.integration.core_process import CoreProcess
 from tests.servers.mosquitto import Mosquitto
 from tests.servers.smtp import SmtpServer
 from tests.servers.webhook import WebhookReceiver
@@ -31,54 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
-
-
-class CoreProcess:
-    """``forewarn --config FILE core`` in its own process; its stdout lines are collected."""
-
-    def __init__(self, config: Path, cwd: Path, args: Sequence[str] = ()) -> None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        env = {k: v for k, v in env.items() if not k.startswith("FOREWARN_")}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "forewarn.cli", *args, "--config", str(config), "core",
-             "--quiet-notices"],
-            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-
-    def wait_for_line(self, text: str, timeout_s: float) -> bool:
-        """Block until a line containing ``text`` was printed (False: the deadline or exit)."""
-        deadline = time.monotonic() + timeout_s
-        with self._changed:
-            while not any(text in line for line in self.lines):
-                left = deadline - time.monotonic()
-                if left <= 0 or self.process.poll() is not None:
-                    return any(text in line for line in self.lines)
-                self._changed.wait(min(left, 0.5))
-            return True
-
-    def stop(self) -> int:
-        """SIGTERM, and the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(60)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
-            self._reader.join(5)
-            if self.process.stdout is not None:
-                self.process.stdout.close()
 
 
 @pytest.fixture
@@ -152,7 +100,8 @@ url = "{helpdesk.url}"
 secret_file = "webhook-secret"
 """)
     # from a directory that is not the checkout: the registry is found beside the config
-    core = CoreProcess(config, cwd=tmp_path)
+    core = CoreProcess(tmp_path, config=config, args=(), core_args=["--quiet-notices"])
+    core.start()
     try:
         assert core.wait_for_line("subscribed to", 120), "\n".join(core.lines)
         # what it runs with, said at start
@@ -179,7 +128,7 @@ secret_file = "webhook-secret"
         deadline = time.monotonic() + 300
         while not faulty <= set(customer_mails()) and time.monotonic() < deadline:
             smtp.wait_for(len(smtp.messages) + 1, 2.0)
-            assert core.process.poll() is None, "\n".join(core.lines[-20:])
+            assert core.process is not None and core.process.poll() is None, core.log_tail()
         mails = customer_mails()
         assert faulty <= set(mails), f"no e-mail for {sorted(faulty - set(mails))}"
         korean = {d.device_id for i, d in enumerate(fleet.devices) if i % 2 == 0}

@@ -21,7 +21,7 @@ from typing import IO
 from forewarn.broker import free_port
 from tests.servers._process import stop_process, wait_listening
 
-__all__ = ["NatsServer", "free_port", "nats_server_binary"]
+__all__ = ["NatsServer", "free_port", "mosquitto_bridge_config", "nats_server_binary"]
 
 
 def nats_server_binary() -> str | None:
@@ -106,3 +106,22 @@ class NatsServer:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def mosquitto_bridge_config(server: NatsServer, tenant: str = "+", name: str = "nats") -> str:
+    """mosquitto's bridge to ``server``'s MQTT listener, as docs/scaling.md documents it: the
+    devices' telemetry and lifecycle messages of ``tenant`` (every tenant: ``+``) out, QoS 1."""
+    topics = "".join(f"topic forewarn/v1/{tenant}/+/{kind} out 1\n"
+                     for kind in ("telemetry", "status", "event", "config/reported"))
+    return (
+        f"connection {name}\n"
+        f"address {server.host}:{server.mqtt_port}\n"
+        "bridge_protocol_version mqttv311\n"
+        "cleansession false\n"
+        f"clientid bridge-{name}-{server.port}\n"
+        "bridge_attempt_unsubscribe false\n"
+        "try_private false\n"
+        "restart_timeout 1 5\n"
+        "notifications false\n"
+        + topics
+    )

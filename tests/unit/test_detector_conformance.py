@@ -75,6 +75,9 @@ DETECTORS: dict[str, tuple[Callable[[], Any], str | None, str | None]] = {
                    "regression_update"),
     "subspace": (lambda: Subspace(capacity=2, warmup=20), "core.detect.subspace",
                  "subspace_update"),
+    # a narrow device (fewer fields than joint_min_fields): only its fields' falling steps
+    "subspace_narrow": (lambda: Subspace(capacity=2, warmup=20, joint_min_fields=9),
+                        "core.detect.subspace", "subspace_update"),
     "field_level": (lambda: FieldLevel(capacity=2, hold=3), "core.detect.field_level",
                     "field_level_update"),
     "ensemble": (lambda: Ensemble(), None, None),

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +21,11 @@ import pytest
 from core.config import MqttConfig
 from core.events import ScoredBatch
 from core.lifecycle import LifecycleListener
-from edge.agent import EdgeAgent
-from edge.backoff import Backoff
-from edge.batcher import Batcher
-from edge.queue import DiskQueue
-from edge.uplink import BrokerConfig, Uplink
 from rules.cases import CaseBook
 from rules.db import DeviceRow, connect
 from rules.model import parse_rules
 from rules.pipeline import RulesPipeline
+from tests.integration.edge.agents import device_uplink, kill_agent, until
 
 pytestmark = pytest.mark.integration
 
@@ -45,19 +40,6 @@ rules:
     when: {event: {detector: agent, field: high_pressure_trip, within: 1h}}
     for: 0s
 """
-
-
-def _uplink(port: int, tenant: str, device: str, password: str, path: Path) -> Uplink:
-    agent = EdgeAgent(tenant, Batcher(device, uuid.uuid4().hex[:8], "heat_pump", ("a",)),
-                      queue=DiskQueue(path))
-    return Uplink(agent, BrokerConfig("127.0.0.1", port, username=device, password=password),
-                  backoff=Backoff(0.05, 0.5), client_id=f"{device}-{uuid.uuid4().hex[:4]}")
-
-
-async def _until(check: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not check():
-            await asyncio.sleep(0.05)  # polling the case database until the deadline
 
 
 def _forewarn(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -93,12 +75,12 @@ def test_lifecycle_through_mosquitto(secured_broker, tmp_path) -> None:
         listening = asyncio.create_task(listener.run())
         await asyncio.wait_for(listener.connected.wait(), 10)
         # hp-a: online, raises its own event, is reconfigured, then says goodbye
-        a = _uplink(port, tenant, "hp-a", passwords["hp-a"], tmp_path / "a.sqlite")
+        a = device_uplink(port, tenant, "hp-a", passwords["hp-a"], tmp_path / "a.sqlite")
         async with a:
-            await _until(lambda: state("hp-a") == ("online", None), "hp-a online")
+            await until(lambda: state("hp-a") == ("online", None), "hp-a online")
             a.agent.add_event("high_pressure_trip", "alarm", {"bar": 31.5})
             a.notify()
-            await _until(lambda: (row("hp-a") or DeviceRow()).last_event
+            await until(lambda: (row("hp-a") or DeviceRow()).last_event
                          == "high_pressure_trip", "event stored")
             now = time.time()
             await rules.handle_in_thread(ScoredBatch(tenant, "hp-a", "heat_pump", ("a",),
@@ -108,12 +90,13 @@ def test_lifecycle_through_mosquitto(secured_broker, tmp_path) -> None:
             setter = await asyncio.to_thread(_forewarn, config, "config", "set", "hp-a",
                                              "batch_max_samples=7", "--wait", "20")
             seen["set"] = (setter.returncode, setter.stdout, setter.stderr)
-            await _until(lambda: bool((row("hp-a") or DeviceRow()).reported_json),
+            await until(lambda: bool((row("hp-a") or DeviceRow()).reported_json),
                          "report stored")
             seen["batcher"] = a.agent.batcher.max_samples
-        await _until(lambda: state("hp-a") == ("offline", "shutdown"), "hp-a goodbye")
+        await until(lambda: state("hp-a") == ("offline", "shutdown"), "hp-a goodbye")
         # hp-b: killed, so the broker publishes its last will
-        seen["will_at"] = await _kill_agent(port, tenant, passwords["hp-b"], tmp_path, state)
+        seen["will_at"] = await kill_agent(port, tenant, "hp-b", passwords["hp-b"], tmp_path,
+                                           state)
         listening.cancel()
         return seen
 
@@ -148,31 +131,12 @@ def test_lifecycle_through_mosquitto(secured_broker, tmp_path) -> None:
     async def back() -> None:
         listener = LifecycleListener(mqtt, rules.handle_lifecycle_in_thread)
         listening = asyncio.create_task(listener.run())
-        b = _uplink(port, tenant, "hp-b", passwords["hp-b"], tmp_path / "b2.sqlite")
+        b = device_uplink(port, tenant, "hp-b", passwords["hp-b"], tmp_path / "b2.sqlite")
         async with b:
-            await _until(lambda: state("hp-b") == ("online", None), "hp-b back")
+            await until(lambda: state("hp-b") == ("online", None), "hp-b back")
         listening.cancel()
 
     asyncio.run(back())
     assert rules.stats.resolved == resolved + 1
     rules.close()
     engine.dispose()
-
-
-async def _kill_agent(port: int, tenant: str, password: str, tmp_path: Path,
-                      state: Callable[[str], tuple[str | None, str | None]]) -> float:
-    edge = tmp_path / "b.toml"
-    edge.write_text(f'tenant = "{tenant}"\ndevice_id = "hp-b"\n[broker]\nport = {port}\n'
-                    f'username = "hp-b"\n[queue]\npath = "{tmp_path / "b.sqlite"}"\n')
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "forewarn.commands.edge", "run", "--config", str(edge)],
-        env={**os.environ, "PYTHONPATH": str(ROOT), "FOREWARN_EDGE_BROKER__PASSWORD": password},
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        await _until(lambda: state("hp-b") == ("online", None), "hp-b online", 60)
-    finally:
-        agent.kill()
-        agent.wait()
-    killed = time.time()
-    await _until(lambda: state("hp-b") == ("offline", "connection_lost"), "hp-b will", 60)
-    return killed

@@ -20,24 +20,9 @@ from core.nats import NatsConfig, ensure_stream
 from core.nats.stream import topic_of_subject
 from edge.schema import encode_payload
 from tests.servers.mosquitto import Mosquitto, mosquitto_binary
-from tests.servers.nats import NatsServer
+from tests.servers.nats import NatsServer, mosquitto_bridge_config
 
 pytestmark = pytest.mark.integration
-
-
-def _bridge_config(server: NatsServer, tenant: str) -> str:
-    return (
-        "connection nats\n"
-        f"address {server.host}:{server.mqtt_port}\n"
-        "bridge_protocol_version mqttv311\n"
-        "cleansession false\n"
-        f"clientid bridge-{tenant}\n"
-        "bridge_attempt_unsubscribe false\n"
-        "try_private false\n"
-        "restart_timeout 1 5\n"
-        "notifications false\n"
-        f"topic forewarn/v1/{tenant}/+/telemetry out 1\n"
-    )
 
 
 def test_mqtt5_device_reaches_the_stream_through_the_bridge(
@@ -75,8 +60,8 @@ def test_mqtt5_device_reaches_the_stream_through_the_bridge(
             await nc.close()
 
     asyncio.run(make_stream())
-    with Mosquitto(tmp_path / "mosquitto", extra_config=_bridge_config(nats_server,
-                                                                        unique_tenant)) as broker:
+    with Mosquitto(tmp_path / "mosquitto", extra_config=mosquitto_bridge_config(
+            nats_server, unique_tenant, name=unique_tenant)) as broker:
         device = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
                              client_id="hp-1", protocol=mqtt.MQTTv5)
         device.connect(broker.host, broker.port)

@@ -96,10 +96,11 @@ def test_workers_run_with_the_supervisors_resolved_config(
             await _wait_for(lambda: _consumers(js, stream, 4), 90, "4 partition consumers",
                             supervisor)
             info = await js.stream_info(stream)
-            assert info.config.subjects == [f"forewarn.v1.{unique_tenant}.*.telemetry"]
+            assert info.config.subjects == [f"forewarn.v1.{unique_tenant}.*.{kind}" for kind in
+                                            ("telemetry", "status", "event", "config.reported")]
             assert info.config.subject_transform is not None
             assert info.config.subject_transform.dest == (
-                f"cfg.{unique_tenant}.{{{{partition(4,1)}}}}.{unique_tenant}.{{{{wildcard(1)}}}}")
+                f"cfg.{unique_tenant}.{{{{partition(4,1)}}}}.{unique_tenant}.{{{{wildcard(1)}}}}.>")
             assert (info.config.max_age, info.config.max_bytes) == (3 * 3600.0, 64 * 1024**2)
             before = await _consumers(js, stream, 4)
             assert before is not None

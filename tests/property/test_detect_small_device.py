@@ -1,0 +1,111 @@
+"""A small device (8 fields, 1 Hz, a short rig run) under the default detector and rules.
+
+What ``forewarn score FILE --warmup 400`` does with a test-rig recording of 8 sensors in
+correlated pairs (issue 17, docs/detection.md "Small devices"):
+
+- a fault in one correlated pair (one field leaves its relation to its partner while staying
+  within its own range) alarms within a few hold times of its start, **keeps alarming while it
+  lasts**, and is blamed on that pair;
+- a healthy run raises alarms on a bounded share of its rows after the warm-up.
+
+The runs are fixed (seed, pair), not drawn: the default detector does not meet these
+properties on every run yet, and the runs where it fails are marked ``xfail(strict=True)``
+with the reason (docs/detection.md "Small devices"), so a change that fixes one turns its mark
+into a failure that asks for the mark to go.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from forewarn.score.read import DeviceSeries
+from forewarn.score.run import ScoreOptions, score_device
+
+FIELDS = tuple(f"s{j}" for j in range(8))
+WARMUP = 400
+ROWS = 1150
+START, STOP = 600, 950  # the fault's rows
+#: the share of a healthy run's judged rows that may alarm
+HEALTHY_ALARM_SHARE = 0.05
+
+
+def _rig(seed: int) -> np.ndarray:
+    """Eight sensors in four correlated pairs, each pair driven by its own slow load, 1 Hz."""
+    rng = np.random.default_rng(seed)
+    loads = np.cumsum(rng.normal(0.0, 0.1, (ROWS, 4)), axis=0)
+    loads -= loads.mean(axis=0)
+    x = np.repeat(loads, 2, axis=1) * np.array([1.0, 2.0] * 4)
+    x += np.array([10.0, 3.0, 50.0, 1.0, 20.0, 5.0, 80.0, 2.0])
+    out: np.ndarray = x + rng.normal(0.0, 0.1, x.shape)
+    return out
+
+
+def _score(x: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    n = x.shape[0]
+    series = DeviceSeries("rig", np.arange(n), np.arange(n, dtype=np.float64), x)
+    result = score_device(series, FIELDS, ScoreOptions(warmup=str(WARMUP)))
+    return result.alarm, [e.field for e in result.episodes]
+
+
+def _faulty(seed: int, pair: int) -> tuple[np.ndarray, int]:
+    x = _rig(seed)
+    moved = 2 * pair + 1
+    # the field leaves its partner by 1.5 of its own warm-up spread: within its range, but
+    # about 14 of the pair's noise spreads off their relation
+    x[START:STOP, moved] -= 1.5 * x[:WARMUP, moved].std()
+    return x, moved
+
+
+_MISSED = pytest.mark.xfail(strict=True, reason="the regression's short level stays below the "
+                            "bar for a sustained 6-7 sigma relation break (half_z 4.5)")
+_LATE = pytest.mark.xfail(strict=True, reason="caught only by the regression's long average "
+                          "(half-life 120 samples), 50-300 rows after the fault's start")
+
+
+@pytest.mark.parametrize(("seed", "pair"), [
+    (0, 2), (0, 3), (5, 3),
+    pytest.param(0, 0, marks=_MISSED), pytest.param(1, 1, marks=_MISSED),
+    pytest.param(0, 1, marks=_LATE), pytest.param(2, 1, marks=_LATE),
+])
+def test_fault_in_a_correlated_pair_alarms_and_holds(seed: int, pair: int) -> None:
+    x, moved = _faulty(seed, pair)
+    alarm, blamed = _score(x)
+    assert not alarm[WARMUP:START].any()
+    hits = np.flatnonzero(alarm[START:STOP])
+    assert hits.size and hits[0] <= 30                   # within three hold times
+    assert alarm[START + hits[0]:STOP].mean() >= 0.95    # and it holds while the fault lasts
+    assert set(blamed) <= {FIELDS[moved - 1], FIELDS[moved]}
+
+
+@pytest.mark.xfail(strict=True, reason="the regression's residual averages stay up for "
+                   "hundreds of rows after the relation is back (long half-life 120 samples)")
+def test_alarm_clears_within_a_minute_of_the_fault_ending() -> None:
+    x, _ = _faulty(0, 2)
+    alarm, _ = _score(x)
+    assert not alarm[STOP + 60:].any()
+
+
+@pytest.mark.parametrize("seed", [
+    0, 1, 2, 4, 5,
+    pytest.param(3, marks=pytest.mark.xfail(strict=True, reason="the loads wander beyond the "
+                 "warm-up's range and the regression (on readings and their squares) "
+                 "extrapolates: 71 % of rows alarm")),
+])
+def test_healthy_run_alarms_on_a_bounded_share_of_rows(seed: int) -> None:
+    alarm, _ = _score(_rig(seed))
+    assert alarm[WARMUP:].mean() <= HEALTHY_ALARM_SHARE
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_field_that_stops_moving_alarms_while_it_lasts(seed: int) -> None:
+    # a sensor that loses its signal: it still reads (a little noise, never one value for
+    # long, so the stuck detector's runs do not see it) but no longer follows its load
+    x = _rig(seed)
+    level = x[START - 1, 4]
+    x[START:STOP, 4] = level + np.random.default_rng(seed).normal(0.0, 0.005, STOP - START)
+    alarm, blamed = _score(x)
+    hits = np.flatnonzero(alarm[START:STOP])
+    assert hits.size and hits[0] <= 60
+    assert alarm[START + hits[0]:STOP].mean() >= 0.95
+    assert FIELDS[4] in blamed

@@ -6,7 +6,10 @@
                              ─▶ RulesPipeline (customer registry, every product's rules,
                                 case book) ─▶ outbox ─▶ channels (terminal, email, webhook,
                                 apprise)
-    ticks(now)               ─▶ devices gone silent, escalation, auto-resolve, ended silences
+    (case book)              ─▶ fleet incidents ([incidents]): a cohort's cases of one rule,
+                                one team notice, one customer message per device
+    ticks(now)               ─▶ devices gone silent, escalation, auto-resolve, ended silences,
+                                incidents whose cases all resolved closed
     MQTT status/event/config ─▶ LifecycleListener ─▶ RulesPipeline's device book (online,
       (direct engine)           offline, last seen, reported config; goodbyes, last wills)
     the device's partition   ─▶ decode_lifecycle ─▶ the same sink (NATS workers: in stream
@@ -61,6 +64,7 @@ from forewarn.settings import SHIPPED_CONFIG, Settings
 from forewarn.status_links import make_status_links
 from rules.cases import CaseBook
 from rules.errors import RuleError
+from rules.incidents import IncidentBook
 from rules.model import RuleSet, load_rules, merge_rule_sets
 from rules.notifiers.base import Notifier
 from rules.notifiers.terminal import TerminalNotifier
@@ -250,7 +254,12 @@ class Service:
         return CaseBook(engine, channel=notify.customers, clock=self.clock,
                         registry=self.configured.registry, team_channel=notify.team,
                         team_recipient=team_to,
-                        status_links=make_status_links(self.settings, clock=self.clock))
+                        status_links=make_status_links(self.settings, clock=self.clock),
+                        incidents=self.incident_book())
+
+    def incident_book(self) -> IncidentBook:
+        """Fleet incidents over the registry's cohorts (``[incidents]``)."""
+        return IncidentBook(self.settings.incidents.policy(), self.configured.registry)
 
     def rules_pipeline(self, engine: Engine) -> RulesPipeline:
         """Every product's rules over the registry, opening cases in ``engine``."""

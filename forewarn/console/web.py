@@ -40,6 +40,7 @@ from forewarn.console.security import (
 )
 from forewarn.console.timefmt import span, when
 from forewarn.console.units import unit, units
+from forewarn.incidents import incident_detail, incident_list
 from rules.resolution import FALSE_ALARM_REASONS, OUTCOMES, Resolution
 
 __all__ = ["error_page", "router", "wants_html"]
@@ -275,6 +276,24 @@ def dead_letters_page(request: Request, session: Session, ctx: Context,
     """The newest messages core refused under the tenant's topics, with counts by reason."""
     page = tenant_dead_letters(ctx, session.principal.tenant, reason or None, 100)
     return _render(request, "deadletters.html.j2", session, page=page, reason=reason or "")
+
+
+@router.get("/incidents", response_class=HTMLResponse)
+def incidents_page(request: Request, session: Session, ctx: Context) -> Response:
+    """Fleet incidents of the tenant, newest first (``forewarn.incidents``)."""
+    return _render(request, "incidents.html.j2", session,
+                   incidents=incident_list(ctx.engine, tenant=session.principal.tenant),
+                   detail=None)
+
+
+@router.get("/incidents/{incident_id}", response_class=HTMLResponse)
+def incident_page(request: Request, incident_id: int, session: Session,
+                  ctx: Context) -> Response:
+    """One fleet incident and the cases it links."""
+    detail = incident_detail(ctx.engine, incident_id, session.principal.tenant)
+    if detail is None:
+        raise HTTPException(404, f"no incident {incident_id}")
+    return _render(request, "incidents.html.j2", session, incidents=[], detail=detail)
 
 
 @router.get("/devices/{device_id}", response_class=HTMLResponse)

@@ -116,6 +116,15 @@ LABELS: dict[str, str] = {
     "fleet_faults_injected": "fleet-wide faults injected (cohorts)",
     "fleet_fault_devices": "devices affected by them",
     "fleet_fault_devices_detected": "… of which a case caught",
+    "fleet_faults_found_as_incident": "fleet-wide faults found as one incident",
+    "median_h_tenth_of_cohort_to_incident": "… hours from a tenth of the cohort affected, median",
+    "median_h_tenth_visible_to_incident": "… hours from a tenth of it visible, median",
+    "customer_messages_per_affected_device_per_incident":
+        "customer messages per affected device per incident",
+    "max_customer_messages_per_device_since_incident_opened":
+        "… most to one device once the incident was open",
+    "incidents": "fleet incidents opened",
+    "false_incidents": "… of which mostly of devices without a fleet fault",
     "notices_for_never_visible_faults": "notices for faults the customer never noticed",
     "offline_cases": "offline cases (a simulated outage: not false)",
     "samples": "samples streamed",

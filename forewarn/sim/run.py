@@ -11,6 +11,7 @@ from typing import Any
 
 from firmware_sim.fleet import Fleet, SimDevice
 from firmware_sim.truth import write_jsonl
+from forewarn.sim.incidents import SimIncident, incident_report
 from forewarn.sim.match import MatchResult, SimCase, match_cases
 from forewarn.sim.options import EvalOptions, TimelineTrace
 from forewarn.sim.report import report
@@ -29,6 +30,8 @@ class Evaluation:
     result: MatchResult
     report: dict[str, Any]
     traces: dict[str, TimelineTrace]
+    #: the fleet incidents the rules opened
+    incidents: list[SimIncident]
 
 
 def _pick_traced(fleet: Fleet, n: int) -> list[SimDevice]:
@@ -69,6 +72,11 @@ def run_evaluation(options: EvalOptions, out_dir: Path | None = None,
     figures = report(result, devices=options.devices, days=options.days,
                      learn_days=options.learn_days, start=fleet.config.start)
     figures["agents_mark_false_cases"] = options.agents
+    incidents = [i for r in results for i in r.incidents]
+    if options.fleet_faults:
+        figures.update(incident_report(
+            incidents, fleet,
+            {m.truth.device_id for m in result.faults if m.detected_at is not None}))
     figures.update({
         "seed": options.seed,
         "cases": len(cases),
@@ -77,7 +85,7 @@ def run_evaluation(options: EvalOptions, out_dir: Path | None = None,
         "run_time_s": round(elapsed, 2),
         "samples_per_s": round(samples / elapsed) if elapsed > 0 else None,
     })
-    return Evaluation(options, fleet, cases, result, figures, traces)
+    return Evaluation(options, fleet, cases, result, figures, traces, incidents)
 
 
 def evaluate(devices: int, days: float, seed: int, **overrides: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from firmware_sim.fleet import Fleet
+from forewarn.sim.incidents import SimIncident
 from forewarn.sim.match import SimCase
 from forewarn.sim.options import EvalOptions, TimelineTrace
 from forewarn.sim.stream import stream_fleet
@@ -39,6 +40,8 @@ class ShardResult:
     samples: int
     batches: int
     traces: dict[str, TimelineTrace]
+    #: fleet incidents (a shard sees only its own devices: run one shard to judge them)
+    incidents: list[SimIncident]
 
 
 def run_shard(options: EvalOptions, shard: int, shards: int, traced: tuple[str, ...],
@@ -50,8 +53,8 @@ def run_shard(options: EvalOptions, shard: int, shards: int, traced: tuple[str, 
     traces = {d.device_id: TimelineTrace(d.product.fields)
               for d in fleet.devices if d.device_id in traced}
     report = progress or functools.partial(_shard_done, shard)
-    cases, samples, batches = stream_fleet(options, fleet, traces, report)
-    return ShardResult(cases, samples, batches, traces)
+    cases, samples, batches, incidents = stream_fleet(options, fleet, traces, report)
+    return ShardResult(cases, samples, batches, traces, incidents)
 
 
 def run_shards(options: EvalOptions, traced: tuple[str, ...],

@@ -71,3 +71,39 @@ def test_a_message_not_finished_is_delivered_again(mosquitto: Mosquitto, unique_
     before, after = asyncio.run(scenario())
     assert before == [b"one"]
     assert after == [b"one", b"two", b"three"]
+
+
+async def _first_group(ingestor: Ingestor, timeout_s: float = 20.0) -> list[bytes]:
+    """The payloads of the first group; the generator is left without asking for the next."""
+    groups = ingestor.groups()
+    try:
+        async with asyncio.timeout(timeout_s):
+            group = await anext(groups)
+    finally:
+        await groups.aclose()
+    return [payload for _topic, payload in group]
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_a_group_not_finished_is_delivered_again(mosquitto: Mosquitto, unique_tenant: str,
+                                                 protocol: str) -> None:
+    """What ``forewarn core`` consumes (:meth:`Ingestor.groups`): a group is acknowledged only
+    when the next one is asked for, so every message of an unfinished group comes again."""
+    config = MqttConfig(host=mosquitto.host, port=mosquitto.port, protocol=protocol,  # type: ignore[arg-type]
+                        client_id=f"core-{uuid.uuid4().hex[:8]}",
+                        subscription=f"forewarn/v1/{unique_tenant}/+/telemetry")
+    topic = f"forewarn/v1/{unique_tenant}/hp-1/telemetry"
+    payloads = [f"m{i}".encode() for i in range(6)]
+
+    async def scenario() -> tuple[list[bytes], list[bytes]]:
+        first = Ingestor(config)
+        consumer = asyncio.create_task(_first_group(first))
+        await asyncio.wait_for(first.connected.wait(), 10.0)
+        await asyncio.to_thread(_publish, mosquitto, topic, payloads)
+        group = await consumer  # taken, never finished with
+        after = await _take(Ingestor(config), len(payloads))
+        return group, after
+
+    group, after = asyncio.run(scenario())
+    assert group and group == payloads[:len(group)]
+    assert after == payloads

@@ -34,6 +34,7 @@ from core.dead_letter import DeadLetters
 from core.decode import DecodedBatch, decode_telemetry
 from core.dedup import DuplicateFilter
 from core.detect.ensemble import Finding
+from core.detect.peer import Peer
 from core.detect.series import SeriesRegistry
 from core.errors import DecodeError, NoTelemetry
 from core.events import EVENT_THRESHOLD, DetectorEvent, ScoredBatch
@@ -42,7 +43,7 @@ from core.store.base import StoreError, TimeSeriesStore
 from edge.schema import MAX_FIELDS, MAX_SAMPLES_PER_BATCH, TelemetryBatch
 
 __all__ = ["FORECAST_HORIZON_S", "BatchDetector", "CorePipeline", "CoreStats", "DeviceTenant",
-           "LevelDetector", "PipelineState"]
+           "LevelDetector", "PeerLabels", "PipelineState", "default_peer_labels"]
 
 _log = logging.getLogger(__name__)
 
@@ -67,6 +68,21 @@ class _Run:
     t: list[float] = field(default_factory=list)
     rows: list[list[object]] = field(default_factory=list)
     messages: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+#: (tenant, device_id, product, firmware) → (peer group, cohort) of the device: the shell's
+#: cohorts (registry and status messages); the pipeline appends each field's name
+PeerLabels = Callable[[str, str, str, str | None], tuple[str, str]]
+
+
+def default_peer_labels(tenant: str, device_id: str, product: str, firmware: str | None
+                        ) -> tuple[str, str]:
+    """Peers without a registry: every device of a product; its cohort adds the firmware.
+
+    >>> default_peer_labels("acme", "hp-1", "heat_pump", "2.6")
+    ('acme/heat_pump', 'acme/heat_pump/2.6')
+    """
+    return f"{tenant}/{product}", f"{tenant}/{product}/{firmware or '-'}"
 
 
 class BatchDetector(Protocol):
@@ -119,6 +135,8 @@ class CoreStats:
     evicted_boots: int = 0
     #: messages understood that hold no readings (Sparkplug deaths), not dead letters
     no_telemetry: int = 0
+    #: onsets of the peer detector (device and cohort), among ``events``
+    peer_events: int = 0
 
 
 class CorePipeline:
@@ -140,6 +158,11 @@ class CorePipeline:
     replays of simulated time), and when decoding or scoring it raises anything at all
     (``crash``): one bad message costs that message, never the ingest loop. Only a
     :class:`~core.store.base.StoreError` propagates: the data is good, the store is not.
+
+    With a ``peer`` detector (:mod:`core.detect.peer`) every series is also compared with its
+    peers: ``peer_labels`` names each device's peer group and cohort, and a device score
+    reaching ``event_threshold`` emits a ``peer`` event, a cohort score a ``peer_cohort`` one
+    (onsets, like a plain detector's).
     """
 
     def __init__(
@@ -156,8 +179,15 @@ class CorePipeline:
         max_series_per_device: int = 256,
         max_boots_per_device: int = 8,
         decoder: Callable[[str, bytes], DecodedBatch] = decode_telemetry,
+        peer: Peer | None = None,
+        peer_labels: PeerLabels = default_peer_labels,
     ) -> None:
         self.detector = detector
+        self.peer = peer
+        self.peer_labels = peer_labels
+        #: per device, the labels and fields its peer slots were last given
+        self._peer_known: dict[tuple[str, str], tuple[tuple[str, str], tuple[str, ...]]] = {}
+        self._peer_above = np.zeros((1024, 2), dtype=np.bool_)
         #: topic, payload → batch: the native schema, or the mappings beside it (core.mapping)
         self.decoder = decoder
         #: the decoder's quick way to one mapped reading, which :meth:`process_group` coalesces
@@ -396,13 +426,49 @@ class CorePipeline:
             events = self._explained(tenant, batch, fields, t, leveled.last_findings())
         else:
             events = self._onsets(tenant, batch, fields, slots, t, values, scores)
+        if self.peer is not None:
+            events += self._peer_events(batch, fields, slots, t, values)
         scored = ScoredBatch(tenant, batch.device_id, batch.product, fields, t, values, scores,
-                             events)
+                             events, firmware=batch.firmware)
         self.store.write(scored)
         self.stats.batches_ingested += 1
         self.stats.samples_ingested += scored.n_samples
         self.stats.events += len(events)
         return scored
+
+    def _peer_events(self, batch: DecodedBatch, fields: tuple[str, ...],
+                     slots: NDArray[np.int64], t: NDArray[np.float64],
+                     values: NDArray[np.float64]) -> tuple[DetectorEvent, ...]:
+        """Compare the batch with the device's peers; onsets of its peer scores as events."""
+        assert self.peer is not None
+        key = (batch.tenant, batch.device_id)
+        labels = self.peer_labels(batch.tenant, batch.device_id, batch.product, batch.firmware)
+        if self._peer_known.get(key) != (labels, fields):
+            self._peer_known[key] = (labels, fields)
+            self.peer.assign(slots, [f"{labels[0]}/{f}" for f in fields],
+                             [f"{labels[1]}/{f}" for f in fields])
+        device = self.peer.update(slots, values, t)
+        cohort = self.peer.last_cohort_scores()
+        need = int(slots.max()) + 1
+        if need > self._peer_above.shape[0]:
+            grown = np.zeros((max(need, 2 * self._peer_above.shape[0]), 2), dtype=np.bool_)
+            grown[: self._peer_above.shape[0]] = self._peer_above
+            self._peer_above = grown
+        events: list[DetectorEvent] = []
+        for col, (name, scores, what) in enumerate((
+                ("peer", device, "unlike its peers' at the same time"),
+                ("peer_cohort", cohort, "moved with its cohort away from the rest of its peers"))):
+            high = scores >= self.event_threshold
+            before = np.vstack((self._peer_above[slots, col][None, :], high[:-1]))
+            self._peer_above[slots, col] = high[-1]
+            for i, j in zip(*np.nonzero(high & ~before), strict=True):
+                events.append(DetectorEvent(
+                    tenant=batch.tenant, device_id=batch.device_id, product=batch.product,
+                    field=fields[j], detector=name, ts=float(t[i]), score=float(scores[i, j]),
+                    value=float(values[i, j]),
+                    explanation=f"{fields[j]} is {what} (score {scores[i, j]:.2f})"))
+        self.stats.peer_events += len(events)
+        return tuple(events)
 
     def _forget(self, tenant: str, device_id: str, slots: NDArray[np.int64]) -> None:
         """Slots of evicted series now hold new ones: start their state afresh."""
@@ -410,6 +476,10 @@ class CorePipeline:
         forget = getattr(self.detector, "forget", None)
         if callable(forget):
             forget(slots)
+        if self.peer is not None:
+            self.peer.forget(slots)
+            self._peer_known.pop((tenant, device_id), None)
+            self._peer_above[slots[slots < self._peer_above.shape[0]]] = False
         self._above[slots[slots < self._above.shape[0]]] = False
         self._limited.pop((tenant, device_id), None)  # the new series need their limits
 
@@ -468,11 +538,14 @@ class CorePipeline:
     def state(self) -> PipelineState:
         """Everything the pipeline learned (for a partition's snapshot; copies, not views)."""
         detector_state = getattr(self.detector, "state", None)
+        detector = dict(detector_state()) if callable(detector_state) else {}
+        if self.peer is not None:  # beside the detector's arrays, under their own prefix
+            detector.update({f"{_PEER}{k}": v for k, v in self.peer.state().items()})
         return PipelineState(
             series=self.series.items(),
             dedup=self.dedup.state(),
             above=self._above.copy(),
-            detector=dict(detector_state()) if callable(detector_state) else {},
+            detector=detector,
             firmware=dict(self._firmware),
         )
 
@@ -482,10 +555,17 @@ class CorePipeline:
         self.dedup.load(state.dedup)
         self._above = state.above.copy()
         self._firmware = dict(state.firmware)
+        own = {k: v for k, v in state.detector.items() if not k.startswith(_PEER)}
+        peer = {k[len(_PEER):]: v for k, v in state.detector.items() if k.startswith(_PEER)}
         load = getattr(self.detector, "load_state", None)
-        if state.detector and callable(load):
-            load(state.detector)
+        if own and callable(load):
+            load(own)
+        if self.peer is not None and peer:
+            self.peer.load_state(peer)
+        self._peer_known.clear()  # labels are handed in again with each device's next batch
 
+
+_PEER = "peer."
 
 #: a time to a limit further out than this is no forecast (a nearly flat trend divides by ~0)
 FORECAST_HORIZON_S = 90 * 86_400.0

@@ -48,7 +48,7 @@ from sqlalchemy.exc import OperationalError
 
 from core.config import MqttConfig
 from core.dead_letter import DeadLetters, DeadLetterStore
-from core.detect import DetectorConfig, make_detector
+from core.detect import DetectorConfig, make_detector, make_peer
 from core.errors import LimitsFileError
 from core.events import LifecycleSink
 from core.lifecycle import LifecycleListener
@@ -60,6 +60,7 @@ from core.store.base import HistoryStore, TimeSeriesStore
 from core.store.config import InfluxConfig, StoreConfig, make_store
 from forewarn.casedb import open_case_db
 from forewarn.errors import ConfigError
+from forewarn.peers import registry_peer_labels
 from forewarn.settings import SHIPPED_CONFIG, Settings
 from forewarn.status_links import make_status_links
 from rules.cases import CaseBook
@@ -287,7 +288,9 @@ class Service:
                             max_series_per_device=core.max_series_per_device,
                             max_boots_per_device=core.max_boots_per_device,
                             decoder=MappedDecoder(self.settings.ingest.mapping,
-                                                  clock=self.clock))
+                                                  clock=self.clock),
+                            peer=make_peer(self.settings.peer),
+                            peer_labels=registry_peer_labels(self.configured.registry))
 
     def lifecycle_sink(self, rules: RulesPipeline) -> LifecycleSink:
         """Where the devices' status, own events and reported configs go, on both engines:

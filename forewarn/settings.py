@@ -39,6 +39,7 @@ from pydantic_settings import (
 
 from core.config import CoreConfig, MqttConfig
 from core.detect.config import DetectorConfig
+from core.detect.peer_config import PeerConfig
 from core.mapping.config import IngestConfig
 from core.nats.config import NatsConfig
 from core.store.config import StoreConfig
@@ -382,6 +383,8 @@ class Settings(TomlFileSettings):
     cases: CasesSettings = Field(default_factory=CasesSettings)
     #: the detector core runs; ``[detector]`` keys override ``DetectorConfig()``'s defaults
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    #: ``[peer]``: each device against its peers, each cohort against its past (issue 20)
+    peer: PeerConfig = Field(default_factory=PeerConfig)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     #: ``[nats]``: the JetStream stream and its workers (``forewarn core --engine nats``)
     nats: NatsConfig = Field(default_factory=NatsConfig)

@@ -9,8 +9,8 @@ migrations existed is recognised and upgraded from the first revision.
 >>> sorted(inspect(engine).get_table_names())  # doctest: +NORMALIZE_WHITESPACE
 ['alarm_states', 'alembic_version', 'api_tokens', 'case_events', 'case_labels', 'cases',
   'condition_memory', 'customer_answers', 'dead_letter_counts', 'dead_letters', 'devices',
-  'feedback', 'incident_cases', 'incidents', 'notice_attempts', 'notices', 'silences',
-  'tickets']
+  'feedback', 'firmware_changes', 'incident_cases', 'incidents', 'notice_attempts', 'notices',
+  'silences', 'tickets']
 >>> schema_revision(engine) == HEAD_REVISION
 True
 >>> engine.dispose()
@@ -53,6 +53,7 @@ __all__ = [
     "CustomerAnswerRow",
     "DeviceRow",
     "FeedbackRow",
+    "FirmwareChangeRow",
     "IncidentCaseRow",
     "IncidentRow",
     "LabelRow",
@@ -289,6 +290,23 @@ class FeedbackRow(Base):
     expires_at: Mapped[float] = mapped_column(Float)
     undone_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     undone_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class FirmwareChangeRow(Base):
+    """A device reported a firmware version it had not reported before (``rules.lifecycle``):
+    the history the firmware rollout view (``rules.firmware``) reads."""
+
+    __tablename__ = "firmware_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    device_id: Mapped[str] = mapped_column(String(64))
+    product: Mapped[str] = mapped_column(String(64), default="")
+    firmware: Mapped[str] = mapped_column(String(64))
+    #: the version it ran before (None: the first version it reported)
+    previous: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: when it first reported this version (epoch seconds)
+    since: Mapped[float] = mapped_column(Float)
 
 
 class IncidentRow(Base):

@@ -24,6 +24,7 @@ from forewarn.console import queries
 from forewarn.console.actions import apply_action
 from forewarn.console.advice import next_steps
 from forewarn.console.api import devices as device_api
+from forewarn.console.api.firmware import firmware_view
 from forewarn.console.context import ConsoleContext
 from forewarn.console.dead_letters import tenant_dead_letters
 from forewarn.console.security import (
@@ -268,6 +269,14 @@ def fleet_page(request: Request, session: Session, ctx: Context) -> Response:
     tenant = session.principal.tenant
     return _render(request, "fleet.html.j2", session, overview=queries.fleet(ctx, tenant),
                    devices=queries.devices(ctx, tenant), now=ctx.clock())
+
+
+@router.get("/firmware", response_class=HTMLResponse)
+def firmware_page(request: Request, session: Session, ctx: Context,
+                  window_days: Annotated[float, Query(gt=0, le=366)] = 30.0) -> Response:
+    """Each firmware version per product: devices on it, case rates before and after."""
+    view = firmware_view(ctx, session.principal.tenant, window_days * 86_400.0)
+    return _render(request, "firmware.html.j2", session, view=view, window_days=window_days)
 
 
 @router.get("/deadletters", response_class=HTMLResponse)

@@ -14,6 +14,7 @@ from firmware_sim.truth import write_jsonl
 from forewarn.sim.incidents import SimIncident, incident_report
 from forewarn.sim.match import MatchResult, SimCase, match_cases
 from forewarn.sim.options import EvalOptions, TimelineTrace
+from forewarn.sim.peer_report import peer_report
 from forewarn.sim.report import report
 from forewarn.sim.shards import run_shards
 
@@ -71,6 +72,10 @@ def run_evaluation(options: EvalOptions, out_dir: Path | None = None,
     elapsed = time.perf_counter() - started
     figures = report(result, devices=options.devices, days=options.days,
                      learn_days=options.learn_days, start=fleet.config.start)
+    figures.update(peer_report(fleet, [f for r in results for f in r.peer_flags],
+                               learn_until=fleet.config.start + options.learn_days * 86_400.0,
+                               detected={m.truth.device_id: m.detected_at for m in result.faults
+                                         if m.detected_at is not None}))
     figures["agents_mark_false_cases"] = options.agents
     incidents = [i for r in results for i in r.incidents]
     if options.fleet_faults:

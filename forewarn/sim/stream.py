@@ -12,7 +12,7 @@ import numpy as np
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from core.detect import make_detector
+from core.detect import make_detector, make_peer
 from core.limits import load_limits
 from core.pipeline import CorePipeline
 from core.store.null import NullStore
@@ -21,6 +21,7 @@ from forewarn.sim.agents import SimAgent
 from forewarn.sim.incidents import SimIncident, collect_incidents
 from forewarn.sim.match import SimCase
 from forewarn.sim.options import EvalOptions, TimelineTrace
+from forewarn.sim.peer_report import PEER_DETECTORS, PeerFlag
 from rules.cases import CaseBook, CaseOutcome
 from rules.db import CaseRow, DeviceRow, NoticeRow, connect
 from rules.evaluate import Alarm
@@ -133,11 +134,18 @@ def _firmware_reported(engine: Engine, tenant: str, device_id: str, product: str
 
 def stream_fleet(options: EvalOptions, fleet: Fleet, traces: dict[str, TimelineTrace],
                  progress: Callable[[float], None] = lambda _: None,
-                 ) -> tuple[list[SimCase], int, int, list[SimIncident]]:
-    """Stream ``fleet`` through fresh pipelines; the cases, samples and batches streamed, and
-    the fleet incidents opened."""
+                 ) -> tuple[list[SimCase], int, int, list[SimIncident], list[PeerFlag]]:
+    """Stream ``fleet`` through fresh pipelines; the cases, samples and batches streamed, the
+    fleet incidents opened, and the peer detector's flags (its events, after the learning
+    days)."""
     limits = load_limits(options.limits) if options.limits is not None else None
-    core = CorePipeline(make_detector(options.detector), NullStore(), limits=limits)
+    # a bucket is judged once every peer's batch covering it arrived: the evaluation's long
+    # batches need a longer wait than a live service's 10-minute ones (docs/detection.md)
+    peer_config = options.peer.model_copy(update={
+        "lag_s": max(options.peer.lag_s, options.batch_s + options.peer.bucket_s)})
+    core = CorePipeline(make_detector(options.detector), NullStore(), limits=limits,
+                        peer=make_peer(peer_config))
+    flags: list[PeerFlag] = []
     clock = _SimClock(fleet.config.start)
     engine = connect("sqlite://")
     registry = _registry(fleet)
@@ -182,6 +190,8 @@ def stream_fleet(options: EvalOptions, fleet: Fleet, traces: dict[str, TimelineT
         samples += delivery.t.shape[0]
         batches += 1
         if scored is not None:
+            flags.extend(PeerFlag(e.device_id, e.detector, e.ts, e.field) for e in scored.events
+                         if e.detector in PEER_DETECTORS)
             rules.handle(scored)
             if agent is not None:
                 agent.mark(book.new_cases, clock.now)
@@ -189,4 +199,4 @@ def stream_fleet(options: EvalOptions, fleet: Fleet, traces: dict[str, TimelineT
     incidents = collect_incidents(engine)
     engine.dispose()
     progress(1.0)
-    return cases, samples, batches, incidents
+    return cases, samples, batches, incidents, flags

@@ -8,6 +8,7 @@ from forewarn.console.api import (
     cases,
     deadletters,
     devices,
+    firmware,
     fleet,
     helpdesk,
     incidents,
@@ -18,5 +19,6 @@ from forewarn.console.api import (
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1")
-for _module in (cases, incidents, devices, fleet, rules, outbox, deadletters, helpdesk):
+for _module in (cases, incidents, devices, fleet, firmware, rules, outbox, deadletters,
+                helpdesk):
     router.include_router(_module.router)

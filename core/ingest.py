@@ -25,7 +25,7 @@ import contextlib
 import functools
 import logging
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -138,6 +138,18 @@ class Ingestor:
         self.connected.clear()
 
     def _client(self) -> aiomqtt.Client:
+        """A client with paho's manual acknowledgement on from the start (before CONNECT).
+
+        A resumed session's messages (those unacknowledged by the last connection, and those
+        queued while core was away) come right behind the CONNACK, before ``async with`` gives
+        the client back: switched on only then, paho would already have acknowledged them on
+        receipt, and a second connection lost without finishing them would lose them.
+        """
+        client = self._new_client()
+        client._client.manual_ack_set(True)  # aiomqtt 2.5 has no manual ack of its own
+        return client
+
+    def _new_client(self) -> aiomqtt.Client:
         if self.config.protocol == "3.1.1":
             return _BurstClient(
                 self.config.host,
@@ -163,14 +175,14 @@ class Ingestor:
             properties=props,
         )
 
-    async def messages(self) -> AsyncIterator[tuple[str, bytes]]:
+    async def messages(self) -> AsyncGenerator[tuple[str, bytes], None]:
         """Yield (topic, payload) forever; reconnect on broker loss. A message is acknowledged
         when the next one is asked for."""
         async for delivery in self.deliveries():
             yield delivery.topic, delivery.payload
             delivery.ack()  # the consumer is back for the next message: done with this one
 
-    async def deliveries(self) -> AsyncIterator[Delivery]:
+    async def deliveries(self) -> AsyncGenerator[Delivery, None]:
         """Yield each message with its own acknowledgement, to call once it is finished (in
         any order); reconnect on broker loss. Messages of a lost connection are not
         acknowledged: the broker sends them again."""
@@ -181,7 +193,7 @@ class Ingestor:
                                    functools.partial(finish, message))
 
     async def groups(self, max_messages: int = GROUP_MAX_MESSAGES
-                     ) -> AsyncIterator[list[tuple[str, bytes]]]:
+                     ) -> AsyncGenerator[list[tuple[str, bytes]], None]:
         """Yield lists of (topic, payload) forever: the next message and those already
         waiting behind it, up to ``max_messages``; reconnect on broker loss.
 
@@ -208,8 +220,7 @@ class Ingestor:
         while True:
             try:
                 async with self._client() as client:
-                    paho = client._client  # aiomqtt 2.5 has no manual ack of its own
-                    paho.manual_ack_set(True)
+                    paho = client._client  # manual ack on since before CONNECT (_client)
                     waiting = client._queue  # its messages' queue, to take what already waits
                     finished: list[aiomqtt.Message] = []
 

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.detect import DetectorConfig, RobustZ, make_detector
+from core.detect import DetectorConfig, Peer, PeerConfig, RobustZ, make_detector, make_peer
 from core.detect.robust_z import robust_z_reference, robust_z_update
 from core.detect.subspace import Subspace
 
@@ -160,6 +160,28 @@ def first_score_seconds() -> tuple[float, float]:
     return wall, cpu
 
 
+def peer_rate(n_series: int, n_ticks: int, repeat: int) -> float:
+    """Points/s of the peer detector, ``n_series`` series in groups of 100 per call, one
+    sample a minute (an hourly bucket judged across all of them every 60 ticks)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.0, 1.0, (n_ticks, n_series))
+    t = 60.0 * np.arange(n_ticks, dtype=np.float64)
+    det = make_peer(PeerConfig(lag_s=0.0))
+    assert det is not None
+    slots = np.arange(n_series, dtype=np.int64)
+    det.assign(slots, [f"g{i // 100}" for i in range(n_series)],
+               [f"c{i // 25}" for i in range(n_series)])
+    offset = [0.0]
+
+    def step() -> None:
+        offset[0] += 60.0 * n_ticks
+        det.update(slots, x, t + offset[0])
+
+    while offset[0] < 3600.0 * 2 * PeerConfig().warmup:  # past warm-up: every score runs
+        step()
+    return x.size / _best(step, repeat)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every measurement and print them (JSON with ``--json``)."""
     parser = argparse.ArgumentParser(description="detector throughput on one core")
@@ -174,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ens = ensemble_rate(args.series // 10, args.ticks, max(args.repeat // 2, 1))
     nump = numpy_rate(args.series, args.ticks, max(args.repeat // 2, 1))
     river = river_rate(args.river_points)
+    peer = peer_rate(args.series // 10, args.ticks, max(args.repeat // 2, 1))
     wide_sub = device_rate(args.fields, 2000, max(args.repeat // 2, 1), fleet=False)
     wide_fleet = device_rate(args.fields, 2000, max(args.repeat // 2, 1), fleet=True)
     det = make_detector()
@@ -181,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, float | int | None] = {
         "kernel_pts_per_s": kernel,
         "ensemble_pts_per_s": ens,
+        "peer_pts_per_s": peer,
         "numpy_pts_per_s": nump,
         "wide_device_subspace_pts_per_s": wide_sub,
         "wide_device_fleet_pts_per_s": wide_fleet,
@@ -192,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         "first_score_cpu_s": first_cpu,
         "ensemble_state_bytes_per_series": det.bytes_per_series(),
         "robust_z_state_bytes_per_series": RobustZ(capacity=1).bytes_per_series(),
+        "peer_state_bytes_per_series": Peer(capacity=1).bytes_per_series(),
     }
     if args.json:
         print(json.dumps(report, indent=2))

@@ -1,7 +1,7 @@
 """Ingest throughput of one core worker: decoders, the pipeline, direct MQTT and JetStream.
 
     .venv/bin/python benchmarks/ingest_throughput.py [--json] [--messages 3000] [--samples 100]
-        [--detectors fleet,ensemble,robust_z] [--repeat 3] [--fetch-batch 64]
+        [--detectors fleet,ensemble,robust_z] [--repeat 3] [--fetch-batch 64] [--mapped]
         [--paths decode,mapped,pipeline,mqtt_direct,jetstream,jetstream_leased]
 
 Every message is one device's batch of ``--samples`` samples of five fields (columnar JSON,
@@ -24,6 +24,14 @@ two cores):
   acknowledgement fenced, as ``forewarn core --engine nats`` runs by default
   (``jetstream_leased/*``).
 
+``--mapped`` measures mapped JSON instead (docs/connect.md § Speed): ``decode/mapped_json_*``
+(the full decoder, and ``MappedDecoder.reading``, the quick way to one reading),
+``pipeline/mapped_{1x5,100x5}_{one_by_one,grouped}/*`` (``process_payload`` message by message
+against ``process_group`` in groups of ``GROUP_MAX_MESSAGES``) and
+``mqtt_direct/mapped_1x5_{one_by_one,grouped,receive_only}/*`` (a backlog at mosquitto drained
+by :class:`core.service.CoreService` itself, by the message-by-message loop it ran before, and
+by the ingestor alone), after a warm-up of ``--mapped-warm`` readings per device.
+
 ``samples_per_s`` counts samples (rows; a sample has five values), ``cpu_us_per_sample`` divides
 this process's CPU time by the samples. The store hand-off in the broker runs is
 ``write_many`` on a store that keeps nothing: store speed is ``benchmarks/store_write.py``'s.
@@ -34,13 +42,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +64,12 @@ from core.config import MqttConfig
 from core.decode import DecodedBatch, decode_fast
 from core.detect import DetectorConfig, RobustZ, make_detector
 from core.events import ScoredBatch
-from core.ingest import Ingestor
+from core.heap import settle_heap, unsettle_heap
+from core.ingest import GROUP_MAX_MESSAGES, Ingestor
 from core.mapping import MappedDecoder, MappingConfig
 from core.nats import HandOff, NatsConfig, NatsEngine, ensure_stream
-from core.pipeline import BatchDetector, CorePipeline
+from core.pipeline import BatchDetector, CorePipeline, PipelineState
+from core.service import CoreService
 from core.store.base import TimeSeriesStore
 from core.store.null import NullStore
 from edge.schema import MAX_FIELDS, MAX_SAMPLES_PER_BATCH, TelemetryBatch
@@ -167,7 +178,7 @@ def bench_decoders(messages: list[Message]) -> dict[str, dict[str, float]]:
     return out
 
 
-def _mapped_messages(count: int, per_message: int) -> list[Message]:
+def _mapped_messages(count: int, per_message: int, devices: int = 300) -> list[Message]:
     """Plain JSON as an existing fleet sends it: ``per_message`` readings of five fields
     (one object, or an array of objects), on ``acme/{site}/{device}/state``."""
     rng = np.random.default_rng(3)
@@ -177,16 +188,28 @@ def _mapped_messages(count: int, per_message: int) -> list[Message]:
                      **{f"f{j}": round(float(v), 3) for j, v in enumerate(
                          rng.normal(50.0, 5.0, 5))}} for k in range(per_message)]
         body = readings[0] if per_message == 1 else readings
-        messages.append((f"acme/s1/hp-{i % 300}/state", orjson.dumps(body), per_message))
+        messages.append((f"acme/s1/hp-{i % devices}/state", orjson.dumps(body), per_message))
     return messages
+
+
+MAPPING = MappingConfig(name="acme-json", topic="acme/+site/+device/state", tenant="acme",
+                        product="heat_pump", time_key="ts")
 
 
 def bench_mapped(count: int, samples: int) -> dict[str, dict[str, float]]:
     """``decode/mapped_json_*``: a mapped topic and payload → the native DecodedBatch
-    (:class:`core.mapping.MappedDecoder`, every numeric key a field, time key ``ts``)."""
-    decoder = MappedDecoder([MappingConfig(name="acme-json", topic="acme/+site/+device/state",
-                                           tenant="acme", product="heat_pump", time_key="ts")])
+    (:class:`core.mapping.MappedDecoder`, every numeric key a field, time key ``ts``), and
+    ``decode/mapped_json_1x5_reading``: the quick way to one reading that the pipeline
+    coalesces (:meth:`MappedDecoder.reading`, no arrays)."""
+    decoder = MappedDecoder([MAPPING])
     out = {}
+    messages = _mapped_messages(count, 1)
+    decoder.reading(*messages[0][:2])
+    wall, cpu = time.perf_counter(), time.process_time()
+    for topic, payload, _ in messages:
+        decoder.reading(topic, payload)
+    out["decode/mapped_json_1x5_reading"] = _figures(
+        len(messages), len(messages), time.perf_counter() - wall, time.process_time() - cpu)
     for name, messages in (("decode/mapped_json_1x5", _mapped_messages(count, 1)),
                            (f"decode/mapped_json_{samples}x5",
                             _mapped_messages(max(1, count // samples), samples))):
@@ -197,6 +220,139 @@ def bench_mapped(count: int, samples: int) -> dict[str, dict[str, float]]:
         out[name] = _figures(sum(n for _, _, n in messages), len(messages),
                              time.perf_counter() - wall, time.process_time() - cpu)
     return out
+
+
+def _mapped_rounds(devices: int, warm_per_device: int, count: int, per_message: int
+                   ) -> tuple[list[Message], list[Message]]:
+    """A mapped fleet's warm-up (``warm_per_device`` readings of each device) and the
+    ``count`` messages measured after it (readings go on in time)."""
+    warm = max(1, devices * warm_per_device // per_message)
+    both = _mapped_messages(warm + max(1, count // per_message), per_message, devices)
+    return both[:warm], both[warm:]
+
+
+def _mapped_warm(detector: str, warmup: list[Message]) -> PipelineState:
+    """The state of ``forewarn core``'s pipeline with the mapping past the detectors' warm-up
+    (fed in groups: the same state as message by message, tests/property/
+    test_coalesced_ingest.py). The measured paths start from it, and the warm-up messages need
+    not stay in memory (a heap of them made every garbage collection slower)."""
+    pipeline = _mapped_pipeline(detector, None, NullStore())
+    pairs = [(topic, payload) for topic, payload, _ in warmup]
+    for start in range(0, len(pairs), GROUP_MAX_MESSAGES):
+        pipeline.process_group(pairs[start:start + GROUP_MAX_MESSAGES])
+    return pipeline.state()
+
+
+def _mapped_pipeline(detector: str, warm: PipelineState | None, store: TimeSeriesStore
+                     ) -> CorePipeline:
+    """The pipeline of ``forewarn core`` with the mapping, from the state ``warm``."""
+    pipeline = CorePipeline(DETECTORS[detector](), store, decoder=MappedDecoder([MAPPING]))
+    if warm is not None:
+        pipeline.load_state(warm)
+    return pipeline
+
+
+def bench_mapped_pipeline(detector: str, warm: PipelineState, messages: list[Message],
+                          grouped: bool) -> dict[str, float]:
+    """Mapped JSON through the pipeline, no broker: message by message (``process_payload``,
+    what core ran before coalescing) or in groups of ``GROUP_MAX_MESSAGES`` as the ingestor
+    hands a backlog on (``process_group``, what core runs)."""
+    handoff = HandOff()
+    pipeline = _mapped_pipeline(detector, warm, handoff)
+    pairs = [(topic, payload) for topic, payload, _ in messages]
+    wall, cpu = time.perf_counter(), time.process_time()
+    if grouped:
+        for start in range(0, len(pairs), GROUP_MAX_MESSAGES):
+            pipeline.process_group(pairs[start:start + GROUP_MAX_MESSAGES])
+    else:
+        for topic, payload in pairs:
+            pipeline.process_payload(topic, payload)
+    batches = handoff.take()
+    figures = _figures(sum(n for _, _, n in messages), len(messages),
+                       time.perf_counter() - wall, time.process_time() - cpu)
+    figures["batches"] = len(batches)
+    assert pipeline.stats.samples_ingested == sum(n for _, _, n in messages)
+    return figures
+
+
+async def bench_mqtt_mapped(workdir: Path, detector: str, warm: PipelineState,
+                            messages: list[Message], how: str) -> dict[str, float]:
+    """A backlog of mapped JSON at mosquitto drained by core's MQTT ingest, ``how``:
+
+    - ``grouped``: :class:`core.service.CoreService` itself (what ``forewarn core`` runs:
+      ingestor groups → ``process_group`` → rules hand-off → journal hook → acknowledgement),
+      a sink that does nothing and a store that keeps nothing;
+    - ``one_by_one``: the same loop message by message (``Ingestor.messages`` →
+      ``process_payload``), as CoreService ran before coalescing;
+    - ``receive_only``: the ingestor's groups and nothing else: the MQTT client's floor.
+
+    All three with the collector set as ``forewarn core`` sets it (:func:`core.heap.settle_heap`).
+    """
+    with Mosquitto(workdir) as broker:
+        mqtt = MqttConfig(host=broker.host, port=broker.port, client_id=f"bench-{how}",
+                          subscription="forewarn/v1/+/+/telemetry", protocol="5")
+        pipeline = _mapped_pipeline(detector, warm, NullStore())
+        groups: list[int] = []
+        received = [0]
+
+        async def sink(batch: ScoredBatch) -> None:
+            return None
+
+        def on_handled() -> None:
+            return None
+
+        service = CoreService(mqtt, pipeline, sink, on_handled=on_handled)
+        service.ingestor.extra_subscriptions = (MAPPING.pattern.subscription,)
+        grouped = pipeline.process_group
+
+        def counted(group: Sequence[tuple[str, bytes]]) -> list[tuple[ScoredBatch, str, bytes]]:
+            groups.append(len(group))
+            return grouped(group)
+
+        pipeline.process_group = counted  # type: ignore[method-assign]
+
+        async def consume() -> None:
+            if how == "grouped":
+                await service.run()
+            elif how == "one_by_one":
+                async with service.ingestor as ingestor:
+                    async for topic, payload in ingestor.messages():
+                        scored = pipeline.process_payload(topic, payload)
+                        if scored is not None:
+                            await sink(scored)
+                        on_handled()
+            else:
+                async with service.ingestor as ingestor:
+                    async for group in ingestor.groups():
+                        groups.append(len(group))
+                        received[0] += len(group)
+
+        def done() -> int:
+            return received[0] if how == "receive_only" else pipeline.stats.messages
+
+        # subscribe once so the broker keeps the persistent session, then queue the backlog
+        threshold = gc.get_threshold()
+        settle_heap()  # as forewarn core does once started (core.heap)
+        task = asyncio.create_task(consume())
+        await service.ingestor.connected.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await asyncio.to_thread(publish_mqtt, broker.host, broker.port, messages)
+        start = done()
+        wall, cpu = time.perf_counter(), time.process_time()
+        task = asyncio.create_task(consume())
+        while done() < start + len(messages):
+            await asyncio.sleep(0.005)
+        elapsed, cpu_s = time.perf_counter() - wall, time.process_time() - cpu
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        unsettle_heap(threshold)
+        figures = _figures(sum(n for _, _, n in messages), len(messages), elapsed, cpu_s)
+        if groups:
+            figures["mean_group"] = round(float(np.mean(groups)), 1)
+        return figures
 
 
 def _warm(detector: str, warmup: list[Message]) -> tuple[CorePipeline, HandOff]:
@@ -324,6 +480,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="messages of the mapped JSON decoders (one reading each)")
     parser.add_argument("--mapped-only", action="store_true",
                         help="only the decoders (native and mapped), no pipeline or broker")
+    parser.add_argument("--mapped", action="store_true",
+                        help="mapped JSON only: decoders, pipeline and MQTT, one reading per "
+                        "message and arrays of --samples, before and after coalescing")
+    parser.add_argument("--mapped-devices", type=int, default=300)
+    parser.add_argument("--mapped-warm", type=int, default=1500,
+                        help="warm-up readings per device (past the detectors' warm-up)")
+    parser.add_argument("--mapped-mqtt-messages", type=int, default=30_000,
+                        help="messages of the mapped MQTT and pipeline paths (one reading each)")
     parser.add_argument("--paths", default=",".join(_PATHS),
                         help=f"which paths to run (default all: {','.join(_PATHS)})")
     args = parser.parse_args(argv)
@@ -346,6 +510,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     detectors = args.detectors.split(",")
     runs: dict[str, list[dict[str, float]]] = {}
+    if args.mapped:
+        results = _run_mapped(args, detectors, runs)
+        _print(results, args)
+        return 0
     with tempfile.TemporaryDirectory(prefix="fw-ingest-") as tmp:
         # every path once per round, rounds one after the other: the paths are measured side
         # by side under the same machine load, and each figure is the median round's
@@ -373,6 +541,19 @@ def main(argv: list[str] | None = None) -> int:
                         runs.setdefault(f"{path}/{detector}", []).append(asyncio.run(
                             bench_jetstream(Path(tmp) / f"{path}-{detector}-{rnd}", detector,
                                             warmup, messages, args.fetch_batch, leased)))
+    _medians(runs, results)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(f"{results['messages']} messages × {args.samples} samples × 5 fields "
+          f"(~{results['payload_bytes']} bytes each), one process; median of {args.repeat} "
+          "rounds")
+    _print(results, args)
+    return 0
+
+
+def _medians(runs: dict[str, list[dict[str, float]]], results: dict[str, Any]) -> None:
+    """Each path's median round (by samples/s) into ``results``, with every round's figure."""
     for name, figs in runs.items():
         ranked = sorted(figs, key=lambda f: f["samples_per_s"])
         median: dict[str, Any] = dict(ranked[len(ranked) // 2])
@@ -382,19 +563,61 @@ def main(argv: list[str] | None = None) -> int:
         median["cpu_us_per_sample_median"] = cpu[len(cpu) // 2]
         median["runs_cpu_us_per_sample"] = [f["cpu_us_per_sample"] for f in figs]
         results[name] = median
+
+
+def _print(results: dict[str, Any], args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(results, indent=2))
-        return 0
-    print(f"{results['messages']} messages × {args.samples} samples × 5 fields "
-          f"(~{results['payload_bytes']} bytes each), one process; median of {args.repeat} "
-          "rounds")
-    print(f"{'path':<28}{'samples/s':>12}{'messages/s':>12}{'CPU µs/sample':>15}  rounds")
+        return
+    print(f"{'path':<44}{'samples/s':>12}{'messages/s':>12}{'CPU µs/sample':>15}  rounds")
     for name, row in results.items():
         if isinstance(row, dict):
             spread = " / ".join(f"{r / 1000:.0f}k" for r in row["runs_samples_per_s"])
-            print(f"{name:<28}{row['samples_per_s']:>12,}{row['messages_per_s']:>12,}"
+            print(f"{name:<44}{row['samples_per_s']:>12,}{row['messages_per_s']:>12,}"
                   f"{row['cpu_us_per_sample']:>15.3f}  {spread}")
-    return 0
+
+
+def _run_mapped(args: argparse.Namespace, detectors: list[str],
+                runs: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
+    """``--mapped``: every mapped JSON path, rounds side by side; the figures' medians."""
+    count = args.mapped_mqtt_messages
+    shapes: dict[str, tuple[dict[str, PipelineState], list[Message]]] = {}
+    for label, per_message in (("1x5", 1), (f"{args.samples}x5", args.samples)):
+        warm, messages = _mapped_rounds(args.mapped_devices, args.mapped_warm, count,
+                                        per_message)
+        shapes[label] = ({detector: _mapped_warm(detector, warm) for detector in detectors},
+                         messages)
+        del warm
+    gc.collect()
+    results: dict[str, Any] = {
+        "mapped_messages": count, "mapped_devices": args.mapped_devices,
+        "mapped_warm_readings_per_device": args.mapped_warm,
+        "group_max_messages": GROUP_MAX_MESSAGES, "repeat": args.repeat, "fields": 5,
+        "array_samples": args.samples, "detectors": detectors,
+    }
+    with tempfile.TemporaryDirectory(prefix="fw-ingest-") as tmp:
+        for rnd in range(args.repeat):
+            for name, fig in bench_mapped(args.mapped_messages, args.samples).items():
+                runs.setdefault(name, []).append(fig)
+            for detector in detectors:
+                for label, (states, messages) in shapes.items():
+                    for grouped in (False, True):
+                        runs.setdefault(
+                            f"pipeline/mapped_{label}_{'grouped' if grouped else 'one_by_one'}"
+                            f"/{detector}", []).append(
+                            bench_mapped_pipeline(detector, states[detector], messages, grouped))
+                if mosquitto_binary() is None:
+                    continue
+                states, messages = shapes["1x5"]
+                for how in ("one_by_one", "grouped", "receive_only"):
+                    if how == "receive_only" and detector != detectors[0]:
+                        continue
+                    runs.setdefault(f"mqtt_direct/mapped_1x5_{how}/{detector}", []).append(
+                        asyncio.run(bench_mqtt_mapped(Path(tmp) / f"m-{how}-{detector}-{rnd}",
+                                                      detector, states[detector], messages,
+                                                      how)))
+    _medians(runs, results)
+    return results
 
 
 if __name__ == "__main__":

@@ -70,6 +70,8 @@ class ScoredBatch:
     values: NDArray[np.float64]
     scores: NDArray[np.float64]
     events: tuple[DetectorEvent, ...] = field(default=())
+    #: the firmware version the batch says the device runs (None: it did not say)
+    firmware: str | None = None
 
     @property
     def n_samples(self) -> int:

@@ -8,6 +8,8 @@ that is once it has finished with this one (stored it and handed it to the rules
 before that leaves the message unacknowledged in the persistent session, and the broker
 delivers it again at the next connection. aiomqtt (2.5) has no manual acknowledgement of its
 own yet (empicano/aiomqtt#345), so the ingestor switches paho's on and acknowledges through it.
+:meth:`Ingestor.groups` hands on what waits in groups, each acknowledged when the consumer asks
+for the next group.
 
 Usage::
 
@@ -19,22 +21,24 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import aiomqtt
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from core.config import MqttConfig
 from edge.backoff import full_jitter
 
-__all__ = ["Delivery", "Ingestor"]
+__all__ = ["GROUP_MAX_MESSAGES", "Delivery", "Ingestor"]
 
 _log = logging.getLogger(__name__)
 
@@ -45,6 +49,54 @@ _log = logging.getLogger(__name__)
 _ACK_EVERY = {"5": 64, "3.1.1": 8}
 #: the longest a finished message waits for its acknowledgement
 _ACK_DELAY_S = 0.01
+#: the most messages :meth:`Ingestor.groups` hands on at once: enough for a device of a large
+#: fleet to have several readings in a group under a backlog, and bounded (a group is only
+#: what already waits in memory at aiomqtt)
+GROUP_MAX_MESSAGES = 4096
+#: the most packets read per wake-up of the socket (bounded: the loop's other work goes on)
+_READ_BURST = 1024
+
+
+class _BurstClient(aiomqtt.Client):
+    """aiomqtt's client, reading every packet that waits in the socket per wake-up.
+
+    aiomqtt 2.5 reads one packet (paho's ``loop_read``) each time the event loop finds the
+    socket readable: one loop iteration per message, so however long the consumer works, a
+    group (:meth:`Ingestor.groups`) holds the few messages read between its turns. Reading
+    until the socket would block (up to ``_READ_BURST``) lets a backlog come in groups the
+    pipeline can coalesce, and saves the loop's wake-ups.
+    """
+
+    def _on_socket_open(self, client: Any, userdata: Any, sock: Any) -> None:
+        super()._on_socket_open(client, userdata, sock)
+
+        def read_burst() -> None:
+            try:  # paho's loop_read, for many packets; errors end the connection as there
+                for _ in range(_READ_BURST):
+                    if client._sock is None:
+                        return
+                    rc = client._packet_read()
+                    if rc > 0:
+                        client._loop_rc_handle(rc)
+                        return
+                    if rc == MQTTErrorCode.MQTT_ERR_AGAIN and not (
+                            hasattr(client._sock, "pending") and client._sock.pending() > 0):
+                        return
+            except Exception as exc:  # a broken connection: aiomqtt's reader does the same
+                if not self._disconnected.done():
+                    self._disconnected.set_exception(exc)
+
+        # replaces the reader aiomqtt registers just before (same thread-safe queue)
+        self._loop.call_soon_threadsafe(self._loop.add_reader, sock.fileno(), read_burst)
+
+
+def _payload_bytes(payload: object) -> bytes:
+    """aiomqtt's payload as bytes (it decodes nothing for core's subscriptions: bytes)."""
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode()
+    return bytes(payload) if isinstance(payload, bytearray) else b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +138,20 @@ class Ingestor:
         self.connected.clear()
 
     def _client(self) -> aiomqtt.Client:
+        """A client with paho's manual acknowledgement on from the start (before CONNECT).
+
+        A resumed session's messages (those unacknowledged by the last connection, and those
+        queued while core was away) come right behind the CONNACK, before ``async with`` gives
+        the client back: switched on only then, paho would already have acknowledged them on
+        receipt, and a second connection lost without finishing them would lose them.
+        """
+        client = self._new_client()
+        client._client.manual_ack_set(True)  # aiomqtt 2.5 has no manual ack of its own
+        return client
+
+    def _new_client(self) -> aiomqtt.Client:
         if self.config.protocol == "3.1.1":
-            return aiomqtt.Client(
+            return _BurstClient(
                 self.config.host,
                 self.config.port,
                 username=self.config.username,
@@ -100,7 +164,7 @@ class Ingestor:
         props.SessionExpiryInterval = self.config.session_expiry_s
         if self.receive_maximum is not None:
             props.ReceiveMaximum = self.receive_maximum
-        return aiomqtt.Client(
+        return _BurstClient(
             self.config.host,
             self.config.port,
             username=self.config.username,
@@ -111,25 +175,53 @@ class Ingestor:
             properties=props,
         )
 
-    async def messages(self) -> AsyncIterator[tuple[str, bytes]]:
+    async def messages(self) -> AsyncGenerator[tuple[str, bytes], None]:
         """Yield (topic, payload) forever; reconnect on broker loss. A message is acknowledged
         when the next one is asked for."""
         async for delivery in self.deliveries():
             yield delivery.topic, delivery.payload
             delivery.ack()  # the consumer is back for the next message: done with this one
 
-    async def deliveries(self) -> AsyncIterator[Delivery]:
+    async def deliveries(self) -> AsyncGenerator[Delivery, None]:
         """Yield each message with its own acknowledgement, to call once it is finished (in
         any order); reconnect on broker loss. Messages of a lost connection are not
         acknowledged: the broker sends them again."""
+        async with contextlib.aclosing(self._received(GROUP_MAX_MESSAGES)) as received:
+            async for taken, finish in received:  # closed with this generator: no reconnects
+                for message in taken:
+                    yield Delivery(message.topic.value, _payload_bytes(message.payload),
+                                   functools.partial(finish, message))
+
+    async def groups(self, max_messages: int = GROUP_MAX_MESSAGES
+                     ) -> AsyncGenerator[list[tuple[str, bytes]], None]:
+        """Yield lists of (topic, payload) forever: the next message and those already
+        waiting behind it, up to ``max_messages``; reconnect on broker loss.
+
+        A group's messages are acknowledged when the consumer asks for the next group: it
+        has finished with all of them. Nothing waits to fill a group: under a light load a
+        group is one message (no added latency); under a heavy one it is what arrived while
+        the consumer worked on the last, which the pipeline coalesces
+        (:meth:`core.pipeline.CorePipeline.process_group`).
+        """
+        async with contextlib.aclosing(self._received(max_messages)) as received:
+            async for taken, finish in received:  # closed with this generator: no reconnects
+                yield [(message.topic.value, _payload_bytes(message.payload))
+                       for message in taken]
+                for message in taken:  # the consumer is back for the next group: done with them
+                    finish(message)
+
+    async def _received(self, max_messages: int) -> AsyncGenerator[
+            tuple[list[aiomqtt.Message], Callable[[aiomqtt.Message], None]], None]:
+        """The next message and those waiting behind it (up to ``max_messages``), with the
+        function that acknowledges one once finished; reconnects on broker loss."""
         attempt = 0
         loop = asyncio.get_running_loop()
         ack_every = _ACK_EVERY[self.config.protocol]
         while True:
             try:
                 async with self._client() as client:
-                    paho = client._client  # aiomqtt 2.5 has no manual ack of its own
-                    paho.manual_ack_set(True)
+                    paho = client._client  # manual ack on since before CONNECT (_client)
+                    waiting = client._queue  # its messages' queue, to take what already waits
                     finished: list[aiomqtt.Message] = []
 
                     def acknowledge(paho: Any = paho, finished: list[Any] = finished) -> None:
@@ -153,14 +245,11 @@ class Ingestor:
                         await client.subscribe(extra, qos=1)
                     self.connected.set()
                     attempt = 0
-                    async for message in client.messages:
-                        payload = message.payload
-                        if isinstance(payload, str):
-                            payload = payload.encode()
-                        elif not isinstance(payload, bytes | bytearray):
-                            payload = b""
-                        yield Delivery(message.topic.value, bytes(payload),
-                                       functools.partial(finish, message))
+                    async for first in client.messages:
+                        taken = [first]
+                        while len(taken) < max_messages and not waiting.empty():
+                            taken.append(waiting.get_nowait())
+                        yield taken, finish
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 attempt += 1

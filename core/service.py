@@ -32,8 +32,8 @@ class CoreService:
                  on_handled: Callable[[], None] | None = None) -> None:
         self.pipeline = pipeline
         self.sink = sink
-        #: called after each message is stored and handed on, before it is acknowledged
-        #: (the direct engine journals its batches there, :mod:`core.checkpoint`)
+        #: called after each group of messages is stored and handed on, before it is
+        #: acknowledged (the direct engine journals its batches there, :mod:`core.checkpoint`)
         self.on_handled = on_handled
         self.ingestor = Ingestor(mqtt)
 
@@ -46,9 +46,10 @@ class CoreService:
         flusher = asyncio.create_task(self._flush_dead_letters())
         try:
             async with self.ingestor as ingestor:
-                async for topic, payload in ingestor.messages():
-                    scored = self.pipeline.process_payload(topic, payload)
-                    if scored is not None:
+                # what waits at the broker comes in groups, whose mapped readings the
+                # pipeline coalesces per device; a group is acknowledged once handled
+                async for group in ingestor.groups():
+                    for scored, topic, payload in self.pipeline.process_group(group):
                         try:
                             await self.sink(scored)
                         except Exception as exc:  # foreign code: the batch is stored, go on

@@ -42,7 +42,13 @@ DEFAULT_START = 1_767_225_600.0
 
 # purposes of a device's random streams: np.random.default_rng([seed, index, purpose])
 _CALL, _FAULT, _IMPERFECT, _NOISE, _EVENTS, _DELIVERY = 1, 2, 3, 10, 11, 12
-_FLEET = 20
+_FLEET, _COHORT = 20, 21
+#: what a device's registry entry says before any fleet fault: its model, firmware, production
+#: batch and region are drawn from these (a fleet fault's cohort overrides its own dimension)
+_MODELS = ("A", "B")
+_BASE_FIRMWARE = "2.5.3"
+_BATCHES = tuple(f"B{n}" for n in range(10, 17))
+_REGIONS = ("north", "south", "east", "west")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,9 @@ class FleetFault:
 
     ``share`` is the share of the product's devices affected; ``at`` the release (or the
     batch's first failure) as a fraction of the run. A device with a fault of its own keeps it.
+    The cohort is ``cohort_share`` of the product's devices (those that install the release,
+    or that came from the batch), so a share of the cohort stays well; its members carry
+    ``value`` (the firmware version, the batch id) as their ``cohort`` dimension.
     """
 
     name: str
@@ -61,6 +70,12 @@ class FleetFault:
     fault_kind: str
     share: float
     at: float
+    value: str = ""
+    cohort_share: float = 1.0
+
+    def released(self, config: FleetConfig) -> float:
+        """When the release is installed (firmware) or the batch's first failure may come."""
+        return config.start + self.at * config.horizon_s
 
     def onset(self, config: FleetConfig, rng: np.random.Generator) -> float:
         """When the fault starts on one affected device."""
@@ -71,8 +86,9 @@ class FleetFault:
 #: ``forewarn sim evaluate --fleet-faults``: a firmware release and a weak production batch
 FLEET_FAULTS: tuple[FleetFault, ...] = (
     FleetFault("firmware-2.6-compressor", "firmware", "heat_pump", "component_failure",
-               share=0.3, at=0.4),
-    FleetFault("batch-17-bearings", "batch", "water_pump", "bearing_wear", share=0.25, at=0.3),
+               share=0.3, at=0.4, value="2.6.0", cohort_share=0.6),
+    FleetFault("batch-17-bearings", "batch", "water_pump", "bearing_wear", share=0.25, at=0.3,
+               value="B17", cohort_share=0.4),
 )
 
 
@@ -204,11 +220,31 @@ class SimDevice:
                 course=kind.course,
                 field=self.fault.field,
             )
+        meta = np.random.default_rng([config.seed, index, _COHORT])
+        #: what the registry says of the device (``rules.cohorts`` dimensions)
+        self.cohort: dict[str, str] = {
+            "model": f"{self.product.id_prefix.upper()}-{_MODELS[int(meta.integers(2))]}",
+            "firmware": _BASE_FIRMWARE,
+            "batch": _BATCHES[int(meta.integers(len(_BATCHES)))],
+            "region": _REGIONS[int(meta.integers(len(_REGIONS)))]}
+        #: (when, version): the device installs a fleet fault's firmware release then, and
+        #: says so in its status messages
+        self.firmware_update: tuple[float, str] | None = None
+        #: the fleet faults whose cohort the device is in
+        self.fleet_cohorts: list[str] = []
         for k, shared in enumerate(config.fleet_faults):
+            if shared.product != self.product.name:
+                continue
             cohort_rng = np.random.default_rng([config.seed, index, _FLEET, k])
-            if (self.fault is not None or shared.product != self.product.name
-                    or shared.fault_kind not in self.product.fault_kinds
-                    or cohort_rng.random() >= shared.share):
+            draw = cohort_rng.random()
+            if draw < max(shared.cohort_share, shared.share):
+                self.fleet_cohorts.append(shared.name)
+                if shared.cohort == "firmware":
+                    self.firmware_update = (shared.released(config), shared.value)
+                elif shared.value:
+                    self.cohort[shared.cohort] = shared.value
+            if (self.fault is not None or shared.fault_kind not in self.product.fault_kinds
+                    or draw >= shared.share):
                 continue
             kind = FAULTS[shared.fault_kind]
             self.fault = kind.plan(self.product, shared.onset(config, cohort_rng),

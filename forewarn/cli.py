@@ -22,7 +22,7 @@ __all__ = ["COMMANDS", "build_parser", "main", "one_line"]
 #: command modules under forewarn.commands, in the order --help lists them
 COMMANDS: tuple[str, ...] = (
     "demo", "sim", "serve", "tokens", "edge", "fleet", "devices", "core", "rules", "outbox",
-    "deadletters", "ingest", "report", "inbox",
+    "deadletters", "incidents", "ingest", "report", "inbox", "firmware",
     "score", "nab", "backfill", "backtest",
 )
 

@@ -132,6 +132,8 @@ class ForewarnMetrics:
         dead = CounterMetricFamily("forewarn_messages_dead_lettered",
                                    "Messages that could not be decoded", labels=["reason"])
         events = CounterMetricFamily("forewarn_detector_events", "Anomaly onsets detected")
+        peer = CounterMetricFamily("forewarn_peer_events", "Onsets of the peer detector (a "
+                                   "device unlike its peers, a cohort moved), among the events")
         messages = CounterMetricFamily("forewarn_messages", "Telemetry messages received")
         evicted = CounterMetricFamily(
             "forewarn_state_evicted", "Per-device state forgotten to stay within its cap "
@@ -143,6 +145,7 @@ class ForewarnMetrics:
         ingested.add_metric([], sum(s.samples_ingested for s in stats))
         messages.add_metric([], sum(s.messages for s in stats))
         events.add_metric([], sum(s.events for s in stats))
+        peer.add_metric([], sum(s.peer_events for s in stats))
         dropped.add_metric(["duplicate"], sum(s.duplicate_batches for s in stats))
         reasons: dict[str, int] = {}
         for pipeline in self.pipelines:
@@ -150,7 +153,7 @@ class ForewarnMetrics:
                 reasons[reason] = reasons.get(reason, 0) + n
         for reason, n in sorted(reasons.items()):
             dead.add_metric([reason], n)
-        yield from (messages, ingested, dropped, dead, events, evicted)
+        yield from (messages, ingested, dropped, dead, events, peer, evicted)
 
     def case_metrics(self) -> Iterator[Metric]:
         """Open cases by severity, outbox backlog and failures, notice latency."""

@@ -6,7 +6,10 @@
                              ─▶ RulesPipeline (customer registry, every product's rules,
                                 case book) ─▶ outbox ─▶ channels (terminal, email, webhook,
                                 apprise)
-    ticks(now)               ─▶ devices gone silent, escalation, auto-resolve, ended silences
+    (case book)              ─▶ fleet incidents ([incidents]): a cohort's cases of one rule,
+                                one team notice, one customer message per device
+    ticks(now)               ─▶ devices gone silent, escalation, auto-resolve, ended silences,
+                                incidents whose cases all resolved closed
     MQTT status/event/config ─▶ LifecycleListener ─▶ RulesPipeline's device book (online,
       (direct engine)           offline, last seen, reported config; goodbyes, last wills)
     the device's partition   ─▶ decode_lifecycle ─▶ the same sink (NATS workers: in stream
@@ -45,7 +48,7 @@ from sqlalchemy.exc import OperationalError
 
 from core.config import MqttConfig
 from core.dead_letter import DeadLetters, DeadLetterStore
-from core.detect import DetectorConfig, make_detector
+from core.detect import DetectorConfig, make_detector, make_peer
 from core.errors import LimitsFileError
 from core.events import LifecycleSink
 from core.lifecycle import LifecycleListener
@@ -57,10 +60,12 @@ from core.store.base import HistoryStore, TimeSeriesStore
 from core.store.config import InfluxConfig, StoreConfig, make_store
 from forewarn.casedb import open_case_db
 from forewarn.errors import ConfigError
+from forewarn.peers import registry_peer_labels
 from forewarn.settings import SHIPPED_CONFIG, Settings
 from forewarn.status_links import make_status_links
 from rules.cases import CaseBook
 from rules.errors import RuleError
+from rules.incidents import IncidentBook
 from rules.model import RuleSet, load_rules, merge_rule_sets
 from rules.notifiers.base import Notifier
 from rules.notifiers.terminal import TerminalNotifier
@@ -250,7 +255,12 @@ class Service:
         return CaseBook(engine, channel=notify.customers, clock=self.clock,
                         registry=self.configured.registry, team_channel=notify.team,
                         team_recipient=team_to,
-                        status_links=make_status_links(self.settings, clock=self.clock))
+                        status_links=make_status_links(self.settings, clock=self.clock),
+                        incidents=self.incident_book())
+
+    def incident_book(self) -> IncidentBook:
+        """Fleet incidents over the registry's cohorts (``[incidents]``)."""
+        return IncidentBook(self.settings.incidents.policy(), self.configured.registry)
 
     def rules_pipeline(self, engine: Engine) -> RulesPipeline:
         """Every product's rules over the registry, opening cases in ``engine``."""
@@ -278,7 +288,9 @@ class Service:
                             max_series_per_device=core.max_series_per_device,
                             max_boots_per_device=core.max_boots_per_device,
                             decoder=MappedDecoder(self.settings.ingest.mapping,
-                                                  clock=self.clock))
+                                                  clock=self.clock),
+                            peer=make_peer(self.settings.peer),
+                            peer_labels=registry_peer_labels(self.configured.registry))
 
     def lifecycle_sink(self, rules: RulesPipeline) -> LifecycleSink:
         """Where the devices' status, own events and reported configs go, on both engines:

@@ -39,12 +39,15 @@ from pydantic_settings import (
 
 from core.config import CoreConfig, MqttConfig
 from core.detect.config import DetectorConfig
+from core.detect.peer_config import PeerConfig
 from core.mapping.config import IngestConfig
 from core.nats.config import NatsConfig
 from core.store.config import StoreConfig
 from edge.problems import problems
 from forewarn.errors import ConfigError
+from rules.cohorts import Dimension
 from rules.feedback import FeedbackPolicy
+from rules.incidents import CustomerPolicy, IncidentPolicy
 
 __all__ = [
     "SHIPPED_CONFIG",
@@ -163,6 +166,41 @@ class RulesSettings(BaseModel):
         return FeedbackPolicy(step=self.feedback_step, max_raise=self.feedback_max_raise,
                               expiry_days=self.feedback_expiry_days,
                               product_devices=self.feedback_product_devices)
+
+
+class IncidentsSettings(BaseModel):
+    """``[incidents]``: many devices of one cohort with cases of one rule at once are one fleet
+    incident, told to the team once and to the customers in one message (``rules.incidents``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    #: this many devices of one cohort opening cases of one rule within ``window_h``…
+    min_devices: int = Field(default=3, ge=2)
+    #: …that are also at least this share of the cohort's known devices
+    min_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    #: …and at least this many times the share of the product's other devices with such cases
+    min_lift: float = Field(default=3.0, ge=1.0)
+    #: a cohort of more than this share of the product's devices is the product itself
+    max_cohort_share: float = Field(default=0.8, gt=0.0, le=1.0)
+    window_h: float = Field(default=24.0, gt=0.0)
+    #: the cohorts compared, in this order (``rules.cohorts``)
+    dimensions: tuple[Dimension, ...] = ("firmware", "batch", "model", "region")
+    #: "message": one coordinated message per affected device; "hold": none until a person
+    #: decides (``forewarn incidents decide``)
+    customers: CustomerPolicy = "message"
+    #: products and rules whose incidents hold customer notices whatever ``customers`` says
+    hold_products: tuple[str, ...] = ()
+    hold_rules: tuple[str, ...] = ()
+
+    def policy(self) -> IncidentPolicy:
+        """The incident policy these keys describe."""
+        return IncidentPolicy(enabled=self.enabled, min_devices=self.min_devices,
+                              min_share=self.min_share, min_lift=self.min_lift,
+                              max_cohort_share=self.max_cohort_share,
+                              window_s=self.window_h * 3600.0,
+                              dimensions=self.dimensions, customers=self.customers,
+                              hold_products=self.hold_products, hold_rules=self.hold_rules)
 
 
 class CustomersSettings(BaseModel):
@@ -345,11 +383,15 @@ class Settings(TomlFileSettings):
     cases: CasesSettings = Field(default_factory=CasesSettings)
     #: the detector core runs; ``[detector]`` keys override ``DetectorConfig()``'s defaults
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
+    #: ``[peer]``: each device against its peers, each cohort against its past (issue 20)
+    peer: PeerConfig = Field(default_factory=PeerConfig)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     #: ``[nats]``: the JetStream stream and its workers (``forewarn core --engine nats``)
     nats: NatsConfig = Field(default_factory=NatsConfig)
     rules: RulesSettings = Field(default_factory=RulesSettings)
     customers: CustomersSettings = Field(default_factory=CustomersSettings)
+    #: ``[incidents]``: fleet incidents over cohorts (docs/incidents.md)
+    incidents: IncidentsSettings = Field(default_factory=IncidentsSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     #: ``[fleet]``: the simulated fleet's credentials (``forewarn fleet``)
     fleet: FleetSettings = Field(default_factory=FleetSettings)

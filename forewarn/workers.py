@@ -51,6 +51,7 @@ from sqlalchemy.exc import OperationalError
 
 from core.config import MqttConfig
 from core.detect import DetectorConfig
+from core.heap import settle_heap
 from core.nats import NatsConfig, NatsEngine, PartitionStats
 from core.pipeline import CorePipeline
 from core.service import CoreService
@@ -555,6 +556,7 @@ async def run_direct(settings: Settings, options: WorkerOptions, echo: bool = Tr
         async with contextlib.AsyncExitStack() as stack:
             # restores detector and dedup state; snapshots it periodically and on the way out
             kept = await stack.enter_async_context(KeptState(settings.core, pipeline))
+            settle_heap()  # started: a backlog's messages must not make every GC walk it all
             if metrics is not None:
                 await stack.enter_async_context(metrics.serving(
                     settings.core.metrics_host, settings.core.metrics_port))

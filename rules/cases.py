@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from rules.db import CaseEventRow, CaseRow, CustomerAnswerRow, NoticeRow, TicketRow
 from rules.evaluate import Alarm
+from rules.incidents import IncidentBook, incident_ref
 from rules.messages import case_ref, customer_message, team_message, update_message
 from rules.model import CasePolicy
 from rules.registry import CustomerRegistry, DeviceMeta
@@ -77,7 +78,8 @@ class CaseBook:
                  clock: Callable[[], float] = time.time, *,
                  policy: CasePolicy | None = None, registry: CustomerRegistry | None = None,
                  team_channel: str | None = None, team_recipient: str = "",
-                 status_links: StatusLinks | None = None) -> None:
+                 status_links: StatusLinks | None = None,
+                 incidents: IncidentBook | None = None) -> None:
         self.engine = engine
         self.channel = channel
         self.clock = clock
@@ -89,6 +91,10 @@ class CaseBook:
         self.team_recipient = team_recipient
         #: customer notices carry a link to the case's status page (``[serve] public_url``)
         self.status_links = status_links
+        #: fleet incidents (``rules.incidents``): a new case may join one, in its transaction
+        self.incidents = incidents
+        if incidents is not None:
+            incidents.route_team(self.team_channel, team_recipient)
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -204,6 +210,13 @@ class CaseBook:
         case = CaseRow(id=case_id, **values)  # what the caller reads; not in the session
         events = [{"case_id": case_id, "ts": alarm.fired_at, "kind": "opened",
                    "detail": summary}]
+        link = (self.incidents.link(session, case_id, alarm.rule.name, meta, alarm.fired_at,
+                                    now) if self.incidents is not None else None)
+        if link is not None:
+            ref = incident_ref(link.incident_id)
+            events.append({"case_id": case_id, "ts": now, "kind": "incident",
+                           "detail": f"{'opened' if link.opened else 'joined'} fleet "
+                                     f"incident {ref}"})
         notices: list[dict[str, object]] = []
         base = {"case_id": case_id, "tenant": alarm.tenant, "device_id": alarm.device_id,
                 "kind": "opened", "customer_id": meta.customer_id, "attempts": 0,
@@ -212,13 +225,24 @@ class CaseBook:
             subject, body = customer_message(
                 alarm, case_id, meta.language, meta.timezone, meta.customer_name,
                 status_url=self.status_links.url(case_id) if self.status_links else "")
-            notices.append({
+            own: dict[str, object] = {
                 **base, "audience": "customer", "channel": meta.contact.channel or self.channel,
                 "recipient": meta.contact.address,
                 "idempotency_key": f"case-{case_id}-customer-opened", "subject": subject,
                 "body": body, "status": "pending" if told else "suppressed",
                 "next_attempt_at": max(customer_wait, 0.0),
-                "last_error": None if told else customer_note})
+                "last_error": None if told else customer_note}
+            notice: dict[str, object] | None = own
+            if link is not None and told and self.incidents is not None:
+                # the incident speaks for the case: its message (once per device), or held
+                notice = self.incidents.customer_notice(session, link, own, meta,
+                                                        alarm.product)
+                customer_note = (f"{customer_note}: the message of incident {ref}"
+                                 if notice is not None and notice["status"] == "pending"
+                                 else f"held or already told by incident {ref}")
+                told = notice is not None and notice["status"] == "pending"
+            if notice is not None:
+                notices.append(notice)
             events.append({"case_id": case_id, "ts": now, "kind": "customer notice",
                            "detail": customer_note})
         subject, body = team_message(alarm, case_id, meta.customer_name or meta.customer_id,
@@ -226,8 +250,15 @@ class CaseBook:
         notices.append({
             **base, "audience": "team", "channel": self.team_channel,
             "recipient": self.team_recipient, "idempotency_key": f"case-{case_id}-team-opened",
-            "subject": subject, "body": body, "status": "pending", "next_attempt_at": 0.0,
-            "last_error": None})
+            "subject": subject, "body": body,
+            # a case of an incident: the team hears of the incident once, not of each case
+            "status": "pending" if link is None else "suppressed", "next_attempt_at": 0.0,
+            "last_error": None if link is None else
+            f"part of incident {incident_ref(link.incident_id)}: the team is told once"})
+        if link is not None and not told:
+            session.execute(update(CaseRow).where(CaseRow.id == case_id)
+                            .values(customer_notified=False))
+            case.customer_notified = False
         session.execute(insert(CaseEventRow), events)
         session.execute(insert(NoticeRow), notices)
         if customer_note.startswith("suppressed: the customer has open ticket"):

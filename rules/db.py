@@ -9,7 +9,8 @@ migrations existed is recognised and upgraded from the first revision.
 >>> sorted(inspect(engine).get_table_names())  # doctest: +NORMALIZE_WHITESPACE
 ['alarm_states', 'alembic_version', 'api_tokens', 'case_events', 'case_labels', 'cases',
   'condition_memory', 'customer_answers', 'dead_letter_counts', 'dead_letters', 'devices',
-  'feedback', 'notice_attempts', 'notices', 'silences', 'tickets']
+  'feedback', 'firmware_changes', 'incident_cases', 'incidents', 'notice_attempts', 'notices',
+  'silences', 'tickets']
 >>> schema_revision(engine) == HEAD_REVISION
 True
 >>> engine.dispose()
@@ -52,6 +53,9 @@ __all__ = [
     "CustomerAnswerRow",
     "DeviceRow",
     "FeedbackRow",
+    "FirmwareChangeRow",
+    "IncidentCaseRow",
+    "IncidentRow",
     "LabelRow",
     "NoticeRow",
     "SilenceRow",
@@ -286,6 +290,72 @@ class FeedbackRow(Base):
     expires_at: Mapped[float] = mapped_column(Float)
     undone_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     undone_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class FirmwareChangeRow(Base):
+    """A device reported a firmware version it had not reported before (``rules.lifecycle``):
+    the history the firmware rollout view (``rules.firmware``) reads."""
+
+    __tablename__ = "firmware_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    device_id: Mapped[str] = mapped_column(String(64))
+    product: Mapped[str] = mapped_column(String(64), default="")
+    firmware: Mapped[str] = mapped_column(String(64))
+    #: the version it ran before (None: the first version it reported)
+    previous: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: when it first reported this version (epoch seconds)
+    since: Mapped[float] = mapped_column(Float)
+
+
+class IncidentRow(Base):
+    """A fleet incident (``rules.incidents``): many devices of one cohort with cases of one
+    rule at once, told to the team once and to the customers in one coordinated message."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    product: Mapped[str] = mapped_column(String(64))
+    #: the cohort's key (``rules.cohorts.Cohort.key``), e.g. ``heat_pump/firmware=2.6.0``
+    cohort: Mapped[str] = mapped_column(String(200))
+    rule: Mapped[str] = mapped_column(String(64))
+    #: open or closed
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    #: tenant|cohort|rule while open, NULL after: one open incident per cohort and rule, also
+    #: when several workers open it at once
+    open_key: Mapped[str | None] = mapped_column(String(400), unique=True, nullable=True)
+    opened_at: Mapped[float] = mapped_column(Float)
+    #: when the newest case joined
+    last_joined_at: Mapped[float] = mapped_column(Float)
+    closed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    closed_by: Mapped[str] = mapped_column(String(100), default="")
+    #: what happens to customers: "message" (one coordinated message per device) or "hold"
+    #: (nothing until a person decides)
+    customer_policy: Mapped[str] = mapped_column(String(16))
+    #: a person's decision on a held incident: "message" or "quiet" (None: not decided)
+    decision: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    decided_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: how many cases and devices it links (kept with the links, for lists)
+    cases: Mapped[int] = mapped_column(Integer, default=0)
+    devices: Mapped[int] = mapped_column(Integer, default=0)
+    summary: Mapped[str] = mapped_column(Text, default="")
+
+
+class IncidentCaseRow(Base):
+    """A case linked to a fleet incident (a case belongs to one incident at most)."""
+
+    __tablename__ = "incident_cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    customer_id: Mapped[str] = mapped_column(String(64), default="")
+    joined_at: Mapped[float] = mapped_column(Float)
 
 
 class DeviceRow(Base):

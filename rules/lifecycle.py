@@ -4,7 +4,9 @@ count, the agent's events as events for the rules, and reported configs kept per
 
 Core hands each lifecycle message (:data:`core.events.LifecycleEvent`) to
 :meth:`DeviceLifecycle.handle`; telemetry batches pass :meth:`DeviceLifecycle.observe` on
-their way into the rules, so last-seen covers samples too (written at each tick, not per batch).
+their way into the rules, so last-seen covers samples too (written at each tick, not per batch),
+and so does the firmware a batch names: a status or a batch naming a version the device did not
+run last is a move the firmware rollout view counts (``firmware_changes``).
 
 >>> from rules.db import connect
 >>> from rules.evaluate import RuleEvaluator
@@ -36,7 +38,7 @@ from core.events import (
     LifecycleEvent,
     ScoredBatch,
 )
-from rules.db import DeviceRow
+from rules.db import DeviceRow, FirmwareChangeRow
 from rules.evaluate import RuleEvaluator, Transition
 
 __all__ = ["AGENT_DETECTOR", "DeviceBook", "DeviceLifecycle", "agent_event_as_detector_event"]
@@ -98,6 +100,24 @@ class DeviceBook:
                 session.add(row)
             change(row)
 
+    def record_firmware(self, tenant: str, device_id: str, product: str, firmware: str,
+                        ts: float) -> bool:
+        """Remember that the device runs ``firmware`` from ``ts`` on, when that is not the
+        version it ran last (the rollout view's history, ``rules.firmware``); whether it was
+        new."""
+        with Session(self.engine) as session, session.begin():
+            last = session.scalars(
+                select(FirmwareChangeRow.firmware)
+                .where(FirmwareChangeRow.tenant == tenant,
+                       FirmwareChangeRow.device_id == device_id)
+                .order_by(FirmwareChangeRow.since.desc(), FirmwareChangeRow.id.desc()).limit(1)
+            ).first()
+            if last == firmware:
+                return False
+            session.add(FirmwareChangeRow(tenant=tenant, device_id=device_id, product=product,
+                                          firmware=firmware, previous=last, since=ts))
+            return True
+
     def set_desired(self, tenant: str, device_id: str, desired: dict[str, Any]) -> None:
         """Remember the desired config just published for the device."""
         def change(row: DeviceRow) -> None:
@@ -133,6 +153,10 @@ class DeviceLifecycle:
         self._apply = apply
         #: last sample time and product per device, since the last :meth:`flush`
         self._seen: dict[tuple[str, str], tuple[float, str]] = {}
+        #: the firmware each device's batches named last (this process), and the moves to
+        #: record at the next :meth:`flush`: (firmware, product, first sample time)
+        self._firmware: dict[tuple[str, str], str] = {}
+        self._moves: list[tuple[tuple[str, str], str, str, float]] = []
         self._products: dict[tuple[str, str], str] = {}
         self.restore()  # a restart keeps who is resting or offline
 
@@ -171,11 +195,17 @@ class DeviceLifecycle:
         if known is None or last > known[0]:
             self._seen[device] = (last, batch.product)
         self._products[device] = batch.product
+        if batch.firmware and self._firmware.get(device) != batch.firmware:
+            self._firmware[device] = batch.firmware
+            self._moves.append((device, batch.firmware, batch.product, float(batch.t[0])))
 
     def flush(self) -> None:
-        """Write the last-seen times observed since the last flush."""
+        """Write the last-seen times observed since the last flush, and firmware moves."""
         seen, self._seen = self._seen, {}
         self.book.save_last_seen(seen)
+        moves, self._moves = self._moves, []
+        for (tenant, device_id), firmware, product, ts in moves:
+            self.book.record_firmware(tenant, device_id, product, firmware, ts)
 
     def handle(self, event: LifecycleEvent) -> None:
         """Record one lifecycle message; a status may resolve an offline alarm."""
@@ -183,6 +213,10 @@ class DeviceLifecycle:
         product = self._products.get(device, "")
         if isinstance(event, DeviceStatus):
             self.book.update(event.tenant, event.device_id, lambda row: _status(row, event))
+            if event.firmware is not None:
+                self.book.record_firmware(event.tenant, event.device_id, product,
+                                          event.firmware, event.ts)
+                self._firmware[device] = event.firmware
             self._apply(self.evaluator.device_state(event.tenant, event.device_id, event.state,
                                                     event.reason, event.ts, product))
         elif isinstance(event, AgentEvent):

@@ -29,7 +29,8 @@ from rules.catalogue import LANGUAGES, translations
 from rules.evaluate import Alarm
 from rules.timeparse import zone
 
-__all__ = ["GLOSSARY", "case_ref", "customer_message", "team_message", "update_message"]
+__all__ = ["GLOSSARY", "case_ref", "customer_message", "incident_customer_message",
+           "incident_team_message", "team_message", "update_message"]
 
 
 def _term(context: str, key: str) -> str:
@@ -165,3 +166,32 @@ def update_message(kind: str, case_id: int, severity: str, device_id: str, rules
         rules=rules, detail=detail,
     )
     return f"[{severity}] {case_ref(case_id)} {device_id}: case {kind}", body
+
+
+def incident_customer_message(incident_id: int, product: str, device_id: str,
+                              language: str = "en", timezone: str = "UTC",
+                              customer_name: str = "") -> tuple[str, str]:
+    """Subject and body of a fleet incident's message to one affected customer (``timezone``
+    is the customer's: the text names no time today, the argument keeps the call uniform)."""
+    del timezone
+    language = language if language in LANGUAGES else LANGUAGES[0]
+    words = translations(language)
+    word = _word(language, product)
+    ref = f"INC-{incident_id}"
+    body = _env(language).get_template("incident_customer.txt.j2").render(
+        customer_name=customer_name, product=word, device_id=device_id, incident_ref=ref)
+    subject = words.gettext("We are fixing a problem that affects your {product}")
+    return subject.format(product=word), body
+
+
+def incident_team_message(incident_ref: str, severity: str, cohort: str, rule: str,
+                          cases: list[tuple[str, str]], customers: str) -> tuple[str, str]:
+    """Subject and body of the team's one notice of a fleet incident; ``cases``: (case
+    reference, device) of every case linked at opening."""
+    devices = len({device for _, device in cases})
+    body = _env(_TEAM_LANGUAGE).get_template("incident_team.txt.j2").render(
+        incident_ref=incident_ref, severity=severity, n_devices=devices, cohort=cohort,
+        rule=rule, cases=cases,
+        customers=("each gets one message" if customers == "message"
+                   else "held until a person decides (forewarn incidents decide)"))
+    return f"[{severity}] {incident_ref} {cohort}: {devices} devices, {rule}", body

@@ -4,9 +4,10 @@
 
     scored batch ─▶ registry lookup ─▶ evaluate (state machine) ─▶ silence ─▶ inhibit
                  ─▶ case book (open / join / reopen / resolve, notices into the outbox)
-    tick(now)    ─▶ no-data and offline transitions, escalation, alarm levels raised by false
-                    alarms (rules.feedback: read from the case database, so the console's
-                    resolutions and undos reach the running service)
+    (case book)  ─▶ fleet incidents (rules.incidents): a new case links to its cohort's incident
+    tick(now)    ─▶ no-data and offline transitions, escalation, quiet incidents closed, alarm
+                    levels raised by false alarms (rules.feedback: read from the case
+                    database, so the console's resolutions and undos reach the running service)
     lifecycle    ─▶ device book (online/offline/last seen, reported config), goodbyes, last
                     wills, agent events (rules.lifecycle)
 
@@ -174,6 +175,8 @@ class RulesPipeline:
         self._persist()
         self.lifecycle.flush()
         self.stats.escalated += len(self.casebook.escalate_due(now))
+        if self.casebook.incidents is not None:
+            self.casebook.incidents.close_quiet(self.casebook.engine, now)
 
     def refresh_feedback(self, now: float) -> None:
         """Read the alarm levels false alarms raised (and not undone or expired) at ``now``."""

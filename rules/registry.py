@@ -1,4 +1,5 @@
-"""Who owns a device: customer, tier, time zone, language, contact, firmware.
+"""Who owns a device: customer, tier, time zone, language, contact, and what it is: firmware,
+model, production batch and region (the cohort keys of :mod:`rules.cohorts`).
 
 Read from a YAML file (``config/customers.example.yaml`` shows every key). A device the registry
 does not know gets the ``defaults`` and stands for an unknown customer of its own
@@ -37,9 +38,10 @@ under another tenant is an unknown device of that tenant.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -55,6 +57,7 @@ __all__ = [
     "InstalledDevice",
     "load_registry",
     "parse_registry",
+    "registry_from_dict",
 ]
 
 Language = Literal["en", "ko"]
@@ -103,6 +106,11 @@ class _Device(BaseModel):
     #: messages under any other tenant (``tenant_mismatch``); None: the file's (or not bound)
     tenant: str | None = Field(default=None, pattern=NAME_PATTERN)
     firmware: str = ""
+    #: the product's model (hardware revision), its production batch and the region it is
+    #: installed in: devices sharing one are a cohort (``rules.cohorts``, fleet incidents)
+    model: str = ""
+    batch: str = ""
+    region: str = ""
     product: str | None = None
     #: when it was installed (epoch seconds): a device that never reported since is "no data"
     installed_at: float | None = None
@@ -132,6 +140,9 @@ class DeviceMeta:
     language: Language = "en"
     firmware: str = ""
     contact: Contact = field(default_factory=Contact)
+    model: str = ""
+    batch: str = ""
+    region: str = ""
     quiet_hours: str | None = None
     notices_per_day: int | None = None
     installed_at: float | None = None
@@ -216,6 +227,8 @@ class CustomerRegistry:
                 customer_id=f"{tenant}/{device_id}",
                 tier=defaults.tier, timezone=defaults.timezone, language=defaults.language,
                 firmware=device.firmware if device else "", quiet_hours=defaults.quiet_hours,
+                model=device.model if device else "", batch=device.batch if device else "",
+                region=device.region if device else "",
                 notices_per_day=defaults.notices_per_day,
                 installed_at=device.installed_at if device else None, known=device is not None,
             )
@@ -228,6 +241,7 @@ class CustomerRegistry:
             notices_per_day=(customer.notices_per_day if customer.notices_per_day is not None
                              else defaults.notices_per_day),
             installed_at=device.installed_at, known=True,
+            model=device.model, batch=device.batch, region=device.region,
         )
 
 
@@ -245,11 +259,32 @@ def parse_registry(text: str, source: str = "<customers>",
         parsed = _RegistryFile.model_validate(data)
     except ValidationError as exc:
         raise RuleFileError(describe_errors(exc, root, source)) from exc
+    return _checked(parsed, source, tenant)
+
+
+def _checked(parsed: _RegistryFile, source: str, tenant: str | None) -> CustomerRegistry:
     unknown = sorted({d.customer for d in parsed.devices.values()}
                      - {c.id for c in parsed.customers})
     if unknown:
         raise RuleFileError(f"{source}: devices name unknown customers: {', '.join(unknown)}")
     return CustomerRegistry(parsed, tenant)
+
+
+def registry_from_dict(data: Mapping[str, Any], source: str = "<customers>",
+                       tenant: str | None = None) -> CustomerRegistry:
+    """A registry from data already read (what the YAML file holds): a simulated fleet's, a
+    test's. Raises :class:`RuleFileError` naming the key that is wrong.
+
+    >>> registry_from_dict({"customers": [{"id": "kim"}],
+    ...                     "devices": {"hp-1": {"customer": "kim", "batch": "B17"}}}
+    ...                    ).lookup("t", "hp-1", "heat_pump").batch
+    'B17'
+    """
+    try:
+        parsed = _RegistryFile.model_validate(data)
+    except ValidationError as exc:
+        raise RuleFileError(f"{source}: {exc}") from exc
+    return _checked(parsed, source, tenant)
 
 
 def load_registry(path: Path | None, tenant: str | None = None) -> CustomerRegistry:

@@ -18,6 +18,8 @@ from core.detect.likelihood import AnomalyLikelihood
 from core.detect.multivariate import Multivariate
 from core.detect.onset import Onset
 from core.detect.out_of_range import OutOfRange
+from core.detect.peer import Peer
+from core.detect.peer_config import PeerConfig, make_peer
 from core.detect.rate import RateOfChange
 from core.detect.robust_z import RobustZ
 from core.detect.seasonal import Seasonal
@@ -36,6 +38,8 @@ __all__ = [
     "Multivariate",
     "Onset",
     "OutOfRange",
+    "Peer",
+    "PeerConfig",
     "RateOfChange",
     "RobustZ",
     "Seasonal",
@@ -43,4 +47,5 @@ __all__ = [
     "Stuck",
     "Transition",
     "make_detector",
+    "make_peer",
 ]

@@ -69,6 +69,8 @@ _WHAT = {
                 "device's other fields)",
 }
 
+#: a narrow device's subspace finding (named ``stuck``): its one statistic is the lower tail
+_NARROW_WHAT = "moving far less than it did (stuck, stopped or lost its signal)"
 
 #: scratch arrays of the fleet path, one set per block shape
 _FLEET_BUFFERS = ("x", "regression", "subspace", "stuck", "dropout", "out_of_range", "rule",
@@ -391,11 +393,18 @@ class Ensemble:
             c, value = float(comps[best][i, j]), float(v[i, j])
             if best == "field":  # name the detector that scored it
                 best = self._field_detector(comps, int(i), int(j))
+            what = _WHAT[best]
+            if best == "subspace" and 2 <= v.shape[1] < self.config.subspace_joint_min_fields:
+                # a narrow device's subspace level is one statistic: a field moving far less
+                # than it did, the stuck detector's finding come early (its rules, not the
+                # circuits' customer notices, take it: a stuck sensor is no fault the customer
+                # sees)
+                best, what = "stuck", _NARROW_WHAT
             out.append(Finding(
                 row=int(i), column=int(j), score=float(final[i, j]), detector=best,
                 value=value, component_score=c,
                 time_to_limit=float(ttl[j]) if np.isfinite(ttl[j]) else None,
-                explanation=f"value {value:.6g} is {_WHAT[best]} ({best} level {c:.2f})"))
+                explanation=f"value {value:.6g} is {what} ({best} level {c:.2f})"))
         return tuple(out)
 
     def _field_detector(self, comps: dict[str, NDArray[np.float64]], i: int, j: int) -> str:

@@ -6,6 +6,10 @@ offset, and made the same batch the native path gives. Mapped readings carry no 
 number: the batch's ``boot_id`` is ``mapped.<name>`` and its ``seq`` the first reading's time
 in milliseconds, so the pipeline's duplicate filter drops a message redelivered with the same
 device and time (within its window, ``[core] dedup_window`` messages per device).
+
+:meth:`MappedDecoder.reading` is the cheap way for the commonest mapped message, one JSON
+reading per message: no arrays, the topic's mapping remembered, so the pipeline can coalesce a
+device's readings into one batch (:meth:`core.pipeline.CorePipeline.process_group`).
 """
 
 from __future__ import annotations
@@ -17,15 +21,20 @@ from core.decode import DecodedBatch, decode_telemetry
 from core.errors import DecodeError
 from core.mapping.config import MappingConfig
 from core.mapping.csv_lines import decode_csv
-from core.mapping.json_format import Readings, decode_json
+from core.mapping.json_format import Readings, decode_json, one_reading
 from core.mapping.line_protocol import decode_line_protocol
 from core.mapping.sparkplug import SparkplugState
 from edge.names import NAME_RE
 from edge.schema import TOPIC_ROOT
 
-__all__ = ["MappedDecoder"]
+__all__ = ["MappedDecoder", "MappedReading"]
 
 _KEEP_FIELD_TUPLES = 1024
+#: topics whose mapping :meth:`MappedDecoder.reading` remembers (a fleet's devices' topics)
+_KEEP_TOPICS = 65_536
+
+#: one reading of one message: tenant, device, boot, seq, product, field names, time, values
+MappedReading = tuple[str, str, str, int, str, tuple[str, ...], float, list[object]]
 
 _FORMATS: dict[str, Callable[[MappingConfig, bytes, float], Readings]] = {
     "json": decode_json,
@@ -48,6 +57,8 @@ class MappedDecoder:
         self.sparkplug = SparkplugState()
         #: field tuples already checked to be names (most messages repeat their fields)
         self._valid_fields: set[tuple[str, ...]] = set()
+        #: topic → (mapping, tenant, device) when :meth:`reading` may take its messages
+        self._quick_topics: dict[str, tuple[MappingConfig, str, str] | None] = {}
 
     @property
     def subscriptions(self) -> list[str]:
@@ -61,6 +72,55 @@ class MappedDecoder:
             if levels is not None:
                 return mapping, levels
         return None
+
+    def reading(self, topic: str, payload: bytes) -> MappedReading | None:
+        """The one reading of a plain JSON message on a mapped topic, or None.
+
+        What :meth:`__call__` gives for it, as Python values: its batch's tenant, device, boot,
+        seq, product and fields, the time and the row of values (None a missing reading). It
+        takes a message of a ``json`` mapping with no field list, device key, scale or offset
+        and an epoch time key, holding one object whose numeric keys are the fields; None for
+        anything else (an array of readings, a native topic, an odd payload), which
+        :meth:`__call__` decodes or words the error of. tests/property checks the two agree.
+        """
+        try:
+            quick = self._quick_topics[topic]
+        except KeyError:
+            quick = self._quick_topic(topic)
+        if quick is None:
+            return None
+        mapping, tenant, device = quick
+        found = one_reading(mapping, payload)
+        if found is None:
+            return None
+        fields, t, values = found
+        if fields not in self._valid_fields:
+            if any(not NAME_RE.fullmatch(f) for f in fields):
+                return None
+            if len(self._valid_fields) >= _KEEP_FIELD_TUPLES:
+                self._valid_fields.clear()
+            self._valid_fields.add(fields)
+        return (tenant, device, f"mapped.{mapping.name}", round(t * 1000.0), mapping.product,
+                fields, t, values)
+
+    def _quick_topic(self, topic: str) -> tuple[MappingConfig, str, str] | None:
+        """Whether :meth:`reading` may take ``topic``'s messages, and their batch's names."""
+        quick: tuple[MappingConfig, str, str] | None = None
+        found = None if topic.startswith(TOPIC_ROOT + "/") else self.mapping_of(topic)
+        if found is not None:
+            mapping, levels = found
+            tenant = mapping.tenant or levels.get("tenant", "")
+            device = levels.get("device") or ""
+            if (mapping.format == "json" and mapping.fields is None
+                    and mapping.device_key is None and not mapping.scale
+                    and not mapping.offset and mapping.time_key is not None
+                    and "." not in mapping.time_key and mapping.time_unit in ("auto", "s")
+                    and NAME_RE.fullmatch(tenant) and NAME_RE.fullmatch(device)):
+                quick = (mapping, tenant, device)
+        if len(self._quick_topics) >= _KEEP_TOPICS:  # bounded: a flood of distinct topics
+            self._quick_topics.clear()
+        self._quick_topics[topic] = quick
+        return quick
 
     def __call__(self, topic: str, payload: bytes, properties: object | None = None
                  ) -> DecodedBatch:

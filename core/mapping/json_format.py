@@ -22,7 +22,7 @@ from core.mapping.times import AUTO_MS_ABOVE as _AUTO_MS_ABOVE
 from core.mapping.times import epoch_seconds
 from edge.schema import MAX_FIELDS, MAX_SAMPLES_PER_BATCH, MAX_TIMESTAMP_S
 
-__all__ = ["Readings", "decode_json"]
+__all__ = ["Readings", "decode_json", "one_reading"]
 
 #: (device from the payload or None, field names, times, rows of values)
 Readings = tuple[str | None, tuple[str, ...], np.ndarray, np.ndarray]
@@ -180,6 +180,40 @@ def _all_numeric(mapping: MappingConfig, readings: list[Any], arrival: float
         return None
     names = tuple(mapping.rename.get(k, k) for k in keys) if mapping.rename else keys
     return None, names, np.array(times, dtype=np.float64), values
+
+
+def one_reading(mapping: MappingConfig, payload: bytes
+                ) -> tuple[tuple[str, ...], float, list[Any]] | None:
+    """One JSON object of numbers as (field names, epoch seconds, its values), or None.
+
+    The per-message cost of :func:`decode_json` for the commonest mapped message, one reading
+    per message, with no arrays: the caller coalesces many into one batch. It takes only what
+    :func:`_all_numeric` takes (``mapping`` with no field list, device key, scale or offset,
+    an epoch time key; checked by the caller), one flat object, and gives the same names,
+    time and values; anything else is None
+    and goes the general way, which also words the error. orjson reads no infinity (it
+    refuses 1e400) and gives integers beyond 64 bits as floats, so every value is finite.
+    """
+    if len(payload) > MAX_PAYLOAD_BYTES or b"[" in payload or payload.count(b"{") > 1:
+        return None  # nested objects and arrays go the general way (nesting depth, paths)
+    try:
+        reading = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return None
+    if type(reading) is not dict:
+        return None
+    numbers = {k: v for k, v in reading.items() if type(v) in _NUMERIC}
+    ts = numbers.pop(mapping.time_key, None)  # a key: the caller checked
+    if ts is None or not 0 < len(numbers) <= MAX_FIELDS:
+        return None
+    if ts > _AUTO_MS_ABOVE and mapping.time_unit == "auto":
+        ts = ts / 1e3
+    if not 0.0 <= ts <= MAX_TIMESTAMP_S or (
+            mapping.unknown_keys == "dead-letter" and len(numbers) + 1 != len(reading)):
+        return None
+    keys = tuple(numbers)
+    names = tuple(mapping.rename.get(k, k) for k in keys) if mapping.rename else keys
+    return names, float(ts), list(numbers.values())
 
 
 def _time(mapping: MappingConfig, reading: dict[str, Any], arrival: float) -> float:

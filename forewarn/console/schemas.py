@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from rules.firmware import FirmwareRollout
 
 __all__ = [
     "AssignBody",
@@ -16,6 +19,8 @@ __all__ = [
     "DevicePage",
     "DeviceSummary",
     "FeedbackOut",
+    "FirmwareVersion",
+    "FirmwareView",
     "FleetOverview",
     "NoteBody",
     "NoticeOut",
@@ -226,6 +231,39 @@ class FleetOverview(BaseModel):
     by_product: dict[str, dict[str, int]]
     open_cases_by_severity: dict[str, int]
     cases_by_status: dict[str, int]
+
+
+class FirmwareVersion(BaseModel):
+    """One firmware version of one product: devices on it, case rates before and after the
+    moves to it (cases per 1000 device-days; None where no days count)."""
+
+    product: str
+    firmware: str
+    devices: int
+    moved: int
+    first_seen: float
+    cases_before: int
+    device_days_before: float
+    cases_after: int
+    device_days_after: float
+    cases_on: int
+    device_days_on: float
+    rate_before: float | None
+    rate_after: float | None
+    rate_on: float | None
+
+    @classmethod
+    def of(cls, rollout: FirmwareRollout) -> FirmwareVersion:
+        """The API's shape of :class:`rules.firmware.FirmwareRollout`."""
+        return cls(**asdict(rollout), rate_before=rollout.rate_before,
+                   rate_after=rollout.rate_after, rate_on=rollout.rate_on)
+
+
+class FirmwareView(BaseModel):
+    """Every firmware version the tenant's devices reported (``GET /api/v1/firmware``)."""
+
+    window_s: float
+    versions: list[FirmwareVersion]
 
 
 class RuleValidation(BaseModel):

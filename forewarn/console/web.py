@@ -24,6 +24,7 @@ from forewarn.console import queries
 from forewarn.console.actions import apply_action
 from forewarn.console.advice import next_steps
 from forewarn.console.api import devices as device_api
+from forewarn.console.api.firmware import firmware_view
 from forewarn.console.context import ConsoleContext
 from forewarn.console.dead_letters import tenant_dead_letters
 from forewarn.console.security import (
@@ -40,6 +41,7 @@ from forewarn.console.security import (
 )
 from forewarn.console.timefmt import span, when
 from forewarn.console.units import unit, units
+from forewarn.incidents import incident_detail, incident_list
 from rules.resolution import FALSE_ALARM_REASONS, OUTCOMES, Resolution
 
 __all__ = ["error_page", "router", "wants_html"]
@@ -269,12 +271,38 @@ def fleet_page(request: Request, session: Session, ctx: Context) -> Response:
                    devices=queries.devices(ctx, tenant), now=ctx.clock())
 
 
+@router.get("/firmware", response_class=HTMLResponse)
+def firmware_page(request: Request, session: Session, ctx: Context,
+                  window_days: Annotated[float, Query(gt=0, le=366)] = 30.0) -> Response:
+    """Each firmware version per product: devices on it, case rates before and after."""
+    view = firmware_view(ctx, session.principal.tenant, window_days * 86_400.0)
+    return _render(request, "firmware.html.j2", session, view=view, window_days=window_days)
+
+
 @router.get("/deadletters", response_class=HTMLResponse)
 def dead_letters_page(request: Request, session: Session, ctx: Context,
                       reason: Annotated[str | None, Query(max_length=64)] = None) -> Response:
     """The newest messages core refused under the tenant's topics, with counts by reason."""
     page = tenant_dead_letters(ctx, session.principal.tenant, reason or None, 100)
     return _render(request, "deadletters.html.j2", session, page=page, reason=reason or "")
+
+
+@router.get("/incidents", response_class=HTMLResponse)
+def incidents_page(request: Request, session: Session, ctx: Context) -> Response:
+    """Fleet incidents of the tenant, newest first (``forewarn.incidents``)."""
+    return _render(request, "incidents.html.j2", session,
+                   incidents=incident_list(ctx.engine, tenant=session.principal.tenant),
+                   detail=None)
+
+
+@router.get("/incidents/{incident_id}", response_class=HTMLResponse)
+def incident_page(request: Request, incident_id: int, session: Session,
+                  ctx: Context) -> Response:
+    """One fleet incident and the cases it links."""
+    detail = incident_detail(ctx.engine, incident_id, session.principal.tenant)
+    if detail is None:
+        raise HTTPException(404, f"no incident {incident_id}")
+    return _render(request, "incidents.html.j2", session, incidents=[], detail=detail)
 
 
 @router.get("/devices/{device_id}", response_class=HTMLResponse)

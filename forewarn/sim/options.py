@@ -9,10 +9,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from core.detect import DetectorConfig
+from core.detect.peer_config import PeerConfig
 from firmware_sim.calls import CallModel
 from firmware_sim.fleet import FleetConfig, FleetFault
 from firmware_sim.imperfections import Imperfections
 from firmware_sim.products import PRODUCTS
+from rules.incidents import IncidentPolicy
 
 __all__ = ["EvalOptions", "TimelineTrace"]
 
@@ -53,6 +55,10 @@ class EvalOptions:
     agents: bool = False
     #: faults shared by a cohort (``firmware_sim.fleet.FLEET_FAULTS`` with ``--fleet-faults``)
     fleet_faults: tuple[FleetFault, ...] = ()
+    #: fleet incidents over the registry's cohorts (the service's ``[incidents]`` defaults)
+    incidents: IncidentPolicy = field(default_factory=IncidentPolicy)
+    #: the service's peer detector (settings [peer] keys); its flags are reported apart
+    peer: PeerConfig = field(default_factory=PeerConfig)
 
     def fleet_config(self) -> FleetConfig:
         """The fleet these options describe; faults start after the learning days."""

@@ -11,8 +11,10 @@ from typing import Any
 
 from firmware_sim.fleet import Fleet, SimDevice
 from firmware_sim.truth import write_jsonl
+from forewarn.sim.incidents import SimIncident, incident_report
 from forewarn.sim.match import MatchResult, SimCase, match_cases
 from forewarn.sim.options import EvalOptions, TimelineTrace
+from forewarn.sim.peer_report import peer_report
 from forewarn.sim.report import report
 from forewarn.sim.shards import run_shards
 
@@ -29,6 +31,8 @@ class Evaluation:
     result: MatchResult
     report: dict[str, Any]
     traces: dict[str, TimelineTrace]
+    #: the fleet incidents the rules opened
+    incidents: list[SimIncident]
 
 
 def _pick_traced(fleet: Fleet, n: int) -> list[SimDevice]:
@@ -68,7 +72,16 @@ def run_evaluation(options: EvalOptions, out_dir: Path | None = None,
     elapsed = time.perf_counter() - started
     figures = report(result, devices=options.devices, days=options.days,
                      learn_days=options.learn_days, start=fleet.config.start)
+    figures.update(peer_report(fleet, [f for r in results for f in r.peer_flags],
+                               learn_until=fleet.config.start + options.learn_days * 86_400.0,
+                               detected={m.truth.device_id: m.detected_at for m in result.faults
+                                         if m.detected_at is not None}))
     figures["agents_mark_false_cases"] = options.agents
+    incidents = [i for r in results for i in r.incidents]
+    if options.fleet_faults:
+        figures.update(incident_report(
+            incidents, fleet,
+            {m.truth.device_id for m in result.faults if m.detected_at is not None}))
     figures.update({
         "seed": options.seed,
         "cases": len(cases),
@@ -77,7 +90,7 @@ def run_evaluation(options: EvalOptions, out_dir: Path | None = None,
         "run_time_s": round(elapsed, 2),
         "samples_per_s": round(samples / elapsed) if elapsed > 0 else None,
     })
-    return Evaluation(options, fleet, cases, result, figures, traces)
+    return Evaluation(options, fleet, cases, result, figures, traces, incidents)
 
 
 def evaluate(devices: int, days: float, seed: int, **overrides: Any) -> dict[str, Any]:

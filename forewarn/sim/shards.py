@@ -2,7 +2,9 @@
 
 Devices are independent (their detector state and rule state are their own), so each worker
 process streams every n-th device through its own pipelines; the parent reads the workers'
-progress from a shared array.
+progress from a shared array. The peer detector is the exception: it compares a device with the
+peers of its own shard only (as a NATS partition's worker does), so its figures are measured
+with one worker.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from firmware_sim.fleet import Fleet
+from forewarn.sim.incidents import SimIncident
 from forewarn.sim.match import SimCase
 from forewarn.sim.options import EvalOptions, TimelineTrace
+from forewarn.sim.peer_report import PeerFlag
 from forewarn.sim.stream import stream_fleet
 
 __all__ = ["ShardResult", "run_shard", "run_shards"]
@@ -39,6 +43,9 @@ class ShardResult:
     samples: int
     batches: int
     traces: dict[str, TimelineTrace]
+    #: fleet incidents (a shard sees only its own devices: run one shard to judge them)
+    incidents: list[SimIncident]
+    peer_flags: list[PeerFlag]
 
 
 def run_shard(options: EvalOptions, shard: int, shards: int, traced: tuple[str, ...],
@@ -50,8 +57,8 @@ def run_shard(options: EvalOptions, shard: int, shards: int, traced: tuple[str, 
     traces = {d.device_id: TimelineTrace(d.product.fields)
               for d in fleet.devices if d.device_id in traced}
     report = progress or functools.partial(_shard_done, shard)
-    cases, samples, batches = stream_fleet(options, fleet, traces, report)
-    return ShardResult(cases, samples, batches, traces)
+    cases, samples, batches, incidents, flags = stream_fleet(options, fleet, traces, report)
+    return ShardResult(cases, samples, batches, traces, incidents, flags)
 
 
 def run_shards(options: EvalOptions, traced: tuple[str, ...],

@@ -12,20 +12,23 @@ import numpy as np
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from core.detect import make_detector
+from core.detect import make_detector, make_peer
 from core.limits import load_limits
 from core.pipeline import CorePipeline
 from core.store.null import NullStore
 from firmware_sim.fleet import Delivery, Fleet
 from forewarn.sim.agents import SimAgent
+from forewarn.sim.incidents import SimIncident, collect_incidents
 from forewarn.sim.match import SimCase
 from forewarn.sim.options import EvalOptions, TimelineTrace
+from forewarn.sim.peer_report import PEER_DETECTORS, PeerFlag
 from rules.cases import CaseBook, CaseOutcome
-from rules.db import CaseRow, NoticeRow, connect
+from rules.db import CaseRow, DeviceRow, NoticeRow, connect
 from rules.evaluate import Alarm
+from rules.incidents import IncidentBook
 from rules.model import load_rule_dir
 from rules.pipeline import RulesPipeline
-from rules.registry import DeviceMeta
+from rules.registry import CustomerRegistry, DeviceMeta, registry_from_dict
 
 __all__ = ["stream_fleet"]
 
@@ -48,8 +51,11 @@ class _SimCaseBook(CaseBook):
     fired it would have reached a live server (with the agent's own small batches), although
     the evaluation streams long batches for speed."""
 
-    def __init__(self, engine: Engine, clock: _SimClock) -> None:
-        super().__init__(engine, channel="sim", clock=clock)
+    def __init__(self, engine: Engine, clock: _SimClock,
+                 registry: CustomerRegistry | None = None,
+                 incidents: IncidentBook | None = None) -> None:
+        super().__init__(engine, channel="sim", clock=clock, registry=registry,
+                         incidents=incidents)
         self.sim_clock = clock
         self.delivery: Delivery | None = None
         #: cases opened or reopened, in order (what simulated agents judge)
@@ -82,13 +88,15 @@ def _cases_from(engine: Engine, no_data_rules: frozenset[str]) -> list[SimCase]:
     with Session(engine) as session:
         rows = {row.id: row for row in session.scalars(select(CaseRow))}
         notices = list(session.scalars(select(NoticeRow).where(
-            NoticeRow.kind.in_(("opened", "reopened")))))
+            NoticeRow.kind.in_(("opened", "reopened", "incident")))))
+    # a case of a fleet incident: its customer heard by the incident's message
     customer = {n.case_id: max(n.created_at, n.next_attempt_at) for n in notices
-                if n.audience == "customer" and n.kind == "opened" and n.status != "suppressed"}
+                if n.audience == "customer" and n.kind in ("opened", "incident")
+                and n.status != "suppressed"}
     out: list[SimCase] = []
     for notice in notices:
         row = None if notice.case_id is None else rows.get(notice.case_id)
-        if notice.audience != "team" or row is None:
+        if notice.audience != "team" or notice.kind == "incident" or row is None:
             continue
         opened = notice.kind == "opened"
         out.append(SimCase(
@@ -100,17 +108,52 @@ def _cases_from(engine: Engine, no_data_rules: frozenset[str]) -> list[SimCase]:
     return sorted(out, key=lambda c: c.noticed_at)
 
 
+def _registry(fleet: Fleet) -> CustomerRegistry:
+    """The simulated fleet's customer registry: each device its own customer (as an unknown
+    device would be), with its model, firmware, batch and region (``rules.cohorts``)."""
+    return registry_from_dict({
+        "customers": [{"id": f"{d.tenant}/{d.device_id}"} for d in fleet.devices],
+        "devices": {d.device_id: {"customer": f"{d.tenant}/{d.device_id}",
+                                  "product": d.product.name, **d.cohort}
+                    for d in fleet.devices}}, source="simulated fleet", tenant=fleet.config.tenant)
+
+
+def _firmware_reported(engine: Engine, tenant: str, device_id: str, product: str,
+                       version: str) -> None:
+    """A device installed a release and says so (what its status messages put in the devices
+    table, ``rules.lifecycle``)."""
+    with Session(engine) as session, session.begin():
+        row = session.get(DeviceRow, (tenant, device_id))
+        if row is None:
+            row = DeviceRow(tenant=tenant, device_id=device_id, product=product,
+                            state="unknown", boot_id="", queue_depth=0, dropped_samples=0,
+                            desired_json="", reported_json="")
+            session.add(row)
+        row.product, row.firmware = product, version
+
+
 def stream_fleet(options: EvalOptions, fleet: Fleet, traces: dict[str, TimelineTrace],
                  progress: Callable[[float], None] = lambda _: None,
-                 ) -> tuple[list[SimCase], int, int]:
-    """Stream ``fleet`` through fresh pipelines; the cases, samples and batches streamed."""
+                 ) -> tuple[list[SimCase], int, int, list[SimIncident], list[PeerFlag]]:
+    """Stream ``fleet`` through fresh pipelines; the cases, samples and batches streamed, the
+    fleet incidents opened, and the peer detector's flags (its events, after the learning
+    days)."""
     limits = load_limits(options.limits) if options.limits is not None else None
-    core = CorePipeline(make_detector(options.detector), NullStore(), limits=limits)
+    # a bucket is judged once every peer's batch covering it arrived: the evaluation's long
+    # batches need a longer wait than a live service's 10-minute ones (docs/detection.md)
+    peer_config = options.peer.model_copy(update={
+        "lag_s": max(options.peer.lag_s, options.batch_s + options.peer.bucket_s)})
+    core = CorePipeline(make_detector(options.detector), NullStore(), limits=limits,
+                        peer=make_peer(peer_config))
+    flags: list[PeerFlag] = []
     clock = _SimClock(fleet.config.start)
     engine = connect("sqlite://")
-    book = _SimCaseBook(engine, clock)
+    registry = _registry(fleet)
+    book = _SimCaseBook(engine, clock, registry, IncidentBook(options.incidents, registry))
     ruleset = load_rule_dir(options.rules_dir)
     rules = RulesPipeline(ruleset, book)
+    updates = sorted((d.firmware_update[0], d.device_id, d.product.name, d.firmware_update[1])
+                     for d in fleet.devices if d.firmware_update is not None)
     agent = SimAgent(engine, fleet, rules.feedback) if options.agents else None
     samples = batches = 0
     # the service ticks every minute or so; here a tick comes once a whole window of batches
@@ -134,6 +177,9 @@ def stream_fleet(options: EvalOptions, fleet: Fleet, traces: dict[str, TimelineT
             clock.now = next_tick
             rules.tick(next_tick)
             next_tick += window
+        while updates and updates[0][0] <= delivery.arrival:
+            _at, device_id, product, version = updates.pop(0)
+            _firmware_reported(engine, fleet.config.tenant, device_id, product, version)
         clock.now = delivery.arrival
         book.delivery = delivery
         if delivery.device_id in traces:
@@ -144,10 +190,13 @@ def stream_fleet(options: EvalOptions, fleet: Fleet, traces: dict[str, TimelineT
         samples += delivery.t.shape[0]
         batches += 1
         if scored is not None:
+            flags.extend(PeerFlag(e.device_id, e.detector, e.ts, e.field) for e in scored.events
+                         if e.detector in PEER_DETECTORS)
             rules.handle(scored)
             if agent is not None:
                 agent.mark(book.new_cases, clock.now)
     cases = _cases_from(engine, frozenset(r.name for r in ruleset.rules if r.is_no_data_rule))
+    incidents = collect_incidents(engine)
     engine.dispose()
     progress(1.0)
-    return cases, samples, batches
+    return cases, samples, batches, incidents, flags

@@ -54,13 +54,14 @@ class CoreProcess:
     output in a log of its own (``logs``; ``lines`` and ``log_tail`` read the current one).
 
     Without ``config`` it writes one: ``broker`` and ``tenant``, the embedded store, the cases
-    and the state in ``workdir`` (the paths below), a one-rule set and ``extra_core`` lines in
-    ``[core]``. ``args`` go before ``--config``, ``core_args`` after ``core``. The environment
+    and the state in ``workdir`` (the paths below), a one-rule set, ``extra_core`` lines in
+    ``[core]`` and ``extra`` sections at the end. ``args`` go before ``--config``,
+    ``core_args`` after ``core``. The environment
     is the test's without ``FOREWARN_*``: only the file configures core.
     """
 
     def __init__(self, workdir: Path, broker: Mosquitto | None = None, tenant: str = "",
-                 extra_core: str = "", *, config: Path | None = None,
+                 extra_core: str = "", *, extra: str = "", config: Path | None = None,
                  args: Sequence[str] = ("-v",), core_args: Sequence[str] = ()) -> None:
         self.workdir = workdir
         self.tenant = tenant
@@ -91,7 +92,7 @@ class CoreProcess:
             f'[store]\npath = "{self.store_db}"\n'
             f'[cases]\nurl = "sqlite:///{self.cases_db}"\n'
             f'rules_file = "{workdir / "rules.yaml"}"\nnotices_jsonl = "{self.notices}"\n'
-            + SINGLE_SERIES_DETECTOR_TOML)
+            + SINGLE_SERIES_DETECTOR_TOML + extra)
 
     @property
     def broker(self) -> Mosquitto:

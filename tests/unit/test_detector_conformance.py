@@ -35,9 +35,17 @@ from core.detect import (
     Transition,
 )
 from core.detect.field_level import FieldLevel
+from core.detect.peer import Peer
 from core.detect.regression import Regression
 from core.detect.robust_z import robust_z_reference, robust_z_update
 from core.detect.subspace import Subspace
+
+
+def _peers() -> Peer:
+    """Two series, peers of each other, each its own cohort; two samples per bucket."""
+    det = Peer(capacity=2, bucket_s=1200.0, lag_s=0.0, warmup=3, min_members=2, min_cohort=1)
+    det.assign([0, 1], ["acme/hp/a", "acme/hp/a"], ["acme/hp/2.5/a", "acme/hp/2.6/a"])
+    return det
 
 
 def _limited() -> OutOfRange:
@@ -80,6 +88,7 @@ DETECTORS: dict[str, tuple[Callable[[], Any], str | None, str | None]] = {
                         "core.detect.subspace", "subspace_narrow_update"),
     "field_level": (lambda: FieldLevel(capacity=2, hold=3), "core.detect.field_level",
                     "field_level_update"),
+    "peer": (_peers, "core.detect.peer", "peer_update"),
     "ensemble": (lambda: Ensemble(), None, None),
     "fleet_ensemble": (lambda: Ensemble(DetectorConfig(regression_warmup=20)), None,
                        None),

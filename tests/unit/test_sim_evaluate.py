@@ -198,3 +198,38 @@ def test_fleet_faults_hit_a_share_of_their_cohort_with_ground_truth() -> None:
     assert figures["fleet_fault_devices_detected"] == 0
     plain = Fleet(dataclasses.replace(config, fleet_faults=())).ground_truth
     assert plain == []
+
+
+def test_a_fleet_faults_cohort_is_wider_than_its_faulty_devices() -> None:
+    """The release's cohort (devices that install it) and the weak batch hold every device the
+    fault hits and more (a share of each cohort stays well); release devices report the new
+    firmware at the release, batch devices carry the batch in the registry."""
+    config = FleetConfig(devices=80, seed=3, products=("heat_pump", "water_pump"),
+                         horizon_s=20 * 86400.0, fault_fraction=0.0, fleet_faults=FLEET_FAULTS)
+    fleet = Fleet(config)
+    release, batch = FLEET_FAULTS
+    for fault in FLEET_FAULTS:
+        cohort = {d.device_id for d in fleet.devices if fault.name in d.fleet_cohorts}
+        hit = {t.device_id for t in fleet.ground_truth if t.fleet_fault == fault.name}
+        assert hit and hit < cohort
+    for device in fleet.devices:
+        in_release = release.name in device.fleet_cohorts
+        assert (device.firmware_update == (release.released(config), release.value)) == in_release
+        assert (device.cohort["batch"] == batch.value) == (batch.name in device.fleet_cohorts)
+
+
+def test_a_fleet_fault_is_found_as_one_incident() -> None:
+    """The firmware release's heat pumps fail within hours of it: the rules open one incident
+    over ``heat_pump/firmware=2.6.0`` (registry and reported firmware, as in the field), and
+    no customer hears twice of it."""
+    options = EvalOptions(devices=24, days=4.0, seed=4, products=("heat_pump",),
+                          fault_fraction=0.0,
+                          rules_dir=Path(__file__).resolve().parents[2] / "config" / "rules",
+                          imperfections=Imperfections.none(), fleet_faults=FLEET_FAULTS[:1])
+    evaluation = run_evaluation(options)
+    figures = evaluation.report
+    assert figures["fleet_fault_devices"] >= 3
+    assert figures["fleet_faults_found_as_incident"] == 1
+    assert [i.cohort for i in evaluation.incidents] == ["heat_pump/firmware=2.6.0"]
+    assert figures["max_customer_messages_per_device_per_incident"] <= 1
+    assert figures["median_h_tenth_of_cohort_to_incident"] is not None

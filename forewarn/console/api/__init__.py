@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from forewarn.console.api import cases, deadletters, devices, fleet, helpdesk, outbox, rules
+from forewarn.console.api import (
+    cases,
+    deadletters,
+    devices,
+    firmware,
+    fleet,
+    helpdesk,
+    incidents,
+    outbox,
+    rules,
+)
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1")
-for _module in (cases, devices, fleet, rules, outbox, deadletters, helpdesk):
+for _module in (cases, incidents, devices, fleet, firmware, rules, outbox, deadletters,
+                helpdesk):
     router.include_router(_module.router)

@@ -1,0 +1,403 @@
+"""Peer comparison: each device against identical devices at the same time, each cohort
+against its own past (issue 20).
+
+The detectors beside this one judge a series by its own history, so a device that drifts
+slowly, or a whole fleet after a warm week, looks normal to them. Here every series carries two
+labels the shell hands in with :meth:`Peer.assign` (core knows nothing of registries): its
+**peer group** (devices that should read alike under the same weather: tenant, product, model,
+region, and the field) and its **cohort** (the peer group split further by firmware and
+production batch). Samples are averaged per time bucket (``bucket_s``); once every member had
+time to report a bucket (``lag_s`` after it ends, by the latest sample time seen), the bucket is
+judged across the peer group:
+
+- the group's robust location (median of the members' bucket means) and each member's
+  *excess* ``e`` = its mean − that median − its own usual offset from the group (learned
+  slowly, clipped, so a device that runs a little warm is not an outlier);
+- the group's robust spread (1.4826 · MAD of the excesses): **device score** from the
+  device's excess in spreads, smoothed over ``persist`` buckets, ``g² / (g² + half_z²)``;
+- per cohort of at least ``min_cohort`` warm members, against the rest of the group (at least
+  as many warm members: the majority is what normal means), the difference of the two median
+  excesses in standard errors (1.2533 · the rest's spread · √(1/n + 1/n_rest)): **cohort
+  score** (the cohort moving together away from its own past offsets, e.g. after a rollout).
+
+A device whose cohort label changes (a firmware update) learns its offset afresh for
+``warmup`` buckets and its device score says nothing meanwhile (a new control curve is not a
+fault of that device), while for ``cohort_hold`` buckets its cohort score still measures it
+from its offset *before* the move: a new firmware cohort whose members all moved away from
+where they used to sit, relative to the peers still on the old one, is what the cohort score
+reports (the step ``Ensemble.rebaseline`` absorbs device by device).
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(3)
+>>> det = Peer(capacity=8, bucket_s=3600.0, lag_s=0.0, warmup=6, min_members=5)
+>>> slots = np.arange(8)
+>>> det.assign(slots, ["acme/heat_pump/t_flow"] * 8, ["acme/heat_pump/2.5"] * 8)
+>>> t = 600.0 * np.arange(6 * 48)                                  # two days, 10-minute samples
+>>> weather = 5.0 * np.sin(t / 86_400.0 * 2 * np.pi)[:, None]      # every device feels it
+>>> x = 40.0 + weather + rng.normal(0.0, 0.3, (t.size, 8)) + np.arange(8.0)  # own offsets
+>>> x[-60:, 2] += np.linspace(0.0, 6.0, 60)                        # one drifts off its peers
+>>> s = det.update(slots, x, t)
+>>> bool(s[-1, 2] > 0.8), bool(np.delete(s[-1], 2).max() < 0.3)
+(True, True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+from core.detect._base import SoADetector, StateDict
+
+__all__ = ["Peer", "label_id", "peer_reference", "peer_update"]
+
+_MAD_TO_SIGMA = 1.4826
+_MEDIAN_SE = 1.2533141373155001
+_UNSET = -(1 << 62)
+#: buckets of closed means each series keeps (members may report a few buckets late)
+RING = 16
+
+
+def label_id(label: str) -> int:
+    """A stable non-zero 63-bit id of a group or cohort label (0 means "not assigned")."""
+    digest = hashlib.blake2b(label.encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "little") & ((1 << 62) - 1)) or 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _judge_bucket(
+    h: int, group: NDArray[np.int64], cohort: NDArray[np.int64], ring_val: NDArray[np.float64],
+    ring_bucket: NDArray[np.int64], offset: NDArray[np.float64], n_closed: NDArray[np.int64],
+    anchor: NDArray[np.float64], hold: NDArray[np.int64],
+    zs: NDArray[np.float64], czs: NDArray[np.float64], score: NDArray[np.float64],
+    cscore: NDArray[np.float64], alpha: float, warmup: int, min_members: int, min_cohort: int,
+    half_z: float, persist: float, clip: float, spread_floor: float,
+) -> None:
+    """Judge bucket ``h`` across every peer group: scores and offsets of its members."""
+    k = h % ring_val.shape[1]
+    n_slots = group.shape[0]
+    count = 0
+    for s in range(n_slots):
+        if group[s] != 0 and ring_bucket[s, k] == h:
+            count += 1
+    members = np.empty(count, dtype=np.int64)
+    count = 0
+    for s in range(n_slots):
+        if group[s] != 0 and ring_bucket[s, k] == h:
+            members[count] = s
+            count += 1
+    order = members[np.argsort(group[members], kind="mergesort")]
+    h2 = half_z * half_z
+    a = 0
+    while a < count:
+        b = a
+        g = group[order[a]]
+        while b < count and group[order[b]] == g:
+            b += 1
+        n = b - a
+        if n >= min_members:
+            run = order[a:b]
+            vals = np.empty(n)
+            for i in range(n):
+                vals[i] = ring_val[run[i], k]
+            med = np.median(vals)
+            e = np.empty(n)
+            eb = np.empty(n)  # for the cohorts: a moved device against its offset before
+            cw = np.zeros(n, dtype=np.bool_)
+            for i in range(n):
+                s = run[i]
+                e[i] = vals[i] - med - offset[s]
+                eb[i] = vals[i] - med - (anchor[s] if hold[s] > 0 else offset[s])
+                cw[i] = n_closed[s] >= warmup or hold[s] > 0
+                if hold[s] > 0:
+                    hold[s] -= 1
+            me = np.median(e)
+            sp = _MAD_TO_SIGMA * np.median(np.abs(e - me))
+            sp = max(sp, spread_floor * abs(med), 1e-9)
+            warm = np.zeros(n, dtype=np.bool_)
+            for i in range(n):
+                s = run[i]
+                dev = e[i] - me
+                zc = min(max(dev / sp, -10.0), 10.0)
+                zs[s] += persist * (zc - zs[s])
+                warm[i] = n_closed[s] >= warmup
+                if warm[i]:
+                    gz = zs[s] * zs[s]
+                    score[s] = gz / (gz + h2)
+                else:
+                    zs[s] = 0.0
+                    score[s] = 0.0
+                rate = max(alpha, 1.0 / (n_closed[s] + 1.0))
+                lim = clip * sp if warm[i] else abs(dev)
+                offset[s] += rate * min(max(dev, -lim), lim)
+                n_closed[s] += 1
+            # cohorts inside the group: sort the run by cohort, judge each run of warm members
+            by_cohort = np.argsort(cohort[run], kind="mergesort")
+            c0 = 0
+            while c0 < n:
+                c1 = c0
+                c = cohort[run[by_cohort[c0]]]
+                while c1 < n and cohort[run[by_cohort[c1]]] == c:
+                    c1 += 1
+                n_warm = 0
+                for i in range(c0, c1):
+                    if cw[by_cohort[i]]:
+                        n_warm += 1
+                n_rest = int(cw.sum()) - n_warm
+                zc = 0.0
+                # the rest of the group, at least as large, is the reference: the majority
+                # is what "normal" means (a cohort is not judged against a smaller one)
+                judged = n_warm >= min_cohort and n_rest >= max(n_warm, min_cohort)
+                if judged:
+                    ce = np.empty(n_warm)
+                    rest = np.empty(n_rest)
+                    w = 0
+                    r = 0
+                    for i in range(n):
+                        if not cw[i]:
+                            continue
+                        if cohort[run[i]] == c:
+                            ce[w] = eb[i]
+                            w += 1
+                        else:
+                            rest[r] = eb[i]
+                            r += 1
+                    mr = np.median(rest)
+                    sr = _MAD_TO_SIGMA * np.median(np.abs(rest - mr))
+                    sr = max(sr, spread_floor * abs(med), 1e-9)
+                    se = _MEDIAN_SE * sr * math.sqrt(1.0 / n_warm + 1.0 / n_rest)
+                    zc = min(max((np.median(ce) - mr) / se, -10.0), 10.0)
+                for i in range(c0, c1):
+                    s = run[by_cohort[i]]
+                    if judged and cw[by_cohort[i]]:
+                        czs[s] += persist * (zc - czs[s])
+                        gz = czs[s] * czs[s]
+                        cscore[s] = gz / (gz + h2)
+                    else:
+                        czs[s] = 0.0
+                        cscore[s] = 0.0
+                c0 = c1
+        a = b
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def peer_update(
+    group: NDArray[np.int64], cohort: NDArray[np.int64], acc_sum: NDArray[np.float64],
+    acc_n: NDArray[np.int64], acc_bucket: NDArray[np.int64], ring_val: NDArray[np.float64],
+    ring_bucket: NDArray[np.int64], offset: NDArray[np.float64], n_closed: NDArray[np.int64],
+    anchor: NDArray[np.float64], hold: NDArray[np.int64],
+    zs: NDArray[np.float64], czs: NDArray[np.float64], score: NDArray[np.float64],
+    cscore: NDArray[np.float64], watermark: NDArray[np.int64],
+    slots: NDArray[np.int64], x: NDArray[np.float64], t: NDArray[np.float64],
+    out: NDArray[np.float64], out_cohort: NDArray[np.float64],
+    bucket_s: float, lag_s: float, alpha: float, warmup: int, min_members: int,
+    min_cohort: int, half_z: float, persist: float, clip: float, spread_floor: float,
+) -> None:
+    """Average ``x`` (ticks × columns, times ``t`` ascending) into buckets; at each tick
+    first judge every bucket that tick's time makes due across the peer groups, then write
+    each series' held device and cohort scores into ``out`` and ``out_cohort``: the scores do
+    not depend on how a stream is cut into blocks."""
+    n_ticks, n_cols = x.shape
+    k_ring = ring_val.shape[1]
+    for i in range(n_ticks):
+        ti = t[i]
+        if math.isfinite(ti):
+            due = math.floor((ti - lag_s) / bucket_s) - 1
+            if due > watermark[0]:
+                first = watermark[0] + 1 if watermark[0] != _UNSET else due
+                for h in range(max(first, due - k_ring + 1), due + 1):
+                    for s in range(group.shape[0]):  # series whose bucket h is open: close it
+                        if group[s] != 0 and acc_n[s] > 0 and acc_bucket[s] <= h:
+                            kk = acc_bucket[s] % k_ring
+                            ring_val[s, kk] = acc_sum[s] / acc_n[s]
+                            ring_bucket[s, kk] = acc_bucket[s]
+                            acc_sum[s] = 0.0
+                            acc_n[s] = 0
+                    _judge_bucket(h, group, cohort, ring_val, ring_bucket, offset, n_closed,
+                                  anchor, hold, zs, czs, score, cscore, alpha, warmup, min_members,
+                                  min_cohort, half_z, persist, clip, spread_floor)
+                watermark[0] = due
+        for j in range(n_cols):
+            s = slots[j]
+            out[i, j] = score[s]
+            out_cohort[i, j] = cscore[s]
+            v = x[i, j]
+            if group[s] == 0 or not (math.isfinite(v) and math.isfinite(ti)):
+                continue
+            b = math.floor(ti / bucket_s)
+            if b <= watermark[0] or b < acc_bucket[s]:
+                continue  # too late: that bucket was judged (or this series moved on)
+            if b != acc_bucket[s]:
+                if acc_n[s] > 0:
+                    kk = acc_bucket[s] % k_ring
+                    ring_val[s, kk] = acc_sum[s] / acc_n[s]
+                    ring_bucket[s, kk] = acc_bucket[s]
+                acc_bucket[s] = b
+                acc_sum[s] = 0.0
+                acc_n[s] = 0
+            acc_sum[s] += v
+            acc_n[s] += 1
+
+
+class Peer(SoADetector):
+    """Streaming peer comparison of many series, grouped by labels the shell assigns."""
+
+    name: ClassVar[str] = "peer"
+    _spec: ClassVar[dict[str, tuple[Any, tuple[int, ...], float]]] = {
+        "group": (np.int64, (), 0),
+        "cohort": (np.int64, (), 0),
+        "acc_sum": (np.float64, (), 0.0),
+        "acc_n": (np.int64, (), 0),
+        "acc_bucket": (np.int64, (), _UNSET),
+        "ring_val": (np.float64, (RING,), 0.0),
+        "ring_bucket": (np.int64, (RING,), _UNSET),
+        "offset": (np.float64, (), 0.0),
+        "n_closed": (np.int64, (), 0),
+        "anchor": (np.float64, (), 0.0),
+        "hold": (np.int64, (), 0),
+        "zs": (np.float64, (), 0.0),
+        "czs": (np.float64, (), 0.0),
+        "score": (np.float64, (), 0.0),
+        "cscore": (np.float64, (), 0.0),
+    }
+
+    def __init__(self, capacity: int = 1024, bucket_s: float = 3600.0, lag_s: float = 7200.0,
+                 half_life: float = 336.0, warmup: int = 24, min_members: int = 5,
+                 min_cohort: int = 3, half_z: float = 4.0, persist: float = 3.0,
+                 clip: float = 3.0, spread_floor: float = 1e-3, cohort_hold: int = 168) -> None:
+        """``half_life``, ``warmup``, ``persist`` (the smoothing's half-life) and
+        ``cohort_hold`` count buckets."""
+        self.cohort_hold = cohort_hold
+        self.bucket_s = bucket_s
+        self.lag_s = lag_s
+        self.alpha = 1.0 - 0.5 ** (1.0 / half_life)
+        self.warmup = warmup
+        self.min_members = min_members
+        self.min_cohort = min_cohort
+        self.half_z = half_z
+        self.persist = 1.0 - 0.5 ** (1.0 / persist)
+        self.clip = clip
+        self.spread_floor = spread_floor
+        self._watermark = np.array([_UNSET], dtype=np.int64)
+        self._last_cohort: NDArray[np.float64] = np.zeros((0, 0))
+        super().__init__(capacity)
+
+    def assign(self, slots: NDArray[np.int64] | Sequence[int], groups: Sequence[str],
+               cohorts: Sequence[str]) -> None:
+        """Label series: each slot's peer group and cohort (a series without labels scores 0).
+
+        A slot whose cohort changes (a firmware update) learns its offset afresh; for
+        ``cohort_hold`` buckets its cohort score still measures it from its offset before.
+        """
+        s = np.ascontiguousarray(slots, dtype=np.int64)
+        self._ensure(s)
+        g = np.array([label_id(x) for x in groups], dtype=np.int64)
+        c = np.array([label_id(x) for x in cohorts], dtype=np.int64)
+        a = self._arrays
+        moved = s[(a["cohort"][s] != 0) & (a["cohort"][s] != c)]
+        warm = moved[a["n_closed"][moved] >= self.warmup]
+        a["anchor"][warm] = a["offset"][warm]  # the cohort score still sees where it was
+        a["hold"][warm] = self.cohort_hold
+        a["n_closed"][moved] = 0
+        a["group"][s] = g
+        a["cohort"][s] = c
+
+    def last_cohort_scores(self) -> NDArray[np.float64]:
+        """Cohort scores of the last :meth:`update`, same shape as its device scores."""
+        return self._last_cohort
+
+    def _run(
+        self, slots: NDArray[np.int64], x: NDArray[np.float64], t: NDArray[np.float64] | None,
+        out: NDArray[np.float64],
+    ) -> None:
+        a = self._arrays
+        cohort_out = np.zeros_like(out)
+        if t is None:  # no times, no buckets: nothing to compare at the same time
+            out[...] = 0.0
+        else:
+            peer_update(a["group"], a["cohort"], a["acc_sum"], a["acc_n"], a["acc_bucket"],
+                        a["ring_val"], a["ring_bucket"], a["offset"], a["n_closed"],
+                        a["anchor"], a["hold"], a["zs"],
+                        a["czs"], a["score"], a["cscore"], self._watermark, slots, x, t, out,
+                        cohort_out, self.bucket_s, self.lag_s, self.alpha, self.warmup,
+                        self.min_members, self.min_cohort, self.half_z, self.persist,
+                        self.clip, self.spread_floor)
+        self._last_cohort = cohort_out
+
+    def state(self) -> StateDict:
+        """Copy of the learned state, the bucket watermark included."""
+        out = super().state()
+        out["watermark"] = self._watermark.copy()
+        return out
+
+    def load_state(self, state: StateDict) -> None:
+        """Restore what :meth:`state` returned."""
+        super().load_state({k: v for k, v in state.items() if k != "watermark"})
+        mark = state.get("watermark")
+        self._watermark = (np.array([_UNSET], dtype=np.int64) if mark is None
+                           else np.asarray(mark, dtype=np.int64).copy())
+
+
+def peer_reference(
+    groups: NDArray[np.int64], cohorts: NDArray[np.int64], means: NDArray[np.float64], *,
+    warmup: int, min_members: int, min_cohort: int, half_z: float, persist: float,
+    alpha: float, clip: float, spread_floor: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Plain numpy twin of the judging, over whole buckets at once: ``means`` (buckets × series,
+    NaN where a series did not report) → device and cohort scores held after each bucket.
+
+    Every series is labelled and keeps its labels; the streaming kernel must agree with it
+    when it sees the same bucket means.
+    """
+    n_b, n_s = means.shape
+    offset = np.zeros(n_s)
+    n_closed = np.zeros(n_s, dtype=np.int64)
+    zs, czs = np.zeros(n_s), np.zeros(n_s)
+    score, cscore = np.zeros(n_s), np.zeros(n_s)
+    out, out_c = np.zeros((n_b, n_s)), np.zeros((n_b, n_s))
+    for h in range(n_b):
+        for g in np.unique(groups):
+            run = np.flatnonzero((groups == g) & np.isfinite(means[h]))
+            if run.size < min_members:
+                continue
+            med = np.median(means[h, run])
+            e = means[h, run] - med - offset[run]
+            me = np.median(e)
+            sp = max(_MAD_TO_SIGMA * np.median(np.abs(e - me)), spread_floor * abs(med), 1e-9)
+            dev = e - me
+            warm = n_closed[run] >= warmup
+            zs[run] += persist * (np.clip(dev / sp, -10.0, 10.0) - zs[run])
+            zs[run[~warm]] = 0.0
+            score[run] = np.where(warm, zs[run] ** 2 / (zs[run] ** 2 + half_z**2), 0.0)
+            rate = np.maximum(alpha, 1.0 / (n_closed[run] + 1.0))
+            lim = np.where(warm, clip * sp, np.abs(dev))
+            offset[run] += rate * np.clip(dev, -lim, lim)
+            n_closed[run] += 1
+            for c in np.unique(cohorts[run]):
+                inside = cohorts[run] == c
+                n_warm = int((inside & warm).sum())
+                n_rest = int((~inside & warm).sum())
+                members = run[inside]
+                if not (n_warm >= min_cohort and n_rest >= max(n_warm, min_cohort)):
+                    czs[members] = 0.0
+                    cscore[members] = 0.0
+                    continue
+                rest = e[~inside & warm]
+                mr = np.median(rest)
+                sr = max(_MAD_TO_SIGMA * np.median(np.abs(rest - mr)), spread_floor * abs(med),
+                         1e-9)
+                se = _MEDIAN_SE * sr * np.sqrt(1.0 / n_warm + 1.0 / n_rest)
+                zc = float(np.clip((np.median(e[inside & warm]) - mr) / se, -10.0, 10.0))
+                hot = run[inside & warm]
+                czs[hot] += persist * (zc - czs[hot])
+                cscore[hot] = czs[hot] ** 2 / (czs[hot] ** 2 + half_z**2)
+                cold = run[inside & ~warm]
+                czs[cold] = 0.0
+                cscore[cold] = 0.0
+        out[h], out_c[h] = score, cscore
+    return out, out_c

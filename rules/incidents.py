@@ -1,0 +1,508 @@
+"""Fleet incidents: many devices of one cohort opening cases of one rule at once are one
+problem (a firmware release, a production batch), told to the team once and to the customers
+in one coordinated message (issue 20).
+
+The case book calls :meth:`IncidentBook.link` for every case it opens, inside the transaction
+that opens it: when at least ``min_devices`` devices of one cohort (and ``min_share`` of it)
+opened cases of the same rule within ``window_s``, one incident opens and links them; a later
+case of the cohort and rule joins the open incident. The team gets one notice for the incident
+(the linked cases' own team notices are kept, marked ``suppressed``); a linked case's customer
+notice becomes the incident's message (``customers = "message"``), or is held until a person
+decides (``"hold"``, per product or rule). A device's customer hears at most once per incident
+(the notice's idempotency key is the incident's and the device's). One open incident per
+cohort and rule is the database's unique ``open_key``: two workers opening it at once make one,
+the loser's transaction is retried by the case book and joins.
+
+>>> from rules.cases import CaseBook
+>>> from rules.db import connect
+>>> from rules.evaluate import Alarm
+>>> from rules.model import Rule
+>>> from rules.registry import parse_registry
+>>> registry = parse_registry('''
+... customers: [{id: c1}, {id: c2}, {id: c3}]
+... devices:
+...   hp-1: {customer: c1, product: heat_pump, firmware: "2.6.0"}
+...   hp-2: {customer: c2, product: heat_pump, firmware: "2.6.0"}
+...   hp-3: {customer: c3, product: heat_pump, firmware: "2.6.0"}
+...   hp-4: {customer: c3, product: heat_pump, firmware: "2.5.3"}
+...   hp-5: {customer: c3, product: heat_pump, firmware: "2.5.3"}
+... ''')
+>>> engine = connect("sqlite://")
+>>> incidents = IncidentBook(IncidentPolicy(min_devices=2), registry)
+>>> book = CaseBook(engine, clock=lambda: 0.0, registry=registry, incidents=incidents)
+>>> rule = Rule(name="r", score_at_least=0.8, notify_customer=True)
+>>> for n, device in enumerate(("hp-1", "hp-2", "hp-3")):
+...     _ = book.open_case(Alarm(rule, "acme", device, "heat_pump", 0.0, 600.0 * n,
+...                              "discharge_temp", 0.9, 80.0))
+>>> [(i.cohort, i.rule, i.devices) for i in incidents.list_incidents(engine)]
+[('heat_pump/firmware=2.6.0', 'r', 3)]
+>>> [(n.audience, n.kind, n.device_id) for n in incidents.notices(engine, 1)
+...  if n.status != "suppressed"]  # doctest: +NORMALIZE_WHITESPACE
+[('customer', 'opened', 'hp-1'), ('team', 'opened', 'hp-1'), ('team', 'incident', ''),
+ ('customer', 'incident', 'hp-2'), ('customer', 'incident', 'hp-3')]
+>>> engine.dispose()
+
+hp-1's own notices went before there was an incident, so its customer gets no second message;
+the team hears of hp-2 and hp-3 only in the incident's one notice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from rules.cohorts import Cohort, Dimension, cohorts_of
+from rules.db import CaseRow, DeviceRow, IncidentCaseRow, IncidentRow, NoticeRow
+from rules.errors import CaseStateError, RuleError
+from rules.messages import case_ref, incident_customer_message, incident_team_message
+from rules.registry import CustomerRegistry, DeviceMeta
+
+__all__ = [
+    "CustomerPolicy",
+    "IncidentBook",
+    "IncidentDetail",
+    "IncidentLink",
+    "IncidentPolicy",
+    "incident_ref",
+]
+
+CustomerPolicy = Literal["message", "hold"]
+
+
+def incident_ref(incident_id: int) -> str:
+    """The reference a person quotes: ``INC-<id>``."""
+    return f"INC-{incident_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentPolicy:
+    """When cases make an incident, and what customers hear (``[incidents]``)."""
+
+    enabled: bool = True
+    #: this many devices of one cohort with cases of one rule within ``window_s``…
+    min_devices: int = 3
+    #: …that are also at least this share of the cohort's known devices (0: any share)…
+    min_share: float = 0.0
+    #: …and whose share is at least this many times that of the product's other devices
+    #: with cases of the rule in the window (peers under the same conditions)
+    min_lift: float = 3.0
+    #: a cohort holding more than this share of the product's known devices is the product
+    #: itself (everyone runs the same firmware): it is not compared
+    max_cohort_share: float = 0.8
+    window_s: float = 24 * 3600.0
+    #: the cohorts looked at, in this order (the first to reach the threshold opens it)
+    dimensions: tuple[Dimension, ...] = ("firmware", "batch", "model", "region")
+    #: "message": each affected customer gets the incident's message; "hold": customer notices
+    #: wait until a person decides (``forewarn incidents decide``)
+    customers: CustomerPolicy = "message"
+    #: products and rules whose incidents hold customer notices whatever ``customers`` says
+    hold_products: tuple[str, ...] = ()
+    hold_rules: tuple[str, ...] = ()
+
+    def customer_policy(self, product: str, rule: str) -> CustomerPolicy:
+        """What the customers of an incident of ``rule`` on ``product`` hear."""
+        if product in self.hold_products or rule in self.hold_rules:
+            return "hold"
+        return self.customers
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentLink:
+    """What :meth:`IncidentBook.link` did with a new case."""
+
+    incident_id: int
+    #: the case opened the incident (False: it joined an open one)
+    opened: bool
+    #: the customers' policy of the incident, and the decision on a held one
+    policy: CustomerPolicy
+    decision: str | None
+
+    @property
+    def message_customers(self) -> bool:
+        """Whether a linked case's customer gets the incident's message now."""
+        return self.policy == "message" or self.decision == "message"
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentDetail:
+    """An incident and the cases it links, for the console, the API and the CLI."""
+
+    incident: IncidentRow
+    cases: list[CaseRow]
+
+
+class IncidentBook:
+    """Opens, joins, decides and closes fleet incidents in the case database."""
+
+    def __init__(self, policy: IncidentPolicy | None = None,
+                 registry: CustomerRegistry | None = None) -> None:
+        self.policy = policy or IncidentPolicy()
+        self.registry = registry or CustomerRegistry()
+        #: the registry's devices per cohort key, and its firmware per (product, device)
+        self._sizes: dict[str, int] | None = None
+        self._firmware: dict[tuple[str, str], str] = {}
+
+    # -- linking, inside the case book's transaction -----------------------------------------
+
+    def link(self, session: Session, case_id: int, rule: str, meta: DeviceMeta, at: float,
+             now: float) -> IncidentLink | None:
+        """Link the case just inserted (``case_id``) to an incident of its cohort and rule:
+        join the open one, or open one when the cohort has reached the threshold."""
+        policy = self.policy
+        if not policy.enabled:
+            return None
+        firmware = session.scalar(select(DeviceRow.firmware).where(
+            DeviceRow.tenant == meta.tenant, DeviceRow.device_id == meta.device_id))
+        cohorts = cohorts_of(meta, firmware, policy.dimensions)
+        # a device already in an open incident: its new case (another rule fired by the same
+        # fault) is the incident's too, and its customer is not told again by another one
+        row = session.scalar(select(IncidentRow).join(
+            IncidentCaseRow, IncidentCaseRow.incident_id == IncidentRow.id).where(
+            IncidentRow.status == "open", IncidentCaseRow.tenant == meta.tenant,
+            IncidentCaseRow.device_id == meta.device_id).order_by(IncidentRow.id.desc())
+            .limit(1))
+        if row is not None:
+            self._join(session, row, [(case_id, meta)], at)
+            return IncidentLink(row.id, False, _policy(row.customer_policy), row.decision)
+        for cohort in cohorts:
+            row = session.scalar(select(IncidentRow).where(
+                IncidentRow.open_key == _open_key(meta.tenant, cohort, rule)))
+            if row is not None:
+                self._join(session, row, [(case_id, meta)], at)
+                return IncidentLink(row.id, False, _policy(row.customer_policy), row.decision)
+        product_size = self.product_size(session, meta.tenant, meta.product)
+        looked: list[tuple[Cohort, int, list[tuple[int, DeviceMeta]], int]] = []
+        for cohort in cohorts:
+            size = self.cohort_size(session, meta.tenant, cohort)
+            if product_size and size > policy.max_cohort_share * product_size:
+                continue  # (nearly) the whole product: no cohort to compare with the rest
+            members, rest = self._candidates(session, meta.tenant, cohort, rule, at)
+            looked.append((cohort, size, members, rest))
+            devices = {m.device_id for _, m in members}
+            if (len(devices) < policy.min_devices or len(devices) < policy.min_share * size
+                    or (rest and product_size > size and len(devices) / max(size, 1)
+                        < policy.min_lift * rest / (product_size - size))):
+                continue
+            # a small cohort (a batch of ten) stands out first, but when half its devices
+            # share a cohort of an earlier dimension (the firmware they run) that has as many
+            # cases itself, that one explains them
+            for earlier, earlier_size, earlier_members, _ in looked[:-1]:
+                theirs = {m.device_id for _, m in earlier_members}
+                if (len(theirs) >= max(policy.min_devices, len(devices))
+                        and 2 * len(devices & theirs) >= len(devices)):
+                    cohort, size, members = earlier, earlier_size, earlier_members
+                    devices = {m.device_id for _, m in members}
+                    break
+            customer_policy = policy.customer_policy(meta.product, rule)
+            incident_id = session.execute(insert(IncidentRow).values(
+                tenant=meta.tenant, product=meta.product, cohort=cohort.key, rule=rule,
+                status="open", open_key=_open_key(meta.tenant, cohort, rule), opened_at=now,
+                last_joined_at=at, closed_by="", customer_policy=customer_policy,
+                cases=0, devices=0,
+                summary=f"{len(devices)} of {size or '?'} devices of {cohort.key} opened "
+                        f"{rule} cases within {policy.window_s / 3600:.0f} h"
+                        f" ({rest} of the product's other {product_size - size})"
+                ).returning(IncidentRow.id)).scalar_one()
+            row = session.get(IncidentRow, incident_id)
+            assert row is not None
+            # the members' other cases of the window (other rules, the same fault) join too
+            others = session.execute(select(CaseRow.id, CaseRow.device_id).where(
+                CaseRow.tenant == meta.tenant, CaseRow.device_id.in_(devices),
+                CaseRow.opened_at >= at - policy.window_s, CaseRow.opened_at <= at,
+                CaseRow.id.not_in([c for c, _ in members]),
+                CaseRow.id.not_in(select(IncidentCaseRow.case_id)))).all()
+            by_device = {m.device_id: m for _, m in members}
+            members += [(c, by_device[d]) for c, d in others]
+            self._join(session, row, members, at)
+            self._team_notice(session, row, case_id, [c for c, _ in members], now)
+            if customer_policy == "hold":
+                self._hold_pending(session, row, [c for c, _ in members if c != case_id])
+            return IncidentLink(incident_id, True, customer_policy, None)
+        return None
+
+    def customer_notice(self, session: Session, link: IncidentLink, notice: dict[str, object],
+                        meta: DeviceMeta, product: str) -> dict[str, object] | None:
+        """Turn a linked case's customer notice into the incident's message (``message``), or
+        hold it (``hold``, undecided); None: the device's customer already heard of this
+        incident. ``notice`` is the row the case book would have written."""
+        held = {**notice, "status": "suppressed",
+                "last_error": f"held: incident {incident_ref(link.incident_id)} awaits a "
+                              "decision"}
+        if link.decision == "quiet":
+            return {**held, "last_error": f"not sent: incident {incident_ref(link.incident_id)}"
+                                          " was decided quiet"}
+        if not link.message_customers:
+            return held
+        return self._message(session, link.incident_id, notice, meta.tenant, meta.device_id,
+                             meta.language, meta.timezone, meta.customer_name, product)
+
+    def _message(self, session: Session, incident_id: int, notice: dict[str, object],
+                 tenant: str, device_id: str, language: str, timezone: str,
+                 customer_name: str, product: str) -> dict[str, object] | None:
+        key = f"incident-{incident_id}-customer-{tenant}/{device_id}"
+        told = session.scalar(select(func.count()).select_from(NoticeRow).where(
+            NoticeRow.audience == "customer", NoticeRow.status != "suppressed",
+            NoticeRow.case_id.in_(select(IncidentCaseRow.case_id).where(
+                IncidentCaseRow.incident_id == incident_id,
+                IncidentCaseRow.device_id == device_id))))
+        if told or session.scalar(select(NoticeRow.id).where(
+                NoticeRow.idempotency_key == key)) is not None:
+            return None
+        subject, body = incident_customer_message(
+            incident_id, product, device_id, language, timezone, customer_name)
+        return {**notice, "kind": "incident", "idempotency_key": key, "subject": subject,
+                "body": body, "status": "pending", "last_error": None}
+
+    def _candidates(self, session: Session, tenant: str, cohort: Cohort, rule: str,
+                    at: float) -> tuple[list[tuple[int, DeviceMeta]], int]:
+        """Cases of ``rule`` opened within the window by devices of ``cohort`` and in no
+        incident; and how many devices of the product outside the cohort opened one."""
+        rows = session.execute(select(CaseRow.id, CaseRow.device_id, CaseRow.product).where(
+            CaseRow.tenant == tenant, CaseRow.rule == rule,
+            CaseRow.opened_at >= at - self.policy.window_s, CaseRow.opened_at <= at)).all()
+        if not rows:
+            return [], 0
+        linked = set(session.scalars(select(IncidentCaseRow.case_id).where(
+            IncidentCaseRow.case_id.in_([r.id for r in rows]))))
+        reported: dict[str, str | None] = {
+            device_id: firmware for device_id, firmware in session.execute(
+                select(DeviceRow.device_id, DeviceRow.firmware).where(
+                    DeviceRow.tenant == tenant,
+                    DeviceRow.device_id.in_({r.device_id for r in rows})))}
+        members: list[tuple[int, DeviceMeta]] = []
+        rest: set[str] = set()
+        for case_id, device_id, product in rows:
+            meta = self.registry.lookup(tenant, device_id, product)
+            if cohort not in cohorts_of(meta, reported.get(device_id), (cohort.dimension,)):
+                rest.add(device_id)
+            elif case_id not in linked:
+                members.append((case_id, meta))
+        return members, len(rest)
+
+    def product_size(self, session: Session, tenant: str, product: str) -> int:
+        """The devices of ``product`` known: the registry's, or those the device book saw."""
+        self._registry_sizes()
+        assert self._sizes is not None
+        seen = session.scalar(select(func.count()).select_from(DeviceRow).where(
+            DeviceRow.tenant == tenant, DeviceRow.product == product)) or 0
+        return max(self._sizes.get(product, 0), seen)
+
+    def _registry_sizes(self) -> None:
+        if self._sizes is None:
+            sizes: dict[str, int] = {}
+            for device in self.registry.installed():
+                meta = self.registry.lookup(device.tenant or "", device.device_id,
+                                            device.product or "")
+                if meta.firmware:
+                    self._firmware[(meta.product, meta.device_id)] = meta.firmware
+                for c in cohorts_of(meta):
+                    sizes[c.key] = sizes.get(c.key, 0) + 1
+            self._sizes = sizes
+
+    def cohort_size(self, session: Session, tenant: str, cohort: Cohort) -> int:
+        """The devices known to be in ``cohort``: the registry's, or for a firmware those that
+        reported it, whichever is more."""
+        self._registry_sizes()
+        assert self._sizes is not None
+        if cohort.dimension != "firmware":
+            return self._sizes.get(cohort.key, 0)
+        running: dict[str, str | None] = {device_id: firmware for (product, device_id), firmware
+                   in self._firmware.items() if product == cohort.product}
+        running.update({device_id: firmware for device_id, firmware in session.execute(
+            select(DeviceRow.device_id, DeviceRow.firmware).where(
+                DeviceRow.tenant == tenant, DeviceRow.product == cohort.product,
+                DeviceRow.firmware.is_not(None)))})
+        return sum(firmware == cohort.value for firmware in running.values())
+
+    def _join(self, session: Session, row: IncidentRow,
+              members: Sequence[tuple[int, DeviceMeta]], at: float) -> None:
+        session.execute(insert(IncidentCaseRow), [
+            {"incident_id": row.id, "case_id": case_id, "tenant": meta.tenant,
+             "device_id": meta.device_id, "customer_id": meta.customer_id, "joined_at": at}
+            for case_id, meta in members])
+        devices = select(func.count(func.distinct(IncidentCaseRow.device_id))).where(
+            IncidentCaseRow.incident_id == row.id).scalar_subquery()
+        cases = select(func.count()).select_from(IncidentCaseRow).where(
+            IncidentCaseRow.incident_id == row.id).scalar_subquery()
+        session.execute(update(IncidentRow).where(IncidentRow.id == row.id).values(
+            cases=cases, devices=devices,
+            last_joined_at=func.max(IncidentRow.last_joined_at, at)
+            if session.get_bind().dialect.name == "sqlite"
+            else func.greatest(IncidentRow.last_joined_at, at))
+            .execution_options(synchronize_session=False))
+
+    def _team_notice(self, session: Session, row: IncidentRow, case_id: int,
+                     case_ids: Sequence[int], now: float) -> None:
+        cases = session.execute(select(CaseRow.id, CaseRow.device_id, CaseRow.severity).where(
+            CaseRow.id.in_(case_ids)).order_by(CaseRow.id)).all()
+        severity = max((c.severity for c in cases), key=lambda s: _SEVERITY.get(s, 1),
+                       default="warning")
+        subject, body = incident_team_message(
+            incident_ref(row.id), severity, row.cohort, row.rule,
+            [(case_ref(c.id), c.device_id) for c in cases], row.customer_policy)
+        session.execute(insert(NoticeRow).values(
+            case_id=case_id, tenant=row.tenant, device_id="", audience="team", kind="incident",
+            customer_id="", channel=self._team_channel, recipient=self._team_recipient,
+            idempotency_key=f"incident-{row.id}-team-opened", subject=subject, body=body,
+            status="pending", attempts=0, next_attempt_at=0.0, last_error=None,
+            created_at=now))
+
+    #: set by the case book: where team notices go
+    _team_channel = "terminal"
+    _team_recipient = ""
+
+    def route_team(self, channel: str, recipient: str) -> None:
+        """Where the incident's team notice goes (the case book's team channel)."""
+        self._team_channel = channel
+        self._team_recipient = recipient
+
+    @staticmethod
+    def _hold_pending(session: Session, row: IncidentRow, case_ids: Sequence[int]) -> None:
+        """Customer notices of the cases linked at opening that no channel took yet wait."""
+        if case_ids:
+            held = session.scalars(update(NoticeRow).where(
+                NoticeRow.case_id.in_(case_ids), NoticeRow.audience == "customer",
+                NoticeRow.status == "pending", NoticeRow.attempts == 0).values(
+                status="suppressed",
+                last_error=f"held: incident {incident_ref(row.id)} awaits a decision")
+                .returning(NoticeRow.case_id)
+                .execution_options(synchronize_session=False)).all()
+            if held:
+                session.execute(update(CaseRow).where(CaseRow.id.in_(held))
+                                .values(customer_notified=False)
+                                .execution_options(synchronize_session=False))
+
+    # -- people's actions ----------------------------------------------------------------------
+
+    def decide(self, engine: Engine, incident_id: int, decision: Literal["message", "quiet"],
+               by: str, now: float) -> int:
+        """A person's decision on an incident's held customer notices: ``message`` sends the
+        incident's message to every held customer (once per device), ``quiet`` sends nothing.
+        Returns how many messages were queued."""
+        queued = 0
+        with Session(engine) as session:
+            row = session.get(IncidentRow, incident_id)
+            if row is None:
+                raise CaseStateError(f"no incident {incident_ref(incident_id)}")
+            if row.decision is not None:
+                raise CaseStateError(f"incident {incident_ref(incident_id)} was decided "
+                                     f"({row.decision}) by {row.decided_by}")
+            done = session.execute(update(IncidentRow).where(
+                IncidentRow.id == incident_id, IncidentRow.decision.is_(None)).values(
+                decision=decision, decided_by=by, decided_at=now))
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                raise CaseStateError(f"incident {incident_ref(incident_id)} was just decided")
+            held = list(session.scalars(select(NoticeRow).where(
+                NoticeRow.audience == "customer", NoticeRow.status == "suppressed",
+                NoticeRow.last_error.like(f"held: incident {incident_ref(incident_id)} %"),
+            ).order_by(NoticeRow.id)))
+            for notice in held:
+                if decision == "quiet":
+                    notice.last_error = (f"not sent: incident {incident_ref(incident_id)} was "
+                                         f"decided quiet by {by}")
+                    continue
+                case = session.get(CaseRow, notice.case_id)
+                assert case is not None
+                meta = self.registry.lookup(case.tenant, case.device_id, case.product)
+                base = {c.name: getattr(notice, c.name) for c in NoticeRow.__table__.columns
+                        if c.name not in ("id", "sent_at")}
+                message = self._message(session, incident_id, {**base, "created_at": now},
+                                        case.tenant, case.device_id, meta.language,
+                                        meta.timezone, meta.customer_name, case.product)
+                if message is not None:
+                    session.execute(insert(NoticeRow).values(**message))
+                    case.customer_notified = True
+                    session.flush()
+                    queued += 1
+            session.commit()
+        return queued
+
+    def close(self, engine: Engine, incident_id: int, by: str, now: float) -> None:
+        """Close an open incident (a later case of its cohort and rule may open a new one)."""
+        with Session(engine) as session:
+            done = session.execute(update(IncidentRow).where(
+                IncidentRow.id == incident_id, IncidentRow.status == "open").values(
+                status="closed", open_key=None, closed_at=now, closed_by=by))
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                if session.get(IncidentRow, incident_id) is None:
+                    raise CaseStateError(f"no incident {incident_ref(incident_id)}")
+                raise CaseStateError(f"incident {incident_ref(incident_id)} is closed already")
+            session.commit()
+
+    def close_quiet(self, engine: Engine, now: float) -> list[int]:
+        """Close the open incidents whose cases are all resolved and that nothing joined for a
+        window (the tick's work); returns their ids."""
+        closed: list[int] = []
+        with Session(engine) as session:
+            still_open = select(IncidentCaseRow.incident_id).join(
+                CaseRow, CaseRow.id == IncidentCaseRow.case_id).where(
+                CaseRow.status != "resolved")
+            ids = session.scalars(select(IncidentRow.id).where(
+                IncidentRow.status == "open",
+                IncidentRow.last_joined_at < now - self.policy.window_s,
+                IncidentRow.id.not_in(still_open))).all()
+            for incident_id in ids:
+                done = session.execute(update(IncidentRow).where(
+                    IncidentRow.id == incident_id, IncidentRow.status == "open").values(
+                    status="closed", open_key=None, closed_at=now,
+                    closed_by="forewarn (every case resolved)"))
+                if done.rowcount == 1:  # type: ignore[attr-defined]
+                    closed.append(incident_id)
+            session.commit()
+        return closed
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @staticmethod
+    def list_incidents(engine: Engine, status: str | None = None,
+             tenant: str | None = None) -> list[IncidentRow]:
+        """Incidents, newest first (``status``: open or closed only)."""
+        query = select(IncidentRow).order_by(IncidentRow.id.desc())
+        if status is not None:
+            query = query.where(IncidentRow.status == status)
+        if tenant is not None:
+            query = query.where(IncidentRow.tenant == tenant)
+        with Session(engine, expire_on_commit=False) as session:
+            return list(session.scalars(query))
+
+    @staticmethod
+    def detail(engine: Engine, incident_id: int,
+               tenant: str | None = None) -> IncidentDetail | None:
+        """One incident and its cases (None: no such incident, or another tenant's)."""
+        with Session(engine, expire_on_commit=False) as session:
+            row = session.get(IncidentRow, incident_id)
+            if row is None or (tenant is not None and row.tenant != tenant):
+                return None
+            cases = list(session.scalars(select(CaseRow).join(
+                IncidentCaseRow, IncidentCaseRow.case_id == CaseRow.id).where(
+                IncidentCaseRow.incident_id == incident_id).order_by(CaseRow.id)))
+            return IncidentDetail(row, cases)
+
+    @staticmethod
+    def notices(engine: Engine, incident_id: int) -> list[NoticeRow]:
+        """Every notice about an incident: its team notice, its messages and its cases'
+        own notices."""
+        with Session(engine, expire_on_commit=False) as session:
+            case_ids = select(IncidentCaseRow.case_id).where(
+                IncidentCaseRow.incident_id == incident_id)
+            return list(session.scalars(select(NoticeRow).where(
+                (NoticeRow.case_id.in_(case_ids))
+                | NoticeRow.idempotency_key.like(f"incident-{incident_id}-%"))
+                .order_by(NoticeRow.id)))
+
+
+_SEVERITY = {"info": 0, "warning": 1, "critical": 2}
+
+
+def _open_key(tenant: str, cohort: Cohort, rule: str) -> str:
+    return f"{tenant}|{cohort.key}|{rule}"
+
+
+def _policy(value: str) -> CustomerPolicy:
+    if value not in ("message", "hold"):
+        raise RuleError(f"an incident's customer policy is {value!r}, not message or hold")
+    return "hold" if value == "hold" else "message"

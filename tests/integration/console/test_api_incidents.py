@@ -1,0 +1,93 @@
+"""``/api/v1/incidents`` on a running console: a fleet incident the case book opened (three heat
+pumps of one firmware, one rule) is listed for its tenant only, shown with its cases, and an
+agent decides its held customer messages and closes it; a viewer may only read."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from rules.cases import CaseBook
+from rules.evaluate import Alarm
+from rules.incidents import IncidentBook, IncidentPolicy
+from rules.model import Rule
+from rules.registry import registry_from_dict
+from tests.integration.console.conftest import ConsoleUnderTest
+
+
+@pytest.fixture
+def acme(console: ConsoleUnderTest) -> Iterator[httpx.Client]:
+    """acme's agent."""
+    with console.client("acme", "agent") as client:
+        yield client
+
+
+def _open_incident(console: ConsoleUnderTest) -> tuple[int, list[str]]:
+    """Three devices of a firmware cohort open cases of one rule: one held incident."""
+    tag = time.monotonic_ns()
+    devices = [f"hp-inc-{tag}-{i}" for i in range(6)]
+    registry = registry_from_dict({
+        "customers": [{"id": f"c-{tag}"}],
+        "devices": {d: {"customer": f"c-{tag}", "product": "heat_pump",
+                        "firmware": f"9.{tag}" if i < 3 else "9.0"}
+                    for i, d in enumerate(devices)}})
+    incidents = IncidentBook(IncidentPolicy(customers="hold"), registry)
+    book = CaseBook(console.ctx.engine, clock=lambda: 1000.0, registry=registry,
+                    incidents=incidents)
+    rule = Rule(name=f"r_{tag}", score_at_least=0.8, notify_customer=True)
+    for i, device in enumerate(devices[:3]):
+        book.record_alarm(Alarm(rule, "acme", device, "heat_pump", 0.0, 60.0 * i,
+                                "discharge_temp", 0.9, 80.0))
+    mine = [i for i in incidents.list_incidents(console.ctx.engine) if i.rule == rule.name]
+    assert len(mine) == 1
+    return mine[0].id, devices[:3]
+
+
+def test_incidents_listed_shown_decided_and_closed(console: ConsoleUnderTest,
+                                                   acme: httpx.Client) -> None:
+    incident_id, devices = _open_incident(console)
+    listed = acme.get("/api/v1/incidents", params={"status": "open"}).json()
+    mine = next(i for i in listed if i["id"] == incident_id)
+    assert mine["ref"] == f"INC-{incident_id}" and mine["devices"] == 3
+    assert mine["customers"] == "hold" and mine["decision"] is None
+    detail = acme.get(f"/api/v1/incidents/{incident_id}").json()
+    assert sorted(c["device_id"] for c in detail["cases"]) == devices
+    assert not any(c["customer_notified"] for c in detail["cases"])
+    with console.client("globex", "agent") as globex:  # another tenant's: not there
+        assert incident_id not in [i["id"] for i in globex.get("/api/v1/incidents").json()]
+        assert globex.get(f"/api/v1/incidents/{incident_id}").status_code == 404
+    with console.client("acme", "viewer") as viewer:
+        answer = viewer.post(f"/api/v1/incidents/{incident_id}/decide",
+                             json={"decision": "message"})
+        assert answer.status_code == 403
+    decided = acme.post(f"/api/v1/incidents/{incident_id}/decide", json={"decision": "message"})
+    assert decided.status_code == 200, decided.text
+    assert all(c["customer_notified"] for c in decided.json()["cases"])
+    again = acme.post(f"/api/v1/incidents/{incident_id}/decide", json={"decision": "quiet"})
+    assert again.status_code == 409
+    closed = acme.post(f"/api/v1/incidents/{incident_id}/close").json()
+    assert closed["incident"]["status"] == "closed"
+    assert acme.post(f"/api/v1/incidents/{incident_id}/close").status_code == 409
+
+
+def test_the_console_pages_list_and_show_incidents(console: ConsoleUnderTest) -> None:
+    incident_id, devices = _open_incident(console)
+    browser = httpx.Client(base_url=console.url, follow_redirects=False)
+    try:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/login").text)
+        assert csrf is not None
+        assert browser.post("/login", data={"token": console.tokens[("acme", "viewer")],
+                                            "next": "/", "csrf": csrf.group(1)}
+                            ).status_code == 303
+        listing = browser.get("/incidents").text
+        page = browser.get(f"/incidents/{incident_id}").text
+        missing = browser.get("/incidents/999999").status_code
+    finally:
+        browser.close()
+    assert f'href="/incidents/{incident_id}"' in listing and f"INC-{incident_id}" in listing
+    assert all(device in page for device in devices) and "held until someone decides" in page
+    assert missing == 404

@@ -1,0 +1,213 @@
+"""Fleet incidents (rules.incidents): which cases make one, and the promises kept whatever the
+order of the cases: one incident per cohort and rule at a time, a case in one incident at
+most, one team notice per incident, at most one customer message per device per incident,
+and recording the same alarm again changes nothing."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from rules.cases import CaseBook
+from rules.cohorts import Cohort, cohorts_of
+from rules.db import DeviceRow, IncidentCaseRow, IncidentRow, NoticeRow, connect
+from rules.errors import CaseStateError, RuleError
+from rules.evaluate import Alarm
+from rules.incidents import IncidentBook, IncidentPolicy
+from rules.lifecycle import DeviceBook
+from rules.model import Rule
+from rules.registry import CustomerRegistry, registry_from_dict
+
+H = 3600.0
+RULES = {name: Rule(name=name, score_at_least=0.8, notify_customer=True)
+         for name in ("compressor", "pressure")}
+
+
+def _registry(firmware: Sequence[str], batches: Sequence[str] = ()) -> CustomerRegistry:
+    devices = {}
+    for i, version in enumerate(firmware):
+        devices[f"hp-{i}"] = {"customer": f"c{i}", "product": "heat_pump", "firmware": version,
+                              **({"batch": batches[i]} if batches else {})}
+    return registry_from_dict({"customers": [{"id": f"c{i}"} for i in range(len(firmware))],
+                               "devices": devices})
+
+
+def _book(registry: CustomerRegistry, **policy: object) -> tuple[Engine, CaseBook]:
+    engine = connect("sqlite://")
+    incidents = IncidentBook(IncidentPolicy(**policy), registry)  # type: ignore[arg-type]
+    return engine, CaseBook(engine, clock=lambda: 0.0, registry=registry, incidents=incidents)
+
+
+def _alarm(device: str, at: float, rule: str = "compressor") -> Alarm:
+    return Alarm(RULES[rule], "acme", device, "heat_pump", at - 600.0, at,
+                 "compressor_current", 0.95, 12.0)
+
+
+def _incidents(engine: Engine) -> list[tuple[str, str, list[str]]]:
+    with Session(engine) as session:
+        rows = session.scalars(select(IncidentRow).order_by(IncidentRow.id)).all()
+        return [(row.cohort, row.rule, sorted(session.scalars(
+            select(IncidentCaseRow.device_id).where(IncidentCaseRow.incident_id == row.id))))
+            for row in rows]
+
+
+NEW = ["2.6.0"] * 5 + ["2.5.3"] * 5
+
+
+@pytest.mark.parametrize(("firmware", "alarms", "expected"), [
+    pytest.param(NEW, [("hp-0", 0), ("hp-1", H), ("hp-2", 2 * H)],
+                 [("heat_pump/firmware=2.6.0", "compressor", ["hp-0", "hp-1", "hp-2"])],
+                 id="three-of-a-release-in-a-day"),
+    pytest.param(NEW, [("hp-0", 0), ("hp-1", H), ("hp-2", 2 * H), ("hp-3", 30 * H)],
+                 [("heat_pump/firmware=2.6.0", "compressor",
+                   ["hp-0", "hp-1", "hp-2", "hp-3"])], id="a-later-device-joins"),
+    pytest.param(NEW, [("hp-0", 0), ("hp-1", H)], [], id="two-are-not-a-fleet"),
+    pytest.param(NEW, [("hp-0", 0), ("hp-1", 20 * H), ("hp-2", 40 * H)], [],
+                 id="spread-over-more-than-the-window"),
+    pytest.param(NEW, [("hp-0", 0), ("hp-5", H), ("hp-1", 2 * H), ("hp-6", 3 * H)], [],
+                 id="other-firmware-as-often"),
+    pytest.param(["2.6.0"] * 10, [("hp-0", 0), ("hp-1", H), ("hp-2", 2 * H)], [],
+                 id="the-whole-product-is-no-cohort"),
+])
+def test_which_cases_make_an_incident(firmware: list[str], alarms: list[tuple[str, float]],
+                                      expected: list[tuple[str, str, list[str]]]) -> None:
+    engine, book = _book(_registry(firmware))
+    for device, at in alarms:
+        book.record_alarm(_alarm(device, at))
+    assert _incidents(engine) == expected
+    engine.dispose()
+
+
+def test_the_firmware_a_device_reports_wins_over_the_registry() -> None:
+    engine, book = _book(_registry(["2.5.3"] * 10))
+    def updated(row: DeviceRow) -> None:
+        row.firmware, row.product = "2.6.0", "heat_pump"
+
+    for i in range(4):  # four devices updated and say so in their status messages
+        DeviceBook(engine).update("acme", f"hp-{i}", updated)
+    for i in range(3):
+        book.record_alarm(_alarm(f"hp-{i}", i * H))
+    assert [(c, d) for c, _, d in _incidents(engine)] == [
+        ("heat_pump/firmware=2.6.0", ["hp-0", "hp-1", "hp-2"])]
+    engine.dispose()
+
+
+def test_a_batch_inside_a_release_is_explained_by_the_release() -> None:
+    batches = ["B1", "B1", "B1", "B2", "B2", "B3", "B3", "B3", "B4", "B4"]
+    engine, book = _book(_registry(["2.6.0"] * 6 + ["2.5.3"] * 4, batches))
+    for i, device in enumerate(("hp-0", "hp-1", "hp-3", "hp-2")):
+        book.record_alarm(_alarm(device, i * H))
+    assert [c for c, _, _ in _incidents(engine)] == ["heat_pump/firmware=2.6.0"]
+    engine.dispose()
+
+
+def _customer_messages(engine: Engine) -> Counter[str]:
+    with Session(engine) as session:
+        return Counter(n.device_id for n in session.scalars(select(NoticeRow).where(
+            NoticeRow.audience == "customer", NoticeRow.status != "suppressed")))
+
+
+def test_held_customers_hear_once_a_person_decides() -> None:
+    registry = _registry(NEW)
+    engine, book = _book(registry, customers="hold")
+    for i in range(4):
+        book.record_alarm(_alarm(f"hp-{i}", i * H))
+    assert _customer_messages(engine) == Counter()  # all held, the first ones too
+    incidents = IncidentBook(registry=registry)
+    assert incidents.decide(engine, 1, "message", "ana", 10 * H) == 4
+    assert _customer_messages(engine) == Counter({f"hp-{i}": 1 for i in range(4)})
+    with pytest.raises(CaseStateError, match="decided"):
+        incidents.decide(engine, 1, "quiet", "bo", 11 * H)
+    book.record_alarm(_alarm("hp-4", 12 * H))  # decided: a later device hears at once
+    assert _customer_messages(engine)["hp-4"] == 1
+    incidents.close(engine, 1, "ana", 13 * H)
+    with pytest.raises(CaseStateError, match="closed already"):
+        incidents.close(engine, 1, "ana", 13 * H)
+    engine.dispose()
+
+
+def test_a_quiet_decision_tells_nobody() -> None:
+    registry = _registry(NEW)
+    engine, book = _book(registry, hold_rules=("compressor",))
+    for i in range(3):
+        book.record_alarm(_alarm(f"hp-{i}", i * H))
+    assert IncidentBook(registry=registry).decide(engine, 1, "quiet", "ana", 5 * H) == 0
+    book.record_alarm(_alarm("hp-3", 6 * H))
+    assert _customer_messages(engine) == Counter()
+    engine.dispose()
+
+
+# -- properties over any order of cases --------------------------------------------------------
+
+_events = st.lists(st.tuples(st.integers(0, 9), st.sampled_from(sorted(RULES)),
+                             st.floats(0.0, 72.0)), min_size=1, max_size=25)
+
+
+def _invariants(engine: Engine) -> None:
+    with Session(engine) as session:
+        incidents = session.scalars(select(IncidentRow)).all()
+        open_keys = Counter((i.cohort, i.rule) for i in incidents if i.status == "open")
+        assert all(n == 1 for n in open_keys.values())
+        links = session.execute(select(IncidentCaseRow.incident_id, IncidentCaseRow.case_id,
+                                       IncidentCaseRow.device_id)).all()
+        assert len({case for _, case, _ in links}) == len(links)
+        notices = session.scalars(select(NoticeRow)).all()
+        for incident in incidents:
+            team = [n for n in notices if n.kind == "incident" and n.audience == "team"
+                    and n.idempotency_key.startswith(f"incident-{incident.id}-")]
+            assert len(team) == 1
+            cases = {case: device for i, case, device in links if i == incident.id}
+            told = Counter(cases[n.case_id] for n in notices if n.case_id in cases
+                           and n.audience == "customer" and n.status != "suppressed")
+            assert max(told.values(), default=0) <= 1, told
+            # a case opened once the incident was open did not tell the team on its own
+            trigger = team[0].case_id
+            assert trigger is not None
+            own = [n for n in notices if n.case_id in cases and n.case_id > trigger
+                   and n.audience == "team" and n.kind == "opened" and n.status != "suppressed"]
+            assert not own, [(n.case_id, n.idempotency_key) for n in own]
+
+
+def _record_all(events: list[tuple[int, str, float]], twice: bool) -> Iterator[Engine]:
+    engine, book = _book(_registry(NEW, ["B1", "B2"] * 5), min_devices=2)
+    for device, rule, hours in sorted(events, key=lambda e: e[2]):
+        for _ in range(2 if twice else 1):
+            book.record_alarm(_alarm(f"hp-{device}", hours * H, rule))
+    yield engine
+    engine.dispose()
+
+
+@settings(max_examples=30, deadline=None)
+@given(_events)
+def test_incidents_keep_their_promises_in_any_order(events: list[tuple[int, str, float]]
+                                                    ) -> None:
+    for engine in _record_all(events, twice=False):
+        _invariants(engine)
+        once = _incidents(engine)
+    for engine in _record_all(events, twice=True):  # every alarm recorded again
+        _invariants(engine)
+        assert _incidents(engine) == once
+
+
+@given(st.sampled_from(["model", "firmware", "batch", "region"]),
+       st.from_regex(r"[a-z_]{1,12}", fullmatch=True),
+       st.from_regex(r"[A-Za-z0-9.\-]{1,12}", fullmatch=True))
+def test_a_cohort_key_reads_back(dimension: str, product: str, value: str) -> None:
+    from rules.registry import DeviceMeta
+
+    meta = DeviceMeta("t", "d", product, "c", **{dimension: value})  # type: ignore[arg-type]
+    cohort = cohorts_of(meta, dimensions=(dimension,))[0]  # type: ignore[arg-type]
+    assert Cohort.parse(cohort.key) == cohort
+
+
+@pytest.mark.parametrize("key", ["", "heat_pump/colour=red", "heat_pump/firmware=",
+                                 "heat_pump/firmware"])
+def test_a_wrong_cohort_key_is_a_rule_error(key: str) -> None:
+    with pytest.raises(RuleError):
+        Cohort.parse(key)

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from core.detect import RobustZ
+from core.events import DeviceStatus
 from core.pipeline import CorePipeline
 from core.store.embedded import EmbeddedStore
 from firmware_sim.fleet import Fleet, FleetConfig
@@ -30,6 +31,8 @@ from forewarn.console import ConsoleContext
 from forewarn.console.server import make_server
 from rules.cases import CaseBook
 from rules.db import CaseRow, connect
+from rules.evaluate import RuleEvaluator
+from rules.lifecycle import DeviceBook, DeviceLifecycle
 from rules.model import load_rules
 from rules.notifiers.terminal import TerminalNotifier
 from rules.outbox import Outbox
@@ -39,8 +42,12 @@ ROOT = Path(__file__).resolve().parents[3]
 RULES = ROOT / "config" / "rules" / "heat_pump.yaml"
 #: tenant → (devices, seed); acme streams last, so "now" is the end of acme's data
 TENANTS = {"globex": (2, 5), "acme": (4, 3)}
+#: a tenant with no fleet, for tests that add cases of their own (acme's queue stays as the
+#: simulation left it for the tests that read it)
+TESTS_OWN_TENANT = "initech"
 #: a fleet keeps streaming this long after its first case opened
 AFTER_OPEN_S = 2 * 3600.0
+H = 3600.0
 
 
 class _SimClock:
@@ -116,7 +123,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleUnderTe
     end = asyncio.run(_simulate(store, engine, out))
     ctx = ConsoleContext(engine=engine, store=store, rules_files=(RULES,), clock=lambda: end)
     tokens = {(tenant, role): ctx.tokens.create(tenant, role, f"{role} of {tenant}").token
-              for tenant in TENANTS for role in ("viewer", "agent", "admin")}
+              for tenant in (*TENANTS, TESTS_OWN_TENANT) for role in ("viewer", "agent", "admin")}
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -136,3 +143,33 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleUnderTe
         sock.close()
         store.close()
         engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def rollout(console: ConsoleUnderTest) -> tuple[ConsoleUnderTest, float]:
+    """acme's four heat pumps report 2.5 from their first case's day on; two move to 2.6 at the
+    first case's opening (so cases fall on both sides); globex's two stay on 9.0.
+
+    Once per session: the firmware view's API, CLI and browser tests read the same history
+    (applied twice, the second round would read as moves back to 2.5)."""
+    with Session(console.ctx.engine) as session:
+        opened = sorted(session.scalars(select(CaseRow.opened_at).where(
+            CaseRow.tenant == "acme", CaseRow.evidence_json != "{}")))
+    assert opened, "the simulation opened no case for acme"
+    move = opened[0]
+    book = DeviceBook(console.ctx.engine)
+    lifecycle = DeviceLifecycle(book, RuleEvaluator(()))
+    start = move - 24 * H
+    # their telemetry named the product (what the rules pipeline's observe step saves)
+    book.save_last_seen({(tenant, f"hp-{i:04d}"): (start, "heat_pump")
+                         for tenant, n in (("acme", 4), ("globex", 2)) for i in range(n)})
+    for i in range(4):
+        lifecycle.handle(DeviceStatus("acme", f"hp-{i:04d}", "online", start, firmware="2.5"))
+    for i in range(2):
+        # a status without a version in between is no move
+        lifecycle.handle(DeviceStatus("acme", f"hp-{i:04d}", "online", move - H))
+        lifecycle.handle(DeviceStatus("acme", f"hp-{i:04d}", "online", move, firmware="2.6"))
+        lifecycle.handle(DeviceStatus("acme", f"hp-{i:04d}", "online", move + H, firmware="2.6"))
+    for i in range(2):
+        lifecycle.handle(DeviceStatus("globex", f"hp-{i:04d}", "online", start, firmware="9.0"))
+    return console, move

@@ -16,13 +16,13 @@ from rules.evaluate import Alarm
 from rules.incidents import IncidentBook, IncidentPolicy
 from rules.model import Rule
 from rules.registry import registry_from_dict
-from tests.integration.console.conftest import ConsoleUnderTest
+from tests.integration.console.conftest import TESTS_OWN_TENANT, ConsoleUnderTest
 
 
 @pytest.fixture
-def acme(console: ConsoleUnderTest) -> Iterator[httpx.Client]:
-    """acme's agent."""
-    with console.client("acme", "agent") as client:
+def agent(console: ConsoleUnderTest) -> Iterator[httpx.Client]:
+    """The agent of the tests' own tenant."""
+    with console.client(TESTS_OWN_TENANT, "agent") as client:
         yield client
 
 
@@ -40,7 +40,7 @@ def _open_incident(console: ConsoleUnderTest) -> tuple[int, list[str]]:
                     incidents=incidents)
     rule = Rule(name=f"r_{tag}", score_at_least=0.8, notify_customer=True)
     for i, device in enumerate(devices[:3]):
-        book.record_alarm(Alarm(rule, "acme", device, "heat_pump", 0.0, 60.0 * i,
+        book.record_alarm(Alarm(rule, TESTS_OWN_TENANT, device, "heat_pump", 0.0, 60.0 * i,
                                 "discharge_temp", 0.9, 80.0))
     mine = [i for i in incidents.list_incidents(console.ctx.engine) if i.rule == rule.name]
     assert len(mine) == 1
@@ -48,30 +48,30 @@ def _open_incident(console: ConsoleUnderTest) -> tuple[int, list[str]]:
 
 
 def test_incidents_listed_shown_decided_and_closed(console: ConsoleUnderTest,
-                                                   acme: httpx.Client) -> None:
+                                                   agent: httpx.Client) -> None:
     incident_id, devices = _open_incident(console)
-    listed = acme.get("/api/v1/incidents", params={"status": "open"}).json()
+    listed = agent.get("/api/v1/incidents", params={"status": "open"}).json()
     mine = next(i for i in listed if i["id"] == incident_id)
     assert mine["ref"] == f"INC-{incident_id}" and mine["devices"] == 3
     assert mine["customers"] == "hold" and mine["decision"] is None
-    detail = acme.get(f"/api/v1/incidents/{incident_id}").json()
+    detail = agent.get(f"/api/v1/incidents/{incident_id}").json()
     assert sorted(c["device_id"] for c in detail["cases"]) == devices
     assert not any(c["customer_notified"] for c in detail["cases"])
     with console.client("globex", "agent") as globex:  # another tenant's: not there
         assert incident_id not in [i["id"] for i in globex.get("/api/v1/incidents").json()]
         assert globex.get(f"/api/v1/incidents/{incident_id}").status_code == 404
-    with console.client("acme", "viewer") as viewer:
+    with console.client(TESTS_OWN_TENANT, "viewer") as viewer:
         answer = viewer.post(f"/api/v1/incidents/{incident_id}/decide",
                              json={"decision": "message"})
         assert answer.status_code == 403
-    decided = acme.post(f"/api/v1/incidents/{incident_id}/decide", json={"decision": "message"})
+    decided = agent.post(f"/api/v1/incidents/{incident_id}/decide", json={"decision": "message"})
     assert decided.status_code == 200, decided.text
     assert all(c["customer_notified"] for c in decided.json()["cases"])
-    again = acme.post(f"/api/v1/incidents/{incident_id}/decide", json={"decision": "quiet"})
+    again = agent.post(f"/api/v1/incidents/{incident_id}/decide", json={"decision": "quiet"})
     assert again.status_code == 409
-    closed = acme.post(f"/api/v1/incidents/{incident_id}/close").json()
+    closed = agent.post(f"/api/v1/incidents/{incident_id}/close").json()
     assert closed["incident"]["status"] == "closed"
-    assert acme.post(f"/api/v1/incidents/{incident_id}/close").status_code == 409
+    assert agent.post(f"/api/v1/incidents/{incident_id}/close").status_code == 409
 
 
 def test_the_console_pages_list_and_show_incidents(console: ConsoleUnderTest) -> None:
@@ -80,7 +80,7 @@ def test_the_console_pages_list_and_show_incidents(console: ConsoleUnderTest) ->
     try:
         csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/login").text)
         assert csrf is not None
-        assert browser.post("/login", data={"token": console.tokens[("acme", "viewer")],
+        assert browser.post("/login", data={"token": console.tokens[(TESTS_OWN_TENANT, "viewer")],
                                             "next": "/", "csrf": csrf.group(1)}
                             ).status_code == 303
         listing = browser.get("/incidents").text

@@ -9,14 +9,13 @@ import pytest
 
 from tests.integration.console.conftest import ConsoleUnderTest
 from tests.integration.console.test_browser import ARTIFACTS, page  # noqa: F401 (fixture)
-from tests.integration.console.test_firmware_view import rollout  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
 
 from playwright.sync_api import Page, expect  # noqa: E402 (test_browser skips without it)
 
 
-def test_agent_reads_the_firmware_rollout(rollout: tuple[ConsoleUnderTest, float],  # noqa: F811
+def test_agent_reads_the_firmware_rollout(rollout: tuple[ConsoleUnderTest, float],
                                           page: Page) -> None:  # noqa: F811
     console, _ = rollout
     problems: list[str] = []

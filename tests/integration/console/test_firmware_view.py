@@ -14,42 +14,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.events import DeviceStatus
 from rules.db import CaseRow
-from rules.evaluate import RuleEvaluator
-from rules.lifecycle import DeviceBook, DeviceLifecycle
 from tests.integration.console.conftest import ROOT, ConsoleUnderTest
 
 pytestmark = pytest.mark.integration
 
 H = 3600.0
-
-
-@pytest.fixture(scope="module")
-def rollout(console: ConsoleUnderTest) -> tuple[ConsoleUnderTest, float]:
-    """acme's four heat pumps report 2.5 from their first case's day on; two move to 2.6 at the
-    first case's opening (so cases fall on both sides); globex's two stay on 9.0."""
-    with Session(console.ctx.engine) as session:
-        opened = sorted(session.scalars(select(CaseRow.opened_at).where(
-            CaseRow.tenant == "acme", CaseRow.evidence_json != "{}")))
-    assert opened, "the simulation opened no case for acme"
-    move = opened[0]
-    book = DeviceBook(console.ctx.engine)
-    lifecycle = DeviceLifecycle(book, RuleEvaluator(()))
-    start = move - 24 * H
-    # their telemetry named the product (what the rules pipeline's observe step saves)
-    book.save_last_seen({(tenant, f"hp-{i:04d}"): (start, "heat_pump")
-                         for tenant, n in (("acme", 4), ("globex", 2)) for i in range(n)})
-    for i in range(4):
-        lifecycle.handle(DeviceStatus("acme", f"hp-{i:04d}", "online", start, firmware="2.5"))
-    for i in range(2):
-        # a status without a version in between is no move
-        lifecycle.handle(DeviceStatus("acme", f"hp-{i:04d}", "online", move - H))
-        lifecycle.handle(DeviceStatus("acme", f"hp-{i:04d}", "online", move, firmware="2.6"))
-        lifecycle.handle(DeviceStatus("acme", f"hp-{i:04d}", "online", move + H, firmware="2.6"))
-    for i in range(2):
-        lifecycle.handle(DeviceStatus("globex", f"hp-{i:04d}", "online", start, firmware="9.0"))
-    return console, move
 
 
 def _expected(console: ConsoleUnderTest, move: float) -> tuple[int, int]:

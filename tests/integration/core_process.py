@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -213,3 +214,17 @@ def scrape(port: int) -> dict[str, float] | None:
             labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
             samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
     return samples
+
+
+def db_rows(db: Path, query: str, *args: object) -> list[tuple[object, ...]]:
+    """Rows of ``query`` on the SQLite file a core process writes; none until core has made
+    the file or the table."""
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        return list(conn.execute(query, args))
+    except sqlite3.OperationalError:
+        return []  # core has not created the table yet
+    finally:
+        conn.close()

@@ -14,29 +14,18 @@ as duplicates, and no case or notice repeats.
 from __future__ import annotations
 
 import re
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from core.snapshot import decode_snapshot
-from tests.integration.core_process import CoreProcess, wait_for
+from tests.integration.core_process import CoreProcess, db_rows, wait_for
 from tests.integration.nats.fleet import SyntheticFleet, publish_mqtt
 from tests.servers.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.integration
 
 
-def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
-    if not db.exists():
-        return []
-    conn = sqlite3.connect(db, timeout=10)
-    try:
-        return conn.execute(sql).fetchall()
-    except sqlite3.OperationalError:
-        return []  # core has not created the table yet
-    finally:
-        conn.close()
 
 
 def test_core_killed_keeps_learning_and_repeats_nothing(mosquitto: Mosquitto, tmp_path: Path,
@@ -70,7 +59,7 @@ def test_core_killed_keeps_learning_and_repeats_nothing(mosquitto: Mosquitto, tm
         core.start()
         wait_for(lambda: core.stored() == 4 * 600, 120, "the fault's samples", core)
         devices = f"SELECT device_id FROM cases WHERE tenant = '{tenant}'"
-        wait_for(lambda: {"d0000", "d0001"} <= {r[0] for r in _rows(core.cases_db, devices)},
+        wait_for(lambda: {"d0000", "d0001"} <= {r[0] for r in db_rows(core.cases_db, devices)},
                  60, "cases of the two faulty devices", core)
 
         # 3. the fault's batches delivered again, then one new round to know they went through
@@ -87,10 +76,10 @@ def test_core_killed_keeps_learning_and_repeats_nothing(mosquitto: Mosquitto, tm
     dropped = re.search(r"(\d+) duplicate batches dropped", restarted)
     # the 16 delivered again, and any the broker redelivered on its own
     assert dropped is not None and int(dropped.group(1)) >= 16, restarted[-3000:]
-    cases = _rows(core.cases_db, f"SELECT device_id, rule FROM cases WHERE tenant = '{tenant}'")
+    cases = db_rows(core.cases_db, f"SELECT device_id, rule FROM cases WHERE tenant = '{tenant}'")
     assert sorted(d for d, _ in cases if d in ("d0000", "d0001")) == ["d0000", "d0001"]
     assert len(cases) == len(set(cases)), f"a case opened twice: {cases}"
-    keys = _rows(core.cases_db, "SELECT idempotency_key FROM notices")
+    keys = db_rows(core.cases_db, "SELECT idempotency_key FROM notices")
     assert keys and len(keys) == len(set(keys))
     lines = core.notices.read_text().splitlines()
     assert len(lines) == len(set(lines)), "a notice was delivered twice"

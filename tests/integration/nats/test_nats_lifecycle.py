@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ import pytest
 
 from core.nats import NatsConfig, ensure_stream
 from forewarn.workers import worker_command
+from tests.integration.core_process import db_rows
 from tests.integration.edge.agents import device_uplink, kill_agent, until
 from tests.servers.mosquitto import Mosquitto, mosquitto_binary
 from tests.servers.nats import NatsServer, mosquitto_bridge_config
@@ -45,14 +45,6 @@ rules:
 """
 
 
-def _rows(db: Path, query: str, *args: object) -> list[tuple[object, ...]]:
-    conn = sqlite3.connect(db, timeout=10)
-    try:
-        return list(conn.execute(query, args))
-    except sqlite3.OperationalError:
-        return []  # no table yet
-    finally:
-        conn.close()
 
 
 @pytest.mark.parametrize("ingress", ["mosquitto_bridge", "ingest_bridge"])
@@ -70,19 +62,19 @@ def test_lifecycle_on_the_nats_engine(nats_server: NatsServer, tmp_path: Path,
                      lease_bucket=f"lc-lease-{tenant}", max_bytes=64 * 1024**2)
 
     def state(device: str) -> tuple[str | None, str | None]:
-        found = _rows(cases_db, "SELECT state, reason FROM devices WHERE tenant = ? "
+        found = db_rows(cases_db, "SELECT state, reason FROM devices WHERE tenant = ? "
                       "AND device_id = ?", tenant, device)
         return (str(found[0][0]), None if found[0][1] is None else str(found[0][1])) \
             if found else (None, None)
 
     def _reported(device: str) -> str:
-        found = _rows(cases_db, "SELECT reported_json FROM devices WHERE tenant = ? AND "
+        found = db_rows(cases_db, "SELECT reported_json FROM devices WHERE tenant = ? AND "
                       "device_id = ?", tenant, device)
         return str(found[0][0] or "") if found else ""
 
     def cases() -> set[tuple[str, str]]:
         return {(str(d), str(r))
-                for d, r in _rows(cases_db, "SELECT device_id, rules FROM cases")}
+                for d, r in db_rows(cases_db, "SELECT device_id, rules FROM cases")}
 
     bridged = ingress == "mosquitto_bridge"
     with Mosquitto(tmp_path / "mosquitto", extra_config=mosquitto_bridge_config(
@@ -145,7 +137,7 @@ def test_lifecycle_on_the_nats_engine(nats_server: NatsServer, tmp_path: Path,
                             uplink.agent.add_samples(now - np.arange(float(n))[::-1],
                                                      np.ones((n, 1)))
                             uplink.notify()
-                        await until(lambda: len(_rows(
+                        await until(lambda: len(db_rows(
                             cases_db, "SELECT device_id FROM alarm_states "
                             "WHERE rule = 'silent'")) == 2, "both batches in the rules", 60)
                         quiet_since = time.time()

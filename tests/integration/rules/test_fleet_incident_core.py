@@ -13,7 +13,6 @@ hold one team notice for the incident and no customer message twice.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 from paho.mqtt import publish
 
 from edge.schema import StatusMessage, status_topic
-from tests.integration.core_process import CoreProcess, wait_for
+from tests.integration.core_process import CoreProcess, db_rows, wait_for
 from tests.integration.nats.fleet import SyntheticFleet, publish_mqtt
 from tests.servers.mosquitto import Mosquitto
 
@@ -31,16 +30,6 @@ DEVICES = 6
 FAULTY = 4
 
 
-def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
-    if not db.exists():
-        return []
-    conn = sqlite3.connect(db, timeout=10)
-    try:
-        return conn.execute(sql).fetchall()
-    except sqlite3.OperationalError:
-        return []  # core has not created the table yet
-    finally:
-        conn.close()
 
 
 def _registry(path: Path, tenant: str) -> None:
@@ -82,28 +71,28 @@ def test_one_firmware_cohort_one_incident(mosquitto: Mosquitto, tmp_path: Path,
     try:
         _publish_statuses(mosquitto, tenant)
         firmware = f"SELECT device_id, firmware FROM devices WHERE tenant = '{tenant}'"
-        wait_for(lambda: len([r for r in _rows(core.cases_db, firmware) if r[1]]) == DEVICES,
+        wait_for(lambda: len([r for r in db_rows(core.cases_db, firmware) if r[1]]) == DEVICES,
                  60, "every device's reported firmware", core)
         publish_mqtt(mosquitto.host, mosquitto.port, fleet.batches(8))  # learn: 400 samples
         wait_for(lambda: core.stored() == DEVICES * 400, 120, "the learning samples", core)
         publish_mqtt(mosquitto.host, mosquitto.port, fleet.batches(4))  # the fault
         incidents = f"SELECT id, cohort, rule, devices FROM incidents WHERE tenant = '{tenant}'"
-        wait_for(lambda: any(r[3] == FAULTY for r in _rows(core.cases_db, incidents)), 120,
+        wait_for(lambda: any(r[3] == FAULTY for r in db_rows(core.cases_db, incidents)), 120,
                  "one incident over the four faulty devices", core)
         pending = "SELECT count(*) FROM notices WHERE status = 'pending'"
-        wait_for(lambda: _rows(core.cases_db, pending) == [(0,)], 60,
+        wait_for(lambda: db_rows(core.cases_db, pending) == [(0,)], 60,
                  "every notice delivered", core)
         assert core.stop() == 0
     finally:
         core.close()
 
-    rows = _rows(core.cases_db, incidents)
+    rows = db_rows(core.cases_db, incidents)
     assert [(cohort, devices) for _, cohort, _, devices in rows] == [
         ("heat_pump/firmware=9.1.0", FAULTY)], rows
-    linked = _rows(core.cases_db, "SELECT c.device_id FROM incident_cases i JOIN cases c "
+    linked = db_rows(core.cases_db, "SELECT c.device_id FROM incident_cases i JOIN cases c "
                                   "ON c.id = i.case_id")
     assert {d for (d,) in linked} == {f"d{i:04d}" for i in range(FAULTY)}
-    cases = _rows(core.cases_db, f"SELECT device_id FROM cases WHERE tenant = '{tenant}'")
+    cases = db_rows(core.cases_db, f"SELECT device_id FROM cases WHERE tenant = '{tenant}'")
     assert {d for (d,) in cases} == {f"d{i:04d}" for i in range(FAULTY)}, cases
 
     delivered = _delivered(core)

@@ -69,6 +69,29 @@ class DuplicateFilter:
             self.evicted += 1
         return True
 
+    def new_many(self, tenant: str, device_id: str, boot_id: str, seqs: list[int]
+                 ) -> list[bool] | None:
+        """:meth:`is_new` of each of a boot's ``seqs`` in turn: None when all are new (the
+        usual case, taken in a few set operations), else each one's answer.
+
+        >>> dedup = DuplicateFilter(window=4)
+        >>> dedup.new_many("t", "d", "b", [1, 2]), dedup.new_many("t", "d", "b", [3, 2, 3])
+        (None, [True, False, False])
+        """
+        boots = self._devices.get((tenant, device_id))
+        known = None if boots is None else boots.get(boot_id)
+        if known is not None and boots is not None:
+            floor, seen = known
+            if (len(seen) + len(seqs) <= self.window and min(seqs) > floor
+                    and seen.isdisjoint(seqs) and len(set(seqs)) == len(seqs)):
+                seen.update(seqs)  # what is_new does for each: no fold, no new boot
+                if self.accepted is not None:
+                    self.accepted.extend((tenant, device_id, boot_id, s) for s in seqs)
+                boots.move_to_end(boot_id)
+                return None
+        answers = [self.is_new(tenant, device_id, boot_id, s) for s in seqs]
+        return None if all(answers) else answers
+
     def state(self) -> dict[tuple[str, str, str], tuple[int, list[int]]]:
         """What is remembered, for checkpoints (each device's least recent boot first)."""
         return {(tenant, device_id, boot): (floor, sorted(seen))

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,6 +42,9 @@ from core.limits import ProductLimits
 from core.store.base import StoreError, TimeSeriesStore
 from edge.schema import MAX_FIELDS, MAX_SAMPLES_PER_BATCH, TelemetryBatch
 
+if TYPE_CHECKING:
+    from core.mapping.decoder import GroupReadings
+
 __all__ = ["FORECAST_HORIZON_S", "BatchDetector", "CorePipeline", "CoreStats", "DeviceTenant",
            "LevelDetector", "PeerLabels", "PipelineState", "default_peer_labels"]
 
@@ -49,10 +52,9 @@ _log = logging.getLogger(__name__)
 
 #: the tenant a device belongs to (None: not known, so not checked); the shell's registry
 DeviceTenant = Callable[[str], str | None]
-#: topic, payload → one reading (tenant, device, boot, seq, product, fields, time, values) or
-#: None (:meth:`core.mapping.MappedDecoder.reading`)
-ReadingDecoder = Callable[
-    [str, bytes], tuple[str, str, str, int, str, tuple[str, ...], float, list[object]] | None]
+#: a group's (topic, payload) → per message its one reading or None, and the readings' values
+#: (:meth:`core.mapping.MappedDecoder.readings`)
+GroupReadingDecoder = Callable[[Sequence[tuple[str, bytes]]], "GroupReadings"]
 
 
 @dataclass(slots=True)
@@ -62,12 +64,12 @@ class _Run:
     tenant: str
     device_id: str
     boot_id: str
-    seq: int
     product: str
     fields: tuple[str, ...]
     t: list[float] = field(default_factory=list)
-    rows: list[list[object]] = field(default_factory=list)
-    messages: list[tuple[str, bytes]] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+    #: the readings' messages, by their index in the group (their values' rows)
+    messages: list[int] = field(default_factory=list)
 
 
 #: (tenant, device_id, product, firmware) → (peer group, cohort) of the device: the shell's
@@ -190,8 +192,9 @@ class CorePipeline:
         self._peer_above = np.zeros((1024, 2), dtype=np.bool_)
         #: topic, payload → batch: the native schema, or the mappings beside it (core.mapping)
         self.decoder = decoder
-        #: the decoder's quick way to one mapped reading, which :meth:`process_group` coalesces
-        self._reading: ReadingDecoder | None = getattr(decoder, "reading", None)
+        #: the decoder's quick way to a group's one-reading mapped messages, which
+        #: :meth:`process_group` coalesces
+        self._readings: GroupReadingDecoder | None = getattr(decoder, "readings", None)
         # checked once: a runtime Protocol isinstance costs ~10 µs, per batch it showed
         self._level_detector = isinstance(detector, LevelDetector)
         self.limits = limits
@@ -264,77 +267,88 @@ class CorePipeline:
         other message of the device, and at the end of the group. Dead letters, refusals and
         duplicates are the same, message by message, in the same order.
         """
-        reading = self._reading
+        readings = self._readings
         out: list[tuple[ScoredBatch, str, bytes]] = []
-        if reading is None:
+        if readings is None:
             for topic, payload in messages:
                 scored = self.process_payload(topic, payload)
                 if scored is not None:
                     out.append((scored, topic, payload))
             return out
+        try:
+            group = readings(messages)
+            found_all, values = group.found, group.values
+        except Exception:  # a bug of the quick way: the general one decides
+            _log.exception("reading a group of %d messages failed", len(messages))
+            found_all, values = [None] * len(messages), np.empty((0, MAX_FIELDS))
         runs: dict[tuple[str, str], _Run] = {}
-        stats, is_new = self.stats, self.dedup.is_new
+        stats = self.stats
         checked = self.device_tenant is not None or self.future_horizon_s is not None
-        for topic, payload in messages:
+        for i, found in enumerate(found_all):
             stats.messages += 1
-            try:
-                found = reading(topic, payload)
-            except Exception:  # a bug of the quick way: the general one decides
-                _log.exception("reading a message of %s failed", topic[:200])
-                found = None
             if found is None:
+                topic, payload = messages[i]
                 decoded = self._decoded(topic, payload)
                 if decoded is None:
                     continue
                 run = runs.pop((decoded.tenant, decoded.device_id), None)
                 if run is not None:  # the device's readings before this message come first
-                    self._flush(run, out)
+                    self._flush(run, messages, values, out)
                 scored = self._processed(decoded, topic, payload)
                 if scored is not None:
                     out.append((scored, topic, payload))
                 continue
-            tenant, device, boot, seq, product, fields, t, values = found
+            tenant, device, boot, seq, product, fields, t = found
             if checked:
                 refused = self._refused(tenant, device, t)
                 if refused is not None:
+                    topic, payload = messages[i]
                     self.dead_letters.record(refused[0], topic, refused[1], payload)
                     continue
-            if not is_new(tenant, device, boot, seq):
-                stats.duplicate_batches += 1
-                continue
             key = (tenant, device)
             run = runs.get(key)
             if run is not None and (run.fields != fields or t < run.t[-1] or run.boot_id != boot
                                     or run.product != product
                                     or len(run.t) >= MAX_SAMPLES_PER_BATCH):
                 del runs[key]
-                self._flush(run, out)
+                self._flush(run, messages, values, out)
                 run = None
             if run is None:
-                run = runs[key] = _Run(tenant, device, boot, seq, product, fields)
+                run = runs[key] = _Run(tenant, device, boot, product, fields)
             run.t.append(t)
-            run.rows.append(values)
-            run.messages.append((topic, payload))
+            run.seqs.append(seq)
+            run.messages.append(i)
         for run in runs.values():
-            self._flush(run, out)
+            self._flush(run, messages, values, out)
         self.stats.evicted_boots = self.dedup.evicted
         return out
 
-    def _flush(self, run: _Run, out: list[tuple[ScoredBatch, str, bytes]]) -> None:
-        """Score and store a device's run of readings (already past dedup) as one batch."""
-        batch = DecodedBatch(run.tenant, run.device_id, run.boot_id, run.seq, run.product, None,
-                             run.fields, np.array(run.t, dtype=np.float64),
-                             np.array(run.rows, dtype=np.float64))  # None → NaN
+    def _flush(self, run: _Run, messages: Sequence[tuple[str, bytes]],
+               values: NDArray[np.float64], out: list[tuple[ScoredBatch, str, bytes]]) -> None:
+        """Drop a device's run of readings' duplicates, then score and store the rest as one
+        batch (the duplicate filter sees the device's readings in their order)."""
+        new = self.dedup.new_many(run.tenant, run.device_id, run.boot_id, run.seqs)
+        index, t = run.messages, run.t
+        if new is not None:
+            self.stats.duplicate_batches += len(new) - sum(new)
+            index = [i for i, keep in zip(index, new, strict=True) if keep]
+            t = [s for s, keep in zip(t, new, strict=True) if keep]
+            if not index:
+                return
+        batch = DecodedBatch(run.tenant, run.device_id, run.boot_id, run.seqs[0], run.product,
+                             None, run.fields, np.array(t, dtype=np.float64),
+                             values[index, : len(run.fields)])
         try:
             scored = self._scored(batch)
         except StoreError:
             raise
         except Exception as exc:  # a detector bug: the run's messages, as one by one would
             _log.exception("processing readings of %s failed", run.device_id)
-            for topic, payload in run.messages:
-                self.dead_letters.record("crash", topic, f"processing: {exc!r}", payload)
+            for i in index:
+                self.dead_letters.record("crash", messages[i][0], f"processing: {exc!r}",
+                                         messages[i][1])
             return
-        out.append((scored, *run.messages[-1]))
+        out.append((scored, *messages[index[-1]]))
 
     def process_checked(self, topic: str, payload: bytes, decode: Callable[[], DecodedBatch]
                         ) -> tuple[ScoredBatch | None, tuple[str, str] | None]:

@@ -15,19 +15,25 @@ device's readings into one batch (:meth:`core.pipeline.CorePipeline.process_grou
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from collections.abc import Callable, Sequence
 
-from core.decode import DecodedBatch, decode_telemetry
+import numpy as np
+from numpy.typing import NDArray
+
+from core.decode import MAX_PAYLOAD_BYTES, DecodedBatch, decode_telemetry
 from core.errors import DecodeError
 from core.mapping.config import MappingConfig
 from core.mapping.csv_lines import decode_csv
-from core.mapping.json_format import Readings, decode_json, one_reading
+from core.mapping.json_format import Readings, decode_json, layout_fields, one_reading
+from core.mapping.json_scan import scan_readings
 from core.mapping.line_protocol import decode_line_protocol
 from core.mapping.sparkplug import SparkplugState
+from core.mapping.times import AUTO_MS_ABOVE
 from edge.names import NAME_RE
-from edge.schema import TOPIC_ROOT
+from edge.schema import MAX_FIELDS, MAX_TIMESTAMP_S, TOPIC_ROOT
 
-__all__ = ["MappedDecoder", "MappedReading"]
+__all__ = ["GroupReading", "GroupReadings", "MappedDecoder", "MappedReading"]
 
 _KEEP_FIELD_TUPLES = 1024
 #: topics whose mapping :meth:`MappedDecoder.reading` remembers (a fleet's devices' topics)
@@ -35,6 +41,21 @@ _KEEP_TOPICS = 65_536
 
 #: one reading of one message: tenant, device, boot, seq, product, field names, time, values
 MappedReading = tuple[str, str, str, int, str, tuple[str, ...], float, list[object]]
+
+#: :meth:`MappedDecoder.readings` of one message: its reading as :data:`MappedReading`
+#: without the values (those are the message's row of :attr:`GroupReadings.values`)
+GroupReading = tuple[str, str, str, int, str, tuple[str, ...], float]
+_NO_VALUES = np.empty((0, MAX_FIELDS))
+
+
+@dataclass(frozen=True, slots=True)
+class GroupReadings:
+    """:meth:`MappedDecoder.readings` of a group: per message its reading or None, and the
+    values, message ``i``'s in the first ``len(fields)`` columns of row ``i``."""
+
+    found: list[GroupReading | None]
+    values: NDArray[np.float64]
+
 
 _FORMATS: dict[str, Callable[[MappingConfig, bytes, float], Readings]] = {
     "json": decode_json,
@@ -102,6 +123,64 @@ class MappedDecoder:
             self._valid_fields.add(fields)
         return (tenant, device, f"mapped.{mapping.name}", round(t * 1000.0), mapping.product,
                 fields, t, values)
+
+    def readings(self, messages: Sequence[tuple[str, bytes]]) -> GroupReadings:
+        """:meth:`reading` of every message of a group at once (:mod:`core.mapping.json_scan`
+        reads them side by side in one call): per message its reading, or None where
+        :meth:`reading` would not take it or where the scan leaves it to the general way
+        (the caller decodes those with :meth:`__call__`)."""
+        found: list[GroupReading | None] = [None] * len(messages)
+        values = _NO_VALUES
+        quick_topics, quick_topic = self._quick_topics, self._quick_topic
+        taken: list[int] = []
+        quick: list[tuple[MappingConfig, str, str]] = []
+        for i, (topic, payload) in enumerate(messages):
+            try:
+                known = quick_topics[topic]
+            except KeyError:
+                known = quick_topic(topic)
+            if known is not None and len(payload) <= MAX_PAYLOAD_BYTES:
+                taken.append(i)
+                quick.append(known)
+        if not taken:
+            return GroupReadings(found, values)
+        scan = scan_readings([messages[i][1] for i in taken], single=True)
+        counts, layouts = scan.count.tolist(), scan.layout.tolist()
+        kinds: dict[tuple[str, int], list[int]] = {}  # (mapping, layout) → positions in taken
+        mappings: dict[str, MappingConfig] = {}
+        for j, count in enumerate(counts):
+            if count == 1:
+                mapping = quick[j][0]
+                mappings[mapping.name] = mapping  # names are unique among self.mappings
+                kinds.setdefault((mapping.name, layouts[j]), []).append(j)
+        values = np.empty((len(messages), MAX_FIELDS))
+        for (name, lay), positions in kinds.items():
+            mapping = mappings[name]
+            layout = layout_fields(mapping, scan.keys(lay), scan.numeric(lay))
+            if layout is None:
+                continue
+            fields, columns, time_column = layout
+            if fields not in self._valid_fields:
+                if any(not NAME_RE.fullmatch(f) for f in fields):
+                    continue
+                if len(self._valid_fields) >= _KEEP_FIELD_TUPLES:
+                    self._valid_fields.clear()
+                self._valid_fields.add(fields)
+            rows = scan.values[scan.first_row[positions]]
+            t = rows[:, time_column]
+            if mapping.time_unit == "auto":
+                t = np.where(t > AUTO_MS_ABOVE, t / 1e3, t)
+            fits = (t >= 0.0) & (t <= MAX_TIMESTAMP_S)  # NaN (null) does not
+            at = np.asarray(taken)[positions]
+            values[at[:, None], np.arange(len(fields))] = rows[:, columns]
+            boot, product = f"mapped.{name}", mapping.product
+            for j, i, when, seq, fit in zip(positions, at.tolist(), t.tolist(),
+                                            np.rint(t * 1000.0).tolist(), fits.tolist(),
+                                            strict=True):
+                if fit:
+                    _mapping, tenant, device = quick[j]
+                    found[i] = (tenant, device, boot, int(seq), product, fields, when)
+        return GroupReadings(found, values)
 
     def _quick_topic(self, topic: str) -> tuple[MappingConfig, str, str] | None:
         """Whether :meth:`reading` may take ``topic``'s messages, and their batch's names."""

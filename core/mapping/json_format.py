@@ -13,16 +13,18 @@ from typing import Any
 
 import numpy as np
 import orjson
+from numpy.typing import NDArray
 
 from core.decode import MAX_NESTING, MAX_PAYLOAD_BYTES
 from core.errors import DecodeError
 from core.json_numbers import nesting_depth
 from core.mapping.config import MappingConfig
+from core.mapping.json_scan import scan_readings
 from core.mapping.times import AUTO_MS_ABOVE as _AUTO_MS_ABOVE
 from core.mapping.times import epoch_seconds
 from edge.schema import MAX_FIELDS, MAX_SAMPLES_PER_BATCH, MAX_TIMESTAMP_S
 
-__all__ = ["Readings", "decode_json", "one_reading"]
+__all__ = ["Readings", "decode_json", "epoch_column", "layout_fields", "one_reading"]
 
 #: (device from the payload or None, field names, times, rows of values)
 Readings = tuple[str | None, tuple[str, ...], np.ndarray, np.ndarray]
@@ -70,6 +72,10 @@ def decode_json(mapping: MappingConfig, payload: bytes, arrival: float, *,
     ``fast=False`` skips the fast path for the usual message (the tests compare the two)."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise DecodeError("too_large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    if fast and mapping.fields is None and mapping.device_key is None:
+        scanned = _scanned(mapping, payload, arrival)
+        if scanned is not None:
+            return scanned
     if nesting_depth(np.frombuffer(payload, dtype=np.uint8), MAX_NESTING) > MAX_NESTING:
         raise DecodeError("too_deep", f"JSON nested more than {MAX_NESTING} levels deep")
     try:
@@ -135,6 +141,73 @@ def decode_json(mapping: MappingConfig, payload: bytes, arrival: float, *,
 
 
 _NUMERIC = frozenset({int, float, type(None)})
+#: (mapping, keys, which hold numbers) → the mapping (which keeps its id unique while here)
+#: and (field names, their columns, the time's column)
+_LAYOUTS: dict[tuple[int, tuple[str, ...], tuple[bool, ...]], tuple[
+    MappingConfig, tuple[tuple[str, ...], NDArray[np.int64], int] | None]] = {}
+_KEEP_LAYOUTS = 4096
+
+
+def layout_fields(mapping: MappingConfig, keys: tuple[str, ...], numeric: tuple[bool, ...]
+                  ) -> tuple[tuple[str, ...], NDArray[np.int64], int] | None:
+    """How readings of this layout (their keys, and which hold a number or null) become
+    fields under ``mapping``, as :func:`_all_numeric` takes them: (field names, the columns
+    of their values, the time's column or -1 for the arrival time); None when
+    :func:`_all_numeric` would not take them (no time, a key that is no field name left to
+    the caller, an unknown key under ``unknown_keys = "dead-letter"``)."""
+    cache_key = (id(mapping), keys, numeric)
+    known = _LAYOUTS.get(cache_key)
+    if known is not None and known[0] is mapping:
+        return known[1]
+    found: tuple[tuple[str, ...], NDArray[np.int64], int] | None = None
+    time_key = mapping.time_key
+    if mapping.time_unit in ("auto", "s") and (time_key is None or "." not in time_key) and (
+            mapping.unknown_keys == "ignore" or all(numeric)):
+        columns = [j for j, number in enumerate(numeric) if number]
+        time_column = -1
+        if time_key is not None:
+            time_column = next((j for j in columns if keys[j] == time_key), -2)
+            columns = [j for j in columns if j != time_column]
+        if time_column != -2 and 0 < len(columns) <= MAX_FIELDS:
+            names = tuple(mapping.field_name(keys[j]) for j in columns)
+            found = names, np.array(columns, dtype=np.int64), time_column
+    if len(_LAYOUTS) >= _KEEP_LAYOUTS:  # bounded: a fleet of oddities
+        _LAYOUTS.clear()
+    _LAYOUTS[cache_key] = (mapping, found)
+    return found
+
+
+def epoch_column(mapping: MappingConfig, ts: NDArray[np.float64]) -> NDArray[np.float64] | None:
+    """The times of a layout's time column as epoch seconds, as :func:`_all_numeric` reads
+    them; None when one is missing (null) or out of range."""
+    if mapping.time_unit == "auto":
+        ts = np.where(ts > _AUTO_MS_ABOVE, ts / 1e3, ts)
+    if not ((ts >= 0.0) & (ts <= MAX_TIMESTAMP_S)).all():  # NaN (null) fails too
+        return None
+    return ts
+
+
+def _scanned(mapping: MappingConfig, payload: bytes, arrival: float) -> Readings | None:
+    """:func:`_all_numeric`'s readings read by :mod:`core.mapping.json_scan`, no Python object
+    per reading; None for anything it does not take (the caller then goes the usual way)."""
+    scan = scan_readings((payload,))
+    n = int(scan.count[0])
+    if not 0 < n <= MAX_SAMPLES_PER_BATCH:
+        return None
+    lay = int(scan.layout[0])
+    taken = layout_fields(mapping, scan.keys(lay), scan.numeric(lay))
+    if taken is None:
+        return None
+    names, columns, time_column = taken
+    rows = scan.values[:n]
+    if time_column < 0:
+        t = np.full(n, float(arrival))
+    else:
+        epoch = epoch_column(mapping, rows[:, time_column].copy())
+        if epoch is None:
+            return None
+        t = epoch
+    return None, names, t, rows[:, columns]
 
 
 def _all_numeric(mapping: MappingConfig, readings: list[Any], arrival: float

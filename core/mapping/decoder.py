@@ -15,8 +15,8 @@ device's readings into one batch (:meth:`core.pipeline.CorePipeline.process_grou
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray

@@ -72,7 +72,8 @@ def decode_json(mapping: MappingConfig, payload: bytes, arrival: float, *,
     ``fast=False`` skips the fast path for the usual message (the tests compare the two)."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise DecodeError("too_large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
-    if fast and mapping.fields is None and mapping.device_key is None:
+    if (fast and len(payload) >= _SCAN_FROM_BYTES and mapping.fields is None
+            and mapping.device_key is None):
         scanned = _scanned(mapping, payload, arrival)
         if scanned is not None:
             return scanned
@@ -141,6 +142,9 @@ def decode_json(mapping: MappingConfig, payload: bytes, arrival: float, *,
 
 
 _NUMERIC = frozenset({int, float, type(None)})
+#: a message this long or longer is read by the scan (a shorter one, a few readings, reads
+#: faster through orjson: the scan's call costs ~20 µs, and saves ~1 µs per reading)
+_SCAN_FROM_BYTES = 2048
 #: (mapping, keys, which hold numbers) → the mapping (which keeps its id unique while here)
 #: and (field names, their columns, the time's column)
 _LAYOUTS: dict[tuple[int, tuple[str, ...], tuple[bool, ...]], tuple[

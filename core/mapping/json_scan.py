@@ -12,11 +12,11 @@ is certain about: keys and strings of printable ASCII without escapes, numbers t
 exactly (:func:`core.json_numbers._number`), no nested object or array inside a reading, no
 key twice in a reading, every reading of a message with its first one's layout. Anything
 else is a failed message, which the caller decodes the general way (orjson, then the
-mapping's rules, which also word the error). tests/unit/test_mapping.py and
-tests/property/test_coalesced_ingest.py check it against that way.
+mapping's rules, which also word the error). tests/property/test_json_scan.py checks it
+against that way, bit for bit, and tests/property/test_coalesced_ingest.py the pipeline.
 
->>> payload = b'[{"ts": 1700000000, "temp": 21.5, "on": true}, {"ts": 1700000060, "temp": null, "on": false}]'
->>> scan = scan_readings([payload])
+>>> scan = scan_readings([b'[{"ts": 1700000000, "temp": 21.5, "on": true}, '
+...                       b'{"ts": 1700000060, "temp": null, "on": false}]'])
 >>> scan.count.tolist(), scan.keys(0), scan.numeric(0)
 ([2], ('ts', 'temp', 'on'), (True, True, False))
 >>> scan.values[:2, :2].tolist()
@@ -69,14 +69,14 @@ def _literal(buf: NDArray[np.uint8], i: int, word: NDArray[np.uint8]) -> int:
     for j in range(word.shape[0]):
         if buf[i + j] != word[j]:
             return -1
-    return i + word.shape[0]
+    return i + int(word.shape[0])
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _same_bytes(buf: NDArray[np.uint8], a0: int, a1: int, b0: int, b1: int) -> bool:
     if a1 - a0 != b1 - b0:
         return False
-    for j in range(a1 - a0):
+    for j in range(a1 - a0):  # noqa: SIM110 (a loop numba compiles; no generator)
         if buf[a0 + j] != buf[b0 + j]:
             return False
     return True
@@ -159,10 +159,11 @@ def _scan(buf: NDArray[np.uint8], starts: NDArray[np.int64], ends: NDArray[np.in
     first_row = np.zeros(m, dtype=np.int64)
     layout = np.zeros(m, dtype=np.int64)
     values = np.empty((max(rows_cap, 1), MAX_KEYS), dtype=np.float64)
-    lay_start = np.zeros((_MAX_LAYOUTS, MAX_KEYS), dtype=np.int64)
-    lay_end = np.zeros((_MAX_LAYOUTS, MAX_KEYS), dtype=np.int64)
-    lay_numeric = np.zeros((_MAX_LAYOUTS, MAX_KEYS), dtype=np.bool_)
-    lay_k = np.zeros(_MAX_LAYOUTS, dtype=np.int64)
+    most = min(m, _MAX_LAYOUTS)  # a message has one layout
+    lay_start = np.empty((most, MAX_KEYS), dtype=np.int64)
+    lay_end = np.empty((most, MAX_KEYS), dtype=np.int64)
+    lay_numeric = np.empty((most, MAX_KEYS), dtype=np.bool_)
+    lay_k = np.empty(most, dtype=np.int64)
     layouts = 0
     key_start = np.empty(MAX_KEYS, dtype=np.int64)
     key_end = np.empty(MAX_KEYS, dtype=np.int64)
@@ -208,7 +209,7 @@ def _scan(buf: NDArray[np.uint8], starts: NDArray[np.int64], ends: NDArray[np.in
                         mine = lay
                         break
                 if mine < 0:
-                    if layouts >= _MAX_LAYOUTS:
+                    if layouts >= most:
                         ok = False
                         break
                     for a in range(k):  # a key twice: JSON keeps the last, the general way
@@ -303,6 +304,7 @@ def scan_readings(payloads: Sequence[bytes], single: bool = False) -> Scan:
     lengths = np.fromiter(map(len, payloads), dtype=np.int64, count=len(payloads))
     ends = np.cumsum(lengths)
     (count, first_row, layout, values, lay_start, lay_end, lay_numeric, lay_k,
-     _rows) = _scan(np.frombuffer(buffer, dtype=np.uint8), ends - lengths, ends, single, _POW10, _WORDS)
+     _rows) = _scan(np.frombuffer(buffer, dtype=np.uint8), ends - lengths, ends, single,
+                    _POW10, _WORDS)
     return Scan(buffer, count, first_row, layout, values, lay_start, lay_end, lay_numeric,
                 lay_k)

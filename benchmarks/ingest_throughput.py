@@ -25,7 +25,8 @@ two cores):
   (``jetstream_leased/*``).
 
 ``--mapped`` measures mapped JSON instead (docs/connect.md § Speed): ``decode/mapped_json_*``
-(the full decoder, and ``MappedDecoder.reading``, the quick way to one reading),
+(the full decoder, ``MappedDecoder.reading``, the quick way to one reading, and
+``MappedDecoder.readings``, a group's one-reading messages read at once),
 ``pipeline/mapped_{1x5,100x5}_{one_by_one,grouped}/*`` (``process_payload`` message by message
 against ``process_group`` in groups of ``GROUP_MAX_MESSAGES``) and
 ``mqtt_direct/mapped_1x5_{one_by_one,grouped,receive_only}/*`` (a backlog at mosquitto drained
@@ -199,8 +200,9 @@ MAPPING = MappingConfig(name="acme-json", topic="acme/+site/+device/state", tena
 def bench_mapped(count: int, samples: int) -> dict[str, dict[str, float]]:
     """``decode/mapped_json_*``: a mapped topic and payload → the native DecodedBatch
     (:class:`core.mapping.MappedDecoder`, every numeric key a field, time key ``ts``), and
-    ``decode/mapped_json_1x5_reading``: the quick way to one reading that the pipeline
-    coalesces (:meth:`MappedDecoder.reading`, no arrays)."""
+    ``decode/mapped_json_1x5_reading``: the quick way to one reading
+    (:meth:`MappedDecoder.reading`, no arrays), ``decode/mapped_json_1x5_group``: what the
+    pipeline coalesces, a group's readings read at once (:meth:`MappedDecoder.readings`)."""
     decoder = MappedDecoder([MAPPING])
     out = {}
     messages = _mapped_messages(count, 1)
@@ -209,6 +211,12 @@ def bench_mapped(count: int, samples: int) -> dict[str, dict[str, float]]:
     for topic, payload, _ in messages:
         decoder.reading(topic, payload)
     out["decode/mapped_json_1x5_reading"] = _figures(
+        len(messages), len(messages), time.perf_counter() - wall, time.process_time() - cpu)
+    pairs = [(topic, payload) for topic, payload, _ in messages]
+    wall, cpu = time.perf_counter(), time.process_time()
+    for start in range(0, len(pairs), GROUP_MAX_MESSAGES):
+        decoder.readings(pairs[start:start + GROUP_MAX_MESSAGES])
+    out["decode/mapped_json_1x5_group"] = _figures(
         len(messages), len(messages), time.perf_counter() - wall, time.process_time() - cpu)
     for name, messages in (("decode/mapped_json_1x5", _mapped_messages(count, 1)),
                            (f"decode/mapped_json_{samples}x5",
@@ -309,7 +317,7 @@ async def bench_mqtt_mapped(workdir: Path, detector: str, warm: PipelineState,
             groups.append(len(group))
             return grouped(group)
 
-        pipeline.process_group = counted  # type: ignore[method-assign]
+        pipeline.process_group = counted  # type: ignore[method-assign,assignment]
 
         async def consume() -> None:
             if how == "grouped":

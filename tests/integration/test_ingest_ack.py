@@ -9,11 +9,14 @@ this: the broker forgets the message as soon as the client has it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from core.config import MqttConfig
 from core.ingest import Ingestor
@@ -139,3 +142,71 @@ def test_messages_unfinished_by_two_sessions_in_a_row_reach_a_third(
     assert before == [b"x"]
     assert group and group == [b"x", *backlog][:len(group)]
     assert after == [b"x", *backlog]
+
+
+def test_every_kind_of_publish_comes_in_order_and_is_acknowledged(
+        mosquitto: Mosquitto, unique_tenant: str) -> None:
+    """Plain QoS 1 PUBLISH packets are decoded by the ingestor itself (core.ingest._Inbox);
+    QoS 0 ones and ones with MQTT 5 properties go paho's way. All reach the consumer in the
+    broker's order with their payloads, and once finished none comes again."""
+    config = MqttConfig(host=mosquitto.host, port=mosquitto.port, protocol="5",
+                        client_id=f"core-{uuid.uuid4().hex[:8]}",
+                        subscription=f"acme/{unique_tenant}/+/state")
+    kinds = [(0, False), (1, False), (1, True), (0, True), (1, False)] * 3
+    sent = [(f"acme/{unique_tenant}/hp-{i % 4}/state", f"m{i}-é".encode() * (1 + i * 40))
+            for i in range(len(kinds))]
+
+    def publish() -> None:
+        client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
+                             protocol=mqtt.MQTTv5)
+        client.connect(mosquitto.host, mosquitto.port)
+        client.loop_start()
+        try:
+            infos = []
+            for (topic, payload), (qos, with_properties) in zip(sent, kinds, strict=True):
+                properties = None
+                if with_properties:
+                    properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                    properties.ContentType = "application/json"
+                    properties.UserProperty = ("site", "s1")
+                infos.append(client.publish(topic, payload, qos=qos, properties=properties))
+            for info in infos:
+                info.wait_for_publish(10.0)
+        finally:
+            client.loop_stop()
+            client.disconnect()
+
+    async def scenario() -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]], int]:
+        ingestor = Ingestor(config)
+        received: list[tuple[str, bytes]] = []
+
+        async def consume() -> None:
+            async for group in ingestor.groups():  # asking for the next finishes the last
+                received.extend(group)
+
+        consumer = asyncio.create_task(consume())
+        await asyncio.wait_for(ingestor.connected.wait(), 10.0)
+        await asyncio.to_thread(publish)
+        async with asyncio.timeout(20.0):
+            while ingestor.acknowledged < sum(qos for qos, _ in kinds):
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # the acknowledgements leave before the session closes
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
+        acknowledged = ingestor.acknowledged
+        again: list[tuple[str, bytes]] = []
+        groups = Ingestor(config).groups()
+        try:
+            async with asyncio.timeout(1.0):
+                again.extend(await anext(groups))
+        except TimeoutError:
+            pass
+        finally:
+            await groups.aclose()
+        return received, again, acknowledged
+
+    received, again, acknowledged = asyncio.run(scenario())
+    assert received == sent
+    assert acknowledged == sum(qos for qos, _ in kinds)
+    assert again == []

@@ -692,6 +692,13 @@ async def run_supervised(settings: Settings, partitions: list[int], worker_argv:
             bridge = await stack.enter_async_context(make_bridge(settings, cases))
             bridging = asyncio.create_task(_keep_bridging(bridge.run), name="ingest bridge")
             stack.push_async_callback(_cancelled, bridging)
+        else:
+            # off by default: devices may reach the stream straight through nats-server's
+            # MQTT listener, where a bridge subscribed through [mqtt] would put every message
+            # back into the stream, in a loop
+            _log.info("ingest bridge off ([nats] bridge): nothing holds devices back when the "
+                      "stream fills; what it discards unread is counted per device by the "
+                      "workers (forewarn_partition_gap_batches_total), not prevented")
         if settings.core.metrics_port:  # the outbox, cases and bridge; workers serve their own
             from forewarn.core_metrics import CoreMetrics
 

@@ -35,6 +35,7 @@ from core.detect import (
     Transition,
 )
 from core.detect.field_level import FieldLevel
+from core.detect.onset import TimedOnset
 from core.detect.peer import Peer
 from core.detect.regression import Regression
 from core.detect.robust_z import robust_z_reference, robust_z_update
@@ -79,6 +80,10 @@ DETECTORS: dict[str, tuple[Callable[[], Any], str | None, str | None]] = {
               "onset_update"),
     "onset_ranked": (lambda: Onset(capacity=2, fire=0.3, quiet=2, rank_memory=3),
                      "core.detect.onset", "onset_update"),
+    # quiet period in seconds: 1,200 s = 2 rows of _times' 600 s
+    "onset_timed": (lambda: TimedOnset(capacity=2, fire=0.3, quiet=5, quiet_s=1200.0,
+                                       quiet_min=1, rank_memory=3),
+                    "core.detect.onset", "onset_timed_update"),
     "regression": (lambda: Regression(capacity=2, warmup=20), "core.detect.regression",
                    "regression_update"),
     "subspace": (lambda: Subspace(capacity=2, warmup=20), "core.detect.subspace",

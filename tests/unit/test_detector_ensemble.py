@@ -7,7 +7,7 @@ import pytest
 
 from core.detect import DetectorConfig, Ensemble, make_detector
 from core.detect.likelihood import AnomalyLikelihood
-from core.detect.onset import Onset
+from core.detect.onset import Onset, TimedOnset
 
 SLOT = np.array([0], dtype=np.int64)
 
@@ -160,3 +160,31 @@ def test_a_series_firing_at_one_strength_ranks_each_repeat_lower() -> None:
     # each repeat ranks lower, down to the firing's own strength (the floor of a fired score)
     assert repeats[0] == 0.5 and np.all(np.diff(repeats[:7]) < 0.0) and repeats[-1] == 0.2
     assert fired[38] > repeats[-1]
+
+
+@pytest.mark.parametrize(("step_s", "gap"), [(300.0, 11), (900.0, 4), (60.0, 21), (3600.0, 4)],
+                         ids=["5min", "15min", "1min-capped", "hourly-floored"])
+def test_a_timed_quiet_period_fences_off_the_same_time_at_any_sampling(step_s: float,
+                                                                        gap: int) -> None:
+    # quiet_s = 3,000 s: 10 rows of 5 minutes, 3.3 of 15 minutes (3: fires again 4 rows on),
+    # 50 of 1 minute capped at quiet = 20 rows, 0.8 of an hour floored at quiet_min = 3 rows
+    onset = TimedOnset(capacity=1, fire=0.5, quiet=20, quiet_s=3000.0, quiet_min=3)
+    n = 200
+    t = step_s * np.arange(n, dtype=np.float64)
+    fired = np.flatnonzero(onset.update(SLOT, np.full((n, 1), 0.9), t)[:, 0])
+    assert fired[0] == 0 and fired.size > 5
+    assert np.all(np.diff(fired) == gap)
+    # without times it is the plain onset filter with `quiet` rows
+    plain = np.flatnonzero(TimedOnset(capacity=1, fire=0.5, quiet=20, quiet_s=3000.0)
+                           .update(SLOT, np.full((n, 1), 0.9))[:, 0])
+    assert np.all(np.diff(plain) == 21)
+
+
+def test_the_default_runs_the_timed_quiet_only_on_the_onset_score() -> None:
+    det = make_detector()
+    assert isinstance(det.onset, TimedOnset)
+    assert not isinstance(det.level_onset, TimedOnset)
+    assert not isinstance(det.rule_onset, TimedOnset)
+    # the earlier NAB tuning keeps its quiet in rows and one likelihood window
+    ref = make_detector(DetectorConfig.nab_reference())
+    assert not isinstance(ref.onset, TimedOnset) and "likelihood_short" not in ref._parts()

@@ -201,6 +201,7 @@ NO_WARM_UP = {
     "out_of_range": "configured limits have no learning period",
     "onset": "the onset filter has no learning period",
     "onset_ranked": "the onset filter has no learning period",
+    "onset_timed": "the onset filter has no learning period",
     "field_level": "calibrates likelihood scores, whose stage has the learning period",
     "transition": "scores every move from the second sample on (a jump to an unseen level is "
                   "the news it reports)",

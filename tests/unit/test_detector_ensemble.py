@@ -188,3 +188,23 @@ def test_the_default_runs_the_timed_quiet_only_on_the_onset_score() -> None:
     # the earlier NAB tuning keeps its quiet in rows and one likelihood window
     ref = make_detector(DetectorConfig.nab_reference())
     assert not isinstance(ref.onset, TimedOnset) and "likelihood_short" not in ref._parts()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_short_likelihood_fires_on_a_burst_the_long_window_averages_away(seed: int) -> None:
+    # a series with a spike on 5 % of its samples: its raw scores are often high, so 8
+    # samples 5 sigmas off move the 30-sample mean too little; the 10-sample one fires on them
+    rng = np.random.default_rng(seed)
+    n = 3000
+    t = 300.0 * np.arange(n, dtype=np.float64)
+    x = rng.normal(0.0, 1.0, n)
+    spikes = rng.random(n) < 0.05
+    x[spikes] += rng.choice([-1.0, 1.0], spikes.sum()) * rng.uniform(4.0, 8.0, spikes.sum())
+    x[2500:2508] = 5.0 + rng.uniform(0.0, 0.5, 8)
+    fired = {}
+    for window in (10, 0):
+        s = make_detector(DetectorConfig(likelihood_short_window=window)).update(
+            SLOT, x[:, None], t)[:, 0]
+        assert s[1000:2450].max() == 0.0  # the spikes alone fire neither
+        fired[window] = int((s[2500:2520] > 0.0).sum())
+    assert fired == {10: 1, 0: 0}

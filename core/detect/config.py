@@ -68,7 +68,8 @@ class DetectorConfig(BaseModel):
     likelihood_after_warmup: bool = Field(
         True, description="the likelihood stage learns the raw score's distribution only once "
         "the detectors feeding it are past `warmup` (before, they score 0 and the zeros make "
-        "the first real scores look unusual), then learns `warmup` samples before it scores")
+        "the first real scores look unusual), then learns `likelihood_warmup` samples before it "
+        "scores")
     likelihood_warmup: int = Field(
         150, ge=0, description="samples the likelihood stage learns (after `warmup` with "
         "`likelihood_after_warmup`) before it scores: with 300 a series was 600 samples old "

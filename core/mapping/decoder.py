@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,6 +47,7 @@ MappedReading = tuple[str, str, str, int, str, tuple[str, ...], float, list[obje
 #: without the values (those are the message's row of :attr:`GroupReadings.values`)
 GroupReading = tuple[str, str, str, int, str, tuple[str, ...], float]
 _NO_VALUES = np.empty((0, MAX_FIELDS))
+_UNSEEN = object()  # a topic :meth:`MappedDecoder.readings` has not looked at yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,32 +132,42 @@ class MappedDecoder:
         :meth:`reading` would not take it or where the scan leaves it to the general way
         (the caller decodes those with :meth:`__call__`)."""
         found: list[GroupReading | None] = [None] * len(messages)
-        values = _NO_VALUES
-        quick_topics, quick_topic = self._quick_topics, self._quick_topic
-        taken: list[int] = []
-        quick: list[tuple[MappingConfig, str, str]] = []
-        for i, (topic, payload) in enumerate(messages):
-            try:
-                known = quick_topics[topic]
-            except KeyError:
-                known = quick_topic(topic)
-            if known is not None and len(payload) <= MAX_PAYLOAD_BYTES:
-                taken.append(i)
-                quick.append(known)
+        quick_topics = self._quick_topics
+        known = [quick_topics.get(topic, _UNSEEN) for topic, _ in messages]
+        if _UNSEEN in known:  # topics not seen before (the cache was cleared, a new device)
+            known = [self._quick_topic(messages[i][0]) if k is _UNSEEN else k
+                     for i, k in enumerate(known)]
+        payloads = [payload for _, payload in messages]
+        if None in known or max(map(len, payloads)) > MAX_PAYLOAD_BYTES:
+            taken = [i for i, k in enumerate(known)
+                     if k is not None and len(payloads[i]) <= MAX_PAYLOAD_BYTES]
+            quick = [cast(tuple[MappingConfig, str, str], known[i]) for i in taken]
+            payloads = [payloads[i] for i in taken]
+        else:  # the usual group: every message on a quick topic
+            taken = list(range(len(messages)))
+            quick = cast(list[tuple[MappingConfig, str, str]], known)  # no None, no _UNSEEN
         if not taken:
-            return GroupReadings(found, values)
-        scan = scan_readings([messages[i][1] for i in taken], single=True)
-        counts, layouts = scan.count.tolist(), scan.layout.tolist()
-        kinds: dict[tuple[str, int], list[int]] = {}  # (mapping, layout) → positions in taken
-        mappings: dict[str, MappingConfig] = {}
-        for j, count in enumerate(counts):
-            if count == 1:
+            return GroupReadings(found, _NO_VALUES)
+        scan = scan_readings(payloads, single=True)
+        one = scan.count == 1
+        kinds: list[tuple[MappingConfig, int, NDArray[np.int64]]] = []  # positions in taken
+        if len(self.mappings) == 1:  # the usual decoder: by layout alone, in numpy
+            for lay in np.unique(scan.layout[one]).tolist():
+                kinds.append((self.mappings[0], lay,
+                              np.flatnonzero(one & (scan.layout == lay))))
+        else:
+            by_kind: dict[tuple[str, int], list[int]] = {}
+            mappings: dict[str, MappingConfig] = {}
+            for j, lay in zip(np.flatnonzero(one).tolist(), scan.layout[one].tolist(),
+                              strict=True):
                 mapping = quick[j][0]
                 mappings[mapping.name] = mapping  # names are unique among self.mappings
-                kinds.setdefault((mapping.name, layouts[j]), []).append(j)
+                by_kind.setdefault((mapping.name, lay), []).append(j)
+            kinds = [(mappings[name], lay, np.array(positions, dtype=np.int64))
+                     for (name, lay), positions in by_kind.items()]
         values = np.empty((len(messages), MAX_FIELDS))
-        for (name, lay), positions in kinds.items():
-            mapping = mappings[name]
+        index = np.asarray(taken, dtype=np.int64)
+        for mapping, lay, positions in kinds:
             layout = layout_fields(mapping, scan.keys(lay), scan.numeric(lay))
             if layout is None:
                 continue
@@ -166,20 +178,21 @@ class MappedDecoder:
                 if len(self._valid_fields) >= _KEEP_FIELD_TUPLES:
                     self._valid_fields.clear()
                 self._valid_fields.add(fields)
-            rows = scan.values[scan.first_row[positions]]
-            t = rows[:, time_column]
+            rows = scan.first_row[positions]
+            t = scan.values[rows, time_column]
             if mapping.time_unit == "auto":
                 t = np.where(t > AUTO_MS_ABOVE, t / 1e3, t)
             fits = (t >= 0.0) & (t <= MAX_TIMESTAMP_S)  # NaN (null) does not
-            at = np.asarray(taken)[positions]
-            values[at[:, None], np.arange(len(fields))] = rows[:, columns]
-            boot, product = f"mapped.{name}", mapping.product
-            for j, i, when, seq, fit in zip(positions, at.tolist(), t.tolist(),
-                                            np.rint(t * 1000.0).tolist(), fits.tolist(),
-                                            strict=True):
-                if fit:
-                    _mapping, tenant, device = quick[j]
-                    found[i] = (tenant, device, boot, int(seq), product, fields, when)
+            if not fits.all():
+                positions, t, rows = positions[fits], t[fits], rows[fits]
+            at = index[positions]
+            values[at[:, None], np.arange(len(fields))] = scan.values[rows[:, None], columns]
+            boot, product = f"mapped.{mapping.name}", mapping.product
+            seqs = np.rint(t * 1000.0).astype(np.int64)  # round(t * 1000), half to even
+            for j, i, when, seq in zip(positions.tolist(), at.tolist(), t.tolist(),
+                                       seqs.tolist(), strict=True):
+                _mapping, tenant, device = quick[j]
+                found[i] = (tenant, device, boot, seq, product, fields, when)
         return GroupReadings(found, values)
 
     def _quick_topic(self, topic: str) -> tuple[MappingConfig, str, str] | None:

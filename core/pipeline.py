@@ -258,14 +258,17 @@ class CorePipeline:
         """Process messages as :meth:`process_payload` would one by one, each device's readings
         coalesced: the scored batches, each with the topic and payload of its last message.
 
-        A message the decoder reads as one mapped reading (:meth:`MappedDecoder.reading
-        <core.mapping.MappedDecoder.reading>`) joins its device's run of readings, which is
+        The decoder reads the group's one-reading mapped messages at once
+        (:meth:`MappedDecoder.readings <core.mapping.MappedDecoder.readings>`); each such
+        reading joins its device's run of readings, which passes the duplicate filter in
+        order (:meth:`DuplicateFilter.new_many <core.dedup.DuplicateFilter.new_many>`) and is
         scored as one batch: the detectors update a block of ticks exactly as they do tick by
         tick, so what is stored, scored and raised is what message by message gives
         (tests/property/test_coalesced_ingest.py), for a fraction of the per-message cost. A
         run ends at a reading that changes the device's fields or goes back in time, at any
         other message of the device, and at the end of the group. Dead letters, refusals and
-        duplicates are the same, message by message, in the same order.
+        duplicates are the same, message by message (the refusals and dead letters in the
+        same order; a run's duplicates counted when it is flushed).
         """
         readings = self._readings
         out: list[tuple[ScoredBatch, str, bytes]] = []

@@ -8,8 +8,10 @@ in milliseconds, so the pipeline's duplicate filter drops a message redelivered 
 device and time (within its window, ``[core] dedup_window`` messages per device).
 
 :meth:`MappedDecoder.reading` is the cheap way for the commonest mapped message, one JSON
-reading per message: no arrays, the topic's mapping remembered, so the pipeline can coalesce a
-device's readings into one batch (:meth:`core.pipeline.CorePipeline.process_group`).
+reading per message: no arrays, the topic's mapping remembered. :meth:`MappedDecoder.readings`
+does the same for a whole group of messages at once (one numba scan of all their payloads,
+:mod:`core.mapping.json_scan`), so the pipeline can coalesce a device's readings into one batch
+(:meth:`core.pipeline.CorePipeline.process_group`).
 """
 
 from __future__ import annotations

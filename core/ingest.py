@@ -211,15 +211,10 @@ class Ingestor:
         async with contextlib.aclosing(self._received(max_messages)) as received:
             async for taken, finish in received:  # closed with this generator: no reconnects
                 yield [(message[0], message[1]) for message in taken]
-                finish_all = getattr(finish, "all", None)
-                if finish_all is not None:
-                    finish_all(taken)
-                else:
-                    for message in taken:  # the consumer is back: done with them
-                        finish(message)
+                finish.all(taken)  # the consumer is back for the next group: done with them
 
     async def _received(self, max_messages: int) -> AsyncGenerator[
-            tuple[list[_Received], Callable[[_Received], None]], None]:
+            tuple[list[_Received], _Acknowledger], None]:
         """The next message and those waiting behind it (up to ``max_messages``), with the
         function that acknowledges one once finished; reconnects on broker loss."""
         attempt = 0

@@ -524,11 +524,16 @@ async def serve_until_stopped(stop: asyncio.Event, tasks: Sequence[asyncio.Task[
     A task that ends on its own is a dead service (an ingest loop that returned or raised):
     it is logged as an error and the exit code is 1, so the service manager (systemd's
     ``Restart=on-failure``) starts a fresh process instead of leaving one that ingests nothing.
-    Returns 0 when ``stop`` came first.
+    Returns 0 when ``stop`` came first, or when ``stop`` is set and the tasks that ended with
+    it ended without an error.
     """
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
     dead = [task for task in tasks if task.done()]
+    if stop.is_set():
+        # a task that watches ``stop`` itself (the outbox, the rules tick) may end in the
+        # same loop turn as ``stopping``: that is the asked-for shutdown, not a dead service
+        dead = [task for task in dead if not task.cancelled() and task.exception() is not None]
     for task in dead:
         exc = None if task.cancelled() else task.exception()
         _log.error("core's %s task stopped: %s; exiting", task.get_name(),

@@ -137,7 +137,8 @@ class MappedDecoder:
         quick_topics = self._quick_topics
         known = [quick_topics.get(topic, _UNSEEN) for topic, _ in messages]
         if _UNSEEN in known:  # topics not seen before (the cache was cleared, a new device)
-            known = [self._quick_topic(messages[i][0]) if k is _UNSEEN else k
+            known = [k if k is not _UNSEEN else quick_topics[messages[i][0]]
+                     if messages[i][0] in quick_topics else self._quick_topic(messages[i][0])
                      for i, k in enumerate(known)]
         payloads = [payload for _, payload in messages]
         if None in known or max(map(len, payloads)) > MAX_PAYLOAD_BYTES:

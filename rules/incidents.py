@@ -277,9 +277,14 @@ class IncidentBook:
             size = self.cohort_size(session, meta.tenant, cohort)
             if product_size and size > policy.max_cohort_share * product_size:
                 continue
-            if session.scalar(select(IncidentRow.id).where(
-                    IncidentRow.open_key == _open_key(meta.tenant, cohort, _FLAGGED))):
-                continue  # (its devices were flagged into it)
+            row = session.scalar(select(IncidentRow).where(
+                IncidentRow.open_key == _open_key(meta.tenant, cohort, _FLAGGED)))
+            if row is not None:  # the cohort's incident is open: the device joins it
+                session.execute(update(IncidentFlagRow).where(IncidentFlagRow.id == flag_id)
+                                .values(incident_id=row.id)
+                                .execution_options(synchronize_session=False))
+                self._join(session, row, [], at)
+                return row.id
             devices = {d for d in flagged if cohort in cohorts_of(
                 self.registry.lookup(meta.tenant, d, meta.product), reported.get(d),
                 (cohort.dimension,))}

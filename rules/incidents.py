@@ -109,9 +109,17 @@ class IncidentPolicy:
     #: this share of the product (a region, a batch): outages hit wide cohorts by chance
     offline_max_cohort_share: float = 0.3
 
-    def customer_policy(self, product: str, rule: str) -> CustomerPolicy:
-        """What the customers of an incident of ``rule`` on ``product`` hear."""
-        if product in self.hold_products or rule in self.hold_rules:
+    #: incidents over cohorts of these dimensions hold customer notices whatever
+    #: ``customers`` says: a region whose devices move together is most often the weather (a
+    #: heat wave), which a person judges before customers hear of it
+    hold_dimensions: tuple[Dimension, ...] = ("region",)
+
+    def customer_policy(self, product: str, rule: str,
+                        dimension: Dimension | None = None) -> CustomerPolicy:
+        """What the customers of an incident of ``rule`` on ``product`` (over a cohort of
+        ``dimension``) hear."""
+        if (product in self.hold_products or rule in self.hold_rules
+                or dimension in self.hold_dimensions):
             return "hold"
         return self.customers
 
@@ -217,7 +225,7 @@ class IncidentBook:
                 self._join(session, flagged, members, at)
                 return IncidentLink(flagged.id, False, _policy(flagged.customer_policy),
                                     flagged.decision)
-            customer_policy = policy.customer_policy(meta.product, rule)
+            customer_policy = policy.customer_policy(meta.product, rule, cohort.dimension)
             incident_id = session.execute(insert(IncidentRow).values(
                 tenant=meta.tenant, product=meta.product, cohort=cohort.key, rule=rule,
                 status="open", open_key=_open_key(meta.tenant, cohort, rule), opened_at=now,
@@ -293,7 +301,7 @@ class IncidentBook:
                     or (rest and product_size > size and len(devices) / max(size, 1)
                         < policy.min_lift * rest / (product_size - size))):
                 continue
-            customer_policy = policy.customer_policy(meta.product, _FLAGGED)
+            customer_policy = policy.customer_policy(meta.product, _FLAGGED, cohort.dimension)
             incident_id = session.execute(insert(IncidentRow).values(
                 tenant=meta.tenant, product=meta.product, cohort=cohort.key, rule=_FLAGGED,
                 status="open", open_key=_open_key(meta.tenant, cohort, _FLAGGED),

@@ -313,3 +313,25 @@ def test_devices_gone_offline_together_make_an_incident_only_of_a_narrow_cohort(
     assert [(c, d) for c, _, d in _incidents(engine)] == [
         ("heat_pump/batch=B17", ["hp-11", "hp-12", "hp-13"])]
     engine.dispose()
+
+
+def test_an_incident_of_a_region_holds_its_customer_notices() -> None:
+    """Devices of one region moving together are most often the weather (a heat wave): one
+    incident for the region, and its customers hear nothing until a person decides."""
+    registry = registry_from_dict({"customers": [{"id": f"c{i}"} for i in range(12)],
+                                   "devices": {f"hp-{i}": {
+                                       "customer": f"c{i}", "product": "heat_pump",
+                                       "region": "south" if i < 4 else ("north", "east")[i % 2]}
+                                       for i in range(12)}})
+    engine, book = _book(registry)
+    for i in range(4):
+        book.record_alarm(_alarm(f"hp-{i}", i * H))
+    assert [(c, d) for c, _, d in _incidents(engine)] == [
+        ("heat_pump/region=south", ["hp-0", "hp-1", "hp-2", "hp-3"])]
+    with Session(engine) as session:
+        assert session.scalars(select(IncidentRow.customer_policy)).one() == "hold"
+    # (the first cases' notices no channel took yet are held too)
+    assert _customer_messages(engine) == Counter()
+    assert IncidentBook(registry=registry).decide(engine, 1, "message", "ana", 5 * H) == 4
+    assert _customer_messages(engine) == Counter({f"hp-{i}": 1 for i in range(4)})
+    engine.dispose()

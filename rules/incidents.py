@@ -264,6 +264,12 @@ class IncidentBook:
         if not policy.enabled or detector not in policy.flag_detectors:
             return None
         row = self._open_incident_of(session, meta.tenant, meta.device_id)
+        if row is None and session.scalar(select(CaseRow.id).where(
+                CaseRow.tenant == meta.tenant, CaseRow.device_id == meta.device_id,
+                CaseRow.status != "resolved", CaseRow.opened_at <= at).limit(1)) is not None:
+            # its own open case explains it (a fault of its own, found sooner by its rules):
+            # no evidence of a cohort's (the peer rules are inhibited the same way)
+            return None
         flag_id = session.execute(insert(IncidentFlagRow).values(
             tenant=meta.tenant, product=meta.product, device_id=meta.device_id,
             detector=detector, field=field, at=at,
@@ -316,10 +322,11 @@ class IncidentBook:
             session.execute(update(IncidentFlagRow).where(
                 IncidentFlagRow.id.in_([i for i, d in flags if d in devices] + [flag_id]))
                 .values(incident_id=incident_id).execution_options(synchronize_session=False))
-            # the flagged devices' cases of the window that no incident has yet join it
+            # the flagged devices' cases opened since their flags, still open, join it
             cases = session.execute(select(CaseRow.id, CaseRow.device_id).where(
                 CaseRow.tenant == meta.tenant, CaseRow.device_id.in_(devices),
                 CaseRow.opened_at >= at - policy.window_s, CaseRow.opened_at <= at,
+                CaseRow.status != "resolved",
                 CaseRow.id.not_in(select(IncidentCaseRow.case_id)))).all()
             members = [(c, self.registry.lookup(meta.tenant, d, meta.product))
                        for c, d in cases]

@@ -297,6 +297,22 @@ def test_which_flags_make_an_incident(batches: list[str], flagged: list[str],
     engine.dispose()
 
 
+def test_a_flag_of_a_device_whose_own_case_is_open_is_no_cohort_evidence() -> None:
+    """Devices with faults of their own are flagged too, after their rules opened cases: three
+    such devices of one batch make no incident; a device flagged before its case does count."""
+    engine, book = _book(_registry(["2.5.3"] * 10, BATCHES))
+    for i in range(3):  # (a day and more apart: no incident of the cases; they stay open)
+        book.record_alarm(_alarm(f"hp-{i}", i * 30 * H))
+    engine2, book2 = _book(_registry(["2.5.3"] * 10, BATCHES))
+    for i in range(3):
+        book.record_flag(_peer_flag(f"hp-{i}", 70 * H + i * H))
+        book2.record_flag(_peer_flag(f"hp-{i}", 70 * H + i * H))
+    assert _incidents(engine) == []
+    assert _incidents(engine2) == [("heat_pump/batch=B17", "unlike_peers", [])]
+    engine.dispose()
+    engine2.dispose()
+
+
 def test_devices_gone_offline_together_make_an_incident_only_of_a_narrow_cohort() -> None:
     """Silent devices of one model (half the product) are chance; of one batch, a cause."""
     offline = Rule(name="offline", no_data=7200.0, notify_customer=False)

@@ -31,12 +31,12 @@ very bits ``float()`` gives.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
 
 import numba
 import numpy as np
 from numpy.typing import NDArray
+
+from core.jit import no_refcount_kernel
 
 __all__ = ["FAILED", "nesting_depth", "parse_number_list", "parse_number_rows"]
 
@@ -46,21 +46,10 @@ FAILED = -1
 _MAX_EXACT_MANTISSA = 2**53
 _POW10 = np.array([10.0**e for e in range(23)])  # every one exact in float64
 
-# The readers are compiled without numba's reference counting (``_nrt=False``): they allocate
-# nothing, and with it every inlined ``_number``/``_skip_ws`` call took and released a
-# reference to ``buf`` and ``pow10`` (atomic increments, several per number) that numba's
-# pruning leaves in the loop: 3/4 of the parse time (29 → 7 µs for a 100 × 5 batch, same bits).
-_NO_REFCOUNTS: dict[str, Any] = {"_nrt": False}
-_F = TypeVar("_F", bound=Callable[..., Any])
+# the readers allocate nothing: compiled without reference counting (core/jit.py)
 
 
-def _reader(inline: bool = False) -> Callable[[_F], _F]:
-    """``numba.njit`` (cached, no GIL) without reference counting; ``inline``: into callers."""
-    options = dict(_NO_REFCOUNTS, inline="always") if inline else _NO_REFCOUNTS
-    return cast(Callable[[_F], _F], numba.njit(cache=True, nogil=True, **options))
-
-
-@_reader(inline=True)
+@no_refcount_kernel(inline=True)
 def _skip_ws(buf: NDArray[np.uint8], i: int) -> int:
     n = buf.shape[0]
     while i < n:
@@ -72,7 +61,7 @@ def _skip_ws(buf: NDArray[np.uint8], i: int) -> int:
     return i
 
 
-@_reader(inline=True)
+@no_refcount_kernel(inline=True)
 def _number(buf: NDArray[np.uint8], i: int, pow10: NDArray[np.float64]) -> tuple[float, int]:
     """The JSON number at ``i`` and the index after it; index -1 when it is not certain."""
     n = buf.shape[0]
@@ -138,7 +127,7 @@ def _number(buf: NDArray[np.uint8], i: int, pow10: NDArray[np.float64]) -> tuple
     return (-value if neg else value), i
 
 
-@_reader()
+@no_refcount_kernel()
 def _parse_list(buf: NDArray[np.uint8], out: NDArray[np.float64],
                 pow10: NDArray[np.float64]) -> int:
     n = buf.shape[0]
@@ -173,7 +162,7 @@ def _parse_list(buf: NDArray[np.uint8], out: NDArray[np.float64],
     return count
 
 
-@_reader()
+@no_refcount_kernel()
 def _parse_rows(buf: NDArray[np.uint8], out: NDArray[np.float64],
                 pow10: NDArray[np.float64]) -> int:
     n = buf.shape[0]

@@ -58,6 +58,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from core.detect._base import SoADetector, as_block
+from core.jit import no_refcount_kernel
 
 __all__ = ["FEATURES_PER_FIELD", "Regression", "regression_update"]
 
@@ -67,7 +68,7 @@ FEATURES_PER_FIELD = 4
 _WINSOR_MEAN = 0.9206
 
 
-@numba.njit(cache=True, nogil=True)
+@no_refcount_kernel()
 def _solve_spd(a: NDArray[np.float64], m: int, b: NDArray[np.float64],
                out: NDArray[np.float64], low: NDArray[np.float64]) -> bool:
     """Solve ``a[:m, :m] out = b`` for a symmetric positive definite ``a`` (Cholesky)."""
@@ -95,7 +96,7 @@ def _solve_spd(a: NDArray[np.float64], m: int, b: NDArray[np.float64],
     return True
 
 
-@numba.njit(cache=True, nogil=True)
+@no_refcount_kernel()
 def _refit(fcov: NDArray[np.float64], beta: NDArray[np.float64], resvar: NDArray[np.float64],
            slots: NDArray[np.int64], k: int, ridge: float, a: NDArray[np.float64],
            low: NDArray[np.float64], rhs: NDArray[np.float64], sol: NDArray[np.float64],
@@ -134,7 +135,7 @@ def _refit(fcov: NDArray[np.float64], beta: NDArray[np.float64], resvar: NDArray
         resvar[sj] = max(total - explained, 1e-4 * total, 1e-12)
 
 
-@numba.njit(cache=True, nogil=True)
+@no_refcount_kernel()
 def _explain_away(c: int, k: int, nf: int, width: int, slots: NDArray[np.int64],
                   beta: NDArray[np.float64], resvar: NDArray[np.float64],
                   fmean: NDArray[np.float64], d: NDArray[np.float64], pr: NDArray[np.float64],

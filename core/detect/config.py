@@ -116,7 +116,7 @@ class DetectorConfig(BaseModel):
     regression_half_life: float = Field(43200.0, gt=0, description="of the relations (30 days)")
     regression_short_half_life: float = Field(5.0, gt=0)
     regression_long_half_life: float = Field(120.0, gt=0)
-    regression_half_z: float = Field(3.5, gt=0, description="of the short residual average")
+    regression_half_z: float = Field(4.5, gt=0, description="of the short residual average")
     regression_long_half_z: float = Field(5.0, gt=0, description="of the long average: a "
                                           "firmware's step must not pass for a drift")
     regression_short_floor: float = Field(0.6, gt=0)

@@ -7,16 +7,16 @@ later), never anything derived from the predicted field itself. The regression c
 slowly forgotten EWMA mean and covariance of those features, refitted every ``refit`` samples
 on the features a forward selection picks for each field (each must explain at least
 ``select`` of what the ones before it left: on a short warm-up of wandering loads a regression
-on all of them fits noise and walks off as the loads leave the warm-up's range); the residual, in units of its learned spread, says "discharge temperature high *for this
+on all of them fits noise and walks off as the loads leave the warm-up's range); the
+residual, in units of its learned spread, says "discharge temperature high *for this
 compressor current and outdoor temperature*" even while every field alone is within its daily
 range.
 
 The residual is then averaged over two time scales, a short one for sudden faults (a failed
 compressor, a stuck sensor) and a long one for slow drifts (a refrigerant leak that creeps
-over days), each measured against its own slowly learned spread (learned over the last
-quarter of the warm-up, once the regression has settled). The score is the larger of the two:
-a *level* that stays high while the fault persists, which is what rules with a ``for``
-duration need. The long average counts at most ``release`` of its spreads beyond where the
+over days), each measured against its own slowly learned spread. The score is the larger of
+the two: a *level* that stays high while the fault persists, which is what rules with a
+``for`` duration need. The long average counts at most ``release`` of its spreads beyond where the
 short one leans its way, so the level lets go once the relation is back instead of for as
 long as the long average remembers the fault.
 
@@ -352,13 +352,11 @@ def regression_update(
             else:
                 short[s] += alpha_short * (zc - short[s])
             long[s] += alpha_long * (zc - long[s])
-            if c < (3 * warmup) // 4:
+            if c < warmup // 2:
                 continue
             if c < warmup:
-                # spreads of the averages: plain means over the warm-up's last quarter (before
-                # it, regressions refitted on a few hundred samples give residuals that
-                # inflated the spreads 2-4 times on an 8-field rig with a 400-sample warm-up)
-                av = 1.0 / (c - (3 * warmup) // 4 + 1.0)
+                # spreads of the averages: plain means over the second half of the warm-up
+                av = 1.0 / (c - warmup // 2 + 1.0)
                 short_var[s] += av * (short[s] * short[s] - short_var[s])
                 long_var[s] += av * (long[s] * long[s] - long_var[s])
                 continue
@@ -454,7 +452,7 @@ class Regression(SoADetector):
 
     def __init__(self, capacity: int = 1024, half_life: float = 43200.0, warmup: int = 1440,
                  short_half_life: float = 5.0, long_half_life: float = 120.0,
-                 spread_half_life: float = 43200.0, half_z: float = 3.5, clip: float = 4.0,
+                 spread_half_life: float = 43200.0, half_z: float = 4.5, clip: float = 4.0,
                  ridge: float = 0.01, max_fields: int = 8, anchor_samples: int = 120,
                  short_floor: float = 0.6, long_floor: float = 0.5,
                  lag_half_life: float = 15.0, refit: int = 30,

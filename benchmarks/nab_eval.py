@@ -28,8 +28,9 @@ differently (hourly, irregular) and are shorter than most of the 35 files, so co
 only hold at 5 minutes and 4,032 rows show here. Halves and folds are reported as above.
 
 **Quiet jitter** (``--jitter``): the default scored again with its onset quiet period
-15 % and 7.5 % shorter and longer. NAB scores a detector that fires once per anomaly by
-where its quiet periods happen to end, so a figure that holds only at one exact quiet is luck;
+(``quiet`` and ``quiet_s``) 15 % and 7.5 % shorter and longer. NAB scores a detector that
+fires once per anomaly by where its quiet periods happen to end, so a figure that holds only
+at one exact quiet is luck;
 the report gives the standard score of each set at each quiet and their mean.
 
 **Firing AUC** (``auc`` per set): do the fired scores rank? Every non-zero score after a file's
@@ -280,7 +281,9 @@ def _jitter(series: dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]],
     out: dict[str, dict[str, float]] = {}
     for factor in _JITTER:
         quiet = round(config.quiet * factor)
-        scores = _scores(series, sets["all"], config.model_copy(update={"quiet": quiet}))
+        # a timed quiet period (quiet_s) is jittered by the same factor
+        jittered = config.model_copy(update={"quiet": quiet, "quiet_s": config.quiet_s * factor})
+        scores = _scores(series, sets["all"], jittered)
         row = {name: round(sweep({n: labels[n] for n in names}, scores, profile).normalised, 2)
                for name, names in sets.items()}
         pooled = leave_one_category_out(labels, {"q": scores}, profile)["pooled"]

@@ -68,7 +68,20 @@ class DetectorConfig(BaseModel):
     likelihood_after_warmup: bool = Field(
         True, description="the likelihood stage learns the raw score's distribution only once "
         "the detectors feeding it are past `warmup` (before, they score 0 and the zeros make "
-        "the first real scores look unusual), then learns `warmup` samples before it scores")
+        "the first real scores look unusual), then learns `likelihood_warmup` samples before it "
+        "scores")
+    likelihood_warmup: int = Field(
+        150, ge=0, description="samples the likelihood stage learns (after `warmup` with "
+        "`likelihood_after_warmup`) before it scores: with 300 a series was 600 samples old "
+        "before its first likelihood score, 45 % of a 1,344-row file")
+    likelihood_short_window: int = Field(
+        10, ge=0, description="a second likelihood over this many raw scores (0 = off): an "
+        "anomaly of a few samples on a series whose raw scores are often high moves a "
+        "30-sample mean too little; only the onset score `update` returns uses it, not the "
+        "field's level")
+    likelihood_short_weight: float = Field(
+        0.35, ge=0, le=1, description="the short likelihood's weight before the onset filter "
+        "(0.35: it fires at 0.12 / 0.35 ≈ 0.34, a rarer tail than the long one's 0.12)")
     likelihood_half_life: float = Field(4000.0, gt=0)
     likelihood_mean_floor: float = Field(0.0, ge=0, description="lower bound of the mean")
     likelihood_var_floor: float = Field(
@@ -79,6 +92,12 @@ class DetectorConfig(BaseModel):
     fire: float = Field(0.12, gt=0, le=1, description="likelihood score that fires an event")
     quiet: int = Field(200, ge=0, description="samples a series' onset score stays quiet "
                        "after firing (the score `update` returns, NAB's)")
+    quiet_s: float = Field(
+        60000.0, ge=0, description="the onset quiet period as a time (s): `quiet_s` over the "
+        "series' learned sample interval, between `quiet_min` and `quiet` samples (60,000 s = "
+        "200 samples of 5 minutes; 0 = `quiet` samples; needs `t`, and `boost`, `calm_scale` "
+        "and `rearm` at 0)")
+    quiet_min: int = Field(60, ge=0, description="fewest samples of a timed quiet period")
     level_quiet: int = Field(1440, ge=0, description="samples a field's level (and a rule "
                              "detector) gives no new finding after one")
     field_level_weight: float = Field(
@@ -177,6 +196,7 @@ class DetectorConfig(BaseModel):
             "regression_weight": 0.0, "subspace_weight": 0.0, "multivariate_weight": 1.0,
             "field_level_weight": 0.0, "level_quiet": 200,
             "likelihood_after_warmup": False, "likelihood_var_floor": 0.006,
+            "likelihood_short_window": 0, "likelihood_warmup": 300, "quiet_s": 0.0,
         }
         nab.update(overrides)
         return cls.model_validate(nab)

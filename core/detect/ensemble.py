@@ -41,7 +41,7 @@ from core.detect.extreme import Extreme
 from core.detect.field_level import FieldLevel
 from core.detect.likelihood import AnomalyLikelihood
 from core.detect.multivariate import Multivariate
-from core.detect.onset import Onset
+from core.detect.onset import Onset, TimedOnset
 from core.detect.out_of_range import OutOfRange
 from core.detect.rate import RateOfChange
 from core.detect.regression import Regression
@@ -171,12 +171,23 @@ class Ensemble:
             "out_of_range": self.range,
         }
         self.likelihood = AnomalyLikelihood(cap, cfg.likelihood_window,
-                                            cfg.likelihood_half_life, cfg.warmup,
+                                            cfg.likelihood_half_life, cfg.likelihood_warmup,
                                             cfg.likelihood_mean_floor, cfg.likelihood_var_floor,
                                             cfg.warmup if cfg.likelihood_after_warmup else 0)
-        self.onset = Onset(cap, cfg.fire, cfg.quiet, cfg.calm_scale, cfg.boost,
-                           cfg.bar_half_life, cfg.rearm, cfg.onset_rank_memory,
-                           cfg.onset_rank_prior, cfg.onset_rank_ceiling)
+        self.likelihood_short = AnomalyLikelihood(
+            cap, max(cfg.likelihood_short_window, 1), cfg.likelihood_half_life,
+            cfg.likelihood_warmup,
+            cfg.likelihood_mean_floor, cfg.likelihood_var_floor,
+            cfg.warmup if cfg.likelihood_after_warmup else 0)
+        self._short = cfg.likelihood_short_window > 0 and cfg.likelihood_short_weight > 0.0
+        if cfg.quiet_s > 0.0 and cfg.boost == 0.0 and cfg.calm_scale == 0.0 and cfg.rearm == 0:
+            self.onset: Onset = TimedOnset(cap, cfg.fire, cfg.quiet, cfg.quiet_s, cfg.quiet_min,
+                                           cfg.onset_rank_memory, cfg.onset_rank_prior,
+                                           cfg.onset_rank_ceiling)
+        else:
+            self.onset = Onset(cap, cfg.fire, cfg.quiet, cfg.calm_scale, cfg.boost,
+                               cfg.bar_half_life, cfg.rearm, cfg.onset_rank_memory,
+                               cfg.onset_rank_prior, cfg.onset_rank_ceiling)
         # a rule's condition (stuck, silent, out of range) holds while the fault lasts: it fires
         # again only after the condition cleared
         self.rule_onset = Onset(cap, cfg.rule_fire, cfg.level_quiet, cfg.calm_scale,
@@ -247,6 +258,15 @@ class Ensemble:
             likelihood = self._buf("likelihood", v.shape, "F")
             likelihood[...] = 0.0
         candidate = likelihood
+        if self._short and per_field and not first:
+            # a few samples' anomaly on a series whose raw scores are often high: the onset
+            # score (not the field's level) also fires on the likelihood of a shorter window
+            short = self.likelihood_short._update_block(
+                s, raw, None, out=self._buf("likelihood_short", v.shape, "F"))
+            comps["likelihood_short"] = short
+            candidate = self._buf("candidate", v.shape, "F")
+            candidate[...] = likelihood
+            _fold_max(candidate, short, self.config.likelihood_short_weight, False)
         ext: NDArray[np.float64] | None = None
         if self.config.extreme_weight > 0.0:
             # record-breaking values are precise enough to skip the likelihood stage
@@ -255,11 +275,12 @@ class Ensemble:
                 sc = det._update_block(s, v, tt, out=self._buf(f"extreme{k}", v.shape, "F"))
                 _fold_max(ext, sc, 1.0, k == 0)
             comps["extreme"] = ext
-            candidate = self._buf("candidate", v.shape, "F")
-            candidate[...] = likelihood
+            if candidate is likelihood:
+                candidate = self._buf("candidate", v.shape, "F")
+                candidate[...] = likelihood
             _fold_max(candidate, ext, self.config.extreme_weight, False)
         if per_field:
-            fired = self.onset._update_block(s, candidate, None,
+            fired = self.onset._update_block(s, candidate, tt,
                                              out=self._buf("fired", v.shape, "F"))
         else:
             fired = self._buf("fired", v.shape, "F")
@@ -361,7 +382,7 @@ class Ensemble:
         # the regression residual and the configured limits give a level that holds while a
         # fault lasts; its onsets (and the rule detectors') are the findings
         cfg = self.config
-        level = self._buf("level", v.shape, "F")
+        level = self._buf("field_levels", v.shape, "F")
         level[...] = comps["out_of_range"]
         if "regression" in comps:
             _fold_max(level, comps["regression"], cfg.regression_weight, False)
@@ -512,6 +533,8 @@ class Ensemble:
         parts.update(self.rules)
         parts.update({f"extreme{k}": det for k, det in enumerate(self.extremes)})
         parts["likelihood"] = self.likelihood
+        if self._short:
+            parts["likelihood_short"] = self.likelihood_short
         parts["onset"] = self.onset
         parts["rule_onset"] = self.rule_onset
         parts["level_onset"] = self.level_onset

@@ -44,7 +44,7 @@ from numpy.typing import NDArray
 
 from core.detect._base import SoADetector
 
-__all__ = ["Onset", "onset_update"]
+__all__ = ["Onset", "TimedOnset", "onset_timed_update", "onset_update"]
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -96,6 +96,57 @@ def onset_update(
         since[s], calm[s], bar[s] = sn, cl, br
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def onset_timed_update(
+    since: NDArray[np.int64], slots: NDArray[np.int64], score: NDArray[np.float64],
+    out: NDArray[np.float64], t: NDArray[np.float64], interval: NDArray[np.float64],
+    last_t: NDArray[np.float64], fire: float, quiet: int, quiet_s: float, quiet_min: int,
+    past: NDArray[np.float64], n_past: NDArray[np.int64], prior: float, ceiling: float,
+) -> None:
+    """:func:`onset_update` with the quiet period in seconds, as rows of the series' interval.
+
+    The quiet period after a firing is ``quiet_s`` over the series' learned sample interval
+    (an EWMA of the time steps, each capped at 10 intervals), kept between ``quiet_min`` and
+    ``quiet`` samples; ``quiet`` until an interval is known. No bar, echo discount or re-arm.
+    """
+    n_ticks, n_cols = score.shape
+    memory = past.shape[1]
+    for j in range(n_cols):
+        s = slots[j]
+        sn, dt_s, t_s = since[s], interval[s], last_t[s]
+        for i in range(n_ticks):
+            ti = t[i]
+            if math.isfinite(ti):
+                if t_s != 0.0:
+                    dt = ti - t_s
+                    if dt > 0.0:
+                        dt_s = dt if dt_s <= 0.0 else dt_s + 0.01 * (min(dt, 10.0 * dt_s) - dt_s)
+                t_s = ti if ti != 0.0 else 1e-9
+            v = score[i, j]
+            sn += 1
+            out[i, j] = 0.0
+            if not (math.isfinite(v) and v >= fire):
+                continue
+            rows = quiet
+            if dt_s > 0.0:
+                rows = min(quiet, max(quiet_min, round(quiet_s / dt_s)))
+            if sn > rows:
+                fired = min(v, 1.0)
+                if memory > 0:
+                    np_ = n_past[s]
+                    held = min(np_, memory)
+                    below = 0.0
+                    for k in range(held):
+                        if past[s, k] < v:
+                            below += 1.0
+                    fired = max(fired, ceiling * (below + prior) / (held + 2.0 * prior))
+                    past[s, np_ % memory] = v
+                    n_past[s] = np_ + 1
+                out[i, j] = fired
+                sn = 0
+        since[s], interval[s], last_t[s] = sn, dt_s, t_s
+
+
 class Onset(SoADetector):
     """Onset filter with a quiet period and an echo discount, for many series."""
 
@@ -134,3 +185,45 @@ class Onset(SoADetector):
         onset_update(a["since"], a["calm"], slots, a["bar"], x, out, self.fire, self.quiet,
                      self.calm_scale, self.boost, self.bar_decay, self.rearm, a["past"],
                      a["n_past"], self.rank_prior, self.rank_ceiling)
+
+
+class TimedOnset(Onset):
+    """Onset filter whose quiet period is a time (``quiet_s``), in rows of each series' interval.
+
+    Between ``quiet_min`` and ``quiet`` rows; without times (``t`` None), or with ``quiet_s``
+    = 0, it is :class:`Onset` with ``quiet`` rows. A firing fences off about the same span of
+    time on a series sampled every 5 minutes as on one sampled every 15, so a quiet period
+    that starts on a false positive does not swallow the next anomaly of a coarser series.
+
+    >>> import numpy as np
+    >>> det = TimedOnset(capacity=1, fire=0.5, quiet=100, quiet_s=600.0, quiet_min=2)
+    >>> x = np.array([[0.9], [0.0], [0.9], [0.9], [0.0], [0.9]])
+    >>> det.update([0], x, np.arange(6) * 300.0).ravel().tolist()   # 600 s = 2 rows of 300 s
+    [0.9, 0.0, 0.0, 0.9, 0.0, 0.0]
+    """
+
+    _spec: ClassVar[dict[str, tuple[Any, tuple[int, ...], float]]] = {
+        **Onset._spec,
+        "interval": (np.float64, (), 0.0),
+        "last_t": (np.float64, (), 0.0),
+    }
+
+    def __init__(self, capacity: int = 1024, fire: float = 0.12, quiet: int = 200,
+                 quiet_s: float = 0.0, quiet_min: int = 0, rank_memory: int = 0,
+                 rank_prior: float = 2.0, rank_ceiling: float = 1.0) -> None:
+        self.quiet_s = quiet_s
+        self.quiet_min = quiet_min
+        super().__init__(capacity, fire, quiet, rank_memory=rank_memory,
+                         rank_prior=rank_prior, rank_ceiling=rank_ceiling)
+
+    def _run(
+        self, slots: NDArray[np.int64], x: NDArray[np.float64], t: NDArray[np.float64] | None,
+        out: NDArray[np.float64],
+    ) -> None:
+        if t is None or self.quiet_s <= 0.0:
+            super()._run(slots, x, t, out)
+            return
+        a = self._arrays
+        onset_timed_update(a["since"], slots, x, out, t, a["interval"], a["last_t"], self.fire,
+                           self.quiet, self.quiet_s, self.quiet_min, a["past"], a["n_past"],
+                           self.rank_prior, self.rank_ceiling)

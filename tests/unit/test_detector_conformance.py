@@ -35,6 +35,7 @@ from core.detect import (
     Transition,
 )
 from core.detect.field_level import FieldLevel
+from core.detect.onset import TimedOnset
 from core.detect.peer import Peer
 from core.detect.regression import Regression
 from core.detect.robust_z import robust_z_reference, robust_z_update
@@ -79,6 +80,10 @@ DETECTORS: dict[str, tuple[Callable[[], Any], str | None, str | None]] = {
               "onset_update"),
     "onset_ranked": (lambda: Onset(capacity=2, fire=0.3, quiet=2, rank_memory=3),
                      "core.detect.onset", "onset_update"),
+    # quiet period in seconds: 1,200 s = 2 rows of _times' 600 s
+    "onset_timed": (lambda: TimedOnset(capacity=2, fire=0.3, quiet=5, quiet_s=1200.0,
+                                       quiet_min=1, rank_memory=3),
+                    "core.detect.onset", "onset_timed_update"),
     "regression": (lambda: Regression(capacity=2, warmup=20), "core.detect.regression",
                    "regression_update"),
     "subspace": (lambda: Subspace(capacity=2, warmup=20), "core.detect.subspace",
@@ -196,6 +201,7 @@ NO_WARM_UP = {
     "out_of_range": "configured limits have no learning period",
     "onset": "the onset filter has no learning period",
     "onset_ranked": "the onset filter has no learning period",
+    "onset_timed": "the onset filter has no learning period",
     "field_level": "calibrates likelihood scores, whose stage has the learning period",
     "transition": "scores every move from the second sample on (a jump to an unseen level is "
                   "the news it reports)",

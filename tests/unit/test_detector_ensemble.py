@@ -7,7 +7,7 @@ import pytest
 
 from core.detect import DetectorConfig, Ensemble, make_detector
 from core.detect.likelihood import AnomalyLikelihood
-from core.detect.onset import Onset
+from core.detect.onset import Onset, TimedOnset
 
 SLOT = np.array([0], dtype=np.int64)
 
@@ -160,3 +160,51 @@ def test_a_series_firing_at_one_strength_ranks_each_repeat_lower() -> None:
     # each repeat ranks lower, down to the firing's own strength (the floor of a fired score)
     assert repeats[0] == 0.5 and np.all(np.diff(repeats[:7]) < 0.0) and repeats[-1] == 0.2
     assert fired[38] > repeats[-1]
+
+
+@pytest.mark.parametrize(("step_s", "gap"), [(300.0, 11), (900.0, 4), (60.0, 21), (3600.0, 4)],
+                         ids=["5min", "15min", "1min-capped", "hourly-floored"])
+def test_a_timed_quiet_period_fences_off_the_same_time_at_any_sampling(step_s: float,
+                                                                        gap: int) -> None:
+    # quiet_s = 3,000 s: 10 rows of 5 minutes, 3.3 of 15 minutes (3: fires again 4 rows on),
+    # 50 of 1 minute capped at quiet = 20 rows, 0.8 of an hour floored at quiet_min = 3 rows
+    onset = TimedOnset(capacity=1, fire=0.5, quiet=20, quiet_s=3000.0, quiet_min=3)
+    n = 200
+    t = step_s * np.arange(n, dtype=np.float64)
+    fired = np.flatnonzero(onset.update(SLOT, np.full((n, 1), 0.9), t)[:, 0])
+    assert fired[0] == 0 and fired.size > 5
+    assert np.all(np.diff(fired) == gap)
+    # without times it is the plain onset filter with `quiet` rows
+    plain = np.flatnonzero(TimedOnset(capacity=1, fire=0.5, quiet=20, quiet_s=3000.0)
+                           .update(SLOT, np.full((n, 1), 0.9))[:, 0])
+    assert np.all(np.diff(plain) == 21)
+
+
+def test_the_default_runs_the_timed_quiet_only_on_the_onset_score() -> None:
+    det = make_detector()
+    assert isinstance(det.onset, TimedOnset)
+    assert not isinstance(det.level_onset, TimedOnset)
+    assert not isinstance(det.rule_onset, TimedOnset)
+    # the earlier NAB tuning keeps its quiet in rows and one likelihood window
+    ref = make_detector(DetectorConfig.nab_reference())
+    assert not isinstance(ref.onset, TimedOnset) and "likelihood_short" not in ref._parts()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_short_likelihood_fires_on_a_burst_the_long_window_averages_away(seed: int) -> None:
+    # a series with a spike on 5 % of its samples: its raw scores are often high, so 8
+    # samples 5 sigmas off move the 30-sample mean too little; the 10-sample one fires on them
+    rng = np.random.default_rng(seed)
+    n = 3000
+    t = 300.0 * np.arange(n, dtype=np.float64)
+    x = rng.normal(0.0, 1.0, n)
+    spikes = rng.random(n) < 0.05
+    x[spikes] += rng.choice([-1.0, 1.0], spikes.sum()) * rng.uniform(4.0, 8.0, spikes.sum())
+    x[2500:2508] = 5.0 + rng.uniform(0.0, 0.5, 8)
+    fired = {}
+    for window in (10, 0):
+        s = make_detector(DetectorConfig(likelihood_short_window=window)).update(
+            SLOT, x[:, None], t)[:, 0]
+        assert s[1000:2450].max() == 0.0  # the spikes alone fire neither
+        fired[window] = int((s[2500:2520] > 0.0).sum())
+    assert fired == {10: 1, 0: 0}

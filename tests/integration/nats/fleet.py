@@ -36,6 +36,7 @@ SINGLE_SERIES_DETECTOR_TOML = (
     "seasonal_weight = 1.0\ntransition_weight = 1.0\nmultivariate_weight = 1.0\n"
     "extreme_weight = 1.0\nsubspace_weight = 0.0\nfield_level_weight = 0.0\nlevel_quiet = 200\n"
     "likelihood_after_warmup = false\nlikelihood_var_floor = 0.006\n"
+    "likelihood_warmup = 300\nlikelihood_short_window = 0\nquiet_s = 0.0\n"
 )
 
 

@@ -154,7 +154,8 @@ class Ensemble:
                 cfg.regression_short_half_life, cfg.regression_long_half_life,
                 half_z=cfg.regression_half_z, short_floor=cfg.regression_short_floor,
                 long_floor=cfg.regression_long_floor,
-                long_half_z=cfg.regression_long_half_z)),
+                long_half_z=cfg.regression_long_half_z, select=cfg.regression_select,
+                release=cfg.regression_release)),
         }
         self.extremes = [Extreme(cap, cfg.extreme_half_life, cfg.warmup, cfg.extreme_margin,
                                  cfg.extreme_z_min, smooth) for smooth in cfg.extreme_smoothing]

@@ -135,6 +135,8 @@ class CoreMetrics:
         #: the NATS stream's fill monitor (workers): its alert shows in /metrics
         self.stream_monitor: StreamMonitor | None = None
         self.partition_lag: dict[int, int] = {}
+        #: NATS workers: (tenant, device) → batches missing from its sequence when read
+        self.partition_missing: dict[tuple[str, str], int] | None = None
         #: the supervisor's ingest bridge (``[nats] bridge``): back-pressure and per-device loss
         self.bridge: IngestBridge | None = None
         self.registry.register(_CoreCollector(self))
@@ -207,6 +209,15 @@ class CoreMetrics:
             snapshots.add_metric(label, stats.snapshots)
             retries.add_metric(label, stats.store_retries)
         yield from (lag, messages, snapshots, retries)
+        if self.partition_missing is not None:
+            missing = CounterMetricFamily(
+                "forewarn_partition_gap_batches",
+                "Batches missing from a device's sequence when its partition was read "
+                "(discarded unread by a full stream, or lost before it)",
+                labels=["tenant", "device"])
+            for (tenant, device), count in list(self.partition_missing.items()):
+                missing.add_metric([tenant, device], count)
+            yield missing
         if self.stream_monitor is not None:
             monitor = self.stream_monitor
             fill = GaugeMetricFamily("forewarn_stream_fill_ratio",

@@ -161,11 +161,20 @@ class CaughtUp:
     the clock stays at the last message handled, so a device whose data still waits in the
     stream is not taken for silent; one that really went silent is found once the backlog is
     through.
+
+    ``serving(partition)`` (a leased engine's :meth:`core.nats.NatsEngine.serving`) says
+    whether this process consumes the partition now, under a lease it still trusts: a partition
+    it does not serve has no mark, so its devices get no verdict here. A process that lost a
+    lease without knowing yet (frozen past the lease term, then woken) would otherwise judge the
+    partition's devices by the next owner's consumer — the same durable name, caught up — and by
+    its own stale memory, which lacks the goodbyes the next owner has read since.
     """
 
     def __init__(self, js: JetStreamContext, cfg: NatsConfig, partitions: Sequence[int],
                  stats: Callable[[], Sequence[PartitionStats]],
-                 per_partition: bool = False) -> None:
+                 per_partition: bool = False,
+                 serving: Callable[[int], bool] | None = None) -> None:
+        self.serving = serving
         #: :meth:`look` returns the newest mark and :meth:`device_clock` each device's own
         #: partition's: a lagging partition holds back only its own devices' ticks
         self.per_partition = per_partition
@@ -184,6 +193,9 @@ class CaughtUp:
             if partition not in owned:  # released: its new owner ticks its devices
                 del self._through[partition]
         for partition in owned:
+            if self.serving is not None and not self.serving(partition):
+                self._through.pop(partition, None)
+                continue
             try:
                 info = await self.js.consumer_info(self.cfg.stream,
                                                    self.cfg.consumer_name(partition))
@@ -203,7 +215,9 @@ class CaughtUp:
     def device_clock(self, tenant: str, device_id: str) -> float | None:
         """Up to when a device's partition is caught up (None: not owned, or no mark yet)."""
         partition = device_partition(self.cfg, tenant, device_id)
-        return None if partition is None else self._through.get(partition)
+        if partition is None or (self.serving is not None and not self.serving(partition)):
+            return None  # checked at the verdict, not only at the look: a lease may lapse
+        return self._through.get(partition)
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,12 +338,14 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
             await engine.ready.wait()
             assert engine.monitor is not None  # set on entering the engine
             caught_up = CaughtUp(engine.monitor.js, options.nats, partitions, engine.stats,
-                                 per_partition=True)
+                                 per_partition=True,
+                                 serving=engine.serving if leased else None)
             rules.device_clock = caught_up.device_clock
             metrics_served = contextlib.AsyncExitStack()
             if metrics is not None:
                 metrics.partition_stats = engine.stats
                 metrics.stream_monitor = engine.monitor
+                metrics.partition_missing = engine.missing
                 lag_watch = asyncio.create_task(metrics.watch_partitions(
                     engine.monitor.js, options.nats, partitions))
                 metrics_served.callback(lag_watch.cancel)
@@ -508,11 +524,16 @@ async def serve_until_stopped(stop: asyncio.Event, tasks: Sequence[asyncio.Task[
     A task that ends on its own is a dead service (an ingest loop that returned or raised):
     it is logged as an error and the exit code is 1, so the service manager (systemd's
     ``Restart=on-failure``) starts a fresh process instead of leaving one that ingests nothing.
-    Returns 0 when ``stop`` came first.
+    Returns 0 when ``stop`` came first, or when ``stop`` is set and the tasks that ended with
+    it ended without an error.
     """
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
     dead = [task for task in tasks if task.done()]
+    if stop.is_set():
+        # a task that watches ``stop`` itself (the outbox, the rules tick) may end in the
+        # same loop turn as ``stopping``: that is the asked-for shutdown, not a dead service
+        dead = [task for task in dead if not task.cancelled() and task.exception() is not None]
     for task in dead:
         exc = None if task.cancelled() else task.exception()
         _log.error("core's %s task stopped: %s; exiting", task.get_name(),
@@ -676,6 +697,13 @@ async def run_supervised(settings: Settings, partitions: list[int], worker_argv:
             bridge = await stack.enter_async_context(make_bridge(settings, cases))
             bridging = asyncio.create_task(_keep_bridging(bridge.run), name="ingest bridge")
             stack.push_async_callback(_cancelled, bridging)
+        else:
+            # off by default: devices may reach the stream straight through nats-server's
+            # MQTT listener, where a bridge subscribed through [mqtt] would put every message
+            # back into the stream, in a loop
+            _log.info("ingest bridge off ([nats] bridge): nothing holds devices back when the "
+                      "stream fills; what it discards unread is counted per device by the "
+                      "workers (forewarn_partition_gap_batches_total), not prevented")
         if settings.core.metrics_port:  # the outbox, cases and bridge; workers serve their own
             from forewarn.core_metrics import CoreMetrics
 

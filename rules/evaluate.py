@@ -153,6 +153,11 @@ class RuleEvaluator:
         self.awake_since: dict[tuple[str, str], float] = {}
         #: devices whose last will came (connection lost) → (since, product)
         self.offline_since: dict[tuple[str, str], tuple[float, str]] = {}
+        #: the durable record of goodbyes (the devices table), asked about the devices a tick
+        #: is about to find silent: of those, who said goodbye and when. A goodbye handled by
+        #: another process (a partition's previous owner) counts even if this one never saw it
+        self.goodbyes: Callable[[Iterable[tuple[str, str]]], dict[tuple[str, str], float]] \
+            | None = None
         #: alarm levels raised by false alarms (``rules.feedback``); the pipeline refreshes them
         self.levels = Levels()
         self._raised: dict[tuple[str, float], Condition] = {}
@@ -287,6 +292,7 @@ class RuleEvaluator:
         partition that lags holds back only its own devices."""
         out: list[Transition] = []
         self._offline_tick(now, out, device_clock)
+        silent: list[tuple[Rule, Key, AlarmState, float]] = []
         for key, state in self.states.items():
             rule = self.by_name.get(key[0])
             if rule is None or rule.no_data is None or state.status == "no_data":
@@ -298,7 +304,15 @@ class RuleEvaluator:
             seen = max(seen, self.awake_since.get(owner, seen))
             until = now if device_clock is None else device_clock(key[1], key[2])
             if until is not None and until - seen >= rule.no_data:
-                self._enter_no_data(rule, key, state, seen + rule.no_data, out)
+                silent.append((rule, key, state, seen + rule.no_data))
+        if silent and self.goodbyes is not None:
+            # one look for the tick (rare: only devices due now), not one per device
+            for said, at in self.goodbyes({(k[1], k[2]) for _, k, _, _ in silent}).items():
+                self.resting[said] = at
+                self.awake_since.pop(said, None)
+        for rule, key, state, at in silent:
+            if (key[1], key[2]) not in self.resting:
+                self._enter_no_data(rule, key, state, at, out)
         for device_id, installed_at in (registry_devices or {}).items():
             if installed_at is None or (tenant, device_id) in self.resting:
                 continue

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -117,6 +117,24 @@ class DeviceBook:
             session.add(FirmwareChangeRow(tenant=tenant, device_id=device_id, product=product,
                                           firmware=firmware, previous=last, since=ts))
             return True
+
+    def goodbyes(self, devices: Iterable[tuple[str, str]]) -> dict[tuple[str, str], float]:
+        """Of ``devices`` (tenant, id), those whose last word was a goodbye (offline,
+        ``shutdown``), with when they said it."""
+        wanted = set(devices)
+        found: dict[tuple[str, str], float] = {}
+        with Session(self.engine) as session:
+            for tenant in {t for t, _ in wanted}:
+                ids = sorted(d for t, d in wanted if t == tenant)
+                for start in range(0, len(ids), 500):  # bounded IN lists
+                    rows = session.execute(
+                        select(DeviceRow.device_id, DeviceRow.since).where(
+                            DeviceRow.tenant == tenant,
+                            DeviceRow.device_id.in_(ids[start:start + 500]),
+                            DeviceRow.state == "offline", DeviceRow.reason == "shutdown"))
+                    for device_id, since in rows:
+                        found[(tenant, device_id)] = since if since is not None else 0.0
+        return found
 
     def set_desired(self, tenant: str, device_id: str, desired: dict[str, Any]) -> None:
         """Remember the desired config just published for the device."""

@@ -106,6 +106,7 @@ class RulesPipeline:
         self.refresh_feedback(casebook.clock())
         self.lifecycle = DeviceLifecycle(DeviceBook(casebook.engine), self.evaluator,
                                          self._apply)
+        self.evaluator.goodbyes = self.lifecycle.book.goodbyes
         self.stats = PipelineStats()
         self._thread: ThreadPoolExecutor | None = None
         #: how far each device's own telemetry has been read (None: up to every tick's

@@ -255,7 +255,9 @@ class LeaseKeeper:
 
     async def release(self, partition: int) -> None:
         """Stop the partition's worker, then free its key for the next owner."""
-        lease = self.leases.pop(partition)
+        lease = self.leases.pop(partition, None)
+        if lease is None:  # lost meanwhile (the renewal task stopped it): nothing to free
+            return
         await self._stop(partition)
         lease.lost = True
         async with self._renewing:  # not while a renewal moves the revision

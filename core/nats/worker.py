@@ -59,6 +59,7 @@ from nats.js.errors import NotFoundError
 
 from core.events import EventSink, LifecycleEvent, LifecycleSink, ScoredBatch
 from core.lifecycle import decode_lifecycle
+from core.nats.backpressure import DeviceLedger
 from core.nats.config import NatsConfig
 from core.nats.fetch import BatchFetcher
 from core.nats.lease import Lease, LeaseKeeper, open_lease_bucket
@@ -151,8 +152,14 @@ class PartitionWorker:
         rng: random.Random | None = None,
         fence: Callable[[], bool] | None = None,
         lifecycle: LifecycleSink | None = None,
+        missing: dict[tuple[str, str], int] | None = None,
     ) -> None:
         self.partition = partition
+        #: (tenant, device) → batches missing from its sequence when this partition was read
+        #: (the engine's tally over every partition it ever owned): what a full stream
+        #: discarded before anyone read it, or what was lost before the stream
+        self.missing: dict[tuple[str, str], int] = {} if missing is None else missing
+        self._sequences = DeviceLedger()
         #: where the devices' lifecycle events go (None: they are counted and dropped)
         self.lifecycle = lifecycle
         #: whether this process still owns the partition (its lease); None: static ownership
@@ -163,6 +170,8 @@ class PartitionWorker:
         self.cfg = cfg
         self.handoff = HandOff()
         self.pipeline = make_pipeline(self.handoff)
+        # every batch the dedup accepts, in stream order: its sequence is checked for holes
+        self.pipeline.dedup.accepted = []
         self.store = store
         self.sink = sink
         self.snapshots = snapshots
@@ -172,6 +181,9 @@ class PartitionWorker:
         self._stopping = asyncio.Event()
         self._last_snapshot = clock()
         self._snapshot_seq = 0
+        #: restored, and its own consumer made (until then the durable of that name may still
+        #: be the previous owner's)
+        self.consuming = False
 
     async def start(self) -> None:
         """Restore the snapshot and point the durable consumer just after it."""
@@ -179,6 +191,11 @@ class PartitionWorker:
         if snapshot is not None:
             self.pipeline.load_state(snapshot.state)
             self.stats.restored_seq = self._snapshot_seq = snapshot.stream_seq
+            # each device's last batch as of the snapshot: a hole right after it (what the
+            # stream discarded while nobody read the partition) counts as missing too
+            for (tenant, device_id, boot), (floor, seen) in \
+                    self.pipeline.dedup.state().items():  # least recent boot first
+                self._sequences.forwarded(tenant, device_id, boot, max(seen, default=floor))
         name = self.cfg.consumer_name(self.partition)
         with contextlib.suppress(NotFoundError):
             await self.js.delete_consumer(self.cfg.stream, name)
@@ -199,6 +216,7 @@ class PartitionWorker:
             await self._fetcher.close()
         self._fetcher = BatchFetcher(self.nc, self.cfg.stream, name)
         await self._fetcher.start()
+        self.consuming = True
         _log.info("partition %d: restored at stream seq %d", self.partition,
                   self.stats.restored_seq)
 
@@ -252,6 +270,7 @@ class PartitionWorker:
                 _log.exception("partition %d: pipeline failed on a message of %s",
                                self.partition, topic)
                 self.pipeline.dead_letters.record("crash", topic, repr(exc), msg.data)
+        self._count_missing()
         # persisted before the acknowledgement (a failing database is logged and retried at
         # the next flush, it does not hold the partition)
         self.pipeline.dead_letters.flush()
@@ -282,6 +301,26 @@ class PartitionWorker:
         meta = msgs[-1].metadata
         self.stats.last_seq = meta.sequence.stream
         self.stats.last_stored_at = meta.timestamp.timestamp()
+
+    def _count_missing(self) -> None:
+        """Holes in the devices' batch sequences among the batches just accepted."""
+        accepted = self.pipeline.dedup.accepted
+        if not accepted:
+            return
+        ledger, holes = self._sequences, 0
+        for tenant, device_id, boot, seq in accepted:
+            counts = ledger.devices.get((tenant, device_id))
+            before = 0 if counts is None else counts.gaps
+            ledger.forwarded(tenant, device_id, boot, seq)
+            added = ledger.devices[(tenant, device_id)].gaps - before
+            if added:
+                holes += added
+                self.missing[(tenant, device_id)] = self.missing.get(
+                    (tenant, device_id), 0) + added
+                _log.warning("partition %d: %d batches of %s/%s missing before boot %s seq "
+                             "%d (discarded unread by a full stream, or lost before it)",
+                             self.partition, added, tenant, device_id, boot, seq)
+        accepted.clear()
 
     def _lifecycle_message(self, topic: str, msg: Msg,
                            events: list[tuple[int, LifecycleEvent]]) -> None:
@@ -428,6 +467,8 @@ class NatsEngine:
         self.leases: LeaseKeeper | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._by_partition: dict[int, PartitionWorker] = {}
+        #: (tenant, device) → batches missing from its sequence, over every partition read
+        self.missing: dict[tuple[str, str], int] = {}
         self._stopping = asyncio.Event()
         self._snapshots: SnapshotStore | None = None
         self.make_pipeline = make_pipeline
@@ -457,7 +498,8 @@ class NatsEngine:
             self.partitions.clear()
         self.workers = [
             PartitionWorker(p, self._nc, self._js, self.cfg, self.make_pipeline, self.store,
-                            self.sink, snapshots, lifecycle=self.lifecycle)
+                            self.sink, snapshots, lifecycle=self.lifecycle,
+                            missing=self.missing)
             for p in self.partitions
         ]
         return self
@@ -481,12 +523,21 @@ class NatsEngine:
         for worker in self.workers:
             worker.stop()
 
+    def serving(self, partition: int) -> bool:
+        """Whether this process consumes ``partition`` now: under leases, restored and with a
+        lease it still trusts (the same fence as its acknowledgements); static, owned."""
+        if self.leases is None:
+            return partition in self.partitions
+        worker = self._by_partition.get(partition)
+        return (worker is not None and worker.consuming and worker.fence is not None
+                and worker.fence())
+
     async def _acquire(self, partition: int, lease: Lease) -> None:
         """A lease was taken: restore the partition and consume it while the lease holds."""
         assert self._nc is not None and self._js is not None and self._snapshots is not None
         worker = PartitionWorker(partition, self._nc, self._js, self.cfg, self.make_pipeline,
                                  self.store, self.sink, self._snapshots, fence=lease.valid,
-                                 lifecycle=self.lifecycle)
+                                 lifecycle=self.lifecycle, missing=self.missing)
         self.workers.append(worker)
         self._by_partition[partition] = worker
         self.partitions.append(partition)

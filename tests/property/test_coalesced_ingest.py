@@ -14,7 +14,6 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -147,29 +146,36 @@ def _per_series(batches: list[ScoredBatch]) -> dict[tuple[str, str, str], Any]:
             for key, (rows, events, products) in out.items()}
 
 
-@pytest.mark.parametrize("detector", sorted(DETECTORS))
+# one drawn fleet is checked under every detector: drawing the messages is most of the time
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fleet=_fleet())
 def test_coalesced_ingest_is_message_by_message(
-        detector: str, fleet: tuple[list[tuple[str, bytes]], list[int]]) -> None:
+        fleet: tuple[list[tuple[str, bytes]], list[int]]) -> None:
     messages, cuts = fleet
+    for detector in sorted(DETECTORS):
+        _check_coalesced(detector, messages, cuts)
+
+
+def _check_coalesced(detector: str, messages: list[tuple[str, bytes]], cuts: list[int]) -> None:
     reference, one_by_one = _run(detector, messages, None)
     fast, grouped = _run(detector, messages, cuts)
-    assert len(grouped) <= len(one_by_one)
-    event(f"coalesced: {len(grouped) < len(one_by_one)}")  # --hypothesis-show-statistics
-    event(f"detector events: {any(batch.events for batch in grouped)}")
+    assert len(grouped) <= len(one_by_one), detector
+    event(f"{detector} coalesced: {len(grouped) < len(one_by_one)}")
+    event(f"{detector} detector events: {any(batch.events for batch in grouped)}")
     event(f"dead letters: {bool(reference.dead_letters.counts)}")
     event(f"duplicates: {reference.stats.duplicate_batches > 0}")
     want, got = _per_series(one_by_one), _per_series(grouped)
-    assert want.keys() == got.keys()
+    assert want.keys() == got.keys(), detector
     for key, (rows, events, products) in want.items():
-        np.testing.assert_array_equal(got[key][0], rows, err_msg=str(key))  # NaN == NaN here
-        assert [repr(e) for e in got[key][1]] == [repr(e) for e in events], key  # NaN values
-        assert got[key][2] == products, key
+        where = f"{detector} {key}"
+        np.testing.assert_array_equal(got[key][0], rows, err_msg=where)  # NaN == NaN here
+        assert [repr(e) for e in got[key][1]] == [repr(e) for e in events], where  # NaN values
+        assert got[key][2] == products, where
     # the same counts, but fewer, larger batches
-    assert replace(fast.stats, batches_ingested=0) == replace(reference.stats, batches_ingested=0)
-    assert fast.dead_letters.counts == reference.dead_letters.counts
-    assert fast.dedup.state() == reference.dedup.state()
+    assert replace(fast.stats, batches_ingested=0) == replace(reference.stats,
+                                                              batches_ingested=0), detector
+    assert fast.dead_letters.counts == reference.dead_letters.counts, detector
+    assert fast.dedup.state() == reference.dedup.state(), detector
 
 
 _scalar = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),

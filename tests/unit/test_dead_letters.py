@@ -172,6 +172,26 @@ def test_a_service_task_that_dies_ends_the_service_with_code_1(
     assert not caplog.records
 
 
+def test_a_task_that_ends_on_stop_is_a_clean_shutdown(caplog: pytest.LogCaptureFixture) -> None:
+    """The outbox ends when ``stop`` is set; seen done together with ``stop``, it is no dead
+    service (SIGTERM during an outbox round once gave exit code 1)."""
+    async def outbox(stop: asyncio.Event) -> None:
+        await stop.wait()
+
+    async def scenario() -> int:
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(outbox(stop), name="outbox")]
+        await asyncio.sleep(0)  # the outbox waits on ``stop`` before serve_until_stopped does
+        stop.set()
+        await asyncio.sleep(0)  # the outbox has ended; ``stopping`` has not run yet
+        assert tasks[0].done()
+        return await serve_until_stopped(stop, tasks)
+
+    with caplog.at_level(logging.ERROR):
+        assert asyncio.run(scenario()) == 0
+    assert not caplog.records
+
+
 def test_the_case_database_migrations_leave_the_dead_letter_tables_alone(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """core keeps its tables in the case database: autogenerate must not drop them."""

@@ -29,16 +29,27 @@ def busy_port() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
-def _demo(tmp_path: Path, *argv: str, port: int | None = None,
-          config: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _demo_command(*argv: str, port: int | None = None,
+                  config: Path | None = None) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("FOREWARN_MQTT__PORT", None)
     if port is not None:
         env["FOREWARN_MQTT__PORT"] = str(port)
     head = ["--config", str(config)] if config is not None else []
-    return subprocess.run(
-        [sys.executable, "-m", "forewarn.cli", *head, "demo", "--quiet", *argv],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    return [sys.executable, "-m", "forewarn.cli", *head, "demo", "--quiet", *argv], env
+
+
+def _demo(tmp_path: Path, *argv: str, port: int | None = None,
+          config: Path | None = None) -> subprocess.CompletedProcess[str]:
+    command, env = _demo_command(*argv, port=port, config=config)
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600, check=False)
+
+
+def _start_demo(tmp_path: Path, *argv: str) -> subprocess.Popen[str]:
+    command, env = _demo_command(*argv)
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def _previous_run(tmp_path: Path) -> Path:
@@ -101,10 +112,14 @@ def test_port_zero_needs_the_embedded_broker(tmp_path: Path) -> None:
 def test_two_runs_with_one_seed_number_the_same_cases_and_print_no_traceback(
     tmp_path: Path,
 ) -> None:
+    # the two runs side by side (each on a free port of its own): each is mostly one core's work
+    running = {name: _start_demo(tmp_path, "--port", "0", "--out", str(tmp_path / name),
+                                 "--summary-json", str(tmp_path / f"{name}.json"))
+               for name in ("one", "two")}
     runs = []
-    for name in ("one", "two"):
-        done = _demo(tmp_path, "--port", "0", "--out", str(tmp_path / name),
-                     "--summary-json", str(tmp_path / f"{name}.json"))
+    for name, process in running.items():
+        stdout, stderr = process.communicate(timeout=600)
+        done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
         assert done.returncode == 0, done.stderr
         _no_traceback(done)
         cases = json.loads((tmp_path / f"{name}.json").read_text())["cases"]

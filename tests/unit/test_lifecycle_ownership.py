@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from core.events import DeviceStatus
 from rules.db import connect
-from rules.evaluate import RuleEvaluator
+from rules.evaluate import AlarmState, RuleEvaluator
 from rules.lifecycle import DeviceBook, DeviceLifecycle
 from rules.model import parse_rules
 
@@ -58,3 +58,24 @@ def test_offline_rule_waits_for_the_devices_partition(engine: Engine) -> None:
     assert evaluator.tick(1000.0, device_clock=lambda tenant, device_id: None) == []
     fired = evaluator.tick(1000.0, device_clock=lambda tenant, device_id: 111.0)
     assert [(t.device_id, t.at) for t in fired] == [("hp", 110.0)]
+
+
+def test_no_data_verdict_reads_goodbyes_another_worker_wrote(engine: Engine) -> None:
+    # the next owner took the partition over before the previous one wrote the goodbye: its
+    # memory lacks it, the devices table has it; the verdict asks the table first
+    lifecycle = _lifecycle(engine)
+    evaluator = lifecycle.evaluator
+    evaluator.goodbyes = lifecycle.book.goodbyes
+    for device in ("left", "quiet"):
+        evaluator.states[("quiet", "acme", device)] = AlarmState(since=100.0)
+    _lifecycle(engine).handle(DeviceStatus("acme", "left", "offline", 102.0,
+                                           reason="shutdown"))
+    assert not evaluator.resting
+    fired = evaluator.tick(200.0)
+    assert [(t.device_id, t.rule.name) for t in fired] == [("quiet", "quiet")]
+    assert evaluator.resting == {("acme", "left"): 102.0}
+    # without the table the stale memory would have found both silent
+    blind = RuleEvaluator(_RULES)
+    for device in ("left", "quiet"):
+        blind.states[("quiet", "acme", device)] = AlarmState(since=100.0)
+    assert sorted(t.device_id for t in blind.tick(200.0)) == ["left", "quiet"]

@@ -36,6 +36,8 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from core.jit import no_refcount_kernel
+
 __all__ = ["FAILED", "nesting_depth", "parse_number_list", "parse_number_rows"]
 
 #: what the kernels return for input they leave to the general decoder
@@ -44,8 +46,10 @@ FAILED = -1
 _MAX_EXACT_MANTISSA = 2**53
 _POW10 = np.array([10.0**e for e in range(23)])  # every one exact in float64
 
+# the readers allocate nothing: compiled without reference counting (core/jit.py)
 
-@numba.njit(cache=True, nogil=True, inline="always")
+
+@no_refcount_kernel(inline=True)
 def _skip_ws(buf: NDArray[np.uint8], i: int) -> int:
     n = buf.shape[0]
     while i < n:
@@ -57,7 +61,7 @@ def _skip_ws(buf: NDArray[np.uint8], i: int) -> int:
     return i
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@no_refcount_kernel(inline=True)
 def _number(buf: NDArray[np.uint8], i: int, pow10: NDArray[np.float64]) -> tuple[float, int]:
     """The JSON number at ``i`` and the index after it; index -1 when it is not certain."""
     n = buf.shape[0]
@@ -123,7 +127,7 @@ def _number(buf: NDArray[np.uint8], i: int, pow10: NDArray[np.float64]) -> tuple
     return (-value if neg else value), i
 
 
-@numba.njit(cache=True, nogil=True)
+@no_refcount_kernel()
 def _parse_list(buf: NDArray[np.uint8], out: NDArray[np.float64],
                 pow10: NDArray[np.float64]) -> int:
     n = buf.shape[0]
@@ -158,7 +162,7 @@ def _parse_list(buf: NDArray[np.uint8], out: NDArray[np.float64],
     return count
 
 
-@numba.njit(cache=True, nogil=True)
+@no_refcount_kernel()
 def _parse_rows(buf: NDArray[np.uint8], out: NDArray[np.float64],
                 pow10: NDArray[np.float64]) -> int:
     n = buf.shape[0]

@@ -62,6 +62,11 @@ class FleetFault:
     The cohort is ``cohort_share`` of the product's devices (those that install the release,
     or that came from the batch), so a share of the cohort stays well; its members carry
     ``value`` (the firmware version, the batch id) as their ``cohort`` dimension.
+
+    A ``region`` fleet fault is the region's weather (a heat wave, ``fault_kind`` heat_wave):
+    its cohort is the product's devices whose registry region is ``value``, and it reaches
+    every one of them within hours (a device's own fault stays its ground truth, the warmer
+    air reaches it all the same).
     """
 
     name: str
@@ -79,16 +84,20 @@ class FleetFault:
 
     def onset(self, config: FleetConfig, rng: np.random.Generator) -> float:
         """When the fault starts on one affected device."""
-        spread = 6 * 3600.0 if self.cohort == "firmware" else 0.2 * config.horizon_s
+        spread = (6 * 3600.0 if self.cohort in ("firmware", "region")
+                  else 0.2 * config.horizon_s)
         return config.start + self.at * config.horizon_s + float(rng.uniform(0.0, spread))
 
 
-#: ``forewarn sim evaluate --fleet-faults``: a firmware release and a weak production batch
+#: ``forewarn sim evaluate --fleet-faults``: a firmware release, a weak production batch and a
+#: regional heat wave
 FLEET_FAULTS: tuple[FleetFault, ...] = (
     FleetFault("firmware-2.6-compressor", "firmware", "heat_pump", "component_failure",
                share=0.3, at=0.4, value="2.6.0", cohort_share=0.6),
     FleetFault("batch-17-bearings", "batch", "water_pump", "bearing_wear", share=0.25, at=0.3,
                value="B17", cohort_share=0.4),
+    FleetFault("heat-wave-south", "region", "water_pump", "heat_wave", share=1.0, at=0.55,
+               value="south"),
 )
 
 
@@ -232,10 +241,18 @@ class SimDevice:
         self.firmware_update: tuple[float, str] | None = None
         #: the fleet faults whose cohort the device is in
         self.fleet_cohorts: list[str] = []
+        #: a region's weather on top of any fault (a heat wave), and the fleet fault it is
+        self.weather: FaultPlan | None = None
+        self._weather_of = ""
         for k, shared in enumerate(config.fleet_faults):
             if shared.product != self.product.name:
                 continue
             cohort_rng = np.random.default_rng([config.seed, index, _FLEET, k])
+            if shared.cohort == "region":
+                if self.cohort["region"] == shared.value:
+                    self.fleet_cohorts.append(shared.name)
+                    self._weather(config, shared, cohort_rng)
+                continue
             draw = cohort_rng.random()
             if draw < max(shared.cohort_share, shared.share):
                 self.fleet_cohorts.append(shared.name)
@@ -257,6 +274,11 @@ class SimDevice:
                     visible, np.random.default_rng([config.seed, index, _CALL]),
                     urgency=kind.call_urgency),
                 course=kind.course, field=self.fault.field, fleet_fault=shared.name)
+        if self.weather is not None and self.truth is None:
+            self.truth = FaultTruth(
+                device_id=self.device_id, product=self.product.name, kind=self.weather.kind,
+                onset=self.weather.onset, visible=None, call=None, course="slow",
+                fleet_fault=self._weather_of)
         self.imperfections = DeviceImperfections.draw(
             config.imperfections, config.start, config.end,
             np.random.default_rng([config.seed, index, _IMPERFECT]))
@@ -267,6 +289,14 @@ class SimDevice:
         self._next_seq: dict[int, int] = {}
         self._shift_col = self.product.fields.index(self.product.firmware_shift[0])
         self._next_t = config.start
+
+    def _weather(self, config: FleetConfig, shared: FleetFault,
+                 rng: np.random.Generator) -> None:
+        """The region's weather reaches the device (the ground truth only when it has no
+        fault of its own: set once every fleet fault was drawn)."""
+        self.weather = FAULTS[shared.fault_kind].plan(
+            self.product, shared.onset(config, rng), config.fault_ramp_s, config.end, rng)
+        self._weather_of = shared.name
 
     @property
     def now(self) -> float:
@@ -288,6 +318,8 @@ class SimDevice:
         plan = self.fault
         if plan is not None:
             severities[plan.kind] = plan.severity(t)
+        if self.weather is not None:
+            severities[self.weather.kind] = self.weather.severity(t)
         values = self.product.simulate(self.traits, t, self._noise, severities)
         u = self._events.random((n, 5))
         if plan is not None and plan.kind not in self.product.physical_faults:

@@ -192,6 +192,15 @@ class IncidentsSettings(BaseModel):
     #: products and rules whose incidents hold customer notices whatever ``customers`` says
     hold_products: tuple[str, ...] = ()
     hold_rules: tuple[str, ...] = ()
+    #: incidents over cohorts of these dimensions hold customer notices (a region moving
+    #: together is most often the weather: a person decides)
+    hold_dimensions: tuple[Dimension, ...] = ("region",)
+    #: detector events that flag a device unlike its peers: this many of one cohort flagged
+    #: within the window open its incident before their cases (empty: cases only)
+    flag_detectors: tuple[str, ...] = ("peer",)
+    #: cases of devices gone silent or offline make incidents only of cohorts of at most this
+    #: share of the product (a region, a batch): outages strike wide cohorts by chance
+    offline_max_cohort_share: float = Field(default=0.3, gt=0.0, le=1.0)
 
     def policy(self) -> IncidentPolicy:
         """The incident policy these keys describe."""
@@ -200,7 +209,10 @@ class IncidentsSettings(BaseModel):
                               max_cohort_share=self.max_cohort_share,
                               window_s=self.window_h * 3600.0,
                               dimensions=self.dimensions, customers=self.customers,
-                              hold_products=self.hold_products, hold_rules=self.hold_rules)
+                              hold_products=self.hold_products, hold_rules=self.hold_rules,
+                              hold_dimensions=self.hold_dimensions,
+                              flag_detectors=self.flag_detectors,
+                              offline_max_cohort_share=self.offline_max_cohort_share)
 
 
 class CustomersSettings(BaseModel):

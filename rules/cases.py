@@ -35,7 +35,9 @@ from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.events import DetectorEvent
 from rules.db import CaseEventRow, CaseRow, CustomerAnswerRow, NoticeRow, TicketRow
+from rules.errors import RuleError
 from rules.evaluate import Alarm
 from rules.incidents import IncidentBook, incident_ref
 from rules.messages import case_ref, customer_message, team_message, update_message
@@ -102,6 +104,24 @@ class CaseBook:
         """Open a case for ``alarm``; None when it joined, reopened or duplicated one."""
         outcome = self.record_alarm(alarm, meta)
         return outcome.case if outcome.kind == "opened" else None
+
+    def record_flag(self, event: DetectorEvent, meta: DeviceMeta | None = None) -> int | None:
+        """A detector flagged the device unlike its peers (``event``): the fleet incidents'
+        evidence (``rules.incidents``); returns the incident it belongs to (None: none)."""
+        if self.incidents is None or event.detector not in self.incidents.policy.flag_detectors:
+            return None
+        meta = meta or self.registry.lookup(event.tenant, event.device_id, event.product)
+        now = self.clock()
+        for _ in range(20):  # two workers opening the cohort's incident at once: one wins
+            try:
+                with Session(self.engine, expire_on_commit=False) as session:
+                    incident = self.incidents.flag(session, meta, event.detector,
+                                                   event.field, event.ts, now)
+                    session.commit()
+                    return incident
+            except IntegrityError:
+                continue
+        raise RuleError(f"could not record the flag of {event.device_id}: 20 races lost")
 
     def record_alarm(self, alarm: Alarm, meta: DeviceMeta | None = None) -> CaseOutcome:
         """Open a case, join the open one of its group, or reopen a recently resolved one."""
@@ -211,7 +231,8 @@ class CaseBook:
         events = [{"case_id": case_id, "ts": alarm.fired_at, "kind": "opened",
                    "detail": summary}]
         link = (self.incidents.link(session, case_id, alarm.rule.name, meta, alarm.fired_at,
-                                    now) if self.incidents is not None else None)
+                                    now, silent=alarm.kind != "condition")
+                if self.incidents is not None else None)
         if link is not None:
             ref = incident_ref(link.incident_id)
             events.append({"case_id": case_id, "ts": now, "kind": "incident",

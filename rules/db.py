@@ -55,6 +55,7 @@ __all__ = [
     "FeedbackRow",
     "FirmwareChangeRow",
     "IncidentCaseRow",
+    "IncidentFlagRow",
     "IncidentRow",
     "LabelRow",
     "NoticeRow",
@@ -356,6 +357,25 @@ class IncidentCaseRow(Base):
     device_id: Mapped[str] = mapped_column(String(64), index=True)
     customer_id: Mapped[str] = mapped_column(String(64), default="")
     joined_at: Mapped[float] = mapped_column(Float)
+
+
+class IncidentFlagRow(Base):
+    """A device flagged unlike its peers (the peer detector's event, ``rules.incidents``):
+    enough of one cohort at once open an incident before their own cases do."""
+
+    __tablename__ = "incident_flags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    product: Mapped[str] = mapped_column(String(64))
+    device_id: Mapped[str] = mapped_column(String(64), index=True)
+    #: the detector that flagged it (``peer``) and the field
+    detector: Mapped[str] = mapped_column(String(32))
+    field: Mapped[str] = mapped_column(String(64), default="")
+    at: Mapped[float] = mapped_column(Float, index=True)
+    #: the incident the flag belongs to (None: none yet)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True,
+                                                    nullable=True)
 
 
 class DeviceRow(Base):

@@ -52,11 +52,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, func, insert, select, union, update
 from sqlalchemy.orm import Session
 
 from rules.cohorts import Cohort, Dimension, cohorts_of
-from rules.db import CaseRow, DeviceRow, IncidentCaseRow, IncidentRow, NoticeRow
+from rules.db import CaseRow, DeviceRow, IncidentCaseRow, IncidentFlagRow, IncidentRow, NoticeRow
 from rules.errors import CaseStateError, RuleError
 from rules.messages import case_ref, incident_customer_message, incident_team_message
 from rules.registry import CustomerRegistry, DeviceMeta
@@ -102,10 +102,24 @@ class IncidentPolicy:
     #: products and rules whose incidents hold customer notices whatever ``customers`` says
     hold_products: tuple[str, ...] = ()
     hold_rules: tuple[str, ...] = ()
+    #: detector events that flag a device unlike its peers: ``min_devices`` of one cohort
+    #: flagged within the window open an incident before their own cases (empty: none)
+    flag_detectors: tuple[str, ...] = ("peer",)
+    #: cases of a device gone silent or offline make an incident only of a cohort of at most
+    #: this share of the product (a region, a batch): outages hit wide cohorts by chance
+    offline_max_cohort_share: float = 0.3
 
-    def customer_policy(self, product: str, rule: str) -> CustomerPolicy:
-        """What the customers of an incident of ``rule`` on ``product`` hear."""
-        if product in self.hold_products or rule in self.hold_rules:
+    #: incidents over cohorts of these dimensions hold customer notices whatever
+    #: ``customers`` says: a region whose devices move together is most often the weather (a
+    #: heat wave), which a person judges before customers hear of it
+    hold_dimensions: tuple[Dimension, ...] = ("region",)
+
+    def customer_policy(self, product: str, rule: str,
+                        dimension: Dimension | None = None) -> CustomerPolicy:
+        """What the customers of an incident of ``rule`` on ``product`` (over a cohort of
+        ``dimension``) hear."""
+        if (product in self.hold_products or rule in self.hold_rules
+                or dimension in self.hold_dimensions):
             return "hold"
         return self.customers
 
@@ -149,36 +163,44 @@ class IncidentBook:
     # -- linking, inside the case book's transaction -----------------------------------------
 
     def link(self, session: Session, case_id: int, rule: str, meta: DeviceMeta, at: float,
-             now: float) -> IncidentLink | None:
+             now: float, silent: bool = False) -> IncidentLink | None:
         """Link the case just inserted (``case_id``) to an incident of its cohort and rule:
-        join the open one, or open one when the cohort has reached the threshold."""
+        join the open one, or open one when the cohort has reached the threshold.
+        ``silent``: the case says the device went silent or offline."""
         policy = self.policy
         if not policy.enabled:
             return None
         firmware = session.scalar(select(DeviceRow.firmware).where(
             DeviceRow.tenant == meta.tenant, DeviceRow.device_id == meta.device_id))
         cohorts = cohorts_of(meta, firmware, policy.dimensions)
-        # a device already in an open incident: its new case (another rule fired by the same
-        # fault) is the incident's too, and its customer is not told again by another one
-        row = session.scalar(select(IncidentRow).join(
-            IncidentCaseRow, IncidentCaseRow.incident_id == IncidentRow.id).where(
-            IncidentRow.status == "open", IncidentCaseRow.tenant == meta.tenant,
-            IncidentCaseRow.device_id == meta.device_id).order_by(IncidentRow.id.desc())
-            .limit(1))
+        # a device already in an open incident (by a case, or flagged unlike its peers when
+        # the flags opened it): its new case (another rule fired by the same fault) is the
+        # incident's too, and its customer is not told again by another one
+        row = self._open_incident_of(session, meta.tenant, meta.device_id)
         if row is not None:
             self._join(session, row, [(case_id, meta)], at)
             return IncidentLink(row.id, False, _policy(row.customer_policy), row.decision)
         for cohort in cohorts:
             row = session.scalar(select(IncidentRow).where(
                 IncidentRow.open_key == _open_key(meta.tenant, cohort, rule)))
+            if row is None:
+                # an incident of the cohort whose devices opened cases of this rule (one the
+                # peer detector's flags opened, that their cases joined): the same fault
+                row = session.scalar(select(IncidentRow).join(
+                    IncidentCaseRow, IncidentCaseRow.incident_id == IncidentRow.id).join(
+                    CaseRow, CaseRow.id == IncidentCaseRow.case_id).where(
+                    IncidentRow.status == "open", IncidentRow.tenant == meta.tenant,
+                    IncidentRow.cohort == cohort.key, IncidentRow.rule == _FLAGGED,
+                    CaseRow.rule == rule).order_by(IncidentRow.id).limit(1))
             if row is not None:
                 self._join(session, row, [(case_id, meta)], at)
                 return IncidentLink(row.id, False, _policy(row.customer_policy), row.decision)
         product_size = self.product_size(session, meta.tenant, meta.product)
         looked: list[tuple[Cohort, int, list[tuple[int, DeviceMeta]], int]] = []
+        widest = policy.offline_max_cohort_share if silent else policy.max_cohort_share
         for cohort in cohorts:
             size = self.cohort_size(session, meta.tenant, cohort)
-            if product_size and size > policy.max_cohort_share * product_size:
+            if product_size and size > widest * product_size:
                 continue  # (nearly) the whole product: no cohort to compare with the rest
             members, rest = self._candidates(session, meta.tenant, cohort, rule, at)
             looked.append((cohort, size, members, rest))
@@ -197,7 +219,13 @@ class IncidentBook:
                     cohort, size, members = earlier, earlier_size, earlier_members
                     devices = {m.device_id for _, m in members}
                     break
-            customer_policy = policy.customer_policy(meta.product, rule)
+            flagged = session.scalar(select(IncidentRow).where(
+                IncidentRow.open_key == _open_key(meta.tenant, cohort, _FLAGGED)))
+            if flagged is not None:  # the peer detector found the cohort first: that one
+                self._join(session, flagged, members, at)
+                return IncidentLink(flagged.id, False, _policy(flagged.customer_policy),
+                                    flagged.decision)
+            customer_policy = policy.customer_policy(meta.product, rule, cohort.dimension)
             incident_id = session.execute(insert(IncidentRow).values(
                 tenant=meta.tenant, product=meta.product, cohort=cohort.key, rule=rule,
                 status="open", open_key=_open_key(meta.tenant, cohort, rule), opened_at=now,
@@ -223,6 +251,109 @@ class IncidentBook:
                 self._hold_pending(session, row, [c for c, _ in members if c != case_id])
             return IncidentLink(incident_id, True, customer_policy, None)
         return None
+
+    def flag(self, session: Session, meta: DeviceMeta, detector: str, field: str, at: float,
+             now: float) -> int | None:
+        """Record that ``detector`` flagged the device unlike its peers at ``at``; when
+        ``min_devices`` of one of its cohorts (and ``min_share`` of it, ``min_lift`` times the
+        product's other devices) were flagged within the window, open the cohort's incident
+        from the flags: the team hears now, before the devices' own cases open; those cases
+        (and later ones of the cohort with the same rules) join it. Returns the incident the
+        flag belongs to (None: none)."""
+        policy = self.policy
+        if not policy.enabled or detector not in policy.flag_detectors:
+            return None
+        row = self._open_incident_of(session, meta.tenant, meta.device_id)
+        if row is None and session.scalar(select(CaseRow.id).where(
+                CaseRow.tenant == meta.tenant, CaseRow.device_id == meta.device_id,
+                CaseRow.status != "resolved", CaseRow.opened_at <= at).limit(1)) is not None:
+            # its own open case explains it (a fault of its own, found sooner by its rules):
+            # no evidence of a cohort's (the peer rules are inhibited the same way)
+            return None
+        flag_id = session.execute(insert(IncidentFlagRow).values(
+            tenant=meta.tenant, product=meta.product, device_id=meta.device_id,
+            detector=detector, field=field, at=at,
+            incident_id=None if row is None else row.id).returning(IncidentFlagRow.id)
+            ).scalar_one()
+        if row is not None:
+            return row.id
+        firmware = session.scalar(select(DeviceRow.firmware).where(
+            DeviceRow.tenant == meta.tenant, DeviceRow.device_id == meta.device_id))
+        flags = session.execute(select(IncidentFlagRow.id, IncidentFlagRow.device_id).where(
+            IncidentFlagRow.tenant == meta.tenant, IncidentFlagRow.product == meta.product,
+            IncidentFlagRow.at >= at - policy.window_s, IncidentFlagRow.at <= at,
+            IncidentFlagRow.detector.in_(policy.flag_detectors),
+            IncidentFlagRow.incident_id.is_(None))).all()
+        flagged = {device_id for _, device_id in flags}
+        reported = self._reported(session, meta.tenant, flagged)
+        product_size = self.product_size(session, meta.tenant, meta.product)
+        for cohort in cohorts_of(meta, firmware, policy.dimensions):
+            size = self.cohort_size(session, meta.tenant, cohort)
+            if product_size and size > policy.max_cohort_share * product_size:
+                continue
+            row = session.scalar(select(IncidentRow).where(
+                IncidentRow.open_key == _open_key(meta.tenant, cohort, _FLAGGED)))
+            if row is not None:  # the cohort's incident is open: the device joins it
+                session.execute(update(IncidentFlagRow).where(IncidentFlagRow.id == flag_id)
+                                .values(incident_id=row.id)
+                                .execution_options(synchronize_session=False))
+                self._join(session, row, [], at)
+                return row.id
+            devices = {d for d in flagged if cohort in cohorts_of(
+                self.registry.lookup(meta.tenant, d, meta.product), reported.get(d),
+                (cohort.dimension,))}
+            rest = len(flagged - devices)
+            if (len(devices) < policy.min_devices or len(devices) < policy.min_share * size
+                    or (rest and product_size > size and len(devices) / max(size, 1)
+                        < policy.min_lift * rest / (product_size - size))):
+                continue
+            customer_policy = policy.customer_policy(meta.product, _FLAGGED, cohort.dimension)
+            incident_id = session.execute(insert(IncidentRow).values(
+                tenant=meta.tenant, product=meta.product, cohort=cohort.key, rule=_FLAGGED,
+                status="open", open_key=_open_key(meta.tenant, cohort, _FLAGGED),
+                opened_at=now, last_joined_at=at, closed_by="",
+                customer_policy=customer_policy, cases=0, devices=0,
+                summary=f"{len(devices)} of {size or '?'} devices of {cohort.key} flagged "
+                        f"unlike their peers within {policy.window_s / 3600:.0f} h"
+                        f" ({rest} of the product's other {product_size - size})"
+                ).returning(IncidentRow.id)).scalar_one()
+            row = session.get(IncidentRow, incident_id)
+            assert row is not None
+            session.execute(update(IncidentFlagRow).where(
+                IncidentFlagRow.id.in_([i for i, d in flags if d in devices] + [flag_id]))
+                .values(incident_id=incident_id).execution_options(synchronize_session=False))
+            # the flagged devices' cases opened since their flags, still open, join it
+            cases = session.execute(select(CaseRow.id, CaseRow.device_id).where(
+                CaseRow.tenant == meta.tenant, CaseRow.device_id.in_(devices),
+                CaseRow.opened_at >= at - policy.window_s, CaseRow.opened_at <= at,
+                CaseRow.status != "resolved",
+                CaseRow.id.not_in(select(IncidentCaseRow.case_id)))).all()
+            members = [(c, self.registry.lookup(meta.tenant, d, meta.product))
+                       for c, d in cases]
+            self._join(session, row, members, at)
+            self._team_notice(session, row, None, [c for c, _ in members], now,
+                              flagged=sorted(devices))
+            return incident_id
+        return None
+
+    @staticmethod
+    def _open_incident_of(session: Session, tenant: str, device_id: str) -> IncidentRow | None:
+        """The open incident a device is in: by one of its cases, or flagged into it."""
+        by_case = select(IncidentCaseRow.incident_id).where(
+            IncidentCaseRow.tenant == tenant, IncidentCaseRow.device_id == device_id)
+        by_flag = select(IncidentFlagRow.incident_id).where(
+            IncidentFlagRow.tenant == tenant, IncidentFlagRow.device_id == device_id,
+            IncidentFlagRow.incident_id.is_not(None))
+        return session.scalar(select(IncidentRow).where(
+            IncidentRow.status == "open", IncidentRow.tenant == tenant,
+            IncidentRow.id.in_(by_case.union(by_flag).scalar_subquery()))
+            .order_by(IncidentRow.id.desc()).limit(1))
+
+    @staticmethod
+    def _reported(session: Session, tenant: str, devices: set[str]) -> dict[str, str | None]:
+        return {device_id: firmware for device_id, firmware in session.execute(
+            select(DeviceRow.device_id, DeviceRow.firmware).where(
+                DeviceRow.tenant == tenant, DeviceRow.device_id.in_(devices)))}
 
     def customer_notice(self, session: Session, link: IncidentLink, notice: dict[str, object],
                         meta: DeviceMeta, product: str) -> dict[str, object] | None:
@@ -320,12 +451,16 @@ class IncidentBook:
 
     def _join(self, session: Session, row: IncidentRow,
               members: Sequence[tuple[int, DeviceMeta]], at: float) -> None:
-        session.execute(insert(IncidentCaseRow), [
-            {"incident_id": row.id, "case_id": case_id, "tenant": meta.tenant,
-             "device_id": meta.device_id, "customer_id": meta.customer_id, "joined_at": at}
-            for case_id, meta in members])
-        devices = select(func.count(func.distinct(IncidentCaseRow.device_id))).where(
-            IncidentCaseRow.incident_id == row.id).scalar_subquery()
+        if members:
+            session.execute(insert(IncidentCaseRow), [
+                {"incident_id": row.id, "case_id": case_id, "tenant": meta.tenant,
+                 "device_id": meta.device_id, "customer_id": meta.customer_id,
+                 "joined_at": at} for case_id, meta in members])
+        # the devices of its cases, and those flagged into it
+        devices = select(func.count()).select_from(union(
+            select(IncidentCaseRow.device_id).where(IncidentCaseRow.incident_id == row.id),
+            select(IncidentFlagRow.device_id).where(IncidentFlagRow.incident_id == row.id))
+            .subquery()).scalar_subquery()
         cases = select(func.count()).select_from(IncidentCaseRow).where(
             IncidentCaseRow.incident_id == row.id).scalar_subquery()
         session.execute(update(IncidentRow).where(IncidentRow.id == row.id).values(
@@ -335,15 +470,18 @@ class IncidentBook:
             else func.greatest(IncidentRow.last_joined_at, at))
             .execution_options(synchronize_session=False))
 
-    def _team_notice(self, session: Session, row: IncidentRow, case_id: int,
-                     case_ids: Sequence[int], now: float) -> None:
+    def _team_notice(self, session: Session, row: IncidentRow, case_id: int | None,
+                     case_ids: Sequence[int], now: float, flagged: Sequence[str] = ()) -> None:
         cases = session.execute(select(CaseRow.id, CaseRow.device_id, CaseRow.severity).where(
             CaseRow.id.in_(case_ids)).order_by(CaseRow.id)).all()
         severity = max((c.severity for c in cases), key=lambda s: _SEVERITY.get(s, 1),
                        default="warning")
+        with_case = {c.device_id for c in cases}
         subject, body = incident_team_message(
             incident_ref(row.id), severity, row.cohort, row.rule,
-            [(case_ref(c.id), c.device_id) for c in cases], row.customer_policy)
+            [(case_ref(c.id), c.device_id) for c in cases]
+            + [("flagged unlike its peers", d) for d in flagged if d not in with_case],
+            row.customer_policy)
         session.execute(insert(NoticeRow).values(
             case_id=case_id, tenant=row.tenant, device_id="", audience="team", kind="incident",
             customer_id="", channel=self._team_channel, recipient=self._team_recipient,
@@ -496,6 +634,8 @@ class IncidentBook:
 
 
 _SEVERITY = {"info": 0, "warning": 1, "critical": 2}
+#: the rule name of an incident the peer detector's flags opened
+_FLAGGED = "unlike_peers"
 
 
 def _open_key(tenant: str, cohort: Cohort, rule: str) -> str:

@@ -157,6 +157,12 @@ class RulesPipeline:
         """The stage chain for one batch."""
         self.lifecycle.observe(batch)
         meta = self.registry.lookup(batch.tenant, batch.device_id, batch.product)
+        incidents = self.casebook.incidents
+        if incidents is not None and batch.events:
+            # flags first: an incident they open is there for the cases of this batch
+            for event in batch.events:
+                if event.detector in incidents.policy.flag_detectors:
+                    self.casebook.record_flag(event, meta)
         transitions = self.evaluator.evaluate(batch, meta)
         if transitions:
             self._apply(transitions)

@@ -140,6 +140,14 @@ class DetectorConfig(BaseModel):
                                           "firmware's step must not pass for a drift")
     regression_short_floor: float = Field(0.6, gt=0)
     regression_long_floor: float = Field(0.5, gt=0)
+    regression_select: float = Field(
+        0.05, ge=0, lt=1, description="forward selection of each field's predictors: a "
+        "feature joins while it explains at least this share of the residual variance left "
+        "(0: every feature, ridge only)")
+    regression_release: float = Field(
+        2.0, ge=0, description="the long residual average counts at most this many short-"
+        "average spreads beyond the short average (leaning its way): the level releases when "
+        "the relation is back (0: the long average holds as long as it remembers)")
     level_fire: float = Field(0.8, gt=0, le=1, description="level that gives a finding")
 
     # the streaming subspace model over all of a device's fields (core/detect/subspace.py)

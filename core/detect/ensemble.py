@@ -39,6 +39,7 @@ from core.detect.drift import Drift
 from core.detect.dropout import Dropout
 from core.detect.extreme import Extreme
 from core.detect.field_level import FieldLevel
+from core.detect.fleet_tail import fleet_tail
 from core.detect.likelihood import AnomalyLikelihood
 from core.detect.multivariate import Multivariate
 from core.detect.onset import Onset, TimedOnset
@@ -153,7 +154,8 @@ class Ensemble:
                 cfg.regression_short_half_life, cfg.regression_long_half_life,
                 half_z=cfg.regression_half_z, short_floor=cfg.regression_short_floor,
                 long_floor=cfg.regression_long_floor,
-                long_half_z=cfg.regression_long_half_z)),
+                long_half_z=cfg.regression_long_half_z, select=cfg.regression_select,
+                release=cfg.regression_release)),
         }
         self.extremes = [Extreme(cap, cfg.extreme_half_life, cfg.warmup, cfg.extreme_margin,
                                  cfg.extreme_z_min, smooth) for smooth in cfg.extreme_smoothing]
@@ -207,6 +209,7 @@ class Ensemble:
             self.statistical["regression"][1], self.statistical["drift"][1], self.subspace,
             *self.rules.values(), self.rule_onset, self.level_onset]
         self._fleet_capacity = 0
+        self._no_t = np.zeros(0)
         self._fleet_bufs: dict[tuple[int, ...], dict[str, NDArray[np.float64]]] = {}
         self._findings: tuple[Finding, ...] = ()
         self._components: dict[str, NDArray[np.float64]] = {}
@@ -344,35 +347,63 @@ class Ensemble:
         regression = b["regression"]
         self.statistical["regression"][1]._run(s, v, tt, regression)
         comps = {"regression": regression, "likelihood": b["likelihood"]}
-        if self.config.subspace_weight > 0.0 and shape[1] >= self.config.subspace_min_fields:
+        has_sub = self.config.subspace_weight > 0.0 and shape[1] >= self.config.subspace_min_fields
+        if has_sub:
             self.subspace._run(s, v, tt, b["subspace"])
             comps["subspace"] = b["subspace"]
-        rule = b["rule"]
-        for k, (name, det) in enumerate(self.rules.items()):
-            use_t = name != "dropout" or self.config.dropout_time_gaps
-            sc = b[name]
-            det._run(s, v, tt if use_t else None, sc)
-            comps[name] = sc
-            _fold_max(rule, sc, 1.0, k == 0)
-        rule_fired = b["rule_fired"]
-        self.rule_onset._run(s, rule, None, rule_fired)
+        for name in self.rules:
+            comps[name] = b[name]
         self._components = comps
-        weight = self.config.regression_weight
-        level = np.maximum(regression if weight == 1.0 else weight * regression,
-                           comps["out_of_range"])
-        if "subspace" in comps:
-            w_sub = self.config.subspace_weight
-            np.maximum(level, comps["subspace"] if w_sub == 1.0 else w_sub * comps["subspace"],
-                       out=level)
-        self._level = level
-        self.statistical["drift"][1]._run(s, v, tt, b["drift"])  # its trend: time to a limit
-        level_fired = b["level_fired"]
-        self.level_onset._run(s, level, None, level_fired)
-        fired = np.maximum(level_fired, rule_fired, out=b["fleet_final"])
-        self._findings = self._fleet_findings(s, v, comps, level_fired, fired)
+        # the caller keeps the level and the returned scores: never reused buffers
+        level = np.empty(shape, order="F")
         final = np.empty(shape, order="F")
-        np.maximum(0.0, rule_fired, out=final)  # the general path's max(fired = 0, rule)
+        fired = b["fleet_final"]
+        args: tuple[Any, ...] = (
+            s, v, self._no_t if tt is None else tt, tt is not None,
+            tt is not None and self.config.dropout_time_gaps, regression,
+            self.config.regression_weight, b["subspace"], self.config.subspace_weight, has_sub,
+            *self._tail_stuck_args(), b["stuck"], *self._tail_dropout_args(), b["dropout"],
+            *self._tail_range_args(), b["out_of_range"], *self._tail_onset_args(self.rule_onset),
+            b["rule"], b["rule_fired"], *self._tail_drift_args(), b["drift"],
+            *self._tail_onset_args(self.level_onset), level, b["level_fired"], fired, final)
+        any_fired = bool(fleet_tail(*args))
+        self._level = level
+        self._findings = (self._fleet_findings(s, v, comps, b["level_fired"], fired)
+                          if any_fired else ())
         return final
+
+    def _tail_stuck_args(self) -> tuple[Any, ...]:
+        det = self.rules["stuck"]
+        assert isinstance(det, Stuck)
+        a = det._arrays
+        return (a["last"], a["run"], a["longest"], a["changes"], det.factor, det.min_run,
+                det.min_changes)
+
+    def _tail_dropout_args(self) -> tuple[Any, ...]:
+        det = self.rules["dropout"]
+        assert isinstance(det, Dropout)
+        a = det._arrays
+        return (a["missing"], a["longest"], a["count"], a["last_t"], a["interval"], det.factor,
+                det.min_gap, det.warmup)
+
+    def _tail_range_args(self) -> tuple[Any, ...]:
+        a = self.range._arrays
+        return a["lo"], a["hi"]
+
+    @staticmethod
+    def _tail_onset_args(det: Onset) -> tuple[Any, ...]:
+        a = det._arrays
+        return (a["since"], a["calm"], a["bar"], a["past"], a["n_past"], det.fire, det.quiet,
+                det.calm_scale, det.boost, det.bar_decay, det.rearm, det.rank_prior,
+                det.rank_ceiling)
+
+    def _tail_drift_args(self) -> tuple[Any, ...]:
+        det = self.statistical["drift"][1]
+        assert isinstance(det, Drift)
+        a = det._arrays
+        return (a["mean"], a["spread"], a["count"], a["up"], a["down"], a["level"], a["slope"],
+                a["last_t"], det.alpha, det.fast, det.warmup, det.delta, det.threshold,
+                det.trend_only)
 
     def _fleet_level(
         self, s: NDArray[np.int64], v: NDArray[np.float64], tt: NDArray[np.float64] | None,

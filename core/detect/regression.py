@@ -4,8 +4,11 @@ Each field of a device is predicted from the device's other fields by a regressi
 online: from every field it uses the reading, its square (a pump's pressure falls with the
 square of its flow) and slow averages of both (a motor warms up with its current, minutes
 later), never anything derived from the predicted field itself. The regression comes from a
-slowly forgotten EWMA mean and covariance of those features, refitted every ``refit`` samples;
-the residual, in units of its learned spread, says "discharge temperature high *for this
+slowly forgotten EWMA mean and covariance of those features, refitted every ``refit`` samples
+on the features a forward selection picks for each field (each must explain at least
+``select`` of what the ones before it left: on a short warm-up of wandering loads a regression
+on all of them fits noise and walks off as the loads leave the warm-up's range); the
+residual, in units of its learned spread, says "discharge temperature high *for this
 compressor current and outdoor temperature*" even while every field alone is within its daily
 range.
 
@@ -13,7 +16,9 @@ The residual is then averaged over two time scales, a short one for sudden fault
 compressor, a stuck sensor) and a long one for slow drifts (a refrigerant leak that creeps
 over days), each measured against its own slowly learned spread. The score is the larger of
 the two: a *level* that stays high while the fault persists, which is what rules with a
-``for`` duration need.
+``for`` duration need. The long average counts at most ``release`` of its spreads beyond where the
+short one leans its way, so the level lets go once the relation is back instead of for as
+long as the long average remembers the fault.
 
 One wild reading stays in its own field. The slow averages see each reading winsorised at
 ``lag_clip`` of the field's learned spreads (a sensor that reads 60 times its value would skew
@@ -58,6 +63,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from core.detect._base import SoADetector, as_block
+from core.jit import no_refcount_kernel
 
 __all__ = ["FEATURES_PER_FIELD", "Regression", "regression_update"]
 
@@ -67,7 +73,7 @@ FEATURES_PER_FIELD = 4
 _WINSOR_MEAN = 0.9206
 
 
-@numba.njit(cache=True, nogil=True)
+@no_refcount_kernel()
 def _solve_spd(a: NDArray[np.float64], m: int, b: NDArray[np.float64],
                out: NDArray[np.float64], low: NDArray[np.float64]) -> bool:
     """Solve ``a[:m, :m] out = b`` for a symmetric positive definite ``a`` (Cholesky)."""
@@ -95,12 +101,68 @@ def _solve_spd(a: NDArray[np.float64], m: int, b: NDArray[np.float64],
     return True
 
 
-@numba.njit(cache=True, nogil=True)
+@no_refcount_kernel()
+def _select(full: NDArray[np.float64], idx: NDArray[np.int64], m: int, target: int,
+            select: float, sw: NDArray[np.float64], diag: NDArray[np.float64],
+            row: NDArray[np.float64], pick: NDArray[np.int64]) -> int:
+    """Forward selection of the features ``idx[:m]`` that predict feature ``target``.
+
+    A sweep of the covariance: each step takes the feature whose partial covariance with the
+    target explains most of the target's remaining variance, while that is at least
+    ``select`` of it. Returns how many were picked; ``idx`` holds them, in the order picked.
+
+    Why: a short warm-up of slowly wandering loads (a rig's 400 samples) lets a regression on
+    every other field's reading, square and slow averages fit noise with 28 features. Each
+    spurious feature explains a percent or two of the warm-up, and out of it the residual
+    walks off by tens of its spreads as the loads wander (issue 17). The features that carry
+    a relation (a partner's reading, a flow's square) explain far more than that.
+    """
+    for p in range(m):
+        for q in range(m):
+            sw[p, q] = full[idx[p], idx[q]]
+        sw[p, m] = full[idx[p], target]
+        sw[m, p] = sw[p, m]
+        diag[p] = sw[p, p]
+    sw[m, m] = full[target, target]
+    n_pick = 0
+    while n_pick < m:
+        best = -1
+        gain = 0.0
+        for p in range(m):
+            # a picked feature's (or a collinear one's) remaining variance is ~0
+            if sw[p, p] > 1e-9 * diag[p] and sw[p, p] > 0.0:
+                g = sw[p, m] * sw[p, m] / sw[p, p]
+                if g > gain:
+                    best, gain = p, g
+        if best < 0 or gain < select * sw[m, m]:
+            break
+        pivot = sw[best, best]
+        for q in range(m + 1):
+            row[q] = sw[best, q]
+        for p in range(m + 1):
+            f = sw[p, best] / pivot
+            if f != 0.0:
+                for q in range(m + 1):
+                    sw[p, q] -= f * row[q]
+        pick[n_pick] = idx[best]
+        n_pick += 1
+    for p in range(n_pick):
+        idx[p] = pick[p]
+    return n_pick
+
+
+@no_refcount_kernel()
 def _refit(fcov: NDArray[np.float64], beta: NDArray[np.float64], resvar: NDArray[np.float64],
            slots: NDArray[np.int64], k: int, ridge: float, a: NDArray[np.float64],
            low: NDArray[np.float64], rhs: NDArray[np.float64], sol: NDArray[np.float64],
-           idx: NDArray[np.int64], full: NDArray[np.float64]) -> None:
-    """Regression of each field's reading on the other fields' features, from the covariance."""
+           idx: NDArray[np.int64], full: NDArray[np.float64], pick: NDArray[np.int64],
+           select: float) -> None:
+    """Regression of each field's reading on the other fields' features, from the covariance.
+
+    With ``select`` > 0 a field's regression uses only the features a forward selection picks:
+    one at a time the feature that explains most of what is left, while it explains at least
+    ``select`` of it (see :func:`_select`).
+    """
     nf = FEATURES_PER_FIELD
     width = nf * k
     # the device's symmetrised covariance, once: every field's system is a part of it
@@ -116,13 +178,19 @@ def _refit(fcov: NDArray[np.float64], beta: NDArray[np.float64], resvar: NDArray
             if o // nf != j:
                 idx[m] = o
                 m += 1
+        if select > 0.0:
+            m = _select(full, idx, m, nf * j, select, low, rhs, sol, pick)
         for p in range(m):
             op = idx[p]
             for q in range(m):
                 a[p, q] = full[op, idx[q]]
             a[p, p] = a[p, p] * (1.0 + ridge) + 1e-12
             rhs[p] = full[op, nf * j]
-        if not _solve_spd(a, m, rhs, sol, low):
+        if m == 0 or not _solve_spd(a, m, rhs, sol, low):
+            if m == 0:
+                for o in range(width):
+                    beta[sj, o] = 0.0
+                resvar[sj] = max(fcov[sj, 0, nf * j], 1e-12)
             continue
         explained = 0.0
         for o in range(nf * k):
@@ -134,7 +202,7 @@ def _refit(fcov: NDArray[np.float64], beta: NDArray[np.float64], resvar: NDArray
         resvar[sj] = max(total - explained, 1e-4 * total, 1e-12)
 
 
-@numba.njit(cache=True, nogil=True)
+@no_refcount_kernel()
 def _explain_away(c: int, k: int, nf: int, width: int, slots: NDArray[np.int64],
                   beta: NDArray[np.float64], resvar: NDArray[np.float64],
                   fmean: NDArray[np.float64], d: NDArray[np.float64], pr: NDArray[np.float64],
@@ -187,7 +255,7 @@ def regression_update(
     alpha: float, alpha_short: float, alpha_long: float, alpha_var: float, alpha_lag: float,
     warmup: int, half_z: float, clip: float, ridge: float, anchor_alpha: float,
     short_floor: float, long_floor: float, refit: int, long_half_z: float, lag_clip: float,
-    max_lone: int,
+    max_lone: int, select: float, release: float,
 ) -> None:
     """Score then learn one device's fields ``x`` (ticks × fields); levels into ``out``."""
     nf = FEATURES_PER_FIELD
@@ -205,6 +273,7 @@ def regression_update(
     rhs = np.zeros(width)
     sol = np.zeros(width)
     idx = np.zeros(width, dtype=np.int64)
+    pick = np.zeros(width, dtype=np.int64)
     h2 = half_z * half_z
     h2_long = long_half_z * long_half_z
     for i in range(n_ticks):
@@ -292,8 +361,17 @@ def regression_update(
                 short_var[s] += av * (short[s] * short[s] - short_var[s])
                 long_var[s] += av * (long[s] * long[s] - long_var[s])
                 continue
-            r_short = abs(short[s]) / math.sqrt(max(short_var[s], short_floor))
-            r_long = abs(long[s]) / math.sqrt(max(long_var[s], long_floor))
+            short_sd = math.sqrt(max(short_var[s], short_floor))
+            r_short = abs(short[s]) / short_sd
+            long_sd = math.sqrt(max(long_var[s], long_floor))
+            held = abs(long[s])
+            if release > 0.0:
+                # the long average holds a fault's level only while the recent residuals still
+                # lean its way: it counts at most ``release`` of its spreads beyond the short
+                # average, so once the relation is back its memory of the fault lets go
+                lean = short[s] if long[s] > 0.0 else -short[s]
+                held = min(held, max(lean, 0.0) + release * long_sd)
+            r_long = held / long_sd
             r_max = max(r_max, r_short, r_long * half_z / long_half_z)
             score = max(r_short * r_short / (r_short * r_short + h2),
                         r_long * r_long / (r_long * r_long + h2_long))
@@ -337,7 +415,8 @@ def regression_update(
                 fmean[s, q] += ap * dq
         c0 = count[s0]
         if c0 >= 2 * width + 2 and c0 % refit == 0:
-            _refit(fcov, beta, resvar, slots, k, ridge, a, low, rhs, sol, idx, full)
+            _refit(fcov, beta, resvar, slots, k, ridge, a, low, rhs, sol, idx, full, pick,
+                   select)
 
 
 class Regression(SoADetector):
@@ -350,7 +429,9 @@ class Regression(SoADetector):
     least ``short_floor`` and ``long_floor`` (in residual sigmas), so a model that fits a
     little worse at some hour does not alarm. ``clip``: residuals beyond this many sigma teach
     the baseline less. ``refit``: samples between refits of the regression. ``lag_clip`` and
-    ``max_lone``: how a wild reading is kept in its own field (module docstring).
+    ``max_lone``: how a wild reading is kept in its own field; ``select`` (forward selection of
+    the predictors, 0: all of them) and ``release`` (how far the long average may stay beyond
+    the short one, in its spreads; 0: no limit): module docstring.
     """
 
     name: ClassVar[str] = "regression"
@@ -376,7 +457,8 @@ class Regression(SoADetector):
                  ridge: float = 0.01, max_fields: int = 8, anchor_samples: int = 120,
                  short_floor: float = 0.6, long_floor: float = 0.5,
                  lag_half_life: float = 15.0, refit: int = 30,
-                 long_half_z: float = 5.0, lag_clip: float = 6.0, max_lone: int = 2) -> None:
+                 long_half_z: float = 5.0, lag_clip: float = 6.0, max_lone: int = 2,
+                 select: float = 0.05, release: float = 2.0) -> None:
         self.alpha = 1.0 - 0.5 ** (1.0 / half_life)
         self.alpha_short = 1.0 - 0.5 ** (1.0 / short_half_life)
         self.alpha_long = 1.0 - 0.5 ** (1.0 / long_half_life)
@@ -395,6 +477,8 @@ class Regression(SoADetector):
         self.long_half_z = long_half_z
         self.lag_clip = lag_clip
         self.max_lone = max_lone
+        self.select = select
+        self.release = release
         super().__init__(capacity)
 
     def _trailing(self, name: str) -> tuple[int, ...]:
@@ -416,7 +500,8 @@ class Regression(SoADetector):
                           self.alpha_long, self.alpha_var, self.alpha_lag, self.warmup,
                           self.half_z, self.clip, self.ridge, self.anchor_alpha,
                           self.short_floor, self.long_floor, self.refit, self.long_half_z,
-                          self.lag_clip, self.max_lone)
+                          self.lag_clip, self.max_lone, self.select,
+                          self.release)
 
     def rebaseline(self, slots: NDArray[np.int64] | list[int]) -> None:
         """Re-learn the levels of these series over the next samples, keeping their relations.

@@ -30,6 +30,8 @@ __all__ = ["WaterPump"]
 _STEPS = np.array([0.1, 0.01, 0.01, 0.01, 0.1])
 _NOISE = np.array([0.3, 0.03, 0.05, 0.06, 0.15])
 _WEATHER_TAU_S = 48 * 3600.0
+#: a heat wave at its full heat warms the air around the pump by this much
+_HEAT_WAVE_C = 10.0
 
 
 class WaterPump:
@@ -80,14 +82,17 @@ class WaterPump:
         weather = lag(s["weather"], a, eps[:, 0] * np.sqrt((1 + a) / np.maximum(1 - a, 1e-12)))
         hour = hour_of_day(t)
         weekend = is_weekend(t).astype(np.float64)
-        warm = np.clip(weather, 0.0, None)
+        zero = np.zeros(n)
+        # a heat wave (a region's weather, ``firmware_sim.faults.heat_wave``): warmer air,
+        # and gardens watered more in the evening
+        hot = faults.get("heat_wave", zero)
+        warm = np.clip(weather, 0.0, None) + 1.5 * hot
         demand = p["demand"] * (
             2.0 + 14.0 * bump(hour, p["morning_h"] + 1.5 * weekend, 0.8)
             + 10.0 * bump(hour, 19.5, 1.5) + 8.0 * weekend * bump(hour, 11.0, 2.0)
             + 12.0 * p["garden"] * warm * bump(hour, 20.5, 0.7))
         demand = np.maximum(0.0, demand * (1.0 + 0.12 * eps[:, 1]))
 
-        zero = np.zeros(n)
         wear = faults.get("bearing_wear", zero)
         clog = faults.get("clogged_filter", zero)
         failed = faults.get("component_failure", zero)
@@ -100,7 +105,8 @@ class WaterPump:
         current *= running
         vibration = (p["vib0"] * (1.0 + 0.01 * flow) + 4.0 * wear + 0.6 * clog) * running
         vibration += 0.1 * failed
-        heat = p["ambient_c"] + 0.3 * weather + 6.0 * current / (p["i0"] + 1.5) + 10.0 * wear
+        heat = (p["ambient_c"] + 0.3 * weather + _HEAT_WAVE_C * hot
+                + 6.0 * current / (p["i0"] + 1.5) + 10.0 * wear)
         temp = lag(s["temp"] or p["ambient_c"], np.exp(-np.abs(dt) / 1200.0), heat)
         if n:
             s["weather"], s["temp"], s["last_t"] = float(weather[-1]), float(temp[-1]), float(t[-1])

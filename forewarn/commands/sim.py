@@ -48,8 +48,9 @@ def register(subparsers: Any) -> None:
                     "by the agents' 10-minute batches)")
     ev.add_argument("--fleet-faults", action="store_true",
                     help="also inject faults shared by a cohort: a firmware release degrading "
-                    "heat pump compressors and a water pump production batch with weak bearings "
-                    "(ground truth names them in fleet_fault)")
+                    "heat pump compressors, a water pump production batch with weak bearings "
+                    "and a heat wave over one region's water pumps (ground truth names them "
+                    "in fleet_fault)")
     ev.add_argument("--agents", action="store_true",
                     help="simulated agents resolve every false case as a false alarm as it "
                     "opens, so the rules learn from them (compare the false-case rate of the "

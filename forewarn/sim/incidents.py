@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from firmware_sim.fleet import Fleet
-from rules.db import IncidentCaseRow, IncidentRow, NoticeRow
+from rules.db import IncidentCaseRow, IncidentFlagRow, IncidentRow, NoticeRow
 
 __all__ = ["SimIncident", "collect_incidents", "incident_report"]
 
@@ -48,6 +48,8 @@ def collect_incidents(engine: Engine) -> list[SimIncident]:
         incidents = list(session.scalars(select(IncidentRow).order_by(IncidentRow.id)))
         links = session.execute(select(IncidentCaseRow.incident_id, IncidentCaseRow.case_id,
                                        IncidentCaseRow.device_id)).all()
+        flagged = session.execute(select(IncidentFlagRow.incident_id, IncidentFlagRow.device_id)
+                                  .where(IncidentFlagRow.incident_id.is_not(None))).all()
         sent = session.execute(select(NoticeRow.case_id, NoticeRow.created_at).join(
             IncidentCaseRow, IncidentCaseRow.case_id == NoticeRow.case_id).where(
             NoticeRow.audience == "customer", NoticeRow.status != "suppressed")).all()
@@ -55,7 +57,8 @@ def collect_incidents(engine: Engine) -> list[SimIncident]:
     for row in incidents:
         cases = {case_id: device_id for incident_id, case_id, device_id in links
                  if incident_id == row.id}
-        devices = dict.fromkeys(sorted(set(cases.values())), 0)
+        devices = dict.fromkeys(sorted(set(cases.values()) | {
+            d for incident_id, d in flagged if incident_id == row.id}), 0)
         since = dict(devices)
         for case_id, created_at in sent:
             if case_id in cases:

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from core.detect import make_detector, make_peer
+from core.events import DetectorEvent
 from core.limits import load_limits
 from core.pipeline import CorePipeline
 from core.store.null import NullStore
@@ -60,6 +61,12 @@ class _SimCaseBook(CaseBook):
         self.delivery: Delivery | None = None
         #: cases opened or reopened, in order (what simulated agents judge)
         self.new_cases: list[CaseRow] = []
+
+    def record_flag(self, event: DetectorEvent, meta: DeviceMeta | None = None) -> int | None:
+        """Record ``event``'s flag at its sample's arrival, then as usual."""
+        if self.delivery is not None:
+            self.sim_clock.now = _arrival_of(self.delivery, event.ts)
+        return super().record_flag(event, meta)
 
     def record_alarm(self, alarm: Alarm, meta: DeviceMeta | None = None) -> CaseOutcome:
         """Record ``alarm`` at its sample's arrival, then as usual."""

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from firmware_sim.faults import FAULTS
-from firmware_sim.fleet import Fleet, FleetConfig, SimDevice
+from firmware_sim.fleet import Fleet, FleetConfig, FleetFault, SimDevice
 from firmware_sim.imperfections import Imperfections
 from firmware_sim.products.home_battery import _SOC_MAX, _SOC_MIN
 
@@ -134,7 +134,33 @@ CASES: list[tuple[str, str, Check]] = [
 
 
 def test_every_kind_is_covered() -> None:
-    assert {kind for kind, _, _ in CASES} == set(FAULTS)
+    # (a heat wave is a region's weather, no device's fault: checked below)
+    assert {kind for kind, _, _ in CASES} == set(FAULTS) - {"heat_wave"}
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_a_heat_wave_warms_its_regions_pumps(seed: int) -> None:
+    """The south's water pumps run warmer once the heat wave is on (its full heat 10 C), the
+    rest of the fleet does not feel it; before it, nothing differs."""
+    wave = FleetFault("heat", "region", "water_pump", "heat_wave", share=1.0, at=0.25,
+                      value="south")
+    config = FleetConfig(devices=8, seed=seed, product="water_pump", horizon_s=4 * DAY,
+                         fault_fraction=0.0, imperfections=Imperfections.none(),
+                         fleet_faults=(wave,))
+    hot, calm = Fleet(config).devices, Fleet(dataclasses.replace(config, fleet_faults=())).devices
+    for device, twin in zip(hot, calm, strict=True):
+        t, bad = device.next_block(4 * DAY)
+        _, good = twin.next_block(4 * DAY)
+        col = _col(device, "motor_temp")
+        late = t >= config.start + 2 * DAY
+        shift = float(np.nanmean(bad[late, col]) - np.nanmean(good[late, col]))
+        early = t < config.start + 0.25 * 4 * DAY
+        np.testing.assert_array_equal(bad[early], good[early])
+        if device.cohort["region"] == "south":
+            assert device.weather is not None and shift >= 8.0, shift
+        else:
+            assert device.weather is None and shift == 0.0
 
 
 @pytest.mark.parametrize(("kind", "product", "check"), CASES,

@@ -8,20 +8,30 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from core.events import DetectorEvent, ScoredBatch
 from rules.cases import CaseBook
 from rules.cohorts import Cohort, cohorts_of
-from rules.db import DeviceRow, IncidentCaseRow, IncidentRow, NoticeRow, connect
+from rules.db import (
+    DeviceRow,
+    IncidentCaseRow,
+    IncidentFlagRow,
+    IncidentRow,
+    NoticeRow,
+    connect,
+)
 from rules.errors import CaseStateError, RuleError
 from rules.evaluate import Alarm
 from rules.incidents import IncidentBook, IncidentPolicy
 from rules.lifecycle import DeviceBook
-from rules.model import Rule
+from rules.model import Rule, parse_rules
+from rules.pipeline import RulesPipeline
 from rules.registry import CustomerRegistry, registry_from_dict
 
 H = 3600.0
@@ -211,3 +221,133 @@ def test_a_cohort_key_reads_back(dimension: str, product: str, value: str) -> No
 def test_a_wrong_cohort_key_is_a_rule_error(key: str) -> None:
     with pytest.raises(RuleError):
         Cohort.parse(key)
+
+
+# -- incidents the peer detector's flags open ---------------------------------------------------
+
+def _peer_flag(device: str, at: float) -> DetectorEvent:
+    return DetectorEvent("acme", device, "heat_pump", "vibration", "peer", at, 0.9, 3.0,
+                         "vibration is unlike its peers'")
+
+
+def _pipeline(registry: CustomerRegistry, rules: str) -> tuple[Engine, RulesPipeline]:
+    engine, book = _book(registry)
+    return engine, RulesPipeline(parse_rules(rules), book, registry=registry)
+
+
+def _scored(device: str, at: float, score: float,
+            events: tuple[DetectorEvent, ...] = ()) -> ScoredBatch:
+    t = at + 60.0 * np.arange(40, dtype=np.float64)
+    return ScoredBatch("acme", device, "heat_pump", ("vibration",), t, np.full((40, 1), 3.0),
+                       np.full((40, 1), score), events)
+
+
+BATCHES = ["B17"] * 5 + ["B10", "B11", "B12", "B13", "B14"]
+WEAR = "rules: [{name: wear, product: heat_pump, score_at_least: 0.8, for: 0}]"
+
+
+def test_flags_of_a_cohort_open_its_incident_before_its_cases() -> None:
+    """Three devices of batch B17 flagged unlike their peers (the events core hands the rules
+    pipeline) open the batch's incident; the team hears once, no customer yet. Their own
+    cases join it later, each customer hears once, and a case of the same rule of another
+    B17 device joins too; a device of another batch does not."""
+    engine, pipeline = _pipeline(_registry(["2.5.3"] * 10, BATCHES), WEAR)
+    for i in range(3):  # healthy readings, each batch carrying one device's peer flag
+        pipeline.handle(_scored(f"hp-{i}", i * H, 0.1, (_peer_flag(f"hp-{i}", i * H),)))
+    assert _incidents(engine) == [("heat_pump/batch=B17", "unlike_peers", [])]
+    with Session(engine) as session:
+        incident = session.scalars(select(IncidentRow)).one()
+        assert (incident.devices, incident.opened_at) == (3, 0.0)
+        flagged = session.scalars(select(IncidentFlagRow.device_id).where(
+            IncidentFlagRow.incident_id == incident.id)).all()
+        assert sorted(flagged) == ["hp-0", "hp-1", "hp-2"]
+        team = session.scalars(select(NoticeRow).where(NoticeRow.kind == "incident")).all()
+        assert [(n.audience, n.case_id) for n in team] == [("team", None)]
+        assert "hp-2" in team[0].body
+    assert _customer_messages(engine) == Counter()
+    for i, device in enumerate(("hp-0", "hp-1", "hp-3", "hp-5")):  # their own cases, later
+        pipeline.handle(_scored(device, (10 + i) * H, 0.95))
+    assert _incidents(engine) == [("heat_pump/batch=B17", "unlike_peers",
+                                   ["hp-0", "hp-1", "hp-3"])]
+    assert _customer_messages(engine) == Counter({"hp-0": 1, "hp-1": 1, "hp-3": 1, "hp-5": 1})
+    with Session(engine) as session:
+        kinds = Counter((n.device_id, n.kind) for n in session.scalars(select(NoticeRow).where(
+            NoticeRow.audience == "customer", NoticeRow.status != "suppressed")))
+    assert kinds[("hp-0", "incident")] == kinds[("hp-3", "incident")] == 1
+    assert kinds[("hp-5", "opened")] == 1  # batch B10: its own case, its own notice
+    engine.dispose()
+
+
+@pytest.mark.parametrize(("batches", "flagged", "expected"), [
+    pytest.param(BATCHES, ["hp-0", "hp-1"], [], id="two-flags-are-not-a-fleet"),
+    pytest.param(BATCHES, ["hp-0", "hp-5", "hp-1", "hp-6"], [], id="other-batches-as-often"),
+    pytest.param(["B17"] * 10, ["hp-0", "hp-1", "hp-2"], [], id="the-whole-product"),
+    pytest.param(BATCHES, ["hp-0", "hp-1", "hp-2", "hp-3"],
+                 [("heat_pump/batch=B17", "unlike_peers", [])], id="a-fourth-is-flagged-into-it"),
+])
+def test_which_flags_make_an_incident(batches: list[str], flagged: list[str],
+                                      expected: list[tuple[str, str, list[str]]]) -> None:
+    engine, book = _book(_registry(["2.5.3"] * 10, batches))
+    for i, device in enumerate(flagged):
+        book.record_flag(_peer_flag(device, i * H))
+    assert _incidents(engine) == expected
+    if expected:
+        with Session(engine) as session:
+            assert session.scalars(select(IncidentRow.devices)).one() == len(flagged)
+    engine.dispose()
+
+
+def test_a_flag_of_a_device_whose_own_case_is_open_is_no_cohort_evidence() -> None:
+    """Devices with faults of their own are flagged too, after their rules opened cases: three
+    such devices of one batch make no incident; a device flagged before its case does count."""
+    engine, book = _book(_registry(["2.5.3"] * 10, BATCHES))
+    for i in range(3):  # (a day and more apart: no incident of the cases; they stay open)
+        book.record_alarm(_alarm(f"hp-{i}", i * 30 * H))
+    engine2, book2 = _book(_registry(["2.5.3"] * 10, BATCHES))
+    for i in range(3):
+        book.record_flag(_peer_flag(f"hp-{i}", 70 * H + i * H))
+        book2.record_flag(_peer_flag(f"hp-{i}", 70 * H + i * H))
+    assert _incidents(engine) == []
+    assert _incidents(engine2) == [("heat_pump/batch=B17", "unlike_peers", [])]
+    engine.dispose()
+    engine2.dispose()
+
+
+def test_devices_gone_offline_together_make_an_incident_only_of_a_narrow_cohort() -> None:
+    """Silent devices of one model (half the product) are chance; of one batch, a cause."""
+    offline = Rule(name="offline", no_data=7200.0, notify_customer=False)
+    registry = registry_from_dict({"customers": [{"id": f"c{i}"} for i in range(20)],
+                                   "devices": {f"hp-{i}": {
+                                       "customer": f"c{i}", "product": "heat_pump",
+                                       "model": "A" if i < 10 else "B",
+                                       "batch": "B17" if i in (11, 12, 13) else f"B{i}"}
+                                       for i in range(20)}})
+    engine, book = _book(registry, dimensions=("model", "batch"))
+    for i in (0, 1, 2, 11, 12, 13):
+        book.record_alarm(Alarm(offline, "acme", f"hp-{i}", "heat_pump", i * 60.0, i * 60.0,
+                                "", 0.0, 0.0, kind="no_data"))
+    assert [(c, d) for c, _, d in _incidents(engine)] == [
+        ("heat_pump/batch=B17", ["hp-11", "hp-12", "hp-13"])]
+    engine.dispose()
+
+
+def test_an_incident_of_a_region_holds_its_customer_notices() -> None:
+    """Devices of one region moving together are most often the weather (a heat wave): one
+    incident for the region, and its customers hear nothing until a person decides."""
+    registry = registry_from_dict({"customers": [{"id": f"c{i}"} for i in range(12)],
+                                   "devices": {f"hp-{i}": {
+                                       "customer": f"c{i}", "product": "heat_pump",
+                                       "region": "south" if i < 4 else ("north", "east")[i % 2]}
+                                       for i in range(12)}})
+    engine, book = _book(registry)
+    for i in range(4):
+        book.record_alarm(_alarm(f"hp-{i}", i * H))
+    assert [(c, d) for c, _, d in _incidents(engine)] == [
+        ("heat_pump/region=south", ["hp-0", "hp-1", "hp-2", "hp-3"])]
+    with Session(engine) as session:
+        assert session.scalars(select(IncidentRow.customer_policy)).one() == "hold"
+    # (the first cases' notices no channel took yet are held too)
+    assert _customer_messages(engine) == Counter()
+    assert IncidentBook(registry=registry).decide(engine, 1, "message", "ana", 5 * H) == 4
+    assert _customer_messages(engine) == Counter({f"hp-{i}": 1 for i in range(4)})
+    engine.dispose()

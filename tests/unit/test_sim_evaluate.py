@@ -188,12 +188,18 @@ def test_fleet_faults_hit_a_share_of_their_cohort_with_ground_truth() -> None:
     release = config.start + shared[0].at * config.horizon_s
     firmware = [t for t in truths if t.fleet_fault == shared[0].name]
     batch = [t for t in truths if t.fleet_fault == shared[1].name]
-    assert firmware and batch and len(firmware) + len(batch) == len(truths)
+    heat = [t for t in truths if t.fleet_fault == shared[2].name]
+    assert firmware and batch and heat and len(firmware) + len(batch) + len(heat) == len(truths)
     assert {t.product for t in firmware} == {"heat_pump"}
     assert {t.kind for t in batch} == {"bearing_wear"}
     assert all(release <= t.onset <= release + 6 * 3600.0 for t in firmware)
+    # the heat wave: the south's water pumps (without a fault of their own), nobody calls
+    south = {d.device_id for d in Fleet(config).devices
+             if d.product.name == "water_pump" and d.cohort["region"] == "south"}
+    assert {t.device_id for t in heat} <= south and {t.kind for t in heat} == {"heat_wave"}
+    assert all(t.call is None and t.visible is None for t in heat)
     figures = report(match_cases(truths, [], config.end), devices=60, days=20.0)
-    assert figures["fleet_faults_injected"] == 2
+    assert figures["fleet_faults_injected"] == 3
     assert figures["fleet_fault_devices"] == len(truths)
     assert figures["fleet_fault_devices_detected"] == 0
     plain = Fleet(dataclasses.replace(config, fleet_faults=())).ground_truth
@@ -207,11 +213,16 @@ def test_a_fleet_faults_cohort_is_wider_than_its_faulty_devices() -> None:
     config = FleetConfig(devices=80, seed=3, products=("heat_pump", "water_pump"),
                          horizon_s=20 * 86400.0, fault_fraction=0.0, fleet_faults=FLEET_FAULTS)
     fleet = Fleet(config)
-    release, batch = FLEET_FAULTS
-    for fault in FLEET_FAULTS:
+    release, batch, heat = FLEET_FAULTS
+    for fault in (release, batch):
         cohort = {d.device_id for d in fleet.devices if fault.name in d.fleet_cohorts}
         hit = {t.device_id for t in fleet.ground_truth if t.fleet_fault == fault.name}
         assert hit and hit < cohort
+    # the heat wave reaches every pump of the region, a fault of its own or not
+    south = {d.device_id for d in fleet.devices
+             if d.product.name == "water_pump" and d.cohort["region"] == heat.value}
+    assert south == {d.device_id for d in fleet.devices if heat.name in d.fleet_cohorts}
+    assert all(d.weather is not None for d in fleet.devices if d.device_id in south)
     for device in fleet.devices:
         in_release = release.name in device.fleet_cohorts
         assert (device.firmware_update == (release.released(config), release.value)) == in_release

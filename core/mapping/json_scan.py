@@ -35,6 +35,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from core.jit import no_refcount_kernel
 from core.json_numbers import _POW10, _number, _skip_ws
 
 __all__ = ["MAX_KEYS", "Scan", "scan_readings"]
@@ -47,7 +48,7 @@ _MAX_LAYOUTS = 64
 _QUOTE, _BACKSLASH = 34, 92
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@no_refcount_kernel(inline=True)
 def _string_end(buf: NDArray[np.uint8], i: int) -> int:
     """The index after the string whose opening quote is at ``i - 1``; -1 if not plain."""
     n = buf.shape[0]
@@ -61,7 +62,7 @@ def _string_end(buf: NDArray[np.uint8], i: int) -> int:
     return -1
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@no_refcount_kernel(inline=True)
 def _literal(buf: NDArray[np.uint8], i: int, word: NDArray[np.uint8]) -> int:
     n = buf.shape[0]
     if i + word.shape[0] > n:
@@ -72,7 +73,7 @@ def _literal(buf: NDArray[np.uint8], i: int, word: NDArray[np.uint8]) -> int:
     return i + int(word.shape[0])
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@no_refcount_kernel(inline=True)
 def _same_bytes(buf: NDArray[np.uint8], a0: int, a1: int, b0: int, b1: int) -> bool:
     if a1 - a0 != b1 - b0:
         return False
@@ -82,7 +83,7 @@ def _same_bytes(buf: NDArray[np.uint8], a0: int, a1: int, b0: int, b1: int) -> b
     return True
 
 
-@numba.njit(cache=True, nogil=True)
+@no_refcount_kernel()
 def _object(buf: NDArray[np.uint8], i: int, end: int, pow10: NDArray[np.float64],
             key_start: NDArray[np.int64], key_end: NDArray[np.int64],
             numeric: NDArray[np.bool_], row: NDArray[np.float64],

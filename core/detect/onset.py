@@ -47,6 +47,26 @@ from core.detect._base import SoADetector
 __all__ = ["Onset", "TimedOnset", "onset_timed_update", "onset_update"]
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _ranked(v: float, s: int, past: NDArray[np.float64], n_past: NDArray[np.int64],
+            prior: float, ceiling: float) -> float:
+    """The fired score of strength ``v`` for series ``s``: ``min(v, 1)``, or its rank among the
+    series' last firings if higher (see the module's docstring); the firing joins ``past``."""
+    fired = min(v, 1.0)
+    memory = past.shape[1]
+    if memory > 0:
+        np_ = n_past[s]
+        held = min(np_, memory)
+        below = 0.0
+        for k in range(held):
+            if past[s, k] < v:
+                below += 1.0
+        fired = max(fired, ceiling * (below + prior) / (held + 2.0 * prior))
+        past[s, np_ % memory] = v
+        n_past[s] = np_ + 1
+    return fired
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def onset_update(
     since: NDArray[np.int64], calm: NDArray[np.int64], slots: NDArray[np.int64],
@@ -61,7 +81,6 @@ def onset_update(
     how many it fired; with a memory of 0 the fired score is the score itself.
     """
     n_ticks, n_cols = score.shape
-    memory = past.shape[1]
     for j in range(n_cols):
         s = slots[j]
         sn, cl, br = since[s], calm[s], bar[s]  # locals: kept in registers over the block
@@ -77,19 +96,7 @@ def onset_update(
                 weight = 1.0
                 if calm_scale > 0.0:
                     weight = 1.0 - math.exp(-(sn - 1) / calm_scale)
-                fired = min(v, 1.0)
-                if memory > 0:
-                    np_ = n_past[s]
-                    held = min(np_, memory)
-                    below = 0.0
-                    for k in range(held):
-                        p = past[s, k]
-                        if p < v:
-                            below += 1.0
-                    fired = max(fired, ceiling * (below + prior) / (held + 2.0 * prior))
-                    past[s, np_ % memory] = v
-                    n_past[s] = np_ + 1
-                out[i, j] = fired * weight
+                out[i, j] = _ranked(v, s, past, n_past, prior, ceiling) * weight
                 sn = 0
                 br += boost
             cl = 0
@@ -110,7 +117,6 @@ def onset_timed_update(
     ``quiet`` samples; ``quiet`` until an interval is known. No bar, echo discount or re-arm.
     """
     n_ticks, n_cols = score.shape
-    memory = past.shape[1]
     for j in range(n_cols):
         s = slots[j]
         sn, dt_s, t_s = since[s], interval[s], last_t[s]
@@ -131,18 +137,7 @@ def onset_timed_update(
             if dt_s > 0.0:
                 rows = min(quiet, max(quiet_min, round(quiet_s / dt_s)))
             if sn > rows:
-                fired = min(v, 1.0)
-                if memory > 0:
-                    np_ = n_past[s]
-                    held = min(np_, memory)
-                    below = 0.0
-                    for k in range(held):
-                        if past[s, k] < v:
-                            below += 1.0
-                    fired = max(fired, ceiling * (below + prior) / (held + 2.0 * prior))
-                    past[s, np_ % memory] = v
-                    n_past[s] = np_ + 1
-                out[i, j] = fired
+                out[i, j] = _ranked(v, s, past, n_past, prior, ceiling)
                 sn = 0
         since[s], interval[s], last_t[s] = sn, dt_s, t_s
 

@@ -225,18 +225,11 @@ class IncidentBook:
                 self._join(session, flagged, members, at)
                 return IncidentLink(flagged.id, False, _policy(flagged.customer_policy),
                                     flagged.decision)
-            customer_policy = policy.customer_policy(meta.product, rule, cohort.dimension)
-            incident_id = session.execute(insert(IncidentRow).values(
-                tenant=meta.tenant, product=meta.product, cohort=cohort.key, rule=rule,
-                status="open", open_key=_open_key(meta.tenant, cohort, rule), opened_at=now,
-                last_joined_at=at, closed_by="", customer_policy=customer_policy,
-                cases=0, devices=0,
-                summary=f"{len(devices)} of {size or '?'} devices of {cohort.key} opened "
-                        f"{rule} cases within {policy.window_s / 3600:.0f} h"
-                        f" ({rest} of the product's other {product_size - size})"
-                ).returning(IncidentRow.id)).scalar_one()
-            row = session.get(IncidentRow, incident_id)
-            assert row is not None
+            row = self._insert(
+                session, meta, cohort, rule, now, at,
+                f"{len(devices)} of {size or '?'} devices of {cohort.key} opened "
+                f"{rule} cases within {policy.window_s / 3600:.0f} h"
+                f" ({rest} of the product's other {product_size - size})")
             # the members' other cases of the window (other rules, the same fault) join too
             others = session.execute(select(CaseRow.id, CaseRow.device_id).where(
                 CaseRow.tenant == meta.tenant, CaseRow.device_id.in_(devices),
@@ -247,9 +240,10 @@ class IncidentBook:
             members += [(c, by_device[d]) for c, d in others]
             self._join(session, row, members, at)
             self._team_notice(session, row, case_id, [c for c, _ in members], now)
+            customer_policy = _policy(row.customer_policy)
             if customer_policy == "hold":
                 self._hold_pending(session, row, [c for c, _ in members if c != case_id])
-            return IncidentLink(incident_id, True, customer_policy, None)
+            return IncidentLink(row.id, True, customer_policy, None)
         return None
 
     def flag(self, session: Session, meta: DeviceMeta, detector: str, field: str, at: float,
@@ -307,18 +301,12 @@ class IncidentBook:
                     or (rest and product_size > size and len(devices) / max(size, 1)
                         < policy.min_lift * rest / (product_size - size))):
                 continue
-            customer_policy = policy.customer_policy(meta.product, _FLAGGED, cohort.dimension)
-            incident_id = session.execute(insert(IncidentRow).values(
-                tenant=meta.tenant, product=meta.product, cohort=cohort.key, rule=_FLAGGED,
-                status="open", open_key=_open_key(meta.tenant, cohort, _FLAGGED),
-                opened_at=now, last_joined_at=at, closed_by="",
-                customer_policy=customer_policy, cases=0, devices=0,
-                summary=f"{len(devices)} of {size or '?'} devices of {cohort.key} flagged "
-                        f"unlike their peers within {policy.window_s / 3600:.0f} h"
-                        f" ({rest} of the product's other {product_size - size})"
-                ).returning(IncidentRow.id)).scalar_one()
-            row = session.get(IncidentRow, incident_id)
-            assert row is not None
+            row = self._insert(
+                session, meta, cohort, _FLAGGED, now, at,
+                f"{len(devices)} of {size or '?'} devices of {cohort.key} flagged "
+                f"unlike their peers within {policy.window_s / 3600:.0f} h"
+                f" ({rest} of the product's other {product_size - size})")
+            incident_id = row.id
             session.execute(update(IncidentFlagRow).where(
                 IncidentFlagRow.id.in_([i for i, d in flags if d in devices] + [flag_id]))
                 .values(incident_id=incident_id).execution_options(synchronize_session=False))
@@ -335,6 +323,19 @@ class IncidentBook:
                               flagged=sorted(devices))
             return incident_id
         return None
+
+    def _insert(self, session: Session, meta: DeviceMeta, cohort: Cohort, rule: str,
+                now: float, at: float, summary: str) -> IncidentRow:
+        """A new open incident of ``cohort`` and ``rule`` (no cases or devices yet)."""
+        incident_id = session.execute(insert(IncidentRow).values(
+            tenant=meta.tenant, product=meta.product, cohort=cohort.key, rule=rule,
+            status="open", open_key=_open_key(meta.tenant, cohort, rule), opened_at=now,
+            last_joined_at=at, closed_by="", cases=0, devices=0, summary=summary,
+            customer_policy=self.policy.customer_policy(meta.product, rule, cohort.dimension),
+            ).returning(IncidentRow.id)).scalar_one()
+        row = session.get(IncidentRow, incident_id)
+        assert row is not None
+        return row
 
     @staticmethod
     def _open_incident_of(session: Session, tenant: str, device_id: str) -> IncidentRow | None:

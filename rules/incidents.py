@@ -177,7 +177,7 @@ class IncidentBook:
         # the flags opened it): its new case (another rule fired by the same fault) is the
         # incident's too, and its customer is not told again by another one
         row = self._open_incident_of(session, meta.tenant, meta.device_id)
-        if row is not None:
+        if row is not None and _shared_symptom(row, rule):
             self._join(session, row, [(case_id, meta)], at)
             return IncidentLink(row.id, False, _policy(row.customer_policy), row.decision)
         for cohort in cohorts:
@@ -230,12 +230,14 @@ class IncidentBook:
                 f"{len(devices)} of {size or '?'} devices of {cohort.key} opened "
                 f"{rule} cases within {policy.window_s / 3600:.0f} h"
                 f" ({rest} of the product's other {product_size - size})")
-            # the members' other cases of the window (other rules, the same fault) join too
-            others = session.execute(select(CaseRow.id, CaseRow.device_id).where(
-                CaseRow.tenant == meta.tenant, CaseRow.device_id.in_(devices),
-                CaseRow.opened_at >= at - policy.window_s, CaseRow.opened_at <= at,
-                CaseRow.id.not_in([c for c, _ in members]),
-                CaseRow.id.not_in(select(IncidentCaseRow.case_id)))).all()
+            # the members' other cases of the window (other rules, the same fault) join too;
+            # not a region's: a device's own fault in the heat wave is not the weather
+            others = [] if cohort.dimension in _CONDITIONS else session.execute(
+                select(CaseRow.id, CaseRow.device_id).where(
+                    CaseRow.tenant == meta.tenant, CaseRow.device_id.in_(devices),
+                    CaseRow.opened_at >= at - policy.window_s, CaseRow.opened_at <= at,
+                    CaseRow.id.not_in([c for c, _ in members]),
+                    CaseRow.id.not_in(select(IncidentCaseRow.case_id)))).all()
             by_device = {m.device_id: m for _, m in members}
             members += [(c, by_device[d]) for c, d in others]
             self._join(session, row, members, at)
@@ -637,6 +639,20 @@ class IncidentBook:
 _SEVERITY = {"info": 0, "warning": 1, "critical": 2}
 #: the rule name of an incident the peer detector's flags opened
 _FLAGGED = "unlike_peers"
+
+
+#: cohorts that share conditions (the weather of a region), not parts or code: what their
+#: devices share is one symptom, the incident's rule; a member's case of another rule is a
+#: fault of its own (a clogged filter during the heat wave) and stays out of the incident
+_CONDITIONS: tuple[Dimension, ...] = ("region",)
+
+
+def _shared_symptom(row: IncidentRow, rule: str) -> bool:
+    """Whether a case of ``rule`` of a device in the incident ``row`` is the incident's: any
+    rule for a defect's (firmware, batch, model; one fault fires several rules), only the
+    incident's own rule for a region's."""
+    return (row.rule in (rule, _FLAGGED)
+            or Cohort.parse(row.cohort).dimension not in _CONDITIONS)
 
 
 def _open_key(tenant: str, cohort: Cohort, rule: str) -> str:

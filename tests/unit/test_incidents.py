@@ -19,6 +19,7 @@ from core.events import DetectorEvent, ScoredBatch
 from rules.cases import CaseBook
 from rules.cohorts import Cohort, cohorts_of
 from rules.db import (
+    CaseRow,
     DeviceRow,
     IncidentCaseRow,
     IncidentFlagRow,
@@ -331,14 +332,19 @@ def test_devices_gone_offline_together_make_an_incident_only_of_a_narrow_cohort(
     engine.dispose()
 
 
+def _regions() -> CustomerRegistry:
+    """Twelve heat pumps: hp-0 to hp-3 in the south, the others north or east."""
+    return registry_from_dict({"customers": [{"id": f"c{i}"} for i in range(12)],
+                               "devices": {f"hp-{i}": {
+                                   "customer": f"c{i}", "product": "heat_pump",
+                                   "region": "south" if i < 4 else ("north", "east")[i % 2]}
+                                   for i in range(12)}})
+
+
 def test_an_incident_of_a_region_holds_its_customer_notices() -> None:
     """Devices of one region moving together are most often the weather (a heat wave): one
     incident for the region, and its customers hear nothing until a person decides."""
-    registry = registry_from_dict({"customers": [{"id": f"c{i}"} for i in range(12)],
-                                   "devices": {f"hp-{i}": {
-                                       "customer": f"c{i}", "product": "heat_pump",
-                                       "region": "south" if i < 4 else ("north", "east")[i % 2]}
-                                       for i in range(12)}})
+    registry = _regions()
     engine, book = _book(registry)
     for i in range(4):
         book.record_alarm(_alarm(f"hp-{i}", i * H))
@@ -350,4 +356,28 @@ def test_an_incident_of_a_region_holds_its_customer_notices() -> None:
     assert _customer_messages(engine) == Counter()
     assert IncidentBook(registry=registry).decide(engine, 1, "message", "ana", 5 * H) == 4
     assert _customer_messages(engine) == Counter({f"hp-{i}": 1 for i in range(4)})
+    engine.dispose()
+
+
+@pytest.mark.parametrize("own_fault_at", [pytest.param(-H, id="before-the-incident"),
+                                          pytest.param(10 * H, id="after-it-opened")])
+def test_a_region_incident_holds_only_its_shared_symptom(own_fault_at: float) -> None:
+    """A south pump's own fault (another rule: a clogged filter during the heat wave) is not
+    the region's symptom: its case stays out of the region's incident, before or after it
+    opened, and its customer is told of it at once, while the heat wave's cases stay held."""
+    engine, book = _book(_regions())
+    alarms = [_alarm(f"hp-{i}", i * H) for i in range(4)]
+    for alarm in sorted([*alarms, _alarm("hp-0", own_fault_at, rule="pressure")],
+                        key=lambda a: a.fired_at):
+        book.record_alarm(alarm)
+    assert [(c, r, d) for c, r, d in _incidents(engine)] == [
+        ("heat_pump/region=south", "compressor", ["hp-0", "hp-1", "hp-2", "hp-3"])]
+    with Session(engine) as session:
+        linked = session.scalars(select(IncidentCaseRow.case_id)).all()
+        pressure = session.scalars(select(CaseRow).where(CaseRow.rule == "pressure")).one()
+        assert pressure.id not in linked and pressure.customer_notified
+        told = session.scalars(select(NoticeRow.kind).where(
+            NoticeRow.audience == "customer", NoticeRow.status != "suppressed")).all()
+    assert told == ["opened"]  # the filter's notice; the heat wave's four are held
+    assert _customer_messages(engine) == Counter({"hp-0": 1})
     engine.dispose()

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
+from forewarn.text import plural
 from rules.incidents import IncidentBook, incident_ref
 from rules.messages import case_ref
 from rules.registry import CustomerRegistry
@@ -21,6 +22,7 @@ from rules.registry import CustomerRegistry
 __all__ = [
     "IncidentCaseView",
     "IncidentDetailView",
+    "IncidentFlagView",
     "IncidentView",
     "close_incident",
     "decide_incident",
@@ -67,11 +69,23 @@ class IncidentCaseView(BaseModel):
     customer_notified: bool
 
 
+class IncidentFlagView(BaseModel):
+    """A device in an incident by a flag only: a detector found it unlike its peers, and none
+    of its cases is linked (it may have none yet)."""
+
+    device_id: str
+    #: the detector that flagged it (``peer``) and the field
+    detector: str
+    field: str
+    at: float
+
+
 class IncidentDetailView(BaseModel):
-    """An incident and every case it links."""
+    """An incident, every case it links and the flags of its flag-only devices."""
 
     incident: IncidentView
     cases: list[IncidentCaseView]
+    flagged: list[IncidentFlagView]
 
 
 def incident_list(engine: Engine, status: str | None = None,
@@ -90,7 +104,9 @@ def incident_detail(engine: Engine, incident_id: int,
         IncidentCaseView(id=c.id, ref=case_ref(c.id), device_id=c.device_id, rule=c.rule,
                          status=c.status, opened_at=c.opened_at,
                          customer_notified=c.customer_notified)
-        for c in detail.cases])
+        for c in detail.cases], flagged=[
+        IncidentFlagView(device_id=f.device_id, detector=f.detector, field=f.field, at=f.at)
+        for f in detail.flags])
 
 
 def decide_incident(engine: Engine, registry: CustomerRegistry, incident_id: int,
@@ -153,4 +169,10 @@ def render_detail(detail: IncidentDetailView) -> list[str]:
     lines += [f"    {c.ref:<8} {c.device_id:<16} {c.rule:<32} {c.status:<12} "
               f"{'customer told' if c.customer_notified else 'customer not told'}"
               for c in detail.cases]
+    if detail.flagged:
+        devices = {f.device_id for f in detail.flagged}
+        lines.append(f"  {plural(len(devices), 'device')} flagged unlike peers, "
+                     "no case in the incident:")
+        lines += [f"    {f.device_id:<16} {f.detector:<8} {f.field or '-':<24} "
+                  f"{_when(f.at)} UTC" for f in detail.flagged]
     return lines

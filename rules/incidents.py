@@ -143,10 +143,14 @@ class IncidentLink:
 
 @dataclass(frozen=True, slots=True)
 class IncidentDetail:
-    """An incident and the cases it links, for the console, the API and the CLI."""
+    """An incident, the cases it links and the flags of its devices without a case there,
+    for the console, the API and the CLI."""
 
     incident: IncidentRow
     cases: list[CaseRow]
+    #: the peer detector's flags of devices in the incident by a flag only (none of their
+    #: cases is linked), oldest first
+    flags: list[IncidentFlagRow]
 
 
 class IncidentBook:
@@ -185,13 +189,17 @@ class IncidentBook:
                 IncidentRow.open_key == _open_key(meta.tenant, cohort, rule)))
             if row is None:
                 # an incident of the cohort whose devices opened cases of this rule (one the
-                # peer detector's flags opened, that their cases joined): the same fault
-                row = session.scalar(select(IncidentRow).join(
+                # peer detector's flags opened, that their cases joined; or a release's of
+                # another rule, whose defect fires both): the same fault. A region's shares
+                # one symptom only (its rule; ``_CONDITIONS``)
+                same_fault = select(IncidentRow).join(
                     IncidentCaseRow, IncidentCaseRow.incident_id == IncidentRow.id).join(
                     CaseRow, CaseRow.id == IncidentCaseRow.case_id).where(
                     IncidentRow.status == "open", IncidentRow.tenant == meta.tenant,
-                    IncidentRow.cohort == cohort.key, IncidentRow.rule == _FLAGGED,
-                    CaseRow.rule == rule).order_by(IncidentRow.id).limit(1))
+                    IncidentRow.cohort == cohort.key, CaseRow.rule == rule)
+                if cohort.dimension in _CONDITIONS:
+                    same_fault = same_fault.where(IncidentRow.rule == _FLAGGED)
+                row = session.scalar(same_fault.order_by(IncidentRow.id).limit(1))
             if row is not None:
                 self._join(session, row, [(case_id, meta)], at)
                 return IncidentLink(row.id, False, _policy(row.customer_policy), row.decision)
@@ -613,7 +621,8 @@ class IncidentBook:
     @staticmethod
     def detail(engine: Engine, incident_id: int,
                tenant: str | None = None) -> IncidentDetail | None:
-        """One incident and its cases (None: no such incident, or another tenant's)."""
+        """One incident, its cases and its flag-only devices' flags (None: no such incident,
+        or another tenant's)."""
         with Session(engine, expire_on_commit=False) as session:
             row = session.get(IncidentRow, incident_id)
             if row is None or (tenant is not None and row.tenant != tenant):
@@ -621,7 +630,11 @@ class IncidentBook:
             cases = list(session.scalars(select(CaseRow).join(
                 IncidentCaseRow, IncidentCaseRow.case_id == CaseRow.id).where(
                 IncidentCaseRow.incident_id == incident_id).order_by(CaseRow.id)))
-            return IncidentDetail(row, cases)
+            flags = list(session.scalars(select(IncidentFlagRow).where(
+                IncidentFlagRow.incident_id == incident_id,
+                IncidentFlagRow.device_id.not_in({c.device_id for c in cases}))
+                .order_by(IncidentFlagRow.at, IncidentFlagRow.id)))
+            return IncidentDetail(row, cases, flags)
 
     @staticmethod
     def notices(engine: Engine, incident_id: int) -> list[NoticeRow]:

@@ -5,8 +5,11 @@ and recording the same alarm again changes nothing."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +19,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from core.events import DetectorEvent, ScoredBatch
+from forewarn.cli import main
 from rules.cases import CaseBook
 from rules.cohorts import Cohort, cohorts_of
 from rules.db import (
@@ -380,4 +384,45 @@ def test_a_region_incident_holds_only_its_shared_symptom(own_fault_at: float) ->
             NoticeRow.audience == "customer", NoticeRow.status != "suppressed")).all()
     assert told == ["opened"]  # the filter's notice; the heat wave's four are held
     assert _customer_messages(engine) == Counter({"hp-0": 1})
+    engine.dispose()
+
+
+def test_incidents_show_lists_the_devices_in_it_by_a_flag_only(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Three B17 pumps flagged unlike their peers open the batch's incident; hp-0's own case
+    joins it later. ``forewarn incidents show`` lists that case, and hp-1 and hp-2 (no case
+    yet) under their flags: device, detector, field and time, in text and in ``--json``."""
+    url = f"sqlite:///{tmp_path / 'cases.db'}"
+    registry = _registry(["2.5.3"] * 10, BATCHES)
+    engine = connect(url)
+    book = CaseBook(engine, clock=lambda: 0.0, registry=registry,
+                    incidents=IncidentBook(IncidentPolicy(), registry))
+    for i in range(3):
+        book.record_flag(_peer_flag(f"hp-{i}", i * H))
+    book.record_alarm(_alarm("hp-0", 5 * H))
+    engine.dispose()
+    assert main(["incidents", "show", "1", "--json", "--db", url]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [c["device_id"] for c in shown["cases"]] == ["hp-0"]
+    assert shown["flagged"] == [
+        {"device_id": "hp-1", "detector": "peer", "field": "vibration", "at": H},
+        {"device_id": "hp-2", "detector": "peer", "field": "vibration", "at": 2 * H}]
+    assert main(["incidents", "show", "1", "--db", url]) == 0
+    text = capsys.readouterr().out
+    assert "2 devices flagged unlike peers, no case in the incident:" in text
+    assert re.search(r"hp-2 +peer +vibration +1970-01-01 02:00 UTC", text)
+    assert not re.search(r"hp-0 +peer", text)
+
+
+def test_a_release_incident_takes_the_cohort_s_cases_of_its_members_other_rules() -> None:
+    """A release's defect fires two rules: once the 2.6.0 incident of ``compressor`` holds
+    hp-0's ``pressure`` case, hp-3's ``pressure`` case joins it (one defect, one incident),
+    and a 2.5.3 pump's does not."""
+    engine, book = _book(_registry(NEW))
+    for i in range(3):
+        book.record_alarm(_alarm(f"hp-{i}", i * H))
+    for device, at in (("hp-0", 4 * H), ("hp-3", 5 * H), ("hp-5", 6 * H)):
+        book.record_alarm(_alarm(device, at, rule="pressure"))
+    assert _incidents(engine) == [("heat_pump/firmware=2.6.0", "compressor",
+                                   ["hp-0", "hp-0", "hp-1", "hp-2", "hp-3"])]
     engine.dispose()

@@ -56,9 +56,10 @@ def _detail(ctx: ConsoleContext, tenant: str, incident_id: int) -> IncidentDetai
 
 
 @router.get("/{incident_id}", response_model=IncidentDetailView,
-            summary="One incident with the cases it links")
+            summary="One incident with the cases it links and its flag-only devices")
 def get_incident(incident_id: IncidentId, who: Viewer, ctx: Context) -> IncidentDetailView:
-    """The incident, its cohort and rule, and every linked case."""
+    """The incident, its cohort and rule, every linked case, and under ``flagged`` the
+    devices in it by a peer flag only (device, detector, field, time)."""
     return _detail(ctx, who.tenant, incident_id)
 
 

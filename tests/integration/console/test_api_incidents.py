@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from core.events import DetectorEvent
 from rules.cases import CaseBook
 from rules.evaluate import Alarm
 from rules.incidents import IncidentBook, IncidentPolicy
@@ -74,6 +75,20 @@ def test_incidents_listed_shown_decided_and_closed(console: ConsoleUnderTest,
     assert agent.post(f"/api/v1/incidents/{incident_id}/close").status_code == 409
 
 
+def _viewer_page(console: ConsoleUnderTest, path: str) -> str:
+    """The console's page at ``path`` as the tests' tenant's viewer sees it (logged in)."""
+    browser = httpx.Client(base_url=console.url, follow_redirects=False)
+    try:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/login").text)
+        assert csrf is not None
+        assert browser.post("/login", data={"token": console.tokens[(TESTS_OWN_TENANT, "viewer")],
+                                            "next": "/", "csrf": csrf.group(1)}
+                            ).status_code == 303
+        return browser.get(path).text
+    finally:
+        browser.close()
+
+
 def test_the_console_pages_list_and_show_incidents(console: ConsoleUnderTest) -> None:
     incident_id, devices = _open_incident(console)
     browser = httpx.Client(base_url=console.url, follow_redirects=False)
@@ -91,3 +106,42 @@ def test_the_console_pages_list_and_show_incidents(console: ConsoleUnderTest) ->
     assert f'href="/incidents/{incident_id}"' in listing and f"INC-{incident_id}" in listing
     assert all(device in page for device in devices) and "held until someone decides" in page
     assert missing == 404
+
+
+def test_an_incident_shows_its_devices_flagged_without_a_case(console: ConsoleUnderTest,
+                                                              agent: httpx.Client) -> None:
+    """Three pumps of one batch flagged unlike their peers open its incident before any case;
+    the first one's case joins it. The API's ``flagged`` and the console page list the other
+    two by their flags (device, detector, field, time); the one with a case is a case."""
+    tag = time.monotonic_ns()
+    devices = [f"hp-flag-{tag}-{i}" for i in range(8)]
+    registry = registry_from_dict({
+        "customers": [{"id": f"c-{tag}"}],
+        "devices": {d: {"customer": f"c-{tag}", "product": "heat_pump",
+                        "batch": f"B-{tag}" if i < 3 else f"B-{tag}-{i}"}
+                    for i, d in enumerate(devices)}})
+    incidents = IncidentBook(IncidentPolicy(dimensions=("batch",)), registry)
+    book = CaseBook(console.ctx.engine, clock=lambda: 1000.0, registry=registry,
+                    incidents=incidents)
+    for i, device in enumerate(devices[:3]):
+        book.record_flag(DetectorEvent(TESTS_OWN_TENANT, device, "heat_pump", "vibration",
+                                       "peer", 60.0 * i, 0.9, 3.0, "unlike its peers"))
+    rule = Rule(name=f"wear_{tag}", score_at_least=0.8, notify_customer=True)
+    book.record_alarm(Alarm(rule, TESTS_OWN_TENANT, devices[0], "heat_pump", 0.0, 600.0,
+                            "vibration", 0.9, 3.0))
+    mine = [i for i in incidents.list_incidents(console.ctx.engine)
+            if i.cohort == f"heat_pump/batch=B-{tag}"]
+    assert [i.rule for i in mine] == ["unlike_peers"]
+    detail = agent.get(f"/api/v1/incidents/{mine[0].id}").json()
+    assert [c["device_id"] for c in detail["cases"]] == devices[:1]
+    assert detail["flagged"] == [
+        {"device_id": d, "detector": "peer", "field": "vibration", "at": 60.0 * i}
+        for i, d in enumerate(devices[:3]) if i > 0]
+    with httpx.Client(base_url=console.url) as client:
+        schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert set(schema["IncidentFlagView"]["properties"]) == {"device_id", "detector", "field",
+                                                             "at"}
+    assert "flagged" in schema["IncidentDetailView"]["required"]
+    page = _viewer_page(console, f"/incidents/{mine[0].id}")
+    assert "Flagged unlike their peers" in page
+    assert all(f">{device}</a>" in page for device in devices[:3])

@@ -181,7 +181,10 @@ class IncidentBook:
         # the flags opened it): its new case (another rule fired by the same fault) is the
         # incident's too, and its customer is not told again by another one
         row = self._open_incident_of(session, meta.tenant, meta.device_id)
-        if row is not None and _shared_symptom(row, rule):
+        if row is not None and (row.rule in (rule, _FLAGGED)
+                                or Cohort.parse(row.cohort).dimension not in _CONDITIONS
+                                or self._shared(session, row.id, meta.tenant, rule,
+                                                {meta.device_id}, at)):
             self._join(session, row, [(case_id, meta)], at)
             return IncidentLink(row.id, False, _policy(row.customer_policy), row.decision)
         for cohort in cohorts:
@@ -239,15 +242,20 @@ class IncidentBook:
                 f"{rule} cases within {policy.window_s / 3600:.0f} h"
                 f" ({rest} of the product's other {product_size - size})")
             # the members' other cases of the window (other rules, the same fault) join too;
-            # not a region's: a device's own fault in the heat wave is not the weather
-            others = [] if cohort.dimension in _CONDITIONS else session.execute(
-                select(CaseRow.id, CaseRow.device_id).where(
-                    CaseRow.tenant == meta.tenant, CaseRow.device_id.in_(devices),
-                    CaseRow.opened_at >= at - policy.window_s, CaseRow.opened_at <= at,
-                    CaseRow.id.not_in([c for c, _ in members]),
-                    CaseRow.id.not_in(select(IncidentCaseRow.case_id)))).all()
+            # a region's only of a rule ``min_devices`` of them share: one device's own fault
+            # in the heat wave is not the weather
+            others = session.execute(select(CaseRow.id, CaseRow.device_id, CaseRow.rule).where(
+                CaseRow.tenant == meta.tenant, CaseRow.device_id.in_(devices),
+                CaseRow.opened_at >= at - policy.window_s, CaseRow.opened_at <= at,
+                CaseRow.id.not_in([c for c, _ in members]),
+                CaseRow.id.not_in(select(IncidentCaseRow.case_id)))).all()
+            if cohort.dimension in _CONDITIONS:
+                sharing: dict[str, set[str]] = {}
+                for _, d, other_rule in others:
+                    sharing.setdefault(other_rule, set()).add(d)
+                others = [o for o in others if len(sharing[o.rule]) >= policy.min_devices]
             by_device = {m.device_id: m for _, m in members}
-            members += [(c, by_device[d]) for c, d in others]
+            members += [(c, by_device[d]) for c, d, _ in others]
             self._join(session, row, members, at)
             self._team_notice(session, row, case_id, [c for c, _ in members], now)
             customer_policy = _policy(row.customer_policy)
@@ -346,6 +354,18 @@ class IncidentBook:
         row = session.get(IncidentRow, incident_id)
         assert row is not None
         return row
+
+    def _shared(self, session: Session, incident_id: int, tenant: str, rule: str,
+                devices: set[str], at: float) -> bool:
+        """Whether ``rule`` is a symptom the incident's devices (and ``devices``) share: at
+        least ``min_devices`` of them opened a case of it within the window."""
+        members = select(IncidentCaseRow.device_id).where(
+            IncidentCaseRow.incident_id == incident_id)
+        sharing = set(session.scalars(select(CaseRow.device_id).where(
+            CaseRow.tenant == tenant, CaseRow.rule == rule,
+            CaseRow.opened_at >= at - self.policy.window_s, CaseRow.opened_at <= at,
+            CaseRow.device_id.in_(members) | CaseRow.device_id.in_(devices))))
+        return len(sharing) >= self.policy.min_devices
 
     @staticmethod
     def _open_incident_of(session: Session, tenant: str, device_id: str) -> IncidentRow | None:
@@ -655,17 +675,10 @@ _FLAGGED = "unlike_peers"
 
 
 #: cohorts that share conditions (the weather of a region), not parts or code: what their
-#: devices share is one symptom, the incident's rule; a member's case of another rule is a
-#: fault of its own (a clogged filter during the heat wave) and stays out of the incident
+#: devices share are symptoms, the incident's rule and rules ``min_devices`` of its devices
+#: opened cases of; a member's case of another rule is a fault of its own (a clogged filter
+#: during the heat wave) and stays out of the incident
 _CONDITIONS: tuple[Dimension, ...] = ("region",)
-
-
-def _shared_symptom(row: IncidentRow, rule: str) -> bool:
-    """Whether a case of ``rule`` of a device in the incident ``row`` is the incident's: any
-    rule for a defect's (firmware, batch, model; one fault fires several rules), only the
-    incident's own rule for a region's."""
-    return (row.rule in (rule, _FLAGGED)
-            or Cohort.parse(row.cohort).dimension not in _CONDITIONS)
 
 
 def _open_key(tenant: str, cohort: Cohort, rule: str) -> str:

@@ -426,3 +426,21 @@ def test_a_release_incident_takes_the_cohort_s_cases_of_its_members_other_rules(
     assert _incidents(engine) == [("heat_pump/firmware=2.6.0", "compressor",
                                    ["hp-0", "hp-0", "hp-1", "hp-2", "hp-3"])]
     engine.dispose()
+
+
+def test_a_rule_the_region_s_devices_share_is_its_symptom_too() -> None:
+    """A heat wave fires two rules: once three south pumps of the incident opened ``pressure``
+    cases, the third one's joins it (held); the first two, a device's own until then, told
+    their customers."""
+    engine, book = _book(_regions())
+    for i in range(4):
+        book.record_alarm(_alarm(f"hp-{i}", i * H))
+    for i in range(3):
+        book.record_alarm(_alarm(f"hp-{i}", (10 + i) * H, rule="pressure"))
+    with Session(engine) as session:
+        linked = session.execute(select(CaseRow.device_id, CaseRow.rule).join(
+            IncidentCaseRow, IncidentCaseRow.case_id == CaseRow.id).where(
+            CaseRow.rule == "pressure")).all()
+    assert linked == [("hp-2", "pressure")]
+    assert _customer_messages(engine) == Counter({"hp-0": 1, "hp-1": 1})
+    engine.dispose()

@@ -9,8 +9,8 @@ migrations existed is recognised and upgraded from the first revision.
 >>> sorted(inspect(engine).get_table_names())  # doctest: +NORMALIZE_WHITESPACE
 ['alarm_states', 'alembic_version', 'api_tokens', 'case_events', 'case_labels', 'cases',
   'condition_memory', 'customer_answers', 'dead_letter_counts', 'dead_letters', 'devices',
-  'feedback', 'firmware_changes', 'incident_cases', 'incidents', 'notice_attempts', 'notices',
-  'silences', 'tickets']
+  'feedback', 'firmware_changes', 'incident_cases', 'incident_flags', 'incidents',
+  'notice_attempts', 'notices', 'silences', 'tickets']
 >>> schema_revision(engine) == HEAD_REVISION
 True
 >>> engine.dispose()

@@ -23,8 +23,10 @@ and takes the maximum score over windows that start at multiples of ``every_s`` 
 from __future__ import annotations
 
 import math
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +36,7 @@ import numpy as np
 
 from core.events import DetectorEvent, ScoredBatch
 from core.store.base import SeriesFrame, StoreError
+from edge.backoff import full_jitter
 
 __all__ = ["EmbeddedStore"]
 
@@ -77,23 +80,56 @@ _UPSERT = (
 )
 
 
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLite's "database is locked" / "busy": another connection holds the lock."""
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
 class EmbeddedStore:
     """Samples and scores in a SQLite file, one row per (series, millisecond)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, busy_timeout_s: float = 30.0,
+                 open_deadline_s: float = 120.0, rng: random.Random | None = None) -> None:
+        """Open (and make) the file; several processes may share it (a core's workers).
+
+        Switching to WAL and making the tables need the file's write lock: a process that
+        cannot get it within ``busy_timeout_s`` (another worker opening or writing at the same
+        moment on a starved machine) tries again after a backoff until ``open_deadline_s``.
+        """
         self.path = path
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(str(path), check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open embedded store {path}: {exc}") from exc
+        rng = rng or random.Random()
+        deadline = time.monotonic() + open_deadline_s
+        attempt = 0
+        while True:
+            try:
+                self._db = self._open(str(path), busy_timeout_s)
+                break
+            except sqlite3.OperationalError as exc:
+                delay = full_jitter(attempt, base_s=0.05, cap_s=2.0, rng=rng)
+                if not _is_busy(exc) or time.monotonic() + delay > deadline:
+                    raise StoreError(f"cannot open embedded store {path}: {exc}") from exc
+                attempt += 1
+                time.sleep(delay)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open embedded store {path}: {exc}") from exc
         self._series: dict[tuple[str, str, str], int] = {}
         # the service may write from a worker thread while a reader asks for history
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _open(path: str, busy_timeout_s: float) -> sqlite3.Connection:
+        db = sqlite3.connect(path, timeout=busy_timeout_s, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
 
     def __enter__(self) -> EmbeddedStore:
         return self

@@ -148,6 +148,15 @@ class DetectorConfig(BaseModel):
         2.0, ge=0, description="the long residual average counts at most this many short-"
         "average spreads beyond the short average (leaning its way): the level releases when "
         "the relation is back (0: the long average holds as long as it remembers)")
+    regression_release_lean: float = Field(
+        2.0, ge=0, description="the long residual average holds only while the short one leans "
+        "its way by more than this many of the short average's spreads")
+    regression_cusum_k: float = Field(
+        4.0, ge=0, description="a residual counts into the CUSUM of a sustained relation break "
+        "by what it leans beyond this many residual sigmas")
+    regression_cusum_h: float = Field(
+        6.0, ge=0, description="CUSUM (residual sigmas) at which a field's regression level is "
+        "0.5; 2.4 times it gives 0.85 (0: no CUSUM)")
     level_fire: float = Field(0.8, gt=0, le=1, description="level that gives a finding")
 
     # the streaming subspace model over all of a device's fields (core/detect/subspace.py)

@@ -71,6 +71,10 @@ __all__ = ["FEATURES_PER_FIELD", "Regression", "regression_update"]
 FEATURES_PER_FIELD = 4
 #: E[min(Z², 4)] for a standard normal Z: keeps the winsorised variance unbiased
 _WINSOR_MEAN = 0.9206
+#: a sample adds at most this many spreads to a CUSUM (one wild reading cannot alarm)
+_CUSUM_CLIP = 8.0
+#: a CUSUM holds at most this many bars (``cusum_h``): how long it takes to let go
+_CUSUM_CAP = 4.0
 
 
 @no_refcount_kernel()
@@ -256,6 +260,8 @@ def regression_update(
     warmup: int, half_z: float, clip: float, ridge: float, anchor_alpha: float,
     short_floor: float, long_floor: float, refit: int, long_half_z: float, lag_clip: float,
     max_lone: int, select: float, release: float,
+    cusum_hi: NDArray[np.float64], cusum_lo: NDArray[np.float64], cusum_k: float,
+    cusum_h: float, release_lean: float,
 ) -> None:
     """Score then learn one device's fields ``x`` (ticks × fields); levels into ``out``."""
     nf = FEATURES_PER_FIELD
@@ -367,14 +373,30 @@ def regression_update(
             held = abs(long[s])
             if release > 0.0:
                 # the long average holds a fault's level only while the recent residuals still
-                # lean its way: it counts at most ``release`` of its spreads beyond the short
-                # average, so once the relation is back its memory of the fault lets go
+                # lean its way by more than ``release_lean`` of the short average's spreads
+                # (noise around a relation that is back does not hold it): it counts at most
+                # ``release`` of its spreads beyond that lean, so its memory of the fault lets go
                 lean = short[s] if long[s] > 0.0 else -short[s]
-                held = min(held, max(lean, 0.0) + release * long_sd)
+                held = min(held, max(lean - release_lean * short_sd, 0.0)
+                           + release * long_sd)
             r_long = held / long_sd
             r_max = max(r_max, r_short, r_long * half_z / long_half_z)
             score = max(r_short * r_short / (r_short * r_short + h2),
                         r_long * r_long / (r_long * r_long + h2_long))
+            if cusum_h > 0.0:
+                # a sustained break of a few residual sigmas: two one-sided CUSUMs of the short
+                # average in its own spreads (each sample adds what it leans beyond ``cusum_k``
+                # spreads, at most ``_CUSUM_CLIP``; the spreads keep a field that drifts
+                # through its warm-up, a motor warming, from counting), capped at ``_CUSUM_CAP``
+                # bars so that they let go within ~(cap - 1) h / k samples of the relation's
+                # return
+                zs = min(max(short[s] / short_sd, -_CUSUM_CLIP), _CUSUM_CLIP)
+                cap = _CUSUM_CAP * cusum_h
+                cusum_hi[s] = min(max(cusum_hi[s] + zs - cusum_k, 0.0), cap)
+                cusum_lo[s] = min(max(cusum_lo[s] - zs - cusum_k, 0.0), cap)
+                r_c = max(cusum_hi[s], cusum_lo[s]) / cusum_h
+                r_max = max(r_max, r_c * half_z)
+                score = max(score, r_c * r_c / (r_c * r_c + 1.0))
             level[s] = score
             out[i, j] = score
         # learn: plain means over the warm-up, then slowly; while the device looks anomalous
@@ -406,6 +428,8 @@ def regression_update(
                 if anchor[s] == 0:
                     short[s] = 0.0
                     long[s] = 0.0
+                    cusum_hi[s] = 0.0
+                    cusum_lo[s] = 0.0
                 continue
             ap = 1.0 / (c + 1.0) if c < warmup else alpha * weight
             for q in range(nf):
@@ -449,6 +473,8 @@ class Regression(SoADetector):
         "long_var": (np.float64, (), 1.0),
         "level": (np.float64, (), 0.0),
         "anchor": (np.int64, (), 0),
+        "cusum_hi": (np.float64, (), 0.0),
+        "cusum_lo": (np.float64, (), 0.0),
     }
 
     def __init__(self, capacity: int = 1024, half_life: float = 43200.0, warmup: int = 1440,
@@ -458,7 +484,8 @@ class Regression(SoADetector):
                  short_floor: float = 0.6, long_floor: float = 0.5,
                  lag_half_life: float = 15.0, refit: int = 30,
                  long_half_z: float = 5.0, lag_clip: float = 6.0, max_lone: int = 2,
-                 select: float = 0.05, release: float = 2.0) -> None:
+                 select: float = 0.05, release: float = 2.0, cusum_k: float = 4.0,
+                 cusum_h: float = 6.0, release_lean: float = 2.0) -> None:
         self.alpha = 1.0 - 0.5 ** (1.0 / half_life)
         self.alpha_short = 1.0 - 0.5 ** (1.0 / short_half_life)
         self.alpha_long = 1.0 - 0.5 ** (1.0 / long_half_life)
@@ -479,6 +506,9 @@ class Regression(SoADetector):
         self.max_lone = max_lone
         self.select = select
         self.release = release
+        self.cusum_k = cusum_k
+        self.cusum_h = cusum_h
+        self.release_lean = release_lean
         super().__init__(capacity)
 
     def _trailing(self, name: str) -> tuple[int, ...]:
@@ -501,7 +531,8 @@ class Regression(SoADetector):
                           self.half_z, self.clip, self.ridge, self.anchor_alpha,
                           self.short_floor, self.long_floor, self.refit, self.long_half_z,
                           self.lag_clip, self.max_lone, self.select,
-                          self.release)
+                          self.release, a["cusum_hi"], a["cusum_lo"], self.cusum_k,
+                          self.cusum_h, self.release_lean)
 
     def rebaseline(self, slots: NDArray[np.int64] | list[int]) -> None:
         """Re-learn the levels of these series over the next samples, keeping their relations.

@@ -152,10 +152,14 @@ class DetectorConfig(BaseModel):
         2.0, ge=0, description="the long residual average holds only while the short one leans "
         "its way by more than this many of the short average's spreads")
     regression_cusum_k: float = Field(
-        4.0, ge=0, description="a residual counts into the CUSUM of a sustained relation break "
+        3.5, ge=0, description="a residual counts into the CUSUM of a sustained relation break "
         "by what it leans beyond this many residual sigmas")
+    regression_cusum_base_half_life_s: float = Field(
+        360.0, gt=0, description="the CUSUM counts from a slow average of the residual that "
+        "forgets with this half-life in seconds and stands still while the CUSUM is up: a "
+        "residual that wanders over hours (a temperature with the weather) moves it")
     regression_cusum_h: float = Field(
-        6.0, ge=0, description="CUSUM (residual sigmas) at which a field's regression level is "
+        5.0, ge=0, description="CUSUM (residual sigmas) at which a field's regression level is "
         "0.5; 2.4 times it gives 0.85 (0: no CUSUM)")
     level_fire: float = Field(0.8, gt=0, le=1, description="level that gives a finding")
 

@@ -73,6 +73,8 @@ FEATURES_PER_FIELD = 4
 _WINSOR_MEAN = 0.9206
 #: a sample adds at most this many spreads to a CUSUM (one wild reading cannot alarm)
 _CUSUM_CLIP = 8.0
+#: the CUSUM counts a sample only when its base's half-life spans at least this many samples
+_CUSUM_MIN_SAMPLES = 20.0
 #: ``t`` when the caller gives no timestamps: one second per sample
 _NO_TIME = np.empty(0)
 #: a sample counts into a CUSUM only when its residual leans its way by this many sigmas
@@ -346,6 +348,10 @@ def regression_update(
             now = last + 1.0 if math.isfinite(last) else 0.0
         dt = min(max(now - last, 0.0), 1e9) if math.isfinite(last) else 1.0
         a_base = 1.0 - 0.5 ** (dt / base_half_life)
+        # the CUSUM judges a break over minutes: it counts only samples at most
+        # 1/_CUSUM_MIN_SAMPLES of the base's half-life apart (a device read once a minute has
+        # too few in that time to tell a break from its residual's wander)
+        fast = dt * _CUSUM_MIN_SAMPLES <= base_half_life
         for j in range(k):
             cusum_t[slots[j]] = now
         for j in range(k):
@@ -403,7 +409,7 @@ def regression_update(
                 av = 1.0 / (c - warmup // 2 + 1.0)
                 short_var[s] += av * (short[s] * short[s] - short_var[s])
                 long_var[s] += av * (long[s] * long[s] - long_var[s])
-                if cusum_h > 0.0 and c >= warmup // 2 + warmup // 8:
+                if cusum_h > 0.0 and fast and c >= warmup // 2 + warmup // 8:
                     # the CUSUM's base learns over the rest of the warm-up (capped at 0, its
                     # sums stay at zero)
                     _cusum_add(cusum_hi, cusum_lo, cusum_base, s, short[s], z[j],
@@ -426,7 +432,7 @@ def regression_update(
             r_max = max(r_max, r_short, r_long * half_z / long_half_z)
             score = max(r_short * r_short / (r_short * r_short + h2),
                         r_long * r_long / (r_long * r_long + h2_long))
-            if cusum_h > 0.0:
+            if cusum_h > 0.0 and fast:
                 # a sustained break of a few residual sigmas: two one-sided CUSUMs of the short
                 # average in its own spreads (a sample adds what the average leans beyond
                 # ``cusum_k`` spreads, at most ``_CUSUM_CLIP``, when its own residual leans the
@@ -532,7 +538,7 @@ class Regression(SoADetector):
                  long_half_z: float = 5.0, lag_clip: float = 6.0, max_lone: int = 2,
                  select: float = 0.05, release: float = 2.0, cusum_k: float = 3.5,
                  cusum_h: float = 5.0, release_lean: float = 2.0,
-                 cusum_base_half_life: float = 360.0) -> None:
+                 cusum_base_half_life: float = 240.0) -> None:
         self.alpha = 1.0 - 0.5 ** (1.0 / half_life)
         self.alpha_short = 1.0 - 0.5 ** (1.0 / short_half_life)
         self.alpha_long = 1.0 - 0.5 ** (1.0 / long_half_life)

@@ -150,7 +150,8 @@ class DetectorConfig(BaseModel):
         "the relation is back (0: the long average holds as long as it remembers)")
     regression_release_lean: float = Field(
         2.0, ge=0, description="the long residual average holds only while the short one leans "
-        "its way by more than this many of the short average's spreads")
+        "its way by more than this many of the short average's spreads (on devices read at "
+        "least every `regression_cusum_base_half_life_s` / 20 seconds, where the CUSUM runs)")
     regression_cusum_k: float = Field(
         3.5, ge=0, description="a sustained relation break: each sample adds to a field's "
         "CUSUM what its short residual average leans beyond this many of its spreads (from the "

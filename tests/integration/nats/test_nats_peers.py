@@ -1,0 +1,114 @@
+"""Peer groups across NATS partitions (issue 20 on the scale-out engine).
+
+Two worker engines against a real nats-server, each consuming two of the stream's four
+partitions. Eight heat pumps, two per partition, each at a level of its own; one of them jumps
+away from the others. The peer detector needs five members reporting a bucket: no partition
+(nor either worker) holds that many, so with the partitions' peer summaries shared through the
+key-value bucket the jumping pump is flagged, once, by the worker that owns it, and no other
+is; with sharing off nothing is judged at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import nats
+import pytest
+
+from core.detect import RobustZ
+from core.detect.peer import Peer
+from core.events import ScoredBatch
+from core.nats import NatsConfig, NatsEngine, ensure_stream
+from core.pipeline import CorePipeline
+from core.store.base import TimeSeriesStore
+from core.store.embedded import EmbeddedStore
+from forewarn.workers import device_partition
+from tests.integration.nats.fleet import SyntheticFleet
+from tests.servers.nats import NatsServer
+
+pytestmark = pytest.mark.integration
+
+DEVICES, ROUNDS, MIN_MEMBERS = 8, 40, 5
+
+
+def _config(server: NatsServer, tenant: str, share: bool) -> NatsConfig:
+    tag = f"{tenant}{int(share)}"
+    return NatsConfig(url=server.url, stream=f"P_{tag}", partitions=4,
+                      ingress_subject=f"forewarn.v1.{tenant}.*.telemetry",
+                      partition_prefix=f"p.{tag}", fetch_batch=16, fetch_timeout_s=0.2,
+                      snapshot_bucket=f"psnap-{tag}", max_bytes=64 * 1024**2,
+                      peer_share=share, peer_bucket=f"peers-{tag}", peer_wait_s=5.0)
+
+
+def _pipeline(handoff: TimeSeriesStore) -> CorePipeline:
+    # five-minute buckets (one batch of 30 samples of 10 s), judged five minutes late
+    peer = Peer(bucket_s=300.0, lag_s=300.0, warmup=6, min_members=MIN_MEMBERS)
+    return CorePipeline(RobustZ(), handoff, peer=peer)
+
+
+async def _run(cfg: NatsConfig, tenant: str) -> tuple[Counter[tuple[str, str]], list[NatsEngine]]:
+    """Both workers through the whole fleet; the peer onsets (device, field) each handed on."""
+    flags: Counter[tuple[str, str]] = Counter()
+    owners: dict[str, set[int]] = {}
+
+    def sink_of(index: int):  # type: ignore[no-untyped-def]
+        async def sink(batch: ScoredBatch) -> None:
+            owners.setdefault(batch.device_id, set()).add(index)
+            for event in batch.events:
+                if event.detector == "peer":
+                    flags[(event.device_id, event.field)] += 1
+        return sink
+
+    engines = [NatsEngine(cfg, slice_, _pipeline, EmbeddedStore(":memory:"), sink_of(i))
+               for i, slice_ in enumerate(([0, 1], [2, 3]))]
+    async with engines[0], engines[1]:
+        runners = [asyncio.create_task(e.run()) for e in engines]
+        try:
+            await asyncio.gather(*(e.ready.wait() for e in engines))
+            await _publish(cfg, tenant)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                done = sum(s.messages for e in engines for s in e.stats())
+                if done == DEVICES * ROUNDS and (len(flags) >= 3 or not cfg.peer_share):
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            for engine in engines:
+                engine.stop()
+            await asyncio.wait_for(asyncio.gather(*runners), 30)
+    assert all(len(held) == 1 for held in owners.values())  # each device, one worker
+    return flags, engines
+
+
+async def _publish(cfg: NatsConfig, tenant: str) -> None:
+    nc = await nats.connect(cfg.url)
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js, cfg)
+        fleet = SyntheticFleet(tenant, devices=DEVICES, batch_samples=30, faulty=1,
+                               fault_at=30 * 24, jump=12.0)
+        for topic, payload, _ in fleet.batches(ROUNDS):
+            await js.publish(topic.replace("/", "."), payload)
+    finally:
+        await nc.close()
+
+
+def test_a_peer_group_split_over_partitions_flags_the_device_leaving_it(
+        nats_server: NatsServer, unique_tenant: str) -> None:
+    split = Counter(device_partition(_config(nats_server, unique_tenant, True), unique_tenant,
+                                     f"d{i:04d}") for i in range(DEVICES))
+    assert max(split.values()) * 2 < MIN_MEMBERS  # not even one worker's share judges alone
+
+    flags, engines = asyncio.run(_run(_config(nats_server, unique_tenant, True), unique_tenant))
+    assert {device for device, _ in flags} == {"d0000"}
+    assert set(flags.values()) == {1}  # each field's onset handed on once
+    assert len(flags) >= 3
+    boards = [e.peers.board.stats for e in engines if e.peers is not None]
+    assert sum(b.buckets_gathered for b in boards) > 0
+    assert sum(b.buckets_partial for b in boards) == 0  # every partition in time
+
+    other = f"{unique_tenant}x"  # a stream's subjects must not overlap another's
+    alone, _ = asyncio.run(_run(_config(nats_server, other, False), other))
+    assert not alone

@@ -21,6 +21,11 @@ relearns exactly what the previous owner had learned after its last snapshot. Th
 5. acknowledge the last message (ack policy *all* covers the batch) and wait for the server
    to confirm; every ``snapshot_interval_s`` save a snapshot with that message's sequence.
 
+The partitions' peer detectors (``[peer]``) judge their devices over every partition's
+members of a time bucket: with ``peer_share`` the engine's :class:`~core.nats.peers.PeerExchange`
+carries each partition's summaries to every process, and the engine judges a partition's waiting
+buckets as soon as the others' arrive (:mod:`core.detect.peer_share`).
+
 A crash anywhere before 5 leaves the batch unacknowledged, and the next owner replays it; the
 store (samples keyed by device and time), the case book (open cases keyed by device and rule)
 and the outbox (notices keyed by idempotency key) make the replay change nothing.

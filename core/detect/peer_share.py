@@ -10,13 +10,13 @@ same bucket before it judges its own members over the union. The summaries are t
 themselves, not a sketch: merging is concatenation, so the merged statistics (medians, MADs,
 cohort medians) are exactly those of the one-process detector over the same bucket.
 
-A :class:`PeerBoard` is one process's view: what each partition published for each bucket,
-and who is waited for. A bucket is ready when every *expected* partition published it: the
-partitions that published any of the ``RING`` buckets before it (on a board with no history at
-all: every partition). A partition that is late (its worker dead, or behind) is waited for
-``wait_s`` (wall clock, from the first gather of the bucket); then the bucket is judged with
-what arrived and counted (``buckets_partial``, ``partitions_missing``). A summary that arrives
-after its bucket was judged without it is counted too (``summaries_late``).
+A :class:`PeerBoard` is one process's view: what each partition published for each bucket, and
+who is waited for. A bucket is ready when every *expected* partition published it: the
+partitions that published any of the ``EXPECTED_WINDOW`` (6) buckets before it (on a board with
+no history at all: every partition). A partition that is late (its worker dead, or behind) is
+waited for ``wait_s`` (wall clock, from the first gather of the bucket); then the bucket is
+judged with what arrived and counted (``buckets_partial``, ``partitions_missing``). A summary
+that arrives after its bucket was judged without it is counted too (``summaries_late``).
 
 >>> import numpy as np
 >>> board = PeerBoard(partitions=2, wait_s=5.0, clock=lambda: 0.0)
@@ -46,8 +46,13 @@ from numpy.typing import ArrayLike, NDArray
 __all__ = ["PeerBoard", "PeerBoardStats", "PeerShare", "PeerSummary"]
 
 #: buckets before a bucket in which a partition that published counts as expected for it
-#: (the ring of closed means :mod:`core.detect.peer` keeps)
-EXPECTED_WINDOW = 16
+EXPECTED_WINDOW = 6
+#: buckets of summaries a board keeps behind the newest it saw: the partitions judge in step
+#: (each publishes a bucket only after judging the one before), so only a partition replaying
+#: far back (a static slice restarted after hours) asks for older ones, and judges those with
+#: what it has once ``wait_s`` passed. The memory is this many buckets × every member of the
+#: fleet × 42 bytes (docs/scaling.md, "Peer groups across partitions")
+KEEP_BUCKETS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +109,18 @@ class PeerSummary:
             return cls.empty()
         return cls(**{name: np.concatenate([getattr(p, name) for p in parts])
                       for name in cls.COLUMNS})
+
+    def split(self, rows: int) -> list[PeerSummary]:
+        """Parts of at most ``rows`` members (at least one part), in order: their
+        :meth:`merge` is this summary (a transport with a size limit sends them apart).
+
+        >>> [len(p) for p in PeerSummary.of(group=[1] * 5, cohort=[1] * 5, val=[0.0] * 5
+        ...                                 ).split(2)]
+        [2, 2, 1]
+        """
+        starts = range(0, max(len(self), 1), max(rows, 1))
+        return [PeerSummary(**{k: getattr(self, k)[a:a + rows] for k in self.COLUMNS})
+                for a in starts]
 
     def to_bytes(self) -> bytes:
         """A self-describing byte form: one JSON header line, then each column's bytes."""
@@ -181,7 +198,7 @@ class PeerBoard:
 
     def __init__(self, partitions: int, wait_s: float, clock: Callable[[], float] = time.monotonic,
                  send: Callable[[int, int, PeerSummary], None] | None = None,
-                 keep: int = 4 * EXPECTED_WINDOW) -> None:
+                 keep: int = KEEP_BUCKETS) -> None:
         self.partitions = partitions
         self.wait_s = wait_s
         self.clock = clock

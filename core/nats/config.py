@@ -106,7 +106,7 @@ class NatsConfig(BaseModel):
     #: after another first needed it is judged without (and counted)
     peer_wait_s: float = Field(default=10.0, ge=0)
     #: how long summaries are kept (a new owner replaying from a snapshot reads them again)
-    peer_keep_s: float = Field(default=48 * 3600.0, gt=0)
+    peer_keep_s: float = Field(default=12 * 3600.0, gt=0)
 
     @model_validator(mode="after")
     def _water_marks(self) -> NatsConfig:

@@ -2,11 +2,12 @@
 
 Every partition's peer detector publishes its members of each due time bucket
 (:class:`core.detect.peer_share.PeerSummary`); a process's :class:`PeerExchange` puts them in
-``peer_bucket`` under ``b{bucket}.p{partition}`` and watches the bucket, so every process's
-:class:`~core.detect.peer_share.PeerBoard` holds every partition's summaries and its partitions
-judge their own devices over all of them. The keys live ``peer_keep_s``: a process that takes a
-partition over replays from the partition's snapshot and finds the other partitions' summaries
-of the buckets it judges again.
+``peer_bucket`` under ``b{bucket}.p{partition}.{part}of{parts}`` (a summary of more than
+``PART_MEMBERS`` members goes in several keys, below a value's 1 MiB) and watches the bucket,
+so every process's :class:`~core.detect.peer_share.PeerBoard` holds every partition's summaries
+and its partitions judge their own devices over all of them. The keys live ``peer_keep_s``: a
+process that takes a partition over replays from the partition's snapshot and finds the other
+partitions' summaries of the buckets it judges again.
 
 A put that fails is retried with full-jitter backoff a few times, then counted
 (``publish_failures``): the other partitions judge that bucket without it once their lateness
@@ -35,22 +36,27 @@ __all__ = ["PeerExchange", "peer_key"]
 
 _log = logging.getLogger(__name__)
 _PUT_ATTEMPTS = 6
+#: members per key: 16,384 × 42 bytes stays below a key-value value's 1 MiB (max_payload)
+PART_MEMBERS = 16_384
 
 
-def peer_key(bucket: int, partition: int) -> str:
-    """The key of one partition's summary of one bucket.
+def peer_key(bucket: int, partition: int, part: int = 0, parts: int = 1) -> str:
+    """The key of one part of one partition's summary of one bucket.
 
-    >>> peer_key(472_222, 7), peer_key(-3, 0)
-    ('b472222.p7', 'b-3.p0')
+    >>> peer_key(472_222, 7), peer_key(-3, 0, 1, 2)
+    ('b472222.p7.0of1', 'b-3.p0.1of2')
+    >>> _parse_key(peer_key(-3, 0, 1, 2)), _parse_key("m.someone")
+    ((-3, 0, 1, 2), None)
     """
-    return f"b{bucket}.p{partition}"
+    return f"b{bucket}.p{partition}.{part}of{parts}"
 
 
-def _parse_key(key: str) -> tuple[int, int] | None:
-    """(bucket, partition) of a key :func:`peer_key` made; None for anything else."""
-    bucket, _, partition = key.partition(".")
+def _parse_key(key: str) -> tuple[int, int, int, int] | None:
+    """(bucket, partition, part, parts) of a key :func:`peer_key` made; None otherwise."""
     try:
-        return int(bucket[1:]), int(partition[1:])
+        bucket, partition, part = key.split(".")
+        index, _, total = part.partition("of")
+        return int(bucket[1:]), int(partition[1:]), int(index), int(total)
     except ValueError:
         return None
 
@@ -80,6 +86,8 @@ class PeerExchange:
         self._puts: set[asyncio.Task[None]] = set()
         #: summaries read from the bucket (the process's own included)
         self.received = 0
+        #: parts of summaries sent in several keys: (bucket, partition, parts) → part → it
+        self._parts: dict[tuple[int, int, int], dict[int, PeerSummary]] = {}
         #: set whenever a summary arrives or a local partition publishes one: waiting
         #: buckets may be ready (the engine clears it and judges)
         self.arrived = asyncio.Event()
@@ -129,22 +137,34 @@ class PeerExchange:
         where = _parse_key(entry.key)
         if where is None:
             return
+        bucket, partition, part, parts = where
         try:
             summary = PeerSummary.from_bytes(entry.value)
         except ValueError as exc:
             _log.warning("peer summaries: %s unreadable (%s)", entry.key, exc)
             return
+        if parts > 1:
+            got = self._parts.setdefault((bucket, partition, parts), {})
+            got[part] = summary
+            if len(got) < parts:
+                return
+            del self._parts[(bucket, partition, parts)]
+            summary = PeerSummary.merge([got[i] for i in range(parts)])
+            for key in [k for k in self._parts if k[0] < bucket - self.board.keep]:
+                del self._parts[key]  # never completed (a publisher that died midway)
         self.received += 1
-        self.board.receive(where[1], where[0], summary)
+        self.board.receive(partition, bucket, summary)
         self.arrived.set()
 
     def _send(self, partition: int, bucket: int, summary: PeerSummary) -> None:
         """The board's transport: put the summary in a task of its own (the detector that
         publishes runs inside the partition worker's coroutine and must not wait)."""
-        task = asyncio.get_running_loop().create_task(
-            self._put(peer_key(bucket, partition), summary.to_bytes()))
-        self._puts.add(task)
-        task.add_done_callback(self._puts.discard)
+        pieces = summary.split(PART_MEMBERS)
+        for i, piece in enumerate(pieces):
+            task = asyncio.get_running_loop().create_task(
+                self._put(peer_key(bucket, partition, i, len(pieces)), piece.to_bytes()))
+            self._puts.add(task)
+            task.add_done_callback(self._puts.discard)
         self.arrived.set()  # the process's other partitions may wait for this one
 
     async def _put(self, key: str, value: bytes) -> None:

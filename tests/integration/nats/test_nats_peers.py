@@ -5,7 +5,8 @@ partitions. Eight heat pumps, two per partition, each at a level of its own; one
 away from the others. The peer detector needs five members reporting a bucket: no partition
 (nor either worker) holds that many, so with the partitions' peer summaries shared through the
 key-value bucket the jumping pump is flagged, once, by the worker that owns it, and no other
-is; with sharing off nothing is judged at all.
+is; with sharing off nothing is judged at all. Without the engine's peer summaries (main before
+this test) no peer flag comes out at all.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections import Counter
 import nats
 import pytest
 
+import core.nats.peers
 from core.detect import RobustZ
 from core.detect.peer import Peer
 from core.events import ScoredBatch
@@ -96,7 +98,10 @@ async def _publish(cfg: NatsConfig, tenant: str) -> None:
 
 
 def test_a_peer_group_split_over_partitions_flags_the_device_leaving_it(
-        nats_server: NatsServer, unique_tenant: str) -> None:
+        nats_server: NatsServer, unique_tenant: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # each partition's ten members (two pumps × five fields) go in three keys: the assembly of
+    # a large partition's summary from parts runs too
+    monkeypatch.setattr(core.nats.peers, "PART_MEMBERS", 4)
     split = Counter(device_partition(_config(nats_server, unique_tenant, True), unique_tenant,
                                      f"d{i:04d}") for i in range(DEVICES))
     assert max(split.values()) * 2 < MIN_MEMBERS  # not even one worker's share judges alone
@@ -106,6 +111,7 @@ def test_a_peer_group_split_over_partitions_flags_the_device_leaving_it(
     assert set(flags.values()) == {1}  # each field's onset handed on once
     assert len(flags) >= 3
     boards = [e.peers.board.stats for e in engines if e.peers is not None]
+    assert all(e.peers is not None and e.peers.received > 0 for e in engines)
     assert sum(b.buckets_gathered for b in boards) > 0
     assert sum(b.buckets_partial for b in boards) == 0  # every partition in time
 

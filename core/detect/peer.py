@@ -27,6 +27,12 @@ from its offset *before* the move: a new firmware cohort whose members all moved
 where they used to sit, relative to the peers still on the old one, is what the cohort score
 reports (the step ``Ensemble.rebaseline`` absorbs device by device).
 
+With a ``share`` (:mod:`core.detect.peer_share`; the scale-out engine sets it on every
+partition's detector) the series here are one partition of the fleet: a due bucket is not
+judged at once but published (each member's mean, offsets and warm flags), and judged by
+:meth:`Peer.judge_pending` over every partition's members once they are in, the statistics over
+the union and the updates for this partition's series only.
+
 >>> import numpy as np
 >>> rng = np.random.default_rng(3)
 >>> det = Peer(capacity=8, bucket_s=3600.0, lag_s=0.0, warmup=6, min_members=5)

@@ -441,12 +441,12 @@ class Peer(SoADetector):
         a = self._arrays
         while self._pending:
             h, slots, vals, published = self._pending[0]
-            keep = a["group"][slots] != 0  # a series forgotten or unlabelled since
-            slots, vals = slots[keep], vals[keep]
-            g, c, off, ref, warm, cw = peer_members(
-                slots, vals, a["group"], a["cohort"], a["offset"], a["n_closed"], a["anchor"],
-                a["hold"], self.warmup)
-            if published is None:
+            if published is None:  # from the state after the bucket before: publish once
+                keep = a["group"][slots] != 0  # a series forgotten or unlabelled since
+                slots, vals = slots[keep], vals[keep]
+                g, c, off, ref, warm, cw = peer_members(
+                    slots, vals, a["group"], a["cohort"], a["offset"], a["n_closed"],
+                    a["anchor"], a["hold"], self.warmup)
                 published = PeerSummary(g, c, vals, off, ref, warm, cw)
                 self.share.publish(h, published)
                 self._pending[0] = (h, slots, vals, published)

@@ -12,8 +12,10 @@ this test) no peer flag comes out at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 
 import nats
 import pytest
@@ -50,8 +52,22 @@ def _pipeline(handoff: TimeSeriesStore) -> CorePipeline:
     return CorePipeline(RobustZ(), handoff, peer=peer)
 
 
-async def _run(cfg: NatsConfig, tenant: str) -> tuple[Counter[tuple[str, str]], list[NatsEngine]]:
-    """Both workers through the whole fleet; the peer onsets (device, field) each handed on."""
+Until = Callable[[list[NatsEngine], Counter[tuple[str, str]]], bool]
+
+
+def _all_read(count: int, flagged: int) -> Until:
+    """Every message read and at least ``flagged`` peer onsets handed on."""
+    def until(engines: list[NatsEngine], flags: Counter[tuple[str, str]]) -> bool:
+        read = sum(s.messages for e in engines for s in e.stats())
+        return read == count and len(flags) >= flagged
+    return until
+
+
+async def _run(cfg: NatsConfig, tenant: str, until: Until,
+               slices: Sequence[list[int]] = ([0, 1], [2, 3]),
+               ) -> tuple[Counter[tuple[str, str]], list[NatsEngine]]:
+    """Workers (one per slice) through the fleet until ``until``; the peer onsets (device,
+    field) each handed on."""
     flags: Counter[tuple[str, str]] = Counter()
     owners: dict[str, set[int]] = {}
 
@@ -64,17 +80,16 @@ async def _run(cfg: NatsConfig, tenant: str) -> tuple[Counter[tuple[str, str]], 
         return sink
 
     engines = [NatsEngine(cfg, slice_, _pipeline, EmbeddedStore(":memory:"), sink_of(i))
-               for i, slice_ in enumerate(([0, 1], [2, 3]))]
-    async with engines[0], engines[1]:
+               for i, slice_ in enumerate(slices)]
+    async with contextlib.AsyncExitStack() as stack:
+        for engine in engines:
+            await stack.enter_async_context(engine)
         runners = [asyncio.create_task(e.run()) for e in engines]
         try:
             await asyncio.gather(*(e.ready.wait() for e in engines))
             await _publish(cfg, tenant)
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                done = sum(s.messages for e in engines for s in e.stats())
-                if done == DEVICES * ROUNDS and (len(flags) >= 3 or not cfg.peer_share):
-                    break
+            while time.monotonic() < deadline and not until(engines, flags):
                 await asyncio.sleep(0.05)
         finally:
             for engine in engines:
@@ -106,7 +121,8 @@ def test_a_peer_group_split_over_partitions_flags_the_device_leaving_it(
                                      f"d{i:04d}") for i in range(DEVICES))
     assert max(split.values()) * 2 < MIN_MEMBERS  # not even one worker's share judges alone
 
-    flags, engines = asyncio.run(_run(_config(nats_server, unique_tenant, True), unique_tenant))
+    flags, engines = asyncio.run(_run(_config(nats_server, unique_tenant, True), unique_tenant,
+                                      _all_read(DEVICES * ROUNDS, 3)))
     assert {device for device, _ in flags} == {"d0000"}
     assert set(flags.values()) == {1}  # each field's onset handed on once
     assert len(flags) >= 3
@@ -116,5 +132,27 @@ def test_a_peer_group_split_over_partitions_flags_the_device_leaving_it(
     assert sum(b.buckets_partial for b in boards) == 0  # every partition in time
 
     other = f"{unique_tenant}x"  # a stream's subjects must not overlap another's
-    alone, _ = asyncio.run(_run(_config(nats_server, other, False), other))
+    alone, _ = asyncio.run(_run(_config(nats_server, other, False), other,
+                                _all_read(DEVICES * ROUNDS, 0)))
     assert not alone
+
+
+def test_a_partition_nobody_runs_is_waited_for_once_then_judged_without(
+        nats_server: NatsServer, unique_tenant: str) -> None:
+    """Only the first worker runs: on a fresh board a bucket waits for all four partitions,
+    so the first bucket is judged without partitions 2 and 3 once ``peer_wait_s`` passed
+    (counted, in each of the worker's two partitions); after that only the partitions that
+    published recently are waited for, and every later bucket is judged at once."""
+    cfg = _config(nats_server, unique_tenant, True).model_copy(update={"peer_wait_s": 0.5})
+    mine = sum(device_partition(cfg, unique_tenant, f"d{i:04d}") in (0, 1)
+               for i in range(DEVICES))
+
+    def judged(engines: list[NatsEngine], flags: Counter[tuple[str, str]]) -> bool:
+        return (_all_read(mine * ROUNDS, 0)(engines, flags)
+                and all("peer.pending_bucket" not in w.pipeline.state().detector
+                        for w in engines[0].workers))
+    _, engines = asyncio.run(_run(cfg, unique_tenant, judged, slices=([0, 1],)))
+    assert engines[0].peers is not None
+    stats = engines[0].peers.board.stats
+    assert (stats.buckets_partial, stats.partitions_missing) == (2, 4)
+    assert stats.buckets_gathered >= 2 * (ROUNDS - 4)  # the rest, judged over both

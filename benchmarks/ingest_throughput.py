@@ -25,7 +25,9 @@ two cores):
   (``jetstream_leased/*``).
   With ``--peer`` each JetStream path is measured again with the ``[peer]`` detector in every
   partition, its peer groups spanning the partitions through the engine's peer summaries
-  (``jetstream+peer/*``, ``jetstream_leased+peer/*``), as ``forewarn core`` runs by default.
+  (``jetstream+peer/*``, ``jetstream_leased+peer/*``), as ``forewarn core`` runs by default,
+  and with each partition's peer groups its own devices (``…+peer_unshared/*``, ``[nats]
+  peer_share = false``).
 
 ``--mapped`` measures mapped JSON instead (docs/connect.md § Speed): ``decode/mapped_json_*``
 (the full decoder, ``MappedDecoder.reading``, the quick way to one reading, and
@@ -427,18 +429,20 @@ async def bench_mqtt_direct(workdir: Path, detector: str, warmup: list[Message],
 
 async def bench_jetstream(workdir: Path, detector: str, warmup: list[Message],
                           messages: list[Message], fetch_batch: int = 64,
-                          leased: bool = False, peer: bool = False) -> dict[str, float]:
+                          leased: bool = False, peer: str | None = None) -> dict[str, float]:
     """One worker process's engine over 32 partitions: static (``leased`` False) or owning
     them by lease as ``forewarn core --engine nats`` does by default (fenced acks); with
-    ``peer`` each partition also runs the ``[peer]`` detector with its default settings, its
-    groups spanning the partitions through the engine's peer summaries (as ``forewarn core``
-    runs it)."""
+    ``peer`` each partition also runs the ``[peer]`` detector with its default settings:
+    ``"shared"``, its groups spanning the partitions through the engine's peer summaries (as
+    ``forewarn core`` runs it), ``"unshared"``, each partition's groups its own devices
+    (``[nats] peer_share = false``, what every partition did before the summaries)."""
     with NatsServer(workdir) as server:
         # a long lease term: on a loaded machine a starved event loop must not lose leases
         # mid-run (the fence would stop partitions and the replays be measured); the fence's
         # cost per acknowledgement does not depend on the term
         cfg = NatsConfig(url=server.url, partitions=32, fetch_batch=fetch_batch, max_bytes=1024**3,
-                         snapshot_interval_s=3600, lease_max_moves=32, lease_ttl_s=120.0)
+                         snapshot_interval_s=3600, lease_max_moves=32, lease_ttl_s=120.0,
+                         peer_share=peer == "shared")
         nc = await nats.connect(server.url)
         await ensure_stream(nc.jetstream(), cfg)
         js = nc.jetstream()
@@ -505,7 +509,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="messages of the mapped MQTT and pipeline paths (one reading each)")
     parser.add_argument("--peer", action="store_true",
                         help="also measure each JetStream path with the [peer] detector, its "
-                        "groups spanning partitions ('<path>+peer/<detector>')")
+                        "groups spanning partitions ('<path>+peer/<detector>') and not "
+                        "('<path>+peer_unshared/<detector>')")
     parser.add_argument("--paths", default=",".join(_PATHS),
                         help=f"which paths to run (default all: {','.join(_PATHS)})")
     args = parser.parse_args(argv)
@@ -557,8 +562,9 @@ def main(argv: list[str] | None = None) -> int:
                     path = "jetstream_leased" if leased else "jetstream"
                     if path not in paths:
                         continue
-                    for peer in (False, True) if args.peer else (False,):
-                        name = f"{path}{'+peer' if peer else ''}"
+                    for peer in (None, "shared", "unshared") if args.peer else (None,):
+                        name = path if peer is None else {"shared": f"{path}+peer",
+                                                          "unshared": f"{path}+peer_unshared"}[peer]
                         runs.setdefault(f"{name}/{detector}", []).append(asyncio.run(
                             bench_jetstream(Path(tmp) / f"{name}-{detector}-{rnd}", detector,
                                             warmup, messages, args.fetch_batch, leased,

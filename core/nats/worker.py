@@ -557,8 +557,13 @@ class NatsEngine:
             self.peers.arrived.clear()
             for worker in list(self.workers):
                 peer = worker.pipeline.peer
-                if peer is not None and worker.consuming and worker.trusted():
+                if peer is None or not worker.consuming or not worker.trusted():
+                    continue
+                try:
                     peer.judge_pending()
+                except Exception:  # a bug here must not end the judging of every partition
+                    _log.exception("partition %d: judging peer buckets failed",
+                                   worker.partition)
 
     def stop(self) -> None:
         """Ask every partition worker to finish its batch and snapshot."""

@@ -407,8 +407,6 @@ class Peer(SoADetector):
             out[...] = 0.0
         else:
             shared = self.share is not None
-            if shared:
-                self.judge_pending()
             before = int(self._watermark[0])
             peer_update(a["group"], a["cohort"], a["acc_sum"], a["acc_n"], a["acc_bucket"],
                         a["ring_val"], a["ring_bucket"], a["offset"], a["n_closed"],
@@ -434,8 +432,10 @@ class Peer(SoADetector):
     def judge_pending(self) -> int:
         """Judge the due buckets, oldest first, as far as the other partitions' members are in
         (each bucket's own members published first, from the state after the one before);
-        returns how many still wait. :meth:`update` calls it; a caller whose series are quiet
-        may call it to judge what arrived since."""
+        returns how many still wait. :meth:`update` calls it when buckets fall due; whoever
+        learns that summaries arrived (the engine) calls it too. Not at every update: while a
+        bucket waits, asking again at each message cost the scale-out engine 0.2 CPU µs a
+        sample."""
         if self.share is None:
             return 0
         a = self._arrays

@@ -184,6 +184,8 @@ class PeerBoardStats:
 class _Bucket:
     summaries: dict[int, PeerSummary] = field(default_factory=dict)
     first_asked: float | None = None
+    #: per local partition, the board's version when its gather last found one missing
+    checked: dict[int, int] = field(default_factory=dict)
     #: partitions that judged it without some expected ones, and which were missing
     missed: set[int] = field(default_factory=set)
 
@@ -208,6 +210,9 @@ class PeerBoard:
         self.stats = PeerBoardStats()
         self._buckets: dict[int, _Bucket] = {}
         self._newest: int | None = None
+        #: counts summaries received: a bucket found incomplete is not looked at again
+        #: before something arrived (or its lateness bound passed)
+        self.version = 0
 
     def share_for(self, partition: int) -> PeerShare:
         """The :class:`PeerShare` of one local partition."""
@@ -221,6 +226,7 @@ class PeerBoard:
         if partition not in entry.summaries and partition in entry.missed:
             self.stats.summaries_late += 1
         entry.summaries[partition] = summary
+        self.version += 1
         if self._newest is None or bucket > self._newest:
             self._newest = bucket
             for old in [b for b in self._buckets if b < bucket - self.keep]:
@@ -243,8 +249,12 @@ class PeerBoard:
         now = self.clock()
         if entry.first_asked is None:
             entry.first_asked = now
+        waiting = not force and now - entry.first_asked < self.wait_s
+        if waiting and entry.checked.get(partition) == self.version:
+            return None  # nothing arrived since it was found incomplete
         missing = self.expected(bucket) - set(entry.summaries) - {partition}
-        if missing and not force and now - entry.first_asked < self.wait_s:
+        if missing and waiting:
+            entry.checked[partition] = self.version
             return None
         self.stats.buckets_gathered += 1
         if missing:

@@ -51,6 +51,7 @@ from core.detect.seasonal import Seasonal
 from core.detect.stuck import Stuck
 from core.detect.subspace import Subspace
 from core.detect.transition import Transition
+from core.detect.window_shape import WindowShape
 
 __all__ = ["Ensemble", "Finding"]
 
@@ -66,6 +67,7 @@ _WHAT = {
     "dropout": "missing samples",
     "out_of_range": "beyond its configured limits",
     "extreme": "further from its level than ever before",
+    "window_shape": "part of a stretch shaped unlike any it learned",
     "subspace": "unusual for this device (its level, its spread or its relation to the "
                 "device's other fields)",
 }
@@ -165,6 +167,14 @@ class Ensemble:
             var_frac=cfg.subspace_var_frac, field_level=cfg.subspace_field_level,
             joint_min_fields=cfg.subspace_joint_min_fields, sd_floor=cfg.subspace_sd_floor,
             target_per_month=cfg.target_false_alarms_per_device_month)
+        # window shape novelty: built only when weighted (its categories cost ~8 kB a series)
+        self.window_shape: WindowShape | None = None
+        if cfg.window_shape_weight > 0.0:
+            self.window_shape = WindowShape(
+                cap, cfg.window_shape_step, cfg.window_shape_width, cfg.window_shape_categories,
+                cfg.warmup, cfg.window_shape_learn, cfg.window_shape_vigilance,
+                shape_floor=cfg.window_shape_floor, mask=cfg.window_shape_mask,
+                chomp=cfg.window_shape_chomp, z=cfg.window_shape_z)
         self.range = OutOfRange(cap)
         self.rules: dict[str, SoADetector] = {
             "stuck": Stuck(cap, cfg.stuck_factor),
@@ -281,6 +291,15 @@ class Ensemble:
                 candidate = self._buf("candidate", v.shape, "F")
                 candidate[...] = likelihood
             _fold_max(candidate, ext, self.config.extreme_weight, False)
+        if self.window_shape is not None and per_field:
+            # a stretch shaped unlike every learned one fires the onset directly, as a record
+            shape = self.window_shape._update_block(s, v, tt,
+                                                    out=self._buf("window_shape", v.shape, "F"))
+            comps["window_shape"] = shape
+            if candidate is likelihood:
+                candidate = self._buf("candidate", v.shape, "F")
+                candidate[...] = likelihood
+            _fold_max(candidate, shape, self.config.window_shape_weight, False)
         if per_field:
             fired = self.onset._update_block(s, candidate, tt,
                                              out=self._buf("fired", v.shape, "F"))
@@ -542,6 +561,12 @@ class Ensemble:
                     self.config.extreme_weight * comps["extreme"][i, j]
                     >= comps["likelihood"][i, j]):
                 best = "extreme"
+            if "window_shape" in comps and fired[i, j] > 0.0 and (
+                    self.config.window_shape_weight * comps["window_shape"][i, j]
+                    >= max(comps["likelihood"][i, j],
+                           self.config.extreme_weight * comps["extreme"][i, j]
+                           if "extreme" in comps else 0.0)):
+                best = "window_shape"
             column = j
             if best == "multivariate":  # blame the field that is most out of step
                 column = int(np.argmax(comps["multivariate"][i]))
@@ -570,6 +595,8 @@ class Ensemble:
         parts["level_onset"] = self.level_onset
         parts["subspace"] = self.subspace
         parts["field_level"] = self.field_level
+        if self.window_shape is not None:
+            parts["window_shape"] = self.window_shape
         return parts
 
     def forget(self, slots: NDArray[np.int64]) -> None:

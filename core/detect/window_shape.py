@@ -29,10 +29,10 @@ it.
 >>> rng = np.random.default_rng(4)
 >>> det = WindowShape(capacity=1, learn=600)
 >>> x = np.sin(np.arange(3000) * 2 * np.pi / 100)[:, None] + rng.normal(0.0, 0.05, (3000, 1))
->>> x[2500:2510, 0] = 0.0                                    # a stretch that is not a sine
+>>> x[2500:2540, 0] = 1.0                                    # the sine stops at its top
 >>> s = det.update([0], x)
->>> bool(s[2500:2520].max() >= 0.5), float(s[1000:2500].max())
-(True, 0.0)
+>>> np.flatnonzero(s[:, 0] > 0).tolist(), bool(s[2539, 0] > 0.5)   # one window, once
+([2539], True)
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ def window_shape_update(
             point = ext if abs(ext - mean) > spike * rng else mean
             # a streaming median of the points; a point near it is it (noise makes no shape)
             m0 = point if n_ds[s] == 0 else med[s]
-            med[s] = m0 + _MED_RATE * rng * ((point > m0) - (point < m0))
+            sign = 1.0 if point > m0 else (-1.0 if point < m0 else 0.0)
+            med[s] = m0 + _MED_RATE * rng * sign
             if abs(point - m0) < chomp * rng:
                 point = m0
             ring[s, n_ds[s] % width] = point

@@ -56,6 +56,10 @@ class DetectorConfig(BaseModel):
         0.0, ge=0, le=1, description="weight of the window shape novelty (fuzzy ART over "
         "down-sampled windows, `window_shape.py`) in the onset score of one-field devices; "
         "0 = off (docs/detection.md: chosen on the NAB tuning half)")
+    window_shape_raw_weight: float = Field(
+        0.0, ge=0, le=1, description="weight of its graded score (how far each window's best "
+        "match falls below the series' bar, held between windows) among the raw scores the "
+        "likelihood stage calibrates; 0 = off")
     window_shape_step: int = Field(5, ge=1, description="samples per down-sampled point")
     window_shape_width: int = Field(8, ge=2, description="down-sampled points per window")
     window_shape_categories: int = Field(32, ge=1, description="categories per series")

@@ -169,12 +169,14 @@ class Ensemble:
             target_per_month=cfg.target_false_alarms_per_device_month)
         # window shape novelty: built only when weighted (its categories cost ~8 kB a series)
         self.window_shape: WindowShape | None = None
-        if cfg.window_shape_weight > 0.0:
+        self._shape_raw = cfg.window_shape_raw_weight > 0.0
+        if cfg.window_shape_weight > 0.0 or self._shape_raw:
+            # graded (held every sample) for the raw path; novel windows only for the onset
             self.window_shape = WindowShape(
                 cap, cfg.window_shape_step, cfg.window_shape_width, cfg.window_shape_categories,
                 cfg.warmup, cfg.window_shape_learn, cfg.window_shape_vigilance,
                 shape_floor=cfg.window_shape_floor, mask=cfg.window_shape_mask,
-                chomp=cfg.window_shape_chomp, z=cfg.window_shape_z)
+                chomp=cfg.window_shape_chomp, z=cfg.window_shape_z, hold=self._shape_raw)
         self.range = OutOfRange(cap)
         self.rules: dict[str, SoADetector] = {
             "stuck": Stuck(cap, cfg.stuck_factor),
@@ -259,6 +261,12 @@ class Ensemble:
             if name != "regression":  # a device model: its own level, not a per-field score
                 _fold_max(raw, sc, weight, first)
                 first = False
+        if self.window_shape is not None and self._shape_raw:
+            shape = self.window_shape._update_block(
+                s, v, tt, out=self._buf("window_shape", v.shape, "F"))
+            comps["window_shape"] = shape
+            _fold_max(raw, shape, self.config.window_shape_raw_weight, first)
+            first = False
         if first:
             raw[...] = 0.0
         _mark_missing(raw, v)
@@ -291,7 +299,7 @@ class Ensemble:
                 candidate = self._buf("candidate", v.shape, "F")
                 candidate[...] = likelihood
             _fold_max(candidate, ext, self.config.extreme_weight, False)
-        if self.window_shape is not None and per_field:
+        if self.window_shape is not None and per_field and not self._shape_raw:
             # a stretch shaped unlike every learned one fires the onset directly, as a record
             shape = self.window_shape._update_block(s, v, tt,
                                                     out=self._buf("window_shape", v.shape, "F"))

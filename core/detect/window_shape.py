@@ -67,7 +67,7 @@ def window_shape_update(
     slots: NDArray[np.int64], x: NDArray[np.float64], out: NDArray[np.float64], step: int,
     range_learn: int, learn: int, vigilance: float, margin: float, spike: float,
     shape_floor: float, beta: float, mask: int, med: NDArray[np.float64], chomp: float,
-    match_stats: NDArray[np.float64], z: float,
+    match_stats: NDArray[np.float64], z: float, held: NDArray[np.float64], hold: bool,
 ) -> None:
     """Score then learn ``x`` (ticks × columns); scores into ``out``.
 
@@ -86,6 +86,8 @@ def window_shape_update(
             out[i, j] = 0.0
             if not math.isfinite(v):
                 continue
+            if hold:
+                out[i, j] = held[s]
             c = count[s]
             if c == 0 or c < range_learn:  # the range the features are normalised by
                 lo[s] = v if c == 0 else min(lo[s], v)
@@ -164,8 +166,12 @@ def window_shape_update(
                 mu += a * (best_match - mu)
                 match_stats[s, 0] = mu
                 match_stats[s, 1] = var + a * ((best_match - mu) ** 2 - var)
-                if novel and c + 1 > learn and calm[s] >= mask:
-                    out[i, j] = min(1.0, 0.5 * (1.0 - best_match) / max(1.0 - bar, 1e-9))
+                graded = min(1.0, 0.5 * (1.0 - best_match) / max(1.0 - bar, 1e-9))
+                if hold:
+                    held[s] = graded if c + 1 > learn else 0.0
+                    out[i, j] = held[s]
+                elif novel and c + 1 > learn and calm[s] >= mask:
+                    out[i, j] = graded
             calm[s] = 0 if novel else calm[s] + 1
             if best >= 0:
                 for k in range(2 * dim):
@@ -196,7 +202,7 @@ def window_shape_reference(
     slots: NDArray[np.int64], x: NDArray[np.float64], out: NDArray[np.float64], step: int,
     range_learn: int, learn: int, vigilance: float, margin: float, spike: float,
     shape_floor: float, beta: float, mask: int, med: NDArray[np.float64], chomp: float,
-    match_stats: NDArray[np.float64], z: float,
+    match_stats: NDArray[np.float64], z: float, held: NDArray[np.float64], hold: bool,
 ) -> None:
     """:func:`window_shape_update` in plain numpy: whole-window and whole-category array ops."""
     width = ring.shape[1]
@@ -207,6 +213,8 @@ def window_shape_reference(
             v = float(x[i, j])
             if not np.isfinite(v):
                 continue
+            if hold:
+                out[i, j] = held[s]
             c = int(count[s])
             if c < max(range_learn, 1):
                 lo[s] = v if c == 0 else min(lo[s], v)
@@ -252,8 +260,12 @@ def window_shape_reference(
                 a = max(1.0 / (n_pts + 1.0), _STATS_ALPHA)
                 mu += a * (best_match - mu)
                 match_stats[s] = (mu, var + a * ((best_match - mu) ** 2 - var))
-                if novel and c + 1 > learn and calm[s] >= mask:
-                    out[i, j] = min(1.0, 0.5 * (1.0 - best_match) / max(1.0 - bar, 1e-9))
+                graded = min(1.0, 0.5 * (1.0 - best_match) / max(1.0 - bar, 1e-9))
+                if hold:
+                    held[s] = graded if c + 1 > learn else 0.0
+                    out[i, j] = held[s]
+                elif novel and c + 1 > learn and calm[s] >= mask:
+                    out[i, j] = graded
             calm[s] = 0 if novel else calm[s] + 1
             if boxes.shape[0] and choice.max() > -1.0:
                 best = int(np.argmax(choice))
@@ -288,20 +300,21 @@ class WindowShape(SoADetector):
         "used": (np.int64, (0,), 0),
         "med": (np.float64, (), 0.0),
         "match_stats": (np.float64, (2,), 0.0),
+        "held": (np.float64, (), 0.0),
     }
 
     def __init__(self, capacity: int = 1024, step: int = 5, width: int = 8,
                  categories: int = 32, range_learn: int = 300, learn: int = 450,
                  vigilance: float = 0.9, margin: float = 0.5, spike: float = 0.1,
                  shape_floor: float = 0.1, beta: float = 1.0, mask: int = 0,
-                 chomp: float = 0.075, z: float = 3.0) -> None:
+                 chomp: float = 0.075, z: float = 3.0, hold: bool = False) -> None:
         if not 0.0 < vigilance < 1.0:
             raise ValueError("vigilance must be in (0, 1)")
         self.step, self.width, self.categories = max(int(step), 1), max(int(width), 2), categories
         self.range_learn, self.learn = range_learn, learn
         self.vigilance, self.margin, self.spike = vigilance, margin, spike
         self.shape_floor, self.beta, self.mask, self.chomp = shape_floor, beta, mask, chomp
-        self.z = z
+        self.z, self.hold = z, hold
         super().__init__(capacity)
 
     def _trailing(self, name: str) -> tuple[int, ...]:
@@ -323,4 +336,4 @@ class WindowShape(SoADetector):
             a["calm"], a["cats"], a["n_cat"], a["used"], slots, x, out, self.step,
             self.range_learn, self.learn, self.vigilance, self.margin, self.spike,
             self.shape_floor, self.beta, self.mask, a["med"], self.chomp, a["match_stats"],
-            self.z)
+            self.z, a["held"], self.hold)

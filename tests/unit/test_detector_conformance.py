@@ -99,6 +99,10 @@ DETECTORS: dict[str, tuple[Callable[[], Any], str | None, str | None]] = {
     "window_shape": (lambda: WindowShape(capacity=2, step=2, width=4, categories=6,
                                          range_learn=20, learn=40, vigilance=0.9, z=1.0),
                      "core.detect.window_shape", "window_shape_update"),
+    # the graded score every sample (the raw path's input) instead of novel windows only
+    "window_shape_graded": (lambda: WindowShape(capacity=2, step=2, width=4, categories=6,
+                                                range_learn=20, learn=40, z=1.0, hold=True),
+                            "core.detect.window_shape", "window_shape_update"),
     "ensemble": (lambda: Ensemble(), None, None),
     "ensemble_window_shape": (lambda: Ensemble(DetectorConfig(window_shape_weight=0.5)), None,
                               None),
@@ -229,18 +233,19 @@ _SHAPE_ARRAYS = ("count", "n_acc", "acc", "ma", "lo", "hi", "ring", "n_ds", "cal
                  "n_cat", "used")
 
 
-def _shape_kernel(kernel: Callable[..., None], det: WindowShape, x: np.ndarray) -> np.ndarray:
+def _shape_kernel(kernel: Callable[..., None], det: WindowShape, x: np.ndarray,
+                  hold: bool) -> np.ndarray:
     """One call of a window shape kernel over ``det``'s arrays (step 2, learn 60, mask 2)."""
     a = det._arrays
     out = np.zeros(x.shape)
     kernel(*(a[n] for n in _SHAPE_ARRAYS), SLOTS, x, out, 2, 30, 60, 0.9, 0.5, 0.1, 0.1, 1.0, 2,
-           a["med"], 0.075, a["match_stats"], 1.0)
+           a["med"], 0.075, a["match_stats"], 1.0, a["held"], hold)
     return out
 
 
 @settings(max_examples=10, deadline=None)
-@given(x=values, seed=st.integers(0, 2**16))
-def test_window_shape_matches_numpy_reference(x: np.ndarray, seed: int) -> None:
+@given(x=values, seed=st.integers(0, 2**16), hold=st.booleans())
+def test_window_shape_matches_numpy_reference(x: np.ndarray, seed: int, hold: bool) -> None:
     """The kernel and the plain-numpy reference agree, on a noisy sine and on hypothesis data."""
     rng = np.random.default_rng(seed)
     sine = np.sin(np.arange(300.0) / 8.0)[:, None] + rng.normal(0.0, 0.1, (300, 2))
@@ -252,8 +257,9 @@ def test_window_shape_matches_numpy_reference(x: np.ndarray, seed: int) -> None:
         with np.errstate(all="ignore"):
             for k in range(0, block.shape[0], 37):  # cut into blocks: state carries over
                 sl = slice(k, k + 37)
-                out_nb[sl] = _shape_kernel(window_shape_update, det, np.asfortranarray(block[sl]))
-                out_np[sl] = _shape_kernel(window_shape_reference, ref, block[sl])
+                out_nb[sl] = _shape_kernel(window_shape_update, det,
+                                           np.asfortranarray(block[sl]), hold)
+                out_np[sl] = _shape_kernel(window_shape_reference, ref, block[sl], hold)
         np.testing.assert_allclose(out_nb, out_np, rtol=1e-9, atol=1e-12)
         if block is sine:  # the comparison covered scored windows, not only zeros
             assert np.count_nonzero(out_nb) > 0

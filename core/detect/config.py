@@ -54,12 +54,13 @@ class DetectorConfig(BaseModel):
 
     window_shape_weight: float = Field(
         0.0, ge=0, le=1, description="weight of the window shape novelty (fuzzy ART over "
-        "down-sampled windows, `window_shape.py`) in the onset score of one-field devices; "
-        "0 = off (docs/detection.md: chosen on the NAB tuning half)")
+        "down-sampled windows, `window_shape.py`) in the onset score of one-field devices "
+        "(unused while `window_shape_raw_weight` > 0); 0 = off, the default: on NAB it did not "
+        "raise the held-out half (docs/detection.md, fourth round)")
     window_shape_raw_weight: float = Field(
         0.0, ge=0, le=1, description="weight of its graded score (how far each window's best "
         "match falls below the series' bar, held between windows) among the raw scores the "
-        "likelihood stage calibrates; 0 = off")
+        "likelihood stage calibrates; 0 = off, the default (the held-out half: 68.06 → 67.61)")
     window_shape_step: int = Field(5, ge=1, description="samples per down-sampled point")
     window_shape_width: int = Field(8, ge=2, description="down-sampled points per window")
     window_shape_categories: int = Field(32, ge=1, description="categories per series")

@@ -6,7 +6,9 @@ a sliding window as a feature vector, cluster those vectors online with a vigila
 
 - every ``step`` samples one **down-sampled point**: the block's extreme (the sample furthest
   from a running average of block means, so a spike survives the down-sampling) when it lies
-  more than ``spike`` of the learned range from the block's mean, else the block's mean;
+  more than ``spike`` of the learned range from the block's mean, else the block's mean; a point
+  within ``chomp`` of the range from a streaming median of the points is that median (noise
+  makes no shape);
 - the **features** of the last ``width`` points: their levels, normalised by the range the
   series showed in its first ``range_learn`` samples (with ``margin`` of that range either side
   before clipping to [0, 1]), and their shape, min-max normalised within the window (by at least
@@ -16,10 +18,13 @@ a sliding window as a feature vector, cluster those vectors online with a vigila
   choice ``|I ∧ w| / (α + |w|)`` among those matching at least ``vigilance`` learns the window
   (``w ← β (I ∧ w) + (1 − β) w``); when none matches, a new category is the window itself (when
   ``categories`` are all taken, it replaces the one that resonated least recently);
-- the **score** of a window no category matches, once the series is ``learn`` samples old and
-  ``mask`` points have passed since the last window no category matched:
-  ``min(1, ½ (1 − A) / (1 − vigilance))`` with ``A`` the best match (≥ ½ at once); every other
-  sample scores 0.
+- the **bar**: a window is novel when its best match ``A`` is ``z`` spreads below the series'
+  running mean of best matches, and below ``vigilance`` (a fixed vigilance alone calls most
+  windows of a noisy series new: sliding windows of noise are all different);
+- the **score** ``min(1, ½ (1 − A) / (1 − bar))`` (≥ ½ for a novel window), once the series is
+  ``learn`` samples old: by default only on a novel window at least ``mask`` points after the
+  last novel one, every other sample 0; with ``hold`` on every window, held until the next (a
+  graded raw score for the ensemble's likelihood stage).
 
 Missing samples (NaN/Inf) score 0 and teach nothing. ``window_shape_reference`` is the same
 algorithm in plain numpy (vectorised over categories); the conformance suite holds the kernel to

@@ -494,11 +494,13 @@ class Ensemble:
             return "extreme"
         if "subspace" in comps and cfg.subspace_weight * comps["subspace"][i, j] >= 0.5 * field:
             return "subspace"
-        names = [n for n, (w, _) in self.statistical.items()
-                 if w > 0.0 and n != "regression" and n in comps]
-        if not names:
+        weights = {n: w for n, (w, _) in self.statistical.items()
+                   if w > 0.0 and n != "regression" and n in comps}
+        if self._shape_raw:  # one of the raw scores the likelihood saw
+            weights["window_shape"] = cfg.window_shape_raw_weight
+        if not weights:
             return "extreme"
-        return max(names, key=lambda n: self.statistical[n][0] * float(comps[n][i, j]))
+        return max(weights, key=lambda n: weights[n] * float(comps[n][i, j]))
 
     def last_level(self) -> NDArray[np.float64] | None:
         """Continuous anomaly level in [0, 1] of every sample and field of the last block.
@@ -561,6 +563,9 @@ class Ensemble:
             if fired[i, j] > 0.0:
                 names = [n for n, (w, _) in self.statistical.items() if w > 0.0]
                 weights = {n: self.statistical[n][0] for n in names}
+                if self._shape_raw:  # one of the raw scores the likelihood saw
+                    names.append("window_shape")
+                    weights["window_shape"] = self.config.window_shape_raw_weight
             else:
                 names = list(self.rules)
                 weights = dict.fromkeys(names, 1.0)
@@ -569,7 +574,7 @@ class Ensemble:
                     self.config.extreme_weight * comps["extreme"][i, j]
                     >= comps["likelihood"][i, j]):
                 best = "extreme"
-            if "window_shape" in comps and fired[i, j] > 0.0 and (
+            if not self._shape_raw and "window_shape" in comps and fired[i, j] > 0.0 and (
                     self.config.window_shape_weight * comps["window_shape"][i, j]
                     >= max(comps["likelihood"][i, j],
                            self.config.extreme_weight * comps["extreme"][i, j]

@@ -283,3 +283,22 @@ def test_spike_scores_high_on_every_z_type_detector() -> None:
         x = _data(5)
         s = det.update(SLOTS, x, _times(200))
         assert s[100, 0] > 0.9
+
+
+def test_window_shape_raw_mode_names_its_findings() -> None:
+    """With the graded score among the raw scores, a finding it drove is named after it."""
+    rng = np.random.default_rng(4)
+    n = 3000
+    t = 300.0 * np.arange(n, dtype=np.float64)
+    x = np.sin(np.arange(n) * 2 * np.pi / 100)[:, None] + rng.normal(0.0, 0.05, (n, 1))
+    x[2500:2540, 0] = 1.0
+    # onset findings (no device models, no level): the one statistical raw score is its own
+    det = Ensemble(DetectorConfig.nab_reference(
+        window_shape_raw_weight=1.0, level_weight=0.0, seasonal_weight=0.0,
+        transition_weight=0.0, multivariate_weight=0.0))
+    named = []
+    for k in range(0, n, 100):
+        det.update([0], x[k:k + 100], t[k:k + 100])
+        assert "window_shape" in det.last_components()
+        named += [f.detector for f in det.last_findings()]
+    assert "window_shape" in named

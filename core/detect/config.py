@@ -56,7 +56,7 @@ class DetectorConfig(BaseModel):
         0.0, ge=0, le=1, description="weight of the window shape novelty (fuzzy ART over "
         "down-sampled windows, `window_shape.py`) in the onset score of one-field devices "
         "(unused while `window_shape_raw_weight` > 0); 0 = off, the default: on NAB it did not "
-        "raise the held-out half (docs/detection.md, fourth round)")
+        "raise the held-out half (docs/detection.md, window shape novelty)")
     window_shape_raw_weight: float = Field(
         0.0, ge=0, le=1, description="weight of its graded score (how far each window's best "
         "match falls below the series' bar, held between windows) among the raw scores the "

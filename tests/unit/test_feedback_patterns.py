@@ -101,7 +101,7 @@ def _feedback_rows(engine: Engine) -> int:
         return session.scalar(select(func.count()).select_from(FeedbackRow)) or 0
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(start_h=st.floats(min_value=0.0, max_value=165.0), hours=st.floats(1.0, 4.0))
 def test_a_weekly_false_case_stops_after_two_false_alarms(start_h: float, hours: float) -> None:
     """Whatever the time of the week and however strong the score (1: no raised level quiets

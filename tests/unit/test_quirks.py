@@ -12,6 +12,7 @@ import numpy as np
 from firmware_sim.fleet import Fleet, FleetConfig
 from firmware_sim.imperfections import Imperfections
 from firmware_sim.quirks import QUIRK_FIELDS
+from forewarn.sim import EvalOptions, run_evaluation
 
 CONFIG = FleetConfig(devices=60, seed=7, products=("heat_pump", "water_pump", "home_battery"),
                      horizon_s=21 * 86_400.0, quirk_fraction=0.3,
@@ -60,3 +61,21 @@ def test_the_run_writes_the_quirks_beside_the_ground_truth(tmp_path: Path) -> No
     lines = (tmp_path / "quirks.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["device_id"] for line in lines] == [
         q.device_id for q in fleet.quirks]
+
+
+def test_simulated_agents_quiet_a_quirks_weekly_false_case() -> None:
+    """End to end (simulator → core → rules → simulated agents resolving through
+    ``rules.case_actions.resolve``): a heat pump whose discharge sensor a sauna warms every
+    week opens its refrigerant case three weeks running; with agents marking the first two as
+    false alarms, the third week is quiet."""
+    options = EvalOptions(devices=1, days=22.0, seed=11, products=("heat_pump",),
+                          fault_fraction=0.0, quirk_fraction=1.0)
+    alone = run_evaluation(options)
+    helped = run_evaluation(dataclasses.replace(options, agents=True))
+    assert [q.device_id for q in alone.fleet.quirks] == ["hp-0000"]
+    weeks = [int((c.noticed_at - alone.fleet.config.start) // (7 * 86_400.0))
+             for c in alone.result.false_cases]
+    assert weeks == [0, 1, 2]
+    assert {c.rule for c in alone.result.false_cases} == {"heat_pump_refrigerant_circuit"}
+    assert len(helped.result.false_cases) == 2
+    assert (alone.report["quirk_false_cases"], helped.report["quirk_false_cases"]) == (3, 2)

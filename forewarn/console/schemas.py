@@ -62,7 +62,7 @@ class ResolveBody(_Body):
 
 class FeedbackOut(BaseModel):
     """An alarm level a false alarm raised (``rules.feedback``): for the device, or for its
-    whole product (``device_id`` "")."""
+    whole product (``device_id`` ""), or a weekly quiet window repeated false alarms taught."""
 
     id: int
     device_id: str
@@ -78,6 +78,10 @@ class FeedbackOut(BaseModel):
     undone_at: float | None
     #: in force now (neither undone nor expired)
     active: bool
+    #: a weekly quiet window (``raise_by`` 0): seconds into the week (Monday 00:00 UTC) and
+    #: its length; both None for a raise
+    window_start_s: float | None = None
+    window_s: float | None = None
 
 
 class CaseSummary(BaseModel):

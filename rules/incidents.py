@@ -183,13 +183,22 @@ class IncidentBook:
         row = self._open_incident_of(session, meta.tenant, meta.device_id)
         if row is not None and (row.rule in (rule, _FLAGGED)
                                 or Cohort.parse(row.cohort).dimension not in _CONDITIONS
-                                or self._shared(session, row.id, meta.tenant, rule,
-                                                {meta.device_id}, at)):
+                                or self._shared(session, meta.tenant,
+                                                Cohort.parse(row.cohort), rule, at)):
             self._join(session, row, [(case_id, meta)], at)
             return IncidentLink(row.id, False, _policy(row.customer_policy), row.decision)
         for cohort in cohorts:
             row = session.scalar(select(IncidentRow).where(
                 IncidentRow.open_key == _open_key(meta.tenant, cohort, rule)))
+            if row is None and cohort.dimension in _CONDITIONS and self._shared(
+                    session, meta.tenant, cohort, rule, at):
+                # the region's weather incident, of a rule ``min_devices`` of the region's
+                # devices opened cases of (whichever incident those are in): the weather's
+                # second symptom is the weather's, not a second incident of the region
+                row = session.scalar(select(IncidentRow).where(
+                    IncidentRow.status == "open", IncidentRow.tenant == meta.tenant,
+                    IncidentRow.cohort == cohort.key, IncidentRow.rule != _FLAGGED)
+                    .order_by(IncidentRow.id).limit(1))
             if row is None:
                 # an incident of the cohort whose devices opened cases of this rule (one the
                 # peer detector's flags opened, that their cases joined; or a release's of
@@ -236,6 +245,9 @@ class IncidentBook:
                 self._join(session, flagged, members, at)
                 return IncidentLink(flagged.id, False, _policy(flagged.customer_policy),
                                     flagged.decision)
+            if cohort.dimension not in _CONDITIONS and self._weather_explains(
+                    session, meta.tenant, meta.product, members):
+                continue
             row = self._insert(
                 session, meta, cohort, rule, now, at,
                 f"{len(devices)} of {size or '?'} devices of {cohort.key} opened "
@@ -355,17 +367,43 @@ class IncidentBook:
         assert row is not None
         return row
 
-    def _shared(self, session: Session, incident_id: int, tenant: str, rule: str,
-                devices: set[str], at: float) -> bool:
-        """Whether ``rule`` is a symptom the incident's devices (and ``devices``) share: at
-        least ``min_devices`` of them opened a case of it within the window."""
-        members = select(IncidentCaseRow.device_id).where(
-            IncidentCaseRow.incident_id == incident_id)
-        sharing = set(session.scalars(select(CaseRow.device_id).where(
-            CaseRow.tenant == tenant, CaseRow.rule == rule,
-            CaseRow.opened_at >= at - self.policy.window_s, CaseRow.opened_at <= at,
-            CaseRow.device_id.in_(members) | CaseRow.device_id.in_(devices))))
-        return len(sharing) >= self.policy.min_devices
+    def _shared(self, session: Session, tenant: str, cohort: Cohort, rule: str,
+                at: float) -> bool:
+        """Whether ``rule`` is a symptom the devices of ``cohort`` (a region) share: at least
+        ``min_devices`` of them opened a case of it within the window, whatever incident
+        those cases are in (a south pump in its batch's incident feels the heat too)."""
+        return len(self._cohort_devices(session, tenant, cohort, rule, at)) \
+            >= self.policy.min_devices
+
+    def _weather_explains(self, session: Session, tenant: str, product: str,
+                          members: Sequence[tuple[int, DeviceMeta]]) -> bool:
+        """Whether at least half the devices of ``members`` (a model's cases of one rule)
+        belong to a region whose weather incident is open: the heat wave explains them
+        better than their model does, and a device's case of the rule joins the region's
+        incident once ``min_devices`` of the region share it (or stays its own)."""
+        regions = [Cohort.parse(key) for key in session.scalars(
+            select(IncidentRow.cohort).distinct().where(
+                IncidentRow.status == "open", IncidentRow.tenant == tenant,
+                IncidentRow.product == product, IncidentRow.rule != _FLAGGED))]
+        by_device = {m.device_id: m for _, m in members}
+        for region in regions:
+            if region.dimension not in _CONDITIONS:
+                continue
+            inside = [d for d, m in by_device.items() if region in cohorts_of(
+                m, None, (region.dimension,))]
+            if 2 * len(inside) >= len(by_device):
+                return True
+        return False
+
+    def _cohort_devices(self, session: Session, tenant: str, cohort: Cohort, rule: str,
+                        at: float) -> set[str]:
+        """The devices of ``cohort`` that opened a case of ``rule`` within the window."""
+        rows = session.execute(select(CaseRow.device_id, CaseRow.product).distinct().where(
+            CaseRow.tenant == tenant, CaseRow.product == cohort.product, CaseRow.rule == rule,
+            CaseRow.opened_at >= at - self.policy.window_s, CaseRow.opened_at <= at)).all()
+        reported = self._reported(session, tenant, {d for d, _ in rows})
+        return {d for d, product in rows if cohort in cohorts_of(
+            self.registry.lookup(tenant, d, product), reported.get(d), (cohort.dimension,))}
 
     @staticmethod
     def _open_incident_of(session: Session, tenant: str, device_id: str) -> IncidentRow | None:

@@ -444,3 +444,99 @@ def test_a_rule_the_region_s_devices_share_is_its_symptom_too() -> None:
     assert linked == [("hp-2", "pressure")]
     assert _customer_messages(engine) == Counter({"hp-0": 1, "hp-1": 1})
     engine.dispose()
+
+
+# -- the weather's second symptom -----------------------------------------------------------------
+
+def _regions_and_models() -> CustomerRegistry:
+    """Twelve heat pumps: hp-0 to hp-4 in the south, the others north or east; hp-0, hp-1,
+    hp-4, hp-5, hp-6 and hp-7 of model B, the others of model A."""
+    model_b = {0, 1, 4, 5, 6, 7}
+    return registry_from_dict({"customers": [{"id": f"c{i}"} for i in range(12)],
+                               "devices": {f"hp-{i}": {
+                                   "customer": f"c{i}", "product": "heat_pump",
+                                   "model": "B" if i in model_b else "A",
+                                   "region": "south" if i < 5 else ("north", "east")[i % 2]}
+                                   for i in range(12)}})
+
+
+def test_the_heat_wave_s_second_symptom_joins_the_region_not_a_model() -> None:
+    """The heat wave's second symptom (``pressure``) reaches model B's threshold with two
+    south pumps and one north pump (hp-5, a fault of its own): the region explains model B's
+    cases better than the model, so no model incident opens; once a third south pump (hp-4,
+    not in the region's incident yet) opens a ``pressure`` case, it joins the region's held
+    incident. hp-5's customer is told of its own fault; no customer is told twice."""
+    engine, book = _book(_regions_and_models())
+    for i in range(4):
+        book.record_alarm(_alarm(f"hp-{i}", i * H))
+    for device, hours in (("hp-0", 10), ("hp-5", 11), ("hp-1", 12), ("hp-4", 13)):
+        book.record_alarm(_alarm(device, hours * H, rule="pressure"))
+    assert _incidents(engine) == [("heat_pump/region=south", "compressor",
+                                   ["hp-0", "hp-1", "hp-2", "hp-3", "hp-4"])]
+    with Session(engine) as session:
+        linked = session.execute(select(CaseRow.device_id, CaseRow.rule).join(
+            IncidentCaseRow, IncidentCaseRow.case_id == CaseRow.id).where(
+            CaseRow.rule == "pressure")).all()
+    assert linked == [("hp-4", "pressure")]
+    # hp-0 and hp-1's pressure cases came before the region shared the symptom: their own
+    assert _customer_messages(engine) == Counter({"hp-0": 1, "hp-1": 1, "hp-5": 1})
+    engine.dispose()
+
+
+def test_a_model_of_its_own_opens_its_incident_during_the_heat_wave() -> None:
+    """The region explains a model's cases only when half of them are the region's: three
+    north or east pumps of model B (and one south pump) with ``pressure`` cases open model B's
+    incident while the south's heat wave incident is open."""
+    engine, book = _book(_regions_and_models())
+    for i in range(4):
+        book.record_alarm(_alarm(f"hp-{i}", i * H))
+    for device, hours in (("hp-0", 10), ("hp-5", 11), ("hp-6", 12), ("hp-7", 13)):
+        book.record_alarm(_alarm(device, hours * H, rule="pressure"))
+    assert [(c, r) for c, r, _ in _incidents(engine)] == [
+        ("heat_pump/region=south", "compressor"), ("heat_pump/model=B", "pressure")]
+    engine.dispose()
+
+
+def _record_weather(events: list[tuple[int, str, float]]) -> Engine:
+    engine = connect("sqlite://")
+    registry = _regions_and_models()
+    now = [0.0]  # the incidents open when their case does
+    book = CaseBook(engine, clock=lambda: now[0], registry=registry,
+                    incidents=IncidentBook(IncidentPolicy(), registry))
+    for device, rule, hours in sorted(events, key=lambda e: e[2]):
+        now[0] = hours * H
+        book.record_alarm(_alarm(f"hp-{device}", hours * H, rule))
+    return engine
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 7), st.sampled_from(sorted(RULES)),
+                          st.floats(0.0, 30.0)), min_size=1, max_size=20))
+def test_a_region_s_weather_is_one_incident_in_any_order(events: list[tuple[int, str, float]]
+                                                         ) -> None:
+    """Whatever order the cases of two rules come in over pumps of two models and three
+    regions: one open incident per region at a time (the weather is one cause, whatever
+    symptoms it shows); no model incident opens over cases at least half of whose devices
+    are in a region whose incident is open (the weather explains them better); and the
+    promises of every incident (one per cohort and rule, a case in one, one team notice,
+    at most one customer message per device)."""
+    engine = _record_weather(events)
+    _invariants(engine)
+    registry = _regions_and_models()
+    with Session(engine) as session:
+        incidents = session.scalars(select(IncidentRow).order_by(IncidentRow.id)).all()
+        opening = {i.id: set(session.scalars(select(CaseRow.device_id).join(
+            IncidentCaseRow, IncidentCaseRow.case_id == CaseRow.id).where(
+            IncidentCaseRow.incident_id == i.id, CaseRow.opened_at <= i.opened_at)))
+            for i in incidents}
+    regions = Counter(i.cohort for i in incidents if "/region=" in i.cohort)
+    assert all(n == 1 for n in regions.values()), regions  # (none closes here)
+    for incident in incidents:
+        if "/model=" not in incident.cohort:
+            continue
+        for region in {i.cohort for i in incidents if "/region=" in i.cohort
+                       and i.opened_at < incident.opened_at}:
+            inside = [d for d in opening[incident.id] if registry.lookup(
+                "acme", d, "heat_pump").region == region.split("=")[1]]
+            assert 2 * len(inside) < len(opening[incident.id]), (incident.cohort, region)
+    engine.dispose()

@@ -41,7 +41,7 @@ def acme(console: ConsoleUnderTest) -> Iterator[httpx.Client]:
 REFUSED = [
     pytest.param({}, "outcome", id="no-outcome"),
     pytest.param({"outcome": "fixed"}, "outcome", id="unknown-outcome"),
-    pytest.param({"outcome": "confirmed"}, "no category", id="confirmed-without-category"),
+    pytest.param({"outcome": "confirmed"}, "needs a category", id="confirmed-without-category"),
     pytest.param({"outcome": "confirmed", "category": "bearing_wear"}, "bearing_wear",
                  id="category-of-another-product"),
     pytest.param({"outcome": "false_alarm"}, "needs a reason", id="false-alarm-without-reason"),

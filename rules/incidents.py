@@ -183,22 +183,23 @@ class IncidentBook:
         row = self._open_incident_of(session, meta.tenant, meta.device_id)
         if row is not None and (row.rule in (rule, _FLAGGED)
                                 or Cohort.parse(row.cohort).dimension not in _CONDITIONS
-                                or self._shared(session, meta.tenant,
-                                                Cohort.parse(row.cohort), rule, at)):
+                                or self._shared(session, meta.tenant, row, rule, at)):
             self._join(session, row, [(case_id, meta)], at)
             return IncidentLink(row.id, False, _policy(row.customer_policy), row.decision)
         for cohort in cohorts:
             row = session.scalar(select(IncidentRow).where(
                 IncidentRow.open_key == _open_key(meta.tenant, cohort, rule)))
-            if row is None and cohort.dimension in _CONDITIONS and self._shared(
-                    session, meta.tenant, cohort, rule, at):
+            if row is None and cohort.dimension in _CONDITIONS:
                 # the region's weather incident, of a rule ``min_devices`` of the region's
                 # devices opened cases of (whichever incident those are in): the weather's
                 # second symptom is the weather's, not a second incident of the region
-                row = session.scalar(select(IncidentRow).where(
+                weather = session.scalar(select(IncidentRow).where(
                     IncidentRow.status == "open", IncidentRow.tenant == meta.tenant,
                     IncidentRow.cohort == cohort.key, IncidentRow.rule != _FLAGGED)
                     .order_by(IncidentRow.id).limit(1))
+                if weather is not None and self._shared(session, meta.tenant, weather, rule,
+                                                        at):
+                    row = weather
             if row is None:
                 # an incident of the cohort whose devices opened cases of this rule (one the
                 # peer detector's flags opened, that their cases joined; or a release's of
@@ -367,13 +368,20 @@ class IncidentBook:
         assert row is not None
         return row
 
-    def _shared(self, session: Session, tenant: str, cohort: Cohort, rule: str,
+    def _shared(self, session: Session, tenant: str, incident: IncidentRow, rule: str,
                 at: float) -> bool:
-        """Whether ``rule`` is a symptom the devices of ``cohort`` (a region) share: at least
-        ``min_devices`` of them opened a case of it within the window, whatever incident
-        those cases are in (a south pump in its batch's incident feels the heat too)."""
-        return len(self._cohort_devices(session, tenant, cohort, rule, at)) \
-            >= self.policy.min_devices
+        """Whether ``rule`` is a symptom the devices of a region's open ``incident`` share: at
+        least ``min_devices`` of the region's devices opened a case of it since the incident's
+        first case (or within the window, if longer ago), whatever incident those cases are in
+        (a south pump in its batch's incident feels the heat too). The weather lasts as long
+        as its incident: its second symptom may come a few devices a day."""
+        began = session.scalar(select(func.min(CaseRow.opened_at)).join(
+            IncidentCaseRow, IncidentCaseRow.case_id == CaseRow.id).where(
+            IncidentCaseRow.incident_id == incident.id))
+        since = at - self.policy.window_s if began is None else min(
+            at - self.policy.window_s, began)
+        return len(self._cohort_devices(session, tenant, Cohort.parse(incident.cohort), rule,
+                                        since, at)) >= self.policy.min_devices
 
     def _weather_explains(self, session: Session, tenant: str, product: str,
                           members: Sequence[tuple[int, DeviceMeta]]) -> bool:
@@ -396,11 +404,11 @@ class IncidentBook:
         return False
 
     def _cohort_devices(self, session: Session, tenant: str, cohort: Cohort, rule: str,
-                        at: float) -> set[str]:
-        """The devices of ``cohort`` that opened a case of ``rule`` within the window."""
+                        since: float, at: float) -> set[str]:
+        """The devices of ``cohort`` that opened a case of ``rule`` from ``since`` to ``at``."""
         rows = session.execute(select(CaseRow.device_id, CaseRow.product).distinct().where(
             CaseRow.tenant == tenant, CaseRow.product == cohort.product, CaseRow.rule == rule,
-            CaseRow.opened_at >= at - self.policy.window_s, CaseRow.opened_at <= at)).all()
+            CaseRow.opened_at >= since, CaseRow.opened_at <= at)).all()
         reported = self._reported(session, tenant, {d for d, _ in rows})
         return {d for d, product in rows if cohort in cohorts_of(
             self.registry.lookup(tenant, d, product), reported.get(d), (cohort.dimension,))}

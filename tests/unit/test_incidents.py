@@ -540,3 +540,20 @@ def test_a_region_s_weather_is_one_incident_in_any_order(events: list[tuple[int,
                 "acme", d, "heat_pump").region == region.split("=")[1]]
             assert 2 * len(inside) < len(opening[incident.id]), (incident.cohort, region)
     engine.dispose()
+
+
+def test_the_weather_s_second_symptom_may_come_a_few_devices_a_day() -> None:
+    """The heat wave lasts as long as its incident: south pumps whose ``pressure`` cases come
+    a day apart (never three within one window) still share that symptom once three did
+    since the region's incident began, and the third joins it."""
+    engine, book = _book(_regions_and_models())
+    for i in range(4):
+        book.record_alarm(_alarm(f"hp-{i}", i * H))
+    for i, hours in enumerate((10, 30, 50)):
+        book.record_alarm(_alarm(f"hp-{i}", hours * H, rule="pressure"))
+    with Session(engine) as session:
+        linked = session.execute(select(CaseRow.device_id, CaseRow.rule).join(
+            IncidentCaseRow, IncidentCaseRow.case_id == CaseRow.id).where(
+            CaseRow.rule == "pressure")).all()
+    assert linked == [("hp-2", "pressure")]
+    engine.dispose()

@@ -467,11 +467,19 @@ class IncidentBook:
 
     def _candidates(self, session: Session, tenant: str, cohort: Cohort, rule: str,
                     at: float) -> tuple[list[tuple[int, DeviceMeta]], int]:
-        """Cases of ``rule`` opened within the window by devices of ``cohort`` and in no
-        incident; and how many devices of the product outside the cohort opened one."""
-        rows = session.execute(select(CaseRow.id, CaseRow.device_id, CaseRow.product).where(
+        """Cases of ``rule`` opened within one window around ``at`` by devices of ``cohort``
+        and in no incident; and how many devices of the product outside the cohort opened one
+        in that window.
+
+        The window is the one of ``window_s`` holding ``at`` with the most such devices:
+        ``window_s`` before ``at`` when cases are recorded in the order they opened, but a
+        case recorded late (its device's batch came after another's, or after an outage) may
+        complete a cluster of cases that opened after it."""
+        window = self.policy.window_s
+        rows = session.execute(select(CaseRow.id, CaseRow.device_id, CaseRow.product,
+                                      CaseRow.opened_at).where(
             CaseRow.tenant == tenant, CaseRow.rule == rule,
-            CaseRow.opened_at >= at - self.policy.window_s, CaseRow.opened_at <= at)).all()
+            CaseRow.opened_at >= at - window, CaseRow.opened_at <= at + window)).all()
         if not rows:
             return [], 0
         linked = set(session.scalars(select(IncidentCaseRow.case_id).where(
@@ -481,14 +489,25 @@ class IncidentBook:
                 select(DeviceRow.device_id, DeviceRow.firmware).where(
                     DeviceRow.tenant == tenant,
                     DeviceRow.device_id.in_({r.device_id for r in rows})))}
-        members: list[tuple[int, DeviceMeta]] = []
-        rest: set[str] = set()
-        for case_id, device_id, product in rows:
-            meta = self.registry.lookup(tenant, device_id, product)
-            if cohort not in cohorts_of(meta, reported.get(device_id), (cohort.dimension,)):
-                rest.add(device_id)
-            elif case_id not in linked:
-                members.append((case_id, meta))
+        metas = {r.device_id: self.registry.lookup(tenant, r.device_id, r.product)
+                 for r in rows}
+        inside = {d: cohort in cohorts_of(m, reported.get(d), (cohort.dimension,))
+                  for d, m in metas.items()}
+
+        def members_from(start: float) -> set[str]:
+            return {r.device_id for r in rows if inside[r.device_id] and r.id not in linked
+                    and start <= r.opened_at <= start + window}
+
+        start = at - window
+        best = members_from(start)
+        for later in sorted({r.opened_at for r in rows if at - window < r.opened_at <= at}):
+            found = members_from(later)
+            if len(found) > len(best):
+                start, best = later, found
+        chosen = [r for r in rows if start <= r.opened_at <= start + window]
+        members = [(r.id, metas[r.device_id]) for r in chosen
+                   if inside[r.device_id] and r.id not in linked]
+        rest = {r.device_id for r in chosen if not inside[r.device_id]}
         return members, len(rest)
 
     def product_size(self, session: Session, tenant: str, product: str) -> int:

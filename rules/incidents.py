@@ -249,6 +249,15 @@ class IncidentBook:
             if cohort.dimension not in _CONDITIONS and self._weather_explains(
                     session, meta.tenant, meta.product, members):
                 continue
+            # the cohort's incident of another rule is open (a release whose defect fires a
+            # second rule on other devices of it): one cause, one incident
+            same_cohort = session.scalar(select(IncidentRow).where(
+                IncidentRow.status == "open", IncidentRow.tenant == meta.tenant,
+                IncidentRow.cohort == cohort.key).order_by(IncidentRow.id).limit(1))
+            if same_cohort is not None:
+                self._join(session, same_cohort, members, at)
+                return IncidentLink(same_cohort.id, False,
+                                    _policy(same_cohort.customer_policy), same_cohort.decision)
             row = self._insert(
                 session, meta, cohort, rule, now, at,
                 f"{len(devices)} of {size or '?'} devices of {cohort.key} opened "

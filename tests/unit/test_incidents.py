@@ -562,3 +562,16 @@ def test_the_weather_s_second_symptom_may_come_a_few_devices_a_day() -> None:
             CaseRow.rule == "pressure")).all()
     assert linked == [("hp-2", "pressure")]
     engine.dispose()
+
+
+def test_a_release_s_second_rule_on_other_devices_joins_its_open_incident() -> None:
+    """The 2.6.0 release's incident of ``compressor`` is open; two other 2.6.0 pumps then open
+    ``pressure`` cases (enough for an incident of their own): one release, one incident."""
+    engine, book = _book(_registry(NEW), min_devices=2)
+    for i in range(2):
+        book.record_alarm(_alarm(f"hp-{i}", i * H))
+    for i, device in enumerate(("hp-3", "hp-4")):
+        book.record_alarm(_alarm(device, (5 + i) * H, rule="pressure"))
+    assert _incidents(engine) == [("heat_pump/firmware=2.6.0", "compressor",
+                                   ["hp-0", "hp-1", "hp-3", "hp-4"])]
+    engine.dispose()

@@ -250,10 +250,12 @@ class IncidentBook:
                     session, meta.tenant, meta.product, members):
                 continue
             # the cohort's incident of another rule is open (a release whose defect fires a
-            # second rule on other devices of it): one cause, one incident
-            same_cohort = session.scalar(select(IncidentRow).where(
-                IncidentRow.status == "open", IncidentRow.tenant == meta.tenant,
-                IncidentRow.cohort == cohort.key).order_by(IncidentRow.id).limit(1))
+            # second rule on other devices of it): one cause, one incident. Only where the
+            # cohort is one change (``_ONE_CAUSE``): a model's devices fail for many reasons
+            same_cohort = None if cohort.dimension not in _ONE_CAUSE else session.scalar(
+                select(IncidentRow).where(
+                    IncidentRow.status == "open", IncidentRow.tenant == meta.tenant,
+                    IncidentRow.cohort == cohort.key).order_by(IncidentRow.id).limit(1))
             if same_cohort is not None:
                 self._join(session, same_cohort, members, at)
                 return IncidentLink(same_cohort.id, False,
@@ -753,6 +755,11 @@ _FLAGGED = "unlike_peers"
 #: opened cases of; a member's case of another rule is a fault of its own (a clogged filter
 #: during the heat wave) and stays out of the incident
 _CONDITIONS: tuple[Dimension, ...] = ("region",)
+
+
+#: cohorts that are one change (a release, a batch of parts): their open incident is the
+#: cause of a second rule's cluster in them too
+_ONE_CAUSE: tuple[Dimension, ...] = ("firmware", "batch")
 
 
 def _open_key(tenant: str, cohort: Cohort, rule: str) -> str:

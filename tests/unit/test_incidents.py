@@ -575,3 +575,15 @@ def test_a_release_s_second_rule_on_other_devices_joins_its_open_incident() -> N
     assert _incidents(engine) == [("heat_pump/firmware=2.6.0", "compressor",
                                    ["hp-0", "hp-1", "hp-3", "hp-4"])]
     engine.dispose()
+
+
+def test_a_model_s_second_rule_opens_its_own_incident() -> None:
+    """A model's devices fail for many reasons: model B's ``pressure`` cluster opens its own
+    incident beside model B's open ``compressor`` one."""
+    engine, book = _book(_regions_and_models(), min_devices=2)
+    for device, hours in (("hp-5", 0), ("hp-6", 1), ("hp-7", 5), ("hp-4", 6)):
+        book.record_alarm(_alarm(device, hours * H, rule="compressor" if hours < 2
+                                 else "pressure"))
+    assert [(c, r) for c, r, _ in _incidents(engine)] == [
+        ("heat_pump/model=B", "compressor"), ("heat_pump/model=B", "pressure")]
+    engine.dispose()

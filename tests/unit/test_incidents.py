@@ -186,10 +186,16 @@ def _invariants(engine: Engine) -> None:
             told = Counter(cases[n.case_id] for n in notices if n.case_id in cases
                            and n.audience == "customer" and n.status != "suppressed")
             assert max(told.values(), default=0) <= 1, told
-            # a case opened once the incident was open did not tell the team on its own
+            # a case that joined the open incident as it opened did not tell the team on its
+            # own (one that opened alone, before its rule's cluster in the cohort joined the
+            # release's incident, told the team as any case does, as those before it did)
             trigger = team[0].case_id
             assert trigger is not None
+            as_opened = {c for c, joined, opened in session.execute(
+                select(IncidentCaseRow.case_id, IncidentCaseRow.joined_at, CaseRow.opened_at)
+                .join(CaseRow, CaseRow.id == IncidentCaseRow.case_id)) if joined == opened}
             own = [n for n in notices if n.case_id in cases and n.case_id > trigger
+                   and n.case_id in as_opened
                    and n.audience == "team" and n.kind == "opened" and n.status != "suppressed"]
             assert not own, [(n.case_id, n.idempotency_key) for n in own]
 

@@ -147,12 +147,27 @@ class NoticeOut(BaseModel):
     next_attempt_at: float
 
 
+class LabelOut(BaseModel):
+    """How a person resolved a case (``rules.resolution``), stored as a label over the case's
+    evidence window: what ``forewarn backtest`` scores rules against."""
+
+    outcome: str
+    #: the fault category (``confirmed``) or the reason (``false_alarm``); "" else
+    category: str
+    window_start: float
+    window_end: float
+    labelled_by: str
+    labelled_at: float
+
+
 class CaseDetail(CaseSummary):
-    """A case with its evidence, timeline and notices."""
+    """A case with its evidence, timeline, notices and resolution labels."""
 
     evidence: dict[str, Any]
     timeline: list[CaseEvent]
     notices: list[NoticeOut]
+    #: the outcome it was resolved with (one per resolution; a reopened case may have more)
+    labels: list[LabelOut] = []
 
 
 class CasePage(BaseModel):

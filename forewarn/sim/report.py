@@ -74,6 +74,9 @@ def report(result: MatchResult, *, devices: int, days: float,
             out["quirk_false_cases_second_half"] = sum(c.noticed_at >= mid for c in quirky)
     shared = [m for m in result.faults if m.truth.fleet_fault]
     out["fleet_faults_injected"] = len({m.truth.fleet_fault for m in shared})
+    # both keys in every report (issue 20's contract): a run with fleet faults replaces this
+    # with what its incidents found (``forewarn.sim.incidents.incident_report``)
+    out["fleet_faults_found_as_incident"] = 0
     out["fleet_fault_devices"] = len(shared)
     out["fleet_fault_devices_detected"] = sum(m.detected_at is not None for m in shared)
     out["false_customer_notices"] = sum(c.customer_notice for c in result.false_cases)

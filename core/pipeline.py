@@ -190,6 +190,13 @@ class CorePipeline:
         #: per device, the labels and fields its peer slots were last given
         self._peer_known: dict[tuple[str, str], tuple[tuple[str, str], tuple[str, ...]]] = {}
         self._peer_above = np.zeros((1024, 2), dtype=np.bool_)
+        #: per peer slot, its (tenant, device, field), and each device's product: where the
+        #: judgments of a shared peer detector go (:meth:`judge_peers`)
+        self._peer_series: dict[int, tuple[str, str, str]] = {}
+        self._peer_product: dict[tuple[str, str], str] = {}
+        #: onsets of devices whose product is not known yet (judged right after a restore):
+        #: handed on with the device's next batch
+        self._peer_held: dict[tuple[str, str], list[DetectorEvent]] = {}
         #: topic, payload → batch: the native schema, or the mappings beside it (core.mapping)
         self.decoder = decoder
         #: the decoder's quick way to a group's one-reading mapped messages, which
@@ -464,13 +471,25 @@ class CorePipeline:
             self._peer_known[key] = (labels, fields)
             self.peer.assign(slots, [f"{labels[0]}/{f}" for f in fields],
                              [f"{labels[1]}/{f}" for f in fields])
+            self._peer_product[key] = batch.product
+            for slot, name in zip(slots.tolist(), fields, strict=True):
+                self._peer_series[slot] = (batch.tenant, batch.device_id, name)
         device = self.peer.update(slots, values, t)
         cohort = self.peer.last_cohort_scores()
-        need = int(slots.max()) + 1
-        if need > self._peer_above.shape[0]:
-            grown = np.zeros((max(need, 2 * self._peer_above.shape[0]), 2), dtype=np.bool_)
-            grown[: self._peer_above.shape[0]] = self._peer_above
-            self._peer_above = grown
+        self._grow_peer_above(int(slots.max()) + 1)
+        if self.peer.share is not None:
+            # shared over partitions: a bucket is judged when the last partition's members
+            # are in, maybe after this batch or long after this device's last one, so the
+            # onsets are those of the judgments, each handed on once, whenever it is made
+            # (the held scores of ``device`` only repeat judgments already handed on)
+            mine = self._peer_held.pop(key, [])
+            self.stats.peer_events += len(mine)
+            for events in self._peer_judgments().values():
+                if events[0].device_id == batch.device_id and events[0].tenant == batch.tenant:
+                    mine += events
+                else:
+                    self._write_peer_events(events)
+            return tuple(mine)
         if device.max() < self.event_threshold and cohort.max() < self.event_threshold:
             # the common case, a device like its peers: no onset, nothing above (a third of
             # the peer detector's cost per batch went into the general path below)
@@ -492,6 +511,77 @@ class CorePipeline:
         self.stats.peer_events += len(events)
         return tuple(events)
 
+    def judge_peers(self) -> int:
+        """Judge the shared peer detector's waiting buckets as far as the other partitions'
+        members are in (the scale-out engine calls this when summaries arrive); their onsets
+        go to the store as event-only batches (no samples), like a batch's. Returns the
+        number of events written."""
+        if self.peer is None or self.peer.share is None:
+            return 0
+        self.peer.judge_pending()
+        written = 0
+        for events in self._peer_judgments().values():
+            written += self._write_peer_events(events)
+        return written
+
+    def _write_peer_events(self, events: list[DetectorEvent]) -> int:
+        first = events[0]
+        fields = tuple(dict.fromkeys(e.field for e in events))
+        empty = np.empty((0, len(fields)))
+        self.store.write(ScoredBatch(first.tenant, first.device_id, first.product, fields,
+                                     np.empty(0), empty, empty.copy(), tuple(events)))
+        self.stats.events += len(events)
+        return len(events)
+
+    def _grow_peer_above(self, need: int) -> None:
+        if need > self._peer_above.shape[0]:
+            grown = np.zeros((max(need, 2 * self._peer_above.shape[0]), 2), dtype=np.bool_)
+            grown[: self._peer_above.shape[0]] = self._peer_above
+            self._peer_above = grown
+
+    def _peer_judgments(self) -> dict[tuple[str, str], list[DetectorEvent]]:
+        """Onsets of the shared peer detector's judgments since the last call, per device
+        whose product is known (the others are held for their next batch), dated when the
+        bucket fell due, with the bucket's mean as the value."""
+        assert self.peer is not None
+        out: dict[tuple[str, str], list[DetectorEvent]] = {}
+        for bucket, slots, vals, device, cohort in self.peer.take_judged():
+            self._grow_peer_above(int(slots.max()) + 1)
+            ts = self.peer.due_at(bucket)
+            for col, (name, scores, what) in enumerate((
+                    ("peer", device, "unlike its peers' at the same time"),
+                    ("peer_cohort", cohort,
+                     "moved with its cohort away from the rest of its peers"))):
+                high = scores >= self.event_threshold
+                onset = high & ~self._peer_above[slots, col]
+                self._peer_above[slots, col] = high
+                for j in np.flatnonzero(onset).tolist():
+                    slot = int(slots[j])
+                    known = self._peer_series.get(slot)
+                    if known is None:
+                        known = self._series_of(slot)
+                    if known is None:
+                        continue  # forgotten since (evicted): nobody to tell
+                    tenant, device_id, field_name = known
+                    product = self._peer_product.get((tenant, device_id))
+                    event = DetectorEvent(
+                        tenant=tenant, device_id=device_id, product=product or "",
+                        field=field_name, detector=name, ts=ts, score=float(scores[j]),
+                        value=float(vals[j]),
+                        explanation=f"{field_name} is {what} (score {scores[j]:.2f})")
+                    if product is None:
+                        self._peer_held.setdefault((tenant, device_id), []).append(event)
+                    else:
+                        out.setdefault((tenant, device_id), []).append(event)
+        self.stats.peer_events += sum(len(v) for v in out.values())
+        return out
+
+    def _series_of(self, slot: int) -> tuple[str, str, str] | None:
+        """(tenant, device, field) of a slot, from the registry (after a restore)."""
+        for key, at in self.series.items():
+            self._peer_series.setdefault(at, key)
+        return self._peer_series.get(slot)
+
     def _forget(self, tenant: str, device_id: str, slots: NDArray[np.int64]) -> None:
         """Slots of evicted series now hold new ones: start their state afresh."""
         self.stats.evicted_series = self.series.evicted
@@ -502,6 +592,8 @@ class CorePipeline:
             self.peer.forget(slots)
             self._peer_known.pop((tenant, device_id), None)
             self._peer_above[slots[slots < self._peer_above.shape[0]]] = False
+            for slot in slots.tolist():
+                self._peer_series.pop(slot, None)
         self._above[slots[slots < self._above.shape[0]]] = False
         self._limited.pop((tenant, device_id), None)  # the new series need their limits
 
@@ -585,6 +677,7 @@ class CorePipeline:
         if self.peer is not None and peer:
             self.peer.load_state(peer)
         self._peer_known.clear()  # labels are handed in again with each device's next batch
+        self._peer_series.clear()
 
 
 _PEER = "peer."

@@ -184,14 +184,14 @@ class RuleEvaluator:
 
     def evaluate(self, batch: ScoredBatch, meta: DeviceMeta) -> list[Transition]:
         """Transitions caused by this batch, in time order per rule."""
-        if batch.n_samples == 0:
-            return []
         history = self._events.get((batch.tenant, batch.device_id))
         if batch.events:
             if history is None:
                 history = self._events[(batch.tenant, batch.device_id)] = deque(
                     maxlen=_EVENT_HISTORY)
             history.extend(batch.events)
+        if batch.n_samples == 0:  # events only (a shared peer judgment): seen by the next
+            return []
         if history:
             horizon = float(batch.t[0]) - self._event_horizon
             while history and history[0].ts < horizon:

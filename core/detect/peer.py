@@ -371,6 +371,10 @@ class Peer(SoADetector):
         #: summary published, if it was)
         self._pending: deque[tuple[int, NDArray[np.int64], NDArray[np.float64],
                                    PeerSummary | None]] = deque()
+        #: with a share, the buckets judged since :meth:`take_judged`: (bucket, slots, their
+        #: means, device and cohort scores after judging)
+        self._judged: list[tuple[int, NDArray[np.int64], NDArray[np.float64],
+                                 NDArray[np.float64], NDArray[np.float64]]] = []
         super().__init__(capacity)
 
     def assign(self, slots: NDArray[np.int64] | Sequence[int], groups: Sequence[str],
@@ -461,8 +465,27 @@ class Peer(SoADetector):
                           a["n_closed"], a["hold"], a["zs"], a["czs"], a["score"], a["cscore"],
                           self.alpha, self.min_members, self.min_cohort, self.half_z,
                           self.persist, self.clip, self.spread_floor)
+            if slots.shape[0]:
+                self._judged.append((h, slots, vals, a["score"][slots].copy(),
+                                     a["cscore"][slots].copy()))
             self._pending.popleft()
         return 0
+
+    def take_judged(self) -> list[tuple[int, NDArray[np.int64], NDArray[np.float64],
+                                        NDArray[np.float64], NDArray[np.float64]]]:
+        """With a share, the buckets judged since the last call, oldest first: (bucket, this
+        partition's slots in it, their means, their device and cohort scores just after).
+
+        A shared bucket is judged when the last partition's members arrive, which may be after
+        this partition's last :meth:`update` (whose scores then never showed the judgment):
+        whoever hands the scores on (the pipeline) takes them from here, once each.
+        """
+        judged, self._judged = self._judged, []
+        return judged
+
+    def due_at(self, bucket: int) -> float:
+        """The sample time from which ``bucket`` is due (``lag_s`` after it ended)."""
+        return (bucket + 1) * self.bucket_s + self.lag_s
 
     def state(self) -> StateDict:
         """Copy of the learned state, the bucket watermark and the buckets still waiting for

@@ -189,6 +189,9 @@ class PartitionWorker:
         self.clock = clock
         self.stats = PartitionStats(partition)
         self._fetcher: BatchFetcher | None = None
+        #: held from taking the hand-off list to handing it on: peer judgments made between
+        #: messages (:meth:`hand_on_judged`) go after the batch in hand, never inside it
+        self._handing = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._last_snapshot = clock()
         self._snapshot_seq = 0
@@ -285,6 +288,11 @@ class PartitionWorker:
         # persisted before the acknowledgement (a failing database is logged and retried at
         # the next flush, it does not hold the partition)
         self.pipeline.dead_letters.flush()
+        async with self._handing:
+            await self._hand_on_batch(msgs, events)
+
+    async def _hand_on_batch(self, msgs: Sequence[Msg],
+                             events: list[tuple[int, LifecycleEvent]]) -> None:
         scored = self.handoff.take()
         if scored and not await self._retry(lambda: self._write(scored), msgs, "store"):
             return
@@ -312,6 +320,22 @@ class PartitionWorker:
         meta = msgs[-1].metadata
         self.stats.last_seq = meta.sequence.stream
         self.stats.last_stored_at = meta.timestamp.timestamp()
+
+    async def hand_on_judged(self) -> None:
+        """Hand on what the pipeline wrote between messages (the onsets of peer buckets
+        judged when the other partitions' summaries arrived): to the store and the sink,
+        retried like a batch's. Nothing is acknowledged: a crash before the next snapshot
+        judges those buckets again on replay (the sinks take repeats)."""
+        async with self._handing:
+            scored = self.handoff.take()
+            if not scored or not self._owner():
+                return
+            if not await self._retry(lambda: self._write(scored), (), "store"):
+                return
+            for item in scored:
+                if not await self._retry(lambda i=item: self.sink(i),  # type: ignore[misc]
+                                         (), "sink"):
+                    return
 
     def _count_missing(self) -> None:
         """Holes in the devices' batch sequences among the batches just accepted."""
@@ -560,7 +584,8 @@ class NatsEngine:
                 if peer is None or not worker.consuming or not worker.trusted():
                     continue
                 try:
-                    peer.judge_pending()
+                    if worker.pipeline.judge_peers():
+                        await worker.hand_on_judged()
                 except Exception:  # a bug here must not end the judging of every partition
                     _log.exception("partition %d: judging peer buckets failed",
                                    worker.partition)

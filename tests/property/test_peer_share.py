@@ -15,10 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.detect import RobustZ
 from core.detect.peer import Peer
 from core.detect.peer_share import PeerBoard, PeerSummary
-from core.pipeline import PipelineState
+from core.nats.worker import HandOff
+from core.pipeline import CorePipeline, PipelineState
 from core.snapshot import Snapshot, decode_snapshot, encode_snapshot
+from tests.integration.nats.fleet import SyntheticFleet
 
 H = 3600.0
 PARAMS: dict[str, Any] = {"bucket_s": H, "lag_s": 0.0, "warmup": 4, "min_members": 5,
@@ -196,3 +199,88 @@ def test_buckets_waiting_for_other_partitions_survive_a_snapshot() -> None:
     for name in _STATE:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
     assert a["n_closed"][:5].min() >= 15  # the buckets were judged, not dropped
+
+
+# --- a shared peer detector behind the pipeline: flags whatever the interleaving ----------------
+
+_ROUNDS, _DEVICES = 36, 8
+
+
+def _fleet_messages() -> list[list[tuple[str, bytes]]]:
+    """Eight pumps' batches (d0000 jumps away from its peers), split over two partitions
+    (four pumps each: no partition alone reaches ``min_members``)."""
+    fleet = SyntheticFleet("acme", devices=_DEVICES, batch_samples=30, faulty=1,
+                           fault_at=30 * 20, jump=12.0)
+    parts: list[list[tuple[str, bytes]]] = [[], []]
+    for topic, payload, _ in fleet.batches(_ROUNDS):
+        parts[int(topic.split("/")[3][1:]) % 2].append((topic, payload))
+    return parts
+
+
+def _flags(schedule: list[int], messages: list[list[tuple[str, bytes]]]
+           ) -> list[tuple[str, str, str, float]]:
+    """Two partitions' pipelines sharing one board: ``schedule`` says, step by step, which
+    partition processes its next message (0, 1) or has its waiting buckets judged because
+    summaries arrived (2, 3); then both are drained. Every peer onset handed to the store."""
+    board = PeerBoard(2, wait_s=1e9, clock=lambda: 0.0)
+    handoffs = [HandOff(), HandOff()]
+    pipelines = []
+    for p in range(2):
+        peer = Peer(bucket_s=300.0, lag_s=300.0, warmup=6, min_members=5)
+        peer.share = board.share_for(p)
+        pipelines.append(CorePipeline(RobustZ(), handoffs[p], peer=peer))
+    at = [0, 0]
+    for step in [*schedule, *[p for _ in range(_ROUNDS * _DEVICES) for p in (0, 1)]]:
+        p = step % 2
+        if step < 2:
+            if at[p] < len(messages[p]):
+                pipelines[p].process_payload(*messages[p][at[p]])
+                at[p] += 1
+        else:
+            pipelines[p].judge_peers()
+    for _ in range(2 * _ROUNDS):  # each judging publishes the next bucket: one at a time
+        for pipeline in pipelines:
+            pipeline.judge_peers()
+    assert all(not pl.peer._pending for pl in pipelines if pl.peer is not None)
+    return sorted((e.device_id, e.field, e.detector, e.ts) for h in handoffs
+                  for b in h.take() for e in b.events if e.detector.startswith("peer"))
+
+
+@pytest.fixture(scope="module")
+def fleet_messages() -> list[list[tuple[str, bytes]]]:
+    return _fleet_messages()
+
+
+@pytest.fixture(scope="module")
+def eager_flags(fleet_messages: list[list[tuple[str, bytes]]]
+                ) -> list[tuple[str, str, str, float]]:
+    """In lockstep, each summary judged as soon as it is in."""
+    return _flags([s for _ in range(_ROUNDS * _DEVICES) for s in (0, 1, 2, 3)], fleet_messages)
+
+
+def test_a_shared_group_flags_its_outlier_once_per_field(
+        eager_flags: list[tuple[str, str, str, float]]) -> None:
+    assert {d for d, *_ in eager_flags} == {"d0000"}
+    fields = [f for _, f, det, _ in eager_flags if det == "peer"]
+    assert len(fields) >= 3 and len(fields) == len(set(fields))
+
+
+@settings(max_examples=8, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(schedule=st.lists(st.integers(0, 3), max_size=_ROUNDS * _DEVICES * 3))
+def test_peer_flags_do_not_depend_on_when_summaries_arrive(
+        schedule: list[int], fleet_messages: list[list[tuple[str, bytes]]],
+        eager_flags: list[tuple[str, str, str, float]]) -> None:
+    """Summaries arriving before or after the owner's batches (a partition far ahead of the
+    other, judging only between messages, or only after its last one): the same onsets, each
+    handed on once, dated when their bucket fell due."""
+    assert _flags(schedule, fleet_messages) == eager_flags
+
+
+def test_judged_after_the_last_batch_the_flags_still_go_out(
+        fleet_messages: list[list[tuple[str, bytes]]],
+        eager_flags: list[tuple[str, str, str, float]]) -> None:
+    """Partition 0 reads all its messages before partition 1 reads any (so nothing of it can
+    be judged until partition 1 catches up, after partition 0's last batch)."""
+    n = _ROUNDS * _DEVICES
+    assert _flags([0] * n + [1] * n, fleet_messages) == eager_flags

@@ -6,7 +6,9 @@ away from the others. The peer detector needs five members reporting a bucket: n
 (nor either worker) holds that many, so with the partitions' peer summaries shared through the
 key-value bucket the jumping pump is flagged, once, by the worker that owns it, and no other
 is; with sharing off nothing is judged at all. Without the engine's peer summaries (main before
-this test) no peer flag comes out at all.
+this test) no peer flag comes out at all. The devices publish while the workers consume, as in
+production: a bucket is then often judged after its owner's last batch was scored, and its
+onsets go out on their own (before the fix no flag came out at all that way).
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 import nats
+import numpy as np
 import pytest
 
 import core.nats.peers
 from core.detect import RobustZ
 from core.detect.peer import Peer
+from core.detect.peer_share import PeerBoard
 from core.events import ScoredBatch
 from core.nats import NatsConfig, NatsEngine, ensure_stream
 from core.pipeline import CorePipeline
@@ -50,6 +54,27 @@ def _pipeline(handoff: TimeSeriesStore) -> CorePipeline:
     # five-minute buckets (one batch of 30 samples of 10 s), judged five minutes late
     peer = Peer(bucket_s=300.0, lag_s=300.0, warmup=6, min_members=MIN_MEMBERS)
     return CorePipeline(RobustZ(), handoff, peer=peer)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compiled() -> None:
+    """The kernels compiled before the clocks run: on a cold numba cache (a fresh clone) the
+    first batch compiles them inside a worker's loop, for longer than a bucket's wait."""
+    pipeline = _pipeline(EmbeddedStore(":memory:"))
+    fleet = SyntheticFleet("warm", devices=2, batch_samples=30, faulty=0, fault_at=0, jump=0.0)
+    for topic, payload, _ in fleet.batches(2):
+        pipeline.process_payload(topic, payload)
+    board = PeerBoard(2, wait_s=0.0)
+    peers = [Peer(capacity=4, bucket_s=300.0, lag_s=0.0, warmup=1, min_members=2)
+             for _ in range(2)]
+    t = 300.0 * np.arange(8, dtype=np.float64)
+    for p, peer in enumerate(peers):
+        peer.share = board.share_for(p)
+        peer.assign(np.arange(2), ["g", "g"], ["c", "c"])
+    for peer in peers:
+        peer.update(np.arange(2), np.ones((8, 2)), t)
+    for peer in peers:
+        peer.judge_pending()
 
 
 Until = Callable[[list[NatsEngine], Counter[tuple[str, str]]], bool]
@@ -87,7 +112,9 @@ async def _run(cfg: NatsConfig, tenant: str, until: Until,
         runners = [asyncio.create_task(e.run()) for e in engines]
         try:
             await asyncio.gather(*(e.ready.wait() for e in engines))
-            await _publish(cfg, tenant)
+            # the devices publish from their own thread and loop, as separate processes would:
+            # a worker compiling its kernels on a cold numba cache blocks only its own loop
+            await asyncio.to_thread(asyncio.run, _publish(cfg, tenant))
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and not until(engines, flags):
                 await asyncio.sleep(0.05)

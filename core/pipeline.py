@@ -484,11 +484,11 @@ class CorePipeline:
             # (the held scores of ``device`` only repeat judgments already handed on)
             mine = self._peer_held.pop(key, [])
             self.stats.peer_events += len(mine)
-            for events in self._peer_judgments().values():
-                if events[0].device_id == batch.device_id and events[0].tenant == batch.tenant:
-                    mine += events
+            for device_key, onsets in self._peer_judgments().items():
+                if device_key == key:
+                    mine += onsets
                 else:
-                    self._write_peer_events(events)
+                    self._write_peer_events(onsets)
             return tuple(mine)
         if device.max() < self.event_threshold and cohort.max() < self.event_threshold:
             # the common case, a device like its peers: no onset, nothing above (a third of

@@ -19,6 +19,11 @@ judged across the peer group:
   as many warm members: the majority is what normal means), the difference of the two median
   excesses in standard errors (1.2533 · the rest's spread · √(1/n + 1/n_rest)): **cohort
   score** (the cohort moving together away from its own past offsets, e.g. after a rollout).
+- per pool across the groups (a production batch, a firmware version: devices of one pool
+  in many groups), how many of its members are off their peers at a lower bar than the
+  device score's, against the rest of the product: **drift score** (several devices of one
+  batch drifting the same way before each is unusual enough on its own;
+  :mod:`core.detect.peer_drift`).
 
 A device whose cohort label changes (a firmware update) learns its offset afresh for
 ``warmup`` buckets and its device score says nothing meanwhile (a new control curve is not a
@@ -53,6 +58,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from core.detect._base import SoADetector, StateDict
+from core.detect.peer_drift import POOLS, judge_pools
 
 __all__ = ["Peer", "label_id", "peer_reference", "peer_update"]
 
@@ -75,10 +81,12 @@ def _judge_bucket(
     ring_bucket: NDArray[np.int64], offset: NDArray[np.float64], n_closed: NDArray[np.int64],
     anchor: NDArray[np.float64], hold: NDArray[np.int64],
     zs: NDArray[np.float64], czs: NDArray[np.float64], score: NDArray[np.float64],
-    cscore: NDArray[np.float64], alpha: float, warmup: int, min_members: int, min_cohort: int,
+    cscore: NDArray[np.float64], zbucket: NDArray[np.int64], alpha: float, warmup: int,
+    min_members: int, min_cohort: int,
     half_z: float, persist: float, clip: float, spread_floor: float,
 ) -> None:
-    """Judge bucket ``h`` across every peer group: scores and offsets of its members."""
+    """Judge bucket ``h`` across every peer group: scores and offsets of its members (and
+    which were judged warm, ``zbucket``, for the pools of :mod:`.peer_drift`)."""
     k = h % ring_val.shape[1]
     n_slots = group.shape[0]
     count = 0
@@ -129,6 +137,7 @@ def _judge_bucket(
                 if warm[i]:
                     gz = zs[s] * zs[s]
                     score[s] = gz / (gz + h2)
+                    zbucket[s] = h
                 else:
                     zs[s] = 0.0
                     score[s] = 0.0
@@ -197,11 +206,14 @@ def peer_update(
     out: NDArray[np.float64], out_cohort: NDArray[np.float64],
     bucket_s: float, lag_s: float, alpha: float, warmup: int, min_members: int,
     min_cohort: int, half_z: float, persist: float, clip: float, spread_floor: float,
+    ref: NDArray[np.int64], pool: NDArray[np.int64], zbucket: NDArray[np.int64],
+    dscore: NDArray[np.float64], out_drift: NDArray[np.float64], drift_bar: float,
+    drift_min: int, drift_alpha: float,
 ) -> None:
     """Average ``x`` (ticks × columns, times ``t`` ascending) into buckets; at each tick
     first judge every bucket that tick's time makes due across the peer groups, then write
-    each series' held device and cohort scores into ``out`` and ``out_cohort``: the scores do
-    not depend on how a stream is cut into blocks."""
+    each series' held device, cohort and drift scores into ``out``, ``out_cohort`` and
+    ``out_drift``: the scores do not depend on how a stream is cut into blocks."""
     n_ticks, n_cols = x.shape
     k_ring = ring_val.shape[1]
     for i in range(n_ticks):
@@ -219,13 +231,17 @@ def peer_update(
                             acc_sum[s] = 0.0
                             acc_n[s] = 0
                     _judge_bucket(h, group, cohort, ring_val, ring_bucket, offset, n_closed,
-                                  anchor, hold, zs, czs, score, cscore, alpha, warmup, min_members,
-                                  min_cohort, half_z, persist, clip, spread_floor)
+                                  anchor, hold, zs, czs, score, cscore, zbucket, alpha,
+                                  warmup, min_members, min_cohort, half_z, persist, clip,
+                                  spread_floor)
+                    judge_pools(h, ref, pool, zbucket, zs, dscore, drift_bar, drift_min,
+                                drift_alpha, min_cohort)
                 watermark[0] = due
         for j in range(n_cols):
             s = slots[j]
             out[i, j] = score[s]
             out_cohort[i, j] = cscore[s]
+            out_drift[i, j] = dscore[s]
             v = x[i, j]
             if group[s] == 0 or not (math.isfinite(v) and math.isfinite(ti)):
                 continue
@@ -264,14 +280,24 @@ class Peer(SoADetector):
         "czs": (np.float64, (), 0.0),
         "score": (np.float64, (), 0.0),
         "cscore": (np.float64, (), 0.0),
+        # the pools of a cohort drifting together (.peer_drift)
+        "ref": (np.int64, (), 0),
+        "pool": (np.int64, (POOLS,), 0),
+        "zbucket": (np.int64, (), _UNSET),
+        "dscore": (np.float64, (), 0.0),
     }
 
     def __init__(self, capacity: int = 1024, bucket_s: float = 3600.0, lag_s: float = 7200.0,
                  half_life: float = 336.0, warmup: int = 24, min_members: int = 5,
                  min_cohort: int = 3, half_z: float = 4.0, persist: float = 3.0,
-                 clip: float = 3.0, spread_floor: float = 1e-3, cohort_hold: int = 168) -> None:
+                 clip: float = 3.0, spread_floor: float = 1e-3, cohort_hold: int = 168,
+                 drift_bar: float = 4.0, drift_min: int = 3, drift_alpha: float = 0.01) -> None:
         """``half_life``, ``warmup``, ``persist`` (the smoothing's half-life) and
-        ``cohort_hold`` count buckets."""
+        ``cohort_hold`` count buckets; ``drift_*`` judge the pools (a batch, a release:
+        :mod:`core.detect.peer_drift`)."""
+        self.drift_bar = drift_bar
+        self.drift_min = drift_min
+        self.drift_alpha = drift_alpha
         self.cohort_hold = cohort_hold
         self.bucket_s = bucket_s
         self.lag_s = lag_s
@@ -285,11 +311,15 @@ class Peer(SoADetector):
         self.spread_floor = spread_floor
         self._watermark = np.array([_UNSET], dtype=np.int64)
         self._last_cohort: NDArray[np.float64] = np.zeros((0, 0))
+        self._last_drift: NDArray[np.float64] = np.zeros((0, 0))
         super().__init__(capacity)
 
     def assign(self, slots: NDArray[np.int64] | Sequence[int], groups: Sequence[str],
-               cohorts: Sequence[str]) -> None:
-        """Label series: each slot's peer group and cohort (a series without labels scores 0).
+               cohorts: Sequence[str], refs: Sequence[str] | None = None,
+               pools: Sequence[Sequence[str]] | None = None) -> None:
+        """Label series: each slot's peer group and cohort (a series without labels scores 0),
+        and for the drift score its reference (the product's field) and up to
+        :data:`~core.detect.peer_drift.POOLS` pools (its batch, its firmware).
 
         A slot whose cohort changes (a firmware update) learns its offset afresh; for
         ``cohort_hold`` buckets its cohort score still measures it from its offset before.
@@ -306,10 +336,22 @@ class Peer(SoADetector):
         a["n_closed"][moved] = 0
         a["group"][s] = g
         a["cohort"][s] = c
+        if refs is not None and pools is not None:
+            p = np.zeros((s.size, POOLS), dtype=np.int64)
+            for i, names in enumerate(pools):
+                for j, name in enumerate(list(names)[:POOLS]):
+                    p[i, j] = label_id(name)
+            a["pool"][s] = p
+            a["ref"][s] = np.array([label_id(x) for x in refs], dtype=np.int64)
 
     def last_cohort_scores(self) -> NDArray[np.float64]:
         """Cohort scores of the last :meth:`update`, same shape as its device scores."""
         return self._last_cohort
+
+    def last_drift_scores(self) -> NDArray[np.float64]:
+        """Drift scores of the last :meth:`update` (a cohort drifting together, this
+        series with it), same shape as its device scores."""
+        return self._last_drift
 
     def _run(
         self, slots: NDArray[np.int64], x: NDArray[np.float64], t: NDArray[np.float64] | None,
@@ -317,6 +359,7 @@ class Peer(SoADetector):
     ) -> None:
         a = self._arrays
         cohort_out = np.zeros_like(out)
+        drift_out = np.zeros_like(out)
         if t is None:  # no times, no buckets: nothing to compare at the same time
             out[...] = 0.0
         else:
@@ -326,8 +369,11 @@ class Peer(SoADetector):
                         a["czs"], a["score"], a["cscore"], self._watermark, slots, x, t, out,
                         cohort_out, self.bucket_s, self.lag_s, self.alpha, self.warmup,
                         self.min_members, self.min_cohort, self.half_z, self.persist,
-                        self.clip, self.spread_floor)
+                        self.clip, self.spread_floor, a["ref"], a["pool"], a["zbucket"],
+                        a["dscore"], drift_out, self.drift_bar, self.drift_min,
+                        self.drift_alpha)
         self._last_cohort = cohort_out
+        self._last_drift = drift_out
 
     def state(self) -> StateDict:
         """Copy of the learned state, the bucket watermark included."""

@@ -2,8 +2,10 @@
 
 Streams every labelled file of ``shared/nab`` through :func:`forewarn.nab.score_series` (what
 ``forewarn nab`` runs: a fresh ``make_detector(DetectorConfig())`` per file, blocks of 64 rows
-with their timestamps) and scores the results with :mod:`benchmarks.nab_scoring` (NAB's
-standard, low-FP and low-FN profiles, one corpus-wide threshold per set).
+with their timestamps, learning lengths scaled to the file's NAB probation; ``--learn config``:
+the config's sample counts, as the service runs them) and scores the results with
+:mod:`benchmarks.nab_scoring` (NAB's standard, low-FP and low-FN profiles, one corpus-wide
+threshold per set).
 
 **The halves.** The labelled files' relative paths (``realKnownCause/nyc_taxi.csv``...),
 sorted as strings, are numbered from 0: *tuning* = even numbers, *held-out* = odd numbers.
@@ -66,7 +68,7 @@ from benchmarks.nab_scoring import (
     sweep,
 )
 from core.detect import DetectorConfig
-from forewarn.nab import _read, score_series
+from forewarn.nab import LEARN_RULES, _read, score_series
 
 __all__ = ["categories", "firing_auc", "halves", "leave_one_category_out", "main", "resample"]
 
@@ -185,8 +187,12 @@ def _load(data: Path, labels: dict[str, FileLabels], k: int) -> tuple[
 
 
 def _scores(series: dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]],
-            names: list[str], config: DetectorConfig) -> dict[str, NDArray[np.float64]]:
-    return {rel: score_series(*series[rel], config) for rel in names}
+            names: list[str], config: DetectorConfig,
+            by_probation: bool) -> dict[str, NDArray[np.float64]]:
+    # a resampled file's probation is that of its own (shorter) length, as NAB would give it
+    return {rel: score_series(*series[rel], config,
+                              probation_rows(series[rel][0].shape[0]) if by_probation else None)
+            for rel in names}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,8 +214,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="average every file over blocks of K rows first (stress test)")
     parser.add_argument("--jitter", action="store_true",
                         help="also score the default at quiet x 0.85 ... 1.15 (luck check)")
+    parser.add_argument("--learn", choices=LEARN_RULES, default="probation",
+                        help="learning lengths scaled to each file's NAB probation (forewarn "
+                        "nab's default) or the config's sample counts (the service's)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
+    by_probation = args.learn == "probation"
     series, labels = _load(args.data, load_labels(args.data, args.windows), args.resample)
     profiles = load_profiles(args.windows.resolve().parent.parent / "profiles.json")
     sets = halves(list(labels))
@@ -223,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, dict[str, dict[str, object]]] = {}
     for cname, config in configs.items():
         started = time.process_time()
-        scores = _scores(series, run, config)
+        scores = _scores(series, run, config, by_probation)
         report[cname] = {}
         if args.half == "all":
             report[cname]["loco"] = leave_one_category_out(labels, {cname: scores}, standard)
@@ -241,12 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.candidates is not None and args.half == "all":
         base = configs["default"].model_dump()
         cands: dict[str, dict[str, NDArray[np.float64]]] = {
-            name: _scores(series, run, DetectorConfig.model_validate({**base, **over}))
+            name: _scores(series, run, DetectorConfig.model_validate({**base, **over}),
+                          by_probation)
             for name, over in json.loads(args.candidates.read_text()).items()}
-        cands.setdefault("default", _scores(series, run, configs["default"]))
+        cands.setdefault("default", _scores(series, run, configs["default"], by_probation))
         report["candidates"] = {"loco_selected": leave_one_category_out(labels, cands, standard)}
     if args.jitter and args.half == "all":
-        jitter = _jitter(series, labels, sets, configs["default"], standard)
+        jitter = _jitter(series, labels, sets, configs["default"], standard, by_probation)
         report["jitter"] = {key: dict(row) for key, row in jitter.items()}
     if args.json:
         print(json.dumps(report, indent=2))
@@ -276,14 +287,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _jitter(series: dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]],
             labels: dict[str, FileLabels], sets: dict[str, list[str]], config: DetectorConfig,
-            profile: Profile) -> dict[str, dict[str, float]]:
+            profile: Profile, by_probation: bool) -> dict[str, dict[str, float]]:
     """Standard score of each set and the pooled fold score at each jittered quiet period."""
     out: dict[str, dict[str, float]] = {}
     for factor in _JITTER:
         quiet = round(config.quiet * factor)
         # a timed quiet period (quiet_s) is jittered by the same factor
         jittered = config.model_copy(update={"quiet": quiet, "quiet_s": config.quiet_s * factor})
-        scores = _scores(series, sets["all"], jittered)
+        scores = _scores(series, sets["all"], jittered, by_probation)
         row = {name: round(sweep({n: labels[n] for n in names}, scores, profile).normalised, 2)
                for name, names in sets.items()}
         pooled = leave_one_category_out(labels, {"q": scores}, profile)["pooled"]

@@ -26,6 +26,7 @@ from core.detect.seasonal import Seasonal
 from core.detect.series import SeriesRegistry
 from core.detect.stuck import Stuck
 from core.detect.transition import Transition
+from core.detect.window_shape import WindowShape
 
 __all__ = [
     "AnomalyLikelihood",
@@ -46,6 +47,7 @@ __all__ = [
     "SeriesRegistry",
     "Stuck",
     "Transition",
+    "WindowShape",
     "make_detector",
     "make_peer",
 ]

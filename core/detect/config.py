@@ -52,6 +52,33 @@ class DetectorConfig(BaseModel):
     transition_bins: int = Field(12, ge=3)
     transition_half_life: float = Field(500.0, gt=0)
 
+    window_shape_weight: float = Field(
+        0.0, ge=0, le=1, description="weight of the window shape novelty (fuzzy ART over "
+        "down-sampled windows, `window_shape.py`) in the onset score of one-field devices "
+        "(unused while `window_shape_raw_weight` > 0); 0 = off, the default: on NAB it did not "
+        "raise the held-out half (docs/detection.md, window shape novelty)")
+    window_shape_raw_weight: float = Field(
+        0.0, ge=0, le=1, description="weight of its graded score (how far each window's best "
+        "match falls below the series' bar, held between windows) among the raw scores the "
+        "likelihood stage calibrates; 0 = off, the default (the held-out half: 68.06 → 67.61)")
+    # the knobs below: the raw candidate's values (the tuning half's best), so that
+    # `window_shape_raw_weight = 0.4` alone is the configuration docs/detection.md measures
+    window_shape_step: int = Field(5, ge=1, description="samples per down-sampled point")
+    window_shape_width: int = Field(8, ge=2, description="down-sampled points per window")
+    window_shape_categories: int = Field(64, ge=1, description="categories per series")
+    window_shape_vigilance: float = Field(0.85, gt=0, lt=1, description="match a window needs "
+                                          "to join a category")
+    window_shape_learn: int = Field(450, ge=0, description="samples before it scores (the "
+                                    "range it normalises by: the first `warmup` samples)")
+    window_shape_floor: float = Field(0.1, ge=0, description="least span a window's shape is "
+                                      "normalised by, as a share of the learned range")
+    window_shape_chomp: float = Field(0.075, ge=0, description="a down-sampled point this "
+                                      "near (share of the range) the points' median is it")
+    window_shape_z: float = Field(2.5, gt=0, description="a window is novel when its best "
+                                  "match is this many spreads below the series' usual one")
+    window_shape_mask: int = Field(0, ge=0, description="down-sampled points without a new "
+                                   "category before a new one scores again")
+
     rate_weight: float = Field(0.0, ge=0, le=1)
     drift_weight: float = Field(0.0, ge=0, le=1)
     multivariate_weight: float = Field(0.0, ge=0, le=1, description="the sign-aligned "

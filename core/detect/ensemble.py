@@ -51,6 +51,7 @@ from core.detect.seasonal import Seasonal
 from core.detect.stuck import Stuck
 from core.detect.subspace import Subspace
 from core.detect.transition import Transition
+from core.detect.window_shape import WindowShape
 
 __all__ = ["Ensemble", "Finding"]
 
@@ -66,6 +67,7 @@ _WHAT = {
     "dropout": "missing samples",
     "out_of_range": "beyond its configured limits",
     "extreme": "further from its level than ever before",
+    "window_shape": "part of a stretch shaped unlike any it learned",
     "subspace": "unusual for this device (its level, its spread or its relation to the "
                 "device's other fields)",
 }
@@ -165,6 +167,16 @@ class Ensemble:
             var_frac=cfg.subspace_var_frac, field_level=cfg.subspace_field_level,
             joint_min_fields=cfg.subspace_joint_min_fields, sd_floor=cfg.subspace_sd_floor,
             target_per_month=cfg.target_false_alarms_per_device_month)
+        # window shape novelty: built only when weighted (its categories cost ~8 kB a series)
+        self.window_shape: WindowShape | None = None
+        self._shape_raw = cfg.window_shape_raw_weight > 0.0
+        if cfg.window_shape_weight > 0.0 or self._shape_raw:
+            # graded (held every sample) for the raw path; novel windows only for the onset
+            self.window_shape = WindowShape(
+                cap, cfg.window_shape_step, cfg.window_shape_width, cfg.window_shape_categories,
+                cfg.warmup, cfg.window_shape_learn, cfg.window_shape_vigilance,
+                shape_floor=cfg.window_shape_floor, mask=cfg.window_shape_mask,
+                chomp=cfg.window_shape_chomp, z=cfg.window_shape_z, hold=self._shape_raw)
         self.range = OutOfRange(cap)
         self.rules: dict[str, SoADetector] = {
             "stuck": Stuck(cap, cfg.stuck_factor),
@@ -249,6 +261,12 @@ class Ensemble:
             if name != "regression":  # a device model: its own level, not a per-field score
                 _fold_max(raw, sc, weight, first)
                 first = False
+        if self.window_shape is not None and self._shape_raw:
+            shape = self.window_shape._update_block(
+                s, v, tt, out=self._buf("window_shape", v.shape, "F"))
+            comps["window_shape"] = shape
+            _fold_max(raw, shape, self.config.window_shape_raw_weight, first)
+            first = False
         if first:
             raw[...] = 0.0
         _mark_missing(raw, v)
@@ -281,6 +299,15 @@ class Ensemble:
                 candidate = self._buf("candidate", v.shape, "F")
                 candidate[...] = likelihood
             _fold_max(candidate, ext, self.config.extreme_weight, False)
+        if self.window_shape is not None and per_field and not self._shape_raw:
+            # a stretch shaped unlike every learned one fires the onset directly, as a record
+            shape = self.window_shape._update_block(s, v, tt,
+                                                    out=self._buf("window_shape", v.shape, "F"))
+            comps["window_shape"] = shape
+            if candidate is likelihood:
+                candidate = self._buf("candidate", v.shape, "F")
+                candidate[...] = likelihood
+            _fold_max(candidate, shape, self.config.window_shape_weight, False)
         if per_field:
             fired = self.onset._update_block(s, candidate, tt,
                                              out=self._buf("fired", v.shape, "F"))
@@ -467,11 +494,13 @@ class Ensemble:
             return "extreme"
         if "subspace" in comps and cfg.subspace_weight * comps["subspace"][i, j] >= 0.5 * field:
             return "subspace"
-        names = [n for n, (w, _) in self.statistical.items()
-                 if w > 0.0 and n != "regression" and n in comps]
-        if not names:
+        weights = {n: w for n, (w, _) in self.statistical.items()
+                   if w > 0.0 and n != "regression" and n in comps}
+        if self._shape_raw:  # one of the raw scores the likelihood saw
+            weights["window_shape"] = cfg.window_shape_raw_weight
+        if not weights:
             return "extreme"
-        return max(names, key=lambda n: self.statistical[n][0] * float(comps[n][i, j]))
+        return max(weights, key=lambda n: weights[n] * float(comps[n][i, j]))
 
     def last_level(self) -> NDArray[np.float64] | None:
         """Continuous anomaly level in [0, 1] of every sample and field of the last block.
@@ -534,6 +563,9 @@ class Ensemble:
             if fired[i, j] > 0.0:
                 names = [n for n, (w, _) in self.statistical.items() if w > 0.0]
                 weights = {n: self.statistical[n][0] for n in names}
+                if self._shape_raw:  # one of the raw scores the likelihood saw
+                    names.append("window_shape")
+                    weights["window_shape"] = self.config.window_shape_raw_weight
             else:
                 names = list(self.rules)
                 weights = dict.fromkeys(names, 1.0)
@@ -542,6 +574,12 @@ class Ensemble:
                     self.config.extreme_weight * comps["extreme"][i, j]
                     >= comps["likelihood"][i, j]):
                 best = "extreme"
+            if not self._shape_raw and "window_shape" in comps and fired[i, j] > 0.0 and (
+                    self.config.window_shape_weight * comps["window_shape"][i, j]
+                    >= max(comps["likelihood"][i, j],
+                           self.config.extreme_weight * comps["extreme"][i, j]
+                           if "extreme" in comps else 0.0)):
+                best = "window_shape"
             column = j
             if best == "multivariate":  # blame the field that is most out of step
                 column = int(np.argmax(comps["multivariate"][i]))
@@ -570,6 +608,8 @@ class Ensemble:
         parts["level_onset"] = self.level_onset
         parts["subspace"] = self.subspace
         parts["field_level"] = self.field_level
+        if self.window_shape is not None:
+            parts["window_shape"] = self.window_shape
         return parts
 
     def forget(self, slots: NDArray[np.int64]) -> None:

@@ -40,6 +40,7 @@ from core.detect.peer import Peer
 from core.detect.regression import Regression
 from core.detect.robust_z import robust_z_reference, robust_z_update
 from core.detect.subspace import Subspace
+from core.detect.window_shape import WindowShape, window_shape_reference, window_shape_update
 
 
 def _peers() -> Peer:
@@ -94,7 +95,17 @@ DETECTORS: dict[str, tuple[Callable[[], Any], str | None, str | None]] = {
     "field_level": (lambda: FieldLevel(capacity=2, hold=3), "core.detect.field_level",
                     "field_level_update"),
     "peer": (_peers, "core.detect.peer", "peer_update"),
+    # small windows (2 samples a point, 4 points) so 200 samples hold ~100 windows
+    "window_shape": (lambda: WindowShape(capacity=2, step=2, width=4, categories=6,
+                                         range_learn=20, learn=40, vigilance=0.9, z=1.0),
+                     "core.detect.window_shape", "window_shape_update"),
+    # the graded score every sample (the raw path's input) instead of novel windows only
+    "window_shape_graded": (lambda: WindowShape(capacity=2, step=2, width=4, categories=6,
+                                                range_learn=20, learn=40, z=1.0, hold=True),
+                            "core.detect.window_shape", "window_shape_update"),
     "ensemble": (lambda: Ensemble(), None, None),
+    "ensemble_window_shape": (lambda: Ensemble(DetectorConfig(window_shape_weight=0.5)), None,
+                              None),
     "fleet_ensemble": (lambda: Ensemble(DetectorConfig(regression_warmup=20)), None,
                        None),
 }
@@ -218,8 +229,76 @@ def test_warm_up_raises_no_alarm(name: str) -> None:
     assert det.update(SLOTS, x, _times(5)).max() < 0.5
 
 
+_SHAPE_ARRAYS = ("count", "n_acc", "acc", "ma", "lo", "hi", "ring", "n_ds", "calm", "cats",
+                 "n_cat", "used")
+
+
+def _shape_kernel(kernel: Callable[..., None], det: WindowShape, x: np.ndarray,
+                  hold: bool) -> np.ndarray:
+    """One call of a window shape kernel over ``det``'s arrays (step 2, learn 60, mask 2)."""
+    a = det._arrays
+    out = np.zeros(x.shape)
+    kernel(*(a[n] for n in _SHAPE_ARRAYS), SLOTS, x, out, 2, 30, 60, 0.9, 0.5, 0.1, 0.1, 1.0, 2,
+           a["med"], 0.075, a["match_stats"], 1.0, a["held"], hold)
+    return out
+
+
+@settings(max_examples=10, deadline=None)
+@given(x=values, seed=st.integers(0, 2**16), hold=st.booleans())
+def test_window_shape_matches_numpy_reference(x: np.ndarray, seed: int, hold: bool) -> None:
+    """The kernel and the plain-numpy reference agree, on a noisy sine and on hypothesis data."""
+    rng = np.random.default_rng(seed)
+    sine = np.sin(np.arange(300.0) / 8.0)[:, None] + rng.normal(0.0, 0.1, (300, 2))
+    sine[200:206, 1] = 3.0
+    for block in (sine, x):
+        det = WindowShape(capacity=2, step=2, width=4, categories=5)
+        ref = WindowShape(capacity=2, step=2, width=4, categories=5)
+        out_nb, out_np = np.zeros(block.shape), np.zeros(block.shape)
+        with np.errstate(all="ignore"):
+            for k in range(0, block.shape[0], 37):  # cut into blocks: state carries over
+                sl = slice(k, k + 37)
+                out_nb[sl] = _shape_kernel(window_shape_update, det,
+                                           np.asfortranarray(block[sl]), hold)
+                out_np[sl] = _shape_kernel(window_shape_reference, ref, block[sl], hold)
+        np.testing.assert_allclose(out_nb, out_np, rtol=1e-9, atol=1e-12)
+        if block is sine:  # the comparison covered scored windows, not only zeros
+            assert np.count_nonzero(out_nb) > 0
+        for name, arr in det._arrays.items():
+            np.testing.assert_allclose(arr, ref._arrays[name], rtol=1e-9, atol=1e-12,
+                                       err_msg=name)
+
+
+def test_window_shape_flags_an_unseen_stretch_once() -> None:
+    """A sine that stops at its top for a while scores there once; the sine never scores."""
+    rng = np.random.default_rng(4)
+    x = np.sin(np.arange(3000) * 2 * np.pi / 100)[:, None] + rng.normal(0.0, 0.05, (3000, 1))
+    x[2500:2540, 0] = 1.0
+    s = WindowShape(capacity=1, learn=600).update([0], x)[:, 0]
+    assert s[2500:2560].max() >= 0.5
+    assert np.count_nonzero(s) == 1
+
+
 def test_spike_scores_high_on_every_z_type_detector() -> None:
     for det in (RobustZ(capacity=2, warmup=10), RateOfChange(capacity=2, warmup=10)):
         x = _data(5)
         s = det.update(SLOTS, x, _times(200))
         assert s[100, 0] > 0.9
+
+
+def test_window_shape_raw_mode_names_its_findings() -> None:
+    """With the graded score among the raw scores, a finding it drove is named after it."""
+    rng = np.random.default_rng(4)
+    n = 3000
+    t = 300.0 * np.arange(n, dtype=np.float64)
+    x = np.sin(np.arange(n) * 2 * np.pi / 100)[:, None] + rng.normal(0.0, 0.05, (n, 1))
+    x[2500:2540, 0] = 1.0
+    # onset findings (no device models, no level): the one statistical raw score is its own
+    det = Ensemble(DetectorConfig.nab_reference(
+        window_shape_raw_weight=1.0, level_weight=0.0, seasonal_weight=0.0,
+        transition_weight=0.0, multivariate_weight=0.0))
+    named = []
+    for k in range(0, n, 100):
+        det.update([0], x[k:k + 100], t[k:k + 100])
+        assert "window_shape" in det.last_components()
+        named += [f.detector for f in det.last_findings()]
+    assert "window_shape" in named

@@ -197,7 +197,7 @@ class IncidentsSettings(BaseModel):
     hold_dimensions: tuple[Dimension, ...] = ("region",)
     #: detector events that flag a device unlike its peers: this many of one cohort flagged
     #: within the window open its incident before their cases (empty: cases only)
-    flag_detectors: tuple[str, ...] = ("peer", "peer_drift")
+    flag_detectors: tuple[str, ...] = ("peer",)
     #: cases of devices gone silent or offline make incidents only of cohorts of at most this
     #: share of the product (a region, a batch): outages strike wide cohorts by chance
     offline_max_cohort_share: float = Field(default=0.3, gt=0.0, le=1.0)

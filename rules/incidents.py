@@ -104,7 +104,7 @@ class IncidentPolicy:
     hold_rules: tuple[str, ...] = ()
     #: detector events that flag a device unlike its peers: ``min_devices`` of one cohort
     #: flagged within the window open an incident before their own cases (empty: none)
-    flag_detectors: tuple[str, ...] = ("peer", "peer_drift")
+    flag_detectors: tuple[str, ...] = ("peer",)
     #: cases of a device gone silent or offline make an incident only of a cohort of at most
     #: this share of the product (a region, a batch): outages hit wide cohorts by chance
     offline_max_cohort_share: float = 0.3

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/ingest_throughput.py [--json] [--messages 3000] [--samples 100]
         [--detectors fleet,ensemble,robust_z] [--repeat 3] [--fetch-batch 64] [--mapped]
-        [--paths decode,mapped,pipeline,mqtt_direct,jetstream,jetstream_leased]
+        [--paths decode,mapped,pipeline,mqtt_direct,jetstream,jetstream_leased] [--peer]
 
 Every message is one device's batch of ``--samples`` samples of five fields (columnar JSON,
 about 5 kB at 100 samples). Measured, in this one process (servers run beside it on the same
@@ -23,6 +23,11 @@ two cores):
   static ownership (``jetstream/*``) and owning the partitions by lease with every
   acknowledgement fenced, as ``forewarn core --engine nats`` runs by default
   (``jetstream_leased/*``).
+  With ``--peer`` each JetStream path is measured again with the ``[peer]`` detector in every
+  partition, its peer groups spanning the partitions through the engine's peer summaries
+  (``jetstream+peer/*``, ``jetstream_leased+peer/*``), as ``forewarn core`` runs by default,
+  and with each partition's peer groups its own devices (``…+peer_unshared/*``, ``[nats]
+  peer_share = false``).
 
 ``--mapped`` measures mapped JSON instead (docs/connect.md § Speed): ``decode/mapped_json_*``
 (the full decoder, ``MappedDecoder.reading``, the quick way to one reading, and
@@ -63,7 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.servers, t
 
 from core.config import MqttConfig
 from core.decode import DecodedBatch, decode_fast
-from core.detect import DetectorConfig, RobustZ, make_detector
+from core.detect import DetectorConfig, PeerConfig, RobustZ, make_detector, make_peer
 from core.events import ScoredBatch
 from core.heap import settle_heap, unsettle_heap
 from core.ingest import GROUP_MAX_MESSAGES, Ingestor
@@ -424,15 +429,20 @@ async def bench_mqtt_direct(workdir: Path, detector: str, warmup: list[Message],
 
 async def bench_jetstream(workdir: Path, detector: str, warmup: list[Message],
                           messages: list[Message], fetch_batch: int = 64,
-                          leased: bool = False) -> dict[str, float]:
+                          leased: bool = False, peer: str | None = None) -> dict[str, float]:
     """One worker process's engine over 32 partitions: static (``leased`` False) or owning
-    them by lease as ``forewarn core --engine nats`` does by default (fenced acks)."""
+    them by lease as ``forewarn core --engine nats`` does by default (fenced acks); with
+    ``peer`` each partition also runs the ``[peer]`` detector with its default settings:
+    ``"shared"``, its groups spanning the partitions through the engine's peer summaries (as
+    ``forewarn core`` runs it), ``"unshared"``, each partition's groups its own devices
+    (``[nats] peer_share = false``, what every partition did before the summaries)."""
     with NatsServer(workdir) as server:
         # a long lease term: on a loaded machine a starved event loop must not lose leases
         # mid-run (the fence would stop partitions and the replays be measured); the fence's
         # cost per acknowledgement does not depend on the term
         cfg = NatsConfig(url=server.url, partitions=32, fetch_batch=fetch_batch, max_bytes=1024**3,
-                         snapshot_interval_s=3600, lease_max_moves=32, lease_ttl_s=120.0)
+                         snapshot_interval_s=3600, lease_max_moves=32, lease_ttl_s=120.0,
+                         peer_share=peer == "shared")
         nc = await nats.connect(server.url)
         await ensure_stream(nc.jetstream(), cfg)
         js = nc.jetstream()
@@ -445,7 +455,8 @@ async def bench_jetstream(workdir: Path, detector: str, warmup: list[Message],
             return None
 
         def make_pipeline(handoff: TimeSeriesStore) -> CorePipeline:
-            return CorePipeline(DETECTORS[detector](), handoff)
+            return CorePipeline(DETECTORS[detector](), handoff,
+                                peer=make_peer(PeerConfig()) if peer else None)
 
         async with NatsEngine(cfg, [] if leased else range(32), make_pipeline, store, sink,
                               member="bench" if leased else None) as engine:
@@ -496,6 +507,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="warm-up readings per device (past the detectors' warm-up)")
     parser.add_argument("--mapped-mqtt-messages", type=int, default=30_000,
                         help="messages of the mapped MQTT and pipeline paths (one reading each)")
+    parser.add_argument("--peer", action="store_true",
+                        help="also measure each JetStream path with the [peer] detector, its "
+                        "groups spanning partitions ('<path>+peer/<detector>') and not "
+                        "('<path>+peer_unshared/<detector>')")
     parser.add_argument("--paths", default=",".join(_PATHS),
                         help=f"which paths to run (default all: {','.join(_PATHS)})")
     args = parser.parse_args(argv)
@@ -545,10 +560,15 @@ def main(argv: list[str] | None = None) -> int:
                                           warmup, messages)))
                 for leased in (False, True):
                     path = "jetstream_leased" if leased else "jetstream"
-                    if path in paths:
-                        runs.setdefault(f"{path}/{detector}", []).append(asyncio.run(
-                            bench_jetstream(Path(tmp) / f"{path}-{detector}-{rnd}", detector,
-                                            warmup, messages, args.fetch_batch, leased)))
+                    if path not in paths:
+                        continue
+                    for peer in (None, "shared", "unshared") if args.peer else (None,):
+                        name = path if peer is None else {"shared": f"{path}+peer",
+                                                          "unshared": f"{path}+peer_unshared"}[peer]
+                        runs.setdefault(f"{name}/{detector}", []).append(asyncio.run(
+                            bench_jetstream(Path(tmp) / f"{name}-{detector}-{rnd}", detector,
+                                            warmup, messages, args.fetch_batch, leased,
+                                            peer)))
     _medians(runs, results)
     if args.json:
         print(json.dumps(results, indent=2))

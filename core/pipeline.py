@@ -477,6 +477,12 @@ class CorePipeline:
             grown = np.zeros((max(need, 2 * self._peer_above.shape[0]), 3), dtype=np.bool_)
             grown[: self._peer_above.shape[0]] = self._peer_above
             self._peer_above = grown
+        if (device.max() < self.event_threshold and cohort.max() < self.event_threshold
+                and drift.max() < self.event_threshold):
+            # the common case, a device like its peers: no onset, nothing above (a third of
+            # the peer detector's cost per batch went into the general path below)
+            self._peer_above[slots] = False
+            return ()
         events: list[DetectorEvent] = []
         for col, (name, scores, what) in enumerate((
                 ("peer", device, "unlike its peers' at the same time"),

@@ -43,6 +43,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from core.detect.peer_share import PeerBoardStats
 from core.events import ScoredBatch
 from core.nats import NatsConfig, PartitionStats, StreamMonitor
 from core.nats.bridge import IngestBridge
@@ -137,6 +138,8 @@ class CoreMetrics:
         self.partition_lag: dict[int, int] = {}
         #: NATS workers: (tenant, device) → batches missing from its sequence when read
         self.partition_missing: dict[tuple[str, str], int] | None = None
+        #: NATS workers: what the peer summaries of every partition did (``[nats] peer_share``)
+        self.peer_board: PeerBoardStats | None = None
         #: the supervisor's ingest bridge (``[nats] bridge``): back-pressure and per-device loss
         self.bridge: IngestBridge | None = None
         self.registry.register(_CoreCollector(self))
@@ -218,6 +221,8 @@ class CoreMetrics:
             for (tenant, device), count in list(self.partition_missing.items()):
                 missing.add_metric([tenant, device], count)
             yield missing
+        if self.peer_board is not None:
+            yield from _peer_board_metrics(self.peer_board)
         if self.stream_monitor is not None:
             monitor = self.stream_monitor
             fill = GaugeMetricFamily("forewarn_stream_fill_ratio",
@@ -332,3 +337,22 @@ class CoreMetrics:
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+
+def _peer_board_metrics(stats: PeerBoardStats) -> Iterator[Metric]:
+    """Peer buckets judged over every partition, and those judged without some."""
+    for name, value, what in (
+            ("forewarn_peer_buckets_gathered", stats.buckets_gathered,
+             "Peer buckets a partition judged over the partitions' summaries"),
+            ("forewarn_peer_buckets_partial", stats.buckets_partial,
+             "Of those, judged without an expected partition's summary ([nats] peer_wait_s "
+             "passed: its worker dead or behind)"),
+            ("forewarn_peer_partitions_missing", stats.partitions_missing,
+             "Expected partitions missing from those buckets, summed"),
+            ("forewarn_peer_summaries_late", stats.summaries_late,
+             "Summaries that arrived after their bucket was judged without them"),
+            ("forewarn_peer_publish_failures", stats.publish_failures,
+             "Summaries not published after retries")):
+        family = CounterMetricFamily(name, what)
+        family.add_metric([], value)
+        yield family

@@ -346,6 +346,8 @@ async def run_worker(settings: Settings, options: WorkerOptions, partitions: Seq
                 metrics.partition_stats = engine.stats
                 metrics.stream_monitor = engine.monitor
                 metrics.partition_missing = engine.missing
+                if engine.peers is not None:
+                    metrics.peer_board = engine.peers.board.stats
                 lag_watch = asyncio.create_task(metrics.watch_partitions(
                     engine.monitor.js, options.nats, partitions))
                 metrics_served.callback(lag_watch.cancel)

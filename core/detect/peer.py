@@ -32,6 +32,12 @@ from its offset *before* the move: a new firmware cohort whose members all moved
 where they used to sit, relative to the peers still on the old one, is what the cohort score
 reports (the step ``Ensemble.rebaseline`` absorbs device by device).
 
+With a ``share`` (:mod:`core.detect.peer_share`; the scale-out engine sets it on every
+partition's detector) the series here are one partition of the fleet: a due bucket is not
+judged at once but published (each member's mean, offsets and warm flags), and judged by
+:meth:`Peer.judge_pending` over every partition's members once they are in, the statistics over
+the union and the updates for this partition's series only.
+
 >>> import numpy as np
 >>> rng = np.random.default_rng(3)
 >>> det = Peer(capacity=8, bucket_s=3600.0, lag_s=0.0, warmup=6, min_members=5)
@@ -50,6 +56,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -59,14 +66,19 @@ from numpy.typing import NDArray
 
 from core.detect._base import SoADetector, StateDict
 from core.detect.peer_drift import POOLS, judge_pools
+from core.detect.peer_share import PeerShare, PeerSummary
 
-__all__ = ["Peer", "label_id", "peer_reference", "peer_update"]
+__all__ = ["MAX_PENDING", "Peer", "judge_members", "label_id", "peer_members", "peer_reference",
+           "peer_update"]
 
 _MAD_TO_SIGMA = 1.4826
 _MEDIAN_SE = 1.2533141373155001
 _UNSET = -(1 << 62)
 #: buckets of closed means each series keeps (members may report a few buckets late)
 RING = 16
+#: due buckets a shared detector holds while it waits for other partitions; past this many
+#: the oldest is judged with what arrived (bounded memory through any stall)
+MAX_PENDING = 64
 
 
 def label_id(label: str) -> int:
@@ -76,82 +88,100 @@ def label_id(label: str) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _judge_bucket(
-    h: int, group: NDArray[np.int64], cohort: NDArray[np.int64], ring_val: NDArray[np.float64],
-    ring_bucket: NDArray[np.int64], offset: NDArray[np.float64], n_closed: NDArray[np.int64],
-    anchor: NDArray[np.float64], hold: NDArray[np.int64],
+def peer_members(
+    slots: NDArray[np.int64], vals: NDArray[np.float64], group: NDArray[np.int64],
+    cohort: NDArray[np.int64], offset: NDArray[np.float64], n_closed: NDArray[np.int64],
+    anchor: NDArray[np.float64], hold: NDArray[np.int64], warmup: int,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64],
+           NDArray[np.bool_], NDArray[np.bool_]]:
+    """What the judging needs of each member ``slots`` (bucket means ``vals``): its group,
+    cohort, usual offset, the offset its cohort is measured from, whether it may score and
+    whether it counts in its cohort's score (its state before the bucket is judged)."""
+    n = slots.shape[0]
+    g = np.empty(n, dtype=np.int64)
+    c = np.empty(n, dtype=np.int64)
+    off = np.empty(n)
+    ref = np.empty(n)
+    warm = np.empty(n, dtype=np.bool_)
+    cw = np.empty(n, dtype=np.bool_)
+    for i in range(n):
+        s = slots[i]
+        g[i] = group[s]
+        c[i] = cohort[s]
+        off[i] = offset[s]
+        ref[i] = anchor[s] if hold[s] > 0 else offset[s]
+        warm[i] = n_closed[s] >= warmup
+        cw[i] = warm[i] or hold[s] > 0
+    return g, c, off, ref, warm, cw
+
+
+@numba.njit(cache=True, nogil=True)
+def judge_members(
+    m_slot: NDArray[np.int64], m_group: NDArray[np.int64], m_cohort: NDArray[np.int64],
+    m_val: NDArray[np.float64], m_off: NDArray[np.float64], m_ref: NDArray[np.float64],
+    m_warm: NDArray[np.bool_], m_cw: NDArray[np.bool_],
+    offset: NDArray[np.float64], n_closed: NDArray[np.int64], hold: NDArray[np.int64],
     zs: NDArray[np.float64], czs: NDArray[np.float64], score: NDArray[np.float64],
-    cscore: NDArray[np.float64], zbucket: NDArray[np.int64], alpha: float, warmup: int,
-    min_members: int, min_cohort: int,
+    cscore: NDArray[np.float64], alpha: float, min_members: int, min_cohort: int,
     half_z: float, persist: float, clip: float, spread_floor: float,
 ) -> None:
-    """Judge bucket ``h`` across every peer group: scores and offsets of its members (and
-    which were judged warm, ``zbucket``, for the pools of :mod:`.peer_drift`)."""
-    k = h % ring_val.shape[1]
-    n_slots = group.shape[0]
-    count = 0
-    for s in range(n_slots):
-        if group[s] != 0 and ring_bucket[s, k] == h:
-            count += 1
-    members = np.empty(count, dtype=np.int64)
-    count = 0
-    for s in range(n_slots):
-        if group[s] != 0 and ring_bucket[s, k] == h:
-            members[count] = s
-            count += 1
-    order = members[np.argsort(group[members], kind="mergesort")]
+    """Judge one bucket of every peer group over its members (:func:`peer_members`' columns
+    and their means ``m_val``): the statistics over all of them, the state updates only for
+    members with a slot here (``m_slot`` ≥ 0; -1: another partition's device, which its own
+    partition judges). The members may come in any order."""
+    count = m_slot.shape[0]
+    order = np.argsort(m_group, kind="mergesort")
     h2 = half_z * half_z
     a = 0
     while a < count:
         b = a
-        g = group[order[a]]
-        while b < count and group[order[b]] == g:
+        g = m_group[order[a]]
+        while b < count and m_group[order[b]] == g:
             b += 1
         n = b - a
         if n >= min_members:
             run = order[a:b]
-            vals = np.empty(n)
-            for i in range(n):
-                vals[i] = ring_val[run[i], k]
+            vals = m_val[run]
             med = np.median(vals)
             e = np.empty(n)
             eb = np.empty(n)  # for the cohorts: a moved device against its offset before
-            cw = np.zeros(n, dtype=np.bool_)
+            cw = m_cw[run]
             for i in range(n):
-                s = run[i]
-                e[i] = vals[i] - med - offset[s]
-                eb[i] = vals[i] - med - (anchor[s] if hold[s] > 0 else offset[s])
-                cw[i] = n_closed[s] >= warmup or hold[s] > 0
-                if hold[s] > 0:
+                m = run[i]
+                e[i] = vals[i] - med - m_off[m]
+                eb[i] = vals[i] - med - m_ref[m]
+                s = m_slot[m]
+                if s >= 0 and hold[s] > 0:
                     hold[s] -= 1
             me = np.median(e)
             sp = _MAD_TO_SIGMA * np.median(np.abs(e - me))
             sp = max(sp, spread_floor * abs(med), 1e-9)
-            warm = np.zeros(n, dtype=np.bool_)
             for i in range(n):
-                s = run[i]
+                s = m_slot[run[i]]
+                if s < 0:
+                    continue
                 dev = e[i] - me
                 zc = min(max(dev / sp, -10.0), 10.0)
                 zs[s] += persist * (zc - zs[s])
-                warm[i] = n_closed[s] >= warmup
-                if warm[i]:
+                warm = m_warm[run[i]]
+                if warm:
                     gz = zs[s] * zs[s]
                     score[s] = gz / (gz + h2)
-                    zbucket[s] = h
                 else:
                     zs[s] = 0.0
                     score[s] = 0.0
                 rate = max(alpha, 1.0 / (n_closed[s] + 1.0))
-                lim = clip * sp if warm[i] else abs(dev)
+                lim = clip * sp if warm else abs(dev)
                 offset[s] += rate * min(max(dev, -lim), lim)
                 n_closed[s] += 1
             # cohorts inside the group: sort the run by cohort, judge each run of warm members
-            by_cohort = np.argsort(cohort[run], kind="mergesort")
+            cohorts = m_cohort[run]
+            by_cohort = np.argsort(cohorts, kind="mergesort")
             c0 = 0
             while c0 < n:
                 c1 = c0
-                c = cohort[run[by_cohort[c0]]]
-                while c1 < n and cohort[run[by_cohort[c1]]] == c:
+                c = cohorts[by_cohort[c0]]
+                while c1 < n and cohorts[by_cohort[c1]] == c:
                     c1 += 1
                 n_warm = 0
                 for i in range(c0, c1):
@@ -170,7 +200,7 @@ def _judge_bucket(
                     for i in range(n):
                         if not cw[i]:
                             continue
-                        if cohort[run[i]] == c:
+                        if cohorts[i] == c:
                             ce[w] = eb[i]
                             w += 1
                         else:
@@ -182,7 +212,9 @@ def _judge_bucket(
                     se = _MEDIAN_SE * sr * math.sqrt(1.0 / n_warm + 1.0 / n_rest)
                     zc = min(max((np.median(ce) - mr) / se, -10.0), 10.0)
                 for i in range(c0, c1):
-                    s = run[by_cohort[i]]
+                    s = m_slot[run[by_cohort[i]]]
+                    if s < 0:
+                        continue
                     if judged and cw[by_cohort[i]]:
                         czs[s] += persist * (zc - czs[s])
                         gz = czs[s] * czs[s]
@@ -192,6 +224,50 @@ def _judge_bucket(
                         cscore[s] = 0.0
                 c0 = c1
         a = b
+
+
+@numba.njit(cache=True, nogil=True)
+def _judge_bucket(
+    h: int, group: NDArray[np.int64], cohort: NDArray[np.int64], ring_val: NDArray[np.float64],
+    ring_bucket: NDArray[np.int64], offset: NDArray[np.float64], n_closed: NDArray[np.int64],
+    anchor: NDArray[np.float64], hold: NDArray[np.int64],
+    zs: NDArray[np.float64], czs: NDArray[np.float64], score: NDArray[np.float64],
+    cscore: NDArray[np.float64], alpha: float, warmup: int, min_members: int, min_cohort: int,
+    half_z: float, persist: float, clip: float, spread_floor: float,
+    zbucket: NDArray[np.int64],
+) -> None:
+    """Judge bucket ``h`` across every peer group: scores and offsets of its members (and
+    which were warm, ``zbucket``, for the pools of :mod:`.peer_drift`)."""
+    slots = _bucket_members(h, group, ring_bucket)
+    vals = np.empty(slots.shape[0])
+    k = h % ring_val.shape[1]
+    for i in range(slots.shape[0]):
+        vals[i] = ring_val[slots[i], k]
+    g, c, off, ref, warm, cw = peer_members(slots, vals, group, cohort, offset, n_closed,
+                                            anchor, hold, warmup)
+    judge_members(slots, g, c, vals, off, ref, warm, cw, offset, n_closed, hold, zs, czs, score,
+                  cscore, alpha, min_members, min_cohort, half_z, persist, clip, spread_floor)
+    for i in range(slots.shape[0]):
+        if warm[i]:
+            zbucket[slots[i]] = h
+
+
+@numba.njit(cache=True, nogil=True)
+def _bucket_members(h: int, group: NDArray[np.int64], ring_bucket: NDArray[np.int64]
+                    ) -> NDArray[np.int64]:
+    """Labelled slots whose ring holds a closed mean of bucket ``h``."""
+    k = h % ring_bucket.shape[1]
+    count = 0
+    for s in range(group.shape[0]):
+        if group[s] != 0 and ring_bucket[s, k] == h:
+            count += 1
+    members = np.empty(count, dtype=np.int64)
+    count = 0
+    for s in range(group.shape[0]):
+        if group[s] != 0 and ring_bucket[s, k] == h:
+            members[count] = s
+            count += 1
+    return members
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -208,12 +284,14 @@ def peer_update(
     min_cohort: int, half_z: float, persist: float, clip: float, spread_floor: float,
     ref: NDArray[np.int64], pool: NDArray[np.int64], zbucket: NDArray[np.int64],
     dscore: NDArray[np.float64], out_drift: NDArray[np.float64], drift_bar: float,
-    drift_min: int, drift_alpha: float,
+    drift_min: int, drift_alpha: float, judge: bool = True,
 ) -> None:
     """Average ``x`` (ticks × columns, times ``t`` ascending) into buckets; at each tick
     first judge every bucket that tick's time makes due across the peer groups, then write
-    each series' held device, cohort and drift scores into ``out``, ``out_cohort`` and
-    ``out_drift``: the scores do not depend on how a stream is cut into blocks."""
+    each series' held device and cohort scores into ``out`` and ``out_cohort``: the scores do
+    not depend on how a stream is cut into blocks. With ``judge`` False a due bucket is only
+    closed (its means kept in the ring) and the caller judges it with the other partitions'
+    members (:class:`Peer` with a ``share``)."""
     n_ticks, n_cols = x.shape
     k_ring = ring_val.shape[1]
     for i in range(n_ticks):
@@ -230,12 +308,13 @@ def peer_update(
                             ring_bucket[s, kk] = acc_bucket[s]
                             acc_sum[s] = 0.0
                             acc_n[s] = 0
-                    _judge_bucket(h, group, cohort, ring_val, ring_bucket, offset, n_closed,
-                                  anchor, hold, zs, czs, score, cscore, zbucket, alpha,
-                                  warmup, min_members, min_cohort, half_z, persist, clip,
-                                  spread_floor)
-                    judge_pools(h, ref, pool, zbucket, zs, dscore, drift_bar, drift_min,
-                                drift_alpha, min_cohort)
+                    if judge:
+                        _judge_bucket(h, group, cohort, ring_val, ring_bucket, offset,
+                                      n_closed, anchor, hold, zs, czs, score, cscore, alpha,
+                                      warmup, min_members, min_cohort, half_z, persist, clip,
+                                      spread_floor, zbucket)
+                        judge_pools(h, ref, pool, zbucket, zs, dscore, drift_bar, drift_min,
+                                    drift_alpha, min_cohort)
                 watermark[0] = due
         for j in range(n_cols):
             s = slots[j]
@@ -280,7 +359,7 @@ class Peer(SoADetector):
         "czs": (np.float64, (), 0.0),
         "score": (np.float64, (), 0.0),
         "cscore": (np.float64, (), 0.0),
-        # the pools of a cohort drifting together (.peer_drift)
+        # the pools of a batch drifting together (.peer_drift)
         "ref": (np.int64, (), 0),
         "pool": (np.int64, (POOLS,), 0),
         "zbucket": (np.int64, (), _UNSET),
@@ -312,6 +391,13 @@ class Peer(SoADetector):
         self._watermark = np.array([_UNSET], dtype=np.int64)
         self._last_cohort: NDArray[np.float64] = np.zeros((0, 0))
         self._last_drift: NDArray[np.float64] = np.zeros((0, 0))
+        #: the other partitions' members (:mod:`core.detect.peer_share`); None: this
+        #: detector's own series are the whole fleet, and it judges a bucket as it falls due
+        self.share: PeerShare | None = None
+        #: with a share, due buckets not judged yet: (bucket, slots, their means, the
+        #: summary published, if it was)
+        self._pending: deque[tuple[int, NDArray[np.int64], NDArray[np.float64],
+                                   PeerSummary | None]] = deque()
         super().__init__(capacity)
 
     def assign(self, slots: NDArray[np.int64] | Sequence[int], groups: Sequence[str],
@@ -349,8 +435,8 @@ class Peer(SoADetector):
         return self._last_cohort
 
     def last_drift_scores(self) -> NDArray[np.float64]:
-        """Drift scores of the last :meth:`update` (a cohort drifting together, this
-        series with it), same shape as its device scores."""
+        """Drift scores of the last :meth:`update` (several devices of its batch drifting the
+        same way, this series among them), same shape as its device scores."""
         return self._last_drift
 
     def _run(
@@ -363,6 +449,8 @@ class Peer(SoADetector):
         if t is None:  # no times, no buckets: nothing to compare at the same time
             out[...] = 0.0
         else:
+            shared = self.share is not None
+            before = int(self._watermark[0])
             peer_update(a["group"], a["cohort"], a["acc_sum"], a["acc_n"], a["acc_bucket"],
                         a["ring_val"], a["ring_bucket"], a["offset"], a["n_closed"],
                         a["anchor"], a["hold"], a["zs"],
@@ -371,22 +459,90 @@ class Peer(SoADetector):
                         self.min_members, self.min_cohort, self.half_z, self.persist,
                         self.clip, self.spread_floor, a["ref"], a["pool"], a["zbucket"],
                         a["dscore"], drift_out, self.drift_bar, self.drift_min,
-                        self.drift_alpha)
+                        self.drift_alpha, not shared)
+            after = int(self._watermark[0])
+            if shared and after != before:
+                if before != _UNSET:
+                    first = before + 1
+                else:  # the kernel starts at the bucket due at the first timed tick
+                    t0 = t[np.isfinite(t)][0]
+                    first = math.floor((t0 - self.lag_s) / self.bucket_s) - 1
+                for h in range(max(first, after - RING + 1), after + 1):
+                    members = _bucket_members(h, a["group"], a["ring_bucket"])
+                    self._pending.append((h, members, a["ring_val"][members, h % RING].copy(),
+                                          None))
+                self.judge_pending()
         self._last_cohort = cohort_out
         self._last_drift = drift_out
 
+    def judge_pending(self) -> int:
+        """Judge the due buckets, oldest first, as far as the other partitions' members are in
+        (each bucket's own members published first, from the state after the one before);
+        returns how many still wait. :meth:`update` calls it when buckets fall due; whoever
+        learns that summaries arrived (the engine) calls it too. Not at every update: while a
+        bucket waits, asking again at each message cost the scale-out engine 0.2 CPU µs a
+        sample."""
+        if self.share is None:
+            return 0
+        a = self._arrays
+        while self._pending:
+            h, slots, vals, published = self._pending[0]
+            if published is None:  # from the state after the bucket before: publish once
+                keep = a["group"][slots] != 0  # a series forgotten or unlabelled since
+                slots, vals = slots[keep], vals[keep]
+                g, c, off, ref, warm, cw = peer_members(
+                    slots, vals, a["group"], a["cohort"], a["offset"], a["n_closed"],
+                    a["anchor"], a["hold"], self.warmup)
+                published = PeerSummary(g, c, vals, off, ref, warm, cw)
+                self.share.publish(h, published)
+                self._pending[0] = (h, slots, vals, published)
+            others = self.share.gather(h, force=len(self._pending) > MAX_PENDING)
+            if others is None:
+                return len(self._pending)
+            union = PeerSummary.merge([published, *others])
+            m_slot = np.full(len(union), -1, dtype=np.int64)
+            m_slot[: slots.shape[0]] = slots
+            judge_members(m_slot, union.group, union.cohort, union.val, union.offset,
+                          union.reference, union.warm, union.cohort_warm, a["offset"],
+                          a["n_closed"], a["hold"], a["zs"], a["czs"], a["score"], a["cscore"],
+                          self.alpha, self.min_members, self.min_cohort, self.half_z,
+                          self.persist, self.clip, self.spread_floor)
+            # the drift score's pools: over this partition's own members only (not shared)
+            local = union.warm[: slots.shape[0]]
+            a["zbucket"][slots[local]] = h
+            judge_pools(h, a["ref"], a["pool"], a["zbucket"], a["zs"], a["dscore"],
+                        self.drift_bar, self.drift_min, self.drift_alpha, self.min_cohort)
+            self._pending.popleft()
+        return 0
+
     def state(self) -> StateDict:
-        """Copy of the learned state, the bucket watermark included."""
+        """Copy of the learned state, the bucket watermark and the buckets still waiting for
+        other partitions included."""
         out = super().state()
         out["watermark"] = self._watermark.copy()
+        if self._pending:
+            out["pending_bucket"] = np.array([p[0] for p in self._pending], dtype=np.int64)
+            out["pending_size"] = np.array([p[1].shape[0] for p in self._pending],
+                                           dtype=np.int64)
+            out["pending_slot"] = np.concatenate([p[1] for p in self._pending])
+            out["pending_val"] = np.concatenate([p[2] for p in self._pending])
         return out
 
     def load_state(self, state: StateDict) -> None:
-        """Restore what :meth:`state` returned."""
-        super().load_state({k: v for k, v in state.items() if k != "watermark"})
+        """Restore what :meth:`state` returned (waiting buckets are published again)."""
+        super().load_state({k: v for k, v in state.items()
+                            if k != "watermark" and not k.startswith("pending_")})
         mark = state.get("watermark")
         self._watermark = (np.array([_UNSET], dtype=np.int64) if mark is None
                            else np.asarray(mark, dtype=np.int64).copy())
+        self._pending.clear()
+        if "pending_bucket" in state:
+            ends = np.cumsum(state["pending_size"])
+            for h, start, end in zip(state["pending_bucket"].tolist(),
+                                     (ends - state["pending_size"]).tolist(), ends.tolist(),
+                                     strict=True):
+                self._pending.append((int(h), state["pending_slot"][start:end].astype(np.int64),
+                                      state["pending_val"][start:end].astype(np.float64), None))
 
 
 def peer_reference(

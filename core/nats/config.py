@@ -95,6 +95,18 @@ class NatsConfig(BaseModel):
     lease_ttl_s: float = Field(default=10.0, ge=1.0)
     #: partitions one process takes or releases per lease round (bounded rebalance)
     lease_max_moves: int = Field(default=4, ge=1)
+    #: peer statistics across partitions (``[peer]``): each partition publishes its devices'
+    #: bucket means per time bucket to ``peer_bucket`` and judges its own over every
+    #: partition's (docs/scaling.md, "Peer groups across partitions"); false: each partition's
+    #: peer groups are its own devices alone
+    peer_share: bool = True
+    #: key-value bucket of the partitions' peer summaries (one key per bucket and partition)
+    peer_bucket: str = "forewarn-peers"
+    #: the lateness bound: a partition that has not published a bucket this long (wall clock)
+    #: after another first needed it is judged without (and counted)
+    peer_wait_s: float = Field(default=10.0, ge=0)
+    #: how long summaries are kept (a new owner replaying from a snapshot reads them again)
+    peer_keep_s: float = Field(default=12 * 3600.0, gt=0)
 
     @model_validator(mode="after")
     def _water_marks(self) -> NatsConfig:

@@ -21,6 +21,11 @@ relearns exactly what the previous owner had learned after its last snapshot. Th
 5. acknowledge the last message (ack policy *all* covers the batch) and wait for the server
    to confirm; every ``snapshot_interval_s`` save a snapshot with that message's sequence.
 
+The partitions' peer detectors (``[peer]``) judge their devices over every partition's
+members of a time bucket: with ``peer_share`` the engine's :class:`~core.nats.peers.PeerExchange`
+carries each partition's summaries to every process, and the engine judges a partition's waiting
+buckets as soon as the others' arrive (:mod:`core.detect.peer_share`).
+
 A crash anywhere before 5 leaves the batch unacknowledged, and the next owner replays it; the
 store (samples keyed by device and time), the case book (open cases keyed by device and rule)
 and the outbox (notices keyed by idempotency key) make the replay change nothing.
@@ -63,6 +68,7 @@ from core.nats.backpressure import DeviceLedger
 from core.nats.config import NatsConfig
 from core.nats.fetch import BatchFetcher
 from core.nats.lease import Lease, LeaseKeeper, open_lease_bucket
+from core.nats.peers import PeerExchange
 from core.nats.snapshot import Snapshot, SnapshotStore
 from core.nats.stream import StreamMonitor, ensure_stream, topic_of_subject
 from core.pipeline import CorePipeline
@@ -153,6 +159,7 @@ class PartitionWorker:
         fence: Callable[[], bool] | None = None,
         lifecycle: LifecycleSink | None = None,
         missing: dict[tuple[str, str], int] | None = None,
+        peers: PeerExchange | None = None,
     ) -> None:
         self.partition = partition
         #: (tenant, device) → batches missing from its sequence when this partition was read
@@ -172,6 +179,10 @@ class PartitionWorker:
         self.pipeline = make_pipeline(self.handoff)
         # every batch the dedup accepts, in stream order: its sequence is checked for holes
         self.pipeline.dedup.accepted = []
+        if peers is not None and self.pipeline.peer is not None:
+            # peer groups span partitions: this partition's devices are judged over every
+            # partition's members of a bucket (core.detect.peer_share)
+            self.pipeline.peer.share = peers.board.share_for(partition)
         self.store = store
         self.sink = sink
         self.snapshots = snapshots
@@ -345,6 +356,10 @@ class PartitionWorker:
             assert self.lifecycle is not None  # events are only kept for a sink
             await self.lifecycle(item)
 
+    def trusted(self) -> bool:
+        """Whether this process may still act for the partition (its lease, if any)."""
+        return self.fence is None or self.fence()
+
     def _owner(self) -> bool:
         """The fence: False (and the worker stops) once the lease can no longer be trusted;
         the batch stays unacknowledged for the next owner."""
@@ -480,6 +495,9 @@ class NatsEngine:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self.monitor: StreamMonitor | None = None
+        #: every partition's peer summaries (``peer_share``); None until entered, or off
+        self.peers: PeerExchange | None = None
+        self._peer_task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> NatsEngine:
         self._nc = await nats.connect(self.cfg.url, max_reconnect_attempts=-1,
@@ -489,6 +507,10 @@ class NatsEngine:
         snapshots = SnapshotStore(self._js, self.cfg.snapshot_bucket, self.cfg.replicas)
         self._snapshots = snapshots
         self.monitor = StreamMonitor(self._js, self.cfg)
+        if self.cfg.peer_share:
+            self.peers = PeerExchange(self._js, self.cfg)
+            await self.peers.start()
+            self._peer_task = asyncio.create_task(self._judge_peers(), name="peer-judging")
         if self.member is not None:
             kv = await open_lease_bucket(self._js, self.cfg.lease_bucket, self.cfg.lease_ttl_s,
                                          self.cfg.replicas)
@@ -499,7 +521,7 @@ class NatsEngine:
         self.workers = [
             PartitionWorker(p, self._nc, self._js, self.cfg, self.make_pipeline, self.store,
                             self.sink, snapshots, lifecycle=self.lifecycle,
-                            missing=self.missing)
+                            missing=self.missing, peers=self.peers)
             for p in self.partitions
         ]
         return self
@@ -510,12 +532,38 @@ class NatsEngine:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._peer_task is not None:
+            self._peer_task.cancel()
+            await asyncio.gather(self._peer_task, return_exceptions=True)
+        if self.peers is not None:
+            await self.peers.close()
         if self._nc is not None:
             nc, self._nc = self._nc, None
             try:
                 await asyncio.wait_for(nc.close(), 5.0)
             except TimeoutError:  # everything is acknowledged or will be redelivered anyway
                 _log.warning("NATS connection did not close within 5 s; leaving it")
+
+    async def _judge_peers(self) -> None:
+        """Judge the partitions' waiting peer buckets whenever a summary arrives (or one's
+        lateness bound may have passed), not only when their own next message comes: a
+        bucket's judging waits on every partition, each of which publishes its next bucket
+        only once it judged the one before."""
+        assert self.peers is not None
+        every = max(min(self.cfg.peer_wait_s / 4, 1.0), 0.05)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.peers.arrived.wait(), every)
+            self.peers.arrived.clear()
+            for worker in list(self.workers):
+                peer = worker.pipeline.peer
+                if peer is None or not worker.consuming or not worker.trusted():
+                    continue
+                try:
+                    peer.judge_pending()
+                except Exception:  # a bug here must not end the judging of every partition
+                    _log.exception("partition %d: judging peer buckets failed",
+                                   worker.partition)
 
     def stop(self) -> None:
         """Ask every partition worker to finish its batch and snapshot."""
@@ -537,7 +585,8 @@ class NatsEngine:
         assert self._nc is not None and self._js is not None and self._snapshots is not None
         worker = PartitionWorker(partition, self._nc, self._js, self.cfg, self.make_pipeline,
                                  self.store, self.sink, self._snapshots, fence=lease.valid,
-                                 lifecycle=self.lifecycle, missing=self.missing)
+                                 lifecycle=self.lifecycle, missing=self.missing,
+                                 peers=self.peers)
         self.workers.append(worker)
         self._by_partition[partition] = worker
         self.partitions.append(partition)

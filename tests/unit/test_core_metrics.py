@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.orm import Session
 
+from core.detect.peer_share import PeerBoardStats
 from core.events import ScoredBatch
 from core.store.base import StoreError
 from core.store.buffered import BufferedStore
@@ -48,3 +49,15 @@ def test_store_writes_are_timed_and_the_spool_is_reported(tmp_path: Path) -> Non
     assert "forewarn_store_write_seconds_count 1.0" in text
     assert "forewarn_spool_pending_batches 1.0" in text
     assert "forewarn_store_up 0.0" in text
+
+
+def test_peer_buckets_judged_without_a_partition_are_counted() -> None:
+    metrics = CoreMetrics()
+    metrics.partition_stats = list
+    metrics.peer_board = PeerBoardStats(buckets_gathered=7, buckets_partial=2,
+                                        partitions_missing=3, summaries_late=1)
+    text = metrics.exposition().decode()
+    assert "forewarn_peer_buckets_gathered_total 7.0" in text
+    assert "forewarn_peer_buckets_partial_total 2.0" in text
+    assert "forewarn_peer_partitions_missing_total 3.0" in text
+    assert "forewarn_peer_summaries_late_total 1.0" in text

@@ -1,0 +1,198 @@
+"""Peer statistics merged across partitions (issue 20 on the scale-out engine).
+
+A fleet's series split over partitions, each with its own :class:`Peer` sharing its members of
+each bucket through one :class:`PeerBoard`, must learn and score exactly as one detector over
+the whole fleet; split without the board, a small peer group is never judged. The board's
+bookkeeping (who is waited for, for how long, what is counted) is table-driven.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.detect.peer import Peer
+from core.detect.peer_share import PeerBoard, PeerSummary
+from core.pipeline import PipelineState
+from core.snapshot import Snapshot, decode_snapshot, encode_snapshot
+
+H = 3600.0
+PARAMS: dict[str, Any] = {"bucket_s": H, "lag_s": 0.0, "warmup": 4, "min_members": 5,
+                          "min_cohort": 2, "half_life": 50.0, "persist": 2.0, "half_z": 3.0}
+_STATE = ("offset", "n_closed", "zs", "czs", "score", "cscore", "hold")
+
+
+def _fleet(seed: int, devices: int, buckets: int, groups: int, cohorts: int
+           ) -> tuple[np.ndarray, list[str], list[str]]:
+    """Hourly samples (4 per hour) of devices in ``groups`` peer groups; device 0 drifts."""
+    rng = np.random.default_rng(seed)
+    n = buckets * 4
+    weather = 5.0 * np.sin(np.arange(n) / 96.0 * 2 * np.pi)[:, None]
+    x = 40.0 + weather + rng.normal(0.0, 1.0, devices) + rng.normal(0.0, 0.3, (n, devices))
+    x[n // 2:, 0] += np.linspace(0.0, 8.0, n - n // 2)
+    x[rng.random(x.shape) < 0.03] = np.nan                   # a member misses a sample
+    group = [f"g{d % groups}" for d in range(devices)]
+    cohort = [f"c{(d // groups) % cohorts}" for d in range(devices)]
+    return x, group, cohort
+
+
+def _split_run(x: np.ndarray, group: list[str], cohort: list[str], owner: np.ndarray,
+               parts: int, board: PeerBoard | None, block: int
+               ) -> tuple[list[Peer], list[np.ndarray], np.ndarray]:
+    """Each partition's detector over its own devices, fed block by block in turn; returns
+    the detectors, each one's slots → device, and each device's highest device score."""
+    t = 900.0 * np.arange(x.shape[0], dtype=np.float64)
+    dets, devices = [], []
+    for p in range(parts):
+        det = Peer(capacity=8, **PARAMS)
+        if board is not None:
+            det.share = board.share_for(p)
+        mine = np.flatnonzero(owner == p)
+        det.assign(np.arange(mine.size), [group[d] for d in mine], [cohort[d] for d in mine])
+        dets.append(det)
+        devices.append(mine)
+    best = np.zeros(x.shape[1])
+    for start in range(0, x.shape[0], block):
+        for det, mine in zip(dets, devices, strict=True):
+            if mine.size:
+                s = det.update(np.arange(mine.size), x[start:start + block, mine],
+                               t[start:start + block])
+                best[mine] = np.maximum(best[mine], s.max(axis=0))
+    for _ in range(64):  # the last buckets: each judged one lets the others go on
+        if sum(det.judge_pending() for det in dets) == 0:
+            break
+    return dets, devices, best
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), devices=st.integers(5, 16), parts=st.integers(2, 4),
+       groups=st.integers(1, 2), cohorts=st.integers(1, 3), block=st.integers(1, 9),
+       split_seed=st.integers(0, 10_000))
+def test_split_over_partitions_learns_as_one_detector(
+        seed: int, devices: int, parts: int, groups: int, cohorts: int, block: int,
+        split_seed: int) -> None:
+    x, group, cohort = _fleet(seed, devices, 30, groups, cohorts)
+    whole, _, _ = _split_run(x, group, cohort, np.zeros(devices, dtype=np.int64), 1, None, block)
+    rng = np.random.default_rng(split_seed)
+    owner = rng.permutation(np.concatenate([np.arange(parts),  # no partition without devices
+                                            rng.integers(0, parts, devices - parts)]))
+    board = PeerBoard(partitions=parts, wait_s=float("inf"))
+    split, mine, _ = _split_run(x, group, cohort, owner, parts, board, block)
+    one = whole[0].state()
+    for det, devs in zip(split, mine, strict=True):
+        if not devs.size:
+            continue
+        state = det.state()
+        assert "pending_bucket" not in state  # nothing left waiting
+        for name in _STATE:
+            np.testing.assert_allclose(state[name][: devs.size], one[name][devs],
+                                       rtol=1e-12, atol=1e-12, err_msg=name)
+    assert board.stats.buckets_partial == 0
+
+
+def test_a_small_group_split_in_two_is_judged_only_with_the_board() -> None:
+    """Eight peers, four per partition, five needed: alone each half judges nothing."""
+    x, group, cohort = _fleet(3, 8, 40, 1, 1)
+    owner = np.arange(8) % 2
+    _, _, alone = _split_run(x, group, cohort, owner, 2, None, 4)
+    _, _, shared = _split_run(x, group, cohort, owner, 2, PeerBoard(2, float("inf")), 4)
+    assert alone.max() == 0.0
+    assert shared[0] > 0.8 and np.delete(shared, 0).max() < 0.5
+
+
+def test_summaries_survive_bytes_and_merge_is_the_union() -> None:
+    a = PeerSummary.of(group=[1, 2], cohort=[3, 3], val=[0.5, -1.0], offset=[0.1, 0.2],
+                       reference=[0.0, 0.2], warm=[True, False], cohort_warm=[True, True])
+    b = PeerSummary.from_bytes(a.to_bytes())
+    merged = PeerSummary.merge([a, b, PeerSummary.empty()])
+    assert len(merged) == 4
+    for name in PeerSummary.COLUMNS:
+        np.testing.assert_array_equal(getattr(b, name), getattr(a, name))
+        np.testing.assert_array_equal(getattr(merged, name)[2:], getattr(a, name))
+    with pytest.raises(ValueError, match="not a peer summary"):
+        PeerSummary.from_bytes(a.to_bytes()[:-3])
+
+
+@pytest.mark.parametrize(("history", "published", "now", "force", "ready", "partial"), [
+    ({}, {0}, 0.0, False, False, 0),                   # nothing known: wait for all three
+    ({}, {0, 1, 2}, 0.0, False, True, 0),
+    ({5: {0, 1}}, {0, 1}, 0.0, False, True, 0),        # 2 never published: not waited for
+    ({5: {0, 1, 2}}, {0, 1}, 0.0, False, False, 0),    # 2 is late: wait ...
+    ({5: {0, 1, 2}}, {0, 1}, 10.0, False, True, 1),    # ... the lateness bound, then judge
+    ({5: {0, 1, 2}}, {0}, 0.0, True, True, 2),         # forced (too much waiting)
+    ({-20: {0, 1, 2}, 5: {0}}, {0}, 0.0, False, True, 0),  # 1, 2 silent for a whole ring
+], ids=["fresh", "fresh-all-in", "silent-partition", "late", "late-past-bound", "forced",
+        "long-silent"])
+def test_who_a_bucket_waits_for(history: dict[int, set[int]], published: set[int], now: float,
+                                force: bool, ready: bool, partial: int) -> None:
+    clock = [0.0]
+    board = PeerBoard(partitions=3, wait_s=10.0, clock=lambda: clock[0])
+    one = PeerSummary.of(group=[1], cohort=[1], val=[1.0])
+    for bucket, parts in history.items():
+        for p in parts:
+            board.receive(p, bucket, one)
+    for p in published:
+        board.receive(p, 10, one)
+    if now:  # the bound runs from the first ask
+        assert board.gather(0, 10, force) is None
+        clock[0] = now
+    got = board.gather(0, 10, force)
+    assert (got is not None) == ready
+    if got is not None:
+        assert len(got) == len(published - {0})
+    assert board.stats.partitions_missing == partial
+
+
+def test_a_summary_after_its_bucket_was_judged_without_it_is_counted() -> None:
+    clock = [0.0]
+    board = PeerBoard(partitions=2, wait_s=1.0, clock=lambda: clock[0])
+    one = PeerSummary.of(group=[1], cohort=[1], val=[1.0])
+    board.receive(0, 3, one)
+    board.receive(1, 3, one)
+    board.receive(0, 4, one)
+    assert board.gather(0, 4) is None
+    clock[0] = 2.0
+    assert board.gather(0, 4) == []
+    board.receive(1, 4, one)
+    assert (board.stats.buckets_partial, board.stats.summaries_late) == (1, 1)
+
+
+def _through_a_snapshot(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``state`` as a partition's snapshot stores and restores it (core.snapshot)."""
+    pipeline_state = PipelineState(series=[], dedup={}, above=np.zeros(1, dtype=np.bool_),
+                                   detector=state)
+    return decode_snapshot(encode_snapshot(Snapshot(0, 1, 0.0, pipeline_state))).state.detector
+
+
+def test_buckets_waiting_for_other_partitions_survive_a_snapshot() -> None:
+    """A partition's owner saves its state while buckets wait for another partition; the next
+    owner restores it, publishes those buckets again and judges them as the first would."""
+    x, group, cohort = _fleet(4, 10, 20, 1, 1)
+    t = 900.0 * np.arange(x.shape[0], dtype=np.float64)
+    mine, theirs = np.arange(0, 10, 2), np.arange(1, 10, 2)
+    board = PeerBoard(partitions=2, wait_s=float("inf"))
+    first, other = Peer(capacity=8, **PARAMS), Peer(capacity=8, **PARAMS)
+    first.assign(np.arange(5), [group[d] for d in mine], [cohort[d] for d in mine])
+    first.share = board.share_for(0)
+    other.share = board.share_for(1)
+    other.assign(np.arange(5), [group[d] for d in theirs], [cohort[d] for d in theirs])
+    first.update(np.arange(5), x[:, mine], t)  # the other partition has published nothing
+    saved = _through_a_snapshot(first.state())
+    assert saved["pending_bucket"].size >= 10
+    second = Peer(capacity=8, **PARAMS)
+    second.load_state(saved)
+    second.share = board.share_for(0)
+    assert second.judge_pending() == saved["pending_bucket"].size  # still waiting
+    other.update(np.arange(5), x[:, theirs], t)
+    for _ in range(64):
+        if first.judge_pending() + second.judge_pending() + other.judge_pending() == 0:
+            break
+    a, b = first.state(), second.state()
+    assert "pending_bucket" not in a and "pending_bucket" not in b
+    for name in _STATE:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert a["n_closed"][:5].min() >= 15  # the buckets were judged, not dropped

@@ -32,6 +32,7 @@ from firmware_sim.calls import CallModel
 from firmware_sim.faults import FAULTS, FaultPlan
 from firmware_sim.imperfections import DeviceImperfections, Imperfections
 from firmware_sim.products import PRODUCTS, DeviceTraits, Product
+from firmware_sim.quirks import Quirk, QuirkTruth, draw_quirk, write_quirks
 from firmware_sim.truth import FaultTruth, write_jsonl
 
 __all__ = ["DEFAULT_START", "FLEET_FAULTS", "Delivery", "Fleet", "FleetConfig", "FleetFault",
@@ -42,7 +43,7 @@ DEFAULT_START = 1_767_225_600.0
 
 # purposes of a device's random streams: np.random.default_rng([seed, index, purpose])
 _CALL, _FAULT, _IMPERFECT, _NOISE, _EVENTS, _DELIVERY = 1, 2, 3, 10, 11, 12
-_FLEET, _COHORT = 20, 21
+_FLEET, _COHORT, _QUIRK = 20, 21, 22
 #: what a device's registry entry says before any fleet fault: its model, firmware, production
 #: batch and region are drawn from these (a fleet fault's cohort overrides its own dimension)
 _MODELS = ("A", "B")
@@ -127,6 +128,9 @@ class FleetConfig:
     imperfections: Imperfections = field(default_factory=Imperfections)
     #: faults shared by a cohort (none by default)
     fleet_faults: tuple[FleetFault, ...] = ()
+    #: share of the devices without a fault that have an installation quirk, a weekly heat
+    #: source near a temperature sensor (``firmware_sim.quirks``; none by default)
+    quirk_fraction: float = 0.0
 
     @property
     def end(self) -> float:
@@ -279,6 +283,11 @@ class SimDevice:
                 device_id=self.device_id, product=self.product.name, kind=self.weather.kind,
                 onset=self.weather.onset, visible=None, call=None, course="slow",
                 fleet_fault=self._weather_of)
+        #: a recurring false-alarm source (no fault: only for devices without one)
+        self.quirk: Quirk | None = None
+        quirk_rng = np.random.default_rng([config.seed, index, _QUIRK])
+        if quirk_rng.random() < config.quirk_fraction and self.truth is None:
+            self.quirk = draw_quirk(self.product, config.start, config.end, quirk_rng)
         self.imperfections = DeviceImperfections.draw(
             config.imperfections, config.start, config.end,
             np.random.default_rng([config.seed, index, _IMPERFECT]))
@@ -325,6 +334,8 @@ class SimDevice:
         if plan is not None and plan.kind not in self.product.physical_faults:
             FAULTS[plan.kind].apply(plan, self.product, t, values, severities[plan.kind],
                                     u[:, 3:], self._fault_state)
+        if self.quirk is not None:
+            values[:, self.product.fields.index(self.quirk.field)] += self.quirk.offset(t)
         imp = self.imperfections
         values[:, self._shift_col] += self.product.firmware_shift[1] * imp.updated(t)
         present = imp.present(t)
@@ -389,9 +400,17 @@ class Fleet:
         """Every injected fault."""
         return [d.truth for d in self.devices if d.truth is not None]
 
+    @property
+    def quirks(self) -> list[QuirkTruth]:
+        """Every installation quirk (no fault: its cases are false cases)."""
+        return [d.quirk.truth(d.device_id, d.product.name) for d in self.devices
+                if d.quirk is not None]
+
     def write_truth(self, path: Path) -> None:
-        """Write the ground truth as JSON lines."""
+        """Write the ground truth as JSON lines (the quirks beside it, ``quirks.jsonl``)."""
         write_jsonl(path, self.ground_truth)
+        if self.quirks:
+            write_quirks(path.with_name("quirks.jsonl"), self.quirks)
 
     def deliveries(self, block_s: float = 86_400.0, batch_s: float = 600.0,
                    agent_batch_s: float = 600.0) -> Iterator[Delivery]:

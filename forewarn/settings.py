@@ -160,12 +160,24 @@ class RulesSettings(BaseModel):
     feedback_expiry_days: float = Field(default=30.0, gt=0.0)
     #: this many devices of a product with a raise of a rule → the product is raised too
     feedback_product_devices: int = Field(default=3, ge=1)
+    #: false alarms of a rule on a device at about the same time of the week learn a weekly
+    #: quiet window this many hours long (0: never); at most 24
+    feedback_window_hours: float = Field(default=8.0, ge=0.0, le=24.0)
+    #: this many such false alarms (within ``feedback_window_slack_hours`` in the week) …
+    feedback_window_repeats: int = Field(default=2, ge=1)
+    feedback_window_slack_hours: float = Field(default=3.0, ge=0.0, le=12.0)
+    #: … and at most this many windows per device and rule
+    feedback_max_windows: int = Field(default=2, ge=0, le=7)
 
     def feedback(self) -> FeedbackPolicy:
         """How far false alarms may loosen rules (``rules.feedback``)."""
         return FeedbackPolicy(step=self.feedback_step, max_raise=self.feedback_max_raise,
                               expiry_days=self.feedback_expiry_days,
-                              product_devices=self.feedback_product_devices)
+                              product_devices=self.feedback_product_devices,
+                              window_h=self.feedback_window_hours,
+                              window_repeats=self.feedback_window_repeats,
+                              window_slack_h=self.feedback_window_slack_hours,
+                              max_windows=self.feedback_max_windows)
 
 
 class IncidentsSettings(BaseModel):

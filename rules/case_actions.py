@@ -176,18 +176,24 @@ def resolve(engine: Engine, tenant: str, case_id: int, by: str, comment: str,
     With ``resolution`` (checked against the product's fault ``categories``) the outcome is
     stored as a label with the case's evidence window, in the same transaction; with
     ``feedback``, a false alarm also raises the case's rules for the device
-    (:mod:`rules.feedback`), each raise a timeline line."""
+    (:mod:`rules.feedback`), each raise a timeline line. A case that resolved itself (its
+    alarm cleared) can still be given its outcome, once: most false alarms are over before
+    anyone looks, and the rules must learn from them too."""
     if resolution is not None:
         resolution = resolution.checked(categories)
     with Session(engine) as session:
         case = _case(session, tenant, case_id)
-        if case.status == "resolved":
+        labelled = session.scalar(select(LabelRow.id).where(LabelRow.case_id == case_id)
+                                  .limit(1)) is not None
+        if case.status == "resolved" and (resolution is None or labelled):
             raise CaseStateError(f"case {case_id} is already resolved")
-        done = session.execute(update(CaseRow).where(
-            CaseRow.id == case_id, CaseRow.status != "resolved")
-            .values(status="resolved", open_key=None, resolved_at=now))
-        if done.rowcount != 1:  # type: ignore[attr-defined]
-            raise CaseStateError(f"case {case_id} is already resolved")
+        kind = "labelled" if case.status == "resolved" else "resolved"
+        if kind == "resolved":
+            done = session.execute(update(CaseRow).where(
+                CaseRow.id == case_id, CaseRow.status != "resolved")
+                .values(status="resolved", open_key=None, resolved_at=now))
+            if done.rowcount != 1:  # type: ignore[attr-defined]
+                raise CaseStateError(f"case {case_id} is already resolved")
         text = comment or "resolved by an agent"
         if resolution is not None:
             code = resolution.outcome + (f" ({resolution.label})" if resolution.label else "")
@@ -195,9 +201,11 @@ def resolve(engine: Engine, tenant: str, case_id: int, by: str, comment: str,
             session.add(LabelRow(
                 case_id=case.id, tenant=case.tenant, device_id=case.device_id,
                 product=case.product, rules=case.rules or case.rule, outcome=resolution.outcome,
-                category=resolution.label, window_start=case.fault_started_at, window_end=now,
+                category=resolution.label, window_start=case.fault_started_at,
+                window_end=(case.resolved_at if kind == "labelled" and case.resolved_at
+                            else now),
                 labelled_by=by, labelled_at=now, comment=comment))
-        _record(session, case, "resolved", _line(by, text), now, push)
+        _record(session, case, kind, _line(by, text), now, push)
         if resolution is not None and resolution.outcome == "false_alarm" and feedback:
             for made in learn_false_alarm(session, case, by, now, feedback):
                 session.add(CaseEventRow(case_id=case.id, ts=now, kind="feedback",

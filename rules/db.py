@@ -273,7 +273,8 @@ class LabelRow(Base):
 
 class FeedbackRow(Base):
     """A change a resolution made to detection (``rules.feedback``): a rule's alarm level
-    raised for one device (``device_id``) or a whole product (``device_id`` = "")."""
+    raised for one device (``device_id``) or a whole product (``device_id`` = ""), or a weekly
+    quiet window of one device's rule (``window_s`` set, ``raise_by`` 0)."""
 
     __tablename__ = "feedback"
 
@@ -291,6 +292,10 @@ class FeedbackRow(Base):
     expires_at: Mapped[float] = mapped_column(Float)
     undone_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     undone_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: a learned weekly pattern: the rule is quiet on the device from this many seconds into
+    #: the week (Monday 00:00 UTC, device clock) for ``window_s`` seconds
+    window_start_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    window_s: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class FirmwareChangeRow(Base):

@@ -387,6 +387,11 @@ class RuleEvaluator:
         if rule.score_at_least is not None and (self.levels.device or self.levels.product):
             condition = self._raised_condition(rule, key, state, condition)
         active = condition.mask(ctx)
+        if self.levels.windows:
+            # a weekly pattern false alarms taught the rules is normal on this device
+            quiet = self.levels.quiet(rule.name, key[1], key[2], t)
+            if quiet is not None:
+                active = active & ~quiet
         if state.status in ("normal", "resolved") and not active.any():
             return  # the common case: nothing to walk
         clear = rule.clear.mask(ctx) & ~active if rule.clear is not None else ~active

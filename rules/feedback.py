@@ -7,7 +7,17 @@ plus its product's) never exceeds ``max_raise``, and a raised level never exceed
 adjustment is a row of ``feedback`` (who, when, why, which case), ends by itself after
 ``expiry_days`` and can be undone. Confirmed faults (and every other outcome) add nothing: only a
 false alarm loosens, and only within these bounds. Rules without ``score_at_least`` (``when``
-trees, no-data and offline rules) are not adjusted.
+trees, no-data and offline rules) get no raise.
+
+A raised level cannot quiet a source that scores near 1 every time (a sauna stove beside a
+sensor, heated every Saturday: ``firmware_sim.quirks``). So the rules also learn a *weekly
+pattern as normal*: when ``window_repeats`` false alarms of one rule on one device (labels of
+the last ``pattern_days``, this one included, none from before a person undid such a window)
+began within ``window_slack_h`` of the same time of the week, the rule is quiet on that
+device for ``window_h`` hours a week around it (from a quarter of the window before the
+pattern's time), at most ``max_windows`` windows per device and rule. A window is a
+``feedback`` row like a raise: listed, expiring, undoable; no-data rules are never quieted,
+and a confirmed fault adds nothing.
 
 >>> from rules.db import CaseRow, connect
 >>> from sqlalchemy.orm import Session
@@ -28,24 +38,62 @@ trees, no-data and offline rules) are not adjusted.
 'lee'
 >>> levels(engine, now=600.0).device
 {('leak', 'acme', 'hp-1'): 0.05}
+
+The same rule's false alarm at about the same time a week later learns a quiet window:
+
+>>> from rules.db import LabelRow
+>>> week = 7 * 86400.0
+>>> with Session(engine) as s:
+...     for n, start in enumerate((2 * 86400.0 + 50_000.0, 9 * 86400.0 + 52_000.0), start=2):
+...         c = CaseRow(id=n, tenant="acme", device_id="hp-2", product="heat_pump",
+...                     rule="leak", rules="leak", fault_started_at=start, opened_at=start)
+...         s.add(LabelRow(case_id=n, tenant="acme", device_id="hp-2", product="heat_pump",
+...                        rules="leak", outcome="false_alarm", category="installation",
+...                        window_start=start, window_end=start + 3600, labelled_at=start))
+...         made = learn_false_alarm(s, c, by="kim", now=start + 3600, policy=policy)
+...         learned = [(m.raise_by, m.window_s, m.reason.rsplit(": ")[-1]) for m in made]
+...     s.commit()
+>>> learned
+[(0.05, None, 'leak +0.05 on hp-2'), (0.0, 28800.0, 'quiet Sat 12:10 for 8 h, weekly (UTC)')]
+>>> saturday = 2 * 86400.0 + 3 * week
+>>> levels(engine, now=10 * 86400.0).quiet("leak", "acme", "hp-2",
+...                                        saturday + np.array([-3600.0, 51_000.0, 86400.0]))
+array([False,  True, False])
 >>> engine.dispose()
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import ColumnElement, Engine, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from rules.db import CaseRow, FeedbackRow
+from rules.db import CaseRow, FeedbackRow, LabelRow
 from rules.errors import CaseNotFoundError, CaseStateError
 
-__all__ = ["MAX_LEVEL", "FeedbackPolicy", "Levels", "adjustments", "learn_false_alarm",
-           "levels", "undo"]
+__all__ = ["MAX_LEVEL", "WEEK_S", "FeedbackPolicy", "Levels", "adjustments",
+           "learn_false_alarm", "levels", "time_of_week", "undo"]
 
 #: a raised alarm level never goes above this (a rule must still be able to fire)
 MAX_LEVEL = 0.99
+WEEK_S = 7 * 86_400.0
+#: epoch day 0 was a Thursday: shift so that a week starts on Monday 00:00 UTC
+_MONDAY_SHIFT_S = 3 * 86_400.0
+
+
+def time_of_week(t: float) -> float:
+    """Seconds since Monday 00:00 UTC of ``t``'s week."""
+    return (t + _MONDAY_SHIFT_S) % WEEK_S
+
+
+def _week_gap(a: float, b: float) -> float:
+    """How far apart two times of the week are (either way round)."""
+    gap = abs(a - b) % WEEK_S
+    return min(gap, WEEK_S - gap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +108,17 @@ class FeedbackPolicy:
     expiry_days: float = 30.0
     #: this many devices of one product with a raise of a rule → the product gets one too
     product_devices: int = 3
+    #: a learned weekly quiet window lasts this many hours (0: never learn one)
+    window_h: float = 8.0
+    #: this many false alarms of a rule on a device at about the same time of the week …
+    window_repeats: int = 2
+    #: … within this many hours of each other (in the week) learn a window
+    window_slack_h: float = 3.0
+    #: at most this many windows in force per device and rule
+    max_windows: int = 2
+    #: false alarms this many days back count towards a weekly pattern (a window that expired
+    #: comes back with the pattern's next false alarm); never those before an undo
+    pattern_days: float = 90.0
 
     @property
     def expiry_s(self) -> float:
@@ -69,11 +128,27 @@ class FeedbackPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Levels:
-    """Raises in force: per (rule, tenant, device) and per (rule, tenant, product)."""
+    """Raises in force: per (rule, tenant, device) and per (rule, tenant, product); weekly
+    quiet windows per (rule, tenant, device): (start in the week, length) in seconds."""
 
     device: dict[tuple[str, str, str], float] = field(default_factory=dict)
     product: dict[tuple[str, str, str], float] = field(default_factory=dict)
     max_raise: float = 0.10
+    windows: dict[tuple[str, str, str], tuple[tuple[float, float], ...]] = field(
+        default_factory=dict)
+
+    def quiet(self, rule: str, tenant: str, device_id: str,
+              t: NDArray[np.float64]) -> NDArray[np.bool_] | None:
+        """Which of the timestamps ``t`` (device clock) fall in one of the device's quiet
+        windows of ``rule`` (None: it has none)."""
+        spans = self.windows.get((rule, tenant, device_id))
+        if not spans:
+            return None
+        into = (t + _MONDAY_SHIFT_S) % WEEK_S
+        out = np.zeros(t.shape[0], dtype=np.bool_)
+        for start, length in spans:
+            out |= (into - start) % WEEK_S < length
+        return out
 
     def raise_for(self, rule: str, tenant: str, device_id: str, product: str) -> float:
         """The raise of ``rule`` for one device: its own plus its product's, bounded."""
@@ -107,7 +182,66 @@ def learn_false_alarm(session: Session, case: CaseRow, by: str, now: float,
         session.flush()
         made.append(row)
         made.extend(_product_rule(session, case, rule, by, now, policy))
+    for rule in rules:
+        window = _weekly_window(session, case, rule, by, now, policy)
+        if window is not None:
+            made.append(window)
     return made
+
+
+def _weekly_window(session: Session, case: CaseRow, rule: str, by: str, now: float,
+                   policy: FeedbackPolicy) -> FeedbackRow | None:
+    """The rule's false alarms on the device keep coming at the same time of the week →
+    a quiet window around that time (the pattern is learned as normal)."""
+    if policy.window_h <= 0.0 or policy.window_repeats < 1:
+        return None
+    here = time_of_week(case.fault_started_at)
+    slack = policy.window_slack_h * 3600.0
+    mine = (FeedbackRow.tenant == case.tenant, FeedbackRow.device_id == case.device_id,
+            FeedbackRow.rule == rule, FeedbackRow.window_s.is_not(None))
+    # a person undid a window of this rule: only what came after counts
+    since = max(now - policy.pattern_days * 86_400.0, session.scalar(
+        select(func.max(FeedbackRow.undone_at)).where(*mine)) or -math.inf)
+    starts = [time_of_week(start) for start, rules in session.execute(
+        select(LabelRow.window_start, LabelRow.rules).where(
+            LabelRow.tenant == case.tenant, LabelRow.device_id == case.device_id,
+            LabelRow.outcome == "false_alarm", LabelRow.labelled_at > since))
+        if rule in rules.split(",")]
+    if case.id not in set(session.scalars(select(LabelRow.case_id).where(
+            LabelRow.case_id == case.id, LabelRow.outcome == "false_alarm"))):
+        starts.append(here)  # judged without a label (a caller that stores none)
+    near = [s for s in starts if _week_gap(s, here) <= slack]
+    if len(near) < policy.window_repeats:
+        return None
+    windows = list(session.scalars(select(FeedbackRow).where(*mine, *_in_force(now))))
+    length = policy.window_h * 3600.0
+    if len(windows) >= policy.max_windows or any(
+            (here - (w.window_start_s or 0.0)) % WEEK_S < (w.window_s or 0.0) for w in windows):
+        return None  # at the bound, or this time is quiet already
+    # the pattern's time: the mean of its starts on the week's circle
+    angles = [2 * math.pi * s / WEEK_S for s in near]
+    centre = (math.atan2(sum(map(math.sin, angles)), sum(map(math.cos, angles)))
+              / (2 * math.pi) * WEEK_S) % WEEK_S
+    start = round((centre - length / 4.0) % WEEK_S, 1)
+    row = FeedbackRow(
+        tenant=case.tenant, device_id=case.device_id, product=case.product, rule=rule,
+        raise_by=0.0, case_id=case.id, created_by=by, created_at=now,
+        expires_at=now + policy.expiry_s, window_start_s=start, window_s=length,
+        reason=(f"{len(near)} false alarms of {rule} on {case.device_id} at about the same "
+                f"time of the week (last: case FW-{case.id}): quiet {_describe(start, length)}"))
+    session.add(row)
+    session.flush()
+    return row
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _describe(start: float, length: float) -> str:
+    """A weekly window in words: ``Sat 10:30 for 8 h, weekly (UTC)``."""
+    day, into = divmod(int(start), 86_400)
+    return (f"{_DAYS[day % 7]} {into // 3600:02d}:{into % 3600 // 60:02d} for "
+            f"{length / 3600.0:g} h, weekly (UTC)")
 
 
 def _product_rule(session: Session, case: CaseRow, rule: str, by: str, now: float,
@@ -138,15 +272,19 @@ def levels(engine: Engine, now: float, max_raise: float = 0.10) -> Levels:
     """Every raise in force at ``now`` (what :class:`rules.evaluate.RuleEvaluator` applies)."""
     device: dict[tuple[str, str, str], float] = {}
     product: dict[tuple[str, str, str], float] = {}
+    windows: dict[tuple[str, str, str], tuple[tuple[float, float], ...]] = {}
     with Session(engine) as session:
         for row in session.scalars(select(FeedbackRow).where(*_in_force(now))):
-            if row.device_id:
+            if row.window_s is not None and row.window_start_s is not None:
+                key = (row.rule, row.tenant, row.device_id)
+                windows[key] = (*windows.get(key, ()), (row.window_start_s, row.window_s))
+            elif row.device_id:
                 key = (row.rule, row.tenant, row.device_id)
                 device[key] = round(min(device.get(key, 0.0) + row.raise_by, max_raise), 6)
             else:
                 key = (row.rule, row.tenant, row.product)
                 product[key] = round(min(product.get(key, 0.0) + row.raise_by, max_raise), 6)
-    return Levels(device, product, max_raise)
+    return Levels(device, product, max_raise, windows)
 
 
 def adjustments(engine: Engine, tenant: str, device_id: str, product: str,

@@ -183,13 +183,23 @@ class IncidentBook:
         row = self._open_incident_of(session, meta.tenant, meta.device_id)
         if row is not None and (row.rule in (rule, _FLAGGED)
                                 or Cohort.parse(row.cohort).dimension not in _CONDITIONS
-                                or self._shared(session, row.id, meta.tenant, rule,
-                                                {meta.device_id}, at)):
+                                or self._shared(session, meta.tenant, row, rule, at)):
             self._join(session, row, [(case_id, meta)], at)
             return IncidentLink(row.id, False, _policy(row.customer_policy), row.decision)
         for cohort in cohorts:
             row = session.scalar(select(IncidentRow).where(
                 IncidentRow.open_key == _open_key(meta.tenant, cohort, rule)))
+            if row is None and cohort.dimension in _CONDITIONS:
+                # the region's weather incident, of a rule ``min_devices`` of the region's
+                # devices opened cases of (whichever incident those are in): the weather's
+                # second symptom is the weather's, not a second incident of the region
+                weather = session.scalar(select(IncidentRow).where(
+                    IncidentRow.status == "open", IncidentRow.tenant == meta.tenant,
+                    IncidentRow.cohort == cohort.key, IncidentRow.rule != _FLAGGED)
+                    .order_by(IncidentRow.id).limit(1))
+                if weather is not None and self._shared(session, meta.tenant, weather, rule,
+                                                        at):
+                    row = weather
             if row is None:
                 # an incident of the cohort whose devices opened cases of this rule (one the
                 # peer detector's flags opened, that their cases joined; or a release's of
@@ -236,6 +246,20 @@ class IncidentBook:
                 self._join(session, flagged, members, at)
                 return IncidentLink(flagged.id, False, _policy(flagged.customer_policy),
                                     flagged.decision)
+            if cohort.dimension not in _CONDITIONS and self._weather_explains(
+                    session, meta.tenant, meta.product, members):
+                continue
+            # the cohort's incident of another rule is open (a release whose defect fires a
+            # second rule on other devices of it): one cause, one incident. Only where the
+            # cohort is one change (``_ONE_CAUSE``): a model's devices fail for many reasons
+            same_cohort = None if cohort.dimension not in _ONE_CAUSE else session.scalar(
+                select(IncidentRow).where(
+                    IncidentRow.status == "open", IncidentRow.tenant == meta.tenant,
+                    IncidentRow.cohort == cohort.key).order_by(IncidentRow.id).limit(1))
+            if same_cohort is not None:
+                self._join(session, same_cohort, members, at)
+                return IncidentLink(same_cohort.id, False,
+                                    _policy(same_cohort.customer_policy), same_cohort.decision)
             row = self._insert(
                 session, meta, cohort, rule, now, at,
                 f"{len(devices)} of {size or '?'} devices of {cohort.key} opened "
@@ -355,17 +379,50 @@ class IncidentBook:
         assert row is not None
         return row
 
-    def _shared(self, session: Session, incident_id: int, tenant: str, rule: str,
-                devices: set[str], at: float) -> bool:
-        """Whether ``rule`` is a symptom the incident's devices (and ``devices``) share: at
-        least ``min_devices`` of them opened a case of it within the window."""
-        members = select(IncidentCaseRow.device_id).where(
-            IncidentCaseRow.incident_id == incident_id)
-        sharing = set(session.scalars(select(CaseRow.device_id).where(
-            CaseRow.tenant == tenant, CaseRow.rule == rule,
-            CaseRow.opened_at >= at - self.policy.window_s, CaseRow.opened_at <= at,
-            CaseRow.device_id.in_(members) | CaseRow.device_id.in_(devices))))
-        return len(sharing) >= self.policy.min_devices
+    def _shared(self, session: Session, tenant: str, incident: IncidentRow, rule: str,
+                at: float) -> bool:
+        """Whether ``rule`` is a symptom the devices of a region's open ``incident`` share: at
+        least ``min_devices`` of the region's devices opened a case of it since the incident's
+        first case (or within the window, if longer ago), whatever incident those cases are in
+        (a south pump in its batch's incident feels the heat too). The weather lasts as long
+        as its incident: its second symptom may come a few devices a day."""
+        began = session.scalar(select(func.min(CaseRow.opened_at)).join(
+            IncidentCaseRow, IncidentCaseRow.case_id == CaseRow.id).where(
+            IncidentCaseRow.incident_id == incident.id))
+        since = at - self.policy.window_s if began is None else min(
+            at - self.policy.window_s, began)
+        return len(self._cohort_devices(session, tenant, Cohort.parse(incident.cohort), rule,
+                                        since, at)) >= self.policy.min_devices
+
+    def _weather_explains(self, session: Session, tenant: str, product: str,
+                          members: Sequence[tuple[int, DeviceMeta]]) -> bool:
+        """Whether at least half the devices of ``members`` (a model's cases of one rule)
+        belong to a region whose weather incident is open: the heat wave explains them
+        better than their model does, and a device's case of the rule joins the region's
+        incident once ``min_devices`` of the region share it (or stays its own)."""
+        regions = [Cohort.parse(key) for key in session.scalars(
+            select(IncidentRow.cohort).distinct().where(
+                IncidentRow.status == "open", IncidentRow.tenant == tenant,
+                IncidentRow.product == product, IncidentRow.rule != _FLAGGED))]
+        by_device = {m.device_id: m for _, m in members}
+        for region in regions:
+            if region.dimension not in _CONDITIONS:
+                continue
+            inside = [d for d, m in by_device.items() if region in cohorts_of(
+                m, None, (region.dimension,))]
+            if 2 * len(inside) >= len(by_device):
+                return True
+        return False
+
+    def _cohort_devices(self, session: Session, tenant: str, cohort: Cohort, rule: str,
+                        since: float, at: float) -> set[str]:
+        """The devices of ``cohort`` that opened a case of ``rule`` from ``since`` to ``at``."""
+        rows = session.execute(select(CaseRow.device_id, CaseRow.product).distinct().where(
+            CaseRow.tenant == tenant, CaseRow.product == cohort.product, CaseRow.rule == rule,
+            CaseRow.opened_at >= since, CaseRow.opened_at <= at)).all()
+        reported = self._reported(session, tenant, {d for d, _ in rows})
+        return {d for d, product in rows if cohort in cohorts_of(
+            self.registry.lookup(tenant, d, product), reported.get(d), (cohort.dimension,))}
 
     @staticmethod
     def _open_incident_of(session: Session, tenant: str, device_id: str) -> IncidentRow | None:
@@ -421,11 +478,19 @@ class IncidentBook:
 
     def _candidates(self, session: Session, tenant: str, cohort: Cohort, rule: str,
                     at: float) -> tuple[list[tuple[int, DeviceMeta]], int]:
-        """Cases of ``rule`` opened within the window by devices of ``cohort`` and in no
-        incident; and how many devices of the product outside the cohort opened one."""
-        rows = session.execute(select(CaseRow.id, CaseRow.device_id, CaseRow.product).where(
+        """Cases of ``rule`` opened within one window around ``at`` by devices of ``cohort``
+        and in no incident; and how many devices of the product outside the cohort opened one
+        in that window.
+
+        The window is the one of ``window_s`` holding ``at`` with the most such devices:
+        ``window_s`` before ``at`` when cases are recorded in the order they opened, but a
+        case recorded late (its device's batch came after another's, or after an outage) may
+        complete a cluster of cases that opened after it."""
+        window = self.policy.window_s
+        rows = session.execute(select(CaseRow.id, CaseRow.device_id, CaseRow.product,
+                                      CaseRow.opened_at).where(
             CaseRow.tenant == tenant, CaseRow.rule == rule,
-            CaseRow.opened_at >= at - self.policy.window_s, CaseRow.opened_at <= at)).all()
+            CaseRow.opened_at >= at - window, CaseRow.opened_at <= at + window)).all()
         if not rows:
             return [], 0
         linked = set(session.scalars(select(IncidentCaseRow.case_id).where(
@@ -435,14 +500,25 @@ class IncidentBook:
                 select(DeviceRow.device_id, DeviceRow.firmware).where(
                     DeviceRow.tenant == tenant,
                     DeviceRow.device_id.in_({r.device_id for r in rows})))}
-        members: list[tuple[int, DeviceMeta]] = []
-        rest: set[str] = set()
-        for case_id, device_id, product in rows:
-            meta = self.registry.lookup(tenant, device_id, product)
-            if cohort not in cohorts_of(meta, reported.get(device_id), (cohort.dimension,)):
-                rest.add(device_id)
-            elif case_id not in linked:
-                members.append((case_id, meta))
+        metas = {r.device_id: self.registry.lookup(tenant, r.device_id, r.product)
+                 for r in rows}
+        inside = {d: cohort in cohorts_of(m, reported.get(d), (cohort.dimension,))
+                  for d, m in metas.items()}
+
+        def members_from(start: float) -> set[str]:
+            return {r.device_id for r in rows if inside[r.device_id] and r.id not in linked
+                    and start <= r.opened_at <= start + window}
+
+        start = at - window
+        best = members_from(start)
+        for later in sorted({r.opened_at for r in rows if at - window < r.opened_at <= at}):
+            found = members_from(later)
+            if len(found) > len(best):
+                start, best = later, found
+        chosen = [r for r in rows if start <= r.opened_at <= start + window]
+        members = [(r.id, metas[r.device_id]) for r in chosen
+                   if inside[r.device_id] and r.id not in linked]
+        rest = {r.device_id for r in chosen if not inside[r.device_id]}
         return members, len(rest)
 
     def product_size(self, session: Session, tenant: str, product: str) -> int:
@@ -679,6 +755,11 @@ _FLAGGED = "unlike_peers"
 #: opened cases of; a member's case of another rule is a fault of its own (a clogged filter
 #: during the heat wave) and stays out of the incident
 _CONDITIONS: tuple[Dimension, ...] = ("region",)
+
+
+#: cohorts that are one change (a release, a batch of parts): their open incident is the
+#: cause of a second rule's cluster in them too
+_ONE_CAUSE: tuple[Dimension, ...] = ("firmware", "batch")
 
 
 def _open_key(tenant: str, cohort: Cohort, rule: str) -> str:

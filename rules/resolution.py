@@ -12,6 +12,10 @@ Resolution(outcome='confirmed', category='refrigerant_leak', reason='')
 Traceback (most recent call last):
 ...
 rules.errors.ResolutionError: fault category 'gremlins' is not one of this product's: ...
+>>> Resolution("confirmed").checked(("refrigerant_leak", "other"))
+Traceback (most recent call last):
+...
+rules.errors.ResolutionError: a confirmed fault needs a category: refrigerant_leak, other
 >>> Resolution("false_alarm").checked(())
 Traceback (most recent call last):
 ...
@@ -58,9 +62,9 @@ class Resolution:
                 raise ResolutionError("this product has no fault categories (add "
                                       "'fault_categories:' to its rules file)")
             if self.category not in categories:
-                what = f"fault category {self.category!r}" if self.category else "no category"
-                raise ResolutionError(f"{what} is not one of this product's: "
-                                      f"{', '.join(categories)}")
+                prefix = (f"fault category {self.category!r} is not one of this product's"
+                          if self.category else "a confirmed fault needs a category")
+                raise ResolutionError(f"{prefix}: {', '.join(categories)}")
             return Resolution("confirmed", category=self.category)
         if self.outcome == "false_alarm":
             if self.reason not in FALSE_ALARM_REASONS:

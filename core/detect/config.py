@@ -175,6 +175,22 @@ class DetectorConfig(BaseModel):
         2.0, ge=0, description="the long residual average counts at most this many short-"
         "average spreads beyond the short average (leaning its way): the level releases when "
         "the relation is back (0: the long average holds as long as it remembers)")
+    regression_release_lean: float = Field(
+        2.0, ge=0, description="the long residual average holds only while the short one leans "
+        "its way by more than this many of the short average's spreads (on devices read at "
+        "least every `regression_cusum_base_half_life_s` / 20 seconds, where the CUSUM runs)")
+    regression_cusum_k: float = Field(
+        3.5, ge=0, description="a sustained relation break: each sample adds to a field's "
+        "CUSUM what its short residual average leans beyond this many of its spreads (from the "
+        "CUSUM's base, and only while the sample's own residual leans the same way)")
+    regression_cusum_base_half_life_s: float = Field(
+        240.0, gt=0, description="the CUSUM counts from a slow average of the short residual "
+        "average that forgets with this half-life in seconds and stands still while the CUSUM "
+        "is above `regression_cusum_h`: a residual that wanders over hours (a temperature with "
+        "the weather) moves the base, a break that stays does not")
+    regression_cusum_h: float = Field(
+        5.0, ge=0, description="CUSUM (in short-average spreads) at which a field's regression "
+        "level is 0.5; 2.4 times it gives 0.85 (0: no CUSUM)")
     level_fire: float = Field(0.8, gt=0, le=1, description="level that gives a finding")
 
     # the streaming subspace model over all of a device's fields (core/detect/subspace.py)

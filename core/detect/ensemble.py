@@ -157,7 +157,10 @@ class Ensemble:
                 half_z=cfg.regression_half_z, short_floor=cfg.regression_short_floor,
                 long_floor=cfg.regression_long_floor,
                 long_half_z=cfg.regression_long_half_z, select=cfg.regression_select,
-                release=cfg.regression_release)),
+                release=cfg.regression_release, cusum_k=cfg.regression_cusum_k,
+                cusum_h=cfg.regression_cusum_h,
+                release_lean=cfg.regression_release_lean,
+                cusum_base_half_life=cfg.regression_cusum_base_half_life_s)),
         }
         self.extremes = [Extreme(cap, cfg.extreme_half_life, cfg.warmup, cfg.extreme_margin,
                                  cfg.extreme_z_min, smooth) for smooth in cfg.extreme_smoothing]

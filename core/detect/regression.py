@@ -71,6 +71,16 @@ __all__ = ["FEATURES_PER_FIELD", "Regression", "regression_update"]
 FEATURES_PER_FIELD = 4
 #: E[min(Z², 4)] for a standard normal Z: keeps the winsorised variance unbiased
 _WINSOR_MEAN = 0.9206
+#: a sample adds at most this many spreads to a CUSUM (one wild reading cannot alarm)
+_CUSUM_CLIP = 8.0
+#: the CUSUM counts a sample only when its base's half-life spans at least this many samples
+_CUSUM_MIN_SAMPLES = 20.0
+#: ``t`` when the caller gives no timestamps: one second per sample
+_NO_TIME = np.empty(0)
+#: a sample counts into a CUSUM only when its residual leans its way by this many sigmas
+_CUSUM_GATE = 1.0
+#: a CUSUM holds at most this many bars (``cusum_h``): how long it takes to let go
+_CUSUM_CAP = 4.0
 
 
 @no_refcount_kernel()
@@ -244,6 +254,28 @@ def _explain_away(c: int, k: int, nf: int, width: int, slots: NDArray[np.int64],
     return explained
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _cusum_add(hi: NDArray[np.float64], lo: NDArray[np.float64], base: NDArray[np.float64],
+               s: int, short: float, z: float, sd: float, k: float, bar: float, cap: float,
+               a_base: float) -> None:
+    """One sample into series ``s``'s two one-sided CUSUMs of the short average.
+
+    Both count from ``base``, a slow average of the short average that learns while both
+    CUSUMs are below ``bar`` (the level 0.5): a residual that wanders over hours with what no
+    other field measures (a motor's temperature with the weather) moves the base, a break that
+    stays does not.
+    """
+    d = short - base[s]
+    dz = z - base[s]
+    lean = min(abs(d) / sd, _CUSUM_CLIP)
+    up = lean if d > 0.0 and dz > _CUSUM_GATE else 0.0
+    down = lean if d < 0.0 and dz < -_CUSUM_GATE else 0.0
+    hi[s] = min(max(hi[s] + up - k, 0.0), cap)
+    lo[s] = min(max(lo[s] + down - k, 0.0), cap)
+    if hi[s] < bar and lo[s] < bar:
+        base[s] += a_base * d
+
+
 @numba.njit(cache=True, nogil=True)
 def regression_update(
     fmean: NDArray[np.float64], fcov: NDArray[np.float64], beta: NDArray[np.float64],
@@ -256,6 +288,10 @@ def regression_update(
     warmup: int, half_z: float, clip: float, ridge: float, anchor_alpha: float,
     short_floor: float, long_floor: float, refit: int, long_half_z: float, lag_clip: float,
     max_lone: int, select: float, release: float,
+    cusum_hi: NDArray[np.float64], cusum_lo: NDArray[np.float64],
+    cusum_base: NDArray[np.float64], cusum_t: NDArray[np.float64], t: NDArray[np.float64],
+    cusum_k: float,
+    cusum_h: float, release_lean: float, base_half_life: float,
 ) -> None:
     """Score then learn one device's fields ``x`` (ticks × fields); levels into ``out``."""
     nf = FEATURES_PER_FIELD
@@ -305,6 +341,19 @@ def regression_update(
         if not complete:
             continue
         s0 = slots[0]
+        # the CUSUM's base forgets with a half-life in seconds (samples without timestamps)
+        last = cusum_t[s0]
+        now = t[i] if t.shape[0] else last + 1.0 if math.isfinite(last) else 0.0
+        if not math.isfinite(now):
+            now = last + 1.0 if math.isfinite(last) else 0.0
+        dt = min(max(now - last, 0.0), 1e9) if math.isfinite(last) else 1.0
+        a_base = 1.0 - 0.5 ** (dt / base_half_life)
+        # the CUSUM judges a break over minutes: it counts only samples at most
+        # 1/_CUSUM_MIN_SAMPLES of the base's half-life apart (a device read once a minute has
+        # too few in that time to tell a break from its residual's wander)
+        fast = dt * _CUSUM_MIN_SAMPLES <= base_half_life
+        for j in range(k):
+            cusum_t[slots[j]] = now
         for j in range(k):
             s = slots[j]
             v = x[i, j]
@@ -360,6 +409,12 @@ def regression_update(
                 av = 1.0 / (c - warmup // 2 + 1.0)
                 short_var[s] += av * (short[s] * short[s] - short_var[s])
                 long_var[s] += av * (long[s] * long[s] - long_var[s])
+                if cusum_h > 0.0 and fast and c >= warmup // 2 + warmup // 8:
+                    # the CUSUM's base learns over the rest of the warm-up (capped at 0, its
+                    # sums stay at zero)
+                    _cusum_add(cusum_hi, cusum_lo, cusum_base, s, short[s], z[j],
+                               math.sqrt(max(short_var[s], short_floor)), cusum_k, 1.0,
+                               0.0, a_base)
                 continue
             short_sd = math.sqrt(max(short_var[s], short_floor))
             r_short = abs(short[s]) / short_sd
@@ -367,14 +422,32 @@ def regression_update(
             held = abs(long[s])
             if release > 0.0:
                 # the long average holds a fault's level only while the recent residuals still
-                # lean its way: it counts at most ``release`` of its spreads beyond the short
-                # average, so once the relation is back its memory of the fault lets go
+                # lean its way by more than ``release_lean`` of the short average's spreads
+                # (noise around a relation that is back does not hold it): it counts at most
+                # ``release`` of its spreads beyond that lean, so its memory of the fault lets go
                 lean = short[s] if long[s] > 0.0 else -short[s]
-                held = min(held, max(lean, 0.0) + release * long_sd)
+                # (the lean's allowance only where the CUSUM runs, see ``fast``: on a device
+                # read once a minute it delayed slow drifts' cases, by 2.8 h median on the fleet)
+                allow = release_lean * short_sd if fast else 0.0
+                held = min(held, max(lean - allow, 0.0) + release * long_sd)
             r_long = held / long_sd
             r_max = max(r_max, r_short, r_long * half_z / long_half_z)
             score = max(r_short * r_short / (r_short * r_short + h2),
                         r_long * r_long / (r_long * r_long + h2_long))
+            if cusum_h > 0.0 and fast:
+                # a sustained break of a few residual sigmas: two one-sided CUSUMs of the short
+                # average in its own spreads (a sample adds what the average leans beyond
+                # ``cusum_k`` spreads, at most ``_CUSUM_CLIP``, when its own residual leans the
+                # same way by ``_CUSUM_GATE`` sigmas: one wild reading counts once although the
+                # short average remembers it for a while; the spreads keep a field
+                # that drifts through its warm-up, a motor warming, from counting), capped at
+                # ``_CUSUM_CAP`` bars so that they let go within ~(cap - 1) h / k samples of
+                # the relation's return.
+                _cusum_add(cusum_hi, cusum_lo, cusum_base, s, short[s], z[j], short_sd,
+                           cusum_k, cusum_h, _CUSUM_CAP * cusum_h, a_base)
+                r_c = max(cusum_hi[s], cusum_lo[s]) / cusum_h
+                r_max = max(r_max, r_c * half_z)
+                score = max(score, r_c * r_c / (r_c * r_c + 1.0))
             level[s] = score
             out[i, j] = score
         # learn: plain means over the warm-up, then slowly; while the device looks anomalous
@@ -406,6 +479,9 @@ def regression_update(
                 if anchor[s] == 0:
                     short[s] = 0.0
                     long[s] = 0.0
+                    cusum_hi[s] = 0.0
+                    cusum_lo[s] = 0.0
+                    cusum_base[s] = 0.0
                 continue
             ap = 1.0 / (c + 1.0) if c < warmup else alpha * weight
             for q in range(nf):
@@ -449,6 +525,10 @@ class Regression(SoADetector):
         "long_var": (np.float64, (), 1.0),
         "level": (np.float64, (), 0.0),
         "anchor": (np.int64, (), 0),
+        "cusum_hi": (np.float64, (), 0.0),
+        "cusum_lo": (np.float64, (), 0.0),
+        "cusum_base": (np.float64, (), 0.0),
+        "cusum_t": (np.float64, (), -np.inf),
     }
 
     def __init__(self, capacity: int = 1024, half_life: float = 43200.0, warmup: int = 1440,
@@ -458,7 +538,9 @@ class Regression(SoADetector):
                  short_floor: float = 0.6, long_floor: float = 0.5,
                  lag_half_life: float = 15.0, refit: int = 30,
                  long_half_z: float = 5.0, lag_clip: float = 6.0, max_lone: int = 2,
-                 select: float = 0.05, release: float = 2.0) -> None:
+                 select: float = 0.05, release: float = 2.0, cusum_k: float = 3.5,
+                 cusum_h: float = 5.0, release_lean: float = 2.0,
+                 cusum_base_half_life: float = 240.0) -> None:
         self.alpha = 1.0 - 0.5 ** (1.0 / half_life)
         self.alpha_short = 1.0 - 0.5 ** (1.0 / short_half_life)
         self.alpha_long = 1.0 - 0.5 ** (1.0 / long_half_life)
@@ -479,6 +561,10 @@ class Regression(SoADetector):
         self.max_lone = max_lone
         self.select = select
         self.release = release
+        self.cusum_k = cusum_k
+        self.cusum_h = cusum_h
+        self.release_lean = release_lean
+        self.cusum_base_half_life = cusum_base_half_life
         super().__init__(capacity)
 
     def _trailing(self, name: str) -> tuple[int, ...]:
@@ -501,7 +587,9 @@ class Regression(SoADetector):
                           self.half_z, self.clip, self.ridge, self.anchor_alpha,
                           self.short_floor, self.long_floor, self.refit, self.long_half_z,
                           self.lag_clip, self.max_lone, self.select,
-                          self.release)
+                          self.release, a["cusum_hi"], a["cusum_lo"], a["cusum_base"],
+                          a["cusum_t"], _NO_TIME if t is None else t, self.cusum_k,
+                          self.cusum_h, self.release_lean, self.cusum_base_half_life)
 
     def rebaseline(self, slots: NDArray[np.int64] | list[int]) -> None:
         """Re-learn the levels of these series over the next samples, keeping their relations.

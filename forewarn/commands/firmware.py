@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from forewarn.casedb import add_case_db_options, open_args_case_db
 from forewarn.console.schemas import FirmwareVersion, FirmwareView
 from forewarn.errors import ForewarnError
+from forewarn.text import paragraph
 from rules.firmware import rollout_view
 from rules.timeparse import parse_duration
 
@@ -37,6 +38,8 @@ def run_list(args: argparse.Namespace) -> int:
         raise ForewarnError(f"--window {args.window}: {exc}") from exc
     if window <= 0:
         raise ForewarnError(f"--window {args.window}: give a positive duration, e.g. 30d")
+    from forewarn.backtest import newest_sample
+
     tenant = args.tenant
     if tenant is None:
         from forewarn.settings import load_settings
@@ -44,7 +47,11 @@ def run_list(args: argparse.Namespace) -> int:
         tenant = load_settings(args.config if getattr(args, "config", None) else None).tenant
     engine = open_args_case_db(args)
     try:
-        rows = rollout_view(engine, tenant, now=time.time(), window_s=window)
+        # a demo's cases happened in simulated time: "now" is its newest sample, as in the
+        # console (``forewarn serve --demo-dir``), not today's date
+        now = newest_sample(engine) if getattr(args, "demo_dir", None) is not None else None
+        rows = rollout_view(engine, tenant, now=time.time() if now is None else now,
+                            window_s=window)
     except SQLAlchemyError as exc:
         raise ForewarnError(f"case database: {exc}") from exc
     finally:
@@ -69,7 +76,7 @@ def register(subparsers: Any) -> None:
     """Add the ``firmware`` command."""
     parser = subparsers.add_parser(
         "firmware", help="firmware versions: devices on each and case rates before and after",
-        description=__doc__.splitlines()[0] if __doc__ else None)
+        description=paragraph(__doc__))
     sub = parser.add_subparsers(dest="firmware_command", metavar="ACTION", required=True)
     listing = sub.add_parser("list", help="every version per product with its case rates",
                              description=__doc__)

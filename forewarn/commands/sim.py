@@ -55,6 +55,11 @@ def register(subparsers: Any) -> None:
                     help="simulated agents resolve every false case as a false alarm as it "
                     "opens, so the rules learn from them (compare the false-case rate of the "
                     "two halves)")
+    ev.add_argument("--quirks", type=float, nargs="?", const=0.05, default=0.0, metavar="SHARE",
+                    help="give this share (default 0.05) of the devices without a fault an "
+                    "installation quirk: a heat source near a temperature sensor, used on one "
+                    "day a week, that opens the same false case again and again (ground truth: "
+                    "OUT/quirks.jsonl)")
     ev.add_argument("--workers", type=int, default=1,
                     help="processes, each streaming a share of the devices (default 1)")
     ev.add_argument("--out", type=Path, default=Path("var/sim"), metavar="DIR",
@@ -75,13 +80,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     if args.devices < 1 or args.days <= 0:
         raise ForewarnError("--devices must be at least 1 and --days positive")
+    if not 0.0 <= args.quirks <= 1.0:
+        raise ForewarnError("--quirks is a share of the devices, between 0 and 1")
     if not args.rules.is_dir() or not any(args.rules.glob("*.yaml")):
         raise ForewarnError(f"no rules files (*.yaml) in {args.rules}")
     options = EvalOptions(devices=args.devices, days=args.days, seed=args.seed,
                           fault_fraction=args.fault_fraction, rules_dir=args.rules,
                           batch_s=args.batch_hours * 3600.0, workers=args.workers,
                           trace=4 if args.plots is not None else 0, agents=args.agents,
-                          fleet_faults=FLEET_FAULTS if args.fleet_faults else ())
+                          fleet_faults=FLEET_FAULTS if args.fleet_faults else (),
+                          quirk_fraction=args.quirks)
     console = Console()
     try:
         bar = Console(stderr=True)

@@ -24,10 +24,11 @@ from forewarn.console.schemas import (
     DeviceDetail,
     DeviceSummary,
     FleetOverview,
+    LabelOut,
     NoticeOut,
     Telemetry,
 )
-from rules.db import AlarmStateRow, CaseEventRow, CaseRow, DeviceRow, NoticeRow
+from rules.db import AlarmStateRow, CaseEventRow, CaseRow, DeviceRow, LabelRow, NoticeRow
 
 __all__ = [
     "CaseFilters",
@@ -158,6 +159,8 @@ def case_detail(ctx: ConsoleContext, tenant: str, case_id: int) -> CaseDetail | 
                                  .order_by(CaseEventRow.id)).all()
         sent = session.scalars(select(NoticeRow).where(NoticeRow.case_id == case_id)
                                .order_by(NoticeRow.id)).all()
+        resolved = session.scalars(select(LabelRow).where(
+            LabelRow.case_id == case_id, LabelRow.tenant == tenant).order_by(LabelRow.id)).all()
         try:
             evidence = json.loads(row.evidence_json or "{}")
         except ValueError:
@@ -170,6 +173,10 @@ def case_detail(ctx: ConsoleContext, tenant: str, case_id: int) -> CaseDetail | 
             **summary.model_dump(), evidence=_finite(evidence),
             timeline=[CaseEvent(ts=e.ts, kind=e.kind, detail=e.detail) for e in events],
             notices=[notice_out(n) for n in sent],
+            labels=[LabelOut(outcome=r.outcome, category=r.category,
+                             window_start=r.window_start, window_end=r.window_end,
+                             labelled_by=r.labelled_by, labelled_at=r.labelled_at)
+                    for r in resolved],
         )
 
 

@@ -62,7 +62,7 @@ class ResolveBody(_Body):
 
 class FeedbackOut(BaseModel):
     """An alarm level a false alarm raised (``rules.feedback``): for the device, or for its
-    whole product (``device_id`` "")."""
+    whole product (``device_id`` ""), or a weekly quiet window repeated false alarms taught."""
 
     id: int
     device_id: str
@@ -78,6 +78,10 @@ class FeedbackOut(BaseModel):
     undone_at: float | None
     #: in force now (neither undone nor expired)
     active: bool
+    #: a weekly quiet window (``raise_by`` 0): seconds into the week (Monday 00:00 UTC) and
+    #: its length; both None for a raise
+    window_start_s: float | None = None
+    window_s: float | None = None
 
 
 class CaseSummary(BaseModel):
@@ -143,12 +147,27 @@ class NoticeOut(BaseModel):
     next_attempt_at: float
 
 
+class LabelOut(BaseModel):
+    """How a person resolved a case (``rules.resolution``), stored as a label over the case's
+    evidence window: what ``forewarn backtest`` scores rules against."""
+
+    outcome: str
+    #: the fault category (``confirmed``) or the reason (``false_alarm``); "" else
+    category: str
+    window_start: float
+    window_end: float
+    labelled_by: str
+    labelled_at: float
+
+
 class CaseDetail(CaseSummary):
-    """A case with its evidence, timeline and notices."""
+    """A case with its evidence, timeline, notices and resolution labels."""
 
     evidence: dict[str, Any]
     timeline: list[CaseEvent]
     notices: list[NoticeOut]
+    #: the outcome it was resolved with (one per resolution; a reopened case may have more)
+    labels: list[LabelOut] = []
 
 
 class CasePage(BaseModel):

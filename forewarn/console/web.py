@@ -42,6 +42,7 @@ from forewarn.console.security import (
 from forewarn.console.timefmt import span, when
 from forewarn.console.units import unit, units
 from forewarn.incidents import incident_detail, incident_list
+from rules import case_actions
 from rules.resolution import FALSE_ALARM_REASONS, OUTCOMES, Resolution
 
 __all__ = ["error_page", "router", "wants_html"]
@@ -226,6 +227,8 @@ def case_page(request: Request, case_id: int, session: Session, ctx: Context) ->
     return _render(request, "case.html.j2", session, case=case, chart=chart,
                    evidence_events=case.evidence.get("events", []), now=now,
                    can_act=session.principal.allows("agent"),
+                   # a case that resolved itself can still be given its outcome, once
+                   labelled=bool(case_actions.labels(ctx.engine, tenant, case_id)),
                    causes=[(r, descriptions.get(r, "")) for r in case.rules],
                    outcomes=OUTCOMES, reasons=FALSE_ALARM_REASONS,
                    categories=ctx.fault_categories(case.product),

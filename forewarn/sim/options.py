@@ -59,6 +59,9 @@ class EvalOptions:
     incidents: IncidentPolicy = field(default_factory=IncidentPolicy)
     #: the service's peer detector (settings [peer] keys); its flags are reported apart
     peer: PeerConfig = field(default_factory=PeerConfig)
+    #: share of the devices without a fault that get an installation quirk, a weekly heat
+    #: source near a temperature sensor (``firmware_sim.quirks``: recurring false cases)
+    quirk_fraction: float = 0.0
 
     def fleet_config(self) -> FleetConfig:
         """The fleet these options describe; faults start after the learning days."""
@@ -70,6 +73,7 @@ class EvalOptions:
             onset_window=(first, max(first, 0.7)),
             fault_ramp_s=min(48 * _H, 0.5 * horizon), call_model=self.call_model,
             imperfections=self.imperfections, fleet_faults=self.fleet_faults,
+            quirk_fraction=self.quirk_fraction,
         )
 
 

@@ -43,12 +43,15 @@ def _summary(matches: Sequence[FaultMatch]) -> dict[str, Any]:
 
 
 def report(result: MatchResult, *, devices: int, days: float,
-           learn_days: float = 0.0, start: float | None = None) -> dict[str, Any]:
+           learn_days: float = 0.0, start: float | None = None,
+           quirk_devices: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The evaluation's figures as a JSON-ready dict (overall, per fault kind, product, course).
 
     ``device_days`` counts the days after the detectors' learning days (when rules ran); with
     ``start`` (the run's first second) the false-case rate is also given for the first and the
     second half of those days (simulated agents marking false cases should lower the second).
+    ``quirk_devices`` (installation quirks, ``firmware_sim.quirks``) adds their false cases
+    apart: how often each raised the same case again.
     """
     device_days = devices * max(0.0, days - learn_days)
     out: dict[str, Any] = {"devices": devices, "days": days, "learn_days": learn_days,
@@ -63,8 +66,17 @@ def report(result: MatchResult, *, devices: int, days: float,
         for half, count in (("first", early), ("second", len(result.false_cases) - early)):
             out[f"false_cases_per_1000_device_days_{half}_half"] = (
                 round(2000.0 * count / device_days, 2) if device_days else None)
+        if quirk_devices:
+            quirky = [c for c in result.false_cases if c.device_id in quirk_devices]
+            out["quirk_devices"] = len(quirk_devices)
+            out["quirk_false_cases"] = len(quirky)
+            out["quirk_false_cases_first_half"] = sum(c.noticed_at < mid for c in quirky)
+            out["quirk_false_cases_second_half"] = sum(c.noticed_at >= mid for c in quirky)
     shared = [m for m in result.faults if m.truth.fleet_fault]
     out["fleet_faults_injected"] = len({m.truth.fleet_fault for m in shared})
+    # both keys in every report (issue 20's contract): a run with fleet faults replaces this
+    # with what its incidents found (``forewarn.sim.incidents.incident_report``)
+    out["fleet_faults_found_as_incident"] = 0
     out["fleet_fault_devices"] = len(shared)
     out["fleet_fault_devices_detected"] = sum(m.detected_at is not None for m in shared)
     out["false_customer_notices"] = sum(c.customer_notice for c in result.false_cases)
@@ -113,6 +125,9 @@ LABELS: dict[str, str] = {
     "false_cases_per_1000_device_days": "false cases per 1000 device-days",
     "false_cases_per_1000_device_days_first_half": "… in the first half",
     "false_cases_per_1000_device_days_second_half": "… in the second half",
+    "quirk_devices": "devices with an installation quirk (weekly heat source)",
+    "quirk_false_cases_first_half": "… their false cases in the first half",
+    "quirk_false_cases_second_half": "… in the second half",
     "fleet_faults_injected": "fleet-wide faults injected (cohorts)",
     "fleet_fault_devices": "devices affected by them",
     "fleet_fault_devices_detected": "… of which a case caught",

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from firmware_sim.fleet import Fleet, SimDevice
-from firmware_sim.truth import write_jsonl
 from forewarn.sim.incidents import SimIncident, incident_report
 from forewarn.sim.match import MatchResult, SimCase, match_cases
 from forewarn.sim.options import EvalOptions, TimelineTrace
@@ -58,7 +57,7 @@ def run_evaluation(options: EvalOptions, out_dir: Path | None = None,
     started = time.perf_counter()
     fleet = Fleet(options.fleet_config())
     if out_dir is not None:
-        write_jsonl(out_dir / "ground_truth.jsonl", fleet.ground_truth)
+        fleet.write_truth(out_dir / "ground_truth.jsonl")
     traces = {d.device_id: TimelineTrace(d.product.fields)
               for d in _pick_traced(fleet, options.trace)}
     results = run_shards(options, tuple(traces), progress)
@@ -71,7 +70,8 @@ def run_evaluation(options: EvalOptions, out_dir: Path | None = None,
     result = match_cases(fleet.ground_truth, cases, fleet.config.end, outages=outages)
     elapsed = time.perf_counter() - started
     figures = report(result, devices=options.devices, days=options.days,
-                     learn_days=options.learn_days, start=fleet.config.start)
+                     learn_days=options.learn_days, start=fleet.config.start,
+                     quirk_devices=frozenset(q.device_id for q in fleet.quirks))
     figures.update(peer_report(fleet, [f for r in results for f in r.peer_flags],
                                learn_until=fleet.config.start + options.learn_days * 86_400.0,
                                detected={m.truth.device_id: m.detected_at for m in result.faults

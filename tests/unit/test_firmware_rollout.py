@@ -4,7 +4,9 @@ windows before and after its move."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +14,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from core.events import DeviceStatus, ScoredBatch
-from rules.db import CaseRow, FirmwareChangeRow, connect
+from forewarn.cli import main
+from rules.db import AlarmStateRow, CaseRow, FirmwareChangeRow, connect
 from rules.evaluate import RuleEvaluator
 from rules.firmware import rollout_view
 from rules.lifecycle import DeviceBook, DeviceLifecycle
@@ -28,7 +31,7 @@ def engine() -> Iterator[Engine]:
 
 
 def _batch(device: str, t0: float, firmware: str | None) -> ScoredBatch:
-    t = t0 + 60.0 * np.arange(3)
+    t = t0 + 60.0 * np.arange(3, dtype=np.float64)
     return ScoredBatch("acme", device, "heat_pump", ("a",), t, np.zeros((3, 1)),
                        np.zeros((3, 1)), firmware=firmware)
 
@@ -86,3 +89,28 @@ def test_rates_count_each_device_s_cases_around_its_move(engine: Engine) -> None
     assert (old.devices, old.moved, old.rate_before) == (1, 0, None)
     assert (old.cases_on, old.device_days_on) == (3, 10.0 + 14.0 + 20.0)
     assert rollout_view(engine, "globex", now=20 * DAY) == []
+
+
+def test_firmware_list_of_a_demo_counts_to_its_newest_sample(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A demo's cases and moves happened in simulated time: ``forewarn firmware list
+    --demo-dir`` counts the days on a version up to the demo's newest sample (what the
+    console shows for the demo), not up to today; ``--db`` counts up to now."""
+    engine = connect(f"sqlite:///{tmp_path / 'cases.sqlite'}")
+    lifecycle = DeviceLifecycle(DeviceBook(engine), RuleEvaluator(()))
+    lifecycle.observe(_batch("hp-1", 0.0, "2.5"))
+    lifecycle.flush()
+    lifecycle.observe(_batch("hp-1", 10 * DAY, "2.6"))
+    lifecycle.flush()
+    with Session(engine) as session, session.begin():
+        session.add(AlarmStateRow(rule="r", tenant="acme", device_id="hp-1", product="heat_pump",
+                                  status="ok", since=0.0, last_seen=20 * DAY))
+    engine.dispose()
+
+    def days_on(*where: str) -> dict[str, float]:
+        assert main(["firmware", "list", "--json", "--tenant", "acme", *where]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        return {v["firmware"]: v["device_days_on"] for v in shown["versions"]}
+
+    assert days_on("--demo-dir", str(tmp_path)) == {"2.5": 10.0, "2.6": 10.0}
+    assert days_on("--db", f"sqlite:///{tmp_path / 'cases.sqlite'}")["2.6"] > 10_000  # (since 1970)

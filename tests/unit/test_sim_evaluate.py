@@ -101,6 +101,8 @@ def test_report_overall_and_per_kind() -> None:
     assert figures["detected_after_call"] == 1 and figures["missed"] == 0
     assert figures["false_cases"] == 1
     assert figures["false_cases_per_1000_device_days"] == 20.0
+    # issue 20's keys are there without fleet faults too
+    assert (figures["fleet_faults_injected"], figures["fleet_faults_found_as_incident"]) == (0, 0)
     assert figures["by_fault"]["refrigerant_leak"]["pct_notified_before_call"] == 100.0
     assert figures["by_fault"]["component_failure"]["detected_after_call"] == 1
     json.dumps(figures)  # JSON-ready

@@ -90,8 +90,9 @@ def add_note(case_id: CaseId, body: NoteBody, who: Agent, ctx: Context) -> CaseD
 def resolve(case_id: CaseId, body: ResolveBody, who: Agent, ctx: Context) -> CaseDetail:
     """Needs an outcome: ``confirmed`` with a ``category`` from the product's fault categories,
     ``false_alarm`` with a ``reason``, ``customer_caused`` or ``duplicate`` (422 otherwise);
-    stored as a label with the case's evidence window. 409 when it is already resolved; the
-    same problem coming back opens a case again."""
+    stored as a label with the case's evidence window. A case that resolved itself can be given
+    its outcome once (its timeline says ``labelled``); 409 when it already has one. The same
+    problem coming back opens a case again."""
     apply_action(ctx, who, case_id, "resolve", body.comment,
                  Resolution(body.outcome, category=body.category, reason=body.reason))
     return _detail(ctx, who.tenant, case_id)

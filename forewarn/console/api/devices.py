@@ -86,7 +86,8 @@ def adjustments(ctx: ConsoleContext, tenant: str, device_id: str) -> list[Feedba
         id=r.id, device_id=r.device_id, product=r.product, rule=r.rule, raise_by=r.raise_by,
         case_id=r.case_id, reason=r.reason, created_by=r.created_by, created_at=r.created_at,
         expires_at=r.expires_at, undone_by=r.undone_by, undone_at=r.undone_at,
-        active=r.undone_at is None and r.expires_at > now)
+        active=r.undone_at is None and r.expires_at > now,
+        window_start_s=r.window_start_s, window_s=r.window_s)
         for r in feedback.adjustments(ctx.engine, tenant, device_id, detail.product, now)]
 
 

@@ -141,3 +141,39 @@ def test_viewers_cannot_undo_and_other_tenants_do_not_see_adjustments(
         assert stranger.get(f"/api/v1/devices/{device}/feedback").status_code == 404
         assert stranger.post(undo).status_code == 404
     assert ("fb_hot", "acme", device) in levels(engine, clock.now).device
+
+
+def test_a_weekly_false_case_resolved_twice_in_the_console_is_learned_as_normal(
+        console: ConsoleUnderTest) -> None:
+    """A score of 1 (no raised level quiets it) at the same time two weeks running, each case
+    over by itself before an agent gives it its outcome: the second teaches a weekly quiet
+    window, listed in the API and on the device page; the third week opens no case."""
+    engine, stamp = console.ctx.engine, time.monotonic_ns()
+    device = f"hp-fb-sauna-{stamp}"
+    clock = _Clock(console.ctx.clock() + 3600.0)
+    pipeline = RulesPipeline(RULES, CaseBook(engine, clock=clock))
+    sauna = [1.0] * 30
+    with console.client("acme", "agent") as api:
+        for _week in range(2):
+            _feed(pipeline, clock, device, sauna)
+            _feed(pipeline, clock, device, [0.1] * 15)  # over: the case resolved itself
+            case_id = _case_of(pipeline, device)
+            answer = api.post(f"/api/v1/cases/{case_id}/resolve", json={
+                "outcome": "false_alarm", "reason": "installation"})
+            assert answer.status_code == 200, answer.text
+            kinds = [e["kind"] for e in answer.json()["timeline"]]
+            assert "labelled" in kinds and kinds[-1] == "feedback", kinds
+            clock.now += 7 * 86400.0 - 45 * 60.0  # the same time next week
+            pipeline.tick(clock.now)
+        listed = api.get(f"/api/v1/devices/{device}/feedback").json()
+    windows = [a for a in listed if a["window_s"] is not None]
+    assert len(windows) == 1 and windows[0]["window_s"] == pytest.approx(8 * 3600.0)
+    assert windows[0]["active"] and "quiet" in windows[0]["reason"]
+    before = pipeline.stats.opened + pipeline.stats.reopened
+    _feed(pipeline, clock, device, sauna)
+    assert pipeline.stats.opened + pipeline.stats.reopened == before, "learned as normal"
+    browser, _ = _login(console, "acme", "agent")
+    try:
+        assert "quiet 8 h weekly" in browser.get(f"/devices/{device}").text
+    finally:
+        browser.close()

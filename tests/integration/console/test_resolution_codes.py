@@ -41,7 +41,7 @@ def acme(console: ConsoleUnderTest) -> Iterator[httpx.Client]:
 REFUSED = [
     pytest.param({}, "outcome", id="no-outcome"),
     pytest.param({"outcome": "fixed"}, "outcome", id="unknown-outcome"),
-    pytest.param({"outcome": "confirmed"}, "no category", id="confirmed-without-category"),
+    pytest.param({"outcome": "confirmed"}, "needs a category", id="confirmed-without-category"),
     pytest.param({"outcome": "confirmed", "category": "bearing_wear"}, "bearing_wear",
                  id="category-of-another-product"),
     pytest.param({"outcome": "false_alarm"}, "needs a reason", id="false-alarm-without-reason"),
@@ -87,6 +87,10 @@ def test_the_api_stores_the_outcome_as_a_label_with_the_evidence_window(
         body["outcome"], category, "heat_pump_refrigerant_circuit")
     assert (label.window_start, label.window_end) == (1000.0, case["resolved_at"])
     assert label.labelled_by == "agent of acme" and label.comment == "checked"
+    # and the case says it, to the API's readers
+    assert [(x["outcome"], x["category"], x["window_end"], x["labelled_by"])
+            for x in acme.get(f"/api/v1/cases/{case_id}").json()["labels"]] == [
+        (body["outcome"], category, case["resolved_at"], "agent of acme")]
 
 
 def test_the_case_page_form_offers_the_products_categories_and_resolves_with_a_code(

@@ -39,7 +39,8 @@ def summarise(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "device_days", "false_cases", "fleet_fault_devices", "peer_fleet_fault_devices_flagged",
         "peer_own_fault_devices", "peer_own_fault_devices_flagged", "peer_false_flags",
         "peer_cohort_fleet_fault_devices_flagged", "peer_cohort_false_flags",
-        "peer_false_flags_rollout_step", "peer_cohort_false_flags_rollout_step")}
+        "peer_false_flags_rollout_step", "peer_cohort_false_flags_rollout_step",
+        "peer_drift_fleet_fault_devices_flagged", "peer_drift_false_flags")}
     healthy_days = sum((r["devices"] - r["faults"]) * (r["days"] - r["learn_days"])
                        for r in reports)
 
@@ -57,7 +58,11 @@ def summarise(reports: list[dict[str, Any]]) -> dict[str, Any]:
             1000 * total["peer_false_flags"] / healthy_days, 2),
         "peer_cohort_false_flags_per_1000_healthy_device_days": round(
             1000 * total["peer_cohort_false_flags"] / healthy_days, 2),
+        "peer_drift_false_flags_per_1000_healthy_device_days": round(
+            1000 * total["peer_drift_false_flags"] / healthy_days, 2),
         "peer_fleet_fault_median_h_after_onset": _med("peer_fleet_fault_median_h_after_onset"),
+        "peer_drift_fleet_fault_median_h_after_onset": _med(
+            "peer_drift_fleet_fault_median_h_after_onset"),
         "cases_fleet_fault_median_h_after_onset": _med("cases_fleet_fault_median_h_after_onset"),
         "peer_own_fault_median_h_after_onset": _med("peer_own_fault_median_h_after_onset"),
         "false_cases_by_rule": {rule: sum(r["false_cases_by_rule"].get(rule, 0) for r in reports)

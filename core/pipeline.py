@@ -137,7 +137,7 @@ class CoreStats:
     evicted_boots: int = 0
     #: messages understood that hold no readings (Sparkplug deaths), not dead letters
     no_telemetry: int = 0
-    #: onsets of the peer detector (device and cohort), among ``events``
+    #: onsets of the peer detector (device, cohort and drift), among ``events``
     peer_events: int = 0
 
 
@@ -163,8 +163,9 @@ class CorePipeline:
 
     With a ``peer`` detector (:mod:`core.detect.peer`) every series is also compared with its
     peers: ``peer_labels`` names each device's peer group and cohort, and a device score
-    reaching ``event_threshold`` emits a ``peer`` event, a cohort score a ``peer_cohort`` one
-    (onsets, like a plain detector's).
+    reaching ``event_threshold`` emits a ``peer`` event, a cohort score a ``peer_cohort`` one,
+    a drift score (its batch or release drifting together, :mod:`core.detect.peer_drift`) a
+    ``peer_drift`` one (onsets, like a plain detector's).
     """
 
     def __init__(
@@ -189,7 +190,7 @@ class CorePipeline:
         self.peer_labels = peer_labels
         #: per device, the labels and fields its peer slots were last given
         self._peer_known: dict[tuple[str, str], tuple[tuple[str, str], tuple[str, ...]]] = {}
-        self._peer_above = np.zeros((1024, 2), dtype=np.bool_)
+        self._peer_above = np.zeros((1024, 3), dtype=np.bool_)
         #: per peer slot, its (tenant, device, field), and each device's product: where the
         #: judgments of a shared peer detector go (:meth:`judge_peers`)
         self._peer_series: dict[int, tuple[str, str, str]] = {}
@@ -469,13 +470,18 @@ class CorePipeline:
         labels = self.peer_labels(batch.tenant, batch.device_id, batch.product, batch.firmware)
         if self._peer_known.get(key) != (labels, fields):
             self._peer_known[key] = (labels, fields)
+            base = f"{batch.tenant}/{batch.product}"
+            pools = _pool_parts(labels)
             self.peer.assign(slots, [f"{labels[0]}/{f}" for f in fields],
-                             [f"{labels[1]}/{f}" for f in fields])
+                             [f"{labels[1]}/{f}" for f in fields],
+                             refs=[f"{base}/{f}" for f in fields],
+                             pools=[[f"{base}/{p}/{f}" for p in pools] for f in fields])
             self._peer_product[key] = batch.product
             for slot, name in zip(slots.tolist(), fields, strict=True):
                 self._peer_series[slot] = (batch.tenant, batch.device_id, name)
         device = self.peer.update(slots, values, t)
         cohort = self.peer.last_cohort_scores()
+        drift = self.peer.last_drift_scores()
         self._grow_peer_above(int(slots.max()) + 1)
         if self.peer.share is not None:
             # shared over partitions: a bucket is judged when the last partition's members
@@ -490,15 +496,15 @@ class CorePipeline:
                 else:
                     self._write_peer_events(onsets)
             return tuple(mine)
-        if device.max() < self.event_threshold and cohort.max() < self.event_threshold:
+        if (device.max() < self.event_threshold and cohort.max() < self.event_threshold
+                and drift.max() < self.event_threshold):
             # the common case, a device like its peers: no onset, nothing above (a third of
             # the peer detector's cost per batch went into the general path below)
             self._peer_above[slots] = False
             return ()
         events: list[DetectorEvent] = []
-        for col, (name, scores, what) in enumerate((
-                ("peer", device, "unlike its peers' at the same time"),
-                ("peer_cohort", cohort, "moved with its cohort away from the rest of its peers"))):
+        for col, ((name, what), scores) in enumerate(zip(_PEER_SCORES, (device, cohort, drift),
+                                                         strict=True)):
             high = scores >= self.event_threshold
             before = np.vstack((self._peer_above[slots, col][None, :], high[:-1]))
             self._peer_above[slots, col] = high[-1]
@@ -535,7 +541,7 @@ class CorePipeline:
 
     def _grow_peer_above(self, need: int) -> None:
         if need > self._peer_above.shape[0]:
-            grown = np.zeros((max(need, 2 * self._peer_above.shape[0]), 2), dtype=np.bool_)
+            grown = np.zeros((max(need, 2 * self._peer_above.shape[0]), 3), dtype=np.bool_)
             grown[: self._peer_above.shape[0]] = self._peer_above
             self._peer_above = grown
 
@@ -545,13 +551,12 @@ class CorePipeline:
         bucket fell due, with the bucket's mean as the value."""
         assert self.peer is not None
         out: dict[tuple[str, str], list[DetectorEvent]] = {}
-        for bucket, slots, vals, device, cohort in self.peer.take_judged():
+        for bucket, slots, vals, device, cohort, drift in self.peer.take_judged():
             self._grow_peer_above(int(slots.max()) + 1)
             ts = self.peer.due_at(bucket)
-            for col, (name, scores, what) in enumerate((
-                    ("peer", device, "unlike its peers' at the same time"),
-                    ("peer_cohort", cohort,
-                     "moved with its cohort away from the rest of its peers"))):
+            for col, ((name, what), scores) in enumerate(zip(_PEER_SCORES,
+                                                             (device, cohort, drift),
+                                                             strict=True)):
                 high = scores >= self.event_threshold
                 onset = high & ~self._peer_above[slots, col]
                 self._peer_above[slots, col] = high
@@ -681,6 +686,26 @@ class CorePipeline:
 
 
 _PEER = "peer."
+#: the peer detector's scores, in the columns of ``_peer_above``: event name, what it says
+_PEER_SCORES = (
+    ("peer", "unlike its peers' at the same time"),
+    ("peer_cohort", "moved with its cohort away from the rest of its peers"),
+    ("peer_drift", "drifting with its batch (or release) away from the rest of the product's"),
+)
+
+
+def _pool_parts(labels: tuple[str, str]) -> list[str]:
+    """The pools of a device's drift score: the parts its cohort adds to its peer group
+    (``firmware=2.6``, ``batch=B17``), which span groups (models, regions).
+
+    >>> _pool_parts(("acme/hp/model=M2", "acme/hp/model=M2/firmware=2.6/batch=B17"))
+    ['firmware=2.6', 'batch=B17']
+    >>> _pool_parts(("acme/heat_pump", "acme/heat_pump/2.6"))
+    ['2.6']
+    """
+    group, cohort = labels
+    rest = cohort[len(group):] if cohort.startswith(group) else cohort
+    return [part for part in rest.split("/") if part]
 
 #: a time to a limit further out than this is no forecast (a nearly flat trend divides by ~0)
 FORECAST_HORIZON_S = 90 * 86_400.0

@@ -31,15 +31,19 @@ from rules.registry import CustomerRegistry
 
 __all__ = ["registry_peer_labels"]
 
-def registry_peer_labels(registry: CustomerRegistry) -> PeerLabels:
-    """(tenant, device, product, reported firmware) → (peer group, cohort) from ``registry``."""
+
+def registry_peer_labels(registry: CustomerRegistry,
+                         group_dimensions: tuple[str, ...] = ("model", "region")) -> PeerLabels:
+    """(tenant, device, product, reported firmware) → (peer group, cohort) from ``registry``;
+    the group splits the product by ``group_dimensions`` (of ``model`` and ``region``)."""
 
     def labels(tenant: str, device_id: str, product: str, firmware: str | None
                ) -> tuple[str, str]:
         meta = registry.lookup(tenant, device_id, product)
         group = f"{tenant}/{meta.product or product}"
         for dimension, value in (("model", meta.model), ("region", meta.region)):
-            if value:  # (a registry that names none of them: the product alone)
+            # (a registry that names none of them: the product alone)
+            if value and dimension in group_dimensions:
                 group += f"/{dimension}={value}"
         cohort = f"{group}/firmware={firmware or meta.firmware or '-'}"
         if meta.batch:

@@ -19,6 +19,11 @@ judged across the peer group:
   as many warm members: the majority is what normal means), the difference of the two median
   excesses in standard errors (1.2533 · the rest's spread · √(1/n + 1/n_rest)): **cohort
   score** (the cohort moving together away from its own past offsets, e.g. after a rollout).
+- per pool across the groups (a production batch, a firmware version: devices of one pool
+  in many groups), how many of its members are off their peers at a lower bar than the
+  device score's, against the rest of the product: **drift score** (several devices of one
+  batch drifting the same way before each is unusual enough on its own;
+  :mod:`core.detect.peer_drift`).
 
 A device whose cohort label changes (a firmware update) learns its offset afresh for
 ``warmup`` buckets and its device score says nothing meanwhile (a new control curve is not a
@@ -60,6 +65,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from core.detect._base import SoADetector, StateDict
+from core.detect.peer_drift import POOLS, judge_pools
 from core.detect.peer_share import PeerShare, PeerSummary
 
 __all__ = ["MAX_PENDING", "Peer", "judge_members", "label_id", "peer_members", "peer_reference",
@@ -70,6 +76,10 @@ _MEDIAN_SE = 1.2533141373155001
 _UNSET = -(1 << 62)
 #: buckets of closed means each series keeps (members may report a few buckets late)
 RING = 16
+#: a bucket a shared detector judged: (bucket, its slots here, their means, their device,
+#: cohort and drift scores just after)
+Judged = tuple[int, NDArray[np.int64], NDArray[np.float64], NDArray[np.float64],
+               NDArray[np.float64], NDArray[np.float64]]
 #: due buckets a shared detector holds while it waits for other partitions; past this many
 #: the oldest is judged with what arrived (bounded memory through any stall)
 MAX_PENDING = 64
@@ -228,8 +238,10 @@ def _judge_bucket(
     zs: NDArray[np.float64], czs: NDArray[np.float64], score: NDArray[np.float64],
     cscore: NDArray[np.float64], alpha: float, warmup: int, min_members: int, min_cohort: int,
     half_z: float, persist: float, clip: float, spread_floor: float,
+    zbucket: NDArray[np.int64],
 ) -> None:
-    """Judge bucket ``h`` across every peer group: scores and offsets of its members."""
+    """Judge bucket ``h`` across every peer group: scores and offsets of its members (and
+    which were warm, ``zbucket``, for the pools of :mod:`.peer_drift`)."""
     slots = _bucket_members(h, group, ring_bucket)
     vals = np.empty(slots.shape[0])
     k = h % ring_val.shape[1]
@@ -239,6 +251,9 @@ def _judge_bucket(
                                             anchor, hold, warmup)
     judge_members(slots, g, c, vals, off, ref, warm, cw, offset, n_closed, hold, zs, czs, score,
                   cscore, alpha, min_members, min_cohort, half_z, persist, clip, spread_floor)
+    for i in range(slots.shape[0]):
+        if warm[i]:
+            zbucket[slots[i]] = h
 
 
 @numba.njit(cache=True, nogil=True)
@@ -271,7 +286,9 @@ def peer_update(
     out: NDArray[np.float64], out_cohort: NDArray[np.float64],
     bucket_s: float, lag_s: float, alpha: float, warmup: int, min_members: int,
     min_cohort: int, half_z: float, persist: float, clip: float, spread_floor: float,
-    judge: bool = True,
+    ref: NDArray[np.int64], pool: NDArray[np.int64], zbucket: NDArray[np.int64],
+    dscore: NDArray[np.float64], out_drift: NDArray[np.float64], drift_bar: float,
+    drift_min: int, drift_alpha: float, judge: bool = True,
 ) -> None:
     """Average ``x`` (ticks × columns, times ``t`` ascending) into buckets; at each tick
     first judge every bucket that tick's time makes due across the peer groups, then write
@@ -299,12 +316,15 @@ def peer_update(
                         _judge_bucket(h, group, cohort, ring_val, ring_bucket, offset,
                                       n_closed, anchor, hold, zs, czs, score, cscore, alpha,
                                       warmup, min_members, min_cohort, half_z, persist, clip,
-                                      spread_floor)
+                                      spread_floor, zbucket)
+                        judge_pools(h, ref, pool, zbucket, zs, dscore, drift_bar, drift_min,
+                                    drift_alpha, min_cohort)
                 watermark[0] = due
         for j in range(n_cols):
             s = slots[j]
             out[i, j] = score[s]
             out_cohort[i, j] = cscore[s]
+            out_drift[i, j] = dscore[s]
             v = x[i, j]
             if group[s] == 0 or not (math.isfinite(v) and math.isfinite(ti)):
                 continue
@@ -343,14 +363,24 @@ class Peer(SoADetector):
         "czs": (np.float64, (), 0.0),
         "score": (np.float64, (), 0.0),
         "cscore": (np.float64, (), 0.0),
+        # the pools of a batch drifting together (.peer_drift)
+        "ref": (np.int64, (), 0),
+        "pool": (np.int64, (POOLS,), 0),
+        "zbucket": (np.int64, (), _UNSET),
+        "dscore": (np.float64, (), 0.0),
     }
 
     def __init__(self, capacity: int = 1024, bucket_s: float = 3600.0, lag_s: float = 7200.0,
                  half_life: float = 336.0, warmup: int = 24, min_members: int = 5,
                  min_cohort: int = 3, half_z: float = 4.0, persist: float = 3.0,
-                 clip: float = 3.0, spread_floor: float = 1e-3, cohort_hold: int = 168) -> None:
+                 clip: float = 3.0, spread_floor: float = 1e-3, cohort_hold: int = 168,
+                 drift_bar: float = 4.0, drift_min: int = 3, drift_alpha: float = 0.01) -> None:
         """``half_life``, ``warmup``, ``persist`` (the smoothing's half-life) and
-        ``cohort_hold`` count buckets."""
+        ``cohort_hold`` count buckets; ``drift_*`` judge the pools (a batch, a release:
+        :mod:`core.detect.peer_drift`)."""
+        self.drift_bar = drift_bar
+        self.drift_min = drift_min
+        self.drift_alpha = drift_alpha
         self.cohort_hold = cohort_hold
         self.bucket_s = bucket_s
         self.lag_s = lag_s
@@ -364,6 +394,7 @@ class Peer(SoADetector):
         self.spread_floor = spread_floor
         self._watermark = np.array([_UNSET], dtype=np.int64)
         self._last_cohort: NDArray[np.float64] = np.zeros((0, 0))
+        self._last_drift: NDArray[np.float64] = np.zeros((0, 0))
         #: the other partitions' members (:mod:`core.detect.peer_share`); None: this
         #: detector's own series are the whole fleet, and it judges a bucket as it falls due
         self.share: PeerShare | None = None
@@ -372,14 +403,16 @@ class Peer(SoADetector):
         self._pending: deque[tuple[int, NDArray[np.int64], NDArray[np.float64],
                                    PeerSummary | None]] = deque()
         #: with a share, the buckets judged since :meth:`take_judged`: (bucket, slots, their
-        #: means, device and cohort scores after judging)
-        self._judged: list[tuple[int, NDArray[np.int64], NDArray[np.float64],
-                                 NDArray[np.float64], NDArray[np.float64]]] = []
+        #: means, device, cohort and drift scores after judging)
+        self._judged: list[Judged] = []
         super().__init__(capacity)
 
     def assign(self, slots: NDArray[np.int64] | Sequence[int], groups: Sequence[str],
-               cohorts: Sequence[str]) -> None:
-        """Label series: each slot's peer group and cohort (a series without labels scores 0).
+               cohorts: Sequence[str], refs: Sequence[str] | None = None,
+               pools: Sequence[Sequence[str]] | None = None) -> None:
+        """Label series: each slot's peer group and cohort (a series without labels scores 0),
+        and for the drift score its reference (the product's field) and up to
+        :data:`~core.detect.peer_drift.POOLS` pools (its batch, its firmware).
 
         A slot whose cohort changes (a firmware update) learns its offset afresh; for
         ``cohort_hold`` buckets its cohort score still measures it from its offset before.
@@ -396,10 +429,22 @@ class Peer(SoADetector):
         a["n_closed"][moved] = 0
         a["group"][s] = g
         a["cohort"][s] = c
+        if refs is not None and pools is not None:
+            p = np.zeros((s.size, POOLS), dtype=np.int64)
+            for i, names in enumerate(pools):
+                for j, name in enumerate(list(names)[:POOLS]):
+                    p[i, j] = label_id(name)
+            a["pool"][s] = p
+            a["ref"][s] = np.array([label_id(x) for x in refs], dtype=np.int64)
 
     def last_cohort_scores(self) -> NDArray[np.float64]:
         """Cohort scores of the last :meth:`update`, same shape as its device scores."""
         return self._last_cohort
+
+    def last_drift_scores(self) -> NDArray[np.float64]:
+        """Drift scores of the last :meth:`update` (several devices of its batch drifting the
+        same way, this series among them), same shape as its device scores."""
+        return self._last_drift
 
     def _run(
         self, slots: NDArray[np.int64], x: NDArray[np.float64], t: NDArray[np.float64] | None,
@@ -407,6 +452,7 @@ class Peer(SoADetector):
     ) -> None:
         a = self._arrays
         cohort_out = np.zeros_like(out)
+        drift_out = np.zeros_like(out)
         if t is None:  # no times, no buckets: nothing to compare at the same time
             out[...] = 0.0
         else:
@@ -418,7 +464,9 @@ class Peer(SoADetector):
                         a["czs"], a["score"], a["cscore"], self._watermark, slots, x, t, out,
                         cohort_out, self.bucket_s, self.lag_s, self.alpha, self.warmup,
                         self.min_members, self.min_cohort, self.half_z, self.persist,
-                        self.clip, self.spread_floor, not shared)
+                        self.clip, self.spread_floor, a["ref"], a["pool"], a["zbucket"],
+                        a["dscore"], drift_out, self.drift_bar, self.drift_min,
+                        self.drift_alpha, not shared)
             after = int(self._watermark[0])
             if shared and after != before:
                 if before != _UNSET:
@@ -432,6 +480,7 @@ class Peer(SoADetector):
                                           None))
                 self.judge_pending()
         self._last_cohort = cohort_out
+        self._last_drift = drift_out
 
     def judge_pending(self) -> int:
         """Judge the due buckets, oldest first, as far as the other partitions' members are in
@@ -465,14 +514,18 @@ class Peer(SoADetector):
                           a["n_closed"], a["hold"], a["zs"], a["czs"], a["score"], a["cscore"],
                           self.alpha, self.min_members, self.min_cohort, self.half_z,
                           self.persist, self.clip, self.spread_floor)
+            # the drift score's pools: over this partition's own members only (not shared)
+            local = union.warm[: slots.shape[0]]
+            a["zbucket"][slots[local]] = h
+            judge_pools(h, a["ref"], a["pool"], a["zbucket"], a["zs"], a["dscore"],
+                        self.drift_bar, self.drift_min, self.drift_alpha, self.min_cohort)
             if slots.shape[0]:
                 self._judged.append((h, slots, vals, a["score"][slots].copy(),
-                                     a["cscore"][slots].copy()))
+                                     a["cscore"][slots].copy(), a["dscore"][slots].copy()))
             self._pending.popleft()
         return 0
 
-    def take_judged(self) -> list[tuple[int, NDArray[np.int64], NDArray[np.float64],
-                                        NDArray[np.float64], NDArray[np.float64]]]:
+    def take_judged(self) -> list[Judged]:
         """With a share, the buckets judged since the last call, oldest first: (bucket, this
         partition's slots in it, their means, their device and cohort scores just after).
 

@@ -22,7 +22,7 @@ class PeerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = Field(True, description="compare each device with its peers (events "
-                          "`peer` and `peer_cohort`, which rules may use)")
+                          "`peer`, `peer_cohort` and `peer_drift`, which rules may use)")
     bucket_s: float = Field(3600.0, gt=0, description="samples are averaged over buckets this "
                             "long and compared across peers bucket by bucket")
     lag_s: float = Field(7200.0, ge=0, description="a bucket is judged once samples this much "
@@ -46,6 +46,15 @@ class PeerConfig(BaseModel):
     cohort_hold: int = Field(168, ge=0, description="buckets a device that changed cohort (a "
                              "firmware update) is still measured, for its cohort's score, from "
                              "its offset before the change")
+    drift_bar: float = Field(4.0, gt=0, description="a device of a pool (its batch, its "
+                             "release) counts as drifting at this smoothed excess (spreads; "
+                             "the device score flags at twice half_z). Chosen on the "
+                             "simulator's tuning seeds 11-14 (docs/incidents.md)")
+    drift_min: int = Field(3, ge=1, description="drifting devices of one pool, the same way, "
+                           "at the same time, for them to be flagged (event `peer_drift`)")
+    drift_alpha: float = Field(0.01, gt=0, le=1, description="…and so many of the pool "
+                               "this improbable at the rest of the product's rate (the "
+                               "chance a healthy pool is flagged in a bucket)")
 
 
 def make_peer(config: PeerConfig | None = None) -> Peer | None:
@@ -56,4 +65,5 @@ def make_peer(config: PeerConfig | None = None) -> Peer | None:
     return Peer(bucket_s=cfg.bucket_s, lag_s=cfg.lag_s, half_life=cfg.half_life,
                 warmup=cfg.warmup, min_members=cfg.min_members, min_cohort=cfg.min_cohort,
                 half_z=cfg.half_z, persist=cfg.persist, clip=cfg.clip,
-                spread_floor=cfg.spread_floor, cohort_hold=cfg.cohort_hold)
+                spread_floor=cfg.spread_floor, cohort_hold=cfg.cohort_hold,
+                drift_bar=cfg.drift_bar, drift_min=cfg.drift_min, drift_alpha=cfg.drift_alpha)

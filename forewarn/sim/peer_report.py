@@ -31,7 +31,7 @@ from firmware_sim.fleet import Fleet
 __all__ = ["PEER_DETECTORS", "PeerFlag", "peer_report"]
 
 #: the detectors whose events are peer flags
-PEER_DETECTORS = ("peer", "peer_cohort")
+PEER_DETECTORS = ("peer", "peer_cohort", "peer_drift")
 
 _H = 3600.0
 

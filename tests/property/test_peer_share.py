@@ -242,6 +242,7 @@ def _flags(schedule: list[int], messages: list[list[tuple[str, bytes]]]
         for pipeline in pipelines:
             pipeline.judge_peers()
     assert all(not pl.peer._pending for pl in pipelines if pl.peer is not None)
+    assert [pl.stats.batches_ingested for pl in pipelines] == [len(m) for m in messages]
     return sorted((e.device_id, e.field, e.detector, e.ts) for h in handoffs
                   for b in h.take() for e in b.events if e.detector.startswith("peer"))
 

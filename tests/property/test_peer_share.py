@@ -8,6 +8,7 @@ bookkeeping (who is waited for, for how long, what is counted) is table-driven.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -206,6 +207,7 @@ def test_buckets_waiting_for_other_partitions_survive_a_snapshot() -> None:
 _ROUNDS, _DEVICES = 36, 8
 
 
+@functools.cache
 def _fleet_messages() -> list[list[tuple[str, bytes]]]:
     """Eight pumps' batches (d0000 jumps away from its peers), split over two partitions
     (four pumps each: no partition alone reaches ``min_members``)."""
@@ -217,11 +219,11 @@ def _fleet_messages() -> list[list[tuple[str, bytes]]]:
     return parts
 
 
-def _flags(schedule: list[int], messages: list[list[tuple[str, bytes]]]
-           ) -> list[tuple[str, str, str, float]]:
+def _flags(schedule: list[int]) -> list[tuple[str, str, str, float]]:
     """Two partitions' pipelines sharing one board: ``schedule`` says, step by step, which
     partition processes its next message (0, 1) or has its waiting buckets judged because
     summaries arrived (2, 3); then both are drained. Every peer onset handed to the store."""
+    messages = _fleet_messages()
     board = PeerBoard(2, wait_s=1e9, clock=lambda: 0.0)
     handoffs = [HandOff(), HandOff()]
     pipelines = []
@@ -247,41 +249,30 @@ def _flags(schedule: list[int], messages: list[list[tuple[str, bytes]]]
                   for b in h.take() for e in b.events if e.detector.startswith("peer"))
 
 
-@pytest.fixture(scope="module")
-def fleet_messages() -> list[list[tuple[str, bytes]]]:
-    return _fleet_messages()
-
-
-@pytest.fixture(scope="module")
-def eager_flags(fleet_messages: list[list[tuple[str, bytes]]]
-                ) -> list[tuple[str, str, str, float]]:
+@functools.cache
+def _eager_flags() -> list[tuple[str, str, str, float]]:
     """In lockstep, each summary judged as soon as it is in."""
-    return _flags([s for _ in range(_ROUNDS * _DEVICES) for s in (0, 1, 2, 3)], fleet_messages)
+    return _flags([s for _ in range(_ROUNDS * _DEVICES) for s in (0, 1, 2, 3)])
 
 
-def test_a_shared_group_flags_its_outlier_once_per_field(
-        eager_flags: list[tuple[str, str, str, float]]) -> None:
-    assert {d for d, *_ in eager_flags} == {"d0000"}
-    fields = [f for _, f, det, _ in eager_flags if det == "peer"]
+def test_a_shared_group_flags_its_outlier_once_per_field() -> None:
+    flags = _eager_flags()
+    assert {d for d, *_ in flags} == {"d0000"}
+    fields = [f for _, f, det, _ in flags if det == "peer"]
     assert len(fields) >= 3 and len(fields) == len(set(fields))
 
 
-@settings(max_examples=8, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(schedule=st.lists(st.integers(0, 3), max_size=_ROUNDS * _DEVICES * 3))
-def test_peer_flags_do_not_depend_on_when_summaries_arrive(
-        schedule: list[int], fleet_messages: list[list[tuple[str, bytes]]],
-        eager_flags: list[tuple[str, str, str, float]]) -> None:
+def test_peer_flags_do_not_depend_on_when_summaries_arrive(schedule: list[int]) -> None:
     """Summaries arriving before or after the owner's batches (a partition far ahead of the
     other, judging only between messages, or only after its last one): the same onsets, each
     handed on once, dated when their bucket fell due."""
-    assert _flags(schedule, fleet_messages) == eager_flags
+    assert _flags(schedule) == _eager_flags()
 
 
-def test_judged_after_the_last_batch_the_flags_still_go_out(
-        fleet_messages: list[list[tuple[str, bytes]]],
-        eager_flags: list[tuple[str, str, str, float]]) -> None:
+def test_judged_after_the_last_batch_the_flags_still_go_out() -> None:
     """Partition 0 reads all its messages before partition 1 reads any (so nothing of it can
     be judged until partition 1 catches up, after partition 0's last batch)."""
     n = _ROUNDS * _DEVICES
-    assert _flags([0] * n + [1] * n, fleet_messages) == eager_flags
+    assert _flags([0] * n + [1] * n) == _eager_flags()

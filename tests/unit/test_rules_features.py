@@ -99,6 +99,12 @@ CASES = [
                  [make_batch([LOW], events=(event(0.0, ttl=7200.0),)),
                   make_batch([LOW], t0=60.0, events=(event(60.0, ttl=1800.0),))],
                  [("fired", 60.0)], id="event-predicted-failure-soon"),
+    # an event-only batch (no samples: a peer bucket judged between the device's batches on
+    # the scale-out engine) fires nothing itself; its event covers the next batch's samples
+    pytest.param({"when": {"event": {"detector": "peer", "within": 600}}, "for": 0},
+                 [make_batch([], events=(event(90.0, detector="peer"),)),
+                  make_batch([LOW] * 2, t0=120.0)],
+                 [("fired", 120.0)], id="event-only-batch-remembered"),
     pytest.param({"when": {"all": [{"score": {"at_least": 0.8}},
                                    {"device": {"firmware": "2.*", "tier": "premium"}}]},
                   "for": 0},

@@ -190,7 +190,9 @@ class RuleEvaluator:
                 history = self._events[(batch.tenant, batch.device_id)] = deque(
                     maxlen=_EVENT_HISTORY)
             history.extend(batch.events)
-        if batch.n_samples == 0:  # events only (a shared peer judgment): seen by the next
+        if batch.n_samples == 0:
+            # events only (a peer bucket judged between batches on the scale-out engine):
+            # nothing to evaluate, the events are kept for the device's next batch
             return []
         if history:
             horizon = float(batch.t[0]) - self._event_horizon

@@ -402,9 +402,9 @@ class Peer(SoADetector):
         #: summary published, if it was)
         self._pending: deque[tuple[int, NDArray[np.int64], NDArray[np.float64],
                                    PeerSummary | None]] = deque()
-        #: with a share, the buckets judged since :meth:`take_judged`: (bucket, slots, their
-        #: means, device, cohort and drift scores after judging)
-        self._judged: list[Judged] = []
+        #: with a share, the buckets judged since :meth:`take_judged` (the last
+        #: ``4 × MAX_PENDING`` if nobody takes them: a detector used without a pipeline)
+        self._judged: deque[Judged] = deque(maxlen=4 * MAX_PENDING)
         super().__init__(capacity)
 
     def assign(self, slots: NDArray[np.int64] | Sequence[int], groups: Sequence[str],
@@ -527,13 +527,14 @@ class Peer(SoADetector):
 
     def take_judged(self) -> list[Judged]:
         """With a share, the buckets judged since the last call, oldest first: (bucket, this
-        partition's slots in it, their means, their device and cohort scores just after).
+        partition's slots in it, their means, their device, cohort and drift scores just after).
 
         A shared bucket is judged when the last partition's members arrive, which may be after
         this partition's last :meth:`update` (whose scores then never showed the judgment):
         whoever hands the scores on (the pipeline) takes them from here, once each.
         """
-        judged, self._judged = self._judged, []
+        judged = list(self._judged)
+        self._judged.clear()
         return judged
 
     def due_at(self, bucket: int) -> float:

@@ -329,6 +329,12 @@ class IncidentBook:
                 continue
             row = session.scalar(select(IncidentRow).where(
                 IncidentRow.open_key == _open_key(meta.tenant, cohort, _FLAGGED)))
+            if row is None and cohort.dimension in _ONE_CAUSE:
+                # a release's or a batch's incident of cases is open: a device of it flagged
+                # unlike its peers is the same change's, not a second incident's
+                row = session.scalar(select(IncidentRow).where(
+                    IncidentRow.status == "open", IncidentRow.tenant == meta.tenant,
+                    IncidentRow.cohort == cohort.key).order_by(IncidentRow.id).limit(1))
             if row is not None:  # the cohort's incident is open: the device joins it
                 session.execute(update(IncidentFlagRow).where(IncidentFlagRow.id == flag_id)
                                 .values(incident_id=row.id)

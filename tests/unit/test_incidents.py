@@ -593,3 +593,25 @@ def test_a_model_s_second_rule_opens_its_own_incident() -> None:
     assert [(c, r) for c, r, _ in _incidents(engine)] == [
         ("heat_pump/model=B", "compressor"), ("heat_pump/model=B", "pressure")]
     engine.dispose()
+
+
+# -- one fleet cause, one incident ------------------------------------------------------------
+
+def test_flags_of_a_batch_join_its_open_incident_of_cases() -> None:
+    """Batch B17's cases of ``compressor`` opened its incident; three other B17 pumps flagged
+    unlike their peers later are the same worn part, not a second incident: the flags join
+    the open one (the team is not told again), and a flagged pump's later case joins it."""
+    engine, book = _book(_registry(["2.5.3"] * 10, ["B17"] * 6 + ["B10", "B11", "B12", "B13"]))
+    for i in range(3):
+        book.record_alarm(_alarm(f"hp-{i}", i * H))
+    for i in range(3, 6):
+        book.record_flag(_peer_flag(f"hp-{i}", (5 + i) * H))
+    book.record_alarm(_alarm("hp-4", 12 * H, rule="pressure"))
+    assert _incidents(engine) == [("heat_pump/batch=B17", "compressor",
+                                   ["hp-0", "hp-1", "hp-2", "hp-4"])]
+    with Session(engine) as session:
+        incident = session.scalars(select(IncidentRow)).one()
+        assert incident.devices == 6
+        assert len(session.scalars(select(NoticeRow).where(
+            NoticeRow.kind == "incident", NoticeRow.audience == "team")).all()) == 1
+    engine.dispose()

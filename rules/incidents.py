@@ -226,9 +226,7 @@ class IncidentBook:
             members, rest = self._candidates(session, meta.tenant, cohort, rule, at)
             looked.append((cohort, size, members, rest))
             devices = {m.device_id for _, m in members}
-            if (len(devices) < policy.min_devices or len(devices) < policy.min_share * size
-                    or (rest and product_size > size and len(devices) / max(size, 1)
-                        < policy.min_lift * rest / (product_size - size))):
+            if not self._stands_out(len(devices), size, rest, product_size):
                 continue
             # a small cohort (a batch of ten) stands out first, but when half its devices
             # share a cohort of an earlier dimension (the firmware they run) that has as many
@@ -240,6 +238,23 @@ class IncidentBook:
                     cohort, size, members = earlier, earlier_size, earlier_members
                     devices = {m.device_id for _, m in members}
                     break
+            if cohort.dimension in _BROAD:
+                # a model's devices fail for many reasons: a narrower cohort of a later
+                # dimension (the region the heat wave is in) that stands out as well, more
+                # densely, with at least half the model's devices, explains them better
+                for later in cohorts[cohorts.index(cohort) + 1:]:
+                    later_size = self.cohort_size(session, meta.tenant, later)
+                    if product_size and later_size > widest * product_size:
+                        continue
+                    later_members, later_rest = self._candidates(session, meta.tenant, later,
+                                                                 rule, at)
+                    theirs = {m.device_id for _, m in later_members}
+                    if (self._stands_out(len(theirs), later_size, later_rest, product_size)
+                            and 2 * len(devices & theirs) >= len(devices)
+                            and len(theirs) * max(size, 1) > len(devices) * max(later_size, 1)):
+                        cohort, size, members, rest = later, later_size, later_members, later_rest
+                        devices = theirs
+                        break
             flagged = session.scalar(select(IncidentRow).where(
                 IncidentRow.open_key == _open_key(meta.tenant, cohort, _FLAGGED)))
             if flagged is not None:  # the peer detector found the cohort first: that one
@@ -260,11 +275,26 @@ class IncidentBook:
                 self._join(session, same_cohort, members, at)
                 return IncidentLink(same_cohort.id, False,
                                     _policy(same_cohort.customer_policy), same_cohort.decision)
-            row = self._insert(
-                session, meta, cohort, rule, now, at,
-                f"{len(devices)} of {size or '?'} devices of {cohort.key} opened "
-                f"{rule} cases within {policy.window_s / 3600:.0f} h"
-                f" ({rest} of the product's other {product_size - size})")
+            summary = (f"{len(devices)} of {size or '?'} devices of {cohort.key} opened "
+                       f"{rule} cases within {policy.window_s / 3600:.0f} h"
+                       f" ({rest} of the product's other {product_size - size})")
+            absorbed = None if cohort.dimension in _BROAD else self._broad_of(
+                session, meta, cohort)
+            if absorbed is not None:
+                # a model's open incident, at least half of whose devices are this cohort's
+                # (it reached the model's threshold first): the same cause, told once; it
+                # becomes this cohort's incident and this cluster joins it
+                session.execute(update(IncidentRow).where(IncidentRow.id == absorbed.id)
+                                .values(cohort=cohort.key, rule=rule,
+                                        open_key=_open_key(meta.tenant, cohort, rule),
+                                        summary=f"{summary}; was {absorbed.cohort}",
+                                        customer_policy=policy.customer_policy(
+                                            meta.product, rule, cohort.dimension))
+                                .execution_options(synchronize_session=False))
+                session.refresh(absorbed)
+                row = absorbed
+            else:
+                row = self._insert(session, meta, cohort, rule, now, at, summary)
             # the members' other cases of the window (other rules, the same fault) join too;
             # a region's only of a rule ``min_devices`` of them share: one device's own fault
             # in the heat wave is not the weather
@@ -281,11 +311,12 @@ class IncidentBook:
             by_device = {m.device_id: m for _, m in members}
             members += [(c, by_device[d]) for c, d, _ in others]
             self._join(session, row, members, at)
-            self._team_notice(session, row, case_id, [c for c, _ in members], now)
             customer_policy = _policy(row.customer_policy)
+            if absorbed is None:  # (the team heard of an absorbed one when it opened)
+                self._team_notice(session, row, case_id, [c for c, _ in members], now)
             if customer_policy == "hold":
                 self._hold_pending(session, row, [c for c, _ in members if c != case_id])
-            return IncidentLink(row.id, True, customer_policy, None)
+            return IncidentLink(row.id, absorbed is None, customer_policy, row.decision)
         return None
 
     def flag(self, session: Session, meta: DeviceMeta, detector: str, field: str, at: float,
@@ -384,6 +415,33 @@ class IncidentBook:
         row = session.get(IncidentRow, incident_id)
         assert row is not None
         return row
+
+    def _stands_out(self, devices: int, size: int, rest: int, product_size: int) -> bool:
+        """Whether ``devices`` of a cohort of ``size`` with cases (``rest`` of the product's
+        other devices) reach ``min_devices``, ``min_share`` and ``min_lift``."""
+        policy = self.policy
+        return not (devices < policy.min_devices or devices < policy.min_share * size
+                    or (rest > 0 and product_size > size and devices / max(size, 1)
+                        < policy.min_lift * rest / (product_size - size)))
+
+    def _broad_of(self, session: Session, meta: DeviceMeta,
+                  cohort: Cohort) -> IncidentRow | None:
+        """An open incident of a broad cohort (a model) of ``meta``'s product, none of a
+        flag's, at least half of whose devices are in ``cohort``."""
+        broad = [row for row in session.scalars(select(IncidentRow).where(
+            IncidentRow.status == "open", IncidentRow.tenant == meta.tenant,
+            IncidentRow.product == meta.product, IncidentRow.rule != _FLAGGED)
+            .order_by(IncidentRow.id)) if Cohort.parse(row.cohort).dimension in _BROAD]
+        for row in broad:
+            devices = set(session.scalars(select(IncidentCaseRow.device_id).where(
+                IncidentCaseRow.incident_id == row.id)))
+            reported = self._reported(session, meta.tenant, devices)
+            inside = [d for d in devices if cohort in cohorts_of(
+                self.registry.lookup(meta.tenant, d, meta.product), reported.get(d),
+                (cohort.dimension,))]
+            if devices and 2 * len(inside) >= len(devices):
+                return row
+        return None
 
     def _shared(self, session: Session, tenant: str, incident: IncidentRow, rule: str,
                 at: float) -> bool:
@@ -766,6 +824,11 @@ _CONDITIONS: tuple[Dimension, ...] = ("region",)
 #: cohorts that are one change (a release, a batch of parts): their open incident is the
 #: cause of a second rule's cluster in them too
 _ONE_CAUSE: tuple[Dimension, ...] = ("firmware", "batch")
+
+
+#: cohorts whose devices fail for many reasons (a model): a narrower cohort (a release, a
+#: batch, a region) that explains the same devices is preferred, and absorbs their incident
+_BROAD: tuple[Dimension, ...] = ("model",)
 
 
 def _open_key(tenant: str, cohort: Cohort, rule: str) -> str:

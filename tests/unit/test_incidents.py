@@ -615,3 +615,37 @@ def test_flags_of_a_batch_join_its_open_incident_of_cases() -> None:
         assert len(session.scalars(select(NoticeRow).where(
             NoticeRow.kind == "incident", NoticeRow.audience == "team")).all()) == 1
     engine.dispose()
+
+
+def test_a_heat_wave_s_cluster_on_one_model_is_the_region_s_incident() -> None:
+    """Three south pumps, all of model B, open cases together: model B (3 of 6) and the south
+    (3 of 5) both stand out; the narrower region explains them (and holds the customers'
+    notices), not the model whose devices fail for many reasons."""
+    engine, book = _book(_regions_and_models())
+    for i, device in enumerate(("hp-0", "hp-1", "hp-4")):
+        book.record_alarm(_alarm(device, i * H))
+    assert _incidents(engine) == [("heat_pump/region=south", "compressor",
+                                   ["hp-0", "hp-1", "hp-4"])]
+    engine.dispose()
+
+
+def test_a_release_absorbs_the_model_incident_its_devices_opened_first() -> None:
+    """Two 2.6.0 pumps of model A and a 2.5.3 one open cases first: model A stands out, the
+    release (two) not yet. Three more 2.6.0 pumps then make the release's cluster: one
+    release, one incident, the model's becomes the release's (the team is told once)."""
+    registry = registry_from_dict({"customers": [{"id": f"c{i}"} for i in range(10)],
+                                   "devices": {f"hp-{i}": {
+                                       "customer": f"c{i}", "product": "heat_pump",
+                                       "firmware": NEW[i],
+                                       "model": "A" if i in (0, 1, 5, 6) else "B"}
+                                       for i in range(10)}})
+    engine, book = _book(registry)
+    for i, device in enumerate(("hp-0", "hp-1", "hp-5", "hp-2", "hp-3", "hp-4")):
+        book.record_alarm(_alarm(device, i * H))
+    assert _incidents(engine) == [("heat_pump/firmware=2.6.0", "compressor",
+                                   ["hp-0", "hp-1", "hp-2", "hp-3", "hp-4", "hp-5"])]
+    _invariants(engine)
+    with Session(engine) as session:
+        assert len(session.scalars(select(NoticeRow).where(
+            NoticeRow.kind == "incident", NoticeRow.audience == "team")).all()) == 1
+    engine.dispose()

@@ -186,6 +186,7 @@ class IncidentBook:
                                 or self._shared(session, meta.tenant, row, rule, at)):
             self._join(session, row, [(case_id, meta)], at)
             return IncidentLink(row.id, False, _policy(row.customer_policy), row.decision)
+        broad: IncidentRow | None = None
         for cohort in cohorts:
             row = session.scalar(select(IncidentRow).where(
                 IncidentRow.open_key == _open_key(meta.tenant, cohort, rule)))
@@ -213,9 +214,18 @@ class IncidentBook:
                 if cohort.dimension in _CONDITIONS:
                     same_fault = same_fault.where(IncidentRow.rule == _FLAGGED)
                 row = session.scalar(same_fault.order_by(IncidentRow.id).limit(1))
+            if row is not None and cohort.dimension in _BROAD:
+                # a model's open incident of the rule: a narrower cohort's of it (the
+                # region's heat wave) explains the case better, if one is open
+                broad = broad or row
+                continue
             if row is not None:
                 self._join(session, row, [(case_id, meta)], at)
                 return IncidentLink(row.id, False, _policy(row.customer_policy), row.decision)
+        if broad is not None:
+            self._join(session, broad, [(case_id, meta)], at)
+            return IncidentLink(broad.id, False, _policy(broad.customer_policy),
+                                broad.decision)
         product_size = self.product_size(session, meta.tenant, meta.product)
         looked: list[tuple[Cohort, int, list[tuple[int, DeviceMeta]], int]] = []
         widest = policy.offline_max_cohort_share if silent else policy.max_cohort_share

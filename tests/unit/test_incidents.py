@@ -649,3 +649,17 @@ def test_a_release_absorbs_the_model_incident_its_devices_opened_first() -> None
         assert len(session.scalars(select(NoticeRow).where(
             NoticeRow.kind == "incident", NoticeRow.audience == "team")).all()) == 1
     engine.dispose()
+
+
+def test_a_south_pump_s_case_joins_the_heat_wave_not_its_model_s_incident() -> None:
+    """Model B's incident of ``compressor`` (three north or east pumps) and the south's heat
+    wave incident of it are both open: a south pump of model B opening a ``compressor`` case
+    joins the region's (held), whose cause it shares, not the model's."""
+    engine, book = _book(_regions_and_models())
+    for device, hours in (("hp-0", 0), ("hp-2", 1), ("hp-3", 2), ("hp-5", 30), ("hp-6", 31),
+                          ("hp-7", 32), ("hp-1", 33)):
+        book.record_alarm(_alarm(device, hours * H))
+    assert _incidents(engine) == [
+        ("heat_pump/region=south", "compressor", ["hp-0", "hp-1", "hp-2", "hp-3"]),
+        ("heat_pump/model=B", "compressor", ["hp-5", "hp-6", "hp-7"])]
+    engine.dispose()

@@ -294,15 +294,7 @@ class IncidentBook:
                 # a model's open incident, at least half of whose devices are this cohort's
                 # (it reached the model's threshold first): the same cause, told once; it
                 # becomes this cohort's incident and this cluster joins it
-                session.execute(update(IncidentRow).where(IncidentRow.id == absorbed.id)
-                                .values(cohort=cohort.key, rule=rule,
-                                        open_key=_open_key(meta.tenant, cohort, rule),
-                                        summary=f"{summary}; was {absorbed.cohort}",
-                                        customer_policy=policy.customer_policy(
-                                            meta.product, rule, cohort.dimension))
-                                .execution_options(synchronize_session=False))
-                session.refresh(absorbed)
-                row = absorbed
+                row = self._absorb(session, absorbed, meta, cohort, rule, summary)
             else:
                 row = self._insert(session, meta, cohort, rule, now, at, summary)
             # the members' other cases of the window (other rules, the same fault) join too;
@@ -390,11 +382,17 @@ class IncidentBook:
                     or (rest and product_size > size and len(devices) / max(size, 1)
                         < policy.min_lift * rest / (product_size - size))):
                 continue
-            row = self._insert(
-                session, meta, cohort, _FLAGGED, now, at,
-                f"{len(devices)} of {size or '?'} devices of {cohort.key} flagged "
-                f"unlike their peers within {policy.window_s / 3600:.0f} h"
-                f" ({rest} of the product's other {product_size - size})")
+            summary = (f"{len(devices)} of {size or '?'} devices of {cohort.key} flagged "
+                       f"unlike their peers within {policy.window_s / 3600:.0f} h"
+                       f" ({rest} of the product's other {product_size - size})")
+            absorbed = None if cohort.dimension not in _ONE_CAUSE else self._broad_of(
+                session, meta, cohort)
+            if absorbed is not None:
+                # a model's open incident, at least half of whose devices are the batch's:
+                # the flags are the same cause; it becomes the batch's (of its own rule)
+                row = self._absorb(session, absorbed, meta, cohort, absorbed.rule, summary)
+            else:
+                row = self._insert(session, meta, cohort, _FLAGGED, now, at, summary)
             incident_id = row.id
             session.execute(update(IncidentFlagRow).where(
                 IncidentFlagRow.id.in_([i for i, d in flags if d in devices] + [flag_id]))
@@ -408,8 +406,9 @@ class IncidentBook:
             members = [(c, self.registry.lookup(meta.tenant, d, meta.product))
                        for c, d in cases]
             self._join(session, row, members, at)
-            self._team_notice(session, row, None, [c for c, _ in members], now,
-                              flagged=sorted(devices))
+            if absorbed is None:  # (the team heard of an absorbed one when it opened)
+                self._team_notice(session, row, None, [c for c, _ in members], now,
+                                  flagged=sorted(devices))
             return incident_id
         return None
 
@@ -433,6 +432,17 @@ class IncidentBook:
         return not (devices < policy.min_devices or devices < policy.min_share * size
                     or (rest > 0 and product_size > size and devices / max(size, 1)
                         < policy.min_lift * rest / (product_size - size)))
+
+    def _absorb(self, session: Session, absorbed: IncidentRow, meta: DeviceMeta,
+                cohort: Cohort, rule: str, summary: str) -> IncidentRow:
+        """Make the open incident ``absorbed`` (a model's) ``cohort``'s incident of ``rule``."""
+        session.execute(update(IncidentRow).where(IncidentRow.id == absorbed.id).values(
+            cohort=cohort.key, rule=rule, open_key=_open_key(meta.tenant, cohort, rule),
+            summary=f"{summary}; was {absorbed.cohort}",
+            customer_policy=self.policy.customer_policy(meta.product, rule, cohort.dimension))
+            .execution_options(synchronize_session=False))
+        session.refresh(absorbed)
+        return absorbed
 
     def _broad_of(self, session: Session, meta: DeviceMeta,
                   cohort: Cohort) -> IncidentRow | None:

@@ -663,3 +663,27 @@ def test_a_south_pump_s_case_joins_the_heat_wave_not_its_model_s_incident() -> N
         ("heat_pump/region=south", "compressor", ["hp-0", "hp-1", "hp-2", "hp-3"]),
         ("heat_pump/model=B", "compressor", ["hp-5", "hp-6", "hp-7"])]
     engine.dispose()
+
+
+def test_a_batch_s_flags_absorb_the_model_incident_its_pumps_opened_first() -> None:
+    """Two B17 pumps of model A and another model A pump open cases first: model A stands
+    out, the batch (two) not. Three more B17 pumps flagged unlike their peers are the batch's
+    worn part: the model's incident becomes the batch's, no second incident or team notice."""
+    registry = registry_from_dict({"customers": [{"id": f"c{i}"} for i in range(10)],
+                                   "devices": {f"hp-{i}": {
+                                       "customer": f"c{i}", "product": "heat_pump",
+                                       "batch": "B17" if i < 5 else f"B{i}",
+                                       "model": "A" if i in (0, 1, 5, 6) else "B"}
+                                       for i in range(10)}})
+    engine, book = _book(registry)
+    for i, device in enumerate(("hp-0", "hp-1", "hp-5")):
+        book.record_alarm(_alarm(device, i * H))
+    for i, device in enumerate(("hp-2", "hp-3", "hp-4")):
+        book.record_flag(_peer_flag(device, (4 + i) * H))
+    assert _incidents(engine) == [("heat_pump/batch=B17", "compressor",
+                                   ["hp-0", "hp-1", "hp-5"])]
+    with Session(engine) as session:
+        assert session.scalars(select(IncidentRow.devices)).one() == 6
+        assert len(session.scalars(select(NoticeRow).where(
+            NoticeRow.kind == "incident", NoticeRow.audience == "team")).all()) == 1
+    engine.dispose()

@@ -32,7 +32,7 @@ from firmware_sim.calls import CallModel
 from firmware_sim.faults import FAULTS, FaultPlan
 from firmware_sim.imperfections import DeviceImperfections, Imperfections
 from firmware_sim.products import PRODUCTS, DeviceTraits, Product
-from firmware_sim.quirks import Quirk, QuirkTruth, draw_quirk, write_quirks
+from firmware_sim.quirks import Quirk, QuirkTruth, draw_quirk
 from firmware_sim.truth import FaultTruth, write_jsonl
 
 __all__ = ["DEFAULT_START", "FLEET_FAULTS", "Delivery", "Fleet", "FleetConfig", "FleetFault",
@@ -410,7 +410,7 @@ class Fleet:
         """Write the ground truth as JSON lines (the quirks beside it, ``quirks.jsonl``)."""
         write_jsonl(path, self.ground_truth)
         if self.quirks:
-            write_quirks(path.with_name("quirks.jsonl"), self.quirks)
+            write_jsonl(path.with_name("quirks.jsonl"), self.quirks)
 
     def deliveries(self, block_s: float = 86_400.0, batch_s: float = 600.0,
                    agent_batch_s: float = 600.0) -> Iterator[Delivery]:

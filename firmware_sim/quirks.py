@@ -28,9 +28,7 @@ so blocks of any size agree).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,7 +36,7 @@ from numpy.typing import NDArray
 
 from firmware_sim.products.base import DAY, Product
 
-__all__ = ["QUIRK_FIELDS", "QUIRK_KIND", "Quirk", "QuirkTruth", "draw_quirk", "write_quirks"]
+__all__ = ["QUIRK_FIELDS", "QUIRK_KIND", "Quirk", "QuirkTruth", "draw_quirk"]
 
 QUIRK_KIND = "weekly_heat_source"
 #: the temperature sensor of each product a nearby heat source warms, and the range of the
@@ -127,11 +125,3 @@ def draw_quirk(product: Product, start: float, end: float, rng: np.random.Genera
         when += _WEEK
     return Quirk(field, rise, np.column_stack((starts, ends)) if starts
                  else np.zeros((0, 2)))
-
-
-def write_quirks(path: Path, quirks: list[QuirkTruth]) -> None:
-    """Write one JSON object per quirk."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as out:
-        for quirk in quirks:
-            out.write(json.dumps(quirk.to_json()) + "\n")

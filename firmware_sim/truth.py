@@ -11,9 +11,10 @@ Only the evaluation reads this; detectors and rules never do.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = ["FaultTruth", "read_jsonl", "write_jsonl"]
 
@@ -44,8 +45,12 @@ class FaultTruth:
         return asdict(self)
 
 
-def write_jsonl(path: Path, truths: list[FaultTruth]) -> None:
-    """Write one JSON object per fault."""
+class _Truth(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+def write_jsonl(path: Path, truths: Sequence[_Truth]) -> None:
+    """Write one JSON object per fault (or per quirk: anything with ``to_json``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as out:
         for truth in truths:

@@ -168,6 +168,10 @@ class RulesSettings(BaseModel):
     feedback_window_slack_hours: float = Field(default=3.0, ge=0.0, le=12.0)
     #: … and at most this many windows per device and rule
     feedback_max_windows: int = Field(default=2, ge=0, le=7)
+    #: a window whose pattern comes back while it is quiet is renewed (it ends
+    #: ``feedback_expiry_days`` after that), but ends at the latest this many days after it was
+    #: learned (0: never renewed)
+    feedback_window_renew_days: float = Field(default=180.0, ge=0.0, le=365.0)
 
     def feedback(self) -> FeedbackPolicy:
         """How far false alarms may loosen rules (``rules.feedback``)."""
@@ -177,7 +181,8 @@ class RulesSettings(BaseModel):
                               window_h=self.feedback_window_hours,
                               window_repeats=self.feedback_window_repeats,
                               window_slack_h=self.feedback_window_slack_hours,
-                              max_windows=self.feedback_max_windows)
+                              max_windows=self.feedback_max_windows,
+                              window_renew_days=self.feedback_window_renew_days)
 
 
 class IncidentsSettings(BaseModel):

@@ -296,6 +296,10 @@ class FeedbackRow(Base):
     #: the week (Monday 00:00 UTC, device clock) for ``window_s`` seconds
     window_start_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     window_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: a window whose pattern came back while it was quiet lives on: how often, and when
+    #: last (``expires_at`` moved then; ``rules.feedback.renew_windows``)
+    renewals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    renewed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class FirmwareChangeRow(Base):

@@ -37,10 +37,11 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 from core.events import DetectorEvent, ScoredBatch
 from rules.conditions import Condition, Context, Memory, ScoreTest
-from rules.feedback import MAX_LEVEL, Levels
+from rules.feedback import MAX_LEVEL, Levels, Quieted
 from rules.model import Rule
 from rules.registry import DeviceMeta, InstalledDevice
 
@@ -161,6 +162,12 @@ class RuleEvaluator:
         #: alarm levels raised by false alarms (``rules.feedback``); the pipeline refreshes them
         self.levels = Levels()
         self._raised: dict[tuple[str, float], Condition] = {}
+        #: what quiet windows held back that would have fired (the pipeline takes them, and
+        #: the windows whose pattern came back live on: ``rules.feedback.renew_windows``)
+        self.quieted: list[Quieted] = []
+        #: alarms whose condition holds inside a quiet window now → since when, and whether
+        #: that run was noted already
+        self._quiet_runs: dict[Key, tuple[float, bool]] = {}
 
     def take_dirty(self) -> dict[Key, AlarmState]:
         """States changed since the last call (the pipeline persists them once per batch)."""
@@ -393,6 +400,9 @@ class RuleEvaluator:
             # a weekly pattern false alarms taught the rules is normal on this device
             quiet = self.levels.quiet(rule.name, key[1], key[2], t)
             if quiet is not None:
+                held = active & quiet
+                if key in self._quiet_runs or held.any():
+                    self._note_quieted(rule, key, t, held)
                 active = active & ~quiet
         if state.status in ("normal", "resolved") and not active.any():
             return  # the common case: nothing to walk
@@ -428,6 +438,23 @@ class RuleEvaluator:
                     self.dirty.add(key)
                 else:
                     self._maybe_resolve(rule, key, state, ts, out)
+
+    def _note_quieted(self, rule: Rule, key: Key, t: NDArray[np.float64],
+                      held: NDArray[np.bool_]) -> None:
+        """Follow the runs of samples a quiet window held back (across batches): one that
+        lasts the rule's ``for`` is what would have fired, noted once per run."""
+        since, noted = self._quiet_runs.pop(key, (math.nan, False))
+        for ts, hold in zip(t.tolist(), held.tolist(), strict=True):
+            if not hold:
+                since, noted = math.nan, False
+                continue
+            if math.isnan(since):
+                since = ts
+            if not noted and ts - since >= rule.for_s:
+                self.quieted.append(Quieted(rule.name, key[1], key[2], since))
+                noted = True
+        if not math.isnan(since):
+            self._quiet_runs[key] = (since, noted)
 
     def _raised_condition(self, rule: Rule, key: Key, state: AlarmState,
                           condition: Condition) -> Condition:

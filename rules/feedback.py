@@ -65,6 +65,7 @@ array([False,  True, False])
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,8 +76,8 @@ from sqlalchemy.orm import Session
 from rules.db import CaseRow, FeedbackRow, LabelRow
 from rules.errors import CaseNotFoundError, CaseStateError
 
-__all__ = ["MAX_LEVEL", "WEEK_S", "FeedbackPolicy", "Levels", "adjustments",
-           "learn_false_alarm", "levels", "time_of_week", "undo"]
+__all__ = ["MAX_LEVEL", "WEEK_S", "FeedbackPolicy", "Levels", "Quieted", "adjustments",
+           "learn_false_alarm", "levels", "renew_windows", "time_of_week", "undo"]
 
 #: a raised alarm level never goes above this (a rule must still be able to fire)
 MAX_LEVEL = 0.99
@@ -119,6 +120,10 @@ class FeedbackPolicy:
     #: false alarms this many days back count towards a weekly pattern (a window that expired
     #: comes back with the pattern's next false alarm); never those before an undo
     pattern_days: float = 90.0
+    #: a window whose pattern comes back while it is quiet (the rule would have fired there)
+    #: is renewed: it then ends ``expiry_days`` after that, but never later than this many
+    #: days after it was learned (0: never renewed, it lapses and is learned again)
+    window_renew_days: float = 180.0
 
     @property
     def expiry_s(self) -> float:
@@ -232,6 +237,59 @@ def _weekly_window(session: Session, case: CaseRow, rule: str, by: str, now: flo
     session.add(row)
     session.flush()
     return row
+
+
+@dataclass(frozen=True, slots=True)
+class Quieted:
+    """A quiet window held back what would have fired: the rule's condition held for its
+    ``for`` inside the window from ``began`` (device clock)."""
+
+    rule: str
+    tenant: str
+    device_id: str
+    began: float
+
+
+def renew_windows(engine: Engine, quieted: Iterable[Quieted], now: float,
+                  policy: FeedbackPolicy) -> list[FeedbackRow]:
+    """The learned pattern came back while its window was quiet: the window lives on.
+
+    Each window in force whose quiet held back ``quieted`` ends ``expiry_days`` after ``now``
+    instead (never later than ``window_renew_days`` after it was learned), and counts the
+    renewal. A window of a rule that a person confirmed as a fault on that device since the
+    window was learned is not renewed (a confirmed fault never keeps anything loose); an
+    undone or expired window stays ended. The windows renewed are returned (committed)."""
+    if policy.window_renew_days <= 0.0:
+        return []
+    renewed: list[FeedbackRow] = []
+    with Session(engine, expire_on_commit=False) as session:
+        for seen in quieted:
+            windows = session.scalars(select(FeedbackRow).where(
+                FeedbackRow.tenant == seen.tenant, FeedbackRow.device_id == seen.device_id,
+                FeedbackRow.rule == seen.rule, FeedbackRow.window_s.is_not(None),
+                *_in_force(now)))
+            for row in windows:
+                into = (time_of_week(seen.began) - (row.window_start_s or 0.0)) % WEEK_S
+                until = min(now + policy.expiry_s,
+                            row.created_at + policy.window_renew_days * 86_400.0)
+                if into >= (row.window_s or 0.0) or until <= row.expires_at:
+                    continue
+                if _confirmed_since(session, row, seen.rule):
+                    continue
+                row.expires_at = until
+                row.renewals = (row.renewals or 0) + 1
+                row.renewed_at = now
+                renewed.append(row)
+        session.commit()
+    return renewed
+
+
+def _confirmed_since(session: Session, row: FeedbackRow, rule: str) -> bool:
+    """A person confirmed a fault of ``rule`` on the window's device since it was learned."""
+    return any(rule in rules.split(",") for rules in session.scalars(
+        select(LabelRow.rules).where(
+            LabelRow.tenant == row.tenant, LabelRow.device_id == row.device_id,
+            LabelRow.outcome == "confirmed", LabelRow.labelled_at >= row.created_at)))
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

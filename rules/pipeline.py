@@ -8,6 +8,7 @@
     tick(now)    ─▶ no-data and offline transitions, escalation, quiet incidents closed, alarm
                     levels raised by false alarms (rules.feedback: read from the case
                     database, so the console's resolutions and undos reach the running service)
+    (evaluate)   ─▶ quiet windows whose pattern came back while quiet are renewed (rules.feedback)
     lifecycle    ─▶ device book (online/offline/last seen, reported config), goodbyes, last
                     wills, agent events (rules.lifecycle)
 
@@ -42,7 +43,7 @@ from core.events import LifecycleEvent, ScoredBatch
 from rules.cases import CaseBook
 from rules.db import CaseRow
 from rules.evaluate import Alarm, RuleEvaluator, Transition
-from rules.feedback import FeedbackPolicy, levels
+from rules.feedback import FeedbackPolicy, levels, renew_windows
 from rules.inhibit import Inhibitor
 from rules.lifecycle import DeviceBook, DeviceLifecycle
 from rules.model import RuleSet
@@ -166,6 +167,10 @@ class RulesPipeline:
         transitions = self.evaluator.evaluate(batch, meta)
         if transitions:
             self._apply(transitions)
+        if self.evaluator.quieted:  # a learned pattern came back while quiet: it lives on
+            renew_windows(self.casebook.engine, self.evaluator.quieted,
+                          self.casebook.clock(), self.feedback)
+            self.evaluator.quieted.clear()
         if (batch.tenant, batch.device_id) in self._held and batch.n_samples:
             self._release(batch.tenant, batch.device_id, float(batch.t[-1]))
         self._persist()

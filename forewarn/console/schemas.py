@@ -82,6 +82,9 @@ class FeedbackOut(BaseModel):
     #: its length; both None for a raise
     window_start_s: float | None = None
     window_s: float | None = None
+    #: a window renewed because its pattern came back while it was quiet: how often, when last
+    renewals: int = 0
+    renewed_at: float | None = None
 
 
 class CaseSummary(BaseModel):

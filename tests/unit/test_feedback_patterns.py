@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from core.events import ScoredBatch
 from rules import case_actions
 from rules.cases import CaseBook
-from rules.db import FeedbackRow, NoticeRow, connect
+from rules.db import CaseRow, FeedbackRow, NoticeRow, connect
 from rules.errors import CaseStateError
 from rules.feedback import FeedbackPolicy, adjustments, undo
 from rules.model import parse_rules
@@ -56,7 +56,8 @@ def _confirmed(engine: Engine, case_id: int, now: float, pipeline: RulesPipeline
 
 def _weekly_heat(weeks: int, start_h: float, hours: float, judge: Judge | None,
                  policy: FeedbackPolicy | None = None,
-                 between: Callable[[Engine, int], None] | None = None) -> tuple[Engine, list[int]]:
+                 between: Callable[[Engine, int], None] | None = None,
+                 fault_h: float | None = None) -> tuple[Engine, list[int]]:
     """Six-hour batches of one heat pump whose score jumps to 1 for ``hours`` from ``start_h``
     hours into every week; each case that opens is judged by ``judge`` at the end of a batch,
     an hour or more after it opened (open still, or resolved itself). The cases opened (or
@@ -77,6 +78,9 @@ def _weekly_heat(weeks: int, start_h: float, hours: float, judge: Judge | None,
             into = (t - MONDAY) % WEEK / 3600.0
             score = np.where((into >= start_h) & (into < start_h + hours), 1.0, 0.2
                              ).astype(np.float64)
+            if fault_h is not None:  # a real fault for three hours, once (hours from MONDAY)
+                since = (t - MONDAY) / 3600.0
+                score[(since >= fault_h) & (since < fault_h + 3.0)] = 1.0
             clock[0] = float(t[-1])
             pipeline.handle(ScoredBatch("acme", "hp-1", "heat_pump", ("discharge_temp",), t,
                                         np.full((360, 1), 50.0), score[:, None]))
@@ -134,9 +138,46 @@ def test_the_window_can_be_undone_and_expires() -> None:
 
     _, undone = _weekly_heat(6, 130.0, 3.0, judge=_false_alarm, between=undo_in_week_3)
     assert undone == [1, 1, 0, 1, 1, 0]
-    short = FeedbackPolicy(expiry_days=10.0)
-    _, expiring = _weekly_heat(6, 130.0, 3.0, judge=_false_alarm, policy=short)
+    lapsing = FeedbackPolicy(expiry_days=10.0, window_renew_days=0.0)
+    _, expiring = _weekly_heat(6, 130.0, 3.0, judge=_false_alarm, policy=lapsing)
     assert expiring == [1, 1, 0, 1, 0, 1]
+
+
+def test_a_window_its_pattern_comes_back_to_is_renewed_within_its_bound() -> None:
+    """The pattern held back by the window every week renews it (10-day expiry, no case for
+    weeks); the renewal is listed on the window; past ``window_renew_days`` after it was
+    learned the window ends and the next false alarm learns it again."""
+    renewing = FeedbackPolicy(expiry_days=10.0)
+    engine, per_week = _weekly_heat(7, 130.0, 3.0, judge=_false_alarm, policy=renewing)
+    assert per_week == [1, 1, 0, 0, 0, 0, 0]
+    (window,) = [a for a in adjustments(engine, "acme", "hp-1", "heat_pump", 0.0)
+                 if a.window_s is not None]
+    assert window.renewals == 5 and window.renewed_at is not None
+    assert window.expires_at > MONDAY + 6 * WEEK
+    bounded = FeedbackPolicy(expiry_days=10.0, window_renew_days=20.0)
+    _, per_week = _weekly_heat(7, 130.0, 3.0, judge=_false_alarm, policy=bounded)
+    assert per_week == [1, 1, 0, 0, 1, 0, 0]
+
+
+def test_a_confirmed_fault_stops_the_renewal() -> None:
+    """A fault of the same rule on the device confirmed in week 2 (at another time of the
+    week): the window is no longer renewed, lapses after its 10 days, and the weekly pattern
+    opens its case again (the team sees it once more)."""
+    def judge(engine: Engine, case_id: int, now: float, pipeline: RulesPipeline) -> None:
+        with Session(engine) as session:
+            opened = session.get(CaseRow, case_id)
+            assert opened is not None
+            at = (opened.opened_at - MONDAY) % WEEK / 3600.0
+        (_false_alarm if 125.0 <= at <= 140.0 else _confirmed)(engine, case_id, now, pipeline)
+
+    policy = FeedbackPolicy(expiry_days=10.0)
+    engine, per_week = _weekly_heat(5, 130.0, 3.0, judge=judge, policy=policy,
+                                    fault_h=2 * 168.0 + 20.0)
+    assert per_week == [1, 1, 1, 1, 0]
+    windows = [a for a in adjustments(engine, "acme", "hp-1", "heat_pump", 0.0)
+               if a.window_s is not None]
+    # oldest first: the lapsed one, never renewed; the one learned again, renewed in week 4
+    assert [w.renewals for w in reversed(windows)] == [0, 1]
 
 
 def test_a_case_that_resolved_itself_can_still_be_marked_once() -> None:

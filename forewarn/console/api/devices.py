@@ -87,7 +87,8 @@ def adjustments(ctx: ConsoleContext, tenant: str, device_id: str) -> list[Feedba
         case_id=r.case_id, reason=r.reason, created_by=r.created_by, created_at=r.created_at,
         expires_at=r.expires_at, undone_by=r.undone_by, undone_at=r.undone_at,
         active=r.undone_at is None and r.expires_at > now,
-        window_start_s=r.window_start_s, window_s=r.window_s)
+        window_start_s=r.window_start_s, window_s=r.window_s, renewals=r.renewals or 0,
+        renewed_at=r.renewed_at)
         for r in feedback.adjustments(ctx.engine, tenant, device_id, detail.product, now)]
 
 

@@ -18,9 +18,11 @@ from rules import case_actions
 from rules.cases import CaseBook
 from rules.db import CaseRow, FeedbackRow, NoticeRow, connect
 from rules.errors import CaseStateError
-from rules.feedback import FeedbackPolicy, adjustments, undo
+from rules.evaluate import RuleEvaluator
+from rules.feedback import FeedbackPolicy, Levels, Quieted, adjustments, undo
 from rules.model import parse_rules
 from rules.pipeline import RulesPipeline
+from rules.registry import CustomerRegistry
 from rules.resolution import Resolution
 
 MONDAY = 1_767_571_200.0  # 2026-01-05 00:00 UTC
@@ -194,3 +196,22 @@ def test_a_case_that_resolved_itself_can_still_be_marked_once() -> None:
     assert _feedback_rows(engine) == 1
     with pytest.raises(CaseStateError):
         _false_alarm(engine, case_id, MONDAY + WEEK, pipeline)
+
+
+@pytest.mark.parametrize(("minutes", "noted"), [(180, 1), (5, 0)], ids=["3h-run", "5min-run"])
+def test_what_a_window_holds_back_is_noted_once_across_short_batches(minutes: int,
+                                                                      noted: int) -> None:
+    """A live agent's 10-minute batches: a run of the condition inside the window that lasts the
+    rule's ``for`` (10 min) is noted once, from its first sample; a shorter one not at all."""
+    rule = parse_rules(RULES).rules[0]
+    evaluator = RuleEvaluator((rule,))
+    evaluator.levels = Levels(windows={("hot", "acme", "hp-1"): ((10 * 3600.0, 8 * 3600.0),)})
+    meta = CustomerRegistry().lookup("acme", "hp-1", "heat_pump")
+    began = MONDAY + 12 * 3600.0
+    for part in range(36):  # six hours of 10-minute batches from 11:00
+        t = (MONDAY + 11 * 3600.0 + part * 600.0 + np.arange(10) * 60.0).astype(np.float64)
+        score = np.where((t >= began) & (t < began + minutes * 60.0), 1.0, 0.2)
+        assert evaluator.evaluate(ScoredBatch("acme", "hp-1", "heat_pump", ("discharge_temp",),
+                                              t, np.full((10, 1), 50.0), score[:, None]),
+                                  meta) == []
+    assert evaluator.quieted == [Quieted("hot", "acme", "hp-1", began)] * noted

@@ -172,6 +172,9 @@ class RulesSettings(BaseModel):
     #: ``feedback_expiry_days`` after that), but ends at the latest this many days after it was
     #: learned (0: never renewed)
     feedback_window_renew_days: float = Field(default=180.0, ge=0.0, le=365.0)
+    #: the same for a device's raise that keeps holding back what the rule's own level would
+    #: fire on (0: never renewed)
+    feedback_raise_renew_days: float = Field(default=0.0, ge=0.0, le=365.0)
 
     def feedback(self) -> FeedbackPolicy:
         """How far false alarms may loosen rules (``rules.feedback``)."""
@@ -182,7 +185,8 @@ class RulesSettings(BaseModel):
                               window_repeats=self.feedback_window_repeats,
                               window_slack_h=self.feedback_window_slack_hours,
                               max_windows=self.feedback_max_windows,
-                              window_renew_days=self.feedback_window_renew_days)
+                              window_renew_days=self.feedback_window_renew_days,
+                              raise_renew_days=self.feedback_raise_renew_days)
 
 
 class IncidentsSettings(BaseModel):

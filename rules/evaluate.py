@@ -162,12 +162,13 @@ class RuleEvaluator:
         #: alarm levels raised by false alarms (``rules.feedback``); the pipeline refreshes them
         self.levels = Levels()
         self._raised: dict[tuple[str, float], Condition] = {}
-        #: what quiet windows held back that would have fired (the pipeline takes them, and
-        #: the windows whose pattern came back live on: ``rules.feedback.renew_windows``)
+        #: what quiet windows and raised levels held back that would have fired (the pipeline
+        #: takes them: the adjustments that keep holding something back live on,
+        #: ``rules.feedback.renew_windows``)
         self.quieted: list[Quieted] = []
-        #: alarms whose condition holds inside a quiet window now → since when, and whether
-        #: that run was noted already
-        self._quiet_runs: dict[Key, tuple[float, bool]] = {}
+        #: ("window" | "raise", alarm) whose condition a window or raise holds back now →
+        #: since when, and whether that run was noted already
+        self._quiet_runs: dict[tuple[str, Key], tuple[float, bool]] = {}
 
     def take_dirty(self) -> dict[Key, AlarmState]:
         """States changed since the last call (the pipeline persists them once per batch)."""
@@ -390,20 +391,28 @@ class RuleEvaluator:
         # a late batch (out of order) must not move the last sample seen back in time
         last = float(t[-1])
         state.last_seen = last if state.last_seen is None else max(state.last_seen, last)
-        condition = self._conditions[rule.name]
-        if condition is None:
+        condition = base = self._conditions[rule.name]
+        if condition is None or base is None:
             return
         if rule.score_at_least is not None and (self.levels.device or self.levels.product):
             condition = self._raised_condition(rule, key, state, condition)
         active = condition.mask(ctx)
+        quiet = None
         if self.levels.windows:
             # a weekly pattern false alarms taught the rules is normal on this device
             quiet = self.levels.quiet(rule.name, key[1], key[2], t)
             if quiet is not None:
                 held = active & quiet
-                if key in self._quiet_runs or held.any():
-                    self._note_quieted(rule, key, t, held)
+                if ("window", key) in self._quiet_runs or held.any():
+                    self._note_quieted(rule, key, t, held, "window")
                 active = active & ~quiet
+        if condition is not base and self.levels.device.get(key) is not None:
+            # what the device's raised level holds back (that the rule's own level would not)
+            lifted = base.mask(ctx) & ~active
+            if quiet is not None:
+                lifted &= ~quiet
+            if ("raise", key) in self._quiet_runs or lifted.any():
+                self._note_quieted(rule, key, t, lifted, "raise")
         if state.status in ("normal", "resolved") and not active.any():
             return  # the common case: nothing to walk
         clear = rule.clear.mask(ctx) & ~active if rule.clear is not None else ~active
@@ -440,10 +449,11 @@ class RuleEvaluator:
                     self._maybe_resolve(rule, key, state, ts, out)
 
     def _note_quieted(self, rule: Rule, key: Key, t: NDArray[np.float64],
-                      held: NDArray[np.bool_]) -> None:
-        """Follow the runs of samples a quiet window held back (across batches): one that
-        lasts the rule's ``for`` is what would have fired, noted once per run."""
-        since, noted = self._quiet_runs.pop(key, (math.nan, False))
+                      held: NDArray[np.bool_], by: Literal["window", "raise"]) -> None:
+        """Follow the runs of samples a quiet window (or a raised level) held back, across
+        batches: one that lasts the rule's ``for`` is what would have fired, noted once per
+        run."""
+        since, noted = self._quiet_runs.pop((by, key), (math.nan, False))
         for ts, hold in zip(t.tolist(), held.tolist(), strict=True):
             if not hold:
                 since, noted = math.nan, False
@@ -451,10 +461,10 @@ class RuleEvaluator:
             if math.isnan(since):
                 since = ts
             if not noted and ts - since >= rule.for_s:
-                self.quieted.append(Quieted(rule.name, key[1], key[2], since))
+                self.quieted.append(Quieted(rule.name, key[1], key[2], since, by))
                 noted = True
         if not math.isnan(since):
-            self._quiet_runs[key] = (since, noted)
+            self._quiet_runs[(by, key)] = (since, noted)
 
     def _raised_condition(self, rule: Rule, key: Key, state: AlarmState,
                           condition: Condition) -> Condition:

@@ -124,6 +124,9 @@ class FeedbackPolicy:
     #: is renewed: it then ends ``expiry_days`` after that, but never later than this many
     #: days after it was learned (0: never renewed, it lapses and is learned again)
     window_renew_days: float = 180.0
+    #: the same for a device's raise whose level keeps holding back what the rule's own level
+    #: would fire on (0: never renewed, it ends ``expiry_days`` after the false alarm)
+    raise_renew_days: float = 0.0
 
     @property
     def expiry_s(self) -> float:
@@ -241,38 +244,47 @@ def _weekly_window(session: Session, case: CaseRow, rule: str, by: str, now: flo
 
 @dataclass(frozen=True, slots=True)
 class Quieted:
-    """A quiet window held back what would have fired: the rule's condition held for its
-    ``for`` inside the window from ``began`` (device clock)."""
+    """A quiet window (``by`` "window") or the device's raised level (``by`` "raise") held
+    back what would have fired: the rule's own condition held for its ``for`` from ``began``
+    (device clock)."""
 
     rule: str
     tenant: str
     device_id: str
     began: float
+    by: str = "window"
 
 
 def renew_windows(engine: Engine, quieted: Iterable[Quieted], now: float,
                   policy: FeedbackPolicy) -> list[FeedbackRow]:
-    """The learned pattern came back while its window was quiet: the window lives on.
+    """What a false alarm taught came back and was held back: the adjustment lives on.
 
-    Each window in force whose quiet held back ``quieted`` ends ``expiry_days`` after ``now``
-    instead (never later than ``window_renew_days`` after it was learned), and counts the
-    renewal. A window of a rule that a person confirmed as a fault on that device since the
-    window was learned is not renewed (a confirmed fault never keeps anything loose); an
-    undone or expired window stays ended. The windows renewed are returned (committed)."""
-    if policy.window_renew_days <= 0.0:
-        return []
+    Each window in force whose quiet held back ``quieted`` (and each raise of the device's
+    rule in force, for what only the raised level held back) ends ``expiry_days`` after
+    ``now`` instead (never later than ``window_renew_days``, for a raise
+    ``raise_renew_days``, after it was made), and counts the renewal. An adjustment of a rule
+    that a person confirmed as a fault on that device since it was made is not renewed (a
+    confirmed fault never keeps anything loose); an undone or expired one stays ended.
+    The adjustments renewed are returned (committed)."""
     renewed: list[FeedbackRow] = []
     with Session(engine, expire_on_commit=False) as session:
         for seen in quieted:
-            windows = session.scalars(select(FeedbackRow).where(
+            bound = policy.window_renew_days if seen.by == "window" else policy.raise_renew_days
+            if bound <= 0.0:
+                continue
+            kind = (FeedbackRow.window_s.is_not(None) if seen.by == "window"
+                    else FeedbackRow.window_s.is_(None))
+            rows = session.scalars(select(FeedbackRow).where(
                 FeedbackRow.tenant == seen.tenant, FeedbackRow.device_id == seen.device_id,
-                FeedbackRow.rule == seen.rule, FeedbackRow.window_s.is_not(None),
-                *_in_force(now)))
-            for row in windows:
-                into = (time_of_week(seen.began) - (row.window_start_s or 0.0)) % WEEK_S
+                FeedbackRow.rule == seen.rule, kind, *_in_force(now)))
+            for row in rows:
                 until = min(now + policy.expiry_s,
-                            row.created_at + policy.window_renew_days * 86_400.0)
-                if into >= (row.window_s or 0.0) or until <= row.expires_at:
+                            row.created_at + bound * 86_400.0)
+                if until <= row.expires_at:
+                    continue
+                if row.window_s is not None and (
+                        time_of_week(seen.began) - (row.window_start_s or 0.0)
+                ) % WEEK_S >= row.window_s:
                     continue
                 if _confirmed_since(session, row, seen.rule):
                     continue

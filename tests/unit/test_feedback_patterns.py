@@ -59,7 +59,8 @@ def _confirmed(engine: Engine, case_id: int, now: float, pipeline: RulesPipeline
 def _weekly_heat(weeks: int, start_h: float, hours: float, judge: Judge | None,
                  policy: FeedbackPolicy | None = None,
                  between: Callable[[Engine, int], None] | None = None,
-                 fault_h: float | None = None) -> tuple[Engine, list[int]]:
+                 fault_h: float | None = None,
+                 heat_score: float = 1.0) -> tuple[Engine, list[int]]:
     """Six-hour batches of one heat pump whose score jumps to 1 for ``hours`` from ``start_h``
     hours into every week; each case that opens is judged by ``judge`` at the end of a batch,
     an hour or more after it opened (open still, or resolved itself). The cases opened (or
@@ -78,7 +79,7 @@ def _weekly_heat(weeks: int, start_h: float, hours: float, judge: Judge | None,
             t = (MONDAY + week * WEEK + part * 6 * 3600.0 + np.arange(360) * 60.0
                  ).astype(np.float64)
             into = (t - MONDAY) % WEEK / 3600.0
-            score = np.where((into >= start_h) & (into < start_h + hours), 1.0, 0.2
+            score = np.where((into >= start_h) & (into < start_h + hours), heat_score, 0.2
                              ).astype(np.float64)
             if fault_h is not None:  # a real fault for three hours, once (hours from MONDAY)
                 since = (t - MONDAY) / 3600.0
@@ -159,6 +160,23 @@ def test_a_window_its_pattern_comes_back_to_is_renewed_within_its_bound() -> Non
     bounded = FeedbackPolicy(expiry_days=10.0, window_renew_days=20.0)
     _, per_week = _weekly_heat(7, 130.0, 3.0, judge=_false_alarm, policy=bounded)
     assert per_week == [1, 1, 0, 0, 1, 0, 0]
+
+
+@pytest.mark.parametrize(("renew_days", "expected"), [(0.0, [1, 0, 1, 0, 1]),
+                                                     (180.0, [1, 0, 0, 0, 0])],
+                         ids=["lapses", "renewed"])
+def test_a_raise_that_keeps_holding_the_pattern_back_can_be_renewed(
+        renew_days: float, expected: list[int]) -> None:
+    """A weekly score of 0.92 (rule level 0.85, no windows): one false alarm raises the level
+    to 0.95, which holds the next weeks back; the raise ends after 10 days and the pattern
+    opens its case again, unless ``raise_renew_days`` lets what it holds back renew it."""
+    policy = FeedbackPolicy(step=0.1, max_raise=0.1, expiry_days=10.0, window_h=0.0,
+                            raise_renew_days=renew_days)
+    engine, per_week = _weekly_heat(5, 130.0, 3.0, judge=_false_alarm, policy=policy,
+                                    heat_score=0.92)
+    assert per_week == expected
+    renewals = [a.renewals for a in adjustments(engine, "acme", "hp-1", "heat_pump", 0.0)]
+    assert (max(renewals) > 0) == (renew_days > 0)
 
 
 def test_a_confirmed_fault_stops_the_renewal() -> None:

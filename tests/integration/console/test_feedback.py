@@ -147,7 +147,8 @@ def test_a_weekly_false_case_resolved_twice_in_the_console_is_learned_as_normal(
         console: ConsoleUnderTest) -> None:
     """A score of 1 (no raised level quiets it) at the same time two weeks running, each case
     over by itself before an agent gives it its outcome: the second teaches a weekly quiet
-    window, listed in the API and on the device page; the third week opens no case."""
+    window, listed in the API and on the device page; the third week opens no case and renews
+    the window."""
     engine, stamp = console.ctx.engine, time.monotonic_ns()
     device = f"hp-fb-sauna-{stamp}"
     clock = _Clock(console.ctx.clock() + 3600.0)
@@ -172,8 +173,15 @@ def test_a_weekly_false_case_resolved_twice_in_the_console_is_learned_as_normal(
     before = pipeline.stats.opened + pipeline.stats.reopened
     _feed(pipeline, clock, device, sauna)
     assert pipeline.stats.opened + pipeline.stats.reopened == before, "learned as normal"
+    # the pattern came back while quiet: the window is renewed, listed as such
+    with console.client("acme", "agent") as api:
+        (renewed,) = [a for a in api.get(f"/api/v1/devices/{device}/feedback").json()
+                      if a["window_s"] is not None]
+    assert renewed["renewals"] == 1 and renewed["renewed_at"] is not None
+    assert renewed["expires_at"] > windows[0]["expires_at"]
     browser, _ = _login(console, "acme", "agent")
     try:
-        assert "quiet 8 h weekly" in browser.get(f"/devices/{device}").text
+        page = browser.get(f"/devices/{device}").text
+        assert "quiet 8 h weekly" in page and "renewed 1×" in page
     finally:
         browser.close()

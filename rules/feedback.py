@@ -266,12 +266,14 @@ def renew_windows(engine: Engine, quieted: Iterable[Quieted], now: float,
     that a person confirmed as a fault on that device since it was made is not renewed (a
     confirmed fault never keeps anything loose); an undone or expired one stays ended.
     The adjustments renewed are returned (committed)."""
+    bounds = {"window": policy.window_renew_days, "raise": policy.raise_renew_days}
+    due = [seen for seen in quieted if bounds.get(seen.by, 0.0) > 0.0]
     renewed: list[FeedbackRow] = []
+    if not due:
+        return renewed
     with Session(engine, expire_on_commit=False) as session:
-        for seen in quieted:
-            bound = policy.window_renew_days if seen.by == "window" else policy.raise_renew_days
-            if bound <= 0.0:
-                continue
+        for seen in due:
+            bound = bounds[seen.by]
             kind = (FeedbackRow.window_s.is_not(None) if seen.by == "window"
                     else FeedbackRow.window_s.is_(None))
             rows = session.scalars(select(FeedbackRow).where(

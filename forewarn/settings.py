@@ -174,7 +174,7 @@ class RulesSettings(BaseModel):
     feedback_window_renew_days: float = Field(default=180.0, ge=0.0, le=365.0)
     #: the same for a device's raise that keeps holding back what the rule's own level would
     #: fire on (0: never renewed)
-    feedback_raise_renew_days: float = Field(default=0.0, ge=0.0, le=365.0)
+    feedback_raise_renew_days: float = Field(default=180.0, ge=0.0, le=365.0)
 
     def feedback(self) -> FeedbackPolicy:
         """How far false alarms may loosen rules (``rules.feedback``)."""

@@ -126,7 +126,7 @@ class FeedbackPolicy:
     window_renew_days: float = 180.0
     #: the same for a device's raise whose level keeps holding back what the rule's own level
     #: would fire on (0: never renewed, it ends ``expiry_days`` after the false alarm)
-    raise_renew_days: float = 0.0
+    raise_renew_days: float = 180.0
 
     @property
     def expiry_s(self) -> float:

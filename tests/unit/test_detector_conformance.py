@@ -314,11 +314,11 @@ def test_window_shape_raw_mode_names_its_findings() -> None:
 def test_cadence_matches_numpy_reference(times: np.ndarray, cut: int, fresh: list[bool]) -> None:
     # three slots, some already past their first row; the times in two blocks cut anywhere
     slots = np.array([0, 1, 2], dtype=np.int64)
-    state = [np.zeros(3), np.array([0 if f else 1 for f in fresh], dtype=np.int64), np.zeros(3)]
-    state[0][~np.array(fresh)] = 100.0
-    ref = [a.copy() for a in state]
+    started = ~np.array(fresh)
+    first_t, rows, step = np.where(started, 100.0, 0.0), started.astype(np.int64), np.zeros(3)
+    ref_t, ref_rows, ref_step = first_t.copy(), rows.copy(), step.copy()
     for block in (times[:cut], times[cut:]):
-        cadence_update(*state, slots, np.ascontiguousarray(block))
-        cadence_reference(*ref, slots, block)
-    for got, want in zip(state, ref, strict=True):
+        cadence_update(first_t, rows, step, slots, np.ascontiguousarray(block))
+        cadence_reference(ref_t, ref_rows, ref_step, slots, block)
+    for got, want in ((first_t, ref_t), (rows, ref_rows), (step, ref_step)):
         np.testing.assert_array_equal(got, want)

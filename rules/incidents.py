@@ -211,7 +211,10 @@ class IncidentBook:
                     CaseRow, CaseRow.id == IncidentCaseRow.case_id).where(
                     IncidentRow.status == "open", IncidentRow.tenant == meta.tenant,
                     IncidentRow.cohort == cohort.key, CaseRow.rule == rule)
-                if cohort.dimension in _CONDITIONS:
+                if cohort.dimension not in _ONE_CAUSE:
+                    # a region's shares its symptoms only; a model's devices fail for many
+                    # reasons: its incident of another rule, that a member's case of this rule
+                    # joined (the device's second fault), is no evidence this rule is its cause
                     same_fault = same_fault.where(IncidentRow.rule == _FLAGGED)
                 row = session.scalar(same_fault.order_by(IncidentRow.id).limit(1))
             if row is not None and cohort.dimension in _BROAD:
@@ -294,7 +297,7 @@ class IncidentBook:
                 # a model's open incident, at least half of whose devices are this cohort's
                 # (it reached the model's threshold first): the same cause, told once; it
                 # becomes this cohort's incident and this cluster joins it
-                row = self._absorb(session, absorbed, meta, cohort, rule, summary)
+                row = self._absorb(session, absorbed, meta, cohort, rule, summary, now)
             else:
                 row = self._insert(session, meta, cohort, rule, now, at, summary)
             # the members' other cases of the window (other rules, the same fault) join too;
@@ -390,7 +393,8 @@ class IncidentBook:
             if absorbed is not None:
                 # a model's open incident, at least half of whose devices are the batch's:
                 # the flags are the same cause; it becomes the batch's (of its own rule)
-                row = self._absorb(session, absorbed, meta, cohort, absorbed.rule, summary)
+                row = self._absorb(session, absorbed, meta, cohort, absorbed.rule, summary,
+                                   now)
             else:
                 row = self._insert(session, meta, cohort, _FLAGGED, now, at, summary)
             incident_id = row.id
@@ -418,7 +422,7 @@ class IncidentBook:
         incident_id = session.execute(insert(IncidentRow).values(
             tenant=meta.tenant, product=meta.product, cohort=cohort.key, rule=rule,
             status="open", open_key=_open_key(meta.tenant, cohort, rule), opened_at=now,
-            last_joined_at=at, closed_by="", cases=0, devices=0, summary=summary,
+            cohort_at=now, last_joined_at=at, closed_by="", cases=0, devices=0, summary=summary,
             customer_policy=self.policy.customer_policy(meta.product, rule, cohort.dimension),
             ).returning(IncidentRow.id)).scalar_one()
         row = session.get(IncidentRow, incident_id)
@@ -434,10 +438,12 @@ class IncidentBook:
                         < policy.min_lift * rest / (product_size - size)))
 
     def _absorb(self, session: Session, absorbed: IncidentRow, meta: DeviceMeta,
-                cohort: Cohort, rule: str, summary: str) -> IncidentRow:
-        """Make the open incident ``absorbed`` (a model's) ``cohort``'s incident of ``rule``."""
+                cohort: Cohort, rule: str, summary: str, now: float) -> IncidentRow:
+        """Make the open incident ``absorbed`` (a model's) ``cohort``'s incident of ``rule``
+        from ``now`` (its ``cohort_at``: the team knew of a model's incident before)."""
         session.execute(update(IncidentRow).where(IncidentRow.id == absorbed.id).values(
             cohort=cohort.key, rule=rule, open_key=_open_key(meta.tenant, cohort, rule),
+            cohort_at=now,
             summary=f"{summary}; was {absorbed.cohort}",
             customer_policy=self.policy.customer_policy(meta.product, rule, cohort.dimension))
             .execution_options(synchronize_session=False))

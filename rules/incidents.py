@@ -56,7 +56,15 @@ from sqlalchemy import Engine, func, insert, select, union, update
 from sqlalchemy.orm import Session
 
 from rules.cohorts import Cohort, Dimension, cohorts_of
-from rules.db import CaseRow, DeviceRow, IncidentCaseRow, IncidentFlagRow, IncidentRow, NoticeRow
+from rules.db import (
+    CaseRow,
+    DeviceRow,
+    FirmwareChangeRow,
+    IncidentCaseRow,
+    IncidentFlagRow,
+    IncidentRow,
+    NoticeRow,
+)
 from rules.errors import CaseStateError, RuleError
 from rules.messages import case_ref, incident_customer_message, incident_team_message
 from rules.registry import CustomerRegistry, DeviceMeta
@@ -459,15 +467,35 @@ class IncidentBook:
             IncidentRow.product == meta.product, IncidentRow.rule != _FLAGGED)
             .order_by(IncidentRow.id)) if Cohort.parse(row.cohort).dimension in _BROAD]
         for row in broad:
-            devices = set(session.scalars(select(IncidentCaseRow.device_id).where(
-                IncidentCaseRow.incident_id == row.id)))
+            opened = session.execute(select(CaseRow.device_id, CaseRow.opened_at).join(
+                IncidentCaseRow, IncidentCaseRow.case_id == CaseRow.id).where(
+                IncidentCaseRow.incident_id == row.id)).all()
+            devices = {d for d, _ in opened}
             reported = self._reported(session, meta.tenant, devices)
-            inside = [d for d in devices if cohort in cohorts_of(
+            since = self._running_since(session, meta.tenant, devices, cohort)
+            # a device of the cohort whose case in it opened while it was the cohort's: a
+            # pump's case from before it installed the release is not the release's
+            inside = {d for d, at in opened if cohort in cohorts_of(
                 self.registry.lookup(meta.tenant, d, meta.product), reported.get(d),
-                (cohort.dimension,))]
+                (cohort.dimension,)) and at >= since.get(d, at)}
             if devices and 2 * len(inside) >= len(devices):
                 return row
         return None
+
+    @staticmethod
+    def _running_since(session: Session, tenant: str, devices: set[str],
+                       cohort: Cohort) -> dict[str, float]:
+        """When each of ``devices`` began reporting ``cohort``'s firmware (a firmware cohort;
+        no entry: always, or another dimension)."""
+        if cohort.dimension != "firmware":
+            return {}
+        return {device_id: since for device_id, since in session.execute(
+            select(FirmwareChangeRow.device_id, func.max(FirmwareChangeRow.since)).where(
+                FirmwareChangeRow.tenant == tenant, FirmwareChangeRow.device_id.in_(devices),
+                FirmwareChangeRow.product == cohort.product,
+                FirmwareChangeRow.firmware == cohort.value,
+                FirmwareChangeRow.previous.is_not(None))
+            .group_by(FirmwareChangeRow.device_id)).all()}
 
     def _shared(self, session: Session, tenant: str, incident: IncidentRow, rule: str,
                 at: float) -> bool:

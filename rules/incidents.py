@@ -233,11 +233,12 @@ class IncidentBook:
             if row is not None:
                 self._join(session, row, [(case_id, meta)], at)
                 return IncidentLink(row.id, False, _policy(row.customer_policy), row.decision)
-        if broad is not None:
+        product_size = self.product_size(session, meta.tenant, meta.product)
+        if broad is not None and self._bursting(session, meta.tenant, Cohort.parse(broad.cohort),
+                                                rule, at, product_size):
             self._join(session, broad, [(case_id, meta)], at)
             return IncidentLink(broad.id, False, _policy(broad.customer_policy),
                                 broad.decision)
-        product_size = self.product_size(session, meta.tenant, meta.product)
         looked: list[tuple[Cohort, int, list[tuple[int, DeviceMeta]], int]] = []
         widest = policy.offline_max_cohort_share if silent else policy.max_cohort_share
         for cohort in cohorts:
@@ -278,6 +279,10 @@ class IncidentBook:
                         break
             flagged = session.scalar(select(IncidentRow).where(
                 IncidentRow.open_key == _open_key(meta.tenant, cohort, _FLAGGED)))
+            if flagged is None and cohort.dimension in _BROAD:
+                # the model's incident of the rule, open from an earlier burst, bursts again
+                flagged = session.scalar(select(IncidentRow).where(
+                    IncidentRow.open_key == _open_key(meta.tenant, cohort, rule)))
             if flagged is not None:  # the peer detector found the cohort first: that one
                 self._join(session, flagged, members, at)
                 return IncidentLink(flagged.id, False, _policy(flagged.customer_policy),
@@ -511,6 +516,21 @@ class IncidentBook:
             at - self.policy.window_s, began)
         return len(self._cohort_devices(session, tenant, Cohort.parse(incident.cohort), rule,
                                         since, at)) >= self.policy.min_devices
+
+    def _bursting(self, session: Session, tenant: str, cohort: Cohort, rule: str, at: float,
+                  product_size: int) -> bool:
+        """Whether ``cohort``'s devices with cases of ``rule`` in the window before ``at``
+        (linked or not) still stand out against the product's others: a broad cohort's
+        (a model's) incident is a burst of cases, and a case after the burst is no evidence
+        of the model's cause (a pump's sensor in the heat wave, days after a chance cluster
+        of its model's sensors opened the model's incident)."""
+        since = at - self.policy.window_s
+        devices = self._cohort_devices(session, tenant, cohort, rule, since, at)
+        everyone = session.scalar(select(func.count(CaseRow.device_id.distinct())).where(
+            CaseRow.tenant == tenant, CaseRow.product == cohort.product, CaseRow.rule == rule,
+            CaseRow.opened_at >= since, CaseRow.opened_at <= at)) or 0
+        return self._stands_out(len(devices), self.cohort_size(session, tenant, cohort),
+                                everyone - len(devices), product_size)
 
     def _weather_explains(self, session: Session, tenant: str, product: str,
                           members: Sequence[tuple[int, DeviceMeta]]) -> bool:

@@ -769,3 +769,21 @@ def test_a_release_does_not_absorb_a_model_s_incident_from_before_it_was_install
         ("heat_pump/model=A", "compressor", ["hp-0", "hp-1", "hp-5"]),
         ("heat_pump/firmware=2.6.0", "compressor", ["hp-2", "hp-3", "hp-4"])]
     engine.dispose()
+
+
+def test_a_heat_wave_after_a_model_s_burst_is_the_region_s_incident() -> None:
+    """Model B's ``compressor`` incident opened from three north or east pumps in two hours
+    and stays open; forty hours later south pumps of model B and A open ``compressor`` cases.
+    The model's burst is over (in the day before, only south pumps): they are no evidence of
+    the model's cause, so they do not join its incident, and the south's cluster opens the
+    region's (seeds 2 and 12 of the simulator: a chance sensor incident of ``model=WP-A``
+    took the heat wave's first south pumps)."""
+    engine, book = _book(_regions_and_models())
+    for device, hours in (("hp-5", 0), ("hp-6", 1), ("hp-7", 2), ("hp-0", 40), ("hp-1", 41),
+                          ("hp-2", 42)):
+        book.record_alarm(_alarm(device, hours * H))
+    assert _incidents(engine) == [
+        ("heat_pump/model=B", "compressor", ["hp-5", "hp-6", "hp-7"]),
+        ("heat_pump/region=south", "compressor", ["hp-0", "hp-1", "hp-2"])]
+    _invariants(engine)
+    engine.dispose()

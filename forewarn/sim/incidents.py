@@ -52,8 +52,8 @@ def collect_incidents(engine: Engine) -> list[SimIncident]:
     with Session(engine) as session:
         incidents = list(session.scalars(select(IncidentRow).order_by(IncidentRow.id)))
         links = session.execute(select(IncidentCaseRow.incident_id, IncidentCaseRow.case_id,
-                                       IncidentCaseRow.device_id,
-                                       IncidentCaseRow.joined_at)).all()
+                                       IncidentCaseRow.device_id, IncidentCaseRow.joined_at)
+                                .order_by(IncidentCaseRow.id)).all()
         flagged = session.execute(select(IncidentFlagRow.incident_id, IncidentFlagRow.device_id)
                                   .where(IncidentFlagRow.incident_id.is_not(None))).all()
         sent = session.execute(select(NoticeRow.case_id, NoticeRow.created_at).join(
@@ -63,7 +63,8 @@ def collect_incidents(engine: Engine) -> list[SimIncident]:
     for row in incidents:
         mine = [link for link in links if link.incident_id == row.id]
         cases = {link.case_id: link.device_id for link in mine}
-        first = min((link.joined_at for link in mine), default=None)
+        # the cases it opened with were linked first, at once (one ``joined_at``)
+        first = mine[0].joined_at if mine else None
         devices = dict.fromkeys(sorted(set(cases.values()) | {
             d for incident_id, d in flagged if incident_id == row.id}), 0)
         since = dict(devices)

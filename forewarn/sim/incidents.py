@@ -135,6 +135,9 @@ def incident_report(incidents: Sequence[SimIncident], fleet: Fleet,
     faults = {f"{f.product}/{f.cohort}={f.value}": f.name for f in fleet.config.fleet_faults}
     absorbed = [i for i in incidents if i.cohort_at > i.opened_at]
     start = fleet.config.start
+    of_another_cause = sum(2 * sum(
+        i.cohort in faults and shared.get(d) == faults[i.cohort] for d in i.opened_with)
+        < len(i.opened_with) for i in absorbed)
     absorptions = [{
         "incident": i.incident_id, "cohort": i.cohort,
         "opened_h": round((i.opened_at - start) / _H, 2),
@@ -153,8 +156,7 @@ def incident_report(incidents: Sequence[SimIncident], fleet: Fleet,
         "median_h_tenth_of_cohort_to_incident_opened": _median_h(to["of_cohort_opened"]),
         "median_h_tenth_visible_to_incident_opened": _median_h(to["visible_opened"]),
         "incidents_absorbed": len(absorbed),
-        "incidents_absorbed_of_another_cause": sum(
-            2 * a["opened_with_of_its_fault"] < a["opened_with"] for a in absorptions),
+        "incidents_absorbed_of_another_cause": of_another_cause,
         "absorptions": absorptions,
         "customer_messages_per_affected_device_per_incident": (
             round(sum(messages) / len(messages), 2) if messages else None),

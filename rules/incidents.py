@@ -466,24 +466,31 @@ class IncidentBook:
     def _broad_of(self, session: Session, meta: DeviceMeta,
                   cohort: Cohort) -> IncidentRow | None:
         """An open incident of a broad cohort (a model) of ``meta``'s product, none of a
-        flag's, at least half of whose devices are in ``cohort``."""
+        flag's, at least half of whose devices are in ``cohort``, and at least half of the
+        devices it opened with: those are the evidence of its cause; devices that joined
+        later joined because it was open (a heat wave's pumps joining a chance cluster of
+        their model's) and make a majority by chance."""
         broad = [row for row in session.scalars(select(IncidentRow).where(
             IncidentRow.status == "open", IncidentRow.tenant == meta.tenant,
             IncidentRow.product == meta.product, IncidentRow.rule != _FLAGGED)
             .order_by(IncidentRow.id)) if Cohort.parse(row.cohort).dimension in _BROAD]
         for row in broad:
-            opened = session.execute(select(CaseRow.device_id, CaseRow.opened_at).join(
+            opened = session.execute(select(
+                CaseRow.device_id, CaseRow.opened_at, IncidentCaseRow.joined_at).join(
                 IncidentCaseRow, IncidentCaseRow.case_id == CaseRow.id).where(
-                IncidentCaseRow.incident_id == row.id)).all()
-            devices = {d for d, _ in opened}
+                IncidentCaseRow.incident_id == row.id).order_by(IncidentCaseRow.id)).all()
+            devices = {d for d, _, _ in opened}
+            # the cases it opened with were linked first, at once (one ``joined_at``)
+            first = {d for d, _, joined in opened if opened and joined == opened[0].joined_at}
             reported = self._reported(session, meta.tenant, devices)
             since = self._running_since(session, meta.tenant, devices, cohort)
             # a device of the cohort whose case in it opened while it was the cohort's: a
             # pump's case from before it installed the release is not the release's
-            inside = {d for d, at in opened if cohort in cohorts_of(
+            inside = {d for d, at, _ in opened if cohort in cohorts_of(
                 self.registry.lookup(meta.tenant, d, meta.product), reported.get(d),
                 (cohort.dimension,)) and at >= since.get(d, at)}
-            if devices and 2 * len(inside) >= len(devices):
+            if (devices and 2 * len(inside) >= len(devices)
+                    and 2 * len(inside & first) >= len(first)):
                 return row
         return None
 

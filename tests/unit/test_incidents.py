@@ -787,3 +787,28 @@ def test_a_heat_wave_after_a_model_s_burst_is_the_region_s_incident() -> None:
         ("heat_pump/region=south", "compressor", ["hp-0", "hp-1", "hp-2"])]
     _invariants(engine)
     engine.dispose()
+
+
+def test_a_region_does_not_absorb_a_model_s_incident_by_the_pumps_that_joined_it() -> None:
+    """Model B's incident opened from three north pumps; three south pumps of model B join
+    it later (its burst still stands out), so half its devices are the south's. The south's
+    cluster of model A pumps then reaches the region's threshold: the model's incident is a
+    north cause by the devices it opened with (the evidence of its cause), so the region
+    opens its own incident rather than relabelling the north's as the heat wave (the
+    simulator's seed 6: a chance majority of the absorbing cohort)."""
+    south_b, north_b = {0, 1, 2}, {10, 11, 12}
+    registry = registry_from_dict({"customers": [{"id": f"c{i}"} for i in range(20)],
+                                   "devices": {f"hp-{i}": {
+                                       "customer": f"c{i}", "product": "heat_pump",
+                                       "model": "B" if i in south_b | north_b else "A",
+                                       "region": "south" if i < 8 else "north"}
+                                       for i in range(20)}})
+    engine, book = _book(registry)
+    for device, hours in (("hp-10", 0), ("hp-11", 1), ("hp-12", 2), ("hp-0", 20), ("hp-1", 21),
+                          ("hp-2", 22), ("hp-3", 30), ("hp-4", 31), ("hp-5", 32)):
+        book.record_alarm(_alarm(device, hours * H))
+    assert _incidents(engine) == [
+        ("heat_pump/model=B", "compressor", ["hp-0", "hp-1", "hp-10", "hp-11", "hp-12", "hp-2"]),
+        ("heat_pump/region=south", "compressor", ["hp-3", "hp-4", "hp-5"])]
+    _invariants(engine)
+    engine.dispose()

@@ -42,7 +42,7 @@ from edge.batcher import Batcher
 from edge.uplink import Uplink
 from firmware_sim.fleet import Fleet, FleetConfig
 from firmware_sim.truth import write_jsonl
-from forewarn.broker import BrokerError, EmbeddedBroker, free_port, port_in_use
+from forewarn.broker import BrokerError, EmbeddedBroker
 from forewarn.casedb import DEMO_CASES
 from forewarn.demo_payloads import MappedPayloads
 from forewarn.edge import BatchingSection, BrokerSection
@@ -50,6 +50,7 @@ from forewarn.errors import ForewarnError
 from forewarn.fleet.agents import open_devices, wait_connected
 from forewarn.fleet.errors import FleetError
 from forewarn.fleet.plan import DEMO_FAULT_FRACTION, DEMO_FAULT_KINDS
+from forewarn.ports import free_port, port_in_use
 from forewarn.report.demo_calls import post_simulated_calls
 from forewarn.service import Service
 from forewarn.settings import Settings

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -59,7 +60,7 @@ from core.pipeline import CorePipeline
 from core.store.base import HistoryStore, TimeSeriesStore
 from core.store.config import InfluxConfig, StoreConfig, make_store
 from forewarn.casedb import open_case_db
-from forewarn.errors import ConfigError
+from forewarn.errors import ConfigError, unusable_path
 from forewarn.peers import registry_peer_labels
 from forewarn.settings import SHIPPED_CONFIG, Settings
 from forewarn.status_links import make_status_links
@@ -213,6 +214,11 @@ class Service:
                  echo: bool = True, console: Console | None = None) -> None:
         self.settings = settings
         self.configured = load_configured(settings)
+        notices = settings.cases.notices_jsonl
+        try:  # the terminal channel's folder: checked at start, not when a notice is first due
+            notices.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise unusable_path("[cases] notices_jsonl", notices, exc) from exc
         self.clock = clock
         self.detector = detector or settings.detector
         self.influx = influx
@@ -240,7 +246,10 @@ class Service:
             return make_store(StoreConfig(kind="influxdb", influxdb=InfluxConfig(
                 url=self.influx[0], bucket=self.influx[1], retries=0, timeout_s=5.0)))
         store = self.settings.store
-        return make_store(store if buffered else store.model_copy(update={"buffer": None}))
+        try:
+            return make_store(store if buffered else store.model_copy(update={"buffer": None}))
+        except (OSError, sqlite3.Error) as exc:  # the embedded file (or the spool) unusable
+            raise unusable_path("[store] path", store.path, exc) from exc
 
     def connect_cases(self) -> Engine:
         """The case and outbox database (a SQLite file's folder is made)."""

@@ -217,7 +217,7 @@ class Ingestor:
             tuple[list[_Received], _Acknowledger], None]:
         """The next message and those waiting behind it (up to ``max_messages``), with the
         function that acknowledges one once finished; reconnects on broker loss."""
-        attempt = 0
+        attempt, reached = 0, False
         loop = asyncio.get_running_loop()
         ack_every = _ACK_EVERY[self.config.protocol]
         while True:
@@ -230,7 +230,7 @@ class Ingestor:
                     for extra in self.extra_subscriptions:
                         await client.subscribe(extra, qos=1)
                     self.connected.set()
-                    attempt = 0
+                    attempt, reached = 0, True
                     while True:
                         await inbox.wait(client._disconnected)
                         yield inbox.take(max_messages), finish
@@ -239,7 +239,9 @@ class Ingestor:
                 attempt += 1
                 self.reconnects += 1
                 delay = full_jitter(attempt, 0.5, self.config.reconnect_max_s, self._rng)
-                _log.warning("broker connection lost (%s); retrying in %.1f s", exc, delay)
+                _log.warning("%s %s:%d (%s); retrying in %.1f s",
+                             "lost the MQTT broker at" if reached else "cannot reach the MQTT "
+                             "broker at", self.config.host, self.config.port, exc, delay)
                 await asyncio.sleep(delay)
 
 

@@ -49,6 +49,7 @@ from core.events import (
     LifecycleSink,
 )
 from core.mapping.sparkplug_status import SparkplugStatus
+from edge.backoff import full_jitter
 from edge.schema import (
     ConfigReport,
     EventMessage,
@@ -138,7 +139,8 @@ class LifecycleListener:
     def __init__(self, config: MqttConfig, sink: LifecycleSink, *,
                  dead_letters: DeadLetters | None = None,
                  clock: Callable[[], float] = time.time,
-                 sparkplug: SparkplugStatus | None = None) -> None:
+                 sparkplug: SparkplugStatus | None = None,
+                 rng: random.Random | None = None) -> None:
         self.config = config
         #: births and deaths of mapped Sparkplug B devices (``[[ingest.mapping]]``)
         self.sparkplug = sparkplug
@@ -147,6 +149,7 @@ class LifecycleListener:
         self.connected = asyncio.Event()
         self.received = 0
         self._clock = clock
+        self._rng = rng or random.Random()
 
     async def __aenter__(self) -> LifecycleListener:
         return self
@@ -170,7 +173,7 @@ class LifecycleListener:
 
     async def run(self) -> None:
         """Receive and hand on until cancelled."""
-        attempt = 0
+        attempt, reached = 0, False
         while True:
             try:
                 async with self._client() as client:
@@ -180,7 +183,7 @@ class LifecycleListener:
                     if extra:
                         _log.info("lifecycle: subscribed to %s", ", ".join(extra))
                     self.connected.set()
-                    attempt = 0
+                    attempt, reached = 0, True
                     async for message in client.messages:
                         payload = message.payload
                         if not isinstance(payload, bytes | bytearray):
@@ -206,7 +209,8 @@ class LifecycleListener:
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 attempt += 1
-                delay = random.uniform(0, min(self.config.reconnect_max_s, 0.5 * 2**attempt))
-                _log.warning("lifecycle: broker connection lost (%s); retrying in %.1f s",
-                             exc, delay)
+                delay = full_jitter(attempt, 0.5, self.config.reconnect_max_s, self._rng)
+                _log.warning("lifecycle: %s %s:%d (%s); retrying in %.1f s",
+                             "lost the MQTT broker at" if reached else "cannot reach the MQTT "
+                             "broker at", self.config.host, self.config.port, exc, delay)
                 await asyncio.sleep(delay)

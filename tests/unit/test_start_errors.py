@@ -121,3 +121,19 @@ def test_core_says_which_broker_it_cannot_reach_and_stops_on_sigterm(config: Pat
             core.wait()
     assert core.returncode == 0, err
     assert "Traceback" not in err, err
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly() -> None:
+    # `forewarn rules show FILE | head -1`: the pipe's reading end is closed before any output
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "forewarn.cli", "rules", "show",
+             str(ROOT / "config" / "rules" / "heat_pump.yaml")],
+            stdout=writer, stderr=subprocess.PIPE, text=True, timeout=60,
+            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    finally:
+        os.close(writer)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == "", done.stderr

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import nats.errors
 from rich.console import Console
-from sqlalchemy import Engine, make_url
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from core.config import MqttConfig
@@ -59,7 +59,7 @@ from core.mapping.sparkplug_status import SparkplugStatus
 from core.pipeline import CorePipeline
 from core.store.base import HistoryStore, TimeSeriesStore
 from core.store.config import InfluxConfig, StoreConfig, make_store
-from forewarn.casedb import open_case_db
+from forewarn.casedb import open_case_db, printable_url
 from forewarn.errors import ConfigError, unusable_path
 from forewarn.peers import registry_peer_labels
 from forewarn.settings import SHIPPED_CONFIG, Settings
@@ -74,7 +74,8 @@ from rules.outbox import Outbox
 from rules.pipeline import RulesPipeline
 from rules.registry import CustomerRegistry, load_registry
 
-__all__ = ["Configured", "Service", "load_configured", "make_notifiers", "tick_forever"]
+__all__ = ["Configured", "Service", "load_configured", "make_notifiers", "open_store",
+           "tick_forever"]
 
 _log = logging.getLogger(__name__)
 
@@ -150,6 +151,15 @@ def load_configured(settings: Settings) -> Configured:
     if settings.notify.webhook is not None:
         _secret("", settings.notify.webhook.secret_file, "[notify.webhook] secret_file")
     return Configured(rules, paths, registry, limits, channels)
+
+
+def open_store(config: StoreConfig) -> HistoryStore:
+    """The ``[store]`` the settings name (:func:`core.store.config.make_store`); an embedded
+    file (or spool folder) that cannot be made or opened is one :class:`ConfigError`."""
+    try:
+        return make_store(config)
+    except (OSError, sqlite3.Error) as exc:
+        raise unusable_path("[store] path", config.path, exc) from exc
 
 
 def _secret(value: str, file: Path | None, key: str) -> str:
@@ -236,7 +246,7 @@ class Service:
             where = f"embedded {store.path}"
         else:
             where = f"{store.kind}"
-        cases = make_url(self.settings.cases.url).render_as_string(hide_password=True)
+        cases = printable_url(self.settings.cases.url)
         return [*self.configured.describe(), f"store: {where}", f"cases: {cases}"]
 
     def open_store(self, buffered: bool = True) -> HistoryStore:
@@ -246,10 +256,7 @@ class Service:
             return make_store(StoreConfig(kind="influxdb", influxdb=InfluxConfig(
                 url=self.influx[0], bucket=self.influx[1], retries=0, timeout_s=5.0)))
         store = self.settings.store
-        try:
-            return make_store(store if buffered else store.model_copy(update={"buffer": None}))
-        except (OSError, sqlite3.Error) as exc:  # the embedded file (or the spool) unusable
-            raise unusable_path("[store] path", store.path, exc) from exc
+        return open_store(store if buffered else store.model_copy(update={"buffer": None}))
 
     def connect_cases(self) -> Engine:
         """The case and outbox database (a SQLite file's folder is made)."""

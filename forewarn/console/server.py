@@ -16,7 +16,6 @@ from pathlib import Path
 import uvicorn
 
 from core.store.base import TimeSeriesStore
-from core.store.config import make_store
 from core.store.embedded import EmbeddedStore
 from forewarn.casedb import case_db_url
 from forewarn.casedb import open_case_db as open_cases
@@ -25,6 +24,7 @@ from forewarn.console.context import ConsoleContext
 from forewarn.console.throttle import LoginLimiter
 from forewarn.errors import ConfigError
 from forewarn.ports import listening_socket
+from forewarn.service import open_store
 from forewarn.settings import Settings
 from forewarn.status_links import make_status_links
 from rules.case_actions import Push
@@ -50,7 +50,7 @@ def console_context(settings: Settings, demo_dir: Path | None = None,
         store = EmbeddedStore(demo_dir / "telemetry.sqlite")
     else:
         engine = open_cases(settings.cases.url)
-        store = make_store(settings.store)
+        store = open_store(settings.store)
     ctx = ConsoleContext(
         engine=engine, store=store, rules_files=tuple(settings.rule_paths()),
         clock=clock or time.time, session_max_age_s=settings.serve.session_max_age_s,

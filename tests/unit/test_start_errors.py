@@ -137,3 +137,17 @@ def test_a_reader_that_goes_away_ends_the_output_quietly() -> None:
         os.close(writer)
     assert done.returncode == 141, done.stderr
     assert done.stderr == "", done.stderr
+
+
+def test_serve_a_store_path_that_cannot_be_made(config: Path) -> None:
+    inside_a_file = config / "telemetry.sqlite"
+    line = _one_line_error(config, "serve", "--port", "0",
+                           FOREWARN_STORE__PATH=str(inside_a_file))
+    assert f"[store] path {inside_a_file}: " in line, line
+
+
+def test_serve_an_unreachable_case_database_is_named_without_its_password(config: Path) -> None:
+    url = f"postgresql+psycopg://forewarn:s3cret@127.0.0.1:{_dead_port()}/cases"
+    line = _one_line_error(config, "serve", "--port", "0", FOREWARN_CASES__URL=url)
+    assert "cannot open the case database postgresql+psycopg://forewarn:***@127.0.0.1:" in line
+    assert "s3cret" not in line and "sqlalche.me" not in line, line

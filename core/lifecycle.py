@@ -35,8 +35,6 @@ from collections.abc import Callable
 from types import TracebackType
 
 import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
 from core.config import MqttConfig
@@ -49,7 +47,7 @@ from core.events import (
     LifecycleSink,
 )
 from core.mapping.sparkplug_status import SparkplugStatus
-from edge.backoff import full_jitter
+from core.session import BrokerRetry, persistent_client
 from edge.schema import (
     ConfigReport,
     EventMessage,
@@ -159,21 +157,12 @@ class LifecycleListener:
         self.connected.clear()
 
     def _client(self) -> aiomqtt.Client:
-        identity = {"username": self.config.username, "password": self.config.password,
-                    "identifier": f"{self.config.client_id}-lifecycle", "timeout": 15.0}
-        if self.config.protocol == "3.1.1":
-            return aiomqtt.Client(self.config.host, self.config.port,
-                                  protocol=aiomqtt.ProtocolVersion.V311, clean_session=False,
-                                  **identity)  # type: ignore[arg-type]
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.config.session_expiry_s
-        return aiomqtt.Client(self.config.host, self.config.port,
-                              protocol=aiomqtt.ProtocolVersion.V5, clean_start=False,
-                              properties=props, **identity)  # type: ignore[arg-type]
+        return persistent_client(self.config, f"{self.config.client_id}-lifecycle",
+                                 timeout=15.0)
 
     async def run(self) -> None:
         """Receive and hand on until cancelled."""
-        attempt, reached = 0, False
+        retry = BrokerRetry(self.config, self._rng)
         while True:
             try:
                 async with self._client() as client:
@@ -183,7 +172,7 @@ class LifecycleListener:
                     if extra:
                         _log.info("lifecycle: subscribed to %s", ", ".join(extra))
                     self.connected.set()
-                    attempt, reached = 0, True
+                    retry.connected()
                     async for message in client.messages:
                         payload = message.payload
                         if not isinstance(payload, bytes | bytearray):
@@ -208,9 +197,4 @@ class LifecycleListener:
                                                      repr(exc), bytes(payload))
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
-                attempt += 1
-                delay = full_jitter(attempt, 0.5, self.config.reconnect_max_s, self._rng)
-                _log.warning("lifecycle: %s %s:%d (%s); retrying in %.1f s",
-                             "lost the MQTT broker at" if reached else "cannot reach the MQTT "
-                             "broker at", self.config.host, self.config.port, exc, delay)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(retry.log(_log, exc, "lifecycle: "))

@@ -346,22 +346,29 @@ class Service:
 
     async def tick_forever(self, rules: RulesPipeline, stop: asyncio.Event,
                            every_s: float | None = None,
-                           clock: Callable[[], Awaitable[float | None]] | None = None) -> None:
+                           clock: Callable[[], Awaitable[float | None]] | None = None, *,
+                           on_loop: bool = False) -> None:
         """The rules' time-driven work every ``every_s`` (``[core] tick_interval_s``)."""
         await tick_forever(rules, stop, self.settings.core.tick_interval_s
-                           if every_s is None else every_s, clock)
+                           if every_s is None else every_s, clock, on_loop=on_loop)
 
 
 async def tick_forever(rules: RulesPipeline, stop: asyncio.Event, every_s: float = 60.0,
-                       clock: Callable[[], Awaitable[float | None]] | None = None) -> None:
+                       clock: Callable[[], Awaitable[float | None]] | None = None, *,
+                       on_loop: bool = False) -> None:
     """Time-driven rule work (silent devices, escalation, released silences) every ``every_s``.
 
-    ``clock`` says up to when to tick (None: not yet); without it, the wall clock.
+    ``clock`` says up to when to tick (None: not yet); without it, the wall clock. The ticks
+    run on the pipeline's thread, or with ``on_loop`` on the event loop's, for a caller that
+    hands its batches to :meth:`RulesPipeline.handle` there (the demo): the pipeline's state
+    is only ever touched from one thread.
     """
     while not stop.is_set():
         try:
             now = time.time() if clock is None else await clock()
-            if now is not None:
+            if now is not None and on_loop:
+                rules.tick(now)
+            elif now is not None:
                 await rules.tick_in_thread(now)
         except (OperationalError, TimeoutError, nats.errors.Error) as exc:
             # the case database or NATS is away: the next tick catches up (transitions are

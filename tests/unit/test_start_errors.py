@@ -151,3 +151,27 @@ def test_serve_an_unreachable_case_database_is_named_without_its_password(config
     line = _one_line_error(config, "serve", "--port", "0", FOREWARN_CASES__URL=url)
     assert "cannot open the case database postgresql+psycopg://forewarn:***@127.0.0.1:" in line
     assert "s3cret" not in line and "sqlalche.me" not in line, line
+
+
+def test_core_on_nats_says_which_server_it_cannot_reach_in_one_line(config: Path) -> None:
+    url = f"nats://127.0.0.1:{_dead_port()}"
+    command, env = _command(config, "core", "--engine", "nats", "--workers", "1",
+                            "--nats-url", url)
+    # a session of its own: killing its group ends the supervisor and its worker alike
+    core = subprocess.Popen(command, cwd=config.parent, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    said: list[str] = []
+    try:
+        assert core.stderr is not None
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline and not any("cannot reach NATS" in x for x in said):
+            line = core.stderr.readline()
+            assert line or core.poll() is None, f"core ended: {said}"
+            said.append(line)
+    finally:
+        # how the supervisor stops is forewarn/workers.py's tests' business
+        os.killpg(core.pid, signal.SIGKILL)
+        core.communicate(timeout=30)
+    assert f"cannot reach NATS at {url} (" in said[-1] and said[-1].rstrip().endswith(
+        "; retrying"), said
+    assert not any("Traceback" in line for line in said), said

@@ -175,3 +175,12 @@ def test_core_on_nats_says_which_server_it_cannot_reach_in_one_line(config: Path
     assert f"cannot reach NATS at {url} (" in said[-1] and said[-1].rstrip().endswith(
         "; retrying"), said
     assert not any("Traceback" in line for line in said), said
+
+
+def test_core_a_misspelt_key_names_the_key_it_is_closest_to(config: Path) -> None:
+    text = config.read_text(encoding="utf-8")
+    assert "\ndedup_window = " in text
+    config.write_text(text.replace("\ndedup_window = ", "\ndedup_windw = "), encoding="utf-8")
+    line = _one_line_error(config, "core")
+    assert line == (f"forewarn: error: {config}: core.dedup_windw: Extra inputs are not "
+                    "permitted (did you mean dedup_window?)"), line

@@ -1,8 +1,8 @@
 """Weekly quiet windows renewed by their pattern (issue 20): ``feedback`` gets ``renewals``
 and ``renewed_at`` (a window whose pattern came back while it was quiet lives on).
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision: str | None = "0010"
+revision = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | None = None
 depends_on: str | None = None
 

@@ -397,18 +397,20 @@ class RuleEvaluator:
         if rule.score_at_least is not None and (self.levels.device or self.levels.product):
             condition = self._raised_condition(rule, key, state, condition)
         active = condition.mask(ctx)
+        # what the rule's own level fires on (a raise and a window may both hold it back)
+        own = base.mask(ctx) if condition is not base else active
         quiet = None
         if self.levels.windows:
             # a weekly pattern false alarms taught the rules is normal on this device
             quiet = self.levels.quiet(rule.name, key[1], key[2], t)
             if quiet is not None:
-                held = active & quiet
+                held = own & quiet
                 if ("window", key) in self._quiet_runs or held.any():
                     self._note_quieted(rule, key, t, held, "window")
                 active = active & ~quiet
         if condition is not base and self.levels.device.get(key) is not None:
             # what the device's raised level holds back (that the rule's own level would not)
-            lifted = base.mask(ctx) & ~active
+            lifted = own & ~active
             if quiet is not None:
                 lifted &= ~quiet
             if ("raise", key) in self._quiet_runs or lifted.any():

@@ -60,7 +60,7 @@ def _weekly_heat(weeks: int, start_h: float, hours: float, judge: Judge | None,
                  policy: FeedbackPolicy | None = None,
                  between: Callable[[Engine, int], None] | None = None,
                  fault_h: float | None = None,
-                 heat_score: float = 1.0) -> tuple[Engine, list[int]]:
+                 heat_score: float | tuple[float, ...] = 1.0) -> tuple[Engine, list[int]]:
     """Six-hour batches of one heat pump whose score jumps to 1 for ``hours`` from ``start_h``
     hours into every week; each case that opens is judged by ``judge`` at the end of a batch,
     an hour or more after it opened (open still, or resolved itself). The cases opened (or
@@ -79,7 +79,8 @@ def _weekly_heat(weeks: int, start_h: float, hours: float, judge: Judge | None,
             t = (MONDAY + week * WEEK + part * 6 * 3600.0 + np.arange(360) * 60.0
                  ).astype(np.float64)
             into = (t - MONDAY) % WEEK / 3600.0
-            score = np.where((into >= start_h) & (into < start_h + hours), heat_score, 0.2
+            heat = heat_score[week] if isinstance(heat_score, tuple) else heat_score
+            score = np.where((into >= start_h) & (into < start_h + hours), heat, 0.2
                              ).astype(np.float64)
             if fault_h is not None:  # a real fault for three hours, once (hours from MONDAY)
                 since = (t - MONDAY) / 3600.0
@@ -177,6 +178,21 @@ def test_a_raise_that_keeps_holding_the_pattern_back_can_be_renewed(
     assert per_week == expected
     renewals = [a.renewals for a in adjustments(engine, "acme", "hp-1", "heat_pump", 0.0)]
     assert (max(renewals) > 0) == (renew_days > 0)
+
+
+def test_a_window_is_renewed_by_a_pattern_a_raise_holds_back_too() -> None:
+    """A weekly pattern marked false twice (score 1: raised +0.10 and learned as a window,
+    10-day expiry), then weaker (0.88, rule level 0.85): in week 2 the remaining raise keeps
+    it under the raised level inside the window, where the rule's own level would fire, so the
+    window is renewed all the same and the pattern stays quiet after the raises end (tuning
+    seed 13: a quirk pump's window lapsed so and its pattern opened a case again)."""
+    engine, per_week = _weekly_heat(5, 130.0, 3.0, judge=_false_alarm,
+                                    heat_score=(1.0, 1.0, 0.88, 0.88, 0.88),
+                                    policy=FeedbackPolicy(expiry_days=10.0))
+    assert per_week == [1, 1, 0, 0, 0]
+    (window,) = [a for a in adjustments(engine, "acme", "hp-1", "heat_pump", 0.0)
+                 if a.window_s is not None]
+    assert window.renewals == 3
 
 
 def test_a_confirmed_fault_stops_the_renewal() -> None:

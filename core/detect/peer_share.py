@@ -7,11 +7,17 @@ partition, when a bucket becomes due, **publishes** a :class:`PeerSummary` of it
 that bucket (per member: group, cohort, bucket mean, usual offset, the offset its cohort is
 measured from, and its two warm flags), and **gathers** every other partition's summary of the
 same bucket before it judges its own members over the union. The summaries are the members
-themselves, not a sketch: merging is concatenation, so the merged statistics (medians, MADs,
-cohort medians) are exactly those of the one-process detector over the same bucket.
+themselves, not a sketch, so the statistics over them (medians, MADs, cohort medians) are
+exactly those of the one-process detector over the same bucket. They are packed to what the
+judging reads: rows sorted by (group, cohort), the labels as runs, the two flags in a byte, the
+cohort's offset only where it differs (17 bytes a member, 42 before; docs/scaling.md, "Peer
+groups across partitions").
 
 A :class:`PeerBoard` is one process's view: what each partition published for each bucket, and
-who is waited for. A bucket is ready when every *expected* partition published it: the
+who is waited for; it holds a bucket's members only while a partition of the process has still
+to judge it (one bucket in step, at most ``KEEP_BUCKETS`` + 1), and has the transport fetch a
+bucket again for a partition that judges it late. A bucket is ready when every *expected*
+partition published it: the
 partitions that published any of the ``EXPECTED_WINDOW`` (6) buckets before it (on a board with
 no history at all: every partition). A partition that is late (its worker dead, or behind) is
 waited for ``wait_s`` (wall clock, from the first gather of the bucket); then the bucket is
@@ -210,10 +216,36 @@ class PeerSummary:
     @classmethod
     def merge(cls, parts: Sequence[PeerSummary]) -> PeerSummary:
         """The members of all ``parts``: statistics over it are statistics over the union."""
+        parts = [p for p in parts if len(p)]
         if not parts:
             return cls.empty()
+        if len(parts) == 1:
+            return parts[0]
+        first = np.array([(p.run_group[0], p.run_cohort[0]) for p in parts])
+        last = np.array([(p.run_group[-1], p.run_cohort[-1]) for p in parts])
+        if all(tuple(last[i]) <= tuple(first[i + 1]) for i in range(len(parts) - 1)):
+            return cls._concatenate(parts)  # the parts of one summary, in order: no sorting
         columns = [p.rows() for p in parts]
         return cls.of(**{k: np.concatenate([c[k] for c in columns]) for k in columns[0]})
+
+    @classmethod
+    def _concatenate(cls, parts: Sequence[PeerSummary]) -> PeerSummary:
+        """Parts whose rows follow each other in order: their arrays end to end, a run cut
+        between two parts made one again."""
+        group = np.concatenate([p.run_group for p in parts])
+        cohort = np.concatenate([p.run_cohort for p in parts])
+        size = np.concatenate([p.run_size for p in parts])
+        new = np.concatenate([[True], (group[1:] != group[:-1]) | (cohort[1:] != cohort[:-1])])
+        run = np.cumsum(new) - 1
+        rows_before = np.cumsum([0, *[len(p) for p in parts[:-1]]])
+        return cls(run_group=group[new], run_cohort=cohort[new],
+                   run_size=np.bincount(run, weights=size).astype(np.int64),
+                   val=np.concatenate([p.val for p in parts]),
+                   offset=np.concatenate([p.offset for p in parts]),
+                   flags=np.concatenate([p.flags for p in parts]),
+                   held=np.concatenate([p.held + at for p, at in zip(parts, rows_before,
+                                                                     strict=True)]),
+                   anchor=np.concatenate([p.anchor for p in parts]))
 
     def take(self, start: int, stop: int) -> PeerSummary:
         """Rows ``start:stop`` as a summary of their own."""

@@ -20,8 +20,9 @@ Each implementation runs in a process of its own (``PYTHONPATH`` its checkout: t
   was allocated before);
 - ``rss_peak_mb`` / ``rss_base_mb``: the process's peak resident memory and before the buckets;
 - ``judge_cpu_ms``: CPU per bucket and local partition to make the bucket due, publish, gather
-  and judge (median over the buckets); ``receive_cpu_ms``: CPU per bucket to read the other
-  partitions' summaries from bytes into the board;
+  and judge (median over the buckets); ``wire_cpu_ms``: CPU per bucket to put the other
+  partitions' summaries in their byte form (split to fit a value) and read them back into the
+  board, all of them;
 - ``wire_bytes_partition`` and ``wire_keys_partition``: one partition's summary of a bucket in
   the key-value bucket (bytes, keys).
 """
@@ -169,7 +170,7 @@ def measure(devices: int, partitions: int, local: int, buckets: int, fields: int
         "rss_base_mb": round(base, 1),
         "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "judge_cpu_ms": round(1000 * statistics.median(judge), 1),
-        "receive_cpu_ms": round(1000 * statistics.median(receive), 1),
+        "wire_cpu_ms": round(1000 * statistics.median(receive), 1),
         "wire_bytes_partition": wire, "wire_keys_partition": keys,
     }
 

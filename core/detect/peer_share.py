@@ -248,12 +248,19 @@ class PeerSummary:
                    anchor=np.concatenate([p.anchor for p in parts]))
 
     def take(self, start: int, stop: int) -> PeerSummary:
-        """Rows ``start:stop`` as a summary of their own."""
-        rows = np.arange(start, stop, dtype=np.int64)
-        return PeerSummary.of(group=self.group_at(rows), cohort=self.cohort_at(rows),
-                              val=self.val[start:stop], offset=self.offset[start:stop],
-                              reference=self.reference_at(rows),
-                              warm=self.warm[start:stop], cohort_warm=self.cohort_warm[start:stop])
+        """Rows ``start:stop`` (0 ≤ start < stop ≤ its length) as a summary of their own."""
+        begin = self.run_start
+        first = int(np.searchsorted(begin, start, side="right")) - 1
+        last = int(np.searchsorted(begin, stop - 1, side="right")) - 1
+        size = self.run_size[first:last + 1].copy()
+        size[-1] = stop - begin[last]
+        size[0] -= start - begin[first]
+        inside = (self.held >= start) & (self.held < stop)
+        return PeerSummary(run_group=self.run_group[first:last + 1].copy(),
+                           run_cohort=self.run_cohort[first:last + 1].copy(), run_size=size,
+                           val=self.val[start:stop].copy(), offset=self.offset[start:stop].copy(),
+                           flags=self.flags[start:stop].copy(), held=self.held[inside] - start,
+                           anchor=self.anchor[inside].copy())
 
     def split(self, max_bytes: int) -> list[PeerSummary]:
         """Parts whose byte form (:meth:`to_bytes`) stays below ``max_bytes`` (at least one

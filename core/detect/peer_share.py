@@ -143,6 +143,8 @@ class PeerSummary:
                 or self.run_group.shape != self.run_cohort.shape
                 or self.run_group.shape != self.run_size.shape
                 or int(self.run_size.sum()) != n or self.held.shape != self.anchor.shape
+                or (self.run_size.size and self.run_size.min() < 0)
+                or np.any(self.run_group[1:] < self.run_group[:-1])  # judged by binary search
                 or (self.held.size and not (self.held.min() >= 0 and self.held.max() < n))):
             raise ValueError("a peer summary needs runs covering its members, one row each")
 

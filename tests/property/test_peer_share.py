@@ -145,6 +145,9 @@ def test_summaries_survive_bytes_and_merge_is_the_union() -> None:
     assert _rows_sorted(merged) == sorted(_rows_sorted(a) * 2)
     with pytest.raises(ValueError, match="not a peer summary"):
         PeerSummary.from_bytes(a.to_bytes()[:-3])
+    unsorted = a.to_bytes().replace(a.run_group.tobytes(), a.run_group[::-1].tobytes())
+    with pytest.raises(ValueError, match="runs covering"):  # judged by binary search
+        PeerSummary.from_bytes(unsorted)
 
 
 def test_a_summary_in_the_byte_form_before_is_read() -> None:

@@ -357,6 +357,10 @@ class PeerBoardStats:
     summaries_late: int = 0
     #: summaries the transport failed to publish (after its retries)
     publish_failures: int = 0
+    #: buckets read again from the transport for a partition that judges one let go
+    buckets_fetched: int = 0
+    #: bytes of the members the board holds now (a gauge)
+    held_bytes: int = 0
 
 
 @dataclass(slots=True)
@@ -418,11 +422,6 @@ class PeerBoard:
         return _BoardShare(self, partition)
 
     @property
-    def held_bytes(self) -> int:
-        """Bytes of the members held (the board's memory, but for a few bytes a bucket)."""
-        return sum(s.nbytes for e in self._buckets.values() for s in e.summaries.values())
-
-    @property
     def held_buckets(self) -> list[int]:
         """The buckets whose members are held."""
         return sorted(b for b, e in self._buckets.items() if e.summaries)
@@ -439,15 +438,17 @@ class PeerBoard:
             self.stats.summaries_late += 1
         entry.published.add(partition)
         if not entry.dropped or entry.fetching:
+            before = entry.summaries.get(partition)
+            self.stats.held_bytes += summary.nbytes - (0 if before is None else before.nbytes)
             entry.summaries[partition] = summary
         self.version += 1
         if self._newest is None or bucket > self._newest:
             self._newest = bucket
             for old, e in list(self._buckets.items()):
-                if old < bucket - _META_KEEP:
-                    del self._buckets[old]
-                elif old < bucket - self.keep and not e.fetching:
+                if old < bucket - self.keep and not e.fetching:
                     self._let_go(e)
+            for old in [b for b in self._buckets if b < bucket - _META_KEEP]:
+                self._let_go(self._buckets.pop(old))
 
     def expected(self, bucket: int) -> set[int]:
         """Partitions a bucket waits for: those that published any of the
@@ -473,6 +474,7 @@ class PeerBoard:
             entry.fetching = True
             entry.first_asked = now
             entry.checked.clear()
+            self.stats.buckets_fetched += 1
             self.fetch(bucket)
         if entry.first_asked is None:
             entry.first_asked = now
@@ -509,8 +511,8 @@ class PeerBoard:
         return any(last >= bucket - EXPECTED_WINDOW and self._judged.get(p, bucket - 1) < bucket
                    for p, last in self._published.items())
 
-    @staticmethod
-    def _let_go(entry: _Bucket) -> None:
+    def _let_go(self, entry: _Bucket) -> None:
+        self.stats.held_bytes -= sum(s.nbytes for s in entry.summaries.values())
         entry.summaries.clear()
         entry.dropped = True
         entry.fetching = False

@@ -69,6 +69,8 @@ def _split_run(x: np.ndarray, group: list[str], cohort: list[str], owner: np.nda
                 best[mine] = np.maximum(best[mine], s.max(axis=0))
             if board is not None and held is not None:
                 held.append(len(board.held_buckets))
+                assert board.stats.held_bytes == sum(  # the gauge, kept as it goes
+                    s.nbytes for e in board._buckets.values() for s in e.summaries.values())
     for _ in range(64):  # the last buckets: each judged one lets the others go on
         if sum(det.judge_pending() for det in dets) == 0:
             break
@@ -192,6 +194,7 @@ def test_a_board_holds_only_the_buckets_still_to_judge() -> None:
     board = PeerBoard(partitions=3, wait_s=float("inf"), fetch=fetched.append)
     _split_run(x, group, cohort, np.arange(12) % 3, 3, board, 4, held=held)
     assert max(held) <= 2 and board.held_buckets == [] and fetched == []
+    assert board.stats.held_bytes == 0 and board.stats.buckets_fetched == 0
     assert board.stats.buckets_partial == 0 and board.stats.buckets_gathered > 3 * 25
 
 
@@ -215,6 +218,7 @@ def test_a_bucket_judged_again_is_fetched_again() -> None:
     assert board.gather(0, 7) is None and fetched == [7, 7]
     clock[0] = 11.0  # the transport had nothing: judged without, after the lateness bound
     assert board.gather(0, 7) == [] and board.stats.buckets_partial == 1
+    assert board.stats.buckets_fetched == 2
 
 
 @pytest.mark.parametrize(("history", "published", "now", "force", "ready", "partial"), [

@@ -546,9 +546,12 @@ class Peer(SoADetector):
         the fleet are never copied into one union (at a million devices that was 210 MB a
         bucket and partition). :func:`judge_members` judges each group on its own and whatever
         the order of its members, so this is the one-union judging, bit for bit."""
-        a = self._arrays
         mine = parts[0]
         if not len(mine):
+            return
+        parts = [mine, *[p for p in parts[1:] if len(p)]]
+        if sum(len(p) for p in parts) <= JUDGE_MEMBERS:  # one go: the union is small
+            self._judge_rows(slots, [(p, np.arange(len(p), dtype=np.int64)) for p in parts])
             return
         groups = np.unique(mine.run_group)
         # per part, each of those groups' rows [lo, hi)
@@ -564,22 +567,27 @@ class Peer(SoADetector):
         while g0 < groups.size:  # groups of at most JUDGE_MEMBERS members together (≥ one)
             base = ends[g0 - 1] if g0 else 0
             g1 = max(int(np.searchsorted(ends, base + JUDGE_MEMBERS, side="right")), g0 + 1)
-            rows = [_spans_rows(lo[g0:g1], hi[g0:g1]) for lo, hi in spans]
-            m_slot = np.full(sum(r.size for r in rows), -1, dtype=np.int64)
-            m_slot[: rows[0].size] = slots[rows[0]]
-            pr = list(zip(parts, rows, strict=True))
-            flags = np.concatenate([p.flags[r] for p, r in pr])
-            judge_members(m_slot, np.concatenate([p.group_at(r) for p, r in pr]),
-                          np.concatenate([p.cohort_at(r) for p, r in pr]),
-                          np.concatenate([p.val[r] for p, r in pr]),
-                          np.concatenate([p.offset[r] for p, r in pr]),
-                          np.concatenate([p.reference_at(r) for p, r in pr]),
-                          (flags & 1).astype(np.bool_), (flags & 2).astype(np.bool_),
-                          a["offset"], a["n_closed"], a["hold"], a["zs"],
-                          a["czs"], a["score"], a["cscore"], self.alpha, self.min_members,
-                          self.min_cohort, self.half_z, self.persist, self.clip,
-                          self.spread_floor)
+            self._judge_rows(slots, [(p, _spans_rows(lo[g0:g1], hi[g0:g1]))
+                                     for p, (lo, hi) in zip(parts, spans, strict=True)])
             g0 = g1
+
+    def _judge_rows(self, slots: NDArray[np.int64],
+                    rows: list[tuple[PeerSummary, NDArray[np.int64]]]) -> None:
+        """:func:`judge_members` over ``rows`` (ascending) of each summary, the first one's
+        rows this partition's (its slots ``slots``)."""
+        a = self._arrays
+        m_slot = np.full(sum(r.size for _, r in rows), -1, dtype=np.int64)
+        m_slot[: rows[0][1].size] = slots[rows[0][1]]
+        flags = np.concatenate([p.flags[r] for p, r in rows])
+        judge_members(m_slot, np.concatenate([p.group_at(r) for p, r in rows]),
+                      np.concatenate([p.cohort_at(r) for p, r in rows]),
+                      np.concatenate([p.val[r] for p, r in rows]),
+                      np.concatenate([p.offset[r] for p, r in rows]),
+                      np.concatenate([p.reference_at(r) for p, r in rows]),
+                      (flags & 1).astype(np.bool_), (flags & 2).astype(np.bool_),
+                      a["offset"], a["n_closed"], a["hold"], a["zs"],
+                      a["czs"], a["score"], a["cscore"], self.alpha, self.min_members,
+                      self.min_cohort, self.half_z, self.persist, self.clip, self.spread_floor)
 
     def take_judged(self) -> list[Judged]:
         """With a share, the buckets judged since the last call, oldest first: (bucket, this

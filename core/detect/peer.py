@@ -551,7 +551,7 @@ class Peer(SoADetector):
             return
         parts = [mine, *[p for p in parts[1:] if len(p)]]
         if sum(len(p) for p in parts) <= JUDGE_MEMBERS:  # one go: the union is small
-            self._judge_rows(slots, [(p, np.arange(len(p), dtype=np.int64)) for p in parts])
+            self._judge_rows(slots, [(p, None) for p in parts])
             return
         groups = np.unique(mine.run_group)
         # per part, each of those groups' rows [lo, hi)
@@ -572,18 +572,19 @@ class Peer(SoADetector):
             g0 = g1
 
     def _judge_rows(self, slots: NDArray[np.int64],
-                    rows: list[tuple[PeerSummary, NDArray[np.int64]]]) -> None:
-        """:func:`judge_members` over ``rows`` (ascending) of each summary, the first one's
-        rows this partition's (its slots ``slots``)."""
+                    rows: list[tuple[PeerSummary, NDArray[np.int64] | None]]) -> None:
+        """:func:`judge_members` over ``rows`` (ascending; None: all) of each summary, the
+        first one's rows this partition's (its slots ``slots``)."""
         a = self._arrays
-        m_slot = np.full(sum(r.size for _, r in rows), -1, dtype=np.int64)
-        m_slot[: rows[0][1].size] = slots[rows[0][1]]
-        flags = np.concatenate([p.flags[r] for p, r in rows])
-        judge_members(m_slot, np.concatenate([p.group_at(r) for p, r in rows]),
-                      np.concatenate([p.cohort_at(r) for p, r in rows]),
-                      np.concatenate([p.val[r] for p, r in rows]),
-                      np.concatenate([p.offset[r] for p, r in rows]),
-                      np.concatenate([p.reference_at(r) for p, r in rows]),
+        columns = [(p.group, p.cohort, p.val, p.offset, p.reference, p.flags) if r is None
+                   else (p.group_at(r), p.cohort_at(r), p.val[r], p.offset[r],
+                         p.reference_at(r), p.flags[r]) for p, r in rows]
+        group, cohort, val, offset, reference, flags = (np.concatenate(c)
+                                                        for c in zip(*columns, strict=True))
+        mine = rows[0][1]
+        m_slot = np.full(group.size, -1, dtype=np.int64)
+        m_slot[: slots.size if mine is None else mine.size] = slots if mine is None else slots[mine]
+        judge_members(m_slot, group, cohort, val, offset, reference,
                       (flags & 1).astype(np.bool_), (flags & 2).astype(np.bool_),
                       a["offset"], a["n_closed"], a["hold"], a["zs"],
                       a["czs"], a["score"], a["cscore"], self.alpha, self.min_members,

@@ -123,8 +123,8 @@ class PeerSummary:
               else np.asarray(cohort_warm, dtype=np.bool_).ravel())
         if {a.shape[0] for a in (c, v, off, ref, w, cw)} != {n}:
             raise ValueError("a peer summary needs one row per member in every column")
-        rows = cls.order(g, c)
-        if n and not np.all(rows[1:] > rows[:-1]):
+        if n and not np.all((g[1:] > g[:-1]) | ((g[1:] == g[:-1]) & (c[1:] >= c[:-1]))):
+            rows = cls.order(g, c)
             g, c, v, off, ref = g[rows], c[rows], v[rows], off[rows], ref[rows]
             w, cw = w[rows], cw[rows]
         starts = np.flatnonzero(np.concatenate(

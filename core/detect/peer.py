@@ -551,7 +551,7 @@ class Peer(SoADetector):
             return
         parts = [mine, *[p for p in parts[1:] if len(p)]]
         if sum(len(p) for p in parts) <= JUDGE_MEMBERS:  # one go: the union is small
-            self._judge_rows(slots, [(p, None) for p in parts])
+            self._judge_union(slots, parts)
             return
         groups = np.unique(mine.run_group)
         # per part, each of those groups' rows [lo, hi)
@@ -571,19 +571,41 @@ class Peer(SoADetector):
                                      for p, (lo, hi) in zip(parts, spans, strict=True)])
             g0 = g1
 
+    def _judge_union(self, slots: NDArray[np.int64], parts: list[PeerSummary]) -> None:
+        """:func:`judge_members` over every member of ``parts`` at once (the first part this
+        partition's, its slots ``slots``): each array made in one go over the parts."""
+        size = np.array([len(p) for p in parts], dtype=np.int64)
+        run_size = np.concatenate([p.run_size for p in parts])
+        group = np.repeat(np.concatenate([p.run_group for p in parts]), run_size)
+        cohort = np.repeat(np.concatenate([p.run_cohort for p in parts]), run_size)
+        offset = np.concatenate([p.offset for p in parts])
+        reference = offset
+        if any(p.held.size for p in parts):
+            reference = offset.copy()
+            start = np.cumsum(size) - size
+            reference[np.concatenate([p.held + at for p, at in zip(parts, start, strict=True)])
+                      ] = np.concatenate([p.anchor for p in parts])
+        m_slot = np.full(group.size, -1, dtype=np.int64)
+        m_slot[: slots.size] = slots
+        self._judge(m_slot, group, cohort, np.concatenate([p.val for p in parts]), offset,
+                    reference, np.concatenate([p.flags for p in parts]))
+
     def _judge_rows(self, slots: NDArray[np.int64],
-                    rows: list[tuple[PeerSummary, NDArray[np.int64] | None]]) -> None:
-        """:func:`judge_members` over ``rows`` (ascending; None: all) of each summary, the
-        first one's rows this partition's (its slots ``slots``)."""
-        a = self._arrays
-        columns = [(p.group, p.cohort, p.val, p.offset, p.reference, p.flags) if r is None
-                   else (p.group_at(r), p.cohort_at(r), p.val[r], p.offset[r],
-                         p.reference_at(r), p.flags[r]) for p, r in rows]
+                    rows: list[tuple[PeerSummary, NDArray[np.int64]]]) -> None:
+        """:func:`judge_members` over ``rows`` (ascending) of each summary, the first one's
+        rows this partition's (its slots ``slots``)."""
+        columns = [(p.group_at(r), p.cohort_at(r), p.val[r], p.offset[r], p.reference_at(r),
+                    p.flags[r]) for p, r in rows]
         group, cohort, val, offset, reference, flags = (np.concatenate(c)
                                                         for c in zip(*columns, strict=True))
-        mine = rows[0][1]
         m_slot = np.full(group.size, -1, dtype=np.int64)
-        m_slot[: slots.size if mine is None else mine.size] = slots if mine is None else slots[mine]
+        m_slot[: rows[0][1].size] = slots[rows[0][1]]
+        self._judge(m_slot, group, cohort, val, offset, reference, flags)
+
+    def _judge(self, m_slot: NDArray[np.int64], group: NDArray[np.int64],
+               cohort: NDArray[np.int64], val: NDArray[np.float64], offset: NDArray[np.float64],
+               reference: NDArray[np.float64], flags: NDArray[np.uint8]) -> None:
+        a = self._arrays
         judge_members(m_slot, group, cohort, val, offset, reference,
                       (flags & 1).astype(np.bool_), (flags & 2).astype(np.bool_),
                       a["offset"], a["n_closed"], a["hold"], a["zs"],

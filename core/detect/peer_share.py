@@ -138,15 +138,23 @@ class PeerSummary:
                    held=held.astype(np.int64), anchor=ref[held].copy())
 
     def __post_init__(self) -> None:
-        n = self.val.shape[0]
-        if (self.offset.shape != (n,) or self.flags.shape != (n,)
+        n = self.val.shape
+        if (self.offset.shape != n or self.flags.shape != n or len(n) != 1
                 or self.run_group.shape != self.run_cohort.shape
                 or self.run_group.shape != self.run_size.shape
-                or int(self.run_size.sum()) != n or self.held.shape != self.anchor.shape
+                or self.held.shape != self.anchor.shape):
+            raise ValueError("a peer summary needs runs covering its members, one row each")
+
+    def _check(self) -> PeerSummary:
+        """Itself, if its runs cover its rows in order (what the judging's binary search
+        needs): a summary read from bytes is checked; ValueError if not."""
+        n = len(self)
+        if (int(self.run_size.sum()) != n
                 or (self.run_size.size and self.run_size.min() < 0)
-                or np.any(self.run_group[1:] < self.run_group[:-1])  # judged by binary search
+                or np.any(self.run_group[1:] < self.run_group[:-1])
                 or (self.held.size and not (self.held.min() >= 0 and self.held.max() < n))):
             raise ValueError("a peer summary needs runs covering its members, one row each")
+        return self
 
     def __len__(self) -> int:
         return int(self.val.shape[0])
@@ -190,8 +198,12 @@ class PeerSummary:
 
     @property
     def reference(self) -> NDArray[np.float64]:
-        """Each member's offset the cohort score measures it from."""
-        return self.reference_at(np.arange(len(self), dtype=np.int64))
+        """Each member's offset the cohort score measures it from (read-only)."""
+        if not self.held.size:
+            return self.offset
+        out = self.offset.copy()
+        out[self.held] = self.anchor
+        return out
 
     @property
     def warm(self) -> NDArray[np.bool_]:
@@ -300,10 +312,10 @@ class PeerSummary:
 
     def to_bytes(self) -> bytes:
         """A self-describing byte form: one JSON header line, then each array's bytes."""
-        header = {"n": len(self), "columns": [[k, np.dtype(v).str, int(getattr(self, k).size)]
-                                              for k, v in self.COLUMNS.items()]}
-        body = b"".join(np.ascontiguousarray(getattr(self, k), dtype=np.dtype(v).newbyteorder("<")
-                                             ).tobytes() for k, v in self.COLUMNS.items())
+        header = {"n": len(self), "columns": [[k, v, int(getattr(self, k).size)]
+                                              for k, v in _WIRE_TYPES.items()]}
+        body = b"".join(np.ascontiguousarray(getattr(self, k), dtype=v).tobytes()
+                        for k, v in _WIRE_TYPES.items())
         return json.dumps(header, separators=(",", ":")).encode() + b"\n" + body
 
     @classmethod
@@ -324,12 +336,17 @@ class PeerSummary:
                     raise ValueError("truncated")
                 arrays[name] = np.frombuffer(body, dtype=dtype, count=size, offset=at)
                 at += size * dtype.itemsize
-            if "run_group" in arrays:
-                return cls(**{k: arrays[k].astype(v) for k, v in cls.COLUMNS.items()})
+            if "run_group" in arrays:  # views of ``data`` where the types match: read-only
+                return cls(**{k: arrays[k].astype(v, copy=False)
+                              for k, v in cls.COLUMNS.items()})._check()
             return cls.of(**{k: arrays[k] for k in ("group", "cohort", "val", "offset",
                                                     "reference", "warm", "cohort_warm")})
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"not a peer summary: {exc}") from exc
+
+
+#: each array's type in the byte form (little-endian)
+_WIRE_TYPES = {k: np.dtype(v).newbyteorder("<").str for k, v in PeerSummary.COLUMNS.items()}
 
 
 class PeerShare(Protocol):

@@ -125,9 +125,10 @@ def test_a_small_group_split_in_two_is_judged_only_with_the_board() -> None:
 
 
 def _random_summary(rng: np.random.Generator, n: int, held: float) -> PeerSummary:
+    offset = rng.normal(size=n)
     return PeerSummary.of(group=rng.integers(1, 6, n), cohort=rng.integers(1, 4, n),
-                          val=rng.normal(size=n), offset=rng.normal(size=n),
-                          reference=np.where(rng.random(n) < held, rng.normal(size=n), np.nan),
+                          val=rng.normal(size=n), offset=offset,
+                          reference=np.where(rng.random(n) < held, rng.normal(size=n), offset),
                           warm=rng.random(n) < 0.7, cohort_warm=rng.random(n) < 0.8)
 
 
@@ -184,6 +185,40 @@ def test_a_summary_split_to_fit_a_value_is_whole_again(n: int, held: float,
     back = PeerSummary.merge([PeerSummary.from_bytes(p.to_bytes()) for p in parts])
     for name in PeerSummary.COLUMNS:
         np.testing.assert_array_equal(getattr(back, name), getattr(s, name), err_msg=name)
+
+
+@pytest.mark.parametrize("judge_members", [1, 40, 65_536], ids=["by-group", "few", "union"])
+def test_judging_over_summaries_is_judging_over_the_union(judge_members: int,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Members whose cohort moved (held offsets) included: judged from the summaries, a group
+    or a few at a time or all at once, the state is bit for bit the state judged over one
+    union of every member (what the detector did before the summaries were packed)."""
+    rng = np.random.default_rng(8)
+    parts = [_random_summary(rng, n, 0.3) for n in (60, 45, 0, 80)]
+    dets = []
+    for _ in range(2):
+        det = Peer(capacity=60, **PARAMS)
+        det.assign(np.arange(60), [f"g{g}" for g in range(60)], ["c"] * 60)
+        state = det.state()
+        state["hold"][:] = rng.integers(0, 3, 60) if not dets else dets[0].state()["hold"]
+        state["n_closed"][:] = 5
+        det.load_state(state)
+        dets.append(det)
+    slots = rng.permutation(60)
+    monkeypatch.setattr(peer, "JUDGE_MEMBERS", judge_members)
+    dets[0]._judge_shared(slots, parts)
+    union = PeerSummary.merge(parts)  # one array per column, parts[0]'s rows where they were
+    whole = {k: np.concatenate([p.rows()[k] for p in parts]) for k in union.rows()}
+    m_slot = np.full(whole["val"].size, -1, dtype=np.int64)
+    m_slot[:60] = slots
+    a, d = dets[1]._arrays, dets[1]
+    peer.judge_members(m_slot, *whole.values(), a["offset"], a["n_closed"], a["hold"],
+                       a["zs"], a["czs"], a["score"], a["cscore"], d.alpha, d.min_members,
+                       d.min_cohort, d.half_z, d.persist, d.clip, d.spread_floor)
+    one, other = dets[0].state(), dets[1].state()
+    assert other["score"].max() > 0 and other["cscore"].max() > 0
+    for name in _STATE:
+        np.testing.assert_array_equal(one[name], other[name], err_msg=name)
 
 
 def test_a_board_holds_only_the_buckets_still_to_judge() -> None:

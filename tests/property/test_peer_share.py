@@ -195,7 +195,7 @@ def test_judging_over_summaries_is_judging_over_the_union(judge_members: int,
     union of every member (what the detector did before the summaries were packed)."""
     rng = np.random.default_rng(8)
     parts = [_random_summary(rng, n, 0.3) for n in (60, 45, 0, 80)]
-    dets = []
+    dets: list[Peer] = []
     for _ in range(2):
         det = Peer(capacity=60, **PARAMS)
         det.assign(np.arange(60), [f"g{g}" for g in range(60)], ["c"] * 60)
@@ -212,7 +212,9 @@ def test_judging_over_summaries_is_judging_over_the_union(judge_members: int,
     m_slot = np.full(whole["val"].size, -1, dtype=np.int64)
     m_slot[:60] = slots
     a, d = dets[1]._arrays, dets[1]
-    peer.judge_members(m_slot, *whole.values(), a["offset"], a["n_closed"], a["hold"],
+    peer.judge_members(m_slot, whole["group"], whole["cohort"], whole["val"],
+                       whole["offset"], whole["reference"], whole["warm"],
+                       whole["cohort_warm"], a["offset"], a["n_closed"], a["hold"],
                        a["zs"], a["czs"], a["score"], a["cscore"], d.alpha, d.min_members,
                        d.min_cohort, d.half_z, d.persist, d.clip, d.spread_floor)
     one, other = dets[0].state(), dets[1].state()

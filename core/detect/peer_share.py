@@ -80,12 +80,13 @@ class PeerSummary:
     members themselves, bit for bit.
     """
 
-    #: name → dtype of every array, in the order of the byte form; a new array is added here,
-    #: and an older reader ignores it
+    #: name → dtype of every array, in the order of the byte form (the 8-byte ones first: read
+    #: back, they are aligned views of the bytes, not copies); a new array is added here, and
+    #: an older reader ignores it
     COLUMNS: ClassVar[dict[str, Any]] = {
         "run_group": np.int64, "run_cohort": np.int64, "run_size": np.int64,
-        "val": np.float64, "offset": np.float64, "flags": np.uint8,
-        "held": np.int64, "anchor": np.float64,
+        "val": np.float64, "offset": np.float64, "held": np.int64, "anchor": np.float64,
+        "flags": np.uint8,
     }
     #: bytes a member costs in memory and on the wire, at most: its own 17, a run of its own
     #: (24) and a held offset (16)

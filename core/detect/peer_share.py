@@ -292,6 +292,8 @@ class PeerSummary:
         if budget < self.MEMBER_BYTES_MAX:
             raise ValueError(f"parts of {max_bytes} bytes cannot hold a member")
         n = len(self)
+        if n * self.MEMBER_BYTES_MAX <= budget:
+            return [self]  # fits whatever its runs
         cost = np.full(n, 17, dtype=np.int64)
         starts = self.run_start[:-1]
         cost[starts[self.run_size > 0]] += 24
@@ -313,11 +315,12 @@ class PeerSummary:
 
     def to_bytes(self) -> bytes:
         """A self-describing byte form: one JSON header line, then each array's bytes."""
-        header = {"n": len(self), "columns": [[k, v, int(getattr(self, k).size)]
-                                              for k, v in _WIRE_TYPES.items()]}
-        body = b"".join(np.ascontiguousarray(getattr(self, k), dtype=v).tobytes()
-                        for k, v in _WIRE_TYPES.items())
-        return json.dumps(header, separators=(",", ":")).encode() + b"\n" + body
+        arrays = [getattr(self, k) for k in _WIRE_TYPES]
+        header = ",".join(f'["{k}","{v}",{a.size}]'  # JSON, written out: a summary a bucket
+                          for (k, v), a in zip(_WIRE_TYPES.items(), arrays, strict=True))
+        return b"".join([f'{{"n":{len(self)},"columns":[{header}]}}\n'.encode(),
+                         *(np.ascontiguousarray(a, dtype=v).tobytes()
+                           for a, v in zip(arrays, _WIRE_TYPES.values(), strict=True))])
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PeerSummary:
@@ -331,7 +334,7 @@ class PeerSummary:
             arrays: dict[str, NDArray[Any]] = {}
             at = 0
             for name, dtype_str, *count in header["columns"]:
-                dtype = np.dtype(dtype_str)
+                dtype = _DTYPES.get(dtype_str) or np.dtype(dtype_str)
                 size = int(count[0]) if count else n
                 if size < 0 or at + size * dtype.itemsize > len(body):
                     raise ValueError("truncated")
@@ -348,6 +351,7 @@ class PeerSummary:
 
 #: each array's type in the byte form (little-endian)
 _WIRE_TYPES = {k: np.dtype(v).newbyteorder("<").str for k, v in PeerSummary.COLUMNS.items()}
+_DTYPES = {v: np.dtype(v) for v in ("<i8", "<f8", "|u1", "|b1")}
 
 
 class PeerShare(Protocol):

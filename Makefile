@@ -5,14 +5,17 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the integration tests start for real (Mosquitto, VictoriaMetrics, PostgreSQL,
-# Chromium for the console's browser test)
-DEBIAN_PACKAGES := mosquitto victoria-metrics postgresql chromium
+# Debian packages: python3-venv (Debian's python3 cannot make the venv without it) and what the
+# integration tests start for real (Mosquitto, VictoriaMetrics, PostgreSQL, Chromium for the
+# console's browser test)
+DEBIAN_PACKAGES := python3-venv mosquitto victoria-metrics postgresql chromium
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba-cache
 
 .PHONY: demo test lint typecheck importcheck unit venv system-packages clean
 
 $(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { echo "make: $(PYTHON) cannot make a \
+	venv; on Debian: apt-get install python3-venv (make test installs it)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -45,7 +48,8 @@ typecheck: venv
 importcheck: venv
 	$(BIN)/lint-imports
 
-test: venv system-packages lint typecheck importcheck
+# system packages first: python3-venv is one
+test: system-packages venv lint typecheck importcheck
 	$(BIN)/pytest
 
 clean:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from forewarn.broker import free_port
+from forewarn.ports import free_port
 
 __all__ = ["MOSQUITTO", "Mosquitto", "free_port"]
 

@@ -34,11 +34,9 @@ from typing import Any
 
 import aiomqtt
 from paho.mqtt.enums import MessageType, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from core.config import MqttConfig
-from edge.backoff import full_jitter
+from core.session import BrokerRetry, persistent_client
 
 __all__ = ["GROUP_MAX_MESSAGES", "Delivery", "Ingestor"]
 
@@ -156,30 +154,8 @@ class Ingestor:
         return client, _Inbox(client._client, loop)
 
     def _new_client(self) -> aiomqtt.Client:
-        if self.config.protocol == "3.1.1":
-            return _BurstClient(
-                self.config.host,
-                self.config.port,
-                username=self.config.username,
-                password=self.config.password,
-                identifier=self.config.client_id,
-                protocol=aiomqtt.ProtocolVersion.V311,
-                clean_session=False,
-            )
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.config.session_expiry_s
-        if self.receive_maximum is not None:
-            props.ReceiveMaximum = self.receive_maximum
-        return _BurstClient(
-            self.config.host,
-            self.config.port,
-            username=self.config.username,
-            password=self.config.password,
-            identifier=self.config.client_id,
-            protocol=aiomqtt.ProtocolVersion.V5,
-            clean_start=False,
-            properties=props,
-        )
+        return persistent_client(self.config, self.config.client_id, client_class=_BurstClient,
+                                 receive_maximum=self.receive_maximum)
 
     async def messages(self) -> AsyncGenerator[tuple[str, bytes], None]:
         """Yield (topic, payload) forever; reconnect on broker loss. A message is acknowledged
@@ -217,7 +193,7 @@ class Ingestor:
             tuple[list[_Received], _Acknowledger], None]:
         """The next message and those waiting behind it (up to ``max_messages``), with the
         function that acknowledges one once finished; reconnects on broker loss."""
-        attempt = 0
+        retry = BrokerRetry(self.config, self._rng)
         loop = asyncio.get_running_loop()
         ack_every = _ACK_EVERY[self.config.protocol]
         while True:
@@ -230,17 +206,14 @@ class Ingestor:
                     for extra in self.extra_subscriptions:
                         await client.subscribe(extra, qos=1)
                     self.connected.set()
-                    attempt = 0
+                    retry.connected()
                     while True:
                         await inbox.wait(client._disconnected)
                         yield inbox.take(max_messages), finish
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
-                attempt += 1
                 self.reconnects += 1
-                delay = full_jitter(attempt, 0.5, self.config.reconnect_max_s, self._rng)
-                _log.warning("broker connection lost (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(retry.log(_log, exc))
 
 
 #: a message received: topic, payload, packet id, QoS

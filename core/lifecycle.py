@@ -35,8 +35,6 @@ from collections.abc import Callable
 from types import TracebackType
 
 import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
 from core.config import MqttConfig
@@ -49,6 +47,7 @@ from core.events import (
     LifecycleSink,
 )
 from core.mapping.sparkplug_status import SparkplugStatus
+from core.session import BrokerRetry, persistent_client
 from edge.schema import (
     ConfigReport,
     EventMessage,
@@ -138,7 +137,8 @@ class LifecycleListener:
     def __init__(self, config: MqttConfig, sink: LifecycleSink, *,
                  dead_letters: DeadLetters | None = None,
                  clock: Callable[[], float] = time.time,
-                 sparkplug: SparkplugStatus | None = None) -> None:
+                 sparkplug: SparkplugStatus | None = None,
+                 rng: random.Random | None = None) -> None:
         self.config = config
         #: births and deaths of mapped Sparkplug B devices (``[[ingest.mapping]]``)
         self.sparkplug = sparkplug
@@ -147,6 +147,7 @@ class LifecycleListener:
         self.connected = asyncio.Event()
         self.received = 0
         self._clock = clock
+        self._rng = rng or random.Random()
 
     async def __aenter__(self) -> LifecycleListener:
         return self
@@ -156,21 +157,12 @@ class LifecycleListener:
         self.connected.clear()
 
     def _client(self) -> aiomqtt.Client:
-        identity = {"username": self.config.username, "password": self.config.password,
-                    "identifier": f"{self.config.client_id}-lifecycle", "timeout": 15.0}
-        if self.config.protocol == "3.1.1":
-            return aiomqtt.Client(self.config.host, self.config.port,
-                                  protocol=aiomqtt.ProtocolVersion.V311, clean_session=False,
-                                  **identity)  # type: ignore[arg-type]
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self.config.session_expiry_s
-        return aiomqtt.Client(self.config.host, self.config.port,
-                              protocol=aiomqtt.ProtocolVersion.V5, clean_start=False,
-                              properties=props, **identity)  # type: ignore[arg-type]
+        return persistent_client(self.config, f"{self.config.client_id}-lifecycle",
+                                 timeout=15.0)
 
     async def run(self) -> None:
         """Receive and hand on until cancelled."""
-        attempt = 0
+        retry = BrokerRetry(self.config, self._rng)
         while True:
             try:
                 async with self._client() as client:
@@ -180,7 +172,7 @@ class LifecycleListener:
                     if extra:
                         _log.info("lifecycle: subscribed to %s", ", ".join(extra))
                     self.connected.set()
-                    attempt = 0
+                    retry.connected()
                     async for message in client.messages:
                         payload = message.payload
                         if not isinstance(payload, bytes | bytearray):
@@ -205,8 +197,4 @@ class LifecycleListener:
                                                      repr(exc), bytes(payload))
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
-                attempt += 1
-                delay = random.uniform(0, min(self.config.reconnect_max_s, 0.5 * 2**attempt))
-                _log.warning("lifecycle: broker connection lost (%s); retrying in %.1f s",
-                             exc, delay)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(retry.log(_log, exc, "lifecycle: "))

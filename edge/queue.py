@@ -300,24 +300,20 @@ class DiskQueue:
 
     def ack(self, record_id: int) -> bool:
         """Forget a record the broker acknowledged; ``False`` if it was no longer queued."""
-        with self.transaction():
-            row = self._db.execute(
-                "SELECT id, size, n_samples FROM records WHERE id = ?", (record_id,)
-            ).fetchone()
-            if row is None:
-                return False
-            self._delete([row], dropped=False)
-            return True
+        return self._forget(record_id, dropped=False)
 
     def drop(self, record_id: int) -> bool:
         """Give up on a record (the broker refused it for good); counted as dropped."""
+        return self._forget(record_id, dropped=True)
+
+    def _forget(self, record_id: int, dropped: bool) -> bool:
         with self.transaction():
             row = self._db.execute(
                 "SELECT id, size, n_samples FROM records WHERE id = ?", (record_id,)
             ).fetchone()
             if row is None:
                 return False
-            self._delete([row], dropped=True)
+            self._delete([row], dropped=dropped)
             return True
 
     # --- samples accepted but not yet cut into a batch -------------------------------------

@@ -12,48 +12,20 @@ Usage::
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
-import socket
 from types import TracebackType
 
 from amqtt.broker import Broker
 from amqtt.errors import BrokerError as _AmqttBrokerError
 
-from forewarn.errors import ForewarnError
+from forewarn.ports import ListenError, cannot_listen, free_port, port_in_use
 
+# free_port and port_in_use live in forewarn.ports; named here too for older imports
 __all__ = ["BrokerError", "EmbeddedBroker", "free_port", "port_in_use"]
 
 
-class BrokerError(ForewarnError):
+class BrokerError(ListenError):
     """The embedded broker cannot listen where it was asked to (one line: where and why)."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def port_in_use(host: str, port: int) -> bool:
-    """Whether a TCP server could not listen on ``host:port`` now (someone else does).
-
-    >>> with socket.socket() as taken:
-    ...     taken.bind(("127.0.0.1", 0))
-    ...     taken.listen()
-    ...     port_in_use("127.0.0.1", taken.getsockname()[1])
-    True
-    """
-    with socket.socket() as sock:
-        # as asyncio's servers do: a port left in TIME_WAIT by an earlier run is free
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 class EmbeddedBroker:
@@ -81,13 +53,9 @@ class EmbeddedBroker:
             await self._broker.start()
         except _AmqttBrokerError as exc:
             self._broker = None
-            cause = exc.__cause__
-            why = (cause.strerror if isinstance(cause, OSError) and cause.strerror else
-                   str(cause or exc))
-            if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
-                why = "the port is in use"
-            raise BrokerError(f"the embedded MQTT broker cannot listen on {self.host}:"
-                              f"{self.port}: {why}") from exc
+            why = cannot_listen("the embedded MQTT broker", self.host, self.port,
+                                exc.__cause__ or exc)
+            raise BrokerError(str(why)) from exc
         finally:
             amqtt_log.setLevel(level)
         return self

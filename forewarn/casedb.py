@@ -22,7 +22,7 @@ import argparse
 from pathlib import Path
 
 from sqlalchemy import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from forewarn.errors import ConfigError
 from forewarn.settings import Settings
@@ -36,6 +36,7 @@ __all__ = [
     "open_args_case_db",
     "open_case_db",
     "open_settings_case_db",
+    "printable_url",
 ]
 
 #: the case database's file name in a demo run's folder
@@ -66,7 +67,21 @@ def open_case_db(url: str) -> Engine:
             Path(file).parent.mkdir(parents=True, exist_ok=True)
         return connect(url)
     except (OSError, SQLAlchemyError, RuleError) as exc:
-        raise ConfigError(f"cannot open the case database {url}: {exc}") from exc
+        # the driver's own words (SQLAlchemy's wrapper adds the statement and a web link)
+        why = getattr(exc, "orig", None) or exc
+        raise ConfigError(f"cannot open the case database {printable_url(url)}: {why}") from exc
+
+
+def printable_url(url: str) -> str:
+    """``url`` as it may be printed: without its password.
+
+    >>> printable_url("postgresql+psycopg://forewarn:s3cret@db/cases")
+    'postgresql+psycopg://forewarn:***@db/cases'
+    """
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return url.split("@")[-1] if "@" in url else url
 
 
 def open_settings_case_db(settings: Settings, demo_dir: Path | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,6 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         code: int = args.func(args)
+        sys.stdout.flush()  # a reader gone away shows here, not as Python's note at exit
+    except BrokenPipeError:
+        # `forewarn outbox list | head`: stop quietly, as cat does (128 + SIGPIPE)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except USER_ERRORS as exc:
         print(f"forewarn: error: {one_line(exc)}", file=sys.stderr)
         return 2

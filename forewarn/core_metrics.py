@@ -50,6 +50,7 @@ from core.nats.bridge import IngestBridge
 from core.pipeline import CorePipeline
 from core.store.base import HistoryStore
 from forewarn.metrics import ForewarnMetrics
+from forewarn.ports import listening_socket
 from forewarn.workers import split_partitions
 from rules.db import NoticeRow
 
@@ -310,7 +311,8 @@ class CoreMetrics:
 
     async def serve(self, host: str, port: int) -> asyncio.Server:
         """Serve ``GET /metrics`` on ``host:port`` (close the returned server to stop)."""
-        server = await asyncio.start_server(self._answer, host, port)
+        sock = listening_socket("core's /metrics ([core] metrics_port)", host, port)
+        server = await asyncio.start_server(self._answer, sock=sock)
         _log.info("metrics on http://%s:%d/metrics", host, port)
         return server
 

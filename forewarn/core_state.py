@@ -21,6 +21,7 @@ from types import TracebackType
 
 from core.checkpoint import Checkpoint
 from core.pipeline import CorePipeline
+from forewarn.errors import unusable_path
 from forewarn.settings import CoreSettings
 
 __all__ = ["KeptState"]
@@ -42,7 +43,10 @@ class KeptState:
         self.checkpoint.commit()
 
     async def __aenter__(self) -> KeptState:
-        restored = self.checkpoint.restore()
+        try:
+            restored = self.checkpoint.restore()
+        except OSError as exc:  # a file in the way, no permission, a read-only disk
+            raise unusable_path("[core] state_dir", self.checkpoint.state_dir, exc) from exc
         if restored.snapshot_at is None:
             _log.info("state: no snapshot in %s; detectors start learning",
                       self.checkpoint.state_dir)

@@ -43,7 +43,7 @@ from edge.tasks import cancel_and_wait
 from edge.uplink import Uplink
 from firmware_sim.fleet import Fleet, FleetConfig
 from firmware_sim.truth import write_jsonl
-from forewarn.broker import BrokerError, EmbeddedBroker, free_port, port_in_use
+from forewarn.broker import BrokerError, EmbeddedBroker
 from forewarn.casedb import DEMO_CASES
 from forewarn.demo_payloads import MappedPayloads
 from forewarn.edge import BatchingSection, BrokerSection
@@ -51,6 +51,7 @@ from forewarn.errors import ForewarnError
 from forewarn.fleet.agents import open_devices, wait_connected
 from forewarn.fleet.errors import FleetError
 from forewarn.fleet.plan import DEMO_FAULT_FRACTION, DEMO_FAULT_KINDS
+from forewarn.ports import free_port, port_in_use
 from forewarn.report.demo_calls import post_simulated_calls
 from forewarn.service import Service
 from forewarn.settings import Settings
@@ -292,7 +293,8 @@ async def run_demo(
         # on the loop, unlike the services (handle_in_thread): the demo's embedded broker, its
         # publisher thread and the core share one process, and with the rules on a thread of
         # their own amqtt logged late acknowledgements (tests/unit/test_demo_cli.py); the
-        # demo's case database is a local file and quick
+        # demo's case database is a local file and quick. Its ticks run on the loop too
+        # (on_loop): a tick on the pipeline's thread raced this (a set changed size mid-copy)
         rules_pipeline.handle(batch)
 
     async def tick_at() -> float | None:
@@ -310,7 +312,7 @@ async def run_demo(
             tasks = [asyncio.create_task(core.run()),
                      asyncio.create_task(service.dispatch(stop, outbox, idle_s=0.1)),
                      asyncio.create_task(service.tick_forever(rules_pipeline, stop, 0.1,
-                                                              tick_at))]
+                                                              tick_at, on_loop=True))]
             try:
                 await asyncio.wait_for(core.ingestor.connected.wait(), 30)
                 with Progress(
@@ -351,7 +353,7 @@ async def run_demo(
                 # everything is in: the rules' last tick at the end of the simulated time,
                 # then deliver what is due by then (a notice waiting out the customer's quiet
                 # hours past the end stays pending)
-                await rules_pipeline.tick_in_thread(clock())
+                rules_pipeline.tick(clock())  # on the loop, as the batches (sink)
                 while await outbox.dispatch_once() and time.monotonic() < deadline:
                     pass
                 # the core acknowledges its last messages before it disconnects (amqtt warns

@@ -44,6 +44,9 @@ class IncidentView(BaseModel):
     rule: str
     status: str
     opened_at: float
+    #: when it became ``cohort``'s incident: ``opened_at``, or later when it opened as a
+    #: model's and a release's, a batch's or a region's cluster absorbed it
+    cohort_at: float
     last_joined_at: float
     closed_at: float | None
     closed_by: str
@@ -127,6 +130,7 @@ def _view(row: object) -> IncidentView:
     return IncidentView(
         id=row.id, ref=incident_ref(row.id), tenant=row.tenant, product=row.product,
         cohort=row.cohort, rule=row.rule, status=row.status, opened_at=row.opened_at,
+        cohort_at=row.opened_at if row.cohort_at is None else row.cohort_at,
         last_joined_at=row.last_joined_at, closed_at=row.closed_at, closed_by=row.closed_by,
         cases=row.cases, devices=row.devices, customers=row.customer_policy,
         decision=row.decision, decided_by=row.decided_by, summary=row.summary)
@@ -164,6 +168,8 @@ def render_detail(detail: IncidentDetailView) -> list[str]:
              f"  {v.summary}",
              f"  opened {_when(v.opened_at)} UTC, last joined {_when(v.last_joined_at)}"
              + (f", closed {_when(v.closed_at)} by {v.closed_by}" if v.closed_at else ""),
+             *([f"  {v.cohort}'s incident since {_when(v.cohort_at)} UTC (it opened as "
+                "another cohort's)"] if v.cohort_at > v.opened_at else []),
              f"  customers: {_customers(v)}",
              f"  {v.cases} cases on {v.devices} devices:"]
     lines += [f"    {c.ref:<8} {c.device_id:<16} {c.rule:<32} {c.status:<12} "

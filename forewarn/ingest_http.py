@@ -36,6 +36,7 @@ from core.mapping import MappedDecoder, MappingConfig
 from core.pipeline import CorePipeline
 from core.store.base import StoreError
 from forewarn.auth import Principal, TokenStore
+from forewarn.ports import listening_socket
 
 __all__ = ["PATH_PREFIX", "IngestHttp", "Reply"]
 
@@ -105,7 +106,8 @@ class IngestHttp:
     @contextlib.asynccontextmanager
     async def serving(self, host: str, port: int) -> AsyncIterator[IngestHttp]:
         """Serve for the life of the context."""
-        server = await asyncio.start_server(self._answer, host, port)
+        sock = listening_socket("core's HTTP ingest ([core] ingest_http_port)", host, port)
+        server = await asyncio.start_server(self._answer, sock=sock)
         _log.info("HTTP ingest on http://%s:%d%s{mapping}", host, port, PATH_PREFIX)
         try:
             yield self

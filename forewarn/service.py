@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from pathlib import Path
 
 import nats.errors
 from rich.console import Console
-from sqlalchemy import Engine, make_url
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from core.config import MqttConfig
@@ -58,8 +59,8 @@ from core.mapping.sparkplug_status import SparkplugStatus
 from core.pipeline import CorePipeline
 from core.store.base import HistoryStore, TimeSeriesStore
 from core.store.config import InfluxConfig, StoreConfig, make_store
-from forewarn.casedb import open_case_db
-from forewarn.errors import ConfigError
+from forewarn.casedb import open_case_db, printable_url
+from forewarn.errors import ConfigError, unusable_path
 from forewarn.peers import registry_peer_labels
 from forewarn.settings import SHIPPED_CONFIG, Settings
 from forewarn.status_links import make_status_links
@@ -73,7 +74,8 @@ from rules.outbox import Outbox
 from rules.pipeline import RulesPipeline
 from rules.registry import CustomerRegistry, load_registry
 
-__all__ = ["Configured", "Service", "load_configured", "make_notifiers", "tick_forever"]
+__all__ = ["Configured", "Service", "load_configured", "make_notifiers", "open_store",
+           "tick_forever"]
 
 _log = logging.getLogger(__name__)
 
@@ -151,6 +153,15 @@ def load_configured(settings: Settings) -> Configured:
     return Configured(rules, paths, registry, limits, channels)
 
 
+def open_store(config: StoreConfig) -> HistoryStore:
+    """The ``[store]`` the settings name (:func:`core.store.config.make_store`); an embedded
+    file (or spool folder) that cannot be made or opened is one :class:`ConfigError`."""
+    try:
+        return make_store(config)
+    except (OSError, sqlite3.Error) as exc:
+        raise unusable_path("[store] path", config.path, exc) from exc
+
+
 def _secret(value: str, file: Path | None, key: str) -> str:
     if file is None:
         return value
@@ -213,6 +224,11 @@ class Service:
                  echo: bool = True, console: Console | None = None) -> None:
         self.settings = settings
         self.configured = load_configured(settings)
+        notices = settings.cases.notices_jsonl
+        try:  # the terminal channel's folder: checked at start, not when a notice is first due
+            notices.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise unusable_path("[cases] notices_jsonl", notices, exc) from exc
         self.clock = clock
         self.detector = detector or settings.detector
         self.influx = influx
@@ -230,7 +246,7 @@ class Service:
             where = f"embedded {store.path}"
         else:
             where = f"{store.kind}"
-        cases = make_url(self.settings.cases.url).render_as_string(hide_password=True)
+        cases = printable_url(self.settings.cases.url)
         return [*self.configured.describe(), f"store: {where}", f"cases: {cases}"]
 
     def open_store(self, buffered: bool = True) -> HistoryStore:
@@ -240,7 +256,7 @@ class Service:
             return make_store(StoreConfig(kind="influxdb", influxdb=InfluxConfig(
                 url=self.influx[0], bucket=self.influx[1], retries=0, timeout_s=5.0)))
         store = self.settings.store
-        return make_store(store if buffered else store.model_copy(update={"buffer": None}))
+        return open_store(store if buffered else store.model_copy(update={"buffer": None}))
 
     def connect_cases(self) -> Engine:
         """The case and outbox database (a SQLite file's folder is made)."""
@@ -330,22 +346,29 @@ class Service:
 
     async def tick_forever(self, rules: RulesPipeline, stop: asyncio.Event,
                            every_s: float | None = None,
-                           clock: Callable[[], Awaitable[float | None]] | None = None) -> None:
+                           clock: Callable[[], Awaitable[float | None]] | None = None, *,
+                           on_loop: bool = False) -> None:
         """The rules' time-driven work every ``every_s`` (``[core] tick_interval_s``)."""
         await tick_forever(rules, stop, self.settings.core.tick_interval_s
-                           if every_s is None else every_s, clock)
+                           if every_s is None else every_s, clock, on_loop=on_loop)
 
 
 async def tick_forever(rules: RulesPipeline, stop: asyncio.Event, every_s: float = 60.0,
-                       clock: Callable[[], Awaitable[float | None]] | None = None) -> None:
+                       clock: Callable[[], Awaitable[float | None]] | None = None, *,
+                       on_loop: bool = False) -> None:
     """Time-driven rule work (silent devices, escalation, released silences) every ``every_s``.
 
-    ``clock`` says up to when to tick (None: not yet); without it, the wall clock.
+    ``clock`` says up to when to tick (None: not yet); without it, the wall clock. The ticks
+    run on the pipeline's thread, or with ``on_loop`` on the event loop's, for a caller that
+    hands its batches to :meth:`RulesPipeline.handle` there (the demo): the pipeline's state
+    is only ever touched from one thread.
     """
     while not stop.is_set():
         try:
             now = time.time() if clock is None else await clock()
-            if now is not None:
+            if now is not None and on_loop:
+                rules.tick(now)
+            elif now is not None:
                 await rules.tick_in_thread(now)
         except (OperationalError, TimeoutError, nats.errors.Error) as exc:
             # the case database or NATS is away: the next tick catches up (transitions are

@@ -490,7 +490,7 @@ def load_settings(path: Path | str | None, env: Mapping[str, str] | None = None)
         loaded: Any = _Loaded()
     except ValidationError as exc:
         source = path if path is not None else "the environment"
-        raise ConfigError(f"{source}: {problems(exc)[0]}") from exc
+        raise ConfigError(f"{source}: {problems(exc, model=Settings)[0]}") from exc
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read configuration {path}: {exc}") from exc
     finally:

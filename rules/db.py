@@ -333,6 +333,9 @@ class IncidentRow(Base):
     #: when several workers open it at once
     open_key: Mapped[str | None] = mapped_column(String(400), unique=True, nullable=True)
     opened_at: Mapped[float] = mapped_column(Float)
+    #: when it became ``cohort``'s incident: ``opened_at``, or later when a release's, a
+    #: batch's or a region's cluster absorbed it (it opened as a model's); NULL: as opened_at
+    cohort_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     #: when the newest case joined
     last_joined_at: Mapped[float] = mapped_column(Float)
     closed_at: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -56,7 +56,15 @@ from sqlalchemy import Engine, func, insert, select, union, update
 from sqlalchemy.orm import Session
 
 from rules.cohorts import Cohort, Dimension, cohorts_of
-from rules.db import CaseRow, DeviceRow, IncidentCaseRow, IncidentFlagRow, IncidentRow, NoticeRow
+from rules.db import (
+    CaseRow,
+    DeviceRow,
+    FirmwareChangeRow,
+    IncidentCaseRow,
+    IncidentFlagRow,
+    IncidentRow,
+    NoticeRow,
+)
 from rules.errors import CaseStateError, RuleError
 from rules.messages import case_ref, incident_customer_message, incident_team_message
 from rules.registry import CustomerRegistry, DeviceMeta
@@ -211,7 +219,10 @@ class IncidentBook:
                     CaseRow, CaseRow.id == IncidentCaseRow.case_id).where(
                     IncidentRow.status == "open", IncidentRow.tenant == meta.tenant,
                     IncidentRow.cohort == cohort.key, CaseRow.rule == rule)
-                if cohort.dimension in _CONDITIONS:
+                if cohort.dimension not in _ONE_CAUSE:
+                    # a region's shares its symptoms only; a model's devices fail for many
+                    # reasons: its incident of another rule, that a member's case of this rule
+                    # joined (the device's second fault), is no evidence this rule is its cause
                     same_fault = same_fault.where(IncidentRow.rule == _FLAGGED)
                 row = session.scalar(same_fault.order_by(IncidentRow.id).limit(1))
             if row is not None and cohort.dimension in _BROAD:
@@ -222,11 +233,12 @@ class IncidentBook:
             if row is not None:
                 self._join(session, row, [(case_id, meta)], at)
                 return IncidentLink(row.id, False, _policy(row.customer_policy), row.decision)
-        if broad is not None:
+        product_size = self.product_size(session, meta.tenant, meta.product)
+        if broad is not None and self._bursting(session, meta.tenant, Cohort.parse(broad.cohort),
+                                                rule, at, product_size):
             self._join(session, broad, [(case_id, meta)], at)
             return IncidentLink(broad.id, False, _policy(broad.customer_policy),
                                 broad.decision)
-        product_size = self.product_size(session, meta.tenant, meta.product)
         looked: list[tuple[Cohort, int, list[tuple[int, DeviceMeta]], int]] = []
         widest = policy.offline_max_cohort_share if silent else policy.max_cohort_share
         for cohort in cohorts:
@@ -267,6 +279,10 @@ class IncidentBook:
                         break
             flagged = session.scalar(select(IncidentRow).where(
                 IncidentRow.open_key == _open_key(meta.tenant, cohort, _FLAGGED)))
+            if flagged is None and cohort.dimension in _BROAD:
+                # the model's incident of the rule, open from an earlier burst, bursts again
+                flagged = session.scalar(select(IncidentRow).where(
+                    IncidentRow.open_key == _open_key(meta.tenant, cohort, rule)))
             if flagged is not None:  # the peer detector found the cohort first: that one
                 self._join(session, flagged, members, at)
                 return IncidentLink(flagged.id, False, _policy(flagged.customer_policy),
@@ -294,7 +310,7 @@ class IncidentBook:
                 # a model's open incident, at least half of whose devices are this cohort's
                 # (it reached the model's threshold first): the same cause, told once; it
                 # becomes this cohort's incident and this cluster joins it
-                row = self._absorb(session, absorbed, meta, cohort, rule, summary)
+                row = self._absorb(session, absorbed, meta, cohort, rule, summary, now)
             else:
                 row = self._insert(session, meta, cohort, rule, now, at, summary)
             # the members' other cases of the window (other rules, the same fault) join too;
@@ -390,7 +406,8 @@ class IncidentBook:
             if absorbed is not None:
                 # a model's open incident, at least half of whose devices are the batch's:
                 # the flags are the same cause; it becomes the batch's (of its own rule)
-                row = self._absorb(session, absorbed, meta, cohort, absorbed.rule, summary)
+                row = self._absorb(session, absorbed, meta, cohort, absorbed.rule, summary,
+                                   now)
             else:
                 row = self._insert(session, meta, cohort, _FLAGGED, now, at, summary)
             incident_id = row.id
@@ -418,7 +435,7 @@ class IncidentBook:
         incident_id = session.execute(insert(IncidentRow).values(
             tenant=meta.tenant, product=meta.product, cohort=cohort.key, rule=rule,
             status="open", open_key=_open_key(meta.tenant, cohort, rule), opened_at=now,
-            last_joined_at=at, closed_by="", cases=0, devices=0, summary=summary,
+            cohort_at=now, last_joined_at=at, closed_by="", cases=0, devices=0, summary=summary,
             customer_policy=self.policy.customer_policy(meta.product, rule, cohort.dimension),
             ).returning(IncidentRow.id)).scalar_one()
         row = session.get(IncidentRow, incident_id)
@@ -434,10 +451,12 @@ class IncidentBook:
                         < policy.min_lift * rest / (product_size - size)))
 
     def _absorb(self, session: Session, absorbed: IncidentRow, meta: DeviceMeta,
-                cohort: Cohort, rule: str, summary: str) -> IncidentRow:
-        """Make the open incident ``absorbed`` (a model's) ``cohort``'s incident of ``rule``."""
+                cohort: Cohort, rule: str, summary: str, now: float) -> IncidentRow:
+        """Make the open incident ``absorbed`` (a model's) ``cohort``'s incident of ``rule``
+        from ``now`` (its ``cohort_at``: the team knew of a model's incident before)."""
         session.execute(update(IncidentRow).where(IncidentRow.id == absorbed.id).values(
             cohort=cohort.key, rule=rule, open_key=_open_key(meta.tenant, cohort, rule),
+            cohort_at=now,
             summary=f"{summary}; was {absorbed.cohort}",
             customer_policy=self.policy.customer_policy(meta.product, rule, cohort.dimension))
             .execution_options(synchronize_session=False))
@@ -447,21 +466,48 @@ class IncidentBook:
     def _broad_of(self, session: Session, meta: DeviceMeta,
                   cohort: Cohort) -> IncidentRow | None:
         """An open incident of a broad cohort (a model) of ``meta``'s product, none of a
-        flag's, at least half of whose devices are in ``cohort``."""
+        flag's, at least half of whose devices are in ``cohort``, and at least half of the
+        devices it opened with: those are the evidence of its cause; devices that joined
+        later joined because it was open (a heat wave's pumps joining a chance cluster of
+        their model's) and make a majority by chance."""
         broad = [row for row in session.scalars(select(IncidentRow).where(
             IncidentRow.status == "open", IncidentRow.tenant == meta.tenant,
             IncidentRow.product == meta.product, IncidentRow.rule != _FLAGGED)
             .order_by(IncidentRow.id)) if Cohort.parse(row.cohort).dimension in _BROAD]
         for row in broad:
-            devices = set(session.scalars(select(IncidentCaseRow.device_id).where(
-                IncidentCaseRow.incident_id == row.id)))
+            opened = session.execute(select(
+                CaseRow.device_id, CaseRow.opened_at, IncidentCaseRow.joined_at).join(
+                IncidentCaseRow, IncidentCaseRow.case_id == CaseRow.id).where(
+                IncidentCaseRow.incident_id == row.id).order_by(IncidentCaseRow.id)).all()
+            devices = {d for d, _, _ in opened}
+            # the cases it opened with were linked first, at once (one ``joined_at``)
+            first = {d for d, _, joined in opened if opened and joined == opened[0].joined_at}
             reported = self._reported(session, meta.tenant, devices)
-            inside = [d for d in devices if cohort in cohorts_of(
+            since = self._running_since(session, meta.tenant, devices, cohort)
+            # a device of the cohort whose case in it opened while it was the cohort's: a
+            # pump's case from before it installed the release is not the release's
+            inside = {d for d, at, _ in opened if cohort in cohorts_of(
                 self.registry.lookup(meta.tenant, d, meta.product), reported.get(d),
-                (cohort.dimension,))]
-            if devices and 2 * len(inside) >= len(devices):
+                (cohort.dimension,)) and at >= since.get(d, at)}
+            if (devices and 2 * len(inside) >= len(devices)
+                    and 2 * len(inside & first) >= len(first)):
                 return row
         return None
+
+    @staticmethod
+    def _running_since(session: Session, tenant: str, devices: set[str],
+                       cohort: Cohort) -> dict[str, float]:
+        """When each of ``devices`` began reporting ``cohort``'s firmware (a firmware cohort;
+        no entry: always, or another dimension)."""
+        if cohort.dimension != "firmware":
+            return {}
+        return {device_id: since for device_id, since in session.execute(
+            select(FirmwareChangeRow.device_id, func.max(FirmwareChangeRow.since)).where(
+                FirmwareChangeRow.tenant == tenant, FirmwareChangeRow.device_id.in_(devices),
+                FirmwareChangeRow.product == cohort.product,
+                FirmwareChangeRow.firmware == cohort.value,
+                FirmwareChangeRow.previous.is_not(None))
+            .group_by(FirmwareChangeRow.device_id)).all()}
 
     def _shared(self, session: Session, tenant: str, incident: IncidentRow, rule: str,
                 at: float) -> bool:
@@ -477,6 +523,21 @@ class IncidentBook:
             at - self.policy.window_s, began)
         return len(self._cohort_devices(session, tenant, Cohort.parse(incident.cohort), rule,
                                         since, at)) >= self.policy.min_devices
+
+    def _bursting(self, session: Session, tenant: str, cohort: Cohort, rule: str, at: float,
+                  product_size: int) -> bool:
+        """Whether ``cohort``'s devices with cases of ``rule`` in the window before ``at``
+        (linked or not) still stand out against the product's others: a broad cohort's
+        (a model's) incident is a burst of cases, and a case after the burst is no evidence
+        of the model's cause (a pump's sensor in the heat wave, days after a chance cluster
+        of its model's sensors opened the model's incident)."""
+        since = at - self.policy.window_s
+        devices = self._cohort_devices(session, tenant, cohort, rule, since, at)
+        everyone = session.scalar(select(func.count(CaseRow.device_id.distinct())).where(
+            CaseRow.tenant == tenant, CaseRow.product == cohort.product, CaseRow.rule == rule,
+            CaseRow.opened_at >= since, CaseRow.opened_at <= at)) or 0
+        return self._stands_out(len(devices), self.cohort_size(session, tenant, cohort),
+                                everyone - len(devices), product_size)
 
     def _weather_explains(self, session: Session, tenant: str, product: str,
                           members: Sequence[tuple[int, DeviceMeta]]) -> bool:

@@ -53,7 +53,6 @@ from types import TracebackType
 from typing import Literal
 
 import aiomqtt
-import nats
 from nats.aio.client import Client as NatsClient
 from nats.errors import BadSubjectError, MaxPayloadError
 from nats.errors import Error as NatsError
@@ -64,6 +63,7 @@ from core.ingest import Delivery, Ingestor
 from core.lifecycle import LIFECYCLE_KINDS
 from core.nats.backpressure import DeviceLedger, FillGate
 from core.nats.config import NatsConfig
+from core.nats.connect import connect
 from core.nats.stream import unread_fill
 from edge.backoff import full_jitter
 from edge.schema import INGEST_FLOW_TOPIC, IngestFlow, decode_payload, parse_topic
@@ -164,8 +164,7 @@ class IngestBridge:
         self._js: JetStreamContext | None = None
 
     async def __aenter__(self) -> IngestBridge:
-        self._nc = await nats.connect(self.cfg.url, max_reconnect_attempts=-1,
-                                      name=self.cfg.bridge_client_id)
+        self._nc = await connect(self.cfg.url, self.cfg.bridge_client_id)
         self._js = self._nc.jetstream()
         return self
 

@@ -66,6 +66,7 @@ from core.events import EventSink, LifecycleEvent, LifecycleSink, ScoredBatch
 from core.lifecycle import decode_lifecycle
 from core.nats.backpressure import DeviceLedger
 from core.nats.config import NatsConfig
+from core.nats.connect import connect
 from core.nats.fetch import BatchFetcher
 from core.nats.lease import Lease, LeaseKeeper, open_lease_bucket
 from core.nats.peers import PeerExchange
@@ -525,8 +526,7 @@ class NatsEngine:
         self._peer_task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> NatsEngine:
-        self._nc = await nats.connect(self.cfg.url, max_reconnect_attempts=-1,
-                                      reconnect_time_wait=0.5, name="forewarn-core")
+        self._nc = await connect(self.cfg.url, "forewarn-core", reconnect_time_wait=0.5)
         self._js = self._nc.jetstream(timeout=10.0)
         await ensure_stream(self._js, self.cfg)
         snapshots = SnapshotStore(self._js, self.cfg.snapshot_bucket, self.cfg.replicas)

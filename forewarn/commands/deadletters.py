@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.dead_letter import DeadLetter, DeadLetterStore
 from forewarn.casedb import add_case_db_options, open_args_case_db
 from forewarn.errors import ForewarnError
+from forewarn.text import paragraph
 
 __all__ = ["register", "run_list"]
 
@@ -67,7 +68,7 @@ def register(subparsers: Any) -> None:
     """Add the ``deadletters`` command."""
     parser = subparsers.add_parser(
         "deadletters", help="list the messages core refused (dead letters)",
-        description=__doc__.splitlines()[0] if __doc__ else None)
+        description=paragraph(__doc__))
     sub = parser.add_subparsers(dest="deadletters_command", metavar="ACTION", required=True)
     listing = sub.add_parser("list", help="totals by reason and the newest dead letters",
                              description=__doc__)

@@ -92,12 +92,15 @@ def _run(args: argparse.Namespace) -> int:
 
 def _serve(settings: Settings, out_dir: Path, port: int | None, console: Console) -> None:
     """Keep the console up on the demo's files, with an admin token to log in."""
-    from forewarn.console.server import console_context, serve_console
+    from forewarn.console.server import CONSOLE, console_context, serve_console
+    from forewarn.ports import listening_socket
 
     ctx = console_context(settings, demo_dir=out_dir)
     issued = ctx.tokens.create(settings.tenant, "admin", "demo")
     host, port = settings.serve.host, settings.serve.port if port is None else port
+    sock = listening_socket(CONSOLE, host, port)  # in use: one line, not a token to no console
+    port = sock.getsockname()[1]
     console.print(f"\nsupport console: [bold]http://{host}:{port}/login[/bold]  (Ctrl-C stops "
                   "it)\nlog in with this token:")
     print(issued.token, flush=True)  # plain: a terminal-wide line break would spoil copying it
-    asyncio.run(serve_console(ctx, host, port))
+    asyncio.run(serve_console(ctx, host, port, sock=sock))

@@ -17,7 +17,7 @@ from typing import Any
 
 from forewarn.casedb import add_case_db_options, open_args_case_db
 from forewarn.errors import ForewarnError
-from forewarn.text import plural
+from forewarn.text import paragraph, plural
 
 __all__ = ["register"]
 
@@ -87,7 +87,7 @@ def register(subparsers: Any) -> None:
     """Add the ``incidents`` command."""
     parser = subparsers.add_parser(
         "incidents", help="fleet incidents: many devices of one cohort with one problem",
-        description=__doc__.splitlines()[0] if __doc__ else None)
+        description=paragraph(__doc__))
     sub = parser.add_subparsers(dest="incidents_command", metavar="ACTION", required=True)
     listing = sub.add_parser("list", help="incidents, newest first", description=__doc__)
     listing.add_argument("--status", choices=("open", "closed"), default=None,

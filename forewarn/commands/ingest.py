@@ -18,6 +18,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from forewarn.text import paragraph
+
 __all__ = ["register"]
 
 
@@ -35,7 +37,7 @@ def register(subparsers: Any) -> None:
     """Add the ``ingest`` command."""
     parser = subparsers.add_parser(
         "ingest", help="try the mappings of fleets that publish their own topics and payloads",
-        description=__doc__.splitlines()[0] if __doc__ else None)
+        description=paragraph(__doc__))
     actions = parser.add_subparsers(dest="ingest_command", metavar="ACTION", required=True)
     test = actions.add_parser(
         "test", help="decode one payload through a mapping, or say why core would refuse it",

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from forewarn.casedb import case_db_url
-from forewarn.console.server import console_context, serve_console
+from forewarn.console.server import CONSOLE, console_context, serve_console
+from forewarn.ports import listening_socket
 from forewarn.service import load_configured
 from forewarn.settings import load_settings
 
@@ -43,6 +44,8 @@ def _run(args: argparse.Namespace) -> int:
     ctx = console_context(settings, demo_dir=args.demo_dir)
     host = args.host or settings.serve.host
     port = settings.serve.port if args.port is None else args.port
+    sock = listening_socket(CONSOLE, host, port)  # in use: one line, before saying where
+    port = sock.getsockname()[1]  # --port 0: the one picked
     print(f"forewarn console on http://{host}:{port}/  (API docs: /docs, metrics: /metrics)")
-    asyncio.run(serve_console(ctx, host, port))
+    asyncio.run(serve_console(ctx, host, port, sock=sock))
     return 0

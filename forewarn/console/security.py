@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -24,6 +24,10 @@ from forewarn.console.guard import PRINCIPAL_STATE
 __all__ = [
     "LOGIN_COOKIE",
     "SESSION_COOKIE",
+    "Admin",
+    "Agent",
+    "Context",
+    "Viewer",
     "WebSession",
     "api_principal",
     "check_csrf",
@@ -77,6 +81,13 @@ def requires(role: Role) -> Callable[..., Principal]:
         return principal
 
     return check
+
+
+#: a route's parameters: the caller by the least role the route needs, and the console's context
+Viewer = Annotated[Principal, Depends(requires("viewer"))]
+Agent = Annotated[Principal, Depends(requires("agent"))]
+Admin = Annotated[Principal, Depends(requires("admin"))]
+Context = Annotated[ConsoleContext, Depends(context)]
 
 
 class WebSession:

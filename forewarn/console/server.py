@@ -8,6 +8,7 @@ Usage::
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,6 @@ from pathlib import Path
 import uvicorn
 
 from core.store.base import TimeSeriesStore
-from core.store.config import make_store
 from core.store.embedded import EmbeddedStore
 from forewarn.casedb import case_db_url
 from forewarn.casedb import open_case_db as open_cases
@@ -23,13 +23,18 @@ from forewarn.console.app import create_app
 from forewarn.console.context import ConsoleContext
 from forewarn.console.throttle import LoginLimiter
 from forewarn.errors import ConfigError
+from forewarn.ports import listening_socket
+from forewarn.service import open_store
 from forewarn.settings import Settings
 from forewarn.status_links import make_status_links
 from rules.case_actions import Push
 from rules.errors import RuleError
 from rules.registry import CustomerRegistry, load_registry
 
-__all__ = ["console_context", "make_server", "open_cases", "serve_console"]
+__all__ = ["CONSOLE", "console_context", "make_server", "open_cases", "serve_console"]
+
+#: how a listen error names the console
+CONSOLE = "the console ([serve] host/port)"
 
 
 def console_context(settings: Settings, demo_dir: Path | None = None,
@@ -45,7 +50,7 @@ def console_context(settings: Settings, demo_dir: Path | None = None,
         store = EmbeddedStore(demo_dir / "telemetry.sqlite")
     else:
         engine = open_cases(settings.cases.url)
-        store = make_store(settings.store)
+        store = open_store(settings.store)
     ctx = ConsoleContext(
         engine=engine, store=store, rules_files=tuple(settings.rule_paths()),
         clock=clock or time.time, session_max_age_s=settings.serve.session_max_age_s,
@@ -108,12 +113,16 @@ def make_server(ctx: ConsoleContext, host: str = "127.0.0.1", port: int = 8080
 
 
 async def serve_console(ctx: ConsoleContext, host: str, port: int,
-                        server: uvicorn.Server | None = None) -> None:
+                        server: uvicorn.Server | None = None, *,
+                        sock: socket.socket | None = None) -> None:
     """Serve until interrupted (Ctrl-C, or ``server.should_exit``), then close the store and
-    the database. ``server``: one from :func:`make_server` to stop from elsewhere."""
+    the database. ``server``: one from :func:`make_server` to stop from elsewhere; ``sock``: one
+    from :func:`forewarn.ports.listening_socket` (default: bound here, a port in use is a
+    one-line :class:`~forewarn.ports.ListenError` rather than uvicorn's log and exit)."""
     server = server or make_server(ctx, host, port)
     try:
-        await server.serve()
+        sock = sock or listening_socket(CONSOLE, host, port)
+        await server.serve(sockets=[sock])
     finally:
         close = getattr(ctx.store, "close", None)
         if close is not None:

@@ -20,14 +20,14 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from forewarn.console.context import ConsoleContext
-from forewarn.console.security import check_login_csrf, context, login_csrf
+from forewarn.console.security import Context, check_login_csrf, login_csrf
 from rules.answers import ANSWER_KINDS, answers, record_answer
 from rules.catalogue import LANGUAGES, translations
 from rules.db import CaseRow, DeviceRow
@@ -38,7 +38,6 @@ from rules.timeparse import zone
 __all__ = ["STATUS_COOKIE", "router"]
 
 router = APIRouter(include_in_schema=False)
-Context = Annotated[ConsoleContext, Depends(context)]
 #: the status page's CSRF cookie (only sent to /s/ pages, never by another site's form)
 STATUS_COOKIE = "forewarn_status"
 _TEMPLATES = Path(__file__).parent / "templates"

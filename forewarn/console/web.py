@@ -31,10 +31,10 @@ from forewarn.console.security import (
     LOGIN_COOKIE,
     LOGIN_FORM_MAX_AGE_S,
     SESSION_COOKIE,
+    Context,
     WebSession,
     check_csrf,
     check_login_csrf,
-    context,
     login_csrf,
     sign_session,
     web_session,
@@ -52,7 +52,6 @@ router = APIRouter(include_in_schema=False)
 # environment is made here with escaping on for every template (issue 18.1)
 templates = Jinja2Templates(env=Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True))
-Context = Annotated[ConsoleContext, Depends(context)]
 #: history shown before a fault's onset and after the case's last event
 _BEFORE_S = 24 * 3600.0
 _AFTER_S = 12 * 3600.0

@@ -141,7 +141,7 @@ def load_edge_settings(path: Path, **overrides: Any) -> EdgeSettings:
     try:
         loaded = _Loaded(**overrides)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {problems(exc)[0]}") from exc
+        raise ConfigError(f"{path}: {problems(exc, model=EdgeSettings)[0]}") from exc
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read configuration {path}: {exc}") from exc
     return EdgeSettings.model_validate(loaded.model_dump())

@@ -132,8 +132,12 @@ LABELS: dict[str, str] = {
     "fleet_fault_devices": "devices affected by them",
     "fleet_fault_devices_detected": "… of which a case caught",
     "fleet_faults_found_as_incident": "fleet-wide faults found as one incident",
-    "median_h_tenth_of_cohort_to_incident": "… hours from a tenth of the cohort affected, median",
+    "median_h_tenth_of_cohort_to_incident": "… hours from a tenth of the cohort affected to "
+                                            "its incident, median",
     "median_h_tenth_visible_to_incident": "… hours from a tenth of it visible, median",
+    "median_h_tenth_of_cohort_to_incident_opened": "… to the incident's opening (as a model's)",
+    "incidents_absorbed": "incidents that opened as a model's, absorbed by a narrower cohort",
+    "incidents_absorbed_of_another_cause": "… of which opened by devices of another cause",
     "customer_messages_per_affected_device_per_incident":
         "customer messages per affected device per incident",
     "max_customer_messages_per_device_since_incident_opened":

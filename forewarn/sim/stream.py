@@ -25,7 +25,7 @@ from forewarn.sim.match import SimCase
 from forewarn.sim.options import EvalOptions, TimelineTrace
 from forewarn.sim.peer_report import PEER_DETECTORS, PeerFlag
 from rules.cases import CaseBook, CaseOutcome
-from rules.db import CaseRow, DeviceRow, NoticeRow, connect
+from rules.db import CaseRow, DeviceRow, FirmwareChangeRow, NoticeRow, connect
 from rules.evaluate import Alarm
 from rules.incidents import IncidentBook
 from rules.model import load_rule_dir
@@ -127,10 +127,12 @@ def _registry(fleet: Fleet) -> CustomerRegistry:
 
 
 def _firmware_reported(engine: Engine, tenant: str, device_id: str, product: str,
-                       version: str) -> None:
+                       version: str, at: float, previous: str | None) -> None:
     """A device installed a release and says so (what its status messages put in the devices
-    table, ``rules.lifecycle``)."""
+    table and its firmware history, ``rules.lifecycle``)."""
     with Session(engine) as session, session.begin():
+        session.add(FirmwareChangeRow(tenant=tenant, device_id=device_id, product=product,
+                                      firmware=version, previous=previous, since=at))
         row = session.get(DeviceRow, (tenant, device_id))
         if row is None:
             row = DeviceRow(tenant=tenant, device_id=device_id, product=product,
@@ -190,8 +192,10 @@ def stream_fleet(options: EvalOptions, fleet: Fleet, traces: dict[str, TimelineT
             rules.tick(next_tick)
             next_tick += window
         while updates and updates[0][0] <= delivery.arrival:
-            _at, device_id, product, version = updates.pop(0)
-            _firmware_reported(engine, fleet.config.tenant, device_id, product, version)
+            at, device_id, product, version = updates.pop(0)
+            _firmware_reported(engine, fleet.config.tenant, device_id, product, version, at,
+                               registry.lookup(fleet.config.tenant, device_id,
+                                               product).firmware or None)
         clock.now = delivery.arrival
         book.delivery = delivery
         if delivery.device_id in traces:

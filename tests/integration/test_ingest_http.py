@@ -21,7 +21,7 @@ import pytest
 
 from core.dead_letter import DeadLetterStore
 from forewarn.auth import TokenStore
-from forewarn.broker import free_port
+from forewarn.ports import free_port
 from rules.db import connect
 from tests.integration.core_process import CoreProcess, wait_for
 from tests.integration.nats.fleet import FIELDS

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from forewarn.broker import free_port
+from forewarn.ports import free_port
 from tests.servers._process import stop_process, wait_listening
 
 __all__ = ["NatsServer", "free_port", "mosquitto_bridge_config", "nats_server_binary"]

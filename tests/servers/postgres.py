@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from forewarn.broker import free_port
+from forewarn.ports import free_port
 
 __all__ = ["Postgres", "postgres_bindir"]
 

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from forewarn.broker import free_port
+from forewarn.ports import free_port
 
 __all__ = ["Certificate", "SmtpServer", "self_signed"]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from forewarn.broker import free_port
+from forewarn.ports import free_port
 from tests.servers._process import stop_process
 
 __all__ = ["VictoriaMetrics", "free_port", "victoria_metrics_binary"]

@@ -1,6 +1,6 @@
 """``forewarn demo`` as a newcomer runs it (issue 24): a busy broker port costs no earlier run
 and prints one line, ``mqtt.port = 0`` works, the output has no traceback, and case numbers
-repeat with the seed."""
+repeat with the seed, as the README shows them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,3 +128,31 @@ def test_two_runs_with_one_seed_number_the_same_cases_and_print_no_traceback(
         runs.append([(c["case_id"], c["device_id"], c["opened_at"]) for c in cases])
     assert len(runs[0]) >= 3, "the default demo opens several cases"
     assert runs[0] == runs[1]
+    _as_the_readme_shows(json.loads((tmp_path / "one.json").read_text()))
+
+
+def _as_the_readme_shows(summary: dict[str, Any]) -> None:
+    """The README's "What the demo shows" is this run's summary: its figures and first case."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("## What the demo shows", 1)[1].split("```")[1]
+    rows = [[cell.strip() for cell in line.strip("│").split("│")]
+            for line in shown.splitlines() if line.startswith("│")]
+    figures = {row[0]: row[1] for row in rows if len(row) == 2}
+    first = summary["cases"][0]
+    expected = {
+        "devices": str(summary["devices"]),
+        "samples published": str(summary["samples_published"]),
+        "samples ingested": str(summary["samples_ingested"]),
+        "samples lost": str(summary["samples_lost"]),
+        "faults injected": str(summary["faults_injected"]),
+        "cases opened": str(summary["cases_opened"]),
+        "notifications delivered": str(summary["notifications_sent"]),
+        "faults notified before the customer's call":
+            f"{summary['faults_notified_before_call']} of {summary['faults_with_call']} that call",
+        "false cases": str(summary["false_cases"]),
+    }
+    assert figures == expected, "README.md's demo figures are not what the demo prints"
+    case_row = next(row for row in rows if row[0] == f"FW-{first['case_id']}")
+    assert case_row == [f"FW-{first['case_id']}", first["device_id"],
+                        time.strftime("%m-%d %H:%M", time.gmtime(first["opened_at"])),
+                        first["fault_kind"], f"{first['lead_time_s'] / 3600:.1f} h"], case_row

@@ -20,8 +20,8 @@ from core.mapping import MappedDecoder, MappingConfig
 from core.pipeline import CorePipeline
 from core.store.embedded import EmbeddedStore
 from forewarn.auth import Principal, TokenStore
-from forewarn.broker import free_port
 from forewarn.ingest_http import IngestHttp
+from forewarn.ports import free_port
 from rules.db import connect
 
 MAPPINGS = [

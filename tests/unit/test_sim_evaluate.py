@@ -22,6 +22,7 @@ from forewarn.sim import (
     run_evaluation,
     write_plots,
 )
+from forewarn.sim.incidents import SimIncident, incident_report
 
 H = 3600.0
 END = 100 * H
@@ -246,3 +247,33 @@ def test_a_fleet_fault_is_found_as_one_incident() -> None:
     assert [i.cohort for i in evaluation.incidents] == ["heat_pump/firmware=2.6.0"]
     assert figures["max_customer_messages_per_device_per_incident"] <= 1
     assert figures["median_h_tenth_of_cohort_to_incident"] is not None
+
+
+def test_hours_to_an_absorbed_incident_count_from_when_it_became_the_cohort_s() -> None:
+    """An incident that opened as a model's (two healthy pumps, ten hours before a tenth of
+    the release's cohort failed) and became the release's two hours after: the team heard of
+    the release then, so the hours count from the absorption (2.0); the ``_opened`` keys
+    keep the opening (-10.0), and the absorption is counted as one of another cause."""
+    config = FleetConfig(devices=80, seed=3, products=("heat_pump", "water_pump"),
+                         horizon_s=20 * 86400.0, fault_fraction=0.0,
+                         fleet_faults=FLEET_FAULTS[:1])
+    fleet = Fleet(config)
+    release = FLEET_FAULTS[0]
+    cohort = [d for d in fleet.devices if release.name in d.fleet_cohorts]
+    truths = {t.device_id: t for t in fleet.ground_truth}
+    affected = sorted((t.onset, d.device_id) for d in cohort
+                      if (t := truths.get(d.device_id)) is not None)
+    tenth_at = affected[max(1, -(-len(cohort) // 10)) - 1][0]
+    healthy = [d.device_id for d in fleet.devices if d.device_id not in truths][:2]
+    devices = tuple(d for _, d in affected) + tuple(healthy)
+    incident = SimIncident(1, "heat_pump/firmware=2.6.0", "compressor", tenth_at - 10 * 3600.0,
+                           tenth_at + 2 * 3600.0, devices, dict.fromkeys(devices, 1),
+                           dict.fromkeys(devices, 1), tuple(healthy))
+    figures = incident_report([incident], fleet, {d for _, d in affected})
+    row = figures["by_fleet_fault"][release.name]
+    assert (row["h_tenth_of_cohort_to_incident"],
+            row["h_tenth_of_cohort_to_incident_opened"]) == (2.0, -10.0)
+    assert (figures["median_h_tenth_of_cohort_to_incident"],
+            figures["median_h_tenth_of_cohort_to_incident_opened"]) == (2.0, -10.0)
+    assert (figures["incidents_absorbed"], figures["incidents_absorbed_of_another_cause"]) == (1, 1)
+    assert row["incident_cohort"] == "heat_pump/firmware=2.6.0"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 
-from forewarn.auth import Principal
 from forewarn.console import queries
 from forewarn.console.actions import apply_action
 from forewarn.console.context import ConsoleContext
@@ -19,7 +18,7 @@ from forewarn.console.schemas import (
     ResolveBody,
     Severity,
 )
-from forewarn.console.security import context, requires
+from forewarn.console.security import Agent, Context, Viewer
 from rules.resolution import Resolution
 
 __all__ = ["router"]
@@ -27,9 +26,6 @@ __all__ = ["router"]
 router = APIRouter(prefix="/cases", tags=["cases"])
 
 CaseId = Annotated[int, Path(ge=1, le=2**62, description="the case number (FW-<id>)")]
-Viewer = Annotated[Principal, Depends(requires("viewer"))]
-Agent = Annotated[Principal, Depends(requires("agent"))]
-Context = Annotated[ConsoleContext, Depends(context)]
 
 
 @router.get("", response_model=CasePage, summary="The case queue, most urgent first")

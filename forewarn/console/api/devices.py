@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Body, HTTPException, Path, Query
 
 from forewarn.auth import Principal
 from forewarn.console import queries
 from forewarn.console.context import ConsoleContext
 from forewarn.console.schemas import DeviceDetail, DevicePage, FeedbackOut, Telemetry
-from forewarn.console.security import context, requires
+from forewarn.console.security import Agent, Context, Viewer
 from forewarn.errors import ConfigError, ForewarnError
 from rules import feedback
 from rules.errors import CaseNotFoundError, CaseStateError
@@ -21,9 +21,6 @@ __all__ = ["router"]
 router = APIRouter(prefix="/devices", tags=["devices"])
 
 DeviceId = Annotated[str, Path(min_length=1, max_length=64)]
-Viewer = Annotated[Principal, Depends(requires("viewer"))]
-Agent = Annotated[Principal, Depends(requires("agent"))]
-Context = Annotated[ConsoleContext, Depends(context)]
 #: the longest telemetry range one request may ask for
 MAX_RANGE_S = 366 * 86400.0
 #: a timestamp in seconds between 1970 and 2100

@@ -10,19 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from forewarn.auth import Principal
-from forewarn.console.context import ConsoleContext
-from forewarn.console.security import context, requires
+from forewarn.console.security import Agent, Context
 from rules.tickets import TicketEvent, record_ticket_event
 
 __all__ = ["HelpdeskEventIn", "HelpdeskEventOut", "router"]
 
 router = APIRouter(prefix="/helpdesk", tags=["helpdesk"])
-Agent = Annotated[Principal, Depends(requires("agent"))]
-Context = Annotated[ConsoleContext, Depends(context)]
 _Name = Annotated[str, Field(max_length=64)]
 
 

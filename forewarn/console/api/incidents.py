@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict
 
-from forewarn.auth import Principal
 from forewarn.console.context import ConsoleContext
-from forewarn.console.security import context, requires
+from forewarn.console.security import Agent, Context, Viewer
 from forewarn.incidents import (
     IncidentDetailView,
     IncidentView,
@@ -27,9 +26,6 @@ __all__ = ["router"]
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 
 IncidentId = Annotated[int, Path(ge=1, le=2**62, description="the incident's number (INC-<id>)")]
-Viewer = Annotated[Principal, Depends(requires("viewer"))]
-Agent = Annotated[Principal, Depends(requires("agent"))]
-Context = Annotated[ConsoleContext, Depends(context)]
 
 
 class DecideBody(BaseModel):

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from forewarn.auth import Principal
 from forewarn.console import queries
-from forewarn.console.context import ConsoleContext
 from forewarn.console.schemas import NoticeOut, OutboxPage
-from forewarn.console.security import context, requires
+from forewarn.console.security import Admin, Context, Viewer
 from rules.db import NoticeRow
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/outbox", tags=["outbox"])
 
-Viewer = Annotated[Principal, Depends(requires("viewer"))]
-Context = Annotated[ConsoleContext, Depends(context)]
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0, le=10**9)]
 
@@ -51,7 +47,7 @@ def failed(who: Viewer, ctx: Context, limit: Limit = 50, offset: Offset = 0) -> 
 @router.post("/{notice_id}/retry", response_model=NoticeOut,
              summary="Send a failed notice again")
 def retry(notice_id: Annotated[int, Path(ge=1, le=2**62)],
-          who: Annotated[Principal, Depends(requires("admin"))], ctx: Context) -> NoticeOut:
+          who: Admin, ctx: Context) -> NoticeOut:
     """Put a dead notice back in the queue (the dispatcher tries it at its next round); 409
     for a notice that is not dead. Its idempotency key is kept, so a channel that took it
     after all does not deliver it twice."""

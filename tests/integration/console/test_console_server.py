@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
-from forewarn.broker import free_port
 from forewarn.console.server import console_context, make_server, serve_console
+from forewarn.ports import free_port
 from forewarn.settings import Settings
 from tests.integration.console.conftest import ConsoleUnderTest
 

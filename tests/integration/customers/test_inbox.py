@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.dead_letter import DeadLetterStore
-from forewarn.broker import free_port
 from forewarn.inbox import UNFILED, ReplyHandler
+from forewarn.ports import free_port
 from rules.case_actions import Push
 from rules.db import NoticeRow
 from tests.integration.customers.conftest import StatusConsole

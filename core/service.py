@@ -11,7 +11,6 @@ Usage::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -19,6 +18,7 @@ from core.config import MqttConfig
 from core.events import EventSink
 from core.ingest import Ingestor
 from core.pipeline import CorePipeline
+from edge.tasks import cancel_and_wait
 
 __all__ = ["CoreService"]
 
@@ -59,9 +59,7 @@ class CoreService:
                     if self.on_handled is not None:
                         self.on_handled()
         finally:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
+            await cancel_and_wait([flusher])
             self.pipeline.dead_letters.flush()
 
     async def _flush_dead_letters(self, every_s: float = 1.0) -> None:

@@ -53,6 +53,7 @@ from edge.schema import (
     config_reported_topic,
     status_topic,
 )
+from edge.tasks import cancel_and_wait
 
 __all__ = ["BrokerConfig", "TlsFiles", "Uplink"]
 
@@ -168,7 +169,7 @@ class Uplink:
             with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
                 await self._publish_status(client, "offline", "shutdown")
         if self._task is not None:
-            self._task.cancel()
+            await cancel_and_wait([self._task])
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None

@@ -39,6 +39,7 @@ from core.service import CoreService
 from core.store.base import SeriesFrame
 from edge.agent import EdgeAgent
 from edge.batcher import Batcher
+from edge.tasks import cancel_and_wait
 from edge.uplink import Uplink
 from firmware_sim.fleet import Fleet, FleetConfig
 from firmware_sim.truth import write_jsonl
@@ -358,7 +359,7 @@ async def run_demo(
                 await drained()
             finally:
                 stop.set()
-                tasks[0].cancel()
+                await cancel_and_wait(tasks[:1])  # the others end on ``stop``
                 for task in tasks:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task

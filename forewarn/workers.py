@@ -57,6 +57,7 @@ from core.pipeline import CorePipeline
 from core.service import CoreService
 from core.store.base import HistoryStore, TimeSeriesStore
 from edge.backoff import full_jitter
+from edge.tasks import cancel_and_wait
 from forewarn.casedb import open_case_db
 from forewarn.errors import ConfigError
 from forewarn.service import Service, tick_forever
@@ -540,10 +541,8 @@ async def serve_until_stopped(stop: asyncio.Event, tasks: Sequence[asyncio.Task[
         exc = None if task.cancelled() else task.exception()
         _log.error("core's %s task stopped: %s; exiting", task.get_name(),
                    "without an error" if exc is None else repr(exc), exc_info=exc)
-    stopping.cancel()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(stopping, *tasks, return_exceptions=True)
+    # one cancellation may be swallowed (Python 3.11's wait_for in aiomqtt): edge.tasks
+    await cancel_and_wait([stopping, *tasks])
     return 1 if dead else 0
 
 
@@ -639,9 +638,7 @@ async def _keep_bridging(run: Callable[[], Awaitable[None]],
 
 
 async def _cancelled(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel_and_wait([task])
 
 
 def leased_ownership(settings: Settings) -> bool:

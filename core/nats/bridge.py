@@ -67,6 +67,7 @@ from core.nats.config import NatsConfig
 from core.nats.stream import unread_fill
 from edge.backoff import full_jitter
 from edge.schema import INGEST_FLOW_TOPIC, IngestFlow, decode_payload, parse_topic
+from edge.tasks import cancel_and_wait
 
 __all__ = ["Episode", "IngestBridge", "batch_position", "lifecycle_subscriptions_beside",
            "subject_of_topic"]
@@ -199,9 +200,7 @@ class IngestBridge:
                 task.result()
             raise RuntimeError(f"ingest bridge task {done.pop().get_name()} ended")
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
             while not in_flight.empty():  # unacknowledged: the broker sends them again
                 in_flight.get_nowait().publish.cancel()
 

@@ -74,6 +74,7 @@ from core.nats.stream import StreamMonitor, ensure_stream, topic_of_subject
 from core.pipeline import CorePipeline
 from core.store.base import HistoryStore, SeriesFrame, StoreError, TimeSeriesStore
 from edge.backoff import full_jitter
+from edge.tasks import cancel_and_wait
 
 __all__ = ["HandOff", "NatsEngine", "PartitionStats", "PartitionWorker", "PipelineFactory"]
 
@@ -557,8 +558,7 @@ class NatsEngine:
         tb: TracebackType | None,
     ) -> None:
         if self._peer_task is not None:
-            self._peer_task.cancel()
-            await asyncio.gather(self._peer_task, return_exceptions=True)
+            await cancel_and_wait([self._peer_task])
         if self.peers is not None:
             await self.peers.close()
         if self._nc is not None:
@@ -664,12 +664,7 @@ class NatsEngine:
                     await asyncio.wait_for(self._stopping.wait(), every)
             await self.leases.release_all()
         finally:
-            watch.cancel()
-            renewals.cancel()
-            for task in self._tasks.values():
-                task.cancel()
-            await asyncio.gather(watch, renewals, *self._tasks.values(),
-                                 return_exceptions=True)
+            await cancel_and_wait([watch, renewals, *self._tasks.values()])
 
     async def _renew_forever(self) -> None:
         """Renew the held leases every eighth of the term, apart from the (slower) rounds."""
@@ -696,10 +691,7 @@ class NatsEngine:
             await asyncio.gather(*tasks)
             _log.info("partitions %s stopped", self.partitions)
         finally:
-            watch.cancel()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(watch, *tasks, return_exceptions=True)
+            await cancel_and_wait([watch, *tasks])
 
     async def _watch_stream(self) -> None:
         assert self.monitor is not None

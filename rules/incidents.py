@@ -432,7 +432,8 @@ class IncidentBook:
         ``min_devices``, are too many of one field for chance at the product's other devices'
         rate of flags (``few_flags_*``)."""
         policy = self.policy
-        if cohort.dimension not in policy.few_flags_dimensions or product_size <= size:
+        if (cohort.dimension not in policy.few_flags_dimensions or size <= 0
+                or product_size <= size):  # (a cohort the registry does not size: no rate)
             return False
         by_field: dict[str, set[str]] = {}
         for device_id, field in flags:
@@ -448,7 +449,7 @@ class IncidentBook:
         rate = rest_flag_rate(session, meta.tenant, meta.product, in_cohort,
                               product_size - size, policy.flag_detectors, at,
                               policy.window_s, policy.few_flags_history_s)
-        return binomial_tail(most, size, rate) <= policy.few_flags_alpha
+        return binomial_tail(most, max(size, most), rate) <= policy.few_flags_alpha
 
     def _insert(self, session: Session, meta: DeviceMeta, cohort: Cohort, rule: str,
                 now: float, at: float, summary: str) -> IncidentRow:

@@ -51,6 +51,12 @@ class DetectorConfig(BaseModel):
     transition_weight: float = Field(1.0, ge=0, le=1)
     transition_bins: int = Field(12, ge=3)
     transition_half_life: float = Field(500.0, gt=0)
+    half_life_interval_s: float = Field(
+        300.0, ge=0, description="the sample interval `level_half_life` and "
+        "`transition_half_life` (in samples) were chosen at: a series whose first time step is "
+        "longer learns its level, spread and transitions over proportionally fewer samples, as "
+        "long in time (never more samples than configured, nor fewer than a third); 0 = "
+        "sample counts for every series (docs/detection.md, fifth round)")
 
     window_shape_weight: float = Field(
         0.0, ge=0, le=1, description="weight of the window shape novelty (fuzzy ART over "
@@ -240,6 +246,7 @@ class DetectorConfig(BaseModel):
             "field_level_weight": 0.0, "level_quiet": 200,
             "likelihood_after_warmup": False, "likelihood_var_floor": 0.006,
             "likelihood_short_window": 0, "likelihood_warmup": 300, "quiet_s": 0.0,
+            "half_life_interval_s": 0.0,
         }
         nab.update(overrides)
         return cls.model_validate(nab)

@@ -26,6 +26,8 @@ fired score (0 where nothing fired); :meth:`Ensemble.last_findings` explains eac
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from core.detect._base import SoADetector, StateDict, as_block
+from core.detect.cadence import Cadence
 from core.detect.config import DetectorConfig
 from core.detect.drift import Drift
 from core.detect.dropout import Dropout
@@ -54,6 +57,11 @@ from core.detect.transition import Transition
 from core.detect.window_shape import WindowShape
 
 __all__ = ["Ensemble", "Finding"]
+
+#: the shortest a half-life scaled to a slow series' interval gets, as a share of the configured
+#: one (a series sampled every 15 minutes or slower keeps a third of the samples; chosen on the
+#: tuning half among 10, 50, 100, 167 and 250 samples, docs/detection.md "fifth round")
+_LEAST_FACTOR = 1.0 / 3.0
 
 _WHAT = {
     "level": "far from its learned level",
@@ -106,6 +114,29 @@ def _mark_missing(raw: NDArray[np.float64], x: NDArray[np.float64]) -> None:
         for i in range(n):
             if not math.isfinite(x[i, j]):
                 raw[i, j] = math.nan
+
+
+#: detector -> the config's half-life (in samples) that the series' interval scales
+_TIMED_HALF_LIVES = {"level": "level_half_life", "seasonal": "level_half_life",
+                     "transition": "transition_half_life"}
+
+
+@contextmanager
+def _half_life(det: SoADetector, half_life: float) -> Iterator[None]:
+    """``det`` learns with ``half_life`` samples inside the block (its own restored after)."""
+    if isinstance(det, Transition):
+        saved, det.decay = det.decay, 0.5 ** (1.0 / half_life)
+        try:
+            yield
+        finally:
+            det.decay = saved
+        return
+    assert isinstance(det, RobustZ | Seasonal)
+    saved, det.alpha = det.alpha, 1.0 - 0.5 ** (1.0 / half_life)
+    try:
+        yield
+    finally:
+        det.alpha = saved
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +211,9 @@ class Ensemble:
                 cfg.warmup, cfg.window_shape_learn, cfg.window_shape_vigilance,
                 shape_floor=cfg.window_shape_floor, mask=cfg.window_shape_mask,
                 chomp=cfg.window_shape_chomp, z=cfg.window_shape_z, hold=self._shape_raw)
+        # each series' first time step: sample-count half-lives that mean a time (fifth round)
+        self.cadence = Cadence(cap)
+        self._timed = cfg.half_life_interval_s > 0.0
         self.range = OutOfRange(cap)
         self.rules: dict[str, SoADetector] = {
             "stuck": Stuck(cap, cfg.stuck_factor),
@@ -251,6 +285,12 @@ class Ensemble:
         comps: dict[str, NDArray[np.float64]] = {}
         raw = self._buf("raw", v.shape, "F")
         first = True
+        factors: NDArray[np.float64] | None = None
+        if self._timed:
+            # learnt before the detectors run: a series' step comes from its first two rows,
+            # which none of the scaled half-lives has taught anything yet (cadence.py)
+            factors = self.cadence.learn_factors(s, tt, self.config.half_life_interval_s,
+                                                 _LEAST_FACTOR)
         for name, (weight, det) in self.statistical.items():
             if weight <= 0.0:
                 if name == "drift":  # its trend still predicts the time to a limit
@@ -258,8 +298,11 @@ class Ensemble:
                 continue
             row_wise = isinstance(det, RobustZ | Multivariate)  # these walk a tick at a time
             src = v_rows if row_wise else v
-            sc = det._update_block(s, src, tt,
-                                   out=self._buf(name, v.shape, "C" if row_wise else "F"))
+            buf = self._buf(name, v.shape, "C" if row_wise else "F")
+            if factors is not None and name in _TIMED_HALF_LIVES:
+                sc = self._update_timed(name, det, s, src, tt, buf, factors, row_wise)
+            else:
+                sc = det._update_block(s, src, tt, out=buf)
             comps[name] = sc
             if name != "regression":  # a device model: its own level, not a per-field score
                 _fold_max(raw, sc, weight, first)
@@ -349,6 +392,26 @@ class Ensemble:
             self._level = None
             self._findings = self._explain(s, v, tt, final, fired, comps) if final.any() else ()
         return final
+
+    def _update_timed(
+        self, name: str, det: SoADetector, s: NDArray[np.int64], src: NDArray[np.float64],
+        tt: NDArray[np.float64] | None, buf: NDArray[np.float64],
+        factors: NDArray[np.float64], row_wise: bool,
+    ) -> NDArray[np.float64]:
+        """``det`` over the block with its half-life times each column's factor (columns with
+        the same factor in one call; one device's fields share their times, so one call)."""
+        configured = getattr(self.config, _TIMED_HALF_LIVES[name])
+        groups = np.unique(factors)
+        if groups.size == 1:
+            with _half_life(det, configured * float(groups[0])):
+                return det._update_block(s, src, tt, out=buf)
+        for f in groups.tolist():
+            cols = np.flatnonzero(factors == f)
+            part = src[:, cols]
+            part = np.ascontiguousarray(part) if row_wise else np.asfortranarray(part)
+            with _half_life(det, configured * f):
+                buf[:, cols] = det._update_block(s[cols], part, tt)
+        return buf
 
     # -- the fleet's level -------------------------------------------------------------------
     def _update_fleet(self, s: NDArray[np.int64], v_rows: NDArray[np.float64],
@@ -606,6 +669,8 @@ class Ensemble:
         parts["likelihood"] = self.likelihood
         if self._short:
             parts["likelihood_short"] = self.likelihood_short
+        if self._timed:
+            parts["cadence"] = self.cadence
         parts["onset"] = self.onset
         parts["rule_onset"] = self.rule_onset
         parts["level_onset"] = self.level_onset

@@ -34,6 +34,7 @@ from core.detect import (
     Stuck,
     Transition,
 )
+from core.detect.cadence import Cadence, cadence_reference, cadence_update
 from core.detect.field_level import FieldLevel
 from core.detect.onset import TimedOnset
 from core.detect.peer import Peer
@@ -103,6 +104,8 @@ DETECTORS: dict[str, tuple[Callable[[], Any], str | None, str | None]] = {
     "window_shape_graded": (lambda: WindowShape(capacity=2, step=2, width=4, categories=6,
                                                 range_learn=20, learn=40, z=1.0, hold=True),
                             "core.detect.window_shape", "window_shape_update"),
+    # state only (each series' first time step): scores 0, learns from its first two rows
+    "cadence": (lambda: Cadence(capacity=2), "core.detect.cadence", "cadence_update"),
     "ensemble": (lambda: Ensemble(), None, None),
     "ensemble_window_shape": (lambda: Ensemble(DetectorConfig(window_shape_weight=0.5)), None,
                               None),
@@ -302,3 +305,20 @@ def test_window_shape_raw_mode_names_its_findings() -> None:
         assert "window_shape" in det.last_components()
         named += [f.detector for f in det.last_findings()]
     assert "window_shape" in named
+
+
+@settings(max_examples=25, deadline=None)
+@given(times=arrays(np.float64, 6, elements=st.one_of(
+           st.floats(0.0, 1e6, allow_nan=False), st.sampled_from([np.nan, np.inf, 5.0]))),
+       cut=st.integers(0, 6), fresh=st.lists(st.booleans(), min_size=3, max_size=3))
+def test_cadence_matches_numpy_reference(times: np.ndarray, cut: int, fresh: list[bool]) -> None:
+    # three slots, some already past their first row; the times in two blocks cut anywhere
+    slots = np.array([0, 1, 2], dtype=np.int64)
+    started = ~np.array(fresh)
+    first_t, rows, step = np.where(started, 100.0, 0.0), started.astype(np.int64), np.zeros(3)
+    ref_t, ref_rows, ref_step = first_t.copy(), rows.copy(), step.copy()
+    for block in (times[:cut], times[cut:]):
+        cadence_update(first_t, rows, step, slots, np.ascontiguousarray(block))
+        cadence_reference(ref_t, ref_rows, ref_step, slots, block)
+    for got, want in ((first_t, ref_t), (rows, ref_rows), (step, ref_step)):
+        np.testing.assert_array_equal(got, want)

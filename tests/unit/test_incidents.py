@@ -334,7 +334,7 @@ _VIB, _TEMP = "vibration", "motor_temp"
                  id="the-product-s-other-pumps-flagged-six-times-this-week"),
     pytest.param([(f"hp-{10 + 5 * i}", 10 + 10 * i, _VIB) for i in range(6)]
                  + [("hp-0", 250, _VIB), ("hp-1", 251, _VIB)], ["heat_pump/batch=B17"],
-                 id="…more-than-a-week-before"),
+                 id="the-same-more-than-a-week-before"),
 ])
 def test_two_flags_of_a_batch_make_its_incident_when_improbable(
         flags: list[tuple[str, float, str]], expected: list[str]) -> None:

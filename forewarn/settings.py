@@ -218,7 +218,7 @@ class IncidentsSettings(BaseModel):
     #: (at most ``few_flags_alpha``) at the rate the product's other devices were flagged over
     #: the past ``few_flags_history_h`` (``rules.flag_rate``; [] : never)
     few_flags_dimensions: tuple[Dimension, ...] = ("batch",)
-    few_flags_min_devices: int = Field(default=2, ge=1)
+    few_flags_min_devices: int = Field(default=2, ge=2)
     few_flags_alpha: float = Field(default=0.02, gt=0.0, le=1.0)
     few_flags_history_h: float = Field(default=168.0, gt=0.0)
 

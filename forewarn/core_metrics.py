@@ -354,7 +354,14 @@ def _peer_board_metrics(stats: PeerBoardStats) -> Iterator[Metric]:
             ("forewarn_peer_summaries_late", stats.summaries_late,
              "Summaries that arrived after their bucket was judged without them"),
             ("forewarn_peer_publish_failures", stats.publish_failures,
-             "Summaries not published after retries")):
+             "Summaries not published after retries"),
+            ("forewarn_peer_buckets_fetched", stats.buckets_fetched,
+             "Peer buckets read again from the key-value bucket for a partition judging one "
+             "its process had let go (taken over, or behind)")):
         family = CounterMetricFamily(name, what)
         family.add_metric([], value)
         yield family
+    held = GaugeMetricFamily("forewarn_peer_board_bytes",
+                             "Bytes of the partitions' peer summaries this process holds")
+    held.add_metric([], stats.held_bytes)
+    yield held

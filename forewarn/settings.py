@@ -222,6 +222,14 @@ class IncidentsSettings(BaseModel):
     #: cases of devices gone silent or offline make incidents only of cohorts of at most this
     #: share of the product (a region, a batch): outages strike wide cohorts by chance
     offline_max_cohort_share: float = Field(default=0.3, gt=0.0, le=1.0)
+    #: fewer flagged devices than ``min_devices`` (at least ``few_flags_min_devices``, on one
+    #: field) open the incident of a cohort of these dimensions when so many are improbable
+    #: (at most ``few_flags_alpha``) at the rate the product's other devices were flagged over
+    #: the past ``few_flags_history_h`` (``rules.flag_rate``; [] : never)
+    few_flags_dimensions: tuple[Dimension, ...] = ("batch",)
+    few_flags_min_devices: int = Field(default=2, ge=2)
+    few_flags_alpha: float = Field(default=0.02, gt=0.0, le=1.0)
+    few_flags_history_h: float = Field(default=168.0, gt=0.0)
 
     def policy(self) -> IncidentPolicy:
         """The incident policy these keys describe."""
@@ -233,7 +241,11 @@ class IncidentsSettings(BaseModel):
                               hold_products=self.hold_products, hold_rules=self.hold_rules,
                               hold_dimensions=self.hold_dimensions,
                               flag_detectors=self.flag_detectors,
-                              offline_max_cohort_share=self.offline_max_cohort_share)
+                              offline_max_cohort_share=self.offline_max_cohort_share,
+                              few_flags_dimensions=self.few_flags_dimensions,
+                              few_flags_min_devices=self.few_flags_min_devices,
+                              few_flags_alpha=self.few_flags_alpha,
+                              few_flags_history_s=self.few_flags_history_h * 3600.0)
 
 
 class CustomersSettings(BaseModel):

@@ -66,6 +66,7 @@ from rules.db import (
     NoticeRow,
 )
 from rules.errors import CaseStateError, RuleError
+from rules.flag_rate import binomial_tail, rest_flag_rate
 from rules.messages import case_ref, incident_customer_message, incident_team_message
 from rules.registry import CustomerRegistry, DeviceMeta
 
@@ -116,6 +117,14 @@ class IncidentPolicy:
     #: cases of a device gone silent or offline make an incident only of a cohort of at most
     #: this share of the product (a region, a batch): outages hit wide cohorts by chance
     offline_max_cohort_share: float = 0.3
+    #: flags of fewer than ``min_devices`` (at least ``few_flags_min_devices``, on one field)
+    #: open the incident of a cohort of these dimensions (a production batch) when so many
+    #: are improbable, at most ``few_flags_alpha``, at the rate the product's other devices
+    #: were flagged over the past ``few_flags_history_s`` (``rules.flag_rate``; empty: never)
+    few_flags_dimensions: tuple[Dimension, ...] = ("batch",)
+    few_flags_min_devices: int = 2
+    few_flags_alpha: float = 0.02
+    few_flags_history_s: float = 7 * 86_400.0
 
     #: incidents over cohorts of these dimensions hold customer notices whatever
     #: ``customers`` says: a region whose devices move together is most often the weather (a
@@ -364,12 +373,13 @@ class IncidentBook:
             return row.id
         firmware = session.scalar(select(DeviceRow.firmware).where(
             DeviceRow.tenant == meta.tenant, DeviceRow.device_id == meta.device_id))
-        flags = session.execute(select(IncidentFlagRow.id, IncidentFlagRow.device_id).where(
+        flags = session.execute(select(IncidentFlagRow.id, IncidentFlagRow.device_id,
+                                       IncidentFlagRow.field).where(
             IncidentFlagRow.tenant == meta.tenant, IncidentFlagRow.product == meta.product,
             IncidentFlagRow.at >= at - policy.window_s, IncidentFlagRow.at <= at,
             IncidentFlagRow.detector.in_(policy.flag_detectors),
             IncidentFlagRow.incident_id.is_(None))).all()
-        flagged = {device_id for _, device_id in flags}
+        flagged = {device_id for _, device_id, _ in flags}
         reported = self._reported(session, meta.tenant, flagged)
         product_size = self.product_size(session, meta.tenant, meta.product)
         for cohort in cohorts_of(meta, firmware, policy.dimensions):
@@ -394,7 +404,10 @@ class IncidentBook:
                 self.registry.lookup(meta.tenant, d, meta.product), reported.get(d),
                 (cohort.dimension,))}
             rest = len(flagged - devices)
-            if (len(devices) < policy.min_devices or len(devices) < policy.min_share * size
+            few = len(devices) < policy.min_devices and not self._improbable_few(
+                session, meta, cohort, [(d, f) for _, d, f in flags if d in devices],
+                size, product_size, at)
+            if (few or len(devices) < policy.min_share * size
                     or (rest and product_size > size and len(devices) / max(size, 1)
                         < policy.min_lift * rest / (product_size - size))):
                 continue
@@ -412,7 +425,7 @@ class IncidentBook:
                 row = self._insert(session, meta, cohort, _FLAGGED, now, at, summary)
             incident_id = row.id
             session.execute(update(IncidentFlagRow).where(
-                IncidentFlagRow.id.in_([i for i, d in flags if d in devices] + [flag_id]))
+                IncidentFlagRow.id.in_([i for i, d, _ in flags if d in devices] + [flag_id]))
                 .values(incident_id=incident_id).execution_options(synchronize_session=False))
             # the flagged devices' cases opened since their flags, still open, join it
             cases = session.execute(select(CaseRow.id, CaseRow.device_id).where(
@@ -428,6 +441,32 @@ class IncidentBook:
                                   flagged=sorted(devices))
             return incident_id
         return None
+
+    def _improbable_few(self, session: Session, meta: DeviceMeta, cohort: Cohort,
+                        flags: Sequence[tuple[str, str]], size: int, product_size: int,
+                        at: float) -> bool:
+        """Whether ``flags`` ((device, field) of the cohort in the window), fewer devices than
+        ``min_devices``, are too many of one field for chance at the product's other devices'
+        rate of flags (``few_flags_*``)."""
+        policy = self.policy
+        if (cohort.dimension not in policy.few_flags_dimensions or size <= 0
+                or product_size <= size):  # (a cohort the registry does not size: no rate)
+            return False
+        by_field: dict[str, set[str]] = {}
+        for device_id, field in flags:
+            by_field.setdefault(field, set()).add(device_id)
+        most = max((len(d) for d in by_field.values()), default=0)
+        if most < policy.few_flags_min_devices:
+            return False
+
+        def in_cohort(device_id: str) -> bool:
+            meta_d = self.registry.lookup(meta.tenant, device_id, meta.product)
+            return cohort in cohorts_of(meta_d, None, (cohort.dimension,))
+
+        rate = rest_flag_rate(session, meta.tenant, meta.product, in_cohort,
+                              product_size - size, policy.flag_detectors, at,
+                              policy.window_s, policy.few_flags_history_s)
+        return binomial_tail(most, max(size, most), rate) <= policy.few_flags_alpha
 
     def _insert(self, session: Session, meta: DeviceMeta, cohort: Cohort, rule: str,
                 now: float, at: float, summary: str) -> IncidentRow:

@@ -83,6 +83,23 @@ Judged = tuple[int, NDArray[np.int64], NDArray[np.float64], NDArray[np.float64],
 #: due buckets a shared detector holds while it waits for other partitions; past this many
 #: the oldest is judged with what arrived (bounded memory through any stall)
 MAX_PENDING = 64
+#: members of the fleet a shared detector judges in one go (whole groups, one at least): its
+#: memory for judging a bucket, ~50 bytes each, whatever the fleet's size
+JUDGE_MEMBERS = 65_536
+
+
+def _spans_rows(lo: NDArray[np.int64], hi: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The rows of every span [lo, hi), in order.
+
+    >>> _spans_rows(np.array([0, 5]), np.array([2, 8])).tolist()
+    [0, 1, 5, 6, 7]
+    """
+    size = hi - lo
+    total = int(size.sum())
+    if not total:
+        return np.zeros(0, dtype=np.int64)
+    first = np.repeat(lo - np.concatenate([[0], np.cumsum(size)[:-1]]), size)
+    return (first + np.arange(total)).astype(np.int64)
 
 
 def label_id(label: str) -> int:
@@ -500,30 +517,100 @@ class Peer(SoADetector):
                 g, c, off, ref, warm, cw = peer_members(
                     slots, vals, a["group"], a["cohort"], a["offset"], a["n_closed"],
                     a["anchor"], a["hold"], self.warmup)
-                published = PeerSummary(g, c, vals, off, ref, warm, cw)
+                rows = PeerSummary.order(g, c)  # a summary's rows are sorted by group
+                slots, vals = slots[rows], vals[rows]
+                published = PeerSummary.of(g[rows], c[rows], vals, off[rows], ref[rows],
+                                           warm[rows], cw[rows])
                 self.share.publish(h, published)
                 self._pending[0] = (h, slots, vals, published)
             others = self.share.gather(h, force=len(self._pending) > MAX_PENDING)
             if others is None:
                 return len(self._pending)
-            union = PeerSummary.merge([published, *others])
-            m_slot = np.full(len(union), -1, dtype=np.int64)
-            m_slot[: slots.shape[0]] = slots
-            judge_members(m_slot, union.group, union.cohort, union.val, union.offset,
-                          union.reference, union.warm, union.cohort_warm, a["offset"],
-                          a["n_closed"], a["hold"], a["zs"], a["czs"], a["score"], a["cscore"],
-                          self.alpha, self.min_members, self.min_cohort, self.half_z,
-                          self.persist, self.clip, self.spread_floor)
+            self._judge_shared(slots, [published, *others])
             # the drift score's pools: over this partition's own members only (not shared)
-            local = union.warm[: slots.shape[0]]
+            local = published.warm
             a["zbucket"][slots[local]] = h
             judge_pools(h, a["ref"], a["pool"], a["zbucket"], a["zs"], a["dscore"],
                         self.drift_bar, self.drift_min, self.drift_alpha, self.min_cohort)
             if slots.shape[0]:
-                self._judged.append((h, slots, vals, a["score"][slots].copy(),
-                                     a["cscore"][slots].copy(), a["dscore"][slots].copy()))
+                by_slot = np.argsort(slots, kind="stable")  # handed on as they were collected
+                s = slots[by_slot]
+                self._judged.append((h, s, vals[by_slot], a["score"][s].copy(),
+                                     a["cscore"][s].copy(), a["dscore"][s].copy()))
             self._pending.popleft()
         return 0
+
+    def _judge_shared(self, slots: NDArray[np.int64], parts: list[PeerSummary]) -> None:
+        """Judge the groups of this partition's members (``parts[0]``, rows ``slots``) over
+        every partition's members of them (``parts``), a few groups at a time: the members of
+        the fleet are never copied into one union (at a million devices that was 210 MB a
+        bucket and partition). :func:`judge_members` judges each group on its own and whatever
+        the order of its members, so this is the one-union judging, bit for bit."""
+        mine = parts[0]
+        if not len(mine):
+            return
+        parts = [mine, *[p for p in parts[1:] if len(p)]]
+        if sum(len(p) for p in parts) <= JUDGE_MEMBERS:  # one go: the union is small
+            self._judge_union(slots, parts)
+            return
+        groups = np.unique(mine.run_group)
+        # per part, each of those groups' rows [lo, hi)
+        spans = []
+        for part in parts:
+            start = part.run_start
+            lo = start[np.searchsorted(part.run_group, groups, side="left")]
+            hi = start[np.searchsorted(part.run_group, groups, side="right")]
+            spans.append((lo, hi))
+        size = np.sum([hi - lo for lo, hi in spans], axis=0)
+        ends = np.cumsum(size)
+        g0 = 0
+        while g0 < groups.size:  # groups of at most JUDGE_MEMBERS members together (≥ one)
+            base = ends[g0 - 1] if g0 else 0
+            g1 = max(int(np.searchsorted(ends, base + JUDGE_MEMBERS, side="right")), g0 + 1)
+            self._judge_rows(slots, [(p, _spans_rows(lo[g0:g1], hi[g0:g1]))
+                                     for p, (lo, hi) in zip(parts, spans, strict=True)])
+            g0 = g1
+
+    def _judge_union(self, slots: NDArray[np.int64], parts: list[PeerSummary]) -> None:
+        """:func:`judge_members` over every member of ``parts`` at once (the first part this
+        partition's, its slots ``slots``): each array made in one go over the parts."""
+        size = np.array([len(p) for p in parts], dtype=np.int64)
+        run_size = np.concatenate([p.run_size for p in parts])
+        group = np.repeat(np.concatenate([p.run_group for p in parts]), run_size)
+        cohort = np.repeat(np.concatenate([p.run_cohort for p in parts]), run_size)
+        offset = np.concatenate([p.offset for p in parts])
+        reference = offset
+        if any(p.held.size for p in parts):
+            reference = offset.copy()
+            start = np.cumsum(size) - size
+            reference[np.concatenate([p.held + at for p, at in zip(parts, start, strict=True)])
+                      ] = np.concatenate([p.anchor for p in parts])
+        m_slot = np.full(group.size, -1, dtype=np.int64)
+        m_slot[: slots.size] = slots
+        self._judge(m_slot, group, cohort, np.concatenate([p.val for p in parts]), offset,
+                    reference, np.concatenate([p.flags for p in parts]))
+
+    def _judge_rows(self, slots: NDArray[np.int64],
+                    rows: list[tuple[PeerSummary, NDArray[np.int64]]]) -> None:
+        """:func:`judge_members` over ``rows`` (ascending) of each summary, the first one's
+        rows this partition's (its slots ``slots``)."""
+        columns = [(p.group_at(r), p.cohort_at(r), p.val[r], p.offset[r], p.reference_at(r),
+                    p.flags[r]) for p, r in rows]
+        group, cohort, val, offset, reference, flags = (np.concatenate(c)
+                                                        for c in zip(*columns, strict=True))
+        m_slot = np.full(group.size, -1, dtype=np.int64)
+        m_slot[: rows[0][1].size] = slots[rows[0][1]]
+        self._judge(m_slot, group, cohort, val, offset, reference, flags)
+
+    def _judge(self, m_slot: NDArray[np.int64], group: NDArray[np.int64],
+               cohort: NDArray[np.int64], val: NDArray[np.float64], offset: NDArray[np.float64],
+               reference: NDArray[np.float64], flags: NDArray[np.uint8]) -> None:
+        a = self._arrays
+        judge_members(m_slot, group, cohort, val, offset, reference,
+                      (flags & 1).astype(np.bool_), (flags & 2).astype(np.bool_),
+                      a["offset"], a["n_closed"], a["hold"], a["zs"],
+                      a["czs"], a["score"], a["cscore"], self.alpha, self.min_members,
+                      self.min_cohort, self.half_z, self.persist, self.clip, self.spread_floor)
 
     def take_judged(self) -> list[Judged]:
         """With a share, the buckets judged since the last call, oldest first: (bucket, this

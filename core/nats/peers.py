@@ -2,12 +2,13 @@
 
 Every partition's peer detector publishes its members of each due time bucket
 (:class:`core.detect.peer_share.PeerSummary`); a process's :class:`PeerExchange` puts them in
-``peer_bucket`` under ``b{bucket}.p{partition}.{part}of{parts}`` (a summary of more than
-``PART_MEMBERS`` members goes in several keys, below a value's 1 MiB) and watches the bucket,
-so every process's :class:`~core.detect.peer_share.PeerBoard` holds every partition's summaries
-and its partitions judge their own devices over all of them. The keys live ``peer_keep_s``: a
-process that takes a partition over replays from the partition's snapshot and finds the other
-partitions' summaries of the buckets it judges again.
+``peer_bucket`` under ``b{bucket}.p{partition}.{part}of{parts}`` (a summary larger than
+``PART_BYTES`` goes in several keys: a value is at most nats-server's ``max_payload``, 1 MiB,
+and at a million devices a partition's summary is 2.7 MB) and watches the bucket, so every
+process's :class:`~core.detect.peer_share.PeerBoard` holds every partition's summaries of the
+buckets its partitions are judging, and they judge their own devices over all of them. The
+keys live ``peer_keep_s``: a process whose partition judges a bucket its board let go (a
+partition taken over replays from its snapshot) reads that bucket's keys again.
 
 A put that fails is retried with full-jitter backoff a few times, then counted
 (``publish_failures``): the other partitions judge that bucket without it once their lateness
@@ -36,8 +37,11 @@ __all__ = ["PeerExchange", "peer_key"]
 
 _log = logging.getLogger(__name__)
 _PUT_ATTEMPTS = 6
-#: members per key: 16,384 × 42 bytes stays below a key-value value's 1 MiB (max_payload)
-PART_MEMBERS = 16_384
+#: bytes of a summary per key, at most: below a key-value value's 1 MiB (nats-server's default
+#: max_payload), with room for the message's headers
+PART_BYTES = 1_000_000
+#: buckets behind the newest a summary's parts are waited for (a publisher that died midway)
+_PARTS_KEEP = 8
 
 
 def peer_key(bucket: int, partition: int, part: int = 0, parts: int = 1) -> str:
@@ -78,7 +82,8 @@ class PeerExchange:
                  rng: random.Random | None = None) -> None:
         self.js = js
         self.cfg = cfg
-        self.board = PeerBoard(cfg.partitions, cfg.peer_wait_s, clock=clock, send=self._send)
+        self.board = PeerBoard(cfg.partitions, cfg.peer_wait_s, clock=clock, send=self._send,
+                               fetch=self._fetch)
         self._rng = rng or random.Random()
         self._kv: KeyValue | None = None
         self._watcher: KeyValue.KeyWatcher | None = None
@@ -86,6 +91,8 @@ class PeerExchange:
         self._puts: set[asyncio.Task[None]] = set()
         #: summaries read from the bucket (the process's own included)
         self.received = 0
+        #: buckets read again for a partition that judges one its board had let go
+        self.fetched = 0
         #: parts of summaries sent in several keys: (bucket, partition, parts) → part → it
         self._parts: dict[tuple[int, int, int], dict[int, PeerSummary]] = {}
         #: set whenever a summary arrives or a local partition publishes one: waiting
@@ -150,7 +157,7 @@ class PeerExchange:
                 return
             del self._parts[(bucket, partition, parts)]
             summary = PeerSummary.merge([got[i] for i in range(parts)])
-            for key in [k for k in self._parts if k[0] < bucket - self.board.keep]:
+            for key in [k for k in self._parts if k[0] < bucket - _PARTS_KEEP]:
                 del self._parts[key]  # never completed (a publisher that died midway)
         self.received += 1
         self.board.receive(partition, bucket, summary)
@@ -159,13 +166,37 @@ class PeerExchange:
     def _send(self, partition: int, bucket: int, summary: PeerSummary) -> None:
         """The board's transport: put the summary in a task of its own (the detector that
         publishes runs inside the partition worker's coroutine and must not wait)."""
-        pieces = summary.split(PART_MEMBERS)
+        pieces = summary.split(PART_BYTES)
         for i, piece in enumerate(pieces):
             task = asyncio.get_running_loop().create_task(
                 self._put(peer_key(bucket, partition, i, len(pieces)), piece.to_bytes()))
             self._puts.add(task)
             task.add_done_callback(self._puts.discard)
         self.arrived.set()  # the process's other partitions may wait for this one
+
+    def _fetch(self, bucket: int) -> None:
+        """The board's way back to a bucket it let go: its keys read again, in a task."""
+        task = asyncio.get_running_loop().create_task(self._read_bucket(bucket))
+        self._puts.add(task)
+        task.add_done_callback(self._puts.discard)
+
+    async def _read_bucket(self, bucket: int) -> None:
+        assert self._kv is not None
+        self.fetched += 1
+        try:
+            watcher = await self._kv.watch(f"b{bucket}.>")
+            try:
+                while True:
+                    entry = await watcher.updates(timeout=10.0)  # type: ignore[no-untyped-call]
+                    if entry is None:
+                        break  # all it holds
+                    self._take(entry)
+            finally:
+                with contextlib.suppress(nats.errors.Error, AttributeError):
+                    await watcher.stop()  # type: ignore[no-untyped-call]
+        except (TimeoutError, nats.errors.Error) as exc:
+            _log.warning("peer summaries: bucket %d not read again (%s)", bucket, exc)
+        self.arrived.set()  # judged with what came, once the lateness bound passes
 
     async def _put(self, key: str, value: bytes) -> None:
         assert self._kv is not None

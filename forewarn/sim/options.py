@@ -37,6 +37,10 @@ class EvalOptions:
     #: the evaluation streams batches this long (bigger is faster; notices are still timed by
     #: the agent's own 10-minute batches, see :class:`firmware_sim.fleet.Delivery`)
     batch_s: float = 6 * 3600.0
+    #: record the peer detector's flags (the fleet incidents' evidence) when a live service
+    #: would have raised them: its judgement of a bucket waits ``[peer] lag_s`` there, but
+    #: ``batch_s`` + a bucket here, where every peer's long batch covering it must be in
+    live_flags: bool = True
     imperfections: Imperfections = field(default_factory=Imperfections)
     call_model: CallModel = field(default_factory=CallModel)
     #: the service's default detector (settings [detector] keys layer over it)

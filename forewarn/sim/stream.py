@@ -6,6 +6,7 @@ nothing reads it back."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -62,11 +63,23 @@ class _SimCaseBook(CaseBook):
         self.delivery: Delivery | None = None
         #: cases opened or reopened, in order (what simulated agents judge)
         self.new_cases: list[CaseRow] = []
+        #: how much longer than a live service the peer detector waits before it judges a
+        #: bucket here (``stream_fleet``): a flag is recorded that much earlier
+        self.peer_wait_s = 0.0
 
     def record_flag(self, event: DetectorEvent, meta: DeviceMeta | None = None) -> int | None:
-        """Record ``event``'s flag at its sample's arrival, then as usual."""
+        """Record ``event``'s flag when a live service would have raised it, then as usual.
+
+        The evaluation's peer detector judges a bucket ``peer_wait_s`` later than the
+        service's (every peer's long batch covering it must be in), on the same members and
+        so with the same score: a live service, whose batches are 10 minutes long, raises the
+        flag that much sooner, at the arrival of the sample that made the bucket due there.
+        """
+        if self.peer_wait_s > 0.0:
+            event = dataclasses.replace(event, ts=event.ts - self.peer_wait_s)
         if self.delivery is not None:
-            self.sim_clock.now = _arrival_of(self.delivery, event.ts)
+            self.sim_clock.now = _arrival_of(self.delivery, event.ts + self.peer_wait_s
+                                             ) - self.peer_wait_s
         return super().record_flag(event, meta)
 
     def record_alarm(self, alarm: Alarm, meta: DeviceMeta | None = None) -> CaseOutcome:
@@ -153,6 +166,7 @@ def stream_fleet(options: EvalOptions, fleet: Fleet, traces: dict[str, TimelineT
     # batches need a longer wait than a live service's 10-minute ones (docs/detection.md)
     peer_config = options.peer.model_copy(update={
         "lag_s": max(options.peer.lag_s, options.batch_s + options.peer.bucket_s)})
+    peer_wait_s = (peer_config.lag_s - options.peer.lag_s) if options.live_flags else 0.0
     registry = _registry(fleet)
     # peers: every device of the product (as before the drift score: splitting them by the
     # registry's model and region, as the service does, raised the false cases of tuning seed
@@ -164,6 +178,7 @@ def stream_fleet(options: EvalOptions, fleet: Fleet, traces: dict[str, TimelineT
     clock = _SimClock(fleet.config.start)
     engine = connect("sqlite://")
     book = _SimCaseBook(engine, clock, registry, IncidentBook(options.incidents, registry))
+    book.peer_wait_s = peer_wait_s
     ruleset = load_rule_dir(options.rules_dir)
     rules = RulesPipeline(ruleset, book)
     updates = sorted((d.firmware_update[0], d.device_id, d.product.name, d.firmware_update[1])

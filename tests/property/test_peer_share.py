@@ -9,6 +9,7 @@ bookkeeping (who is waited for, for how long, what is counted) is table-driven.
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.detect import RobustZ
+from core.detect import RobustZ, peer
 from core.detect.peer import Peer
 from core.detect.peer_share import PeerBoard, PeerSummary
 from core.nats.worker import HandOff
@@ -45,7 +46,7 @@ def _fleet(seed: int, devices: int, buckets: int, groups: int, cohorts: int
 
 
 def _split_run(x: np.ndarray, group: list[str], cohort: list[str], owner: np.ndarray,
-               parts: int, board: PeerBoard | None, block: int
+               parts: int, board: PeerBoard | None, block: int, held: list[int] | None = None
                ) -> tuple[list[Peer], list[np.ndarray], np.ndarray]:
     """Each partition's detector over its own devices, fed block by block in turn; returns
     the detectors, each one's slots → device, and each device's highest device score."""
@@ -66,6 +67,10 @@ def _split_run(x: np.ndarray, group: list[str], cohort: list[str], owner: np.nda
                 s = det.update(np.arange(mine.size), x[start:start + block, mine],
                                t[start:start + block])
                 best[mine] = np.maximum(best[mine], s.max(axis=0))
+            if board is not None and held is not None:
+                held.append(len(board.held_buckets))
+                assert board.stats.held_bytes == sum(  # the gauge, kept as it goes
+                    s.nbytes for e in board._buckets.values() for s in e.summaries.values())
     for _ in range(64):  # the last buckets: each judged one lets the others go on
         if sum(det.judge_pending() for det in dets) == 0:
             break
@@ -74,11 +79,22 @@ def _split_run(x: np.ndarray, group: list[str], cohort: list[str], owner: np.nda
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), devices=st.integers(5, 16), parts=st.integers(2, 4),
-       groups=st.integers(1, 2), cohorts=st.integers(1, 3), block=st.integers(1, 9),
-       split_seed=st.integers(0, 10_000))
+       groups=st.integers(1, 3), cohorts=st.integers(1, 3), block=st.integers(1, 9),
+       split_seed=st.integers(0, 10_000), judge_members=st.sampled_from([1, 7, 65_536]))
 def test_split_over_partitions_learns_as_one_detector(
         seed: int, devices: int, parts: int, groups: int, cohorts: int, block: int,
-        split_seed: int) -> None:
+        split_seed: int, judge_members: int) -> None:
+    """Also with the groups judged one at a time (``JUDGE_MEMBERS`` 1) and a few at a time."""
+    judging = peer.JUDGE_MEMBERS
+    peer.JUDGE_MEMBERS = judge_members
+    try:
+        _check_split(seed, devices, parts, groups, cohorts, block, split_seed)
+    finally:
+        peer.JUDGE_MEMBERS = judging
+
+
+def _check_split(seed: int, devices: int, parts: int, groups: int, cohorts: int, block: int,
+                 split_seed: int) -> None:
     x, group, cohort = _fleet(seed, devices, 30, groups, cohorts)
     whole, _, _ = _split_run(x, group, cohort, np.zeros(devices, dtype=np.int64), 1, None, block)
     rng = np.random.default_rng(split_seed)
@@ -108,17 +124,138 @@ def test_a_small_group_split_in_two_is_judged_only_with_the_board() -> None:
     assert shared[0] > 0.8 and np.delete(shared, 0).max() < 0.5
 
 
+def _random_summary(rng: np.random.Generator, n: int, held: float) -> PeerSummary:
+    offset = rng.normal(size=n)
+    return PeerSummary.of(group=rng.integers(1, 6, n), cohort=rng.integers(1, 4, n),
+                          val=rng.normal(size=n), offset=offset,
+                          reference=np.where(rng.random(n) < held, rng.normal(size=n), offset),
+                          warm=rng.random(n) < 0.7, cohort_warm=rng.random(n) < 0.8)
+
+
+def _rows_sorted(s: PeerSummary) -> list[tuple[Any, ...]]:
+    return sorted(zip(*[c.tolist() for c in s.rows().values()], strict=True))
+
+
 def test_summaries_survive_bytes_and_merge_is_the_union() -> None:
-    a = PeerSummary.of(group=[1, 2], cohort=[3, 3], val=[0.5, -1.0], offset=[0.1, 0.2],
-                       reference=[0.0, 0.2], warm=[True, False], cohort_warm=[True, True])
+    a = PeerSummary.of(group=[2, 1], cohort=[3, 3], val=[-1.0, 0.5], offset=[0.2, 0.1],
+                       reference=[0.2, 0.0], warm=[False, True], cohort_warm=[True, True])
+    assert a.group.tolist() == [1, 2] and a.reference.tolist() == [0.0, 0.2]  # sorted by group
+    assert a.held.tolist() == [0] and a.warm.tolist() == [True, False]
     b = PeerSummary.from_bytes(a.to_bytes())
-    merged = PeerSummary.merge([a, b, PeerSummary.empty()])
-    assert len(merged) == 4
     for name in PeerSummary.COLUMNS:
         np.testing.assert_array_equal(getattr(b, name), getattr(a, name))
-        np.testing.assert_array_equal(getattr(merged, name)[2:], getattr(a, name))
+    merged = PeerSummary.merge([a, b, PeerSummary.empty()])
+    assert _rows_sorted(merged) == sorted(_rows_sorted(a) * 2)
     with pytest.raises(ValueError, match="not a peer summary"):
         PeerSummary.from_bytes(a.to_bytes()[:-3])
+    unsorted = a.to_bytes().replace(a.run_group.tobytes(), a.run_group[::-1].tobytes())
+    with pytest.raises(ValueError, match="runs covering"):  # judged by binary search
+        PeerSummary.from_bytes(unsorted)
+
+
+def test_a_summary_in_the_byte_form_before_is_read() -> None:
+    """One row per member, 42 bytes each (workers of the version before, in a rolling
+    upgrade): read as the same members."""
+    rng = np.random.default_rng(5)
+    s = _random_summary(rng, 40, 0.2)
+    columns = {"group": "<i8", "cohort": "<i8", "val": "<f8", "offset": "<f8",
+               "reference": "<f8", "warm": "|b1", "cohort_warm": "|b1"}
+    rows = s.rows()
+    header = {"n": len(s), "columns": [[k, v] for k, v in columns.items()]}
+    old = (json.dumps(header).encode() + b"\n"
+           + b"".join(np.asarray(rows[k], dtype=v).tobytes() for k, v in columns.items()))
+    back = PeerSummary.from_bytes(old)
+    for name in PeerSummary.COLUMNS:
+        np.testing.assert_array_equal(getattr(back, name), getattr(s, name))
+
+
+@pytest.mark.parametrize(("n", "held", "max_bytes"), [
+    (0, 0.0, 4_096), (1, 1.0, 4_096), (5_000, 0.0, 20_000), (5_000, 1.0, 20_000),
+    (20_000, 0.1, 1_048_576), (200_000, 0.05, 1_048_576)],
+    ids=["empty", "one", "runs", "all-held", "one-part", "many-parts"])
+def test_a_summary_split_to_fit_a_value_is_whole_again(n: int, held: float,
+                                                       max_bytes: int) -> None:
+    """A partition's summary cut to fit the KV bucket's values (nats-server's max_payload,
+    1 MiB; at a million devices a partition's summary is 2.7 MB): every part fits, and the
+    parts merged are the summary, array for array."""
+    s = _random_summary(np.random.default_rng(n), n, held)
+    parts = s.split(max_bytes)
+    assert max(len(p.to_bytes()) for p in parts) <= max_bytes
+    assert len(parts) >= -(-len(s) * 17 // max_bytes)
+    back = PeerSummary.merge([PeerSummary.from_bytes(p.to_bytes()) for p in parts])
+    for name in PeerSummary.COLUMNS:
+        np.testing.assert_array_equal(getattr(back, name), getattr(s, name), err_msg=name)
+
+
+@pytest.mark.parametrize("judge_members", [1, 40, 65_536], ids=["by-group", "few", "union"])
+def test_judging_over_summaries_is_judging_over_the_union(judge_members: int,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Members whose cohort moved (held offsets) included: judged from the summaries, a group
+    or a few at a time or all at once, the state is bit for bit the state judged over one
+    union of every member (what the detector did before the summaries were packed)."""
+    rng = np.random.default_rng(8)
+    parts = [_random_summary(rng, n, 0.3) for n in (60, 45, 0, 80)]
+    dets: list[Peer] = []
+    for _ in range(2):
+        det = Peer(capacity=60, **PARAMS)
+        det.assign(np.arange(60), [f"g{g}" for g in range(60)], ["c"] * 60)
+        state = det.state()
+        state["hold"][:] = rng.integers(0, 3, 60) if not dets else dets[0].state()["hold"]
+        state["n_closed"][:] = 5
+        det.load_state(state)
+        dets.append(det)
+    slots = rng.permutation(60)
+    monkeypatch.setattr(peer, "JUDGE_MEMBERS", judge_members)
+    dets[0]._judge_shared(slots, parts)
+    union = PeerSummary.merge(parts)  # one array per column, parts[0]'s rows where they were
+    whole = {k: np.concatenate([p.rows()[k] for p in parts]) for k in union.rows()}
+    m_slot = np.full(whole["val"].size, -1, dtype=np.int64)
+    m_slot[:60] = slots
+    a, d = dets[1]._arrays, dets[1]
+    peer.judge_members(m_slot, whole["group"], whole["cohort"], whole["val"],
+                       whole["offset"], whole["reference"], whole["warm"],
+                       whole["cohort_warm"], a["offset"], a["n_closed"], a["hold"],
+                       a["zs"], a["czs"], a["score"], a["cscore"], d.alpha, d.min_members,
+                       d.min_cohort, d.half_z, d.persist, d.clip, d.spread_floor)
+    one, other = dets[0].state(), dets[1].state()
+    assert other["score"].max() > 0 and other["cscore"].max() > 0
+    for name in _STATE:
+        np.testing.assert_array_equal(one[name], other[name], err_msg=name)
+
+
+def test_a_board_holds_only_the_buckets_still_to_judge() -> None:
+    """In step, the members of one bucket (two while the next comes in) are held, not eight."""
+    x, group, cohort = _fleet(6, 12, 30, 2, 2)
+    held: list[int] = []
+    fetched: list[int] = []  # never: nothing is let go before the last partition judged it
+    board = PeerBoard(partitions=3, wait_s=float("inf"), fetch=fetched.append)
+    _split_run(x, group, cohort, np.arange(12) % 3, 3, board, 4, held=held)
+    assert max(held) <= 2 and board.held_buckets == [] and fetched == []
+    assert board.stats.held_bytes == 0 and board.stats.buckets_fetched == 0
+    assert board.stats.buckets_partial == 0 and board.stats.buckets_gathered > 3 * 25
+
+
+def test_a_bucket_judged_again_is_fetched_again() -> None:
+    """Judged by every partition here, a bucket's members are let go (a late summary of it is
+    not held either); a partition that judges it again (taken over, replaying its snapshot)
+    has the board fetch it from the transport, and waits for it as for a late partition."""
+    clock, fetched = [0.0], list[int]()
+    board = PeerBoard(partitions=2, wait_s=10.0, clock=lambda: clock[0], fetch=fetched.append)
+    one = PeerSummary.of(group=[1], cohort=[1], val=[1.0])
+    board.publish(0, 7, one)
+    board.receive(1, 7, one)
+    assert board.gather(0, 7) == [one] and board.held_buckets == []
+    board.receive(1, 7, one)  # again (a retried put): nobody here needs it
+    assert board.held_buckets == []
+    assert board.gather(0, 7) is None and fetched == [7]
+    board.receive(0, 7, one)
+    assert board.gather(0, 7) is None  # partition 1's summary is awaited again ...
+    board.receive(1, 7, one)
+    assert board.gather(0, 7) == [one] and board.held_buckets == []  # ... and arrives
+    assert board.gather(0, 7) is None and fetched == [7, 7]
+    clock[0] = 11.0  # the transport had nothing: judged without, after the lateness bound
+    assert board.gather(0, 7) == [] and board.stats.buckets_partial == 1
+    assert board.stats.buckets_fetched == 2
 
 
 @pytest.mark.parametrize(("history", "published", "now", "force", "ready", "partial"), [
@@ -178,7 +315,9 @@ def test_buckets_waiting_for_other_partitions_survive_a_snapshot() -> None:
     x, group, cohort = _fleet(4, 10, 20, 1, 1)
     t = 900.0 * np.arange(x.shape[0], dtype=np.float64)
     mine, theirs = np.arange(0, 10, 2), np.arange(1, 10, 2)
-    board = PeerBoard(partitions=2, wait_s=float("inf"))
+    # the two owners of partition 0 judge up to its 20 waiting buckets apart; without a
+    # transport to fetch a bucket again, the board holds as many
+    board = PeerBoard(partitions=2, wait_s=float("inf"), keep=32)
     first, other = Peer(capacity=8, **PARAMS), Peer(capacity=8, **PARAMS)
     first.assign(np.arange(5), [group[d] for d in mine], [cohort[d] for d in mine])
     first.share = board.share_for(0)

@@ -55,9 +55,12 @@ def test_peer_buckets_judged_without_a_partition_are_counted() -> None:
     metrics = CoreMetrics()
     metrics.partition_stats = list
     metrics.peer_board = PeerBoardStats(buckets_gathered=7, buckets_partial=2,
-                                        partitions_missing=3, summaries_late=1)
+                                        partitions_missing=3, summaries_late=1,
+                                        buckets_fetched=4, held_bytes=1700)
     text = metrics.exposition().decode()
     assert "forewarn_peer_buckets_gathered_total 7.0" in text
     assert "forewarn_peer_buckets_partial_total 2.0" in text
     assert "forewarn_peer_partitions_missing_total 3.0" in text
     assert "forewarn_peer_summaries_late_total 1.0" in text
+    assert "forewarn_peer_buckets_fetched_total 4.0" in text
+    assert "forewarn_peer_board_bytes 1700.0" in text

@@ -241,13 +241,14 @@ def test_a_wrong_cohort_key_is_a_rule_error(key: str) -> None:
 
 # -- incidents the peer detector's flags open ---------------------------------------------------
 
-def _peer_flag(device: str, at: float) -> DetectorEvent:
-    return DetectorEvent("acme", device, "heat_pump", "vibration", "peer", at, 0.9, 3.0,
-                         "vibration is unlike its peers'")
+def _peer_flag(device: str, at: float, field: str = "vibration") -> DetectorEvent:
+    return DetectorEvent("acme", device, "heat_pump", field, "peer", at, 0.9, 3.0,
+                         f"{field} is unlike its peers'")
 
 
-def _pipeline(registry: CustomerRegistry, rules: str) -> tuple[Engine, RulesPipeline]:
-    engine, book = _book(registry)
+def _pipeline(registry: CustomerRegistry, rules: str,
+              **policy: object) -> tuple[Engine, RulesPipeline]:
+    engine, book = _book(registry, **policy)
     return engine, RulesPipeline(parse_rules(rules), book, registry=registry)
 
 
@@ -266,8 +267,10 @@ def test_flags_of_a_cohort_open_its_incident_before_its_cases() -> None:
     """Three devices of batch B17 flagged unlike their peers (the events core hands the rules
     pipeline) open the batch's incident; the team hears once, no customer yet. Their own
     cases join it later, each customer hears once, and a case of the same rule of another
-    B17 device joins too; a device of another batch does not."""
-    engine, pipeline = _pipeline(_registry(["2.5.3"] * 10, BATCHES), WEAR)
+    B17 device joins too; a device of another batch does not. (The count rule alone: in so
+    small a fleet two flags of B17 would be improbable, below.)"""
+    engine, pipeline = _pipeline(_registry(["2.5.3"] * 10, BATCHES), WEAR,
+                                 few_flags_dimensions=())
     for i in range(3):  # healthy readings, each batch carrying one device's peer flag
         pipeline.handle(_scored(f"hp-{i}", i * H, 0.1, (_peer_flag(f"hp-{i}", i * H),)))
     assert _incidents(engine) == [("heat_pump/batch=B17", "unlike_peers", [])]
@@ -303,13 +306,46 @@ def test_flags_of_a_cohort_open_its_incident_before_its_cases() -> None:
 ])
 def test_which_flags_make_an_incident(batches: list[str], flagged: list[str],
                                       expected: list[tuple[str, str, list[str]]]) -> None:
-    engine, book = _book(_registry(["2.5.3"] * 10, batches))
+    """The count of flagged devices (``min_devices`` and the lift), without the rate test of
+    a few flags (below)."""
+    engine, book = _book(_registry(["2.5.3"] * 10, batches), few_flags_dimensions=())
     for i, device in enumerate(flagged):
         book.record_flag(_peer_flag(device, i * H))
     assert _incidents(engine) == expected
     if expected:
         with Session(engine) as session:
             assert session.scalars(select(IncidentRow.devices)).one() == len(flagged)
+    engine.dispose()
+
+
+#: batch B17 is ten of the forty pumps; the other thirty come from six batches of five
+FEW_BATCHES = ["B17"] * 10 + [f"B{i}" for i in range(6) for _ in range(5)]
+_VIB, _TEMP = "vibration", "motor_temp"
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    pytest.param([("hp-0", 100, _VIB), ("hp-1", 101, _VIB)], ["heat_pump/batch=B17"],
+                 id="two-of-a-batch-on-one-field-the-product-quiet-for-a-week"),
+    pytest.param([("hp-0", 100, _VIB), ("hp-1", 101, _TEMP)], [],
+                 id="two-on-different-fields"),
+    pytest.param([("hp-0", 100, _VIB), ("hp-1", 130, _VIB)], [], id="a-day-and-more-apart"),
+    pytest.param([(f"hp-{10 + 5 * i}", 10 + 10 * i, _VIB) for i in range(6)]
+                 + [("hp-0", 150, _VIB), ("hp-1", 151, _VIB)], [],
+                 id="the-product-s-other-pumps-flagged-six-times-this-week"),
+    pytest.param([(f"hp-{10 + 5 * i}", 10 + 10 * i, _VIB) for i in range(6)]
+                 + [("hp-0", 250, _VIB), ("hp-1", 251, _VIB)], ["heat_pump/batch=B17"],
+                 id="the-same-more-than-a-week-before"),
+])
+def test_two_flags_of_a_batch_make_its_incident_when_improbable(
+        flags: list[tuple[str, float, str]], expected: list[str]) -> None:
+    """Two devices of a batch flagged on one field within the window open the batch's
+    incident when two of its ten are improbable (``few_flags_alpha``) at the rate the
+    product's other devices were flagged over the past week: 1 in 211 device-days (none
+    flagged) gives 0.001, 7 in 211 (six flagged) 0.04."""
+    engine, book = _book(_registry(["2.5.3"] * 40, FEW_BATCHES))
+    for device, at_h, field in flags:
+        book.record_flag(_peer_flag(device, at_h * H, field))
+    assert [cohort for cohort, _, _ in _incidents(engine)] == expected
     engine.dispose()
 
 

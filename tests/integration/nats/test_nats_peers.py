@@ -26,9 +26,10 @@ import pytest
 import core.nats.peers
 from core.detect import RobustZ
 from core.detect.peer import Peer
-from core.detect.peer_share import PeerBoard
+from core.detect.peer_share import PeerBoard, PeerSummary
 from core.events import ScoredBatch
 from core.nats import NatsConfig, NatsEngine, ensure_stream
+from core.nats.peers import PeerExchange
 from core.pipeline import CorePipeline
 from core.store.base import TimeSeriesStore
 from core.store.embedded import EmbeddedStore
@@ -141,9 +142,9 @@ async def _publish(cfg: NatsConfig, tenant: str) -> None:
 
 def test_a_peer_group_split_over_partitions_flags_the_device_leaving_it(
         nats_server: NatsServer, unique_tenant: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # each partition's ten members (two pumps × five fields) go in three keys: the assembly of
-    # a large partition's summary from parts runs too
-    monkeypatch.setattr(core.nats.peers, "PART_MEMBERS", 4)
+    # each partition's ten members (two pumps × five fields, 41 bytes each) go in several
+    # keys: the assembly of a large partition's summary from parts runs too
+    monkeypatch.setattr(core.nats.peers, "PART_BYTES", 2_048 + 100)
     split = Counter(device_partition(_config(nats_server, unique_tenant, True), unique_tenant,
                                      f"d{i:04d}") for i in range(DEVICES))
     assert max(split.values()) * 2 < MIN_MEMBERS  # not even one worker's share judges alone
@@ -183,3 +184,51 @@ def test_a_partition_nobody_runs_is_waited_for_once_then_judged_without(
     stats = engines[0].peers.board.stats
     assert (stats.buckets_partial, stats.partitions_missing) == (2, 4)
     assert stats.buckets_gathered >= 2 * (ROUNDS - 4)  # the rest, judged over both
+
+
+def test_a_bucket_let_go_is_read_again_from_the_key_value_bucket(
+        nats_server: NatsServer, unique_tenant: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process lets a bucket's members go once its partitions judged it; a partition that
+    judges it again (taken over, replaying) gets every partition's summary back from the
+    key-value bucket, a summary of several keys whole again."""
+    monkeypatch.setattr(core.nats.peers, "PART_BYTES", 4_096)
+    cfg = _config(nats_server, unique_tenant, True).model_copy(
+        update={"partitions": 2, "peer_wait_s": 30.0})
+    rng = np.random.default_rng(2)
+    theirs = PeerSummary.of(group=rng.integers(1, 9, 500), cohort=rng.integers(1, 4, 500),
+                            val=rng.normal(size=500), offset=rng.normal(size=500),
+                            warm=rng.random(500) < 0.5)
+    ours = PeerSummary.of(group=[1], cohort=[1], val=[0.5])
+
+    async def gathered(exchange: PeerExchange) -> list[PeerSummary]:
+        deadline = time.monotonic() + 10
+        while (got := exchange.board.gather(0, 7)) is None:
+            assert time.monotonic() < deadline
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(exchange.arrived.wait(), 1.0)
+            exchange.arrived.clear()
+        return got
+
+    async def main() -> tuple[list[PeerSummary], list[PeerSummary], list[int], int]:
+        nc = await nats.connect(cfg.url)
+        here, there = PeerExchange(nc.jetstream(), cfg), PeerExchange(nc.jetstream(), cfg)
+        try:
+            await here.start()
+            await there.start()
+            there.board.publish(1, 7, theirs)  # in 5 keys
+            here.board.publish(0, 7, ours)
+            first = await gathered(here)
+            held = here.board.held_buckets
+            again = await gathered(here)
+            return first, again, held, here.fetched
+        finally:
+            await here.close()
+            await there.close()
+            await nc.close()
+
+    first, again, held, fetched = asyncio.run(main())
+    assert held == [] and fetched == 1
+    for got in (first, again):
+        assert len(got) == 1
+        for name in PeerSummary.COLUMNS:
+            np.testing.assert_array_equal(getattr(got[0], name), getattr(theirs, name))

@@ -358,17 +358,22 @@ class IncidentBook:
         if not policy.enabled or detector not in policy.flag_detectors:
             return None
         row = self._open_incident_of(session, meta.tenant, meta.device_id)
+        flag_id: int | None = None
         if row is None and session.scalar(select(CaseRow.id).where(
                 CaseRow.tenant == meta.tenant, CaseRow.device_id == meta.device_id,
                 CaseRow.status != "resolved", CaseRow.opened_at <= at).limit(1)) is not None:
             # its own open case explains it (a fault of its own, found sooner by its rules):
-            # no evidence of a cohort's (the peer rules are inhibited the same way)
-            return None
-        flag_id = session.execute(insert(IncidentFlagRow).values(
-            tenant=meta.tenant, product=meta.product, device_id=meta.device_id,
-            detector=detector, field=field, at=at,
-            incident_id=None if row is None else row.id).returning(IncidentFlagRow.id)
-            ).scalar_one()
+            # the flag is no evidence of a cohort's (the peer rules are inhibited the same
+            # way); but a case of the same field opened within the window is the same
+            # symptom, which counts once, by the case, in a few flags' tally (below)
+            if meta.device_id not in self._cased(session, meta, field, at):
+                return None
+        else:
+            flag_id = session.execute(insert(IncidentFlagRow).values(
+                tenant=meta.tenant, product=meta.product, device_id=meta.device_id,
+                detector=detector, field=field, at=at,
+                incident_id=None if row is None else row.id).returning(IncidentFlagRow.id)
+                ).scalar_one()
         if row is not None:
             return row.id
         firmware = session.scalar(select(DeviceRow.firmware).where(
@@ -394,6 +399,8 @@ class IncidentBook:
                 row = session.scalar(select(IncidentRow).where(
                     IncidentRow.status == "open", IncidentRow.tenant == meta.tenant,
                     IncidentRow.cohort == cohort.key).order_by(IncidentRow.id).limit(1))
+            if row is not None and flag_id is None:
+                return None  # (its case is its own, as before: no flag to join)
             if row is not None:  # the cohort's incident is open: the device joins it
                 session.execute(update(IncidentFlagRow).where(IncidentFlagRow.id == flag_id)
                                 .values(incident_id=row.id)
@@ -404,9 +411,24 @@ class IncidentBook:
                 self.registry.lookup(meta.tenant, d, meta.product), reported.get(d),
                 (cohort.dimension,))}
             rest = len(flagged - devices)
-            few = len(devices) < policy.min_devices and not self._improbable_few(
-                session, meta, cohort, [(d, f) for _, d, f in flags if d in devices],
-                size, product_size, at)
+            if len(devices) < policy.min_devices:
+                # a few flags: beside at least one device counted by its flag, the devices
+                # of the cohort with an open case of a flagged field, opened within the
+                # window and in no incident, count too (once, by their case: a flag of
+                # theirs is not recorded), as do the product's others in the lift; cases
+                # alone are the cases' count to make (``link``, ``min_devices``)
+                fields = {f for _, d, f in flags if d in devices} | {field}
+                cased = {d: f for f in fields for d in self._cased(session, meta, f, at)}
+                by_case = {d for d in cased if d not in devices and cohort in cohorts_of(
+                    self.registry.lookup(meta.tenant, d, meta.product), None,
+                    (cohort.dimension,))} if devices else set()
+                few = not self._improbable_few(
+                    session, meta, cohort, [(d, f) for _, d, f in flags if d in devices]
+                    + [(d, cased[d]) for d in by_case], size, product_size, at)
+                devices |= by_case
+                rest = len((flagged | set(cased)) - devices)
+            else:
+                few = False
             if (few or len(devices) < policy.min_share * size
                     or (rest and product_size > size and len(devices) / max(size, 1)
                         < policy.min_lift * rest / (product_size - size))):
@@ -425,7 +447,8 @@ class IncidentBook:
                 row = self._insert(session, meta, cohort, _FLAGGED, now, at, summary)
             incident_id = row.id
             session.execute(update(IncidentFlagRow).where(
-                IncidentFlagRow.id.in_([i for i, d, _ in flags if d in devices] + [flag_id]))
+                IncidentFlagRow.id.in_([i for i, d, _ in flags if d in devices]
+                                       + ([] if flag_id is None else [flag_id])))
                 .values(incident_id=incident_id).execution_options(synchronize_session=False))
             # the flagged devices' cases opened since their flags, still open, join it
             cases = session.execute(select(CaseRow.id, CaseRow.device_id).where(
@@ -467,6 +490,15 @@ class IncidentBook:
                               product_size - size, policy.flag_detectors, at,
                               policy.window_s, policy.few_flags_history_s)
         return binomial_tail(most, max(size, most), rate) <= policy.few_flags_alpha
+
+    def _cased(self, session: Session, meta: DeviceMeta, field: str, at: float) -> set[str]:
+        """The devices of ``meta``'s product with an open case of ``field`` opened within the
+        window before ``at`` and in no incident (the same symptom as a flag of ``field``)."""
+        return set(session.scalars(select(CaseRow.device_id).where(
+            CaseRow.tenant == meta.tenant, CaseRow.product == meta.product,
+            CaseRow.field == field, CaseRow.status != "resolved",
+            CaseRow.opened_at >= at - self.policy.window_s, CaseRow.opened_at <= at,
+            CaseRow.id.not_in(select(IncidentCaseRow.case_id)))))
 
     def _insert(self, session: Session, meta: DeviceMeta, cohort: Cohort, rule: str,
                 now: float, at: float, summary: str) -> IncidentRow:

@@ -365,6 +365,48 @@ def test_a_flag_of_a_device_whose_own_case_is_open_is_no_cohort_evidence() -> No
     engine2.dispose()
 
 
+def _wear_case(device: str, at_h: float, field: str = _VIB) -> Alarm:
+    return Alarm(RULES["compressor"], "acme", device, "heat_pump", at_h * H - 600.0, at_h * H,
+                 field, 0.95, 1.2)
+
+
+@pytest.mark.parametrize(("events", "expected"), [
+    pytest.param([("case", "hp-0", 100, _VIB), ("flag", "hp-1", 101, _VIB)],
+                 [("heat_pump/batch=B17", "unlike_peers", ["hp-0"])],
+                 id="a-case-then-another-device-s-flag"),
+    pytest.param([("flag", "hp-1", 100, _VIB), ("case", "hp-0", 100.5, _VIB),
+                  ("flag", "hp-0", 101, _VIB)],
+                 [("heat_pump/batch=B17", "unlike_peers", ["hp-0"])],
+                 id="a-flag-then-a-case-whose-device-is-flagged-after-it"),
+    pytest.param([("case", "hp-0", 100, _TEMP), ("flag", "hp-1", 101, _VIB),
+                  ("flag", "hp-0", 101.5, _VIB)], [], id="the-case-of-another-field"),
+    pytest.param([("case", "hp-0", 100, _VIB), ("flag", "hp-1", 130, _VIB)], [],
+                 id="the-case-a-day-and-more-before"),
+    pytest.param([("flag", "hp-0", 99, _VIB), ("case", "hp-0", 100, _VIB),
+                  ("flag", "hp-0", 101, _VIB)], [], id="one-device-flagged-and-cased-counts-once"),
+    pytest.param([("case", "hp-10", 100, _VIB), ("flag", "hp-1", 101, _VIB)], [],
+                 id="the-case-of-another-batch"),
+    pytest.param([("case", "hp-0", 100, _VIB), ("case", "hp-1", 100.5, _VIB),
+                  ("flag", "hp-0", 101, _VIB)], [], id="cases-with-no-device-counted-by-a-flag"),
+])
+def test_a_device_with_a_case_of_the_flagged_field_counts_once_in_a_few_flags_tally(
+        events: list[tuple[str, str, float, str]],
+        expected: list[tuple[str, str, list[str]]]) -> None:
+    """A batch device whose case of the same field opened first (its flag is its case's, not
+    recorded) is still the batch's evidence: it counts once, by its case, with another
+    device's flag; its case joins the incident. A case of another field, or more than a window
+    before, or of another batch does not count, a device flagged and cased is one, and cases
+    alone (with a flag of a device of theirs) are the cases' to count (``min_devices``)."""
+    engine, book = _book(_registry(["2.5.3"] * 40, FEW_BATCHES))
+    for kind, device, at_h, field in events:
+        if kind == "case":
+            book.record_alarm(_wear_case(device, at_h, field))
+        else:
+            book.record_flag(_peer_flag(device, at_h * H, field))
+    assert _incidents(engine) == expected
+    engine.dispose()
+
+
 def test_devices_gone_offline_together_make_an_incident_only_of_a_narrow_cohort() -> None:
     """Silent devices of one model (half the product) are chance; of one batch, a cause."""
     offline = Rule(name="offline", no_data=7200.0, notify_customer=False)

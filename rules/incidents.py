@@ -411,7 +411,10 @@ class IncidentBook:
                 self.registry.lookup(meta.tenant, d, meta.product), reported.get(d),
                 (cohort.dimension,))}
             rest = len(flagged - devices)
-            if len(devices) < policy.min_devices:
+            if (len(devices) < policy.min_devices
+                    and cohort.dimension not in policy.few_flags_dimensions):
+                few = True  # (a few flags make no incident of this dimension)
+            elif len(devices) < policy.min_devices:
                 # a few flags: beside at least one device counted by its flag, the devices
                 # of the cohort with an open case of a flagged field, opened within the
                 # window and in no incident, count too (once, by their case: a flag of

@@ -48,7 +48,7 @@ the team hears of hp-2 and hp-3 only in the incident's one notice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -67,7 +67,12 @@ from rules.db import (
 )
 from rules.errors import CaseStateError, RuleError
 from rules.flag_rate import binomial_tail, rest_flag_rate
-from rules.messages import case_ref, incident_customer_message, incident_team_message
+from rules.messages import (
+    case_ref,
+    incident_cohort_message,
+    incident_customer_message,
+    incident_team_message,
+)
 from rules.registry import CustomerRegistry, DeviceMeta
 
 __all__ = [
@@ -319,7 +324,8 @@ class IncidentBook:
                 # a model's open incident, at least half of whose devices are this cohort's
                 # (it reached the model's threshold first): the same cause, told once; it
                 # becomes this cohort's incident and this cluster joins it
-                row = self._absorb(session, absorbed, meta, cohort, rule, summary, now)
+                row = self._absorb(session, absorbed, meta, cohort, rule, summary, now,
+                                   devices)
             else:
                 row = self._insert(session, meta, cohort, rule, now, at, summary)
             # the members' other cases of the window (other rules, the same fault) join too;
@@ -445,7 +451,7 @@ class IncidentBook:
                 # a model's open incident, at least half of whose devices are the batch's:
                 # the flags are the same cause; it becomes the batch's (of its own rule)
                 row = self._absorb(session, absorbed, meta, cohort, absorbed.rule, summary,
-                                   now)
+                                   now, devices)
             else:
                 row = self._insert(session, meta, cohort, _FLAGGED, now, at, summary)
             incident_id = row.id
@@ -525,17 +531,42 @@ class IncidentBook:
                         < policy.min_lift * rest / (product_size - size)))
 
     def _absorb(self, session: Session, absorbed: IncidentRow, meta: DeviceMeta,
-                cohort: Cohort, rule: str, summary: str, now: float) -> IncidentRow:
+                cohort: Cohort, rule: str, summary: str, now: float,
+                cluster: Collection[str]) -> IncidentRow:
         """Make the open incident ``absorbed`` (a model's) ``cohort``'s incident of ``rule``
-        from ``now`` (its ``cohort_at``: the team knew of a model's incident before)."""
+        from ``now`` (its ``cohort_at``: the team knew of a model's incident before), and tell
+        the team so once: the cause is now known (``cluster``: the cohort's devices that
+        showed it, about to join)."""
+        was = absorbed.cohort
         session.execute(update(IncidentRow).where(IncidentRow.id == absorbed.id).values(
             cohort=cohort.key, rule=rule, open_key=_open_key(meta.tenant, cohort, rule),
             cohort_at=now,
-            summary=f"{summary}; was {absorbed.cohort}",
+            summary=f"{summary}; was {was}",
             customer_policy=self.policy.customer_policy(meta.product, rule, cohort.dimension))
             .execution_options(synchronize_session=False))
         session.refresh(absorbed)
+        self._cohort_notice(session, absorbed, was, summary, cluster, now)
         return absorbed
+
+    def _cohort_notice(self, session: Session, row: IncidentRow, was: str, why: str,
+                       cluster: Collection[str], now: float) -> None:
+        """The team's one notice that ``row``, opened as ``was``'s incident, is now its
+        cohort's (``kind = cohort``; customers hear nothing more: they were told of the
+        incident, not of its cohort). Once per incident, whatever re-runs: its key."""
+        key = f"incident-{row.id}-team-cohort"
+        if session.scalar(select(NoticeRow.id).where(NoticeRow.idempotency_key == key)):
+            return
+        devices = set(cluster) | set(session.scalars(union(
+            select(IncidentCaseRow.device_id).where(IncidentCaseRow.incident_id == row.id),
+            select(IncidentFlagRow.device_id).where(IncidentFlagRow.incident_id == row.id))))
+        subject, body = incident_cohort_message(
+            incident_ref(row.id), was, row.cohort, row.rule, len(devices), row.opened_at, why,
+            row.customer_policy)
+        session.execute(insert(NoticeRow).values(
+            case_id=None, tenant=row.tenant, device_id="", audience="team", kind="cohort",
+            customer_id="", channel=self._team_channel, recipient=self._team_recipient,
+            idempotency_key=key, subject=subject, body=body, status="pending", attempts=0,
+            next_attempt_at=0.0, last_error=None, created_at=now))
 
     def _broad_of(self, session: Session, meta: DeviceMeta,
                   cohort: Cohort) -> IncidentRow | None:

@@ -29,8 +29,9 @@ from rules.catalogue import LANGUAGES, translations
 from rules.evaluate import Alarm
 from rules.timeparse import zone
 
-__all__ = ["GLOSSARY", "case_ref", "customer_message", "incident_customer_message",
-           "incident_team_message", "team_message", "update_message"]
+__all__ = ["GLOSSARY", "case_ref", "customer_message", "incident_cohort_message",
+           "incident_customer_message", "incident_team_message", "team_message",
+           "update_message"]
 
 
 def _term(context: str, key: str) -> str:
@@ -184,6 +185,11 @@ def incident_customer_message(incident_id: int, product: str, device_id: str,
     return subject.format(product=word), body
 
 
+def _customers(policy: str) -> str:
+    return ("each gets one message" if policy == "message"
+            else "held until a person decides (forewarn incidents decide)")
+
+
 def incident_team_message(incident_ref: str, severity: str, cohort: str, rule: str,
                           cases: list[tuple[str, str]], customers: str) -> tuple[str, str]:
     """Subject and body of the team's one notice of a fleet incident; ``cases``: (case
@@ -191,7 +197,17 @@ def incident_team_message(incident_ref: str, severity: str, cohort: str, rule: s
     devices = len({device for _, device in cases})
     body = _env(_TEAM_LANGUAGE).get_template("incident_team.txt.j2").render(
         incident_ref=incident_ref, severity=severity, n_devices=devices, cohort=cohort,
-        rule=rule, cases=cases,
-        customers=("each gets one message" if customers == "message"
-                   else "held until a person decides (forewarn incidents decide)"))
+        rule=rule, cases=cases, customers=_customers(customers))
     return f"[{severity}] {incident_ref} {cohort}: {devices} devices, {rule}", body
+
+
+def incident_cohort_message(incident_ref: str, was: str, cohort: str, rule: str,
+                            devices: int, opened_at: float, why: str,
+                            customers: str) -> tuple[str, str]:
+    """Subject and body of the team's notice that an open incident, opened as a model's
+    (``was``), is now a narrower ``cohort``'s (a release, a batch, a region): its cause.
+    ``devices``: the incident's devices now; ``why``: the cohort's cluster that showed it."""
+    body = _env(_TEAM_LANGUAGE).get_template("incident_cohort_team.txt.j2").render(
+        incident_ref=incident_ref, was=was, cohort=cohort, rule=rule, n_devices=devices,
+        opened=_when(opened_at), why=why, customers=_customers(customers))
+    return f"{incident_ref} is now {cohort}'s incident: {devices} devices, {rule}", body

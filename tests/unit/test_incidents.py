@@ -800,6 +800,103 @@ def test_an_absorbed_incident_is_the_release_s_from_when_it_absorbed(
     assert (view["opened_at"], view["cohort_at"]) == (2 * H, 5 * H)
 
 
+def _release_and_models() -> CustomerRegistry:
+    return registry_from_dict({"customers": [{"id": f"c{i}"} for i in range(10)],
+                               "devices": {f"hp-{i}": {
+                                   "customer": f"c{i}", "product": "heat_pump",
+                                   "firmware": NEW[i],
+                                   "model": "A" if i in (0, 1, 5, 6) else "B"}
+                                   for i in range(10)}})
+
+
+def _cohort_notices(engine: Engine) -> list[NoticeRow]:
+    with Session(engine) as session:
+        return list(session.scalars(select(NoticeRow).where(NoticeRow.kind == "cohort")))
+
+
+def test_the_team_hears_once_that_the_model_s_incident_is_the_release_s(
+        tmp_path: Path) -> None:
+    """Model A's incident (hp-0, hp-1, hp-5) told the team of model A; when the release's
+    cluster absorbs it, the team gets one more notice, that it is 2.6.0's now and how many
+    devices it has, and no customer hears anything of it. A restart that records the same
+    alarms again, or the absorption run again, queues no second one."""
+    registry = _release_and_models()
+    url = f"sqlite:///{tmp_path / 'cases.db'}"
+    engine = connect(url)
+    now = [0.0]
+    book = CaseBook(engine, clock=lambda: now[0], registry=registry,
+                    incidents=IncidentBook(IncidentPolicy(), registry))
+    order = ("hp-0", "hp-1", "hp-5", "hp-2", "hp-3", "hp-4")
+    for i, device in enumerate(order[:-1]):
+        now[0] = i * H
+        book.record_alarm(_alarm(device, i * H))
+    assert _cohort_notices(engine) == []
+    told = _customer_messages(engine)
+    now[0] = 5 * H
+    book.record_alarm(_alarm("hp-4", 5 * H))  # the release's third: it absorbs model A's
+    [notice] = _cohort_notices(engine)
+    assert (notice.audience, notice.idempotency_key, notice.status, notice.tenant) == (
+        "team", "incident-1-team-cohort", "pending", "acme")
+    assert notice.subject == ("INC-1 is now heat_pump/firmware=2.6.0's incident: "
+                              "6 devices, compressor")
+    assert ("opened 1970-01-01 02:00 UTC as cohort heat_pump/model=A's, is now cohort "
+            "heat_pump/firmware=2.6.0's, rule compressor: 6 devices." in notice.body)
+    assert "Why: 3 of 5 devices of heat_pump/firmware=2.6.0 opened compressor" in notice.body
+    # the customers: only hp-4's own case told its customer, as without the notice
+    assert _customer_messages(engine) == told + Counter({"hp-4": 1})
+    with Session(engine) as session:
+        assert session.scalars(select(NoticeRow.kind).where(
+            NoticeRow.audience == "customer").distinct()).all() in (
+            ["opened"], ["opened", "incident"], ["incident", "opened"])
+    assert [n.kind for n in IncidentBook.notices(engine, 1)].count("cohort") == 1
+    engine.dispose()
+
+    # a restart records the same alarms again: nothing new
+    engine = connect(url)
+    book = CaseBook(engine, clock=lambda: 6 * H, registry=registry,
+                    incidents=IncidentBook(IncidentPolicy(), registry))
+    for i, device in enumerate(order):
+        book.record_alarm(_alarm(device, i * H))
+    assert len(_cohort_notices(engine)) == 1
+    # the absorption itself run again (a retried transaction): its key holds
+    incidents = IncidentBook(IncidentPolicy(), registry)
+    meta = registry.lookup("acme", "hp-4", "heat_pump")
+    with Session(engine) as session:
+        row = session.get(IncidentRow, 1)
+        assert row is not None
+        incidents._absorb(session, row, meta, Cohort.parse("heat_pump/firmware=2.6.0"),
+                          "compressor", "again", 7 * H, {"hp-4"})
+        session.commit()
+    assert [n.subject for n in _cohort_notices(engine)] == [notice.subject]
+    assert _customer_messages(engine) == told + Counter({"hp-4": 1})
+    engine.dispose()
+
+
+def test_the_team_hears_once_that_the_model_s_incident_is_the_batch_s() -> None:
+    """The batch's flags absorb model A's incident (at hp-3's, two flagged pumps of B17 being
+    improbable for chance): one notice to the team, naming the batch and the incident's five
+    devices then (three with cases, two flagged); hp-4's flag, joining, tells nobody."""
+    registry = registry_from_dict({"customers": [{"id": f"c{i}"} for i in range(10)],
+                                   "devices": {f"hp-{i}": {
+                                       "customer": f"c{i}", "product": "heat_pump",
+                                       "batch": "B17" if i < 5 else f"B{i}",
+                                       "model": "A" if i in (0, 1, 5, 6) else "B"}
+                                       for i in range(10)}})
+    engine, book = _book(registry)
+    for i, device in enumerate(("hp-0", "hp-1", "hp-5")):
+        book.record_alarm(_alarm(device, i * H))
+    told = _customer_messages(engine)
+    book.record_flag(_peer_flag("hp-2", 4 * H))
+    assert _cohort_notices(engine) == []
+    for i, device in enumerate(("hp-3", "hp-4")):
+        book.record_flag(_peer_flag(device, (5 + i) * H))
+        [notice] = _cohort_notices(engine)
+        assert notice.subject == ("INC-1 is now heat_pump/batch=B17's incident: 5 devices, "
+                                  "compressor")
+    assert _customer_messages(engine) == told
+    engine.dispose()
+
+
 def test_a_model_s_incident_of_another_rule_takes_no_case_by_a_member_s_second_fault() -> None:
     """Model B's ``compressor`` incident (three north or east pumps) holds hp-5's later
     ``pressure`` case (its device is in it); hp-0, a south pump of model B, then opens a

@@ -747,15 +747,7 @@ def test_a_batch_s_flags_absorb_the_model_incident_its_pumps_opened_first() -> N
     """Two B17 pumps of model A and another model A pump open cases first: model A stands
     out, the batch (two) not. Three more B17 pumps flagged unlike their peers are the batch's
     worn part: the model's incident becomes the batch's, no second incident or team notice."""
-    registry = registry_from_dict({"customers": [{"id": f"c{i}"} for i in range(10)],
-                                   "devices": {f"hp-{i}": {
-                                       "customer": f"c{i}", "product": "heat_pump",
-                                       "batch": "B17" if i < 5 else f"B{i}",
-                                       "model": "A" if i in (0, 1, 5, 6) else "B"}
-                                       for i in range(10)}})
-    engine, book = _book(registry)
-    for i, device in enumerate(("hp-0", "hp-1", "hp-5")):
-        book.record_alarm(_alarm(device, i * H))
+    engine, book = _model_a_incident_of_b17_pumps()
     for i, device in enumerate(("hp-2", "hp-3", "hp-4")):
         book.record_flag(_peer_flag(device, (4 + i) * H))
     assert _incidents(engine) == [("heat_pump/batch=B17", "compressor",
@@ -876,15 +868,7 @@ def test_the_team_hears_once_that_the_model_s_incident_is_the_batch_s() -> None:
     """The batch's flags absorb model A's incident (at hp-3's, two flagged pumps of B17 being
     improbable for chance): one notice to the team, naming the batch and the incident's five
     devices then (three with cases, two flagged); hp-4's flag, joining, tells nobody."""
-    registry = registry_from_dict({"customers": [{"id": f"c{i}"} for i in range(10)],
-                                   "devices": {f"hp-{i}": {
-                                       "customer": f"c{i}", "product": "heat_pump",
-                                       "batch": "B17" if i < 5 else f"B{i}",
-                                       "model": "A" if i in (0, 1, 5, 6) else "B"}
-                                       for i in range(10)}})
-    engine, book = _book(registry)
-    for i, device in enumerate(("hp-0", "hp-1", "hp-5")):
-        book.record_alarm(_alarm(device, i * H))
+    engine, book = _model_a_incident_of_b17_pumps()
     told = _customer_messages(engine)
     book.record_flag(_peer_flag("hp-2", 4 * H))
     assert _cohort_notices(engine) == []
@@ -987,3 +971,18 @@ def test_a_region_does_not_absorb_a_model_s_incident_by_the_pumps_that_joined_it
         ("heat_pump/region=south", "compressor", ["hp-3", "hp-4", "hp-5"])]
     _invariants(engine)
     engine.dispose()
+
+
+def _model_a_incident_of_b17_pumps() -> tuple[Engine, CaseBook]:
+    """Ten heat pumps, hp-0…hp-4 of batch B17, hp-0, hp-1, hp-5 and hp-6 of model A; the cases
+    of hp-0, hp-1 and hp-5 (an hour apart) open model A's incident."""
+    registry = registry_from_dict({"customers": [{"id": f"c{i}"} for i in range(10)],
+                                   "devices": {f"hp-{i}": {
+                                       "customer": f"c{i}", "product": "heat_pump",
+                                       "batch": "B17" if i < 5 else f"B{i}",
+                                       "model": "A" if i in (0, 1, 5, 6) else "B"}
+                                       for i in range(10)}})
+    engine, book = _book(registry)
+    for i, device in enumerate(("hp-0", "hp-1", "hp-5")):
+        book.record_alarm(_alarm(device, i * H))
+    return engine, book

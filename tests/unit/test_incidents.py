@@ -711,12 +711,7 @@ def test_a_release_absorbs_the_model_incident_its_devices_opened_first() -> None
     """Two 2.6.0 pumps of model A and a 2.5.3 one open cases first: model A stands out, the
     release (two) not yet. Three more 2.6.0 pumps then make the release's cluster: one
     release, one incident, the model's becomes the release's (the team is told once)."""
-    registry = registry_from_dict({"customers": [{"id": f"c{i}"} for i in range(10)],
-                                   "devices": {f"hp-{i}": {
-                                       "customer": f"c{i}", "product": "heat_pump",
-                                       "firmware": NEW[i],
-                                       "model": "A" if i in (0, 1, 5, 6) else "B"}
-                                       for i in range(10)}})
+    registry = _release_and_models()
     engine, book = _book(registry)
     for i, device in enumerate(("hp-0", "hp-1", "hp-5", "hp-2", "hp-3", "hp-4")):
         book.record_alarm(_alarm(device, i * H))
@@ -765,12 +760,7 @@ def test_an_absorbed_incident_is_the_release_s_from_when_it_absorbed(
     when the release's cluster absorbed it (hour 5): ``cohort_at`` says when it became the
     release's, and ``incidents show`` prints it; an incident opened as its cohort's has
     ``cohort_at == opened_at``."""
-    registry = registry_from_dict({"customers": [{"id": f"c{i}"} for i in range(10)],
-                                   "devices": {f"hp-{i}": {
-                                       "customer": f"c{i}", "product": "heat_pump",
-                                       "firmware": NEW[i],
-                                       "model": "A" if i in (0, 1, 5, 6) else "B"}
-                                       for i in range(10)}})
+    registry = _release_and_models()
     url = f"sqlite:///{tmp_path / 'cases.db'}"
     engine = connect(url)
     now = [0.0]

@@ -637,10 +637,6 @@ async def _keep_bridging(run: Callable[[], Awaitable[None]],
         await asyncio.sleep(full_jitter(attempt, 0.5, 30.0, rng))
 
 
-async def _cancelled(task: asyncio.Task[None]) -> None:
-    await cancel_and_wait([task])
-
-
 def leased_ownership(settings: Settings) -> bool:
     """Whether the workers own partitions by lease: ``[nats] ownership = "lease"`` (the
     default) and no static ``[core] owned_partitions``."""
@@ -695,7 +691,7 @@ async def run_supervised(settings: Settings, partitions: list[int], worker_argv:
             assert cases is not None
             bridge = await stack.enter_async_context(make_bridge(settings, cases))
             bridging = asyncio.create_task(_keep_bridging(bridge.run), name="ingest bridge")
-            stack.push_async_callback(_cancelled, bridging)
+            stack.push_async_callback(cancel_and_wait, [bridging])
         else:
             # off by default: devices may reach the stream straight through nats-server's
             # MQTT listener, where a bridge subscribed through [mqtt] would put every message

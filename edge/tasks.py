@@ -9,7 +9,8 @@ cancelled just as its subscription was acknowledged went on reading messages, an
 
 :func:`cancel_and_wait` cancels, gives the tasks ``grace_s`` to end (their own clean-up, a
 graceful MQTT disconnect, is not interrupted), then cancels whatever still runs again, every
-``retry_s``, until everything has ended. Every shutdown path in the tree ends its tasks with it.
+``retry_s``, until everything has ended. The shutdowns of tasks that wait on aiomqtt or nats-py
+(core's service loop, the NATS engine and bridge, the edge uplink, the demo) use it.
 
 >>> import asyncio
 >>> async def swallowed_once() -> str:
